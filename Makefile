@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip --disable-pip-version-check
+DEMO   ?= demo
+PATIENTS ?= 12
+# PyRadiomics is the test oracle of the PyRadiomics-compatible mode; its sdist
+# needs numpy at build time, hence --no-build-isolation.
+ORACLE  = pyradiomics==3.0.1
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q numpy versioneer setuptools wheel
+	$(PIP) install -q --no-build-isolation "$(ORACLE)"
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	RADFLOW_PSEUDONYM_KEY=$${RADFLOW_PSEUDONYM_KEY:-radflow-demo-key} $(VENV)/bin/radflow demo --out $(DEMO) --patients $(PATIENTS)
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache
