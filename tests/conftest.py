@@ -1,0 +1,32 @@
+"""Fixtures shared by the whole test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: ../shared beside the checkout (CI clones main with shared/ beside it);
+#: RADFLOW_SHARED overrides it.
+SHARED = Path(os.environ.get("RADFLOW_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared``; tests that need it skip with the reason when it is absent."""
+    if not (SHARED / "ibsi" / "README.md").is_file():
+        pytest.skip(f"IBSI reference data not found at {SHARED} (set RADFLOW_SHARED)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def ibsi_dir(shared_dir) -> Path:
+    return shared_dir / "ibsi"
+
+
+@pytest.fixture(autouse=True)
+def _pseudonym_key(monkeypatch):
+    """A fixed pseudonymisation key, so no test touches the user's key file."""
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
