@@ -39,7 +39,7 @@ Setting the key
 ---------------
 :func:`load_key` looks, in this order, at
 
-1. an explicit key file (``radflow ... --pseudonym-key-file PATH``);
+1. an explicit key file (``radflow ingest ... --key-file PATH``);
 2. the environment variable ``RADFLOW_PSEUDONYM_KEY`` (the key text itself);
 3. the environment variable ``RADFLOW_PSEUDONYM_KEY_FILE`` (a path to a key file);
 4. the per-user key file ``$XDG_CONFIG_HOME/radflow/pseudonym.key``
@@ -239,7 +239,8 @@ def _read_key_file(path: Path) -> bytes:
     except FileNotFoundError:
         raise InputError(path, "pseudonymisation key file does not exist") from None
     except OSError as exc:
-        raise InputError(path, f"cannot read the pseudonymisation key file ({exc.strerror})") from None
+        reason = f"cannot read the pseudonymisation key file ({exc.strerror})"
+        raise InputError(path, reason) from None
     lines = data.strip().splitlines()
     key = lines[0].strip() if lines else b""
     if not key:
@@ -249,14 +250,15 @@ def _read_key_file(path: Path) -> bytes:
             path, f"pseudonymisation key is {len(key)} bytes long; use at least {MIN_KEY_BYTES}"
         )
     if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        logger.warning("pseudonymisation key file %s is readable by other users: chmod 600 it", path)
+        logger.warning("pseudonymisation key file %s is readable by other users: chmod 600", path)
     return key
 
 
 def _create_key_file(path: Path) -> None:
     """Write a new random key to `path`, unless another process gets there first."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    # Named like radflow.store.atomic's temporaries, which readers ignore.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:
