@@ -232,3 +232,15 @@ def test_empty_env_settings_are_errors(no_env_key, monkeypatch):
     monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY_FILE", " ")
     with pytest.raises(SettingsError, match="RADFLOW_PSEUDONYM_KEY_FILE is set"):
         load_key()
+
+
+def test_concurrent_creation_keeps_the_first_key(no_env_key):
+    """A worker that lost the race to create the key file must not replace it."""
+    from radflow.io.pseudonym import _create_key_file
+
+    path = default_key_path()
+    _create_key_file(path)
+    first = path.read_bytes()
+    _create_key_file(path)  # as if it had checked for the file before the first one wrote it
+    assert path.read_bytes() == first
+    assert [p.name for p in path.parent.iterdir()] == ["pseudonym.key"]
