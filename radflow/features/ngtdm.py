@@ -1,0 +1,208 @@
+"""Neighbouring Grey Tone Difference Matrix (NGTDM) features, as PyRadiomics 3.0.1.
+
+For every ROI voxel of grey level :math:`i`, :math:`\\bar{A}` is the mean grey
+level of its neighbours: the ROI voxels at one of the Chebyshev distances
+``distances`` (both directions; with ``force2d`` only within the slice). Per
+grey level the matrix holds :math:`n_i`, the number of ROI voxels, and
+:math:`s_i = \\sum |i - \\bar{A}|` over them. As in PyRadiomics' C code, a
+voxel with no neighbour in the ROI still counts in :math:`n_i` and adds 0 to
+:math:`s_i`.
+
+Notation: :math:`N_{v,p} = \\sum_i n_i`, :math:`p_i = n_i / N_{v,p}`,
+:math:`N_{g,p}` the number of grey levels present; sums run over the grey
+levels present (:math:`p_i > 0`).
+
+Features (PyRadiomics name: formula):
+
+- Coarseness: :math:`1 / \\sum_i p_i s_i`, or :math:`10^6` when the sum is 0
+  (a flat ROI).
+- Contrast: :math:`\\left(\\frac{1}{N_{g,p}(N_{g,p}-1)} \\sum_{i,j} p_i p_j (i-j)^2\\right)
+  \\left(\\frac{1}{N_{v,p}} \\sum_i s_i\\right)`, 0 when :math:`N_{g,p} = 1`.
+- Busyness: :math:`\\sum_i p_i s_i / \\sum_{i,j} |i p_i - j p_j|`, 0 when the
+  denominator is 0.
+- Complexity: :math:`\\frac{1}{N_{v,p}} \\sum_{i,j} |i-j| \\frac{p_i s_i + p_j s_j}{p_i + p_j}`
+- Strength: :math:`\\sum_{i,j} (p_i + p_j)(i-j)^2 / \\sum_i s_i`, 0 when
+  :math:`\\sum_i s_i = 0`.
+
+References
+----------
+Amadasun M., King R. (1989) Textural features corresponding to textural
+properties. IEEE Trans. Syst. Man Cybern. 19(5): 1264-1274.
+https://doi.org/10.1109/21.44046
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numba
+import numpy as np
+
+from radflow.features._directions import offsets
+from radflow.features.glszm import _flat_offsets, _padded_roi, _requested_features
+from radflow.features.registry import Feature
+
+FAMILY = "ngtdm"
+
+FEATURES = (
+    Feature("Coarseness", FAMILY, "QCDE"),
+    Feature("Contrast", FAMILY, "65HE"),
+    Feature("Busyness", FAMILY, "NQ30"),
+    Feature("Complexity", FAMILY, "HDEZ"),
+    Feature("Strength", FAMILY, "1X9X"),
+)
+
+#: PyRadiomics' Coarseness of a ROI without grey-tone differences.
+COARSENESS_FLAT = 1e6
+
+
+@numba.njit(cache=True)
+def _tone_differences(index, levels, flat_offsets):
+    """Voxel count n and summed |level - neighbourhood mean| s per level index.
+
+    ``index`` is raveled, -1 outside the ROI, with a margin of -1 at least as
+    wide as the longest offset.
+    """
+    counts = np.zeros(levels.shape[0], np.int64)
+    sums = np.zeros(levels.shape[0], np.float64)
+    for i in range(index.shape[0]):
+        li = index[i]
+        if li < 0:
+            continue
+        n_neighbours = 0
+        total = 0.0
+        for a in range(flat_offsets.shape[0]):
+            lj = index[i + flat_offsets[a]]
+            if lj >= 0:
+                n_neighbours += 1
+                total += levels[lj]
+        counts[li] += 1
+        if n_neighbours > 0:
+            sums[li] += abs(levels[li] - total / n_neighbours)
+    return counts, sums
+
+
+def tone_difference_matrix(binned, mask, *, distances=(1,), force2d=False, force2d_dimension=0):
+    """The NGTDM over the grey levels present in the ROI.
+
+    Parameters
+    ----------
+    binned, mask, distances, force2d, force2d_dimension
+        As for :func:`compute`.
+
+    Returns
+    -------
+    counts : ndarray of float64, shape (N_g,)
+        :math:`n_i`, ROI voxels per grey level.
+    sums : ndarray of float64, shape (N_g,)
+        :math:`s_i`, summed absolute differences to the neighbourhood mean.
+    levels : ndarray of float64, shape (N_g,)
+        The grey levels.
+    """
+    neighbours = offsets(distances, bool(force2d), force2d_dimension, bidirectional=True)
+    index, levels = _padded_roi(binned, mask, int(np.abs(neighbours).max(initial=0)))
+    counts, sums = _tone_differences(index.ravel(), levels, _flat_offsets(neighbours, index.shape))
+    return counts.astype(np.float64), sums, levels.astype(np.float64)
+
+
+class _Coefficients:
+    """The matrix and the sums every feature starts from (PyRadiomics' names)."""
+
+    def __init__(self, counts, sums, levels):
+        self.Nvp = counts.sum()
+        self.p = counts / self.Nvp
+        self.s = sums
+        self.i = levels
+        self.Ngp = levels.size
+
+
+def _coarseness(c):
+    total = np.sum(c.p * c.s)
+    return 1.0 / total if total != 0 else COARSENESS_FLAT
+
+
+def _contrast(c):
+    pairs = c.Ngp * (c.Ngp - 1)
+    if pairs == 0:
+        return 0.0
+    spread = np.sum(c.p[:, None] * c.p * (c.i[:, None] - c.i) ** 2)
+    return spread * np.sum(c.s) / c.Nvp / pairs
+
+
+def _busyness(c):
+    weighted = c.i * c.p
+    denominator = np.sum(np.abs(weighted[:, None] - weighted))
+    return np.sum(c.p * c.s) / denominator if denominator != 0 else 0.0
+
+
+def _complexity(c):
+    ps = c.p * c.s
+    terms = np.abs(c.i[:, None] - c.i) * (ps[:, None] + ps) / (c.p[:, None] + c.p)
+    return np.sum(terms) / c.Nvp
+
+
+def _strength(c):
+    total = np.sum(c.s)
+    if total == 0:
+        return 0.0
+    return np.sum((c.p[:, None] + c.p) * (c.i[:, None] - c.i) ** 2) / total
+
+
+_FORMULAS: dict[str, Callable[[_Coefficients], float]] = {
+    "Coarseness": _coarseness,
+    "Contrast": _contrast,
+    "Busyness": _busyness,
+    "Complexity": _complexity,
+    "Strength": _strength,
+}
+
+
+def compute(
+    binned,
+    mask,
+    *,
+    distances: Iterable[int] = (1,),
+    force2d: bool = False,
+    force2d_dimension: int = 0,
+    features: Iterable[str] | None = None,
+) -> dict[str, float]:
+    """NGTDM features of one ROI, as PyRadiomics' ``RadiomicsNGTDM``.
+
+    Parameters
+    ----------
+    binned : ndarray of int, shape (Z, Y, X)
+        Discretised image (``sitk.GetArrayFromImage`` order), grey levels
+        >= 1 inside the ROI; values outside the ROI are ignored. Cropped or
+        not, the result is the same.
+    mask : ndarray of bool or 0/1 int, shape (Z, Y, X)
+        The ROI, non-empty.
+    distances : sequence of int
+        Chebyshev distances of the neighbours, voxels (PyRadiomics
+        ``distances``).
+    force2d : bool
+        Neighbours within the slice only (PyRadiomics ``force2D``).
+    force2d_dimension : {0, 1, 2}
+        Axis across which slices are taken: 0 = z (axial), 1 = y, 2 = x.
+    features : iterable of str, optional
+        Names to compute (see ``FEATURES``); default all.
+
+    Returns
+    -------
+    dict of str to float
+        Feature values keyed by PyRadiomics name (dimensionless, grey levels
+        in bins); formulas in the module docstring.
+
+    Raises
+    ------
+    InputError
+        Bad array (shape, dtype, empty ROI, grey level < 1).
+    SettingsError
+        Bad setting or unknown feature name.
+    """
+    names = _requested_features(features, FEATURES, FAMILY)
+    coefficients = _Coefficients(
+        *tone_difference_matrix(
+            binned, mask, distances=distances, force2d=force2d, force2d_dimension=force2d_dimension
+        )
+    )
+    return {name: float(_FORMULAS[name](coefficients)) for name in names}
