@@ -17,7 +17,18 @@ import numpy as np
 
 from radflow.errors import InputError, SettingsError
 
-__all__ = ["offsets", "roi_levels"]
+__all__ = [
+    "WEIGHTING_NORMS",
+    "check_feature_names",
+    "check_spacing",
+    "check_weighting_norm",
+    "offset_lengths_mm",
+    "offsets",
+    "roi_levels",
+]
+
+#: PyRadiomics' ``weightingNorm`` values (None: no weighting, one matrix per offset).
+WEIGHTING_NORMS = (None, "manhattan", "euclidean", "infinity", "no_weighting")
 
 
 def offsets(
@@ -79,6 +90,73 @@ def offsets(
             raise SettingsError(f"size_zyx must be 3 positive ints, got {size_zyx!r}")
     fixed = int(force2d_dimension) if force2d else -1
     return _offsets(dists, fixed, bool(bidirectional), size).copy()
+
+
+def offset_lengths_mm(offsets_zyx, spacing_zyx, norm: str) -> np.ndarray:
+    """Length of each offset in mm under a PyRadiomics ``weightingNorm``.
+
+    Parameters
+    ----------
+    offsets_zyx : ndarray of int, shape (n, 3)
+        Offsets from :func:`offsets`.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm, (z, y, x) order.
+    norm : {"manhattan", "euclidean", "infinity", "no_weighting"}
+        ``"no_weighting"`` gives 1 for every offset (the matrices are then
+        summed unweighted).
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        ``sum |a| s`` (manhattan), ``sqrt(sum (|a| s)^2)`` (euclidean),
+        ``max |a| s`` (infinity), in mm.
+    """
+    steps_mm = np.abs(np.asarray(offsets_zyx, dtype=np.float64)) * check_spacing(spacing_zyx)
+    if norm == "manhattan":
+        return steps_mm.sum(axis=1)
+    if norm == "euclidean":
+        return np.sqrt((steps_mm**2).sum(axis=1))
+    if norm == "infinity":
+        return steps_mm.max(axis=1)
+    if check_weighting_norm(norm) == "no_weighting":
+        return np.ones(len(steps_mm))
+    raise SettingsError("weighting_norm None gives no offset lengths; weight only when a norm is set")
+
+
+def check_weighting_norm(norm):
+    """Return ``norm`` if it is a PyRadiomics ``weightingNorm``, else raise SettingsError."""
+    if norm not in WEIGHTING_NORMS:
+        raise SettingsError(
+            f"weighting_norm must be one of {', '.join(map(repr, WEIGHTING_NORMS))}, got {norm!r}"
+        )
+    return norm
+
+
+def check_spacing(spacing_zyx) -> np.ndarray:
+    """Voxel spacing as float64 (z, y, x) in mm; SettingsError unless 3 positive finite numbers."""
+    try:
+        spacing = np.asarray(spacing_zyx, dtype=np.float64)
+    except (TypeError, ValueError):
+        spacing = np.empty(0)
+    if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise SettingsError(f"spacing_zyx must be 3 positive voxel sizes in mm, (z, y, x) order; got {spacing_zyx!r}")
+    return spacing
+
+
+def check_feature_names(features, valid, family: str) -> list[str]:
+    """The requested feature names (all of ``valid`` when ``features`` is None).
+
+    Raises SettingsError naming the unknown names and listing the valid ones.
+    """
+    if features is None:
+        return list(valid)
+    names = [features] if isinstance(features, str) else list(features)
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise SettingsError(
+            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
+        )
+    return names
 
 
 def _check_distances(distances) -> tuple[int, ...]:

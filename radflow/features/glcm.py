@@ -1,0 +1,493 @@
+r"""Grey Level Co-occurrence Matrix (GLCM) features, as PyRadiomics 3.0.1 computes them.
+
+For each offset :math:`\mathbf{a}` (13 in 3D at distance 1, see
+:func:`radflow.features._directions.offsets`), :math:`\mathbf{P}(i, j)`
+counts the ROI voxels of grey level :math:`i` whose neighbour at
+:math:`\mathbf{a}` lies in the ROI with grey level :math:`j`. As in
+PyRadiomics: grey levels absent from the ROI get no row or column; the
+matrix is made symmetrical (:math:`\mathbf{P} + \mathbf{P}^T`) unless
+``symmetric=False``; with a ``weighting_norm`` the matrices are summed with
+weights :math:`w = e^{-\|\mathbf{a}\|^2}` (offset length in mm) into one;
+offsets with an empty matrix are dropped (unless only one matrix is left);
+each matrix is normalised, :math:`p = \mathbf{P} / \sum \mathbf{P}`, and
+each feature is computed per matrix and averaged over them (NaN values are
+skipped, like ``numpy.nanmean``).
+
+Notation: :math:`i, j` are grey levels (bin numbers), :math:`N_g` the
+highest grey level in the ROI, :math:`p_x(i) = \sum_j p(i,j)`,
+:math:`p_y(j) = \sum_i p(i,j)`, :math:`\mu_x = \sum_i i\,p_x(i)`,
+:math:`\mu_y = \sum_j j\,p_y(j)`, :math:`\sigma_x, \sigma_y` their standard
+deviations, :math:`p_{x+y}(k) = \sum_{i+j=k} p(i,j)`,
+:math:`p_{x-y}(k) = \sum_{|i-j|=k} p(i,j)`, :math:`\epsilon` the float64
+machine epsilon, :math:`HX = -\sum_i p_x \log_2(p_x+\epsilon)`,
+:math:`HY` likewise, :math:`HXY = -\sum p \log_2(p+\epsilon)`,
+:math:`HXY1 = -\sum p(i,j) \log_2(p_x(i) p_y(j)+\epsilon)`,
+:math:`HXY2 = -\sum p_x(i) p_y(j) \log_2(p_x(i) p_y(j)+\epsilon)`.
+Each feature's formula is in the docstring of its function below.
+
+References
+----------
+Haralick RM, Shanmugam K, Dinstein I. Textural features for image
+classification. IEEE Trans Syst Man Cybern 1973;3(6):610-621.
+doi:10.1109/TSMC.1973.4309314
+
+van Griethuysen JJM et al. Computational radiomics system to decode the
+radiographic phenotype. Cancer Res 2017;77(21):e104-e107.
+doi:10.1158/0008-5472.CAN-17-0339
+
+Zwanenburg A et al. The Image Biomarker Standardization Initiative.
+Radiology 2020;295(2):328-338. doi:10.1148/radiol.2020191145
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import numba
+import numpy as np
+
+from radflow.errors import SettingsError
+from radflow.features._directions import (
+    check_feature_names,
+    check_weighting_norm,
+    offset_lengths_mm,
+    offsets,
+    roi_levels,
+)
+from radflow.features.registry import Feature
+
+__all__ = ["FEATURES", "compute", "cooccurrence"]
+
+_EPS = np.spacing(1)
+
+
+@numba.njit(cache=True)
+def _count_pairs(index, offsets_zyx, out):
+    # index: int32 (z, y, x), level position or -1 outside the ROI.
+    # out: float64 (n_offsets, n_levels, n_levels), zeroed; counts added.
+    nz, ny, nx = index.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                i = index[z, y, x]
+                if i < 0:
+                    continue
+                for a in range(offsets_zyx.shape[0]):
+                    zz = z + offsets_zyx[a, 0]
+                    yy = y + offsets_zyx[a, 1]
+                    xx = x + offsets_zyx[a, 2]
+                    if 0 <= zz < nz and 0 <= yy < ny and 0 <= xx < nx:
+                        j = index[zz, yy, xx]
+                        if j >= 0:
+                            out[a, i, j] += 1.0
+
+
+def cooccurrence(binned, mask, *, distances=(1,), force2d=False, force2d_dimension=0):
+    """Raw (asymmetric, unnormalised) co-occurrence counts, one matrix per offset.
+
+    Parameters
+    ----------
+    binned : ndarray of int, shape (z, y, x)
+        Discretised image: grey levels >= 1 inside the ROI.
+    mask : ndarray of bool or {0, 1} int, shape (z, y, x)
+        ROI mask.
+    distances : sequence of int
+        Neighbour distances in voxels (infinity norm).
+    force2d : bool
+        Only offsets within planes normal to axis ``force2d_dimension``.
+    force2d_dimension : {0, 1, 2}
+        Axis of the (z, y, x) array held fixed (0: axial slices).
+
+    Returns
+    -------
+    counts : ndarray of float64, shape (n_offsets, n_levels, n_levels)
+        ``counts[a, i, j]``: voxels of grey level ``levels[i]`` whose
+        neighbour at ``offsets_zyx[a]`` is in the ROI with level ``levels[j]``.
+    levels : ndarray of int64, shape (n_levels,)
+        Grey levels present in the ROI, ascending.
+    offsets_zyx : ndarray of int64, shape (n_offsets, 3)
+        The offsets, in PyRadiomics' angle order.
+    """
+    index, levels = roi_levels(binned, mask)
+    offsets_zyx = offsets(distances, bool(force2d), force2d_dimension, False)
+    counts = np.zeros((len(offsets_zyx), len(levels), len(levels)))
+    _count_pairs(index, offsets_zyx, counts)
+    return counts, levels, offsets_zyx
+
+
+class _Matrices:
+    """Normalised GLCMs (n_angles, N, N) and the sums features share, computed on demand."""
+
+    def __init__(self, p, levels):
+        self.p = p
+        self.g = levels.astype(np.float64)
+        self.ng = int(levels[-1])  # highest grey level in the ROI, PyRadiomics' Ng
+
+    @cached_property
+    def px(self):
+        return self.p.sum(axis=2)
+
+    @cached_property
+    def py(self):
+        return self.p.sum(axis=1)
+
+    @cached_property
+    def ux(self):
+        return self.px @ self.g
+
+    @cached_property
+    def uy(self):
+        return self.py @ self.g
+
+    def _by_level_pairs(self, keys, n_keys):
+        # sum of p(i, j) over the pairs (i, j) with keys[i, j] == k, per angle
+        n_angles = self.p.shape[0]
+        flat = (keys.ravel()[None, :] + n_keys * np.arange(n_angles)[:, None]).ravel()
+        return np.bincount(flat, weights=self.p.ravel(), minlength=n_angles * n_keys).reshape(n_angles, n_keys)
+
+    @cached_property
+    def k_sum(self):
+        return np.arange(2, 2 * self.ng + 1, dtype=np.float64)
+
+    @cached_property
+    def p_sum(self):
+        keys = (self.g[:, None] + self.g[None, :]).astype(np.int64) - 2
+        return self._by_level_pairs(keys, len(self.k_sum))
+
+    @cached_property
+    def k_diff(self):
+        return np.arange(self.ng, dtype=np.float64)
+
+    @cached_property
+    def p_diff(self):
+        keys = np.abs(self.g[:, None] - self.g[None, :]).astype(np.int64)
+        return self._by_level_pairs(keys, len(self.k_diff))
+
+    @cached_property
+    def hxy(self):
+        return -np.sum(self.p * np.log2(self.p + _EPS), axis=(1, 2))
+
+    @cached_property
+    def hx(self):
+        return -np.sum(self.px * np.log2(self.px + _EPS), axis=1)
+
+    @cached_property
+    def hy(self):
+        return -np.sum(self.py * np.log2(self.py + _EPS), axis=1)
+
+    @cached_property
+    def pxpy(self):
+        return self.px[:, :, None] * self.py[:, None, :]
+
+    @cached_property
+    def log_pxpy(self):
+        return np.log2(self.pxpy + _EPS)
+
+    def sum_moment(self, power):
+        centre = (self.ux + self.uy)[:, None]
+        return np.sum(self.p_sum * (self.k_sum[None, :] - centre) ** power, axis=1)
+
+
+# Each function returns the per-angle values of one feature.
+
+
+def _autocorrelation(m):
+    r"""Autocorrelation: :math:`\sum_{i,j} p(i,j)\,i\,j`."""
+    return np.einsum("aij,i,j->a", m.p, m.g, m.g)
+
+
+def _joint_average(m):
+    r"""Joint Average: :math:`\mu_x = \sum_{i,j} p(i,j)\,i` (averaged with mean, not nanmean)."""
+    return m.ux
+
+
+def _cluster_prominence(m):
+    r"""Cluster Prominence: :math:`\sum_{i,j} (i+j-\mu_x-\mu_y)^4 p(i,j)`."""
+    return m.sum_moment(4)
+
+
+def _cluster_shade(m):
+    r"""Cluster Shade: :math:`\sum_{i,j} (i+j-\mu_x-\mu_y)^3 p(i,j)`."""
+    return m.sum_moment(3)
+
+
+def _cluster_tendency(m):
+    r"""Cluster Tendency: :math:`\sum_{i,j} (i+j-\mu_x-\mu_y)^2 p(i,j)`."""
+    return m.sum_moment(2)
+
+
+def _contrast(m):
+    r"""Contrast: :math:`\sum_{i,j} (i-j)^2 p(i,j)`."""
+    return m.p_diff @ m.k_diff**2
+
+
+def _correlation(m):
+    r"""Correlation: :math:`\frac{\sum_{i,j} p(i,j)(i-\mu_x)(j-\mu_y)}{\sigma_x \sigma_y + \epsilon}`, 1 where :math:`\sigma_x \sigma_y = 0`."""
+    dx = m.g[None, :] - m.ux[:, None]
+    dy = m.g[None, :] - m.uy[:, None]
+    sigx = np.sqrt(np.sum(m.px * dx**2, axis=1))
+    sigy = np.sqrt(np.sum(m.py * dy**2, axis=1))
+    corm = np.einsum("aij,ai,aj->a", m.p, dx, dy)
+    corr = corm / (sigx * sigy + _EPS)
+    corr[sigx * sigy == 0] = 1.0
+    return corr
+
+
+def _difference_average(m):
+    r"""Difference Average: :math:`DA = \sum_k k\,p_{x-y}(k)`."""
+    return m.p_diff @ m.k_diff
+
+
+def _difference_entropy(m):
+    r"""Difference Entropy: :math:`-\sum_k p_{x-y}(k) \log_2(p_{x-y}(k)+\epsilon)`."""
+    return -np.sum(m.p_diff * np.log2(m.p_diff + _EPS), axis=1)
+
+
+def _difference_variance(m):
+    r"""Difference Variance: :math:`\sum_k (k-DA)^2 p_{x-y}(k)`."""
+    da = _difference_average(m)
+    return np.sum(m.p_diff * (m.k_diff[None, :] - da[:, None]) ** 2, axis=1)
+
+
+def _dissimilarity(m):
+    r"""Dissimilarity (deprecated): :math:`\sum_{i,j} |i-j|\,p(i,j)`, equal to Difference Average.
+
+    PyRadiomics computes no value for it; radflow returns the value.
+    """
+    return _difference_average(m)
+
+
+def _joint_energy(m):
+    r"""Joint Energy (angular second moment): :math:`\sum_{i,j} p(i,j)^2`."""
+    return np.einsum("aij,aij->a", m.p, m.p)
+
+
+def _joint_entropy(m):
+    r"""Joint Entropy: :math:`HXY = -\sum_{i,j} p(i,j) \log_2(p(i,j)+\epsilon)`."""
+    return m.hxy
+
+
+def _homogeneity1(m):
+    r"""Homogeneity 1 (deprecated): :math:`\sum_{i,j} \frac{p(i,j)}{1+|i-j|}`, equal to Id.
+
+    PyRadiomics computes no value for it; radflow returns the value.
+    """
+    return _id(m)
+
+
+def _homogeneity2(m):
+    r"""Homogeneity 2 (deprecated): :math:`\sum_{i,j} \frac{p(i,j)}{1+|i-j|^2}`, equal to Idm.
+
+    PyRadiomics computes no value for it; radflow returns the value.
+    """
+    return _idm(m)
+
+
+def _imc1(m):
+    r"""Informational Measure of Correlation 1: :math:`\frac{HXY-HXY1}{\max(HX, HY)}`, 0 where the maximum is 0."""
+    hxy1 = -np.sum(m.p * m.log_pxpy, axis=(1, 2))
+    div = np.fmax(m.hx, m.hy)
+    imc1 = m.hxy - hxy1
+    nonzero = div != 0
+    imc1[nonzero] /= div[nonzero]
+    imc1[~nonzero] = 0.0
+    return imc1
+
+
+def _imc2(m):
+    r"""Informational Measure of Correlation 2: :math:`\sqrt{1-e^{-2(HXY2-HXY)}}`, 0 where :math:`HXY2 = HXY`."""
+    hxy2 = -np.sum(m.pxpy * m.log_pxpy, axis=(1, 2))
+    with np.errstate(invalid="ignore"):  # a round-off negative radicand gives NaN, as in PyRadiomics
+        imc2 = np.sqrt(1 - np.power(np.e, -2 * (hxy2 - m.hxy)))
+    imc2[hxy2 == m.hxy] = 0.0
+    return imc2
+
+
+def _idm(m):
+    r"""Inverse Difference Moment: :math:`\sum_k \frac{p_{x-y}(k)}{1+k^2}`."""
+    return m.p_diff @ (1 / (1 + m.k_diff**2))
+
+
+def _mcc(m):
+    r"""Maximal Correlation Coefficient: :math:`\sqrt{\lambda_2(Q)}`, second largest eigenvalue of
+    :math:`Q(i,j) = \sum_k \frac{p(i,k)\,p(j,k)}{p_x(i)\,p_y(k)+\epsilon}`; 1 when a single grey level.
+    """
+    n_angles, n, _ = m.p.shape
+    if np.isnan(m.p).any():  # PyRadiomics' eigvals fails on NaN and it records NaN
+        return np.full(n_angles, np.nan)
+    if n < 2:
+        return np.ones(1)
+    weighted = m.p / (m.px[:, :, None] * m.py[:, None, :] + _EPS)
+    q = weighted @ m.p.transpose(0, 2, 1)
+    eigenvalues = np.sort(np.linalg.eigvals(q), axis=-1)  # complex: ordered by real, then imaginary part
+    return np.sqrt(eigenvalues[:, -2])
+
+
+def _idmn(m):
+    r"""Inverse Difference Moment Normalized: :math:`\sum_k \frac{p_{x-y}(k)}{1+k^2/N_g^2}`."""
+    return m.p_diff @ (1 / (1 + m.k_diff**2 / m.ng**2))
+
+
+def _id(m):
+    r"""Inverse Difference: :math:`\sum_k \frac{p_{x-y}(k)}{1+k}`."""
+    return m.p_diff @ (1 / (1 + m.k_diff))
+
+
+def _idn(m):
+    r"""Inverse Difference Normalized: :math:`\sum_k \frac{p_{x-y}(k)}{1+k/N_g}`."""
+    return m.p_diff @ (1 / (1 + m.k_diff / m.ng))
+
+
+def _inverse_variance(m):
+    r"""Inverse Variance: :math:`\sum_{k \ge 1} \frac{p_{x-y}(k)}{k^2}`."""
+    return m.p_diff[:, 1:] @ (1 / m.k_diff[1:] ** 2)
+
+
+def _maximum_probability(m):
+    r"""Maximum Probability (joint maximum): :math:`\max_{i,j} p(i,j)`."""
+    return m.p.max(axis=(1, 2))
+
+
+def _sum_average(m):
+    r"""Sum Average: :math:`SA = \sum_k k\,p_{x+y}(k)`."""
+    return m.p_sum @ m.k_sum
+
+
+def _sum_entropy(m):
+    r"""Sum Entropy: :math:`-\sum_k p_{x+y}(k) \log_2(p_{x+y}(k)+\epsilon)`."""
+    return -np.sum(m.p_sum * np.log2(m.p_sum + _EPS), axis=1)
+
+
+def _sum_variance(m):
+    r"""Sum Variance (deprecated): :math:`\sum_k (k-SA)^2 p_{x+y}(k)`, equal to Cluster Tendency.
+
+    PyRadiomics computes no value for it; radflow returns the value.
+    """
+    sa = _sum_average(m)
+    return np.sum(m.p_sum * (m.k_sum[None, :] - sa[:, None]) ** 2, axis=1)
+
+
+def _sum_squares(m):
+    r"""Sum of Squares (joint variance): :math:`\sum_{i,j} (i-\mu_x)^2 p(i,j)`."""
+    return np.sum(m.px * (m.g[None, :] - m.ux[:, None]) ** 2, axis=1)
+
+
+# name -> (per-angle function, IBSI id, default). Order: PyRadiomics' documentation.
+_DEFINITIONS = {
+    "Autocorrelation": (_autocorrelation, "QWB0", True),
+    "JointAverage": (_joint_average, "60VM", True),
+    "ClusterProminence": (_cluster_prominence, "AE86", True),
+    "ClusterShade": (_cluster_shade, "7NFM", True),
+    "ClusterTendency": (_cluster_tendency, "DG8W", True),
+    "Contrast": (_contrast, "ACUI", True),
+    "Correlation": (_correlation, "NI2N", True),
+    "DifferenceAverage": (_difference_average, "TF7R", True),
+    "DifferenceEntropy": (_difference_entropy, "NTRS", True),
+    "DifferenceVariance": (_difference_variance, "D3YU", True),
+    "Dissimilarity": (_dissimilarity, "8S9J", False),
+    "JointEnergy": (_joint_energy, "8ZQL", True),
+    "JointEntropy": (_joint_entropy, "TU9B", True),
+    "Homogeneity1": (_homogeneity1, None, False),
+    "Homogeneity2": (_homogeneity2, None, False),
+    "Imc1": (_imc1, "R8DG", True),
+    "Imc2": (_imc2, "JN9H", True),
+    "Idm": (_idm, "WF0Z", True),
+    "MCC": (_mcc, None, True),
+    "Idmn": (_idmn, "1QCO", True),
+    "Id": (_id, "IB1Z", True),
+    "Idn": (_idn, "NDRX", True),
+    "InverseVariance": (_inverse_variance, "E8JP", True),
+    "MaximumProbability": (_maximum_probability, "GYBY", True),
+    "SumAverage": (_sum_average, "ZGXS", True),
+    "SumEntropy": (_sum_entropy, "P6QZ", True),
+    "SumVariance": (_sum_variance, "OEEB", False),
+    "SumSquares": (_sum_squares, "UR99", True),
+}
+
+FEATURES = tuple(
+    Feature(name, "glcm", ibsi_id, "", default) for name, (_, ibsi_id, default) in _DEFINITIONS.items()
+)
+
+
+def compute(
+    binned,
+    mask,
+    *,
+    distances=(1,),
+    symmetric=True,
+    weighting_norm=None,
+    spacing_zyx=(1.0, 1.0, 1.0),
+    force2d=False,
+    force2d_dimension=0,
+    features=None,
+) -> dict[str, float]:
+    """GLCM features of one ROI, equal to PyRadiomics' ``RadiomicsGLCM``.
+
+    Parameters
+    ----------
+    binned : ndarray of int, shape (z, y, x)
+        Discretised image (PyRadiomics ``binImage``): grey levels >= 1 inside
+        the ROI; values outside are ignored. Cropped or not: same result.
+    mask : ndarray of bool or {0, 1} int, shape (z, y, x)
+        ROI mask.
+    distances : sequence of int
+        Neighbour distances in voxels, infinity norm (``distances``).
+    symmetric : bool
+        Count each pair in both directions (``symmetricalGLCM``).
+    weighting_norm : {None, "manhattan", "euclidean", "infinity", "no_weighting"}
+        ``weightingNorm``: None averages features over the offsets; otherwise
+        the matrices are summed, weighted by ``exp(-d**2)`` with ``d`` the
+        offset length in mm under that norm (1 for ``"no_weighting"``).
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm, (z, y, x); used only for weighting.
+    force2d : bool
+        Only offsets within planes normal to ``force2d_dimension`` (``force2D``).
+    force2d_dimension : {0, 1, 2}
+        Array axis held fixed when ``force2d`` (0: axial slices).
+    features : iterable of str, optional
+        Feature names to compute (default: all of :data:`FEATURES`,
+        deprecated ones included).
+
+    Returns
+    -------
+    dict of str to float
+        PyRadiomics feature name -> value. NaN where PyRadiomics gives NaN:
+        e.g. an ROI in which no voxel has an ROI neighbour at any offset.
+
+    Raises
+    ------
+    SettingsError
+        Unknown feature name or invalid setting.
+    InputError
+        Bad ``binned`` / ``mask`` (see :func:`radflow.features._directions.roi_levels`).
+    """
+    names = check_feature_names(features, _DEFINITIONS, "GLCM")
+    check_weighting_norm(weighting_norm)
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise SettingsError(f"symmetric must be True or False, got {symmetric!r}")
+    counts, levels, offsets_zyx = cooccurrence(
+        binned, mask, distances=distances, force2d=force2d, force2d_dimension=force2d_dimension
+    )
+    if symmetric:
+        counts += counts.transpose(0, 2, 1)
+    if weighting_norm is not None:
+        lengths = offset_lengths_mm(offsets_zyx, spacing_zyx, weighting_norm)
+        weights = np.ones(len(lengths)) if weighting_norm == "no_weighting" else np.exp(-(lengths**2))
+        counts = np.tensordot(weights, counts, axes=1)[None]
+    totals = counts.sum(axis=(1, 2))
+    if len(totals) > 1:
+        counts, totals = counts[totals != 0], totals[totals != 0]
+    totals[totals == 0] = np.nan
+    m = _Matrices(counts / totals[:, None, None], levels)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # mean of no angle: NaN, as in PyRadiomics
+        for name in names:
+            per_angle = _DEFINITIONS[name][0](m)
+            if name == "JointAverage":
+                out[name] = float(np.mean(per_angle))
+            else:
+                out[name] = float(np.nanmean(per_angle).real)
+    return out
+
