@@ -68,6 +68,9 @@ class SeriesRecord:
     files : tuple of Path
         Every file the series and its label maps were read from (fingerprint).
     labels : list of LabelMap
+    frame_uid : str or None
+        FrameOfReferenceUID (DICOM): series sharing it share patient space.
+        Pseudonymised before storage like ``source_uid``.
     """
 
     modality: str
@@ -76,3 +79,4 @@ class SeriesRecord:
     source_uid: str
     files: tuple[Path, ...] = ()
     labels: list[LabelMap] = field(default_factory=list)
+    frame_uid: str | None = None

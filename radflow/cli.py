@@ -1,0 +1,173 @@
+"""The ``radflow`` command line: a thin layer over the public API.
+
+Each sub-command parses its arguments, calls one API function and prints what
+it returned. Heavy modules are imported inside the command, so that
+``radflow --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from radflow._version import __version__
+from radflow.errors import RadflowError
+
+log = logging.getLogger("radflow")
+
+
+# -- commands ---------------------------------------------------------------
+
+
+def _cmd_demo_data(args) -> int:
+    from radflow.io.synthetic import write_demo_archive
+
+    archive = write_demo_archive(Path(args.out), patients=args.patients, seed=args.seed)
+    print(f"synthetic archive: {args.out} ({len(archive.patients)} patients)")
+    return 0
+
+
+def _cmd_ingest(args) -> int:
+    from radflow.pipeline.ingest import ingest_archive
+
+    summary = ingest_archive(
+        args.archive, args.store, key_file=args.key_file, jobs=args.jobs, force=args.force
+    )
+    print(summary.report())
+    return 1 if summary.failed and args.strict else 0
+
+
+def _cmd_ls(args) -> int:
+    from radflow.store.volume import list_series
+
+    for info in list_series(args.store):
+        shape = "x".join(str(n) for n in info.shape)
+        spacing = "x".join(f"{s:g}" for s in info.spacing_zyx)
+        labels = ",".join(info.label_keys) or "-"
+        print(f"{info.case}/{info.series}\t{info.modality}\t{shape} @ {spacing} mm\tROIs: {labels}")
+    return 0
+
+
+def _cmd_segment(args) -> int:
+    from radflow.pipeline.segment import segment_series
+
+    key = segment_series(
+        args.store,
+        args.case,
+        args.series,
+        method=args.method,
+        low=args.low,
+        high=args.high,
+        threshold=args.threshold,
+        fraction=args.fraction,
+        within=args.within,
+        box=args.box,
+        seed=args.seed,
+        keep=args.keep,
+        min_size_mm3=args.min_size_mm3,
+        name=args.name,
+    )
+    print(f"label map written: {args.case}/{args.series}/labels/{key}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from radflow.pipeline.demo import run_demo
+
+    run_demo(Path(args.out), patients=args.patients, seed=args.seed)
+    return 0
+
+
+# -- parser -----------------------------------------------------------------
+
+
+def _parse_box(text: str):
+    try:
+        return tuple(tuple(int(v) for v in part.split(":")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box {text!r}: expected z0:z1,y0:y1,x0:x1") from None
+
+
+def _parse_point(text: str):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected z,y,x voxel indices") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radflow",
+        description="Distributed radiomics: archives -> OME-Zarr store -> features -> models.",
+    )
+    parser.add_argument("--version", action="version", version=f"radflow {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    p = sub.add_parser("demo", help="run the whole pipeline on a synthetic archive (make demo)")
+    p.add_argument("--out", default="demo", help="output folder (default: demo)")
+    p.add_argument("--patients", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("demo-data", help="write a synthetic multi-institution archive")
+    p.add_argument("out", help="archive folder to create")
+    p.add_argument("--patients", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo_data)
+
+    p = sub.add_parser("ingest", help="convert an archive into the OME-Zarr volume store")
+    p.add_argument("archive", help="archive folder (<institution>/<patient>/...) or CSV manifest")
+    p.add_argument("--store", required=True, help="store folder (created if absent)")
+    p.add_argument("--key-file", help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
+                   "$RADFLOW_PSEUDONYM_KEY_FILE, then ~/.config/radflow/pseudonym.key)")
+    p.add_argument("--jobs", type=int, default=1, help="patients ingested in parallel (processes)")
+    p.add_argument("--force", action="store_true", help="re-ingest series whose fingerprint is unchanged")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any input failed")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("ls", help="list the series and ROIs of a store")
+    p.add_argument("store")
+    p.set_defaults(func=_cmd_ls)
+
+    p = sub.add_parser("segment", help="threshold segmentation (CT HU window, PET SUV) into a label map")
+    p.add_argument("store")
+    p.add_argument("--case", required=True)
+    p.add_argument("--series", required=True)
+    p.add_argument("--method", required=True, choices=("hu", "suv", "suv-relative"))
+    p.add_argument("--low", type=float, help="hu: lower bound (HU)")
+    p.add_argument("--high", type=float, help="hu: upper bound (HU)")
+    p.add_argument("--threshold", type=float, default=2.5, help="suv: absolute threshold (SUV)")
+    p.add_argument("--fraction", type=float, default=0.4, help="suv-relative: fraction of SUVmax")
+    p.add_argument("--within", help="restrict to this existing ROI key (seed region)")
+    p.add_argument("--box", type=_parse_box, help="restrict to a box z0:z1,y0:y1,x0:x1 (voxels)")
+    p.add_argument("--seed", type=_parse_point, help="keep the component containing z,y,x")
+    p.add_argument("--keep", choices=("largest", "seed", "all"), default="largest")
+    p.add_argument("--min-size-mm3", type=float, default=0.0)
+    p.add_argument("--name", default=None, help="ROI name of the new label map")
+    p.set_defaults(func=_cmd_segment)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except RadflowError as exc:
+        print(f"radflow {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

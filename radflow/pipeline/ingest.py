@@ -1,0 +1,310 @@
+"""Ingest: an archive of DICOM / NIfTI / NRRD images becomes the OME-Zarr store.
+
+Per patient, every image series is read with its label maps, pseudonymised,
+fingerprinted and written atomically to ``STORE/<case>/<series>``. A series
+whose input files are unchanged since the last ingest (same content
+fingerprint) is skipped without reading pixel data. Every problem — a corrupt
+file, a geometry mismatch, an empty ROI, a missing referenced series — is
+recorded in the manifest with the file it concerns, and the rest of the
+archive is ingested.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import re
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from radflow._version import __version__
+from radflow.errors import InputError
+from radflow.io.discovery import CaseSource, discover_archive
+from radflow.io.pseudonym import Pseudonymiser, load_key
+from radflow.io.records import SeriesRecord
+from radflow.pipeline.fingerprint import content_fingerprint
+from radflow.pipeline.manifest import update_manifest
+from radflow.pipeline.progress import Progress
+
+log = logging.getLogger(__name__)
+
+#: Bump when what ingest writes for the same input changes (conversion, layout):
+#: every series then counts as changed.
+INGEST_FORMAT = "1"
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest run did."""
+
+    store: Path
+    ingested: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    cases: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [
+            f"store: {self.store}",
+            f"cases: {self.cases}   series ingested: {self.ingested}   "
+            f"unchanged: {self.unchanged}   failed: {self.failed}",
+        ]
+        lines += [f"  failed: {m}" for m in self.messages]
+        lines.append(f"manifest: {self.store / 'manifest.parquet'}")
+        return "\n".join(lines)
+
+
+def safe_name(text: str) -> str:
+    """An institution name as a safe folder/partition value (``"Site #2"`` -> ``"Site_2"``)."""
+    return re.sub(r"[^0-9A-Za-z_-]+", "_", text.strip()).strip("_") or "default"
+
+
+class _Scrubber:
+    """Removes a patient's folder path and raw id from messages bound for outputs."""
+
+    def __init__(self, case: CaseSource, case_id: str):
+        self.replacements = [(str(case.root), f"{safe_name(case.institution)}/{case_id}")]
+        if case.patient:
+            self.replacements.append((case.patient, case_id))
+
+    def __call__(self, text: str) -> str:
+        for old, new in self.replacements:
+            text = text.replace(old, new)
+        return text
+
+    def path(self, path: Path, case: CaseSource) -> str:
+        try:
+            return self(str(Path(path).relative_to(case.root)))
+        except ValueError:
+            return self(Path(path).name)
+
+
+def _series_attrs(record: SeriesRecord, pseud: Pseudonymiser, institution: str, case_id: str,
+                  series_id: str) -> dict:
+    return {
+        "modality": record.modality,
+        "institution": institution,
+        "case": case_id,
+        "series": series_id,
+        "frame": pseud.frame(record.frame_uid) if record.frame_uid else None,
+        "acquisition": record.metadata,
+        "ingest_format": INGEST_FORMAT,
+        "radflow_version": __version__,
+        "key_id": pseud.key_id,
+        "ingested_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _row(case_id, institution, series_id, modality, status, *, action=None, error="",
+         source="", roi="", item="series", attrs=None, fingerprint="") -> dict:
+    attrs = attrs or {}
+    return {
+        "case": case_id,
+        "institution": institution,
+        "series": series_id,
+        "modality": modality,
+        "item": item,
+        "roi": roi,
+        "source": source,
+        "status": status,
+        "action": action or status,
+        "error": error,
+        "fingerprint": fingerprint,
+        "rois": attrs.get("rois", []),
+        "shape_zyx": attrs.get("shape_zyx", []),
+        "spacing_zyx": attrs.get("spacing_zyx", []),
+        "acquisition": attrs.get("acquisition", {}),
+        "ingested_at": attrs.get("ingested_at", ""),
+        "radflow_version": attrs.get("radflow_version", __version__),
+    }
+
+
+def _ok_row(store, case_id, institution, series_id, action) -> dict:
+    from radflow.store.volume import label_keys, open_volume
+
+    volume = open_volume(store, case_id, series_id)
+    radflow_attrs = volume.attrs.get("radflow", volume.attrs)
+    attrs = {
+        "rois": label_keys(store, case_id, series_id),
+        "shape_zyx": list(volume.shape),
+        "spacing_zyx": list(volume.attrs["spacing_zyx"]),
+        "acquisition": radflow_attrs.get("acquisition", {}),
+        "ingested_at": radflow_attrs.get("ingested_at", ""),
+        "radflow_version": radflow_attrs.get("radflow_version", __version__),
+    }
+    return _row(case_id, institution, series_id, volume.attrs.get("modality", ""), "ok",
+                action=action, attrs=attrs, fingerprint=radflow_attrs.get("fingerprint", ""))
+
+
+def _series_jobs(case: CaseSource):
+    """Yield (source_uid, modality, files, loader) for every series of a case, and errors.
+
+    Loading is deferred so that unchanged series are skipped after hashing
+    their files, without decoding pixels.
+    """
+    from radflow.io.dicom import load_dicom_series, scan_dicom
+    from radflow.io.image_file import read_image, read_label_map
+
+    for src in case.dicom:
+        try:
+            scan = scan_dicom(src.folder)
+        except InputError as exc:
+            yield exc
+            continue
+        yield from scan.errors
+        for uid, series in sorted(scan.series.items()):
+            files = list(series.files) + [lab.path for lab in scan.labels_of(uid)]
+
+            def load(scan=scan, uid=uid, errors=None):
+                return load_dicom_series(scan, uid, errors=errors)
+
+            yield uid, series.modality, files, load
+
+    for fs in case.files:
+        rel = fs.image.relative_to(case.root) if fs.image.is_relative_to(case.root) else fs.image
+        uid = f"{case.patient}/{rel.as_posix()}"
+        files = [fs.image, *(m.path for m in fs.masks)]
+        for m in fs.masks:
+            sidecar = m.path.with_name(m.path.name.split(".")[0] + ".json")
+            if sidecar.is_file():
+                files.append(sidecar)
+
+        def load(fs=fs, uid=uid, errors=None):
+            image = read_image(fs.image)
+            labels = []
+            for mask in fs.masks:
+                try:
+                    names = {1: mask.roi} if mask.roi else None
+                    labels.append(read_label_map(mask.path, image, names=names,
+                                                 reference_source=fs.image))
+                except InputError as exc:
+                    if errors is None:
+                        raise
+                    errors.append(exc)
+            metadata = {"modality": fs.modality, "source_format": fs.image.name.split(".", 1)[-1]}
+            return SeriesRecord(fs.modality, image, metadata, uid, tuple(files), labels)
+
+        yield uid, fs.modality, files, load
+
+
+def ingest_case(case: CaseSource, store: str | Path, key: bytes, *, force: bool = False) -> list[dict]:
+    """Ingest one patient; return its manifest rows. Never raises for bad input.
+
+    Parameters
+    ----------
+    case : CaseSource
+        From :func:`radflow.io.discovery.discover_archive`.
+    store : str or Path
+        Store folder.
+    key : bytes
+        Pseudonymisation key (:func:`radflow.io.pseudonym.load_key`).
+    force : bool
+        Re-ingest series whose fingerprint is unchanged.
+    """
+    from radflow.store.volume import series_fingerprint, write_series
+
+    pseud = Pseudonymiser(key)
+    case_id = pseud.patient(case.patient)
+    institution = safe_name(case.institution)
+    scrub = _Scrubber(case, case_id)
+    rows: list[dict] = []
+
+    def failed(exc: Exception, series_id="", modality="", item="file", roi="") -> None:
+        source = getattr(exc, "source", "")
+        message = scrub(str(exc))
+        log.warning("%s/%s: %s", institution, case_id, message)
+        rows.append(_row(case_id, institution, series_id, modality, "failed", error=message,
+                         source=scrub.path(Path(source), case) if source else "", item=item, roi=roi))
+
+    for err in case.errors:
+        failed(err)
+    for job in _series_jobs(case):
+        if isinstance(job, Exception):
+            failed(job)
+            continue
+        uid, modality, files, load = job
+        series_id = f"{modality}-{pseud.series(uid)}"
+        try:
+            fingerprint = content_fingerprint(files, salt=f"ingest-{INGEST_FORMAT}")
+            if not force and series_fingerprint(store, case_id, series_id) == fingerprint:
+                rows.append(_ok_row(store, case_id, institution, series_id, "unchanged"))
+                continue
+            roi_errors: list[InputError] = []
+            record = load(errors=roi_errors)
+            for exc in roi_errors:
+                failed(exc, series_id, modality, item="roi")
+            attrs = _series_attrs(record, pseud, institution, case_id, series_id)
+            write_series(store, case_id, series_id, record.image, record.labels,
+                         attrs=attrs, fingerprint=fingerprint)
+            rows.append(_ok_row(store, case_id, institution, series_id, "ingested"))
+        except (InputError, OSError) as exc:
+            failed(exc, series_id, modality, item="series")
+    return rows
+
+
+def _ingest_case_task(case, store, key, force):
+    # Module-level so that it pickles into worker processes.
+    return ingest_case(case, store, key, force=force)
+
+
+def ingest_archive(archive: str | Path, store: str | Path, *, key_file=None, jobs: int = 1,
+                   force: bool = False, progress: bool = True) -> IngestSummary:
+    """Convert an archive into the store and update ``STORE/manifest.parquet``.
+
+    Parameters
+    ----------
+    archive : str or Path
+        Folder laid out as ``<institution>/<patient>/...`` or a CSV manifest
+        (see :mod:`radflow.io.discovery`).
+    store : str or Path
+        Store folder, created if missing.
+    key_file : str or Path, optional
+        Pseudonymisation key file (see :func:`radflow.io.pseudonym.load_key`).
+    jobs : int
+        Patients ingested at once, in separate processes.
+    force : bool
+        Re-ingest unchanged series too.
+    progress : bool
+        Show progress on stderr.
+
+    Returns
+    -------
+    IngestSummary
+    """
+    store = Path(store)
+    store.mkdir(parents=True, exist_ok=True)
+    key = load_key(key_file=key_file)
+    cases = discover_archive(archive)
+    bar = Progress(len(cases), "patients") if progress else None
+    rows: list[dict] = []
+
+    def collect(case_rows):
+        rows.extend(case_rows)
+        if bar:
+            bar.update(failed=sum(r["status"] == "failed" for r in case_rows))
+
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_ingest_case_task, c, store, key, force) for c in cases]
+            for fut in as_completed(futures):
+                collect(fut.result())
+    else:
+        for case in cases:
+            collect(ingest_case(case, store, key, force=force))
+    if bar:
+        bar.close()
+    update_manifest(store, rows)
+
+    summary = IngestSummary(store=store, cases=len(cases))
+    for r in rows:
+        if r["status"] == "failed":
+            summary.failed += 1
+            where = "/".join(x for x in (r["institution"], r["case"], r["source"] or r["series"]) if x)
+            summary.messages.append(f"{where}: {r['error']}")
+        elif r["action"] == "unchanged":
+            summary.unchanged += 1
+        else:
+            summary.ingested += 1
+    return summary
