@@ -65,6 +65,11 @@ def read_seg(path: Path, image: sitk.Image,
     if seg_type not in ("BINARY", "FRACTIONAL"):
         raise InputError(path, f"SegmentationType {seg_type} is not supported "
                                "(BINARY and FRACTIONAL are)")
+    # Frames of images outside the series would silently count as empty below.
+    outside = {str(uid) for _, _, uid in seg.get_source_image_uids()} - set(sop_instance_uids)
+    if outside:
+        raise InputError(path, f"segments do not map onto the referenced series: derived from "
+                               f"{len(outside)} image(s) not in it")
     numbers = list(seg.segment_numbers)
     try:
         pixels = seg.get_pixels_by_source_instance(
