@@ -1,0 +1,235 @@
+"""Read PyRadiomics parameter files (YAML or JSON) unchanged.
+
+A parameter file has up to four sections, read as PyRadiomics 3.0.1 reads
+them (``RadiomicsFeatureExtractor._applyParams``):
+
+- ``imageType``: image type -> custom settings; absent or ``{}``: Original only;
+- ``featureClass``: class -> list of features (``null`` or ``[]``: the
+  class's default features); absent or ``{}``: every class, shape2D included;
+- ``setting``: global settings (:class:`~radflow.params.settings.Settings`);
+- ``voxelSetting``: voxel-based extraction settings.
+
+YAML is read with the YAML 1.2 core schema that PyRadiomics' reader
+(ruamel.yaml through pykwalify) uses, so ``1e-5`` is a number and ``yes`` is
+a string, and duplicate keys are an error as they are there. A section
+written but left empty (``setting:`` with nothing under it) is an error, as
+in PyRadiomics: write ``{}`` or leave the section out.
+
+Examples
+--------
+>>> params = load_params({"setting": {"binWidth": 10}, "featureClass": {"glcm": None}})
+>>> params.settings.bin_width, list(params.feature_classes), list(params.image_types)
+(10.0, ['glcm'], ['Original'])
+>>> params_hash(params) == params_hash(load_params({"setting": {"binWidth": 10.0},
+...                                                 "featureClass": {"glcm": []}}))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from os import PathLike
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from radflow.errors import SettingsError
+from radflow.params.settings import ExtractionParams, Settings, VoxelSettings, all_feature_classes
+
+__all__ = ["load_params", "params_hash", "params_to_dict"]
+
+_SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting")
+_OLD_SECTION_NAMES = {"inputImage": "imageType", "enabledImageTypes": "imageType",
+                      "enabledFeatures": "featureClass", "settings": "setting"}
+
+
+def load_params(source: str | PathLike | Mapping[str, Any] | None = None) -> ExtractionParams:
+    """Validated extraction parameters from a PyRadiomics parameter file or mapping.
+
+    Parameters
+    ----------
+    source : str, path-like, mapping or None
+        Path of a ``.yaml``/``.yml`` or ``.json`` parameter file, a mapping
+        with the same sections, or None for PyRadiomics' defaults without a
+        parameter file (Original image, every class but shape2D).
+
+    Returns
+    -------
+    ExtractionParams
+
+    Raises
+    ------
+    SettingsError
+        The file is missing or unreadable, or a section, key or value is
+        invalid; the message names the file, the key, the value and what is
+        allowed.
+    """
+    if source is None:
+        return ExtractionParams()
+    if isinstance(source, Mapping):
+        origin, data = "parameters", source
+    elif isinstance(source, (str, PathLike)):
+        origin, data = str(source), _read(Path(source))
+    else:
+        raise SettingsError(
+            f"parameters must be a file path, a mapping or None, got {type(source).__name__}"
+        )
+    try:
+        return _from_mapping(data)
+    except SettingsError as exc:
+        raise SettingsError(f"{origin}: {exc}") from None
+
+
+def params_to_dict(params: ExtractionParams) -> dict[str, Any]:
+    """The parameters as a normalised, JSON-serialisable PyRadiomics mapping.
+
+    Every setting is written out with its value in force (defaults
+    included), floats as floats, interpolators by name, so two files that
+    mean the same give the same dict. ``load_params`` reads it back.
+    """
+    return {
+        "imageType": {
+            name: {key: list(v) if isinstance(v, tuple) else v for key, v in custom.items()}
+            for name, custom in params.image_types.items()
+        },
+        "featureClass": {
+            name: None if names is None else list(names)
+            for name, names in params.feature_classes.items()
+        },
+        "setting": params.settings.to_mapping(),
+        "voxelSetting": params.voxel_settings.to_mapping(),
+    }
+
+
+def params_hash(params: ExtractionParams) -> str:
+    """Short stable hash (16 hex digits of SHA-256) of the normalised parameters.
+
+    It ignores the order of image types, classes and feature names, which
+    change only the order of output columns.
+    """
+    normalised = params_to_dict(params)
+    normalised["featureClass"] = {
+        name: None if names is None else sorted(names)
+        for name, names in normalised["featureClass"].items()
+    }
+    text = json.dumps(normalised, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _from_mapping(data) -> ExtractionParams:
+    if data is None:
+        raise SettingsError(f"the parameter file is empty; expected sections {', '.join(_SECTIONS)}")
+    if not isinstance(data, Mapping):
+        raise SettingsError(
+            f"expected a mapping with sections {', '.join(_SECTIONS)}, got {type(data).__name__}"
+        )
+    for key in data:
+        if key not in _SECTIONS:
+            hint = (f"; {key!r} is an old name of {_OLD_SECTION_NAMES[key]!r}"
+                    if key in _OLD_SECTION_NAMES else "")
+            raise SettingsError(f"unknown section {key!r}{hint}; sections: {', '.join(_SECTIONS)}")
+        if not isinstance(data[key], Mapping):
+            shown = "empty (null)" if data[key] is None else f"a {type(data[key]).__name__}"
+            raise SettingsError(f"section {key!r} is {shown}; write `{key}: {{}}` or leave it out")
+    image_types = data.get("imageType") or {"Original": {}}
+    feature_classes = data.get("featureClass") or all_feature_classes()
+    return ExtractionParams(
+        image_types=dict(image_types),
+        feature_classes=dict(feature_classes),
+        settings=Settings.from_mapping(data.get("setting")),
+        voxel_settings=VoxelSettings.from_mapping(data.get("voxelSetting")),
+    )
+
+
+def _read(path: Path):
+    if not path.is_file():
+        raise SettingsError(f"{path}: parameter file not found")
+    suffix = path.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".json"):
+        raise SettingsError(f"{path}: unknown parameter file type {suffix!r}; expected .yaml, .yml or .json")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read parameter file ({exc})") from None
+    try:
+        if suffix == ".json":
+            return json.loads(text, object_pairs_hook=_no_duplicates)
+        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path}: not valid JSON: line {exc.lineno}: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SettingsError(f"{path}: not valid YAML: {where}{problem}") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 core scalars and no duplicate keys.
+
+    PyYAML implements YAML 1.1, where ``yes``/``on`` are booleans and
+    ``1e-5`` is a string; PyRadiomics' reader follows YAML 1.2.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_TAG = "tag:yaml.org,2002:"
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in {_TAG + t for t in ("bool", "int", "float")}]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Yaml12Loader.add_implicit_resolver(
+    _TAG + "int", re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$"),
+    list("-+0123456789"))
+_Yaml12Loader.add_implicit_resolver(
+    _TAG + "float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+               r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
+    list("-+.0123456789"))
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    base = {"0b": 2, "0o": 8, "0x": 16}.get(text[:2], 10)
+    return sign * int(text[2:] if base != 10 else text, base)
+
+
+def _construct_float(loader, node):
+    text = loader.construct_scalar(node).replace("_", "").lower()
+    if text.endswith(".inf"):
+        return float("-inf") if text.startswith("-") else float("inf")
+    return float("nan") if text == ".nan" else float(text)
+
+
+_Yaml12Loader.add_constructor(_TAG + "int", _construct_int)
+_Yaml12Loader.add_constructor(_TAG + "float", _construct_float)

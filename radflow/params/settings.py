@@ -1,0 +1,616 @@
+"""Typed, validated extraction settings in PyRadiomics mode.
+
+:class:`ExtractionParams` holds what a PyRadiomics parameter file holds: the
+enabled image types with their custom settings, the enabled feature classes,
+the global :class:`Settings` and the :class:`VoxelSettings`. Everything is
+checked when built: an unknown key, a value of the wrong type or outside its
+range raises :class:`~radflow.errors.SettingsError` naming the key, the value
+and what is allowed. Nothing is silently ignored.
+
+Keys are PyRadiomics' own (``binWidth``); attributes are snake_case
+(``bin_width``). :data:`SETTING_KEYS` and :data:`VOXEL_SETTING_KEYS` map one to
+the other. Types, ranges and defaults are those of PyRadiomics 3.0.1
+(``radiomics/schemas/paramSchema.yaml`` and the ``kwargs.get`` defaults of
+``featureextractor.py``, ``imageoperations.py`` and the feature classes),
+with these deliberate differences, each of which turns a late crash or a
+silent no-op of PyRadiomics into an early error:
+
+- ``null`` is accepted only where it means "disabled" (``binCount``,
+  ``resampledPixelSpacing``, ``interpolator``, ``removeOutliers``,
+  ``resegmentRange``, ``minimumROISize``, ``geometryTolerance``,
+  ``weightingNorm``; ``binWidth`` when ``binCount`` is set);
+- list lengths are checked (``resegmentRange`` 1 or 2 values,
+  ``resampledPixelSpacing`` 2 or 3, ``distances`` at least one);
+- ``wavelet`` must be a discrete wavelet (continuous ones pass PyRadiomics'
+  check but fail in its filter);
+- per-image-type settings that PyRadiomics applies before any filter
+  (resampling, normalisation, re-segmentation, mask checks, label) are
+  refused inside ``imageType``, where PyRadiomics ignores them.
+
+Integer interpolator codes 1-10 mean what PyRadiomics documents
+(SimpleITK 1.x numbering: 1 nearest neighbour, 2 linear, 3 B-spline, ...);
+they are stored as the name (``"sitkBSpline"``), since SimpleITK 2 renumbered
+its B-spline constant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import math
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any, Mapping
+
+from radflow.errors import SettingsError
+from radflow.features.registry import FAMILY_MODULES
+
+__all__ = [
+    "FEATURE_CLASSES",
+    "IMAGE_TYPES",
+    "INTERPOLATORS",
+    "SETTING_KEYS",
+    "VOXEL_SETTING_KEYS",
+    "ExtractionParams",
+    "Settings",
+    "VoxelSettings",
+    "all_feature_classes",
+]
+
+#: PyRadiomics image types (``imageoperations.get<Type>Image``).
+IMAGE_TYPES = (
+    "Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm",
+    "Exponential", "Gradient", "LBP2D", "LBP3D",
+)  # fmt: skip
+
+#: PyRadiomics feature classes, in PyRadiomics' order.
+FEATURE_CLASSES = tuple(FAMILY_MODULES)
+
+#: SimpleITK interpolator names PyRadiomics accepts, with the integer code
+#: PyRadiomics documents for each.
+INTERPOLATORS = {
+    "sitkNearestNeighbor": 1,
+    "sitkLinear": 2,
+    "sitkBSpline": 3,
+    "sitkGaussian": 4,
+    "sitkLabelGaussian": 5,
+    "sitkHammingWindowedSinc": 6,
+    "sitkCosineWindowedSinc": 7,
+    "sitkWelchWindowedSinc": 8,
+    "sitkLanczosWindowedSinc": 9,
+    "sitkBlackmanWindowedSinc": 10,
+}
+_INTERPOLATOR_BY_CODE = {code: name for name, code in INTERPOLATORS.items()}
+
+_WEIGHTING_NORMS = ("manhattan", "euclidean", "infinity", "no_weighting")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How one PyRadiomics key is typed and checked."""
+
+    key: str
+    kind: str  # int, float, bool, str, int_seq, float_seq, interpolator, wavelet
+    nullable: bool = False
+    low: float | None = None
+    low_exclusive: bool = False
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    lengths: tuple[int, ...] | None = None  # allowed sequence lengths, None: any
+    min_length: int = 0
+    finite: bool = True
+
+
+_RULES = {
+    # mask and ROI checks
+    "label": _Rule("label", "int", low=0, low_exclusive=True),
+    "label_channel": _Rule("label_channel", "int", low=0),
+    "minimum_roi_dimensions": _Rule("minimumROIDimensions", "int", low=1, high=3),
+    "minimum_roi_size": _Rule("minimumROISize", "int", nullable=True, low=0, low_exclusive=True),
+    "geometry_tolerance": _Rule("geometryTolerance", "float", nullable=True, low=0, low_exclusive=True),
+    "correct_mask": _Rule("correctMask", "bool"),
+    "additional_info": _Rule("additionalInfo", "bool"),
+    # discretisation
+    "bin_width": _Rule("binWidth", "float", nullable=True, low=0, low_exclusive=True),
+    "bin_count": _Rule("binCount", "int", nullable=True, low=0, low_exclusive=True),
+    # normalisation, resampling, cropping
+    "normalize": _Rule("normalize", "bool"),
+    "normalize_scale": _Rule("normalizeScale", "float", low=0, low_exclusive=True),
+    "remove_outliers": _Rule("removeOutliers", "float", nullable=True, low=0, low_exclusive=True),
+    "resampled_spacing_xyz": _Rule("resampledPixelSpacing", "float_seq", nullable=True, low=0, lengths=(2, 3)),
+    "interpolator": _Rule("interpolator", "interpolator", nullable=True),
+    "pad_distance": _Rule("padDistance", "int", low=0),
+    "pre_crop": _Rule("preCrop", "bool"),
+    # re-segmentation
+    "resegment_range": _Rule("resegmentRange", "float_seq", nullable=True, lengths=(1, 2)),
+    "resegment_mode": _Rule("resegmentMode", "str", choices=("absolute", "relative", "sigma")),
+    "resegment_shape": _Rule("resegmentShape", "bool"),
+    # texture
+    "distances": _Rule("distances", "int_seq", low=0, low_exclusive=True, min_length=1),
+    "force_2d": _Rule("force2D", "bool"),
+    "force_2d_dimension": _Rule("force2Ddimension", "int", low=0, high=2),
+    "symmetrical_glcm": _Rule("symmetricalGLCM", "bool"),
+    "weighting_norm": _Rule("weightingNorm", "str", nullable=True, choices=_WEIGHTING_NORMS),
+    "gldm_a": _Rule("gldm_a", "int", low=0),
+    "voxel_array_shift": _Rule("voxelArrayShift", "int"),
+    # image types (filters)
+    "sigma": _Rule("sigma", "float_seq", low=0, low_exclusive=True),
+    "start_level": _Rule("start_level", "int", low=0),
+    "level": _Rule("level", "int", low=0, low_exclusive=True),
+    "wavelet": _Rule("wavelet", "wavelet"),
+    "gradient_use_spacing": _Rule("gradientUseSpacing", "bool"),
+    "lbp_2d_radius": _Rule("lbp2DRadius", "float", low=0, low_exclusive=True),
+    "lbp_2d_samples": _Rule("lbp2DSamples", "int", low=1),
+    "lbp_2d_method": _Rule("lbp2DMethod", "str", choices=("default", "ror", "uniform", "var")),
+    "lbp_3d_levels": _Rule("lbp3DLevels", "int", low=1),
+    "lbp_3d_icosphere_radius": _Rule("lbp3DIcosphereRadius", "float", low=0, low_exclusive=True),
+    "lbp_3d_icosphere_subdivision": _Rule("lbp3DIcosphereSubdivision", "int", low=0),
+}
+
+_VOXEL_RULES = {
+    "kernel_radius": _Rule("kernelRadius", "int", low=0, low_exclusive=True),
+    "masked_kernel": _Rule("maskedKernel", "bool"),
+    "init_value": _Rule("initValue", "float", finite=False),
+    "voxel_batch": _Rule("voxelBatch", "int", nullable=True, low=0, low_exclusive=True),
+}
+
+#: PyRadiomics ``setting`` key -> :class:`Settings` attribute.
+SETTING_KEYS = {rule.key: attr for attr, rule in _RULES.items()}
+#: PyRadiomics ``voxelSetting`` key -> :class:`VoxelSettings` attribute.
+VOXEL_SETTING_KEYS = {rule.key: attr for attr, rule in _VOXEL_RULES.items()}
+
+# Used by PyRadiomics before any filter runs, so an imageType entry cannot change them.
+_GLOBAL_ONLY = frozenset({
+    "label", "label_channel", "minimumROIDimensions", "minimumROISize", "geometryTolerance",
+    "correctMask", "additionalInfo", "normalize", "normalizeScale", "removeOutliers",
+    "resampledPixelSpacing", "interpolator", "padDistance", "preCrop",
+    "resegmentRange", "resegmentMode", "resegmentShape",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every PyRadiomics ``setting``, typed, with PyRadiomics' defaults.
+
+    Build it from a PyRadiomics mapping with :meth:`from_mapping`, or with
+    attributes directly; both are validated. Attribute (key in the file):
+
+    Attributes
+    ----------
+    label : int (``label``)
+        Label value of the ROI in the mask. Default 1.
+    label_channel : int (``label_channel``)
+        Component of a vector-valued mask holding the ROI. Default 0.
+    minimum_roi_dimensions : {1, 2, 3} (``minimumROIDimensions``)
+        Number of axes along which the ROI must span more than one voxel. Default 2.
+    minimum_roi_size : int or None (``minimumROISize``)
+        The ROI must hold *more* than this many voxels; None skips the check.
+    geometry_tolerance : float or None (``geometryTolerance``)
+        Tolerance of the image/mask geometry comparison (relative to the
+        first spacing for origin and spacing, absolute for direction cosines);
+        None keeps SimpleITK's 1e-6.
+    correct_mask : bool (``correctMask``)
+        Resample a mask whose geometry differs onto the image grid. Default False.
+    additional_info : bool (``additionalInfo``)
+        Emit diagnostic columns. Default True.
+    bin_width : float or None (``binWidth``)
+        Fixed bin width in image units (HU, SUV). Default 25.
+    bin_count : int or None (``binCount``)
+        Fixed number of bins; takes precedence over `bin_width`. Default None.
+    normalize : bool (``normalize``)
+        z-score the whole image before anything else. Default False.
+    normalize_scale : float (``normalizeScale``)
+        Factor applied after normalisation. Default 1.
+    remove_outliers : float or None (``removeOutliers``)
+        Clip normalised values to +/- this many standard deviations.
+    resampled_spacing_xyz : tuple of float or None (``resampledPixelSpacing``)
+        Output spacing in mm, (x, y, z) order as in the file; 0 keeps the
+        input spacing along that axis. None: no resampling.
+    interpolator : str or None (``interpolator``)
+        SimpleITK interpolator name for the image. Default ``"sitkBSpline"``.
+        None disables resampling.
+    pad_distance : int (``padDistance``)
+        Voxels of padding kept around the ROI when resampling/pre-cropping. Default 5.
+    pre_crop : bool (``preCrop``)
+        Crop to the padded ROI box before filtering. Default False.
+    resegment_range : tuple of float or None (``resegmentRange``)
+        One (lower) or two (lower, upper) thresholds. None: no re-segmentation.
+    resegment_mode : {"absolute", "relative", "sigma"} (``resegmentMode``)
+        How `resegment_range` is read. Default ``"absolute"``.
+    resegment_shape : bool (``resegmentShape``)
+        Use the re-segmented mask for shape features too. Default False.
+    distances : tuple of int (``distances``)
+        Neighbour distances (infinity norm, voxels) for GLCM, GLDM, NGTDM. Default (1,).
+    force_2d : bool (``force2D``)
+        Texture matrices per 2D slice. Default False.
+    force_2d_dimension : {0, 1, 2} (``force2Ddimension``)
+        Axis of the (z, y, x) array held fixed when `force_2d`: 0 = axial. Default 0.
+    symmetrical_glcm : bool (``symmetricalGLCM``)
+        Count each GLCM pair in both directions. Default True.
+    weighting_norm : str or None (``weightingNorm``)
+        Distance weighting of GLCM/GLRLM angles: ``"manhattan"``,
+        ``"euclidean"``, ``"infinity"``, ``"no_weighting"`` or None (no weighting).
+    gldm_a : int (``gldm_a``)
+        GLDM dependence cut-off alpha. Default 0.
+    voxel_array_shift : int (``voxelArrayShift``)
+        Shift added before first-order Energy/RMS (image units). Default 0.
+    sigma : tuple of float (``sigma``)
+        LoG sigmas in mm. Default () (no LoG image).
+    start_level, level : int (``start_level``, ``level``)
+        Wavelet levels: first (0-based) and number. Defaults 0 and 1.
+    wavelet : str (``wavelet``)
+        PyWavelets discrete wavelet name. Default ``"coif1"``.
+    gradient_use_spacing : bool (``gradientUseSpacing``)
+        Gradient in image units per mm rather than per voxel. Default True.
+    lbp_2d_radius : float (``lbp2DRadius``)
+        Default 1. lbp_2d_samples : int (``lbp2DSamples``), default 8.
+    lbp_2d_method : str (``lbp2DMethod``)
+        ``"default"``, ``"ror"``, ``"uniform"`` (default) or ``"var"``.
+    lbp_3d_levels : int (``lbp3DLevels``)
+        Default 2. lbp_3d_icosphere_radius : float (``lbp3DIcosphereRadius``),
+        default 1; lbp_3d_icosphere_subdivision : int
+        (``lbp3DIcosphereSubdivision``), default 1.
+    """
+
+    label: int = 1
+    label_channel: int = 0
+    minimum_roi_dimensions: int = 2
+    minimum_roi_size: int | None = None
+    geometry_tolerance: float | None = None
+    correct_mask: bool = False
+    additional_info: bool = True
+    bin_width: float | None = 25.0
+    bin_count: int | None = None
+    normalize: bool = False
+    normalize_scale: float = 1.0
+    remove_outliers: float | None = None
+    resampled_spacing_xyz: tuple[float, ...] | None = None
+    interpolator: str | None = "sitkBSpline"
+    pad_distance: int = 5
+    pre_crop: bool = False
+    resegment_range: tuple[float, ...] | None = None
+    resegment_mode: str = "absolute"
+    resegment_shape: bool = False
+    distances: tuple[int, ...] = (1,)
+    force_2d: bool = False
+    force_2d_dimension: int = 0
+    symmetrical_glcm: bool = True
+    weighting_norm: str | None = None
+    gldm_a: int = 0
+    voxel_array_shift: int = 0
+    sigma: tuple[float, ...] = ()
+    start_level: int = 0
+    level: int = 1
+    wavelet: str = "coif1"
+    gradient_use_spacing: bool = True
+    lbp_2d_radius: float = 1.0
+    lbp_2d_samples: int = 8
+    lbp_2d_method: str = "uniform"
+    lbp_3d_levels: int = 2
+    lbp_3d_icosphere_radius: float = 1.0
+    lbp_3d_icosphere_subdivision: int = 1
+
+    def __post_init__(self):
+        _normalise_fields(self, _RULES, "setting")
+        if self.bin_width is None and self.bin_count is None:
+            raise SettingsError(
+                "setting 'binWidth': null is allowed only with binCount set; "
+                "omit binWidth for the default 25, or set binCount"
+            )
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None, *, where: str = "setting") -> Settings:
+        """Settings from a PyRadiomics ``setting`` mapping; absent keys keep their default.
+
+        `where` names the section in error messages.
+        """
+        return cls(**_attributes(mapping, _RULES, SETTING_KEYS, where))
+
+    @property
+    def resampling(self) -> bool:
+        """True when PyRadiomics resamples: spacing and interpolator both set."""
+        return self.resampled_spacing_xyz is not None and self.interpolator is not None
+
+    def to_mapping(self) -> dict[str, Any]:
+        """``{PyRadiomics key: value}`` for every setting, JSON-serialisable."""
+        return _to_mapping(self, _RULES)
+
+
+@dataclass(frozen=True)
+class VoxelSettings:
+    """PyRadiomics ``voxelSetting`` (voxel-based extraction), with its defaults.
+
+    Attributes
+    ----------
+    kernel_radius : int (``kernelRadius``)
+        Half-size of the cubic neighbourhood, voxels. Default 1.
+    masked_kernel : bool (``maskedKernel``)
+        Use only ROI voxels inside each kernel. Default True.
+    init_value : float (``initValue``)
+        Value of voxels outside the ROI in the feature maps (may be NaN). Default 0.
+    voxel_batch : int or None (``voxelBatch``)
+        Voxels computed per batch; None: all at once (PyRadiomics' -1).
+    """
+
+    kernel_radius: int = 1
+    masked_kernel: bool = True
+    init_value: float = 0.0
+    voxel_batch: int | None = None
+
+    def __post_init__(self):
+        _normalise_fields(self, _VOXEL_RULES, "voxelSetting")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> VoxelSettings:
+        """VoxelSettings from a PyRadiomics ``voxelSetting`` mapping."""
+        return cls(**_attributes(mapping, _VOXEL_RULES, VOXEL_SETTING_KEYS, "voxelSetting"))
+
+    def to_mapping(self) -> dict[str, Any]:
+        """``{PyRadiomics key: value}``, JSON-serialisable (NaN as the string "nan")."""
+        return _to_mapping(self, _VOXEL_RULES)
+
+
+def all_feature_classes(*, shape2d: bool = True) -> dict[str, None]:
+    """Every feature class with its default features, in PyRadiomics' (alphabetical) order.
+
+    PyRadiomics enables these for an empty ``featureClass`` section, and all
+    but shape2D when it has no parameter file.
+    """
+    return {name: None for name in sorted(FEATURE_CLASSES) if shape2d or name != "shape2D"}
+
+
+def _default_feature_classes() -> dict[str, tuple[str, ...] | None]:
+    return all_feature_classes(shape2d=False)
+
+
+@dataclass(frozen=True)
+class ExtractionParams:
+    """A whole PyRadiomics parameter file, validated.
+
+    The defaults are PyRadiomics' when it is given no parameter file:
+    the Original image only, every feature class but shape2D.
+
+    Attributes
+    ----------
+    image_types : dict of str to dict
+        Enabled image types in file order (``"Original"``, ``"LoG"`` ...) ->
+        their custom settings as ``{PyRadiomics key: normalised value}``;
+        see :meth:`settings_for`.
+    feature_classes : dict of str to tuple of str or None
+        Enabled feature classes in file order -> feature names to compute,
+        or None for the class's default-enabled features.
+    settings : Settings
+    voxel_settings : VoxelSettings
+    """
+
+    image_types: dict[str, dict[str, Any]] = field(default_factory=lambda: {"Original": {}})
+    feature_classes: dict[str, tuple[str, ...] | None] = field(default_factory=_default_feature_classes)
+    settings: Settings = field(default_factory=Settings)
+    voxel_settings: VoxelSettings = field(default_factory=VoxelSettings)
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_types", _check_image_types(self.image_types))
+        object.__setattr__(self, "feature_classes", _check_feature_classes(self.feature_classes))
+        if not isinstance(self.settings, Settings):
+            raise SettingsError(f"settings must be a Settings, got {type(self.settings).__name__}")
+        if not isinstance(self.voxel_settings, VoxelSettings):
+            raise SettingsError(f"voxel_settings must be a VoxelSettings, got {type(self.voxel_settings).__name__}")
+
+    def settings_for(self, image_type: str) -> Settings:
+        """The settings in force for one enabled image type (global + its custom ones)."""
+        if image_type not in self.image_types:
+            raise SettingsError(
+                f"image type {image_type!r} is not enabled; enabled: {', '.join(self.image_types)}"
+            )
+        custom = self.image_types[image_type]
+        return dataclasses.replace(self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items()})
+
+    def with_settings(self, overrides: Mapping[str, Any]) -> ExtractionParams:
+        """A copy with some global settings replaced, given by PyRadiomics key.
+
+        Like the keyword arguments of PyRadiomics' ``RadiomicsFeatureExtractor``.
+        """
+        attrs = _attributes(overrides, _RULES, SETTING_KEYS, "setting override")
+        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, **attrs))
+
+
+def _check_image_types(image_types) -> dict[str, dict[str, Any]]:
+    if not isinstance(image_types, Mapping):
+        raise SettingsError(f"imageType must be a mapping of image type to settings, got {image_types!r}")
+    out = {}
+    for name, custom in image_types.items():
+        if name not in IMAGE_TYPES:
+            raise SettingsError(f"imageType {name!r} is not known{_suggest(name, IMAGE_TYPES)}; "
+                                f"known: {', '.join(IMAGE_TYPES)}")
+        where = f"imageType {name!r} setting"
+        if custom is None:
+            raise SettingsError(f"imageType {name!r}: custom settings are null; write `{name}: {{}}` for none")
+        if not isinstance(custom, Mapping):
+            raise SettingsError(f"imageType {name!r}: custom settings must be a mapping, got {custom!r}")
+        for key in custom:
+            if key in _GLOBAL_ONLY:
+                raise SettingsError(
+                    f"imageType {name!r}: setting {key!r} cannot differ per image type (it is applied before "
+                    "any filter); move it to the setting section"
+                )
+        attrs = _attributes(custom, _RULES, SETTING_KEYS, where)
+        out[name] = {_RULES[attr].key: value for attr, value in attrs.items()}
+    return out
+
+
+def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]:
+    if not isinstance(feature_classes, Mapping):
+        raise SettingsError(f"featureClass must be a mapping of class to feature list, got {feature_classes!r}")
+    out: dict[str, tuple[str, ...] | None] = {}
+    for name, names in feature_classes.items():
+        if name not in FEATURE_CLASSES:
+            raise SettingsError(f"featureClass {name!r} is not known{_suggest(name, FEATURE_CLASSES)}; "
+                                f"known: {', '.join(FEATURE_CLASSES)}")
+        if names is None or (isinstance(names, (list, tuple)) and len(names) == 0):
+            out[name] = None  # PyRadiomics: null and [] both mean the default features
+            continue
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise SettingsError(f"featureClass {name!r}: expected a list of feature names, got {names!r}")
+        out[name] = tuple(dict.fromkeys(names))
+        _check_feature_names(name, out[name])
+    return out
+
+
+def _check_feature_names(family: str, names: tuple[str, ...]) -> None:
+    """Check names against the family's registry entries, if that family is written yet."""
+    module_name = FAMILY_MODULES[family]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return  # family not implemented yet: its compute() checks the names later
+        raise
+    known = tuple(feature.name for feature in module.FEATURES)
+    for name in names:
+        if name not in known:
+            raise SettingsError(f"featureClass {family!r}: unknown feature {name!r}"
+                                f"{_suggest(name, known)}; valid: {', '.join(known)}")
+
+
+def _suggest(word: str, candidates) -> str:
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def _attributes(mapping, rules: dict[str, _Rule], keys: dict[str, str], where: str) -> dict[str, Any]:
+    """Map PyRadiomics keys to attributes, checking every key and value."""
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, Mapping):
+        raise SettingsError(f"{where} must be a mapping of setting name to value, got {mapping!r}")
+    attrs = {}
+    for key, value in mapping.items():
+        if key not in keys:
+            raise SettingsError(_unknown_key_message(key, keys, where))
+        attr = keys[key]
+        attrs[attr] = _normalise(rules[attr], value, where)
+    return attrs
+
+
+def _unknown_key_message(key, keys: dict[str, str], where: str) -> str:
+    other = VOXEL_SETTING_KEYS if keys is SETTING_KEYS else SETTING_KEYS
+    if key in other:
+        section = "voxelSetting" if other is VOXEL_SETTING_KEYS else "setting"
+        return f"{where}: {key!r} belongs in the {section} section"
+    by_attr = {attr: k for k, attr in keys.items()}
+    if key in by_attr:
+        return f"{where}: unknown key {key!r}; the file key is {by_attr[key]!r}"
+    return f"{where}: unknown key {key!r}{_suggest(str(key), keys)}; valid keys: {', '.join(keys)}"
+
+
+def _normalise_fields(obj, rules: dict[str, _Rule], where: str) -> None:
+    for attr, rule in rules.items():
+        object.__setattr__(obj, attr, _normalise(rule, getattr(obj, attr), where))
+
+
+def _normalise(rule: _Rule, value, where: str):
+    """The checked, canonical form of one value (tuples, floats, interpolator names)."""
+    def fail(expected: str):
+        raise SettingsError(f"{where} {rule.key!r}: {value!r} is not allowed; expected {expected}")
+
+    if value is None:
+        if rule.nullable:
+            return None
+        fail(f"{_describe(rule)} (null is not allowed here; omit the key for the default)")
+    kind = rule.kind
+    if kind == "bool":
+        if not isinstance(value, bool):
+            fail("true or false")
+        return value
+    if kind in ("int", "float"):
+        return _number(rule, value, fail)
+    if kind in ("int_seq", "float_seq"):
+        if not isinstance(value, (list, tuple)):
+            fail(_describe(rule))
+        if len(value) < rule.min_length or (rule.lengths and len(value) not in rule.lengths):
+            fail(_describe(rule))
+        item = dataclasses.replace(rule, kind=kind[:-4])
+        return tuple(_number(item, v, fail, _describe(rule)) for v in value)
+    if kind == "str":
+        if not isinstance(value, str) or value not in rule.choices:
+            fail(_describe(rule))
+        return value
+    if kind == "interpolator":
+        if isinstance(value, str) and value in INTERPOLATORS:
+            return value
+        if isinstance(value, Integral) and not isinstance(value, bool) and int(value) in _INTERPOLATOR_BY_CODE:
+            return _INTERPOLATOR_BY_CODE[int(value)]
+        fail(_describe(rule))
+    if kind == "wavelet":
+        import pywt  # only needed when a wavelet is named
+
+        if not isinstance(value, str) or value not in pywt.wavelist(kind="discrete"):
+            fail("a discrete PyWavelets wavelet name (pywt.wavelist(kind='discrete'), e.g. 'coif1', 'haar', 'db2')")
+        return value
+    raise AssertionError(kind)
+
+
+def _number(rule: _Rule, value, fail, expected: str | None = None):
+    expected = expected or _describe(rule)
+    if isinstance(value, bool):
+        fail(expected)
+    if rule.kind == "int":
+        if not isinstance(value, Integral):
+            fail(expected)
+        number = int(value)
+    else:
+        if isinstance(value, str):  # pykwalify reads numeric strings ("nan", "1e-5") as floats
+            try:
+                value = float(value)
+            except ValueError:
+                fail(expected)
+        if not isinstance(value, Real):
+            fail(expected)
+        number = float(value)
+        if rule.finite and not math.isfinite(number):
+            fail(expected)
+    if rule.low is not None and (number <= rule.low if rule.low_exclusive else number < rule.low):
+        fail(expected)
+    if rule.high is not None and number > rule.high:
+        fail(expected)
+    return number
+
+
+def _describe(rule: _Rule) -> str:
+    kind = {"int": "an integer", "float": "a number", "int_seq": "a list of integers",
+            "float_seq": "a list of numbers", "bool": "true or false"}.get(rule.kind)
+    if rule.kind == "interpolator":
+        return (f"one of {', '.join(INTERPOLATORS)} or an integer code 1-10"
+                + (", or null" if rule.nullable else ""))
+    if rule.kind == "str":
+        return "one of " + ", ".join(repr(c) for c in rule.choices) + (", or null" if rule.nullable else "")
+    bounds = []
+    if rule.low is not None:
+        bounds.append(f"{'>' if rule.low_exclusive else '>='} {rule.low:g}")
+    if rule.high is not None:
+        bounds.append(f"<= {rule.high:g}")
+    text = kind + (" " + " and ".join(bounds) if bounds else "")
+    if rule.kind.endswith("_seq"):
+        text = text.replace("integers >", "integers, each >").replace("numbers >", "numbers, each >")
+        if rule.min_length:
+            text = "a non-empty " + text[2:]
+        if rule.lengths:
+            text += f", of length {' or '.join(str(n) for n in rule.lengths)}"
+    if rule.nullable:
+        text += ", or null"
+    return text
+
+
+def _to_mapping(obj, rules: dict[str, _Rule]) -> dict[str, Any]:
+    return {rule.key: _plain(getattr(obj, attr)) for attr, rule in rules.items()}
+
+
+def _plain(value):
+    """JSON-serialisable form; non-finite floats as strings, which load back as floats."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
