@@ -141,11 +141,11 @@ def compute(mask, *, spacing_zyx, features: Iterable[str] | None = None) -> dict
     if wanted & _AXES:
         least, minor, major = principal_moments(roi, spacing)
         with np.errstate(divide="ignore", invalid="ignore"):
-            values["MajorAxisLength"] = _axis_length(major)
-            values["MinorAxisLength"] = _axis_length(minor)
-            values["LeastAxisLength"] = _axis_length(least)
-            values["Elongation"] = _ratio(minor, major)
-            values["Flatness"] = _ratio(least, major)
+            values["MajorAxisLength"] = axis_length(major)
+            values["MinorAxisLength"] = axis_length(minor)
+            values["LeastAxisLength"] = axis_length(least)
+            values["Elongation"] = axis_ratio(minor, major)
+            values["Flatness"] = axis_ratio(least, major)
     return {f.name: float(values[f.name]) for f in FEATURES if f.name in wanted}
 
 
@@ -165,11 +165,13 @@ def principal_moments(roi: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     return np.sort(eigenvalues)
 
 
-def _axis_length(eigenvalue: float) -> float:
+def axis_length(eigenvalue: float) -> float:
+    """``4 sqrt(eigenvalue)`` (mm); NaN for a negative eigenvalue, as PyRadiomics."""
     return np.nan if eigenvalue < 0 else np.sqrt(eigenvalue) * 4
 
 
-def _ratio(small: float, large: float) -> float:
+def axis_ratio(small: float, large: float) -> float:
+    """``sqrt(small / large)``; NaN for negative eigenvalues or 0 / 0, as PyRadiomics."""
     if small < 0 or large < 0:
         return np.nan
     return np.sqrt(np.float64(small) / np.float64(large))
