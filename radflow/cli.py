@@ -43,7 +43,7 @@ def _cmd_ls(args) -> int:
     from radflow.store.volume import list_series
 
     for info in list_series(args.store):
-        shape = "x".join(str(n) for n in info.shape)
+        shape = "x".join(str(n) for n in info.shape_zyx)
         spacing = "x".join(f"{s:g}" for s in info.spacing_zyx)
         labels = ",".join(info.label_keys) or "-"
         print(f"{info.case}/{info.series}\t{info.modality}\t{shape} @ {spacing} mm\tROIs: {labels}")

@@ -249,6 +249,30 @@ def _ingest_case_task(case, store, key, force):
     return ingest_case(case, store, key, force=force)
 
 
+STORE_INFO = "radflow-store.json"
+
+
+def _check_store_key(store: Path, pseud: Pseudonymiser) -> None:
+    """Refuse to mix pseudonym keys in one store: the ids would not match across runs."""
+    import json
+
+    from radflow.store.atomic import atomic_file
+
+    info_path = store / STORE_INFO
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if info.get("key_id") != pseud.key_id:
+            raise InputError(
+                store,
+                f"this store was written with pseudonym key {info.get('key_id')}, the current key "
+                f"is {pseud.key_id}: patient ids would not match. Use the study's key "
+                "(--key-file, RADFLOW_PSEUDONYM_KEY or RADFLOW_PSEUDONYM_KEY_FILE) or a new store",
+            )
+        return
+    with atomic_file(info_path) as tmp:
+        tmp.write_text(json.dumps({"key_id": pseud.key_id, "ingest_format": INGEST_FORMAT}) + "\n")
+
+
 def ingest_archive(archive: str | Path, store: str | Path, *, key_file=None, jobs: int = 1,
                    force: bool = False, progress: bool = True) -> IngestSummary:
     """Convert an archive into the store and update ``STORE/manifest.parquet``.
@@ -276,6 +300,7 @@ def ingest_archive(archive: str | Path, store: str | Path, *, key_file=None, job
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     key = load_key(key_file=key_file)
+    _check_store_key(store, Pseudonymiser(key))
     cases = discover_archive(archive)
     bar = Progress(len(cases), "patients") if progress else None
     rows: list[dict] = []
