@@ -115,7 +115,7 @@ def compute(mask, *, spacing_zyx, features: Iterable[str] | None = None) -> dict
     {'VoxelVolume': 8.0, 'Maximum3DDiameter': 2.449489742783178}
     """
     wanted = requested(FEATURES, features, FAMILY)
-    roi = roi_box(mask, ndim=3)
+    roi, _ = roi_box(mask, ndim=3)
     spacing = checked_spacing(spacing_zyx, 3)
     padded = np.pad(roi, 1).view(np.uint8)
 
@@ -193,8 +193,8 @@ def requested(catalogue: tuple[Feature, ...], features, family: str) -> set[str]
     return wanted
 
 
-def roi_box(mask, *, ndim: int, name: str = "mask") -> np.ndarray:
-    """The bool ROI of ``mask`` (non-zero voxels) cropped to its bounding box."""
+def roi_box(mask, *, ndim: int, name: str = "mask") -> tuple[np.ndarray, tuple[slice, ...]]:
+    """The bool ROI of ``mask`` (non-zero voxels) cropped to its bounding box, and the box."""
     mask = np.asarray(mask)
     if mask.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}D array, got shape {mask.shape}")
@@ -207,7 +207,8 @@ def roi_box(mask, *, ndim: int, name: str = "mask") -> np.ndarray:
         if hit.size == 0:
             raise ValueError(f"{name} is empty: no non-zero voxel")
         box.append(slice(hit[0], hit[-1] + 1))
-    return roi[tuple(box)]
+    box = tuple(box)
+    return roi[box], box
 
 
 def checked_spacing(spacing, n: int, name: str = "spacing_zyx") -> np.ndarray:

@@ -108,7 +108,7 @@ def compute(
             f"force2d_dimension must be 0, 1 or 2 (axis of the (z, y, x) array), "
             f"got {force2d_dimension!r}"
         )
-    roi = roi_box(mask, ndim=3)
+    roi, _ = roi_box(mask, ndim=3)
     spacing = checked_spacing(spacing_zyx, 3)
     if roi.shape[force2d_dimension] > 1:
         raise ValueError(
