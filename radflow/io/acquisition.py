@@ -9,6 +9,7 @@ reduced to its year).
 from __future__ import annotations
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 #: Output key -> (DICOM keyword, kind). Every key is always present (None when
 #: the tag is absent or empty) so that tables built from these dicts share one
@@ -72,7 +73,7 @@ def _value(raw, kind: str):
             return tuple(float(v) for v in raw)
         except (TypeError, ValueError):
             return None
-    if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+    if isinstance(raw, (list, tuple, MultiValue)):
         return "\\".join(str(v) for v in raw)
     return str(raw).strip() or None
 

@@ -28,7 +28,10 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import MediaStorageDirectoryStorage
 
 from radflow.errors import InputError
+from radflow.io.acquisition import acquisition_metadata
 from radflow.io.records import LabelMap, SeriesRecord
+from radflow.io.seg import read_seg
+from radflow.io.suv import suv_bw_factor
 
 IMAGE_MODALITIES = frozenset({"CT", "PT", "MR"})
 LABEL_MODALITIES = frozenset({"RTSTRUCT", "SEG"})
@@ -54,8 +57,12 @@ SUPPORTED_TRANSFER_SYNTAXES = {
 
 #: Relative geometry tolerance: 1 % of the pixel or slice spacing. The rounding
 #: of decimal strings in ImagePositionPatient is orders of magnitude below it;
-#: a missing slice, a gantry tilt or a second stack is far above it.
+#: a missing or duplicate slice is far above it.
 GEOMETRY_RTOL = 0.01
+
+#: How far (in pixels) slice positions may stray from the line along the slice
+#: normal over the whole stack; a gantry tilt of 1 degree moves 1.7 mm per 100 mm.
+IN_PLANE_TOL_PIXELS = 0.1
 
 
 @dataclass(frozen=True)
@@ -375,7 +382,8 @@ def sort_slices(files) -> SliceStack:
                                            "(duplicate slice or two stacks in one series)")
         offsets = positions - positions[0]
         in_plane = offsets - np.outer(offsets @ normal, normal)
-        bad = np.flatnonzero(np.linalg.norm(in_plane, axis=1) > GEOMETRY_RTOL * max(steps.max(), 1))
+        stray = np.linalg.norm(in_plane, axis=1)
+        bad = np.flatnonzero(stray > IN_PLANE_TOL_PIXELS * min(pixel_spacing))
         if bad.size:
             raise InputError(files[int(bad[0])], "slice positions are not along the slice normal "
                                                  "(gantry tilt or sheared stack is not supported)")
@@ -532,10 +540,7 @@ def load_dicom_series(scan: DicomScan, series_uid: str, *,
     InputError
         For problems of the image series itself, naming the file.
     """
-    from radflow.io.acquisition import acquisition_metadata
-    from radflow.io.rtstruct import read_rtstruct
-    from radflow.io.seg import read_seg
-    from radflow.io.suv import suv_bw_factor
+    from radflow.io.rtstruct import read_rtstruct  # here: rtstruct imports read_header
 
     try:
         series = scan.series[series_uid]

@@ -18,7 +18,6 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.valuerep import format_number_as_ds
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
@@ -28,6 +27,8 @@ from pydicom.uid import (
     RTStructureSetStorage,
     generate_uid,
 )
+from pydicom.valuerep import format_number_as_ds
+from skimage.measure import approximate_polygon, find_contours
 
 from radflow.io.dicom import SliceStack, sort_slices
 
@@ -55,8 +56,8 @@ TYPE2_KEYWORDS = (
 #: Patient and study tags an RTSTRUCT copies from its images.
 PATIENT_STUDY_KEYWORDS = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-    "PatientWeight", "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID",
-    "AccessionNumber", "ReferringPhysicianName", "FrameOfReferenceUID",
+    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+    "ReferringPhysicianName",
 )
 
 
@@ -261,8 +262,6 @@ def _referenced_image(ds: Dataset) -> Dataset:
 def _slice_contours(mask2d: np.ndarray) -> list[np.ndarray]:
     """Closed contours (row, col) of a 2-D mask, through the midpoints between
     inside and outside pixel centres; holes come out as separate contours."""
-    from skimage.measure import approximate_polygon, find_contours
-
     padded = np.pad(mask2d.astype(np.float64), 1)
     contours = []
     for contour in find_contours(padded, 0.5):
@@ -404,7 +403,7 @@ def write_seg(path, image_files, segments: dict[str, np.ndarray], *,
     -------
     Path
     """
-    import highdicom as hd
+    import highdicom as hd  # slow to import; only SEG needs it
     from pydicom.sr.codedict import codes
 
     from radflow import __version__

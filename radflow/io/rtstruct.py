@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from pydicom.dataset import Dataset
+from skimage.draw import polygon
 
 from radflow.errors import InputError
 from radflow.io.dicom import read_header
@@ -55,8 +56,6 @@ def rasterise_roi(contours, image: sitk.Image, *, source="<rtstruct>",
     InputError
         When a contour lies outside the image's slices, or no voxel is filled.
     """
-    from skimage.draw import polygon
-
     matrix, origin = _index_transform(image)
     nx, ny, nz = image.GetSize()
     mask = np.zeros((nz, ny, nx), dtype=bool)

@@ -49,7 +49,7 @@ def read_seg(path: Path, image: sitk.Image,
         If the file cannot be read, is not a SEG, or does not match the series
         (frames derived from images outside it, wrong frame size).
     """
-    import highdicom as hd
+    import highdicom as hd  # slow to import; only SEG needs it
 
     path = Path(path)
     sop_instance_uids = [str(uid) for uid in sop_instance_uids]
