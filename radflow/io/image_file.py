@@ -1,0 +1,280 @@
+"""Plain image files: NIfTI, NRRD and MetaImage volumes and label maps.
+
+SimpleITK reads all three and returns the geometry in ITK's LPS convention
+(NIfTI's RAS affine is converted by ITK), which is what the store keeps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import warnings
+import zlib
+from itertools import product
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from radflow.errors import InputError
+from radflow.io.records import LabelMap, roi_key
+
+#: File name endings read here -> (ITK image IO, format name for messages).
+FORMATS = {
+    ".nii.gz": ("NiftiImageIO", "NIfTI"),
+    ".nii": ("NiftiImageIO", "NIfTI"),
+    ".nrrd": ("NrrdImageIO", "NRRD"),
+    ".nhdr": ("NrrdImageIO", "NRRD"),
+    ".mha": ("MetaImageIO", "MetaImage"),
+    ".mhd": ("MetaImageIO", "MetaImage"),
+}
+
+
+def image_suffix(path: str | PathLike) -> str | None:
+    """The supported ending of ``path`` (``".nii.gz"``, ``".nrrd"``, ...), or None."""
+    name = Path(path).name.lower()
+    return next((suffix for suffix in FORMATS if name.endswith(suffix)), None)
+
+
+def file_stem(path: str | PathLike) -> str:
+    """The file name without its image ending: ``gtv.nii.gz`` -> ``gtv``."""
+    name = Path(path).name
+    suffix = image_suffix(name)
+    return name[: -len(suffix)] if suffix else Path(name).stem
+
+
+def label_sidecar(path: str | PathLike) -> Path:
+    """The optional ROI-name file of a label map: ``gtv.nii.gz`` -> ``gtv.json``."""
+    return Path(path).with_name(f"{file_stem(path)}.json")
+
+
+def _itk_reason(err: RuntimeError) -> str:
+    """The useful part of an ITK reader exception, on one line."""
+    text = str(err)
+    match = re.search(r"ERROR: \w+\(0x[0-9a-fA-F]+\): (.*)", text, re.S)
+    lines = [line.strip() for line in (match.group(1) if match else text).splitlines()]
+    # MetaIO appends errno ("Reason: Success", or a stale "No such file"): noise.
+    lines = [line for line in lines if line and not line.startswith("Reason:")]
+    nrrd = [line for line in lines if line.startswith("[nrrd]")]  # teem's trace: last = cause
+    return nrrd[-1] if nrrd else " ".join(lines)
+
+
+def _nifti_sizes(path: Path, reader: sitk.ImageFileReader) -> tuple[int, int]:
+    """(bytes the NIfTI header announces, bytes the file holds), uncompressed.
+
+    ITK zero-fills the voxels missing from a truncated NIfTI without an
+    error, so the length is checked here. For .nii.gz the gzip trailer's
+    length (modulo 2**32) is trusted when it agrees; otherwise the stream is
+    decompressed to count.
+    """
+    ndim = int(reader.GetMetaData("dim[0]"))
+    voxels = int(np.prod([int(reader.GetMetaData(f"dim[{i}]")) for i in range(1, ndim + 1)]))
+    header_bytes = int(float(reader.GetMetaData("vox_offset")))
+    expected = header_bytes + voxels * int(reader.GetMetaData("bitpix")) // 8
+    if not path.name.lower().endswith(".gz"):
+        return expected, path.stat().st_size
+    with open(path, "rb") as stream:
+        stream.seek(-4, 2)
+        if int.from_bytes(stream.read(4), "little") == expected % 2**32:
+            return expected, expected
+    held = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                held += len(chunk)
+    except EOFError:
+        pass  # truncated stream: ``held`` is what could be read
+    except (OSError, zlib.error) as err:
+        raise InputError(path, f"unreadable NIfTI file: corrupt gzip stream ({err})") from None
+    return expected, held
+
+
+def read_image(path: str | PathLike) -> sitk.Image:
+    """Read a 3-D scalar NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The image file; the format is chosen by its ending, never guessed.
+
+    Returns
+    -------
+    SimpleITK.Image
+        Voxels in the file's type (NIfTI scaling applied by ITK), spacing and
+        origin in mm, direction in LPS.
+
+    Raises
+    ------
+    radflow.errors.InputError
+        Unsupported ending, missing or unreadable file, not 3-D, or more than
+        one value per voxel.
+    """
+    path = Path(path)
+    suffix = image_suffix(path)
+    if suffix is None:
+        raise InputError(path, f"unsupported file type; expected one of {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    image_io, format_name = FORMATS[suffix]
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO(image_io)
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+        if format_name == "NIfTI":
+            expected, held = _nifti_sizes(path, reader)
+            if held < expected:
+                raise InputError(
+                    path, f"unreadable NIfTI file: truncated, {held} of {expected} bytes"
+                )
+        image = reader.Execute()
+    except RuntimeError as err:
+        raise InputError(path, f"unreadable {format_name} file: {_itk_reason(err)}") from None
+    if image.GetDimension() != 3:
+        raise InputError(path, f"expected a 3-D image, got {image.GetDimension()}-D")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            path,
+            f"expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()} "
+            "(vector or RGB image)",
+        )
+    return image
+
+
+def _read_names(sidecar: Path) -> dict[int, str]:
+    try:
+        raw = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(sidecar, f"unreadable ROI name file: {err}") from None
+    if not isinstance(raw, dict):
+        raise InputError(sidecar, 'expected an object {"1": "GTV", ...}')
+    names = {}
+    for value, name in raw.items():
+        if not re.fullmatch(r"[1-9][0-9]*", value) or not isinstance(name, str) or not name.strip():
+            raise InputError(
+                sidecar, f"entry {value!r}: {name!r} must map a positive label value to a name"
+            )
+        names[int(value)] = name
+    return names
+
+
+def _corner_shift_mm(a: sitk.Image, b: sitk.Image) -> float:
+    """Largest distance in mm between the same corner voxel of two same-size grids.
+
+    Both grids are affine in the index, so the largest displacement of any
+    voxel is at a corner: one number covers spacing, origin and direction.
+    """
+    corners = product(*[(0, n - 1) for n in a.GetSize()])
+    return max(
+        math.dist(a.TransformIndexToPhysicalPoint(c), b.TransformIndexToPhysicalPoint(c))
+        for c in corners
+    )
+
+
+def read_label_map(
+    path: str | PathLike,
+    reference: sitk.Image,
+    *,
+    names: dict[int, str] | None = None,
+    tolerance_mm: float = 1e-3,
+    reference_source: str | PathLike | None = None,
+) -> LabelMap:
+    """Read an integer label map file on the grid of an image.
+
+    Parameters
+    ----------
+    path : str or path-like
+        NIfTI, NRRD or MetaImage file with one integer label value per ROI
+        (0 = background). Float files are accepted when every value is an
+        integer.
+    reference : SimpleITK.Image
+        The image the labels belong to; the label map must lie on its grid.
+    names : dict of int to str, optional
+        Label value -> ROI name. By default read from the sidecar
+        ``<stem>.json`` beside the file (``{"1": "GTV", "2": "node"}``) when
+        it exists. Values without a name are called ``<stem>`` (single
+        label) or ``<stem>_<value>``.
+    tolerance_mm : float, optional
+        Largest allowed distance between a corner voxel's position in the
+        label map and in the reference, in mm.
+    reference_source : str or path-like, optional
+        The reference image's file, named in geometry errors.
+
+    Returns
+    -------
+    LabelMap
+        ``key`` = ``roi_key(<stem>)``, ``source`` = ``"labelmap"``, image in
+        uint8 (uint16 above 255) carrying exactly the reference's geometry,
+        ``rois`` for the values present.
+
+    Raises
+    ------
+    radflow.errors.InputError
+        Unreadable file or sidecar, non-integer or negative values, values
+        above 65535, "geometry mismatch" (size, or positions beyond
+        ``tolerance_mm``), or "empty ROI" (no nonzero voxel).
+
+    Warns
+    -----
+    UserWarning
+        When ``names`` or the sidecar names a value no voxel has.
+    """
+    if not isinstance(reference, sitk.Image):
+        raise TypeError(f"reference must be a SimpleITK.Image, got {type(reference).__name__}")
+    if not tolerance_mm >= 0:
+        raise ValueError(f"tolerance_mm must be >= 0, got {tolerance_mm}")
+    path = Path(path)
+    stem = file_stem(path)
+    if names is None:
+        sidecar = label_sidecar(path)
+        names = _read_names(sidecar) if sidecar.is_file() else {}
+    elif not all(isinstance(v, int) and isinstance(n, str) for v, n in names.items()):
+        raise ValueError(f"names must map int label values to str, got {names!r}")
+
+    image = read_image(path)
+    ref_name = str(reference_source) if reference_source is not None else "the reference image"
+    if image.GetSize() != reference.GetSize():
+        raise InputError(
+            path,
+            f"geometry mismatch with {ref_name}: size {image.GetSize()} vs {reference.GetSize()}",
+        )
+    shift = _corner_shift_mm(image, reference)
+    if shift > tolerance_mm:
+        raise InputError(
+            path,
+            f"geometry mismatch with {ref_name}: voxel positions differ by up to {shift:.4g} mm "
+            f"(tolerance {tolerance_mm} mm); spacing {image.GetSpacing()} vs "
+            f"{reference.GetSpacing()}, origin {image.GetOrigin()} vs {reference.GetOrigin()}, "
+            f"direction {image.GetDirection()} vs {reference.GetDirection()}",
+        )
+
+    data = sitk.GetArrayViewFromImage(image)
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data) | (data != np.round(data))
+        if bad.any():
+            raise InputError(path, f"label values must be integers, found {data[bad][0]}")
+    low, high = data.min(), data.max()
+    if low < 0:
+        raise InputError(path, f"label values must be >= 0, found {low}")
+    if high > np.iinfo(np.uint16).max:
+        raise InputError(path, f"label value {high} is above 65535")
+    labels = data.astype(np.uint8 if high <= np.iinfo(np.uint8).max else np.uint16)
+    present = np.flatnonzero(np.bincount(labels.ravel()))
+    present = [int(v) for v in present if v != 0]
+    if not present:
+        raise InputError(path, "empty ROI: no nonzero voxel")
+    absent = sorted(set(names) - set(present))
+    if absent:
+        warnings.warn(
+            f"{path}: ROIs {[names[v] for v in absent]} (values {absent}) have no voxel; skipped",
+            stacklevel=2,
+        )
+    default = (lambda v: stem) if len(present) == 1 else (lambda v: f"{stem}_{v}")
+    rois = {v: names.get(v, default(v)) for v in present}
+
+    out = sitk.GetImageFromArray(labels)
+    out.CopyInformation(reference)
+    return LabelMap(key=roi_key(stem), source="labelmap", image=out, rois=rois)

@@ -1,0 +1,466 @@
+"""The volume store: exact round trips, OME-Zarr 0.5 metadata, chunk reads, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import zarr.storage
+
+from radflow.errors import InputError
+from radflow.io.image_file import read_image, read_label_map
+from radflow.io.records import LabelMap
+from radflow.store import volume
+from radflow.store.volume import (
+    label_keys,
+    list_series,
+    open_label,
+    open_volume,
+    read_box,
+    roi_bbox,
+    series_fingerprint,
+    to_sitk,
+    write_series,
+)
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+#: Oblique (rotated about z then x) and flipped (determinant -1) direction.
+OBLIQUE_FLIPPED = tuple(
+    (_rotation(2, 30.0) @ _rotation(0, 20.0) @ np.diag([1.0, 1.0, -1.0])).ravel()
+)
+SPACING_XYZ = (0.6640625, 0.9765625, 2.5)
+ORIGIN_XYZ = (-123.456789012345, 67.1, -3.0e-7)
+
+
+def _image(array, *, spacing=SPACING_XYZ, origin=ORIGIN_XYZ, direction=OBLIQUE_FLIPPED):
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    image.SetDirection(direction)
+    return image
+
+
+def _ct(shape=(12, 24, 20), seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(-1024, 3000, size=shape).astype(np.int16)
+
+
+def _label(reference: sitk.Image, box, value=1, key="gtv", name="GTV") -> LabelMap:
+    data = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
+    data[box] = value
+    image = sitk.GetImageFromArray(data)
+    image.CopyInformation(reference)
+    return LabelMap(key=key, source="labelmap", image=image, rois={value: name})
+
+
+def _assert_same_image(actual: sitk.Image, expected: sitk.Image) -> None:
+    assert actual.GetPixelID() == expected.GetPixelID()
+    np.testing.assert_array_equal(
+        sitk.GetArrayViewFromImage(actual), sitk.GetArrayViewFromImage(expected)
+    )
+    # Exact equality on purpose: the store must not perturb a single bit.
+    assert actual.GetSize() == expected.GetSize()
+    assert actual.GetSpacing() == expected.GetSpacing()
+    assert actual.GetOrigin() == expected.GetOrigin()
+    assert actual.GetDirection() == expected.GetDirection()
+
+
+# -- round trips ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+@pytest.mark.parametrize(
+    "array",
+    [_ct(), np.random.default_rng(1).gamma(2.0, 1.5, size=(9, 16, 14)).astype(np.float32)],
+    ids=["int16", "float32"],
+)
+def test_file_to_store_to_sitk_is_exact(tmp_path, suffix, array):
+    path = tmp_path / f"image{suffix}"
+    sitk.WriteImage(_image(array), str(path))
+    image = read_image(path)
+    labels_array = np.zeros(array.shape, np.uint8)
+    labels_array[2:5, 3:9, 4:8] = 1
+    labels_array[6:8, 10:12, 1:3] = 2
+    label_path = tmp_path / f"gtv{suffix}"
+    sitk.WriteImage(_image(labels_array), str(label_path))
+    label = read_label_map(label_path, image, names={1: "GTV", 2: "node"})
+
+    write_series(tmp_path / "store", "case1", "ct1", image, [label], fingerprint="f")
+
+    stored = open_volume(tmp_path / "store", "case1", "ct1")
+    assert stored.dtype == array.dtype
+    _assert_same_image(to_sitk(stored), image)
+    np.testing.assert_array_equal(stored.values, array)
+    stored_label = open_label(tmp_path / "store", "case1", "ct1", "gtv")
+    assert stored_label.dtype == np.uint8
+    assert stored_label.attrs["rois"] == {1: "GTV", 2: "node"}
+    _assert_same_image(to_sitk(stored_label), label.image)
+    np.testing.assert_array_equal(stored_label.values, labels_array)
+
+
+def test_geometry_doubles_round_trip_bit_exact(tmp_path):
+    # Arbitrary doubles (no file format in between to round them first).
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    image = _image(
+        _ct((5, 6, 7)),
+        spacing=tuple(rng.uniform(0.1, 5.0, 3)),
+        origin=tuple(rng.uniform(-500.0, 500.0, 3)),
+        direction=tuple(q.ravel()),
+    )
+    write_series(tmp_path, "c", "s", image, fingerprint="f")
+    _assert_same_image(to_sitk(open_volume(tmp_path, "c", "s")), image)
+
+
+def test_crop_geometry_matches_simpleitk_slicing(tmp_path):
+    image = _image(_ct())
+    write_series(tmp_path, "c", "s", image, fingerprint="f")
+    crop = open_volume(tmp_path, "c", "s").isel(z=slice(3, 9), y=slice(5, 20), x=slice(2, 11))
+    # SimpleITK indexes (x, y, z); its slicing is the reference for the crop's origin.
+    _assert_same_image(to_sitk(crop), image[2:11, 5:20, 3:9])
+
+
+def test_to_sitk_rejects_strided_selection(tmp_path):
+    write_series(tmp_path, "c", "s", _image(_ct()), fingerprint="f")
+    with pytest.raises(ValueError, match="consecutive voxels"):
+        to_sitk(open_volume(tmp_path, "c", "s").isel(z=slice(0, None, 2)))
+
+
+def test_coordinates_and_attrs(tmp_path):
+    image = _image(_ct())
+    attrs = {"modality": "CT", "frame": "pseudo-frame-1"}
+    write_series(tmp_path, "c", "s", image, attrs=attrs, fingerprint="sha-1")
+    da = open_volume(tmp_path, "c", "s")
+    assert da.name == "image" and da.dims == ("z", "y", "x")
+    assert da.attrs["spacing_zyx"] == SPACING_XYZ[::-1]
+    assert da.attrs["origin_zyx"] == ORIGIN_XYZ[::-1]
+    assert da.attrs["direction_xyz"] == OBLIQUE_FLIPPED
+    assert da.attrs["modality"] == "CT" and da.attrs["frame"] == "pseudo-frame-1"
+    assert da.attrs["fingerprint"] == "sha-1"
+    x_mm = ORIGIN_XYZ[0] + SPACING_XYZ[0] * np.arange(20)
+    z_mm = ORIGIN_XYZ[2] + SPACING_XYZ[2] * np.arange(12)
+    np.testing.assert_allclose(da.x.values, x_mm, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(da.z.values, z_mm, rtol=0, atol=1e-9)
+
+
+def test_list_series_and_fingerprint(tmp_path):
+    ct = _image(_ct())
+    pet = _image(np.ones((4, 5, 6), np.float32))
+    gtv = _label(ct, np.s_[1:3, 1:3, 1:3])
+    write_series(tmp_path, "b", "ct", ct, [gtv], attrs={"modality": "CT"}, fingerprint="1")
+    write_series(tmp_path, "a", "pt", pet, attrs={"modality": "PT"}, fingerprint="2")
+    found = list_series(tmp_path)
+    assert [(s.case, s.series, s.modality) for s in found] == [("a", "pt", "PT"), ("b", "ct", "CT")]
+    assert found[1].shape_zyx == (12, 24, 20)
+    assert found[1].spacing_zyx == SPACING_XYZ[::-1]
+    assert found[1].label_keys == ("gtv",) and found[0].label_keys == ()
+    assert series_fingerprint(tmp_path, "b", "ct") == "1"
+    assert series_fingerprint(tmp_path, "b", "absent") is None
+    assert label_keys(tmp_path, "b", "ct") == ["gtv"]
+
+
+def test_labels_above_255_are_uint16(tmp_path):
+    image = _image(_ct())
+    data = np.zeros((12, 24, 20), np.uint16)
+    data[2:4, 2:4, 2:4] = 300
+    data[5, 5, 5] = 7
+    atlas = sitk.GetImageFromArray(data)
+    atlas.CopyInformation(image)
+    labels = [LabelMap("atlas", "labelmap", atlas, {7: "a", 300: "b"})]
+    write_series(tmp_path, "c", "s", image, labels, fingerprint="f")
+    stored = open_label(tmp_path, "c", "s", "atlas")
+    assert stored.dtype == np.uint16
+    np.testing.assert_array_equal(stored.values, data)
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda im: im.SetOrigin((0.0, 0.0, 0.0)), "origin"),
+        (lambda im: im.SetSpacing((1.0, 1.0, 1.0)), "spacing"),
+        (lambda im: im.SetDirection((1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)), "direction"),
+    ],
+)
+def test_label_off_the_image_grid_is_refused(tmp_path, change, reason):
+    image = _image(_ct())
+    label = _label(image, np.s_[1:3, 1:3, 1:3])
+    change(label.image)
+    with pytest.raises(InputError, match=rf"case1/s1: label 'gtv': geometry differs.*{reason}"):
+        write_series(tmp_path, "case1", "s1", image, [label], fingerprint="f")
+    assert not (tmp_path / "case1").exists() or list((tmp_path / "case1").iterdir()) == []
+
+
+def test_bad_inputs_are_refused_before_writing(tmp_path):
+    image = _image(_ct())
+    empty = _label(image, np.s_[0:0, 0:0, 0:0])
+    with pytest.raises(InputError, match="empty ROI"):
+        write_series(tmp_path, "c", "s", image, [empty], fingerprint="f")
+    twice = [_label(image, np.s_[1:2, 1:2, 1:2]), _label(image, np.s_[3:4, 3:4, 3:4])]
+    with pytest.raises(InputError, match="duplicate label keys"):
+        write_series(tmp_path, "c", "s", image, twice, fingerprint="f")
+    with pytest.raises(ValueError, match="may not set"):
+        write_series(tmp_path, "c", "s", image, attrs={"fingerprint": "x"}, fingerprint="f")
+    with pytest.raises(ValueError, match="JSON"):
+        write_series(tmp_path, "c", "s", image, attrs={"when": object()}, fingerprint="f")
+    with pytest.raises(ValueError, match="series must be"):
+        write_series(tmp_path, "c", "../s", image, fingerprint="f")
+    with pytest.raises(InputError, match="3-D"):
+        write_series(tmp_path, "c", "s", sitk.Image([4, 4], sitk.sitkInt16), fingerprint="f")
+    assert series_fingerprint(tmp_path, "c", "s") is None
+    with pytest.raises(InputError, match="no such series"):
+        open_volume(tmp_path, "c", "s")
+
+
+# -- OME-Zarr 0.5 metadata, checked on the raw zarr.json files --------------------
+
+
+def _zarr_json(path: Path) -> dict:
+    return json.loads((path / "zarr.json").read_text())
+
+
+def _check_multiscales(group: dict, group_path: Path) -> list:
+    """Structural rules of OME-Zarr 0.5 ``multiscales``; returns the transforms of level 0."""
+    assert group["zarr_format"] == 3 and group["node_type"] == "group"
+    ome = group["attributes"]["ome"]
+    assert ome["version"] == "0.5"
+    (multiscale,) = ome["multiscales"]
+    assert "version" not in multiscale  # 0.5 keeps the version in "ome" only
+    axes = multiscale["axes"]
+    assert [a["name"] for a in axes] == ["z", "y", "x"]
+    assert all(a["type"] == "space" and a["unit"] == "millimeter" for a in axes)
+    assert multiscale["datasets"], "at least one scale level"
+    for dataset in multiscale["datasets"]:
+        transforms = dataset["coordinateTransformations"]
+        assert transforms[0]["type"] == "scale" and len(transforms[0]["scale"]) == len(axes)
+        assert [t["type"] for t in transforms[1:]] in ([], ["translation"])
+        assert all(len(t.get("translation", axes)) == len(axes) for t in transforms)
+        array = _zarr_json(group_path / dataset["path"])
+        assert array["zarr_format"] == 3 and array["node_type"] == "array"
+        assert len(array["shape"]) == len(axes)
+        assert array["dimension_names"] == ["z", "y", "x"]
+        codecs = {c["name"]: c.get("configuration", {}) for c in array["codecs"]}
+        assert "bytes" in codecs
+        assert codecs["blosc"]["cname"] == "zstd" and codecs["blosc"]["shuffle"] == "shuffle"
+    return multiscale["datasets"][0]["coordinateTransformations"]
+
+
+def test_ome_zarr_metadata_is_valid_0_5(tmp_path):
+    image = _image(_ct())
+    labels = [
+        _label(image, np.s_[1:3, 2:5, 3:6]),
+        _label(image, np.s_[5:6, 5:6, 5:6], value=2, key="node", name="N1"),
+    ]
+    root = write_series(tmp_path, "c", "s", image, labels, fingerprint="f")
+
+    group = _zarr_json(root)
+    transforms = _check_multiscales(group, root)
+    assert transforms == [
+        {"type": "scale", "scale": list(SPACING_XYZ[::-1])},
+        {"type": "translation", "translation": list(ORIGIN_XYZ[::-1])},
+    ]
+    assert group["attributes"]["radflow"]["direction_xyz"] == list(OBLIQUE_FLIPPED)
+    image_array = _zarr_json(root / "0")
+    assert image_array["data_type"] == "int16"
+    assert image_array["chunk_grid"]["configuration"]["chunk_shape"] == [12, 24, 20]
+
+    labels_group = _zarr_json(root / "labels")
+    assert labels_group["zarr_format"] == 3 and labels_group["node_type"] == "group"
+    assert labels_group["attributes"]["ome"] == {"version": "0.5", "labels": ["gtv", "node"]}
+    for key, value, name in (("gtv", 1, "GTV"), ("node", 2, "N1")):
+        label = _zarr_json(root / "labels" / key)
+        assert _check_multiscales(label, root / "labels" / key) == transforms
+        image_label = label["attributes"]["ome"]["image-label"]
+        assert image_label["source"] == {"image": "../../"}
+        assert image_label["properties"] == [{"label-value": value, "name": name}]
+        array = _zarr_json(root / "labels" / key / "0")
+        assert array["data_type"] == "uint8"
+        assert array["chunk_grid"] == image_array["chunk_grid"]
+
+
+def test_chunks_of_a_large_volume(tmp_path):
+    image = _image(np.zeros((70, 130, 140), np.int16))
+    root = write_series(tmp_path, "c", "s", image, fingerprint="f")
+    chunk_shape = _zarr_json(root / "0")["chunk_grid"]["configuration"]["chunk_shape"]
+    assert chunk_shape == [64, 128, 128]  # 2 MiB of int16
+
+
+# -- chunk-level reads --------------------------------------------------------------
+
+
+class CountingStore(zarr.storage.WrapperStore):
+    """Records every key read through it."""
+
+    def __init__(self, store, log: list):
+        super().__init__(store)
+        self.log = log
+
+    def _with_store(self, store):
+        return type(self)(store, self.log)
+
+    async def get(self, key, prototype, byte_range=None):
+        self.log.append(key)
+        return await self._store.get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype, key_ranges):
+        key_ranges = list(key_ranges)
+        self.log.extend(key for key, _ in key_ranges)
+        return await self._store.get_partial_values(prototype, key_ranges)
+
+
+@pytest.fixture
+def chunked(tmp_path, monkeypatch):
+    """A (12, 24, 24) series in (4, 8, 8) chunks with one ROI, and a log of chunk reads."""
+    monkeypatch.setattr(volume, "chunk_shape", lambda shape, itemsize: (4, 8, 8))
+    array = _ct((12, 24, 24))
+    image = _image(array)
+    roi = np.s_[5:7, 9:15, 17:21]
+    write_series(tmp_path, "c", "s", image, [_label(image, roi)], fingerprint="f")
+    log = []
+    monkeypatch.setattr(
+        volume,
+        "_zarr_store",
+        lambda path, read_only: CountingStore(
+            zarr.storage.LocalStore(path, read_only=read_only), log
+        ),
+    )
+
+    def chunk_reads():
+        reads = {key for key in log if "/c/" in key}
+        log.clear()
+        return reads
+
+    return tmp_path, array, roi, chunk_reads
+
+
+def test_roi_bbox(chunked):
+    store, array, roi, chunk_reads = chunked
+    assert roi_bbox(store, "c", "s", "gtv") == roi
+    assert roi_bbox(store, "c", "s", "gtv", label="GTV") == roi
+    with pytest.raises(InputError, match="empty ROI"):
+        roi_bbox(store, "c", "s", "gtv", label=2)
+    with pytest.raises(InputError, match="no ROI named"):
+        roi_bbox(store, "c", "s", "gtv", label="CTV")
+
+
+def test_read_box_reads_only_the_covering_chunks(chunked):
+    store, array, roi, chunk_reads = chunked
+    chunk_reads()
+    # z 4:8 lies in chunk 1; y 7:17 spans chunks 0, 1, 2; x 17:21 lies in chunk 2.
+    box = read_box(store, "c", "s", roi, margin_zyx=(1, 2, 0))
+    assert chunk_reads() == {"0/c/1/0/2", "0/c/1/1/2", "0/c/1/2/2"}
+    np.testing.assert_array_equal(box.values, array[4:8, 7:17, 17:21])
+    _assert_same_image(to_sitk(box), _image(array)[17:21, 7:17, 4:8])
+
+    label = read_box(store, "c", "s", [(5, 7), (9, 15), (17, 21)], key="gtv")
+    assert chunk_reads() == {"labels/gtv/0/c/1/1/2"}  # y 9:15 lies in chunk 1
+    assert label.values.all() and label.attrs["rois"] == {1: "GTV"}
+
+
+def test_read_box_margin_is_clipped_to_the_volume(chunked):
+    store, array, roi, chunk_reads = chunked
+    box = read_box(store, "c", "s", roi, margin_zyx=(30, 30, 30))
+    np.testing.assert_array_equal(box.values, array)
+    assert len(chunk_reads()) == 3 * 3 * 3
+    with pytest.raises(ValueError, match="margin_zyx"):
+        read_box(store, "c", "s", roi, margin_zyx=(-1, 0, 0))
+    with pytest.raises(InputError, match="outside the volume"):
+        read_box(store, "c", "s", (slice(20, 25), slice(0, 1), slice(0, 1)))
+
+
+def test_open_volume_is_lazy(chunked):
+    store, array, roi, chunk_reads = chunked
+    chunk_reads()
+    da = open_volume(store, "c", "s")
+    assert chunk_reads() == set()
+    assert da.chunks == ((4, 4, 4), (8, 8, 8), (8, 8, 8))
+    first_slab = da.isel(z=slice(0, 4)).compute()
+    assert chunk_reads() == {f"0/c/0/{j}/{i}" for j in range(3) for i in range(3)}
+    np.testing.assert_array_equal(first_slab.values, array[:4])
+    np.testing.assert_array_equal(da.values, array)
+    assert len(chunk_reads()) == 27
+    open_label(store, "c", "s", "gtv")
+    assert chunk_reads() == set()
+
+
+# -- atomic writes ---------------------------------------------------------------------
+
+
+def test_rewrite_replaces_the_series(tmp_path):
+    image = _image(_ct())
+    write_series(tmp_path, "c", "s", image, [_label(image, np.s_[1:3, 1:3, 1:3])], fingerprint="v1")
+    new = _image(_ct(seed=2))
+    write_series(tmp_path, "c", "s", new, fingerprint="v2")
+    assert series_fingerprint(tmp_path, "c", "s") == "v2"
+    np.testing.assert_array_equal(open_volume(tmp_path, "c", "s").values, _ct(seed=2))
+    assert label_keys(tmp_path, "c", "s") == []
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["s"]
+
+
+def test_exception_midway_keeps_the_old_version(tmp_path, monkeypatch):
+    old = _image(_ct())
+    write_series(tmp_path, "c", "s", old, fingerprint="v1")
+    write_level = volume._write_level
+
+    def fail_after_image(group, data, chunks):
+        write_level(group, data, chunks)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(volume, "_write_level", fail_after_image)
+    with pytest.raises(OSError, match="disk full"):
+        write_series(tmp_path, "c", "s", _image(_ct(seed=3)), fingerprint="v2")
+    assert series_fingerprint(tmp_path, "c", "s") == "v1"
+    np.testing.assert_array_equal(open_volume(tmp_path, "c", "s").values, _ct())
+    assert [s.series for s in list_series(tmp_path)] == ["s"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["s"]
+
+
+def test_killed_writer_leaves_nothing_visible(tmp_path):
+    # A real process killed in the middle of writing the labels (os._exit: no cleanup runs).
+    script = textwrap.dedent(
+        f"""
+        import os
+        import numpy as np, SimpleITK as sitk
+        from radflow.io.records import LabelMap
+        from radflow.store import volume
+        write_level = volume._write_level
+        def die_on_labels(group, data, chunks):
+            if data.dtype == np.uint8:
+                os._exit(9)
+            write_level(group, data, chunks)
+        volume._write_level = die_on_labels
+        image = sitk.GetImageFromArray(np.ones((4, 5, 6), np.int16))
+        label = sitk.GetImageFromArray(np.ones((4, 5, 6), np.uint8))
+        volume.write_series({str(tmp_path)!r}, "c", "s", image,
+                            [LabelMap("gtv", "labelmap", label, {{1: "GTV"}})], fingerprint="v1")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 9, result.stderr
+    leftovers = [p.name for p in (tmp_path / "c").iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".s.tmp-")
+    assert list_series(tmp_path) == []
+    assert series_fingerprint(tmp_path, "c", "s") is None
+    with pytest.raises(InputError, match="no such series"):
+        open_volume(tmp_path, "c", "s")
+
+    # A stale replaced version too, as a kill between the two renames leaves it.
+    (tmp_path / "c" / ".s.old-123-abcd").mkdir()
+    (tmp_path / "c" / ".other.tmp-1-ab").mkdir()  # another series' write in progress
+    write_series(tmp_path, "c", "s", _image(_ct()), fingerprint="v2")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [".other.tmp-1-ab", "s"]
+    assert [(s.series, s.attrs["fingerprint"]) for s in list_series(tmp_path)] == [("s", "v2")]
