@@ -67,7 +67,8 @@ def test_stale_entries_of_the_same_name_only_are_cleaned(tmp_path):
     for name in (".series.tmp-1-aa", ".series.old-2-bb", ".other.tmp-3-cc", ".series2.tmp-4-dd"):
         (tmp_path / name).mkdir()
     (tmp_path / ".series.tmp-5-ee").write_text("partial file")
-    assert [p.name for p in stale_entries(final)] == [".series.old-2-bb", ".series.tmp-1-aa", ".series.tmp-5-ee"]
+    stale = [p.name for p in stale_entries(final)]
+    assert stale == [".series.old-2-bb", ".series.tmp-1-aa", ".series.tmp-5-ee"]
     with atomic_dir(final) as tmp:
         (tmp / "x").write_text("x")
     assert _entries(tmp_path) == [".other.tmp-3-cc", ".series2.tmp-4-dd", "series"]
