@@ -356,11 +356,13 @@ def _data_array(data, attrs: dict, name: str, start_zyx=(0, 0, 0)) -> xr.DataArr
     return xr.DataArray(data, dims=DIMS, coords=coords, name=name, attrs=attrs)
 
 
-def _lazy(array: zarr.Array, path: Path, name: str) -> dask.array.Array:
+def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask.array.Array:
+    # Deterministic dask keys: the same stored content gets the same key.
+    token = tokenize(str(path), name, fingerprint, array.metadata.to_dict())
     return dask.array.from_array(
         array,
         chunks=array.chunks,
-        name=f"radflow-{name}-{tokenize(str(path), name, array.metadata.to_dict())}",
+        name=f"radflow-{name}-{token}",
         meta=np.empty((0,) * array.ndim, dtype=array.dtype),
     )
 
@@ -391,7 +393,8 @@ def open_volume(store, case: str, series: str) -> xr.DataArray:
     """
     group, path = _open_group(store, case, series)
     attrs = _series_attrs(group, path, case, series)
-    return _data_array(_lazy(group[ome.LEVEL], path, "image"), attrs, "image")
+    data = _lazy(group[ome.LEVEL], path, "image", attrs["fingerprint"])
+    return _data_array(data, attrs, "image")
 
 
 def label_keys(store, case: str, series: str) -> list[str]:
@@ -409,7 +412,8 @@ def open_label(store, case: str, series: str, key: str) -> xr.DataArray:
     group, path = _open_group(store, case, series)
     attrs = _series_attrs(group, path, case, series)
     label, extra = _label_group(group, path, key)
-    return _data_array(_lazy(label[ome.LEVEL], path, f"label-{key}"), {**attrs, **extra}, key)
+    data = _lazy(label[ome.LEVEL], path, f"label-{key}", attrs["fingerprint"])
+    return _data_array(data, {**attrs, **extra}, key)
 
 
 def list_series(store) -> list[SeriesInfo]:
