@@ -349,7 +349,8 @@ def sort_slices(files) -> SliceStack:
     row_dir, col_dir = iop[:3], iop[3:]
     if (abs(np.linalg.norm(row_dir) - 1) > 1e-3 or abs(np.linalg.norm(col_dir) - 1) > 1e-3
             or abs(row_dir @ col_dir) > 1e-3):
-        raise InputError(f0, f"ImageOrientationPatient {list(iop)} is not two orthogonal unit vectors")
+        raise InputError(f0, f"ImageOrientationPatient {list(iop)} is not two orthogonal "
+                             "unit vectors")
     normal = np.cross(row_dir, col_dir)
     pixel_spacing = _floats(first, "PixelSpacing", 2, f0)  # (row spacing, column spacing)
     size = (first.get("Rows"), first.get("Columns"))
@@ -395,7 +396,9 @@ def sort_slices(files) -> SliceStack:
                                            f"differs from {slice_spacing:.4g} mm elsewhere "
                                            "(missing or extra slice?)")
     else:
-        slice_spacing = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+        # One slice has no neighbour to measure from: take the nominal spacing.
+        slice_spacing = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness")
+                              or 1.0)
 
     return SliceStack(
         files=tuple(files),

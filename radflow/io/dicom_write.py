@@ -219,7 +219,8 @@ def write_image_series(volume, folder, *, modality, spacing_zyx, origin_zyx, pat
             ds.RescaleIntercept = _ds(rescale_intercept)
             if modality == "CT":
                 ds.RescaleType = "HU"
-            ds.PixelData = np.ascontiguousarray(volume[k], dtype=volume.dtype.newbyteorder("<")).tobytes()
+            little_endian = volume.dtype.newbyteorder("<")
+            ds.PixelData = np.ascontiguousarray(volume[k], dtype=little_endian).tobytes()
             tmp = _atomic_temp(path)
             temps.append(tmp)
             ds.save_as(tmp, enforce_file_format=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from radflow.io.dicom_write import write_image_series
 
@@ -75,3 +76,19 @@ def masks(shape=SHAPE_ZYX) -> dict[str, np.ndarray]:
     overlap = (z == 2) & (y >= 2) & (x >= 3)
     return {"Ring": ring, "corner 2 slices": corner, "Islands": islands,
             "irregular": irregular, "GTV-1 (overlap)": overlap}
+
+
+def edit_header(path: Path, **values) -> None:
+    """Overwrite DICOM keywords of a written file in place."""
+    ds = pydicom.dcmread(path)
+    for keyword, value in values.items():
+        setattr(ds, keyword, value)
+    ds.save_as(path)
+
+
+def make_sagittal(files) -> None:
+    """Turn a written axial series into a sagittal one: rows along +y, columns
+    along -z, slice k at x = -2.5 k mm (normal (-1, 0, 0))."""
+    for k, path in enumerate(files):
+        edit_header(path, ImageOrientationPatient=[0, 1, 0, 0, 0, -1],
+                    ImagePositionPatient=[-2.5 * k, 20.0, 30.0])

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
 from dicom_cases import (
-    CT_SERIES, ORIGIN_ZYX, PATIENT, SHAPE_ZYX, SPACING_ZYX, STUDY, masks, stored_ct, write_ct,
+    CT_SERIES, ORIGIN_ZYX, PATIENT, SHAPE_ZYX, SPACING_ZYX, STUDY, edit_header, make_sagittal,
+    masks, stored_ct, write_ct,
 )
 from pydicom.encaps import encapsulate
 
@@ -21,13 +20,6 @@ from radflow.io.dicom import (
 from radflow.io.dicom_write import write_image_series, write_rtstruct
 
 
-def _edit(path: Path, **values) -> None:
-    ds = pydicom.dcmread(path)
-    for keyword, value in values.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path)
-
-
 def test_sorted_by_geometry_not_by_name_or_instance_number(tmp_path):
     volume = stored_ct()
     files = write_ct(tmp_path / "s", volume)
@@ -35,7 +27,7 @@ def test_sorted_by_geometry_not_by_name_or_instance_number(tmp_path):
     perm = [3, 0, 4, 1, 2]
     renamed = []
     for k, path in enumerate(files):
-        _edit(path, InstanceNumber=10 - perm[k])
+        edit_header(path, InstanceNumber=10 - perm[k])
         new = path.with_name(f"x{perm[k]}_{'abcde'[4 - k]}.dcm")
         path.rename(new)
         renamed.append(new)
@@ -63,7 +55,7 @@ def test_slices_sorted_along_the_normal_for_a_feet_first_stack(tmp_path):
     volume = stored_ct()
     files = write_ct(tmp_path, volume)
     for k, path in enumerate(files):  # mirror z: slice k now lies at -z_k
-        _edit(path, ImagePositionPatient=[-30.5, 20.25, 10.0 - k * 2.5])
+        edit_header(path, ImagePositionPatient=[-30.5, 20.25, 10.0 - k * 2.5])
     image = read_image_series(files)
     assert image.GetOrigin()[2] == pytest.approx(10.0 - 4 * 2.5)
     assert np.array_equal(sitk.GetArrayFromImage(image), volume[::-1].astype(np.int16) - 1024)
@@ -90,7 +82,7 @@ def test_each_slice_keeps_its_own_rescale_slope(tmp_path):
     files = write_image_series(stored, tmp_path, modality="PT", spacing_zyx=SPACING_ZYX,
                                origin_zyx=ORIGIN_ZYX, patient=PATIENT, study=STUDY, series={})
     for k, path in enumerate(files):
-        _edit(path, RescaleSlope=str((k + 1) / 8))
+        edit_header(path, RescaleSlope=str((k + 1) / 8))
     values = sitk.GetArrayFromImage(read_image_series(files))
     expected = stored * (np.arange(1, 6) / 8)[:, None, None]
     assert np.array_equal(values, expected.astype(np.float32))
@@ -160,7 +152,7 @@ def test_unsupported_transfer_syntax_names_the_file(tmp_path):
 )
 def test_inconsistent_geometry_is_refused(tmp_path, edit, bad, message):
     files = write_ct(tmp_path)
-    _edit(files[bad], **edit)
+    edit_header(files[bad], **edit)
     with pytest.raises(InputError, match=message) as err:
         read_image_series(files)
     assert err.value.source == str(files[bad])
@@ -258,3 +250,18 @@ def test_a_failed_series_write_leaves_nothing_behind(tmp_path, monkeypatch):
 def test_writer_refuses_unknown_keywords(tmp_path):
     with pytest.raises(ValueError, match="'NotAKeyword' is not a DICOM keyword"):
         write_ct(tmp_path, series={"NotAKeyword": 1})
+
+
+def test_sagittal_stack_geometry_follows_the_orientation(tmp_path):
+    # Rows along +y (posterior), columns along -z (feet): the normal is
+    # (0,1,0) x (0,0,-1) = (-1, 0, 0), so slices sort by decreasing x.
+    volume = stored_ct()
+    files = write_ct(tmp_path, volume)
+    make_sagittal(files)
+    image = read_image_series(files[::-1])
+    assert image.GetDirection() == pytest.approx((0, 0, -1, 1, 0, 0, 0, -1, 0))
+    assert image.GetOrigin() == pytest.approx((0.0, 20.0, 30.0))
+    assert np.array_equal(sitk.GetArrayFromImage(image), volume.astype(np.int16) - 1024)
+    # Voxel (column 6, row 5, slice 4): IPP of slice 4 + 6 * 0.7 mm along +y + 5 * 0.8 mm along -z.
+    assert image.TransformIndexToPhysicalPoint((6, 5, 4)) == pytest.approx(
+        (-10.0, 20.0 + 6 * 0.7, 30.0 - 5 * 0.8))

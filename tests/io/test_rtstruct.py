@@ -6,7 +6,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from dicom_cases import SHAPE_ZYX, masks, write_ct
+from dicom_cases import SHAPE_ZYX, make_sagittal, masks, write_ct
 
 from radflow.errors import InputError
 from radflow.io.dicom import read_image_series
@@ -92,6 +92,19 @@ def test_round_trip_reproduces_every_mask_exactly(tmp_path):
     # The cases are what they claim: the ring has a hole, "corner" spans two slices.
     assert rois["Ring"][2, 0, 3] and not rois["Ring"][2, 2, 3]
     assert np.flatnonzero(rois["corner 2 slices"].any(axis=(1, 2))).tolist() == [3, 4]
+
+
+def test_round_trip_on_a_sagittal_series(tmp_path):
+    files = write_ct(tmp_path)
+    make_sagittal(files)
+    rois = masks()
+    path = write_rtstruct(tmp_path / "RS.dcm", files, {"Ring": rois["Ring"]})
+    # Contour points now vary in y and z at a fixed x per slice.
+    contour = pydicom.dcmread(path).ROIContourSequence[0].ContourSequence[0]
+    assert len({float(v) for v in contour.ContourData[0::3]}) == 1
+    labels, errors = read_rtstruct(path, read_image_series(files))
+    assert errors == []
+    assert np.array_equal(sitk.GetArrayFromImage(labels[0].image), rois["Ring"])
 
 
 def test_written_rtstruct_references_its_series(tmp_path):

@@ -62,7 +62,8 @@ def test_empty_segment_is_reported_and_the_others_kept(tmp_path):
                      {"Ring": masks()["Ring"], "nothing": np.zeros(SHAPE_ZYX, bool)})
     labels, errors = read_seg(path, read_image_series(files), _uids(files))
     assert [label.key for label in labels] == ["ring"]
-    assert [(e.source, e.reason) for e in errors] == [(str(path), "segment 2 'nothing' covers no voxel")]
+    assert [(e.source, e.reason) for e in errors] == [
+        (str(path), "segment 2 'nothing' covers no voxel")]
 
 
 def test_seg_of_another_series_is_refused(tmp_path):

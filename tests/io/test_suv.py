@@ -103,7 +103,8 @@ def test_missing_injection_time_is_named():
 def test_the_weight_message_reads_as_documented():
     with pytest.raises(InputError) as err:
         suv_bw_factor(_header(PatientWeight=None), source="PET.dcm")
-    assert str(err.value) == "PET.dcm: PatientWeight (0010,1030) missing; SUV needs the patient weight"
+    assert str(err.value) == (
+        "PET.dcm: PatientWeight (0010,1030) missing; SUV needs the patient weight")
 
 
 @pytest.mark.parametrize(
@@ -149,4 +150,5 @@ def test_pet_without_weight_names_the_file(tmp_path):
     with pytest.raises(InputError, match="PatientWeight") as err:
         load_dicom_series(scan, next(iter(scan.series)))
     assert err.value.source == str(files[0])
-    assert pydicom.dcmread(files[0]).RadiopharmaceuticalInformationSequence[0].RadionuclideHalfLife == 6586.2
+    item = pydicom.dcmread(files[0]).RadiopharmaceuticalInformationSequence[0]
+    assert item.RadionuclideHalfLife == 6586.2  # the pet dict's item keywords went into the item
