@@ -70,7 +70,7 @@ def _tone_differences(index, levels, flat_offsets):
         if li < 0:
             continue
         n_neighbours = 0
-        total = 0.0
+        total = 0  # integer: exact like PyRadiomics' double sum, without a float add chain
         for a in range(flat_offsets.shape[0]):
             lj = index[i + flat_offsets[a]]
             if lj >= 0:
