@@ -254,6 +254,10 @@ def scan_dicom(folder: Path) -> DicomScan:
             if meta_sop == MediaStorageDirectoryStorage:
                 continue
             modality = str(ds.get("Modality", "")).upper()
+            if not modality:  # type 1 in every object with pixels or contours: truncated?
+                scan.errors.append(InputError(path, "Modality (0008,0060) missing; truncated "
+                                                    "or not a DICOM object?"))
+                continue
             if modality in IMAGE_MODALITIES:
                 if int(ds.get("NumberOfFrames", 1) or 1) > 1:
                     scan.errors.append(
@@ -275,7 +279,7 @@ def scan_dicom(folder: Path) -> DicomScan:
             elif modality in LABEL_MODALITIES:
                 label_headers.append((path, ds))
             else:
-                scan.ignored[path] = modality or "unknown"
+                scan.ignored[path] = modality
 
     scan.series = {
         uid: DicomSeries(uid, modality_of[uid], tuple(files)) for uid, files in images.items()

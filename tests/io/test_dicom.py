@@ -123,8 +123,12 @@ def test_unparseable_dicom_is_recorded_and_others_kept(tmp_path):
     files = write_ct(tmp_path / "ct")
     broken = tmp_path / "broken.dcm"
     broken.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff")
+    # Cut inside the header, after the file meta: parses, but holds no Modality.
+    cut = tmp_path / "cut"
+    cut.write_bytes(files[0].read_bytes()[:400])
     scan = scan_dicom(tmp_path)
-    assert [e.source for e in scan.errors] == [str(broken)]
+    assert [e.source for e in scan.errors] == [str(broken), str(cut)]
+    assert "Modality (0008,0060) missing" in scan.errors[1].reason
     assert len(scan.series) == 1
     assert set(next(iter(scan.series.values())).files) == set(files)
 
