@@ -60,7 +60,7 @@ def _cmd_segment(args) -> int:
         method=args.method,
         low=args.low,
         high=args.high,
-        threshold=args.threshold,
+        threshold_suv=args.threshold,
         fraction=args.fraction,
         within=args.within,
         box=args.box,
@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--within", help="restrict to this existing ROI key (seed region)")
     p.add_argument("--box", type=_parse_box, help="restrict to a box z0:z1,y0:y1,x0:x1 (voxels)")
     p.add_argument("--seed", type=_parse_point, help="keep the component containing z,y,x")
-    p.add_argument("--keep", choices=("largest", "seed", "all"), default="largest")
+    p.add_argument("--keep", choices=("largest", "seed", "all"),
+                   help="components to keep (default: the seed's if --seed, else the largest)")
     p.add_argument("--min-size-mm3", type=float, default=0.0)
     p.add_argument("--name", default=None, help="ROI name of the new label map")
     p.set_defaults(func=_cmd_segment)

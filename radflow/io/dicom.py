@@ -590,6 +590,7 @@ def load_dicom_series(scan: DicomScan, series_uid: str, *,
         source_uid=series_uid,
         files=tuple(stack.files) + tuple(label_files),
         labels=labels,
+        frame_uid=str(getattr(stack.headers[0], "FrameOfReferenceUID", "") or "") or None,
     )
 
 

@@ -61,8 +61,12 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_-]+", "_", text.strip()).strip("_") or "default"
 
 
+#: DICOM UIDs (``1.2.840.10008...``): they link back to the source archive.
+_UID = re.compile(r"\b[0-2](\.\d+){3,}\b")
+
+
 class _Scrubber:
-    """Removes a patient's folder path and raw id from messages bound for outputs."""
+    """Removes a patient's folder path, raw id and UIDs from messages bound for outputs."""
 
     def __init__(self, case: CaseSource, case_id: str):
         self.replacements = [(str(case.root), f"{safe_name(case.institution)}/{case_id}")]
@@ -72,7 +76,7 @@ class _Scrubber:
     def __call__(self, text: str) -> str:
         for old, new in self.replacements:
             text = text.replace(old, new)
-        return text
+        return _UID.sub("<uid>", text)
 
     def path(self, path: Path, case: CaseSource) -> str:
         try:
@@ -125,17 +129,16 @@ def _ok_row(store, case_id, institution, series_id, action) -> dict:
     from radflow.store.volume import label_keys, open_volume
 
     volume = open_volume(store, case_id, series_id)
-    radflow_attrs = volume.attrs.get("radflow", volume.attrs)
     attrs = {
         "rois": label_keys(store, case_id, series_id),
         "shape_zyx": list(volume.shape),
         "spacing_zyx": list(volume.attrs["spacing_zyx"]),
-        "acquisition": radflow_attrs.get("acquisition", {}),
-        "ingested_at": radflow_attrs.get("ingested_at", ""),
-        "radflow_version": radflow_attrs.get("radflow_version", __version__),
+        "acquisition": volume.attrs.get("acquisition", {}),
+        "ingested_at": volume.attrs.get("ingested_at", ""),
+        "radflow_version": volume.attrs.get("radflow_version", __version__),
     }
     return _row(case_id, institution, series_id, volume.attrs.get("modality", ""), "ok",
-                action=action, attrs=attrs, fingerprint=radflow_attrs.get("fingerprint", ""))
+                action=action, attrs=attrs, fingerprint=volume.attrs.get("fingerprint", ""))
 
 
 def _series_jobs(case: CaseSource):
@@ -145,7 +148,7 @@ def _series_jobs(case: CaseSource):
     their files, without decoding pixels.
     """
     from radflow.io.dicom import load_dicom_series, scan_dicom
-    from radflow.io.image_file import read_image, read_label_map
+    from radflow.io.image_file import label_sidecar, read_image, read_label_map
 
     for src in case.dicom:
         try:
@@ -166,10 +169,7 @@ def _series_jobs(case: CaseSource):
         rel = fs.image.relative_to(case.root) if fs.image.is_relative_to(case.root) else fs.image
         uid = f"{case.patient}/{rel.as_posix()}"
         files = [fs.image, *(m.path for m in fs.masks)]
-        for m in fs.masks:
-            sidecar = m.path.with_name(m.path.name.split(".")[0] + ".json")
-            if sidecar.is_file():
-                files.append(sidecar)
+        files += [s for s in map(label_sidecar, (m.path for m in fs.masks)) if s.is_file()]
 
         def load(fs=fs, uid=uid, errors=None):
             image = read_image(fs.image)

@@ -42,7 +42,7 @@ from zarr.codecs import BloscCodec
 from radflow.errors import InputError
 from radflow.io.records import LabelMap, roi_key
 from radflow.store import ome
-from radflow.store.atomic import atomic_dir
+from radflow.store.atomic import atomic_dir, atomic_file
 from radflow.store.chunks import chunk_shape
 
 #: Version of the layout above, stored as ``radflow.layout``; bump on change.
@@ -291,11 +291,63 @@ def write_series(
         if labels:
             group = root.create_group("labels", attributes={"ome": ome.labels_metadata(keys)})
             for label, values in zip(labels, label_data):
-                attributes = {
-                    "ome": ome.label_metadata(label.key, spacing_zyx, origin_zyx, label.rois),
-                    "radflow": {"source": label.source},
-                }
-                _write_level(group.create_group(label.key, attributes=attributes), values, chunks)
+                _write_label(tmp / "labels" / label.key, label, values, spacing_zyx, origin_zyx,
+                             chunks)
+    return final
+
+
+def _write_label(parent: Path, label: LabelMap, values: np.ndarray, spacing_zyx, origin_zyx,
+                 chunks) -> None:
+    attributes = {
+        "ome": ome.label_metadata(label.key, spacing_zyx, origin_zyx, label.rois),
+        "radflow": {"source": label.source},
+    }
+    group = zarr.open_group(_zarr_store(parent, read_only=False), mode="w", zarr_format=3,
+                            attributes=attributes)
+    _write_level(group, values, chunks)
+
+
+def add_label(store, case: str, series: str, label: LabelMap, *, replace: bool = False) -> Path:
+    """Add one label map to a stored series (e.g. a threshold segmentation).
+
+    The label image is written under a temporary name and renamed into
+    ``labels/<key>``; only then is it listed in the ``labels`` group, by an
+    atomic rewrite of that group's metadata. A reader sees the series without
+    or with the new label, never half of it.
+
+    Parameters
+    ----------
+    store : str or path-like
+    case, series : str
+    label : LabelMap
+        On exactly the series' grid (checked as in :func:`write_series`).
+    replace : bool
+        Overwrite a label of the same key; otherwise that is an error.
+
+    Returns
+    -------
+    pathlib.Path
+        The label's folder.
+    """
+    group, path = _open_group(store, case, series)
+    attrs = _series_attrs(group, path, case, series)
+    reference = sitk.Image([int(n) for n in group[ome.LEVEL].shape[::-1]], sitk.sitkUInt8)
+    reference.SetSpacing(attrs["spacing_zyx"][::-1])
+    reference.SetOrigin(attrs["origin_zyx"][::-1])
+    reference.SetDirection(attrs["direction_xyz"])
+    keys = _label_keys(group, path)
+    if label.key in keys and not replace:
+        raise InputError(path, f"label {label.key!r} exists; choose another name or replace it")
+    values = _label_array(label, reference, str(path))
+    final = path / "labels" / label.key
+    with atomic_dir(final) as tmp:
+        _write_label(tmp, label, values, attrs["spacing_zyx"], attrs["origin_zyx"],
+                     group[ome.LEVEL].chunks)
+    if label.key not in keys:
+        meta = {"zarr_format": 3, "node_type": "group",
+                "attributes": {"ome": ome.labels_metadata([*keys, label.key])}}
+        with atomic_file(path / "labels" / "zarr.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
     return final
 
 

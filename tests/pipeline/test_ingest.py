@@ -1,0 +1,246 @@
+"""Ingest end to end: archive -> store -> manifest, on the synthetic archive and on bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from radflow.io.dicom_write import write_image_series, write_rtstruct
+from radflow.io.synthetic import write_demo_archive
+from radflow.pipeline.ingest import ingest_archive
+from radflow.pipeline.manifest import read_manifest
+from radflow.store.volume import list_series, open_label, open_volume, to_sitk
+
+
+@pytest.fixture(scope="module")
+def demo_archive(tmp_path_factory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("archive")
+    return root, write_demo_archive(root, patients=3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def demo_store(demo_archive, tmp_path_factory):
+    # Module fixtures run outside the function-scoped key fixture.
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
+    store = tmp_path_factory.mktemp("store")
+    summary = ingest_archive(demo_archive[0], store, progress=False)
+    mp.undo()
+    return store, summary
+
+
+def _all_output_bytes(root: Path):
+    for path in root.rglob("*"):
+        if path.is_file():
+            yield path, path.read_bytes()
+
+
+def test_demo_archive_ingests_completely(demo_archive, demo_store):
+    store, summary = demo_store
+    assert summary.failed == 0, summary.report()
+    assert summary.ingested == 9  # 3 patients x (CT, PET, MR)
+    infos = list_series(store)
+    assert sorted(i.modality for i in infos) == ["CT"] * 3 + ["MR"] * 3 + ["PT"] * 3
+    for info in infos:
+        if info.modality == "CT":
+            assert set(info.label_keys) >= {"gtv"} and len(info.label_keys) == 2
+            assert open_volume(store, info.case, info.series).dtype == np.int16
+        if info.modality == "PT":
+            volume = open_volume(store, info.case, info.series)
+            assert volume.dtype == np.float32
+            # SUV body weight: background ~1, tumour uptake well above.
+            assert 0.3 < float(np.median(volume.values)) < 3.0 or float(volume.max()) > 2.5
+        if info.modality == "MR":
+            label = open_label(store, info.case, info.series, info.label_keys[0])
+            assert set(np.unique(label.values)) == {0, 1, 2}
+    manifest = read_manifest(store)
+    assert set(manifest["status"]) == {"ok"}
+    assert manifest["acq_manufacturer"].notna().sum() == 6  # CT and PET carry scanner tags
+    assert manifest["institution"].nunique() == 3
+
+
+def test_no_identifier_in_any_output(demo_archive, demo_store, capsys):
+    _, archive = demo_archive
+    store, summary = demo_store
+    # Identifiers are really in the source headers (else the test would prove nothing).
+    ct_file = next((archive.root).rglob("CT/*.dcm"))
+    header = pydicom.dcmread(ct_file, stop_before_pixels=True)
+    assert str(header.PatientName) in archive.identifiers
+    assert str(header.PatientID) in archive.identifiers
+    needles = [s.encode() for s in archive.identifiers if len(s) >= 5]
+    assert needles
+    leaks = [(path.name, n) for path, data in _all_output_bytes(store) for n in needles if n in data]
+    assert leaks == []
+    assert not any(s in summary.report() for s in archive.identifiers if len(s) >= 5)
+
+
+def test_dicom_round_trip_is_exact(demo_archive, demo_store):
+    root, _ = demo_archive
+    store, _ = demo_store
+    ct_dir = next(root.rglob("CT"))
+    reader = sitk.ImageSeriesReader()
+    reference = sitk.ReadImage(reader.GetGDCMSeriesFileNames(str(ct_dir)))
+    ct = [i for i in list_series(store) if i.modality == "CT"]
+    matches = []
+    for info in ct:
+        image = to_sitk(open_volume(store, info.case, info.series))
+        if image.GetSize() != reference.GetSize() or image.GetOrigin() != reference.GetOrigin():
+            continue
+        assert image.GetSpacing() == pytest.approx(reference.GetSpacing(), abs=1e-9)
+        assert image.GetDirection() == reference.GetDirection()
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image),
+                                      sitk.GetArrayViewFromImage(reference))
+        matches.append(info)
+    assert len(matches) == 1
+
+
+def test_reingest_skips_unchanged_and_redoes_changed(demo_archive, tmp_path):
+    root = tmp_path / "archive"
+    shutil.copytree(demo_archive[0], root)
+    store = tmp_path / "store"
+    first = ingest_archive(root, store, progress=False)
+    assert first.ingested == 9
+    again = ingest_archive(root, store, progress=False)
+    assert (again.ingested, again.unchanged, again.failed) == (0, 9, 0)
+    # Change one MR voxel: only that series is re-ingested.
+    mr = next(root.rglob("MR/t1.nii.gz"))
+    image = sitk.ReadImage(str(mr))
+    image[0, 0, 0] = image[0, 0, 0] + 1.0
+    sitk.WriteImage(image, str(mr))
+    third = ingest_archive(root, store, progress=False)
+    assert (third.ingested, third.unchanged) == (1, 8)
+    manifest = read_manifest(store)
+    assert (manifest["action"] == "ingested").sum() == 1
+
+
+def _write_ct(folder: Path, pid: str, **series) -> list[Path]:
+    volume = np.full((6, 16, 16), 1024, dtype=np.int16)
+    volume[2:5, 4:12, 4:12] = 1100
+    return write_image_series(
+        volume, folder, modality="CT", spacing_zyx=(2.0, 1.0, 1.0), origin_zyx=(0.0, -8.0, -8.0),
+        patient={"PatientID": pid, "PatientName": f"DOE^{pid}"}, study={}, series=series,
+        rescale_intercept=-1024.0,
+    )
+
+
+def test_bad_inputs_are_recorded_and_the_rest_ingested(tmp_path):
+    root = tmp_path / "archive" / "SITE"
+    # good: a CT with an RTSTRUCT
+    good = root / "GOOD01"
+    files = _write_ct(good / "CT", "GOOD01")
+    mask = np.zeros((6, 16, 16), bool)
+    mask[2:5, 5:11, 5:11] = True
+    write_rtstruct(good / "RS.dcm", files, {"GTV": mask})
+    # corrupt: a truncated DICOM file beside a good series
+    corrupt = root / "CORRUPT1"
+    files = _write_ct(corrupt / "CT", "CORRUPT1")
+    bad = corrupt / "CT" / "broken.dcm"
+    bad.write_bytes(files[0].read_bytes()[:-100])  # pixel data cut short
+    # missing referenced series: RTSTRUCT whose image series is gone
+    orphan = root / "ORPHAN1"
+    files = _write_ct(orphan / "CT", "ORPHAN1")
+    write_rtstruct(orphan / "RS.dcm", files, {"GTV": mask})
+    shutil.rmtree(orphan / "CT")
+    # empty ROI and geometry mismatch: NIfTI label maps
+    nifti = root / "NIFTI01"
+    nifti.mkdir(parents=True)
+    img = sitk.GetImageFromArray(np.random.default_rng(0).normal(size=(5, 8, 8)).astype(np.float32))
+    img.SetSpacing((1.0, 1.0, 2.0))
+    sitk.WriteImage(img, str(nifti / "t2.nii.gz"))
+    empty = sitk.Image(8, 8, 5, sitk.sitkUInt8)
+    empty.CopyInformation(img)
+    sitk.WriteImage(empty, str(nifti / "t2_label.nii.gz"))
+    shifted = sitk.GetImageFromArray(np.ones((5, 8, 8), np.uint8))
+    shifted.SetOrigin((5.0, 0.0, 0.0))
+    sitk.WriteImage(img, str(nifti / "flair.nii.gz"))
+    sitk.WriteImage(shifted, str(nifti / "flair_mask.nii.gz"))
+    # PET without PatientWeight
+    pet = root / "PET01"
+    write_image_series(
+        np.full((4, 8, 8), 100, np.uint16), pet / "PET", modality="PT", spacing_zyx=(3, 3, 3),
+        origin_zyx=(0, 0, 0), patient={"PatientID": "PET01"}, study={},
+        series={"SeriesTime": "100000"},
+        pet={"Units": "BQML", "DecayCorrection": "START", "RadionuclideTotalDose": 3.7e8,
+             "RadionuclideHalfLife": 6586.2, "RadiopharmaceuticalStartDateTime": "20200101090000"},
+    )
+
+    store = tmp_path / "store"
+    summary = ingest_archive(tmp_path / "archive", store, progress=False)
+    manifest = read_manifest(store)
+    failed = manifest[manifest["status"] == "failed"]
+    reasons = " | ".join(failed["error"])
+    assert "broken.dcm" in reasons
+    assert "1.2.826" not in reasons  # UIDs are scrubbed from messages
+    assert "referenced series" in reasons.lower() or "references" in reasons.lower()
+    assert "empty" in reasons.lower()
+    assert "geometry" in reasons.lower()
+    assert "PatientWeight" in reasons
+    assert summary.failed == len(failed) >= 5
+    ok = manifest[(manifest["status"] == "ok") & (manifest["item"] == "series")]
+    # GOOD01 CT with its GTV and both NIfTI images (without their bad masks).
+    assert len(ok) == 3
+    assert any(list(r) == ["gtv"] for r in ok["rois"])
+    # Raw patient ids never reach the manifest; nothing half-written is left.
+    text = manifest.to_csv()
+    for pid in ("GOOD01", "CORRUPT1", "ORPHAN1", "NIFTI01", "PET01", "DOE^"):
+        assert pid not in text
+    leftovers = [p for p in store.rglob(".*") if p.name != ".zgroup"]
+    assert leftovers == []
+
+
+def test_csv_manifest_archive(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    arr = np.arange(4 * 6 * 6, dtype=np.int16).reshape(4, 6, 6)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.8, 0.8, 3.0))
+    sitk.WriteImage(img, str(data / "scan_001.nrrd"))
+    lab = np.zeros_like(arr, dtype=np.uint8)
+    lab[1:3, 2:4, 2:4] = 1
+    lab_img = sitk.GetImageFromArray(lab)
+    lab_img.CopyInformation(img)
+    sitk.WriteImage(lab_img, str(data / "tumour_001.nrrd"))
+    csv = tmp_path / "cohort.csv"
+    pd.DataFrame([{"patient": "X1", "institution": "Site 2", "modality": "CT",
+                   "image": "data/scan_001.nrrd", "mask": "data/tumour_001.nrrd", "roi": "GTV"}]
+                 ).to_csv(csv, index=False)
+    store = tmp_path / "store"
+    summary = ingest_archive(csv, store, progress=False)
+    assert (summary.ingested, summary.failed) == (1, 0), summary.report()
+    (info,) = list_series(store)
+    assert info.modality == "CT"
+    label = open_label(store, info.case, info.series, info.label_keys[0])
+    np.testing.assert_array_equal(label.values, lab)
+    assert "GTV" in str(label.attrs)
+    assert read_manifest(store)["institution"].tolist() == ["Site_2"]
+
+
+def test_ibsi_ct_phantom_from_dicom_through_the_store(ibsi_dir, tmp_path):
+    phantom = ibsi_dir / "ibsi1" / "ct_phantom"
+    archive = tmp_path / "archive" / "IBSI" / "PAT1"
+    archive.mkdir(parents=True)
+    shutil.copytree(phantom / "dicom", archive / "dicom")
+    store = tmp_path / "store"
+    summary = ingest_archive(tmp_path / "archive", store, progress=False)
+    assert summary.failed == 0, summary.report()
+    (info,) = list_series(store)
+    image = to_sitk(open_volume(store, info.case, info.series))
+    mask = to_sitk(open_label(store, info.case, info.series, info.label_keys[0]))
+    # Resample the NIfTI reference onto the store's grid (handles its flipped axes exactly:
+    # the grids coincide, so nearest neighbour only permutes voxels).
+    ref_image = sitk.Resample(sitk.ReadImage(str(phantom / "nifti" / "image.nii.gz")), image,
+                              sitk.Transform(), sitk.sitkNearestNeighbor, -3024)
+    ref_mask = sitk.Resample(sitk.ReadImage(str(phantom / "nifti" / "mask.nii.gz")), image,
+                             sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    hu = sitk.GetArrayViewFromImage(image)
+    np.testing.assert_array_equal(hu, sitk.GetArrayViewFromImage(ref_image).astype(hu.dtype))
+    a = sitk.GetArrayViewFromImage(mask) > 0
+    b = sitk.GetArrayViewFromImage(ref_mask) > 0
+    dice = 2 * (a & b).sum() / (a.sum() + b.sum())
+    assert dice >= 0.98, f"Dice {dice:.4f}"
