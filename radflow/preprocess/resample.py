@@ -24,7 +24,12 @@ import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 from radflow.params.settings import INTERPOLATORS
-from radflow.preprocess.roi_checks import _check_roi_inside_image, crop_to_roi, roi_bounding_box
+from radflow.preprocess.roi_checks import (
+    _check_pad_distance,
+    check_roi_inside_image,
+    crop_to_roi,
+    roi_bounding_box,
+)
 
 __all__ = ["resample_image_and_mask"]
 
@@ -84,13 +89,12 @@ def resample_image_and_mask(
     new_spacing = _check_spacing(spacing_xyz, dimension)
     if interpolator not in INTERPOLATORS:
         raise SettingsError(f"interpolator must be one of {', '.join(INTERPOLATORS)}, got {interpolator!r}")
-    if isinstance(pad_distance, bool) or not isinstance(pad_distance, (int, np.integer)) or pad_distance < 0:
-        raise SettingsError(f"pad_distance must be an integer >= 0, got {pad_distance!r}")
+    _check_pad_distance(pad_distance)
 
     mask_spacing = np.array(mask.GetSpacing())
     new_spacing = np.where(new_spacing == 0, mask_spacing, new_spacing)
     box = roi_bounding_box(mask, label=label, source=source)
-    _check_roi_inside_image(image, mask, box, source)
+    check_roi_inside_image(image, mask, bounding_box=box, source=source)
     # No resampling across a one-voxel-thick ROI (e.g. one slice): it would be lost.
     new_spacing = np.where(np.array(box.size_xyz) != 1, new_spacing, mask_spacing)
 

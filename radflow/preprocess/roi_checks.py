@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 
-__all__ = ["BoundingBox", "check_mask", "crop_to_roi", "roi_bounding_box"]
+__all__ = ["BoundingBox", "check_mask", "check_roi_inside_image", "crop_to_roi", "roi_bounding_box"]
 
 #: SimpleITK's default coordinate and direction tolerance (geometryTolerance None).
 DEFAULT_GEOMETRY_TOLERANCE = 1e-6
@@ -154,7 +154,7 @@ def check_mask(
         if not correct_mask:
             raise InputError(source, f"Image/Mask geometry mismatch ({mismatch}). Potential fix: increase "
                                      "geometryTolerance, or enable correctMask to resample the mask")
-        _check_roi_inside_image(image, mask, box, source)
+        check_roi_inside_image(image, mask, bounding_box=box, source=source)
         corrected = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID())
         roi = sitk.GetArrayViewFromImage(corrected) == label
         box = _box(roi)
@@ -202,8 +202,7 @@ def crop_to_roi(
     image, mask : SimpleITK.Image
         Cropped; origins moved so that physical positions are unchanged.
     """
-    if isinstance(pad_distance, bool) or not isinstance(pad_distance, (int, np.integer)) or pad_distance < 0:
-        raise SettingsError(f"pad_distance must be an integer >= 0, got {pad_distance!r}")
+    _check_pad_distance(pad_distance)
     if bounding_box is None:
         bounding_box = roi_bounding_box(mask, label=label)
     size = np.array(mask.GetSize())
@@ -252,10 +251,17 @@ def _geometry_mismatch(image: sitk.Image, mask: sitk.Image, tolerance: float) ->
     return None
 
 
-def _check_roi_inside_image(image: sitk.Image, mask: sitk.Image, box: BoundingBox, source) -> None:
-    """PyRadiomics' ``_checkROI``: the ROI box corners must map inside the image."""
-    lower = np.array(box.lower_xyz, dtype=float) - 0.5
-    upper = np.array(box.upper_xyz, dtype=float) + 0.5
+def check_roi_inside_image(
+    image: sitk.Image, mask: sitk.Image, *, bounding_box: BoundingBox, source: str | PathLike = "mask"
+) -> None:
+    """Raise InputError unless the ROI box of `mask` lies inside `image`'s extent.
+
+    PyRadiomics' ``_checkROI``: the outer corners of the first and last ROI
+    voxels, mapped into the image's continuous index space, must lie within
+    the image's voxel edges (1e-3 voxel slack). Grids may differ.
+    """
+    lower = np.array(bounding_box.lower_xyz, dtype=float) - 0.5
+    upper = np.array(bounding_box.upper_xyz, dtype=float) + 0.5
     corners = np.array([
         image.TransformPhysicalPointToContinuousIndex(mask.TransformContinuousIndexToPhysicalPoint(c.tolist()))
         for c in (lower, upper)
@@ -266,6 +272,11 @@ def _check_roi_inside_image(image: sitk.Image, mask: sitk.Image, box: BoundingBo
     ).any():
         raise InputError(source, "Bounding box of ROI is larger than image space: ROI bounds (x, y, z image "
                                  f"coordinate space) {np.round(corners, 3).tolist()}, image size {list(size)}")
+
+
+def _check_pad_distance(pad_distance) -> None:
+    if isinstance(pad_distance, bool) or not isinstance(pad_distance, (int, np.integer)) or pad_distance < 0:
+        raise SettingsError(f"pad_distance must be an integer >= 0, got {pad_distance!r}")
 
 
 def _check_label(label) -> None:
@@ -289,7 +300,9 @@ def _check_options(geometry_tolerance, minimum_roi_dimensions, minimum_roi_size)
     if minimum_roi_dimensions not in (1, 2, 3) or isinstance(minimum_roi_dimensions, bool):
         raise SettingsError(f"minimum_roi_dimensions must be 1, 2 or 3, got {minimum_roi_dimensions!r}")
     if minimum_roi_size is not None and (
-        isinstance(minimum_roi_size, bool) or not isinstance(minimum_roi_size, (int, np.integer)) or minimum_roi_size < 1
+        isinstance(minimum_roi_size, bool)
+        or not isinstance(minimum_roi_size, (int, np.integer))
+        or minimum_roi_size < 1
     ):
         raise SettingsError(f"minimum_roi_size must be an integer > 0 or None, got {minimum_roi_size!r}")
     return float(geometry_tolerance)
