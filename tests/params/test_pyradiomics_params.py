@@ -17,6 +17,8 @@ import types
 from pathlib import Path
 
 import pytest
+import SimpleITK as sitk
+import yaml
 
 from radflow.errors import SettingsError
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
@@ -267,7 +269,14 @@ def _pyradiomics_extractor(source):
 
     radiomics.setVerbosity(logging.CRITICAL)
     logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
-    return featureextractor.RadiomicsFeatureExtractor(source)
+    # The extractor sets SimpleITK's process-wide tolerance from geometryTolerance: restore it.
+    process = sitk.ProcessObject
+    before = process.GetGlobalDefaultCoordinateTolerance(), process.GetGlobalDefaultDirectionTolerance()
+    try:
+        return featureextractor.RadiomicsFeatureExtractor(source)
+    finally:
+        process.SetGlobalDefaultCoordinateTolerance(before[0])
+        process.SetGlobalDefaultDirectionTolerance(before[1])
 
 
 def _same(ours, theirs) -> bool:
@@ -337,9 +346,10 @@ def test_example_values():
 
 
 def _yaml(text: str):
+    """Parse with radflow's reader (YAML 1.2 core schema)."""
     from radflow.params import pyradiomics_params
 
-    return __import__("yaml").load(text, Loader=pyradiomics_params._Yaml12Loader)
+    return yaml.load(text, Loader=pyradiomics_params._Yaml12Loader)  # noqa: S506 - a SafeLoader
 
 
 @pytest.mark.parametrize("name, text, words", MALFORMED, ids=[m[0] for m in MALFORMED])

@@ -137,8 +137,7 @@ def test_geometry_tolerance_as_simpleitk(pyradiomics_tolerance, what, change, to
     else:
         getter, setter = getattr(mask, f"Get{what.capitalize()}"), getattr(mask, f"Set{what.capitalize()}")
         setter(tuple(np.add(getter(), change)))
-    if tolerance is not None:
-        pyradiomics_tolerance(tolerance)
+    pyradiomics_tolerance(1e-6 if tolerance is None else tolerance)  # 1e-6: SimpleITK's default
     if passes:
         _pyradiomics_check(image, mask)
         check_mask(image, mask, geometry_tolerance=tolerance)
