@@ -22,6 +22,7 @@ __all__ = [
     "check_feature_names",
     "check_spacing",
     "check_weighting_norm",
+    "nanmean",
     "offset_lengths_mm",
     "offsets",
     "roi_levels",
@@ -159,6 +160,13 @@ def check_feature_names(features, valid, family: str) -> list[str]:
     return names
 
 
+def nanmean(values) -> float:
+    """Mean of the non-NaN values (NaN if none), as ``numpy.nanmean`` without its overhead or warning."""
+    values = np.asarray(values, dtype=np.float64)
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if kept.size else float("nan")
+
+
 def _check_distances(distances) -> tuple[int, ...]:
     try:
         values = list(distances)
@@ -192,7 +200,7 @@ def _offsets(distances: tuple[int, ...], fixed_axis: int, bidirectional: bool, s
     return out
 
 
-def roi_levels(binned, mask):
+def roi_levels(binned, mask, *, pad: int = 0):
     """Validate a discretised image and its ROI mask; crop both to the ROI.
 
     Parameters
@@ -202,10 +210,13 @@ def roi_levels(binned, mask):
         inside the ROI (values outside the ROI are ignored).
     mask : ndarray of bool or int {0, 1}, shape (z, y, x)
         ROI mask, same shape.
+    pad : int
+        Margin of -1 voxels added on every side of the box, so that kernels
+        stepping up to ``pad`` voxels away need no bounds checks.
 
     Returns
     -------
-    index_zyx : ndarray of int32, shape of the ROI bounding box, C order
+    index_zyx : ndarray of int32, shape (bounding box + 2 * pad), C order
         Position of each voxel's grey level in ``levels``, -1 outside the ROI.
     levels : ndarray of int64, shape (n_levels,)
         The grey levels present in the ROI, ascending. Levels absent from the
@@ -225,16 +236,17 @@ def roi_levels(binned, mask):
         raise InputError("mask", f"shape {mask.shape} differs from binned image shape {binned.shape}")
     if not np.issubdtype(binned.dtype, np.integer):
         raise InputError("binned", f"expected integer grey levels (discretised image), got dtype {binned.dtype}")
-    if mask.dtype != np.bool_:
-        if not np.issubdtype(mask.dtype, np.integer):
-            raise InputError("mask", f"expected a bool or 0/1 integer mask, got dtype {mask.dtype}")
-        if mask.size and (mask.min() < 0 or mask.max() > 1):
-            raise InputError("mask", "expected a bool or 0/1 integer mask; select one label first (mask == label)")
-        mask = mask.astype(bool)
+    if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
+        raise InputError("mask", f"expected a bool or 0/1 integer mask, got dtype {mask.dtype}")
     box = _bounding_box(mask)
     if box is None:
         raise InputError("mask", "the ROI is empty (no voxel set)")
     mask = mask[box]
+    if mask.dtype != np.bool_:
+        # every non-zero value lies in the box, so checking the box is enough
+        if mask.min() < 0 or mask.max() > 1:
+            raise InputError("mask", "expected a bool or 0/1 integer mask; select one label first (mask == label)")
+        mask = mask.astype(bool)
     values = binned[box][mask]
     lo, hi = values.min(), values.max()
     if lo < 1:
@@ -248,8 +260,9 @@ def roi_levels(binned, mask):
         inside = lut[values]
     else:
         levels, inside = np.unique(values, return_inverse=True)
-    index = np.full(mask.shape, -1, dtype=np.int32)
-    index[mask] = inside
+    index = np.full(tuple(n + 2 * pad for n in mask.shape), -1, dtype=np.int32)
+    inner = index[tuple(slice(pad, pad + n) for n in mask.shape)]
+    inner[mask] = inside
     return index, levels.astype(np.int64)
 
 

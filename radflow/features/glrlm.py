@@ -31,7 +31,6 @@ doi:10.1158/0008-5472.CAN-17-0339
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 
 import numba
@@ -39,7 +38,9 @@ import numpy as np
 
 from radflow.features._directions import (
     check_feature_names,
+    check_spacing,
     check_weighting_norm,
+    nanmean,
     offset_lengths_mm,
     offsets,
     roi_levels,
@@ -50,51 +51,53 @@ __all__ = ["FEATURES", "compute", "run_lengths"]
 
 
 @numba.njit(cache=True)
-def _count_runs(index, offsets_zyx, out):
-    # index: int32 (z, y, x), level position or -1 outside the ROI.
-    # out: float64 (n_offsets, n_levels, max_run_length), zeroed; runs added.
+def _count_runs(index, directions_zyx, out):
+    # index: (z, y, x) box of level positions, -1 outside the ROI, padded by
+    # one -1 voxel on every side so that runs stop without bounds checks.
+    # out: (n_directions, N, max_run), added to.
     nz, ny, nx = index.shape
-    for a in range(offsets_zyx.shape[0]):
-        dz = offsets_zyx[a, 0]
-        dy = offsets_zyx[a, 1]
-        dx = offsets_zyx[a, 2]
-        crosses_twice = False
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    # a line starts where the step back leaves the array
-                    if 0 <= z - dz < nz and 0 <= y - dy < ny and 0 <= x - dx < nx:
-                        continue
-                    level = -1
-                    run = 0
-                    in_roi = 0
-                    cz = z
-                    cy = y
-                    cx = x
-                    while 0 <= cz < nz and 0 <= cy < ny and 0 <= cx < nx:
-                        v = index[cz, cy, cx]
-                        if v >= 0:
-                            in_roi += 1
-                            if v == level:
-                                run += 1
-                            else:
-                                if level >= 0:
-                                    out[a, level, run - 1] += 1.0
-                                level = v
-                                run = 1
-                        elif level >= 0:
-                            out[a, level, run - 1] += 1.0
-                            level = -1
-                        cz += dz
-                        cy += dy
-                        cx += dx
-                    if level >= 0:
-                        out[a, level, run - 1] += 1.0
-                    if in_roi > 1:
-                        crosses_twice = True
-        if not crosses_twice:
-            # PyRadiomics: the ROI is flat along this direction, drop it
+    flat = index.reshape(-1)
+    n_dir = directions_zyx.shape[0]
+    steps = directions_zyx[:, 0] * (ny * nx) + directions_zyx[:, 1] * nx + directions_zyx[:, 2]
+    for v in range(flat.size):
+        level = flat[v]
+        if level < 0:
+            continue
+        for a in range(n_dir):
+            step = steps[a]
+            if flat[v - step] == level:
+                continue  # not the first voxel of its run
+            run = 1
+            w = v + step
+            while flat[w] == level:
+                run += 1
+                w += step
+            out[a, level, run - 1] += 1.0
+    for a in range(n_dir):
+        if not out[a, :, 1:].any() and not _crosses_twice(index, directions_zyx[a]):
+            # PyRadiomics drops a direction along which no line meets the ROI twice
             out[a, :, :] = 0.0
+
+
+@numba.njit(cache=True)
+def _crosses_twice(index, direction):
+    # Does some line along `direction` hold two ROI voxels (runs of length 1
+    # apart)? Walk back from each ROI voxel; rare, only when all runs are 1.
+    nz, ny, nx = index.shape
+    dz, dy, dx = direction[0], direction[1], direction[2]
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if index[z, y, x] < 0:
+                    continue
+                cz, cy, cx = z - dz, y - dy, x - dx
+                while 0 <= cz < nz and 0 <= cy < ny and 0 <= cx < nx:
+                    if index[cz, cy, cx] >= 0:
+                        return True
+                    cz -= dz
+                    cy -= dy
+                    cx -= dx
+    return False
 
 
 def run_lengths(binned, mask, *, force2d=False, force2d_dimension=0):
@@ -115,16 +118,17 @@ def run_lengths(binned, mask, *, force2d=False, force2d_dimension=0):
     -------
     counts : ndarray of float64, shape (n_directions, n_levels, max_run)
         ``counts[a, i, r]``: runs of level ``levels[i]`` and length ``r + 1``
-        voxels along ``directions_zyx[a]``; all zero for a direction the ROI
-        is flat along. ``max_run`` is the longest side of the ROI's box.
+        voxels along ``directions_zyx[a]``; all zero for a direction along
+        which no line meets the ROI twice. ``max_run`` is the longest side of
+        the ROI's bounding box.
     levels : ndarray of int64, shape (n_levels,)
         Grey levels present in the ROI, ascending.
     directions_zyx : ndarray of int64, shape (n_directions, 3)
         Unit steps, in PyRadiomics' angle order.
     """
-    index, levels = roi_levels(binned, mask)
     directions_zyx = offsets((1,), bool(force2d), force2d_dimension, False)
-    counts = np.zeros((len(directions_zyx), len(levels), max(index.shape)))
+    index, levels = roi_levels(binned, mask, pad=1)
+    counts = np.zeros((len(directions_zyx), len(levels), max(index.shape) - 2))
     _count_runs(index, directions_zyx, counts)
     return counts, levels, directions_zyx
 
@@ -150,7 +154,7 @@ class _Matrices:
 
     def weighted(self, wi, wj):
         # sum_ij P(i,j) wi(i) wj(j) / Nr, per angle
-        return np.einsum("aij,i,j->a", self.P, wi, wj) / self.nr
+        return ((self.P @ wj) @ wi) / self.nr
 
 
 def _short_run_emphasis(m):
@@ -308,6 +312,7 @@ def compute(
     """
     names = check_feature_names(features, _DEFINITIONS, "GLRLM")
     check_weighting_norm(weighting_norm)
+    check_spacing(spacing_zyx)
     counts, levels, directions_zyx = run_lengths(
         binned, mask, force2d=force2d, force2d_dimension=force2d_dimension
     )
@@ -322,9 +327,7 @@ def compute(
     lengths = np.flatnonzero(counts.sum(axis=(0, 1))) + 1.0
     m = _Matrices(counts[:, :, lengths.astype(np.int64) - 1], levels, lengths)
     out = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # mean of no direction: NaN, as in PyRadiomics
-        for name in names:
-            out[name] = float(np.nanmean(_DEFINITIONS[name][0](m)))
+    for name in names:
+        out[name] = nanmean(_DEFINITIONS[name][0](m))
     return out
 
