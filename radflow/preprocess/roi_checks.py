@@ -20,7 +20,14 @@ import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 
-__all__ = ["BoundingBox", "check_mask", "check_roi_inside_image", "crop_to_roi", "roi_bounding_box"]
+__all__ = [
+    "BoundingBox",
+    "check_mask",
+    "check_roi_inside_image",
+    "crop_to_roi",
+    "geometry_mismatch",
+    "roi_bounding_box",
+]
 
 #: SimpleITK's default coordinate and direction tolerance (geometryTolerance None).
 DEFAULT_GEOMETRY_TOLERANCE = 1e-6
@@ -214,6 +221,25 @@ def crop_to_roi(
     return sitk.Crop(image, lower, upper), sitk.Crop(mask, lower, upper)
 
 
+def geometry_mismatch(image: sitk.Image, mask: sitk.Image, *, geometry_tolerance: float | None = None) -> str | None:
+    """How the grids of `image` and `mask` differ, or None when they match.
+
+    Dimension and size must be equal; origin and spacing may differ by
+    `geometry_tolerance` times the image's first spacing (mm), direction
+    cosines by `geometry_tolerance`: SimpleITK's own comparison, which
+    PyRadiomics' ``checkMask`` relies on. None: SimpleITK's default 1e-6.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"origin differs by 2e-05 mm, tolerance 7e-07 mm"``.
+    """
+    tolerance = _check_tolerance(geometry_tolerance)
+    if image.GetDimension() != mask.GetDimension():
+        return f"image is {image.GetDimension()}D, mask {mask.GetDimension()}D"
+    return _geometry_mismatch(image, mask, tolerance)
+
+
 def _box(roi: np.ndarray) -> BoundingBox | None:
     """Inclusive bounds of the True voxels of a (z, y, x) array, in (x, y, z) order."""
     lower, upper = [], []
@@ -290,13 +316,18 @@ def _check_scalar_mask(mask: sitk.Image, source) -> None:
                                  "select one (label_channel) first")
 
 
-def _check_options(geometry_tolerance, minimum_roi_dimensions, minimum_roi_size) -> float:
+def _check_tolerance(geometry_tolerance) -> float:
     if geometry_tolerance is None:
-        geometry_tolerance = DEFAULT_GEOMETRY_TOLERANCE
-    elif isinstance(geometry_tolerance, bool) or not isinstance(geometry_tolerance, (int, float)) or not (
+        return DEFAULT_GEOMETRY_TOLERANCE
+    if isinstance(geometry_tolerance, bool) or not isinstance(geometry_tolerance, (int, float)) or not (
         geometry_tolerance > 0
     ):
         raise SettingsError(f"geometry_tolerance must be a number > 0 or None, got {geometry_tolerance!r}")
+    return float(geometry_tolerance)
+
+
+def _check_options(geometry_tolerance, minimum_roi_dimensions, minimum_roi_size) -> float:
+    tolerance = _check_tolerance(geometry_tolerance)
     if minimum_roi_dimensions not in (1, 2, 3) or isinstance(minimum_roi_dimensions, bool):
         raise SettingsError(f"minimum_roi_dimensions must be 1, 2 or 3, got {minimum_roi_dimensions!r}")
     if minimum_roi_size is not None and (
@@ -305,4 +336,4 @@ def _check_options(geometry_tolerance, minimum_roi_dimensions, minimum_roi_size)
         or minimum_roi_size < 1
     ):
         raise SettingsError(f"minimum_roi_size must be an integer > 0 or None, got {minimum_roi_size!r}")
-    return float(geometry_tolerance)
+    return tolerance

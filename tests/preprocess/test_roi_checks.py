@@ -7,7 +7,13 @@ import pytest
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
-from radflow.preprocess.roi_checks import BoundingBox, check_mask, crop_to_roi, roi_bounding_box
+from radflow.preprocess.roi_checks import (
+    BoundingBox,
+    check_mask,
+    crop_to_roi,
+    geometry_mismatch,
+    roi_bounding_box,
+)
 
 SHAPE_ZYX = (12, 16, 18)
 
@@ -138,6 +144,7 @@ def test_geometry_tolerance_as_simpleitk(pyradiomics_tolerance, what, change, to
         getter, setter = getattr(mask, f"Get{what.capitalize()}"), getattr(mask, f"Set{what.capitalize()}")
         setter(tuple(np.add(getter(), change)))
     pyradiomics_tolerance(1e-6 if tolerance is None else tolerance)  # 1e-6: SimpleITK's default
+    assert (geometry_mismatch(image, mask, geometry_tolerance=tolerance) is None) == passes
     if passes:
         _pyradiomics_check(image, mask)
         check_mask(image, mask, geometry_tolerance=tolerance)
@@ -188,6 +195,8 @@ def test_size_and_dimension_mismatch():
         check_mask(image, _mask_like(image, _labels("parts"))[:, :, :10])
     with pytest.raises(InputError, match="dimension mismatch: image is 3D, mask 2D"):
         check_mask(image, _mask_like(image, _labels("parts"))[:, :, 3])
+    assert geometry_mismatch(image, _mask_like(image, _labels("parts"))[:, :, 3]) == "image is 3D, mask 2D"
+    assert geometry_mismatch(image, _mask_like(image, _labels("parts"))[:, 1:, :]).startswith("size (18, 15, 12)")
     vector = sitk.Compose(_mask_like(image, _labels("parts")), _mask_like(image, _labels("sheet")))
     with pytest.raises(InputError, match="2 components per voxel"):
         check_mask(image, vector)
