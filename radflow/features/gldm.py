@@ -6,8 +6,9 @@ is *dependent* when its grey level differs by at most ``gldm_a``. The matrix
 :math:`\\mathbf{P}(i, j)` counts the voxels of grey level :math:`i` with
 :math:`j - 1` dependent neighbours, so every ROI voxel is counted once and
 :math:`j \\ge 1`. Grey levels and dependence sizes that do not occur are left
-out, as PyRadiomics does. The IBSI calls this matrix the NGLDM (coarseness
-parameter :math:`\\alpha` = ``gldm_a``).
+out, as PyRadiomics does. With ``distances=(1,)`` this is the IBSI's NGLDM
+(coarseness parameter :math:`\\alpha` = ``gldm_a``); other distances take only
+the voxels at exactly those Chebyshev distances, not all within them.
 
 Notation: :math:`N_z = \\sum_{i,j} \\mathbf{P}(i,j)` (= :math:`N_p`, the
 number of ROI voxels), :math:`p(i,j) = \\mathbf{P}(i,j)/N_z`,
@@ -53,8 +54,9 @@ import numba
 import numpy as np
 
 from radflow.errors import SettingsError
-from radflow.features._directions import offsets
-from radflow.features.glszm import _flat_offsets, _padded_roi, _requested_features
+from radflow.features._directions import offsets, roi_levels
+from radflow.features.glcm import flat_steps
+from radflow.features.glszm import _entropy, _requested_features, _variance
 from radflow.features.registry import Feature
 
 FAMILY = "gldm"
@@ -133,9 +135,9 @@ def dependence_matrix(binned, mask, *, distances=(1,), gldm_a=0, force2d=False, 
     """
     alpha = _check_gldm_a(gldm_a)
     neighbours = offsets(distances, bool(force2d), force2d_dimension, bidirectional=True)
-    index, levels = _padded_roi(binned, mask, int(np.abs(neighbours).max(initial=0)))
+    index, levels = roi_levels(binned, mask, pad=int(np.abs(neighbours).max(initial=0)))
     counts = _dependence_counts(
-        index.ravel(), levels, _flat_offsets(neighbours, index.shape), alpha
+        index.ravel(), levels, flat_steps(neighbours, index.shape), alpha
     )
     present = np.flatnonzero(counts.sum(axis=0))
     return (
@@ -156,17 +158,6 @@ class _Coefficients:
         self.pd = matrix.sum(axis=0)
         self.Nz = matrix.sum()
         self.Np = self.Nz  # one matrix entry per ROI voxel
-
-
-def _entropy(c):
-    p = c.P / c.Nz
-    return -np.sum(p * np.log2(p + np.spacing(1)))
-
-
-def _variance(margin, values, total):
-    p = margin / total
-    mean = np.sum(p * values)
-    return np.sum(p * (values - mean) ** 2)
 
 
 _FORMULAS: dict[str, Callable[[_Coefficients], float]] = {

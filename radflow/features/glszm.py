@@ -32,8 +32,8 @@ Features (PyRadiomics name: formula):
 - LargeAreaLowGrayLevelEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j)\\, j^2 / i^2 / N_z`
 - LargeAreaHighGrayLevelEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j)\\, i^2 j^2 / N_z`
 
-This module also holds the small helpers shared by the GLSZM, GLDM and NGTDM
-families (feature-name check, padded ROI).
+Neighbourhoods and ROI preparation come from :mod:`radflow.features._directions`
+(offsets exactly as PyRadiomics' C ``build_angles``).
 
 References
 ----------
@@ -50,8 +50,8 @@ from collections.abc import Callable, Iterable
 import numba
 import numpy as np
 
-from radflow.errors import SettingsError
-from radflow.features._directions import offsets, roi_levels
+from radflow.features._directions import check_feature_names, offsets, roi_levels
+from radflow.features.glcm import flat_steps
 from radflow.features.registry import Feature
 
 FAMILY = "glszm"
@@ -76,46 +76,14 @@ FEATURES = (
 )
 
 
-def _requested_features(features, family_features: tuple[Feature, ...], family: str):
-    """Names to compute, checked: the default ones when ``features`` is None.
+def _requested_features(features, family_features: tuple[Feature, ...], family: str) -> list[str]:
+    """Names to compute, checked; without ``features`` those PyRadiomics enables by default.
 
     Shared with gldm.py and ngtdm.py.
     """
     if features is None:
-        return tuple(f.name for f in family_features if f.default)
-    if isinstance(features, str):
-        features = (features,)
-    names = tuple(features)
-    valid = [f.name for f in family_features]
-    for name in names:
-        if name not in valid:
-            raise SettingsError(
-                f"features: unknown {family} feature {name!r}; valid: {', '.join(valid)}"
-            )
-    return names
-
-
-def _padded_roi(binned, mask, pad: int):
-    """ROI level indices cropped to the bounding box with ``pad`` voxels of -1 around.
-
-    Kernels may then step up to ``pad`` voxels from any ROI voxel along each
-    axis without bounds checks. Shared with gldm.py and ngtdm.py.
-
-    Returns
-    -------
-    index : ndarray of int32, shape (Z, Y, X), C order
-        Position of each voxel's grey level in ``levels``, -1 outside the ROI.
-    levels : ndarray of int64, shape (N_g,)
-        Grey levels present in the ROI, ascending.
-    """
-    index, levels = roi_levels(binned, mask)
-    return np.pad(index, pad, constant_values=-1), levels
-
-
-def _flat_offsets(offsets_zyx: np.ndarray, shape) -> np.ndarray:
-    """(z, y, x) offsets as steps in the C-order raveled array of ``shape``."""
-    strides = np.array([shape[1] * shape[2], shape[2], 1], dtype=np.int64)
-    return np.ascontiguousarray(offsets_zyx @ strides)
+        return [f.name for f in family_features if f.default]
+    return check_feature_names(features, [f.name for f in family_features], family)
 
 
 # --------------------------------------------------------------------------
@@ -183,11 +151,9 @@ def size_zone_matrix(binned, mask, *, force2d=False, force2d_dimension=0):
         Zone size of each column, voxels.
     """
     connectivity = offsets((1,), bool(force2d), force2d_dimension, bidirectional=True)
-    index, levels = _padded_roi(binned, mask, 1)
+    index, levels = roi_levels(binned, mask, pad=1)
     n_voxels = int(np.count_nonzero(index >= 0))
-    zone_level, zone_size = _label_zones(
-        index.ravel(), _flat_offsets(connectivity, index.shape), n_voxels
-    )
+    zone_level, zone_size = _label_zones(index.ravel(), flat_steps(connectivity, index.shape), n_voxels)
     # Columns only for the sizes present: a dense (levels, largest zone)
     # matrix can need gigabytes for fine binnings.
     sizes = np.flatnonzero(np.bincount(zone_size))
@@ -216,12 +182,14 @@ class _Coefficients:
         self.Np = np.sum(self.ps * sizes)
 
 
-def _zone_entropy(c):
+def _entropy(c):
+    """Entropy of the normalised matrix, PyRadiomics' epsilon included (GLDM too)."""
     p = c.P / c.Nz
     return -np.sum(p * np.log2(p + np.spacing(1)))
 
 
 def _variance(margin, values, total):
+    """Variance of ``values`` weighted by ``margin / total`` (GLDM too)."""
     p = margin / total
     mean = np.sum(p * values)
     return np.sum(p * (values - mean) ** 2)
@@ -237,7 +205,7 @@ _FORMULAS: dict[str, Callable[[_Coefficients], float]] = {
     "ZonePercentage": lambda c: c.Nz / c.Np,
     "GrayLevelVariance": lambda c: _variance(c.pg, c.i, c.Nz),
     "ZoneVariance": lambda c: _variance(c.ps, c.j, c.Nz),
-    "ZoneEntropy": _zone_entropy,
+    "ZoneEntropy": _entropy,
     "LowGrayLevelZoneEmphasis": lambda c: np.sum(c.pg / c.i**2) / c.Nz,
     "HighGrayLevelZoneEmphasis": lambda c: np.sum(c.pg * c.i**2) / c.Nz,
     "SmallAreaLowGrayLevelEmphasis": lambda c: np.sum(c.P / (c.i[:, None] ** 2 * c.j**2)) / c.Nz,

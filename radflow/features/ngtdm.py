@@ -4,9 +4,10 @@ For every ROI voxel of grey level :math:`i`, :math:`\\bar{A}` is the mean grey
 level of its neighbours: the ROI voxels at one of the Chebyshev distances
 ``distances`` (both directions; with ``force2d`` only within the slice). Per
 grey level the matrix holds :math:`n_i`, the number of ROI voxels, and
-:math:`s_i = \\sum |i - \\bar{A}|` over them. As in PyRadiomics' C code, a
-voxel with no neighbour in the ROI still counts in :math:`n_i` and adds 0 to
-:math:`s_i`.
+:math:`s_i = \\sum |i - \\bar{A}|` over them. A voxel with no neighbour in
+the ROI still counts in :math:`n_i` and adds 0 to :math:`s_i`: PyRadiomics'
+documentation says such voxels are left out, its C code (followed here)
+keeps them.
 
 Notation: :math:`N_{v,p} = \\sum_i n_i`, :math:`p_i = n_i / N_{v,p}`,
 :math:`N_{g,p}` the number of grey levels present; sums run over the grey
@@ -38,8 +39,9 @@ from collections.abc import Callable, Iterable
 import numba
 import numpy as np
 
-from radflow.features._directions import offsets
-from radflow.features.glszm import _flat_offsets, _padded_roi, _requested_features
+from radflow.features._directions import offsets, roi_levels
+from radflow.features.glcm import flat_steps
+from radflow.features.glszm import _requested_features
 from radflow.features.registry import Feature
 
 FAMILY = "ngtdm"
@@ -100,8 +102,8 @@ def tone_difference_matrix(binned, mask, *, distances=(1,), force2d=False, force
         The grey levels.
     """
     neighbours = offsets(distances, bool(force2d), force2d_dimension, bidirectional=True)
-    index, levels = _padded_roi(binned, mask, int(np.abs(neighbours).max(initial=0)))
-    counts, sums = _tone_differences(index.ravel(), levels, _flat_offsets(neighbours, index.shape))
+    index, levels = roi_levels(binned, mask, pad=int(np.abs(neighbours).max(initial=0)))
+    counts, sums = _tone_differences(index.ravel(), levels, flat_steps(neighbours, index.shape))
     return counts.astype(np.float64), sums, levels.astype(np.float64)
 
 
