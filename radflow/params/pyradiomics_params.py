@@ -46,15 +46,18 @@ _OLD_SECTION_NAMES = {"inputImage": "imageType", "enabledImageTypes": "imageType
                       "enabledFeatures": "featureClass", "settings": "setting"}
 
 
-def load_params(source: str | PathLike | Mapping[str, Any] | None = None) -> ExtractionParams:
+def load_params(
+    source: str | PathLike | Mapping[str, Any] | ExtractionParams | None = None,
+) -> ExtractionParams:
     """Validated extraction parameters from a PyRadiomics parameter file or mapping.
 
     Parameters
     ----------
-    source : str, path-like, mapping or None
+    source : str, path-like, mapping, ExtractionParams or None
         Path of a ``.yaml``/``.yml`` or ``.json`` parameter file, a mapping
-        with the same sections, or None for PyRadiomics' defaults without a
-        parameter file (Original image, every class but shape2D).
+        with the same sections, parameters already loaded (returned as
+        they are), or None for PyRadiomics' defaults without a parameter
+        file (Original image, every class but shape2D).
 
     Returns
     -------
@@ -69,6 +72,8 @@ def load_params(source: str | PathLike | Mapping[str, Any] | None = None) -> Ext
     """
     if source is None:
         return ExtractionParams()
+    if isinstance(source, ExtractionParams):
+        return source
     if isinstance(source, Mapping):
         origin, data = "parameters", source
     elif isinstance(source, (str, PathLike)):

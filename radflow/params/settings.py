@@ -244,13 +244,17 @@ class Settings:
     gradient_use_spacing : bool (``gradientUseSpacing``)
         Gradient in image units per mm rather than per voxel. Default True.
     lbp_2d_radius : float (``lbp2DRadius``)
-        Default 1. lbp_2d_samples : int (``lbp2DSamples``), default 8.
+        LBP 2D sampling radius, voxels. Default 1.
+    lbp_2d_samples : int (``lbp2DSamples``)
+        LBP 2D sampling points. Default 8.
     lbp_2d_method : str (``lbp2DMethod``)
         ``"default"``, ``"ror"``, ``"uniform"`` (default) or ``"var"``.
     lbp_3d_levels : int (``lbp3DLevels``)
-        Default 2. lbp_3d_icosphere_radius : float (``lbp3DIcosphereRadius``),
-        default 1; lbp_3d_icosphere_subdivision : int
-        (``lbp3DIcosphereSubdivision``), default 1.
+        LBP 3D spherical-harmonic levels. Default 2.
+    lbp_3d_icosphere_radius : float (``lbp3DIcosphereRadius``)
+        LBP 3D sampling radius, voxels. Default 1.
+    lbp_3d_icosphere_subdivision : int (``lbp3DIcosphereSubdivision``)
+        LBP 3D icosphere subdivisions. Default 1.
     """
 
     label: int = 1

@@ -328,6 +328,7 @@ def test_every_setting_read_as_pyradiomics_reads_it(tmp_path):
 def test_no_parameters_gives_pyradiomics_defaults():
     params = load_params(None)
     assert params == ExtractionParams()
+    assert load_params(params) is params
     _assert_matches_pyradiomics(params, _pyradiomics_extractor(None))
     # An explicit but empty featureClass section enables shape2D as well, in both.
     _assert_matches_pyradiomics(load_params({"featureClass": {}}), _pyradiomics_extractor({"featureClass": {}}))
