@@ -269,6 +269,17 @@ def render_tissues(phantom: Phantom, grid: Grid) -> np.ndarray:
         for side, tissue in ((-1, Tissue.PAROTID_R), (1, Tissue.PAROTID_L)):
             centre = (zc + 55, yc + 8 * s, xc + side * 38 * s)
             paint(_ellipsoid(z3, y2[None], x2[None], centre, (22, 15 * s, 10 * s)), tissue)
+    # Ribs (thorax: bands of the chest wall every 25 mm along z, not anteriorly)
+    # and mandible (neck: an anterior arch in the upper 35 mm).
+    wall = ((y2 - yc) / body_a[0]) ** 2 + ((x2 - xc) / body_a[1]) ** 2
+    if phantom.anatomy == "thorax":
+        band = (wall > 0.83**2) & (wall < 0.89**2) & (y2 > yc - 0.55 * body_a[0])
+        rib_z = np.cos(2.0 * np.pi * (z3 - zc) / 25.0) > 0.5
+        paint(band[None] & rib_z, Tissue.BONE)
+        paint(_ellipse(y2, x2, yc - body_a[0] + fat_mm + 6.0, xc, 5.0, 14.0 * s), Tissue.BONE)
+    else:
+        arch = (wall > 0.70**2) & (wall < 0.80**2) & (y2 < yc - 0.15 * body_a[0])
+        paint(arch[None] & ((z3 > zc + 25.0) & (z3 < zc + 60.0)), Tissue.BONE)
     # Vertebra: body, a ring of bone around the canal.
     paint(_ellipse(y2, x2, yc + spine_y, xc, 12 * s, 14 * s), Tissue.BONE)
     canal_y = yc + spine_y + 19 * s

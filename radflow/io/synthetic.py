@@ -133,7 +133,7 @@ SITES = (
     ),
     Site(
         "INST_C",
-        CTScanner("Philips", "Brilliance 64", "B", 140.0, 1.8, 3.0, 128, 56,
+        CTScanner("Philips", "Brilliance 64", "B", 140.0, 1.8, 3.0, 128, 60,
                   blur_mm=1.0, noise_hu=30.0, noise_grain_px=1.3, hu_scale=0.95, hu_offset=-15.0),
         PETScanner("Philips", "GEMINI TF", 4.0, 4.0, 56, 42, psf_fwhm_mm=8.5, noise=0.20,
                    calibration=0.93),
@@ -518,7 +518,7 @@ def _labels(tissues: np.ndarray, organ: Tissue) -> np.ndarray:
 
 def _correlated_noise(rng: np.random.Generator, shape, sigma_px) -> np.ndarray:
     """Zero-mean unit-variance Gaussian noise smoothed by ``sigma_px`` (per axis)."""
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape), sigma_px)
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma_px)
     return noise / noise.std()
 
 
@@ -583,10 +583,10 @@ def simulate_mr(patient: DemoPatient) -> SimulatedImage:
     ramp = (direction[0] * (z - z.mean()) / half[0])[:, None, None] \
         + (direction[1] * (y - y.mean()) / half[1])[None, :, None] \
         + (direction[2] * (x - x.mean()) / half[2])[None, None, :]
-    signal = mr.signal * t1 * (1.0 + mr.bias * ramp)
-    sd = mr.signal / mr.snr
-    real = signal + sd * rng.standard_normal(signal.shape)
-    imag = sd * rng.standard_normal(signal.shape)
+    signal = np.float32(mr.signal) * t1 * (1.0 + mr.bias * ramp).astype(np.float32)
+    sd = np.float32(mr.signal / mr.snr)
+    real = signal + sd * rng.standard_normal(signal.shape, dtype=np.float32)
+    imag = sd * rng.standard_normal(signal.shape, dtype=np.float32)
     # Whole numbers, as scanners store magnitudes; it also lets gzip compress the file 2.5x.
     t1w = np.round(np.hypot(real, imag)).astype(np.float32)
     return SimulatedImage(grid, t1w, _labels(tissues, ORGAN_ROI[patient.phantom.anatomy][1]))
@@ -679,8 +679,8 @@ def _dicom_dicts(patient: DemoPatient, modality: str) -> tuple[dict, dict, dict]
             "ReconstructionMethod": "OSEM",
             "AttenuationCorrectionMethod": "CT-based",
             "ScatterCorrectionMethod": "model-based",
-            "DecayFactor": 2.0 ** ((pet_start - datetime.strptime(
-                d["InjectionDateTime"], "%Y%m%d%H%M%S")).total_seconds() / F18_HALF_LIFE_S),
+            "DecayFactor": round(2.0 ** ((pet_start - datetime.strptime(
+                d["InjectionDateTime"], "%Y%m%d%H%M%S")).total_seconds() / F18_HALF_LIFE_S), 6),
         })
     return person, study, series
 
