@@ -73,6 +73,17 @@ def _cmd_segment(args) -> int:
     return 0
 
 
+def _cmd_params_check(args) -> int:
+    import json
+
+    from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
+
+    params = load_params(args.file)
+    print(f"{args.file}: valid, feature set {params_hash(params)}")
+    print(json.dumps(params_to_dict(params), indent=2, sort_keys=True))
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from radflow.pipeline.demo import run_demo
 
@@ -149,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-size-mm3", type=float, default=0.0)
     p.add_argument("--name", default=None, help="ROI name of the new label map")
     p.set_defaults(func=_cmd_segment)
+    p = sub.add_parser("params", help="check a PyRadiomics parameter file (params check FILE)")
+    params_sub = p.add_subparsers(dest="params_command", metavar="ACTION", required=True)
+    q = params_sub.add_parser("check", help="validate a parameter file and print its normalised form")
+    q.add_argument("file", help="PyRadiomics YAML or JSON parameter file")
+    q.set_defaults(func=_cmd_params_check)
     return parser
 
 
