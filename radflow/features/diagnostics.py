@@ -1,0 +1,199 @@
+"""The ``diagnostics_*`` entries of an extraction, as PyRadiomics 3.0.1's ``generalinfo``.
+
+PyRadiomics (``additionalInfo: true``, its default) puts provenance in front
+of the features: versions, the settings, and for the image and the mask at
+each preprocessing stage (``original``, ``interpolated``, ``corrected``,
+``resegmented``) their hash, spacing and size (x, y, z order), the ROI's
+bounding box, voxel count, number of 26-connected parts, centre of mass, and
+intensity mean/min/max. The names here are exactly PyRadiomics'; the values
+are too, except the version entries (``Versions_PyRadiomics`` names radflow's
+version, since radflow computes the numbers).
+
+Hashes are SHA-1 of the voxel buffer in (z, y, x) C order, which is what
+``SimpleITK.Hash`` computes (the mask after PyRadiomics' cast to uint32),
+but streamed in slabs with :mod:`hashlib`, so a lazily read volume is never
+held whole and no 4-byte copy of a whole mask is made.
+
+The functions take what the extractor has at hand: whole volumes (SimpleITK
+images, or lazy xarray volumes from the store, read slab by slab), or the
+ROI crop with its offset in the volume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from radflow._version import __version__
+
+__all__ = [
+    "PREFIX",
+    "configuration",
+    "image_summary",
+    "image_entries",
+    "mask_entries",
+    "versions",
+    "volume_summary",
+]
+
+PREFIX = "diagnostics_"
+
+#: Slabs of this many voxels are hashed and reduced at a time.
+_SLAB_VOXELS = 1 << 22
+
+
+def versions() -> dict[str, str]:
+    """``Versions_*`` entries: the libraries the numbers depend on."""
+    import pywt
+
+    return {
+        PREFIX + "Versions_PyRadiomics": f"radflow {__version__} (PyRadiomics 3.0.1 mode)",
+        PREFIX + "Versions_Numpy": np.__version__,
+        PREFIX + "Versions_SimpleITK": sitk.Version().VersionString(),
+        PREFIX + "Versions_PyWavelet": pywt.__version__,
+        PREFIX + "Versions_Python": platform.python_version(),
+    }
+
+
+def configuration(settings: dict[str, Any], image_types: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``Configuration_*`` entries: the settings and enabled image types in force."""
+    return {
+        PREFIX + "Configuration_Settings": dict(settings),
+        PREFIX + "Configuration_EnabledImageTypes": {k: dict(v) for k, v in image_types.items()},
+    }
+
+
+def volume_summary(values, *, as_uint32: bool = False, moments: bool = False) -> dict[str, Any]:
+    """Hash, mean, min, max and max |x| of a whole volume, read in z slabs.
+
+    Parameters
+    ----------
+    values : (z, y, x) array-like
+        NumPy array, or a lazy (dask- or zarr-backed) array or DataArray:
+        only one slab is in memory at a time.
+    as_uint32 : bool
+        Hash the voxels cast to uint32 (a mask, as PyRadiomics casts it) and
+        skip the intensity statistics.
+    moments : bool
+        Also return ``count``, ``sum`` and ``sum_squares`` (float64), for
+        a whole-image z-score.
+
+    Returns
+    -------
+    dict
+        ``hash`` (SHA-1 hex digest), and unless `as_uint32`: ``mean``,
+        ``minimum``, ``maximum`` (float64) and ``max_abs``.
+    """
+    shape = tuple(int(n) for n in values.shape)
+    depth = max(1, _SLAB_VOXELS // max(1, shape[1] * shape[2]))
+    digest = hashlib.sha1()
+    total, squares, low, high, count = 0.0, 0.0, np.inf, -np.inf, 0
+    for z0 in range(0, shape[0], depth):
+        slab = np.ascontiguousarray(np.asarray(values[z0 : z0 + depth]))
+        if as_uint32:
+            digest.update(slab.astype(np.uint32, copy=False))
+            continue
+        digest.update(slab)
+        total += float(np.add.reduce(slab, axis=None, dtype=np.float64))
+        if moments:
+            as_float = slab.astype(np.float64)
+            squares += float(np.add.reduce(as_float * as_float, axis=None))
+        low, high = min(low, float(slab.min())), max(high, float(slab.max()))
+        count += slab.size
+    out: dict[str, Any] = {"hash": digest.hexdigest()}
+    if not as_uint32:
+        out.update(mean=total / count, minimum=low, maximum=high, max_abs=max(abs(low), abs(high)))
+    if moments and not as_uint32:
+        out.update(count=count, sum=total, sum_squares=squares)
+    return out
+
+
+def image_summary(image: sitk.Image) -> dict[str, Any]:
+    """:func:`volume_summary` of a SimpleITK image (no copy of its buffer)."""
+    return volume_summary(sitk.GetArrayViewFromImage(image))
+
+
+def image_entries(
+    prefix: str, *, spacing_xyz, size_xyz, summary: dict[str, Any] | None = None, image: sitk.Image | None = None
+) -> dict[str, Any]:
+    """``Image-<prefix>_*`` entries.
+
+    The statistics come from `summary` (:func:`volume_summary` of the whole
+    volume) or are computed from `image`. ``Hash`` and ``Dimensionality``
+    are given for ``original`` only, as in PyRadiomics.
+    """
+    if summary is None:
+        summary = image_summary(image)
+    key = f"{PREFIX}Image-{prefix}_"
+    out: dict[str, Any] = {}
+    if prefix == "original":
+        out[key + "Hash"] = summary["hash"]
+        out[key + "Dimensionality"] = f"{len(size_xyz)}D"
+    out[key + "Spacing"] = tuple(float(s) for s in spacing_xyz)
+    out[key + "Size"] = tuple(int(n) for n in size_xyz)
+    out[key + "Mean"] = summary["mean"]
+    out[key + "Minimum"] = summary["minimum"]
+    out[key + "Maximum"] = summary["maximum"]
+    return out
+
+
+def mask_entries(
+    prefix: str,
+    mask: sitk.Image,
+    label: int,
+    *,
+    image: sitk.Image | None = None,
+    offset_xyz=(0, 0, 0),
+    spacing_xyz=None,
+    size_xyz=None,
+    mask_hash: str | None = None,
+) -> dict[str, Any]:
+    """``Mask-<prefix>_*`` entries of the ROI ``mask == label``.
+
+    Parameters
+    ----------
+    prefix : {"original", "interpolated", "corrected", "resegmented"}
+    mask : SimpleITK.Image
+        The mask, or a crop of it holding the whole ROI.
+    label : int
+    image : SimpleITK.Image, optional
+        Grey levels on the grid of `mask`: adds the ROI's mean, min and max.
+    offset_xyz : 3 int
+        Index of `mask`'s first voxel in the volume, when it is a crop.
+    spacing_xyz, size_xyz : optional
+        Of the whole mask, when `mask` is a crop (default: `mask`'s).
+    mask_hash : str, optional
+        Hash of the whole mask (``original`` only; default: of `mask`).
+    """
+    key = f"{PREFIX}Mask-{prefix}_"
+    out: dict[str, Any] = {}
+    if prefix == "original":
+        out[key + "Hash"] = mask_hash or volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
+    out[key + "Spacing"] = tuple(float(s) for s in (spacing_xyz or mask.GetSpacing()))
+    out[key + "Size"] = tuple(int(n) for n in (size_xyz or mask.GetSize()))
+
+    roi = sitk.GetArrayViewFromImage(mask) == label
+    where = np.nonzero(roi)
+    lower = np.array([w.min() for w in where[::-1]])
+    upper = np.array([w.max() for w in where[::-1]])
+    offset = np.asarray(offset_xyz, dtype=int)
+    out[key + "BoundingBox"] = tuple(int(v) for v in np.r_[lower + offset, upper - lower + 1])
+    out[key + "VoxelNum"] = int(where[0].size)
+    # 26-connected parts, as PyRadiomics counts them (FullyConnected).
+    components = sitk.ConnectedComponentImageFilter()
+    components.FullyConnectedOn()
+    components.Execute(sitk.GetImageFromArray(roi.view(np.uint8)))
+    out[key + "VolumeNum"] = int(components.GetObjectCount())
+    local = np.array([w.mean() for w in where[::-1]])
+    out[key + "CenterOfMassIndex"] = tuple(float(v) for v in local + offset)
+    out[key + "CenterOfMass"] = tuple(mask.TransformContinuousIndexToPhysicalPoint(local.tolist()))
+    if image is not None:
+        values = sitk.GetArrayViewFromImage(image)[roi].astype(np.float64)
+        out[key + "Mean"] = float(np.mean(values))
+        out[key + "Minimum"] = float(np.min(values))
+        out[key + "Maximum"] = float(np.max(values))
+    return out

@@ -1,0 +1,549 @@
+"""One extraction, as PyRadiomics 3.0.1's ``RadiomicsFeatureExtractor.execute``.
+
+:func:`extract` reads a PyRadiomics parameter file unchanged and returns the
+keys PyRadiomics returns (``diagnostics_*``, then
+``<imageType>_<class>_<Feature>``), with the same numbers. The steps and
+their order are PyRadiomics':
+
+1. load image and mask; a vector mask gives its ``label_channel``
+   component, a float mask is cast to integers (PyRadiomics' ``getMask``);
+2. ``normalize``: z-score over the *whole* image;
+3. ``resampledPixelSpacing`` + ``interpolator``: resample around the ROI
+   (grid aligned on the mask's, ``padDistance`` voxels kept); else
+   ``preCrop``: crop to the ROI box plus ``padDistance``;
+4. ``checkMask``: label present, image/mask geometry within
+   ``geometryTolerance`` (``correctMask`` resamples the mask), at least
+   ``minimumROIDimensions`` axes, more than ``minimumROISize`` voxels;
+5. ``resegmentRange``: re-segment, then check the mask again;
+6. shape (and shape2D) on the original image, cropped to the ROI box
+   (``resegmentShape`` picks the mask);
+7. each enabled image type in file order, each filtered image cropped to the
+   ROI box, discretised once and shared by first order and the texture
+   classes, each enabled class in file order.
+
+What differs is where the work is done: PyRadiomics filters the whole volume;
+radflow reads and filters only the ROI box plus the margin the enabled
+filters need (:func:`radflow.filters.image_types.read_box`), and takes from
+the whole volume only what PyRadiomics reads from it (size, max |x|, mean
+and standard deviation for ``normalize``, diagnostics), in one streamed pass.
+A store volume (lazy xarray DataArray) is read the same way, box only.
+
+One PyRadiomics 3.0.1 quirk is kept on purpose, for identical output: with
+``force2D`` its extractor computes shape2D only when the ROI's bounding box
+spans more than one voxel along axis ``force2Ddimension`` *of the (x, y, z)
+box* (it indexes the box in SimpleITK order with a numpy axis), and its
+shape2D class then fails unless the ROI is one voxel thick along that numpy
+(z, y, x) axis; that failure aborts the extraction, here as an InputError.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any, Callable
+
+import numpy as np
+import SimpleITK as sitk
+
+from radflow.errors import InputError, SettingsError
+from radflow.features import diagnostics
+from radflow.features.registry import family_module
+from radflow.params.pyradiomics_params import load_params
+from radflow.params.settings import ExtractionParams, Settings
+
+__all__ = ["extract", "warmup"]
+
+_TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
+_SHAPE = ("shape", "shape2D")
+_HISTOGRAM = frozenset({"Entropy", "Uniformity"})  # the first-order features that need the bins
+# Voxels read beyond the resampled region: the interpolators' support, and for
+# the B-spline its recursive prefilter (pole sqrt(3) - 2: 0.268 ** 20 < 1e-11).
+_RESAMPLE_MARGIN_VOXELS = 20
+
+
+def extract(image, mask, params=None, label: int | None = None, *, label_channel: int | None = None) -> dict[str, Any]:
+    """Features of one ROI, keys and values as PyRadiomics' extractor gives them.
+
+    Parameters
+    ----------
+    image : str, path-like, SimpleITK.Image or xarray.DataArray
+        The grey-level volume (HU, SUV, MR signal): a NIfTI/NRRD/MetaImage
+        file, an image, or a volume from :func:`radflow.store.volume.open_volume`
+        (dims ``("z", "y", "x")``; only the ROI box and the filters' margin
+        are read).
+    mask : str, path-like, SimpleITK.Image or xarray.DataArray
+        The label map, of the same kind as `image` (a DataArray from
+        :func:`radflow.store.volume.open_label` for a store volume).
+    params : str, path-like, mapping, ExtractionParams or None
+        A PyRadiomics parameter file (YAML/JSON) or its content; None:
+        PyRadiomics' defaults (Original image, every class but shape2D).
+    label : int, optional
+        ROI label value; overrides the ``label`` setting, as PyRadiomics'
+        ``execute(label=...)``.
+    label_channel : int, optional
+        Component of a vector-valued mask image; overrides ``label_channel``.
+
+    Returns
+    -------
+    dict
+        ``diagnostics_*`` entries (when ``additionalInfo``, the default;
+        see :mod:`radflow.features.diagnostics`), then
+        ``<image type>_<class>_<feature>`` -> float, in PyRadiomics' order
+        (``original_shape_MeshVolume`` in mm^3, ``wavelet-LLH_glcm_Contrast`` ...).
+
+    Raises
+    ------
+    InputError
+        Unreadable input; no voxel with `label` (empty ROI); image/mask
+        geometry mismatch beyond ``geometryTolerance`` (without
+        ``correctMask``); ROI too small (one voxel, fewer than
+        ``minimumROIDimensions`` axes, at most ``minimumROISize`` voxels);
+        NaN or infinite intensities. The message names the file (or store
+        key) and the reason.
+    SettingsError
+        An invalid parameter file or setting.
+    """
+    params = params if isinstance(params, ExtractionParams) else load_params(params)
+    overrides = {}
+    if label is not None:
+        overrides["label"] = label
+    if label_channel is not None:
+        overrides["label_channel"] = label_channel
+    if overrides:
+        params = params.with_settings(overrides)
+    settings = params.settings
+    volume = _open(image, mask, params)
+    return _Extraction(params, settings, volume).run()
+
+
+def warmup() -> dict[str, Any]:
+    """Compile every numba kernel (run once after installing, or in a new cache dir).
+
+    Runs a tiny extraction with every feature class, deprecated features
+    included, in 3D and with ``force2D``, and returns its result.
+    """
+    from radflow.params.settings import FEATURE_CLASSES
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(-50, 50, size=(6, 7, 8)).astype(np.int16)
+    roi = np.zeros(values.shape, np.uint8)
+    roi[1:5, 1:6, 1:7] = 1
+    roi[2, 3, 4] = 0
+    image, mask = sitk.GetImageFromArray(values), sitk.GetImageFromArray(roi)
+    every = {name: [f.name for f in family_module(name).FEATURES] for name in FEATURE_CLASSES if name != "shape2D"}
+    result = extract(image, mask, {"featureClass": every, "setting": {"binWidth": 10}})
+    flat = np.zeros((1, 7, 8), np.uint8)
+    flat[0, 1:6, 1:7] = 1
+    flat_image = sitk.GetImageFromArray(values[:1])
+    result.update(extract(flat_image, sitk.GetImageFromArray(flat), {
+        "featureClass": {"shape2D": None, "glcm": None, "glrlm": None},
+        "setting": {"binWidth": 10, "force2D": True, "weightingNorm": "euclidean", "distances": [1, 2]},
+    }))
+    return result
+
+
+# -- inputs -------------------------------------------------------------------
+
+
+@dataclass
+class _Volume:
+    """What the extraction reads from its inputs.
+
+    ``image`` and ``mask`` are the part read (the whole volume or a box of
+    it, on the same grid), ``offset_xyz`` the box's first index in the volume.
+    ``grid_mask`` is a mask on the whole volume's grid, for resampling
+    (whose new grid PyRadiomics aligns on the mask's first voxel).
+    """
+
+    image: sitk.Image
+    mask: sitk.Image
+    image_source: str
+    mask_source: str
+    offset_xyz: tuple[int, int, int]
+    volume_size_xyz: tuple[int, ...]
+    volume_spacing_xyz: tuple[float, ...]
+    mask_size_xyz: tuple[int, ...]
+    mask_spacing_xyz: tuple[float, ...]
+    cropped: bool
+    grid_mask: Callable[[], sitk.Image] | None
+    summarise: Callable[[bool], dict[str, Any]]
+    mask_hash: Callable[[], str]
+    _cache: dict = field(default_factory=dict)
+
+    def summary(self, moments: bool = False) -> dict[str, Any]:
+        """Whole-volume statistics (:func:`diagnostics.volume_summary`), computed once."""
+        cached = self._cache.get("summary")
+        if cached is None or (moments and "sum" not in cached):
+            cached = self._cache["summary"] = self.summarise(moments)
+        return cached
+
+
+def _open(image, mask, params: ExtractionParams) -> _Volume:
+    try:
+        import xarray as xr
+    except ImportError:  # pragma: no cover - xarray is a dependency
+        xr = None
+    if xr is not None and (isinstance(image, xr.DataArray) or isinstance(mask, xr.DataArray)):
+        if not (isinstance(image, xr.DataArray) and isinstance(mask, xr.DataArray)):
+            raise InputError("mask", "give image and mask both as store DataArrays, or neither")
+        return _open_store(image, mask, params)
+    image_source, image = _load(image, "image")
+    mask_source, mask = _load(mask, "mask")
+    return _open_images(image, mask, image_source, mask_source, params)
+
+
+def _load(item, what: str) -> tuple[str, sitk.Image]:
+    if isinstance(item, sitk.Image):
+        return what, item
+    if isinstance(item, (str, PathLike)):
+        from radflow.io.image_file import read_image
+
+        return str(item), read_image(item)
+    raise InputError(what, f"expected a file path, a SimpleITK.Image or a store DataArray, got {type(item).__name__}")
+
+
+def _scalar_mask(mask: sitk.Image, settings: Settings, source: str) -> sitk.Image:
+    """PyRadiomics' ``getMask``: one component of a vector mask, integer labels."""
+    components = mask.GetNumberOfComponentsPerPixel()
+    if components > 1:
+        if settings.label_channel >= components:
+            raise InputError(source, f"label_channel {settings.label_channel} requested, but the mask has "
+                                     f"{components} components")
+        mask = sitk.VectorIndexSelectionCast(mask, settings.label_channel)
+    if mask.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        mask = sitk.Cast(mask, sitk.sitkUInt32)  # truncates, as PyRadiomics' cast
+    return mask
+
+
+def _check_finite(values: np.ndarray, source: str) -> None:
+    if np.issubdtype(values.dtype, np.floating):
+        bad = np.count_nonzero(~np.isfinite(values))
+        if bad:
+            raise InputError(source, f"{bad} voxel(s) hold NaN or infinite intensities in the region read "
+                                     "around the ROI; fill them (e.g. with the background value) first")
+
+
+def _read_region(params: ExtractionParams, bbox_zyx, shape_zyx, spacing_zyx) -> tuple[tuple[slice, ...], bool]:
+    """The box of the volume to read, and whether resampling needs the whole mask grid."""
+    from radflow.filters.image_types import read_box
+
+    s = params.settings
+    if s.resampling:
+        new = np.array([v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing_zyx)])
+        margin = np.ceil((s.pad_distance + 1) * new / np.asarray(spacing_zyx)).astype(int) + _RESAMPLE_MARGIN_VOXELS
+        return _grow(bbox_zyx, margin, shape_zyx), True
+    if s.pre_crop:
+        return _grow(bbox_zyx, (s.pad_distance,) * 3, shape_zyx), False
+    region = read_box(params.image_types, _mapping(s), bbox_zyx, shape_zyx, spacing_zyx)
+    return region, False
+
+
+def _grow(bbox_zyx, margin_zyx, shape_zyx) -> tuple[slice, ...]:
+    return tuple(slice(max(b.start - int(m), 0), min(b.stop + int(m), int(n)))
+                 for b, m, n in zip(bbox_zyx, margin_zyx, shape_zyx))
+
+
+def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_source: str,
+                 params: ExtractionParams) -> _Volume:
+    from radflow.preprocess.roi_checks import DEFAULT_GEOMETRY_TOLERANCE, _geometry_mismatch, roi_bounding_box
+
+    settings = params.settings
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(image_source, f"expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()}")
+    if image.GetDimension() != 3:
+        raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
+    mask = _scalar_mask(mask, settings, mask_source)
+    whole_image, whole_mask = image, mask
+    summarise = lambda moments: diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_image), moments=moments)  # noqa: E731
+    mask_hash = lambda: diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_mask), as_uint32=True)["hash"]  # noqa: E731
+    common = dict(image_source=image_source, mask_source=mask_source,
+                  volume_size_xyz=image.GetSize(), volume_spacing_xyz=image.GetSpacing(),
+                  mask_size_xyz=mask.GetSize(), mask_spacing_xyz=mask.GetSpacing(),
+                  summarise=summarise, mask_hash=mask_hash)
+
+    tolerance = settings.geometry_tolerance or DEFAULT_GEOMETRY_TOLERANCE
+    same_grid = image.GetDimension() == mask.GetDimension() and _geometry_mismatch(image, mask, tolerance) is None
+    if not same_grid:
+        # PyRadiomics' own path on the whole images (checkMask reports or corrects).
+        _check_finite(sitk.GetArrayViewFromImage(image), image_source)
+        return _Volume(image=image, mask=mask, offset_xyz=(0, 0, 0), cropped=False,
+                       grid_mask=lambda: whole_mask, **common)
+    box = roi_bounding_box(mask, label=settings.label, source=mask_source)
+    bbox_zyx = box.slices_zyx()
+    shape_zyx = image.GetSize()[::-1]
+    region, needs_grid = _read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
+    lower_xyz = tuple(s.start for s in region[::-1])
+    upper_xyz = tuple(s.stop for s in region[::-1])
+    image_crop = image[lower_xyz[0]:upper_xyz[0], lower_xyz[1]:upper_xyz[1], lower_xyz[2]:upper_xyz[2]]
+    mask_crop = mask[lower_xyz[0]:upper_xyz[0], lower_xyz[1]:upper_xyz[1], lower_xyz[2]:upper_xyz[2]]
+    _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
+    return _Volume(image=image_crop, mask=mask_crop, offset_xyz=lower_xyz,
+                   cropped=region != tuple(slice(0, n) for n in shape_zyx),
+                   grid_mask=(lambda: whole_mask) if needs_grid else None, **common)
+
+
+def _open_store(image, mask, params: ExtractionParams) -> _Volume:
+    import dask
+    import dask.array
+
+    from radflow.store.volume import to_sitk
+
+    settings = params.settings
+    image_source = _store_name(image)
+    mask_source = _store_name(mask)
+    if tuple(image.dims) != ("z", "y", "x") or tuple(mask.dims) != ("z", "y", "x"):
+        raise InputError(mask_source, f"store volumes must have dims ('z', 'y', 'x'), got {image.dims} and {mask.dims}")
+    if image.shape != mask.shape or any(
+        not np.allclose(image.attrs.get(k), mask.attrs.get(k)) for k in ("spacing_zyx", "origin_zyx", "direction_xyz")
+    ):
+        raise InputError(mask_source, f"Image/Mask geometry mismatch: the label map {mask.shape} is not on the "
+                                      f"grid of the image {image.shape}")
+    label = settings.label
+    data = mask.data if isinstance(mask.data, dask.array.Array) else dask.array.from_array(np.asarray(mask.data))
+    roi = data == label
+    hits = dask.compute(*(roi.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)))
+    if not hits[0].any():
+        raise InputError(mask_source, f"Label ({label}) not present in mask (empty ROI)")
+    bbox_zyx = tuple(slice(int(np.flatnonzero(h)[0]), int(np.flatnonzero(h)[-1]) + 1) for h in hits)
+    shape_zyx = tuple(int(n) for n in image.shape)
+    spacing_zyx = tuple(float(s) for s in image.attrs["spacing_zyx"])
+    region, needs_grid = _read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
+    selection = dict(zip(("z", "y", "x"), region))
+    image_crop = to_sitk(image.isel(selection))
+    mask_crop = _scalar_mask(to_sitk(mask.isel(selection)), settings, mask_source)
+    _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
+    lower_xyz = tuple(s.start for s in region[::-1])
+
+    def grid_mask() -> sitk.Image:
+        # The mask's whole grid with only the box read (resampling aligns on voxel 0).
+        whole = np.zeros(shape_zyx, dtype=sitk.GetArrayViewFromImage(mask_crop).dtype)
+        whole[region] = sitk.GetArrayViewFromImage(mask_crop)
+        out = sitk.GetImageFromArray(whole)
+        out.SetSpacing(spacing_zyx[::-1])
+        out.SetDirection(tuple(float(d) for d in image.attrs["direction_xyz"]))
+        origin = image_crop.TransformIndexToPhysicalPoint([-i for i in lower_xyz])
+        out.SetOrigin(origin)
+        return out
+
+    return _Volume(
+        image=image_crop, mask=mask_crop, image_source=image_source, mask_source=mask_source,
+        offset_xyz=lower_xyz, volume_size_xyz=shape_zyx[::-1], volume_spacing_xyz=spacing_zyx[::-1],
+        mask_size_xyz=shape_zyx[::-1], mask_spacing_xyz=spacing_zyx[::-1],
+        cropped=region != tuple(slice(0, n) for n in shape_zyx),
+        grid_mask=grid_mask if needs_grid else None,
+        summarise=lambda moments: diagnostics.volume_summary(image.data, moments=moments),
+        mask_hash=lambda: diagnostics.volume_summary(mask.data, as_uint32=True)["hash"],
+    )
+
+
+def _store_name(da) -> str:
+    parts = [str(da.attrs.get(k)) for k in ("case", "series") if da.attrs.get(k)]
+    return "/".join(parts + [str(da.name)]) if parts else str(da.name)
+
+
+# -- the extraction -----------------------------------------------------------
+
+
+def _mapping(settings: Settings) -> dict[str, Any]:
+    """PyRadiomics-keyed settings, as the filters read them."""
+    mapping = settings.to_mapping()
+    mapping["label"] = settings.label
+    return mapping
+
+
+class _Extraction:
+    """The steps of PyRadiomics' ``execute`` on one volume (not reused)."""
+
+    def __init__(self, params: ExtractionParams, settings: Settings, volume: _Volume):
+        self.params = params
+        self.settings = settings
+        self.volume = volume
+        self.info = settings.additional_info
+        self.out: dict[str, Any] = {}
+
+    def run(self) -> dict[str, Any]:
+        s, v = self.settings, self.volume
+        label = s.label
+        image, mask = v.image, v.mask
+        info: dict[str, Any] = {}
+        if self.info:
+            info.update(diagnostics.versions())
+            info.update(diagnostics.configuration(_mapping(s), self.params.image_types))
+            info.update(diagnostics.image_entries("original", spacing_xyz=v.volume_spacing_xyz,
+                                                  size_xyz=v.volume_size_xyz, summary=v.summary()))
+            info.update(diagnostics.mask_entries("original", mask, label, offset_xyz=v.offset_xyz,
+                                                 spacing_xyz=v.mask_spacing_xyz, size_xyz=v.mask_size_xyz,
+                                                 mask_hash=v.mask_hash()))
+        whole_max_abs = None
+        if s.normalize:
+            image = self._normalise(image)
+            whole_max_abs = self._normalised_max_abs()
+        elif v.cropped:
+            whole_max_abs = v.summary()["max_abs"]
+        filters_see_whole = v.cropped  # the filters' "whole image" is the volume, not the part read
+
+        if s.resampling:
+            from radflow.preprocess.resample import resample_image_and_mask
+
+            grid = v.grid_mask() if v.grid_mask is not None else mask
+            image, mask = resample_image_and_mask(image, grid, spacing_xyz=s.resampled_spacing_xyz,
+                                                  interpolator=s.interpolator, label=label,
+                                                  pad_distance=s.pad_distance, source=v.mask_source)
+            filters_see_whole = False
+            if self.info:
+                info.update(diagnostics.image_entries("interpolated", spacing_xyz=image.GetSpacing(),
+                                                      size_xyz=image.GetSize(), image=image))
+                info.update(diagnostics.mask_entries("interpolated", mask, label, image=image))
+        elif s.pre_crop:
+            filters_see_whole = False  # the part read is PyRadiomics' pre-cropped image
+
+        box, mask = self._check(image, mask, info)
+        roi_mask = mask
+        if s.resegment_range is not None:
+            from radflow.preprocess.resegment import resegment
+
+            roi_mask = resegment(image, mask, range_=s.resegment_range, mode=s.resegment_mode, label=label,
+                                 source=v.mask_source)
+            box, _ = self._check(image, roi_mask, None)
+            if self.info:
+                info.update(diagnostics.mask_entries("resegmented", roi_mask, label, image=image,
+                                                     **self._grid(filters_see_whole)))
+        self.out.update(info)
+
+        shape_mask = roi_mask if s.resegment_shape else mask
+        self._shape(image, shape_mask, box)
+        self._filtered(image, roi_mask, box, whole_max_abs if filters_see_whole else None,
+                       v.volume_size_xyz[::-1] if filters_see_whole else None)
+        return self.out
+
+    def _grid(self, part_of_volume: bool) -> dict[str, Any]:
+        """Where the image in hand lies: a part of the volume, or PyRadiomics' own (resampled/cropped) image."""
+        v = self.volume
+        if not part_of_volume:
+            return {}
+        return dict(offset_xyz=v.offset_xyz, spacing_xyz=v.mask_spacing_xyz, size_xyz=v.mask_size_xyz)
+
+    def _check(self, image, mask, info):
+        from radflow.preprocess.roi_checks import check_mask
+
+        s, v = self.settings, self.volume
+        box, corrected = check_mask(image, mask, label=s.label, geometry_tolerance=s.geometry_tolerance,
+                                    correct_mask=s.correct_mask, minimum_roi_dimensions=s.minimum_roi_dimensions,
+                                    minimum_roi_size=s.minimum_roi_size, source=v.mask_source)
+        if corrected is not None:
+            mask = corrected
+            if info is not None and self.info:
+                info.update(diagnostics.mask_entries("corrected", mask, s.label, image=image))
+        return box, mask
+
+    # normalisation over the whole volume, applied to the part read
+    def _sigma(self) -> tuple[float, float]:
+        stats = self.volume.summary(moments=True)
+        n = stats["count"]
+        # ITK's StatisticsImageFilter: unbiased variance, as SimpleITK's Normalize uses it.
+        variance = (stats["sum_squares"] - stats["sum"] * stats["sum"] / n) / (n - 1)
+        return stats["mean"], math.sqrt(variance)
+
+    def _normalise(self, image: sitk.Image) -> sitk.Image:
+        s = self.settings
+        if not self.volume.cropped:
+            from radflow.preprocess.normalise import normalise
+
+            return normalise(image, scale=s.normalize_scale, remove_outliers=s.remove_outliers)
+        return self._normalise_part(image)
+
+    def _normalise_part(self, image: sitk.Image) -> sitk.Image:
+        """SimpleITK's Normalize (a float64 shift-scale) with the whole volume's mean and sigma."""
+        mean, sigma = self._sigma()
+        out = sitk.ShiftScale(sitk.Cast(image, sitk.sitkFloat64), -mean, 1.0 / sigma)
+        if self.settings.remove_outliers is not None:
+            bound = float(self.settings.remove_outliers)
+            out = sitk.Clamp(out, lowerBound=-bound, upperBound=bound)
+        return out * float(self.settings.normalize_scale)
+
+    def _normalised_max_abs(self) -> float | None:
+        """max |x| of the normalised whole volume: the normalised extremes, same arithmetic."""
+        if not self.volume.cropped:
+            return None
+        stats = self.volume.summary()
+        extremes = sitk.GetImageFromArray(np.array([[[stats["minimum"], stats["maximum"]]]], dtype=np.float64))
+        return float(np.max(np.abs(sitk.GetArrayViewFromImage(self._normalise_part(extremes)))))
+
+    # shape features on the original image
+    def _shape(self, image: sitk.Image, mask: sitk.Image, box) -> None:
+        s = self.settings
+        classes = self.params.feature_classes
+        wanted = [c for c in classes if c in _SHAPE]
+        if not wanted:
+            return
+        roi = sitk.GetArrayViewFromImage(mask)[box.slices_zyx()] == s.label
+        spacing_zyx = image.GetSpacing()[::-1]
+        for name in wanted:
+            names = _feature_names(name, classes[name])
+            if name == "shape":
+                values = family_module("shape").compute(roi, spacing_zyx=spacing_zyx, features=names)
+            else:
+                if not (s.force_2d and box.size_xyz[s.force_2d_dimension] > 1):
+                    continue  # PyRadiomics logs a warning and skips shape2D (see the module docstring)
+                try:
+                    values = family_module("shape2D").compute(roi, spacing_zyx=spacing_zyx, features=names,
+                                                              force2d_dimension=s.force_2d_dimension)
+                except ValueError as exc:
+                    if isinstance(exc, (InputError, SettingsError)):
+                        raise
+                    raise InputError(self.volume.mask_source, f"shape2D: {exc}") from None
+            self.out.update({f"original_{name}_{k}": values[k] for k in names})
+
+    # filtered images and the intensity and texture classes
+    def _filtered(self, image, mask, box, max_abs, shape_zyx) -> None:
+        from radflow.filters.image_types import image_types
+        from radflow.preprocess.discretise import discretise
+
+        classes = {c: names for c, names in self.params.feature_classes.items() if c not in _SHAPE}
+        if not classes:
+            return
+        crop = box.slices_zyx()
+        roi = sitk.GetArrayViewFromImage(mask)[crop] == self.settings.label
+        spacing_zyx = tuple(image.GetSpacing()[::-1])
+        base = _mapping(self.settings)
+        for image_type, custom in self.params.image_types.items():
+            s = self.params.settings_for(image_type)
+            for name, filtered, _ in image_types(image, mask, {image_type: custom}, base,
+                                                 source_shape_zyx=shape_zyx, source_max_abs=max_abs):
+                values = sitk.GetArrayViewFromImage(filtered)[crop]
+                binned = None
+                for cls, names in classes.items():
+                    names = _feature_names(cls, names)
+                    if binned is None and (cls != "firstorder" or _HISTOGRAM.intersection(names)):
+                        binned, _ = discretise(values, roi, bin_width=s.bin_width, bin_count=s.bin_count)
+                    result = _compute_class(cls, values, roi, binned, spacing_zyx, s, names)
+                    self.out.update({f"{name}_{cls}_{k}": result[k] for k in names})
+
+
+def _feature_names(family: str, names) -> list[str]:
+    """Enabled names in PyRadiomics' order: the list as given, or the defaults sorted by name."""
+    if names is not None:
+        return list(names)
+    return sorted(f.name for f in family_module(family).FEATURES if f.default)
+
+
+def _compute_class(cls: str, values, roi, binned, spacing_zyx, s: Settings, names) -> dict[str, float]:
+    module = family_module(cls)
+    if cls == "firstorder":
+        return module.compute(values, roi, binned, spacing_zyx=spacing_zyx,
+                              voxel_array_shift=s.voxel_array_shift, features=names)
+    planar = dict(force2d=s.force_2d, force2d_dimension=s.force_2d_dimension)
+    if cls == "glcm":
+        return module.compute(binned, roi, distances=s.distances, symmetric=s.symmetrical_glcm,
+                              weighting_norm=s.weighting_norm, spacing_zyx=spacing_zyx, features=names, **planar)
+    if cls == "glrlm":
+        return module.compute(binned, roi, weighting_norm=s.weighting_norm, spacing_zyx=spacing_zyx,
+                              features=names, **planar)
+    if cls == "glszm":
+        return module.compute(binned, roi, features=names, **planar)
+    if cls == "gldm":
+        return module.compute(binned, roi, distances=s.distances, gldm_a=s.gldm_a, features=names, **planar)
+    if cls == "ngtdm":
+        return module.compute(binned, roi, distances=s.distances, features=names, **planar)
+    raise SettingsError(f"feature class {cls!r} is not computed on filtered images")  # pragma: no cover
