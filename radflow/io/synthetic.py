@@ -203,7 +203,6 @@ FOLLOW_UP_MONTHS = (36.0, 120.0)
 LOSS_RATE_PER_MONTH = 1.0 / 240.0
 
 STAGES = ("I", "II", "III", "IV")
-GENES = ("TP53", "KRAS", "EGFR", "PIK3CA", "CDKN2A")
 
 _SURNAMES = ("HOLLOWAY", "FENWICK", "MARCHETTI", "OYELARAN", "VANDERBERG", "KOWALCZYK",
              "ASHDOWN", "LINDQVIST", "DUMONTIER", "KARAGIANNIS", "PEMBERTON", "NAKAMURA",
@@ -267,7 +266,8 @@ class DemoPatient:
 
 
 def _check_counts(patients, seed, institutions) -> None:
-    for name, value, lo in (("patients", patients, 1), ("seed", seed, 0), ("institutions", institutions, 1)):
+    for name, value, lo in (("patients", patients, 1), ("seed", seed, 0),
+                            ("institutions", institutions, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
             raise SettingsError(f"{name} must be an integer >= {lo}, got {value!r}")
     if institutions > len(SITES):
@@ -279,7 +279,8 @@ def _institution_names(seed: int) -> dict[str, str]:
     """Fake hospital names (InstitutionName) of the sites, drawn from the seed."""
     rng = _rng(seed, 0)
     towns = rng.permutation(len(_TOWNS))
-    return {s.name: f"{_TOWNS[towns[k]]} {_HOSPITALS[k % len(_HOSPITALS)]}" for k, s in enumerate(SITES)}
+    return {s.name: f"{_TOWNS[towns[k]]} {_HOSPITALS[k % len(_HOSPITALS)]}"
+            for k, s in enumerate(SITES)}
 
 
 def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPatient:
@@ -331,7 +332,8 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
     genomic = {
         "TP53": rng.random() < (0.15 if hpv else 0.75 if anatomy == "neck" else 0.5),
         "KRAS": rng.random() < (0.30 if anatomy == "thorax" else 0.03),
-        "EGFR": rng.random() < ((0.35 if smoking == "never" else 0.12) if anatomy == "thorax" else 0.05),
+        "EGFR": rng.random() < ((0.35 if smoking == "never" else 0.12) if anatomy == "thorax"
+                                else 0.05),
         "PIK3CA": rng.random() < (0.30 if hpv else 0.18),
         "CDKN2A": rng.random() < (0.05 if hpv else 0.45 if anatomy == "neck" else 0.30),
     }
@@ -555,8 +557,8 @@ def simulate_pet(patient: DemoPatient) -> SimulatedImage:
     values[Tissue.TUMOUR] = truth["suv_tumour"]
     amplitude = (0.1 + 0.3 * truth["heterogeneity"]) * truth["suv_tumour"]
     suv = render_values(patient.phantom, fine, tissues, values, amplitude)
-    suv = np.maximum(suv, 0.0).reshape(grid.shape_zyx[0], 2, grid.shape_zyx[1], 2, grid.shape_zyx[2], 2)
-    suv = suv.mean(axis=(1, 3, 5))
+    nz, ny, nx = grid.shape_zyx
+    suv = np.maximum(suv, 0.0).reshape(nz, 2, ny, 2, nx, 2).mean(axis=(1, 3, 5))
     sigma_mm = pet.psf_fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     suv = ndimage.gaussian_filter(suv, tuple(sigma_mm / s for s in grid.spacing_zyx))
     suv += pet.noise * np.sqrt(suv) * _correlated_noise(rng, suv.shape, 0.7)

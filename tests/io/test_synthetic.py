@@ -169,7 +169,8 @@ def test_pet_suv_from_the_tags(archive):
         suv = sitk.GetArrayFromImage(_read_series(archive.files[patient.patient]["PT"]))
         suv = suv * float(ds.PatientWeight) * 1000 / decayed
         expected = synthetic.simulate_pet(patient).values
-        assert np.abs(suv - expected).max() <= 2 * float(ds.RescaleSlope) * float(ds.PatientWeight) * 1000 / decayed
+        step = float(ds.RescaleSlope) * float(ds.PatientWeight) * 1000 / decayed  # SUV per unit
+        assert np.abs(suv - expected).max() <= 2 * step
         body = expected > 0.5
         # Background near 1 SUV; the tumour rim far above it.
         assert 0.5 < np.median(expected[body]) < 1.6
@@ -191,7 +192,8 @@ def test_gtv_volume_from_rtstruct_and_mr_label_matches_truth(archive):
         assert organ.sum() > gtv.sum() / 10 and not np.any(gtv & organ)
 
         label = sitk.ReadImage(str(files["MR_label"]))
-        assert json.loads(files["MR_label_names"].read_text()) == {"1": "GTV", "2": truth[pid]["organ_roi"]}
+        names = json.loads(files["MR_label_names"].read_text())
+        assert names == {"1": "GTV", "2": truth[pid]["organ_roi"]}
         lab = sitk.GetArrayFromImage(label)
         assert set(np.unique(lab)) == {0, 1, 2}
         # 3.5-5 mm MR slices: a coarser voxel count.
@@ -254,8 +256,8 @@ def test_hidden_hazard_model_has_real_signal():
 
     # Latent event times follow the stated Weibull PH model: the cumulative
     # hazard at the event time, exp(lp) * (T / scale) ** shape, is Exp(1).
-    model = cohort[0].truth, synthetic.hidden_model()["survival"]["baseline"]
-    shape, scale = model[1]["shape"], model[1]["scale_months"]
+    baseline = synthetic.hidden_model()["survival"]["baseline"]
+    shape, scale = baseline["shape"], baseline["scale_months"]
     latent = np.array([p.truth["event_time_months"] for p in cohort])
     cumulative = np.exp(lp) * (latent / scale) ** shape
     assert stats.kstest(cumulative, "expon").pvalue > 0.01
@@ -297,7 +299,8 @@ def test_same_seed_same_archive_via_cli(archive, tmp_path, capsys):
     assert main([str(tmp_path / "one"), "--patients", "1", "--seed", str(SEED)]) == 0
     assert "1 patients" in capsys.readouterr().out
     one = tmp_path / "one"
-    a, b = archive.files["A0001"], {k: one / v.relative_to(archive.root) for k, v in archive.files["A0001"].items()}
+    a = archive.files["A0001"]
+    b = {k: one / v.relative_to(archive.root) for k, v in a.items()}
     for key in ("MR", "MR_label", "MR_label_names"):
         assert a[key].read_bytes() == b[key].read_bytes()
     assert _rows(one / "clinical.csv")[0] == _rows(archive.clinical_csv)[0]
