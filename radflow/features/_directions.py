@@ -22,6 +22,7 @@ __all__ = [
     "check_feature_names",
     "check_spacing",
     "check_weighting_norm",
+    "flat_steps",
     "nanmean",
     "offset_lengths_mm",
     "offsets",
@@ -91,6 +92,16 @@ def offsets(
             raise SettingsError(f"size_zyx must be 3 positive ints, got {size_zyx!r}")
     fixed = int(force2d_dimension) if force2d else -1
     return _offsets(dists, fixed, bool(bidirectional), size).copy()
+
+
+def flat_steps(offsets_zyx, shape_zyx) -> np.ndarray:
+    """Offsets as steps in the flattened C-order array of ``shape_zyx`` (int64, contiguous).
+
+    Valid only where the step cannot leave the array, e.g. from ROI voxels of
+    an index padded by :func:`roi_levels` with ``pad`` >= the largest offset.
+    """
+    strides = np.array([shape_zyx[1] * shape_zyx[2], shape_zyx[2], 1], dtype=np.int64)
+    return np.ascontiguousarray(np.asarray(offsets_zyx, dtype=np.int64) @ strides)
 
 
 def offset_lengths_mm(offsets_zyx, spacing_zyx, norm: str) -> np.ndarray:

@@ -46,11 +46,12 @@ from functools import cached_property
 import numba
 import numpy as np
 
-from radflow.errors import SettingsError
+from radflow.errors import InputError, SettingsError
 from radflow.features._directions import (
     check_feature_names,
     check_spacing,
     check_weighting_norm,
+    flat_steps,
     nanmean,
     offset_lengths_mm,
     offsets,
@@ -61,6 +62,8 @@ from radflow.features.registry import Feature
 __all__ = ["FEATURES", "compute", "cooccurrence"]
 
 _EPS = np.spacing(1)
+#: Largest GLCM stack allowed (GiB); more means the image was not discretised.
+_MAX_GIB = 2.0
 
 
 @numba.njit(cache=True)
@@ -76,12 +79,6 @@ def _count_pairs(index, steps, out):
             j = index[v + steps[a]]
             if j >= 0:
                 out[a, i, j] += 1.0
-
-
-def flat_steps(offsets_zyx, shape_zyx) -> np.ndarray:
-    """Offsets as steps in the flattened C-order array of ``shape_zyx`` (int64)."""
-    strides = np.array([shape_zyx[1] * shape_zyx[2], shape_zyx[2], 1], dtype=np.int64)
-    return np.ascontiguousarray(offsets_zyx @ strides)
 
 
 def cooccurrence(binned, mask, *, distances=(1,), force2d=False, force2d_dimension=0):
@@ -112,6 +109,13 @@ def cooccurrence(binned, mask, *, distances=(1,), force2d=False, force2d_dimensi
     """
     offsets_zyx = offsets(distances, bool(force2d), force2d_dimension, False)
     index, levels = roi_levels(binned, mask, pad=int(np.abs(offsets_zyx).max()))
+    size_gib = len(offsets_zyx) * len(levels) ** 2 * 8 / 2**30
+    if size_gib > _MAX_GIB:
+        raise InputError(
+            "binned",
+            f"{len(levels)} grey levels in the ROI would need {size_gib:.1f} GiB of GLCMs; "
+            "discretise more coarsely (larger binWidth or smaller binCount)",
+        )
     counts = np.zeros((len(offsets_zyx), len(levels), len(levels)))
     _count_pairs(index.reshape(-1), flat_steps(offsets_zyx, index.shape), counts)
     return counts, levels, offsets_zyx
@@ -141,29 +145,43 @@ class _Matrices:
     def uy(self):
         return self.py @ self.g
 
-    def _by_level_pairs(self, keys, n_keys):
-        # sum of p(i, j) over the pairs (i, j) with keys[i, j] == k, per angle
+    def _by_level_pairs(self, keys):
+        # the distinct values k of keys[i, j], and per angle the sum of p(i, j)
+        # over the pairs with keys[i, j] == k (values that never occur add
+        # nothing to any feature, so they are not listed)
+        k, inverse = np.unique(keys, return_inverse=True)
         n_angles = self.p.shape[0]
-        flat = (keys.ravel()[None, :] + n_keys * np.arange(n_angles)[:, None]).ravel()
-        return np.bincount(flat, weights=self.p.ravel(), minlength=n_angles * n_keys).reshape(n_angles, n_keys)
+        flat = (inverse.ravel()[None, :] + len(k) * np.arange(n_angles)[:, None]).ravel()
+        sums = np.bincount(flat, weights=self.p.ravel(), minlength=n_angles * len(k))
+        return k, sums.reshape(n_angles, len(k))
 
     @cached_property
+    def _sums(self):
+        return self._by_level_pairs(self.g[:, None] + self.g[None, :])
+
+    @property
     def k_sum(self):
-        return np.arange(2, 2 * self.ng + 1, dtype=np.float64)
+        """Values of i + j."""
+        return self._sums[0]
 
-    @cached_property
+    @property
     def p_sum(self):
-        keys = (self.g[:, None] + self.g[None, :]).astype(np.int64) - 2
-        return self._by_level_pairs(keys, len(self.k_sum))
+        """:math:`p_{x+y}(k)`, (n_angles, len(k_sum))."""
+        return self._sums[1]
 
     @cached_property
+    def _differences(self):
+        return self._by_level_pairs(np.abs(self.g[:, None] - self.g[None, :]))
+
+    @property
     def k_diff(self):
-        return np.arange(self.ng, dtype=np.float64)
+        """Values of abs(i - j), ascending, starting at 0."""
+        return self._differences[0]
 
-    @cached_property
+    @property
     def p_diff(self):
-        keys = np.abs(self.g[:, None] - self.g[None, :]).astype(np.int64)
-        return self._by_level_pairs(keys, len(self.k_diff))
+        """:math:`p_{x-y}(k)`, (n_angles, len(k_diff))."""
+        return self._differences[1]
 
     @cached_property
     def hxy(self):
