@@ -227,6 +227,41 @@ def _squared_distance(xyz, i, j):
 
 
 @numba.njit(cache=True)
+def _turn(vertices, u, w, o, a, b):
+    """Twice the signed area of (o, a, b) in the (u, w) plane; exact on the integer grid."""
+    return (vertices[a, u] - vertices[o, u]) * (vertices[b, w] - vertices[o, w]) - (
+        vertices[a, w] - vertices[o, w]
+    ) * (vertices[b, u] - vertices[o, u])
+
+
+@numba.njit(cache=True)
+def _planar_hull(vertices, ordered, m, u, w, hull):
+    """Monotone-chain convex hull in the (u, w) plane of ``vertices[ordered[:m]]``.
+
+    ``ordered[:m]`` must be sorted by (u, w). Writes the indices of the
+    hull's corners (collinear points left out) to ``hull`` (length >= m + 1)
+    and returns their count.
+    """
+    if m < 3:
+        for k in range(m):
+            hull[k] = ordered[k]
+        return m
+    top = 0
+    for k in range(m):  # lower chain
+        while top >= 2 and _turn(vertices, u, w, hull[top - 2], hull[top - 1], ordered[k]) <= 0:
+            top -= 1
+        hull[top] = ordered[k]
+        top += 1
+    lower = top + 1
+    for k in range(m - 2, -1, -1):  # upper chain
+        while top >= lower and _turn(vertices, u, w, hull[top - 2], hull[top - 1], ordered[k]) <= 0:
+            top -= 1
+        hull[top] = ordered[k]
+        top += 1
+    return top - 1  # the last point closes the loop on the first
+
+
+@numba.njit(cache=True)
 def mesh_diameters(vertices, spacing):
     """Largest vertex distances (mm): within a z plane, a y plane, an x plane, overall.
 
@@ -234,73 +269,72 @@ def mesh_diameters(vertices, spacing):
     ``spacing``: float64 (3,), mm. Returns float64 (4,) in PyRadiomics' order
     (slice, column, row, 3D); zeros when there are no vertices.
 
-    The maximum of a distance over a point set is reached at a vertex of its
-    convex hull, and a point lying between two others on an axis-aligned line
-    is no hull vertex. So only points at an end of their line along the axes
-    spanning the plane (all three axes for the 3D diameter) are compared, all
-    pairs of them, which leaves the maxima unchanged and avoids O(n^2) over
-    the whole mesh.
+    A largest distance joins two corners of the convex hull (any other point
+    is a convex combination of corners, and the squared distance is strictly
+    convex), and a corner of the 3D hull is a corner of the 2D hull of each of
+    its three axis planes. So each plane's diameter compares only its hull
+    corners (built from the first and last vertex of each row, the only
+    possible corners), and the 3D diameter only the points that are corners
+    in all three planes: the same maxima as comparing all O(n^2) pairs, in
+    O(n) plus a small number of pairs.
     """
     n = vertices.shape[0]
     out = np.zeros(4)
-    if n == 0:
-        return out
+    xyz = np.empty((n, 3))
     size = np.zeros(3, dtype=np.int64)
     for i in range(n):
         for d in range(3):
-            if vertices[i, d] + 1 > size[d]:
-                size[d] = vertices[i, d] + 1
-    xyz = np.empty((n, 3))
-    for i in range(n):
-        for d in range(3):
             xyz[i, d] = (0.5 * vertices[i, d]) * spacing[d]
-
-    # Bit d of extreme[i]: vertex i is the first or last on its line along axis d.
-    extreme = np.zeros(n, dtype=np.int64)
+            if vertices[i, d] >= size[d]:
+                size[d] = vertices[i, d] + 1
+    corner = np.zeros(n, dtype=np.int64)  # bit d: hull corner in its plane normal to axis d
     for d in range(3):
         u = (d + 1) % 3
         w = (d + 2) % 3
-        low = np.full((size[u], size[w]), size[d], dtype=np.int64)
-        high = np.full((size[u], size[w]), -1, dtype=np.int64)
+        first = np.empty((size[d], size[u]), dtype=np.int64)  # per plane and row; -1: none
+        last = np.empty((size[d], size[u]), dtype=np.int64)
+        for plane in range(size[d]):
+            for row in range(size[u]):
+                first[plane, row] = -1
+                last[plane, row] = -1
         for i in range(n):
-            p = vertices[i, d]
-            if p < low[vertices[i, u], vertices[i, w]]:
-                low[vertices[i, u], vertices[i, w]] = p
-            if p > high[vertices[i, u], vertices[i, w]]:
-                high[vertices[i, u], vertices[i, w]] = p
-        for i in range(n):
-            p = vertices[i, d]
-            if p == low[vertices[i, u], vertices[i, w]] or p == high[vertices[i, u], vertices[i, w]]:
-                extreme[i] |= 1 << d
-
-    # Planar diameters: candidates grouped by their coordinate along the plane normal.
-    for d in range(3):
-        need = 7 ^ (1 << d)
-        count = np.zeros(size[d] + 1, dtype=np.int64)
-        for i in range(n):
-            if extreme[i] & need == need:
-                count[vertices[i, d] + 1] += 1
-        for k in range(size[d]):
-            count[k + 1] += count[k]
-        order = np.empty(count[size[d]], dtype=np.int64)
-        fill = count[:-1].copy()
-        for i in range(n):
-            if extreme[i] & need == need:
-                order[fill[vertices[i, d]]] = i
-                fill[vertices[i, d]] += 1
+            plane = vertices[i, d]
+            row = vertices[i, u]
+            j = first[plane, row]
+            if j < 0 or vertices[i, w] < vertices[j, w]:
+                first[plane, row] = i
+            j = last[plane, row]
+            if j < 0 or vertices[i, w] > vertices[j, w]:
+                last[plane, row] = i
+        ordered = np.empty(2 * size[u], dtype=np.int64)
+        hull = np.empty(2 * size[u] + 1, dtype=np.int64)
         best = 0.0
-        for k in range(size[d]):
-            for a in range(count[k], count[k + 1]):
-                for b in range(a + 1, count[k + 1]):
-                    dist = _squared_distance(xyz, order[a], order[b])
+        for plane in range(size[d]):
+            m = 0
+            for row in range(size[u]):
+                if first[plane, row] >= 0:
+                    ordered[m] = first[plane, row]
+                    m += 1
+                    if last[plane, row] != first[plane, row]:
+                        ordered[m] = last[plane, row]
+                        m += 1
+            h = _planar_hull(vertices, ordered, m, u, w, hull)
+            for a in range(h):
+                corner[hull[a]] |= 1 << d
+                for b in range(a + 1, h):
+                    dist = _squared_distance(xyz, hull[a], hull[b])
                     if dist > best:
                         best = dist
         out[d] = np.sqrt(best)
-
-    candidates = np.flatnonzero(extreme == 7)
+    candidates = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if corner[i] == 7:
+            candidates[m] = i
+            m += 1
     best = 0.0
-    for a in range(candidates.shape[0]):
-        for b in range(a + 1, candidates.shape[0]):
+    for a in range(m):
+        for b in range(a + 1, m):
             dist = _squared_distance(xyz, candidates[a], candidates[b])
             if dist > best:
                 best = dist

@@ -157,12 +157,30 @@ def principal_moments(roi: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     eigenvalues in (-1e-10, 0), rounding errors of flat ROIs, are set to 0;
     both as PyRadiomics does.
     """
-    coords = np.stack(np.nonzero(roi), axis=1) * spacing[None, :]
-    coords -= coords.mean(axis=0)
-    coords /= np.sqrt(coords.shape[0])
-    eigenvalues = np.linalg.eigvals(coords.T @ coords).real
+    # Raw moments of the voxel indices from the ROI's 1D and 2D projections, in
+    # exact integer arithmetic: no (n_voxels, ndim) coordinate array, and the
+    # centred moments n*S_ab - S_a*S_b carry no rounding (a flat axis gives 0).
+    ndim = roi.ndim
+    counts = roi.astype(np.int64)
+    n = int(counts.sum())
+    index = [np.arange(size, dtype=np.int64) for size in roi.shape]
+    covariance = np.empty((ndim, ndim))
+    for a in range(ndim):
+        for b in range(a, ndim):
+            others = tuple(k for k in range(ndim) if k not in (a, b))
+            projection = counts.sum(axis=others) if others else counts
+            if a == b:
+                s_a = s_b = int(index[a] @ projection)
+                s_ab = int((index[a] * index[a]) @ projection)
+            else:
+                s_a = int(index[a] @ projection.sum(axis=1))
+                s_b = int(projection.sum(axis=0) @ index[b])
+                s_ab = int(index[a] @ projection @ index[b])
+            centred = (n * s_ab - s_a * s_b) / (n * n)  # Python ints: exact until this division
+            covariance[a, b] = covariance[b, a] = centred * spacing[a] * spacing[b]
+    eigenvalues = np.linalg.eigvalsh(covariance)
     eigenvalues[(eigenvalues < 0) & (eigenvalues > -1e-10)] = 0
-    return np.sort(eigenvalues)
+    return eigenvalues
 
 
 def axis_length(eigenvalue: float) -> float:
