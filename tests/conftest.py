@@ -30,3 +30,19 @@ def ibsi_dir(shared_dir) -> Path:
 def _pseudonym_key(monkeypatch):
     """A fixed pseudonymisation key, so no test touches the user's key file."""
     monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
+
+
+@pytest.fixture(autouse=True)
+def _sitk_global_tolerances():
+    """Restore SimpleITK's process-wide geometry tolerances after each test.
+
+    PyRadiomics' extractor sets them (from ``geometryTolerance``) and never
+    restores them, which would leak into every later test of the session.
+    """
+    import SimpleITK as sitk
+
+    coordinate = sitk.ProcessObject.GetGlobalDefaultCoordinateTolerance()
+    direction = sitk.ProcessObject.GetGlobalDefaultDirectionTolerance()
+    yield
+    sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(coordinate)
+    sitk.ProcessObject.SetGlobalDefaultDirectionTolerance(direction)
