@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import csv
 import logging
+import warnings
 
 import numpy as np
 import pytest
-from scipy import ndimage
+import SimpleITK as sitk
+import volumes  # tests/features/volumes.py
 
 from radflow.errors import InputError, SettingsError
 from radflow.features import glcm
 from radflow.features._directions import offsets
 
-SPACING_ZYX = (2.5, 0.7, 0.8)
 # PyRadiomics computes no value for its deprecated features; they equal these.
 DEPRECATED_EQUAL_TO = {
     "Dissimilarity": "DifferenceAverage",
@@ -24,74 +25,69 @@ DEPRECATED_EQUAL_TO = {
 
 
 def _volumes():
-    """Small structured test volumes: name -> (image, mask), (z, y, x)."""
-    rng = np.random.default_rng(7)
-    shape = (20, 24, 24)
-    smooth = ndimage.gaussian_filter(rng.normal(size=shape), 1.2)
-    ct = (smooth / smooth.std() * 180 - 40).astype(np.int16)  # HU-like, negative values
-    # several disconnected parts with holes
-    blobs = ndimage.gaussian_filter(rng.normal(size=shape), 2.0) > 0.05
-    blobs[:, :, 11:13] = False
-    blobs &= rng.random(shape) > 0.1
-    pet = np.exp(ndimage.gaussian_filter(rng.normal(size=shape), 1.5) * 3).astype(np.float32)  # SUV-like
-    ellipsoid = np.zeros(shape, bool)
-    zz, yy, xx = np.ogrid[:20, :24, :24]
-    ellipsoid[((zz - 10) / 8) ** 2 + ((yy - 12) / 9) ** 2 + ((xx - 12) / 7) ** 2 <= 1] = True
-    sheet = np.zeros(shape, bool)  # one voxel thick along z
-    sheet[10] = ellipsoid[10]
-    wall = np.zeros(shape, bool)  # one voxel thick along x
-    wall[:, :, 12] = ellipsoid[:, :, 12]
-    return {
-        "ct_blobs": (ct, blobs),
-        "pet_ellipsoid": (pet, ellipsoid),
-        "ct_sheet": (ct, sheet),
-        "ct_wall": (ct, wall),
-    }
+    """name -> (SimpleITK image, (z, y, x) image array, bool mask array).
+
+    The shared CT, PET and MR volumes (holes, disconnected parts, a one-voxel
+    arm, anisotropic spacing), plus ROIs one voxel thick along z and along x.
+    """
+    out = {}
+    for name, make, label in (("ct", volumes.ct, 1), ("pet", volumes.pet, 1), ("mr", volumes.mr, 2)):
+        image, labels = make()
+        out[name] = (image, sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(labels) == label)
+    image, array, roi = out["ct"]
+    sheet = np.zeros_like(roi)
+    sheet[10] = roi[10]
+    wall = np.zeros_like(roi)
+    wall[:, :, 14] = roi[:, :, 14]
+    out["ct_sheet"] = (image, array, sheet)
+    out["ct_wall"] = (image, array, wall)
+    return out
 
 
 VOLUMES = _volumes()
 
 # (volume, PyRadiomics settings): every value of every setting at least once.
 CASES = [
-    ("ct_blobs", {"binWidth": 25}),
-    ("ct_blobs", {"binWidth": 25, "distances": [1, 2]}),
-    ("ct_blobs", {"binWidth": 25, "distances": [2], "symmetricalGLCM": False}),
-    ("ct_blobs", {"binWidth": 25, "weightingNorm": "manhattan"}),
-    ("ct_blobs", {"binWidth": 25, "weightingNorm": "euclidean", "distances": [1, 2]}),
-    ("ct_blobs", {"binWidth": 25, "weightingNorm": "infinity", "symmetricalGLCM": False}),
-    ("ct_blobs", {"binWidth": 25, "weightingNorm": "no_weighting"}),
-    ("ct_blobs", {"binWidth": 25, "force2D": True, "force2Ddimension": 0}),
-    ("ct_blobs", {"binWidth": 25, "force2D": True, "force2Ddimension": 1, "symmetricalGLCM": False}),
-    ("ct_blobs", {"binWidth": 25, "force2D": True, "force2Ddimension": 2, "distances": [1, 2], "weightingNorm": "euclidean"}),
-    ("pet_ellipsoid", {"binCount": 16}),
-    ("pet_ellipsoid", {"binCount": 16, "distances": [1, 2], "symmetricalGLCM": False}),
-    ("pet_ellipsoid", {"binCount": 16, "force2D": True, "weightingNorm": "infinity"}),
+    ("ct", {"binWidth": 25}),
+    ("ct", {"binWidth": 25, "distances": [1, 2]}),
+    ("ct", {"binWidth": 25, "distances": [2], "symmetricalGLCM": False}),
+    ("ct", {"binWidth": 25, "weightingNorm": "manhattan"}),
+    ("ct", {"binWidth": 25, "weightingNorm": "euclidean", "distances": [1, 2]}),
+    ("ct", {"binWidth": 25, "weightingNorm": "infinity", "symmetricalGLCM": False}),
+    ("ct", {"binWidth": 25, "weightingNorm": "no_weighting"}),
+    ("ct", {"binWidth": 25, "force2D": True, "force2Ddimension": 0}),
+    ("ct", {"binWidth": 25, "force2D": True, "force2Ddimension": 1, "symmetricalGLCM": False}),
+    ("ct", {"binWidth": 25, "force2D": True, "force2Ddimension": 2, "distances": [1, 2], "weightingNorm": "euclidean"}),
+    ("pet", {"binCount": 16}),
+    ("pet", {"binCount": 16, "distances": [1, 2], "symmetricalGLCM": False}),
+    ("pet", {"binCount": 16, "force2D": True, "weightingNorm": "infinity"}),
+    ("mr", {"binWidth": 20, "distances": [1, 2], "weightingNorm": "infinity"}),
+    ("mr", {"binWidth": 20, "force2D": True, "force2Ddimension": 1}),
     ("ct_sheet", {"binWidth": 25}),
     ("ct_sheet", {"binWidth": 10, "weightingNorm": "manhattan", "distances": [2]}),
     ("ct_wall", {"binWidth": 25, "force2D": True, "force2Ddimension": 2}),
 ]
 
 
-def _pyradiomics(image, mask, settings, spacing_zyx=SPACING_ZYX):
+def _pyradiomics(sitk_image, image, mask, settings):
     """PyRadiomics' GLCM class on the same arrays, and the binned image it works on."""
     radiomics = pytest.importorskip("radiomics")
-    import SimpleITK as sitk
     from radiomics.glcm import RadiomicsGLCM
     from radiomics.imageoperations import binImage
 
     radiomics.setVerbosity(logging.CRITICAL)
-    sitk_image = sitk.GetImageFromArray(image)
-    sitk_image.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
     sitk_mask = sitk.GetImageFromArray(mask.astype(np.uint8))
     sitk_mask.CopyInformation(sitk_image)
-    features = RadiomicsGLCM(sitk_image, sitk_mask, **settings)
-    features.enableAllFeatures()
-    values = {name: float(v) for name, v in features.execute().items()}
+    with warnings.catch_warnings():  # its NaN edge cases warn; ours must not
+        warnings.simplefilter("ignore", RuntimeWarning)
+        features = RadiomicsGLCM(sitk_image, sitk_mask, **settings)
+        features.enableAllFeatures()
+        values = {name: float(v) for name, v in features.execute().items()}
     binned, _ = binImage(image, mask.astype(bool), **settings)
     return values, binned
 
 
-def _radflow(binned, mask, settings, spacing_zyx=SPACING_ZYX, **extra):
+def _radflow(binned, mask, settings, spacing_zyx, **extra):
     return glcm.compute(
         binned,
         mask,
@@ -116,9 +112,10 @@ def _assert_parity(got, ref):
 @pytest.mark.oracle
 @pytest.mark.parametrize("volume, settings", CASES, ids=lambda c: str(c) if isinstance(c, dict) else c)
 def test_matches_pyradiomics(volume, settings):
-    image, mask = VOLUMES[volume]
-    ref, binned = _pyradiomics(image, mask, settings)
-    got = _radflow(binned, mask, settings)
+    sitk_image, image, mask = VOLUMES[volume]
+    ref, binned = _pyradiomics(sitk_image, image, mask, settings)
+    spacing_zyx = sitk_image.GetSpacing()[::-1]
+    got = _radflow(binned, mask, settings, spacing_zyx)
     assert set(got) == {f.name for f in glcm.FEATURES}
     _assert_parity(got, ref)
 
@@ -145,8 +142,8 @@ def test_edge_cases_match_pyradiomics(case):
         mask[0, 1, 1] = mask[2, 1, 1] = mask[4, 3, 3] = True
         if case == "gap_in_z_distance_2":
             settings["distances"] = [2]
-    ref, binned = _pyradiomics(image, mask, settings)
-    _assert_parity(_radflow(binned, mask, settings), ref)
+    ref, binned = _pyradiomics(sitk.GetImageFromArray(image), image, mask, settings)
+    _assert_parity(_radflow(binned, mask, settings, (1.0, 1.0, 1.0)), ref)
 
 
 def test_one_voxel_and_single_level_values():
@@ -224,7 +221,6 @@ def _ibsi_reference(ibsi_dir, aggregation):
     ],
 )
 def test_ibsi_digital_phantom(ibsi_dir, aggregation, settings):
-    sitk = pytest.importorskip("SimpleITK")
     phantom = ibsi_dir / "ibsi1" / "digital_phantom"
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(phantom / "image.nii.gz")))
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(phantom / "mask.nii.gz")))
@@ -241,7 +237,7 @@ def test_ibsi_digital_phantom(ibsi_dir, aggregation, settings):
 
 
 def test_crop_pad_and_mask_dtype_do_not_matter():
-    image, mask = VOLUMES["ct_blobs"]
+    _, image, mask = VOLUMES["ct"]
     binned = (image - image.min()) // 25 + 1
     ref = glcm.compute(binned, mask, distances=[1, 2])
     padded = np.pad(binned, 3, constant_values=999)
@@ -251,7 +247,7 @@ def test_crop_pad_and_mask_dtype_do_not_matter():
 
 
 def test_feature_subset():
-    image, mask = VOLUMES["pet_ellipsoid"]
+    _, image, mask = VOLUMES["pet"]
     binned = np.digitize(image, np.quantile(image, [0.2, 0.5, 0.8])) + 1
     full = glcm.compute(binned, mask)
     some = glcm.compute(binned, mask, features=["MCC", "Contrast"])
