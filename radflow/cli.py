@@ -22,11 +22,9 @@ log = logging.getLogger("radflow")
 
 
 def _cmd_demo_data(args) -> int:
-    from radflow.io.synthetic import write_demo_archive
+    from radflow.io.synthetic import run
 
-    archive = write_demo_archive(Path(args.out), patients=args.patients, seed=args.seed)
-    print(f"synthetic archive: {args.out} ({len(archive.patients)} patients)")
-    return 0
+    return run(args)
 
 
 def _cmd_ingest(args) -> int:
@@ -124,9 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("demo-data", help="write a synthetic multi-institution archive")
-    p.add_argument("out", help="archive folder to create")
-    p.add_argument("--patients", type=int, default=12)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("out", type=Path, help="folder to create (must not exist or be empty)")
+    p.add_argument("--patients", type=int, default=12, help="number of patients (default 12)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--institutions", type=int, default=3, help="number of institutions, 1 to 4")
     p.set_defaults(func=_cmd_demo_data)
 
     p = sub.add_parser("ingest", help="convert an archive into the OME-Zarr volume store")

@@ -36,7 +36,6 @@ to check the survival signal on hundreds of patients).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -862,35 +861,10 @@ def write_demo_archive(out, *, patients: int = 12, seed: int = 0, institutions: 
 # --------------------------------------------------------------------------- command line
 
 
-def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the arguments of ``radflow demo-data`` to ``parser``."""
-    parser.add_argument("out", type=Path, help="folder to create (must not exist or be empty)")
-    parser.add_argument("--patients", type=int, default=12, help="number of patients (default 12)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--institutions", type=int, default=3,
-                        help=f"number of institutions, 1 to {len(SITES)} (default 3)")
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args) -> int:
     """Run ``radflow demo-data`` with parsed arguments; prints one summary line."""
     archive = write_demo_archive(args.out, patients=args.patients, seed=args.seed,
                                  institutions=args.institutions)
     print(f"wrote {len(archive.patients)} patients from {len(archive.institutions)} "
           f"institutions to {archive.root}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``radflow demo-data OUT [--patients N] [--seed S] [--institutions K]``."""
-    parser = configure_parser(argparse.ArgumentParser(
-        prog="radflow demo-data", description="Write the synthetic multi-institution demo archive."))
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (InputError, SettingsError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -22,7 +22,8 @@ from skimage.draw import polygon
 
 from radflow.errors import InputError, SettingsError
 from radflow.io import synthetic
-from radflow.io.synthetic import draw_cohort, draw_patient, main, write_demo_archive
+from radflow.cli import main as radflow_main
+from radflow.io.synthetic import draw_cohort, draw_patient, write_demo_archive
 
 SEED = 1  # its first three patients cover both anatomies (neck, thorax, neck)
 
@@ -296,7 +297,7 @@ def test_institutions_differ_in_ct_noise_and_intensity(archive):
 
 def test_same_seed_same_archive_via_cli(archive, tmp_path, capsys):
     """The first patient of the CLI's 1-patient archive is byte/value identical."""
-    assert main([str(tmp_path / "one"), "--patients", "1", "--seed", str(SEED)]) == 0
+    assert radflow_main(["demo-data", str(tmp_path / "one"), "--patients", "1", "--seed", str(SEED)]) == 0
     assert "1 patients" in capsys.readouterr().out
     one = tmp_path / "one"
     a = archive.files["A0001"]
@@ -341,8 +342,7 @@ def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(InputError, match="not an empty folder"):
         write_demo_archive(tmp_path / "full", patients=1)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
-    with pytest.raises(SystemExit):
-        main([str(tmp_path / "full"), "--patients", "1"])
+    assert radflow_main(["demo-data", str(tmp_path / "full"), "--patients", "1"]) == 2
 
 
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
