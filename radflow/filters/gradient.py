@@ -33,8 +33,8 @@ def gradient_image(image: sitk.Image, *, use_spacing: bool = True) -> sitk.Image
     Returns
     -------
     SimpleITK.Image
-        float32 for integer and float32 input, float64 for float64 input;
-        image units per mm (or per voxel).
+        float32 whatever the input type (SimpleITK's choice, kept for
+        PyRadiomics' numbers); image units per mm (or per voxel).
     """
     check_image(image)
     gmif = sitk.GradientMagnitudeImageFilter()
