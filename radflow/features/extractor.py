@@ -52,11 +52,18 @@ from radflow.features.registry import family_module
 from radflow.params.pyradiomics_params import load_params
 from radflow.params.settings import ExtractionParams, Settings
 
-__all__ = ["extract", "warmup"]
+__all__ = ["NOT_RETURNED", "extract", "warmup"]
 
 _TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
 _SHAPE = ("shape", "shape2D")
 _HISTOGRAM = frozenset({"Entropy", "Uniformity"})  # the first-order features that need the bins
+#: Deprecated features whose PyRadiomics 3.0.1 method raises DeprecationWarning,
+#: so that its extractor returns no key for them even when asked by name (each
+#: duplicates another feature). Left out here too, for identical output.
+NOT_RETURNED = {
+    "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
+    "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
+}
 # Voxels read beyond the resampled region: the interpolators' support, and for
 # the B-spline its recursive prefilter (pole sqrt(3) - 2: 0.268 ** 20 < 1e-11).
 _RESAMPLE_MARGIN_VOXELS = 20
@@ -474,7 +481,7 @@ class _Extraction:
     def _shape(self, image: sitk.Image, mask: sitk.Image, box) -> None:
         s = self.settings
         classes = self.params.feature_classes
-        wanted = [c for c in classes if c in _SHAPE]
+        wanted = [c for c in _SHAPE if c in classes]  # shape before shape2D, whatever the file's order
         if not wanted:
             return
         roi = sitk.GetArrayViewFromImage(mask)[box.slices_zyx()] == s.label
@@ -522,10 +529,15 @@ class _Extraction:
 
 
 def _feature_names(family: str, names) -> list[str]:
-    """Enabled names in PyRadiomics' order: the list as given, or the defaults sorted by name."""
+    """Enabled names in PyRadiomics' order: the list as given, or the defaults in its order.
+
+    PyRadiomics finds its features with ``dir()``, so the defaults come sorted
+    by method name, ``get<Name>FeatureValue`` ("MeanAbsoluteDeviation" before "Mean").
+    """
     if names is not None:
-        return list(names)
-    return sorted(f.name for f in family_module(family).FEATURES if f.default)
+        skipped = NOT_RETURNED.get(family, frozenset())
+        return [name for name in names if name not in skipped]
+    return sorted((f.name for f in family_module(family).FEATURES if f.default), key="get{}FeatureValue".format)
 
 
 def _compute_class(cls: str, values, roi, binned, spacing_zyx, s: Settings, names) -> dict[str, float]:

@@ -114,3 +114,19 @@ def mr(shape_zyx=(12, 32, 30)) -> tuple[sitk.Image, sitk.Image]:
     direction = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
     image = _image(signal.astype(np.float32), spacing, (-16.0, 15.0, -30.0), direction)
     return image, _like(labels, image)
+
+
+def embedded(image: sitk.Image, mask: sitk.Image, pad_zyx, fill) -> tuple[sitk.Image, sitk.Image]:
+    """`image` and `mask` inside a larger volume (`pad_zyx` voxels added on each side, `fill` outside).
+
+    The ROI keeps its physical position; the volume gains room around it,
+    so that radflow reads only a box of it.
+    """
+    pad = [(int(p), int(p)) for p in pad_zyx]
+    array = np.pad(sitk.GetArrayFromImage(image), pad, constant_values=fill)
+    labels = np.pad(sitk.GetArrayFromImage(mask), pad)
+    out = sitk.GetImageFromArray(array)
+    out.SetSpacing(image.GetSpacing())
+    out.SetDirection(image.GetDirection())
+    out.SetOrigin(image.TransformIndexToPhysicalPoint([-int(p) for p in pad_zyx[::-1]]))
+    return out, _like(labels, out)
