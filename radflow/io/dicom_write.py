@@ -8,6 +8,8 @@ renamed into place only after all its slices are written.
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import tempfile
 from datetime import datetime
@@ -187,7 +189,13 @@ def write_image_series(volume, folder, *, modality, spacing_zyx, origin_zyx, pat
     nz, ny, nx = volume.shape
     dz, dy, dx = spacing_zyx
     z0, y0, x0 = origin_zyx
-    now = datetime.now()
+    # Instance UIDs and creation stamps derive from the series, so that writing
+    # the same volume again gives the same bytes (reproducible archives).
+    created = (str(common.get("SeriesDate") or common.get("StudyDate") or ""),
+               str(common.get("SeriesTime") or common.get("StudyTime") or ""))
+    if not all(created):
+        now = datetime.now()
+        created = (now.strftime("%Y%m%d"), now.strftime("%H%M%S"))
     sop_class = SOP_CLASSES[modality]
     paths = [folder / f"{file_prefix}{k + 1:04d}.dcm" for k in range(nz)]
     temps: list[Path] = []
@@ -195,13 +203,12 @@ def write_image_series(volume, folder, *, modality, spacing_zyx, origin_zyx, pat
         for k, path in enumerate(paths):
             ds = Dataset()
             ds.update(common)
-            sop_instance = generate_uid()
+            sop_instance = generate_uid(entropy_srcs=[str(common.SeriesInstanceUID), str(k)])
             ds.file_meta = _file_meta(sop_class, sop_instance)
             ds.SOPClassUID = sop_class
             ds.SOPInstanceUID = sop_instance
             ds.Modality = modality
-            ds.InstanceCreationDate = now.strftime("%Y%m%d")
-            ds.InstanceCreationTime = now.strftime("%H%M%S")
+            ds.InstanceCreationDate, ds.InstanceCreationTime = created
             ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
             ds.InstanceNumber = k + 1
             ds.ImagePositionPatient = [_ds(x0), _ds(y0), _ds(z0 + k * dz)]
@@ -311,19 +318,27 @@ def write_rtstruct(path, image_files: list[Path], rois: dict[str, np.ndarray], *
     for keyword in PATIENT_STUDY_KEYWORDS:
         if keyword in first:
             setattr(ds, keyword, first.data_element(keyword).value)
-    sop_instance = generate_uid()
+    # UIDs derive from the referenced series and the masks: same input, same file.
+    content = hashlib.sha256()
+    for name in sorted(masks):
+        content.update(name.encode())
+        content.update(np.packbits(masks[name]).tobytes())
+    entropy = [str(first.SeriesInstanceUID), "rtstruct", content.hexdigest()]
+    sop_instance = generate_uid(entropy_srcs=[*entropy, "instance"])
     ds.file_meta = _file_meta(RTStructureSetStorage, sop_instance)
     ds.SOPClassUID = RTStructureSetStorage
     ds.SOPInstanceUID = sop_instance
     ds.Modality = "RTSTRUCT"
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=[*entropy, "series"])
     ds.SeriesNumber = 900
     ds.InstanceNumber = 1
     ds.Manufacturer = "radflow"
-    now = datetime.now()
     ds.StructureSetLabel = structure_set_label
-    ds.StructureSetDate = now.strftime("%Y%m%d")
-    ds.StructureSetTime = now.strftime("%H%M%S")
+    if first.get("StudyDate") and first.get("StudyTime"):
+        ds.StructureSetDate, ds.StructureSetTime = first.StudyDate, first.StudyTime
+    else:
+        now = datetime.now()
+        ds.StructureSetDate, ds.StructureSetTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     for keyword in ("StudyID", "ReferringPhysicianName", "AccessionNumber"):
         if keyword not in ds:
             setattr(ds, keyword, "")

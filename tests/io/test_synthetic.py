@@ -311,11 +311,13 @@ def test_same_seed_same_archive_via_cli(archive, tmp_path, capsys):
     for key in ("CT", "PT"):
         fa, fb = sorted(a[key].iterdir()), sorted(b[key].iterdir())
         assert [f.name for f in fa] == [f.name for f in fb]
+        assert all(x.read_bytes() == y.read_bytes() for x, y in zip(fa, fb))
         for x, y in zip(fa[::7], fb[::7]):
             dx, dy = pydicom.dcmread(x), pydicom.dcmread(y)
             assert dx.PixelData == dy.PixelData
             for kw in ("PatientName", "SeriesInstanceUID", "ImagePositionPatient", "RescaleSlope"):
                 assert dx.get(kw) == dy.get(kw)
+    assert a["RTSTRUCT"].read_bytes() == b["RTSTRUCT"].read_bytes()
     ra, rb = pydicom.dcmread(a["RTSTRUCT"]), pydicom.dcmread(b["RTSTRUCT"])
     assert [list(c.ContourData) for c in ra.ROIContourSequence[0].ContourSequence] == \
         [list(c.ContourData) for c in rb.ROIContourSequence[0].ContourSequence]
