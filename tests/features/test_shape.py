@@ -96,15 +96,19 @@ def _naive_area_volume(mask, spacing):
 
 
 def test_vertices_and_diameters_match_brute_force():
+    """Hull-pruned diameters equal the all-pairs maxima exactly, on convex, concave and flat ROIs."""
     rng = np.random.default_rng(3)
-    for trial in range(4):
-        mask = np.pad(rng.random((4, 5, 6)) < 0.4 + 0.1 * trial, 1).view(np.uint8)
+    masks = [rng.random((4, 5, 6)) < p for p in (0.3, 0.5, 0.7)]
+    masks += [_blobs((9, 10, 12), seed, sigma=1.2, level=0.5) for seed in (1, 2)]
+    masks += [_ellipsoid((7, 9, 11), (3.2, 4.1, 5.3)), _masks()[5][1], _masks()[6][1]]
+    for mask in masks:
+        padded = np.pad(mask, 1).view(np.uint8)
         spacing = rng.uniform(0.5, 2.0, 3)
-        vertices = _mesh.edge_vertices(mask)
-        naive = _naive_vertices(mask.astype(bool))
+        vertices = _mesh.edge_vertices(padded)
+        naive = _naive_vertices(padded.astype(bool))
         assert sorted(map(tuple, vertices)) == sorted(map(tuple, naive))
-        np.testing.assert_allclose(
-            _mesh.mesh_diameters(vertices, spacing), _naive_diameters(naive, spacing), rtol=1e-14
+        np.testing.assert_array_equal(
+            _mesh.mesh_diameters(vertices, spacing), _naive_diameters(naive, spacing)
         )
 
 
@@ -210,3 +214,38 @@ def test_parity_with_pyradiomics(case):
     assert set(got) == set(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+# --- IBSI 1 digital phantom ----------------------------------------------------------------
+
+
+def _ibsi_reference(ibsi_dir, config="dig_phantom"):
+    """ibsi_id -> (value, tolerance) of one configuration of the IBSI 1 table."""
+    import csv
+
+    table = ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv"
+    with open(table, newline="", encoding="utf-8") as f:
+        return {row["ibsi_id"]: (float(row["value"]), float(row["tolerance"] or 0))
+                for row in csv.DictReader(f) if row["config"] == config and row["value"]}  # fmt: skip
+
+
+@pytest.mark.shared
+def test_ibsi_digital_phantom(ibsi_dir):
+    import SimpleITK as sitk
+
+    image = sitk.ReadImage(str(ibsi_dir / "ibsi1" / "digital_phantom" / "mask.nii.gz"))
+    mask = sitk.GetArrayFromImage(image)
+    out = shape.compute(mask, spacing_zyx=image.GetSpacing()[::-1])
+    reference = _ibsi_reference(ibsi_dir)
+    # PyRadiomics' PCA divides the covariance by N, the IBSI by N - 1.
+    n = np.count_nonzero(mask)
+    sample = {"MajorAxisLength", "MinorAxisLength", "LeastAxisLength"}
+    checked = 0
+    for feature in shape.FEATURES:
+        if feature.ibsi_id is None:
+            continue
+        value, tolerance = reference[feature.ibsi_id]
+        got = out[feature.name] * (np.sqrt(n / (n - 1)) if feature.name in sample else 1.0)
+        assert got == pytest.approx(value, abs=tolerance), feature.name
+        checked += 1
+    assert checked == 14
