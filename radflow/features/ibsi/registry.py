@@ -26,7 +26,7 @@ the contract)::
     local_intensity.compute(image, intensity_mask=, spacing_zyx=)
     statistics.compute(image, intensity_mask=)
     histogram.compute(levels, intensity_mask=)
-    ivh.compute(values, intensity_mask=, value_range=, discrete=)
+    ivh.compute(values, intensity_mask=, value_range=, value_step=)
     glcm.compute(levels, intensity_mask=, n_levels=, aggregations=)
     glrlm.compute(levels, intensity_mask=, n_levels=, aggregations=)
     glszm.compute(levels, intensity_mask=, n_levels=, aggregations=)
@@ -36,10 +36,10 @@ the contract)::
 
 ``aggregations`` is a tuple of the suffixes in :data:`DIRECTIONAL_AGGREGATIONS`
 or :data:`ZONE_AGGREGATIONS`; slices are planes of constant z (axis 0).
-For ``ivh``, ``values`` are the IVH intensities (grey levels or intensities
-after the IVH discretisation), ``value_range`` the (min, max) used for the
-intensity fraction (the re-segmentation range where one is set, else None:
-the ROI's range) and ``discrete`` whether the values are bin numbers.
+For ``ivh``, ``values`` are the IVH intensities X_d,gl after the IVH
+discretisation (intensities, bin centres or bin numbers), ``value_range`` the
+total range G = (min, max) of the intensity fraction and ``value_step`` the
+discretisation interval w_d (IBSI 1 manual, intensity-volume histogram).
 """
 
 from __future__ import annotations
