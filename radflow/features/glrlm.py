@@ -40,6 +40,7 @@ from radflow.features._directions import (
     check_feature_names,
     check_spacing,
     check_weighting_norm,
+    flat_steps,
     nanmean,
     offset_lengths_mm,
     offsets,
@@ -51,53 +52,39 @@ __all__ = ["FEATURES", "compute", "run_lengths"]
 
 
 @numba.njit(cache=True)
-def _count_runs(index, directions_zyx, out):
-    # index: (z, y, x) box of level positions, -1 outside the ROI, padded by
-    # one -1 voxel on every side so that runs stop without bounds checks.
-    # out: (n_directions, N, max_run), added to.
-    nz, ny, nx = index.shape
-    flat = index.reshape(-1)
-    n_dir = directions_zyx.shape[0]
-    steps = directions_zyx[:, 0] * (ny * nx) + directions_zyx[:, 1] * nx + directions_zyx[:, 2]
-    for v in range(flat.size):
-        level = flat[v]
+def _count_runs(index, steps, out):
+    # index: flattened (z, y, x) box of level positions, -1 outside the ROI,
+    # padded by one -1 voxel on every side so that runs stop there.
+    # steps: the directions as flat index steps. out: (n_directions, N,
+    # max_run), added to.
+    for v in range(index.size):
+        level = index[v]
         if level < 0:
             continue
-        for a in range(n_dir):
+        for a in range(steps.size):
             step = steps[a]
-            if flat[v - step] == level:
+            if index[v - step] == level:
                 continue  # not the first voxel of its run
             run = 1
             w = v + step
-            while flat[w] == level:
+            while index[w] == level:
                 run += 1
                 w += step
             out[a, level, run - 1] += 1.0
-    for a in range(n_dir):
-        if not out[a, :, 1:].any() and not _crosses_twice(index, directions_zyx[a]):
-            # PyRadiomics drops a direction along which no line meets the ROI twice
-            out[a, :, :] = 0.0
 
 
-@numba.njit(cache=True)
-def _crosses_twice(index, direction):
-    # Does some line along `direction` hold two ROI voxels (runs of length 1
-    # apart)? Walk back from each ROI voxel; rare, only when all runs are 1.
-    nz, ny, nx = index.shape
-    dz, dy, dx = direction[0], direction[1], direction[2]
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                if index[z, y, x] < 0:
-                    continue
-                cz, cy, cx = z - dz, y - dy, x - dx
-                while 0 <= cz < nz and 0 <= cy < ny and 0 <= cx < nx:
-                    if index[cz, cy, cx] >= 0:
-                        return True
-                    cz -= dz
-                    cy -= dy
-                    cx -= dx
-    return False
+def _meets_roi_twice(roi, direction) -> bool:
+    """Does some line along ``direction`` (z, y, x steps) cross ``roi`` at two voxels?"""
+    k = 1
+    while True:
+        shift = k * np.asarray(direction)
+        if np.any(np.abs(shift) >= roi.shape):
+            return False
+        ahead = tuple(slice(max(0, -s), n - max(0, s)) for s, n in zip(shift, roi.shape))
+        behind = tuple(slice(max(0, s), n - max(0, -s)) for s, n in zip(shift, roi.shape))
+        if np.any(roi[ahead] & roi[behind]):
+            return True
+        k += 1
 
 
 def run_lengths(binned, mask, *, force2d=False, force2d_dimension=0):
@@ -129,7 +116,13 @@ def run_lengths(binned, mask, *, force2d=False, force2d_dimension=0):
     directions_zyx = offsets((1,), bool(force2d), force2d_dimension, False)
     index, levels = roi_levels(binned, mask, pad=1)
     counts = np.zeros((len(directions_zyx), len(levels), max(index.shape) - 2))
-    _count_runs(index, directions_zyx, counts)
+    _count_runs(index.reshape(-1), flat_steps(directions_zyx, index.shape), counts)
+    # PyRadiomics drops a direction along which no line meets the ROI twice
+    # (e.g. across the slices of a single-slice ROI). Only runs of one voxel
+    # leave that open, and then lines may still meet the ROI twice, apart.
+    for a in np.flatnonzero(~counts[:, :, 1:].any(axis=(1, 2))):
+        if not _meets_roi_twice(index >= 0, directions_zyx[a]):
+            counts[a] = 0.0
     return counts, levels, directions_zyx
 
 
