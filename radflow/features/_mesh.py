@@ -118,13 +118,14 @@ def mesh_area_volume(mask, spacing):
                     sign = -1.0
                 if index == 0:
                     continue
+                origin = (iz, iy, ix)
+                triangles = _CUBE_TRIANGLES[index]
                 t = 0
-                while t < 15 and _CUBE_TRIANGLES[index, t] >= 0:
-                    origin = (iz, iy, ix)
+                while t < 15 and triangles[t] >= 0:
                     for d in range(3):
-                        a[d] = (origin[d] + _CUBE_EDGE_MIDPOINTS[_CUBE_TRIANGLES[index, t], d]) * spacing[d]
-                        b[d] = (origin[d] + _CUBE_EDGE_MIDPOINTS[_CUBE_TRIANGLES[index, t + 1], d]) * spacing[d]
-                        c[d] = (origin[d] + _CUBE_EDGE_MIDPOINTS[_CUBE_TRIANGLES[index, t + 2], d]) * spacing[d]
+                        a[d] = (origin[d] + _CUBE_EDGE_MIDPOINTS[triangles[t], d]) * spacing[d]
+                        b[d] = (origin[d] + _CUBE_EDGE_MIDPOINTS[triangles[t + 1], d]) * spacing[d]
+                        c[d] = (origin[d] + _CUBE_EDGE_MIDPOINTS[triangles[t + 2], d]) * spacing[d]
                     # 6 x signed volume of the tetrahedron (origin, a, b, c): (a x b) . c
                     volume += sign * (
                         (a[1] * b[2] - b[1] * a[2]) * c[0]

@@ -134,7 +134,7 @@ def compute(
             raise ValueError("binned (the discretised image) is needed for Entropy and Uniformity")
         binned = _same_shape(binned, mask, "binned")
         if not np.issubdtype(binned.dtype, np.integer):
-            raise TypeError(f"binned must be an integer array of grey levels, got dtype {binned.dtype}")
+            raise TypeError(f"binned must be an integer array of grey levels, got {binned.dtype}")
         levels = binned[box][roi].astype(np.int64)
         counts = np.bincount(levels - levels.min())
         p = counts[counts > 0] / float(levels.size)
@@ -150,7 +150,7 @@ def compute(
 
 
 def _intensity_statistics(x: np.ndarray, shift: float, voxel_volume: float) -> dict[str, float]:
-    """Every statistic of the ROI intensities ``x`` (float64, no NaN), in PyRadiomics' arithmetic."""
+    """Every statistic of the ROI intensities ``x`` (float64, no NaN), as PyRadiomics does."""
     if x.size == 0:
         stats = {f.name: np.nan for f in FEATURES}
         stats["Energy"] = stats["TotalEnergy"] = 0.0

@@ -206,7 +206,8 @@ def requested(catalogue: tuple[Feature, ...], features, family: str) -> set[str]
     unknown = sorted(wanted.difference(names))
     if unknown:
         raise SettingsError(
-            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; valid: {', '.join(names)}"
+            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(names)}"
         )
     return wanted
 

@@ -58,7 +58,8 @@ FEATURES = (
     Feature("Elongation", FAMILY, None, ""),
 )
 
-_CONTOUR = {"MeshSurface", "Perimeter", "PerimeterSurfaceRatio", "Sphericity", "SphericalDisproportion"}
+_CONTOUR = {"MeshSurface", "Perimeter", "PerimeterSurfaceRatio", "Sphericity",
+            "SphericalDisproportion"}  # fmt: skip
 _AXES = {"MajorAxisLength", "MinorAxisLength", "Elongation"}
 
 
