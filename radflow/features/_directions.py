@@ -1,10 +1,16 @@
 """Neighbour offsets and ROI preparation shared by the texture families.
 
-The offsets are those PyRadiomics 3.0.1 generates in its C extension
-(``generate_angles`` / ``build_angles`` in ``radiomics/src/cmatrices.c``):
-every offset ``(dz, dy, dx)`` whose infinity norm is one of the requested
-distances, in the same order, so that per-angle results line up with
-PyRadiomics' angle axis.
+- :func:`offsets`: the offsets PyRadiomics 3.0.1 generates in its C extension
+  (``generate_angles`` / ``build_angles`` in ``radiomics/src/cmatrices.c``):
+  every ``(dz, dy, dx)`` whose infinity norm is one of the requested
+  distances, in the same order, so per-angle results line up with
+  PyRadiomics' angle axis; :func:`flat_steps` turns them into steps in a
+  flattened array, :func:`offset_lengths_mm` into lengths for distance
+  weighting.
+- :func:`roi_levels`: the checked, cropped, padded index array the kernels
+  run on, over the grey levels present in the ROI only.
+- Setting checks every family shares (feature names, spacing, weighting
+  norm) and a warning-free ``nanmean`` for averaging over angles.
 """
 
 from __future__ import annotations
