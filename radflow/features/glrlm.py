@@ -302,6 +302,13 @@ def compute(
         Unknown feature name or invalid setting.
     InputError
         Bad ``binned`` / ``mask`` (see :func:`radflow.features._directions.roi_levels`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> binned = np.array([[[1, 1, 2], [2, 2, 1]]])  # one slice, (z, y, x)
+    >>> compute(binned, binned > 0, force2d=True, features=["ShortRunEmphasis"])
+    {'ShortRunEmphasis': 0.83125}
     """
     names = check_feature_names(features, _DEFINITIONS, "GLRLM")
     check_weighting_norm(weighting_norm)

@@ -163,6 +163,17 @@ def test_one_voxel_and_single_level_values():
     assert abs(flat["JointEntropy"]) < 1e-12
 
 
+def test_hand_computed_two_by_three():
+    # rows [1 1 2] / [2 2 1]; symmetric p per in-plane direction, by hand:
+    # x: 1-1,1-2,2-2,2-1 -> p = 1/4 each: contrast 1/2, energy 1/4
+    # y: 1-2,1-2,2-1 -> p(1,2) = p(2,1) = 1/2: contrast 1, energy 1/2
+    # diagonals: 1-2 and 1-1 (or 2-2) -> 1/4, 1/4, 1/2: contrast 1/2, energy 3/8
+    binned = np.array([[[1, 1, 2], [2, 2, 1]]])
+    got = glcm.compute(binned, binned > 0, force2d=True, features=["Contrast", "JointEnergy"])
+    assert got["Contrast"] == pytest.approx((0.5 + 1 + 0.5 + 0.5) / 4, rel=1e-15)
+    assert got["JointEnergy"] == pytest.approx((0.25 + 0.5 + 0.375 + 0.375) / 4, rel=1e-15)
+
+
 def test_pyradiomics_docstring_example():
     """The symmetrical 0-degree GLCM of the 5x5 example in PyRadiomics' GLCM documentation."""
     image = np.array(

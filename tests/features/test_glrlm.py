@@ -143,6 +143,16 @@ def test_hand_counted_runs():
     assert got["ShortRunEmphasis"] == pytest.approx(np.mean([sre_x, sre_y, 1.0, 1.0]), rel=1e-12)
 
 
+def test_hand_computed_two_by_three():
+    # rows [1 1 2] / [2 2 1]; runs by hand per in-plane direction:
+    # x: 2,1 | 2,1 (4 runs); y: six runs of 1; each diagonal: four of 1, one of 2
+    binned = np.array([[[1, 1, 2], [2, 2, 1]]])
+    got = glrlm.compute(binned, binned > 0, force2d=True, features=["ShortRunEmphasis", "RunPercentage"])
+    sre = [(1 / 4 + 1 + 1 / 4 + 1) / 4, 1.0, (4 + 1 / 4) / 5, (4 + 1 / 4) / 5]
+    assert got["ShortRunEmphasis"] == pytest.approx(np.mean(sre), rel=1e-15)
+    assert got["RunPercentage"] == pytest.approx(np.mean([4 / 6, 6 / 6, 5 / 6, 5 / 6]), rel=1e-15)
+
+
 def _naive_run_lengths(binned, mask, directions):
     """Walk every line from its first voxel; group equal levels among ROI voxels."""
     levels = np.unique(binned[mask])
