@@ -100,7 +100,8 @@ def test_vertices_and_diameters_match_brute_force():
     rng = np.random.default_rng(3)
     masks = [rng.random((4, 5, 6)) < p for p in (0.3, 0.5, 0.7)]
     masks += [_blobs((9, 10, 12), seed, sigma=1.2, level=0.5) for seed in (1, 2)]
-    masks += [_ellipsoid((7, 9, 11), (3.2, 4.1, 5.3)), _masks()[5][1], _masks()[6][1]]
+    flat = {name: mask for name, mask, _ in CASES if name in ("one_slice", "line")}
+    masks += [_ellipsoid((7, 9, 11), (3.2, 4.1, 5.3)), *flat.values()]
     for mask in masks:
         padded = np.pad(mask, 1).view(np.uint8)
         spacing = rng.uniform(0.5, 2.0, 3)
