@@ -64,9 +64,11 @@ NOT_RETURNED = {
     "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
     "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
 }
-# Voxels read beyond the resampled region: the interpolators' support, and for
-# the B-spline its recursive prefilter (pole sqrt(3) - 2: 0.268 ** 20 < 1e-11).
-_RESAMPLE_MARGIN_VOXELS = 20
+# Voxels read beyond the region being resampled: the interpolator's reach; for
+# the B-spline, its prefilter is recursive over the whole image (pole sqrt(3) - 2,
+# 0.268 ** 20 < 1e-11); windowed sincs and Gaussians reach a few voxels.
+_INTERPOLATOR_REACH_VOXELS = {"sitkNearestNeighbor": 1, "sitkLinear": 1, "sitkBSpline": 20}
+_OTHER_INTERPOLATOR_REACH_VOXELS = 8
 
 
 def extract(image, mask, params=None, label: int | None = None, *, label_channel: int | None = None) -> dict[str, Any]:
@@ -238,7 +240,8 @@ def _read_region(params: ExtractionParams, bbox_zyx, shape_zyx, spacing_zyx) -> 
     s = params.settings
     if s.resampling:
         new = np.array([v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing_zyx)])
-        margin = np.ceil((s.pad_distance + 1) * new / np.asarray(spacing_zyx)).astype(int) + _RESAMPLE_MARGIN_VOXELS
+        reach = _INTERPOLATOR_REACH_VOXELS.get(s.interpolator, _OTHER_INTERPOLATOR_REACH_VOXELS)
+        margin = np.ceil((s.pad_distance + 1) * new / np.asarray(spacing_zyx)).astype(int) + reach
         return _grow(bbox_zyx, margin, shape_zyx), True
     if s.pre_crop:
         return _grow(bbox_zyx, (s.pad_distance,) * 3, shape_zyx), False
@@ -512,6 +515,11 @@ class _Extraction:
             return
         crop = box.slices_zyx()
         roi = sitk.GetArrayViewFromImage(mask)[crop] == self.settings.label
+        if mask.GetOrigin() != image.GetOrigin() or mask.GetSpacing() != image.GetSpacing() \
+                or mask.GetDirection() != image.GetDirection():
+            # Within geometryTolerance the grids are one, as for PyRadiomics (it indexes both alike).
+            mask = sitk.Image(mask)
+            mask.CopyInformation(image)
         spacing_zyx = tuple(image.GetSpacing()[::-1])
         base = _mapping(self.settings)
         for image_type, custom in self.params.image_types.items():

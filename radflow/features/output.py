@@ -1,0 +1,102 @@
+"""Feature results as text, CSV or JSON, as PyRadiomics' command line writes them.
+
+- ``txt``: one ``Case-1_<key>: <value>`` line per entry (PyRadiomics'
+  default format);
+- ``csv``: a header row of keys, then one row of values;
+- ``json``: one object, key -> value (tuples as lists, NaN as ``NaN`` as
+  Python's and PyRadiomics' JSON writers do).
+
+Values are written as PyRadiomics writes them: ``str()`` of the value, so
+floats with all their digits (``repr``), tuples as ``(1.0, 2.0)``.
+:func:`write_result` replaces its file atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from radflow.errors import SettingsError
+
+__all__ = ["FORMATS", "cell", "format_result", "write_result", "write_rows"]
+
+FORMATS = ("csv", "json", "txt")
+
+
+def cell(value: Any) -> str:
+    """One value as PyRadiomics writes it in CSV and text output (``str``; None as empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def _plain(value: Any):
+    """JSON-ready form: numpy scalars to Python numbers, tuples and arrays to lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def format_result(result: Mapping[str, Any], fmt: str = "txt", *, case: Mapping[str, Any] | None = None) -> str:
+    """One extraction result as text.
+
+    Parameters
+    ----------
+    result : mapping
+        ``{key: value}`` as :func:`radflow.extract` returns it.
+    fmt : {"txt", "csv", "json"}
+        Output format (PyRadiomics' ``--format``).
+    case : mapping, optional
+        Columns written first (PyRadiomics writes ``Image`` and ``Mask``).
+
+    Returns
+    -------
+    str
+        Ends with a newline.
+    """
+    if fmt not in FORMATS:
+        raise SettingsError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    row = {**(case or {}), **result}
+    if fmt == "txt":
+        return "".join(f"Case-1_{key}: {cell(value)}\n" for key, value in row.items())
+    if fmt == "json":
+        return json.dumps({key: _plain(value) for key, value in row.items()}, indent=2) + "\n"
+    buffer = io.StringIO()
+    write_rows(buffer, [row], list(row))
+    return buffer.getvalue()
+
+
+def write_rows(stream, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """CSV of `rows` under `columns` (absent entries empty), PyRadiomics' dialect (``\\n`` line ends)."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([cell(row.get(column)) for column in columns])
+
+
+def write_result(
+    result: Mapping[str, Any], path: str | PathLike, fmt: str = "csv", *, case: Mapping[str, Any] | None = None
+) -> None:
+    """Write :func:`format_result` to `path`, atomically (temporary file, then rename)."""
+    from radflow.store.atomic import atomic_file
+
+    text = format_result(result, fmt, case=case)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
