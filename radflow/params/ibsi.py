@@ -53,6 +53,7 @@ from typing import Any, Mapping
 
 from radflow.errors import SettingsError
 from radflow.params.pyradiomics_params import _read
+from radflow.preprocess.ibsi import INTERPOLATION_ORDERS
 
 __all__ = [
     "CONFIG_DIR",
@@ -74,8 +75,6 @@ _AGGREGATIONS = {
     "3D": ("3D_avg", "3D_comb", "3D"),
     "all": ("2D_avg", "2D_comb", "2_5D_avg", "2_5D_comb", "3D_avg", "3D_comb", "2D", "2_5D", "3D"),
 }
-#: Interpolation name -> spline order (scipy.ndimage).
-INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic_spline": 3}
 _DISCRETISATION_METHODS = ("fixed_bin_size", "fixed_bin_number", "none")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "INTERPOLATION_ORDERS",
     "InterpolationGrid",
     "IvhIntensities",
     "discretise_fixed_bin_number",
@@ -47,7 +48,8 @@ __all__ = [
     "resegment_range",
 ]
 
-_ORDERS = {"nearest": 0, "linear": 1, "cubic_spline": 3}
+#: Image interpolation name -> spline order (scipy.ndimage).
+INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic_spline": 3}
 # Interpolated mask values are rounded to this many decimals before the
 # threshold: a voxel centre exactly between ROI and background gives 0.5 in
 # exact arithmetic, and float round-off must not decide which side it falls.
@@ -174,7 +176,7 @@ def interpolate_image(image, grid: InterpolationGrid, *, method: str, round_inte
     -------
     numpy.ndarray of float64, shape ``grid.shape_zyx``
     """
-    order = _check_method(method, "method", _ORDERS)
+    order = _check_method(method, "method", INTERPOLATION_ORDERS)
     values = _check_volume(image, "image").astype(np.float64)
     out = _resample(values, grid, order)
     return np.round(out) if round_intensities else out

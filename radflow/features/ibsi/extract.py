@@ -1,24 +1,356 @@
-"""IBSI-mode extraction: IBSI processing, then every IBSI 1 family (work in progress)."""
+"""IBSI-mode extraction: IBSI processing, then every IBSI 1 family, keyed by IBSI tag.
+
+The processing follows the IBSI 1 reference manual's scheme: interpolation
+of image and ROI (optional), the ROI split into a morphological mask (the
+interpolated ROI) and an intensity mask (re-segmented: range, then outlier
+filtering), discretisation of the intensity-mask voxels for the intensity
+histogram and the texture matrices, and the intensity-volume histogram's own
+discretisation. The diagnostics rows of the IBSI reference tables (image and
+ROI statistics after each step) are emitted under their tags.
+
+Families are the modules listed in :data:`radflow.features.ibsi.registry.FAMILIES`,
+called as the registry's module docstring describes; a family whose module is
+not installed is left out (its tags are missing from the result).
+"""
 
 from __future__ import annotations
 
+import importlib
+import math
+from dataclasses import dataclass
+from os import PathLike
 
-def extract_ibsi(image, mask, config) -> dict[str, float]:
+import numpy as np
+
+from radflow.errors import InputError
+from radflow.features.ibsi import registry
+from radflow.params.ibsi import IbsiConfig, load_ibsi_config
+from radflow.preprocess import ibsi as proc
+
+__all__ = ["IbsiImages", "available_families", "compute_ibsi", "extract_ibsi", "process_ibsi"]
+
+#: Radius in mm of the 1 cm^3 sphere of the local intensity peak: the crop
+#: around the ROI keeps every voxel it can reach.
+_PEAK_RADIUS_MM = 10.0 * (3.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
+
+
+@dataclass(frozen=True)
+class IbsiImages:
+    """The processed arrays the families work on, cropped around the ROI.
+
+    Attributes
+    ----------
+    image : numpy.ndarray of float64, shape (z, y, x)
+        Intensities after interpolation (and rounding).
+    morph_mask, intensity_mask : numpy.ndarray of bool
+        Morphological (interpolated ROI) and intensity (re-segmented) masks.
+    levels : numpy.ndarray of int32
+        Discretised grey levels 1..n_levels inside the intensity mask, 0 outside.
+    n_levels : int
+        Number of grey levels N_g of the discretisation.
+    ivh : radflow.preprocess.ibsi.IvhIntensities
+    spacing_zyx : tuple of float
+        Voxel spacing in mm.
+    diagnostics : dict of str to float
+        The ``diag`` tags (initial, interpolated, re-segmented image and ROI).
+    """
+
+    image: np.ndarray
+    morph_mask: np.ndarray
+    intensity_mask: np.ndarray
+    levels: np.ndarray
+    n_levels: int
+    ivh: proc.IvhIntensities
+    spacing_zyx: tuple[float, float, float]
+    diagnostics: dict[str, float]
+
+
+def extract_ibsi(image, mask, config, *, label: int | None = None) -> dict[str, float]:
     """Compute every IBSI 1 feature of one ROI under an IBSI configuration.
 
     Parameters
     ----------
-    image : path, SimpleITK.Image or xarray.DataArray
-        The image (store volumes as returned by ``radflow.store.volume.open_volume``).
-    mask : path, SimpleITK.Image or xarray.DataArray
-        The ROI mask on the image grid (non-zero inside).
-    config : str, path or IbsiConfig
-        ``"phantom"``, ``"A"`` .. ``"E"``, a YAML path or a loaded configuration.
+    image : str, path-like, SimpleITK.Image or xarray.DataArray
+        The image: a NIfTI/NRRD/MetaImage file, an image, or a store volume
+        (``radflow.store.volume.open_volume``).
+    mask : str, path-like, SimpleITK.Image or xarray.DataArray
+        The ROI on the image's grid (``open_label`` for the store).
+    config : str, path-like or IbsiConfig
+        ``"phantom"``, ``"A"`` .. ``"E"``, a YAML file or a loaded configuration.
+    label : int, optional
+        Label value of the ROI in `mask`; by default every non-zero voxel.
 
     Returns
     -------
     dict of str to float
-        Keys exactly the IBSI submission tags (``morph_volume``, ``cm_joint_max_3D_avg``,
-        ``diag_*`` rows' tags ...).
+        Keys exactly the IBSI submission tags (``morph_volume``,
+        ``cm_joint_max_3D_avg``, ``img_dim_x_init_img`` ...), in the
+        reference tables' order; NaN only where the IBSI value is undefined.
+
+    Raises
+    ------
+    radflow.errors.InputError
+        Unreadable input, mask not on the image grid, empty ROI.
+    radflow.errors.SettingsError
+        Invalid configuration.
     """
-    raise NotImplementedError("extract_ibsi is being written")
+    config = load_ibsi_config(config)
+    values, roi, spacing_zyx = _read_pair(image, mask, label)
+    return compute_ibsi(values, roi, spacing_zyx=spacing_zyx, config=config)
+
+
+def compute_ibsi(image, mask, *, spacing_zyx, config) -> dict[str, float]:
+    """:func:`extract_ibsi` on arrays.
+
+    Parameters
+    ----------
+    image : array_like, shape (z, y, x)
+        Intensities (HU, SUV, ...).
+    mask : array_like of bool, shape (z, y, x)
+        The ROI.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm.
+    config : str, path-like or IbsiConfig
+
+    Returns
+    -------
+    dict of str to float
+    """
+    config = load_ibsi_config(config)
+    processed = process_ibsi(image, mask, spacing_zyx=spacing_zyx, config=config)
+    out = dict(processed.diagnostics)
+    for family in _FAMILY_CALLS:
+        module = _family_module(family)
+        if module is not None:
+            out.update(_FAMILY_CALLS[family](module, processed, config))
+    order = {tag: i for i, tag in enumerate(registry.tags())}
+    unknown = sorted(set(out) - set(order))
+    if unknown:
+        raise RuntimeError(f"IBSI families returned tags that are not IBSI tags: {', '.join(unknown[:5])}")
+    return {tag: float(out[tag]) for tag in sorted(out, key=order.__getitem__)}
+
+
+def process_ibsi(image, mask, *, spacing_zyx, config) -> IbsiImages:
+    """IBSI processing of one image and ROI under a configuration.
+
+    Parameters
+    ----------
+    image : array_like, shape (z, y, x)
+    mask : array_like of bool, shape (z, y, x)
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm.
+    config : str, path-like or IbsiConfig
+
+    Returns
+    -------
+    IbsiImages
+    """
+    config = load_ibsi_config(config)
+    values = np.asarray(image)
+    if values.ndim != 3 or not np.issubdtype(values.dtype, np.number):
+        raise InputError("image", f"expected a numeric 3-D (z, y, x) array, got {values.dtype} {values.shape}")
+    values = values.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise InputError("image", "contains NaN or infinity")
+    roi = np.asarray(mask)
+    if roi.shape != values.shape:
+        raise InputError("mask", f"shape {roi.shape} differs from the image's {values.shape}")
+    roi = roi.astype(bool)
+    if not roi.any():
+        raise InputError("mask", "the ROI is empty")
+    spacing = tuple(float(s) for s in spacing_zyx)
+    if len(spacing) != 3 or not all(s > 0 and math.isfinite(s) for s in spacing):
+        raise InputError("spacing_zyx", f"expected 3 spacings > 0 in mm, got {spacing_zyx!r}")
+
+    diagnostics = _image_diagnostics(values, spacing, "init_img")
+    diagnostics.update(_roi_diagnostics(values, roi, roi, "init_roi"))
+
+    interp = config.interpolation
+    if interp is not None:
+        grid = proc.interpolation_grid(values.shape, spacing_zyx=spacing, new_spacing_zyx=interp.spacing_zyx_mm)
+        values = proc.interpolate_image(values, grid, method=interp.image, round_intensities=interp.round_intensities)
+        roi = proc.interpolate_mask(roi, grid, method=interp.roi, threshold=interp.partial_volume_threshold)
+        spacing = grid.spacing_zyx
+        if not roi.any():
+            raise InputError("mask", "the ROI is empty after interpolation (partial-volume threshold)")
+    diagnostics.update(_image_diagnostics(values, spacing, "interp_img"))
+    diagnostics.update(_roi_diagnostics(values, roi, roi, "interp_roi"))
+
+    morph_mask = roi
+    intensity_mask = roi
+    if config.resegment_range is not None:
+        low, high = config.resegment_range
+        intensity_mask = proc.resegment_range(values, intensity_mask, low=low, high=high)
+    if config.outlier_sigma is not None and intensity_mask.any():
+        intensity_mask = proc.filter_outliers(values, intensity_mask, sigma=config.outlier_sigma)
+    if not intensity_mask.any():
+        raise InputError("mask", "no ROI voxel is left after re-segmentation")
+    diagnostics.update(_roi_diagnostics(values, morph_mask, intensity_mask, "reseg_roi"))
+
+    box = _crop_box(morph_mask | intensity_mask, spacing)
+    values, morph_mask, intensity_mask = values[box], morph_mask[box], intensity_mask[box]
+    levels, n_levels = _discretise(values, intensity_mask, config)
+    ivh = proc.ivh_intensities(
+        values,
+        intensity_mask,
+        method=config.ivh_discretisation.method,
+        bin_width=config.ivh_discretisation.bin_width,
+        bin_count=config.ivh_discretisation.bin_count,
+        value_range=config.resegment_range,
+    )
+    return IbsiImages(values, morph_mask, intensity_mask, levels, n_levels, ivh, spacing, diagnostics)
+
+
+def available_families() -> dict[str, bool]:
+    """Whether each IBSI family's module is installed (family key -> bool)."""
+    return {family: _family_module(family) is not None for family in _FAMILY_CALLS}
+
+
+def _discretise(values: np.ndarray, mask: np.ndarray, config: IbsiConfig) -> tuple[np.ndarray, int]:
+    method = config.discretisation.method
+    if method == "fixed_bin_number":
+        count = config.discretisation.bin_count
+        return proc.discretise_fixed_bin_number(values, mask, bin_count=count), count
+    if method == "fixed_bin_size":
+        width = config.discretisation.bin_width
+        low, high = config.resegment_range if config.resegment_range is not None else (None, None)
+        levels = proc.discretise_fixed_bin_size(values, mask, bin_width=width, minimum=low)
+        # N_g: the bins covering the re-segmentation range when it is closed
+        # (the same for every ROI), at least the highest level present (an
+        # intensity on the upper bound opens one more bin).
+        n_levels = int(levels[mask].max())
+        if low is not None and high is not None:
+            n_levels = max(n_levels, math.ceil(round((high - low) / width, 9)))
+        return levels, n_levels
+    # "none": the intensities are grey levels already (the digital phantom).
+    inside = values[mask]
+    if np.any(inside != np.round(inside)) or inside.min() < 1:
+        raise InputError("image", "discretisation 'none' needs whole-number grey levels >= 1 inside the ROI")
+    levels = np.where(mask, values, 0).astype(np.int32)
+    return levels, int(inside.max())
+
+
+def _crop_box(mask: np.ndarray, spacing_zyx) -> tuple[slice, ...]:
+    """Bounding box of the ROI grown by the local-intensity sphere's radius (+1 voxel)."""
+    box = []
+    for axis, s in enumerate(spacing_zyx):
+        others = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=others))
+        margin = math.ceil(_PEAK_RADIUS_MM / s) + 1
+        box.append(slice(max(0, hit[0] - margin), min(mask.shape[axis], hit[-1] + 1 + margin)))
+    return tuple(box)
+
+
+def _image_diagnostics(values: np.ndarray, spacing_zyx, stage: str) -> dict[str, float]:
+    z, y, x = values.shape
+    sz, sy, sx = spacing_zyx
+    out = {
+        "img_dim_x": x, "img_dim_y": y, "img_dim_z": z,
+        "vox_dim_x": sx, "vox_dim_y": sy, "vox_dim_z": sz,
+        "mean_int": values.mean(), "min_int": values.min(), "max_int": values.max(),
+    }  # fmt: skip
+    return {f"{key}_{stage}": float(v) for key, v in out.items()}
+
+
+def _roi_diagnostics(values: np.ndarray, morph_mask: np.ndarray, intensity_mask: np.ndarray, stage: str):
+    z, y, x = intensity_mask.shape
+    inside = values[intensity_mask]
+    out = {"int_mask_dim_x": x, "int_mask_dim_y": y, "int_mask_dim_z": z}
+    for name, mask in (("int_mask", intensity_mask), ("morph_mask", morph_mask)):
+        extent = [np.ptp(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))) + 1
+                  for axis in range(3)]
+        out.update({f"{name}_bb_dim_x": extent[2], f"{name}_bb_dim_y": extent[1], f"{name}_bb_dim_z": extent[0]})
+    out.update({
+        "int_mask_vox_count": intensity_mask.sum(), "morph_mask_vox_count": morph_mask.sum(),
+        "int_mask_mean_int": inside.mean(), "int_mask_min_int": inside.min(), "int_mask_max_int": inside.max(),
+    })  # fmt: skip
+    return {f"{key}_{stage}": float(v) for key, v in out.items()}
+
+
+def _family_aggregations(family: str, config: IbsiConfig) -> tuple[str, ...]:
+    return tuple(a for a in registry.FAMILIES[family][2] if a in config.aggregations)
+
+
+def _texture(family: str, *, morph: bool = False):
+    def call(module, p: IbsiImages, config: IbsiConfig) -> dict[str, float]:
+        aggregations = _family_aggregations(family, config)
+        if not aggregations:
+            return {}
+        extra = {"morph_mask": p.morph_mask} if morph else {}
+        return module.compute(
+            p.levels, intensity_mask=p.intensity_mask, n_levels=p.n_levels, aggregations=aggregations, **extra
+        )
+
+    return call
+
+
+#: Family key -> how extract calls it (the contract in the registry's docstring).
+_FAMILY_CALLS = {
+    "morph": lambda m, p, c: m.compute(
+        p.image, morph_mask=p.morph_mask, intensity_mask=p.intensity_mask, spacing_zyx=p.spacing_zyx
+    ),
+    "loc": lambda m, p, c: m.compute(p.image, intensity_mask=p.intensity_mask, spacing_zyx=p.spacing_zyx),
+    "stat": lambda m, p, c: m.compute(p.image, intensity_mask=p.intensity_mask),
+    "ih": lambda m, p, c: m.compute(p.levels, intensity_mask=p.intensity_mask),
+    "ivh": lambda m, p, c: m.compute(
+        p.ivh.values, intensity_mask=p.intensity_mask, value_range=p.ivh.value_range, value_step=p.ivh.value_step
+    ),
+    "cm": _texture("cm"),
+    "rlm": _texture("rlm"),
+    "szm": _texture("szm"),
+    "dzm": _texture("dzm", morph=True),
+    "ngt": _texture("ngt"),
+    "ngl": _texture("ngl"),
+}
+
+
+def _family_module(family: str):
+    name = registry.FAMILIES[family][1]
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        # Only the family's own module may be missing; a missing dependency
+        # inside it is a real error.
+        if err.name == name:
+            return None
+        raise
+
+
+def _read_pair(image, mask, label):
+    """Intensities and ROI as (z, y, x) arrays, and the spacing in mm, from any accepted input."""
+    import SimpleITK as sitk
+
+    from radflow.preprocess.roi_checks import geometry_mismatch
+
+    image_sitk = _as_sitk(image, "image")
+    mask_sitk = _as_sitk(mask, "mask")
+    source = str(mask) if isinstance(mask, (str, PathLike)) else "mask"
+    mismatch = geometry_mismatch(image_sitk, mask_sitk)
+    if mismatch:
+        raise InputError(source, f"mask is not on the image grid: {mismatch}")
+    values = sitk.GetArrayFromImage(image_sitk)
+    labels = sitk.GetArrayFromImage(mask_sitk)
+    if label is None:
+        roi = labels != 0
+    else:
+        roi = labels == label
+        if not roi.any():
+            raise InputError(source, f"label {label} is absent from the mask (labels: {np.unique(labels)[:10]})")
+    return values, roi, tuple(image_sitk.GetSpacing()[::-1])
+
+
+def _as_sitk(item, what: str):
+    import SimpleITK as sitk
+
+    if isinstance(item, sitk.Image):
+        return item
+    if isinstance(item, (str, PathLike)):
+        from radflow.io.image_file import read_image
+
+        return read_image(item)
+    if hasattr(item, "dims") and hasattr(item, "attrs"):
+        from radflow.store.volume import to_sitk
+
+        return to_sitk(item)
+    raise InputError(what, f"expected a file path, a SimpleITK image or a store DataArray, got {type(item).__name__}")
+
