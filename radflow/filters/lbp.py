@@ -154,7 +154,13 @@ def icosphere_vertices(subdivision: int = 1, radius: float = 1.0) -> np.ndarray:
 
 def _harmonics(vertices: np.ndarray, radius: float, levels: int) -> tuple[np.ndarray, np.ndarray]:
     """PyRadiomics' spherical harmonics table Y (n_vertices, n_terms) and each column's degree."""
-    from scipy.special import sph_harm_y
+    try:
+        from scipy.special import sph_harm_y
+    except ImportError:  # SciPy < 1.15: same function, (m, n, azimuth, polar) order
+        from scipy.special import sph_harm
+
+        def sph_harm_y(n, m, polar, azimuth):
+            return sph_harm(m, n, azimuth, polar)
 
     polar = np.arccos(np.clip(vertices[:, 2] / radius, -1.0, 1.0))
     azimuth = np.arctan2(vertices[:, 1], vertices[:, 0])

@@ -83,7 +83,8 @@ def wavelet_images(
     name : str
         ``wavelet-HLL`` ... (see the module docstring).
     image : SimpleITK.Image
-        float64, on the grid of `image`.
+        float64 (float32 for a float32 `image`, as PyWavelets computes it),
+        on the grid of `image`.
     """
     check_image(image)
     wavelet = discrete_wavelet(wavelet, "wavelet")

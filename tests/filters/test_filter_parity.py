@@ -14,7 +14,12 @@ from _filter_images import box_mask, ct_like, install_lbp3d_shims, pet_like, pyr
 
 from radflow.filters.image_types import image_types
 
-pytestmark = pytest.mark.oracle
+pytestmark = [
+    pytest.mark.oracle,
+    # PyRadiomics' own import of map_coordinates, and scikit-image's advice on float LBP input
+    pytest.mark.filterwarnings("ignore:Please import `map_coordinates`:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Applying `local_binary_pattern` to floating-point:UserWarning"),
+]
 
 CT = ct_like()
 PET = pet_like()
