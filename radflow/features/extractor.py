@@ -256,7 +256,11 @@ def _grow(bbox_zyx, margin_zyx, shape_zyx) -> tuple[slice, ...]:
 
 def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_source: str,
                  params: ExtractionParams) -> _Volume:
-    from radflow.preprocess.roi_checks import DEFAULT_GEOMETRY_TOLERANCE, _geometry_mismatch, roi_bounding_box
+    from radflow.preprocess.roi_checks import (
+        DEFAULT_GEOMETRY_TOLERANCE,
+        _geometry_mismatch,
+        roi_bounding_box,
+    )
 
     settings = params.settings
     if image.GetNumberOfComponentsPerPixel() != 1:
