@@ -9,11 +9,16 @@ in force for them (global settings updated with the type's own).
 PyRadiomics filters the whole image (``preCrop`` false, its default);
 radflow filters only the ROI's bounding box plus the margin each filter
 needs, :func:`required_margin_voxels`, read from the volume with
-:func:`read_box`. Inside the ROI the values are then PyRadiomics' (exactly,
-or within float32 rounding for LoG; see each module), provided the caller
-passes what PyRadiomics reads from the whole image: its shape (LoG's size
-check) and its largest absolute intensity (square, squareroot, logarithm,
-exponential).
+:func:`read_box`. Inside the ROI the values are then PyRadiomics': exactly,
+except LoG (within 2e-7 of the largest value: float32 rounding of a
+recursive filter) and LBP 3D (within 1e-9: recursive spline prefilter); see
+each module. The caller must pass what PyRadiomics reads from the whole
+image: its shape (LoG's size check) and its largest absolute intensity
+(square, squareroot, logarithm, exponential). To filter without cropping,
+pass the whole volume.
+
+Images are computed one at a time as they are consumed, except that one
+``swtn`` call gives all the decompositions of a wavelet level together.
 
 Settings read, with PyRadiomics' defaults (``imageType`` entries override
 the global ``setting`` ones; other keys are left to the other stages):

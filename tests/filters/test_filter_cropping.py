@@ -34,6 +34,9 @@ def lumpy_mask(centre_zyx, radii_zyx) -> np.ndarray:
 
 INTERIOR = lumpy_mask((15, 55, 52), (4, 12, 14))
 AT_EDGE = lumpy_mask((14, 40, 9), (4, 10, 9))  # touches x = 0
+ONE_VOXEL = np.zeros(CT.shape, np.uint8)
+ONE_VOXEL[20, 70, 60] = 1
+MASKS = {"interior": INTERIOR, "at_edge": AT_EDGE, "one_voxel": ONE_VOXEL}
 
 
 def as_image(array, box=None):
@@ -79,10 +82,10 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("where", ["interior", "at_edge"])
+@pytest.mark.parametrize("where", list(MASKS))
 @pytest.mark.parametrize(("image_type", "custom"), CASES, ids=[f"{t}-{i}" for i, (t, _) in enumerate(CASES)])
 def test_crop_is_exact(where, image_type, custom):
-    mask = INTERIOR if where == "interior" else AT_EDGE
+    mask = MASKS[where]
     crop, whole, box = cropped_vs_whole({image_type: custom}, mask)
     assert any(s.stop - s.start < n for s, n in zip(box, CT.shape)), "the box should be a real crop"
     for name in whole:

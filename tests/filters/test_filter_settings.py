@@ -98,6 +98,8 @@ def test_bad_inputs():
         next(image_types(CT, MASK, {"Square": {}}, {}, source_shape_zyx=(40, 60, 60)))
     with pytest.raises(InputError, match="max_abs"):
         square_image(CT, max_abs=10.0)  # below the image's own
+    with pytest.raises(InputError, match="mask: no voxel has label 2"):
+        next(image_types(CT, MASK, {"LBP3D": {"label": 2}}, {}))
     with pytest.raises(InputError, match="bbox_zyx"):
         read_box({"Original": {}}, {}, (slice(0, 30), slice(0, 2), slice(0, 2)), (12, 20, 22), (2.5, 0.7, 0.8))
 
