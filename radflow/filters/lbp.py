@@ -203,21 +203,24 @@ def lbp3d_images(
     image : SimpleITK.Image
         float64 on the grid of `image`; 0 outside the ROI.
     """
-    from scipy.ndimage import map_coordinates, spline_filter
-    from scipy.stats import kurtosis
-
     check_image(image)
     check_same_grid(image, mask)
     label = integer(label, "label", 1)
     levels = integer(levels, "levels", 1)
     radius = float(positive(icosphere_radius, "icosphere_radius"))
     vertices = icosphere_vertices(integer(icosphere_subdivision, "icosphere_subdivision", 0), radius)
-    harmonics, degrees = _harmonics(vertices, radius, levels)
-
-    array = sitk.GetArrayFromImage(image)
     roi = np.nonzero(sitk.GetArrayViewFromImage(mask) == label)
     if roi[0].size == 0:
         raise InputError("mask", f"no voxel has label {label}")
+    return _lbp3d_images(image, roi, levels, radius, vertices)
+
+
+def _lbp3d_images(image, roi, levels, radius, vertices):
+    from scipy.ndimage import map_coordinates, spline_filter
+    from scipy.stats import kurtosis
+
+    harmonics, degrees = _harmonics(vertices, radius, levels)
+    array = sitk.GetArrayFromImage(image)
     # What map_coordinates(array, ..., order=3) does, with the prefilter run once.
     coefficients = spline_filter(array, 3, output=np.float64, mode="constant")
     points = np.stack(roi).astype(np.float64)  # (3, n_roi)

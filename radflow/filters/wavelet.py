@@ -90,10 +90,13 @@ def wavelet_images(
     wavelet = discrete_wavelet(wavelet, "wavelet")
     start_level = integer(start_level, "start_level", 0)
     level = integer(level, "level", 1)
-    axes = wavelet_axes(fixed_axis)
-    approx_key = "a" * len(axes)
+    return _wavelet_images(image, wavelet, start_level, level, wavelet_axes(fixed_axis))
 
+
+def _wavelet_images(image, wavelet, start_level, level, axes):
     import pywt
+
+    approx_key = "a" * len(axes)
 
     array = sitk.GetArrayFromImage(image)
     shape = array.shape
