@@ -22,11 +22,10 @@ from numbers import Integral
 import numpy as np
 
 from radflow.errors import InputError, SettingsError
+from radflow.features._checks import check_spacing
 
 __all__ = [
     "WEIGHTING_NORMS",
-    "check_feature_names",
-    "check_spacing",
     "check_weighting_norm",
     "flat_steps",
     "nanmean",
@@ -148,33 +147,6 @@ def check_weighting_norm(norm):
             f"weighting_norm must be one of {', '.join(map(repr, WEIGHTING_NORMS))}, got {norm!r}"
         )
     return norm
-
-
-def check_spacing(spacing_zyx) -> np.ndarray:
-    """Voxel spacing as float64 (z, y, x) in mm; SettingsError unless 3 positive finite numbers."""
-    try:
-        spacing = np.asarray(spacing_zyx, dtype=np.float64)
-    except (TypeError, ValueError):
-        spacing = np.empty(0)
-    if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-        raise SettingsError(f"spacing_zyx must be 3 positive voxel sizes in mm, (z, y, x) order; got {spacing_zyx!r}")
-    return spacing
-
-
-def check_feature_names(features, valid, family: str) -> list[str]:
-    """The requested feature names (all of ``valid`` when ``features`` is None).
-
-    Raises SettingsError naming the unknown names and listing the valid ones.
-    """
-    if features is None:
-        return list(valid)
-    names = [features] if isinstance(features, str) else list(features)
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise SettingsError(
-            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
-        )
-    return names
 
 
 def nanmean(values) -> float:

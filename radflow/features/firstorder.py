@@ -35,8 +35,8 @@ from numbers import Real
 
 import numpy as np
 
+from radflow.features._checks import check_spacing, requested_features, roi_box
 from radflow.features.registry import Feature
-from radflow.features.shape import checked_spacing, requested, roi_box
 
 __all__ = ["FEATURES", "compute"]
 
@@ -117,12 +117,12 @@ def compute(
     >>> compute(image, image > 1, image, spacing_zyx=(1, 1, 1), features=["Mean", "Entropy"])
     {'Entropy': 1.5849625007211552, 'Mean': 3.0}
     """
-    wanted = requested(FEATURES, features, FAMILY)
+    wanted = set(requested_features(features, FEATURES, FAMILY))
     roi, box = roi_box(mask, ndim=3)
     image = _same_shape(image, mask, "image")
     if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
         raise TypeError(f"image must hold real numbers, got dtype {image.dtype}")
-    volume = np.multiply.reduce(checked_spacing(spacing_zyx, 3)[::-1])  # x*y*z as PyRadiomics
+    volume = np.multiply.reduce(check_spacing(spacing_zyx)[::-1])  # x*y*z as PyRadiomics
     if isinstance(voxel_array_shift, bool) or not isinstance(voxel_array_shift, Real | np.number):
         raise TypeError(f"voxel_array_shift must be a number, got {voxel_array_shift!r}")
     if not np.isfinite(voxel_array_shift):

@@ -47,9 +47,8 @@ import numba
 import numpy as np
 
 from radflow.errors import InputError, SettingsError
+from radflow.features._checks import check_spacing, requested_features
 from radflow.features._directions import (
-    check_feature_names,
-    check_spacing,
     check_weighting_norm,
     flat_steps,
     nanmean,
@@ -497,7 +496,7 @@ def compute(
     >>> compute(binned, binned > 0, force2d=True, features=["Contrast", "JointEnergy"])
     {'Contrast': 0.625, 'JointEnergy': 0.375}
     """
-    names = check_feature_names(features, _DEFINITIONS, "GLCM")
+    names = requested_features(features, FEATURES, "GLCM")
     check_weighting_norm(weighting_norm)
     check_spacing(spacing_zyx)
     if not isinstance(symmetric, (bool, np.bool_)):

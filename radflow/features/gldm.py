@@ -54,9 +54,9 @@ import numba
 import numpy as np
 
 from radflow.errors import SettingsError
-from radflow.features._directions import offsets, roi_levels
-from radflow.features.glcm import flat_steps
-from radflow.features.glszm import _entropy, _requested_features, _variance
+from radflow.features._checks import requested_features
+from radflow.features._directions import flat_steps, offsets, roi_levels
+from radflow.features.glszm import _entropy, _variance
 from radflow.features.registry import Feature
 
 FAMILY = "gldm"
@@ -227,7 +227,7 @@ def compute(
     SettingsError
         Bad setting or unknown feature name.
     """
-    names = _requested_features(features, FEATURES, FAMILY)
+    names = requested_features(features, FEATURES, FAMILY)
     coefficients = _Coefficients(
         *dependence_matrix(
             binned,

@@ -36,9 +36,8 @@ from functools import cached_property
 import numba
 import numpy as np
 
+from radflow.features._checks import check_spacing, requested_features
 from radflow.features._directions import (
-    check_feature_names,
-    check_spacing,
     check_weighting_norm,
     flat_steps,
     nanmean,
@@ -310,7 +309,7 @@ def compute(
     >>> compute(binned, binned > 0, force2d=True, features=["ShortRunEmphasis"])
     {'ShortRunEmphasis': 0.83125}
     """
-    names = check_feature_names(features, _DEFINITIONS, "GLRLM")
+    names = requested_features(features, FEATURES, "GLRLM")
     check_weighting_norm(weighting_norm)
     check_spacing(spacing_zyx)
     counts, levels, directions_zyx = run_lengths(

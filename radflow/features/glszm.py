@@ -50,8 +50,8 @@ from collections.abc import Callable, Iterable
 import numba
 import numpy as np
 
-from radflow.features._directions import check_feature_names, offsets, roi_levels
-from radflow.features.glcm import flat_steps
+from radflow.features._checks import requested_features
+from radflow.features._directions import flat_steps, offsets, roi_levels
 from radflow.features.registry import Feature
 
 FAMILY = "glszm"
@@ -74,16 +74,6 @@ FEATURES = (
     Feature("LargeAreaLowGrayLevelEmphasis", FAMILY, "YH51"),
     Feature("LargeAreaHighGrayLevelEmphasis", FAMILY, "J17V"),
 )
-
-
-def _requested_features(features, family_features: tuple[Feature, ...], family: str) -> list[str]:
-    """Names to compute, checked; without ``features`` those PyRadiomics enables by default.
-
-    Shared with gldm.py and ngtdm.py.
-    """
-    if features is None:
-        return [f.name for f in family_features if f.default]
-    return check_feature_names(features, [f.name for f in family_features], family)
 
 
 # --------------------------------------------------------------------------
@@ -254,7 +244,7 @@ def compute(
     SettingsError
         Bad setting or unknown feature name.
     """
-    names = _requested_features(features, FEATURES, FAMILY)
+    names = requested_features(features, FEATURES, FAMILY)
     coefficients = _Coefficients(
         *size_zone_matrix(binned, mask, force2d=force2d, force2d_dimension=force2d_dimension)
     )

@@ -39,9 +39,8 @@ from collections.abc import Callable, Iterable
 import numba
 import numpy as np
 
-from radflow.features._directions import offsets, roi_levels
-from radflow.features.glcm import flat_steps
-from radflow.features.glszm import _requested_features
+from radflow.features._checks import requested_features
+from radflow.features._directions import flat_steps, offsets, roi_levels
 from radflow.features.registry import Feature
 
 FAMILY = "ngtdm"
@@ -201,7 +200,7 @@ def compute(
     SettingsError
         Bad setting or unknown feature name.
     """
-    names = _requested_features(features, FEATURES, FAMILY)
+    names = requested_features(features, FEATURES, FAMILY)
     coefficients = _Coefficients(
         *tone_difference_matrix(
             binned, mask, distances=distances, force2d=force2d, force2d_dimension=force2d_dimension

@@ -47,8 +47,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from radflow.errors import SettingsError
 from radflow.features import _mesh
+from radflow.features._checks import check_spacing, requested_features, roi_box
 from radflow.features.registry import Feature
 
 __all__ = ["FEATURES", "compute", "principal_moments"]
@@ -114,9 +114,9 @@ def compute(mask, *, spacing_zyx, features: Iterable[str] | None = None) -> dict
     >>> compute(cube, spacing_zyx=(1.0, 1.0, 1.0), features=["VoxelVolume", "Maximum3DDiameter"])
     {'VoxelVolume': 8.0, 'Maximum3DDiameter': 2.449489742783178}
     """
-    wanted = requested(FEATURES, features, FAMILY)
+    wanted = set(requested_features(features, FEATURES, FAMILY))
     roi, _ = roi_box(mask, ndim=3)
-    spacing = checked_spacing(spacing_zyx, 3)
+    spacing = check_spacing(spacing_zyx)
     padded = np.pad(roi, 1).view(np.uint8)
 
     values: dict[str, float] = {}
@@ -193,49 +193,3 @@ def axis_ratio(small: float, large: float) -> float:
     if small < 0 or large < 0:
         return np.nan
     return np.sqrt(np.float64(small) / np.float64(large))
-
-
-def requested(catalogue: tuple[Feature, ...], features, family: str) -> set[str]:
-    """Names in ``features`` (all of ``catalogue`` when None), checked against it."""
-    names = [f.name for f in catalogue]
-    if features is None:
-        return set(names)
-    if isinstance(features, str):
-        features = (features,)
-    wanted = set(features)
-    unknown = sorted(wanted.difference(names))
-    if unknown:
-        raise SettingsError(
-            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(names)}"
-        )
-    return wanted
-
-
-def roi_box(mask, *, ndim: int, name: str = "mask") -> tuple[np.ndarray, tuple[slice, ...]]:
-    """The bool ROI of ``mask`` (non-zero voxels) cropped to its bounding box, and the box."""
-    mask = np.asarray(mask)
-    if mask.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}D array, got shape {mask.shape}")
-    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
-        raise TypeError(f"{name} must be a bool or integer array, got dtype {mask.dtype}")
-    roi = mask != 0
-    box = []
-    for axis in range(ndim):
-        hit = np.flatnonzero(roi.any(axis=tuple(a for a in range(ndim) if a != axis)))
-        if hit.size == 0:
-            raise ValueError(f"{name} is empty: no non-zero voxel")
-        box.append(slice(hit[0], hit[-1] + 1))
-    box = tuple(box)
-    return roi[box], box
-
-
-def checked_spacing(spacing, n: int, name: str = "spacing_zyx") -> np.ndarray:
-    """``spacing`` as float64 (n,), every value finite and > 0 mm."""
-    try:
-        values = np.asarray(spacing, dtype=np.float64)
-    except (TypeError, ValueError):
-        values = None
-    if values is None or values.shape != (n,) or not np.all(np.isfinite(values) & (values > 0)):
-        raise ValueError(f"{name} must be {n} positive finite voxel sizes in mm, got {spacing!r}")
-    return values

@@ -31,15 +31,9 @@ import numpy as np
 
 from radflow.errors import SettingsError
 from radflow.features import _mesh
+from radflow.features._checks import check_spacing, requested_features, roi_box
 from radflow.features.registry import Feature
-from radflow.features.shape import (
-    axis_length,
-    axis_ratio,
-    checked_spacing,
-    principal_moments,
-    requested,
-    roi_box,
-)
+from radflow.features.shape import axis_length, axis_ratio, principal_moments
 
 __all__ = ["FEATURES", "compute"]
 
@@ -102,7 +96,7 @@ def compute(
     >>> compute(square, spacing_zyx=(3.0, 1.0, 1.0), features=["PixelSurface", "Perimeter"])
     {'PixelSurface': 4.0, 'Perimeter': 6.828427124746191}
     """
-    wanted = requested(FEATURES, features, FAMILY)
+    wanted = set(requested_features(features, FEATURES, FAMILY))
     valid_axis = isinstance(force2d_dimension, Integral) and not isinstance(force2d_dimension, bool)
     if not valid_axis or force2d_dimension not in (0, 1, 2):
         raise SettingsError(
@@ -110,7 +104,7 @@ def compute(
             f"got {force2d_dimension!r}"
         )
     roi, _ = roi_box(mask, ndim=3)
-    spacing = checked_spacing(spacing_zyx, 3)
+    spacing = check_spacing(spacing_zyx)
     if roi.shape[force2d_dimension] > 1:
         raise ValueError(
             f"mask: the ROI spans {roi.shape[force2d_dimension]} slices along force2d_dimension="

@@ -11,6 +11,9 @@ from scipy import ndimage
 from radflow.errors import SettingsError
 from radflow.features import firstorder
 
+#: Every feature, deprecated ones too (PyRadiomics' classes compute them when asked).
+ALL = [f.name for f in firstorder.FEATURES]
+
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
 SHAPE = (20, 24, 24)
@@ -151,7 +154,7 @@ def test_parity_with_pyradiomics(case):
 
     got = firstorder.compute(
         image, mask, binned, spacing_zyx=spacing,
-        voxel_array_shift=settings.get("voxelArrayShift", 0), )  # fmt: skip
+        voxel_array_shift=settings.get("voxelArrayShift", 0), features=ALL)  # fmt: skip
     assert set(got) == set(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-12, atol=1e-300, err_msg=name)
@@ -175,7 +178,7 @@ def test_ibsi_digital_phantom(ibsi_dir):
     image = sitk.ReadImage(str(folder / "image.nii.gz"))
     values = sitk.GetArrayFromImage(image)
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz")))
-    out = firstorder.compute(values, mask, values.astype(np.int32), spacing_zyx=image.GetSpacing()[::-1])
+    out = firstorder.compute(values, mask, values.astype(np.int32), spacing_zyx=image.GetSpacing()[::-1], features=ALL)
 
     table = ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv"
     with open(table, newline="", encoding="utf-8") as f:

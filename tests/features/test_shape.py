@@ -12,6 +12,9 @@ from scipy import ndimage
 from radflow.errors import SettingsError
 from radflow.features import _mesh, shape
 
+#: Every feature, deprecated ones too (PyRadiomics' classes compute them when asked).
+ALL = [f.name for f in shape.FEATURES]
+
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
 
@@ -211,7 +214,7 @@ def _pyradiomics_shape(mask, spacing_zyx):
 def test_parity_with_pyradiomics(case):
     _, mask, spacing = case
     expected = _pyradiomics_shape(mask, spacing)
-    got = shape.compute(mask, spacing_zyx=spacing)
+    got = shape.compute(mask, spacing_zyx=spacing, features=ALL)
     assert set(got) == set(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
@@ -236,7 +239,7 @@ def test_ibsi_digital_phantom(ibsi_dir):
 
     image = sitk.ReadImage(str(ibsi_dir / "ibsi1" / "digital_phantom" / "mask.nii.gz"))
     mask = sitk.GetArrayFromImage(image)
-    out = shape.compute(mask, spacing_zyx=image.GetSpacing()[::-1])
+    out = shape.compute(mask, spacing_zyx=image.GetSpacing()[::-1], features=ALL)
     reference = _ibsi_reference(ibsi_dir)
     # PyRadiomics' PCA divides the covariance by N, the IBSI by N - 1.
     n = np.count_nonzero(mask)

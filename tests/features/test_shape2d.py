@@ -11,6 +11,9 @@ from scipy import ndimage
 from radflow.errors import SettingsError
 from radflow.features import _mesh, shape2d
 
+#: Every feature, deprecated ones too (PyRadiomics' classes compute them when asked).
+ALL = [f.name for f in shape2d.FEATURES]
+
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 
 
@@ -118,7 +121,7 @@ def _pyradiomics_shape2d(mask, spacing_zyx, dimension):
 def test_parity_with_pyradiomics(case, spacing, dimension):
     mask = _slice(case[1], dimension)
     expected = _pyradiomics_shape2d(mask, spacing, dimension)
-    got = shape2d.compute(mask, spacing_zyx=spacing, force2d_dimension=dimension)
+    got = shape2d.compute(mask, spacing_zyx=spacing, force2d_dimension=dimension, features=ALL)
     assert set(got) == set(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
