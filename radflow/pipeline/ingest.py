@@ -87,7 +87,15 @@ class _Scrubber:
 
 def _series_attrs(record: SeriesRecord, pseud: Pseudonymiser, institution: str, case_id: str,
                   series_id: str) -> dict:
+    import numpy as np
+    import SimpleITK as sitk
+
+    values = sitk.GetArrayViewFromImage(record.image)
     return {
+        # Whole-volume extremes: filters normalised by the image's maximum
+        # (PyRadiomics' square, logarithm, ...) need them when reading a crop.
+        "intensity_min": float(np.nanmin(values)),
+        "intensity_max": float(np.nanmax(values)),
         "modality": record.modality,
         "institution": institution,
         "case": case_id,
