@@ -14,7 +14,8 @@ Reported per setting: radflow's first call in this process (numba loads its
 cache, or compiles), radflow's warm time (best of ``--repeat``), PyRadiomics'
 time (best of ``--repeat-pyradiomics``), the ratio, and for each side the
 peak memory above the loaded case: peak RSS of a child process running that
-side alone (counts SimpleITK's buffers, which tracemalloc cannot see). Then
+side alone, from Linux's VmHWM reset just before the call (it counts
+SimpleITK's buffers, which tracemalloc cannot see). Then
 where radflow's time goes, per step and per feature class. Finally numba's
 cold start: a fresh process with an empty ``NUMBA_CACHE_DIR`` running
 :func:`radflow.features.extractor.warmup`, and the same with the cache filled.
@@ -28,7 +29,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,12 +36,13 @@ import time
 import warnings
 from collections import defaultdict
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import common  # noqa: E402
+import common
 
 SETTINGS = {
     "default": None,
@@ -139,17 +140,26 @@ def _profiled():
             setattr(module, name, original)
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def _child(side: str, setting: str) -> None:
-    """Run one side once and print the peak RSS above the loaded case, MiB (for --memory)."""
+    """Run one side once; print its peak RSS above the RSS before the call, MiB (Linux)."""
     case = common.tumour_case()
     if side == "radflow":
-        _radflow(case, SETTINGS[setting])  # compile/load kernels before measuring
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _radflow(case, SETTINGS[setting])  # kernels compiled/loaded before measuring
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset the peak (VmHWM) to the current RSS
+    base = _status_kib("VmRSS")
     start = time.perf_counter()
     (_radflow if side == "radflow" else _pyradiomics)(case, SETTINGS[setting])
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mib": (peak - base) / 1024.0, "seconds": seconds}))
+    print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024.0, "seconds": seconds}))
 
 
 def _peak_memory(side: str, setting: str) -> float:
@@ -192,8 +202,8 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         first = _radflow(case, params)
         first_call = time.perf_counter() - start
-        ours, result = _best(lambda: _radflow(case, params), args.repeat)
-        theirs, expected = _best(lambda: _pyradiomics(case, params), args.repeat_pyradiomics)
+        ours, result = _best(partial(_radflow, case, params), args.repeat)
+        theirs, expected = _best(partial(_pyradiomics, case, params), args.repeat_pyradiomics)
         features = [k for k in expected if not k.startswith("diagnostics_")]
         worst = max(abs(float(result[k]) - float(expected[k])) / max(abs(float(expected[k])), 1e-300)
                     for k in features if np.isfinite(float(expected[k])))

@@ -36,7 +36,7 @@ class Case:
 def tumour_case(seed: int = 0) -> Case:
     """Build the case (about a second)."""
     rng = np.random.default_rng(seed)
-    z, y, x = np.ogrid[tuple(slice(0, n) for n in SHAPE_ZYX)]
+    _, y, x = np.ogrid[tuple(slice(0, n) for n in SHAPE_ZYX)]
     body = ((y - 256) / 230.0) ** 2 + ((x - 256) / 240.0) ** 2 <= 1.0
     image = np.full(SHAPE_ZYX, -1000, dtype=np.int16)
     image[:] = np.where(body, np.int16(40), np.int16(-1000))

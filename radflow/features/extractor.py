@@ -39,9 +39,11 @@ shape2D class then fails unless the ROI is one voxel thick along that numpy
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from os import PathLike
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -56,6 +58,7 @@ __all__ = ["NOT_RETURNED", "extract", "warmup"]
 
 _TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
 _SHAPE = ("shape", "shape2D")
+_INTENSITY_TYPES = frozenset({"Square", "SquareRoot", "Logarithm", "Exponential"})  # scaled by the volume's max |x|
 _HISTOGRAM = frozenset({"Entropy", "Uniformity"})  # the first-order features that need the bins
 #: Deprecated features whose PyRadiomics 3.0.1 method raises DeprecationWarning,
 #: so that its extractor returns no key for them even when asked by name (each
@@ -163,6 +166,8 @@ class _Volume:
     it, on the same grid), ``offset_xyz`` the box's first index in the volume.
     ``grid_mask`` is a mask on the whole volume's grid, for resampling
     (whose new grid PyRadiomics aligns on the mask's first voxel).
+    ``summarise(moments)`` and ``mask_hash()`` stream the whole image and
+    mask (:func:`diagnostics.volume_summary`).
     """
 
     image: sitk.Image
@@ -178,14 +183,6 @@ class _Volume:
     grid_mask: Callable[[], sitk.Image] | None
     summarise: Callable[[bool], dict[str, Any]]
     mask_hash: Callable[[], str]
-    _cache: dict = field(default_factory=dict)
-
-    def summary(self, moments: bool = False) -> dict[str, Any]:
-        """Whole-volume statistics (:func:`diagnostics.volume_summary`), computed once."""
-        cached = self._cache.get("summary")
-        if cached is None or (moments and "sum" not in cached):
-            cached = self._cache["summary"] = self.summarise(moments)
-        return cached
 
 
 def _open(image, mask, params: ExtractionParams) -> _Volume:
@@ -239,6 +236,9 @@ def _read_region(params: ExtractionParams, bbox_zyx, shape_zyx, spacing_zyx) -> 
 
     s = params.settings
     if s.resampling:
+        if len(s.resampled_spacing_xyz) != 3:
+            raise SettingsError(f"resampledPixelSpacing: {list(s.resampled_spacing_xyz)} has "
+                                f"{len(s.resampled_spacing_xyz)} values; a 3D image needs 3 (x, y, z, mm)")
         new = np.array([v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing_zyx)])
         reach = _INTERPOLATOR_REACH_VOXELS.get(s.interpolator, _OTHER_INTERPOLATOR_REACH_VOXELS)
         margin = np.ceil((s.pad_distance + 1) * new / np.asarray(spacing_zyx)).astype(int) + reach
@@ -269,12 +269,17 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
         raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
     mask = _scalar_mask(mask, settings, mask_source)
     whole_image, whole_mask = image, mask
-    summarise = lambda moments: diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_image), moments=moments)  # noqa: E731
-    mask_hash = lambda: diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_mask), as_uint32=True)["hash"]  # noqa: E731
-    common = dict(image_source=image_source, mask_source=mask_source,
-                  volume_size_xyz=image.GetSize(), volume_spacing_xyz=image.GetSpacing(),
-                  mask_size_xyz=mask.GetSize(), mask_spacing_xyz=mask.GetSpacing(),
-                  summarise=summarise, mask_hash=mask_hash)
+
+    def summarise(moments: bool) -> dict[str, Any]:
+        return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_image), moments=moments)
+
+    def mask_hash() -> str:
+        return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_mask), as_uint32=True)["hash"]
+
+    common = {"image_source": image_source, "mask_source": mask_source,
+              "volume_size_xyz": image.GetSize(), "volume_spacing_xyz": image.GetSpacing(),
+              "mask_size_xyz": mask.GetSize(), "mask_spacing_xyz": mask.GetSpacing(),
+              "summarise": summarise, "mask_hash": mask_hash}
 
     tolerance = settings.geometry_tolerance or DEFAULT_GEOMETRY_TOLERANCE
     same_grid = image.GetDimension() == mask.GetDimension() and _geometry_mismatch(image, mask, tolerance) is None
@@ -375,27 +380,44 @@ class _Extraction:
         self.volume = volume
         self.info = settings.additional_info
         self.out: dict[str, Any] = {}
+        self._whole: Future | None = None
 
     def run(self) -> dict[str, Any]:
+        # The whole-volume pass (hashes, statistics) runs beside the extraction:
+        # hashlib and NumPy release the GIL while they stream the volume.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radflow-whole-volume")
+        try:
+            if self._needs_whole_volume():
+                self._whole = pool.submit(self._whole_volume)
+            return self._run()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _needs_whole_volume(self) -> bool:
+        s, v = self.settings, self.volume
+        intensity = any(t in _INTENSITY_TYPES for t in self.params.image_types)
+        return self.info or (v.cropped and (s.normalize or intensity))
+
+    def _whole_volume(self) -> tuple[dict[str, Any], str | None]:
+        v = self.volume
+        summary = v.summarise(self.settings.normalize and v.cropped)
+        return summary, (v.mask_hash() if self.info else None)
+
+    def _stats(self) -> dict[str, Any]:
+        """Whole-volume statistics (:func:`diagnostics.volume_summary`)."""
+        return self._whole.result()[0]
+
+    def _run(self) -> dict[str, Any]:
         s, v = self.settings, self.volume
         label = s.label
         image, mask = v.image, v.mask
-        info: dict[str, Any] = {}
-        if self.info:
-            info.update(diagnostics.versions())
-            info.update(diagnostics.configuration(_mapping(s), self.params.image_types))
-            info.update(diagnostics.image_entries("original", spacing_xyz=v.volume_spacing_xyz,
-                                                  size_xyz=v.volume_size_xyz, summary=v.summary()))
-            info.update(diagnostics.mask_entries("original", mask, label, offset_xyz=v.offset_xyz,
-                                                 spacing_xyz=v.mask_spacing_xyz, size_xyz=v.mask_size_xyz,
-                                                 mask_hash=v.mask_hash()))
+        stages: dict[str, Any] = {}  # diagnostics of the steps after loading, in PyRadiomics' order
         whole_max_abs = None
         if s.normalize:
             image = self._normalise(image)
-            whole_max_abs = self._normalised_max_abs()
-        elif v.cropped:
-            whole_max_abs = v.summary()["max_abs"]
         filters_see_whole = v.cropped  # the filters' "whole image" is the volume, not the part read
+        if filters_see_whole and any(t in _INTENSITY_TYPES for t in self.params.image_types):
+            whole_max_abs = self._normalised_max_abs() if s.normalize else self._stats()["max_abs"]
 
         if s.resampling:
             from radflow.preprocess.resample import resample_image_and_mask
@@ -406,13 +428,13 @@ class _Extraction:
                                                   pad_distance=s.pad_distance, source=v.mask_source)
             filters_see_whole = False
             if self.info:
-                info.update(diagnostics.image_entries("interpolated", spacing_xyz=image.GetSpacing(),
-                                                      size_xyz=image.GetSize(), image=image))
-                info.update(diagnostics.mask_entries("interpolated", mask, label, image=image))
+                stages.update(diagnostics.image_entries("interpolated", spacing_xyz=image.GetSpacing(),
+                                                        size_xyz=image.GetSize(), image=image))
+                stages.update(diagnostics.mask_entries("interpolated", mask, label, image=image))
         elif s.pre_crop:
             filters_see_whole = False  # the part read is PyRadiomics' pre-cropped image
 
-        box, mask = self._check(image, mask, info)
+        box, mask = self._check(image, mask, stages)
         roi_mask = mask
         if s.resegment_range is not None:
             from radflow.preprocess.resegment import resegment
@@ -421,22 +443,30 @@ class _Extraction:
                                  source=v.mask_source)
             box, _ = self._check(image, roi_mask, None)
             if self.info:
-                info.update(diagnostics.mask_entries("resegmented", roi_mask, label, image=image,
-                                                     **self._grid(filters_see_whole)))
-        self.out.update(info)
+                stages.update(diagnostics.mask_entries("resegmented", roi_mask, label, image=image,
+                                                       **self._grid(filters_see_whole)))
 
         shape_mask = roi_mask if s.resegment_shape else mask
         self._shape(image, shape_mask, box)
         self._filtered(image, roi_mask, box, whole_max_abs if filters_see_whole else None,
                        v.volume_size_xyz[::-1] if filters_see_whole else None)
-        return self.out
+        if not self.info:
+            return self.out
+        summary, mask_hash = self._whole.result()
+        info = {**diagnostics.versions(), **diagnostics.configuration(_mapping(s), self.params.image_types)}
+        info.update(diagnostics.image_entries("original", spacing_xyz=v.volume_spacing_xyz,
+                                              size_xyz=v.volume_size_xyz, summary=summary))
+        info.update(diagnostics.mask_entries("original", v.mask, label, offset_xyz=v.offset_xyz,
+                                             spacing_xyz=v.mask_spacing_xyz, size_xyz=v.mask_size_xyz,
+                                             mask_hash=mask_hash))
+        return {**info, **stages, **self.out}
 
     def _grid(self, part_of_volume: bool) -> dict[str, Any]:
         """Where the image in hand lies: a part of the volume, or PyRadiomics' own (resampled/cropped) image."""
         v = self.volume
         if not part_of_volume:
             return {}
-        return dict(offset_xyz=v.offset_xyz, spacing_xyz=v.mask_spacing_xyz, size_xyz=v.mask_size_xyz)
+        return {"offset_xyz": v.offset_xyz, "spacing_xyz": v.mask_spacing_xyz, "size_xyz": v.mask_size_xyz}
 
     def _check(self, image, mask, info):
         from radflow.preprocess.roi_checks import check_mask
@@ -453,7 +483,7 @@ class _Extraction:
 
     # normalisation over the whole volume, applied to the part read
     def _sigma(self) -> tuple[float, float]:
-        stats = self.volume.summary(moments=True)
+        stats = self._stats()
         n = stats["count"]
         # ITK's StatisticsImageFilter: unbiased variance, as SimpleITK's Normalize uses it.
         variance = (stats["sum_squares"] - stats["sum"] * stats["sum"] / n) / (n - 1)
@@ -480,7 +510,7 @@ class _Extraction:
         """max |x| of the normalised whole volume: the normalised extremes, same arithmetic."""
         if not self.volume.cropped:
             return None
-        stats = self.volume.summary()
+        stats = self._stats()
         extremes = sitk.GetImageFromArray(np.array([[[stats["minimum"], stats["maximum"]]]], dtype=np.float64))
         return float(np.max(np.abs(sitk.GetArrayViewFromImage(self._normalise_part(extremes)))))
 
@@ -557,7 +587,7 @@ def _compute_class(cls: str, values, roi, binned, spacing_zyx, s: Settings, name
     if cls == "firstorder":
         return module.compute(values, roi, binned, spacing_zyx=spacing_zyx,
                               voxel_array_shift=s.voxel_array_shift, features=names)
-    planar = dict(force2d=s.force_2d, force2d_dimension=s.force_2d_dimension)
+    planar = {"force2d": s.force_2d, "force2d_dimension": s.force_2d_dimension}
     if cls == "glcm":
         return module.compute(binned, roi, distances=s.distances, symmetric=s.symmetrical_glcm,
                               weighting_norm=s.weighting_norm, spacing_zyx=spacing_zyx, features=names, **planar)

@@ -40,9 +40,7 @@ def _features(result):
 def _assert_same(a, b, rtol=1e-9):
     assert list(a) == list(b)
     for key in a:
-        if isinstance(a[key], str):
-            assert a[key] == b[key], key
-        elif isinstance(a[key], dict):
+        if isinstance(a[key], (str, dict)):
             assert a[key] == b[key], key
         else:
             np.testing.assert_allclose(np.asarray(a[key], float), np.asarray(b[key], float), rtol=rtol, err_msg=key)
