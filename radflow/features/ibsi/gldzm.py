@@ -109,11 +109,20 @@ def distance_zone_matrices(index: np.ndarray, distance: np.ndarray, n_levels: in
     plane_of = np.zeros(index.shape[0], dtype=np.int64)  # every zone of the volume in plane 0 (3D)
     if dimension == "2D":
         plane_of[planes] = np.arange(planes.size)
+    roi = index >= 0
+    voxel_level, voxel_distance = index[roi], distance[roi]
+    voxel_plane = plane_of[np.nonzero(roi)[0]]
     zone_plane, zone_level, zone_distance = [], [], []
-    for level in np.unique(index[index >= 0]):
+    for level in np.unique(voxel_level):
         labels, n_zones = ndimage.label(index == level, structure=linked)
-        zone_distance.append(ndimage.minimum(distance, labels, np.arange(1, n_zones + 1)).astype(np.int64))
-        zone_plane.append(plane_of[[box[0].start for box in ndimage.find_objects(labels)]])
+        mine = voxel_level == level
+        zone = labels[roi][mine] - 1
+        nearest = np.full(n_zones, np.iinfo(np.int64).max)
+        np.minimum.at(nearest, zone, voxel_distance[mine])
+        plane = np.empty(n_zones, dtype=np.int64)
+        plane[zone] = voxel_plane[mine]  # a zone lies in one plane (2D) or plane 0 (3D)
+        zone_distance.append(nearest)
+        zone_plane.append(plane)
         zone_level.append(np.full(n_zones, level))
     zone_distance = np.concatenate(zone_distance)
     n_planes = planes.size if dimension == "2D" else 1
