@@ -1,0 +1,647 @@
+"""The feature table: Hive-partitioned Parquet that any Parquet reader can query.
+
+Layout, for a table folder ``TABLE``::
+
+    TABLE/feature_set=fs-<params hash>/_params.yaml         the parameters, normalised
+    TABLE/feature_set=fs-<h>/institution=<i>/modality=<m>/case-<case>.parquet
+    TABLE/feature_set=fs-<h>/institution=<i>/modality=<m>/part-<digest>.parquet  (compacted)
+    TABLE.errors/feature_set=fs-<h>/institution=<i>/modality=<m>/case-<case>.parquet
+
+``TABLE/**/*.parquet`` matches only live data: temporaries are hidden and do
+not end in ``.parquet``, the parameters file does not either, and the errors
+table lies beside ``TABLE``, not in it. Every file of a feature set has the
+same schema (see :func:`feature_schema`).
+
+The unit of update is a case's rows in one partition (one patient, one
+institution, one modality): they always lie in exactly one file. Replacing
+them rewrites that file under a temporary name and renames it over the old
+one, so a reader sees the old rows or the new ones, never both or neither.
+:func:`compact` keeps each case whole in one file, so the same holds after
+compaction, and publishes a compacted partition folder by one atomic exchange
+of folders (``renameat2(RENAME_EXCHANGE)`` on Linux).
+
+Only one process writes a table at a time (a lock file, ``TABLE/.radflow.lock``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Container, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+from radflow.errors import InputError
+from radflow.store.atomic import atomic_file, is_temporary
+
+__all__ = [
+    "CompactSummary",
+    "ERROR_SCHEMA",
+    "KEY_COLUMNS",
+    "TableWriter",
+    "VerifyReport",
+    "compact",
+    "errors_path",
+    "feature_schema",
+    "read_errors",
+    "read_table",
+    "table_lock",
+    "verify",
+]
+
+#: A row is identified, within its feature set, by these columns.
+KEY_COLUMNS = ("series", "label_key", "label", "image_type")
+PARTITIONS = ("feature_set", "institution", "modality")
+PARAMS_FILE = "_params.yaml"
+LOCK_FILE = ".radflow.lock"
+_CASE_FILE = "case-{}.parquet"
+_PART_FILE = "part-{}.parquet"
+_SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
+
+_ID_COLUMNS = [
+    ("case", pa.string()),
+    ("study", pa.string()),
+    ("series", pa.string()),
+    ("roi", pa.string()),
+    ("label_key", pa.string()),
+    ("label", pa.int32()),
+    ("image_type", pa.string()),
+]
+_PROVENANCE_COLUMNS = [
+    ("diagnostics", pa.string()),
+    ("input_fingerprint", pa.string()),
+    ("params_hash", pa.string()),
+    ("task_key", pa.string()),
+    ("radflow_version", pa.string()),
+    ("extracted_at", pa.timestamp("us", tz="UTC")),
+    ("run_id", pa.string()),
+]
+
+#: Schema of the errors table (partition columns come from the folders).
+ERROR_SCHEMA = pa.schema([
+    ("case", pa.string()),
+    ("series", pa.string()),
+    ("roi", pa.string()),
+    ("label_key", pa.string()),
+    ("label", pa.int32()),
+    ("image_type_group", pa.string()),
+    ("task_key", pa.string()),
+    ("error_type", pa.string()),
+    ("message", pa.string()),
+    ("traceback_digest", pa.string()),
+    ("input_fingerprint", pa.string()),
+    ("params_hash", pa.string()),
+    ("radflow_version", pa.string()),
+    ("failed_at", pa.timestamp("us", tz="UTC")),
+    ("run_id", pa.string()),
+])
+_PARTITIONING_SCHEMA = pa.schema([(name, pa.string()) for name in PARTITIONS])
+
+
+def feature_schema(columns) -> pa.Schema:
+    """Schema of a feature set's files: ids, the float64 feature columns, provenance.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Feature columns (:func:`radflow.pipeline.plan.feature_columns`).
+    """
+    clash = {name for name, _ in _ID_COLUMNS + _PROVENANCE_COLUMNS} & set(columns)
+    if clash:
+        raise ValueError(f"feature columns {sorted(clash)} clash with the table's own columns")
+    return pa.schema(_ID_COLUMNS + [(c, pa.float64()) for c in columns] + _PROVENANCE_COLUMNS)
+
+
+def errors_path(table) -> Path:
+    """The errors table of ``table``: the sibling folder ``<TABLE>.errors``."""
+    table = Path(table)
+    return table.with_name(table.name + ".errors")
+
+
+def _partition_dir(root: Path, feature_set: str, institution: str, modality: str) -> Path:
+    for what, value in (("feature_set", feature_set), ("institution", institution),
+                        ("modality", modality)):
+        if not _SAFE.match(value):
+            raise ValueError(f"{what} {value!r} is not a safe partition value")
+    return root / f"feature_set={feature_set}" / f"institution={institution}" / f"modality={modality}"
+
+
+def _case_file(case: str) -> str:
+    if not _SAFE.match(case):
+        raise ValueError(f"case id {case!r} is not a safe file name")
+    return _CASE_FILE.format(case)
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The live Parquet files of a partition folder (what readers' globs match)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith("."))
+
+
+def _leaf_dirs(root: Path, feature_set: str | None = None) -> Iterator[tuple[str, str, str, Path]]:
+    """(feature_set, institution, modality, folder) of every partition folder."""
+    if not root.is_dir():
+        return
+    pattern = f"feature_set={feature_set or '*'}/institution=*/modality=*"
+    for folder in sorted(root.glob(pattern)):
+        if folder.is_dir():
+            fs, inst, mod = (part.split("=", 1)[1] for part in folder.parts[-3:])
+            yield fs, inst, mod, folder
+
+
+def _read(path: Path) -> pa.Table:
+    # ParquetFile: the file's own columns, without partition columns inferred from the path.
+    return pq.ParquetFile(path).read()
+
+
+def _write(path: Path, data: pa.Table) -> None:
+    with atomic_file(path) as tmp:
+        pq.write_table(data, tmp, compression="zstd")
+
+
+def _sorted(data: pa.Table) -> pa.Table:
+    return data.sort_by([("case", "ascending")] + [(c, "ascending") for c in KEY_COLUMNS])
+
+
+# -- lock --------------------------------------------------------------------
+
+
+@contextmanager
+def table_lock(table) -> Iterator[Path]:
+    """Hold the table's writer lock (``TABLE/.radflow.lock``) for the block.
+
+    The lock is an advisory ``flock``: the operating system releases it when
+    the process ends, however it ends, so a killed run never leaves the table
+    locked.
+
+    Raises
+    ------
+    radflow.errors.InputError
+        Another process (a run or a compaction) holds the lock.
+    """
+    table = Path(table)
+    table.mkdir(parents=True, exist_ok=True)
+    path = table / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock, one writer assumed
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise InputError(table, "another radflow run or compaction is writing this "
+                                        "table; wait for it to finish") from None
+        yield path
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+# -- writing -----------------------------------------------------------------
+
+
+@dataclass
+class CommitResult:
+    """What one commit changed: rows written, and the task key of each old row removed."""
+
+    written: int = 0
+    removed_keys: list[str] = field(default_factory=list)
+
+
+class TableWriter:
+    """Commits one feature set's rows to a table, a case and partition at a time.
+
+    The caller holds :func:`table_lock`. Creating the writer writes the
+    normalised parameters beside the feature set and reads which task keys
+    the table holds, and in which file each case's rows lie.
+
+    Parameters
+    ----------
+    table : str or path-like
+        Table folder (created if missing).
+    feature_set : str
+        Partition value (``"fs-<params hash>"``).
+    columns : sequence of str
+        Feature columns (:func:`radflow.pipeline.plan.feature_columns`).
+    params : dict
+        The normalised PyRadiomics mapping, written to ``_params.yaml``.
+    run_id : str
+        Written into every row and error of this run.
+    """
+
+    def __init__(self, table, feature_set: str, columns, params: dict, run_id: str):
+        self.table = Path(table)
+        self.errors = errors_path(self.table)
+        self.feature_set = feature_set
+        self.schema = feature_schema(columns)
+        self.run_id = run_id
+        #: Columns a row may have (``run_id`` is added on commit).
+        self.row_columns = frozenset(self.schema.names) - {"run_id"}
+        fs_dir = self.table / f"feature_set={feature_set}"
+        params_text = yaml.safe_dump(params, sort_keys=False)
+        if not (fs_dir / PARAMS_FILE).is_file() or (fs_dir / PARAMS_FILE).read_text() != params_text:
+            with atomic_file(fs_dir / PARAMS_FILE) as tmp:
+                tmp.write_text(params_text)
+        #: (institution, modality, case) -> (file, task keys of the case's rows)
+        self.index: dict[tuple[str, str, str], tuple[Path, set[str]]] = {}
+        for _, inst, mod, folder in _leaf_dirs(self.table, feature_set):
+            for path in _data_files(folder):
+                data = pq.ParquetFile(path).read(columns=["case", "task_key"])
+                cases = data.column("case").to_pylist()
+                keys = data.column("task_key").to_pylist()
+                for case in sorted(set(cases)):
+                    where = (inst, mod, case)
+                    if where in self.index and self.index[where][0] != path:
+                        raise InputError(path, f"rows of case {case!r} are also in "
+                                               f"{self.index[where][0].name}; run `radflow table "
+                                               "verify` and remove one of the files")
+                    mine = {k for c, k in zip(cases, keys) if c == case}
+                    self.index[where] = (path, mine)
+
+    def task_keys(self) -> set[str]:
+        """Task keys of every row the feature set holds."""
+        return set().union(*(keys for _, keys in self.index.values()))
+
+    def stale(self, valid: Container[str]) -> set[tuple[str, str, str]]:
+        """Partitions ``(institution, modality, case)`` holding rows whose key is not ``valid``."""
+        return {where for where, (_, keys) in self.index.items()
+                if any(k not in valid for k in keys)}
+
+    def _table(self, rows: list[dict], where) -> pa.Table:
+        for row in rows:
+            unknown = set(row) - self.row_columns
+            if unknown:
+                raise ValueError(f"case {where[2]}: unexpected columns {sorted(unknown)[:5]} for "
+                                 f"feature set {self.feature_set}")
+        data = pa.Table.from_pylist(rows, schema=self.schema.remove(self.schema.get_field_index("run_id")))
+        return data.append_column("run_id", pa.array([self.run_id] * data.num_rows, pa.string()))
+
+    def commit(self, institution: str, modality: str, case: str, rows: list[dict],
+               keep: Container[str], errors: list[dict] = ()) -> CommitResult:
+        """Replace a case's rows in one partition, in one rename.
+
+        Parameters
+        ----------
+        institution, modality, case : str
+            The partition and the case.
+        rows : list of dict
+            New rows (as from :func:`radflow.pipeline.tasks.rows_from_result`).
+        keep : container of str
+            Task keys whose old rows stay; every other old row of the case in
+            this partition is removed (re-extracted, or no longer in the store).
+        errors : list of dict
+            The case's failures in this run (:data:`ERROR_SCHEMA` columns);
+            they replace its entry in the errors table.
+        """
+        where = (institution, modality, case)
+        folder = _partition_dir(self.table, self.feature_set, institution, modality)
+        path = self.index[where][0] if where in self.index else folder / _case_file(case)
+        new = self._table(rows, where)
+        result = CommitResult(written=new.num_rows)
+        parts = []
+        if path.is_file():
+            old = _read(path)
+            if old.schema != self.schema:
+                raise InputError(path, f"schema differs from feature set {self.feature_set}'s; "
+                                       "run `radflow table verify`")
+            mine = pc.equal(old.column("case"), case)
+            kept = old.filter(pc.and_(mine, pc.is_in(old.column("task_key"),
+                                                     value_set=pa.array(_in(keep, old), pa.string()))))
+            dropped = pc.and_(mine, pc.invert(pc.is_in(old.column("task_key"),
+                                                       value_set=kept.column("task_key"))))
+            result.removed_keys = old.filter(dropped).column("task_key").to_pylist()
+            parts += [old.filter(pc.invert(mine)), kept]
+        parts.append(new)
+        data = pa.concat_tables(parts)
+        if data.num_rows:
+            _write(path, _sorted(data))
+        elif path.exists():
+            path.unlink()
+        still = set(data.filter(pc.equal(data.column("case"), case)).column("task_key").to_pylist())
+        if still:
+            self.index[where] = (path, still)
+        else:
+            self.index.pop(where, None)
+        self._commit_errors(institution, modality, case, list(errors))
+        return result
+
+    def _commit_errors(self, institution: str, modality: str, case: str, errors: list[dict]) -> None:
+        path = _partition_dir(self.errors, self.feature_set, institution, modality) / _case_file(case)
+        if errors:
+            rows = [{**e, "run_id": self.run_id} for e in errors]
+            _write(path, pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))
+        elif path.exists():
+            path.unlink()
+
+    def prune_errors(self, touched: Container[tuple[str, str, str]]) -> int:
+        """Delete the error entries of cases this run did not touch; return how many.
+
+        After a complete run, a case that needed no work has all its rows, so
+        any failure recorded for it earlier is obsolete.
+        """
+        removed = 0
+        for _, inst, mod, folder in _leaf_dirs(self.errors, self.feature_set):
+            for path in _data_files(folder):
+                case = path.stem.removeprefix("case-")
+                if (inst, mod, case) not in touched:
+                    path.unlink()
+                    removed += 1
+        return removed
+
+
+def _in(keep: Container[str], old: pa.Table) -> list[str]:
+    """The old task keys that ``keep`` contains (``keep`` may be any container)."""
+    return [k for k in set(old.column("task_key").to_pylist()) if k in keep]
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def _dataset_table(root: Path, feature_set: str | None) -> pa.Table:
+    import pyarrow.dataset as ds
+
+    if not root.is_dir():
+        raise InputError(root, "no such table folder")
+    partitioning = ds.partitioning(_PARTITIONING_SCHEMA, flavor="hive")
+    sets = sorted(p.name.split("=", 1)[1] for p in root.glob("feature_set=*") if p.is_dir())
+    if feature_set is not None:
+        sets = [s for s in sets if s == feature_set]
+    tables = []
+    for fs in sets:
+        files = [str(p) for *_, folder in _leaf_dirs(root, fs) for p in _data_files(folder)]
+        if files:
+            dataset = ds.dataset(files, format="parquet", partitioning=partitioning,
+                                 partition_base_dir=str(root))
+            tables.append(dataset.to_table())
+    if not tables:
+        return pa.table({})
+    # Feature sets may have different feature columns: missing ones become null.
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def read_table(table, *, feature_set: str | None = None) -> pa.Table:
+    """Read the feature table (or one feature set of it) with its partition columns.
+
+    Equivalent to ``duckdb.read_parquet('TABLE/**/*.parquet', hive_partitioning=true,
+    union_by_name=true)``; provided for tests and small tables.
+    """
+    return _dataset_table(Path(table), feature_set)
+
+
+def read_errors(table, *, feature_set: str | None = None) -> pa.Table:
+    """Read the errors table of ``table`` (empty when no task failed)."""
+    root = errors_path(table)
+    if not root.is_dir():
+        return ERROR_SCHEMA.empty_table()
+    return _dataset_table(root, feature_set)
+
+
+# -- compaction --------------------------------------------------------------
+
+
+@dataclass
+class CompactSummary:
+    """Files before and after :func:`compact`, per table."""
+
+    table: Path
+    files_before: int = 0
+    files_after: int = 0
+    rows: int = 0
+    partitions: int = 0
+    atomic: bool = True
+
+    def report(self) -> str:
+        how = "" if self.atomic else " (folders swapped in two renames: exchange unsupported here)"
+        return (f"compacted {self.table}: {self.partitions} partition(s), {self.files_before} -> "
+                f"{self.files_after} files, {self.rows} rows unchanged{how}")
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step; False where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _pack(data: pa.Table, max_rows: int) -> list[pa.Table]:
+    """Split rows into files of at most ``max_rows``, each case whole in one file."""
+    data = _sorted(data)
+    counts = Counter(data.column("case").to_pylist())
+    chunks, start, size = [], 0, 0
+    for case in sorted(counts):
+        if size and size + counts[case] > max_rows:
+            chunks.append(data.slice(start, size))
+            start, size = start + size, 0
+        size += counts[case]
+    if size:
+        chunks.append(data.slice(start, size))
+    return chunks
+
+
+def compact(table, *, max_rows: int = 100_000) -> CompactSummary:
+    """Merge each partition's small files into few large ones; queries return the same rows.
+
+    Each partition folder is rebuilt outside the table (a hidden sibling of
+    ``TABLE``, so that no reader's glob sees it) and swapped with the live one
+    in one atomic exchange. Every case stays whole in one file, so later runs
+    still replace a case's rows with one rename. Left-over temporaries of
+    killed writers are removed.
+
+    Parameters
+    ----------
+    table : str or path-like
+    max_rows : int
+        Largest file, in rows (a case with more rows gets a file of its own).
+
+    Returns
+    -------
+    CompactSummary
+
+    Raises
+    ------
+    radflow.errors.InputError
+        No such table, or another process is writing it.
+    """
+    table = Path(table)
+    if not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_rows must be a positive int, got {max_rows!r}")
+    if not table.is_dir():
+        raise InputError(table, "no such table folder")
+    summary = CompactSummary(table=table)
+    with table_lock(table):
+        for _, _, _, folder in _leaf_dirs(table):
+            files = _data_files(folder)
+            leftovers = [p for p in folder.iterdir() if is_temporary(p.name)]
+            summary.files_before += len(files)
+            rows = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+            summary.rows += rows
+            if len(files) <= 1 and not leftovers and rows <= max_rows:
+                summary.files_after += len(files)
+                continue
+            data = pa.concat_tables([_read(p) for p in files])
+            staging = table.parent / f".{table.name}.compact-{os.getpid()}-{secrets.token_hex(4)}"
+            staging.mkdir()
+            try:
+                for chunk in _pack(data, max_rows) if data.num_rows else []:
+                    cases = sorted(set(chunk.column("case").to_pylist()))
+                    name = _PART_FILE.format(hashlib.sha256("\0".join(cases).encode()).hexdigest()[:16])
+                    pq.write_table(chunk, staging / name, compression="zstd")
+                    summary.files_after += 1
+                for path in staging.iterdir():
+                    with open(path, "rb") as fh:
+                        os.fsync(fh.fileno())
+                if not _exchange(staging, folder):
+                    summary.atomic = False
+                    old = staging.with_name(staging.name + "-old")
+                    os.rename(folder, old)
+                    os.rename(staging, folder)
+                    staging = old
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            summary.partitions += 1
+    return summary
+
+
+# -- verification ------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` found. ``ok`` when ``problems`` is empty."""
+
+    table: Path
+    feature_sets: list[str] = field(default_factory=list)
+    files: int = 0
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def report(self) -> str:
+        lines = [f"table {self.table}: {len(self.feature_sets)} feature set(s), {self.files} files, "
+                 f"{self.rows} rows: " + ("OK" if self.ok else f"{len(self.problems)} problem(s)")]
+        lines += [f"  problem: {p}" for p in self.problems[:50]]
+        if len(self.problems) > 50:
+            lines.append(f"  ... and {len(self.problems) - 50} more")
+        if self.leftovers:
+            lines.append(f"  {len(self.leftovers)} temporary file(s) of interrupted writes "
+                         "(invisible to readers; `radflow table compact` removes them)")
+        return "\n".join(lines)
+
+
+def verify(table) -> VerifyReport:
+    """Check the table's invariants; report every violation.
+
+    Checks that each feature set has its ``_params.yaml`` (whose hash names
+    the feature set), that every file of a feature set has its schema and
+    rows of that parameter hash, that each (series, label_key, label,
+    image_type) has exactly one row per feature set, that a case's rows in a
+    partition lie in one file, and that no Parquet file hides where readers'
+    globs would find it (in a hidden folder).
+
+    Returns
+    -------
+    VerifyReport
+    """
+    from radflow.params.pyradiomics_params import load_params, params_hash
+
+    table = Path(table)
+    out = VerifyReport(table=table)
+    if not table.is_dir():
+        out.problems.append(f"{table}: no such table folder")
+        return out
+    for path in table.rglob("*"):
+        rel = path.relative_to(table)
+        hidden = any(part.startswith(".") for part in rel.parts)
+        if is_temporary(path.name):
+            out.leftovers.append(path)
+        elif hidden and path.suffix == ".parquet":
+            out.problems.append(f"{rel}: a Parquet file in a hidden folder: readers' globs include it")
+    for fs_dir in sorted(table.glob("feature_set=*")):
+        fs = fs_dir.name.split("=", 1)[1]
+        out.feature_sets.append(fs)
+        params_file = fs_dir / PARAMS_FILE
+        if not params_file.is_file():
+            out.problems.append(f"{fs_dir.name}: {PARAMS_FILE} is missing")
+        else:
+            try:
+                if "fs-" + params_hash(load_params(params_file)) != fs:
+                    out.problems.append(f"{fs_dir.name}: {PARAMS_FILE} does not hash to {fs}")
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
+                out.problems.append(f"{fs_dir.name}/{PARAMS_FILE}: unreadable ({exc})")
+        _verify_feature_set(table, fs, out)
+    return out
+
+
+def _verify_feature_set(table: Path, fs: str, out: VerifyReport) -> None:
+    schema = None
+    keys: Counter = Counter()
+    homes: dict[tuple[str, str, str], list[str]] = {}
+    for _, inst, mod, folder in _leaf_dirs(table, fs):
+        for path in _data_files(folder):
+            rel = path.relative_to(table)
+            out.files += 1
+            wanted = ["case", "params_hash", *KEY_COLUMNS]
+            try:
+                file = pq.ParquetFile(path)
+                missing = set(wanted) - set(file.schema_arrow.names)
+                if missing:
+                    out.problems.append(f"{rel}: missing columns {sorted(missing)}")
+                    continue
+                data = file.read(columns=wanted)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
+                out.problems.append(f"{rel}: unreadable Parquet ({exc})")
+                continue
+            out.rows += data.num_rows
+            if schema is None:
+                schema = file.schema_arrow
+            elif file.schema_arrow != schema:
+                out.problems.append(f"{rel}: schema differs from the rest of feature set {fs}")
+                continue
+            hashes = set(data.column("params_hash").to_pylist())
+            if hashes - {fs.removeprefix("fs-")}:
+                out.problems.append(f"{rel}: rows of params hash {sorted(hashes)} in feature set {fs}")
+            for case in set(data.column("case").to_pylist()):
+                homes.setdefault((inst, mod, case), []).append(path.name)
+            columns = [data.column(c).to_pylist() for c in KEY_COLUMNS]
+            keys.update(zip(*columns))
+    for key, count in sorted(keys.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if count > 1:
+            out.problems.append(f"{fs}: {count} rows for (series, label_key, label, image_type) = {key}")
+    for (inst, mod, case), names in sorted(homes.items()):
+        if len(names) > 1:
+            out.problems.append(f"{fs}/institution={inst}/modality={mod}: rows of case {case} in "
+                                f"{len(names)} files {sorted(names)}")
