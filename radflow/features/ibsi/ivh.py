@@ -94,7 +94,7 @@ def compute(values, *, intensity_mask=None, value_range, value_step) -> dict[str
     (0.5, 3.0, 0.3833)
     """
     x = roi_values(values, intensity_mask, name="values")
-    low, high, step, n_steps = _checked_grid(value_range, value_step)
+    low, _, step, n_steps = _checked_grid(value_range, value_step)
 
     # Grid index of each value: k such that i_k <= x < i_(k+1), -1 below G.
     index = np.floor((x - low) / step + _GRID_SLACK).astype(np.int64)

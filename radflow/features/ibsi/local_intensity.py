@@ -23,11 +23,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from radflow.features._checks import check_spacing
 from radflow.features.ibsi.registry import features
 from radflow.features.ibsi.statistics import checked_mask
-from radflow.features._checks import check_spacing
 
-__all__ = ["FEATURES", "compute", "PEAK_RADIUS_MM"]
+__all__ = ["FEATURES", "PEAK_RADIUS_MM", "compute"]
 
 FAMILY = "loc"
 FEATURES = features(FAMILY)

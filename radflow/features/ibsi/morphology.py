@@ -37,7 +37,8 @@ With mesh volume :math:`V` (signed tetrahedra, absolute value) and area :math:`A
   hull or aligned with the axes, its in-plane orientation found exactly by
   rotating calipers (a 2D minimum-area rectangle has a side on the hull); the
   approximate enclosing ellipsoid with semi-axes :math:`2\sqrt{\lambda}` from
-  the PCA (6BDE, RDD2); the minimum volume enclosing ellipsoid of the hull
+  the PCA (6BDE, RDD2; NaN where it is flat, for an ROI in one plane or
+  line of voxel centres); the minimum volume enclosing ellipsoid of the hull
   vertices by Khachiyan's algorithm with tolerance 0.001 (SWZ1, BRI8; not
   standardised); the convex hull (R3ER, 7T7F). Ellipsoid areas use the
   IBSI's Legendre series to degree 20.
@@ -70,9 +71,9 @@ from scipy import fft
 from scipy.spatial import ConvexHull
 
 from radflow.features import _mesh
+from radflow.features._checks import check_spacing
 from radflow.features.ibsi.registry import features
 from radflow.features.ibsi.statistics import checked_mask
-from radflow.features._checks import check_spacing
 from radflow.features.shape import principal_moments
 
 __all__ = ["FEATURES", "compute", "ellipsoid_area"]
@@ -159,10 +160,10 @@ def compute(image, *, morph_mask, intensity_mask, spacing_zyx) -> dict[str, floa
         "mvee": _ellipsoid_volume_area(_mvee_semi_axes(hull_points)),
         "conv_hull": (hull.volume, hull.area),
     }
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for name, (v_x, a_x) in enclosing.items():
-            out[f"vol_dens_{name}"] = volume / v_x
-            out[f"area_dens_{name}"] = area / a_x
+    for name, (v_x, a_x) in enclosing.items():
+        # A flat PCA ellipsoid (ROI in one plane or line) has no volume: NaN.
+        out[f"vol_dens_{name}"] = volume / v_x if v_x > 0 else np.nan
+        out[f"area_dens_{name}"] = area / a_x if a_x > 0 else np.nan
 
     values = crop[intensity]
     out["com"] = _centre_of_mass_shift(morph, intensity, values, spacing)
@@ -180,6 +181,12 @@ def ellipsoid_area(a: float, b: float, c: float) -> float:
     :math:`P_\nu` the Legendre polynomials. Each term is evaluated as a
     polynomial in :math:`s = (\alpha^2 + \beta^2)/2` and :math:`\alpha\beta`,
     which stays finite for spheroids (:math:`\alpha\beta = 0`).
+
+    This is the series as the IBSI manual prints it, and the IBSI reference
+    values follow it (the digital phantom's area density is 1.36 with it,
+    1.30 with the exact area). It is *not* the exact area of the ellipsoid:
+    for semi-axes 3, 2, 1.5 mm it gives 55.77 mm^2 where Legendre's
+    elliptic integrals give 57.81 mm^2.
 
     Examples
     --------

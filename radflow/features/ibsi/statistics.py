@@ -15,7 +15,8 @@ interpolation between order statistics, NumPy's default). Central moments
   (SALO), ``stat_range`` max - min (2OJQ).
 - ``stat_mad`` :math:`\frac{1}{N_v}\sum |X - \mu|` (4FUA); ``stat_rmad`` the
   same over the voxels with :math:`P_{10} \le X \le P_{90}`, about their own
-  mean (1128); ``stat_medad`` :math:`\frac{1}{N_v}\sum |X - M|` (N72L).
+  mean (1128; NaN when no value lies in that range, as for two distinct
+  values); ``stat_medad`` :math:`\frac{1}{N_v}\sum |X - M|` (N72L).
 - ``stat_cov`` :math:`\sqrt{m_2} / \mu` (7TET; NaN when :math:`\mu = 0`),
   ``stat_qcod`` :math:`(P_{75} - P_{25}) / (P_{75} + P_{25})` (9S40; NaN when
   the denominator is 0).
@@ -108,7 +109,8 @@ def distribution_statistics(values: np.ndarray) -> dict[str, float]:
             "iqr": float(p75 - p25),
             "range": highest - lowest,
             "mad": float(np.mean(np.abs(deviation))),
-            "rmad": float(np.mean(np.abs(robust - np.mean(robust)))),
+            # Undefined (NaN) when no value lies in [P10, P90], e.g. two distinct values.
+            "rmad": float(np.mean(np.abs(robust - np.mean(robust)))) if robust.size else np.nan,
             "medad": float(np.mean(np.abs(values - median))),
             "cov": float(np.sqrt(m2) / mean) if mean != 0 else np.nan,
             "qcod": float((p75 - p25) / (p75 + p25)) if p75 + p25 != 0 else np.nan,
