@@ -150,13 +150,13 @@ def level_index(levels, intensity_mask, n_levels, *, pad: int):
     if not isinstance(n_levels, Integral) or isinstance(n_levels, bool) or n_levels < 1:
         raise SettingsError(f"n_levels: expected the number of grey levels (int >= 1), got {n_levels!r}")
     levels = np.asarray(levels)
-    mask = check_mask(intensity_mask, "intensity_mask", levels.shape)
     if levels.ndim != 3:
         raise InputError("levels", f"expected a 3D (z, y, x) array, got shape {levels.shape}")
     if not np.issubdtype(levels.dtype, np.integer):
         raise InputError(
             "levels", f"expected integer grey levels (a discretised image), got dtype {levels.dtype}"
         )
+    mask = check_mask(intensity_mask, "intensity_mask", levels.shape)
     box = bounding_box(mask)
     if box is None:
         raise InputError("intensity_mask", "the ROI is empty (no voxel set)")
