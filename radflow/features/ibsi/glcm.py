@@ -63,7 +63,7 @@ from radflow.features.ibsi.aggregation import (
 )
 from radflow.features.ibsi.registry import features
 
-__all__ = ["FEATURES", "compute", "cooccurrence_matrices"]
+__all__ = ["FEATURES", "compute", "cooccurrence_matrices", "matrix_features"]
 
 FEATURES = features("cm")
 #: Largest matrix stack allowed (GiB); more means the image was not discretised.
