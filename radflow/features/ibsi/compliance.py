@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import secrets
 import shutil
 import tempfile
@@ -253,7 +254,8 @@ def _ct_phantom(reference_dir: Path, source: str, tmp: Path):
             raise InputError(src, "CT phantom DICOM folder not found")
         shutil.copytree(src, patient / part)
     key_file = tmp / "key"
-    key_file.write_text(secrets.token_hex(32))
+    with os.fdopen(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(secrets.token_hex(32))
     store = tmp / "store"
     summary = ingest_archive(tmp / "archive", store, key_file=key_file, progress=False)
     if summary.failed:
@@ -280,23 +282,35 @@ def _compare(dataset, source, references, values, seconds) -> DatasetReport:
 
 
 def format_report(report: ComplianceReport, *, markdown: bool = False) -> str:
-    """The report as text: a summary table, then one table per dataset of what is off or missing.
+    """The report as text: a summary table, values within tolerance per feature
+    family, then one table per dataset of what is off or missing.
 
     Parameters
     ----------
     report : ComplianceReport
     markdown : bool, optional
-        Markdown tables (for ``docs/ibsi_compliance.md``) instead of plain text.
+        Markdown tables (for ``docs/ibsi_compliance.md``), without run times
+        so that the document changes only when results do.
     """
     lines = []
     header = ["dataset", "source", "features checked", "within tolerance", "off", "missing",
-              "diagnostics checked", "diagnostics within", "seconds"]
+              "diagnostics checked", "diagnostics within"] + ([] if markdown else ["seconds"])
     rows = [
         [_label(d.dataset), d.source, d.count(), d.count("ok"), d.count("off"), d.count("missing"),
-         d.count(diagnostics=True), d.count("ok", diagnostics=True), f"{d.seconds:.1f}"]
+         d.count(diagnostics=True), d.count("ok", diagnostics=True)] + ([] if markdown else [f"{d.seconds:.1f}"])
         for d in report.datasets
     ]
     lines += _table(header, rows, markdown)
+    lines += ["", f"{'### ' if markdown else ''}Within tolerance / checked, per family", ""]
+    families = list(dict.fromkeys(_family(c) for d in report.datasets for c in d.checks))
+    rows = []
+    for family in families:
+        row = [family]
+        for d in report.datasets:
+            checks = [c for c in d.checks if _family(c) == family]
+            row.append(f"{sum(c.status == 'ok' for c in checks)}/{len(checks)}" if checks else "-")
+        rows.append(row)
+    lines += _table(["family"] + [_label(d.dataset) for d in report.datasets], rows, markdown)
     for d in report.datasets:
         bad = [c for c in d.checks if c.status != "ok"]
         if not bad:
@@ -309,6 +323,11 @@ def format_report(report: ComplianceReport, *, markdown: bool = False) -> str:
         ]
         lines += _table(["tag", "status", "value", "reference", "tolerance", "known cause"], rows, markdown)
     return "\n".join(lines) + "\n"
+
+
+def _family(c: Check) -> str:
+    # "Co-occurrence matrix (3D, averaged)" -> "Co-occurrence matrix"
+    return c.reference.family.split(" (", 1)[0]
 
 
 def _label(dataset: str) -> str:

@@ -119,10 +119,10 @@ def compute_ibsi(image, mask, *, spacing_zyx, config) -> dict[str, float]:
     config = load_ibsi_config(config)
     processed = process_ibsi(image, mask, spacing_zyx=spacing_zyx, config=config)
     out = dict(processed.diagnostics)
-    for family in _FAMILY_CALLS:
+    for family, call in _FAMILY_CALLS.items():
         module = _family_module(family)
         if module is not None:
-            out.update(_FAMILY_CALLS[family](module, processed, config))
+            out.update(call(module, processed, config))
     order = {tag: i for i, tag in enumerate(registry.tags())}
     unknown = sorted(set(out) - set(order))
     if unknown:

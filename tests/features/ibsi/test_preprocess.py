@@ -121,7 +121,7 @@ def test_mask_partial_volume_threshold():
 
 def test_mask_value_exactly_half_is_inside():
     # index 1/2 lies halfway between ROI voxel 0 and background voxel 1: fraction 0.5
-    # in exact arithmetic (float gives 0.4999...), and R >= 0.5 is in the ROI.
+    # in exact arithmetic (round-off may give 0.4999...), and R >= 0.5 is in the ROI.
     out = proc.interpolate_mask(_row([1, 0, 0, 0]), _grid_3_to_2(), method="linear", threshold=0.5)
     assert out.ravel().tolist() == [True, True, False, False, False, False]
 
@@ -173,7 +173,7 @@ def test_outlier_filtering_removes_the_outlier_only():
     # voxels outside the ROI take no part in the statistics
     mask = np.ones_like(image, dtype=bool)
     mask[..., :10] = False
-    assert proc.filter_outliers(image, mask, sigma=3).ravel()[7] == False  # noqa: E712
+    assert not proc.filter_outliers(image, mask, sigma=3).ravel()[7]
     with pytest.raises(ValueError, match="empty"):
         proc.filter_outliers(image, np.zeros_like(mask), sigma=3)
 
