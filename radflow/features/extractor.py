@@ -25,8 +25,10 @@ What differs is where the work is done: PyRadiomics filters the whole volume;
 radflow reads and filters only the ROI box plus the margin the enabled
 filters need (:func:`radflow.filters.image_types.read_box`), and takes from
 the whole volume only what PyRadiomics reads from it (size, max |x|, mean
-and standard deviation for ``normalize``, diagnostics), in one streamed pass.
-A store volume (lazy xarray DataArray) is read the same way, box only.
+and standard deviation for ``normalize``, diagnostics), in one streamed pass
+beside the extraction. A store volume (lazy xarray DataArray) is read the
+same way, box only; its streamed pass is kept (by its path and the store's
+fingerprint) for the other ROIs of the series.
 
 One PyRadiomics 3.0.1 quirk is kept on purpose, for identical output: with
 ``force2D`` its extractor computes shape2D only when the ROI's bounding box
@@ -39,6 +41,8 @@ shape2D class then fails unless the ROI is one voxel thick along that numpy
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -351,9 +355,33 @@ def _open_store(image, mask, params: ExtractionParams) -> _Volume:
         mask_size_xyz=shape_zyx[::-1], mask_spacing_xyz=spacing_zyx[::-1],
         cropped=region != tuple(slice(0, n) for n in shape_zyx),
         grid_mask=grid_mask if needs_grid else None,
-        summarise=lambda moments: diagnostics.volume_summary(image.data, moments=moments),
-        mask_hash=lambda: diagnostics.volume_summary(mask.data, as_uint32=True)["hash"],
+        summarise=lambda moments: _store_summary(image, moments=moments),
+        mask_hash=lambda: _store_summary(mask, as_uint32=True)["hash"],
     )
+
+
+# Whole-volume summaries of store volumes, by path and content: the ROIs of one series
+# (a batch) stream its volume once per process, not once per ROI.
+_STORE_SUMMARIES: OrderedDict = OrderedDict()
+_STORE_SUMMARIES_KEPT = 16
+_STORE_SUMMARIES_LOCK = threading.Lock()
+
+
+def _store_summary(da, *, moments: bool = False, as_uint32: bool = False) -> dict[str, Any]:
+    # The store names a volume's dask array by its path and fingerprint.
+    token = getattr(da.data, "name", None) if da.attrs.get("fingerprint") else None
+    if token is None:
+        return diagnostics.volume_summary(da.data, moments=moments, as_uint32=as_uint32)
+    key = (token, as_uint32)
+    with _STORE_SUMMARIES_LOCK:
+        cached = _STORE_SUMMARIES.get(key)
+    if cached is None or (moments and "sum" not in cached):
+        cached = diagnostics.volume_summary(da.data, moments=moments, as_uint32=as_uint32)
+        with _STORE_SUMMARIES_LOCK:
+            _STORE_SUMMARIES[key] = cached
+            while len(_STORE_SUMMARIES) > _STORE_SUMMARIES_KEPT:
+                _STORE_SUMMARIES.popitem(last=False)
+    return cached
 
 
 def _store_name(da) -> str:
@@ -396,7 +424,8 @@ class _Extraction:
     def _needs_whole_volume(self) -> bool:
         s, v = self.settings, self.volume
         intensity = any(t in _INTENSITY_TYPES for t in self.params.image_types)
-        return self.info or (v.cropped and (s.normalize or intensity))
+        on_volume_grid = not (s.resampling or s.pre_crop)
+        return self.info or (v.cropped and (s.normalize or (intensity and on_volume_grid)))
 
     def _whole_volume(self) -> tuple[dict[str, Any], str | None]:
         v = self.volume
@@ -412,12 +441,11 @@ class _Extraction:
         label = s.label
         image, mask = v.image, v.mask
         stages: dict[str, Any] = {}  # diagnostics of the steps after loading, in PyRadiomics' order
-        whole_max_abs = None
         if s.normalize:
             image = self._normalise(image)
-        filters_see_whole = v.cropped  # the filters' "whole image" is the volume, not the part read
-        if filters_see_whole and any(t in _INTENSITY_TYPES for t in self.params.image_types):
-            whole_max_abs = self._normalised_max_abs() if s.normalize else self._stats()["max_abs"]
+        # Until resampled or pre-cropped, the image in hand is the volume or a box of
+        # it: each filter then gets its own smaller box and the volume's size and max |x|.
+        on_volume_grid = not (s.resampling or s.pre_crop)
 
         if s.resampling:
             from radflow.preprocess.resample import resample_image_and_mask
@@ -426,13 +454,10 @@ class _Extraction:
             image, mask = resample_image_and_mask(image, grid, spacing_xyz=s.resampled_spacing_xyz,
                                                   interpolator=s.interpolator, label=label,
                                                   pad_distance=s.pad_distance, source=v.mask_source)
-            filters_see_whole = False
             if self.info:
                 stages.update(diagnostics.image_entries("interpolated", spacing_xyz=image.GetSpacing(),
                                                         size_xyz=image.GetSize(), image=image))
                 stages.update(diagnostics.mask_entries("interpolated", mask, label, image=image))
-        elif s.pre_crop:
-            filters_see_whole = False  # the part read is PyRadiomics' pre-cropped image
 
         box, mask = self._check(image, mask, stages)
         roi_mask = mask
@@ -444,12 +469,11 @@ class _Extraction:
             box, _ = self._check(image, roi_mask, None)
             if self.info:
                 stages.update(diagnostics.mask_entries("resegmented", roi_mask, label, image=image,
-                                                       **self._grid(filters_see_whole)))
+                                                       **self._grid(on_volume_grid and v.cropped)))
 
         shape_mask = roi_mask if s.resegment_shape else mask
         self._shape(image, shape_mask, box)
-        self._filtered(image, roi_mask, box, whole_max_abs if filters_see_whole else None,
-                       v.volume_size_xyz[::-1] if filters_see_whole else None)
+        self._filtered(image, roi_mask, box, on_volume_grid)
         if not self.info:
             return self.out
         summary, mask_hash = self._whole.result()
@@ -506,6 +530,13 @@ class _Extraction:
             out = sitk.Clamp(out, lowerBound=-bound, upperBound=bound)
         return out * float(self.settings.normalize_scale)
 
+    def _volume_max_abs(self, image: sitk.Image) -> float:
+        """max |x| of the (normalised) volume, which the intensity filters scale by."""
+        if not self.volume.cropped:  # the image in hand is the whole volume
+            values = sitk.GetArrayViewFromImage(image)
+            return max(abs(float(values.min())), abs(float(values.max())))
+        return self._normalised_max_abs() if self.settings.normalize else self._stats()["max_abs"]
+
     def _normalised_max_abs(self) -> float | None:
         """max |x| of the normalised whole volume: the normalised extremes, same arithmetic."""
         if not self.volume.cropped:
@@ -540,26 +571,38 @@ class _Extraction:
             self.out.update({f"original_{name}_{k}": values[k] for k in names})
 
     # filtered images and the intensity and texture classes
-    def _filtered(self, image, mask, box, max_abs, shape_zyx) -> None:
-        from radflow.filters.image_types import image_types
+    def _filtered(self, image, mask, box, on_volume_grid: bool) -> None:
+        from radflow.filters.image_types import image_types, read_box
         from radflow.preprocess.discretise import discretise
 
         classes = {c: names for c, names in self.params.feature_classes.items() if c not in _SHAPE}
         if not classes:
             return
-        crop = box.slices_zyx()
-        roi = sitk.GetArrayViewFromImage(mask)[crop] == self.settings.label
         if mask.GetOrigin() != image.GetOrigin() or mask.GetSpacing() != image.GetSpacing() \
                 or mask.GetDirection() != image.GetDirection():
             # Within geometryTolerance the grids are one, as for PyRadiomics (it indexes both alike).
             mask = sitk.Image(mask)
             mask.CopyInformation(image)
         spacing_zyx = tuple(image.GetSpacing()[::-1])
+        shape_zyx = tuple(image.GetSize()[::-1])
+        roi_box = box.slices_zyx()
         base = _mapping(self.settings)
+        volume = {}
+        if on_volume_grid:
+            volume["source_shape_zyx"] = self.volume.volume_size_xyz[::-1]
+            if any(t in _INTENSITY_TYPES for t in self.params.image_types):
+                volume["source_max_abs"] = self._volume_max_abs(image)
         for image_type, custom in self.params.image_types.items():
             s = self.params.settings_for(image_type)
-            for name, filtered, _ in image_types(image, mask, {image_type: custom}, base,
-                                                 source_shape_zyx=shape_zyx, source_max_abs=max_abs):
+            part, part_mask, crop = image, mask, roi_box
+            if on_volume_grid:  # filter only the box this type needs (its own margin)
+                region = read_box({image_type: custom}, base, roi_box, shape_zyx, spacing_zyx)
+                lower, upper = [r.start for r in region[::-1]], [r.stop for r in region[::-1]]
+                part = image[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
+                part_mask = mask[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
+                crop = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(roi_box, region))
+            roi = sitk.GetArrayViewFromImage(part_mask)[crop] == self.settings.label
+            for name, filtered, _ in image_types(part, part_mask, {image_type: custom}, base, **volume):
                 values = sitk.GetArrayViewFromImage(filtered)[crop]
                 binned = None
                 for cls, names in classes.items():

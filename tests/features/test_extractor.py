@@ -117,6 +117,21 @@ def test_store_input_equals_image_input_and_reads_a_box(tmp_path, params, monkey
     assert read and all(np.prod(shape) < 0.5 * np.prod(volume.shape) for shape in read)
 
 
+def test_store_volume_is_streamed_once_for_its_rois(tmp_path, monkeypatch):
+    from radflow.features import diagnostics
+
+    image, mask = volumes.mr()
+    volume, label = _store(tmp_path, image, mask)
+    streamed = []
+    summary = diagnostics.volume_summary
+    monkeypatch.setattr(diagnostics, "volume_summary", lambda values, **kw: streamed.append(kw) or summary(values, **kw))
+    first = extract(volume, label, PARAMS, label=1)
+    second = extract(volume, label, PARAMS, label=2)
+    assert len(streamed) == 2  # image and mask, for the first ROI only
+    assert first["diagnostics_Image-original_Hash"] == second["diagnostics_Image-original_Hash"]
+    assert first["diagnostics_Image-original_Hash"] == extract(image, mask, PARAMS)["diagnostics_Image-original_Hash"]
+
+
 def test_store_errors_name_the_label(tmp_path):
     image, mask = volumes.ct()
     volume, label = _store(tmp_path, image, mask)
