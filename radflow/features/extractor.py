@@ -22,8 +22,9 @@ their order are PyRadiomics':
    classes, each enabled class in file order.
 
 What differs is where the work is done: PyRadiomics filters the whole volume;
-radflow reads and filters only the ROI box plus the margin the enabled
-filters need (:func:`radflow.filters.image_types.read_box`), and takes from
+radflow reads only the ROI box plus the margin the enabled filters need
+(:func:`radflow.filters.image_types.read_box`), filters for each image type
+only the box that type needs, and takes from
 the whole volume only what PyRadiomics reads from it (size, max |x|, mean
 and standard deviation for ``normalize``, diagnostics), in one streamed pass
 beside the extraction. A store volume (lazy xarray DataArray) is read the
