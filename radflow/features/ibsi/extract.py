@@ -15,7 +15,6 @@ not installed is left out (its tags are missing from the result).
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
 from os import PathLike
@@ -305,13 +304,12 @@ _FAMILY_CALLS = {
 
 
 def _family_module(family: str):
-    name = registry.FAMILIES[family][1]
     try:
-        return importlib.import_module(name)
+        return registry.family_module(family)
     except ModuleNotFoundError as err:
         # Only the family's own module may be missing; a missing dependency
         # inside it is a real error.
-        if err.name == name:
+        if err.name == registry.FAMILIES[family][1]:
             return None
         raise
 

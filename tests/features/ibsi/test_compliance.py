@@ -248,3 +248,12 @@ def test_extract_ibsi_output_json_and_csv(phantom_files):
     assert csv_text.splitlines()[0] == "tag,value" and len(csv_text.splitlines()) == len(data) + 1
     with pytest.raises(InputError, match="json or csv"):
         extract_ibsi_output(image_path, mask_path, "phantom", output_format="parquet")
+
+
+@pytest.mark.shared
+def test_a_family_not_installed_is_left_out(phantom_files, monkeypatch):
+    name, _, aggregations = ibsi_registry.FAMILIES["ngt"]
+    monkeypatch.setitem(ibsi_registry.FAMILIES, "ngt", (name, "radflow.features.ibsi._not_written", aggregations))
+    assert available_families()["ngt"] is False
+    values = extract_ibsi(*phantom_files, "phantom")
+    assert not any(tag.startswith("ngt_") for tag in values) and "ngl_lde_3D" in values
