@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from radflow._version import __version__
-from radflow.errors import RadflowError
+from radflow.errors import RadflowError, SettingsError
 
 log = logging.getLogger("radflow")
 
@@ -79,6 +79,55 @@ def _cmd_params_check(args) -> int:
     params = load_params(args.file)
     print(f"{args.file}: valid, feature set {params_hash(params)}")
     print(json.dumps(params_to_dict(params), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_extract(args) -> int:
+    is_batch = args.mask is None
+    if is_batch:
+        if args.ibsi:
+            raise SettingsError("--ibsi takes IMAGE MASK, not a batch file")
+        if not args.out:
+            raise SettingsError("batch mode writes a CSV: give -o OUT.csv")
+        from radflow.features.batch import extract_batch
+
+        summary = extract_batch(args.image, args.params, args.out, jobs=args.jobs)
+        print(summary.report())
+        return 1 if summary.failed else 0
+    if args.ibsi:
+        from radflow.features.ibsi.cli_commands import extract_ibsi_output
+
+        text = extract_ibsi_output(args.image, args.mask, args.ibsi,
+                                   output_format=args.format or "json", label=args.label)
+        return _emit(text, args.out)
+    from radflow.features.extractor import extract
+    from radflow.features.output import format_result
+
+    result = extract(args.image, args.mask, args.params, label=args.label)
+    case = {"Image": str(args.image), "Mask": str(args.mask)}
+    return _emit(format_result(result, args.format or "txt", case=case), args.out)
+
+
+def _emit(text: str, out: str | None) -> int:
+    if out:
+        from radflow.store.atomic import atomic_file
+
+        with atomic_file(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_warmup(args) -> int:
+    import time
+
+    from radflow.features.extractor import warmup
+
+    started = time.perf_counter()
+    result = warmup()
+    print(f"compiled: {len(result)} features in {time.perf_counter() - started:.1f} s "
+          "(numba cache written; later processes load it)")
     return 0
 
 
@@ -159,6 +208,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-size-mm3", type=float, default=0.0)
     p.add_argument("--name", default=None, help="ROI name of the new label map")
     p.set_defaults(func=_cmd_segment)
+    p = sub.add_parser(
+        "extract",
+        help="features of one image/mask (PyRadiomics drop-in) or of a batch CSV",
+        description="radflow extract IMAGE MASK -p PARAMS [--label N] [--format txt|csv|json] "
+                    "[-o FILE]; radflow extract BATCH.csv -p PARAMS -o OUT.csv [--jobs N]; "
+                    "radflow extract IMAGE MASK --ibsi {phantom,A,B,C,D,E,FILE}",
+    )
+    p.add_argument("image", help="image file (NIfTI, NRRD, MetaImage) or batch CSV (Image, Mask[, Label])")
+    p.add_argument("mask", nargs="?", help="mask file (omit for a batch CSV)")
+    p.add_argument("-p", "--param", dest="params", help="PyRadiomics parameter file (YAML or JSON)")
+    p.add_argument("-l", "--label", type=int, help="label value of the ROI (default: the setting, 1)")
+    p.add_argument("-f", "--format", choices=("txt", "csv", "json"),
+                   help="output format (default txt; json with --ibsi)")
+    p.add_argument("-o", "--out", help="output file (default: standard output)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="batch rows extracted in parallel")
+    from radflow.features.ibsi.cli_commands import add_commands as _ibsi_commands
+    from radflow.features.ibsi.cli_commands import add_extract_option
+
+    add_extract_option(p)
+    p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser("warmup", help="compile every numba kernel ahead (cold-start cost paid once)")
+    p.set_defaults(func=_cmd_warmup)
+
+    _ibsi_commands(sub)
+
     p = sub.add_parser("params", help="check a PyRadiomics parameter file (params check FILE)")
     params_sub = p.add_subparsers(dest="params_command", metavar="ACTION", required=True)
     q = params_sub.add_parser("check", help="validate a parameter file and print its normalised form")
