@@ -1,0 +1,315 @@
+"""The extraction plan: which tasks a run over the store consists of.
+
+One :class:`Task` per (series, ROI, image-type group). An image-type group is
+one entry of the parameter file's ``imageType`` section (``Original``,
+``LoG`` with all its sigmas, ``Wavelet`` with its eight decompositions ...):
+the unit PyRadiomics filters in one go. The shape classes are computed on the
+original image whatever the image type, so they travel with the ``Original``
+group (or the first group when Original is not enabled).
+
+A task holds only small, picklable values: the store path, the ids, the label
+image key and value, and the PyRadiomics parameter mapping of its group. Its
+key is a digest of everything its result depends on: the series' content
+fingerprint, the ids and partition values, the ROI, the group's parameters and
+the feature set (hash of the whole parameter file). The same key therefore
+means the same result, which is what makes keys usable as Dask keys (pure
+work is shared) and as the record of what the feature table already holds.
+
+Planning reads only metadata (``zarr.json``), never voxels: in particular the
+ROI's bounding box is found by the worker (the extractor reads the label image
+chunk by chunk there), not by the client, whose work must stay small however
+large the archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radflow.errors import InputError
+from radflow.features.registry import FAMILY_MODULES, features
+from radflow.io.records import roi_key
+from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
+from radflow.params.settings import ExtractionParams
+
+__all__ = [
+    "FEATURE_SET_PREFIX",
+    "Plan",
+    "PlanFailure",
+    "Task",
+    "feature_columns",
+    "feature_set_name",
+    "image_type_groups",
+    "make_plan",
+]
+
+#: Partition values are prefixed so that readers never infer a number from a
+#: hex digest (``12345678`` or ``1234e567`` would become INTEGER / DOUBLE).
+FEATURE_SET_PREFIX = "fs-"
+_SHAPE_CLASSES = ("shape", "shape2D")
+_SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
+#: Partition value for a series whose store attributes lack one.
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One extraction: a (series, ROI, image-type group), in small serialisable values.
+
+    Attributes
+    ----------
+    key : str
+        Deterministic Dask key, ``"radflow-extract-<32 hex>"``.
+    store : str
+        Root folder of the volume store.
+    case, series : str
+        Pseudonymised ids of the series in the store.
+    study : str or None
+        Pseudonymised study id, when the store records one.
+    institution, modality : str
+        Partition values of the series' rows.
+    label_key : str
+        Label image of the series holding the ROI.
+    label : int
+        Label value of the ROI in that image.
+    roi : str
+        ROI name, normalised (:func:`radflow.io.records.roi_key`).
+    group : str
+        Image-type group (``"Original"``, ``"LoG"`` ...).
+    params : dict
+        PyRadiomics parameter mapping of the group (JSON-serialisable).
+    fingerprint : str
+        Content fingerprint of the series' input files.
+    params_hash : str
+        Hash of the whole parameter file (:func:`params_hash`).
+    """
+
+    key: str
+    store: str
+    case: str
+    series: str
+    study: str | None
+    institution: str
+    modality: str
+    label_key: str
+    label: int
+    roi: str
+    group: str
+    params: dict = field(hash=False, compare=False)
+    fingerprint: str = ""
+    params_hash: str = ""
+
+    @property
+    def partition(self) -> tuple[str, str, str]:
+        """(institution, modality, case): the unit committed to the table at once."""
+        return self.institution, self.modality, self.case
+
+
+@dataclass(frozen=True)
+class PlanFailure:
+    """A series that could not be planned (unreadable metadata): recorded, not run."""
+
+    case: str
+    series: str
+    institution: str
+    modality: str
+    message: str
+    error_type: str
+    key: str
+
+
+@dataclass
+class Plan:
+    """Every task of a run over a store with one parameter file.
+
+    Attributes
+    ----------
+    store : pathlib.Path
+    params_hash : str
+        16 hex digits, :func:`radflow.params.pyradiomics_params.params_hash`.
+    feature_set : str
+        Partition value of the feature set, ``"fs-" + params_hash``.
+    params : dict
+        The normalised parameter mapping (written beside the table).
+    columns : tuple of str
+        Feature columns of the rows, ``"<class>_<feature>"`` in canonical order.
+    tasks : list of Task
+        Sorted by case, so that a case's tasks finish close together.
+    failures : list of PlanFailure
+    series : int
+        Number of series planned (including those without ROIs).
+    """
+
+    store: Path
+    params_hash: str
+    feature_set: str
+    params: dict
+    columns: tuple[str, ...]
+    tasks: list[Task]
+    failures: list[PlanFailure]
+    series: int
+
+    @property
+    def keys(self) -> set[str]:
+        return {t.key for t in self.tasks} | {f.key for f in self.failures}
+
+
+def feature_set_name(params: ExtractionParams) -> str:
+    """Partition value of a parameter file's feature set: ``"fs-<params_hash>"``."""
+    return FEATURE_SET_PREFIX + params_hash(params)
+
+
+def feature_columns(params: ExtractionParams) -> tuple[str, ...]:
+    """The feature columns a parameter file produces, in a canonical order.
+
+    ``"<class>_<feature>"`` (``"glcm_Contrast"``, ``"shape_MeshVolume"``):
+    PyRadiomics' key without the image-type prefix. A class enabled without a
+    feature list yields its default features, as in PyRadiomics. Classes
+    follow the registry's order and features their names, so that two
+    parameter files of one feature set (same hash, other order) give the same
+    schema.
+    """
+    columns = []
+    for family in FAMILY_MODULES:
+        if family not in params.feature_classes:
+            continue
+        names = params.feature_classes[family]
+        if names is None:
+            names = [f.name for f in features(family) if f.default]
+        columns.extend(f"{family}_{name}" for name in sorted(names))
+    return tuple(columns)
+
+
+def image_type_groups(params: ExtractionParams) -> list[tuple[str, dict]]:
+    """Split a parameter file into one parameter mapping per image-type group.
+
+    Returns
+    -------
+    list of (str, dict)
+        ``(image type, PyRadiomics mapping)`` in file order. Each mapping
+        enables that one image type, with the settings of the whole file; the
+        shape classes are enabled only in the ``Original`` group (or the first
+        one). A group left without any class (only shape enabled) is dropped.
+    """
+    whole = params_to_dict(params)
+    classes = whole["featureClass"]
+    shape = {c: n for c, n in classes.items() if c in _SHAPE_CLASSES}
+    other = {c: n for c, n in classes.items() if c not in _SHAPE_CLASSES}
+    names = list(whole["imageType"])
+    shape_group = "Original" if "Original" in names else names[0]
+    groups = []
+    for name in names:
+        enabled = {**shape, **other} if name == shape_group else dict(other)
+        if not enabled:
+            continue
+        # Class order as in the file: it is the order of PyRadiomics' keys.
+        ordered = {c: enabled[c] for c in classes if c in enabled}
+        groups.append((name, {**whole, "imageType": {name: whole["imageType"][name]},
+                              "featureClass": ordered}))
+    return groups
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _partition_value(value, what: str, path) -> str:
+    if value is None or value == "":
+        return UNKNOWN
+    value = str(value)
+    if not _SAFE.match(value):
+        raise InputError(path, f"{what} {value!r} is not usable as a partition value "
+                               "(letters, digits, '_' and '-' only): ingest the series again")
+    return value
+
+
+def _store_series(store: Path):
+    """(case, series) of every complete series: folders holding a ``zarr.json``.
+
+    Skips what :func:`radflow.store.volume.list_series` skips (hidden entries,
+    unfinished writes), but lets each series fail on its own.
+    """
+    for case_dir in sorted(store.iterdir()):
+        if case_dir.name.startswith(".") or not case_dir.is_dir():
+            continue
+        for series_dir in sorted(case_dir.iterdir()):
+            if not series_dir.name.startswith(".") and (series_dir / "zarr.json").is_file():
+                yield case_dir.name, series_dir.name
+
+
+def _series_tasks(store: Path, case: str, series: str, groups, fs: str, ph: str) -> list[Task]:
+    from radflow.store.volume import label_keys, open_label, open_volume
+
+    attrs = open_volume(store, case, series).attrs
+    path = store / case / series
+    institution = _partition_value(attrs.get("institution"), "institution", path)
+    modality = _partition_value(attrs.get("modality"), "modality", path)
+    fingerprint = attrs["fingerprint"]
+    tasks = []
+    for key in label_keys(store, case, series):
+        rois = open_label(store, case, series, key).attrs["rois"]
+        for value, name in sorted(rois.items()):
+            for group, mapping in groups:
+                token = _digest("extract", case, series, institution, modality, fingerprint, key,
+                                int(value), group, mapping, fs)
+                tasks.append(Task(
+                    key=f"radflow-extract-{token}", store=str(store), case=case, series=series,
+                    study=attrs.get("study"), institution=institution, modality=modality,
+                    label_key=key, label=int(value), roi=roi_key(name), group=group,
+                    params=mapping, fingerprint=fingerprint, params_hash=ph,
+                ))
+    return tasks
+
+
+def make_plan(store, params) -> Plan:
+    """Plan a run: every (series, ROI, image-type group) of the store.
+
+    Parameters
+    ----------
+    store : str or path-like
+        Root folder of the volume store (:mod:`radflow.store.volume`).
+    params : str, path-like, mapping, ExtractionParams or None
+        PyRadiomics parameter file or mapping (:func:`load_params`).
+
+    Returns
+    -------
+    Plan
+        A series whose metadata cannot be read becomes a :class:`PlanFailure`
+        (the rest is planned).
+
+    Raises
+    ------
+    radflow.errors.InputError
+        ``store`` is not a folder.
+    radflow.errors.SettingsError
+        Invalid parameters.
+    """
+    params = load_params(params)
+    store = Path(store).resolve()
+    if not store.is_dir():
+        raise InputError(store, "no such store folder")
+    ph = params_hash(params)
+    fs = FEATURE_SET_PREFIX + ph
+    groups = image_type_groups(params)
+    tasks: list[Task] = []
+    failures: list[PlanFailure] = []
+    count = 0
+    for case, series in _store_series(store):
+        count += 1
+        try:
+            tasks.extend(_series_tasks(store, case, series, groups, fs, ph))
+        except (InputError, OSError, KeyError, ValueError) as exc:
+            # Unreadable metadata of one series must not stop the others.
+            message = str(exc) if isinstance(exc, InputError) else f"{case}/{series}: {exc}"
+            failures.append(PlanFailure(
+                case=case, series=series, institution=UNKNOWN, modality=UNKNOWN,
+                message=message, error_type=type(exc).__name__,
+                key=f"radflow-plan-{_digest('plan', case, series, fs)}",
+            ))
+    return Plan(store=store, params_hash=ph, feature_set=fs, params=params_to_dict(params),
+                columns=feature_columns(params), tasks=tasks, failures=failures, series=count)

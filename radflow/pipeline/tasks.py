@@ -1,0 +1,138 @@
+"""The functions Dask runs on workers: one extraction task, and the worker set-up.
+
+They are module-level so that they pickle by reference, and take a
+:class:`~radflow.pipeline.plan.Task` (ids, paths, a parameter mapping), never
+arrays: each worker opens the store itself and reads only the ROI's box.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import traceback
+from dataclasses import dataclass
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from radflow._version import __version__
+from radflow.errors import RadflowError
+from radflow.pipeline.plan import Task
+
+__all__ = ["SingleThreadedLibraries", "TaskError", "extract_task"]
+
+_DIAGNOSTICS = "diagnostics_"
+#: Diagnostics left out of the rows: the same for every row of a feature set
+#: (the parameters are stored beside the table, the version in a column).
+_CONSTANT_DIAGNOSTICS = ("diagnostics_Versions_", "diagnostics_Configuration_")
+
+
+@dataclass(frozen=True)
+class TaskError:
+    """A task that failed for a reason that running it again cannot change.
+
+    Bad input (:class:`radflow.errors.RadflowError`: corrupt ROI, geometry
+    mismatch, invalid settings) is returned rather than raised, so that Dask's
+    ``retries`` are spent only on errors that may be transient (I/O, memory).
+    """
+
+    error_type: str
+    message: str
+    traceback: str
+
+
+def _plain(value):
+    """A diagnostics value as JSON: numpy scalars and tuples become numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def rows_from_result(task: Task, result: dict) -> list[dict]:
+    """Split one extraction's PyRadiomics keys into one row per image type.
+
+    ``original_glcm_Contrast`` becomes column ``glcm_Contrast`` of the row
+    whose ``image_type`` is ``"original"``. ``diagnostics_*`` entries (less
+    versions and configuration) go, as one JSON object, into the
+    ``diagnostics`` column of every row of the task.
+    """
+    extracted_at = _dt.datetime.now(_dt.timezone.utc)
+    diagnostics = {k[len(_DIAGNOSTICS):]: _plain(v) for k, v in result.items()
+                   if k.startswith(_DIAGNOSTICS) and not k.startswith(_CONSTANT_DIAGNOSTICS)}
+    diagnostics_json = json.dumps(diagnostics, sort_keys=True, separators=(",", ":"))
+    rows: dict[str, dict] = {}
+    for name, value in result.items():
+        if name.startswith(_DIAGNOSTICS):
+            continue
+        # Image type names hold '-' but never '_' ("wavelet-LLH", "log-sigma-1-0-mm-3D").
+        image_type, column = name.split("_", 1)
+        row = rows.get(image_type)
+        if row is None:
+            row = rows[image_type] = {
+                "case": task.case,
+                "study": task.study,
+                "series": task.series,
+                "roi": task.roi,
+                "label_key": task.label_key,
+                "label": task.label,
+                "image_type": image_type,
+                "diagnostics": diagnostics_json,
+                "input_fingerprint": task.fingerprint,
+                "params_hash": task.params_hash,
+                "task_key": task.key,
+                "radflow_version": __version__,
+                "extracted_at": extracted_at,
+            }
+        row[column] = float(value)
+    return list(rows.values())
+
+
+def extract_task(task: Task) -> list[dict] | TaskError:
+    """Extract one task's features on a worker.
+
+    Opens the series and the label image lazily from the store and calls
+    :func:`radflow.extract` with the group's parameters, computing on the
+    calling thread only (a worker runs one task per thread).
+
+    Returns
+    -------
+    list of dict or TaskError
+        One row per image type of the group (see :func:`rows_from_result`),
+        or the :class:`TaskError` of bad input. Any other exception (I/O,
+        a corrupt chunk, memory) is raised, for Dask to retry and then report.
+    """
+    import dask
+
+    from radflow.features.extractor import extract
+    from radflow.store.volume import open_label, open_volume
+
+    try:
+        image = open_volume(task.store, task.case, task.series)
+        mask = open_label(task.store, task.case, task.series, task.label_key)
+        with dask.config.set(scheduler="synchronous"):
+            result = extract(image, mask, task.params, label=task.label)
+        return rows_from_result(task, result)
+    except RadflowError as exc:
+        return TaskError(type(exc).__name__, str(exc), traceback.format_exc())
+
+
+class SingleThreadedLibraries(WorkerPlugin):
+    """Limit SimpleITK to one thread per task on every worker, present and future.
+
+    Each worker thread runs one task, and there is one such thread per core:
+    ITK's default of one thread per core inside every task would
+    oversubscribe the machine (and the numbers do not depend on it).
+    """
+
+    name = "radflow-single-threaded-libraries"
+
+    def setup(self, worker):
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)

@@ -1,0 +1,283 @@
+"""radflow run on a tiny store: plan, values against single-process extraction, incremental
+runs, a corrupt case, progress and the CLI commands (an in-process Dask cluster)."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radflow.features.extractor import extract
+from radflow.io.records import LabelMap
+from radflow.pipeline.cli_commands import add_commands
+from radflow.pipeline.plan import feature_columns, image_type_groups, make_plan
+from radflow.pipeline.run import run, traceback_digest
+from radflow.pipeline.table import read_errors, read_table, verify
+from radflow.params.pyradiomics_params import load_params
+from radflow.store.volume import add_label, open_label, open_volume, write_series
+
+PARAMS = {
+    "imageType": {"Original": {}, "Square": {}},
+    "featureClass": {"firstorder": None, "shape": ["VoxelVolume", "Sphericity"],
+                     "glcm": ["Contrast", "JointEntropy"]},
+    "setting": {"binWidth": 25},
+}
+#: (case, series, institution, modality, label maps {key: {value: name}})
+SERIES = [
+    ("P001", "CT-1", "INST_A", "CT", {"gtv": {1: "GTV", 2: "Node 1"}}),
+    ("P001", "MR-1", "INST_A", "MR", {"t1_label": {1: "GTV"}}),
+    ("P002", "CT-2", "INST_B", "CT", {"gtv": {1: "GTV", 2: "Node 1"}}),
+    ("P003", "CT-3", "INST_A", "CT", {"gtv": {1: "GTV", 2: "Node 1"}}),
+]
+TASKS = 2 * 7  # 7 ROIs x 2 image-type groups
+
+
+def _image(seed: int, modality: str) -> sitk.Image:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(40, 30, size=(14, 20, 22))
+    values[4:10, 5:14, 6:15] += 80 * rng.random((6, 9, 9))
+    image = sitk.GetImageFromArray(values.astype(np.int16 if modality == "CT" else np.float32))
+    image.SetSpacing((0.8, 0.9, 2.0))
+    image.SetOrigin((-10.0, 5.0, 30.0))
+    return image
+
+
+def _labels(image: sitk.Image, maps: dict) -> list[LabelMap]:
+    out = []
+    for key, rois in maps.items():
+        values = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
+        values[3:11, 4:15, 5:16] = 1
+        if 2 in rois:
+            values[2:6, 15:19, 15:20] = 2
+        label = sitk.GetImageFromArray(values)
+        label.CopyInformation(image)
+        out.append(LabelMap(key, "labelmap", label, rois))
+    return out
+
+
+def _write(store: Path, case, series, institution, modality, maps, seed, version="v1"):
+    image = _image(seed, modality)
+    write_series(store, case, series, image, _labels(image, maps),
+                 attrs={"modality": modality, "institution": institution, "case": case},
+                 fingerprint=f"fp-{series}-{version}")
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    root = tmp_path / "store"
+    for seed, spec in enumerate(SERIES):
+        _write(root, *spec, seed=seed)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """An in-process cluster (threads): the tasks, keys and streaming are as on a real one."""
+    from distributed import LocalCluster
+
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # the worker plugin set it to 1
+
+
+def _run(store, table, scheduler, **kwargs):
+    return run(store, PARAMS, table, scheduler=scheduler, progress=False, retries=1, **kwargs)
+
+
+def _rows(table, where="true"):
+    return duckdb.sql(
+        f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
+        f"WHERE {where} ORDER BY series, label_key, label, image_type").df()
+
+
+# -- plan ----------------------------------------------------------------------
+
+
+def test_plan_has_one_small_deterministic_task_per_series_roi_and_group(store):
+    plan = make_plan(store, PARAMS)
+    assert plan.series == 4 and not plan.failures
+    assert len(plan.tasks) == TASKS
+    assert {(t.series, t.label_key, t.label, t.group) for t in plan.tasks} == {
+        (series, key, value, group)
+        for _, series, _, _, maps in SERIES for key, rois in maps.items() for value in rois
+        for group in ("Original", "Square")}
+    node = next(t for t in plan.tasks if t.label == 2)
+    assert (node.roi, node.institution, node.modality) == ("node_1", "INST_A", "CT")
+    # Small, array-free arguments; the same store and parameters give the same keys.
+    assert max(len(pickle.dumps(t)) for t in plan.tasks) < 4000
+    assert [t.key for t in make_plan(store, PARAMS).tasks] == [t.key for t in plan.tasks]
+    assert len({t.key for t in plan.tasks}) == TASKS
+    other = make_plan(store, {**PARAMS, "setting": {"binWidth": 10}})
+    assert other.feature_set != plan.feature_set
+    assert not {t.key for t in other.tasks} & {t.key for t in plan.tasks}
+
+
+def test_groups_put_shape_with_original_only():
+    groups = dict(image_type_groups(load_params(PARAMS)))
+    assert list(groups) == ["Original", "Square"]
+    assert list(groups["Original"]["featureClass"]) == ["firstorder", "shape", "glcm"]
+    assert list(groups["Square"]["featureClass"]) == ["firstorder", "glcm"]
+    only_log = load_params({"imageType": {"LoG": {"sigma": [1.0]}}, "featureClass": {"shape": None}})
+    assert [name for name, _ in image_type_groups(only_log)] == ["LoG"]
+
+
+def test_unreadable_series_is_a_plan_failure(store):
+    (store / "P002" / "CT-2" / "zarr.json").write_text("{not json")
+    plan = make_plan(store, PARAMS)
+    assert [(f.case, f.series) for f in plan.failures] == [("P002", "CT-2")]
+    assert len(plan.tasks) == TASKS - 4
+
+
+# -- a full run ------------------------------------------------------------------
+
+
+def test_rows_match_single_process_extraction(store, tmp_path, scheduler):
+    table = tmp_path / "features"
+    summary = _run(store, table, scheduler)
+    assert (summary.tasks, summary.extracted, summary.failed, summary.rows) == (TASKS, TASKS, 0, TASKS)
+    rows = _rows(table)
+    assert len(rows) == TASKS
+    columns = feature_columns(load_params(PARAMS))
+    produced = set()
+    for (case, series, label_key, label), group in rows.groupby(["case", "series", "label_key", "label"]):
+        expected = extract(open_volume(store, case, series), open_label(store, case, series, label_key),
+                           PARAMS, label=int(label))
+        features = {k: v for k, v in expected.items() if not k.startswith("diagnostics_")}
+        assert sorted(group["image_type"]) == ["original", "square"]
+        for row in group.itertuples():
+            mine = {c: getattr(row, c) for c in columns if not np.isnan(getattr(row, c))}
+            theirs = {k.split("_", 1)[1]: v for k, v in features.items()
+                      if k.startswith(row.image_type + "_")}
+            assert mine == theirs  # bit-identical, same keys
+            produced |= set(theirs)
+    # The schema, known before any extraction, is exactly what the extractor produces.
+    assert set(columns) == produced
+    # Shape is computed once per ROI, on the original image.
+    assert rows.loc[rows.image_type == "square", "shape_VoxelVolume"].isna().all()
+    # Provenance.
+    first = rows.iloc[0]
+    assert first.feature_set == summary.feature_set == "fs-" + first.params_hash
+    assert set(rows.run_id) == {summary.run_id}
+    assert set(rows.input_fingerprint) == {f"fp-{s[1]}-v1" for s in SERIES}
+    assert rows.task_key.nunique() == TASKS
+    assert set(rows.roi) == {"gtv", "node_1"}
+    assert '"Mask-original_VoxelNum"' in first.diagnostics
+    assert (table / f"feature_set={summary.feature_set}" / "_params.yaml").is_file()
+    assert verify(table).ok
+
+
+def test_incremental_runs_redo_only_what_changed(store, tmp_path, scheduler):
+    table = tmp_path / "features"
+    first = _run(store, table, scheduler)
+
+    again = _run(store, table, scheduler, incremental=True)
+    assert (again.extracted, again.skipped, again.rows, again.removed) == (0, TASKS, 0, 0)
+    assert "nothing to extract" in again.report()
+    assert set(_rows(table).run_id) == {first.run_id}
+
+    # One series re-ingested with other voxels: only its four tasks run again.
+    _write(store, *SERIES[2], seed=99, version="v2")
+    changed = _run(store, table, scheduler, incremental=True)
+    assert (changed.extracted, changed.skipped, changed.removed) == (4, TASKS - 4, 4)
+    rows = _rows(table)
+    assert len(rows) == TASKS
+    assert set(rows.loc[rows.series == "CT-2", "run_id"]) == {changed.run_id}
+    assert set(rows.loc[rows.series == "CT-2", "input_fingerprint"]) == {"fp-CT-2-v2"}
+    assert set(rows.loc[rows.series != "CT-2", "run_id"]) == {first.run_id}
+
+    # A series deleted from the store: its rows go, nothing is extracted.
+    shutil.rmtree(store / "P003")
+    deleted = _run(store, table, scheduler, incremental=True)
+    assert (deleted.extracted, deleted.removed) == (0, 4)
+    assert "P003" not in set(_rows(table).case)
+    assert not any(table.rglob("case-P003.parquet"))
+
+    # A new ROI of an unchanged series (threshold segmentation) is extracted.
+    image = open_volume(store, "P001", "CT-1")
+    thr = sitk.GetImageFromArray((np.asarray(image.values) > 100).astype(np.uint8))
+    thr.CopyInformation(_image(0, "CT"))
+    add_label(store, "P001", "CT-1", LabelMap("thr", "threshold", thr, {1: "Thr"}))
+    added = _run(store, table, scheduler, incremental=True)
+    assert (added.extracted, added.removed) == (2, 0)
+    assert len(_rows(table, "label_key = 'thr'")) == 2
+    assert verify(table).ok
+
+
+def test_corrupt_case_is_recorded_and_the_rest_extracted(store, tmp_path, scheduler, capsys):
+    chunks = sorted(p for p in (store / "P002" / "CT-2" / "0" / "c").rglob("*") if p.is_file())
+    assert chunks
+    for chunk in chunks:
+        chunk.write_bytes(b"\x00garbage" * 8)
+    table = tmp_path / "features"
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("imageType: {Original: {}, Square: {}}\n"
+                           "featureClass: {firstorder: null, shape: [VoxelVolume, Sphericity], "
+                           "glcm: [Contrast, JointEntropy]}\nsetting: {binWidth: 25}\n")
+    args = parser.parse_args(["run", str(store), "-p", str(params_file), "--table", str(table),
+                              "--scheduler", scheduler, "--retries", "1"])
+    assert args.func(args) == 1  # the run finishes; the exit code says that tasks failed
+    out = capsys.readouterr()
+    assert "failed                4" in out.out
+    assert f"{TASKS - 4}/{TASKS} tasks" not in out.err and f"{TASKS}/{TASKS} tasks" in out.err
+
+    rows = _rows(table)
+    assert len(rows) == TASKS - 4 and "P002" not in set(rows.case)
+    errors = read_errors(table).to_pandas()
+    assert sorted(errors.series) == ["CT-2"] * 4
+    assert set(errors.institution) == {"INST_B"} and set(errors.modality) == {"CT"}
+    assert errors.message.str.len().min() > 0
+    assert errors.traceback_digest.str.fullmatch("[0-9a-f]{16}").all()
+    assert errors.traceback_digest.nunique() == 1  # one failure site, four tasks
+    # Not inside the feature table's glob.
+    assert not any("errors" in str(p) for p in table.rglob("*.parquet"))
+
+    # The case repaired (re-ingested): an incremental run extracts it and clears its errors.
+    _write(store, *SERIES[2], seed=2, version="v2")
+    repaired = _run(store, table, scheduler, incremental=True)
+    assert (repaired.extracted, repaired.failed) == (4, 0)
+    assert read_errors(table).num_rows == 0
+    assert len(_rows(table)) == TASKS
+
+
+def test_cli_table_commands_and_plan_failures(store, tmp_path, scheduler, capsys):
+    (store / "P003" / "CT-3" / "zarr.json").write_text("{not json")
+    table = tmp_path / "features"
+    summary = _run(store, table, scheduler)
+    assert (summary.failed, summary.extracted) == (1, TASKS - 4)
+    errors = read_errors(table).to_pandas()
+    assert list(errors.series) == ["CT-3"] and list(errors.modality) == ["unknown"]
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["table", "compact", str(table)])
+    assert args.func(args) == 0
+    args = parser.parse_args(["table", "verify", str(table)])
+    assert args.func(args) == 0
+    assert "OK" in capsys.readouterr().out
+    assert read_table(table).num_rows == TASKS - 4
+
+
+def test_progress_lines_and_summary(store, tmp_path, scheduler, capsys):
+    summary = run(store, PARAMS, tmp_path / "t", scheduler=scheduler, progress=True)
+    err = capsys.readouterr().err
+    assert f"{TASKS}/{TASKS} tasks" in err and "ETA" in err and "/s" in err
+    report = summary.report()
+    for word in ("extracted", "skipped (unchanged)", "failed", "time"):
+        assert word in report
+
+
+def test_traceback_digest_ignores_the_message():
+    a = 'Traceback:\n  File "/x/radflow/a.py", line 3, in f\nValueError: case P001'
+    b = 'Traceback:\n  File "/y/radflow/a.py", line 3, in f\nValueError: case P002'
+    c = 'Traceback:\n  File "/y/radflow/a.py", line 4, in f\nValueError: case P002'
+    assert traceback_digest(a) == traceback_digest(b) != traceback_digest(c)
