@@ -551,3 +551,11 @@ def test_example_params_are_valid():
     (written,) = _docs(DEPLOY / "params.yaml")
     assert params["imageType"] == written["imageType"]
     assert set(params["featureClass"]) == set(written["featureClass"])
+
+
+def test_readme_names_every_deployment_file():
+    readme = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file() and path.name != "README.md" and "__pycache__" not in path.parts:
+            relative = path.relative_to(DEPLOY).as_posix()
+            assert relative in readme or path.name in readme, f"deploy/README.md does not mention {relative}"
