@@ -387,7 +387,15 @@ def test_slurm_job_script_renders(tmp_path):
     # One single-threaded worker process per core.
     assert kwargs["cores"] == kwargs["processes"]
     assert "--nthreads 1" in worker_line and f"--nworkers {kwargs['processes']}" in worker_line
-    assert "--lifetime" in worker_line
+    # Workers retire (at lifetime +- stagger) before SLURM ends the job at its walltime.
+    from dask.utils import parse_timedelta
+
+    args = kwargs["worker_extra_args"]
+    lifetime_s = parse_timedelta(_option(args, "--lifetime"))
+    stagger_s = parse_timedelta(_option(args, "--lifetime-stagger"))
+    hours, minutes, seconds = (int(v) for v in kwargs["walltime"].split(":"))
+    assert 0 < lifetime_s + stagger_s < 3600 * hours + 60 * minutes + seconds
+    assert f"--lifetime {args[args.index('--lifetime') + 1]}" in worker_line
 
 
 def test_scrontab_runs_incremental_slurm_run():
