@@ -540,6 +540,15 @@ def _all_run_commands() -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("where", sorted(_all_run_commands()))
+def test_run_commands_use_absolute_paths(where):
+    # A scheduled job's working directory is not the user's; workers elsewhere
+    # must find the store by the path the client planned with.
+    run = _all_run_commands()[where]
+    paths = [run[0]] + [_option(run, o) for o in ("-p", "--table", "--cluster-config") if o in run]
+    assert all(PurePosixPath(p).is_absolute() for p in paths), paths
+
+
+@pytest.mark.parametrize("where", sorted(_all_run_commands()))
 def test_run_commands_parse_with_the_cli(where):
     from radflow.cli import build_parser
 
