@@ -22,9 +22,12 @@ perturbation   what changes
 =============  ===========================================================
 
 Subjects are the ROIs and raters the perturbations: an ICC near 1 means
-the differences between ROIs dwarf what the perturbations change.
-Features of different modalities are different variables, so the ICC is
-computed per modality, over the ROIs of that modality.
+the differences between ROIs dwarf what the perturbations change. A GTV's
+feature and an organ's, or a CT's and a PET's, are different variables, so
+the ICC is computed per (modality, ROI name), over the patients' ROIs of that
+name; features are named as the columns of :func:`radflow.model.study.load_study`
+(``CT.gtv.original_glcm_Contrast``), so the table feeds
+:class:`radflow.model.selection.ICCFilter` directly.
 
 Each ROI is read from the store as its bounding box plus the margin the
 filters and the perturbations need, perturbed and extracted with
@@ -254,13 +257,15 @@ class StabilityResult:
     Attributes
     ----------
     icc : pandas.DataFrame
-        One row per (modality, feature, ICC form): columns ``modality,
-        feature`` then those of :func:`radflow.model.icc.icc`. Subjects
-        are ROIs, raters perturbations; an ROI with a failed perturbation
-        is left out (``n_subjects`` counts those used).
+        One row per (feature, ICC form): columns ``modality, roi, feature``
+        then those of :func:`radflow.model.icc.icc` after ``feature``.
+        ``feature`` is the study column ``<MODALITY>.<roi>.<image type>_<class>_<feature>``.
+        Subjects are the ROIs of one (modality, ROI name), raters the
+        perturbations; an ROI with a failed perturbation is left out
+        (``n_subjects`` counts those used).
     values : pandas.DataFrame
         The feature values: ``case, series, modality, roi, label_key, label,
-        perturbation, feature, value``.
+        perturbation, feature, value`` (``feature`` named as in ``icc``).
     failures : pandas.DataFrame
         ``case, series, modality, roi, label_key, label, perturbation,
         error_type, message`` of each extraction that failed (e.g. an ROI
@@ -327,7 +332,7 @@ def perturbed_features(store, params, *, perturbations: Sequence = DEFAULT_PERTU
 
 def stability_study(store, params, *, perturbations: Sequence = DEFAULT_PERTURBATIONS,
                     modalities=None, rois=None, confidence: float = 0.95) -> StabilityResult:
-    """Per-feature ICC across perturbations, ROIs as subjects, per modality.
+    """Per-feature ICC across perturbations, ROIs as subjects, per (modality, ROI name).
 
     Parameters
     ----------
@@ -343,7 +348,7 @@ def stability_study(store, params, *, perturbations: Sequence = DEFAULT_PERTURBA
     Raises
     ------
     radflow.errors.InputError
-        No ROI found, or no modality with at least 2 ROIs.
+        No ROI found, or no (modality, ROI name) with at least 2 ROIs.
     radflow.errors.SettingsError
         As for :func:`perturbed_features`; fewer than 2 perturbations.
 
@@ -361,27 +366,27 @@ def stability_study(store, params, *, perturbations: Sequence = DEFAULT_PERTURBA
     for result in perturbed_features(store, params, perturbations=perturbations, modalities=modalities,
                                      rois=rois):
         ident = [getattr(result, c) for c in _ROI_COLUMNS]
+        prefix = f"{result.modality}.{result.roi}."
         for rater, features in result.values.items():
-            rows.extend((*ident, rater, feature, value) for feature, value in features.items())
+            rows.extend((*ident, rater, prefix + feature, value) for feature, value in features.items())
         failures.extend({**dict(zip(_ROI_COLUMNS, ident)), **f} for f in result.failures)
     values = pd.DataFrame(rows, columns=[*_ROI_COLUMNS, "perturbation", "feature", "value"])
     failures = pd.DataFrame(failures, columns=[*_ROI_COLUMNS, "perturbation", "error_type", "message"])
     if values.empty:
         raise InputError(store, "no ROI could be extracted (check modalities=/rois= and the failures)")
     tables = []
-    for modality, part in values.groupby("modality", sort=True):
+    for (modality, roi), part in values.groupby(["modality", "roi"], sort=True):
         subject = part["case"] + "/" + part["series"] + "/" + part["label_key"] + "/" + part["label"].astype(str)
         if subject.nunique() < 2:
-            logger.warning("stability: modality %s has %d ROI; an ICC needs at least 2, skipped",
-                           modality, subject.nunique())
+            logger.warning("stability: %s ROI %r occurs once; an ICC needs at least 2, skipped", modality, roi)
             continue
         table = icc_long(part.assign(subject=subject), subject="subject", rater="perturbation",
                          feature="feature", value="value", confidence=confidence)
-        tables.append(table.assign(modality=modality))
+        tables.append(table.assign(modality=modality, roi=roi))
     if not tables:
-        raise InputError(store, "a stability study needs at least 2 ROIs of one modality")
+        raise InputError(store, "a stability study needs at least 2 ROIs of one modality and ROI name")
     table = pd.concat(tables, ignore_index=True)
-    table = table[["modality", *[c for c in table.columns if c != "modality"]]]
+    table = table[["modality", "roi", *[c for c in table.columns if c not in ("modality", "roi")]]]
     return StabilityResult(icc=table, values=values, failures=failures)
 
 

@@ -171,26 +171,27 @@ def _icc11(table, feature):
 
 def test_robust_features_score_high_and_noise_sensitive_ones_low(result):
     table = result.icc
-    assert set(table["modality"]) == {"CT"}
+    assert set(table["modality"]) == {"CT"} and set(table["roi"]) == {"gtv"}
     assert (table["n_raters"] == 7).all()
     # The eroded-away plate leaves the study: four subjects remain.
     assert (table["n_subjects"] == 4).all()
-    assert _icc11(table, "original_firstorder_Mean") > 0.9
+    assert _icc11(table, "CT.gtv.original_firstorder_Mean") > 0.9
     # The same values without the noise rater: texture is stable under the
     # geometric perturbations, and noise is what makes it unstable.
     quiet = icc_long(result.values[(result.values["perturbation"] != "noise15")
                                    & (result.values["case"] != "P9")]
                      .assign(subject=lambda d: d["case"]), rater="perturbation")
-    for feature in ("original_glcm_Contrast", "original_glcm_JointEntropy", "original_firstorder_Entropy"):
+    for feature in ("CT.gtv.original_glcm_Contrast", "CT.gtv.original_glcm_JointEntropy",
+                    "CT.gtv.original_firstorder_Entropy"):
         assert _icc11(quiet, feature) > 0.8, feature
         assert _icc11(table, feature) < 0.6, feature
-        assert _icc11(table, feature) < _icc11(table, "original_firstorder_Mean") - 0.3
+        assert _icc11(table, feature) < _icc11(table, "CT.gtv.original_firstorder_Mean") - 0.3
 
 
 def test_icc_table_is_the_icc_of_the_values_table(result):
     complete = result.values[result.values["case"] != "P9"].assign(subject=lambda d: d["case"])
     expected = icc_long(complete, rater="perturbation")
-    got = result.icc.drop(columns="modality")
+    got = result.icc.drop(columns=["modality", "roi"])
     np.testing.assert_allclose(got["icc"], expected["icc"], rtol=1e-12)
     assert list(got["feature"]) == list(expected["feature"])
 
@@ -205,7 +206,9 @@ def test_reference_rater_equals_extraction_from_the_store(result, store, params_
         rows = result.values[(result.values["case"] == case) & (result.values["perturbation"] == "original")]
         assert len(rows) == 4
         for feature, value in zip(rows["feature"], rows["value"]):
-            assert value == pytest.approx(direct[feature], rel=1e-9, abs=1e-12), feature
+            assert feature.startswith("CT.gtv.")
+            key = feature.removeprefix("CT.gtv.")
+            assert value == pytest.approx(direct[key], rel=1e-9, abs=1e-12), feature
 
 
 def test_failures_are_recorded_not_raised(result):
@@ -253,5 +256,17 @@ def test_study_errors(store, params_file):
         stability_study(store, params_file, modalities=["PT"])
     single = store.parent / "single"
     shutil.copytree(store / "P0", single / "P0")
-    with pytest.raises(InputError, match="at least 2 ROIs of one modality"):
+    with pytest.raises(InputError, match="at least 2 ROIs of one modality and ROI name"):
         stability_study(single, params_file, perturbations=["original", "dilate:1"])
+
+
+def test_icc_table_selects_study_columns(result):
+    """Feature names are the study's columns, so the table drives the ICC filter as is."""
+    import pandas as pd
+
+    from radflow.model.selection import ICCFilter
+
+    columns = sorted(result.icc["feature"].unique())
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(6, len(columns))), columns=columns)
+    kept = ICCFilter(result.icc, threshold=0.9).fit(X).get_feature_names_out()
+    assert list(kept) == ["CT.gtv.original_firstorder_Mean"]
