@@ -42,6 +42,7 @@ shape2D class then fails unless the ROI is one voxel thick along that numpy
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -61,7 +62,6 @@ from radflow.params.settings import ExtractionParams, Settings
 
 __all__ = ["NOT_RETURNED", "extract", "warmup"]
 
-_TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
 _SHAPE = ("shape", "shape2D")
 _INTENSITY_TYPES = frozenset({"Square", "SquareRoot", "Logarithm", "Exponential"})  # scaled by the volume's max |x|
 _HISTOGRAM = frozenset({"Entropy", "Uniformity"})  # the first-order features that need the bins
@@ -191,10 +191,7 @@ class _Volume:
 
 
 def _open(image, mask, params: ExtractionParams) -> _Volume:
-    try:
-        import xarray as xr
-    except ImportError:  # pragma: no cover - xarray is a dependency
-        xr = None
+    xr = sys.modules.get("xarray")  # a DataArray cannot exist before xarray is imported
     if xr is not None and (isinstance(image, xr.DataArray) or isinstance(mask, xr.DataArray)):
         if not (isinstance(image, xr.DataArray) and isinstance(mask, xr.DataArray)):
             raise InputError("mask", "give image and mask both as store DataArrays, or neither")
@@ -409,15 +406,19 @@ class _Extraction:
         self.volume = volume
         self.info = settings.additional_info
         self.out: dict[str, Any] = {}
-        self._whole: Future | None = None
+        self._summary: Future | None = None
+        self._mask_hash: Future | None = None
 
     def run(self) -> dict[str, Any]:
-        # The whole-volume pass (hashes, statistics) runs beside the extraction:
-        # hashlib and NumPy release the GIL while they stream the volume.
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radflow-whole-volume")
+        # The whole-volume passes (image statistics and hash, mask hash) run beside
+        # the extraction: hashlib and NumPy release the GIL while they stream.
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="radflow-whole-volume")
         try:
             if self._needs_whole_volume():
-                self._whole = pool.submit(self._whole_volume)
+                v = self.volume
+                self._summary = pool.submit(v.summarise, self.settings.normalize and v.cropped)
+                if self.info:
+                    self._mask_hash = pool.submit(v.mask_hash)
             return self._run()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -428,14 +429,9 @@ class _Extraction:
         on_volume_grid = not (s.resampling or s.pre_crop)
         return self.info or (v.cropped and (s.normalize or (intensity and on_volume_grid)))
 
-    def _whole_volume(self) -> tuple[dict[str, Any], str | None]:
-        v = self.volume
-        summary = v.summarise(self.settings.normalize and v.cropped)
-        return summary, (v.mask_hash() if self.info else None)
-
     def _stats(self) -> dict[str, Any]:
         """Whole-volume statistics (:func:`diagnostics.volume_summary`)."""
-        return self._whole.result()[0]
+        return self._summary.result()
 
     def _run(self) -> dict[str, Any]:
         s, v = self.settings, self.volume
@@ -477,7 +473,7 @@ class _Extraction:
         self._filtered(image, roi_mask, box, on_volume_grid)
         if not self.info:
             return self.out
-        summary, mask_hash = self._whole.result()
+        summary, mask_hash = self._summary.result(), self._mask_hash.result()
         info = {**diagnostics.versions(), **diagnostics.configuration(_mapping(s), self.params.image_types)}
         info.update(diagnostics.image_entries("original", spacing_xyz=v.volume_spacing_xyz,
                                               size_xyz=v.volume_size_xyz, summary=summary))
