@@ -151,6 +151,19 @@ def test_label_argument_overrides_the_setting():
     assert label_1["original_shape_VoxelVolume"] != by_argument["original_shape_VoxelVolume"]
 
 
+def test_vector_mask_channel_and_float_mask():
+    image, mask = volumes.ct()
+    roi = sitk.GetArrayFromImage(mask)
+    vector = sitk.GetImageFromArray(np.stack([np.zeros_like(roi), roi], axis=-1), isVector=True)
+    vector.CopyInformation(mask)
+    expected = _features(extract(image, mask, PARAMS))
+    _assert_same(_features(extract(image, vector, PARAMS, label_channel=1)), expected)
+    with pytest.raises(InputError, match="label_channel 2 requested, but the mask has 2 components"):
+        extract(image, vector, PARAMS, label_channel=2)
+    as_float = sitk.Cast(mask, sitk.sitkFloat32) * 1.5  # PyRadiomics casts to integers: 1.5 -> 1
+    _assert_same(_features(extract(image, as_float, PARAMS)), expected)
+
+
 def test_classes_and_features_restricted_to_those_enabled():
     image, mask = volumes.ct()
     result = extract(image, mask, {"featureClass": {"glcm": ["JointEntropy", "Contrast"]},
