@@ -133,9 +133,8 @@ def extract_batch(
     from radflow.store.atomic import atomic_file
 
     out_csv = Path(out_csv)
-    with atomic_file(out_csv) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as stream:
-            write_rows(stream, out_rows, header)
+    with atomic_file(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
+        write_rows(stream, out_rows, header)
     summary = BatchSummary(out_csv=out_csv, rows=len(rows), failed=tuple(failed))
     log.info("%s", summary.report())
     return summary

@@ -33,8 +33,8 @@ from radflow._version import __version__
 __all__ = [
     "PREFIX",
     "configuration",
-    "image_summary",
     "image_entries",
+    "image_summary",
     "mask_entries",
     "versions",
     "volume_summary",
