@@ -250,3 +250,12 @@ def test_encode_covariates():
     assert out["stage=II"].tolist() == [0.0, 0.0, 1.0]
     assert out["TP53"].tolist() == [1.0, 0.0, 1.0]
     assert (out.dtypes == np.float64).all()
+
+
+def test_package_exports_resolve_lazily():
+    from radflow import model
+
+    assert set(model.__all__) == set(model._EXPORTS)
+    for name in model.__all__:
+        assert getattr(model, name).__name__ == name
+    assert model.load_study is load_study
