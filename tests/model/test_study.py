@@ -259,3 +259,57 @@ def test_package_exports_resolve_lazily():
     for name in model.__all__:
         assert getattr(model, name).__name__ == name
     assert model.load_study is load_study
+
+
+def test_study_of_a_real_radflow_run(tmp_path):
+    """`radflow run` on a tiny store (in-process Dask cluster), then load_study:
+    every cell equals a direct extraction; shape columns exist only for `original`."""
+    import SimpleITK as sitk
+    from distributed import LocalCluster
+
+    from radflow.features.extractor import extract
+    from radflow.io.records import LabelMap
+    from radflow.pipeline.run import run
+    from radflow.store.volume import open_label, open_volume, write_series
+
+    params = {"imageType": {"Original": {}, "Square": {}}, "setting": {"binWidth": 25},
+              "featureClass": {"firstorder": ["Mean"], "shape": ["VoxelVolume"], "glcm": ["Contrast"]}}
+    pseud = Pseudonymiser(load_key())
+    raw = {"A0001": ("INST_A", ("CT", "MR")), "B0001": ("INST_B", ("CT",)), "A0002": ("INST_A", ("CT",))}
+    store = tmp_path / "store"
+    for seed, (pid, (institution, modalities)) in enumerate(raw.items()):
+        for modality in modalities:
+            rng = np.random.default_rng(seed)
+            values = rng.normal(40, 30, size=(10, 16, 16)).astype(np.float32)
+            roi = np.zeros(values.shape, np.uint8)
+            roi[2:8, 3:12, 4:12 + seed] = 1
+            image = sitk.GetImageFromArray(values)
+            label = sitk.GetImageFromArray(roi)
+            label.CopyInformation(image)
+            write_series(store, pseud.patient(pid), f"{modality}-{seed}", image,
+                         [LabelMap("gtv", "labelmap", label, {1: "GTV"})],
+                         attrs={"modality": modality, "institution": institution}, fingerprint=f"{pid}{modality}")
+    pd.DataFrame({"patient": list(raw), "age": [60, 70, 80]}).to_csv(tmp_path / "clinical.csv", index=False)
+
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+            run(store, params, tmp_path / "table", scheduler=cluster.scheduler_address, progress=False)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+    study = load_study(tmp_path / "table", clinical=tmp_path / "clinical.csv")
+    assert sorted(study.X.columns) == sorted([
+        *(f"{m}.gtv.original_{f}" for m in ("CT", "MR")
+          for f in ("firstorder_Mean", "shape_VoxelVolume", "glcm_Contrast")),
+        *(f"{m}.gtv.square_{f}" for m in ("CT", "MR") for f in ("firstorder_Mean", "glcm_Contrast"))])
+    for seed, (pid, (_, modalities)) in enumerate(raw.items()):
+        case = pseud.patient(pid)
+        for modality in modalities:
+            series = f"{modality}-{seed}"
+            expected = extract(open_volume(store, case, series), open_label(store, case, series, "gtv"), params)
+            for column in study.blocks[modality]:
+                assert study.X.loc[case, column] == expected[column.split(".", 2)[2]], column
+    only_ct = sorted(pseud.patient(p) for p in ("B0001", "A0002"))
+    assert sorted(study.missing.index[study.missing["MR"]]) == only_ct
+    assert study.clinical.loc[pseud.patient("B0001"), "age"] == 70
