@@ -174,7 +174,7 @@ def icc_long(data: pd.DataFrame, *, subject: str = "subject", rater: str = "rate
         A missing column, or a (subject, rater, feature) given twice.
     """
     if not isinstance(data, pd.DataFrame):
-        raise ValueError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     missing = [c for c in (subject, rater, feature, value) if c not in data.columns]
     if missing:
         raise ValueError(f"data has no column(s) {missing}; columns: {list(data.columns)}")
