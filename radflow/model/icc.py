@@ -170,6 +170,8 @@ def icc_long(data: pd.DataFrame, *, subject: str = "subject", rater: str = "rate
 
     Raises
     ------
+    TypeError
+        `data` is not a DataFrame.
     ValueError
         A missing column, or a (subject, rater, feature) given twice.
     """

@@ -103,6 +103,8 @@ def correlations(X: pd.DataFrame, Y: pd.DataFrame | None = None, *, method: str 
 
     Raises
     ------
+    TypeError
+        `X` or `Y` is not a DataFrame.
     ValueError
         Unknown method; a non-numeric column (encode it first:
         :func:`radflow.model.study.encode_covariates`); infinite values;
