@@ -251,6 +251,15 @@ def _read_region(params: ExtractionParams, bbox_zyx, shape_zyx, spacing_zyx) -> 
     return region, False
 
 
+def _crop(image: sitk.Image, region_zyx) -> sitk.Image:
+    """A box of `image` (numpy slices, (z, y, x)), geometry kept: SimpleITK's slicing, without its overhead."""
+    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(image)[tuple(region_zyx)])
+    out.SetSpacing(image.GetSpacing())
+    out.SetDirection(image.GetDirection())
+    out.SetOrigin(image.TransformIndexToPhysicalPoint([int(r.start) for r in region_zyx[::-1]]))
+    return out
+
+
 def _grow(bbox_zyx, margin_zyx, shape_zyx) -> tuple[slice, ...]:
     return tuple(slice(max(b.start - int(m), 0), min(b.stop + int(m), int(n)))
                  for b, m, n in zip(bbox_zyx, margin_zyx, shape_zyx))
@@ -295,9 +304,7 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
     shape_zyx = image.GetSize()[::-1]
     region, needs_grid = _read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
     lower_xyz = tuple(s.start for s in region[::-1])
-    upper_xyz = tuple(s.stop for s in region[::-1])
-    image_crop = image[lower_xyz[0]:upper_xyz[0], lower_xyz[1]:upper_xyz[1], lower_xyz[2]:upper_xyz[2]]
-    mask_crop = mask[lower_xyz[0]:upper_xyz[0], lower_xyz[1]:upper_xyz[1], lower_xyz[2]:upper_xyz[2]]
+    image_crop, mask_crop = _crop(image, region), _crop(mask, region)
     _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
     return _Volume(image=image_crop, mask=mask_crop, offset_xyz=lower_xyz,
                    cropped=region != tuple(slice(0, n) for n in shape_zyx),
@@ -594,9 +601,7 @@ class _Extraction:
             part, part_mask, crop = image, mask, roi_box
             if on_volume_grid:  # filter only the box this type needs (its own margin)
                 region = read_box({image_type: custom}, base, roi_box, shape_zyx, spacing_zyx)
-                lower, upper = [r.start for r in region[::-1]], [r.stop for r in region[::-1]]
-                part = image[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
-                part_mask = mask[lower[0]:upper[0], lower[1]:upper[1], lower[2]:upper[2]]
+                part, part_mask = _crop(image, region), _crop(mask, region)
                 crop = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(roi_box, region))
             roi = sitk.GetArrayViewFromImage(part_mask)[crop] == self.settings.label
             for name, filtered, _ in image_types(part, part_mask, {image_type: custom}, base, **volume):
