@@ -42,35 +42,52 @@ def rotations(ndim: int) -> list[tuple[tuple[int, ...], tuple[bool, ...]]]:
 def apply_bank(image: np.ndarray, bank, mode: str) -> np.ndarray:
     """Convolve `image` with every stage of `bank` along the IBSI axes x, y[, z]."""
     out = image
-    for stage in bank:
-        for axis, weights in zip(_AXES_XYZ, stage):
-            out = ndimage.convolve1d(out, weights, axis=axis, mode=mode)
+    for axis, weights in _operations(bank):
+        out = ndimage.convolve1d(out, weights, axis=axis, mode=mode)
     return out
 
 
 def pooled_response(image: np.ndarray, bank, mode: str, pooling: str | None) -> np.ndarray:
     """Response to `bank`, or pooled over its rotations when `pooling` is "max" or "average".
 
-    Rotations giving the same bank are filtered once (average pooling counts
-    them with their multiplicity).
+    The rotated banks are filtered as a tree: banks that begin with the same
+    1D convolutions share their partial result, and identical banks are
+    filtered once (average pooling counts them with their multiplicity). The
+    24 rotations of Laws E5L5S5 take 26 1D convolutions instead of 72, of
+    db3 LLH 40, of db3 HHH at level 2 (6 per rotation) 38 instead of 144.
     """
     if pooling is None:
         return apply_bank(image, bank, mode)
     ndim = len(bank[0])
-    distinct: dict[bytes, tuple[list, int]] = {}
+    counts: dict[tuple, int] = {}
     for perm, flip in rotations(ndim):
         rotated = [[stage[p][::-1] if f else stage[p] for p, f in zip(perm, flip)] for stage in bank]
-        key = b"|".join(np.ascontiguousarray(w).tobytes() for stage in rotated for w in stage)
-        previous = distinct.get(key)
-        distinct[key] = (rotated, 1 if previous is None else previous[1] + 1)
-    pooled = None
-    for rotated, count in distinct.values():
-        response = apply_bank(image, rotated, mode)
-        if pooling == "max":
-            pooled = response if pooled is None else np.maximum(pooled, response, out=pooled)
-        else:
-            response *= count
-            pooled = response if pooled is None else np.add(pooled, response, out=pooled)
+        key = tuple((axis, tuple(weights)) for axis, weights in _operations(rotated))
+        counts[key] = counts.get(key, 0) + 1
+    pooled = [None]
+
+    def visit(array: np.ndarray, depth: int, keys: list[tuple]) -> None:
+        if depth == len(keys[0]):
+            response = array if pooling == "max" else array * counts[keys[0]]
+            if pooled[0] is None:
+                pooled[0] = response
+            elif pooling == "max":
+                np.maximum(pooled[0], response, out=pooled[0])
+            else:
+                pooled[0] += response
+            return
+        branches: dict[tuple, list[tuple]] = {}
+        for key in keys:
+            branches.setdefault(key[depth], []).append(key)
+        for (axis, weights), branch in branches.items():
+            visit(ndimage.convolve1d(array, np.asarray(weights), axis=axis, mode=mode), depth + 1, branch)
+
+    visit(image, 0, list(counts))
     if pooling == "average":
-        pooled /= len(rotations(ndim))
-    return pooled
+        pooled[0] /= len(rotations(ndim))
+    return pooled[0]
+
+
+def _operations(bank) -> list[tuple[int, np.ndarray]]:
+    """The bank's 1D convolutions in order, as (array axis, weights)."""
+    return [(axis, weights) for stage in bank for axis, weights in zip(_AXES_XYZ, stage)]

@@ -29,6 +29,7 @@ from scipy import ndimage
 
 from radflow.errors import InputError, SettingsError
 from radflow.filters.ibsi import (
+    LAWS_KERNELS,
     gabor_filter,
     laplacian_of_gaussian,
     laws_filter,
@@ -36,7 +37,7 @@ from radflow.filters.ibsi import (
     simoncelli_filter,
     wavelet_filter,
 )
-from radflow.filters.ibsi._separable import rotations
+from radflow.filters.ibsi._separable import apply_bank, pooled_response, rotations
 from radflow.filters.ibsi.boundary import ndimage_mode, pad
 from radflow.filters.ibsi.gabor import gabor_kernel
 from radflow.filters.ibsi.simoncelli import simoncelli_transfer
@@ -165,6 +166,19 @@ def test_rotations_are_the_proper_right_angle_rotations(ndim, count):
         assert round(np.linalg.det(m)) == 1
         matrices.add(m.tobytes())
     assert len(matrices) == count
+
+
+@pytest.mark.parametrize("pooling", ["max", "average"])
+def test_pooling_tree_equals_one_bank_per_rotation(pooling):
+    image = np.random.default_rng(4).normal(size=(7, 8, 9))
+    haar1, haar2 = wavelet_filters("haar", 1), wavelet_filters("haar", 2)
+    bank = [[haar1["L"], LAWS_KERNELS["E5"], haar1["H"]], [haar2["H"], haar2["L"], LAWS_KERNELS["S3"]]]
+    responses = [
+        apply_bank(image, [[stage[p][::-1] if f else stage[p] for p, f in zip(perm, flip)] for stage in bank], "wrap")
+        for perm, flip in rotations(3)
+    ]
+    expected = np.max(responses, axis=0) if pooling == "max" else np.mean(responses, axis=0)
+    np.testing.assert_allclose(pooled_response(image, bank, "wrap", pooling), expected, atol=1e-12)
 
 
 def test_log_separable_equals_full_kernel_with_anisotropic_spacing():
