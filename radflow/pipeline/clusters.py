@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 CLUSTER_KINDS = ("slurm", "kubernetes")
 _SCALING_KEYS = ("scale", "adapt")
-#: Seconds to wait for a scheduler to answer.
+#: Seconds to wait for a scheduler to answer, and for --workers to join it.
 CONNECT_TIMEOUT_S = 30
+WORKER_WAIT_S = 600
 _INSTALL = {
     "slurm": ("dask_jobqueue", "SLURMCluster", "dask-jobqueue"),
     "kubernetes": ("dask_kubernetes.operator", "KubeCluster", "dask-kubernetes"),
@@ -142,7 +143,7 @@ def _create(kind: str, kwargs: dict, source):
         raise SettingsError(f"{source or 'cluster configuration'}: {first_line}") from None
 
 
-def _scale(cluster, scale, adapt, workers: int | None) -> None:
+def _scale(cluster, scale, adapt, workers: int | None, source) -> None:
     if workers is not None:
         cluster.scale(workers)
     elif adapt is not None:
@@ -152,11 +153,12 @@ def _scale(cluster, scale, adapt, workers: int | None) -> None:
     elif scale is not None:
         cluster.scale(scale)
     else:
-        cluster.scale(1)
+        raise SettingsError(f"{source or '--cluster'}: say how many workers to start: "
+                            "'scale' or 'adapt' in the cluster configuration, or --workers")
 
 
 def _check_workers(workers) -> None:
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+    if workers is not None and (type(workers) is not int or workers < 1):
         raise SettingsError(f"--workers must be a positive number, got {workers!r}")
 
 
@@ -203,7 +205,7 @@ def connect(*, scheduler: str | None = None, workers: int | None = None, cluster
             kwargs, scale, adapt = ({}, None, None) if cluster_config is None else \
                 load_cluster_config(cluster_config)
             started = stack.enter_context(_create(cluster, kwargs, cluster_config))
-            _scale(started, scale, adapt, workers)
+            _scale(started, scale, adapt, workers, cluster_config)
             log.info("dask: %s cluster, dashboard %s", cluster, started.dashboard_link)
             client = stack.enter_context(Client(started, set_as_default=False))
         else:
@@ -216,7 +218,11 @@ def connect(*, scheduler: str | None = None, workers: int | None = None, cluster
                 except OSError as exc:  # includes TimeoutError
                     raise InputError(address, f"cannot reach the Dask scheduler ({exc})") from None
                 if workers is not None:
-                    client.wait_for_workers(workers)
+                    try:
+                        client.wait_for_workers(workers, timeout=WORKER_WAIT_S)
+                    except TimeoutError:
+                        raise InputError(address, f"{len(client.nthreads())} of {workers} workers "
+                                                  f"joined within {WORKER_WAIT_S} s") from None
             else:
                 local = stack.enter_context(LocalCluster(
                     n_workers=workers or available_cores(), threads_per_worker=1, processes=True,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ _SHAPE_CLASSES = ("shape", "shape2D")
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 #: Partition value for a series whose store attributes lack one.
 UNKNOWN = "unknown"
+#: Series whose metadata is read at once while planning.
+_PLAN_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -296,20 +299,26 @@ def make_plan(store, params) -> Plan:
     ph = params_hash(params)
     fs = FEATURE_SET_PREFIX + ph
     groups = image_type_groups(params)
-    tasks: list[Task] = []
-    failures: list[PlanFailure] = []
-    count = 0
-    for case, series in _store_series(store):
-        count += 1
+    def plan_series(ids: tuple[str, str]) -> list[Task] | PlanFailure:
+        case, series = ids
         try:
-            tasks.extend(_series_tasks(store, case, series, groups, fs, ph))
+            return _series_tasks(store, case, series, groups, fs, ph)
         except (InputError, OSError, KeyError, ValueError) as exc:
             # Unreadable metadata of one series must not stop the others.
             message = str(exc) if isinstance(exc, InputError) else f"{case}/{series}: {exc}"
-            failures.append(PlanFailure(
-                case=case, series=series, institution=UNKNOWN, modality=UNKNOWN,
-                message=message, error_type=type(exc).__name__,
-                key=f"radflow-plan-{_digest('plan', case, series, fs)}",
-            ))
+            return PlanFailure(case=case, series=series, institution=UNKNOWN, modality=UNKNOWN,
+                               message=message, error_type=type(exc).__name__,
+                               key=f"radflow-plan-{_digest('plan', case, series, fs)}")
+
+    found = list(_store_series(store))
+    tasks: list[Task] = []
+    failures: list[PlanFailure] = []
+    # Metadata reads wait on the file system (a network one on clusters): overlap them.
+    with ThreadPoolExecutor(max_workers=_PLAN_THREADS) as pool:
+        for planned in pool.map(plan_series, found):
+            if isinstance(planned, PlanFailure):
+                failures.append(planned)
+            else:
+                tasks.extend(planned)
     return Plan(store=store, params_hash=ph, feature_set=fs, params=params_to_dict(params),
-                columns=feature_columns(params), tasks=tasks, failures=failures, series=count)
+                columns=feature_columns(params), tasks=tasks, failures=failures, series=len(found))

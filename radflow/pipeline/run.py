@@ -43,6 +43,7 @@ __all__ = ["RunSummary", "run"]
 _WINDOW_PER_THREAD = 8
 _MIN_WINDOW = 64
 _MESSAGE_CHARS = 2000
+_MAX_MESSAGES = 100
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
@@ -90,9 +91,10 @@ class RunSummary:
             lines.append(f"  {name:<{width}}{value}")
         if self.failed:
             lines.append(f"failures (errors table: {errors_path(self.table)}):")
-            lines += [f"  {m}" for m in self.messages[:20]]
-            if len(self.messages) > 20:
-                lines.append(f"  ... and {len(self.messages) - 20} more")
+            shown = self.messages[:20]
+            lines += [f"  {m}" for m in shown]
+            if self.failed > len(shown):
+                lines.append(f"  ... and {self.failed - len(shown)} more")
         return "\n".join(lines)
 
 
@@ -261,8 +263,9 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
             else:
                 failures[where].append(error)
                 summary.failed += 1
-                summary.messages.append(f"{task.case}/{task.series}/{task.label_key}:{task.label} "
-                                        f"[{task.group}]: {error['error_type']}: {error['message']}")
+                if len(summary.messages) < _MAX_MESSAGES:  # the errors table has them all
+                    summary.messages.append(f"{task.case}/{task.series}/{task.label_key}:{task.label} "
+                                            f"[{task.group}]: {error['error_type']}: {error['message']}")
             pending[where] -= 1
             if pending[where] == 0:
                 commit(where, rows.pop(where), failures.pop(where, []))

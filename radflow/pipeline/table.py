@@ -290,7 +290,8 @@ class TableWriter:
             if unknown:
                 raise ValueError(f"case {where[2]}: unexpected columns {sorted(unknown)[:5]} for "
                                  f"feature set {self.feature_set}")
-        data = pa.Table.from_pylist(rows, schema=self.schema.remove(self.schema.get_field_index("run_id")))
+        without_run_id = self.schema.remove(self.schema.get_field_index("run_id"))
+        data = pa.Table.from_pylist(rows, schema=without_run_id)
         return data.append_column("run_id", pa.array([self.run_id] * data.num_rows, pa.string()))
 
     def commit(self, institution: str, modality: str, case: str, rows: list[dict],

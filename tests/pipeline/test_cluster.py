@@ -105,16 +105,21 @@ def real_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Path:
-    """The synthetic archive (3 patients: CT, PET, MR), ingested."""
+def demo(tmp_path_factory):
+    """The synthetic archive (3 patients: CT, PET, MR), ingested: (store, archive)."""
     mp = pytest.MonkeyPatch()  # module scope: outside the function-scoped key fixture
     mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
     root = tmp_path_factory.mktemp("demo")
-    write_demo_archive(root / "archive", patients=3, seed=3)
+    archive = write_demo_archive(root / "archive", patients=3, seed=3)
     summary = ingest_archive(root / "archive", root / "store", progress=False)
     mp.undo()
     assert summary.failed == 0, summary.report()
-    return root / "store"
+    return root / "store", archive
+
+
+@pytest.fixture(scope="module")
+def store(demo) -> Path:
+    return demo[0]
 
 
 def _table_rows(table: Path):
@@ -151,9 +156,10 @@ def _wait(condition, timeout: float, what: str, alive=lambda: True) -> None:
         time.sleep(0.05)
 
 
-def test_worker_killed_mid_run_costs_only_time(real_cluster, store, tmp_path):
+def test_worker_killed_mid_run_costs_only_time(real_cluster, demo, tmp_path):
     from distributed import Client
 
+    store, archive = demo
     table = tmp_path / "features"
     tasks = len(make_plan(store, PARAMS).tasks)
     assert tasks == 12  # 3 patients x (CT: GTV, lung; MR: GTV, lung)
@@ -185,13 +191,21 @@ def test_worker_killed_mid_run_costs_only_time(real_cluster, store, tmp_path):
     assert (summary.extracted, summary.failed, summary.rows) == (tasks, 0, tasks)
     _assert_exactly_once_and_equal_to_single_process(store, table)
     real_cluster.start_worker("w2")  # two workers again for what follows
+
+    # No patient identifier reaches the table (the archive's headers do hold some).
+    needles = [s.encode() for s in archive.identifiers if len(s) >= 5]
+    assert needles
+    leaks = [(p.name, n) for p in table.rglob("*") if p.is_file() for n in needles
+             if n in p.read_bytes()]
+    assert leaks == []
     real_cluster.wait_for_workers(2)
 
 
 def test_client_killed_mid_run_then_run_again(real_cluster, store, tmp_path):
     table = tmp_path / "features"
     code = ("import json, sys\nfrom radflow.pipeline.run import run\n"
-            "run(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], scheduler=sys.argv[4], progress=False)\n")
+            "run(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], scheduler=sys.argv[4],\n"
+            "    progress=False)\n")
     env = {**os.environ, "RADFLOW_PSEUDONYM_KEY": "radflow-test-key"}
     client = subprocess.Popen([sys.executable, "-c", code, str(store), json.dumps(PARAMS), str(table),
                                real_cluster.address], cwd=REPO, env=env, start_new_session=True,

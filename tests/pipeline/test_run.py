@@ -16,10 +16,10 @@ import SimpleITK as sitk
 from radflow.features.extractor import extract
 from radflow.io.records import LabelMap
 from radflow.pipeline.cli_commands import add_commands
-from radflow.pipeline.plan import feature_columns, image_type_groups, make_plan
+from radflow.pipeline.plan import feature_columns, feature_set_name, image_type_groups, make_plan
 from radflow.pipeline.run import run, traceback_digest
-from radflow.pipeline.table import read_errors, read_table, verify
-from radflow.params.pyradiomics_params import load_params
+from radflow.pipeline.table import TableWriter, read_errors, read_table, table_lock, verify
+from radflow.params.pyradiomics_params import load_params, params_to_dict
 from radflow.store.volume import add_label, open_label, open_volume, write_series
 
 PARAMS = {
@@ -129,6 +129,20 @@ def test_groups_put_shape_with_original_only():
     assert [name for name, _ in image_type_groups(only_log)] == ["LoG"]
 
 
+def test_params_beside_the_table_name_its_feature_set(tmp_path):
+    params = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 2.5]}, "Wavelet": {"binWidth": 5}},
+              "featureClass": {"glcm": ["Contrast"], "firstorder": None},
+              "setting": {"binWidth": 10, "resampledPixelSpacing": [1, 1, 2], "normalize": True,
+                          "resegmentRange": [-100, 200], "distances": [1, 2], "geometryTolerance": 1e-5}}
+    loaded = load_params(params)
+    with table_lock(tmp_path / "t"):
+        TableWriter(tmp_path / "t", feature_set_name(loaded), feature_columns(loaded),
+                    params_to_dict(loaded), "r")
+    written = tmp_path / "t" / f"feature_set={feature_set_name(loaded)}" / "_params.yaml"
+    assert feature_set_name(load_params(written)) == feature_set_name(loaded)
+    assert verify(tmp_path / "t").ok
+
+
 def test_unreadable_series_is_a_plan_failure(store):
     (store / "P002" / "CT-2" / "zarr.json").write_text("{not json")
     plan = make_plan(store, PARAMS)
@@ -147,8 +161,8 @@ def test_rows_match_single_process_extraction(store, tmp_path, scheduler):
     assert len(rows) == TASKS
     columns = feature_columns(load_params(PARAMS))
     produced = set()
-    for (case, series, label_key, label), group in rows.groupby(["case", "series", "label_key", "label"]):
-        expected = extract(open_volume(store, case, series), open_label(store, case, series, label_key),
+    for (case, series, key, label), group in rows.groupby(["case", "series", "label_key", "label"]):
+        expected = extract(open_volume(store, case, series), open_label(store, case, series, key),
                            PARAMS, label=int(label))
         features = {k: v for k, v in expected.items() if not k.startswith("diagnostics_")}
         assert sorted(group["image_type"]) == ["original", "square"]

@@ -1,0 +1,204 @@
+"""Pipeline benchmark: throughput with 1 and 2 workers, per-task overhead, DuckDB over the table.
+
+Usage::
+
+    python benchmarks/bench_pipeline.py [--cases 100] [--out DIR]
+
+1. A store of ``--cases`` synthetic CT series (one textured tumour ROI each,
+   written directly with ``write_series``: no archive, no ingest).
+2. The same extractions in a plain loop in this process (warm kernels): the
+   extraction time the pipeline is compared with.
+3. ``radflow run`` on a local cluster of 1, then 2 worker processes (one
+   thread each), workers warmed first so that start-up is not counted:
+   ROIs per second, and the pipeline's overhead over the plain loop.
+4. The same with the smallest feature set (first-order Mean, no diagnostics):
+   per-task overhead in ms.
+5. A DuckDB aggregate over a synthesised 10,000-row table, before and after
+   ``compact``.
+
+Targets (issue 5): 2 workers >= 1.8x one worker on a 2-core machine; overhead
+under 5% of extraction time for 100 cases. The load average is printed: on a
+shared machine the figures only mean something when it is low.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from radflow.io.records import LabelMap
+
+FULL = {"featureClass": {"firstorder": None, "glcm": None, "glrlm": None, "glszm": None,
+                         "gldm": None, "ngtdm": None},
+        "setting": {"binWidth": 25}}
+SMALLEST = {"featureClass": {"firstorder": ["Mean"]}, "setting": {"additionalInfo": False}}
+
+
+def write_store(store: Path, cases: int, *, seed: int = 0) -> None:
+    """``cases`` CT-like series of 40 x 80 x 80 voxels with one ellipsoid ROI of ~4,000 voxels."""
+    from radflow.store.volume import write_series
+
+    z, y, x = np.ogrid[:40, :80, :80]
+    for i in range(cases):
+        rng = np.random.default_rng([seed, i])
+        values = rng.normal(-50, 40, size=(40, 80, 80))
+        centre = rng.integers([16, 30, 30], [24, 50, 50])
+        roi = (((z - centre[0]) / 8) ** 2 + ((y - centre[1]) / 14) ** 2
+               + ((x - centre[2]) / 14) ** 2) <= 1
+        values[roi] += 60 + 50 * rng.random(int(roi.sum()))
+        image = sitk.GetImageFromArray(values.astype(np.int16))
+        image.SetSpacing((0.9, 0.9, 2.5))
+        label = sitk.GetImageFromArray(roi.astype(np.uint8))
+        label.CopyInformation(image)
+        labels = [LabelMap("gtv", "labelmap", label, {1: "GTV"})]
+        write_series(store, f"B{i:04d}", "CT-1", image, labels, fingerprint=f"bench-{seed}-{i}",
+                     attrs={"modality": "CT", "institution": f"SITE_{i % 3}"})
+
+
+def serial_seconds(store: Path, params) -> float:
+    """Extraction time of every planned task, one after the other in this process."""
+    import dask
+
+    from radflow.features.extractor import extract
+    from radflow.pipeline.plan import make_plan
+    from radflow.store.volume import open_label, open_volume
+
+    tasks = make_plan(store, params).tasks
+    started = time.perf_counter()
+    with dask.config.set(scheduler="synchronous"):
+        for t in tasks:
+            mask = open_label(store, t.case, t.series, t.label_key)
+            extract(open_volume(store, t.case, t.series), mask, t.params, label=t.label)
+    return time.perf_counter() - started
+
+
+def pipeline_seconds(store: Path, params, table: Path, scheduler: str) -> float:
+    from radflow.pipeline.run import run
+
+    shutil.rmtree(table, ignore_errors=True)
+    shutil.rmtree(table.with_name(table.name + ".errors"), ignore_errors=True)
+    started = time.perf_counter()
+    summary = run(store, params, table, scheduler=scheduler, progress=False)
+    seconds = time.perf_counter() - started
+    assert summary.failed == 0, summary.report()
+    return seconds
+
+
+def bench_workers(store: Path, warm: Path, out: Path, n: int, params) -> float:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        pipeline_seconds(warm, params, out / "warm-table", cluster.scheduler_address)  # imports, kernels
+        return pipeline_seconds(store, params, out / f"table-{n}", cluster.scheduler_address)
+
+
+def bench_duckdb(out: Path, rows: int = 10_000) -> tuple[float, float]:
+    """Median seconds of a GROUP BY over ``rows`` synthetic rows, before and after compact."""
+    import duckdb
+
+    from radflow.params.pyradiomics_params import load_params, params_to_dict
+    from radflow.pipeline.plan import feature_columns, feature_set_name
+    from radflow.pipeline.table import TableWriter, compact, table_lock
+
+    params = load_params(FULL)
+    columns, fs = feature_columns(params), feature_set_name(params)
+    table = out / "duckdb-table"
+    shutil.rmtree(table, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    per_case = 10
+    stamp = dt.datetime.now(dt.timezone.utc)
+    with table_lock(table):
+        writer = TableWriter(table, fs, columns, params_to_dict(params), "bench")
+        for c in range(rows // per_case):
+            case = f"D{c:05d}"
+            batch = [{"case": case, "series": f"CT-{case}", "roi": "gtv", "label_key": "gtv", "label": 1,
+                      "image_type": f"wavelet-{k}", "task_key": f"{case}-{k}", "params_hash": fs[3:],
+                      "input_fingerprint": "x", "radflow_version": "bench", "extracted_at": stamp,
+                      **dict(zip(columns, rng.random(len(columns)).tolist()))}
+                     for k in range(per_case)]
+            writer.commit(f"SITE_{c % 5}", ("CT", "PT", "MR")[c % 3], case, batch, keep=())
+    query = ("SELECT institution, modality, image_type, count(*), avg(glcm_Contrast), "
+             "stddev(firstorder_Entropy) "
+             f"FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) GROUP BY ALL")
+
+    def timed() -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            result = duckdb.sql(query).fetchall()
+            times.append(time.perf_counter() - started)
+            assert sum(r[3] for r in result) == rows
+        return statistics.median(times)
+
+    before = timed()
+    compact(table)
+    return before, timed()
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--parts", nargs="+", default=["overhead", "scaling", "duckdb"],
+                        choices=["overhead", "scaling", "duckdb"])
+    args = parser.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="radflow-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    store, warm = out / "store", out / "warm-store"
+    print(f"cores: {os.cpu_count()}, {_load()} at start (figures are void when load >> cores)")
+    for folder, n, seed in ((store, args.cases, 0), (warm, 4, 1)):
+        if not folder.is_dir():
+            write_store(folder, n, seed=seed)
+
+    from radflow.pipeline.plan import make_plan
+
+    serial_seconds(warm, FULL)  # imports, kernels compiled or loaded in this process
+    started = time.perf_counter()
+    rois = len(make_plan(store, FULL).tasks)
+    plan_s = time.perf_counter() - started
+    print(f"{rois} ROIs ({args.cases} cases), feature classes {', '.join(FULL['featureClass'])}")
+    print(f"  planning (client, metadata only)    {plan_s:7.2f} s   ({1000 * plan_s / rois:.1f} ms/ROI)")
+    if "overhead" in args.parts:
+        serial_full = serial_seconds(store, FULL)
+        print(f"  plain loop in one process           {serial_full:7.2f} s   "
+              f"{rois / serial_full:6.2f} ROIs/s   ({_load()})")
+    if {"overhead", "scaling"} & set(args.parts):
+        one = bench_workers(store, warm, out, 1, FULL)
+        print(f"  radflow run, 1 worker               {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
+              f"({_load()})")
+    if "overhead" in args.parts:
+        print(f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
+              "of extraction time (target < 5 %)")
+    if "scaling" in args.parts:
+        two = bench_workers(store, warm, out, 2, FULL)
+        print(f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
+              f"({_load()})   speed-up {one / two:.2f}x (target >= 1.8x)")
+    if "overhead" in args.parts:
+        serial_small = serial_seconds(store, SMALLEST)
+        one_small = bench_workers(store, warm, out, 1, SMALLEST)
+        print("smallest feature set (firstorder Mean, no diagnostics):")
+        print(f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
+              f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per task   ({_load()})")
+    if "duckdb" in args.parts:
+        before, after = bench_duckdb(out)
+        print(f"DuckDB GROUP BY over 10,000 rows: {1000 * before:.1f} ms (1,000 files), "
+              f"{1000 * after:.1f} ms after compact   ({_load()})")
+    print(f"{_load()} at end; work folder: {out}")
+
+
+if __name__ == "__main__":
+    main()
