@@ -156,10 +156,6 @@ class Plan:
     failures: list[PlanFailure]
     series: int
 
-    @property
-    def keys(self) -> set[str]:
-        return {t.key for t in self.tasks} | {f.key for f in self.failures}
-
 
 def feature_set_name(params: ExtractionParams) -> str:
     """Partition value of a parameter file's feature set: ``"fs-<params_hash>"``."""

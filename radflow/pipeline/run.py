@@ -33,6 +33,7 @@ from itertools import islice
 from pathlib import Path
 
 from radflow._version import __version__
+from radflow.errors import SettingsError
 from radflow.pipeline.plan import PlanFailure, Task, make_plan
 from radflow.pipeline.progress import Progress
 from radflow.pipeline.table import TableWriter, errors_path, table_lock
@@ -189,6 +190,8 @@ def run(store, params, table, *, scheduler: str | None = None, workers: int | No
     radflow.errors.SettingsError
         Invalid parameters or cluster options.
     """
+    if type(retries) is not int or retries < 0:
+        raise SettingsError(f"retries must be a whole number >= 0, got {retries!r}")
     started = time.monotonic()
     run_id = f"{_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     plan = make_plan(store, params)
