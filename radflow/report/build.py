@@ -1,0 +1,565 @@
+"""Gather a study's results into the HTML report.
+
+:func:`build_report` starts from a study spec (``radflow model fit``'s
+input, fitted here) or from the folder ``radflow model fit -o OUTDIR``
+wrote, and adds what the store and the feature table hold (cohort, QC
+slices, failures). Each figure is made by :mod:`radflow.report.figures` from
+plain arrays; a section whose data the study lacks says so instead.
+
+What is shown, and from where:
+
+cohort
+    The store's manifest (series per institution and modality, failed
+    inputs) and the design (patients, events, follow-up).
+QC gallery
+    The central slice of each series' ROI, from the store; failures from the
+    manifest and the feature table's errors table.
+heat-map, correlation
+    The features the fitted pipeline passes to its model (after
+    harmonisation, scaling and selection), z-scored.
+ICC
+    The pipeline's ICC filter (``icc_``, ``threshold``), when it has one.
+ComBat
+    The pipeline's ``harmonise`` step applied to the whole cohort: the
+    image features before and after it.
+selected features
+    The model's coefficients (Cox: log hazard ratio per SD) or importances.
+KM, time-dependent AUC
+    Out-of-fold risks of the validation (nested CV, else LOIO): never a
+    patient scored by a model that saw it. Risk groups split at the median.
+validation
+    Each fold's and institution's headline metric with its bootstrap CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radflow.errors import InputError
+
+__all__ = ["FitOutputs", "build_report", "load_fit_outputs", "write_demo_report"]
+
+#: Display windows of the QC slices (image units); None: the slice's percentiles.
+_WINDOWS = {"CT": (-1000.0, 400.0)}
+_UNITS = {"CT": "HU", "PT": "SUV"}
+_HEATMAP_MAX_FEATURES = 60
+_TD_AUC_BOOT = 200
+
+
+@dataclass
+class FitOutputs:
+    """A fitted study: what ``radflow model fit`` leaves behind, loaded.
+
+    Attributes
+    ----------
+    spec : radflow.model.spec.StudySpec
+    design : radflow.model.spec.Design
+        The data of the spec (``load_design``).
+    pipeline : sklearn.pipeline.Pipeline or None
+        Fitted on all patients.
+    validation : dict of str to dict
+        Scheme (``"nested_cv"``, ``"loio"``) -> ``ValidationResult.as_dict()``.
+    predictions : dict of str to pandas.DataFrame
+        Scheme -> out-of-fold ``fold`` and ``risk`` per patient (index).
+    command : str
+        The command that fitted it.
+    """
+
+    spec: object
+    design: object
+    pipeline: object = None
+    validation: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)
+    command: str = ""
+
+
+# -- loading ------------------------------------------------------------------
+
+
+def _fit_spec(spec_path: Path, progress: bool) -> FitOutputs:
+    """Fit the spec's pipeline and run its validation schemes, as ``radflow model fit`` does."""
+    from radflow.model.spec import build_pipeline, load_design, load_spec
+    from radflow.model.survival import model_grid
+    from radflow.model.validation import fit_tuned, leave_one_institution_out, nested_cv
+
+    spec = load_spec(spec_path)
+    _say(progress, f"report: reading the study of {spec_path}")
+    design = load_design(spec)
+    pipeline = build_pipeline(spec, image_columns=design.image_columns)
+    grid = model_grid(spec.pipeline.model.method, spec.pipeline.grid) or None
+    common = dict(param_grid=grid, inner_folds=spec.validation.inner_folds,
+                  n_boot=spec.bootstrap, seed=spec.seed)
+    validation, predictions = {}, {}
+    for scheme in spec.validation.schemes:
+        _say(progress, f"report: validating ({scheme})")
+        if scheme == "nested_cv":
+            result = nested_cv(pipeline, design.X, design.y,
+                               outer_folds=spec.validation.outer_folds, **common)
+        else:
+            result = leave_one_institution_out(pipeline, design.X, design.y, design.institution,
+                                               **common)
+        validation[scheme] = result.as_dict()
+        predictions[scheme] = result.predictions
+    _say(progress, "report: fitting the final model on all patients")
+    fitted, _ = fit_tuned(pipeline, design.X, design.y, param_grid=grid,
+                          inner_folds=spec.validation.inner_folds, seed=spec.seed)
+    return FitOutputs(spec, design, fitted, validation, predictions,
+                      command=f"radflow model fit {shlex.quote(str(spec_path))}")
+
+
+def _find(obj, test, depth: int = 0):
+    """First value inside nested dicts/lists/attributes of ``obj`` for which ``test`` holds."""
+    if test(obj):
+        return obj
+    if depth > 4:
+        return None
+    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) \
+        else vars(obj).values() if hasattr(obj, "__dict__") and not hasattr(obj, "fit") else ()
+    for child in children:
+        found = _find(child, test, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def load_fit_outputs(model_dir, *, progress: bool = False) -> FitOutputs:
+    """Load what ``radflow model fit SPEC -o OUTDIR`` wrote.
+
+    Reads ``OUTDIR/*.json`` (the metrics: the spec's path under ``"spec"``,
+    the command under ``"command"``, and each validation scheme as
+    ``ValidationResult.as_dict()``), the joblib artifact ``OUTDIR/*.joblib``
+    (the fitted pipeline) and the out-of-fold predictions
+    ``OUTDIR/predictions*.csv`` / ``.parquet`` (index patient, columns
+    ``fold``, ``risk``, optionally ``scheme``). The design is re-read from
+    the spec's files.
+
+    Raises
+    ------
+    radflow.errors.InputError
+        No such folder, no metrics JSON, or a spec that cannot be found.
+    """
+    import joblib
+
+    from radflow.model.spec import load_design, load_spec
+
+    root = Path(model_dir)
+    if not root.is_dir():
+        raise InputError(root, "no such model folder (written by `radflow model fit -o OUTDIR`)")
+    metrics_files = sorted(root.glob("*.json"))
+    if not metrics_files:
+        raise InputError(root, "no metrics JSON in the model folder (run `radflow model fit` first)")
+    metrics = json.loads(metrics_files[0].read_text())
+    artifact = None
+    for path in sorted(root.glob("*.joblib")):
+        artifact = joblib.load(path)
+        break
+    spec = _find(artifact, lambda o: type(o).__name__ == "StudySpec")
+    if spec is None:
+        spec_path = _find(metrics, lambda o: isinstance(o, dict) and isinstance(o.get("spec"), str))
+        if spec_path is None:
+            raise InputError(metrics_files[0], "names no study spec ('spec': path)")
+        path = Path(spec_path["spec"])
+        spec = load_spec(path if path.is_absolute() else root / path)
+    pipeline = _find(artifact, lambda o: hasattr(o, "named_steps"))
+    validation = {}
+    for scheme in ("nested_cv", "loio"):
+        found = _find(metrics, lambda o, s=scheme: isinstance(o, dict) and o.get("scheme") == s
+                      and "folds" in o)
+        if found is not None:
+            validation[scheme] = found
+    predictions = {}
+    for path in sorted(root.glob("predictions*")):
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else \
+            pd.read_csv(path, index_col=0) if path.suffix == ".csv" else None
+        if frame is None or "risk" not in frame:
+            continue
+        if "scheme" in frame:
+            for scheme, part in frame.groupby("scheme"):
+                predictions[str(scheme)] = part
+        else:
+            predictions[path.stem.removeprefix("predictions").strip("_-") or "nested_cv"] = frame
+    if not predictions:
+        for scheme in validation:
+            result = _find(artifact, lambda o, s=scheme: getattr(o, "scheme", None) == s
+                           and hasattr(o, "predictions"))
+            if result is not None:
+                predictions[scheme] = result.predictions
+    _say(progress, f"report: reading the study of {spec.source or model_dir}")
+    command = metrics.get("command") or f"radflow model fit {spec.source or ''} -o {root}"
+    return FitOutputs(spec, load_design(spec), pipeline, validation, predictions,
+                      command=command if isinstance(command, str) else " ".join(command))
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+# -- sections -----------------------------------------------------------------
+
+
+def _cohort(fit: FitOutputs | None, manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per institution: patients and series per modality, failures, events, follow-up."""
+    rows = {}
+    if not manifest.empty:
+        series = manifest[manifest["item"] == "series"]
+        for inst, part in manifest.groupby("institution"):
+            row = rows.setdefault(inst, {})
+            row["patients (store)"] = part["case"].nunique()
+            ok = series[(series["institution"] == inst) & (series["status"] == "ok")]
+            for modality, n in ok.groupby("modality")["series"].nunique().items():
+                row[f"{modality} series"] = n
+            row["failed inputs"] = int((part["status"] == "failed").sum())
+    if fit is not None:
+        design = fit.design
+        inst = pd.Series(np.asarray(design.institution).astype(str))
+        y = design.y
+        for name, idx in inst.groupby(inst).groups.items():
+            row = rows.setdefault(name, {})
+            row["patients (model)"] = len(idx)
+            if y is not None and y.dtype.names:
+                event, t = y[y.dtype.names[0]][idx], y[y.dtype.names[1]][idx]
+                row["events"] = int(np.sum(event))
+                row["median follow-up"] = float(np.median(t))
+            elif y is not None:
+                row["positives"] = int(np.sum(np.asarray(y)[idx]))
+    frame = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    frame.index.name = "institution"
+    if not frame.empty:
+        total = frame.sum(numeric_only=True)
+        if "median follow-up" in frame and fit is not None and fit.design.y.dtype.names:
+            total["median follow-up"] = float(np.median(fit.design.y[fit.design.y.dtype.names[1]]))
+        frame.loc["all"] = total
+        counts = [c for c in frame.columns if c != "median follow-up"]
+        frame[counts] = frame[counts].fillna(0).astype(int)
+    return frame
+
+
+def _failures(store, table) -> dict[str, list[str]]:
+    """Case -> what the pipeline recorded as failed for it (ingest and extraction)."""
+    from radflow.pipeline.manifest import read_manifest
+    from radflow.pipeline.table import read_errors
+
+    out: dict[str, list[str]] = {}
+    if store is not None:
+        manifest = read_manifest(store)
+        if not manifest.empty:
+            for row in manifest[manifest["status"] == "failed"].itertuples():
+                where = row.series or row.source or row.item
+                out.setdefault(row.case, []).append(f"ingest {where}: {row.error}")
+    if table is not None and Path(table).is_dir():
+        errors = read_errors(table).to_pandas()
+        for row in errors.itertuples():
+            where = "/".join(str(v) for v in (row.series, row.roi) if v)
+            out.setdefault(row.case, []).append(f"extraction {where}: {row.error_type}: {row.message}")
+    return out
+
+
+def _qc_cases(store, failures: dict, rois, progress: bool) -> list:
+    from radflow.pipeline.manifest import read_manifest
+    from radflow.pipeline.progress import Progress
+    from radflow.report.figures import central_slice, qc_slice
+    from radflow.report.html import QcCase, QcImage
+    from radflow.store.volume import list_series, open_label, open_volume
+
+    manifest = read_manifest(store)
+    institution = {} if manifest.empty else dict(zip(manifest["case"], manifest["institution"]))
+    by_case: dict[str, list] = {}
+    for info in list_series(store):
+        by_case.setdefault(info.case, []).append(info)
+    cases = sorted(set(by_case) | set(failures), key=lambda c: (institution.get(c, ""), c))
+    bar = Progress(len(cases), "QC cases") if progress and cases else None
+    out = []
+    for case in cases:
+        item = QcCase(case, institution.get(case, ""), failures=list(failures.get(case, [])))
+        for info in by_case.get(case, []):
+            keys = [k for k in (rois or ()) if k in info.label_keys] or list(info.label_keys)
+            if not keys:
+                continue
+            key = keys[0]
+            caption = f"{info.modality} {key}"
+            label = np.asarray(open_label(store, case, info.series, key)) != 0
+            if not label.any():
+                item.images.append(QcImage(caption, problem="empty ROI"))
+                continue
+            z = central_slice(label)
+            image = np.asarray(open_volume(store, case, info.series)[z:z + 1])
+            fig = qc_slice(image, label[z:z + 1], spacing_zyx=info.spacing_zyx, z=0,
+                           window=_WINDOWS.get(info.modality), crop_margin_mm=40.0, size_in=2.4,
+                           unit=_UNITS.get(info.modality, ""))
+            fig.axes[0].set_xlabel(f"slice {z} of {info.shape_zyx[0]}", fontsize=7)
+            item.images.append(QcImage(caption, fig))
+        out.append(item)
+        if bar:
+            bar.update(failed=int(bool(item.failures)))
+    if bar:
+        bar.close()
+    return out
+
+
+def _model_input(fit: FitOutputs) -> pd.DataFrame | None:
+    """The features the fitted model sees, one row per patient."""
+    if fit.pipeline is None:
+        return None
+    Xt = fit.pipeline[:-1].transform(fit.design.X)
+    if not isinstance(Xt, pd.DataFrame):
+        Xt = pd.DataFrame(Xt, index=fit.design.X.index,
+                          columns=fit.pipeline[:-1].get_feature_names_out())
+    return Xt.apply(pd.to_numeric, errors="coerce")
+
+
+def _weights(fit: FitOutputs, names) -> tuple[pd.Series | None, str]:
+    model = fit.pipeline[-1] if fit.pipeline is not None else None
+    if model is None:
+        return None, ""
+    coef = getattr(model, "coef_", None)
+    if coef is not None:
+        coef = np.asarray(coef, dtype=float)
+        coef = coef[:, -1] if coef.ndim == 2 else coef.ravel()
+        return pd.Series(coef, index=list(names)), "coefficient (log hazard ratio per SD)"
+    importances = getattr(model, "feature_importances_", None)
+    if importances is not None:
+        return pd.Series(np.asarray(importances, float), index=list(names)), "importance"
+    return None, ""
+
+
+def _annotations(fit: FitOutputs, index) -> pd.DataFrame:
+    design = fit.design
+    ann = pd.DataFrame({"institution": np.asarray(design.institution).astype(str)},
+                       index=design.X.index)
+    if "stage" in design.X:
+        ann["stage"] = design.X["stage"].map(lambda v: "?" if pd.isna(v) else f"{v:g}")
+    y = design.y
+    if y is not None and y.dtype.names:
+        ann["event"] = np.where(y[y.dtype.names[0]], "event", "censored")
+    elif y is not None:
+        ann["outcome"] = np.asarray(y).astype(int).astype(str)
+    return ann.loc[index]
+
+
+def _harmonise_figures(fit: FitOutputs, content) -> None:
+    from radflow.report.figures import combat_before_after, embedding_plot
+
+    pipe = fit.pipeline
+    if pipe is None or "harmonise" not in pipe.named_steps:
+        content.notes["combat"] = "The study's pipeline has no harmonisation step."
+        return
+    k = list(pipe.named_steps).index("harmonise")
+    before = pipe[:k].transform(fit.design.X)
+    after = pipe[:k + 1].transform(fit.design.X)
+    columns = [c for c in fit.design.image_columns if c in before.columns and c in after.columns]
+    before = before[columns].apply(pd.to_numeric, errors="coerce")
+    after = after[columns].apply(pd.to_numeric, errors="coerce")
+    batch = np.asarray(fit.design.institution).astype(str)
+    content.figures["combat"] = [combat_before_after(before, after, batch),
+                                 embedding_plot({"before ComBat": before, "after ComBat": after},
+                                                batch, title="PCA of the image features")]
+    content.notes["combat"] = (
+        "ComBat fitted on all patients (the validation refits it inside each training fold). "
+        "Boxes: the features with the strongest institution effect before harmonisation, "
+        "with the Kruskal-Wallis p-value across institutions.")
+
+
+def _survival_figures(fit: FitOutputs, content) -> None:
+    from radflow.model import metrics
+    from radflow.report.figures import cindex_forest, km_plot, td_auc_plot
+
+    y = fit.design.y
+    scheme = next((s for s in ("nested_cv", "loio") if s in fit.predictions), None)
+    if scheme is None or y is None or not y.dtype.names:
+        reason = ("no out-of-fold predictions in the model outputs" if scheme is None
+                  else "the endpoint is binary")
+        content.notes["km"] = content.notes["td_auc"] = f"Not available: {reason}."
+    else:
+        pred = fit.predictions[scheme].reindex(fit.design.X.index)
+        keep = pred["risk"].notna().to_numpy()
+        risk, yk = pred["risk"].to_numpy(float)[keep], y[keep]
+        event, t = yk[yk.dtype.names[0]], yk[yk.dtype.names[1]]
+        groups = metrics.risk_groups(risk, yk, method="median")
+        label = np.where(groups.high, "high risk", "low risk")
+        content.figures["km"] = [km_plot(t, event, label, p_value=groups.logrank.p,
+                                         group_order=["low risk", "high risk"])]
+        content.notes["km"] = (
+            f"Out-of-fold predicted risk ({scheme.replace('_', ' ')}) split at its median; "
+            f"{len(risk)} patients. Numbers at risk count patients still followed at each time.")
+        times = metrics.evaluation_times(yk, quantiles=np.linspace(0.1, 0.8, 8))
+        if len(times) >= 2:
+            auc, mean_auc = metrics.time_dependent_auc(yk, risk, times=times)
+            bands = [metrics.bootstrap(
+                lambda yy, rr, t=t: metrics.time_dependent_auc(yy, rr, times=[t])[1], yk, risk,
+                n_boot=min(_TD_AUC_BOOT, fit.spec.bootstrap), seed=fit.spec.seed) for t in times]
+            content.figures["td_auc"] = [td_auc_plot(
+                times, auc, low=[b.low for b in bands], high=[b.high for b in bands],
+                mean_auc=mean_auc)]
+            content.notes["td_auc"] = ("Cumulative/dynamic AUC of the out-of-fold risk at "
+                                       "quantiles of the event times, with bootstrap 95% CIs.")
+        else:
+            content.notes["td_auc"] = "Not available: too few distinct event times."
+    rows = []
+    for scheme_name, result in fit.validation.items():
+        headline = "harrell_c" if result.get("endpoint") == "survival" else "roc_auc"
+        kind = "institution" if scheme_name == "loio" else "fold"
+        for fold in result.get("folds", []):
+            est = fold.get("metrics", {}).get(headline)
+            if est:
+                rows.append({"label": f"{scheme_name}: {fold['name']}", "estimate": est["value"],
+                             "low": est["low"], "high": est["high"], "group": kind})
+        est = result.get("pooled", {}).get(headline)
+        if est:
+            rows.append({"label": f"{scheme_name}: pooled", "estimate": est["value"],
+                         "low": est["low"], "high": est["high"], "group": "pooled"})
+    if rows:
+        frame = pd.DataFrame(rows)
+        metric = "C-index (Harrell)" if "harrell_c" in json.dumps(list(fit.validation.values())) \
+            else "ROC AUC"
+        content.figures["validation"] = [cindex_forest(frame, metric=metric)]
+        content.tables["validation"] = frame.set_index("label")
+        content.notes["validation"] = ("Each outer fold (nested CV) and each held-out institution "
+                                       "(leave-one-institution-out), with percentile bootstrap CIs.")
+    else:
+        content.notes["validation"] = "Not available: the model outputs hold no validation results."
+
+
+def _feature_figures(fit: FitOutputs, content) -> None:
+    from radflow.report.figures import (
+        correlation_heatmap, feature_heatmap, icc_distribution, selected_features_plot)
+
+    Xt = _model_input(fit)
+    if Xt is None or Xt.shape[1] == 0:
+        for key in ("heatmap", "correlation", "selected"):
+            content.notes[key] = "Not available: no fitted pipeline in the model outputs."
+    else:
+        weights, kind = _weights(fit, Xt.columns) if fit.pipeline is not None else (None, "")
+        shown = Xt
+        if weights is not None:
+            nonzero = weights[weights != 0]
+            if len(nonzero):
+                shown = Xt[list(nonzero.abs().sort_values(ascending=False).index)]
+            content.figures["selected"] = [selected_features_plot(
+                weights[weights != 0] if (weights != 0).any() else weights, kind=kind)]
+            content.notes["selected"] = (f"{int((weights != 0).sum())} of {len(weights)} model "
+                                         f"inputs with a non-zero {kind.split(' ')[0]}.")
+        else:
+            content.notes["selected"] = "The model has neither coefficients nor importances."
+        shown = shown.iloc[:, :_HEATMAP_MAX_FEATURES]
+        content.figures["heatmap"] = [feature_heatmap(shown,
+                                                      annotations=_annotations(fit, shown.index))]
+        content.notes["heatmap"] = (f"{shown.shape[1]} selected features (rows) x {len(shown)} "
+                                    "patients, z-scored, average-linkage clustering.")
+        if shown.shape[1] >= 2:
+            content.figures["correlation"] = [correlation_heatmap(shown)]
+        else:
+            content.notes["correlation"] = "Only one feature selected."
+    icc_step = next((s for s in (fit.pipeline.named_steps.values() if fit.pipeline is not None
+                                 else ()) if hasattr(s, "icc_")), None)
+    if icc_step is None:
+        icc_step = _find(fit.pipeline, lambda o: hasattr(o, "icc_")) if fit.pipeline else None
+    if icc_step is not None:
+        content.figures["icc"] = [icc_distribution(icc_step.icc_, threshold=icc_step.threshold)]
+    else:
+        content.notes["icc"] = ("Not available: the pipeline has no ICC stability filter "
+                                "(radflow model stats computes the ICCs).")
+
+
+def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: bool = True):
+    """Every figure and table of the report, as a :class:`radflow.report.html.ReportContent`."""
+    from radflow._version import __version__
+    from radflow.pipeline.manifest import read_manifest
+    from radflow.report.html import ReportContent
+
+    content = ReportContent()
+    manifest = read_manifest(store) if store is not None else pd.DataFrame()
+    content.tables["cohort"] = _cohort(fit, manifest)
+    content.notes["cohort"] = "Patients and series per institution and modality."
+    failures = _failures(store, table)
+    if store is not None:
+        rois = fit.spec.image.rois if fit is not None and fit.spec.image is not None else None
+        content.qc = _qc_cases(store, failures, rois, progress)
+        content.notes["qc"] = ("Central slice of each series' ROI with its contour; cases with a "
+                               "failed input or extraction are flagged.")
+    else:
+        content.notes["qc"] = "Not available: no store given."
+    if fit is not None:
+        steps = [("features", _feature_figures), ("harmonisation", _harmonise_figures),
+                 ("survival", _survival_figures)]
+        for name, step in steps:
+            _say(progress, f"report: {name} figures")
+            step(fit, content)
+    content.provenance = {
+        "radflow version": __version__,
+        "feature set": fit.design.feature_set if fit is not None else "-",
+        "model": fit.command if fit is not None else "-",
+        "report command": " ".join(shlex.quote(a) for a in ["radflow"] + sys.argv[1:])
+        if Path(sys.argv[0]).name == "radflow" else "radflow.report.build_report",
+    }
+    return content
+
+
+def build_report(spec_or_model_dir, out_html, *, store=None, table=None, progress: bool = True,
+                 command: str | None = None) -> Path:
+    """Write the study report as one self-contained HTML file.
+
+    Parameters
+    ----------
+    spec_or_model_dir : path-like
+        A study spec (YAML; the model is fitted and validated here, as
+        ``radflow model fit`` would) or the folder ``radflow model fit -o``
+        wrote.
+    out_html : path-like
+        The report; written under a temporary name, then renamed.
+    store : path-like, optional
+        Volume store of the study: cohort, QC gallery and ingest failures.
+    table : path-like, optional
+        Feature table (its errors table flags extraction failures); default
+        the spec's.
+    progress : bool
+        Progress lines on stderr.
+    command : str, optional
+        The command line shown in the footer (default: this process's).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_html``.
+    """
+    from radflow.report.html import write_html
+
+    started = time.monotonic()
+    source = Path(spec_or_model_dir)
+    if source.is_dir():
+        fit = load_fit_outputs(source, progress=progress)
+    elif source.is_file():
+        fit = _fit_spec(source, progress)
+    else:
+        raise InputError(source, "no such study spec or model folder")
+    if store is not None and not Path(store).is_dir():
+        raise InputError(store, "no such store folder")
+    content = build_content(fit, store=store, table=table if table is not None else fit.spec.table,
+                            progress=progress)
+    if command is not None:
+        content.provenance["report command"] = command
+    out = write_html(content, out_html)
+    _say(progress, f"report: {out} ({os.path.getsize(out) / 1e6:.1f} MB, "
+                   f"{time.monotonic() - started:.0f} s)")
+    return out
+
+
+def write_demo_report(out_dir, *, model_dir, store, table=None, progress: bool = True) -> Path:
+    """The demo's last step: ``OUT/report.html`` from the demo's model outputs and store.
+
+    Prints the report's path and returns it.
+    """
+    out = Path(out_dir) / "report.html"
+    build_report(model_dir, out, store=store, table=table, progress=progress,
+                 command=f"radflow demo --out {out_dir}")
+    print(f"  report:   {out}", flush=True)
+    return out
