@@ -135,10 +135,7 @@ def bootstrap(statistic: Callable, *arrays, n_boot: int = 1000, seed: int = 0,
     -------
     Estimate
     """
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
-        raise SettingsError(f"n_boot must be an integer >= 0, got {n_boot!r}")
-    if not 0.0 < level < 1.0:
-        raise SettingsError(f"level must lie in (0, 1), got {level!r}")
+    _check_boot(n_boot, level)
     if not arrays:
         raise SettingsError("bootstrap needs at least one array to resample")
     arrays = [np.asarray(a) for a in arrays]
@@ -146,20 +143,69 @@ def bootstrap(statistic: Callable, *arrays, n_boot: int = 1000, seed: int = 0,
     if any(len(a) != n for a in arrays):
         raise SettingsError(f"arrays must have the same length, got {[len(a) for a in arrays]}")
     value = float(statistic(*arrays))
-    rng = np.random.default_rng(seed)
     values = []
-    for _ in range(n_boot):
-        rows = rng.integers(0, n, n)
+    for rows in _resamples(n, n_boot, seed):
         try:
             v = float(statistic(*(a[rows] for a in arrays)))
         except ValueError:
             continue
         if np.isfinite(v):
             values.append(v)
+    return _interval(value, values, level)
+
+
+def _check_boot(n_boot, level) -> None:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 0:
+        raise SettingsError(f"n_boot must be an integer >= 0, got {n_boot!r}")
+    if not 0.0 < level < 1.0:
+        raise SettingsError(f"level must lie in (0, 1), got {level!r}")
+
+
+def _resamples(n: int, n_boot: int, seed: int):
+    """Row indices of each resample; every bootstrap in this module draws the same ones."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        yield rng.integers(0, n, n)
+
+
+def _interval(value: float, values, level: float) -> Estimate:
     if len(values) < 10:
         return Estimate(value, float("nan"), float("nan"), level, len(values))
     low, high = np.quantile(values, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
     return Estimate(value, float(low), float(high), level, len(values))
+
+
+def _concordance_bootstrap(y, risk, weight, *, n_boot, seed, level, tied_tol=1e-8) -> Estimate:
+    """Bootstrap of a (weighted) concordance index as a quadratic form in resample counts.
+
+    A C-index is sum_ij w_i comparable_ij score_ij / sum_ij w_i comparable_ij
+    over the pairs of a sample; a resample holding patient i c_i times has
+    the pair (i, j) c_i c_j times, so its C-index is (c' N c) / (c' D c) with
+    N and D computed once. Pairs and ties follow scikit-survival's
+    ``concordance_index_censored`` (a censoring at the time of a death counts
+    as outliving it; risks within ``tied_tol`` score one half), and the rows
+    drawn are those of :func:`bootstrap` with the same seed, so the interval
+    is the one ``bootstrap(harrell_c, ...)`` gives, at a fraction of the cost.
+    ``weight`` is 1 for Harrell's C and the squared IPCW weight for Uno's.
+    """
+    event, time = _fields(y)
+    comparable = event[:, None] & ((time[:, None] < time[None, :])
+                                   | ((time[:, None] == time[None, :]) & ~event[None, :]))
+    diff = risk[:, None] - risk[None, :]
+    score = np.where(np.abs(diff) <= tied_tol, 0.5, (diff > 0).astype(float))
+    den = comparable * weight[:, None]
+    num = den * score
+    if den.sum() <= 0:
+        raise ValueError("no comparable pair: the concordance index is undefined")
+    value = float(num.sum() / den.sum())
+    n = len(risk)
+    counts = np.zeros((n_boot, n))
+    for b, rows in enumerate(_resamples(n, n_boot, seed)):
+        counts[b] = np.bincount(rows, minlength=n)
+    top = np.einsum("bi,ij,bj->b", counts, num, counts)
+    bottom = np.einsum("bi,ij,bj->b", counts, den, counts)
+    ok = bottom > 0
+    return _interval(value, top[ok] / bottom[ok], level)
 
 
 # -- discrimination -----------------------------------------------------------
@@ -506,8 +552,22 @@ def evaluation_times(y_test, *, y_train=None, quantiles=(0.1, 0.25, 0.5, 0.75)) 
     return times
 
 
+def _uno_weights(y, y_train, tau) -> np.ndarray:
+    """Squared IPCW weights of Uno's C, as scikit-survival's ``concordance_index_ipcw``:
+    1 / G(T_i)^2 for deaths before ``tau`` (G: Kaplan-Meier of the training
+    censoring), 0 otherwise."""
+    from sksurv.nonparametric import CensoringDistributionEstimator
+
+    cens = CensoringDistributionEstimator().fit(y_train)
+    keep = np.ones(len(y), bool) if tau is None else _fields(y)[1] < tau
+    weight = np.zeros(len(y))
+    weight[keep] = cens.predict_ipcw(y[keep])
+    return np.square(weight)
+
+
 def survival_metrics(y_test, risk, *, y_train, survival=None, times=None, n_boot: int = 1000,
-                     seed: int = 0, level: float = 0.95) -> dict[str, Estimate]:
+                     seed: int = 0, level: float = 0.95,
+                     which=("mean_auc", "integrated_brier")) -> dict[str, Estimate]:
     """Harrell's and Uno's C, mean time-dependent AUC and integrated Brier score, with CIs.
 
     Parameters
@@ -523,6 +583,10 @@ def survival_metrics(y_test, risk, *, y_train, survival=None, times=None, n_boot
         Default :func:`evaluation_times`.
     n_boot, seed, level
         Bootstrap of the test patients (see :func:`bootstrap`).
+    which : sequence of str
+        Slower metrics to add to the two C-indices: ``"mean_auc"``,
+        ``"integrated_brier"`` (each costs about ``n_boot`` scikit-survival
+        calls; the C-indices are bootstrapped in closed form).
 
     Returns
     -------
@@ -546,13 +610,20 @@ def survival_metrics(y_test, risk, *, y_train, survival=None, times=None, n_boot
         except ValueError:  # undefined on the full sample: no comparable pair, no event ...
             pass
 
-    _try("harrell_c", harrell_c, y_test, risk)
-    _try("uno_c", lambda y, r: uno_c(y, r, y_train=y_train, tau=times.max() if len(times) else None),
-         y_test, risk)
-    if len(times):
+    _check_boot(n_boot, level)
+    try:
+        out["harrell_c"] = _concordance_bootstrap(y_test, risk, np.ones(len(risk)), **kw)
+    except ValueError:
+        pass
+    tau = times.max() if len(times) else None
+    try:
+        out["uno_c"] = _concordance_bootstrap(y_test, risk, _uno_weights(y_test, y_train, tau), **kw)
+    except ValueError:
+        pass
+    if "mean_auc" in which and len(times):
         _try("mean_auc", lambda y, r: time_dependent_auc(y, r, times=times, y_train=y_train)[1],
              y_test, risk)
-    if survival is not None and len(times) >= 2:
+    if "integrated_brier" in which and survival is not None and len(times) >= 2:
         survival = np.asarray(survival, dtype=float)
         _try("integrated_brier",
              lambda y, s: integrated_brier(y, s, times=times, y_train=y_train), y_test, survival)

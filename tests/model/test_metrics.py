@@ -205,3 +205,20 @@ def test_input_errors_name_the_parameter():
         metrics.logrank_test(y, np.zeros(10))
     with pytest.raises(SettingsError, match="n_boot"):
         metrics.bootstrap(np.mean, risk, n_boot=-1)
+
+
+def test_closed_form_c_index_bootstrap_equals_resampling():
+    """survival_metrics bootstraps the C-indices as quadratic forms of resample
+    counts; the intervals must be those of resampling and calling sksurv."""
+    y, risk = _random_survival(60, 9)
+    risk = np.round(risk, 1)
+    times = metrics.evaluation_times(y)
+    y_train, _ = _random_survival(80, 10)
+    out = metrics.survival_metrics(y, risk, y_train=y_train, times=times, n_boot=60, seed=2, which=())
+    assert set(out) == {"harrell_c", "uno_c"}
+    assert out["harrell_c"] == metrics.bootstrap(metrics.harrell_c, y, risk, n_boot=60, seed=2)
+    uno = metrics.bootstrap(lambda a, b: metrics.uno_c(a, b, y_train=y_train, tau=times.max()),
+                            y, risk, n_boot=60, seed=2)
+    for field in ("value", "low", "high"):
+        assert getattr(out["uno_c"], field) == pytest.approx(getattr(uno, field), abs=1e-12)
+    assert out["uno_c"].n_boot == uno.n_boot
