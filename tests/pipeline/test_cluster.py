@@ -294,6 +294,20 @@ def test_slurm_job_script_from_cluster_config(tmp_path):
         open_cluster("slurm", bad)
 
 
+def test_deploy_slurm_config_renders_a_job_script(tmp_path, monkeypatch):
+    pytest.importorskip("dask_jobqueue")
+    config = REPO / "deploy" / "slurm.yaml"
+    if not config.is_file():
+        pytest.skip("deploy/slurm.yaml is not in this checkout")
+    monkeypatch.chdir(tmp_path)  # the job's log_directory is relative to the client
+    kwargs, scale, adapt = load_cluster_config(config)
+    assert scale is not None or adapt is not None  # connect() refuses a cluster of no size
+    with open_cluster("slurm", config) as cluster:
+        script = cluster.job_script()
+    assert f"#SBATCH -p {kwargs['queue']}" in script
+    assert "--nthreads 1" in script  # cores / processes: one single-threaded worker per core
+
+
 @pytest.mark.parametrize("text, message", [
     ("scale: 2\nadapt: {maximum_jobs: 4}\n", "not both"),
     ("scale: many\n", "'scale' must be"),
