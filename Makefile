@@ -21,6 +21,8 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 	$(PIP) install -q -e ".[test]"
 	$(PIP) install -q numpy versioneer setuptools wheel
 	$(PIP) install -q --no-build-isolation "$(ORACLE)"
+	@# The report's browser test renders the HTML in Debian's headless Chromium.
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) || echo "chromium not installed: the browser test will skip"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -234,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _ibsi_commands(sub)
 
+    from radflow.report.cli_commands import add_commands as _report_commands
+
+    _report_commands(sub)
+
     p = sub.add_parser("params", help="check a PyRadiomics parameter file (params check FILE)")
     params_sub = p.add_subparsers(dest="params_command", metavar="ACTION", required=True)
     q = params_sub.add_parser("check", help="validate a parameter file and print its normalised form")
