@@ -119,7 +119,8 @@ def model_grid(kind: str, grid: dict | None, *, step: str = "model") -> dict:
     grid : dict of str to list, or None
         Parameter -> candidate values, e.g. ``{"alpha": [0.01, 0.1], "l1_ratio": [0.5, 1]}``.
     step : str
-        Name of the model step in the pipeline (prefix ``"<step>__"``).
+        Name of the model step in the pipeline (prefix ``"<step>__"``); ``""``
+        for a bare estimator.
 
     Returns
     -------
@@ -127,14 +128,15 @@ def model_grid(kind: str, grid: dict | None, *, step: str = "model") -> dict:
         Empty when ``grid`` is empty.
     """
     _check_kind(kind)
+    prefix = f"{step}__" if step else ""
     out = {}
     for name, values in (grid or {}).items():
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not len(values):
             raise SettingsError(f"model grid {name!r}: expected a non-empty list of values, got {values!r}")
         if kind == "coxnet" and name == "alpha":
-            out[f"{step}__alphas"] = [[float(v)] for v in values]
+            out[f"{prefix}alphas"] = [[float(v)] for v in values]
         else:
-            out[f"{step}__{name}"] = list(values)
+            out[f"{prefix}{name}"] = list(values)
     return out
 
 
