@@ -27,6 +27,17 @@ silent no-op of PyRadiomics into an early error:
   (resampling, normalisation, re-segmentation, mask checks, label) are
   refused inside ``imageType``, where PyRadiomics ignores them.
 
+Besides PyRadiomics' image types, radflow has its own: the IBSI 2
+convolutional filters (:data:`IBSI_FILTER_TYPES`: ``Mean``, ``LoGIBSI``,
+``Laws``, ``Gabor``, ``WaveletIBSI``, ``Simoncelli``). Their parameters are
+typed :class:`FilterSettings` (one class per type, keys as the keyword
+arguments of the :mod:`radflow.filters.ibsi` functions) given in the type's
+``imageType`` entry only, never in the ``setting`` section; the entry may
+also override the settings that apply after filtering (``binWidth``,
+``distances``...). The same objects are the ``filter`` section of an IBSI
+configuration (:mod:`radflow.params.ibsi`). Keys, defaults and the
+feature-name prefixes are documented in :mod:`radflow.filters.image_types`.
+
 Integer interpolator codes 1-10 mean what PyRadiomics documents
 (SimpleITK 1.x numbering: 1 nearest neighbour, 2 linear, 3 B-spline, ...);
 they are stored as the name (``"sitkBSpline"``), since SimpleITK 2 renumbered
@@ -38,24 +49,37 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import itertools
 import math
+import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from numbers import Integral, Real
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from radflow.errors import SettingsError
 from radflow.features.registry import FAMILY_MODULES
 
 __all__ = [
     "FEATURE_CLASSES",
+    "FILTER_SETTINGS",
+    "IBSI_FILTER_TYPES",
     "IMAGE_TYPES",
     "INTERPOLATORS",
     "SETTING_KEYS",
     "VOXEL_SETTING_KEYS",
     "ExtractionParams",
+    "FilterSettings",
+    "GaborFilter",
+    "LawsFilter",
+    "LoGIBSIFilter",
+    "MeanFilter",
     "Settings",
+    "SimoncelliFilter",
     "VoxelSettings",
+    "WaveletIBSIFilter",
     "all_feature_classes",
+    "filter_settings",
 ]
 
 #: PyRadiomics image types (``imageoperations.get<Type>Image``).
@@ -63,6 +87,9 @@ IMAGE_TYPES = (
     "Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm",
     "Exponential", "Gradient", "LBP2D", "LBP3D",
 )  # fmt: skip
+
+#: radflow's image types: the IBSI 2 filters of :mod:`radflow.filters.ibsi`.
+IBSI_FILTER_TYPES = ("Mean", "LoGIBSI", "Laws", "Gabor", "WaveletIBSI", "Simoncelli")
 
 #: PyRadiomics feature classes, in PyRadiomics' order.
 FEATURE_CLASSES = tuple(FAMILY_MODULES)
@@ -96,6 +123,7 @@ class _Rule:
     low: float | None = None
     low_exclusive: bool = False
     high: float | None = None
+    high_exclusive: bool = False
     choices: tuple[str, ...] | None = None
     lengths: tuple[int, ...] | None = None  # allowed sequence lengths, None: any
     min_length: int = 0
@@ -355,6 +383,460 @@ class VoxelSettings:
         return _to_mapping(self, _VOXEL_RULES)
 
 
+# --- radflow image types: the IBSI 2 filters ---------------------------------
+
+# Keys of PyRadiomics' own filters: meaningless in an IBSI filter's entry.
+_PYRADIOMICS_FILTER_KEYS = frozenset({
+    "sigma", "start_level", "level", "wavelet", "gradientUseSpacing", "lbp2DRadius", "lbp2DSamples",
+    "lbp2DMethod", "lbp3DLevels", "lbp3DIcosphereRadius", "lbp3DIcosphereSubdivision",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Param:
+    """One parameter of an IBSI filter image type."""
+
+    rule: _Rule
+    sweep: bool = False  # a list of values gives one response map per value
+    only_if: tuple[str, bool] | None = None  # applies only while this boolean parameter has this value
+    required: bool = False  # no default (when it applies)
+
+
+def _token(value: float) -> str:
+    """A number as it appears in an image-type name: shortest digits, positional, 'p' for the point."""
+    text = format(Decimal(repr(float(value))).normalize(), "f")
+    return text.replace(".", "p")
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    """Settings of one IBSI 2 filter image type (base class; one subclass per type).
+
+    Attributes are the keyword arguments of the filter function (angles of
+    the Gabor filter in degrees). A *sweep* parameter holds a tuple and the
+    type yields one response map per combination of its values (a scalar
+    given for it becomes a 1-tuple). A parameter that applies only with
+    ``rotation_invariant`` on (or off) must keep its default otherwise.
+    Everything is checked when built; :meth:`from_mapping` also refuses
+    unknown keys and keys that would have no effect.
+    """
+
+    image_type: ClassVar[str] = ""
+    _PARAMS: ClassVar[dict[str, _Param]] = {}
+
+    def __post_init__(self):
+        fields = self.__dataclass_fields__
+        given = {attr: getattr(self, attr) for attr in self._PARAMS
+                 if fields[attr].default is dataclasses.MISSING or getattr(self, attr) != fields[attr].default}
+        for attr, value in self._checked(given, f"{self.image_type} setting").items():
+            object.__setattr__(self, attr, value)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None, *, where: str | None = None) -> FilterSettings:
+        """Settings from ``{key: value}`` (an ``imageType`` entry's filter keys, or an IBSI ``filter`` section).
+
+        `where` names the section in error messages.
+        """
+        where = where or f"{cls.image_type} setting"
+        if mapping is None:
+            mapping = {}
+        if not isinstance(mapping, Mapping):
+            raise SettingsError(f"{where}s must be a mapping of key to value, got {mapping!r}")
+        for key in mapping:
+            if key not in cls._PARAMS:
+                raise SettingsError(f"{where}: unknown key {key!r}{_suggest(str(key), cls._PARAMS)}; "
+                                    f"{cls.image_type} keys: {', '.join(cls._PARAMS)}")
+        return cls(**cls._checked(dict(mapping), where))
+
+    @classmethod
+    def _checked(cls, given: dict[str, Any], where: str) -> dict[str, Any]:
+        """Every parameter, normalised: the given ones checked, the others at their default."""
+        fields = cls.__dataclass_fields__
+        out: dict[str, Any] = {}
+        for attr, param in cls._PARAMS.items():
+            applies = param.only_if is None or out[param.only_if[0]] == param.only_if[1]
+            condition = "" if param.only_if is None else f" when {param.only_if[0]} is {str(param.only_if[1]).lower()}"
+            if attr in given:
+                if not applies:
+                    raise SettingsError(f"{where} {attr!r}: {given[attr]!r} has no effect unless "
+                                        f"{param.only_if[0]} is {str(param.only_if[1]).lower()}; leave it out")
+                value = given[attr]
+                if param.sweep:
+                    values = value if isinstance(value, (list, tuple)) else (value,)
+                    if len(values) == 0:
+                        raise SettingsError(f"{where} {attr!r}: [] is not allowed; expected one value or a "
+                                            "non-empty list (one response map each)")
+                    out[attr] = tuple(dict.fromkeys(_normalise(param.rule, v, where) for v in values))
+                else:
+                    out[attr] = _normalise(param.rule, value, where)
+            elif applies and param.required:
+                raise SettingsError(f"{where} {attr!r} is required{condition}")
+            else:
+                out[attr] = fields[attr].default
+        cls._check(out, where)
+        return out
+
+    @classmethod
+    def _check(cls, values: dict[str, Any], where: str) -> None:
+        """Checks across parameters (subclasses)."""
+
+    def to_mapping(self) -> dict[str, Any]:
+        """``{key: value}`` of the parameters that apply (sweeps as tuples); :meth:`from_mapping` reads it back."""
+        out: dict[str, Any] = {}
+        for attr, param in self._PARAMS.items():
+            if param.only_if is None or out[param.only_if[0]] == param.only_if[1]:
+                out[attr] = getattr(self, attr)
+        return out
+
+    def images(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        """``(image name, keyword arguments of the filter function)`` of each response map, in order.
+
+        The image name is the prefix of its feature names; the keyword
+        arguments exclude the image and ``spacing_zyx``. Sweeps vary in
+        parameter order, the last fastest.
+        """
+        sweeps = [attr for attr, param in self._PARAMS.items() if param.sweep]
+        default_boundary = self.__dataclass_fields__["boundary"].default
+        out = []
+        for combination in itertools.product(*(getattr(self, attr) for attr in sweeps)):
+            values = {attr: getattr(self, attr) for attr in self._PARAMS} | dict(zip(sweeps, combination))
+            name, kwargs = self._image(values)
+            if values["boundary"] != default_boundary:
+                name += f"-{values['boundary']}"
+            out.append((name, kwargs))
+        return tuple(out)
+
+    def _image(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+
+_BOUNDARY = _Rule("boundary", "boundary")
+_DIMENSIONS = _Rule("dimensions", "int", low=2, high=3)
+_ROTATION_INVARIANT = _Rule("rotation_invariant", "bool")
+
+
+def _pooling(*choices: str) -> _Param:
+    return _Param(_Rule("pooling", "str", choices=choices), only_if=("rotation_invariant", True))
+
+
+@dataclass(frozen=True)
+class MeanFilter(FilterSettings):
+    """``Mean``: :func:`radflow.filters.ibsi.mean_filter`.
+
+    Attributes
+    ----------
+    support_voxels : tuple of int
+        Odd support :math:`M` in voxels (sweep; required).
+    dimensions : {3, 2}
+        3: cubic neighbourhood; 2: square in each (y, x) slice. Default 3.
+    boundary : str
+        IBSI boundary condition. Default ``"mirror"``.
+    """
+
+    image_type: ClassVar[str] = "Mean"
+    _PARAMS: ClassVar[dict[str, _Param]] = {
+        "support_voxels": _Param(_Rule("support_voxels", "int", low=1), sweep=True, required=True),
+        "dimensions": _Param(_DIMENSIONS),
+        "boundary": _Param(_BOUNDARY),
+    }
+    support_voxels: tuple[int, ...]
+    dimensions: int = 3
+    boundary: str = "mirror"
+
+    @classmethod
+    def _check(cls, values, where):
+        even = [m for m in values["support_voxels"] if m % 2 == 0]
+        if even:
+            raise SettingsError(f"{where} 'support_voxels': {even[0]} is not allowed; expected an odd number "
+                                "of voxels (the neighbourhood is centred on the voxel)")
+
+    def _image(self, v):
+        kwargs = {"support_voxels": v["support_voxels"], "boundary": v["boundary"], "dimensions": v["dimensions"]}
+        return f"mean-m{v['support_voxels']}-{v['dimensions']}D", kwargs
+
+
+@dataclass(frozen=True)
+class LoGIBSIFilter(FilterSettings):
+    """``LoGIBSI``: :func:`radflow.filters.ibsi.laplacian_of_gaussian` (IBSI kernel, truncated).
+
+    Attributes
+    ----------
+    sigma_mm : tuple of float
+        Gaussian standard deviation in mm (sweep; required).
+    truncate : float
+        Kernel half-width in standard deviations. Default 4 (IBSI).
+    dimensions : {3, 2}
+        Default 3.
+    boundary : str
+        Default ``"mirror"``.
+    """
+
+    image_type: ClassVar[str] = "LoGIBSI"
+    _PARAMS: ClassVar[dict[str, _Param]] = {
+        "sigma_mm": _Param(_Rule("sigma_mm", "float", low=0, low_exclusive=True), sweep=True, required=True),
+        "truncate": _Param(_Rule("truncate", "float", low=0, low_exclusive=True)),
+        "dimensions": _Param(_DIMENSIONS),
+        "boundary": _Param(_BOUNDARY),
+    }
+    sigma_mm: tuple[float, ...]
+    truncate: float = 4.0
+    dimensions: int = 3
+    boundary: str = "mirror"
+
+    def _image(self, v):
+        kwargs = {"sigma_mm": v["sigma_mm"], "truncate": v["truncate"], "boundary": v["boundary"],
+                  "dimensions": v["dimensions"]}
+        return f"logibsi-s{_token(v['sigma_mm'])}mm-t{_token(v['truncate'])}-{v['dimensions']}D", kwargs
+
+
+@dataclass(frozen=True)
+class LawsFilter(FilterSettings):
+    """``Laws``: :func:`radflow.filters.ibsi.laws_filter`.
+
+    Attributes
+    ----------
+    kernel : tuple of str
+        1D kernels in axis order x, y[, z] (``"L5E5E5"`` 3D, ``"L5E5"`` 2D
+        per slice) (sweep; required).
+    energy_distance : int or None
+        Chebyshev distance in voxels of the energy map; None: the response
+        map itself. Default None.
+    rotation_invariant : bool
+        Pool over the right-angle rotations. Default False.
+    pooling : {"max", "average"}
+        Only with `rotation_invariant`. Default ``"max"``.
+    boundary : str
+        Default ``"mirror"``.
+    """
+
+    image_type: ClassVar[str] = "Laws"
+    _PARAMS: ClassVar[dict[str, _Param]] = {
+        "kernel": _Param(_Rule("kernel", "laws_kernel"), sweep=True, required=True),
+        "energy_distance": _Param(_Rule("energy_distance", "int", nullable=True, low=0)),
+        "rotation_invariant": _Param(_ROTATION_INVARIANT),
+        "pooling": _pooling("max", "average"),
+        "boundary": _Param(_BOUNDARY),
+    }
+    kernel: tuple[str, ...]
+    energy_distance: int | None = None
+    rotation_invariant: bool = False
+    pooling: str = "max"
+    boundary: str = "mirror"
+
+    def _image(self, v):
+        name = f"laws-{v['kernel']}"
+        if v["energy_distance"] is not None:
+            name += f"-energy{v['energy_distance']}"
+        if v["rotation_invariant"]:
+            name += "-rinv-" + _POOLING_TOKENS[v["pooling"]]
+        kwargs = {key: v[key] for key in ("kernel", "boundary", "rotation_invariant", "pooling", "energy_distance")}
+        return name, kwargs
+
+
+_POOLING_TOKENS = {"max": "max", "average": "avg"}
+
+
+@dataclass(frozen=True)
+class GaborFilter(FilterSettings):
+    """``Gabor``: :func:`radflow.filters.ibsi.gabor_filter` (2D, in-plane).
+
+    Attributes
+    ----------
+    sigma_mm : tuple of float
+        Standard deviation of the Gaussian envelope in mm (sweep; required).
+    wavelength_mm : tuple of float
+        Wavelength lambda in mm (sweep; required).
+    gamma : tuple of float
+        Spatial aspect ratio (sweep). Default (1,).
+    rotation_invariant : bool
+        Pool over the orientations ``k * theta_step_deg`` in [0, 360). Default False.
+    theta_deg : float
+        Orientation of a single filter, degrees in [0, 360), from x towards y;
+        only without `rotation_invariant`. Default 0.
+    theta_step_deg : float
+        Orientation step in degrees (0, 360]; required with `rotation_invariant`.
+    pooling : {"average", "max"}
+        Only with `rotation_invariant`. Default ``"average"``.
+    response : {"modulus", "real"}
+        Default ``"modulus"`` (IBSI).
+    orthogonal_planes : bool
+        Average over the axial, coronal and sagittal planes (IBSI 3D);
+        else each axial slice. Default False.
+    boundary : str
+        Default ``"mirror"``.
+    """
+
+    image_type: ClassVar[str] = "Gabor"
+    _PARAMS: ClassVar[dict[str, _Param]] = {
+        "sigma_mm": _Param(_Rule("sigma_mm", "float", low=0, low_exclusive=True), sweep=True, required=True),
+        "wavelength_mm": _Param(_Rule("wavelength_mm", "float", low=0, low_exclusive=True), sweep=True,
+                                required=True),
+        "gamma": _Param(_Rule("gamma", "float", low=0, low_exclusive=True), sweep=True),
+        "rotation_invariant": _Param(_ROTATION_INVARIANT),
+        "theta_deg": _Param(_Rule("theta_deg", "float", low=0, high=360, high_exclusive=True),
+                            only_if=("rotation_invariant", False)),
+        "theta_step_deg": _Param(_Rule("theta_step_deg", "float", low=0, low_exclusive=True, high=360),
+                                 only_if=("rotation_invariant", True), required=True),
+        "pooling": _pooling("average", "max"),
+        "response": _Param(_Rule("response", "str", choices=("modulus", "real"))),
+        "orthogonal_planes": _Param(_Rule("orthogonal_planes", "bool")),
+        "boundary": _Param(_BOUNDARY),
+    }
+    sigma_mm: tuple[float, ...]
+    wavelength_mm: tuple[float, ...]
+    gamma: tuple[float, ...] = (1.0,)
+    rotation_invariant: bool = False
+    theta_deg: float = 0.0
+    theta_step_deg: float | None = None
+    pooling: str = "average"
+    response: str = "modulus"
+    orthogonal_planes: bool = False
+    boundary: str = "mirror"
+
+    def _image(self, v):
+        name = f"gabor-s{_token(v['sigma_mm'])}mm-g{_token(v['gamma'])}-l{_token(v['wavelength_mm'])}mm"
+        kwargs = {"sigma_mm": v["sigma_mm"], "wavelength_mm": v["wavelength_mm"], "gamma": v["gamma"],
+                  "theta_rad": math.radians(v["theta_deg"]), "rotation_invariant": v["rotation_invariant"],
+                  "theta_step_rad": None, "pooling": v["pooling"], "response": v["response"],
+                  "orthogonal_planes": v["orthogonal_planes"], "boundary": v["boundary"]}
+        if v["rotation_invariant"]:
+            kwargs["theta_step_rad"] = math.radians(v["theta_step_deg"])
+            name += f"-rinv{_token(v['theta_step_deg'])}deg-{_POOLING_TOKENS[v['pooling']]}"
+        else:
+            name += f"-th{_token(v['theta_deg'])}deg"
+        if v["response"] == "real":
+            name += "-real"
+        return name + ("-3D" if v["orthogonal_planes"] else "-2D"), kwargs
+
+
+@dataclass(frozen=True)
+class WaveletIBSIFilter(FilterSettings):
+    """``WaveletIBSI``: :func:`radflow.filters.ibsi.wavelet_filter` (undecimated, separable).
+
+    Attributes
+    ----------
+    wavelet : str
+        PyWavelets discrete wavelet (``"haar"``, ``"db3"``, ``"coif1"``...; required).
+    decomposition : tuple of str
+        ``L``/``H`` per axis in order x, y[, z]: ``"LLH"`` 3D, ``"HH"`` 2D
+        per slice (sweep; required).
+    level : tuple of int
+        Decomposition level >= 1 (sweep). Default (1,).
+    rotation_invariant : bool
+        Average over the right-angle rotations of the cascade. Default False.
+    pooling : {"average", "max"}
+        Only with `rotation_invariant`. Default ``"average"`` (IBSI).
+    boundary : str
+        Default ``"mirror"``.
+    """
+
+    image_type: ClassVar[str] = "WaveletIBSI"
+    _PARAMS: ClassVar[dict[str, _Param]] = {
+        "wavelet": _Param(_Rule("wavelet", "wavelet"), required=True),
+        "decomposition": _Param(_Rule("decomposition", "decomposition"), sweep=True, required=True),
+        "level": _Param(_Rule("level", "int", low=1), sweep=True),
+        "rotation_invariant": _Param(_ROTATION_INVARIANT),
+        "pooling": _pooling("average", "max"),
+        "boundary": _Param(_BOUNDARY),
+    }
+    wavelet: str
+    decomposition: tuple[str, ...]
+    level: tuple[int, ...] = (1,)
+    rotation_invariant: bool = False
+    pooling: str = "average"
+    boundary: str = "mirror"
+
+    def _image(self, v):
+        name = f"waveletibsi-{v['wavelet']}-{v['decomposition']}-level{v['level']}"
+        if v["rotation_invariant"]:
+            name += "-rinv-" + _POOLING_TOKENS[v["pooling"]]
+        kwargs = {key: v[key] for key in ("wavelet", "decomposition", "level", "boundary", "rotation_invariant",
+                                          "pooling")}
+        return name, kwargs
+
+
+@dataclass(frozen=True)
+class SimoncelliFilter(FilterSettings):
+    """``Simoncelli``: :func:`radflow.filters.ibsi.simoncelli_filter` (non-separable wavelet, by FFT).
+
+    Attributes
+    ----------
+    level : tuple of int
+        Decomposition level >= 1 (sweep). Default (1,).
+    dimensions : {3, 2}
+        Default 3.
+    boundary : str
+        Default ``"periodic"`` (the FFT's, as the IBSI consensus).
+    frequency_grid : {"ibsi", "dft"}
+        Frequency sampling of the transfer function. Default ``"ibsi"``.
+    """
+
+    image_type: ClassVar[str] = "Simoncelli"
+    _PARAMS: ClassVar[dict[str, _Param]] = {
+        "level": _Param(_Rule("level", "int", low=1), sweep=True),
+        "dimensions": _Param(_DIMENSIONS),
+        "boundary": _Param(_BOUNDARY),
+        "frequency_grid": _Param(_Rule("frequency_grid", "str", choices=("ibsi", "dft"))),
+    }
+    level: tuple[int, ...] = (1,)
+    dimensions: int = 3
+    boundary: str = "periodic"
+    frequency_grid: str = "ibsi"
+
+    def _image(self, v):
+        name = f"simoncelli-level{v['level']}-{v['dimensions']}D" + ("-dft" if v["frequency_grid"] == "dft" else "")
+        return name, {key: v[key] for key in ("level", "dimensions", "boundary", "frequency_grid")}
+
+
+#: IBSI filter image type -> its settings class.
+FILTER_SETTINGS: dict[str, type[FilterSettings]] = {
+    cls.image_type: cls
+    for cls in (MeanFilter, LoGIBSIFilter, LawsFilter, GaborFilter, WaveletIBSIFilter, SimoncelliFilter)
+}
+
+
+def filter_settings(image_type: str, entry: Mapping[str, Any] | None, *, where: str | None = None) -> FilterSettings:
+    """The typed filter settings of an IBSI filter type's ``imageType`` entry.
+
+    Parameters
+    ----------
+    image_type : str
+        One of :data:`IBSI_FILTER_TYPES`.
+    entry : mapping or None
+        The entry: the filter's keys, and optionally settings that apply
+        after filtering (``binWidth``, ``distances``...), which are checked
+        by :class:`ExtractionParams` and skipped here.
+    where : str, optional
+        Section named in error messages (default ``imageType '<type>'``).
+
+    Raises
+    ------
+    SettingsError
+        Unknown type; unknown key, a PyRadiomics filter's key or one applied
+        before filtering; a missing or invalid value.
+    """
+    if image_type not in FILTER_SETTINGS:
+        raise SettingsError(f"{image_type!r} is not an IBSI filter image type; known: {', '.join(FILTER_SETTINGS)}")
+    where = where or f"imageType {image_type!r}"
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, Mapping):
+        raise SettingsError(f"{where}: custom settings must be a mapping, got {entry!r}")
+    cls = FILTER_SETTINGS[image_type]
+    own = {}
+    for key, value in entry.items():
+        if key in cls._PARAMS:
+            own[key] = value
+        elif key in _GLOBAL_ONLY:
+            raise SettingsError(f"{where}: setting {key!r} cannot differ per image type (it is applied before "
+                                "any filter); move it to the setting section")
+        elif key not in SETTING_KEYS or key in _PYRADIOMICS_FILTER_KEYS:
+            raise SettingsError(f"{where}: unknown key {key!r}{_suggest(str(key), cls._PARAMS)}; "
+                                f"{image_type} keys: {', '.join(cls._PARAMS)} (and the settings applied after "
+                                "filtering, e.g. binWidth)")
+    return cls.from_mapping(own, where=f"{where} setting")
+
+
 def all_feature_classes(*, shape2d: bool = True) -> dict[str, None]:
     """Every feature class with its default features, in PyRadiomics' (alphabetical) order.
 
@@ -380,7 +862,9 @@ class ExtractionParams:
     image_types : dict of str to dict
         Enabled image types in file order (``"Original"``, ``"LoG"`` ...) ->
         their custom settings as ``{PyRadiomics key: normalised value}``;
-        see :meth:`settings_for`.
+        see :meth:`settings_for`. For an IBSI filter type the entry holds
+        every parameter that applies (defaults filled in, sweeps as tuples;
+        :meth:`FilterSettings.to_mapping`) and its setting overrides.
     feature_classes : dict of str to tuple of str or None
         Enabled feature classes in file order -> feature names to compute,
         or None for the class's default-enabled features.
@@ -408,7 +892,8 @@ class ExtractionParams:
                 f"image type {image_type!r} is not enabled; enabled: {', '.join(self.image_types)}"
             )
         custom = self.image_types[image_type]
-        return dataclasses.replace(self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items()})
+        own = FILTER_SETTINGS[image_type]._PARAMS if image_type in FILTER_SETTINGS else {}
+        return dataclasses.replace(self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items() if k not in own})
 
     def with_settings(self, overrides: Mapping[str, Any]) -> ExtractionParams:
         """A copy with some global settings replaced, given by PyRadiomics key.
@@ -423,15 +908,23 @@ def _check_image_types(image_types) -> dict[str, dict[str, Any]]:
     if not isinstance(image_types, Mapping):
         raise SettingsError(f"imageType must be a mapping of image type to settings, got {image_types!r}")
     out = {}
+    known = IMAGE_TYPES + IBSI_FILTER_TYPES
     for name, custom in image_types.items():
-        if name not in IMAGE_TYPES:
-            raise SettingsError(f"imageType {name!r} is not known{_suggest(name, IMAGE_TYPES)}; "
-                                f"known: {', '.join(IMAGE_TYPES)}")
+        if name not in known:
+            raise SettingsError(f"imageType {name!r} is not known{_suggest(str(name), known)}; "
+                                f"known: {', '.join(known)}")
         where = f"imageType {name!r} setting"
         if custom is None:
             raise SettingsError(f"imageType {name!r}: custom settings are null; write `{name}: {{}}` for none")
         if not isinstance(custom, Mapping):
             raise SettingsError(f"imageType {name!r}: custom settings must be a mapping, got {custom!r}")
+        if name in FILTER_SETTINGS:
+            # The filter's own keys, typed; the rest are settings applied after filtering.
+            params = filter_settings(name, custom).to_mapping()
+            rest = {key: value for key, value in custom.items() if key not in params}
+            attrs = _attributes(rest, _RULES, SETTING_KEYS, where)
+            out[name] = {**params, **{_RULES[attr].key: value for attr, value in attrs.items()}}
+            continue
         for key in custom:
             if key in _GLOBAL_ONLY:
                 raise SettingsError(
@@ -503,6 +996,9 @@ def _unknown_key_message(key, keys: dict[str, str], where: str) -> str:
     if key in other:
         section = "voxelSetting" if other is VOXEL_SETTING_KEYS else "setting"
         return f"{where}: {key!r} belongs in the {section} section"
+    owners = [name for name, cls in FILTER_SETTINGS.items() if key in cls._PARAMS]
+    if owners:
+        return f"{where}: {key!r} is a key of the image type(s) {', '.join(owners)}; put it in that imageType entry"
     by_attr = {attr: k for k, attr in keys.items()}
     if key in by_attr:
         return f"{where}: unknown key {key!r}; the file key is {by_attr[key]!r}"
@@ -553,7 +1049,34 @@ def _normalise(rule: _Rule, value, where: str):
         if not isinstance(value, str) or value not in pywt.wavelist(kind="discrete"):
             fail("a discrete PyWavelets wavelet name (pywt.wavelist(kind='discrete'), e.g. 'coif1', 'haar', 'db2')")
         return value
+    if kind == "boundary":
+        if not isinstance(value, str) or value not in _boundaries():
+            fail(_describe(rule))
+        return value
+    if kind == "laws_kernel":
+        if not isinstance(value, str) or len(value) not in (4, 6) or any(
+            value[i : i + 2] not in _laws_kernels() for i in range(0, len(value), 2)
+        ):
+            fail(_describe(rule))
+        return value
+    if kind == "decomposition":
+        if not isinstance(value, str) or not re.fullmatch(r"[LH]{2,3}", value):
+            fail(_describe(rule))
+        return value
     raise AssertionError(kind)
+
+
+def _boundaries() -> tuple[str, ...]:
+    # Imported when an IBSI filter is configured: the filter package loads SciPy.
+    from radflow.filters.ibsi import BOUNDARIES
+
+    return BOUNDARIES
+
+
+def _laws_kernels() -> tuple[str, ...]:
+    from radflow.filters.ibsi import LAWS_KERNELS
+
+    return tuple(LAWS_KERNELS)
 
 
 def _number(rule: _Rule, value, fail, expected: str | None = None):
@@ -577,7 +1100,7 @@ def _number(rule: _Rule, value, fail, expected: str | None = None):
             fail(expected)
     if rule.low is not None and (number <= rule.low if rule.low_exclusive else number < rule.low):
         fail(expected)
-    if rule.high is not None and number > rule.high:
+    if rule.high is not None and (number >= rule.high if rule.high_exclusive else number > rule.high):
         fail(expected)
     return number
 
@@ -590,11 +1113,18 @@ def _describe(rule: _Rule) -> str:
                 + (", or null" if rule.nullable else ""))
     if rule.kind == "str":
         return "one of " + ", ".join(repr(c) for c in rule.choices) + (", or null" if rule.nullable else "")
+    if rule.kind == "boundary":
+        return "one of " + ", ".join(repr(c) for c in _boundaries())
+    if rule.kind == "laws_kernel":
+        return (f"2 (2D) or 3 (3D) of {', '.join(_laws_kernels())} in axis order x, y[, z], "
+                "e.g. 'L5E5E5'")
+    if rule.kind == "decomposition":
+        return "'L' or 'H' for each of 2 or 3 axes in order x, y[, z], e.g. 'LLH'"
     bounds = []
     if rule.low is not None:
         bounds.append(f"{'>' if rule.low_exclusive else '>='} {rule.low:g}")
     if rule.high is not None:
-        bounds.append(f"<= {rule.high:g}")
+        bounds.append(f"{'<' if rule.high_exclusive else '<='} {rule.high:g}")
     text = kind + (" " + " and ".join(bounds) if bounds else "")
     if rule.kind.endswith("_seq"):
         text = text.replace("integers >", "integers, each >").replace("numbers >", "numbers, each >")
