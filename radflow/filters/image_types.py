@@ -1,4 +1,4 @@
-"""PyRadiomics image types: which filtered images to compute, and the crop each needs.
+"""Image types: which filtered images to compute, and the crop each needs.
 
 :func:`image_types` is what PyRadiomics' ``featureextractor`` does with the
 ``imageType`` section of a parameter file: for each enabled type, in the
@@ -40,26 +40,126 @@ LBP2D      ``lbp2DRadius`` (1, voxels), ``lbp2DSamples`` (8),
 LBP3D      ``lbp3DLevels`` (2), ``lbp3DIcosphereRadius`` (1, voxels),
            ``lbp3DIcosphereSubdivision`` (1), ``label`` (1), ``force2D``
 ========== ===================================================================
+
+radflow image types: the IBSI 2 filters
+---------------------------------------
+Six more types apply the IBSI 2 convolutional filters of
+:mod:`radflow.filters.ibsi` (checked against the IBSI 2 phase-1 response maps
+and phase-2 values, ``docs/ibsi2_filters.md``). PyRadiomics does not know
+them; radflow computes every feature class on their response maps as on
+PyRadiomics' filtered images. Their parameters are the keyword arguments of
+the filter functions (Gabor angles in degrees), typed and validated by
+:class:`radflow.params.settings.FilterSettings`; they are read from the type's
+``imageType`` entry only (no global ``setting`` reaches them), which may also
+override the settings applied after filtering (``binWidth``, ``binCount``,
+``distances``...): response maps are not in HU, so set their bin width.
+Parameters marked *sweep* take one value or a list, and the type yields one
+response map per combination (the later parameter varying fastest).
+``boundary`` is the IBSI boundary condition, ``"constant"`` (zero padding),
+``"nearest"``, ``"periodic"`` or ``"mirror"`` (default; Simoncelli:
+``"periodic"``). An unknown key, a wrong value or a key without effect (a
+pooling without ``rotation_invariant``) is a SettingsError naming it.
+
+Each image name (the prefix of its feature names) is built from the
+parameters, deterministically, from ASCII letters, digits and ``-`` only (no
+``_``, which separates the prefix from the class, and no ``.``, which
+separates study columns); numbers are written in their shortest form with
+``p`` for the decimal point (1.5 -> ``1p5``); the boundary condition is
+appended (``-constant``) only when it is not the default.
+
+``Mean``
+    Mean over an :math:`M^d` neighbourhood. ``support_voxels`` (odd, sweep,
+    required), ``dimensions`` (3; 2 = each (y, x) slice), ``boundary``.
+    Name ``mean-m5-2D``. Margin :math:`(M-1)/2` voxels per filtered axis.
+``LoGIBSI``
+    The IBSI Laplacian of Gaussian: kernel sampled in voxels, not
+    scale-normalised, truncated (unlike PyRadiomics' ``LoG``).
+    ``sigma_mm`` (mm, sweep, required), ``truncate`` (4 sigma),
+    ``dimensions`` (3), ``boundary``. Name ``logibsi-s1p5mm-t4-3D``.
+    Margin: the kernel's half-width, ``floor(truncate sigma / spacing + 0.5)``.
+``Laws``
+    Laws kernel response or energy map. ``kernel`` (``"L5E5E5"``: 1D
+    kernels in axis order x, y[, z]; two for 2D per slice; sweep, required),
+    ``energy_distance`` (voxels; null: the response map itself),
+    ``rotation_invariant`` (false; 24 rotations in 3D, 4 in 2D), ``pooling``
+    (``"max"``; ``"average"``), ``boundary``. Name
+    ``laws-L5E5E5-energy7-rinv-max`` (``-energy``, ``-rinv-max``/``-rinv-avg``
+    only when set). Margin: half the longest 1D kernel plus the energy distance.
+``Gabor``
+    In-plane Gabor filter, modulus of the complex response. ``sigma_mm``,
+    ``wavelength_mm`` (mm, sweep, required), ``gamma`` (aspect ratio, sweep,
+    1), then either ``theta_deg`` (one orientation, degrees in [0, 360), 0)
+    or ``rotation_invariant: true`` with ``theta_step_deg`` (required) and
+    ``pooling`` (``"average"``; ``"max"``); ``response`` (``"modulus"``;
+    ``"real"``), ``orthogonal_planes`` (false: axial slices; true: average of
+    the axial, coronal and sagittal responses, IBSI 3D), ``boundary``. Name
+    ``gabor-s5mm-g1p5-l2mm-rinv22p5deg-avg-2D`` or
+    ``gabor-s5mm-g1p5-l2mm-th60deg-3D`` (``-real`` for the real part).
+    Margin: the kernel's half-width along each axis of the filtered planes.
+``WaveletIBSI``
+    Undecimated separable wavelet (à trous). ``wavelet`` (PyWavelets
+    discrete name, required), ``decomposition`` (``"LLH"``: ``L``/``H`` per
+    axis in order x, y[, z]; two letters for 2D per slice; sweep, required),
+    ``level`` (sweep, 1), ``rotation_invariant`` (false), ``pooling``
+    (``"average"``; ``"max"``), ``boundary``. Name
+    ``waveletibsi-db3-LLH-level1-rinv-avg``. Margin: the half-widths of the
+    cascade's dilated filters, summed over the levels.
+``Simoncelli``
+    Non-separable isotropic Simoncelli wavelet, by FFT. ``level`` (sweep, 1),
+    ``dimensions`` (3), ``boundary`` (``"periodic"``), ``frequency_grid``
+    (``"ibsi"``; ``"dft"``). Name ``simoncelli-level1-3D`` (``-dft``). Its
+    kernel has no finite support: it needs the whole volume (3D) or the whole
+    (y, x) plane (2D), :data:`WHOLE_AXIS`.
+
+With the periodic boundary condition a filter wraps around the volume: along
+an axis it filters, :func:`read_box` then reads the whole axis wherever the
+margin leaves the volume. Cropped that way, the values inside the ROI are
+those of the whole image up to floating-point rounding (the running sums of
+the mean filters and the FFTs of the Gabor filter differ in the last bits).
+Example parameter file entry::
+
+    imageType:
+      Laws: {kernel: [L5E5E5, E5E5E5], energy_distance: 7, rotation_invariant: true, binWidth: 5}
+      Gabor: {sigma_mm: 5, wavelength_mm: 2, gamma: 1.5, rotation_invariant: true, theta_step_deg: 22.5}
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 from radflow.filters import _checks, gradient, intensity, lbp, log, wavelet
+from radflow.params.settings import FILTER_SETTINGS, IBSI_FILTER_TYPES, FilterSettings, filter_settings
 
-__all__ = ["IMAGE_TYPES", "image_types", "read_box", "required_margin_voxels", "type_settings"]
+__all__ = [
+    "IBSI_FILTER_TYPES",
+    "IMAGE_TYPES",
+    "WHOLE_AXIS",
+    "filter_responses",
+    "image_types",
+    "read_box",
+    "required_margin_voxels",
+    "type_settings",
+]
 
 #: PyRadiomics image types (``imageoperations.get<Type>Image``).
 IMAGE_TYPES = (
     "Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm",
     "Exponential", "Gradient", "LBP2D", "LBP3D",
 )  # fmt: skip
+
+#: Margin of a filter that needs the whole axis (larger than any volume;
+#: :func:`read_box` and the store's readers clip margins to the volume).
+WHOLE_AXIS = 2**31 - 1
+
+# (row axis, column axis) of the axial, coronal and sagittal planes of a (z, y, x) array.
+_GABOR_PLANES = ((1, 2), (0, 2), (0, 1))
 
 # PyRadiomics key -> (check, default). A default of None: the key is required.
 _KEYS = {
@@ -101,20 +201,25 @@ _INTENSITY = {
 
 
 def _check_type(image_type: str) -> None:
-    if image_type not in IMAGE_TYPES:
-        raise SettingsError(f"imageType {image_type!r} is not known; known: {', '.join(IMAGE_TYPES)}")
+    if image_type not in IMAGE_TYPES and image_type not in IBSI_FILTER_TYPES:
+        raise SettingsError(f"imageType {image_type!r} is not known; known: "
+                            f"{', '.join(IMAGE_TYPES + IBSI_FILTER_TYPES)}")
 
 
 def type_settings(image_type: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """The filter parameters `image_type` reads from `settings`, checked, defaults filled in.
 
     `settings` are those in force for the type (global ones updated with the
-    ``imageType`` entry's), keyed as in PyRadiomics. Raises SettingsError
-    naming the type and the key.
+    ``imageType`` entry's), keyed as in PyRadiomics. An IBSI filter type
+    reads its own keys only (those of its entry: pass the entry), and
+    returns every parameter that applies. Raises SettingsError naming the
+    type and the key.
     """
     _check_type(image_type)
     if not isinstance(settings, Mapping):
         raise SettingsError(f"imageType {image_type!r}: settings must be a mapping, got {type(settings).__name__}")
+    if image_type in FILTER_SETTINGS:
+        return dict(_own_filter_settings(image_type, settings).to_mapping())
     params = {}
     for key in _TYPE_KEYS[image_type]:
         check, default = _KEYS[key]
@@ -126,6 +231,13 @@ def type_settings(image_type: str, settings: Mapping[str, Any]) -> dict[str, Any
         else:
             params[key] = check(settings[key], where)
     return params
+
+
+def _own_filter_settings(image_type: str, settings: Mapping[str, Any]) -> FilterSettings:
+    """An IBSI filter type's settings from the keys of `settings` that are its own."""
+    cls = FILTER_SETTINGS[image_type]
+    own = {key: value for key, value in settings.items() if key in cls._PARAMS}
+    return cls.from_mapping(own, where=f"imageType {image_type!r} setting")
 
 
 def _fixed_axis(params: Mapping[str, Any]) -> int | None:
@@ -154,7 +266,8 @@ def image_types(
         Label map on the grid of `image` (LBP 3D computes ROI voxels only).
     enabled : mapping of str to mapping
         Enabled image types in order (``{"Original": {}, "LoG": {"sigma": [1.0, 3.0]}}``)
-        with their own settings, as PyRadiomics' ``imageType`` section.
+        with their own settings, as PyRadiomics' ``imageType`` section; the
+        IBSI filter types (module docstring) with their parameters.
     settings : mapping
         Global PyRadiomics settings (``setting`` section).
     source_shape_zyx : sequence of 3 int, optional
@@ -167,8 +280,9 @@ def image_types(
     Yields
     ------
     name : str
-        PyRadiomics image type name (``"original"``, ``"wavelet2-HHL"`` ...),
-        the prefix of its feature names.
+        Image name (PyRadiomics': ``"original"``, ``"wavelet2-HHL"`` ...;
+        IBSI filters': ``"laws-L5E5E5-energy7-rinv-max"`` ...), the prefix of
+        its feature names.
     image : SimpleITK.Image
         The filtered image on the grid of `image`.
     settings : dict
@@ -186,7 +300,11 @@ def image_types(
         if custom is not None and not isinstance(custom, Mapping):
             raise SettingsError(f"imageType {image_type!r}: custom settings must be a mapping, got {custom!r}")
         in_force = {**settings, **(custom or {})}
-        plan.append((image_type, type_settings(image_type, in_force), in_force))
+        if image_type in FILTER_SETTINGS:
+            params = filter_settings(image_type, custom)  # from the entry alone
+        else:
+            params = type_settings(image_type, in_force)
+        plan.append((image_type, params, in_force))
     if (source_shape_zyx is not None and source_max_abs is None
             and any(image_type in _INTENSITY for image_type, _, _ in plan)):
         raise InputError("source_max_abs", "the image is a crop (source_shape_zyx given): pass the whole "
@@ -223,8 +341,59 @@ def _generate(image_type, params, image, mask, source_shape_zyx, source_max_abs)
         yield from lbp.lbp3d_images(image, mask, label=params["label"], levels=params["lbp3DLevels"],
                                     icosphere_radius=params["lbp3DIcosphereRadius"],
                                     icosphere_subdivision=params["lbp3DIcosphereSubdivision"])
+    elif image_type in FILTER_SETTINGS:
+        values = sitk.GetArrayFromImage(image)
+        for name, response in filter_responses(values, params, spacing_zyx=image.GetSpacing()[::-1]):
+            filtered = sitk.GetImageFromArray(response)
+            filtered.CopyInformation(image)
+            yield name, filtered
     else:  # pragma: no cover - _check_type guards
         raise AssertionError(image_type)
+
+
+def filter_responses(
+    image, settings: FilterSettings, *, spacing_zyx: Sequence[float]
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Response maps of an IBSI filter image type, lazily, in the order of ``settings.images()``.
+
+    Parameters
+    ----------
+    image : array_like, shape (z, y, x)
+        Intensities (HU, SUV, ...): the whole volume or a box of it read
+        with :func:`read_box`.
+    settings : radflow.params.settings.FilterSettings
+        The type's settings (:func:`radflow.params.settings.filter_settings`).
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm.
+
+    Yields
+    ------
+    name : str
+        Image name, the prefix of its feature names (``"laws-L5E5-energy7-rinv-max"``).
+    response : numpy.ndarray of float64, shape (z, y, x)
+
+    Raises
+    ------
+    InputError
+        `image` is not a finite real 3D array, or `spacing_zyx` is invalid.
+    SettingsError
+        `settings` is not a FilterSettings.
+    """
+    from radflow.filters import ibsi
+    from radflow.filters.ibsi.boundary import check_spacing, check_volume
+
+    if not isinstance(settings, FilterSettings):
+        raise SettingsError(f"settings must be a FilterSettings (radflow.params.settings.filter_settings), "
+                            f"got {type(settings).__name__}")
+    values = check_volume(image)
+    spacing = check_spacing(tuple(spacing_zyx))
+    function = {
+        "Mean": ibsi.mean_filter, "LoGIBSI": ibsi.laplacian_of_gaussian, "Laws": ibsi.laws_filter,
+        "Gabor": ibsi.gabor_filter, "WaveletIBSI": ibsi.wavelet_filter, "Simoncelli": ibsi.simoncelli_filter,
+    }[settings.image_type]  # fmt: skip
+    metric = settings.image_type in ("LoGIBSI", "Gabor")  # the filters with scales in mm
+    for name, kwargs in settings.images():
+        yield name, function(values, **kwargs, **({"spacing_zyx": spacing} if metric else {}))
 
 
 def required_margin_voxels(
@@ -235,7 +404,7 @@ def required_margin_voxels(
     Parameters
     ----------
     image_type : str
-        PyRadiomics image type (``"LoG"`` ...).
+        Image type (``"LoG"``, ``"Laws"`` ...).
     settings : mapping
         Settings in force for it, PyRadiomics keys.
     spacing_zyx : sequence of 3 float
@@ -243,14 +412,16 @@ def required_margin_voxels(
 
     Notes
     -----
-    Wavelet images also need the whole axis wherever the margin leaves the
-    volume (PyRadiomics' transform wraps around the image); :func:`read_box`
-    applies that.
+    Wavelet images, and IBSI filters with the periodic boundary condition,
+    also need the whole axis wherever the margin leaves the volume (the
+    transform wraps around the image); :func:`read_box` applies that. An IBSI
+    filter type reads its own keys only (pass its ``imageType`` entry); the
+    Simoncelli filter needs every axis it filters whole (:data:`WHOLE_AXIS`).
     """
     params = type_settings(image_type, settings)
-    spacing_zyx = tuple(_checks.positive(float(s), "spacing_zyx") for s in spacing_zyx)
-    if len(spacing_zyx) != 3:
-        raise InputError("spacing_zyx", f"expected 3 values (z, y, x), got {len(spacing_zyx)}")
+    spacing_zyx = _spacing(spacing_zyx)
+    if image_type in FILTER_SETTINGS:
+        return _filter_margin_voxels(FILTER_SETTINGS[image_type](**params), spacing_zyx)
     if image_type == "LoG":
         return log.log_margin_voxels(params["sigma"], spacing_zyx)
     if image_type == "Wavelet":
@@ -263,6 +434,57 @@ def required_margin_voxels(
     if image_type == "LBP3D":
         return lbp.lbp3d_margin_voxels(params["lbp3DIcosphereRadius"])
     return (0, 0, 0)  # Original and the voxel-wise intensity transforms
+
+
+def _spacing(spacing_zyx) -> tuple[float, float, float]:
+    spacing_zyx = tuple(_checks.positive(float(s), "spacing_zyx") for s in spacing_zyx)
+    if len(spacing_zyx) != 3:
+        raise InputError("spacing_zyx", f"expected 3 values (z, y, x), got {len(spacing_zyx)}")
+    return spacing_zyx
+
+
+def _filter_margin_voxels(settings: FilterSettings, spacing_zyx) -> tuple[int, int, int]:
+    """Largest margin (z, y, x) over the response maps of an IBSI filter type."""
+    margin = [0, 0, 0]
+    for _, kwargs in settings.images():
+        for axis, m in enumerate(_response_margin_voxels(settings.image_type, kwargs, spacing_zyx)):
+            margin[axis] = max(margin[axis], m)
+    return tuple(margin)
+
+
+def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx) -> tuple[int, int, int]:
+    """Voxels beyond a voxel that one IBSI response at that voxel depends on, per axis (z, y, x)."""
+    from radflow.filters.ibsi import LAWS_KERNELS
+    from radflow.filters.ibsi.gabor import gabor_kernel
+    from radflow.filters.ibsi.wavelets import wavelet_filters
+
+    if image_type == "Mean":
+        half = kw["support_voxels"] // 2
+        return (half if kw["dimensions"] == 3 else 0, half, half)
+    if image_type == "LoGIBSI":
+        # The kernel's half-width in radflow.filters.ibsi.log: floor(truncate * sigma + 0.5), sigma in voxels.
+        half = [math.floor(kw["truncate"] * kw["sigma_mm"] / s + 0.5) for s in spacing_zyx]
+        return (half[0] if kw["dimensions"] == 3 else 0, half[1], half[2])
+    if image_type == "Laws":
+        pieces = [kw["kernel"][i : i + 2] for i in range(0, len(kw["kernel"]), 2)]
+        # Rotations move every 1D kernel to every axis; the energy map averages |response| further out.
+        half = max(LAWS_KERNELS[p].size // 2 for p in pieces) + (kw["energy_distance"] or 0)
+        return (half if len(pieces) == 3 else 0, half, half)
+    if image_type == "Gabor":
+        half = [0, 0, 0]
+        for rows, cols in _GABOR_PLANES if kw["orthogonal_planes"] else _GABOR_PLANES[:1]:
+            # The kernel's extent does not depend on its orientation.
+            shape = gabor_kernel(spacing_yx=(spacing_zyx[rows], spacing_zyx[cols]), sigma_mm=kw["sigma_mm"],
+                                 wavelength_mm=kw["wavelength_mm"], gamma=kw["gamma"], theta_rad=0.0).shape
+            half[rows], half[cols] = max(half[rows], shape[0] // 2), max(half[cols], shape[1] // 2)
+        return tuple(half)
+    if image_type == "WaveletIBSI":
+        # Levels 1..j filter one after the other (à trous): their half-widths add up.
+        half = sum(wavelet_filters(kw["wavelet"], j)["L"].size // 2 for j in range(1, kw["level"] + 1))
+        return (half if len(kw["decomposition"]) == 3 else 0, half, half)
+    if image_type == "Simoncelli":
+        return (WHOLE_AXIS if kw["dimensions"] == 3 else 0, WHOLE_AXIS, WHOLE_AXIS)
+    raise AssertionError(image_type)  # pragma: no cover - FILTER_SETTINGS lists the types above
 
 
 def read_box(
@@ -306,11 +528,16 @@ def read_box(
     for image_type, custom in enabled.items():
         _check_type(image_type)
         in_force = {**settings, **(custom or {})}
-        margin = required_margin_voxels(image_type, in_force, spacing_zyx)
-        periodic = (
-            wavelet.wavelet_axes(_fixed_axis(type_settings(image_type, in_force)))
-            if image_type == "Wavelet" else ()
-        )
+        if image_type in FILTER_SETTINGS:
+            filter_params = filter_settings(image_type, custom)
+            margin = _filter_margin_voxels(filter_params, _spacing(spacing_zyx))
+            periodic = [axis for axis in range(3) if margin[axis] and filter_params.boundary == "periodic"]
+        else:
+            margin = required_margin_voxels(image_type, in_force, spacing_zyx)
+            periodic = (
+                wavelet.wavelet_axes(_fixed_axis(type_settings(image_type, in_force)))
+                if image_type == "Wavelet" else ()
+            )
         for axis, (s, m, n) in enumerate(zip(box, margin, shape_zyx)):
             lo, hi = s.start - m, s.stop + m
             if axis in periodic and (lo < 0 or hi > n):
