@@ -146,7 +146,8 @@ def bootstrap(statistic: Callable, *arrays, n_boot: int = 1000, seed: int = 0,
     values = []
     for rows in _resamples(n, n_boot, seed):
         try:
-            v = float(statistic(*(a[rows] for a in arrays)))
+            with np.errstate(invalid="ignore", divide="ignore"):  # undefined resample -> NaN, dropped
+                v = float(statistic(*(a[rows] for a in arrays)))
         except ValueError:
             continue
         if np.isfinite(v):

@@ -306,6 +306,10 @@ def parse_spec(data, *, base_dir=".", where: str = "study spec") -> StudySpec:
                 r.fail(f"blocks.{name}.ordinal.{column}", f"expected the levels in order, got {levels!r}")
         tables[name] = TableBlock(r.texts(t.get("columns"), f"blocks.{name}.columns"),
                                   {str(k): [str(v) for v in levels] for k, levels in ordinal.items()})
+    clinical_columns = tables["clinical"].columns if tables["clinical"] is not None else None
+    if endpoint.kind == "binary" and clinical_columns and endpoint.column in clinical_columns:
+        r.fail("blocks.clinical.columns", f"holds the endpoint {endpoint.column!r}: the target "
+                                          "cannot be a feature")
     if image is None and tables["clinical"] is None and tables["genomic"] is None:
         r.fail("blocks", "no block: give image, clinical and/or genomic")
 
