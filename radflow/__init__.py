@@ -2,7 +2,7 @@
 
 from radflow._version import __version__
 
-__all__ = ["__version__", "open_volume"]
+__all__ = ["__version__", "extract", "open_volume"]
 
 
 def __getattr__(name):

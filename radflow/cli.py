@@ -234,7 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _ibsi_commands(sub)
 
+    from radflow.model.cli_commands import add_commands as _model_commands
     from radflow.report.cli_commands import add_commands as _report_commands
+
+    _model_commands(sub)
 
     _report_commands(sub)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from radflow.model._defaults import DEFAULT_PERTURBATIONS, METHODS
+
 
 def _cmd_fit(args) -> int:
     from radflow.model.spec import load_design, load_spec, save_study
@@ -67,7 +69,32 @@ def add_commands(subparsers) -> None:
     q.set_defaults(func=_cmd_predict)
 
     s = model.add_parser("stats", help="correlation and ICC tables of a feature table, as Parquet")
-    from radflow.model.stats import add_stats_arguments
-
     add_stats_arguments(s)
     s.set_defaults(func=_cmd_stats)
+
+def add_stats_arguments(parser) -> None:
+    """Add the arguments of ``radflow model stats`` to an ``argparse`` parser.
+
+    See :func:`stats_command` for their meaning.
+    """
+    parser.add_argument("table", help="feature table folder (radflow run --table)")
+    parser.add_argument("--out", required=True, help="output folder for the Parquet tables")
+    parser.add_argument("--clinical", help="clinical.csv (raw patient ids, pseudonymised on reading)")
+    parser.add_argument("--genomic", help="genomic.csv (raw patient ids)")
+    parser.add_argument("--id-column", default="patient", help="patient id column of the CSV files")
+    parser.add_argument("--key-file", help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
+                                           "$RADFLOW_PSEUDONYM_KEY_FILE, then the per-user key)")
+    parser.add_argument("--feature-set", help="feature set fs-<hash> (needed if the table has several)")
+    parser.add_argument("--institution", dest="institutions", action="append",
+                        help="keep this institution (repeatable)")
+    parser.add_argument("--modality", dest="modalities", action="append", help="keep this modality (repeatable)")
+    parser.add_argument("--roi", dest="rois", action="append", help="keep this ROI key, e.g. gtv (repeatable)")
+    parser.add_argument("--method", dest="methods", action="append", choices=METHODS,
+                        help="correlation method (repeatable; default: both)")
+    parser.add_argument("--store", help="volume store: also run the perturbation stability study (ICC)")
+    parser.add_argument("--params", help="PyRadiomics parameter file of the stability study")
+    parser.add_argument("--perturb", dest="perturbations", action="append",
+                        help="perturbation, e.g. erode:1, dilate:1, noise:20 (image units), rotate:5 "
+                             "(degrees), translate:0,0.5,0.5 (mm, z,y,x); repeatable; default: "
+                             + " ".join(DEFAULT_PERTURBATIONS))
+    parser.add_argument("--confidence", type=float, default=0.95, help="ICC interval coverage (default 0.95)")

@@ -56,6 +56,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from radflow.errors import InputError, RadflowError, SettingsError
+from radflow.model._defaults import DEFAULT_PERTURBATIONS  # free of image units; add noise:S
 
 __all__ = ["DEFAULT_PERTURBATIONS", "Perturbation", "RoiPerturbations", "StabilityResult",
            "parse_perturbation", "perturb", "perturbed_features", "stability_study"]
@@ -63,8 +64,6 @@ __all__ = ["DEFAULT_PERTURBATIONS", "Perturbation", "RoiPerturbations", "Stabili
 logger = logging.getLogger(__name__)
 
 KINDS = ("original", "erode", "dilate", "noise", "rotate", "translate")
-#: Perturbations free of image units; add ``noise:S`` with S in the modality's units.
-DEFAULT_PERTURBATIONS = ("original", "erode:1", "dilate:1", "rotate:-5", "rotate:5", "translate:0,0.5,0.5")
 
 
 @dataclass(frozen=True)
