@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +54,7 @@ _SHAPE_CLASSES = ("shape", "shape2D")
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 #: Partition value for a series whose store attributes lack one.
 UNKNOWN = "unknown"
-#: Series whose metadata is read at once while planning.
-_PLAN_THREADS = 8
+_METADATA_ERRORS = (InputError, OSError, KeyError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -231,7 +229,7 @@ def _store_series(store: Path):
     """(case, series) of every complete series: folders holding a ``zarr.json``.
 
     Skips what :func:`radflow.store.volume.list_series` skips (hidden entries,
-    unfinished writes), but lets each series fail on its own.
+    unfinished writes).
     """
     for case_dir in sorted(store.iterdir()):
         if case_dir.name.startswith(".") or not case_dir.is_dir():
@@ -241,18 +239,55 @@ def _store_series(store: Path):
                 yield case_dir.name, series_dir.name
 
 
-def _series_tasks(store: Path, case: str, series: str, groups, fs: str, ph: str) -> list[Task]:
-    from radflow.store.volume import label_keys, open_label, open_volume
+def _series_metadata(store: Path):
+    """(case, series, attrs, label keys) of every series, or (case, series, exception, ()).
 
-    attrs = open_volume(store, case, series).attrs
+    :func:`~radflow.store.volume.list_series` reads the whole store at once
+    but stops at the first series with broken metadata; then each series is
+    read on its own, so that one bad series does not hide the others.
+    """
+    from radflow.store.volume import label_keys, list_series, open_volume
+
+    try:
+        infos = list_series(store)
+    except _METADATA_ERRORS:
+        for case, series in _store_series(store):
+            try:
+                attrs = open_volume(store, case, series).attrs
+                yield case, series, attrs, tuple(label_keys(store, case, series))
+            except _METADATA_ERRORS as exc:
+                yield case, series, exc, ()
+        return
+    for info in infos:
+        yield info.case, info.series, info.attrs, info.label_keys
+
+
+def _label_rois(series_dir: Path, key: str) -> dict[int, str]:
+    """Label value -> ROI name of one label image, from its metadata only.
+
+    Read with the store's own OME parser from the label's ``zarr.json``:
+    :func:`~radflow.store.volume.open_label` would build a lazy array per
+    label (~15 ms each), and planning reads every label of the archive on the
+    client.
+    """
+    from radflow.store import ome
+
+    path = series_dir / "labels" / key
+    meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), dict):
+        raise InputError(path / "zarr.json", "not zarr group metadata (no attributes)")
+    return ome.parse_label(meta["attributes"], path)[2]
+
+
+def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys, groups, fs: str,
+                  ph: str) -> list[Task]:
     path = store / case / series
     institution = _partition_value(attrs.get("institution"), "institution", path)
     modality = _partition_value(attrs.get("modality"), "modality", path)
     fingerprint = attrs["fingerprint"]
     tasks = []
-    for key in label_keys(store, case, series):
-        rois = open_label(store, case, series, key).attrs["rois"]
-        for value, name in sorted(rois.items()):
+    for key in keys:
+        for value, name in sorted(_label_rois(path, key).items()):
             for group, mapping in groups:
                 token = _digest("extract", case, series, institution, modality, fingerprint, key,
                                 int(value), group, mapping, fs)
@@ -295,26 +330,22 @@ def make_plan(store, params) -> Plan:
     ph = params_hash(params)
     fs = FEATURE_SET_PREFIX + ph
     groups = image_type_groups(params)
-    def plan_series(ids: tuple[str, str]) -> list[Task] | PlanFailure:
-        case, series = ids
-        try:
-            return _series_tasks(store, case, series, groups, fs, ph)
-        except (InputError, OSError, KeyError, ValueError) as exc:
-            # Unreadable metadata of one series must not stop the others.
-            message = str(exc) if isinstance(exc, InputError) else f"{case}/{series}: {exc}"
-            return PlanFailure(case=case, series=series, institution=UNKNOWN, modality=UNKNOWN,
-                               message=message, error_type=type(exc).__name__,
-                               key=f"radflow-plan-{_digest('plan', case, series, fs)}")
-
-    found = list(_store_series(store))
     tasks: list[Task] = []
     failures: list[PlanFailure] = []
-    # Metadata reads wait on the file system (a network one on clusters): overlap them.
-    with ThreadPoolExecutor(max_workers=_PLAN_THREADS) as pool:
-        for planned in pool.map(plan_series, found):
-            if isinstance(planned, PlanFailure):
-                failures.append(planned)
-            else:
-                tasks.extend(planned)
+    count = 0
+    for case, series, attrs, keys in _series_metadata(store):
+        count += 1
+        error = attrs if isinstance(attrs, Exception) else None
+        if error is None:
+            try:
+                tasks.extend(_series_tasks(store, case, series, attrs, keys, groups, fs, ph))
+            except _METADATA_ERRORS as exc:  # one unreadable series must not stop the others
+                error = exc
+        if error is not None:
+            message = str(error) if isinstance(error, InputError) else f"{case}/{series}: {error}"
+            failures.append(PlanFailure(
+                case=case, series=series, institution=UNKNOWN, modality=UNKNOWN,
+                message=message, error_type=type(error).__name__,
+                key=f"radflow-plan-{_digest('plan', case, series, fs)}"))
     return Plan(store=store, params_hash=ph, feature_set=fs, params=params_to_dict(params),
-                columns=feature_columns(params), tasks=tasks, failures=failures, series=len(found))
+                columns=feature_columns(params), tasks=tasks, failures=failures, series=count)

@@ -170,8 +170,10 @@ def _read(path: Path) -> pa.Table:
 
 
 def _write(path: Path, data: pa.Table) -> None:
+    # Dictionary encoding pays for the repeated ids, not for the feature values.
+    strings = [f.name for f in data.schema if pa.types.is_string(f.type)]
     with atomic_file(path) as tmp:
-        pq.write_table(data, tmp, compression="zstd")
+        pq.write_table(data, tmp, compression="zstd", use_dictionary=strings)
 
 
 def _sorted(data: pa.Table) -> pa.Table:
@@ -290,9 +292,11 @@ class TableWriter:
             if unknown:
                 raise ValueError(f"case {where[2]}: unexpected columns {sorted(unknown)[:5]} for "
                                  f"feature set {self.feature_set}")
-        without_run_id = self.schema.remove(self.schema.get_field_index("run_id"))
-        data = pa.Table.from_pylist(rows, schema=without_run_id)
-        return data.append_column("run_id", pa.array([self.run_id] * data.num_rows, pa.string()))
+        # Column by column: several times faster than from_pylist for ~100 columns.
+        columns = {f.name: pa.array([row.get(f.name) for row in rows], f.type) for f in self.schema
+                   if f.name != "run_id"}
+        columns["run_id"] = pa.array([self.run_id] * len(rows), pa.string())
+        return pa.table(columns, schema=self.schema)
 
     def commit(self, institution: str, modality: str, case: str, rows: list[dict],
                keep: Container[str], errors: list[dict] = ()) -> CommitResult:
@@ -347,7 +351,7 @@ class TableWriter:
         path = _partition_dir(self.errors, self.feature_set, institution, modality) / _case_file(case)
         if errors:
             rows = [{**e, "run_id": self.run_id} for e in errors]
-            _write(path, pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))
+            _write(path, pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))  # rare, few columns
         elif path.exists():
             path.unlink()
 

@@ -144,10 +144,15 @@ def test_params_beside_the_table_name_its_feature_set(tmp_path):
 
 
 def test_unreadable_series_is_a_plan_failure(store):
-    (store / "P002" / "CT-2" / "zarr.json").write_text("{not json")
+    (store / "P001" / "MR-1" / "labels" / "t1_label" / "zarr.json").write_text("[]")
     plan = make_plan(store, PARAMS)
-    assert [(f.case, f.series) for f in plan.failures] == [("P002", "CT-2")]
-    assert len(plan.tasks) == TASKS - 4
+    assert [(f.case, f.series) for f in plan.failures] == [("P001", "MR-1")]
+    assert len(plan.tasks) == TASKS - 2
+    (store / "P002" / "CT-2" / "zarr.json").write_text("{not json")  # the store listing fails
+    plan = make_plan(store, PARAMS)
+    assert [(f.case, f.series) for f in plan.failures] == [("P001", "MR-1"), ("P002", "CT-2")]
+    assert "P002/CT-2" in plan.failures[1].message
+    assert len(plan.tasks) == TASKS - 6
 
 
 # -- a full run ------------------------------------------------------------------
