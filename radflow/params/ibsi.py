@@ -1,8 +1,9 @@
-"""IBSI 1 configurations: typed, validated settings of radflow's IBSI mode.
+"""IBSI configurations: typed, validated settings of radflow's IBSI mode.
 
 A configuration is a small YAML file; radflow ships the digital phantom's and
 the CT phantom's configurations A-E of the IBSI 1 reference manual
-(``radflow/params/ibsi/{phantom,A,B,C,D,E}.yaml``). Keys::
+(``radflow/params/ibsi/{phantom,A,B,C,D,E}.yaml``) and the IBSI 2 phase-2
+configurations (``phase2_<filter>_<A|B>.yaml``, filters 2-9). Keys::
 
     name: C                       # free text, shown in reports
     aggregation: 3D               # texture aggregation: 2D (slice-wise: 2D and
@@ -24,6 +25,24 @@ the CT phantom's configurations A-E of the IBSI 1 reference manual
       bin_count: 32               # fixed_bin_number
     ivh_discretisation:           # intensity-volume histogram, same keys;
       method: none                # none: intensities are already discrete
+
+A configuration with a ``filter`` section is an IBSI 2 configuration: the
+image (interpolated when asked) is filtered and the 18 intensity statistics
+(``stat_*``) of the response map are computed in the intensity mask, which is
+re-segmented on the *unfiltered* intensities, as in IBSI 2 phase 2 (the
+reference values are only standardised for that family). Its keys are
+``name``, ``interpolation``, ``resegmentation`` and::
+
+    filter:
+      type: Laws                  # Mean | LoGIBSI | Laws | Gabor | WaveletIBSI | Simoncelli
+      kernel: L5E5                # the type's parameters: those of its imageType
+      rotation_invariant: true    # entry in PyRadiomics mode (one value each: IBSI
+      pooling: max                # mode computes one response map), documented in
+      energy_distance: 7          # radflow.filters.image_types
+      boundary: mirror
+
+``aggregation``, ``discretisation`` and ``ivh_discretisation`` are refused
+there (no texture, histogram or IVH feature is computed on a response map).
 
 Fixed bin size bins start at the lower bound of the re-segmentation range
 (the ROI minimum when the range has no lower bound); ``none`` takes the
@@ -54,11 +73,13 @@ from typing import Any
 
 from radflow.errors import SettingsError
 from radflow.params.pyradiomics_params import _read
+from radflow.params.settings import FILTER_SETTINGS, FilterSettings
 from radflow.preprocess.ibsi import INTERPOLATION_ORDERS
 
 __all__ = [
     "CONFIG_DIR",
     "CONFIG_NAMES",
+    "PHASE2_CONFIG_NAMES",
     "Discretisation",
     "IbsiConfig",
     "Interpolation",
@@ -67,8 +88,10 @@ __all__ = [
 
 #: Folder of the configurations shipped with radflow.
 CONFIG_DIR = Path(__file__).with_name("ibsi")
-#: Names of the shipped configurations.
+#: Names of the shipped IBSI 1 configurations.
 CONFIG_NAMES = ("phantom", "A", "B", "C", "D", "E")
+#: Names of the shipped IBSI 2 phase-2 configurations: filter 2-9, configuration A (2D) or B (3D).
+PHASE2_CONFIG_NAMES = tuple(f"phase2_{number}_{config}" for config in "AB" for number in range(2, 10))
 
 #: Texture aggregation -> tag suffixes it produces.
 _AGGREGATIONS = {
@@ -120,29 +143,34 @@ class IbsiConfig:
     Attributes
     ----------
     name : str
-    aggregation : str
-        ``"2D"``, ``"3D"`` or ``"all"``.
+    aggregation : str or None
+        ``"2D"``, ``"3D"`` or ``"all"``; None with a `filter`.
     interpolation : Interpolation or None
     resegment_range : tuple of (float or None) or None
         (low, high) in image units; None for an open end.
     outlier_sigma : float or None
-    discretisation : Discretisation
-        For the texture matrices and the intensity histogram.
-    ivh_discretisation : Discretisation
+    discretisation : Discretisation or None
+        For the texture matrices and the intensity histogram; None with a `filter`.
+    ivh_discretisation : Discretisation or None
+        None with a `filter`.
+    filter : radflow.params.settings.FilterSettings or None
+        IBSI 2 filter (one response map) whose intensity statistics are
+        computed instead of the IBSI 1 families; None: no filter.
     """
 
     name: str
-    aggregation: str
+    aggregation: str | None
     interpolation: Interpolation | None
     resegment_range: tuple[float | None, float | None] | None
     outlier_sigma: float | None
-    discretisation: Discretisation
-    ivh_discretisation: Discretisation
+    discretisation: Discretisation | None
+    ivh_discretisation: Discretisation | None
+    filter: FilterSettings | None = None
 
     @property
     def aggregations(self) -> tuple[str, ...]:
-        """Texture tag suffixes computed under this configuration."""
-        return _AGGREGATIONS[self.aggregation]
+        """Texture tag suffixes computed under this configuration (none with a filter)."""
+        return () if self.aggregation is None else _AGGREGATIONS[self.aggregation]
 
 
 def load_ibsi_config(source: str | PathLike | IbsiConfig) -> IbsiConfig:
@@ -152,8 +180,8 @@ def load_ibsi_config(source: str | PathLike | IbsiConfig) -> IbsiConfig:
     ----------
     source : str, path-like or IbsiConfig
         A shipped configuration's name (``"phantom"``, ``"A"`` .. ``"E"``,
-        case-insensitive), the path of a YAML file, or a configuration
-        (returned as it is).
+        ``"phase2_4_A"`` ..., case-insensitive), the path of a YAML file, or a
+        configuration (returned as it is).
 
     Raises
     ------
@@ -163,15 +191,15 @@ def load_ibsi_config(source: str | PathLike | IbsiConfig) -> IbsiConfig:
     if isinstance(source, IbsiConfig):
         return source
     text = str(source)
-    by_name = {name.lower(): name for name in CONFIG_NAMES}
+    by_name = {name.lower(): name for name in CONFIG_NAMES + PHASE2_CONFIG_NAMES}
     if text.lower() in by_name:
         path = CONFIG_DIR / f"{by_name[text.lower()]}.yaml"
     else:
         path = Path(source)
         if path.suffix.lower() not in (".yaml", ".yml"):
             raise SettingsError(
-                f"{text}: not an IBSI configuration; give one of {', '.join(CONFIG_NAMES)} "
-                "or a .yaml file"
+                f"{text}: not an IBSI configuration; give one of {', '.join(CONFIG_NAMES)}, "
+                "phase2_<2-9>_<A|B> or a .yaml file"
             )
     data = _read(path)
     if not isinstance(data, Mapping):
@@ -180,12 +208,22 @@ def load_ibsi_config(source: str | PathLike | IbsiConfig) -> IbsiConfig:
 
 
 def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
-    _check_keys(data, where, required=("name", "aggregation", "discretisation", "ivh_discretisation"),
-                optional=("interpolation", "resegmentation"))
+    if "filter" in data:
+        for key in ("aggregation", "discretisation", "ivh_discretisation"):
+            if key in data:
+                raise SettingsError(f"{where}: {key!r} is not used with a filter (IBSI 2 computes the intensity "
+                                    "statistics of the response map only); remove it")
+        _check_keys(data, where, required=("name", "filter"), optional=("interpolation", "resegmentation"))
+    else:
+        _check_keys(data, where, required=("name", "aggregation", "discretisation", "ivh_discretisation"),
+                    optional=("interpolation", "resegmentation", "filter"))
     name = data["name"]
     if not isinstance(name, (str, int)) or isinstance(name, bool):
         raise SettingsError(f"{where}: name must be text, got {name!r}")
-    aggregation = _choice(data["aggregation"], f"{where}: aggregation", tuple(_AGGREGATIONS))
+    filter_ = None if "filter" not in data else _filter(data["filter"], f"{where}: filter")
+    aggregation = None
+    if filter_ is None:
+        aggregation = _choice(data["aggregation"], f"{where}: aggregation", tuple(_AGGREGATIONS))
     interpolation = None
     if data.get("interpolation") is not None:
         interpolation = _interpolation(data["interpolation"], f"{where}: interpolation")
@@ -199,6 +237,8 @@ def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
             resegment_range = _range(reseg["range"], f"{context}.range")
         if reseg.get("outlier_sigma") is not None:
             outlier_sigma = _number(reseg["outlier_sigma"], f"{context}.outlier_sigma", positive=True)
+    if filter_ is not None:
+        return IbsiConfig(str(name), None, interpolation, resegment_range, outlier_sigma, None, None, filter_)
     return IbsiConfig(
         name=str(name),
         aggregation=aggregation,
@@ -208,6 +248,19 @@ def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
         discretisation=_discretisation(data["discretisation"], f"{where}: discretisation"),
         ivh_discretisation=_discretisation(data["ivh_discretisation"], f"{where}: ivh_discretisation"),
     )
+
+
+def _filter(value, context: str) -> FilterSettings:
+    """The ``filter`` section: ``type`` and the type's parameters, one response map."""
+    _check_mapping(value, context)
+    kind = value.get("type")
+    if kind not in FILTER_SETTINGS:
+        raise SettingsError(f"{context}.type must be one of {', '.join(FILTER_SETTINGS)}, got {kind!r}")
+    settings = FILTER_SETTINGS[kind].from_mapping({k: v for k, v in value.items() if k != "type"}, where=context)
+    swept = [key for key, v in settings.to_mapping().items() if isinstance(v, tuple) and len(v) > 1]
+    if swept:
+        raise SettingsError(f"{context} {swept[0]!r}: give one value; IBSI mode computes one response map")
+    return settings
 
 
 def _interpolation(value, context: str) -> Interpolation:

@@ -8,6 +8,15 @@ histogram and the texture matrices, and the intensity-volume histogram's own
 discretisation. The diagnostics rows of the IBSI reference tables (image and
 ROI statistics after each step) are emitted under their tags.
 
+A configuration with a ``filter`` (IBSI 2) follows the IBSI 2 scheme, as in
+its phase 2: the interpolated image is filtered (the ROI's box grown by the
+filter's margin, :func:`radflow.filters.image_types.read_box`, which gives
+the whole image's response inside the ROI), the intensity mask is
+re-segmented on the *unfiltered* intensities, and only the intensity
+statistics (``stat_*``) of the response map in that mask are computed, after
+the diagnostics (which describe the unfiltered image). Nothing is
+discretised.
+
 Families are the modules listed in :data:`radflow.features.ibsi.registry.FAMILIES`,
 called as the registry's module docstring describes; a family whose module is
 not installed is left out (its tags are missing from the result).
@@ -20,6 +29,7 @@ from dataclasses import dataclass
 from os import PathLike
 
 import numpy as np
+from scipy import ndimage
 
 from radflow.errors import InputError
 from radflow.features.ibsi import registry
@@ -40,14 +50,17 @@ class IbsiImages:
     Attributes
     ----------
     image : numpy.ndarray of float64, shape (z, y, x)
-        Intensities after interpolation (and rounding).
+        Intensities after interpolation (and rounding). With a filter: its
+        response map, and every array cropped to the ROI's bounding box.
     morph_mask, intensity_mask : numpy.ndarray of bool
         Morphological (interpolated ROI) and intensity (re-segmented) masks.
-    levels : numpy.ndarray of int32
-        Discretised grey levels 1..n_levels inside the intensity mask, 0 outside.
+    levels : numpy.ndarray of int32 or None
+        Discretised grey levels 1..n_levels inside the intensity mask, 0
+        outside; None with a filter.
     n_levels : int
-        Number of grey levels N_g of the discretisation.
-    ivh : radflow.preprocess.ibsi.IvhIntensities
+        Number of grey levels N_g of the discretisation (0 with a filter).
+    ivh : radflow.preprocess.ibsi.IvhIntensities or None
+        None with a filter.
     spacing_zyx : tuple of float
         Voxel spacing in mm.
     diagnostics : dict of str to float
@@ -57,9 +70,9 @@ class IbsiImages:
     image: np.ndarray
     morph_mask: np.ndarray
     intensity_mask: np.ndarray
-    levels: np.ndarray
+    levels: np.ndarray | None
     n_levels: int
-    ivh: proc.IvhIntensities
+    ivh: proc.IvhIntensities | None
     spacing_zyx: tuple[float, float, float]
     diagnostics: dict[str, float]
 
@@ -85,6 +98,8 @@ def extract_ibsi(image, mask, config, *, label: int | None = None) -> dict[str, 
         Keys exactly the IBSI submission tags (``morph_volume``,
         ``cm_joint_max_3D_avg``, ``img_dim_x_init_img`` ...), in the
         reference tables' order; NaN only where the IBSI value is undefined.
+        With a filter in `config`: the diagnostics and the ``stat_*`` tags
+        of the response map.
 
     Raises
     ------
@@ -118,7 +133,8 @@ def compute_ibsi(image, mask, *, spacing_zyx, config) -> dict[str, float]:
     config = load_ibsi_config(config)
     processed = process_ibsi(image, mask, spacing_zyx=spacing_zyx, config=config)
     out = dict(processed.diagnostics)
-    for family, call in _FAMILY_CALLS.items():
+    calls = _FAMILY_CALLS if config.filter is None else {"stat": _FAMILY_CALLS["stat"]}
+    for family, call in calls.items():
         module = _family_module(family)
         if module is not None:
             out.update(call(module, processed, config))
@@ -185,6 +201,8 @@ def process_ibsi(image, mask, *, spacing_zyx, config) -> IbsiImages:
     if not intensity_mask.any():
         raise InputError("mask", "no ROI voxel is left after re-segmentation")
     diagnostics.update(_roi_diagnostics(values, morph_mask, intensity_mask, "reseg_roi"))
+    if config.filter is not None:
+        return _filtered(values, morph_mask, intensity_mask, spacing, config, diagnostics)
 
     box = _crop_box(morph_mask | intensity_mask, spacing)
     values, morph_mask, intensity_mask = values[box], morph_mask[box], intensity_mask[box]
@@ -198,6 +216,18 @@ def process_ibsi(image, mask, *, spacing_zyx, config) -> IbsiImages:
         value_range=config.resegment_range,
     )
     return IbsiImages(values, morph_mask, intensity_mask, levels, n_levels, ivh, spacing, diagnostics)
+
+
+def _filtered(values, morph_mask, intensity_mask, spacing, config: IbsiConfig, diagnostics) -> IbsiImages:
+    """IbsiImages of the filter's response map, all cropped to the ROI's bounding box."""
+    from radflow.filters.image_types import filter_responses, read_box
+
+    settings = config.filter
+    bbox = ndimage.find_objects(morph_mask.astype(np.uint8))[0]  # the intensity mask lies inside
+    region = read_box({settings.image_type: settings.to_mapping()}, {}, bbox, values.shape, spacing)
+    [(_, response)] = filter_responses(values[region], settings, spacing_zyx=spacing)
+    inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(bbox, region))
+    return IbsiImages(response[inner], morph_mask[bbox], intensity_mask[bbox], None, 0, None, spacing, diagnostics)
 
 
 def available_families() -> dict[str, bool]:
