@@ -135,7 +135,12 @@ import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 from radflow.filters import _checks, gradient, intensity, lbp, log, wavelet
-from radflow.params.settings import FILTER_SETTINGS, IBSI_FILTER_TYPES, FilterSettings, filter_settings
+from radflow.params.settings import (
+    FILTER_SETTINGS,
+    IBSI_FILTER_TYPES,
+    FilterSettings,
+    filter_settings,
+)
 
 __all__ = [
     "IBSI_FILTER_TYPES",

@@ -52,10 +52,11 @@ import importlib
 import itertools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from numbers import Integral, Real
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from radflow.errors import SettingsError
 from radflow.features.registry import FAMILY_MODULES

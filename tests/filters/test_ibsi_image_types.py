@@ -20,7 +20,12 @@ from scipy import ndimage
 
 from radflow.errors import SettingsError
 from radflow.filters import ibsi
-from radflow.filters.image_types import WHOLE_AXIS, image_types, read_box, required_margin_voxels
+from radflow.filters.image_types import (
+    WHOLE_AXIS,
+    image_types,
+    read_box,
+    required_margin_voxels,
+)
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 from radflow.params.settings import filter_settings
 
