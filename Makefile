@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check
 DEMO   ?= demo
-PATIENTS ?= 12
+PATIENTS ?= 48
 # PyRadiomics is the test oracle of the PyRadiomics-compatible mode; its sdist
 # needs numpy at build time, hence --no-build-isolation.
 ORACLE  = pyradiomics==3.0.1

@@ -134,7 +134,7 @@ def _cmd_warmup(args) -> int:
 def _cmd_demo(args) -> int:
     from radflow.pipeline.demo import run_demo
 
-    run_demo(Path(args.out), patients=args.patients, seed=args.seed)
+    run_demo(Path(args.out), patients=args.patients, seed=args.seed, workers=args.workers)
     return 0
 
 
@@ -166,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic archive (make demo)")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--patients", type=int, default=12)
+    p.add_argument("--patients", type=int, default=48, help="synthetic patients (default 48)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, help="Dask worker processes (default: one per core)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("demo-data", help="write a synthetic multi-institution archive")

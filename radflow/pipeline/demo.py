@@ -1,21 +1,60 @@
-"""``radflow demo``: the whole pipeline on a synthetic archive, on this machine."""
+"""``radflow demo``: the whole pipeline on a synthetic archive, on this machine.
+
+archive (DICOM CT + RTSTRUCT, DICOM PET, NIfTI MR) -> store -> PET threshold
+segmentation -> feature table (embedded Dask cluster) -> survival model ->
+HTML report. Each step reuses what an earlier run left (unchanged series are
+not re-ingested, the feature table is updated incrementally).
+"""
 
 from __future__ import annotations
 
 import time
+from importlib import resources
 from pathlib import Path
 
+#: The demo's feature set: PyRadiomics' default classes on the original image.
+DEMO_PARAMS = "demo.yaml"
 
-def run_demo(out: Path, *, patients: int = 12, seed: int = 0) -> dict:
-    """Write a synthetic archive, ingest it, and print where everything is.
+
+def demo_params() -> Path:
+    """The parameter file the demo extracts with (shipped with radflow)."""
+    return Path(str(resources.files("radflow.params").joinpath(DEMO_PARAMS)))
+
+
+def segment_pet(store) -> list[str]:
+    """Add a PET GTV (40 % of SUVmax, largest component) to every PT series without one.
+
+    Returns the one-line errors of series where segmentation failed; the
+    others go on.
+    """
+    from radflow.errors import InputError
+    from radflow.pipeline.segment import segment_series
+    from radflow.store.volume import list_series
+
+    errors = []
+    for info in list_series(store):
+        if info.modality != "PT" or "gtv_pet" in info.label_keys:
+            continue
+        try:
+            segment_series(store, info.case, info.series, method="suv-relative", fraction=0.4,
+                           keep="largest", min_size_mm3=500.0, name="GTV_PET")
+        except InputError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | None = None) -> dict:
+    """Run every step of the product on a synthetic archive and print where the results are.
 
     Parameters
     ----------
     out : Path
-        Folder for ``archive/`` and ``store/``; re-running reuses both (unchanged
-        series are skipped by fingerprint).
+        Folder for ``archive/``, ``store/``, ``features/``, ``model/`` and
+        ``report.html``.
     patients, seed : int
-        Size and seed of the synthetic archive.
+        Size and seed of the synthetic archive (a new size needs a new ``out``).
+    workers : int, optional
+        Dask worker processes (default: one per core).
 
     Returns
     -------
@@ -23,19 +62,45 @@ def run_demo(out: Path, *, patients: int = 12, seed: int = 0) -> dict:
         Paths of what was written.
     """
     from radflow.io.synthetic import write_demo_archive
+    from radflow.model.demo import run_modelling
     from radflow.pipeline.ingest import ingest_archive
+    from radflow.pipeline.run import run
+    from radflow.report.build import write_demo_report
 
     out = Path(out)
-    archive, store = out / "archive", out / "store"
+    archive, store, table = out / "archive", out / "store", out / "features"
     started = time.monotonic()
-    print(f"[1/2] synthetic archive: {patients} patients -> {archive}", flush=True)
+
+    def step(n: int, text: str) -> None:
+        print(f"\n[{n}/6] {text}  ({time.monotonic() - started:.0f} s)", flush=True)
+
+    step(1, f"synthetic archive: {patients} patients, 3 institutions -> {archive}")
     if not (archive / "clinical.csv").is_file():
         write_demo_archive(archive, patients=patients, seed=seed)
-    print(f"[2/2] ingest -> {store}", flush=True)
-    summary = ingest_archive(archive, store)
-    print(summary.report())
+    else:
+        print("  exists; reused")
+    step(2, f"ingest -> {store}")
+    print(ingest_archive(archive, store, jobs=2).report())
+    step(3, "PET segmentation: 40 % of SUVmax")
+    for error in segment_pet(store):
+        print(f"  failed: {error}")
+    step(4, f"feature extraction on an embedded Dask cluster -> {table}")
+    summary = run(store, demo_params(), table, workers=workers, incremental=True)
+    print(summary.report() if hasattr(summary, "report") else summary)
+    step(5, "survival model: ComBat + elastic-net Cox, nested CV and leave-one-institution-out")
+    model = run_modelling(table, archive, out / "model")
+    step(6, "report")
+    report = write_demo_report(out, model_dir=out / "model", store=store, table=table)
+
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     print(f"  archive:  {archive}")
     print(f"  store:    {store}   (radflow ls {store})")
-    print(f"  manifest: {store / 'manifest.parquet'}")
-    return {"archive": archive, "store": store}
+    print(f"  features: {table}")
+    print(f"  model:    {out / 'model'}")
+    print(f"  report:   {report}")
+    print("\nQuery the feature table, e.g. with DuckDB:")
+    print(f"  duckdb -c \"select institution, modality, roi, count(*) as rois, "
+          f"round(avg(shape_MeshVolume)) as mean_volume_mm3, round(avg(firstorder_Mean), 2) as mean_intensity "
+          f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
+          f"where image_type = 'original' group by all order by all\"")
+    return {"archive": archive, "store": store, "table": table, "model": model, "report": report}
