@@ -113,15 +113,28 @@ def params_hash(params: ExtractionParams) -> str:
     """Short stable hash (16 hex digits of SHA-256) of the normalised parameters.
 
     It ignores the order of image types, classes and feature names, which
-    change only the order of output columns.
+    change only the order of output columns, and whether a number is written
+    ``25`` or ``25.0`` — except a LoG ``sigma``, whose spelling names the
+    image type (``log-sigma-1-mm-3D`` vs ``log-sigma-1-0-mm-3D``).
     """
-    normalised = params_to_dict(params)
+    normalised = _floats(params_to_dict(params))
     normalised["featureClass"] = {
         name: None if names is None else sorted(names)
         for name, names in normalised["featureClass"].items()
     }
     text = json.dumps(normalised, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _floats(value, key=None):
+    """``value`` with every integer written as a float, LoG sigmas excepted."""
+    if isinstance(value, dict):
+        return {k: _floats(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v, key) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and key != "sigma":
+        return float(value)
+    return value
 
 
 def _from_mapping(data) -> ExtractionParams:

@@ -1096,7 +1096,9 @@ def _number(rule: _Rule, value, fail, expected: str | None = None):
                 fail(expected)
         if not isinstance(value, Real):
             fail(expected)
-        number = float(value)
+        # An integer stays one: PyRadiomics names images from values as written
+        # (sigma 1 -> "log-sigma-1-mm-3D", 1.0 -> "log-sigma-1-0-mm-3D").
+        number = int(value) if isinstance(value, Integral) else float(value)
         if rule.finite and not math.isfinite(number):
             fail(expected)
     if rule.low is not None and (number <= rule.low if rule.low_exclusive else number < rule.low):

@@ -234,8 +234,6 @@ def test_shape2d_on_a_3d_roi_fails_like_pyradiomics():
         extract(image, mask, params)
 
 
-@pytest.mark.xfail(strict=True, reason="radflow.params keeps sigma as float (1 -> 1.0); PyRadiomics names the LoG "
-                                       "image from the value as written: 'log-sigma-1-mm-3D' for an integer sigma")
 def test_integer_sigma_names_the_log_image_as_written():
     image, mask = volumes.ct()
     params = {"imageType": {"LoG": {"sigma": [1, 3]}}, "featureClass": {"firstorder": ["Mean"]},
