@@ -45,7 +45,7 @@ LAWS_KERNELS = {
     "W5": np.array([-1.0, 2.0, 0.0, -2.0, 1.0]) / _S10,
     "R5": np.array([1.0, -4.0, 6.0, -4.0, 1.0]) / _S70,
 }
-_NAME = re.compile(r"(?:[LESWR][35])+")
+_NAME = re.compile(r"(?:[LES]3|[LESWR]5)+")  # there is no W3 or R3
 
 
 def laws_filter(
