@@ -102,8 +102,11 @@ def _cmd_extract(args) -> int:
         return _emit(text, args.out)
     from radflow.features.extractor import extract
     from radflow.features.output import format_result
+    from radflow.store.volume import is_store_path, open_path
 
-    result = extract(args.image, args.mask, args.params, label=args.label)
+    # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only.
+    image, mask = (open_path(p) if is_store_path(p) else p for p in (args.image, args.mask))
+    result = extract(image, mask, args.params, label=args.label)
     case = {"Image": str(args.image), "Mask": str(args.mask)}
     return _emit(format_result(result, args.format or "txt", case=case), args.out)
 
@@ -216,8 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "[-o FILE]; radflow extract BATCH.csv -p PARAMS -o OUT.csv [--jobs N]; "
                     "radflow extract IMAGE MASK --ibsi {phantom,A,B,C,D,E,FILE}",
     )
-    p.add_argument("image", help="image file (NIfTI, NRRD, MetaImage) or batch CSV (Image, Mask[, Label])")
-    p.add_argument("mask", nargs="?", help="mask file (omit for a batch CSV)")
+    p.add_argument("image", help="image file (NIfTI, NRRD, MetaImage), store series folder "
+                   "(STORE/<case>/<series>) or batch CSV (Image, Mask[, Label])")
+    p.add_argument("mask", nargs="?", help="mask file or store label folder (STORE/<case>/<series>/labels/<key>); "
+                   "omit for a batch CSV")
     p.add_argument("-p", "--param", dest="params", help="PyRadiomics parameter file (YAML or JSON)")
     p.add_argument("-l", "--label", type=int, help="label value of the ROI (default: the setting, 1)")
     p.add_argument("-f", "--format", choices=("txt", "csv", "json"),

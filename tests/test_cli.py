@@ -69,3 +69,56 @@ def test_extract_batch_needs_an_output(tmp_path, capsys):
     batch.write_text("Image,Mask\n")
     assert main(["extract", str(batch)]) == 2
     assert "-o OUT.csv" in capsys.readouterr().err
+
+
+def test_help_loads_no_heavy_module():
+    code = ("import sys, radflow.cli as c; c.build_parser(); "
+            "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'zarr', 'numba', 'SimpleITK') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "", f"radflow --help imports {out.strip()}"
+
+
+def test_extract_from_store_folders_equals_files(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import SimpleITK as sitk
+
+    from radflow.pipeline.ingest import ingest_archive
+    from radflow.store.volume import list_series
+
+    rng = np.random.default_rng(1)
+    image = sitk.GetImageFromArray(rng.normal(40, 20, (12, 24, 24)).astype(np.int16))
+    image.SetSpacing((0.8, 0.8, 2.5))
+    labels = np.zeros((12, 24, 24), np.uint8)
+    labels[3:9, 6:18, 5:17] = 1
+    labels[4:8, 8:12, 8:12] = 2
+    mask = sitk.GetImageFromArray(labels)
+    mask.CopyInformation(image)
+    data = tmp_path / "archive" / "SITE" / "PAT" / "MR"
+    data.mkdir(parents=True)
+    sitk.WriteImage(image, str(data / "t2.nii.gz"))
+    sitk.WriteImage(mask, str(data / "t2_label.nii.gz"))
+    store = tmp_path / "store"
+    ingest_archive(tmp_path / "archive", store, progress=False)
+    (info,) = list_series(store)
+    series = store / info.case / info.series
+    params = tmp_path / "p.yaml"
+    params.write_text("setting:\n  binWidth: 10\n  label: 2\nfeatureClass:\n  firstorder:\n  glszm:\n  shape:\n")
+
+    def features(image_arg, mask_arg):
+        assert main(["extract", str(image_arg), str(mask_arg), "-p", str(params), "-f", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        return {k: v for k, v in out.items() if not k.startswith("diagnostics_") and k not in ("Image", "Mask")}
+
+    from_files = features(data / "t2.nii.gz", data / "t2_label.nii.gz")
+    from_store = features(series, series / "labels" / info.label_keys[0])
+    assert from_files and from_files.keys() == from_store.keys()
+    for key, value in from_files.items():
+        assert from_store[key] == pytest.approx(value, rel=1e-9), key
+    # The store's root is no image: a one-line error naming it.
+    assert main(["extract", str(store), str(series), "-p", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(store) in err and "\n" not in err

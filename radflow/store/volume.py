@@ -468,6 +468,26 @@ def open_label(store, case: str, series: str, key: str) -> xr.DataArray:
     return _data_array(data, {**attrs, **extra}, key)
 
 
+def open_path(path) -> xr.DataArray:
+    """Open a series or a label map by its folder, as shells and file dialogs name them.
+
+    ``STORE/<case>/<series>`` opens the image (:func:`open_volume`),
+    ``STORE/<case>/<series>/labels/<key>`` one label map (:func:`open_label`).
+    """
+    path = Path(path).resolve()
+    if path.parent.name == "labels" and (path.parents[1] / "zarr.json").is_file():
+        series = path.parents[1]
+        return open_label(series.parents[1], series.parent.name, series.name, path.name)
+    if (path / "zarr.json").is_file():
+        return open_volume(path.parents[1], path.parent.name, path.name)
+    raise InputError(path, "not a series (STORE/<case>/<series>) or label (.../labels/<key>) of a store")
+
+
+def is_store_path(path) -> bool:
+    """True when ``path`` is a folder :func:`open_path` can open."""
+    return Path(path).is_dir() and (Path(path) / "zarr.json").is_file()
+
+
 def list_series(store) -> list[SeriesInfo]:
     """Every complete series in the store, sorted by case then series.
 
