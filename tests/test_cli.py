@@ -83,7 +83,6 @@ def test_extract_from_store_folders_equals_files(tmp_path, capsys):
     import json
 
     import numpy as np
-    import pandas as pd
     import SimpleITK as sitk
 
     from radflow.pipeline.ingest import ingest_archive
@@ -119,6 +118,6 @@ def test_extract_from_store_folders_equals_files(tmp_path, capsys):
     for key, value in from_files.items():
         assert from_store[key] == pytest.approx(value, rel=1e-9), key
     # The store's root is no image: a one-line error naming it.
-    assert main(["extract", str(store), str(series), "-p", str(params)]) == 2
+    assert main(["extract", str(store), str(store), "-p", str(params)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(store) in err and "\n" not in err

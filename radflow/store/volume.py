@@ -289,7 +289,7 @@ def write_series(
         )
         _write_level(root, data, chunks)
         if labels:
-            group = root.create_group("labels", attributes={"ome": ome.labels_metadata(keys)})
+            root.create_group("labels", attributes={"ome": ome.labels_metadata(keys)})
             for label, values in zip(labels, label_data):
                 _write_label(tmp / "labels" / label.key, label, values, spacing_zyx, origin_zyx,
                              chunks)
