@@ -241,8 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     _ibsi_commands(sub)
 
     from radflow.model.cli_commands import add_commands as _model_commands
+    from radflow.pipeline.cli_commands import add_commands as _pipeline_commands
     from radflow.report.cli_commands import add_commands as _report_commands
 
+    _pipeline_commands(sub)
     _model_commands(sub)
 
     _report_commands(sub)
