@@ -262,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # distributed configures its own INFO-level handlers (scheduler and nanny
+    # chatter); its warnings still show, its INFO lines only with -vv.
+    logging.getLogger("distributed").setLevel(logging.INFO if args.verbose >= 2 else logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
