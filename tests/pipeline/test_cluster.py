@@ -168,7 +168,7 @@ def test_worker_killed_mid_run_costs_only_time(real_cluster, demo, tmp_path):
     def client_run():
         try:
             outcome["summary"] = run(store, PARAMS, table, scheduler=real_cluster.address,
-                                     progress=False)
+                                     progress=False, commit_interval_s=0)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
             outcome["error"] = exc
 
@@ -205,7 +205,7 @@ def test_client_killed_mid_run_then_run_again(real_cluster, store, tmp_path):
     table = tmp_path / "features"
     code = ("import json, sys\nfrom radflow.pipeline.run import run\n"
             "run(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], scheduler=sys.argv[4],\n"
-            "    progress=False)\n")
+            "    progress=False, commit_interval_s=0)\n")  # each case committed on its own
     env = {**os.environ, "RADFLOW_PSEUDONYM_KEY": "radflow-test-key"}
     client = subprocess.Popen([sys.executable, "-c", code, str(store), json.dumps(PARAMS), str(table),
                                real_cluster.address], cwd=REPO, env=env, start_new_session=True,
@@ -224,8 +224,9 @@ def test_client_killed_mid_run_then_run_again(real_cluster, store, tmp_path):
     assert not partial.duplicated(["series", "label_key", "label", "image_type"]).any()
 
     again = run(store, PARAMS, table, scheduler=real_cluster.address, progress=False, incremental=True)
-    assert again.failed == 0
-    assert again.skipped == len(partial) and again.extracted == 12 - len(partial)
+    assert again.failed == 0, again.report()
+    assert (again.skipped, again.extracted) == (len(partial), 12 - len(partial)), (
+        again.report(), sorted(p.name for p in table.rglob("*")))
     _assert_exactly_once_and_equal_to_single_process(store, table)
 
 

@@ -177,6 +177,26 @@ def test_readers_never_see_a_case_half_replaced(filled):
     assert set(seen) == {(4, 1)}  # never 0 rows, never 8, never old and new mixed
 
 
+def test_commit_many_writes_each_file_once_and_keeps_cases_whole(tmp_path):
+    table = tmp_path / "t"
+    with table_lock(table):
+        writer = _writer(table)
+        writer.commit_many([(("INST_A", "CT", c), _rows(c, "CT"), []) for c in ("P001", "P002", "P003")]
+                           + [(("INST_B", "CT", "P004"), _rows("P004", "CT"), [])], keep=())
+        folder = table / f"feature_set={_fs()}" / "institution=INST_A" / "modality=CT"
+        (shared,) = list(folder.iterdir())  # three new cases, one new file
+        assert shared.name.startswith("part-")
+        # P002 replaced (in the shared file) and P005 added (a file of its own), in one call.
+        result = writer.commit_many([(("INST_A", "CT", "P002"), _rows("P002", "CT", 1), []),
+                                     (("INST_A", "CT", "P005"), _rows("P005", "CT"), [])], keep=())
+    assert result.written == 8 and len(result.removed_keys) == 4
+    assert sorted(p.name for p in folder.iterdir()) == sorted([shared.name, "case-P005.parquet"])
+    rows = _duckdb(table)
+    assert len(rows) == 20
+    assert {r[9] for r in rows if r[3] == "P002"} == {"run1"} and {r[8] for r in rows if r[3] == "P002"} == {1.0}
+    assert verify(table).ok
+
+
 def test_a_failed_write_leaves_the_old_rows(filled, monkeypatch):
     before = _duckdb(filled)
 
