@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -93,13 +94,31 @@ def pipeline_seconds(store: Path, params, table: Path, scheduler: str) -> float:
     return seconds
 
 
-def bench_workers(store: Path, warm: Path, out: Path, n: int, params) -> float:
-    from distributed import LocalCluster
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of the calling process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster:
+
+def bench_workers(store: Path, warm: Path, out: Path, n: int, params) -> tuple[float, float, float]:
+    """Wall seconds of a run on ``n`` warm workers, their CPU seconds, and the client's.
+
+    CPU seconds do not depend on what else the machine runs: they show the
+    parallel efficiency and the client's share even when the wall time cannot.
+    The client's CPU includes the scheduler's (a local cluster runs it in the
+    client process).
+    """
+    from distributed import Client
+
+    from radflow.pipeline.clusters import local_cluster
+
+    # The cluster `radflow run` starts, kept for a warm-up run and the timed one.
+    with local_cluster(n) as cluster, Client(cluster, set_as_default=False) as client:
         pipeline_seconds(warm, params, out / "warm-table", cluster.scheduler_address)  # imports, kernels
-        return pipeline_seconds(store, params, out / f"table-{n}", cluster.scheduler_address)
+        before, client_before = client.run(_cpu_seconds), _cpu_seconds()
+        seconds = pipeline_seconds(store, params, out / f"table-{n}", cluster.scheduler_address)
+        after, client_after = client.run(_cpu_seconds), _cpu_seconds()
+    return seconds, sum(after[w] - before[w] for w in after), client_after - client_before
 
 
 def bench_duckdb(out: Path, rows: int = 10_000) -> tuple[float, float]:
@@ -177,19 +196,24 @@ def main(argv=None) -> None:
         print(f"  plain loop in one process           {serial_full:7.2f} s   "
               f"{rois / serial_full:6.2f} ROIs/s   ({_load()})")
     if {"overhead", "scaling"} & set(args.parts):
-        one = bench_workers(store, warm, out, 1, FULL)
+        one, cpu_one, client_one = bench_workers(store, warm, out, 1, FULL)
         print(f"  radflow run, 1 worker               {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
               f"({_load()})")
     if "overhead" in args.parts:
         print(f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
               "of extraction time (target < 5 %)")
     if "scaling" in args.parts:
-        two = bench_workers(store, warm, out, 2, FULL)
+        two, cpu_two, client_two = bench_workers(store, warm, out, 2, FULL)
         print(f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
               f"({_load()})   speed-up {one / two:.2f}x (target >= 1.8x)")
+        print(f"  CPU per ROI in workers: {1000 * cpu_one / rois:.0f} ms (1 worker), "
+              f"{1000 * cpu_two / rois:.0f} ms (2 workers): parallel efficiency "
+              f"{100 * cpu_one / cpu_two:.0f} %")
+        print(f"  client + scheduler CPU: {100 * client_one / cpu_one:.1f} % (1 worker), "
+              f"{100 * client_two / cpu_two:.1f} % (2 workers) of the workers' CPU")
     if "overhead" in args.parts:
         serial_small = serial_seconds(store, SMALLEST)
-        one_small = bench_workers(store, warm, out, 1, SMALLEST)
+        one_small = bench_workers(store, warm, out, 1, SMALLEST)[0]
         print("smallest feature set (firstorder Mean, no diagnostics):")
         print(f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
               f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per task   ({_load()})")

@@ -247,6 +247,8 @@ def test_embedded_cluster_is_one_single_threaded_process_per_core(monkeypatch):
         assert sorted(client.nthreads().values()) == [1, 1]
         pids = set(client.run(os.getpid).values())
         assert len(pids) == 2 and os.getpid() not in pids
+        profiling = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+        assert set(profiling.values()) == {False}
 
 
 def test_connect_errors(monkeypatch, tmp_path):
