@@ -9,21 +9,43 @@ import numpy as np
 __all__ = ["default_spec", "run_modelling"]
 
 
+#: ROI keys of the demo's tumour: the GTV contoured on CT (and MR), and the
+#: PET GTV that the demo segments at 40 % of SUVmax.
+TUMOUR_ROIS = ("gtv", "gtv_pet")
+
+#: The demo's stability rule: ICC(1,1) across perturbations, judged by its
+#: lower 95% confidence bound (Koo & Li 2016: "good" reliability from 0.75).
+ICC_RULE = {"threshold": 0.75, "form": "ICC(1,1)", "statistic": "ci_low"}
+
+
 def default_spec(table, archive_dir, *, patients: int | None = None, events: int | None = None,
-                 bootstrap: int = 500, seed: int = 0) -> dict:
+                 rois=TUMOUR_ROIS, icc_table=None, bootstrap: int = 500, seed: int = 0) -> dict:
     """The demo's study spec (as a mapping for :func:`radflow.model.spec.parse_spec`).
 
-    Early fusion of every image feature of the GTV (all modalities and image
-    types of the table) with the clinical covariates (age, sex, HPV, stage as
+    Early fusion of every image feature of the tumour (``rois``: all
+    modalities and image types of the table) with the clinical covariates (age, sex, HPV, stage as
     an ordinal) and the genomic flags; ComBat across institutions, standard
-    scaling, elastic-net Cox. Small cohorts get fewer folds (each outer fold
+    scaling, an ICC stability filter when ``icc_table`` is given
+    (:data:`ICC_RULE`; features it does not measure pass), near-zero-variance
+    filter, elastic-net Cox. Small cohorts get fewer folds (each outer fold
     needs events and survivors) and a fixed penalty instead of a grid search.
+
+    Parameters
+    ----------
+    rois : sequence of str
+        ROI keys of the image block, default :data:`TUMOUR_ROIS`.
+    icc_table : path-like, optional
+        Parquet ICC table of a stability study
+        (:func:`radflow.model.stability.stability_study`).
     """
     archive = Path(archive_dir).resolve()
     small = patients is not None and patients < 40
     rarest = None if patients is None or events is None else min(events, patients - events)
     outer = 5 if rarest is None else max(2, min(5, rarest))
-    pipeline = {"harmonise": {"method": "combat"}, "scale": "standard", "select": [{"method": "nzv"}],
+    select = [{"method": "nzv"}]
+    if icc_table is not None:
+        select.insert(0, {"method": "icc", "table": str(Path(icc_table).resolve()), **ICC_RULE})
+    pipeline = {"harmonise": {"method": "combat"}, "scale": "standard", "select": select,
                 "model": {"kind": "coxnet", "l1_ratio": 0.5, **({"alpha": 0.3} if small else {})}}
     if not small:
         pipeline["grid"] = {"alpha": [0.03, 0.1, 0.3]}
@@ -34,7 +56,7 @@ def default_spec(table, archive_dir, *, patients: int | None = None, events: int
         "genomic": str(archive / "genomic.csv"),
         "outcomes": str(archive / "outcomes.csv"),
         "endpoint": {"kind": "survival", "time": "os_months", "event": "os_event"},
-        "blocks": {"image": {"rois": ["gtv"]},
+        "blocks": {"image": {"rois": list(rois)},
                    "clinical": {"columns": ["age", "sex", "hpv", "stage"],
                                 "ordinal": {"stage": ["I", "II", "III", "IV"]}},
                    "genomic": {"columns": None}},
@@ -45,7 +67,23 @@ def default_spec(table, archive_dir, *, patients: int | None = None, events: int
     }
 
 
-def run_modelling(table, archive_dir, out_dir, *, bootstrap: int = 500, seed: int = 0) -> dict:
+def _tumour_rois(table) -> list[str]:
+    """The :data:`TUMOUR_ROIS` the table holds (no PET GTV where segmentation failed everywhere)."""
+    import pyarrow.dataset as ds
+
+    from radflow.errors import InputError
+
+    present = set(ds.dataset(table, format="parquet", partitioning="hive")
+                  .to_table(columns=["roi"]).column("roi").to_pylist())
+    rois = [r for r in TUMOUR_ROIS if r in present]
+    if not rois:
+        raise InputError(table, f"no tumour ROI ({', '.join(TUMOUR_ROIS)}) in the feature table; "
+                                f"ROIs: {', '.join(sorted(map(str, present))) or 'none'}")
+    return rois
+
+
+def run_modelling(table, archive_dir, out_dir, *, icc_table=None, bootstrap: int = 500,
+                  seed: int = 0) -> dict:
     """Fit and validate the default fused model; print the headline metrics.
 
     Parameters
@@ -56,14 +94,17 @@ def run_modelling(table, archive_dir, out_dir, *, bootstrap: int = 500, seed: in
         The archive (``clinical.csv``, ``genomic.csv``, ``outcomes.csv``;
         ``truth.json`` is never read).
     out_dir : path-like
-        Receives ``model.joblib``, ``metrics.json`` and ``spec.yaml``.
+        Receives ``model.joblib``, ``metrics.json``, ``predictions.parquet``
+        (out-of-fold risks) and ``spec.yaml``.
+    icc_table : path-like, optional
+        ICC table of a stability study: adds the ICC filter (:func:`default_spec`).
     bootstrap, seed : int
         Resamples of every interval, and the seed of folds and resamples.
 
     Returns
     -------
     dict
-        ``model``, ``metrics``, ``spec`` (paths), ``c_index`` (the pooled
+        ``model``, ``metrics``, ``predictions``, ``spec`` (paths), ``c_index`` (the pooled
         nested-CV :class:`~radflow.model.metrics.Estimate`, None when the
         cohort is too small for it) and ``loio`` (institution -> Estimate or
         None where undefined).
@@ -75,11 +116,12 @@ def run_modelling(table, archive_dir, out_dir, *, bootstrap: int = 500, seed: in
     from radflow.store.atomic import atomic_file
 
     out = Path(out_dir)
-    mapping = default_spec(table, archive_dir, bootstrap=bootstrap, seed=seed)
+    rois = _tumour_rois(table)
+    mapping = default_spec(table, archive_dir, rois=rois, bootstrap=bootstrap, seed=seed)
     design = load_design(parse_spec(mapping))
     events = int(np.sum(design.y["event"]))
-    mapping = default_spec(table, archive_dir, patients=len(design.y), events=events,
-                           bootstrap=bootstrap, seed=seed)
+    mapping = default_spec(table, archive_dir, patients=len(design.y), events=events, rois=rois,
+                           icc_table=icc_table, bootstrap=bootstrap, seed=seed)
     spec = parse_spec(mapping)
     result = run_study(spec, design)
     paths = save_study(result, spec, out, design=design)
@@ -88,7 +130,14 @@ def run_modelling(table, archive_dir, out_dir, *, bootstrap: int = 500, seed: in
 
     print(f"model: {len(design.y)} patients ({events} deaths), "
           f"{len(design.image_columns)} image + {len(design.clinical_columns)} clinical + "
-          f"{len(design.genomic_columns)} genomic columns; ComBat + elastic-net Cox")
+          f"{len(design.genomic_columns)} genomic columns; ComBat"
+          f"{' + ICC filter' if icc_table is not None else ''} + elastic-net Cox")
+    icc = result.model.named_steps.get("select_icc")
+    if icc is not None:
+        measured = np.isfinite(icc.icc_)
+        print(f"  ICC filter: {int(icc.support_[measured].sum())} of {int(measured.sum())} "
+              f"measured features stable ({ICC_RULE['form']} {ICC_RULE['statistic']} >= "
+              f"{ICC_RULE['threshold']}); {int((~measured).sum())} unmeasured pass")
     nested = result.validations.get("nested_cv")
     c_index = nested.pooled.get("harrell_c") if nested else None
     if nested:

@@ -32,7 +32,9 @@ Keys (paths are relative to the spec file)::
         parametric: true
       scale: standard                # standard | robust | yeo-johnson | none
       select:                        # applied in order; [] for none
+        - {method: icc, table: icc.parquet, threshold: 0.75, statistic: ci_low}
         - {method: nzv}
+      fusion: early                  # early | late (survival endpoints only)
       model: {kind: coxnet, l1_ratio: 0.5}
       grid: {alpha: [0.01, 0.03, 0.1, 0.3]}   # inner grid search of the model
     validation:
@@ -47,6 +49,48 @@ An unknown key anywhere, a value of the wrong type or out of range raises
 allowed. :func:`build_pipeline` turns the ``pipeline`` part into an unfitted
 scikit-learn :class:`~sklearn.pipeline.Pipeline`; :func:`load_design` reads
 the data the spec names into (X, y, institution).
+
+``select`` methods are the keys of :data:`SELECTORS`, with the keyword
+arguments of their :mod:`radflow.model.selection` class; ``icc`` takes
+``table``, the Parquet ICC table of a stability study
+(:func:`radflow.model.stability.stability_study`, ``radflow model stats
+--store``), and keeps the columns that table does not name (other
+modalities, clinical and genomic variables).
+
+``fusion`` says how the blocks meet the model:
+
+``early`` (default)
+    One model on all columns together, after the shared imputation,
+    harmonisation, scaling and selection.
+``late``
+    :class:`~radflow.model.fusion.LateFusionSurvival`: one ``model`` per
+    block (each image modality -- ``CT``, ``PT``, ``MR`` -- then
+    ``clinical``, ``genomic``), stacked by a Cox model fitted on their
+    out-of-fold risks (``validation.inner_folds`` folds); ``grid`` tunes the
+    block models. Needs a survival endpoint and at least two blocks, and
+    each selection step must leave every block a column.
+
+Out-of-fold predictions
+-----------------------
+:func:`save_study` writes ``predictions.parquet`` next to ``model.joblib``
+and ``metrics.json``: one row per (validation scheme, patient), the risk
+each patient got from the model of the fold that did not train on it.
+Columns (:data:`PREDICTION_COLUMNS`):
+
+=============  ==============================================================
+``patient``    pseudonymised patient id (str)
+``institution``  the patient's institution (str)
+``scheme``     ``nested_cv`` or ``loio`` (str)
+``fold``       ``fold-1`` ..., or the institution held out (str)
+``risk``       out-of-fold risk, higher = worse (float)
+``time``       survival endpoints: follow-up time, the spec's ``endpoint.time``
+               unit (float)
+``event``      survival endpoints: True if the follow-up ended with the event
+``label``      binary endpoints, instead of ``time``/``event``: 0 or 1
+=============  ==============================================================
+
+:func:`read_predictions` reads and checks it (the report's Kaplan-Meier and
+time-dependent AUC sections are drawn from it).
 """
 
 from __future__ import annotations
@@ -63,6 +107,7 @@ from radflow.errors import InputError, SettingsError
 
 __all__ = [
     "BATCH_COLUMN",
+    "PREDICTION_COLUMNS",
     "Design",
     "SELECTORS",
     "StudySpec",
@@ -71,7 +116,10 @@ __all__ = [
     "load_model",
     "load_spec",
     "parse_spec",
+    "pipeline_grid",
     "predict_patients",
+    "predictions_table",
+    "read_predictions",
     "save_study",
 ]
 
@@ -80,6 +128,7 @@ __all__ = [
 BATCH_COLUMN = "institution"
 _SCALERS = ("standard", "robust", "yeo-johnson", "none")
 _SCHEMES = ("nested_cv", "loio")
+_FUSIONS = ("early", "late")
 
 
 @dataclass(frozen=True)
@@ -121,6 +170,7 @@ class PipelineSpec:
     select: tuple[Step, ...] = ()
     model: Step = Step("coxnet")
     grid: dict = field(default_factory=dict)
+    fusion: str = "early"
 
 
 @dataclass(frozen=True)
@@ -313,7 +363,8 @@ def parse_spec(data, *, base_dir=".", where: str = "study spec") -> StudySpec:
     if image is None and tables["clinical"] is None and tables["genomic"] is None:
         r.fail("blocks", "no block: give image, clinical and/or genomic")
 
-    p = r.mapping(top.get("pipeline"), "pipeline", ("impute", "harmonise", "scale", "select", "model", "grid"))
+    p = r.mapping(top.get("pipeline"), "pipeline",
+                  ("impute", "harmonise", "scale", "select", "fusion", "model", "grid"))
     harmonise = None
     if p.get("harmonise") is not None:
         h = r.mapping(p["harmonise"], "pipeline.harmonise",
@@ -350,11 +401,15 @@ def parse_spec(data, *, base_dir=".", where: str = "study spec") -> StudySpec:
     for name, values in grid.items():
         if not isinstance(values, list) or not values:
             r.fail(f"pipeline.grid.{name}", f"expected a non-empty list of values, got {values!r}")
+    fusion = r.text(p.get("fusion", "early"), "pipeline.fusion", choices=_FUSIONS)
+    if fusion == "late" and endpoint.kind != "survival":
+        r.fail("pipeline.fusion", "late fusion stacks survival models; a binary endpoint needs "
+                                  "fusion: early")
     pipeline = PipelineSpec(
         impute=r.text(p.get("impute", "median"), "pipeline.impute", choices=("median", "mean")),
         harmonise=harmonise,
         scale=r.text(p.get("scale", "standard"), "pipeline.scale", choices=_SCALERS),
-        select=tuple(select), model=model, grid=dict(grid))
+        select=tuple(select), model=model, grid=dict(grid), fusion=fusion)
 
     v = r.mapping(top.get("validation"), "validation", ("schemes", "outer_folds", "inner_folds"))
     schemes = r.texts(v.get("schemes", list(_SCHEMES)), "validation.schemes")
@@ -391,6 +446,8 @@ def _check_steps(pipeline: PipelineSpec, r: _Reader) -> None:
     for k, step in enumerate(pipeline.select):
         try:
             _selector(step)
+        except InputError:  # names the table itself
+            raise
         except (TypeError, ValueError) as exc:
             r.fail(f"pipeline.select[{k}]", str(exc))
 
@@ -432,6 +489,9 @@ def _selector(step: Step):
             raise SettingsError("icc: needs table (the Parquet ICC table of a stability study)")
         try:
             params["icc"] = pd.read_parquet(table)
+        except FileNotFoundError:
+            raise InputError(table, "ICC table does not exist (a stability study writes it: "
+                                    "radflow model stats --store)") from None
         except (OSError, ValueError) as exc:
             raise InputError(table, f"not a readable ICC Parquet table ({exc})") from None
         params.setdefault("missing", "keep")
@@ -457,7 +517,15 @@ def build_pipeline(spec: StudySpec, *, image_columns=(), harmonise: bool = True)
         Pandas output throughout, so column names (and patient ids) flow
         through every step. The input is :func:`load_design`'s ``X``: its
         ``institution`` column is ComBat's batch, or dropped without
-        harmonisation.
+        harmonisation. Its last step ``model`` is the spec's model, or with
+        ``fusion: late`` a :class:`~radflow.model.fusion.LateFusionSurvival`
+        whose block models are the spec's model (tuned by
+        :func:`pipeline_grid`).
+
+    Raises
+    ------
+    SettingsError
+        Late fusion with fewer than two blocks.
     """
     from sklearn.compose import ColumnTransformer, make_column_selector
     from sklearn.impute import SimpleImputer
@@ -486,8 +554,46 @@ def build_pipeline(spec: StudySpec, *, image_columns=(), harmonise: bool = True)
         steps.append(("scale", scaler()))
     for step in p.select:
         steps.append((f"select_{step.method}", _selector(step)))
-    steps.append(("model", make_model(p.model.method, seed=spec.seed, **p.model.params)))
+    model = make_model(p.model.method, seed=spec.seed, **p.model.params)
+    if p.fusion == "late":
+        from radflow.model.fusion import LateFusionSurvival
+
+        blocks = _late_fusion_blocks(spec, image_columns)
+        model = LateFusionSurvival(blocks, default=model, cv=spec.validation.inner_folds,
+                                   random_state=spec.seed)
+    steps.append(("model", model))
     return Pipeline(steps).set_output(transform="pandas")
+
+
+def _late_fusion_blocks(spec: StudySpec, image_columns) -> dict[str, str]:
+    """Block name -> column-name prefix (a regular expression): each image
+    modality of ``image_columns``, then clinical and genomic."""
+    import re
+
+    blocks = {}
+    for column in image_columns:
+        modality = str(column).split(".", 1)[0]
+        blocks.setdefault(modality, re.escape(modality) + r"\.")
+    for name, block in (("clinical", spec.clinical_block), ("genomic", spec.genomic_block)):
+        if block is not None:
+            blocks[name] = re.escape(name) + r"\."
+    if len(blocks) < 2:
+        where = spec.source or "study spec"
+        raise SettingsError(f"{where}: pipeline.fusion: late fusion needs at least two blocks "
+                            f"(image modalities, clinical, genomic), the study has {list(blocks)}")
+    return blocks
+
+
+def pipeline_grid(spec: StudySpec) -> dict:
+    """The spec's ``grid`` as the ``GridSearchCV`` grid of :func:`build_pipeline`'s pipeline.
+
+    With ``fusion: late`` the grid tunes the block models (parameters
+    ``model__default__...``); empty when the spec has no grid.
+    """
+    from radflow.model.survival import model_grid
+
+    step = "model__default" if spec.pipeline.fusion == "late" else "model"
+    return model_grid(spec.pipeline.model.method, spec.pipeline.grid, step=step)
 
 
 # -- data ----------------------------------------------------------------------
@@ -618,10 +724,91 @@ def _binary_target(spec: StudySpec, study, X):
 
 ARTIFACT_FORMAT = "radflow-model-1"
 
+#: Columns of ``predictions.parquet`` (see the module docstring), then
+#: ``time, event`` (survival) or ``label`` (binary).
+PREDICTION_COLUMNS = ("patient", "institution", "scheme", "fold", "risk")
+_OUTCOME_COLUMNS = {"survival": ("time", "event"), "binary": ("label",)}
+
+
+def predictions_table(validations, design: Design):
+    """The out-of-fold predictions of every validation scheme, in the layout of
+    ``predictions.parquet`` (module docstring).
+
+    Parameters
+    ----------
+    validations : dict of str to radflow.model.validation.ValidationResult
+        ``StudyResult.validations``.
+    design : Design
+        The data validated (institutions and outcomes of the patients).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (scheme, patient), schemes in ``validations``' order,
+        patients in the design's order.
+    """
+    import pandas as pd
+
+    y = np.asarray(design.y)
+    survival = y.dtype.names is not None
+    frames = []
+    for scheme, result in validations.items():
+        pred = result.predictions
+        at = design.X.index.get_indexer(pred.index)
+        if (at < 0).any():
+            raise ValueError(f"predictions of {scheme!r} name patients absent from the design")
+        frame = pd.DataFrame({
+            "patient": pred.index.astype(str), "institution": np.asarray(design.institution)[at].astype(str),
+            "scheme": scheme, "fold": pred["fold"].astype(str).to_numpy(),
+            "risk": pred["risk"].to_numpy(float)})
+        if survival:
+            frame["time"] = y[y.dtype.names[1]][at].astype(float)
+            frame["event"] = y[y.dtype.names[0]][at].astype(bool)
+        else:
+            frame["label"] = y[at].astype(int)
+        frames.append(frame)
+    columns = [*PREDICTION_COLUMNS, *_OUTCOME_COLUMNS["survival" if survival else "binary"]]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def read_predictions(path):
+    """Read ``predictions.parquet`` (written by :func:`save_study`) and check its layout.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of the module docstring's table.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, a missing column, or a (scheme, patient) given twice.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"not a readable Parquet file ({exc})") from None
+    kinds = [k for k, cols in _OUTCOME_COLUMNS.items() if set(cols) <= set(frame.columns)]
+    absent = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if absent or not kinds:
+        raise InputError(path, f"not out-of-fold predictions: needs columns "
+                               f"{', '.join(PREDICTION_COLUMNS)} and time, event (survival) or "
+                               f"label (binary); has {', '.join(map(str, frame.columns))}")
+    if frame.duplicated(["scheme", "patient"]).any():
+        raise InputError(path, "a patient appears twice in one validation scheme")
+    return frame
+
 
 def save_study(result, spec: StudySpec, out_dir, *, design: Design) -> dict:
-    """Write ``model.joblib`` (the final pipeline and what prediction needs) and
-    ``metrics.json`` (validation with CIs) into ``out_dir``, each by one rename.
+    """Write ``model.joblib`` (the final pipeline and what prediction needs),
+    ``metrics.json`` (validation with CIs) and ``predictions.parquet`` (the
+    out-of-fold risks of each validation scheme, see the module docstring)
+    into ``out_dir``, each by one rename.
 
     Parameters
     ----------
@@ -635,7 +822,7 @@ def save_study(result, spec: StudySpec, out_dir, *, design: Design) -> dict:
     Returns
     -------
     dict
-        ``{"model": path, "metrics": path}``.
+        ``{"model": path, "metrics": path, "predictions": path}``.
     """
     import json
 
@@ -653,9 +840,12 @@ def save_study(result, spec: StudySpec, out_dir, *, design: Design) -> dict:
         # Risk groups of new patients use the training median, fixed before seeing them.
         "median_risk": float(np.median(risk)),
     }
-    paths = {"model": out / "model.joblib", "metrics": out / "metrics.json"}
+    paths = {"model": out / "model.joblib", "metrics": out / "metrics.json",
+             "predictions": out / "predictions.parquet"}
     with atomic_file(paths["model"]) as tmp:
         joblib.dump(artifact, tmp)
+    with atomic_file(paths["predictions"]) as tmp:
+        predictions_table(result.validations, design).to_parquet(tmp, index=False)
     summary = {"radflow_version": __version__, "feature_set": design.feature_set,
                "endpoint": spec.endpoint.kind, "model": spec.pipeline.model.method,
                "seed": spec.seed, "bootstrap": spec.bootstrap, **result.as_dict()}

@@ -78,6 +78,8 @@ class ValidationResult:
         Metrics on the out-of-fold predictions of all patients together.
     predictions : pandas.DataFrame
         Index = ``X``'s index; columns ``fold`` and ``risk`` (out of fold).
+        :func:`radflow.model.spec.save_study` writes them, with each
+        patient's institution and outcome, as ``predictions.parquet``.
     """
 
     scheme: str
@@ -196,7 +198,9 @@ def _validate(estimator, X, y, splits, names, scheme, *, param_grid, inner_folds
     index = X.index if hasattr(X, "index") else pd.RangeIndex(n)
     times = metrics.evaluation_times(y) if kind == "survival" else None
     risk = np.full(n, np.nan)
-    survival = np.full((n, len(times)), np.nan) if kind == "survival" else None
+    # Models that give a risk but no survival curve (late fusion) get no Brier score.
+    curves = kind == "survival" and hasattr(estimator, "predict_survival_function")
+    survival = np.full((n, len(times)), np.nan) if curves else None
     fold_of = np.empty(n, dtype=object)
     folds = []
     boot = dict(n_boot=n_boot, seed=seed, level=level)
@@ -207,9 +211,11 @@ def _validate(estimator, X, y, splits, names, scheme, *, param_grid, inner_folds
         risk[test] = predict_risk(model, X_test)
         fold_of[test] = name
         if kind == "survival":
-            survival[test] = predict_survival(model, X_test, times)
+            if curves:
+                survival[test] = predict_survival(model, X_test, times)
             scores = metrics.survival_metrics(y[test], risk[test], y_train=y[train],
-                                              survival=survival[test], which=(), **boot)
+                                              survival=None if survival is None else survival[test],
+                                              which=(), **boot)
         else:
             scores = metrics.binary_metrics(y[test], risk[test], **boot)
         folds.append(FoldResult(str(name), len(train), len(test), int(strata[test].sum()), best, scores))
@@ -304,10 +310,17 @@ def leave_one_institution_out(estimator, X, y, institution, *, param_grid=None,
 
 def model_features(model) -> list[str]:
     """Input columns the fitted model uses: after selection, and with a
-    coefficient other than 0 for penalised linear models (coxnet, logistic)."""
+    coefficient other than 0 for penalised linear models (coxnet, logistic);
+    for late fusion, those of each block model, block by block."""
     final = model[-1] if hasattr(model, "steps") else model
-    names = np.asarray(getattr(final, "feature_names_in_", []), dtype=object)
-    coef = getattr(final, "coef_", None)
+    if hasattr(final, "block_models_"):
+        return [name for block, columns in final.blocks_.items()
+                for name in _nonzero(columns, getattr(final.block_models_[block][-1], "coef_", None))]
+    return _nonzero(getattr(final, "feature_names_in_", []), getattr(final, "coef_", None))
+
+
+def _nonzero(names, coef) -> list[str]:
+    names = np.asarray(names, dtype=object)
     if coef is None or not len(names):
         return [str(n) for n in names]
     coef = np.asarray(coef)
@@ -366,13 +379,12 @@ def run_study(spec, design=None) -> StudyResult:
     -------
     StudyResult
     """
-    from radflow.model.spec import build_pipeline, load_design
-    from radflow.model.survival import model_grid
+    from radflow.model.spec import build_pipeline, load_design, pipeline_grid
 
     if design is None:
         design = load_design(spec)
     X, y = design.X, design.y
-    grid = model_grid(spec.pipeline.model.method, spec.pipeline.grid)
+    grid = pipeline_grid(spec)
     pipeline = build_pipeline(spec, image_columns=design.image_columns)
     common = dict(param_grid=grid, inner_folds=spec.validation.inner_folds, n_boot=spec.bootstrap,
                   seed=spec.seed)
@@ -387,6 +399,8 @@ def run_study(spec, design=None) -> StudyResult:
                          "institution absent from its training data")
             loio = build_pipeline(spec, image_columns=design.image_columns, harmonise=False)
         validations["loio"] = leave_one_institution_out(loio, X, y, design.institution, **common)
+    if spec.pipeline.fusion == "late" and spec.endpoint.kind == "survival":
+        notes.append("late fusion predicts risks, not survival curves: no integrated Brier score")
     model, best = fit_tuned(pipeline, X, y, param_grid=grid, inner_folds=spec.validation.inner_folds,
                             seed=spec.seed)
     kind, strata = _endpoint(y)

@@ -1,8 +1,9 @@
 """``radflow demo``: the whole pipeline on a synthetic archive, on this machine.
 
 archive (DICOM CT + RTSTRUCT, DICOM PET, NIfTI MR) -> store -> PET threshold
-segmentation -> feature table (embedded Dask cluster) -> survival model ->
-HTML report. Each step reuses what an earlier run left (unchanged series are
+segmentation -> feature table (embedded Dask cluster) -> feature stability
+(ICC of the CT GTV features under perturbations) -> survival model -> HTML
+report. Each step reuses what an earlier run left (unchanged series are
 not re-ingested, the feature table is updated incrementally).
 """
 
@@ -14,6 +15,9 @@ from pathlib import Path
 
 #: The demo's feature set: PyRadiomics' default classes on the original image.
 DEMO_PARAMS = "demo.yaml"
+#: Perturbations of the demo's stability study: the contour one voxel smaller
+#: and larger, and CT noise of 10 HU (standard deviation).
+STABILITY_PERTURBATIONS = ("original", "erode:1", "dilate:1", "noise:10")
 
 
 def demo_params() -> Path:
@@ -43,14 +47,52 @@ def segment_pet(store) -> list[str]:
     return errors
 
 
+def stability_step(store, out_file: Path) -> Path | None:
+    """ICC of every CT GTV feature across :data:`STABILITY_PERTURBATIONS`, as Parquet.
+
+    Runs :func:`radflow.model.stability.stability_study` with the demo's
+    parameter file on every patient's CT GTV and writes its ICC table to
+    ``out_file`` (temporary name, then rename). Prints the time taken and
+    how many features are stable.
+
+    Returns
+    -------
+    pathlib.Path or None
+        ``out_file``; None (and a printed reason) when the study found
+        fewer than two CT GTVs.
+    """
+    from radflow.errors import InputError
+    from radflow.model.demo import ICC_RULE
+    from radflow.model.stability import stability_study
+    from radflow.store.atomic import atomic_file
+
+    started = time.monotonic()
+    try:
+        result = stability_study(store, demo_params(), perturbations=STABILITY_PERTURBATIONS,
+                                 modalities=["CT"], rois=["gtv"])
+    except InputError as exc:
+        print(f"  skipped, no ICC filter in the model: {exc}")
+        return None
+    with atomic_file(out_file) as tmp:
+        result.icc.to_parquet(tmp, index=False)
+    rows = result.icc[result.icc["form"] == ICC_RULE["form"]]
+    stable = int((rows[ICC_RULE["statistic"]] >= ICC_RULE["threshold"]).sum())
+    print(f"  {rows['n_subjects'].max()} CT GTVs x {len(STABILITY_PERTURBATIONS)} perturbations "
+          f"({', '.join(STABILITY_PERTURBATIONS[1:])} HU) in {time.monotonic() - started:.0f} s; "
+          f"{stable} of {len(rows)} features with {ICC_RULE['form']} {ICC_RULE['statistic']} >= "
+          f"{ICC_RULE['threshold']}; {len(result.failures)} failed extractions")
+    print(f"  ICC table: {out_file}")
+    return out_file
+
+
 def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | None = None) -> dict:
     """Run every step of the product on a synthetic archive and print where the results are.
 
     Parameters
     ----------
     out : Path
-        Folder for ``archive/``, ``store/``, ``features/``, ``model/`` and
-        ``report.html``.
+        Folder for ``archive/``, ``store/``, ``features/``,
+        ``stability_icc.parquet``, ``model/`` and ``report.html``.
     patients, seed : int
         Size and seed of the synthetic archive (a new size needs a new ``out``).
     workers : int, optional
@@ -72,7 +114,7 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     started = time.monotonic()
 
     def step(n: int, text: str) -> None:
-        print(f"\n[{n}/6] {text}  ({time.monotonic() - started:.0f} s)", flush=True)
+        print(f"\n[{n}/7] {text}  ({time.monotonic() - started:.0f} s)", flush=True)
 
     step(1, f"synthetic archive: {patients} patients, 3 institutions -> {archive}")
     if not (archive / "clinical.csv").is_file():
@@ -87,15 +129,19 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     step(4, f"feature extraction on an embedded Dask cluster -> {table}")
     summary = run(store, demo_params(), table, workers=workers, incremental=True)
     print(summary.report() if hasattr(summary, "report") else summary)
-    step(5, "survival model: ComBat + elastic-net Cox, nested CV and leave-one-institution-out")
-    model = run_modelling(table, archive, out / "model")
-    step(6, "report")
+    step(5, "feature stability: ICC of the CT GTV features under perturbations")
+    icc = stability_step(store, out / "stability_icc.parquet")
+    step(6, "survival model: ComBat + elastic-net Cox, nested CV and leave-one-institution-out")
+    model = run_modelling(table, archive, out / "model", icc_table=icc)
+    step(7, "report")
     report = write_demo_report(out, model_dir=out / "model", store=store, table=table)
 
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     print(f"  archive:  {archive}")
     print(f"  store:    {store}   (radflow ls {store})")
     print(f"  features: {table}")
+    if icc is not None:
+        print(f"  ICC:      {icc}")
     print(f"  model:    {out / 'model'}")
     print(f"  report:   {report}")
     print("\nQuery the feature table, e.g. with DuckDB:")
@@ -103,4 +149,5 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
           f"round(avg(shape_MeshVolume)) as mean_volume_mm3, round(avg(firstorder_Mean), 2) as mean_intensity "
           f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
           f"where image_type = 'original' group by all order by all\"")
-    return {"archive": archive, "store": store, "table": table, "model": model, "report": report}
+    return {"archive": archive, "store": store, "table": table, "icc": icc, "model": model,
+            "report": report}

@@ -18,15 +18,25 @@ heat-map, correlation
     The features the fitted pipeline passes to its model (after
     harmonisation, scaling and selection), z-scored.
 ICC
-    The pipeline's ICC filter (``icc_``, ``threshold``), when it has one.
+    The pipeline's ICC filter (``icc_``, ``threshold``), when it has one:
+    the value it compares (ICC or its lower confidence bound) of every
+    feature the stability study measured.
 ComBat
     The pipeline's ``harmonise`` step applied to the whole cohort: the
     image features before and after it.
 selected features
     The model's coefficients (Cox: log hazard ratio per SD) or importances.
 KM, time-dependent AUC
-    Out-of-fold risks of the validation (nested CV, else LOIO): never a
-    patient scored by a model that saw it. Risk groups split at the median.
+    Out-of-fold risks of the validation: never a patient scored by a model
+    that saw it. A model folder holds them as ``predictions.parquet``, one
+    row per (scheme, patient) with columns ``patient, institution, scheme,
+    fold, risk, time, event`` (binary endpoints: ``label`` instead of
+    ``time, event``), the layout of :func:`radflow.model.spec.save_study`,
+    read by :func:`radflow.model.spec.read_predictions`. Kaplan-Meier curves
+    for each scheme (nested CV, leave-one-institution-out), risk groups split
+    at the median of that scheme's out-of-fold risk, with numbers at risk and
+    the log-rank p-value; the time-dependent AUC of the nested-CV risks
+    (else LOIO).
 validation
     Each fold's and institution's headline metric with its bootstrap CI.
 """
@@ -69,7 +79,10 @@ class FitOutputs:
     validation : dict of str to dict
         Scheme (``"nested_cv"``, ``"loio"``) -> ``ValidationResult.as_dict()``.
     predictions : dict of str to pandas.DataFrame
-        Scheme -> out-of-fold ``fold`` and ``risk`` per patient (index).
+        Scheme -> out-of-fold ``fold`` and ``risk`` per patient (index),
+        with ``institution``, ``time`` and ``event`` when read from
+        ``predictions.parquet`` (the outcomes then come from there, else
+        from the design).
     command : str
         The command that fitted it.
     """
@@ -86,34 +99,26 @@ class FitOutputs:
 
 
 def _fit_spec(spec_path: Path, progress: bool) -> FitOutputs:
-    """Fit the spec's pipeline and run its validation schemes, as ``radflow model fit`` does."""
-    from radflow.model.spec import build_pipeline, load_design, load_spec
-    from radflow.model.survival import model_grid
-    from radflow.model.validation import fit_tuned, leave_one_institution_out, nested_cv
+    """Validate and fit a spec as ``radflow model fit`` does (:func:`~radflow.model.validation.run_study`)."""
+    from radflow.model.spec import load_design, load_spec, predictions_table
+    from radflow.model.validation import run_study
 
     spec = load_spec(spec_path)
     _say(progress, f"report: reading the study of {spec_path}")
     design = load_design(spec)
-    pipeline = build_pipeline(spec, image_columns=design.image_columns)
-    grid = model_grid(spec.pipeline.model.method, spec.pipeline.grid) or None
-    common = dict(param_grid=grid, inner_folds=spec.validation.inner_folds,
-                  n_boot=spec.bootstrap, seed=spec.seed)
-    validation, predictions = {}, {}
-    for scheme in spec.validation.schemes:
-        _say(progress, f"report: validating ({scheme})")
-        if scheme == "nested_cv":
-            result = nested_cv(pipeline, design.X, design.y,
-                               outer_folds=spec.validation.outer_folds, **common)
-        else:
-            result = leave_one_institution_out(pipeline, design.X, design.y, design.institution,
-                                               **common)
-        validation[scheme] = result.as_dict()
-        predictions[scheme] = result.predictions
-    _say(progress, "report: fitting the final model on all patients")
-    fitted, _ = fit_tuned(pipeline, design.X, design.y, param_grid=grid,
-                          inner_folds=spec.validation.inner_folds, seed=spec.seed)
-    return FitOutputs(spec, design, fitted, validation, predictions,
+    _say(progress, f"report: validating ({', '.join(spec.validation.schemes)}) and fitting the "
+                   "final model")
+    result = run_study(spec, design)
+    return FitOutputs(spec, design, result.model,
+                      {k: v.as_dict() for k, v in result.validations.items()},
+                      _by_scheme(predictions_table(result.validations, design)),
                       command=f"radflow model fit {shlex.quote(str(spec_path))}")
+
+
+def _by_scheme(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``predictions.parquet``'s long table as scheme -> rows indexed by patient."""
+    return {str(scheme): part.drop(columns="scheme").set_index("patient")
+            for scheme, part in frame.groupby("scheme", sort=False)}
 
 
 def _find(obj, test, depth: int = 0):
@@ -138,18 +143,19 @@ def load_fit_outputs(model_dir, *, progress: bool = False) -> FitOutputs:
     the command under ``"command"``, and each validation scheme as
     ``ValidationResult.as_dict()``), the joblib artifact ``OUTDIR/*.joblib``
     (the fitted pipeline) and the out-of-fold predictions
-    ``OUTDIR/predictions*.csv`` / ``.parquet`` (index patient, columns
-    ``fold``, ``risk``, optionally ``scheme``). The design is re-read from
-    the spec's files.
+    ``OUTDIR/predictions.parquet`` (layout in the module docstring; without
+    it the Kaplan-Meier and time-dependent AUC sections say so). The design
+    is re-read from the spec's files.
 
     Raises
     ------
     radflow.errors.InputError
-        No such folder, no metrics JSON, or a spec that cannot be found.
+        No such folder, no metrics JSON, a spec that cannot be found, or a
+        predictions file of another layout.
     """
     import joblib
 
-    from radflow.model.spec import load_design, load_spec
+    from radflow.model.spec import load_design, load_spec, read_predictions
 
     root = Path(model_dir)
     if not root.is_dir():
@@ -176,23 +182,10 @@ def load_fit_outputs(model_dir, *, progress: bool = False) -> FitOutputs:
                       and "folds" in o)
         if found is not None:
             validation[scheme] = found
-    predictions = {}
-    for path in sorted(root.glob("predictions*")):
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else \
-            pd.read_csv(path, index_col=0) if path.suffix == ".csv" else None
-        if frame is None or "risk" not in frame:
-            continue
-        if "scheme" in frame:
-            for scheme, part in frame.groupby("scheme"):
-                predictions[str(scheme)] = part
-        else:
-            predictions[path.stem.removeprefix("predictions").strip("_-") or "nested_cv"] = frame
-    if not predictions:
-        for scheme in validation:
-            result = _find(artifact, lambda o, s=scheme: getattr(o, "scheme", None) == s
-                           and hasattr(o, "predictions"))
-            if result is not None:
-                predictions[scheme] = result.predictions
+    # Only this file: `radflow model predict -o` may leave a predictions CSV of new
+    # patients' in-sample risks here, which must never pass for out-of-fold ones.
+    path = root / "predictions.parquet"
+    predictions = _by_scheme(read_predictions(path)) if path.is_file() else {}
     _say(progress, f"report: reading the study of {spec.source or model_dir}")
     command = metrics.get("command") or f"radflow model fit {spec.source or ''} -o {root}"
     return FitOutputs(spec, load_design(spec), pipeline, validation, predictions,
@@ -321,6 +314,15 @@ def _weights(fit: FitOutputs, names) -> tuple[pd.Series | None, str]:
     model = fit.pipeline[-1] if fit.pipeline is not None else None
     if model is None:
         return None, ""
+    if hasattr(model, "block_models_"):  # late fusion: each block model's coefficients
+        parts = []
+        for block, columns in model.blocks_.items():
+            coef = getattr(model.block_models_[block][-1], "coef_", None)
+            if coef is None:
+                return None, ""
+            coef = np.asarray(coef, dtype=float)
+            parts.append(pd.Series(coef[:, -1] if coef.ndim == 2 else coef.ravel(), index=columns))
+        return pd.concat(parts), "block-model coefficient (log hazard ratio per SD)"
     coef = getattr(model, "coef_", None)
     if coef is not None:
         coef = np.asarray(coef, dtype=float)
@@ -369,28 +371,55 @@ def _harmonise_figures(fit: FitOutputs, content) -> None:
         "with the Kruskal-Wallis p-value across institutions.")
 
 
+_SCHEME_TITLES = {"nested_cv": "nested cross-validation", "loio": "leave-one-institution-out"}
+
+
+def _out_of_fold(fit: FitOutputs, scheme: str) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold risk and (event, time) of the patients a scheme scored.
+
+    Outcomes come with the predictions when read from ``predictions.parquet``
+    (exactly what the validation scored), else from the design.
+    """
+    from sksurv.util import Surv
+
+    pred = fit.predictions[scheme]
+    pred = pred[pred["risk"].notna()]
+    if {"time", "event"} <= set(pred.columns):
+        y = Surv.from_arrays(event=pred["event"].to_numpy(bool), time=pred["time"].to_numpy(float))
+        return pred["risk"].to_numpy(float), y
+    at = fit.design.X.index.get_indexer(pred.index)
+    if (at < 0).any():
+        raise ValueError(f"{scheme}: out-of-fold predictions name patients absent from the study")
+    return pred["risk"].to_numpy(float), fit.design.y[at]
+
+
 def _survival_figures(fit: FitOutputs, content) -> None:
     from radflow.model import metrics
     from radflow.report.figures import cindex_forest, km_plot, td_auc_plot
 
-    y = fit.design.y
-    scheme = next((s for s in ("nested_cv", "loio") if s in fit.predictions), None)
-    if scheme is None or y is None or not y.dtype.names:
-        reason = ("no out-of-fold predictions in the model outputs" if scheme is None
+    schemes = [s for s in ("nested_cv", "loio") if s in fit.predictions]
+    survival = fit.design.y is not None and fit.design.y.dtype.names is not None
+    if not schemes or not survival:
+        reason = ("no out-of-fold predictions in the model outputs" if not schemes
                   else "the endpoint is binary")
         content.notes["km"] = content.notes["td_auc"] = f"Not available: {reason}."
     else:
-        pred = fit.predictions[scheme].reindex(fit.design.X.index)
-        keep = pred["risk"].notna().to_numpy()
-        risk, yk = pred["risk"].to_numpy(float)[keep], y[keep]
-        event, t = yk[yk.dtype.names[0]], yk[yk.dtype.names[1]]
-        groups = metrics.risk_groups(risk, yk, method="median")
-        label = np.where(groups.high, "high risk", "low risk")
-        content.figures["km"] = [km_plot(t, event, label, p_value=groups.logrank.p,
-                                         group_order=["low risk", "high risk"])]
+        oof = {scheme: _out_of_fold(fit, scheme) for scheme in schemes}
+        content.figures["km"], notes = [], []
+        for scheme, (risk, yk) in oof.items():
+            groups = metrics.risk_groups(risk, yk, method="median")
+            label = np.where(groups.high, "high risk", "low risk")
+            content.figures["km"].append(km_plot(
+                yk[yk.dtype.names[1]], yk[yk.dtype.names[0]], label, p_value=groups.logrank.p,
+                group_order=["low risk", "high risk"], title=_SCHEME_TITLES[scheme]))
+            notes.append(f"{_SCHEME_TITLES[scheme]}: {len(risk)} patients, "
+                         f"{int(groups.high.sum())} high risk, log-rank p {groups.logrank.p:.2g}")
         content.notes["km"] = (
-            f"Out-of-fold predicted risk ({scheme.replace('_', ' ')}) split at its median; "
-            f"{len(risk)} patients. Numbers at risk count patients still followed at each time.")
+            "Risk groups split at the median of the out-of-fold predicted risk (each patient "
+            "scored by the model of the fold that did not train on it); " + "; ".join(notes)
+            + ". Numbers at risk count patients still followed at each time.")
+        scheme = schemes[0]
+        risk, yk = oof[scheme]
         times = metrics.evaluation_times(yk, quantiles=np.linspace(0.1, 0.8, 8))
         if len(times) >= 2:
             auc, mean_auc = metrics.time_dependent_auc(yk, risk, times=times)
@@ -400,8 +429,9 @@ def _survival_figures(fit: FitOutputs, content) -> None:
             content.figures["td_auc"] = [td_auc_plot(
                 times, auc, low=[b.low for b in bands], high=[b.high for b in bands],
                 mean_auc=mean_auc)]
-            content.notes["td_auc"] = ("Cumulative/dynamic AUC of the out-of-fold risk at "
-                                       "quantiles of the event times, with bootstrap 95% CIs.")
+            content.notes["td_auc"] = (f"Cumulative/dynamic AUC of the out-of-fold risk "
+                                       f"({_SCHEME_TITLES[scheme]}) at quantiles of the event "
+                                       "times, with bootstrap 95% CIs.")
         else:
             content.notes["td_auc"] = "Not available: too few distinct event times."
     rows = []
@@ -450,6 +480,11 @@ def _feature_figures(fit: FitOutputs, content) -> None:
                                          f"inputs with a non-zero {kind.split(' ')[0]}.")
         else:
             content.notes["selected"] = "The model has neither coefficients nor importances."
+        final = fit.pipeline[-1]
+        if hasattr(final, "block_models_"):
+            blocks = ", ".join(f"{b} {w:+.2f}" for b, w in final.weights_.items())
+            content.notes["selected"] += (" Late fusion: one model per block, stacked by a Cox "
+                                          f"model with weights per block risk {blocks}.")
         shown = shown.iloc[:, :_HEATMAP_MAX_FEATURES]
         content.figures["heatmap"] = [feature_heatmap(shown,
                                                       annotations=_annotations(fit, shown.index))]
@@ -464,7 +499,21 @@ def _feature_figures(fit: FitOutputs, content) -> None:
     if icc_step is None:
         icc_step = _find(fit.pipeline, lambda o: hasattr(o, "icc_")) if fit.pipeline else None
     if icc_step is not None:
-        content.figures["icc"] = [icc_distribution(icc_step.icc_, threshold=icc_step.threshold)]
+        measured = np.isfinite(icc_step.icc_)
+        value = icc_step.form if icc_step.statistic == "icc" else \
+            f"lower 95% CI bound of {icc_step.form}"
+        stable = int(np.sum(icc_step.icc_[measured] >= icc_step.threshold))
+        content.figures["icc"] = [icc_distribution(
+            icc_step.icc_, threshold=icc_step.threshold,
+            title=f"{stable} of {int(measured.sum())} features with {value} >= "
+                  f"{icc_step.threshold:g}")]
+        kept = int((~measured & icc_step.support_).sum())
+        content.notes["icc"] = (
+            f"The pipeline's stability filter keeps features whose {value} across the "
+            f"perturbations of the stability study reaches {icc_step.threshold:g}: {stable} of "
+            f"the {int(measured.sum())} it measured."
+            + (f" {kept} inputs without an ICC (other modalities or ROIs, clinical, genomic) "
+               "pass unfiltered." if kept else ""))
     else:
         content.notes["icc"] = ("Not available: the pipeline has no ICC stability filter "
                                 "(radflow model stats computes the ICCs).")
