@@ -61,6 +61,8 @@ def stability_step(store, out_file: Path) -> Path | None:
         ``out_file``; None (and a printed reason) when the study found
         fewer than two CT GTVs.
     """
+    import pandas as pd
+
     from radflow.errors import InputError
     from radflow.model.demo import ICC_RULE
     from radflow.model.stability import stability_study
@@ -77,10 +79,17 @@ def stability_step(store, out_file: Path) -> Path | None:
         result.icc.to_parquet(tmp, index=False)
     rows = result.icc[result.icc["form"] == ICC_RULE["form"]]
     stable = int((rows[ICC_RULE["statistic"]] >= ICC_RULE["threshold"]).sum())
-    print(f"  {rows['n_subjects'].max()} CT GTVs x {len(STABILITY_PERTURBATIONS)} perturbations "
-          f"({', '.join(STABILITY_PERTURBATIONS[1:])} HU) in {time.monotonic() - started:.0f} s; "
-          f"{stable} of {len(rows)} features with {ICC_RULE['form']} {ICC_RULE['statistic']} >= "
-          f"{ICC_RULE['threshold']}; {len(result.failures)} failed extractions")
+    roi = ["case", "series", "label_key", "label"]
+    n_rois = len(pd.concat([result.values[roi], result.failures[roi]]).drop_duplicates())
+    print(f"  {n_rois} CT GTVs x {len(STABILITY_PERTURBATIONS)} perturbations "
+          f"({', '.join(STABILITY_PERTURBATIONS[1:])} HU) in {time.monotonic() - started:.0f} s")
+    for failure in result.failures.head(5).itertuples():
+        print(f"  failed: {failure.case} {failure.perturbation}: {failure.message}")
+    if len(result.failures) > 5:
+        print(f"  ... and {len(result.failures) - 5} more failed extractions")
+    print(f"  ICC over {int(rows['n_subjects'].max())} GTVs (those with every perturbation "
+          f"extracted): {stable} of {len(rows)} features with {ICC_RULE['form']} "
+          f"{ICC_RULE['statistic']} >= {ICC_RULE['threshold']}")
     print(f"  ICC table: {out_file}")
     return out_file
 
