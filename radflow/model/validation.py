@@ -163,6 +163,7 @@ def fit_tuned(estimator, X, y, *, param_grid=None, inner_folds: int = 3, seed: i
     best_params : dict
     """
     from sklearn.base import clone
+    from sklearn.exceptions import FitFailedWarning
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     kind, strata = _endpoint(y)
@@ -176,7 +177,8 @@ def fit_tuned(estimator, X, y, *, param_grid=None, inner_folds: int = 3, seed: i
                           scoring="roc_auc" if kind == "binary" else None, error_score=np.nan)
     with warnings.catch_warnings():
         # A grid point that fails on a fold scores NaN and loses; the search goes on.
-        warnings.filterwarnings("ignore", message=".*fits failed.*")
+        # (By category: the message starts with a newline, which a message regex misses.)
+        warnings.filterwarnings("ignore", category=FitFailedWarning)
         warnings.filterwarnings("ignore", message=".*test scores are non-finite.*")
         search.fit(X, y)
     if not np.isfinite(search.cv_results_["mean_test_score"]).any():

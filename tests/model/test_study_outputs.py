@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.base import BaseEstimator
 
 from radflow.errors import InputError, SettingsError
 from radflow.io.synthetic import draw_cohort
@@ -263,3 +264,38 @@ def _brute_force_c(y, risk) -> float:
                 comparable += 1
                 concordant += 1.0 if risk[i] > risk[j] else 0.5 if risk[i] == risk[j] else 0.0
     return concordant / comparable
+
+
+# -- a grid point that fails --------------------------------------------------------------
+
+
+class _Fragile(BaseEstimator):
+    """A survival 'model' whose fit fails when asked to (as coxnet does at too small an alpha)."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def fit(self, X, y):
+        if self.fail:
+            raise ArithmeticError("Numerical error, because weights are too large.")
+        return self
+
+    def score(self, X, y):
+        return 0.5
+
+
+def test_failed_grid_points_lose_quietly():
+    import warnings
+
+    from sksurv.util import Surv
+
+    from radflow.model.validation import fit_tuned
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 2))
+    y = Surv.from_arrays(event=np.arange(30) % 2 == 0, time=rng.uniform(1, 10, 30))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, best = fit_tuned(_Fragile(), X, y, param_grid={"fail": [True, False]}, inner_folds=3)
+    assert best == {"fail": False} and not model.fail
+    assert not [w for w in caught if "fits failed" in str(w.message)], [str(w.message) for w in caught]
