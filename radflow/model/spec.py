@@ -108,8 +108,8 @@ from radflow.errors import InputError, SettingsError
 __all__ = [
     "BATCH_COLUMN",
     "PREDICTION_COLUMNS",
-    "Design",
     "SELECTORS",
+    "Design",
     "StudySpec",
     "build_pipeline",
     "load_design",

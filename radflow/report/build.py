@@ -461,7 +461,11 @@ def _survival_figures(fit: FitOutputs, content) -> None:
 
 def _feature_figures(fit: FitOutputs, content) -> None:
     from radflow.report.figures import (
-        correlation_heatmap, feature_heatmap, icc_distribution, selected_features_plot)
+        correlation_heatmap,
+        feature_heatmap,
+        icc_distribution,
+        selected_features_plot,
+    )
 
     Xt = _model_input(fit)
     if Xt is None or Xt.shape[1] == 0:

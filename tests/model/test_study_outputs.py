@@ -21,12 +21,19 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.base import BaseEstimator
+from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
 
 from radflow.errors import InputError, SettingsError
 from radflow.io.synthetic import draw_cohort
-from radflow.model.spec import (PREDICTION_COLUMNS, build_pipeline, load_design, load_spec,
-                                parse_spec, read_predictions, save_study)
-from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
+from radflow.model.spec import (
+    PREDICTION_COLUMNS,
+    build_pipeline,
+    load_design,
+    load_spec,
+    parse_spec,
+    read_predictions,
+    save_study,
+)
 
 N = 45
 
