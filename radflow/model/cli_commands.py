@@ -22,7 +22,7 @@ def _cmd_fit(args) -> int:
     for note in result.notes:
         print(f"note: {note}")
     print(f"features used by the final model ({len(result.features)}): {', '.join(result.features)}")
-    print(f"wrote {paths['model']} and {paths['metrics']}")
+    print(f"wrote {paths['model']}, {paths['metrics']} and {paths['predictions']} (out-of-fold risks)")
     return 0
 
 
