@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from functools import lru_cache
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from radflow.errors import InputError, SettingsError
 from radflow.features import gldm
+from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 # PyRadiomics' own 5x5 example (RadiomicsGLDM docstring), alpha 0, distance 1:
 # rows of P = grey levels 1..5, columns = dependence sizes 1..4.
@@ -21,28 +20,8 @@ DOC_IMAGE = np.array(
 DOC_GLDM = np.array([[0, 1, 2, 1], [1, 2, 3, 0], [1, 4, 4, 0], [1, 2, 0, 0], [3, 0, 0, 0]])
 
 
-@lru_cache(maxsize=None)
 def _volume(name):
-    """(image, mask, spacing_zyx) of a small structured test case."""
-    rng = np.random.default_rng(11)
-    noise = ndimage.gaussian_filter(rng.normal(size=(20, 24, 24)), 1.5)
-    noise /= noise.std()
-    zz, yy, xx = np.ogrid[:20, :24, :24]
-    ellipsoid = ((zz - 10) / 7.5) ** 2 + ((yy - 12) / 9.5) ** 2 + ((xx - 11) / 8.5) ** 2 <= 1
-    if name == "ct_ellipsoid":  # int16 HU-like, negative values, anisotropic voxels
-        return (noise * 120 - 40).astype(np.int16), ellipsoid, (2.5, 0.8, 0.8)
-    if name == "pet_parts":  # float SUV-like; two parts with holes, a separate voxel
-        mask = ellipsoid & ~(((zz - 10) / 3) ** 2 + ((yy - 12) / 3) ** 2 + ((xx - 11) / 3) ** 2 <= 1)
-        mask[:, :, 11] = False
-        mask[1:4, 1:4, 19:23] = True
-        mask[2, 2, 20] = False
-        mask[18, 22, 1] = True
-        return (np.exp(noise) * 2.5).astype(np.float32), mask, (2.0, 4.0, 4.0)
-    if name == "ct_slab":  # a region one voxel thick along z
-        mask = np.zeros(ellipsoid.shape, bool)
-        mask[9] = ellipsoid[10]
-        return (noise * 120 - 40).astype(np.int16), mask, (1.0, 1.0, 1.0)
-    raise KeyError(name)
+    return texture_volume(name, seed=11)
 
 
 BINNINGS = {

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from radflow.errors import InputError, SettingsError
 from radflow.features import ngtdm
+from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 # PyRadiomics' 4x4 example (RadiomicsNGTDM docstring), distance 1, no level 4.
 # n_i and s_i worked out by hand (neighbour sums / counts per voxel). The
@@ -26,29 +25,8 @@ DOC_SUMS = [
 ]
 
 
-@lru_cache(maxsize=None)
 def _volume(name):
-    """(image, mask, spacing_zyx) of a small structured test case."""
-    rng = np.random.default_rng(13)
-    noise = ndimage.gaussian_filter(rng.normal(size=(20, 24, 24)), 1.5)
-    noise /= noise.std()
-    zz, yy, xx = np.ogrid[:20, :24, :24]
-    ellipsoid = ((zz - 10) / 7.5) ** 2 + ((yy - 12) / 9.5) ** 2 + ((xx - 11) / 8.5) ** 2 <= 1
-    if name == "ct_ellipsoid":  # int16 HU-like, negative values, anisotropic voxels
-        return (noise * 120 - 40).astype(np.int16), ellipsoid, (2.5, 0.8, 0.8)
-    if name == "pet_parts":  # float SUV-like; two parts with holes, voxels without neighbours
-        mask = ellipsoid & ~(((zz - 10) / 3) ** 2 + ((yy - 12) / 3) ** 2 + ((xx - 11) / 3) ** 2 <= 1)
-        mask[:, :, 11] = False
-        mask[1:4, 1:4, 19:23] = True
-        mask[2, 2, 20] = False
-        mask[18, 22, 1] = True
-        mask[18, 19, 5] = True
-        return (np.exp(noise) * 2.5).astype(np.float32), mask, (2.0, 4.0, 4.0)
-    if name == "ct_slab":  # a region one voxel thick along z
-        mask = np.zeros(ellipsoid.shape, bool)
-        mask[9] = ellipsoid[10]
-        return (noise * 120 - 40).astype(np.int16), mask, (1.0, 1.0, 1.0)
-    raise KeyError(name)
+    return texture_volume(name, seed=13)
 
 
 BINNINGS = {
