@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -262,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # distributed configures its own INFO-level handlers (scheduler and nanny
-    # chatter); its warnings still show, its INFO lines only with -vv.
-    logging.getLogger("distributed").setLevel(logging.INFO if args.verbose >= 2 else logging.WARNING)
+    # distributed sets its loggers to INFO from dask's config when it is first
+    # imported (later, lazily); its scheduler/nanny chatter only shows with -vv.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if args.verbose >= 2 else "warning")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
