@@ -153,10 +153,12 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
         print(f"  ICC:      {icc}")
     print(f"  model:    {out / 'model'}")
     print(f"  report:   {report}")
-    print("\nQuery the feature table, e.g. with DuckDB:")
-    print(f"  duckdb -c \"select institution, modality, roi, count(*) as rois, "
-          f"round(avg(shape_MeshVolume)) as mean_volume_mm3, round(avg(firstorder_Mean), 2) as mean_intensity "
-          f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
-          f"where image_type = 'original' group by all order by all\"")
+    query = (f"select institution, modality, roi, count(*) as rois, "
+             f"round(avg(shape_MeshVolume)) as mean_volume_mm3, round(avg(firstorder_Mean), 2) as mean_intensity "
+             f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
+             f"where image_type = 'original' group by all order by all")
+    print("\nQuery the feature table with DuckDB (the duckdb CLI, or its Python package in .venv):")
+    print(f'  duckdb -c "{query}"')
+    print(f'  .venv/bin/python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"')
     return {"archive": archive, "store": store, "table": table, "icc": icc, "model": model,
             "report": report}
