@@ -244,3 +244,34 @@ def test_ibsi_ct_phantom_from_dicom_through_the_store(ibsi_dir, tmp_path):
     b = sitk.GetArrayViewFromImage(ref_mask) > 0
     dice = 2 * (a & b).sum() / (a.sum() + b.sum())
     assert dice >= 0.98, f"Dice {dice:.4f}"
+
+
+def test_extract_cli_on_the_synthetic_archive_nifti_and_its_store_copy(demo_archive, demo_store,
+                                                                       tmp_path, capsys):
+    import json
+
+    from radflow.cli import main
+
+    _, archive = demo_archive
+    store, _ = demo_store
+    patient = archive.patients[0]
+    mr, label = archive.files[patient]["MR"], archive.files[patient]["MR_label"]
+    params = tmp_path / "p.yaml"
+    params.write_text("setting:\n  binCount: 16\nfeatureClass:\n  shape:\n  firstorder:\n  glcm:\n")
+
+    def features(*argv):
+        assert main(["extract", *map(str, argv), "-p", str(params), "--label", "2", "-f", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        return {k: v for k, v in out.items() if k.startswith("original_")}
+
+    from_nifti = features(mr, label)
+    assert from_nifti["original_shape_VoxelVolume"] > 0
+    # The same MR series in the store: find it by its label key and compare.
+    (series,) = [i for i in list_series(store) if i.modality == "MR" and
+                 np.array_equal(open_label(store, i.case, i.series, i.label_keys[0]).values,
+                                sitk.GetArrayFromImage(sitk.ReadImage(str(label))))]
+    folder = store / series.case / series.series
+    from_store = features(folder, folder / "labels" / series.label_keys[0])
+    assert from_store.keys() == from_nifti.keys()
+    for key, value in from_nifti.items():
+        assert from_store[key] == pytest.approx(value, rel=1e-9), key
