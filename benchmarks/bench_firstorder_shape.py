@@ -19,27 +19,9 @@ import sys
 import tempfile
 import time
 
+from common import cropped_case  # benchmarks/common.py
 
-def _case():
-    import numpy as np
-    from scipy import ndimage
 
-    rng = np.random.default_rng(0)
-    shape, spacing_zyx = (100, 512, 512), (2.0, 0.7, 0.7)
-    radii = np.array([18.5, 30.0, 30.0])  # voxels: 4/3 pi abc ~ 70k
-    centre = np.array([50.0, 250.0, 260.0])
-    ct = np.full(shape, -1000, np.int16)
-    mask = np.zeros(shape, np.uint8)
-    box = tuple(slice(int(c - r - 3), int(c + r + 4)) for c, r in zip(centre, radii))
-    grid = np.indices([s.stop - s.start for s in box], dtype=float)
-    offset = [s.start for s in box]
-    inside = sum(((g + o - c) / r) ** 2 for g, o, c, r in zip(grid, offset, centre, radii)) <= 1
-    texture = ndimage.gaussian_filter(rng.normal(size=inside.shape), 1.5)
-    ct[box] = np.where(inside, 40 + 300 * texture + rng.normal(0, 20, inside.shape), -1000).round()
-    mask[box] = inside
-    # Crop both to the ROI's bounding box, as PyRadiomics' cropToTumorMask does.
-    roi_box = tuple(slice(a.min(), a.max() + 1) for a in np.nonzero(mask))
-    return ct[roi_box], mask[roi_box], spacing_zyx
 
 
 def _median_time(fn, repeat):
@@ -69,7 +51,7 @@ def main(argv=None) -> int:
     from radflow.features import firstorder, shape, shape2d
 
     logging.getLogger("radiomics").setLevel(logging.ERROR)
-    ct, mask, spacing = _case()
+    ct, mask, spacing = cropped_case()
     z_mid = int(np.argmax(mask.sum(axis=(1, 2))))
     plane = mask[z_mid : z_mid + 1]
     print(f"ROI: {int(mask.sum())} voxels, box {mask.shape}, spacing_zyx {spacing} mm; "

@@ -22,36 +22,9 @@ import tempfile
 import time
 
 import numpy as np
-from scipy import ndimage
+from common import best_of, cropped_case  # benchmarks/common.py
 
 
-def make_case(seed: int = 0):
-    """Cropped (z, y, x) int16 image, uint8 mask and spacing (mm) of the tumour."""
-    rng = np.random.default_rng(seed)
-    shape = (100, 512, 512)
-    centre = np.array([50, 256, 256])
-    radii = np.array([13, 36, 36])
-    box = tuple(slice(c - r - 1, c + r + 2) for c, r in zip(centre, radii))
-    zz, yy, xx = np.ogrid[box]
-    inside = (
-        ((zz - centre[0]) / radii[0]) ** 2 + ((yy - centre[1]) / radii[1]) ** 2 + ((xx - centre[2]) / radii[2]) ** 2
-    ) <= 1
-    image = np.full(shape, -1000, dtype=np.int16)
-    mask = np.zeros(shape, dtype=np.uint8)
-    texture = ndimage.gaussian_filter(rng.normal(size=inside.shape), 1.5)
-    image[box] = np.where(inside, 40 + 120 * texture / texture.std(), -1000).astype(np.int16)
-    mask[box] = inside
-    crop = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
-    return image[crop].copy(), mask[crop].copy(), (2.5, 0.8, 0.8)
-
-
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None):
@@ -74,7 +47,7 @@ def main(argv=None):
     from radflow.features import gldm, glszm, ngtdm
 
     radiomics.setVerbosity(logging.ERROR)
-    image, mask, spacing_zyx = make_case()
+    image, mask, spacing_zyx = cropped_case()
     sitk_image = sitk.GetImageFromArray(image)
     sitk_image.SetSpacing(spacing_zyx[::-1])
     sitk_mask = sitk.GetImageFromArray(mask)

@@ -9,6 +9,7 @@ same voxels. Arrays are (z, y, x); SimpleITK spacing (x, y, z).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,3 +58,25 @@ def tumour_case(seed: int = 0) -> Case:
     sitk_mask = sitk.GetImageFromArray(mask)
     sitk_mask.CopyInformation(sitk_image)
     return Case(sitk_image, sitk_mask)
+
+
+def cropped_case(seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """The case cropped to its ROI's bounding box, as PyRadiomics' cropToTumorMask does.
+
+    Returns the (z, y, x) int16 image, the uint8 mask and ``SPACING_ZYX`` (mm):
+    the input of the per-family benchmarks.
+    """
+    case = tumour_case(seed)
+    mask = sitk.GetArrayFromImage(case.mask)
+    box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(mask))
+    return sitk.GetArrayFromImage(case.image)[box].copy(), mask[box].copy(), SPACING_ZYX
+
+
+def best_of(fn, repeat: int) -> float:
+    """Shortest of ``repeat`` wall-clock times of ``fn()``, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
