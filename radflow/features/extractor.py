@@ -312,10 +312,7 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
 
 
 def _open_store(image, mask, params: ExtractionParams) -> _Volume:
-    import dask
-    import dask.array
-
-    from radflow.store.volume import to_sitk
+    from radflow.store.volume import box_image, label_box
 
     settings = params.settings
     image_source = _store_name(image)
@@ -328,18 +325,14 @@ def _open_store(image, mask, params: ExtractionParams) -> _Volume:
         raise InputError(mask_source, f"Image/Mask geometry mismatch: the label map {mask.shape} is not on the "
                                       f"grid of the image {image.shape}")
     label = settings.label
-    data = mask.data if isinstance(mask.data, dask.array.Array) else dask.array.from_array(np.asarray(mask.data))
-    roi = data == label
-    hits = dask.compute(*(roi.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)))
-    if not hits[0].any():
+    bbox_zyx = label_box(mask, label)
+    if bbox_zyx is None:
         raise InputError(mask_source, f"Label ({label}) not present in mask (empty ROI)")
-    bbox_zyx = tuple(slice(int(np.flatnonzero(h)[0]), int(np.flatnonzero(h)[-1]) + 1) for h in hits)
     shape_zyx = tuple(int(n) for n in image.shape)
     spacing_zyx = tuple(float(s) for s in image.attrs["spacing_zyx"])
     region, needs_grid = _read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
-    selection = dict(zip(("z", "y", "x"), region))
-    image_crop = to_sitk(image.isel(selection))
-    mask_crop = _scalar_mask(to_sitk(mask.isel(selection)), settings, mask_source)
+    image_crop = box_image(image, region)
+    mask_crop = _scalar_mask(box_image(mask, region), settings, mask_source)
     _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
     lower_xyz = tuple(s.start for s in region[::-1])
 
@@ -374,14 +367,16 @@ _STORE_SUMMARIES_LOCK = threading.Lock()
 
 def _store_summary(da, *, moments: bool = False, as_uint32: bool = False) -> dict[str, Any]:
     # The store names a volume's dask array by its path and fingerprint.
+    from radflow.store.volume import slab_source
+
     token = getattr(da.data, "name", None) if da.attrs.get("fingerprint") else None
     if token is None:
-        return diagnostics.volume_summary(da.data, moments=moments, as_uint32=as_uint32)
+        return diagnostics.volume_summary(slab_source(da), moments=moments, as_uint32=as_uint32)
     key = (token, as_uint32)
     with _STORE_SUMMARIES_LOCK:
         cached = _STORE_SUMMARIES.get(key)
     if cached is None or (moments and "sum" not in cached):
-        cached = diagnostics.volume_summary(da.data, moments=moments, as_uint32=as_uint32)
+        cached = diagnostics.volume_summary(slab_source(da), moments=moments, as_uint32=as_uint32)
         with _STORE_SUMMARIES_LOCK:
             _STORE_SUMMARIES[key] = cached
             while len(_STORE_SUMMARIES) > _STORE_SUMMARIES_KEPT:

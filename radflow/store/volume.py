@@ -26,6 +26,8 @@ so a series is either complete or invisible.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,8 @@ _COMPRESSORS = (BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),)
 _RESERVED = frozenset({"layout", "direction_xyz", "fingerprint"})
 #: A label map's grid must equal the image's to this (float noise only), in mm.
 _GRID_TOLERANCE_MM = 1e-6
+#: Voxels per slab when a whole volume is read slab by slab (not chunk-aligned).
+_SLAB_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -408,15 +412,58 @@ def _data_array(data, attrs: dict, name: str, start_zyx=(0, 0, 0)) -> xr.DataArr
     return xr.DataArray(data, dims=DIMS, coords=coords, name=name, attrs=attrs)
 
 
+# The zarr arrays behind this process's lazy DataArrays, by dask name. A dask name is a
+# token of the content, so an array found here under ``da.data.name`` is the unmodified
+# stored one: readers of small boxes (the extractor) go to zarr directly, since building
+# and running a dask graph costs more than reading the box.
+_STORED: OrderedDict[str, zarr.Array] = OrderedDict()
+_STORED_KEPT = 256
+_STORED_LOCK = threading.Lock()
+
+
 def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask.array.Array:
     # Deterministic dask keys: the same stored content gets the same key.
     token = tokenize(str(path), name, fingerprint, array.metadata.to_dict())
-    return dask.array.from_array(
+    lazy = dask.array.from_array(
         array,
         chunks=array.chunks,
         name=f"radflow-{name}-{token}",
         meta=np.empty((0,) * array.ndim, dtype=array.dtype),
     )
+    with _STORED_LOCK:
+        _STORED[lazy.name] = array
+        _STORED.move_to_end(lazy.name)
+        while len(_STORED) > _STORED_KEPT:
+            _STORED.popitem(last=False)
+    return lazy
+
+
+def stored_array(da: xr.DataArray) -> zarr.Array | None:
+    """The zarr array an unmodified DataArray of :func:`open_volume` / :func:`open_label` reads.
+
+    Returns None for any other DataArray: a crop, a computed or re-chunked
+    one (their dask names differ), one opened in another process, or one
+    whose coordinates were replaced. Reading from the returned array skips
+    dask's graph building, which dominates reads of small boxes.
+    """
+    data = getattr(da, "data", None)
+    if not isinstance(data, dask.array.Array):
+        return None
+    with _STORED_LOCK:
+        array = _STORED.get(data.name)
+    if array is None or tuple(array.shape) != tuple(da.shape) or tuple(da.dims) != DIMS:
+        return None
+    origin, coords = da.attrs.get("origin_zyx"), da.coords.variables
+    if origin is None or any(dim not in coords or float(coords[dim].values[0]) != float(o)
+                             for dim, o in zip(DIMS, origin)):
+        return None
+    return array
+
+
+def slab_source(da: xr.DataArray):
+    """What to read a whole DataArray from slab by slab: its zarr array, or its data."""
+    array = stored_array(da)
+    return da.data if array is None else array
 
 
 def open_volume(store, case: str, series: str) -> xr.DataArray:
@@ -625,12 +672,28 @@ def roi_bbox(store, case: str, series: str, key: str, label=None) -> tuple[slice
         if label not in by_name:
             raise InputError(source, f"no ROI named {label!r}; the label has {sorted(by_name)}")
         label = by_name[label]
-    array = node[ome.LEVEL]
+    box = _nonzero_box(node[ome.LEVEL], label)
+    if box is None:
+        what = "any label" if label is None else f"label {label}"
+        raise InputError(source, f"empty ROI: no voxel has {what}")
+    return box
+
+
+def _nonzero_box(array, label=None) -> tuple[slice, slice, slice] | None:
+    """Box of the voxels equal to ``label`` (any nonzero: None), one z slab of chunks at a time.
+
+    ``array`` is a zarr array (slabs one chunk deep) or anything sliceable
+    into NumPy. None when no voxel matches.
+    """
     low = [np.inf] * 3
     high = [-1] * 3
-    depth = array.chunks[0]
+    chunks = getattr(array, "chunks", None)
+    if chunks and isinstance(chunks[0], int):  # zarr: whole chunks, each read once
+        depth = chunks[0]
+    else:
+        depth = max(1, _SLAB_VOXELS // max(1, array.shape[1] * array.shape[2]))
     for z0 in range(0, array.shape[0], depth):
-        block = array[z0 : z0 + depth]
+        block = np.asarray(array[z0 : z0 + depth])
         mask = block != 0 if label is None else block == label
         if not mask.any():
             continue
@@ -640,9 +703,32 @@ def roi_bbox(store, case: str, series: str, key: str, label=None) -> tuple[slice
             low[axis] = min(low[axis], offset + hits[0])
             high[axis] = max(high[axis], offset + hits[-1])
     if high[0] < 0:
-        what = "any label" if label is None else f"label {label}"
-        raise InputError(source, f"empty ROI: no voxel has {what}")
+        return None
     return tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(low, high))
+
+
+def label_box(da: xr.DataArray, label=None) -> tuple[slice, slice, slice] | None:
+    """Bounding box (z, y, x index ranges) of the voxels of a label DataArray equal to ``label``.
+
+    Reads one slab of chunks at a time, straight from the store when ``da``
+    is as :func:`open_label` returned it. None when no voxel has the label.
+    """
+    return _nonzero_box(slab_source(da), label)
+
+
+def box_image(da: xr.DataArray, region_zyx) -> sitk.Image:
+    """The box ``region_zyx`` (3 step-1 slices) of a store DataArray as a SimpleITK image.
+
+    Equal to ``to_sitk(da.isel(z=..., y=..., x=...))``; read straight from
+    the zarr array when ``da`` is as :func:`open_volume` / :func:`open_label`
+    returned it (only the chunks the box overlaps).
+    """
+    region = tuple(region_zyx)
+    array = stored_array(da)
+    if array is None:
+        return to_sitk(da.isel(dict(zip(DIMS, region))))
+    spacing, origin, direction = _geometry(da.attrs, da.name)
+    return _sitk_box(array[region], spacing, origin, direction, [s.start for s in region])
 
 
 # -- SimpleITK ----------------------------------------------------------------
@@ -701,7 +787,11 @@ def to_sitk(da: xr.DataArray) -> sitk.Image:
                 "the stored grid (strided or resampled); resample with SimpleITK instead"
             )
         start.append(first)
-    values = np.asarray(da.values)
+    return _sitk_box(np.asarray(da.values), spacing, origin, direction, start)
+
+
+def _sitk_box(values: np.ndarray, spacing, origin, direction, start) -> sitk.Image:
+    """Voxels ``values`` at index ``start`` (z, y, x) of a stored grid, as a SimpleITK image."""
     if values.dtype == bool:
         values = values.astype(np.uint8)
     image = sitk.GetImageFromArray(np.ascontiguousarray(values))
@@ -747,7 +837,9 @@ def from_sitk(image: sitk.Image, *, name: str = "image") -> xr.DataArray:
 
 __all__ = [
     "SeriesInfo",
+    "box_image",
     "from_sitk",
+    "label_box",
     "label_keys",
     "list_series",
     "open_label",
@@ -756,6 +848,8 @@ __all__ = [
     "roi_bbox",
     "series_fingerprint",
     "series_path",
+    "slab_source",
+    "stored_array",
     "to_sitk",
     "write_series",
 ]

@@ -106,8 +106,8 @@ def test_store_input_equals_image_input_and_reads_a_box(tmp_path, params, monkey
     from radflow.store import volume as store_volume
 
     read = []
-    to_sitk = store_volume.to_sitk
-    monkeypatch.setattr(store_volume, "to_sitk", lambda da: read.append(da.shape) or to_sitk(da))
+    sitk_box = store_volume._sitk_box  # every box read from the store becomes an image here
+    monkeypatch.setattr(store_volume, "_sitk_box", lambda values, *a: read.append(values.shape) or sitk_box(values, *a))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from_store = extract(volume, label, params)

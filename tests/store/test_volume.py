@@ -395,6 +395,41 @@ def test_open_volume_is_lazy(chunked):
     assert chunk_reads() == set()
 
 
+def test_box_image_reads_the_box_from_the_store_and_equals_to_sitk(chunked):
+    store, array, roi, chunk_reads = chunked
+    da = open_volume(store, "c", "s")
+    assert volume.stored_array(da) is not None
+    chunk_reads()
+    region = (slice(4, 8), slice(7, 17), slice(17, 21))
+    image = volume.box_image(da, region)
+    assert chunk_reads() == {"0/c/1/0/2", "0/c/1/1/2", "0/c/1/2/2"}
+    _assert_same_image(image, to_sitk(da.isel(z=region[0], y=region[1], x=region[2])))
+    _assert_same_image(image, _image(array)[17:21, 7:17, 4:8])
+
+
+def test_label_box_finds_the_roi(chunked):
+    store, array, roi, chunk_reads = chunked
+    label = open_label(store, "c", "s", "gtv")
+    assert volume.label_box(label, 1) == roi
+    assert volume.label_box(label) == roi
+    assert volume.label_box(label, 2) is None
+    # Not the stored array (computed): the same answer through dask.
+    assert volume.stored_array(label + 0) is None
+    assert volume.label_box(label + 0, 1) == roi
+
+
+def test_stored_array_only_for_the_unmodified_dataarray(chunked):
+    store, array, roi, chunk_reads = chunked
+    da = open_volume(store, "c", "s")
+    assert volume.stored_array(da) is volume.stored_array(da.copy())
+    for changed in (da.isel(z=slice(1, None)), da * 2, da.astype("float32"),
+                    da.chunk({"z": 2}), da.assign_coords(z=da.z + 5.0), da.compute()):
+        assert volume.stored_array(changed) is None
+        region = (slice(0, 2), slice(0, 3), slice(0, 4))
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(volume.box_image(changed, region)),
+                                      changed.values[region])
+
+
 # -- atomic writes ---------------------------------------------------------------------
 
 
