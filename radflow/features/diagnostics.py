@@ -10,9 +10,9 @@ are too, except the version entries (``Versions_PyRadiomics`` names radflow's
 version, since radflow computes the numbers).
 
 Hashes are SHA-1 of the voxel buffer in (z, y, x) C order, which is what
-``SimpleITK.Hash`` computes (the mask after PyRadiomics' cast to uint32),
-but streamed in slabs with :mod:`hashlib`, so a lazily read volume is never
-held whole and no 4-byte copy of a whole mask is made.
+``SimpleITK.Hash`` computes (the mask after PyRadiomics' cast to uint32):
+:func:`radflow.store.summary.volume_summary`, which the store also runs when
+it writes a volume, so that extracting from the store never re-reads it.
 
 The functions take what the extractor has at hand: whole volumes (SimpleITK
 images, or lazy xarray volumes from the store, read slab by slab), or the
@@ -21,7 +21,6 @@ ROI crop with its offset in the volume.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from typing import Any
 
@@ -29,6 +28,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow._version import __version__
+from radflow.store.summary import volume_summary
 
 __all__ = [
     "PREFIX",
@@ -41,10 +41,6 @@ __all__ = [
 ]
 
 PREFIX = "diagnostics_"
-
-#: Slabs of this many voxels are hashed and reduced at a time.
-_SLAB_VOXELS = 1 << 22
-
 
 def versions() -> dict[str, str]:
     """``Versions_*`` entries: the libraries the numbers depend on."""
@@ -65,51 +61,6 @@ def configuration(settings: dict[str, Any], image_types: dict[str, dict[str, Any
         PREFIX + "Configuration_Settings": dict(settings),
         PREFIX + "Configuration_EnabledImageTypes": {k: dict(v) for k, v in image_types.items()},
     }
-
-
-def volume_summary(values, *, as_uint32: bool = False, moments: bool = False) -> dict[str, Any]:
-    """Hash, mean, min, max and max |x| of a whole volume, read in z slabs.
-
-    Parameters
-    ----------
-    values : (z, y, x) array-like
-        NumPy array, or a lazy (dask- or zarr-backed) array or DataArray:
-        only one slab is in memory at a time.
-    as_uint32 : bool
-        Hash the voxels cast to uint32 (a mask, as PyRadiomics casts it) and
-        skip the intensity statistics.
-    moments : bool
-        Also return ``count``, ``sum`` and ``sum_squares`` (float64), for
-        a whole-image z-score.
-
-    Returns
-    -------
-    dict
-        ``hash`` (SHA-1 hex digest), and unless `as_uint32`: ``mean``,
-        ``minimum``, ``maximum`` (float64) and ``max_abs``.
-    """
-    shape = tuple(int(n) for n in values.shape)
-    depth = max(1, _SLAB_VOXELS // max(1, shape[1] * shape[2]))
-    digest = hashlib.sha1()
-    total, squares, low, high, count = 0.0, 0.0, np.inf, -np.inf, 0
-    for z0 in range(0, shape[0], depth):
-        slab = np.ascontiguousarray(np.asarray(values[z0 : z0 + depth]))
-        if as_uint32:
-            digest.update(slab.astype(np.uint32, copy=False))
-            continue
-        digest.update(slab)
-        total += float(np.add.reduce(slab, axis=None, dtype=np.float64))
-        if moments:
-            as_float = slab.astype(np.float64)
-            squares += float(np.add.reduce(as_float * as_float, axis=None))
-        low, high = min(low, float(slab.min())), max(high, float(slab.max()))
-        count += slab.size
-    out: dict[str, Any] = {"hash": digest.hexdigest()}
-    if not as_uint32:
-        out.update(mean=total / count, minimum=low, maximum=high, max_abs=max(abs(low), abs(high)))
-    if moments and not as_uint32:
-        out.update(count=count, sum=total, sum_squares=squares)
-    return out
 
 
 def image_summary(image: sitk.Image) -> dict[str, Any]:

@@ -41,6 +41,7 @@ shape2D class then fails unless the ROI is one voxel thick along that numpy
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import threading
@@ -367,8 +368,11 @@ _STORE_SUMMARIES_LOCK = threading.Lock()
 
 def _store_summary(da, *, moments: bool = False, as_uint32: bool = False) -> dict[str, Any]:
     # The store names a volume's dask array by its path and fingerprint.
-    from radflow.store.volume import slab_source
+    from radflow.store.volume import slab_source, stored_summary
 
+    stored = stored_summary(da, moments=moments, as_uint32=as_uint32)
+    if stored is not None:  # recorded when the store wrote the volume
+        return stored
     token = getattr(da.data, "name", None) if da.attrs.get("fingerprint") else None
     if token is None:
         return diagnostics.volume_summary(slab_source(da), moments=moments, as_uint32=as_uint32)
@@ -399,6 +403,13 @@ def _mapping(settings: Settings) -> dict[str, Any]:
     return mapping
 
 
+@functools.lru_cache(maxsize=1)
+def _whole_volume_pool() -> ThreadPoolExecutor:
+    # One per process: starting threads for every ROI costs more than a small ROI's
+    # whole-volume pass when the cores are busy.
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="radflow-whole-volume")
+
+
 class _Extraction:
     """The steps of PyRadiomics' ``execute`` on one volume (not reused)."""
 
@@ -414,16 +425,17 @@ class _Extraction:
     def run(self) -> dict[str, Any]:
         # The whole-volume passes (image statistics and hash, mask hash) run beside
         # the extraction: hashlib and NumPy release the GIL while they stream.
-        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="radflow-whole-volume")
         try:
             if self._needs_whole_volume():
                 v = self.volume
-                self._summary = pool.submit(v.summarise, self.settings.normalize and v.cropped)
+                self._summary = _whole_volume_pool().submit(v.summarise, self.settings.normalize and v.cropped)
                 if self.info:
-                    self._mask_hash = pool.submit(v.mask_hash)
+                    self._mask_hash = _whole_volume_pool().submit(v.mask_hash)
             return self._run()
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            for future in (self._summary, self._mask_hash):
+                if future is not None:
+                    future.cancel()  # not needed after an error; a no-op once done
 
     def _needs_whole_volume(self) -> bool:
         s, v = self.settings, self.volume

@@ -2,7 +2,10 @@
 
 The client plans the tasks (:mod:`radflow.pipeline.plan`), submits them with
 deterministic keys and ``retries``, and streams results back with
-``as_completed(..., with_results=True, raise_errors=False)``. Rows are
+``as_completed(...).batches()``: whatever finished since the last pass is
+fetched with one ``gather`` and replaced by as many new tasks in one
+submission, so the client's and scheduler's messages per task fall as the
+cluster grows. Rows are
 buffered per (institution, modality, case) and committed to the table as soon
 as that case's tasks are all done, each case by one rename
 (:mod:`radflow.pipeline.table`). Cases completed within ``commit_interval_s``
@@ -138,22 +141,19 @@ def _error_row(task: Task | PlanFailure, error_type: str, message: str, tb: str)
     }
 
 
-def _outcome(future, result, task: Task, columns):
-    """(rows, error row or None) of a finished future."""
+def _outcome(result, task: Task, columns):
+    """(rows, error row or None) of what a task's future gave (see :func:`_results`)."""
     from radflow.pipeline.tasks import TaskError
 
-    if future.status == "finished":
-        if isinstance(result, TaskError):
-            return [], _error_row(task, result.error_type, result.message, result.traceback)
+    if isinstance(result, TaskError):
+        return [], _error_row(task, result.error_type, result.message, result.traceback)
+    if isinstance(result, list):
         unknown = sorted(set().union(*result) - columns)
         if unknown:  # the extractor and feature_columns disagree: a radflow bug, kept per task
             return [], _error_row(task, "SchemaError", f"unexpected feature columns {unknown[:5]}", "")
         return result, None
-    if isinstance(result, tuple) and len(result) == 3:  # (type, exception, traceback)
-        _, exc, tb = result
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-    else:  # cancelled: the scheduler lost the task (its client or workers went away)
-        exc, text = result, repr(result)
+    exc, tb = result  # raised on the worker, or cancelled (the scheduler lost the task)
+    text = "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)
     return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text)
 
 
@@ -258,39 +258,73 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
         client.register_plugin(SingleThreadedLibraries())
         window = max(_MIN_WINDOW, _WINDOW_PER_THREAD * sum(client.nthreads().values()))
         queue = iter(todo)
-        stream = as_completed(with_results=True, raise_errors=False, loop=client.loop)
+        stream = as_completed(loop=client.loop)
 
         def submit(n: int) -> None:
-            for task in islice(queue, n):
-                stream.add(client.submit(extract_task, task, key=task.key, retries=retries))
+            # One message to the scheduler for all of them.
+            tasks = list(islice(queue, n))
+            if tasks:
+                stream.update(client.map(extract_task, tasks, key=[t.key for t in tasks],
+                                         retries=retries, pure=False))
 
         submit(window)
         ready, since = [], 0.0
-        for future, result in stream:
-            task = by_key[future.key]
-            new_rows, error = _outcome(future, result, task, columns)
-            future.release()
-            submit(1)
-            where = task.partition
-            rows[where].extend(new_rows)
-            if error is None:
-                summary.extracted += 1
-            else:
-                failures[where].append(error)
-                summary.failed += 1
-                if len(summary.messages) < _MAX_MESSAGES:  # the errors table has them all
-                    summary.messages.append(f"{task.case}/{task.series}/{task.label_key}:{task.label} "
-                                            f"[{task.group}]: {error['error_type']}: {error['message']}")
-            pending[where] -= 1
-            if pending[where] == 0:
-                since = since if ready else time.monotonic()
-                ready.append((where, rows.pop(where), failures.pop(where, [])))
+        # Whatever finished since the last pass, fetched in one gather: when the
+        # client falls behind, batches grow and its cost per task shrinks.
+        for batch in stream.batches():
+            results = _results(client, batch)
+            for future in batch:
+                task = by_key[future.key]
+                new_rows, error = _outcome(results[future], task, columns)
+                future.release()
+                where = task.partition
+                rows[where].extend(new_rows)
+                if error is None:
+                    summary.extracted += 1
+                else:
+                    failures[where].append(error)
+                    summary.failed += 1
+                    if len(summary.messages) < _MAX_MESSAGES:  # the errors table has them all
+                        summary.messages.append(f"{task.case}/{task.series}/{task.label_key}:{task.label} "
+                                                f"[{task.group}]: {error['error_type']}: {error['message']}")
+                pending[where] -= 1
+                if pending[where] == 0:
+                    since = since if ready else time.monotonic()
+                    ready.append((where, rows.pop(where), failures.pop(where, [])))
+                if bar:
+                    bar.update(failed=int(error is not None), note=task.case)
+            submit(len(batch))
             if ready and (len(ready) >= _BATCH_CASES or time.monotonic() - since >= commit_interval_s):
                 commit(ready)
                 ready = []
-            if bar:
-                bar.update(failed=int(error is not None), note=task.case)
         if ready:
             commit(ready)
     if bar:
         bar.close()
+
+
+def _results(client, futures) -> dict:
+    """Future -> its result, or (exception, traceback) when it failed or was cancelled.
+
+    The finished ones are fetched in one gather; should that fail (a worker
+    holding a result died meanwhile), each is fetched on its own, Dask
+    recomputing what was lost.
+    """
+    from concurrent.futures import CancelledError
+
+    out = {}
+    finished = [f for f in futures if f.status == "finished"]
+    try:
+        out.update(zip(finished, client.gather(finished)))
+    except Exception:  # noqa: BLE001 - sorted out future by future below
+        pass
+    for future in futures:
+        if future in out:
+            continue
+        try:
+            out[future] = future.result()
+        except CancelledError as exc:
+            out[future] = (exc, None)
+        except Exception as exc:  # noqa: BLE001 - whatever the task raised is recorded
+            out[future] = (exc, future.traceback() if future.status == "error" else exc.__traceback__)
+    return out

@@ -8,6 +8,7 @@ arrays: each worker opens the store itself and reads only the ROI's box.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import traceback
@@ -93,6 +94,15 @@ def rows_from_result(task: Task, result: dict) -> list[dict]:
     return list(rows.values())
 
 
+@functools.lru_cache(maxsize=32)
+def _params(mapping_json: str):
+    # A run sends each worker the same few parameter mappings many times over:
+    # validate each once per process (ExtractionParams is immutable).
+    from radflow.params.pyradiomics_params import load_params
+
+    return load_params(json.loads(mapping_json))
+
+
 def extract_task(task: Task) -> list[dict] | TaskError:
     """Extract one task's features on a worker.
 
@@ -113,10 +123,11 @@ def extract_task(task: Task) -> list[dict] | TaskError:
     from radflow.store.volume import open_label, open_volume
 
     try:
+        params = _params(json.dumps(task.params, sort_keys=True))
         image = open_volume(task.store, task.case, task.series)
         mask = open_label(task.store, task.case, task.series, task.label_key)
         with dask.config.set(scheduler="synchronous"):
-            result = extract(image, mask, task.params, label=task.label)
+            result = extract(image, mask, params, label=task.label)
         return rows_from_result(task, result)
     except RadflowError as exc:
         return TaskError(type(exc).__name__, str(exc), traceback.format_exc())

@@ -46,17 +46,16 @@ from radflow.io.records import LabelMap, roi_key
 from radflow.store import ome
 from radflow.store.atomic import atomic_dir, atomic_file
 from radflow.store.chunks import chunk_shape
+from radflow.store.summary import SLAB_VOXELS, label_boxes, volume_summary
 
 #: Version of the layout above, stored as ``radflow.layout``; bump on change.
 LAYOUT = 1
 DIMS = ("z", "y", "x")
 _COMPRESSORS = (BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),)
 #: Keys of ``attributes["radflow"]`` that write_series sets itself.
-_RESERVED = frozenset({"layout", "direction_xyz", "fingerprint"})
+_RESERVED = frozenset({"layout", "direction_xyz", "fingerprint", "summary"})
 #: A label map's grid must equal the image's to this (float noise only), in mm.
 _GRID_TOLERANCE_MM = 1e-6
-#: Voxels per slab when a whole volume is read slab by slab (not chunk-aligned).
-_SLAB_VOXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -277,6 +276,9 @@ def write_series(
         raise InputError(source, f"duplicate label keys {duplicates}")
     label_data = [_label_array(label, image, source) for label in labels]
     meta = _radflow_attrs(image, attrs, fingerprint)
+    summary = _summary_attrs(volume_summary(data, moments=True))
+    if summary:
+        meta["summary"] = summary
     spacing_zyx = image.GetSpacing()[::-1]
     origin_zyx = image.GetOrigin()[::-1]
     chunks = chunk_shape(data.shape, data.dtype.itemsize)
@@ -300,11 +302,24 @@ def write_series(
     return final
 
 
+def _summary_attrs(summary: dict) -> dict | None:
+    """A volume summary as JSON attributes; None when it holds NaN or infinity (not JSON)."""
+    plain = {k: (v.item() if hasattr(v, "item") else v) for k, v in summary.items()}
+    try:
+        json.dumps(plain, allow_nan=False)
+    except ValueError:
+        return None
+    return plain
+
+
 def _write_label(parent: Path, label: LabelMap, values: np.ndarray, spacing_zyx, origin_zyx,
                  chunks) -> None:
+    # The mask's hash and each ROI's box, so that extraction reads only the box.
+    boxes = {str(v): [[b.start, b.stop] for b in box] for v, box in label_boxes(values).items()}
     attributes = {
         "ome": ome.label_metadata(label.key, spacing_zyx, origin_zyx, label.rois),
-        "radflow": {"source": label.source},
+        "radflow": {"source": label.source, "summary": volume_summary(values, as_uint32=True),
+                    "boxes": boxes},
     }
     group = zarr.open_group(_zarr_store(parent, read_only=False), mode="w", zarr_format=3,
                             attributes=attributes)
@@ -333,20 +348,21 @@ def add_label(store, case: str, series: str, label: LabelMap, *, replace: bool =
     pathlib.Path
         The label's folder.
     """
-    group, path = _open_group(store, case, series)
-    attrs = _series_attrs(group, path, case, series)
-    reference = sitk.Image([int(n) for n in group[ome.LEVEL].shape[::-1]], sitk.sitkUInt8)
+    path, attributes = _open_series(store, case, series)
+    attrs = _series_attrs(attributes, path, case, series)
+    image_array = _array(path, ome.LEVEL)
+    reference = sitk.Image([int(n) for n in image_array.shape[::-1]], sitk.sitkUInt8)
     reference.SetSpacing(attrs["spacing_zyx"][::-1])
     reference.SetOrigin(attrs["origin_zyx"][::-1])
     reference.SetDirection(attrs["direction_xyz"])
-    keys = _label_keys(group, path)
+    keys = _label_keys(path)
     if label.key in keys and not replace:
         raise InputError(path, f"label {label.key!r} exists; choose another name or replace it")
     values = _label_array(label, reference, str(path))
     final = path / "labels" / label.key
     with atomic_dir(final) as tmp:
         _write_label(tmp, label, values, attrs["spacing_zyx"], attrs["origin_zyx"],
-                     group[ome.LEVEL].chunks)
+                     image_array.chunks)
     if label.key not in keys:
         meta = {"zarr_format": 3, "node_type": "group",
                 "attributes": {"ome": ome.labels_metadata([*keys, label.key])}}
@@ -358,16 +374,46 @@ def add_label(store, case: str, series: str, label: LabelMap, *, replace: bool =
 # -- reading -----------------------------------------------------------------
 
 
-def _open_group(store, case: str, series: str) -> tuple[zarr.Group, Path]:
+def _open_series(store, case: str, series: str) -> tuple[Path, dict]:
+    """A series' folder and its group attributes (``zarr.json``, read as JSON)."""
     path = series_path(store, case, series)
     if not (path / "zarr.json").is_file():
         raise InputError(path, "no such series in the store")
-    return zarr.open_group(_zarr_store(path, read_only=True), mode="r", zarr_format=3), path
+    return path, _node_json(path).get("attributes", {})
 
 
-def _series_attrs(group: zarr.Group, path: Path, case: str, series: str) -> dict:
-    """Geometry and radflow attributes of a series, as DataArray attrs."""
-    attributes = dict(group.attrs)
+def _array(series: Path, name: str) -> zarr.Array:
+    """The zarr array ``name`` (a path below the series folder), built from its metadata.
+
+    One JSON read: opening it through zarr's API costs several round trips
+    through zarr's I/O thread, more than reading a small ROI's box.
+    """
+    meta = _node_json(series / name)
+    if meta.get("node_type") != "array":
+        raise InputError(series / name / "zarr.json", "not a zarr array")
+    try:
+        return zarr.Array(zarr.AsyncArray(meta, zarr.storage.StorePath(_zarr_store(series, read_only=True), name)))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(series / name / "zarr.json", f"invalid zarr array metadata: {exc}") from exc
+
+
+def _node_json(path: Path) -> dict:
+    """A zarr node's ``zarr.json`` (its attributes, and for an array its shape), read as JSON.
+
+    Listing and planning read many series' metadata on one client: plain JSON
+    reads are ten times cheaper than opening zarr nodes.
+    """
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(path / "zarr.json", f"unreadable zarr metadata: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("zarr_format") != 3 or not isinstance(meta.get("attributes", {}), dict):
+        raise InputError(path / "zarr.json", "not zarr format 3 metadata")
+    return meta
+
+
+def _series_attrs(attributes: dict, path: Path, case: str, series: str) -> dict:
+    """Geometry and radflow attributes of a series (its group attributes), as DataArray attrs."""
     spacing, origin = ome.parse_image(attributes, path)
     meta = dict(attributes.get("radflow") or {})
     if meta.get("layout") != LAYOUT:
@@ -388,19 +434,23 @@ def _series_attrs(group: zarr.Group, path: Path, case: str, series: str) -> dict
     }
 
 
-def _label_keys(group: zarr.Group, path: Path) -> list[str]:
-    if "labels" not in group:
+def _label_keys(path: Path) -> list[str]:
+    labels = path / "labels"
+    if not (labels / "zarr.json").is_file():
         return []
-    return ome.parse_labels(dict(group["labels"].attrs), path / "labels")
+    return ome.parse_labels(_node_json(labels).get("attributes", {}), labels)
 
 
-def _label_group(group: zarr.Group, path: Path, key: str) -> tuple[zarr.Group, dict]:
-    keys = _label_keys(group, path)
+def _label_node(path: Path, key: str) -> tuple[zarr.Array, dict]:
+    """A label image's array and its attrs (``key``, ``rois``, and its radflow attributes)."""
+    keys = _label_keys(path)
     if key not in keys:
         raise InputError(path, f"no label {key!r}; the series has {keys}")
-    label = group["labels"][key]
-    _, _, rois = ome.parse_label(dict(label.attrs), path / "labels" / key)
-    return label, {"key": key, "rois": rois, **dict(label.attrs.get("radflow") or {})}
+    folder = path / "labels" / key
+    attributes = _node_json(folder).get("attributes", {})
+    _, _, rois = ome.parse_label(attributes, folder)
+    extra = {"key": key, "rois": rois, **dict(attributes.get("radflow") or {})}
+    return _array(path, f"labels/{key}/{ome.LEVEL}"), extra
 
 
 def _data_array(data, attrs: dict, name: str, start_zyx=(0, 0, 0)) -> xr.DataArray:
@@ -490,16 +540,16 @@ def open_volume(store, case: str, series: str) -> xr.DataArray:
     radflow.errors.InputError
         No such series, or metadata radflow did not write.
     """
-    group, path = _open_group(store, case, series)
-    attrs = _series_attrs(group, path, case, series)
-    data = _lazy(group[ome.LEVEL], path, "image", attrs["fingerprint"])
+    path, attributes = _open_series(store, case, series)
+    attrs = _series_attrs(attributes, path, case, series)
+    data = _lazy(_array(path, ome.LEVEL), path, "image", attrs["fingerprint"])
     return _data_array(data, attrs, "image")
 
 
 def label_keys(store, case: str, series: str) -> list[str]:
     """Names of the label images stored with a series, in write order."""
-    group, path = _open_group(store, case, series)
-    return _label_keys(group, path)
+    path, _ = _open_series(store, case, series)
+    return _label_keys(path)
 
 
 def open_label(store, case: str, series: str, key: str) -> xr.DataArray:
@@ -508,10 +558,10 @@ def open_label(store, case: str, series: str, key: str) -> xr.DataArray:
     The DataArray is named ``key``; its attrs add ``rois`` (label value ->
     ROI name), ``key`` and ``source`` to the image's.
     """
-    group, path = _open_group(store, case, series)
-    attrs = _series_attrs(group, path, case, series)
-    label, extra = _label_group(group, path, key)
-    data = _lazy(label[ome.LEVEL], path, f"label-{key}", attrs["fingerprint"])
+    path, attributes = _open_series(store, case, series)
+    attrs = _series_attrs(attributes, path, case, series)
+    array, extra = _label_node(path, key)
+    data = _lazy(array, path, f"label-{key}", attrs["fingerprint"])
     return _data_array(data, {**attrs, **extra}, key)
 
 
@@ -556,19 +606,22 @@ def list_series(store) -> list[SeriesInfo]:
         for series_dir in sorted(case_dir.iterdir()):
             if series_dir.name.startswith(".") or not (series_dir / "zarr.json").is_file():
                 continue
-            group, path = _open_group(root, case_dir.name, series_dir.name)
-            attrs = _series_attrs(group, path, case_dir.name, series_dir.name)
-            meta = dict(group.attrs["radflow"])
+            attributes = _node_json(series_dir).get("attributes", {})
+            attrs = _series_attrs(attributes, series_dir, case_dir.name, series_dir.name)
+            keys = _label_keys(series_dir)
+            shape = _node_json(series_dir / ome.LEVEL).get("shape")
+            if not (isinstance(shape, list) and len(shape) == 3):
+                raise InputError(series_dir / ome.LEVEL, f"image shape must have 3 entries, got {shape!r}")
             found.append(
                 SeriesInfo(
                     case=case_dir.name,
                     series=series_dir.name,
-                    modality=meta.get("modality"),
-                    shape_zyx=tuple(group[ome.LEVEL].shape),
+                    modality=attrs.get("modality"),
+                    shape_zyx=tuple(int(n) for n in shape),
                     spacing_zyx=attrs["spacing_zyx"],
-                    label_keys=tuple(_label_keys(group, path)),
-                    attrs=meta,
-                    path=path,
+                    label_keys=tuple(keys),
+                    attrs=dict(attributes["radflow"]),
+                    path=series_dir,
                 )
             )
     return found
@@ -578,8 +631,8 @@ def series_fingerprint(store, case: str, series: str) -> str | None:
     """The fingerprint a series was written with, or None if it is not in the store."""
     if not (series_path(store, case, series) / "zarr.json").is_file():
         return None
-    group, path = _open_group(store, case, series)
-    return _series_attrs(group, path, case, series)["fingerprint"]
+    path, attributes = _open_series(store, case, series)
+    return _series_attrs(attributes, path, case, series)["fingerprint"]
 
 
 def _box_slices(box_zyx, margin_zyx, shape_zyx, source) -> tuple[slice, slice, slice]:
@@ -630,13 +683,13 @@ def read_box(store, case: str, series: str, box_zyx, *, margin_zyx=(0, 0, 0), ke
         :func:`open_volume` (or :func:`open_label`) for that box; pass it to
         :func:`to_sitk` for an image with the box's geometry.
     """
-    group, path = _open_group(store, case, series)
-    attrs = _series_attrs(group, path, case, series)
-    node, name = group, "image"
-    if key is not None:
-        node, extra = _label_group(group, path, key)
+    path, attributes = _open_series(store, case, series)
+    attrs = _series_attrs(attributes, path, case, series)
+    if key is None:
+        array, name = _array(path, ome.LEVEL), "image"
+    else:
+        array, extra = _label_node(path, key)
         attrs, name = {**attrs, **extra}, key
-    array = node[ome.LEVEL]
     box = _box_slices(box_zyx, margin_zyx, array.shape, path)
     return _data_array(array[box], attrs, name, start_zyx=[s.start for s in box])
 
@@ -664,15 +717,15 @@ def roi_bbox(store, case: str, series: str, key: str, label=None) -> tuple[slice
     radflow.errors.InputError
         Unknown key or ROI name, or no voxel carries the label ("empty ROI").
     """
-    group, path = _open_group(store, case, series)
-    node, extra = _label_group(group, path, key)
+    path, _ = _open_series(store, case, series)
+    array, extra = _label_node(path, key)
     source = path / "labels" / key
     if isinstance(label, str):
         by_name = {name: value for value, name in extra["rois"].items()}
         if label not in by_name:
             raise InputError(source, f"no ROI named {label!r}; the label has {sorted(by_name)}")
         label = by_name[label]
-    box = _nonzero_box(node[ome.LEVEL], label)
+    box = _nonzero_box(array, label)
     if box is None:
         what = "any label" if label is None else f"label {label}"
         raise InputError(source, f"empty ROI: no voxel has {what}")
@@ -691,7 +744,7 @@ def _nonzero_box(array, label=None) -> tuple[slice, slice, slice] | None:
     if chunks and isinstance(chunks[0], int):  # zarr: whole chunks, each read once
         depth = chunks[0]
     else:
-        depth = max(1, _SLAB_VOXELS // max(1, array.shape[1] * array.shape[2]))
+        depth = max(1, SLAB_VOXELS // max(1, array.shape[1] * array.shape[2]))
     for z0 in range(0, array.shape[0], depth):
         block = np.asarray(array[z0 : z0 + depth])
         mask = block != 0 if label is None else block == label
@@ -710,10 +763,38 @@ def _nonzero_box(array, label=None) -> tuple[slice, slice, slice] | None:
 def label_box(da: xr.DataArray, label=None) -> tuple[slice, slice, slice] | None:
     """Bounding box (z, y, x index ranges) of the voxels of a label DataArray equal to ``label``.
 
-    Reads one slab of chunks at a time, straight from the store when ``da``
-    is as :func:`open_label` returned it. None when no voxel has the label.
+    When ``da`` is as :func:`open_label` returned it, the box the store
+    recorded when it wrote the label (nothing read); otherwise the label is
+    read one slab of chunks at a time. None when no voxel has the label.
     """
+    boxes = da.attrs.get("boxes")
+    if isinstance(boxes, dict) and stored_array(da) is not None:
+        if label is None:
+            found = list(boxes.values())
+        else:
+            found = [boxes[str(int(label))]] if float(label).is_integer() and str(int(label)) in boxes else []
+        if not found:
+            return None
+        return tuple(slice(min(b[axis][0] for b in found), max(b[axis][1] for b in found)) for axis in range(3))
     return _nonzero_box(slab_source(da), label)
+
+
+def stored_summary(da: xr.DataArray, *, moments: bool = False, as_uint32: bool = False) -> dict | None:
+    """The whole-volume summary the store recorded when it wrote ``da``'s voxels, or None.
+
+    As :func:`radflow.store.summary.volume_summary` of the whole volume would
+    return it (the same function ran at write time), for an unmodified
+    DataArray of :func:`open_volume` (intensity summary) or :func:`open_label`
+    (``as_uint32``: the hash of the mask); None for other DataArrays, for a
+    series written before summaries were stored, or when `moments` are asked
+    for and were not recorded.
+    """
+    summary = da.attrs.get("summary")
+    if not isinstance(summary, dict) or "hash" not in summary or stored_array(da) is None:
+        return None
+    if as_uint32 != ("boxes" in da.attrs) or (moments and not as_uint32 and "sum" not in summary):
+        return None  # a label's summary is of its uint32 cast, an image's of its values
+    return dict(summary)
 
 
 def box_image(da: xr.DataArray, region_zyx) -> sitk.Image:
@@ -850,6 +931,7 @@ __all__ = [
     "series_path",
     "slab_source",
     "stored_array",
+    "stored_summary",
     "to_sitk",
     "write_series",
 ]

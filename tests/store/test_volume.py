@@ -430,6 +430,38 @@ def test_stored_array_only_for_the_unmodified_dataarray(chunked):
                                       changed.values[region])
 
 
+def test_store_records_whole_volume_summaries_and_roi_boxes(tmp_path):
+    from radflow.store.summary import volume_summary
+
+    array = _ct((12, 24, 24))
+    image = _image(array)
+    values = np.zeros(array.shape, np.uint8)
+    values[5:7, 9:15, 17:21] = 1
+    values[0:2, 0:3, 0:1] = 3
+    label = sitk.GetImageFromArray(values)
+    label.CopyInformation(image)
+    write_series(tmp_path, "c", "s", image, [LabelMap("gtv", "labelmap", label, {1: "GTV", 3: "LN"})],
+                 fingerprint="f")
+    da, mask = open_volume(tmp_path, "c", "s"), open_label(tmp_path, "c", "s", "gtv")
+    # What streaming the stored voxels gives, computed independently of the write.
+    assert volume.stored_summary(da, moments=True) == volume_summary(da.values, moments=True)
+    assert volume.stored_summary(mask, as_uint32=True) == volume_summary(mask.values, as_uint32=True)
+    assert volume.stored_summary(mask) is None and volume.stored_summary(da, as_uint32=True) is None
+    assert volume.stored_summary(da + 1) is None  # not the stored voxels any more
+    for value in (1, 3, None):
+        assert volume.label_box(mask, value) == volume._nonzero_box(mask.values, value)
+    assert volume.label_box(mask, 2) is None
+    assert volume.label_box(mask, 1) == (slice(5, 7), slice(9, 15), slice(17, 21))
+
+
+def test_no_summary_is_recorded_for_non_finite_images(tmp_path):
+    array = _ct((4, 6, 6)).astype(np.float32)
+    array[1, 2, 3] = np.nan
+    write_series(tmp_path, "c", "s", _image(array), fingerprint="f")
+    da = open_volume(tmp_path, "c", "s")
+    assert "summary" not in da.attrs and volume.stored_summary(da) is None
+
+
 # -- atomic writes ---------------------------------------------------------------------
 
 
