@@ -2,10 +2,12 @@
 
 Usage::
 
-    python benchmarks/bench_pipeline.py [--cases 100] [--out DIR]
+    python benchmarks/bench_pipeline.py [--cases 100] [--size small|ct] [--out DIR]
 
 1. A store of ``--cases`` synthetic CT series (one textured tumour ROI each,
-   written directly with ``write_series``: no archive, no ingest).
+   written directly with ``write_series``: no archive, no ingest), of 40 x 80
+   x 80 voxels (``small``, where fixed costs per task weigh most) or 120 x
+   256 x 256 with a 40 cm3 GTV (``ct``).
 2. The same extractions in a plain loop in this process (warm kernels): the
    extraction time the pipeline is compared with.
 3. ``radflow run`` on a local cluster of 1, then 2 worker processes (one
@@ -44,24 +46,34 @@ FULL = {"featureClass": {"firstorder": None, "glcm": None, "glrlm": None, "glszm
 SMALLEST = {"featureClass": {"firstorder": ["Mean"]}, "setting": {"additionalInfo": False}}
 
 
-def write_store(store: Path, cases: int, *, seed: int = 0) -> None:
-    """``cases`` CT-like series of 40 x 80 x 80 voxels with one ellipsoid ROI of ~4,000 voxels."""
+#: Case sizes: (shape z, y, x), spacing (z, y, x) mm, ROI semi-axes (z, y, x) in voxels.
+SIZES = {
+    # The smallest useful case: a fixed cost per task shows at its largest here.
+    "small": ((40, 80, 80), (2.5, 0.9, 0.9), (8, 14, 14)),
+    # A head-and-neck CT cropped to the neck, with a GTV of about 40 cm3 (13,000 voxels).
+    "ct": ((120, 256, 256), (3.0, 0.98, 0.98), (8, 20, 20)),
+}
+
+
+def write_store(store: Path, cases: int, *, seed: int = 0, size: str = "small") -> None:
+    """``cases`` CT-like series of one of :data:`SIZES`, each with one ellipsoid ROI."""
     from radflow.store.volume import write_series
 
-    z, y, x = np.ogrid[:40, :80, :80]
+    shape, spacing, radii = SIZES[size]
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
     for i in range(cases):
         rng = np.random.default_rng([seed, i])
-        values = rng.normal(-50, 40, size=(40, 80, 80))
-        centre = rng.integers([16, 30, 30], [24, 50, 50])
-        roi = (((z - centre[0]) / 8) ** 2 + ((y - centre[1]) / 14) ** 2
-               + ((x - centre[2]) / 14) ** 2) <= 1
+        values = rng.normal(-50, 40, size=shape)
+        centre = [int(rng.integers(r + 2, n - r - 2)) for n, r in zip(shape, radii)]
+        roi = (((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
+               + ((x - centre[2]) / radii[2]) ** 2) <= 1
         values[roi] += 60 + 50 * rng.random(int(roi.sum()))
         image = sitk.GetImageFromArray(values.astype(np.int16))
-        image.SetSpacing((0.9, 0.9, 2.5))
+        image.SetSpacing(spacing[::-1])
         label = sitk.GetImageFromArray(roi.astype(np.uint8))
         label.CopyInformation(image)
         labels = [LabelMap("gtv", "labelmap", label, {1: "GTV"})]
-        write_series(store, f"B{i:04d}", "CT-1", image, labels, fingerprint=f"bench-{seed}-{i}",
+        write_series(store, f"B{i:04d}", "CT-1", image, labels, fingerprint=f"bench-{size}-{seed}-{i}",
                      attrs={"modality": "CT", "institution": f"SITE_{i % 3}"})
 
 
@@ -171,17 +183,19 @@ def _load() -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+                        help="case size (default: small, where fixed costs show most)")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--parts", nargs="+", default=["overhead", "scaling", "duckdb"],
                         choices=["overhead", "scaling", "duckdb"])
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="radflow-bench-"))
     out.mkdir(parents=True, exist_ok=True)
-    store, warm = out / "store", out / "warm-store"
+    store, warm = out / f"store-{args.size}-{args.cases}", out / f"warm-store-{args.size}"
     print(f"cores: {os.cpu_count()}, {_load()} at start (figures are void when load >> cores)")
     for folder, n, seed in ((store, args.cases, 0), (warm, 4, 1)):
         if not folder.is_dir():
-            write_store(folder, n, seed=seed)
+            write_store(folder, n, seed=seed, size=args.size)
 
     from radflow.pipeline.plan import make_plan
 
@@ -189,7 +203,9 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     rois = len(make_plan(store, FULL).tasks)
     plan_s = time.perf_counter() - started
-    print(f"{rois} ROIs ({args.cases} cases), feature classes {', '.join(FULL['featureClass'])}")
+    shape, spacing, _ = SIZES[args.size]
+    print(f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}), "
+          f"feature classes {', '.join(FULL['featureClass'])}")
     print(f"  planning (client, metadata only)    {plan_s:7.2f} s   ({1000 * plan_s / rois:.1f} ms/ROI)")
     if "overhead" in args.parts:
         serial_full = serial_seconds(store, FULL)
@@ -201,7 +217,7 @@ def main(argv=None) -> None:
               f"({_load()})")
     if "overhead" in args.parts:
         print(f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
-              "of extraction time (target < 5 %)")
+              f"of extraction time (target < 5 %): {1000 * (one - serial_full) / rois:.1f} ms per task")
     if "scaling" in args.parts:
         two, cpu_two, client_two = bench_workers(store, warm, out, 2, FULL)
         print(f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "

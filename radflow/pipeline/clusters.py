@@ -143,18 +143,30 @@ def _create(kind: str, kwargs: dict, source):
         raise SettingsError(f"{source or 'cluster configuration'}: {first_line}") from None
 
 
+#: Dask settings of the embedded cluster (see :func:`local_cluster`).
+_LOCAL_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "200ms",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+
+
 def local_cluster(workers: int):
     """The embedded cluster: ``workers`` processes on this machine, one thread each.
 
     Dask's statistical profiler is off in these workers: it samples the
     running task's stack every 10 ms, which costs ~10% of the CPU of
-    radflow's Python-heavy tasks (the task stream and progress stay).
+    radflow's Python-heavy tasks (the task stream and progress stay). The
+    event-loop watchdog ticks every 200 ms instead of 20 ms and the system
+    monitor samples every 2 s: on a small machine their wake-ups were half of
+    the idle cluster's CPU, taken from the tasks (workers share the GIL with
+    their event loop).
     """
     import dask
     from distributed import LocalCluster
 
     _check_workers(workers)
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    with dask.config.set(_LOCAL_CONFIG):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR)
 

@@ -53,6 +53,8 @@ _MESSAGE_CHARS = 2000
 _MAX_MESSAGES = 100
 #: Completed cases committed together at most.
 _BATCH_CASES = 64
+#: Longest wait for more finished tasks to gather together (s).
+_GATHER_WAIT_S = 0.2
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
@@ -271,7 +273,8 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
         ready, since = [], 0.0
         # Whatever finished since the last pass, fetched in one gather: when the
         # client falls behind, batches grow and its cost per task shrinks.
-        for batch in stream.batches():
+        while not stream.is_empty():
+            batch = _next_batch(stream, max(1, window // 4))
             results = _results(client, batch)
             for future in batch:
                 task = by_key[future.key]
@@ -301,6 +304,22 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
             commit(ready)
     if bar:
         bar.close()
+
+
+def _next_batch(stream, size: int) -> list:
+    """Finished futures: at least one, and up to ``size`` of them if they finish within ``_GATHER_WAIT_S``.
+
+    Every gather is a round trip through the scheduler and a request each
+    worker must serve between tasks; fetching results a few at a time cuts
+    that cost per task several-fold, while the tasks still in flight keep
+    the workers busy.
+    """
+    batch = stream.next_batch(block=True)
+    deadline = time.monotonic() + _GATHER_WAIT_S
+    while len(batch) < size and stream.count() and time.monotonic() < deadline:
+        time.sleep(_GATHER_WAIT_S / 10)
+        batch += stream.next_batch(block=False)
+    return batch
 
 
 def _results(client, futures) -> dict:

@@ -472,8 +472,9 @@ _STORED_LOCK = threading.Lock()
 
 
 def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask.array.Array:
-    # Deterministic dask keys: the same stored content gets the same key.
-    token = tokenize(str(path), name, fingerprint, array.metadata.to_dict())
+    # Deterministic dask keys: the same stored content gets the same key (the
+    # fingerprint names the content; the layout of its array completes it).
+    token = tokenize(str(path), name, fingerprint, array.shape, array.chunks, str(array.dtype))
     lazy = dask.array.from_array(
         array,
         chunks=array.chunks,
