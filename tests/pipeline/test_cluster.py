@@ -65,10 +65,12 @@ class RealCluster:
         return (self.folder / f"{name}.log").read_text(errors="replace")[-2000:]
 
     def start_worker(self, name: str) -> None:
-        # No nanny: the worker is this process, so SIGKILL kills it for good.
+        # No nanny: the worker is this process, so SIGKILL kills it for good. Slowed
+        # tasks (slow_worker.py): a run lasts long enough to be interrupted mid-way.
         self._spawn(name, [str(DASK), "worker", "--scheduler-file", str(self.file), "--nthreads", "1",
                            "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name,
-                           "--death-timeout", "60", "--local-directory", str(self.folder / name)])
+                           "--death-timeout", "60", "--local-directory", str(self.folder / name),
+                           "--preload", str(Path(__file__).with_name("slow_worker.py"))])
 
     def wait_for_workers(self, n: int) -> None:
         from distributed import Client
