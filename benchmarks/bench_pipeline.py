@@ -43,7 +43,10 @@ from radflow.io.records import LabelMap
 FULL = {"featureClass": {"firstorder": None, "glcm": None, "glrlm": None, "glszm": None,
                          "gldm": None, "ngtdm": None},
         "setting": {"binWidth": 25}}
+#: The usual published configuration: Original, LoG and wavelets (3 tasks per ROI).
+FILTERS = {**FULL, "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}}}
 SMALLEST = {"featureClass": {"firstorder": ["Mean"]}, "setting": {"additionalInfo": False}}
+PARAMS = {"default": FULL, "filters": FILTERS}
 
 
 #: Case sizes: (shape z, y, x), spacing (z, y, x) mm, ROI semi-axes (z, y, x) in voxels.
@@ -78,8 +81,14 @@ def write_store(store: Path, cases: int, *, seed: int = 0, size: str = "small") 
 
 
 def serial_seconds(store: Path, params) -> float:
-    """Extraction time of every planned task, one after the other in this process."""
+    """Extraction time of every planned task, one after the other in this process.
+
+    With SimpleITK on one thread, as in the workers (its filters would use
+    every core here, and the comparison would be with more than one core).
+    """
     import dask
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
     from radflow.features.extractor import extract
     from radflow.pipeline.plan import make_plan
@@ -185,6 +194,9 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", type=int, default=100)
     parser.add_argument("--size", choices=sorted(SIZES), default="small",
                         help="case size (default: small, where fixed costs show most)")
+    parser.add_argument("--params", choices=sorted(PARAMS), default="default",
+                        help="default: PyRadiomics' classes on Original (1 task per ROI); "
+                             "filters: also LoG (1, 3 mm) and the 8 wavelets (3 tasks per ROI)")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--parts", nargs="+", default=["overhead", "scaling", "duckdb"],
                         choices=["overhead", "scaling", "duckdb"])
@@ -199,27 +211,30 @@ def main(argv=None) -> None:
 
     from radflow.pipeline.plan import make_plan
 
-    serial_seconds(warm, FULL)  # imports, kernels compiled or loaded in this process
+    params = PARAMS[args.params]
+    serial_seconds(warm, params)  # imports, kernels compiled or loaded in this process
     started = time.perf_counter()
-    rois = len(make_plan(store, FULL).tasks)
+    tasks = len(make_plan(store, params).tasks)
+    rois = len(make_plan(store, SMALLEST).tasks)
     plan_s = time.perf_counter() - started
     shape, spacing, _ = SIZES[args.size]
-    print(f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}), "
-          f"feature classes {', '.join(FULL['featureClass'])}")
+    image_types = ", ".join(params.get("imageType", {"Original": {}}))
+    print(f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}); "
+          f"feature classes {', '.join(FULL['featureClass'])} on {image_types}: {tasks} tasks")
     print(f"  planning (client, metadata only)    {plan_s:7.2f} s   ({1000 * plan_s / rois:.1f} ms/ROI)")
     if "overhead" in args.parts:
-        serial_full = serial_seconds(store, FULL)
+        serial_full = serial_seconds(store, params)
         print(f"  plain loop in one process           {serial_full:7.2f} s   "
               f"{rois / serial_full:6.2f} ROIs/s   ({_load()})")
     if {"overhead", "scaling"} & set(args.parts):
-        one, cpu_one, client_one = bench_workers(store, warm, out, 1, FULL)
+        one, cpu_one, client_one = bench_workers(store, warm, out, 1, params)
         print(f"  radflow run, 1 worker               {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
               f"({_load()})")
     if "overhead" in args.parts:
         print(f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
-              f"of extraction time (target < 5 %): {1000 * (one - serial_full) / rois:.1f} ms per task")
+              f"of extraction time (target < 5 %): {1000 * (one - serial_full) / tasks:.1f} ms per task")
     if "scaling" in args.parts:
-        two, cpu_two, client_two = bench_workers(store, warm, out, 2, FULL)
+        two, cpu_two, client_two = bench_workers(store, warm, out, 2, params)
         print(f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
               f"({_load()})   speed-up {one / two:.2f}x (target >= 1.8x)")
         print(f"  CPU per ROI in workers: {1000 * cpu_one / rois:.0f} ms (1 worker), "
@@ -230,7 +245,7 @@ def main(argv=None) -> None:
     if "overhead" in args.parts:
         serial_small = serial_seconds(store, SMALLEST)
         one_small = bench_workers(store, warm, out, 1, SMALLEST)[0]
-        print("smallest feature set (firstorder Mean, no diagnostics):")
+        print("smallest feature set (firstorder Mean on Original, no diagnostics; 1 task per ROI):")
         print(f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
               f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per task   ({_load()})")
     if "duckdb" in args.parts:

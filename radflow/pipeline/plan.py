@@ -262,13 +262,14 @@ def _series_metadata(store: Path):
         yield info.case, info.series, info.attrs, info.label_keys
 
 
-def _label_rois(series_dir: Path, key: str) -> dict[int, str]:
-    """Label value -> ROI name of one label image, from its metadata only.
+def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]:
+    """Label value -> ROI name of one label image, and the hash of its voxels, from its metadata only.
 
     Read with the store's own OME parser from the label's ``zarr.json``:
     :func:`~radflow.store.volume.open_label` would build a lazy array per
-    label (~15 ms each), and planning reads every label of the archive on the
-    client.
+    label, and planning reads every label of the archive on the client. The
+    hash is the one the store recorded when it wrote the label (None for
+    labels written before radflow recorded it).
     """
     from radflow.store import ome
 
@@ -276,7 +277,8 @@ def _label_rois(series_dir: Path, key: str) -> dict[int, str]:
     meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), dict):
         raise InputError(path / "zarr.json", "not zarr group metadata (no attributes)")
-    return ome.parse_label(meta["attributes"], path)[2]
+    summary = (meta["attributes"].get("radflow") or {}).get("summary") or {}
+    return ome.parse_label(meta["attributes"], path)[2], summary.get("hash")
 
 
 def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys, groups, fs: str,
@@ -287,10 +289,15 @@ def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys, groups
     fingerprint = attrs["fingerprint"]
     tasks = []
     for key in keys:
-        for value, name in sorted(_label_rois(path, key).items()):
+        rois, label_hash = _label_rois(path, key)
+        # The label's own hash: a label replaced in an unchanged series (a new threshold
+        # segmentation) changes its tasks' keys. Left out when the store has none, so
+        # that keys of tables made from older stores stay as they were.
+        label_part = [label_hash] if label_hash else []
+        for value, name in sorted(rois.items()):
             for group, mapping in groups:
                 token = _digest("extract", case, series, institution, modality, fingerprint, key,
-                                int(value), group, mapping, fs)
+                                int(value), group, mapping, fs, *label_part)
                 tasks.append(Task(
                     key=f"radflow-extract-{token}", store=str(store), case=case, series=series,
                     study=attrs.get("study"), institution=institution, modality=modality,

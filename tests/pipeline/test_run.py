@@ -229,6 +229,18 @@ def test_incremental_runs_redo_only_what_changed(store, tmp_path, scheduler):
     assert len(_rows(table, "label_key = 'thr'")) == 2
     assert verify(table).ok
 
+    # That label replaced (another threshold) in the unchanged series: its tasks run again.
+    before = _rows(table, "label_key = 'thr'")
+    thr = sitk.GetImageFromArray((np.asarray(image.values) > 60).astype(np.uint8))
+    thr.CopyInformation(_image(0, "CT"))
+    add_label(store, "P001", "CT-1", LabelMap("thr", "threshold", thr, {1: "Thr"}), replace=True)
+    replaced = _run(store, table, scheduler, incremental=True)
+    assert (replaced.extracted, replaced.removed) == (2, 2)
+    after = _rows(table, "label_key = 'thr'")
+    assert len(after) == 2 and set(after.run_id) == {replaced.run_id}
+    assert (after.firstorder_Mean.to_numpy() != before.firstorder_Mean.to_numpy()).all()
+    assert verify(table).ok
+
 
 def test_corrupt_case_is_recorded_and_the_rest_extracted(store, tmp_path, scheduler, capsys):
     chunks = sorted(p for p in (store / "P002" / "CT-2" / "0" / "c").rglob("*") if p.is_file())
