@@ -266,10 +266,11 @@ def main(argv=None) -> None:
     params = PARAMS[args.params]
     serial_seconds(warm, params)  # imports, kernels compiled or loaded in this process
     started = time.perf_counter()
-    tasks = len(make_plan(store, params).tasks)
-    rois = len(make_plan(store, SMALLEST).tasks)
+    plan = make_plan(store, params)
     plan_s = time.perf_counter() - started
-    shape, spacing, _ = SIZES[args.size]
+    tasks = len(plan.tasks)
+    rois = len({(t.case, t.series, t.label_key, t.label) for t in plan.tasks})
+    shape = SIZES[args.size][0]
     image_types = ", ".join(params.get("imageType", {"Original": {}}))
     print(f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}); "
           f"feature classes {', '.join(FULL['featureClass'])} on {image_types}: {tasks} tasks")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-import radflow.features.extractor as extractor
+from radflow.features import extractor
 
 DELAY_S = 0.25
 # Dask may run a preload file more than once: keep wrapping the original only.
