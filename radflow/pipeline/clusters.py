@@ -34,7 +34,8 @@ from pathlib import Path
 
 from radflow.errors import InputError, SettingsError
 
-__all__ = ["CLUSTER_KINDS", "connect", "load_cluster_config", "local_cluster", "open_cluster"]
+__all__ = ["CLUSTER_KINDS", "WORKER_CONFIG", "connect", "load_cluster_config", "local_cluster",
+           "open_cluster", "worker_config"]
 
 log = logging.getLogger(__name__)
 
@@ -143,36 +144,41 @@ def _create(kind: str, kwargs: dict, source):
         raise SettingsError(f"{source or 'cluster configuration'}: {first_line}") from None
 
 
-#: Dask settings of the embedded cluster (see :func:`local_cluster`).
-_LOCAL_CONFIG = {
-    "distributed.worker.profile.enabled": False,
-    "distributed.admin.tick.interval": "200ms",
-    "distributed.admin.system-monitor.interval": "2s",
-    # Dask sets MALLOC_TRIM_THRESHOLD_=64 KiB in workers to hand freed memory back at
-    # once; radflow's filters allocate and free large temporaries per image type, and
-    # the page faults that follow cost 6-10 % of the workers' CPU. glibc's default
-    # (an adaptive threshold) keeps what the next ROI will use again.
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-}
+#: Dask settings of radflow's workers, shipped beside this module (the Docker image
+#: installs the same file as /etc/dask/radflow.yaml).
+WORKER_CONFIG = Path(__file__).with_name("dask.yaml")
+
+
+def _dotted(mapping: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: dask.config.set replaces whole sections otherwise."""
+    out = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def worker_config() -> dict:
+    """The settings of :data:`WORKER_CONFIG` as dotted keys for ``dask.config.set``."""
+    import yaml
+
+    return _dotted(yaml.safe_load(WORKER_CONFIG.read_text(encoding="utf-8")))
 
 
 def local_cluster(workers: int):
     """The embedded cluster: ``workers`` processes on this machine, one thread each.
 
-    Dask's statistical profiler is off in these workers: it samples the
-    running task's stack every 10 ms, which costs ~10% of the CPU of
-    radflow's Python-heavy tasks (the task stream and progress stay). The
-    event-loop watchdog ticks every 200 ms instead of 20 ms and the system
-    monitor samples every 2 s: on a small machine their wake-ups were half of
-    the idle cluster's CPU, taken from the tasks (workers share the GIL with
-    their event loop). glibc's malloc keeps its default trim threshold (see
-    ``_LOCAL_CONFIG``).
+    With the settings of :data:`WORKER_CONFIG` (``dask.yaml`` beside this
+    module, which says why each): no statistical profiler, a slower
+    event-loop watchdog and system monitor, glibc's own malloc trimming.
     """
     import dask
     from distributed import LocalCluster
 
     _check_workers(workers)
-    with dask.config.set(_LOCAL_CONFIG):
+    with dask.config.set(worker_config()):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR)
 

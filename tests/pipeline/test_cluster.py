@@ -251,6 +251,21 @@ def test_embedded_cluster_is_one_single_threaded_process_per_core(monkeypatch):
         assert len(pids) == 2 and os.getpid() not in pids
         profiling = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
         assert set(profiling.values()) == {False}
+        # The rest of radflow/pipeline/dask.yaml, in the worker processes themselves.
+        ticks = client.run(lambda: dask.config.get("distributed.admin.tick.interval"))
+        assert set(ticks.values()) == {"200ms"}
+        trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert set(trim.values()) == {None}
+    assert dask.config.get("distributed.admin.tick.interval") != "200ms"  # only for the cluster
+
+
+def test_worker_config_file_is_flattened_for_dask_config():
+    config = clusters.worker_config()
+    assert config["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] is None
+    assert config["distributed.worker.profile.enabled"] is False
+    with dask.config.set(config):  # dotted keys leave the rest of each section alone
+        assert dask.config.get("distributed.nanny.pre-spawn-environ.OMP_NUM_THREADS") == 1
+        assert dask.config.get("distributed.scheduler.work-stealing") is not None
 
 
 def test_connect_errors(monkeypatch, tmp_path):
