@@ -591,6 +591,7 @@ def load_dicom_series(scan: DicomScan, series_uid: str, *,
         files=tuple(stack.files) + tuple(label_files),
         labels=labels,
         frame_uid=str(getattr(stack.headers[0], "FrameOfReferenceUID", "") or "") or None,
+        study_uid=str(getattr(stack.headers[0], "StudyInstanceUID", "") or "") or None,
     )
 
 

@@ -71,6 +71,8 @@ class SeriesRecord:
     frame_uid : str or None
         FrameOfReferenceUID (DICOM): series sharing it share patient space.
         Pseudonymised before storage like ``source_uid``.
+    study_uid : str or None
+        StudyInstanceUID (DICOM). Pseudonymised before storage like ``source_uid``.
     """
 
     modality: str
@@ -80,3 +82,4 @@ class SeriesRecord:
     files: tuple[Path, ...] = ()
     labels: list[LabelMap] = field(default_factory=list)
     frame_uid: str | None = None
+    study_uid: str | None = None

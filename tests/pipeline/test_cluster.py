@@ -143,8 +143,9 @@ def _assert_exactly_once_and_equal_to_single_process(store: Path, table: Path) -
                            open_label(store, task.case, task.series, task.label_key),
                            PARAMS, label=task.label)
         row = rows.loc[(task.series, task.label_key, task.label)]
-        assert (row.case, row.roi, row.institution, row.modality) == (
-            task.case, task.roi, task.institution, task.modality)
+        assert (row.case, row.study, row.roi, row.institution, row.modality) == (
+            task.case, task.study, task.roi, task.institution, task.modality)
+        assert (task.study is None) == (task.modality == "MR")  # DICOM studies, NIfTI MR
         features = {k.removeprefix("original_"): v for k, v in expected.items()
                     if k.startswith("original_")}
         assert features and {k: row[k] for k in features} == features

@@ -62,6 +62,14 @@ def test_demo_archive_ingests_completely(demo_archive, demo_store):
     manifest = read_manifest(store)
     assert set(manifest["status"]) == {"ok"}
     assert manifest["acq_manufacturer"].notna().sum() == 6  # CT and PET carry scanner tags
+    # DICOM series carry their study's pseudonym (one per patient here); NIfTI has none.
+    studies = {(i.case, i.modality): i.attrs.get("study") for i in list_series(store)}
+    for (case, modality), study in studies.items():
+        if modality == "MR":
+            assert study is None
+        else:
+            assert study.startswith("ST") and len(study) == 18
+            assert study == studies[(case, "CT" if modality == "PT" else "PT")]
     assert manifest["institution"].nunique() == 3
 
 
