@@ -392,7 +392,8 @@ def _array(series: Path, name: str) -> zarr.Array:
     if meta.get("node_type") != "array":
         raise InputError(series / name / "zarr.json", "not a zarr array")
     try:
-        return zarr.Array(zarr.AsyncArray(meta, zarr.storage.StorePath(_zarr_store(series, read_only=True), name)))
+        where = zarr.storage.StorePath(_zarr_store(series, read_only=True), name)
+        return zarr.Array(zarr.AsyncArray(meta, where))
     except (TypeError, ValueError, KeyError) as exc:
         raise InputError(series / name / "zarr.json", f"invalid zarr array metadata: {exc}") from exc
 
@@ -407,7 +408,8 @@ def _node_json(path: Path) -> dict:
         meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(path / "zarr.json", f"unreadable zarr metadata: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("zarr_format") != 3 or not isinstance(meta.get("attributes", {}), dict):
+    if (not isinstance(meta, dict) or meta.get("zarr_format") != 3
+            or not isinstance(meta.get("attributes", {}), dict)):
         raise InputError(path / "zarr.json", "not zarr format 3 metadata")
     return meta
 
@@ -696,7 +698,10 @@ def read_box(store, case: str, series: str, box_zyx, *, margin_zyx=(0, 0, 0), ke
 
 
 def roi_bbox(store, case: str, series: str, key: str, label=None) -> tuple[slice, slice, slice]:
-    """Bounding box of an ROI in voxel indices, read one slab of chunks at a time.
+    """Bounding box of an ROI in voxel indices.
+
+    The box recorded when the label image was written; for labels written
+    by older versions, the label is read one slab of chunks at a time.
 
     Parameters
     ----------
@@ -726,7 +731,8 @@ def roi_bbox(store, case: str, series: str, key: str, label=None) -> tuple[slice
         if label not in by_name:
             raise InputError(source, f"no ROI named {label!r}; the label has {sorted(by_name)}")
         label = by_name[label]
-    box = _nonzero_box(array, label)
+    boxes = extra.get("boxes")
+    box = _recorded_box(boxes, label) if isinstance(boxes, dict) else _nonzero_box(array, label)
     if box is None:
         what = "any label" if label is None else f"label {label}"
         raise InputError(source, f"empty ROI: no voxel has {what}")
@@ -770,14 +776,20 @@ def label_box(da: xr.DataArray, label=None) -> tuple[slice, slice, slice] | None
     """
     boxes = da.attrs.get("boxes")
     if isinstance(boxes, dict) and stored_array(da) is not None:
-        if label is None:
-            found = list(boxes.values())
-        else:
-            found = [boxes[str(int(label))]] if float(label).is_integer() and str(int(label)) in boxes else []
-        if not found:
-            return None
-        return tuple(slice(min(b[axis][0] for b in found), max(b[axis][1] for b in found)) for axis in range(3))
+        return _recorded_box(boxes, label)
     return _nonzero_box(slab_source(da), label)
+
+
+def _recorded_box(boxes: dict, label=None) -> tuple[slice, slice, slice] | None:
+    """The box of ``label`` (any nonzero: None) from the boxes a label image was written with."""
+    if label is None:
+        found = list(boxes.values())
+    else:
+        key = str(int(label)) if float(label).is_integer() else None
+        found = [boxes[key]] if key in boxes else []
+    if not found:
+        return None
+    return tuple(slice(min(b[axis][0] for b in found), max(b[axis][1] for b in found)) for axis in range(3))
 
 
 def stored_summary(da: xr.DataArray, *, moments: bool = False, as_uint32: bool = False) -> dict | None:
