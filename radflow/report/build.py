@@ -510,7 +510,7 @@ def _feature_figures(fit: FitOutputs, content) -> None:
         content.figures["icc"] = [icc_distribution(
             icc_step.icc_, threshold=icc_step.threshold,
             title=f"{stable} of {int(measured.sum())} features with {value} >= "
-                  f"{icc_step.threshold:g}")]
+                  f"{icc_step.threshold:g}", xlabel=value)]
         kept = int((~measured & icc_step.support_).sum())
         content.notes["icc"] = (
             f"The pipeline's stability filter keeps features whose {value} across the "

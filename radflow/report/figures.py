@@ -532,7 +532,8 @@ def correlation_heatmap(values: pd.DataFrame, *, method: str = "spearman", clust
     return fig
 
 
-def icc_distribution(icc, *, threshold: float = 0.75, title: str | None = None) -> Figure:
+def icc_distribution(icc, *, threshold: float = 0.75, title: str | None = None,
+                     xlabel: str = "intraclass correlation") -> Figure:
     """Histogram of per-feature ICCs with the stability threshold.
 
     Parameters
@@ -543,6 +544,8 @@ def icc_distribution(icc, *, threshold: float = 0.75, title: str | None = None) 
     threshold : float
         Features with ICC >= threshold count as stable; drawn as a dashed
         line, the stable bars hatched.
+    xlabel : str
+        What the values are (e.g. the lower bound of the ICC's 95 % CI).
 
     Returns
     -------
@@ -567,9 +570,10 @@ def icc_distribution(icc, *, threshold: float = 0.75, title: str | None = None) 
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
                label=f"threshold {threshold:g}")
     n_stable = int(np.sum(values >= threshold))
-    ax.set_xlabel("intraclass correlation")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("features")
-    ax.legend(loc="upper left", frameon=False)
+    ax.set_ylim(0, 1.35 * counts.max())  # room for the legend above the tallest bar
+    ax.legend(loc="upper left", frameon=False, ncols=3)
     ax.set_title(title or f"Feature stability: {n_stable} of {len(values)} features "
                           f"with ICC >= {threshold:g}")
     return fig

@@ -161,6 +161,13 @@ def test_icc_distribution_counts_and_threshold():
     assert stable == 3
     assert [line.get_xdata()[0] for line in ax.get_lines()] == [0.75]
     assert "3 of 6" in ax.get_title()
+    assert ax.get_xlabel() == "intraclass correlation"
+    # The legend sits above the bars: its box does not cross any bar.
+    fig.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert not any(legend.overlaps(p.get_window_extent()) for p in ax.patches if p.get_height() > 0)
+    labelled = F.icc_distribution(icc, xlabel="lower 95% CI bound of ICC(1,1)")
+    assert _axes(labelled, "icc").get_xlabel() == "lower 95% CI bound of ICC(1,1)"
 
 
 def test_combat_before_after_shows_the_batch_effect(features):
