@@ -20,12 +20,9 @@ from radflow.features.ibsi.compliance import read_reference
 
 
 @pytest.fixture(scope="module")
-def phantom(ibsi_dir):
-    """IBSI digital phantom: (z, y, x) grey levels 1..6, mask, 2 mm voxels."""
-    folder = ibsi_dir / "ibsi1" / "digital_phantom"
-    image = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "image.nii.gz")))
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz"))) != 0
-    return image.astype(np.int64), mask, (2.0, 2.0, 2.0)
+def phantom(phantom):
+    """The IBSI digital phantom (conftest.py) with its 2 mm voxels."""
+    return (*phantom, (2.0, 2.0, 2.0))
 
 
 @pytest.fixture(scope="module")

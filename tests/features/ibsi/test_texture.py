@@ -67,15 +67,6 @@ def _check_table(values, reference, family):
     assert not off, f"{len(off)} of {len(expected)} {family} values off (value, reference, tolerance): {off}"
 
 
-@pytest.fixture(scope="module")
-def phantom(ibsi_dir):
-    sitk = pytest.importorskip("SimpleITK")
-    folder = ibsi_dir / "ibsi1" / "digital_phantom"
-    image = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "image.nii.gz")))
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz"))).astype(bool)
-    return image.astype(np.int64), mask
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize("family", FAMILIES)
 def test_digital_phantom_reference_values(phantom, ibsi_dir, family):

@@ -90,16 +90,6 @@ NGLDM_3D = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def phantom(ibsi_dir):
-    sitk = pytest.importorskip("SimpleITK")
-    folder = ibsi_dir / "ibsi1" / "digital_phantom"
-    image = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "image.nii.gz")))
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz"))).astype(bool)
-    assert image.shape == (4, 4, 5) and mask.sum() == 74
-    return image.astype(np.int64), mask
-
-
 def _table(matrix, columns=None):
     """{(grey level, column value): count} of the non-zero entries of a dense matrix."""
     columns = np.arange(1, matrix.shape[1] + 1) if columns is None else columns
