@@ -20,7 +20,7 @@ side alone, from Linux's VmHWM reset just before the call (it counts
 SimpleITK's buffers, which tracemalloc cannot see). Then
 where radflow's time goes, per step and per feature class. Finally numba's
 cold start: a fresh process with an empty ``NUMBA_CACHE_DIR`` running
-:func:`radflow.features.extractor.warmup`, and the same with the cache filled.
+:func:`radflow.extraction.extractor.warmup`, and the same with the cache filled.
 
 Run: ``python benchmarks/bench_extract.py [--repeat 3] [--repeat-pyradiomics 1] [--settings default filters]``
 """
@@ -61,7 +61,7 @@ TARGETS = {"default": 30.0, "default-no-diagnostics": 30.0, "filters": 15.0}
 
 
 def _radflow(case, params):
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -90,7 +90,7 @@ def _best(fn, repeat):
 @contextmanager
 def _profiled():
     """Accumulate radflow's time per step and per feature class (wall seconds)."""
-    from radflow.features import diagnostics, extractor
+    from radflow.extraction import diagnostics, extractor
     from radflow.filters import image_types as filters
     from radflow.preprocess import discretise, roi_checks
 
@@ -155,7 +155,7 @@ def _child(side: str, setting: str) -> None:
     """Run one side once; print its peak RSS above the RSS before the call, MiB (Linux)."""
     case = common.tumour_case()
     if side == "radflow":
-        from radflow.features.extractor import warmup
+        from radflow.extraction.extractor import warmup
 
         # Kernels compiled/loaded on a tiny case, so no big buffer of a first run stays resident.
         with warnings.catch_warnings():
@@ -177,7 +177,7 @@ def _peak_memory(side: str, setting: str) -> float:
 
 
 def _cold_start(empty_cache: bool) -> float:
-    code = ("import time; t = time.perf_counter(); from radflow.features.extractor import warmup; "
+    code = ("import time; t = time.perf_counter(); from radflow.extraction.extractor import warmup; "
             "warmup(); print(time.perf_counter() - t)")
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as cache:

@@ -97,7 +97,7 @@ def serial_seconds(store: Path, params) -> float:
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
     from radflow.pipeline.plan import make_plan
     from radflow.store.volume import open_label, open_volume
 

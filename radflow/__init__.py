@@ -13,7 +13,7 @@ def __getattr__(name):
 
         return open_volume
     if name == "extract":
-        from radflow.features.extractor import extract
+        from radflow.extraction.extractor import extract
 
         return extract
     raise AttributeError(f"module 'radflow' has no attribute {name!r}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-#: Family modules in PyRadiomics' order of feature classes.
+#: Family modules in PyRadiomics' order of feature classes
+#: (:data:`radflow.params.names.FEATURE_CLASSES`).
 FAMILY_MODULES = {
     "firstorder": "radflow.features.firstorder",
     "shape": "radflow.features.shape",

@@ -135,16 +135,14 @@ import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 from radflow.filters import _checks, gradient, intensity, lbp, log, wavelet
+from radflow.params.names import IBSI_FILTER_TYPES, IMAGE_TYPES
 from radflow.params.settings import (
     FILTER_SETTINGS,
-    IBSI_FILTER_TYPES,
     FilterSettings,
     filter_settings,
 )
 
 __all__ = [
-    "IBSI_FILTER_TYPES",
-    "IMAGE_TYPES",
     "WHOLE_AXIS",
     "filter_responses",
     "image_types",
@@ -152,12 +150,6 @@ __all__ = [
     "required_margin_voxels",
     "type_settings",
 ]
-
-#: PyRadiomics image types (``imageoperations.get<Type>Image``).
-IMAGE_TYPES = (
-    "Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm",
-    "Exponential", "Gradient", "LBP2D", "LBP3D",
-)  # fmt: skip
 
 #: Margin of a filter that needs the whole axis (larger than any volume;
 #: :func:`read_box` and the store's readers clip margins to the volume).

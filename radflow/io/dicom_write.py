@@ -422,7 +422,7 @@ def write_seg(path, image_files, segments: dict[str, np.ndarray], *,
     import highdicom as hd  # slow to import; only SEG needs it
     from pydicom.sr.codedict import codes
 
-    from radflow import __version__
+    from radflow._version import __version__
 
     path = Path(path)
     if segmentation_type not in ("BINARY", "FRACTIONAL"):

@@ -436,7 +436,7 @@ def _read_region(store, info, key, label, extraction, raters):
 
 
 def _one_roi(store, info, key, label, roi, modality, extraction, raters) -> RoiPerturbations:
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
     from radflow.store import volume
 
     out = RoiPerturbations(case=info.case, series=info.series, modality=modality, roi=roi,

@@ -74,7 +74,7 @@ from typing import Any
 from radflow.errors import SettingsError
 from radflow.params.pyradiomics_params import _read
 from radflow.params.settings import FILTER_SETTINGS, FilterSettings
-from radflow.preprocess.ibsi import INTERPOLATION_ORDERS
+from radflow.params.names import INTERPOLATION_ORDERS
 
 __all__ = [
     "CONFIG_DIR",

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import itertools
 import math
 import re
@@ -59,14 +58,18 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 from radflow.errors import SettingsError
-from radflow.features.registry import FAMILY_MODULES
+from radflow.params.names import (
+    BOUNDARIES,
+    FEATURE_CLASSES,
+    FEATURE_NAMES,
+    IBSI_FILTER_TYPES,
+    IMAGE_TYPES,
+    INTERPOLATORS,
+    LAWS_KERNEL_NAMES,
+)
 
 __all__ = [
-    "FEATURE_CLASSES",
     "FILTER_SETTINGS",
-    "IBSI_FILTER_TYPES",
-    "IMAGE_TYPES",
-    "INTERPOLATORS",
     "SETTING_KEYS",
     "VOXEL_SETTING_KEYS",
     "ExtractionParams",
@@ -83,32 +86,6 @@ __all__ = [
     "filter_settings",
 ]
 
-#: PyRadiomics image types (``imageoperations.get<Type>Image``).
-IMAGE_TYPES = (
-    "Original", "LoG", "Wavelet", "Square", "SquareRoot", "Logarithm",
-    "Exponential", "Gradient", "LBP2D", "LBP3D",
-)  # fmt: skip
-
-#: radflow's image types: the IBSI 2 filters of :mod:`radflow.filters.ibsi`.
-IBSI_FILTER_TYPES = ("Mean", "LoGIBSI", "Laws", "Gabor", "WaveletIBSI", "Simoncelli")
-
-#: PyRadiomics feature classes, in PyRadiomics' order.
-FEATURE_CLASSES = tuple(FAMILY_MODULES)
-
-#: SimpleITK interpolator names PyRadiomics accepts, with the integer code
-#: PyRadiomics documents for each.
-INTERPOLATORS = {
-    "sitkNearestNeighbor": 1,
-    "sitkLinear": 2,
-    "sitkBSpline": 3,
-    "sitkGaussian": 4,
-    "sitkLabelGaussian": 5,
-    "sitkHammingWindowedSinc": 6,
-    "sitkCosineWindowedSinc": 7,
-    "sitkWelchWindowedSinc": 8,
-    "sitkLanczosWindowedSinc": 9,
-    "sitkBlackmanWindowedSinc": 10,
-}
 _INTERPOLATOR_BY_CODE = {code: name for name, code in INTERPOLATORS.items()}
 
 _WEIGHTING_NORMS = ("manhattan", "euclidean", "infinity", "no_weighting")
@@ -956,15 +933,7 @@ def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]
 
 
 def _check_feature_names(family: str, names: tuple[str, ...]) -> None:
-    """Check names against the family's registry entries, if that family is written yet."""
-    module_name = FAMILY_MODULES[family]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return  # family not implemented yet: its compute() checks the names later
-        raise
-    known = tuple(feature.name for feature in module.FEATURES)
+    known = FEATURE_NAMES[family]
     for name in names:
         if name not in known:
             raise SettingsError(f"featureClass {family!r}: unknown feature {name!r}"
@@ -1051,12 +1020,12 @@ def _normalise(rule: _Rule, value, where: str):
             fail("a discrete PyWavelets wavelet name (pywt.wavelist(kind='discrete'), e.g. 'coif1', 'haar', 'db2')")
         return value
     if kind == "boundary":
-        if not isinstance(value, str) or value not in _boundaries():
+        if not isinstance(value, str) or value not in BOUNDARIES:
             fail(_describe(rule))
         return value
     if kind == "laws_kernel":
         if not isinstance(value, str) or len(value) not in (4, 6) or any(
-            value[i : i + 2] not in _laws_kernels() for i in range(0, len(value), 2)
+            value[i : i + 2] not in LAWS_KERNEL_NAMES for i in range(0, len(value), 2)
         ):
             fail(_describe(rule))
         return value
@@ -1065,19 +1034,6 @@ def _normalise(rule: _Rule, value, where: str):
             fail(_describe(rule))
         return value
     raise AssertionError(kind)
-
-
-def _boundaries() -> tuple[str, ...]:
-    # Imported when an IBSI filter is configured: the filter package loads SciPy.
-    from radflow.filters.ibsi import BOUNDARIES
-
-    return BOUNDARIES
-
-
-def _laws_kernels() -> tuple[str, ...]:
-    from radflow.filters.ibsi import LAWS_KERNELS
-
-    return tuple(LAWS_KERNELS)
 
 
 def _number(rule: _Rule, value, fail, expected: str | None = None):
@@ -1117,9 +1073,9 @@ def _describe(rule: _Rule) -> str:
     if rule.kind == "str":
         return "one of " + ", ".join(repr(c) for c in rule.choices) + (", or null" if rule.nullable else "")
     if rule.kind == "boundary":
-        return "one of " + ", ".join(repr(c) for c in _boundaries())
+        return "one of " + ", ".join(repr(c) for c in BOUNDARIES)
     if rule.kind == "laws_kernel":
-        return (f"2 (2D) or 3 (3D) of {', '.join(_laws_kernels())} in axis order x, y[, z], "
+        return (f"2 (2D) or 3 (3D) of {', '.join(LAWS_KERNEL_NAMES)} in axis order x, y[, z], "
                 "e.g. 'L5E5E5'")
     if rule.kind == "decomposition":
         return "'L' or 'H' for each of 2 or 3 axes in order x, y[, z], e.g. 'LLH'"

@@ -156,7 +156,8 @@ def _series_jobs(case: CaseSource):
     Loading is deferred so that unchanged series are skipped after hashing
     their files, without decoding pixels.
     """
-    from radflow.io.dicom import load_dicom_series, scan_dicom
+    from radflow.io.dicom import scan_dicom
+    from radflow.io.dicom_series import load_dicom_series
     from radflow.io.image_file import label_sidecar, read_image, read_label_map
 
     for src in case.dicom:

@@ -119,7 +119,7 @@ def extract_task(task: Task) -> list[dict] | TaskError:
     """
     import dask
 
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
     from radflow.store.volume import open_label, open_volume
 
     try:

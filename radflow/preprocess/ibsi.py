@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from radflow.params.names import INTERPOLATION_ORDERS
+
 __all__ = [
     "INTERPOLATION_ORDERS",
     "InterpolationGrid",
@@ -48,8 +50,6 @@ __all__ = [
     "resegment_range",
 ]
 
-#: Image interpolation name -> spline order (scipy.ndimage).
-INTERPOLATION_ORDERS = {"nearest": 0, "linear": 1, "cubic_spline": 3}
 # Interpolated mask values are rounded to this many decimals before the
 # threshold: a voxel centre exactly between ROI and background gives 0.5 in
 # exact arithmetic, and float round-off must not decide which side it falls.

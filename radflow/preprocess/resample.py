@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
-from radflow.params.settings import INTERPOLATORS
+from radflow.params.names import INTERPOLATORS
 from radflow.preprocess.roi_checks import (
     _check_pad_distance,
     check_roi_inside_image,
@@ -59,7 +59,7 @@ def resample_image_and_mask(
         keep the mask's spacing too.
     interpolator : str
         SimpleITK interpolator name for the image (one of
-        :data:`radflow.params.settings.INTERPOLATORS`); the mask always uses
+        :data:`radflow.params.names.INTERPOLATORS`); the mask always uses
         nearest neighbour.
     label : int
         ROI label value, > 0.

@@ -10,8 +10,8 @@ import SimpleITK as sitk
 import volumes
 
 from radflow.errors import InputError, SettingsError
-from radflow.features.batch import extract_batch
-from radflow.features.extractor import extract
+from radflow.extraction.batch import extract_batch
+from radflow.extraction.extractor import extract
 
 PARAMS = {"setting": {"binWidth": 25}, "featureClass": {"firstorder": ["Mean", "Entropy"], "shape": ["VoxelVolume"]}}
 

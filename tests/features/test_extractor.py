@@ -22,8 +22,8 @@ import volumes
 
 import radflow
 from radflow.errors import InputError, SettingsError
-from radflow.features import output
-from radflow.features.extractor import extract, warmup
+from radflow.extraction import output
+from radflow.extraction.extractor import extract, warmup
 from radflow.io.records import LabelMap
 
 PARAMS = {"setting": {"binWidth": 25}, "featureClass": {"shape": None, "firstorder": None, "glcm": None}}
@@ -129,7 +129,7 @@ def _forget_stored_summaries(series: Path) -> None:
 
 @pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "older-store"])
 def test_store_volume_is_read_whole_at_most_once_for_its_rois(tmp_path, monkeypatch, recorded):
-    from radflow.features import diagnostics
+    from radflow.extraction import diagnostics
 
     image, mask = volumes.mr()
     if not recorded:

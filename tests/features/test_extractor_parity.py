@@ -27,7 +27,7 @@ import SimpleITK as sitk
 import volumes
 
 from radflow.errors import InputError
-from radflow.features.extractor import extract
+from radflow.extraction.extractor import extract
 from radflow.features.registry import family_module
 
 radiomics = pytest.importorskip("radiomics")

@@ -242,7 +242,7 @@ def test_normalised_parameters_round_trip_and_hash():
 
 
 def test_extraction_on_a_laws_energy_map():
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
 
     mask = MASKS["interior"]
     params = {"imageType": {"Original": {}, "Laws": {"kernel": "L5E5", "rotation_invariant": True,

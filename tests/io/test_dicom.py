@@ -14,9 +14,8 @@ from pydicom.encaps import encapsulate
 
 from radflow.errors import InputError
 from radflow.io.acquisition import acquisition_metadata
-from radflow.io.dicom import (
-    load_dicom_folder, load_dicom_series, read_image_series, scan_dicom, sort_slices,
-)
+from radflow.io.dicom import read_image_series, scan_dicom, sort_slices
+from radflow.io.dicom_series import load_dicom_folder, load_dicom_series
 from radflow.io.dicom_write import write_image_series, write_rtstruct
 
 

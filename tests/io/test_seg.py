@@ -79,7 +79,7 @@ def test_seg_of_another_series_is_refused(tmp_path):
 
 
 def test_seg_is_found_by_the_scan_and_loaded_with_its_series(tmp_path):
-    from radflow.io.dicom import load_dicom_series
+    from radflow.io.dicom_series import load_dicom_series
 
     files = write_ct(tmp_path)
     write_seg(tmp_path / "seg.dcm", files, {"Ring": masks()["Ring"]})

@@ -11,7 +11,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from radflow.errors import InputError
-from radflow.io.dicom import load_dicom_series, scan_dicom
+from radflow.io.dicom import scan_dicom
+from radflow.io.dicom_series import load_dicom_series
 from radflow.io.dicom_write import write_image_series
 from radflow.io.suv import suv_bw_factor
 

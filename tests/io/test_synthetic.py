@@ -21,9 +21,9 @@ from scipy import ndimage, stats
 from skimage.draw import polygon
 
 from radflow.errors import InputError, SettingsError
-from radflow.io import synthetic
+from radflow.demo import synthetic
 from radflow.cli import main as radflow_main
-from radflow.io.synthetic import draw_cohort, draw_patient, write_demo_archive
+from radflow.demo.synthetic import draw_cohort, draw_patient, write_demo_archive
 
 SEED = 1  # its first three patients cover both anatomies (neck, thorax, neck)
 

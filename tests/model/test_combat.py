@@ -212,7 +212,7 @@ def _scanner_features(cohort, seed=0):
 def archive():
     from sksurv.util import Surv
 
-    from radflow.io.synthetic import draw_cohort
+    from radflow.demo.synthetic import draw_cohort
 
     cohort = draw_cohort(180, seed=2)
     table = _scanner_features(cohort)

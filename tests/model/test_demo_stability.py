@@ -1,4 +1,4 @@
-"""The demo's stability step (``radflow.pipeline.demo.stability_step``) and the ICC
+"""The demo's stability step (``radflow.demo.scenario.stability_step``) and the ICC
 filter it feeds into the demo's study spec.
 
 A store of five CT series, each a textured ellipsoid GTV of its own size, plus
@@ -60,7 +60,7 @@ def _icc_1_1(table: np.ndarray) -> float:
 def test_stability_step_writes_the_icc_table(store, tmp_path, capsys):
     from scipy import ndimage
 
-    from radflow.pipeline.demo import STABILITY_PERTURBATIONS, stability_step
+    from radflow.demo.scenario import STABILITY_PERTURBATIONS, stability_step
 
     out = stability_step(store, tmp_path / "stability_icc.parquet")
     printed = capsys.readouterr().out
@@ -85,9 +85,9 @@ def test_stability_step_writes_the_icc_table(store, tmp_path, capsys):
 
 
 def test_demo_spec_filters_by_the_stability_table(store, tmp_path):
-    from radflow.model.demo import ICC_RULE, default_spec
+    from radflow.demo.study import ICC_RULE, default_spec
     from radflow.model.spec import parse_spec
-    from radflow.pipeline.demo import stability_step
+    from radflow.demo.scenario import stability_step
 
     icc = stability_step(store, tmp_path / "stability_icc.parquet")
     (tmp_path / "features").mkdir()

@@ -28,7 +28,7 @@ def study():
     prognostic tumour properties, measured with noise and an institution
     offset, plus uninformative ones), PET features (missing for every fourth
     patient), clinical and genomic columns; the survival of the hidden model."""
-    from radflow.io.synthetic import draw_cohort
+    from radflow.demo.synthetic import draw_cohort
 
     cohort = draw_cohort(240, seed=3)
     rng = np.random.default_rng(0)

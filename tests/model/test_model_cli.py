@@ -1,4 +1,4 @@
-"""``radflow model fit/predict`` (through :func:`radflow.model.cli_commands.add_commands`),
+"""``radflow model fit/predict`` (through :func:`radflow.cli.model.add_commands`),
 the study spec's validation, and the demo's modelling step, on a 45-patient
 feature table in the layout ``radflow run`` writes (features derived from the
 synthetic cohort's true properties: see test_synthetic_signal)."""
@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from radflow.errors import InputError, SettingsError
-from radflow.io.synthetic import draw_cohort
-from radflow.model.cli_commands import add_commands
+from radflow.demo.synthetic import draw_cohort
+from radflow.cli.model import add_commands
 from radflow.model.spec import load_spec, parse_spec
 from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
 
@@ -116,7 +116,7 @@ def test_binary_endpoint_spec(study):
 
 
 def test_demo_modelling_step(study, capsys):
-    from radflow.model.demo import run_modelling
+    from radflow.demo.study import run_modelling
 
     folder = study["folder"]
     out = run_modelling(folder / "features", folder, folder / "model", bootstrap=50)

@@ -154,7 +154,7 @@ def test_score_test_invariances_and_undefined():
 def test_univariate_cox_selects_the_hidden_models_covariates():
     """On the synthetic cohort, the prognostic true properties pass the score
     test; noise columns do not (FDR-adjusted)."""
-    from radflow.io.synthetic import draw_cohort
+    from radflow.demo.synthetic import draw_cohort
 
     cohort = draw_cohort(200, seed=1)
     rng = np.random.default_rng(0)

@@ -198,7 +198,7 @@ def test_icc_table_is_the_icc_of_the_values_table(result):
 
 def test_reference_rater_equals_extraction_from_the_store(result, store, params_file):
     """The box read around each ROI holds everything the extraction needs."""
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
     from radflow.store.volume import open_label, open_volume
 
     for case in ("P0", "P3"):

@@ -15,8 +15,8 @@ from scipy import stats
 
 from radflow.errors import SettingsError
 from radflow.io.pseudonym import Pseudonymiser, load_key
-from radflow.io.synthetic import draw_cohort
-from radflow.model.cli_commands import add_stats_arguments
+from radflow.demo.synthetic import draw_cohort
+from radflow.cli.model import add_stats_arguments
 from radflow.model.stats import OUTPUTS, benjamini_hochberg, correlations, stats_command
 from radflow.model.study import load_study
 

@@ -10,7 +10,7 @@ import pytest
 
 from radflow.errors import InputError
 from radflow.io.pseudonym import Pseudonymiser, load_key
-from radflow.io.synthetic import draw_cohort
+from radflow.demo.synthetic import draw_cohort
 from radflow.model.study import encode_covariates, feature_sets, load_study
 
 PARAMS = {"featureClass": {"firstorder": ["Mean"], "glcm": ["Contrast"]}}
@@ -267,7 +267,7 @@ def test_study_of_a_real_radflow_run(tmp_path):
     import SimpleITK as sitk
     from distributed import LocalCluster
 
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
     from radflow.io.records import LabelMap
     from radflow.pipeline.run import run
     from radflow.store.volume import open_label, open_volume, write_series

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator
 from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
 
 from radflow.errors import InputError, SettingsError
-from radflow.io.synthetic import draw_cohort
+from radflow.demo.synthetic import draw_cohort
 from radflow.model.spec import (
     PREDICTION_COLUMNS,
     build_pipeline,

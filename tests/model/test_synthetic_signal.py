@@ -1,13 +1,13 @@
 """The issue's "Done when" on the synthetic archive's hidden survival model.
 
-150 patients from :func:`radflow.io.synthetic.draw_cohort`, three
+150 patients from :func:`radflow.demo.synthetic.draw_cohort`, three
 institutions. Image features are *derived* from each patient's true tumour
 properties through measurement models of its institution's scanners (the
-scanner parameters of :data:`radflow.io.synthetic.SITES`: HU miscalibration,
+scanner parameters of :data:`radflow.demo.synthetic.SITES`: HU miscalibration,
 CT noise and blur, PET resolution, noise and calibration), plus measurement
 noise and features that carry no signal. Simulating and extracting 150 CT and
 PET volumes takes minutes (0.8 s per CT before any feature), so the
-real-extraction figure is the demo's (see :mod:`radflow.model.demo`).
+real-extraction figure is the demo's (see :mod:`radflow.demo.study`).
 
 The features go through the product's own path: a Hive-partitioned feature
 table written with :class:`radflow.pipeline.table.TableWriter`, the archive's
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radflow.io.synthetic import draw_cohort
+from radflow.demo.synthetic import draw_cohort
 
 N_PATIENTS = 150
 SEED = 5

@@ -13,7 +13,6 @@ import math
 import re
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -536,20 +535,17 @@ def test_hash_is_stable_across_processes():
     assert runs.pop().strip() == params_hash(load_params({"setting": {"binWidth": 5, "distances": [1, 2]}}))
 
 
-# -- feature names, checked against the registry where the family exists -----------------------
+# -- feature names, checked against radflow.params.names (the families' own lists) -------------
 
-def test_feature_names_checked_against_registry(monkeypatch):
-    from radflow.features import registry
-    from radflow.features.registry import Feature
+def test_feature_names_checked_against_the_name_lists():
+    from radflow.params.names import FEATURE_NAMES
 
-    fake = types.ModuleType("radflow_test_fake_glcm")
-    fake.FEATURES = (Feature("JointEntropy", "glcm", "TU9B"), Feature("Idm", "glcm", "WF0Z"))
-    monkeypatch.setitem(sys.modules, fake.__name__, fake)
-    monkeypatch.setitem(registry.FAMILY_MODULES, "glcm", fake.__name__)
     assert load_params({"featureClass": {"glcm": ["JointEntropy"]}}).feature_classes == {"glcm": ("JointEntropy",)}
+    valid = ", ".join(FEATURE_NAMES["glcm"])
     with pytest.raises(SettingsError, match=r"unknown feature 'JointEntropie' \(did you mean 'JointEntropy'\?\); "
-                                            r"valid: JointEntropy, Idm"):
+                                            r"valid: Autocorrelation, JointAverage, ") as info:
         load_params({"featureClass": {"glcm": ["JointEntropie"]}})
-    # A family not written yet: names are kept, its compute() checks them later.
-    monkeypatch.setitem(registry.FAMILY_MODULES, "glcm", "radflow_test_no_such_module")
-    assert load_params({"featureClass": {"glcm": ["Anything"]}}).feature_classes == {"glcm": ("Anything",)}
+    assert str(info.value).endswith(valid)
+    # No family is skipped: every class's names are data, checked without importing its kernels.
+    with pytest.raises(SettingsError, match="unknown feature 'Anything'"):
+        load_params({"featureClass": {"ngtdm": ["Anything"]}})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from radflow.features import extractor
+from radflow.extraction import extractor
 
 DELAY_S = 0.25
 # Dask may run a preload file more than once: keep wrapping the original only.

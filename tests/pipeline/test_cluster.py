@@ -21,8 +21,8 @@ import duckdb
 import pytest
 
 from radflow.errors import InputError, SettingsError
-from radflow.features.extractor import extract
-from radflow.io.synthetic import write_demo_archive
+from radflow.extraction.extractor import extract
+from radflow.demo.synthetic import write_demo_archive
 from radflow.pipeline import clusters
 from radflow.pipeline.clusters import connect, load_cluster_config, open_cluster
 from radflow.pipeline.ingest import ingest_archive

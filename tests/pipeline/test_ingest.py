@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from radflow.io.dicom_write import write_image_series, write_rtstruct
-from radflow.io.synthetic import write_demo_archive
+from radflow.demo.synthetic import write_demo_archive
 from radflow.pipeline.ingest import ingest_archive
 from radflow.pipeline.manifest import read_manifest
 from radflow.store.volume import list_series, open_label, open_volume, to_sitk

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radflow.features.extractor import extract
+from radflow.extraction.extractor import extract
 from radflow.io.records import LabelMap
-from radflow.pipeline.cli_commands import add_commands
+from radflow.cli.pipeline import add_commands
 from radflow.pipeline.plan import feature_columns, feature_set_name, image_type_groups, make_plan
 from radflow.pipeline.run import run, traceback_digest
 from radflow.pipeline.table import TableWriter, read_errors, read_table, table_lock, verify

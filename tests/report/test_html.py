@@ -263,7 +263,7 @@ def test_cli_arguments(tmp_path, capsys):
     import argparse
 
     from radflow.errors import InputError
-    from radflow.report.cli_commands import add_commands
+    from radflow.cli.report import add_commands
 
     parser = argparse.ArgumentParser(prog="radflow")
     add_commands(parser.add_subparsers(dest="command"))

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from radflow.io.synthetic import draw_cohort
+from radflow.demo.synthetic import draw_cohort
 
 N = 60
 FEATURES = ("shape_MeshVolume", "firstorder_Entropy", "glcm_Contrast", "firstorder_Mean",

@@ -19,7 +19,7 @@ and a public ``compute`` returning ``{tag: value}`` for the tags of the
 requested aggregations, NaN only where the IBSI value is undefined. Inputs are
 arrays in (z, y, x) order, ``spacing_zyx`` in mm, boolean masks, and
 discretised images as integer arrays with grey levels 1..Ng inside the mask.
-:mod:`radflow.features.ibsi.extract` calls them as follows (keyword names are
+:mod:`radflow.extraction.ibsi` calls them as follows (keyword names are
 the contract)::
 
     morphology.compute(image, morph_mask=, intensity_mask=, spacing_zyx=)
@@ -400,5 +400,5 @@ def family_module(family: str):
     """The module computing an IBSI family key (ModuleNotFoundError while it is not installed)."""
     module = FAMILIES[family][1]
     if module is None:
-        raise KeyError(f"IBSI family {family!r} is computed by radflow.features.ibsi.extract")
+        raise KeyError(f"IBSI family {family!r} is computed by radflow.extraction.ibsi")
     return importlib.import_module(module)

@@ -26,11 +26,10 @@ import numpy as np
 
 from radflow.errors import InputError
 from radflow.filters._checks import choice, integer
+from radflow.params.names import BOUNDARIES
 
 __all__ = ["BOUNDARIES", "check_boundary", "check_dimensions", "check_spacing", "check_volume", "ndimage_mode", "pad"]
 
-#: IBSI boundary condition names.
-BOUNDARIES = ("constant", "nearest", "periodic", "mirror")
 
 _NDIMAGE_MODES = {"constant": "constant", "nearest": "nearest", "periodic": "wrap", "mirror": "reflect"}
 _PAD_MODES = {"constant": "constant", "nearest": "edge", "periodic": "wrap", "mirror": "symmetric"}

@@ -19,14 +19,14 @@ import pytest
 import SimpleITK as sitk
 
 from radflow.errors import InputError
-from radflow.features.ibsi import compliance
+from radflow.pipeline import ibsi_compliance as compliance
 from radflow.features.ibsi import registry as ibsi_registry
-from radflow.features.ibsi.cli_commands import (
+from radflow.cli.ibsi import (
     add_commands,
     extract_ibsi_output,
     feature_table,
 )
-from radflow.features.ibsi.extract import available_families, extract_ibsi
+from radflow.extraction.ibsi import available_families, extract_ibsi
 
 #: Reference values per dataset (features + diagnostics), as the IBSI 1 issue counts them.
 EXPECTED_COUNTS = {"phantom": (482, 0), "A": (346, 60), "B": (346, 60), "C": (210, 60), "D": (210, 60), "E": (210, 60)}

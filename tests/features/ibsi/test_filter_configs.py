@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from radflow.errors import SettingsError
-from radflow.features.ibsi.extract import compute_ibsi, extract_ibsi
+from radflow.extraction.ibsi import compute_ibsi, extract_ibsi
 from radflow.params.ibsi import CONFIG_DIR, PHASE2_CONFIG_NAMES, load_ibsi_config
 from radflow.params.settings import (
     GaborFilter,

@@ -1,7 +1,7 @@
 """IBSI intensity families: statistics, intensity histogram, intensity-volume histogram, local intensity.
 
 Checked against the IBSI 1 reference values (digital phantom; CT phantom
-configuration C, processed by radflow.features.ibsi.extract.process_ibsi),
+configuration C, processed by radflow.extraction.ibsi.process_ibsi),
 values worked out by hand from the manual's definitions, the manual's own IVH
 table of the digital phantom, scipy.stats, and a brute-force local peak.
 """
@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from scipy import stats as scipy_stats
 
 from radflow.features.ibsi import histogram, ivh, local_intensity, registry, statistics
-from radflow.features.ibsi.compliance import read_reference
+from radflow.pipeline.ibsi_compliance import read_reference
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def phantom(phantom):
 @pytest.fixture(scope="module")
 def config_c(ibsi_dir):
     """CT phantom under IBSI configuration C (2 mm trilinear, [-1000, 400] HU, bins of 25 HU)."""
-    from radflow.features.ibsi.extract import process_ibsi
+    from radflow.extraction.ibsi import process_ibsi
 
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     image = sitk.ReadImage(str(folder / "image.nii.gz"))

@@ -1,7 +1,7 @@
 """IBSI morphology: reference values, shapes worked out by hand, independent implementations.
 
 References: the IBSI 1 tables (digital phantom; CT phantom configuration C
-processed by radflow.features.ibsi.extract.process_ibsi); closed forms for an
+processed by radflow.extraction.ibsi.process_ibsi); closed forms for an
 octahedron and a two-voxel ROI; the IBSI ellipsoid-area series summed with
 scipy's Legendre polynomials; brute-force O(n^2) Moran's I and Geary's C; numpy's sample
 covariance for the PCA; scikit-image's marching cubes for the mesh.
@@ -19,7 +19,7 @@ from scipy.spatial import ConvexHull
 from scipy.spatial.transform import Rotation
 
 from radflow.features.ibsi import morphology, registry
-from radflow.features.ibsi.compliance import read_reference
+from radflow.pipeline.ibsi_compliance import read_reference
 
 
 def _compute(image, morph, intensity=None, spacing=(1.0, 1.0, 1.0)):
@@ -53,7 +53,7 @@ def test_digital_phantom_reference(ibsi_dir):
 
 
 def test_ct_phantom_config_c_reference(ibsi_dir):
-    from radflow.features.ibsi.extract import process_ibsi
+    from radflow.extraction.ibsi import process_ibsi
 
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     image = sitk.ReadImage(str(folder / "image.nii.gz"))

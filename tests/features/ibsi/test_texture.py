@@ -80,7 +80,7 @@ def test_digital_phantom_reference_values(phantom, ibsi_dir, family):
 @cache
 def _ct_phantom_processed(ibsi_dir, config):
     sitk = pytest.importorskip("SimpleITK")
-    from radflow.features.ibsi.extract import process_ibsi
+    from radflow.extraction.ibsi import process_ibsi
 
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     image = sitk.ReadImage(str(folder / "image.nii.gz"))
@@ -95,7 +95,7 @@ def _ct_phantom_processed(ibsi_dir, config):
                                                   ("C", ("3D_avg", "3D_comb", "3D"))])  # fmt: skip
 @pytest.mark.parametrize("family", FAMILIES)
 def test_ct_phantom_reference_values(ibsi_dir, config, aggregations, family):
-    # IBSI processing (interpolation, re-segmentation, discretisation) is radflow.features.ibsi.extract's.
+    # IBSI processing (interpolation, re-segmentation, discretisation) is radflow.extraction.ibsi's.
     p = _ct_phantom_processed(ibsi_dir, config)
     values = _compute(family, p.levels, p.intensity_mask, p.n_levels, aggregations, morph_mask=p.morph_mask)
     _check_table(values, _reference(ibsi_dir, f"config_{config}"), family)

@@ -31,7 +31,7 @@ _CHECK_COMMAND = "radflow ibsi-check --source nifti dicom --markdown > docs/ibsi
 
 def add_commands(subparsers) -> None:
     """Add ``ibsi-check`` and ``features`` to the ``radflow`` sub-command parsers."""
-    from radflow.features.ibsi.compliance import DATASETS
+    from radflow.pipeline.ibsi_compliance import DATASETS
 
     p = subparsers.add_parser(
         "ibsi-check",
@@ -80,7 +80,7 @@ def extract_ibsi_output(image, mask, config, *, output_format: str = "json", lab
     label : int, optional
         ROI label value in the mask (default: every non-zero voxel).
     """
-    from radflow.features.ibsi.extract import extract_ibsi
+    from radflow.extraction.ibsi import extract_ibsi
 
     if output_format not in ("json", "csv"):
         raise InputError("--format", f"IBSI mode writes json or csv, got {output_format!r}")
@@ -122,7 +122,7 @@ def default_reference_dir() -> Path:
 def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
     """The compliance document: how it was made, then the tables of each report."""
     from radflow._version import __version__
-    from radflow.features.ibsi.compliance import KNOWN_DEVIATIONS, format_report
+    from radflow.pipeline.ibsi_compliance import KNOWN_DEVIATIONS, format_report
 
     lines = [
         "# IBSI 1 compliance of radflow's IBSI mode",
@@ -169,7 +169,7 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
 
 
 def _cmd_ibsi_check(args) -> int:
-    from radflow.features.ibsi.compliance import check, format_report
+    from radflow.pipeline.ibsi_compliance import check, format_report
 
     path = Path(args.path) if args.path else default_reference_dir()
     if not (path / "ibsi1" / "reference").is_dir():

@@ -211,7 +211,7 @@ def check(
     -------
     ComplianceReport
     """
-    from radflow.features.ibsi.extract import extract_ibsi
+    from radflow.extraction.ibsi import extract_ibsi
 
     reference_dir = Path(reference_dir)
     if source not in _SOURCES:

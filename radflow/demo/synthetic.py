@@ -14,7 +14,7 @@
       INST_A/A0001/MR/t1_label.nii.gz    1 = GTV, 2 = organ
       INST_A/A0001/MR/t1_label.json      {"1": "GTV", "2": organ}
 
-Each patient is one :class:`~radflow.io.phantoms.Phantom` in patient
+Each patient is one :class:`~radflow.demo.phantoms.Phantom` in patient
 coordinates, sampled by a CT, a PET and an MR scanner of its institution on
 three different grids. Institutions differ the way real ones do (batch
 effects): CT noise, kernel blur and a linear HU miscalibration; PET
@@ -48,7 +48,7 @@ import numpy as np
 from scipy import ndimage
 
 from radflow.errors import InputError, SettingsError
-from radflow.io.phantoms import ORGAN_ROI, Grid, Phantom, Tissue, Tumour, render_tissues, render_values
+from radflow.demo.phantoms import ORGAN_ROI, Grid, Phantom, Tissue, Tumour, render_tissues, render_values
 
 F18_HALF_LIFE_S = 6586.2
 CT_RESCALE_INTERCEPT = -1024.0

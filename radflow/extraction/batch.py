@@ -129,7 +129,7 @@ def extract_batch(
         if error is not None:
             failed.append((line, error))
 
-    from radflow.features.output import write_rows
+    from radflow.extraction.output import write_rows
     from radflow.store.atomic import atomic_file
 
     out_csv = Path(out_csv)
@@ -186,7 +186,7 @@ def _integer(text: str, column: str) -> int | None:
 
 def _extract_row(task) -> tuple[int, dict[str, Any] | None, str | None]:
     """Extract one row; a failure is returned as its message, never raised (module level: picklable)."""
-    from radflow.features.extractor import extract
+    from radflow.extraction.extractor import extract
 
     line, args, params = task
     try:

@@ -56,7 +56,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
-from radflow.features import diagnostics
+from radflow.extraction import diagnostics
 from radflow.features.registry import family_module
 from radflow.params.pyradiomics_params import load_params
 from radflow.params.settings import ExtractionParams, Settings
@@ -106,7 +106,7 @@ def extract(image, mask, params=None, label: int | None = None, *, label_channel
     -------
     dict
         ``diagnostics_*`` entries (when ``additionalInfo``, the default;
-        see :mod:`radflow.features.diagnostics`), then
+        see :mod:`radflow.extraction.diagnostics`), then
         ``<image type>_<class>_<feature>`` -> float, in PyRadiomics' order
         (``original_shape_MeshVolume`` in mm^3, ``wavelet-LLH_glcm_Contrast`` ...).
 
@@ -141,7 +141,7 @@ def warmup() -> dict[str, Any]:
     Runs a tiny extraction with every feature class, deprecated features
     included, in 3D and with ``force2D``, and returns its result.
     """
-    from radflow.params.settings import FEATURE_CLASSES
+    from radflow.params.names import FEATURE_CLASSES
 
     rng = np.random.default_rng(0)
     values = rng.integers(-50, 50, size=(6, 7, 8)).astype(np.int16)

@@ -22,7 +22,7 @@ STABILITY_PERTURBATIONS = ("original", "erode:1", "dilate:1", "noise:10")
 
 def demo_params() -> Path:
     """The parameter file the demo extracts with (shipped with radflow)."""
-    return Path(str(resources.files("radflow.params").joinpath(DEMO_PARAMS)))
+    return Path(str(resources.files("radflow.demo").joinpath(DEMO_PARAMS)))
 
 
 def segment_pet(store) -> list[str]:
@@ -64,7 +64,7 @@ def stability_step(store, out_file: Path) -> Path | None:
     import pandas as pd
 
     from radflow.errors import InputError
-    from radflow.model.demo import ICC_RULE
+    from radflow.demo.study import ICC_RULE
     from radflow.model.stability import stability_study
     from radflow.store.atomic import atomic_file
 
@@ -112,8 +112,8 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     dict
         Paths of what was written.
     """
-    from radflow.io.synthetic import write_demo_archive
-    from radflow.model.demo import run_modelling
+    from radflow.demo.synthetic import write_demo_archive
+    from radflow.demo.study import run_modelling
     from radflow.pipeline.ingest import ingest_archive
     from radflow.pipeline.run import run
     from radflow.report.build import write_demo_report

@@ -4,7 +4,7 @@ A phantom is defined in continuous patient coordinates (mm, DICOM LPS:
 +x towards the patient's left, +y posterior, +z head), so that CT, PET and MR
 of one patient sample the *same* object on different grids. Everything here is
 pure numpy and deterministic; the scanner models (blur, noise, batch effects)
-and the file writers live in :mod:`radflow.io.synthetic`.
+and the file writers live in :mod:`radflow.demo.synthetic`.
 
 The tumour is a star-shaped solid whose radius in direction ``u`` is
 ``R(u) = R0 * (1 + sum_k a_k P_lk(u . d_k))`` (rotated zonal spherical

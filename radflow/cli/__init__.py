@@ -23,7 +23,7 @@ log = logging.getLogger("radflow")
 
 
 def _cmd_demo_data(args) -> int:
-    from radflow.io.synthetic import run
+    from radflow.demo.synthetic import run
 
     return run(args)
 
@@ -90,19 +90,19 @@ def _cmd_extract(args) -> int:
             raise SettingsError("--ibsi takes IMAGE MASK, not a batch file")
         if not args.out:
             raise SettingsError("batch mode writes a CSV: give -o OUT.csv")
-        from radflow.features.batch import extract_batch
+        from radflow.extraction.batch import extract_batch
 
         summary = extract_batch(args.image, args.params, args.out, jobs=args.jobs)
         print(summary.report())
         return 1 if summary.failed else 0
     if args.ibsi:
-        from radflow.features.ibsi.cli_commands import extract_ibsi_output
+        from radflow.cli.ibsi import extract_ibsi_output
 
         text = extract_ibsi_output(args.image, args.mask, args.ibsi,
                                    output_format=args.format or "json", label=args.label)
         return _emit(text, args.out)
-    from radflow.features.extractor import extract
-    from radflow.features.output import format_result
+    from radflow.extraction.extractor import extract
+    from radflow.extraction.output import format_result
     from radflow.store.volume import is_store_path, open_path
 
     # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only.
@@ -126,7 +126,7 @@ def _emit(text: str, out: str | None) -> int:
 def _cmd_warmup(args) -> int:
     import time
 
-    from radflow.features.extractor import warmup
+    from radflow.extraction.extractor import warmup
 
     started = time.perf_counter()
     result = warmup()
@@ -136,7 +136,7 @@ def _cmd_warmup(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from radflow.pipeline.demo import run_demo
+    from radflow.demo.scenario import run_demo
 
     run_demo(Path(args.out), patients=args.patients, seed=args.seed, workers=args.workers)
     return 0
@@ -230,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default txt; json with --ibsi)")
     p.add_argument("-o", "--out", help="output file (default: standard output)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="batch rows extracted in parallel")
-    from radflow.features.ibsi.cli_commands import add_commands as _ibsi_commands
-    from radflow.features.ibsi.cli_commands import add_extract_option
+    from radflow.cli.ibsi import add_commands as _ibsi_commands
+    from radflow.cli.ibsi import add_extract_option
 
     add_extract_option(p)
     p.set_defaults(func=_cmd_extract)
@@ -241,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _ibsi_commands(sub)
 
-    from radflow.model.cli_commands import add_commands as _model_commands
-    from radflow.pipeline.cli_commands import add_commands as _pipeline_commands
-    from radflow.report.cli_commands import add_commands as _report_commands
+    from radflow.cli.model import add_commands as _model_commands
+    from radflow.cli.pipeline import add_commands as _pipeline_commands
+    from radflow.cli.report import add_commands as _report_commands
 
     _pipeline_commands(sub)
     _model_commands(sub)
@@ -278,6 +278,3 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

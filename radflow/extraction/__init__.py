@@ -1,0 +1,11 @@
+"""One extraction, orchestrated: which image types, which classes, which ROI, which mode.
+
+- :mod:`~radflow.extraction.extractor`: PyRadiomics-compatible extraction (:func:`extract`).
+- :mod:`~radflow.extraction.ibsi`: the IBSI 1 chain (:func:`extract_ibsi`).
+- :mod:`~radflow.extraction.batch`: PyRadiomics' batch CSV mode.
+- :mod:`~radflow.extraction.output`: the command line's output formats.
+- :mod:`~radflow.extraction.diagnostics`: PyRadiomics' ``diagnostics_*`` entries.
+
+Feature families (:mod:`radflow.features`) and image types (:mod:`radflow.filters`) are pure
+functions of arrays; everything that decides what to compute on which voxels lives here.
+"""
