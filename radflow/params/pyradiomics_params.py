@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from os import PathLike
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from radflow._config import load_config
 from radflow.errors import SettingsError
 from radflow.params.settings import ExtractionParams, Settings, VoxelSettings, all_feature_classes
 
@@ -163,91 +161,4 @@ def _from_mapping(data) -> ExtractionParams:
 
 
 def _read(path: Path):
-    if not path.is_file():
-        raise SettingsError(f"{path}: parameter file not found")
-    suffix = path.suffix.lower()
-    if suffix not in (".yaml", ".yml", ".json"):
-        raise SettingsError(f"{path}: unknown parameter file type {suffix!r}; expected .yaml, .yml or .json")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path}: cannot read parameter file ({exc})") from None
-    try:
-        if suffix == ".json":
-            return json.loads(text, object_pairs_hook=_no_duplicates)
-        return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{path}: not valid JSON: line {exc.lineno}: {exc.msg}") from None
-    except _DuplicateKey as exc:
-        raise SettingsError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SettingsError(f"{path}: not valid YAML: {where}{problem}") from None
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs):
-    seen = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _DuplicateKey(f"duplicate key {key!r}")
-        seen[key] = value
-    return seen
-
-
-class _Yaml12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 core scalars and no duplicate keys.
-
-    PyYAML implements YAML 1.1, where ``yes``/``on`` are booleans and
-    ``1e-5`` is a string; PyRadiomics' reader follows YAML 1.2.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_TAG = "tag:yaml.org,2002:"
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in {_TAG + t for t in ("bool", "int", "float")}]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_Yaml12Loader.add_implicit_resolver(
-    _TAG + "int", re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$"),
-    list("-+0123456789"))
-_Yaml12Loader.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
-               r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
-    list("-+.0123456789"))
-
-
-def _construct_int(loader, node):
-    text = loader.construct_scalar(node).replace("_", "")
-    sign = -1 if text.startswith("-") else 1
-    text = text.lstrip("+-")
-    base = {"0b": 2, "0o": 8, "0x": 16}.get(text[:2], 10)
-    return sign * int(text[2:] if base != 10 else text, base)
-
-
-def _construct_float(loader, node):
-    text = loader.construct_scalar(node).replace("_", "").lower()
-    if text.endswith(".inf"):
-        return float("-inf") if text.startswith("-") else float("inf")
-    return float("nan") if text == ".nan" else float(text)
-
-
-_Yaml12Loader.add_constructor(_TAG + "int", _construct_int)
-_Yaml12Loader.add_constructor(_TAG + "float", _construct_float)
+    return load_config(path, what="parameter file")

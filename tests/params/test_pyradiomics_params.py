@@ -347,9 +347,9 @@ def test_example_values():
 
 def _yaml(text: str):
     """Parse with radflow's reader (YAML 1.2 core schema)."""
-    from radflow.params import pyradiomics_params
+    from radflow._config import YAML12Loader
 
-    return yaml.load(text, Loader=pyradiomics_params._Yaml12Loader)  # noqa: S506 - a SafeLoader
+    return yaml.load(text, Loader=YAML12Loader)  # noqa: S506 - a SafeLoader
 
 
 @pytest.mark.parametrize("name, text, words", MALFORMED, ids=[m[0] for m in MALFORMED])
