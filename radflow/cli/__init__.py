@@ -114,7 +114,7 @@ def _cmd_extract(args) -> int:
 
 def _emit(text: str, out: str | None) -> int:
     if out:
-        from radflow.store.atomic import atomic_file
+        from radflow._atomic import atomic_file
 
         with atomic_file(out) as tmp:
             tmp.write_text(text, encoding="utf-8")

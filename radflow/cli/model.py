@@ -28,7 +28,7 @@ def _cmd_fit(args) -> int:
 
 def _cmd_predict(args) -> int:
     from radflow.model.spec import load_model, predict_patients
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     artifact = load_model(args.model)
     predictions = predict_patients(artifact, args.table, clinical=args.clinical,

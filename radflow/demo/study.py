@@ -113,7 +113,7 @@ def run_modelling(table, archive_dir, out_dir, *, icc_table=None, bootstrap: int
 
     from radflow.model.spec import load_design, parse_spec, save_study
     from radflow.model.validation import run_study
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     out = Path(out_dir)
     rois = _tumour_rois(table)

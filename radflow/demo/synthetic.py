@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -47,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from radflow._atomic import atomic_dir
 from radflow.errors import InputError, SettingsError
 from radflow.demo.phantoms import ORGAN_ROI, Grid, Phantom, Tissue, Tumour, render_tissues, render_values
 
@@ -821,10 +820,7 @@ def write_demo_archive(out, *, patients: int = 12, seed: int = 0, institutions: 
                               "or remove it")
     out.parent.mkdir(parents=True, exist_ok=True)
     cohort = draw_cohort(patients, seed=seed, institutions=institutions)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_dir(out, fsync=False) as tmp:  # the archive appears whole or not at all
         grids, files = {}, {}
         for p in cohort:
             rel = Path(p.site.name) / p.patient
@@ -838,12 +834,6 @@ def write_demo_archive(out, *, patients: int = 12, seed: int = 0, institutions: 
         _write_csv(tmp / "outcomes.csv", [p.outcome for p in cohort])
         truth = _truth(cohort, seed, grids)
         (tmp / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return DemoArchive(
         root=out,
         clinical_csv=out / "clinical.csv",

@@ -130,7 +130,7 @@ def extract_batch(
             failed.append((line, error))
 
     from radflow.extraction.output import write_rows
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     out_csv = Path(out_csv)
     with atomic_file(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:

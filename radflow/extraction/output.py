@@ -94,7 +94,7 @@ def write_result(
     result: Mapping[str, Any], path: str | PathLike, fmt: str = "csv", *, case: Mapping[str, Any] | None = None
 ) -> None:
     """Write :func:`format_result` to `path`, atomically (temporary file, then rename)."""
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     text = format_result(result, fmt, case=case)
     with atomic_file(path) as tmp:

@@ -9,17 +9,18 @@ renamed into place only after all its slices are written.
 from __future__ import annotations
 
 import hashlib
-
-import os
-import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from numpy.typing import ArrayLike
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.sr.codedict import codes
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
@@ -32,7 +33,12 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 from skimage.measure import approximate_polygon, find_contours
 
+from radflow._atomic import atomic_file, atomic_files
+from radflow._lazy import load
+from radflow._version import __version__
 from radflow.io.dicom import SliceStack, sort_slices
+
+hd = load("highdicom")  # slow to import (a quarter of a second); only SEG needs it
 
 SOP_CLASSES = {
     "CT": CTImageStorage,
@@ -63,22 +69,10 @@ PATIENT_STUDY_KEYWORDS = (
 )
 
 
-def _atomic_temp(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _save(ds: Dataset, path: Path) -> None:
     """Write ``ds`` to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _atomic_temp(path)
-    try:
+    with atomic_file(path, fsync=False) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _set_keywords(ds: Dataset, values: dict, what: str) -> None:
@@ -102,9 +96,11 @@ def _ds(value: float) -> str:
     return format_number_as_ds(float(value))
 
 
-def write_image_series(volume, folder, *, modality, spacing_zyx, origin_zyx, patient: dict,
-                       study: dict, series: dict, rescale_slope=1.0, rescale_intercept=0.0,
-                       pet: dict | None = None, file_prefix="IM") -> list[Path]:
+def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: str,
+                       spacing_zyx: ArrayLike, origin_zyx: ArrayLike,
+                       patient: dict, study: dict, series: dict, rescale_slope: float = 1.0,
+                       rescale_intercept: float = 0.0, pet: dict | None = None,
+                       file_prefix: str = "IM") -> list[Path]:
     """Write a volume as an axial single-frame DICOM series.
 
     Parameters
@@ -198,9 +194,8 @@ def write_image_series(volume, folder, *, modality, spacing_zyx, origin_zyx, pat
         created = (now.strftime("%Y%m%d"), now.strftime("%H%M%S"))
     sop_class = SOP_CLASSES[modality]
     paths = [folder / f"{file_prefix}{k + 1:04d}.dcm" for k in range(nz)]
-    temps: list[Path] = []
-    try:
-        for k, path in enumerate(paths):
+    with atomic_files(paths, fsync=False) as temps:
+        for k, tmp in enumerate(temps):
             ds = Dataset()
             ds.update(common)
             sop_instance = generate_uid(entropy_srcs=[str(common.SeriesInstanceUID), str(k)])
@@ -228,22 +223,15 @@ def write_image_series(volume, folder, *, modality, spacing_zyx, origin_zyx, pat
                 ds.RescaleType = "HU"
             little_endian = volume.dtype.newbyteorder("<")
             ds.PixelData = np.ascontiguousarray(volume[k], dtype=little_endian).tobytes()
-            tmp = _atomic_temp(path)
-            temps.append(tmp)
             ds.save_as(tmp, enforce_file_format=True)
-        for tmp, path in zip(temps, paths):
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        raise
     return paths
 
 
 # ------------------------------------------------------------------ RTSTRUCT
 
 
-def _masks_on(stack: SliceStack, masks: dict, what: str) -> dict[str, np.ndarray]:
+def _masks_on(stack: SliceStack, masks: Mapping[str, np.ndarray],
+              what: str) -> dict[str, np.ndarray]:
     """Validate masks (z, y, x) against the sorted series; nonzero = inside."""
     if not masks:
         raise ValueError(f"{what}: at least one mask is needed")
@@ -280,8 +268,9 @@ def _slice_contours(mask2d: np.ndarray) -> list[np.ndarray]:
     return contours
 
 
-def write_rtstruct(path, image_files: list[Path], rois: dict[str, np.ndarray], *,
-                   structure_set_label="RTSTRUCT") -> Path:
+def write_rtstruct(path: str | PathLike, image_files: Iterable[str | PathLike],
+                   rois: Mapping[str, np.ndarray], *,
+                   structure_set_label: str = "RTSTRUCT") -> Path:
     """Write masks as an RTSTRUCT of closed planar contours on a series.
 
     Parameters
@@ -400,8 +389,8 @@ def write_rtstruct(path, image_files: list[Path], rois: dict[str, np.ndarray], *
 # ----------------------------------------------------------------------- SEG
 
 
-def write_seg(path, image_files, segments: dict[str, np.ndarray], *,
-              segmentation_type: str = "BINARY") -> Path:
+def write_seg(path: str | PathLike, image_files: Iterable[str | PathLike],
+              segments: Mapping[str, np.ndarray], *, segmentation_type: str = "BINARY") -> Path:
     """Write masks as a DICOM Segmentation (one segment each) with highdicom.
 
     Parameters
@@ -419,11 +408,6 @@ def write_seg(path, image_files, segments: dict[str, np.ndarray], *,
     -------
     Path
     """
-    import highdicom as hd  # slow to import; only SEG needs it
-    from pydicom.sr.codedict import codes
-
-    from radflow._version import __version__
-
     path = Path(path)
     if segmentation_type not in ("BINARY", "FRACTIONAL"):
         raise ValueError(f"segmentation_type must be 'BINARY' or 'FRACTIONAL', "

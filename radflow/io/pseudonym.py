@@ -65,6 +65,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from radflow._atomic import publish_new, temporary_path
 from radflow.errors import InputError, SettingsError
 
 __all__ = ["Pseudonymiser", "load_key", "default_key_path"]
@@ -102,7 +103,7 @@ class Pseudonymiser:
 
     __slots__ = ("_key",)
 
-    def __init__(self, key: bytes):
+    def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes | bytearray):
             raise TypeError(f"key must be bytes, got {type(key).__name__}")
         if len(key) < MIN_KEY_BYTES:
@@ -257,24 +258,16 @@ def _read_key_file(path: Path) -> bytes:
 def _create_key_file(path: Path) -> None:
     """Write a new random key to `path`, unless another process gets there first."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Named like radflow.store.atomic's temporaries, which readers ignore.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = temporary_path(path)  # a hidden name readers ignore
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(secrets.token_hex(32) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        # A hard link never replaces an existing file: when workers start at
-        # once, all of them end up with the first key written, not their own.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
+        # When workers start at once, all of them end up with the first key written.
+        if not publish_new(tmp, path):
             return
-        except OSError:  # file systems without hard links
-            if path.exists():
-                return
-            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     logger.warning(

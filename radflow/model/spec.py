@@ -830,7 +830,7 @@ def save_study(result, spec: StudySpec, out_dir, *, design: Design) -> dict:
 
     from radflow._version import __version__
     from radflow.model.survival import predict_risk
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     out = Path(out_dir)
     risk = predict_risk(result.model, design.X)

@@ -246,7 +246,7 @@ def stats_command(args) -> int:
 
     from radflow.errors import SettingsError
     from radflow.model.study import load_study
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     store, params = getattr(args, "store", None), getattr(args, "params", None)
     if (store is None) != (params is None):

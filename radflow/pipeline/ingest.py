@@ -266,7 +266,7 @@ def _check_store_key(store: Path, pseud: Pseudonymiser) -> None:
     """Refuse to mix pseudonym keys in one store: the ids would not match across runs."""
     import json
 
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     info_path = store / STORE_INFO
     if info_path.is_file():

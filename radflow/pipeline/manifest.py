@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from radflow.store.atomic import atomic_file
+from radflow._atomic import atomic_file
 
 MANIFEST = "manifest.parquet"
 

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from radflow.errors import InputError
-from radflow.store.atomic import atomic_file, is_temporary
+from radflow._atomic import atomic_file, is_temporary
 
 __all__ = [
     "CompactSummary",

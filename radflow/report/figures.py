@@ -105,7 +105,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> None
     then renamed). Metadata that would change from run to run (date) is left
     out, so the same figure gives the same file.
     """
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     suffix = os.fspath(path).rsplit(".", 1)[-1].lower() if "." in os.fspath(path) else ""
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}

@@ -239,7 +239,7 @@ def render_html(content: ReportContent) -> str:
 
 def write_html(content: ReportContent, out_html: str | os.PathLike) -> Path:
     """Write the page to ``out_html`` (under a temporary name, then renamed); return its path."""
-    from radflow.store.atomic import atomic_file
+    from radflow._atomic import atomic_file
 
     out = Path(out_html)
     text = render_html(content)

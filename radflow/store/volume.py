@@ -19,7 +19,7 @@ axis: millimetres along the grid, equal to patient coordinates only when the
 direction is the identity.
 
 Series are written by :func:`write_series` under a hidden temporary name and
-renamed into place (:mod:`radflow.store.atomic`); readers skip hidden entries,
+renamed into place (:mod:`radflow._atomic`); readers skip hidden entries,
 so a series is either complete or invisible.
 """
 
@@ -44,7 +44,7 @@ from zarr.codecs import BloscCodec
 from radflow.errors import InputError
 from radflow.io.records import LabelMap, roi_key
 from radflow.store import ome
-from radflow.store.atomic import atomic_dir, atomic_file
+from radflow._atomic import atomic_dir, atomic_file
 from radflow.store.chunks import chunk_shape
 from radflow.store.summary import SLAB_VOXELS, label_boxes, volume_summary
 

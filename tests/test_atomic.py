@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from radflow.store import atomic
-from radflow.store.atomic import atomic_dir, atomic_file, clean_stale, is_temporary, stale_entries
+from radflow import _atomic as atomic
+from radflow._atomic import atomic_dir, atomic_file, clean_stale, is_temporary, stale_entries
 
 
 def _entries(folder):
@@ -98,3 +98,66 @@ def test_atomic_file(tmp_path):
 def test_is_temporary():
     assert is_temporary(".s.tmp-12-ab") and is_temporary(".s.old-12-ab")
     assert not is_temporary("s") and not is_temporary(".hidden") and not is_temporary("s.tmp-1")
+
+
+def test_atomic_files_appear_together_or_not_at_all(tmp_path):
+    finals = [tmp_path / "series" / f"{k}.dcm" for k in range(3)]
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / ".1.dcm.tmp-9-aa").write_text("left by a killed writer")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_files(finals) as temps:
+            temps[0].write_text("0")
+            assert not finals[0].exists()
+            raise RuntimeError
+    assert _entries(tmp_path / "series") == []  # the stale temporary went too
+    with pytest.raises(FileNotFoundError, match="nothing was written"):
+        with atomic.atomic_files(finals) as temps:
+            temps[0].write_text("0")
+    assert _entries(tmp_path / "series") == []
+    with atomic.atomic_files(finals, fsync=False) as temps:
+        assert [t.parent for t in temps] == [f.parent for f in finals]
+        assert all(is_temporary(t.name) for t in temps)
+        for k, tmp in enumerate(temps):
+            tmp.write_text(str(k))
+    assert [f.read_text() for f in finals] == ["0", "1", "2"]
+
+
+def test_publish_new_never_replaces(tmp_path):
+    final = tmp_path / "key"
+    first, second = atomic.temporary_path(final), atomic.temporary_path(final)
+    assert first != second and is_temporary(first.name)
+    first.write_text("first")
+    second.write_text("second")
+    assert atomic.publish_new(first, final)
+    assert not atomic.publish_new(second, final)
+    assert final.read_text() == "first"
+
+
+def test_a_killed_writer_leaves_only_a_hidden_entry(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    final = tmp_path / "out"
+    code = (
+        "import sys, time\n"
+        "from radflow._atomic import atomic_dir\n"
+        "with atomic_dir(sys.argv[1]) as tmp:\n"
+        "    (tmp / 'part').write_text('half')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, str(final)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert not final.exists()
+    left = os.listdir(tmp_path)
+    assert len(left) == 1 and is_temporary(left[0])
+    with atomic_dir(final) as tmp:
+        (tmp / "whole").write_text("v1")
+    assert _entries(tmp_path) == ["out"]
