@@ -4,7 +4,8 @@ A phantom is defined in continuous patient coordinates (mm, DICOM LPS:
 +x towards the patient's left, +y posterior, +z head), so that CT, PET and MR
 of one patient sample the *same* object on different grids. Everything here is
 pure numpy and deterministic; the scanner models (blur, noise, batch effects)
-and the file writers live in :mod:`radflow.demo.synthetic`.
+live in :mod:`radflow.demo.scanners` and :mod:`radflow.demo.imaging`, the file
+writers in :mod:`radflow.demo.archive`.
 
 The tumour is a star-shaped solid whose radius in direction ``u`` is
 ``R(u) = R0 * (1 + sum_k a_k P_lk(u . d_k))`` (rotated zonal spherical
@@ -69,7 +70,8 @@ class Grid:
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel-centre coordinates in mm along z, y and x (three 1-D arrays)."""
         return tuple(
-            o + s * np.arange(n) for n, s, o in zip(self.shape_zyx, self.spacing_zyx, self.origin_zyx)
+            o + s * np.arange(n)
+            for n, s, o in zip(self.shape_zyx, self.spacing_zyx, self.origin_zyx)
         )
 
     @staticmethod
@@ -190,7 +192,8 @@ class Tumour:
             hi = np.searchsorted(ax, c + self.max_radius_mm + s)
             box.append(slice(int(lo), int(hi)))
         z, y, x = (ax[b] - c for ax, b, c in zip(grid.axes(), box, self.centre_zyx))
-        rel = np.stack(np.broadcast_arrays(z[:, None, None], y[None, :, None], x[None, None, :]), -1)
+        rel = np.stack(
+            np.broadcast_arrays(z[:, None, None], y[None, :, None], x[None, None, :]), -1)
         dist = np.linalg.norm(rel, axis=-1)
         u = rel / np.maximum(dist, 1e-9)[..., None]
         return tuple(box), dist / self.radius(u)

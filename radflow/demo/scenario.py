@@ -13,6 +13,20 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from radflow._atomic import atomic_file
+from radflow._lazy import load
+from radflow.demo.study import ICC_RULE, run_modelling
+from radflow.demo.synthetic import write_demo_archive
+from radflow.errors import InputError
+from radflow.model.stability import stability_study
+from radflow.pipeline.ingest import ingest_archive
+from radflow.pipeline.run import run
+from radflow.pipeline.segment import segment_series
+from radflow.report.build import write_demo_report
+from radflow.store.catalogue import list_series
+
+pd = load("pandas")
+
 #: The demo's feature set: PyRadiomics' default classes on the original image.
 DEMO_PARAMS = "demo.yaml"
 #: Perturbations of the demo's stability study: the contour one voxel smaller
@@ -31,10 +45,6 @@ def segment_pet(store) -> list[str]:
     Returns the one-line errors of series where segmentation failed; the
     others go on.
     """
-    from radflow.errors import InputError
-    from radflow.pipeline.segment import segment_series
-    from radflow.store.volume import list_series
-
     errors = []
     for info in list_series(store):
         if info.modality != "PT" or "gtv_pet" in info.label_keys:
@@ -61,13 +71,6 @@ def stability_step(store, out_file: Path) -> Path | None:
         ``out_file``; None (and a printed reason) when the study found
         fewer than two CT GTVs.
     """
-    import pandas as pd
-
-    from radflow.errors import InputError
-    from radflow.demo.study import ICC_RULE
-    from radflow.model.stability import stability_study
-    from radflow.store.atomic import atomic_file
-
     started = time.monotonic()
     try:
         result = stability_study(store, demo_params(), perturbations=STABILITY_PERTURBATIONS,
@@ -112,12 +115,6 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     dict
         Paths of what was written.
     """
-    from radflow.demo.synthetic import write_demo_archive
-    from radflow.demo.study import run_modelling
-    from radflow.pipeline.ingest import ingest_archive
-    from radflow.pipeline.run import run
-    from radflow.report.build import write_demo_report
-
     out = Path(out)
     archive, store, table = out / "archive", out / "store", out / "features"
     started = time.monotonic()
@@ -154,7 +151,8 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     print(f"  model:    {out / 'model'}")
     print(f"  report:   {report}")
     query = (f"select institution, modality, roi, count(*) as rois, "
-             f"round(avg(shape_MeshVolume)) as mean_volume_mm3, round(avg(firstorder_Mean), 2) as mean_intensity "
+             f"round(avg(shape_MeshVolume)) as mean_volume_mm3, "
+             f"round(avg(firstorder_Mean), 2) as mean_intensity "
              f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
              f"where image_type = 'original' group by all order by all")
     print("\nQuery the feature table with DuckDB (the duckdb CLI, or its Python package in .venv):")

@@ -21,6 +21,7 @@ from scipy import ndimage, stats
 from skimage.draw import polygon
 
 from radflow.errors import InputError, SettingsError
+from radflow.demo import archive as demo_archive
 from radflow.demo import synthetic
 from radflow.cli import main as radflow_main
 from radflow.demo.synthetic import draw_cohort, draw_patient, write_demo_archive
@@ -353,7 +354,7 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
         (folder / "half.dcm").write_bytes(b"")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_patient", boom)
+    monkeypatch.setattr(demo_archive, "_write_patient", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         write_demo_archive(tmp_path / "demo", patients=2)
     assert list(tmp_path.iterdir()) == []
