@@ -1,6 +1,6 @@
-"""Read DICOM image series (CT, PT, MR) and the RTSTRUCT/SEG objects that label them.
+"""Find DICOM image series (CT, PT, MR) in a folder and read their slices.
 
-Three steps, each usable alone:
+Two steps, each usable alone:
 
 1. :func:`scan_dicom` walks a folder and reads headers only: image files are
    grouped by SeriesInstanceUID, RTSTRUCT and SEG files are tied to the series
@@ -8,16 +8,23 @@ Three steps, each usable alone:
    :class:`~radflow.errors.InputError` entries, so one bad file never hides the
    rest of a folder.
 2. :func:`read_image_series` reads one series into a SimpleITK image whose
-   slices are ordered by geometry and whose values are rescaled (HU for CT).
-3. :func:`load_dicom_series` combines both with the label readers into a
-   :class:`~radflow.io.records.SeriesRecord` (PET in SUV body weight).
+   slices are ordered by geometry (:func:`sort_slices`) and whose values are
+   rescaled (HU for CT); :func:`read_stack` and :func:`stack_image` are its two
+   halves, for callers that rescale the values themselves.
+
+Reading the label objects is apart: :mod:`radflow.io.rtstruct` and
+:mod:`radflow.io.seg` rasterise them, and :func:`radflow.io.dicom_series.load_dicom_series`
+combines a series with its labels into a :class:`~radflow.io.records.SeriesRecord`
+(PET in SUV body weight).
 """
 
 from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -203,7 +210,7 @@ def _referenced_series_seg(ds: Dataset) -> set[str]:
     }
 
 
-def scan_dicom(folder: Path) -> DicomScan:
+def scan_dicom(folder: str | PathLike) -> DicomScan:
     """Find the DICOM image series and label objects under a folder.
 
     Only headers are read. Files and folders whose names start with ``.``
@@ -318,7 +325,7 @@ def _floats(ds: Dataset, keyword: str, n: int, path: Path) -> np.ndarray:
     return arr
 
 
-def sort_slices(files) -> SliceStack:
+def sort_slices(files: Iterable[str | PathLike]) -> SliceStack:
     """Sort the single-frame files of one series by position along the slice normal.
 
     The order follows the projection of ImagePositionPatient on the normal of
@@ -455,6 +462,7 @@ def read_stack(stack: SliceStack) -> np.ndarray:
 
 
 def stack_image(values: np.ndarray, stack: SliceStack) -> sitk.Image:
+    """``values`` (z, y, x) as a SimpleITK image with the geometry of ``stack``."""
     image = sitk.GetImageFromArray(values)
     image.SetOrigin(tuple(float(v) for v in stack.origin_xyz))
     image.SetSpacing(tuple(float(v) for v in stack.spacing_xyz))
@@ -471,7 +479,7 @@ def compact_values(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
-def read_image_series(files) -> sitk.Image:
+def read_image_series(files: Iterable[str | PathLike]) -> sitk.Image:
     """Read one single-frame DICOM image series into a rescaled SimpleITK image.
 
     Parameters
@@ -488,7 +496,7 @@ def read_image_series(files) -> sitk.Image:
         that fit (CT in HU), else float32. Origin is the first slice's
         ImagePositionPatient (mm, LPS); spacing (column, row, slice) in mm.
         PET values are activity concentrations as stored (see
-        :func:`load_dicom_series` for SUV).
+        :func:`radflow.io.dicom_series.load_dicom_series` for SUV).
 
     Raises
     ------

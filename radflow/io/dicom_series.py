@@ -7,18 +7,25 @@ RTSTRUCT reader, do not import each other.
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
 from radflow.errors import InputError
 from radflow.io.acquisition import acquisition_metadata
-from radflow.io.dicom import DicomScan, compact_values, read_stack, stack_image, scan_dicom, sort_slices
+from radflow.io.dicom import (
+    DicomScan,
+    compact_values,
+    read_stack,
+    scan_dicom,
+    sort_slices,
+    stack_image,
+)
 from radflow.io.records import LabelMap, SeriesRecord
 from radflow.io.rtstruct import read_rtstruct
 from radflow.io.seg import read_seg
 from radflow.io.suv import suv_bw_factor
-
 
 # ---------------------------------------------------------------- the record
 
@@ -109,7 +116,7 @@ def load_dicom_series(scan: DicomScan, series_uid: str, *,
     )
 
 
-def load_dicom_folder(folder: Path) -> tuple[list[SeriesRecord], list[InputError]]:
+def load_dicom_folder(folder: str | PathLike) -> tuple[list[SeriesRecord], list[InputError]]:
     """Every image series under ``folder`` with its labels, and every problem found.
 
     A series that cannot be read is reported in the error list and skipped;

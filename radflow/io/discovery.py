@@ -189,10 +189,12 @@ def discover_archive(root: str | Path) -> list[CaseSource]:
         raise InputError(root, "archive not found (expected a folder or a CSV manifest)")
     cases = []
     for inst in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for patient in sorted(p for p in inst.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        patients = (p for p in inst.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for patient in sorted(patients):
             cases.append(discover_patient(patient, inst.name))
     if not cases:
-        raise InputError(root, "no <institution>/<patient>/ folders found; give a CSV manifest instead")
+        raise InputError(root, "no <institution>/<patient>/ folders found; "
+                               "give a CSV manifest instead")
     return cases
 
 
@@ -210,7 +212,8 @@ def discover_manifest(path: Path) -> list[CaseSource]:
     for line, row in enumerate(rows, start=2):
         patient = (row.get("patient") or "").strip()
         institution = (row.get("institution") or "").strip() or "default"
-        entry = grouped.setdefault((institution, patient), {"dicom": [], "files_by_image": {}, "errors": []})
+        entry = grouped.setdefault((institution, patient),
+                                   {"dicom": [], "files_by_image": {}, "errors": []})
         image = (row.get("image") or "").strip()
         if not patient or not image:
             entry["errors"].append(InputError(f"{path}:{line}", "empty patient or image"))
@@ -224,9 +227,11 @@ def discover_manifest(path: Path) -> list[CaseSource]:
         if image_path.is_dir():
             entry["dicom"].append(DicomSource(image_path, masks=masks, roi=roi))
         elif not image_path.exists():
-            entry["errors"].append(InputError(image_path, f"image listed in {path.name}:{line} not found"))
+            entry["errors"].append(
+                InputError(image_path, f"image listed in {path.name}:{line} not found"))
         elif image_stem(image_path) is None:
-            entry["errors"].append(InputError(image_path, "not a NIfTI/NRRD/MetaImage file or DICOM folder"))
+            entry["errors"].append(
+                InputError(image_path, "not a NIfTI/NRRD/MetaImage file or DICOM folder"))
         else:
             # Several rows may list one image with different masks: merge them.
             known = entry["files_by_image"].get(image_path)

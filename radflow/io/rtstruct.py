@@ -10,6 +10,8 @@ inside another is a hole.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +36,8 @@ def _index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     return matrix, np.asarray(image.GetOrigin(), dtype=np.float64)
 
 
-def rasterise_roi(contours, image: sitk.Image, *, source="<rtstruct>",
-                  roi_name="ROI") -> np.ndarray:
+def rasterise_roi(contours: Iterable[np.ndarray], image: sitk.Image, *,
+                  source: str | PathLike = "<rtstruct>", roi_name: str = "ROI") -> np.ndarray:
     """Fill closed planar contours on the grid of ``image``.
 
     Parameters
@@ -88,7 +90,8 @@ def _closed_contours(item: Dataset) -> list[np.ndarray]:
     return out
 
 
-def read_rtstruct(path: Path, image: sitk.Image) -> tuple[list[LabelMap], list[InputError]]:
+def read_rtstruct(path: str | PathLike,
+                  image: sitk.Image) -> tuple[list[LabelMap], list[InputError]]:
     """Rasterise every ROI of an RTSTRUCT onto ``image``.
 
     Parameters

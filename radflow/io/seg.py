@@ -7,20 +7,24 @@ slices, which is exact when the SEG was made on this series.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from radflow._lazy import load
 from radflow.errors import InputError
 from radflow.io.records import LabelMap, roi_key
+
+hd = load("highdicom")  # slow to import (a quarter of a second); only SEG needs it
 
 #: A FRACTIONAL segment covers the voxels where its value is at least this.
 FRACTIONAL_THRESHOLD = 0.5
 
 
 def read_seg(path: Path, image: sitk.Image,
-             sop_instance_uids) -> tuple[list[LabelMap], list[InputError]]:
+             sop_instance_uids: Sequence[str]) -> tuple[list[LabelMap], list[InputError]]:
     """Each segment of a DICOM SEG as its own label map on ``image``.
 
     Parameters
@@ -49,8 +53,6 @@ def read_seg(path: Path, image: sitk.Image,
         If the file cannot be read, is not a SEG, or does not match the series
         (frames derived from images outside it, wrong frame size).
     """
-    import highdicom as hd  # slow to import; only SEG needs it
-
     path = Path(path)
     sop_instance_uids = [str(uid) for uid in sop_instance_uids]
     nx, ny, nz = image.GetSize()

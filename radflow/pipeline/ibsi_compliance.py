@@ -35,6 +35,10 @@ from os import PathLike
 from pathlib import Path
 
 from radflow.errors import InputError, SettingsError
+from radflow.extraction.ibsi import extract_ibsi
+from radflow.pipeline.ingest import ingest_archive
+from radflow.store.catalogue import list_series
+from radflow.store.read import open_label, open_volume
 
 __all__ = [
     "DATASETS",
@@ -113,9 +117,8 @@ class DatasetReport:
 
     def count(self, status: str | None = None, *, diagnostics: bool = False) -> int:
         """Number of checks (of a status) among the features, or among the diagnostics."""
-        return sum(
-            1 for c in self.checks if c.is_diagnostic == diagnostics and (status is None or c.status == status)
-        )
+        return sum(1 for c in self.checks
+                   if c.is_diagnostic == diagnostics and (status is None or c.status == status))
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -171,7 +174,8 @@ def read_reference(reference_dir: str | PathLike, dataset: str) -> tuple[Referen
         raise SettingsError(f"dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     path = Path(reference_dir) / "ibsi1" / "reference" / _TABLES[dataset]
     if not path.is_file():
-        raise InputError(path, "IBSI reference table not found; give the folder holding ibsi1/reference/")
+        raise InputError(path, "IBSI reference table not found; "
+                               "give the folder holding ibsi1/reference/")
     rows = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
@@ -182,8 +186,8 @@ def read_reference(reference_dir: str | PathLike, dataset: str) -> tuple[Referen
                 value, tolerance = float(text), float(row["tolerance"] or 0)
             except (KeyError, ValueError):
                 raise InputError(path, f"line {line}: unreadable value or tolerance") from None
-            rows.append(ReferenceValue(row["tag"], row["family"], row["feature"], value, text, tolerance,
-                                       row.get("consensus", "")))
+            rows.append(ReferenceValue(row["tag"], row["family"], row["feature"], value, text,
+                                       tolerance, row.get("consensus", "")))
     return tuple(rows)
 
 
@@ -211,8 +215,6 @@ def check(
     -------
     ComplianceReport
     """
-    from radflow.extraction.ibsi import extract_ibsi
-
     reference_dir = Path(reference_dir)
     if source not in _SOURCES:
         raise SettingsError(f"source {source!r}: expected one of {', '.join(_SOURCES)}")
@@ -242,9 +244,6 @@ def _ct_phantom(reference_dir: Path, source: str, tmp: Path):
     folder = reference_dir / "ibsi1" / "ct_phantom"
     if source == "nifti":
         return folder / "nifti" / "image.nii.gz", folder / "nifti" / "mask.nii.gz"
-    from radflow.pipeline.ingest import ingest_archive
-    from radflow.store.volume import list_series, open_label, open_volume
-
     # A throwaway archive (<institution>/<patient>/...) and store with their
     # own random pseudonymisation key: the check writes nothing elsewhere.
     patient = tmp / "archive" / "ibsi" / "ct_phantom"
@@ -263,9 +262,11 @@ def _ct_phantom(reference_dir: Path, source: str, tmp: Path):
     series = [s for s in list_series(store) if s.label_keys]
     if len(series) != 1 or len(series[0].label_keys) != 1:
         found = [(s.modality, s.label_keys) for s in list_series(store)]
-        raise InputError(folder / "dicom", f"expected one CT series with one ROI, ingest gave {found}")
+        raise InputError(folder / "dicom",
+                         f"expected one CT series with one ROI, ingest gave {found}")
     info = series[0]
-    return open_volume(store, info.case, info.series), open_label(store, info.case, info.series, info.label_keys[0])
+    return (open_volume(store, info.case, info.series),
+            open_label(store, info.case, info.series, info.label_keys[0]))
 
 
 def _compare(dataset, source, references, values, seconds) -> DatasetReport:
@@ -297,7 +298,8 @@ def format_report(report: ComplianceReport, *, markdown: bool = False) -> str:
               "diagnostics checked", "diagnostics within"] + ([] if markdown else ["seconds"])
     rows = [
         [_label(d.dataset), d.source, d.count(), d.count("ok"), d.count("off"), d.count("missing"),
-         d.count(diagnostics=True), d.count("ok", diagnostics=True)] + ([] if markdown else [f"{d.seconds:.1f}"])
+         d.count(diagnostics=True), d.count("ok", diagnostics=True)]
+        + ([] if markdown else [f"{d.seconds:.1f}"])
         for d in report.datasets
     ]
     lines += _table(header, rows, markdown)
@@ -315,13 +317,15 @@ def format_report(report: ComplianceReport, *, markdown: bool = False) -> str:
         bad = [c for c in d.checks if c.status != "ok"]
         if not bad:
             continue
-        lines += ["", f"{'### ' if markdown else ''}{_label(d.dataset)} ({d.source}): {len(bad)} not within tolerance", ""]
+        heading = f"{_label(d.dataset)} ({d.source}): {len(bad)} not within tolerance"
+        lines += ["", f"{'### ' if markdown else ''}{heading}", ""]
         rows = [
             [c.tag, c.status, "" if c.value is None else f"{c.value:.6g}", c.reference.text,
              f"{c.reference.allowed:g}", c.known or ""]
             for c in bad
         ]
-        lines += _table(["tag", "status", "value", "reference", "tolerance", "known cause"], rows, markdown)
+        header = ["tag", "status", "value", "reference", "tolerance", "known cause"]
+        lines += _table(header, rows, markdown)
     return "\n".join(lines) + "\n"
 
 
@@ -341,4 +345,5 @@ def _table(header, rows, markdown: bool) -> list[str]:
         return out + ["| " + " | ".join(row) + " |" for row in cells[1:]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return [fmt.format(*cells[0]), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in cells[1:]]
+    rule = fmt.format(*("-" * w for w in widths))
+    return [fmt.format(*cells[0]), rule] + [fmt.format(*r) for r in cells[1:]]
