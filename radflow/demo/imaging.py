@@ -17,7 +17,15 @@ from scipy import ndimage
 
 from radflow.demo.cohort import DemoPatient, random_stream
 from radflow.demo.phantoms import ORGAN_ROI, Grid, Tissue, render_tissues, render_values
-from radflow.demo.scanners import CT_HU, CT_RESCALE_INTERCEPT, MR_T1, PET_SUV
+from radflow.demo.scanners import (
+    CT_HU,
+    CT_RESCALE_INTERCEPT,
+    MR_T1,
+    PET_SUV,
+    CTScanner,
+    MRScanner,
+    PETScanner,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,7 +49,9 @@ class SimulatedImage:
     labels: np.ndarray
 
 
-def _labels(tissues: np.ndarray, organ: Tissue) -> np.ndarray:
+def _labels(patient: DemoPatient, tissues: np.ndarray) -> np.ndarray:
+    """1 = GTV (viable and necrotic tumour), 2 = the patient's organ ROI, 0 elsewhere."""
+    organ = ORGAN_ROI[patient.phantom.anatomy][1]
     labels = np.zeros(tissues.shape, dtype=np.uint8)
     labels[tissues == organ] = 2
     labels[(tissues == Tissue.TUMOUR) | (tissues == Tissue.NECROSIS)] = 1
@@ -54,17 +64,24 @@ def _correlated_noise(rng: np.random.Generator, shape, sigma_px) -> np.ndarray:
     return noise / noise.std()
 
 
-def _grid(patient: DemoPatient, rng, slices, matrix, slice_mm, pixel_mm) -> Grid:
-    """A scan grid around the body centre, shifted by a random table offset."""
+def _scan(patient: DemoPatient, scanner: CTScanner | PETScanner | MRScanner,
+          acquisition: int) -> tuple[np.random.Generator, Grid]:
+    """The random stream of an acquisition (0 CT, 1 PET, 2 MR) and its scan grid.
+
+    The grid lies around the body centre, shifted by a random table offset (the
+    stream's first draw), with the scanner's matrix and voxel size.
+    """
+    rng = random_stream(patient.seed, 3, patient.index, acquisition)
     centre = np.asarray(patient.phantom.centre_zyx) + rng.uniform(-4.0, 4.0, size=3)
-    return Grid.centred_on(centre, (slices, matrix, matrix), (slice_mm, pixel_mm, pixel_mm))
+    grid = Grid.centred_on(centre, (scanner.slices, scanner.matrix, scanner.matrix),
+                           (scanner.slice_mm, scanner.pixel_mm, scanner.pixel_mm))
+    return rng, grid
 
 
 def simulate_ct(patient: DemoPatient) -> SimulatedImage:
     """The CT of ``patient`` by its institution's scanner (HU, before storage)."""
     ct, truth = patient.site.ct, patient.truth
-    rng = random_stream(patient.seed, 3, patient.index, 0)
-    grid = _grid(patient, rng, ct.slices, ct.matrix, ct.slice_mm, ct.pixel_mm)
+    rng, grid = _scan(patient, ct, 0)
     tissues = render_tissues(patient.phantom, grid)
     hu = render_values(patient.phantom, grid, tissues, CT_HU, truth["texture_sd_hu"])
     hu = ndimage.gaussian_filter(hu, (0.4, ct.blur_mm / ct.pixel_mm, ct.blur_mm / ct.pixel_mm))
@@ -72,14 +89,13 @@ def simulate_ct(patient: DemoPatient) -> SimulatedImage:
     grain = (0.0, ct.noise_grain_px, ct.noise_grain_px)
     hu += ct.noise_hu * _correlated_noise(rng, hu.shape, grain)
     hu = np.clip(np.round(hu), CT_RESCALE_INTERCEPT, 3071.0).astype(np.float32)
-    return SimulatedImage(grid, hu, _labels(tissues, ORGAN_ROI[patient.phantom.anatomy][1]))
+    return SimulatedImage(grid, hu, _labels(patient, tissues))
 
 
 def simulate_pet(patient: DemoPatient) -> SimulatedImage:
     """The PET of ``patient`` in SUV: partial volume, scanner PSF, noise, calibration."""
     pet, truth = patient.site.pet, patient.truth
-    rng = random_stream(patient.seed, 3, patient.index, 1)
-    grid = _grid(patient, rng, pet.slices, pet.matrix, pet.slice_mm, pet.pixel_mm)
+    rng, grid = _scan(patient, pet, 1)
     # Render at twice the resolution and average: the partial-volume effect of large voxels.
     fine = Grid(tuple(2 * n for n in grid.shape_zyx), tuple(s / 2 for s in grid.spacing_zyx),
                 tuple(o - s / 4 for o, s in zip(grid.origin_zyx, grid.spacing_zyx)))
@@ -95,14 +111,13 @@ def simulate_pet(patient: DemoPatient) -> SimulatedImage:
     suv += pet.noise * np.sqrt(suv) * _correlated_noise(rng, suv.shape, 0.7)
     suv = np.maximum(pet.calibration * suv, 0.0).astype(np.float32)
     coarse = render_tissues(patient.phantom, grid)
-    return SimulatedImage(grid, suv, _labels(coarse, ORGAN_ROI[patient.phantom.anatomy][1]))
+    return SimulatedImage(grid, suv, _labels(patient, coarse))
 
 
 def simulate_mr(patient: DemoPatient) -> SimulatedImage:
     """The T1-weighted MR of ``patient``: bias field and Rician noise (float32)."""
     mr, truth = patient.site.mr, patient.truth
-    rng = random_stream(patient.seed, 3, patient.index, 2)
-    grid = _grid(patient, rng, mr.slices, mr.matrix, mr.slice_mm, mr.pixel_mm)
+    rng, grid = _scan(patient, mr, 2)
     tissues = render_tissues(patient.phantom, grid)
     values = dict(MR_T1)
     t1 = render_values(patient.phantom, grid, tissues, values,
@@ -122,4 +137,4 @@ def simulate_mr(patient: DemoPatient) -> SimulatedImage:
     imag = sd * rng.standard_normal(signal.shape, dtype=np.float32)
     # Whole numbers, as scanners store magnitudes; it also lets gzip compress the file 2.5x.
     t1w = np.round(np.hypot(real, imag)).astype(np.float32)
-    return SimulatedImage(grid, t1w, _labels(tissues, ORGAN_ROI[patient.phantom.anatomy][1]))
+    return SimulatedImage(grid, t1w, _labels(patient, tissues))
