@@ -18,6 +18,7 @@ Gaussian covariance of length ``l`` mm, drawn by random Fourier features
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -75,7 +76,8 @@ class Grid:
         )
 
     @staticmethod
-    def centred_on(centre_zyx, shape_zyx, spacing_zyx) -> Grid:
+    def centred_on(centre_zyx: Sequence[float], shape_zyx: Sequence[int],
+                   spacing_zyx: Sequence[float]) -> Grid:
         """The grid of ``shape_zyx`` and ``spacing_zyx`` whose centre is ``centre_zyx``."""
         origin = tuple(
             float(c - s * (n - 1) / 2) for c, n, s in zip(centre_zyx, shape_zyx, spacing_zyx)
@@ -129,8 +131,9 @@ class Tumour:
     texture_phases: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, *, centre_zyx, radius_mm: float, lobulation: float,
-             necrosis_fraction: float, texture_length_mm: float) -> Tumour:
+    def draw(cls, rng: np.random.Generator, *, centre_zyx: Sequence[float], radius_mm: float,
+             lobulation: float, necrosis_fraction: float,
+             texture_length_mm: float) -> Tumour:
         """Draw the shape and texture of a tumour.
 
         ``lobulation`` in [0, 0.45] is the sum of the harmonic amplitudes;

@@ -39,7 +39,7 @@ def demo_params() -> Path:
     return Path(str(resources.files("radflow.demo").joinpath(DEMO_PARAMS)))
 
 
-def segment_pet(store) -> list[str]:
+def segment_pet(store: str | Path) -> list[str]:
     """Add a PET GTV (40 % of SUVmax, largest component) to every PT series without one.
 
     Returns the one-line errors of series where segmentation failed; the
@@ -57,7 +57,7 @@ def segment_pet(store) -> list[str]:
     return errors
 
 
-def stability_step(store, out_file: Path) -> Path | None:
+def stability_step(store: str | Path, out_file: Path) -> Path | None:
     """ICC of every CT GTV feature across :data:`STABILITY_PERTURBATIONS`, as Parquet.
 
     Runs :func:`radflow.model.stability.stability_study` with the demo's

@@ -30,6 +30,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -194,7 +195,7 @@ def read_reference(reference_dir: str | PathLike, dataset: str) -> tuple[Referen
 def check(
     reference_dir: str | PathLike,
     *,
-    datasets=DATASETS,
+    datasets: str | Sequence[str] = DATASETS,
     source: str = "nifti",
 ) -> ComplianceReport:
     """Run the IBSI 1 compliance check.
