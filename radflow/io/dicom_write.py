@@ -31,7 +31,6 @@ from pydicom.uid import (
     generate_uid,
 )
 from pydicom.valuerep import format_number_as_ds
-from skimage.measure import approximate_polygon, find_contours
 
 from radflow._atomic import atomic_file, atomic_files
 from radflow._lazy import load
@@ -39,6 +38,7 @@ from radflow._version import __version__
 from radflow.io.dicom import SliceStack, sort_slices
 
 hd = load("highdicom")  # slow to import (a quarter of a second); only SEG needs it
+measure = load("skimage.measure")  # pulls in scipy.signal (half a second); only RTSTRUCT
 
 SOP_CLASSES = {
     "CT": CTImageStorage,
@@ -260,9 +260,9 @@ def _slice_contours(mask2d: np.ndarray) -> list[np.ndarray]:
     inside and outside pixel centres; holes come out as separate contours."""
     padded = np.pad(mask2d.astype(np.float64), 1)
     contours = []
-    for contour in find_contours(padded, 0.5):
+    for contour in measure.find_contours(padded, 0.5):
         # tolerance 0 removes only collinear points: the polygon is unchanged.
-        contour = approximate_polygon(contour, tolerance=0)[:-1] - 1.0
+        contour = measure.approximate_polygon(contour, tolerance=0)[:-1] - 1.0
         if len(contour) >= 3:
             contours.append(contour)
     return contours
