@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from radflow._geometry import SpacingError, bounding_box, spacing_mm
 from radflow.errors import SettingsError
 
 
 def check_spacing(spacing_zyx) -> np.ndarray:
     """Voxel spacing as float64 (z, y, x) in mm; SettingsError unless 3 positive finite numbers."""
     try:
-        spacing = np.asarray(spacing_zyx, dtype=np.float64)
-    except (TypeError, ValueError):
-        spacing = np.empty(0)
-    if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-        raise SettingsError(f"spacing_zyx must be 3 positive voxel sizes in mm, (z, y, x) order; got {spacing_zyx!r}")
-    return spacing
+        return np.asarray(spacing_mm(spacing_zyx), dtype=np.float64)
+    except SpacingError:
+        raise SettingsError(
+            f"spacing_zyx must be 3 positive voxel sizes in mm, (z, y, x) order; got {spacing_zyx!r}"
+        ) from None
 
 
 def check_feature_names(features, valid, family: str) -> list[str]:
@@ -54,11 +54,7 @@ def roi_box(mask, *, ndim: int, name: str = "mask") -> tuple[np.ndarray, tuple[s
     if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
         raise TypeError(f"{name} must be a bool or integer array, got dtype {mask.dtype}")
     roi = mask != 0
-    box = []
-    for axis in range(ndim):
-        hit = np.flatnonzero(roi.any(axis=tuple(a for a in range(ndim) if a != axis)))
-        if hit.size == 0:
-            raise ValueError(f"{name} is empty: no non-zero voxel")
-        box.append(slice(hit[0], hit[-1] + 1))
-    box = tuple(box)
+    box = bounding_box(roi)
+    if box is None:
+        raise ValueError(f"{name} is empty: no non-zero voxel")
     return roi[box], box

@@ -21,6 +21,7 @@ from numbers import Integral
 
 import numpy as np
 
+from radflow._geometry import bounding_box
 from radflow.errors import InputError, SettingsError
 from radflow.features._checks import check_spacing
 
@@ -227,7 +228,7 @@ def roi_levels(binned, mask, *, pad: int = 0):
         raise InputError("binned", f"expected integer grey levels (discretised image), got dtype {binned.dtype}")
     if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
         raise InputError("mask", f"expected a bool or 0/1 integer mask, got dtype {mask.dtype}")
-    box = _bounding_box(mask)
+    box = bounding_box(mask)
     if box is None:
         raise InputError("mask", "the ROI is empty (no voxel set)")
     mask = mask[box]
@@ -253,16 +254,3 @@ def roi_levels(binned, mask, *, pad: int = 0):
     inner = index[tuple(slice(pad, pad + n) for n in mask.shape)]
     inner[mask] = inside
     return index, levels.astype(np.int64)
-
-
-def _bounding_box(mask: np.ndarray):
-    """Slices of the smallest box holding every True voxel, or None."""
-    # Crop axis by axis so that each reduction runs on the part left over.
-    box = [slice(None)] * mask.ndim
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask[tuple(box)].any(axis=other))
-        if hits.size == 0:
-            return None
-        box[axis] = slice(int(hits[0]), int(hits[-1]) + 1)
-    return tuple(box)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from radflow._geometry import SpacingError, spacing_mm
 from radflow.params.names import INTERPOLATION_ORDERS
 
 __all__ = [
@@ -440,14 +441,12 @@ def _check_shape(shape_zyx) -> tuple[int, int, int]:
 
 def _check_spacing(spacing, name: str, *, allow_none: bool) -> tuple:
     spacing = tuple(spacing)
-    if len(spacing) != 3:
-        raise ValueError(f"{name} must have 3 values (z, y, x), got {spacing!r}")
-    for s in spacing:
-        if s is None and allow_none:
-            continue
-        if not isinstance(s, (int, float, np.floating, np.integer)) or not (s > 0 and math.isfinite(s)):
-            raise ValueError(f"{name} must be finite numbers > 0 (mm), got {spacing!r}")
-    return tuple(None if s is None else float(s) for s in spacing)
+    try:
+        return spacing_mm(spacing, allow_none=allow_none)
+    except SpacingError as error:
+        if error.reason == "length":
+            raise ValueError(f"{name} must have 3 values (z, y, x), got {spacing!r}") from None
+        raise ValueError(f"{name} must be finite numbers > 0 (mm), got {spacing!r}") from None
 
 
 def _check_method(method, name: str, choices: dict) -> int:

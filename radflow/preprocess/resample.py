@@ -15,13 +15,12 @@ SimpleITK images in and out: spacing and indices are in SimpleITK's
 
 from __future__ import annotations
 
-import math
-from numbers import Real
 from os import PathLike
 
 import numpy as np
 import SimpleITK as sitk
 
+from radflow._geometry import SpacingError, spacing_mm
 from radflow.errors import InputError, SettingsError
 from radflow.params.names import INTERPOLATORS
 from radflow.preprocess.roi_checks import (
@@ -132,11 +131,10 @@ def _check_spacing(spacing_xyz, dimension: int) -> np.ndarray:
         values = list(spacing_xyz)
     except TypeError:
         raise SettingsError(f"spacing_xyz must be a sequence of {dimension} numbers, got {spacing_xyz!r}") from None
-    if len(values) != dimension or not all(
-        isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in values
-    ):
+    try:
+        return np.array(spacing_mm(values, ndim=dimension, allow_zero=True), dtype=float)
+    except SpacingError:
         raise SettingsError(
             f"spacing_xyz must be {dimension} finite numbers >= 0 (mm, x y z order; 0 keeps the spacing), "
             f"got {spacing_xyz!r}"
-        )
-    return np.array(values, dtype=float)
+        ) from None

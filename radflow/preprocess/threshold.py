@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from radflow._geometry import SpacingError, spacing_mm
+from radflow._docstrings import filler
 from radflow.errors import InputError
 
 __all__ = ["segment_hu", "segment_suv", "segment_suv_relative"]
@@ -77,9 +79,7 @@ _COMMON_PARAMETERS = """\
         A parameter is invalid; the message names it."""
 
 
-def _document(func):
-    func.__doc__ = func.__doc__.replace("    %(common)s", _COMMON_PARAMETERS)
-    return func
+_document = filler({"common": _COMMON_PARAMETERS.lstrip()})
 
 
 @_document
@@ -425,11 +425,9 @@ def _check_spacing(spacing_zyx, *, needed: bool) -> float:
             raise ValueError("min_size_mm3 needs spacing_zyx, the voxel spacing (z, y, x) in mm")
         return 1.0
     try:
-        spacing = np.asarray(spacing_zyx, dtype=float)
-    except (TypeError, ValueError):
-        spacing = None
-    if spacing is None or spacing.shape != (3,) or not np.all(np.isfinite(spacing) & (spacing > 0)):
+        spacing = spacing_mm(spacing_zyx)
+    except SpacingError:
         raise ValueError(
             f"spacing_zyx must be 3 positive finite spacings (z, y, x) in mm, got {spacing_zyx!r}"
-        )
+        ) from None
     return float(np.prod(spacing))

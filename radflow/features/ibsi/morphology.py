@@ -70,6 +70,7 @@ from numpy.polynomial import legendre
 from scipy import fft
 from scipy.spatial import ConvexHull
 
+from radflow._geometry import bounding_box
 from radflow.features import _mesh
 from radflow.features._checks import check_spacing
 from radflow.features.ibsi.registry import features
@@ -135,7 +136,7 @@ def compute(image, *, morph_mask, intensity_mask, spacing_zyx) -> dict[str, floa
     for name, mask in (("morph_mask", morph), ("intensity_mask", intensity)):
         if not mask.any():
             raise ValueError(f"{name} is empty: no voxel to compute features from")
-    box = _bounding_box(morph | intensity)
+    box = bounding_box(morph | intensity)  # not empty: both masks were checked above
     morph, intensity = morph[box], intensity[box]
     crop = array[box].astype(np.float64)
     if not np.all(np.isfinite(crop[intensity])):
@@ -206,11 +207,6 @@ def ellipsoid_area(a: float, b: float, c: float) -> float:
         )
         total += term / (1.0 - 4.0 * nu * nu)
     return float(4.0 * np.pi * a * b * total)
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    hits = np.nonzero(mask)
-    return tuple(slice(int(h.min()), int(h.max()) + 1) for h in hits)
 
 
 def _volume_and_area(volume: float, area: float, voxel_volume: float) -> dict[str, float]:

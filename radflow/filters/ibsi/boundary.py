@@ -19,20 +19,52 @@ edge voxel (half-sample symmetry), as the consensus response maps require.
 
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import numpy as np
 
+from radflow._docstrings import filler
+from radflow._geometry import SpacingError, spacing_mm
 from radflow.errors import InputError
 from radflow.filters._checks import choice, integer
 from radflow.params.names import BOUNDARIES
 
-__all__ = ["BOUNDARIES", "check_boundary", "check_dimensions", "check_spacing", "check_volume", "ndimage_mode", "pad"]
+__all__ = [
+    "BOUNDARIES",
+    "check_boundary",
+    "check_dimensions",
+    "check_spacing",
+    "check_volume",
+    "document",
+    "ndimage_mode",
+    "pad",
+]
 
 
 _NDIMAGE_MODES = {"constant": "constant", "nearest": "nearest", "periodic": "wrap", "mirror": "reflect"}
 _PAD_MODES = {"constant": "constant", "nearest": "edge", "periodic": "wrap", "mirror": "symmetric"}
+
+#: Parameter, return and error descriptions the filters share (:data:`document`).
+_DOCS = {
+    "image": """image : array_like, shape (z, y, x)
+        Intensities (HU, SUV, ...).""",
+    "spacing": """spacing_zyx : sequence of 3 float
+        Voxel spacing in mm.""",
+    "boundary": """boundary : {"constant", "nearest", "periodic", "mirror"}, optional
+        IBSI boundary condition ("constant" is zero padding).""",
+    "returns": """Returns
+    -------
+    numpy.ndarray of float64, shape (z, y, x)""",
+    "raises": """Raises
+    ------
+    InputError
+        `image` is not a finite real 3D array.""",
+    "raises_spacing": """Raises
+    ------
+    InputError
+        `image` or `spacing_zyx` invalid.""",
+}
+
+#: Fills the shared ``%(image)s``, ``%(boundary)s`` ... descriptions of a filter's docstring.
+document = filler(_DOCS)
 
 
 def check_boundary(boundary, name: str = "boundary") -> str:
@@ -67,14 +99,12 @@ def check_volume(image, name: str = "image") -> np.ndarray:
 
 def check_spacing(spacing_zyx, name: str = "spacing_zyx") -> tuple[float, float, float]:
     """Three finite voxel spacings > 0 in mm, (z, y, x) order."""
-    if isinstance(spacing_zyx, (str, bytes)) or not hasattr(spacing_zyx, "__len__") or len(spacing_zyx) != 3:
-        raise InputError(name, f"expected 3 spacings in mm in (z, y, x) order, got {spacing_zyx!r}")
-    out = []
-    for value in spacing_zyx:
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
-            raise InputError(name, f"spacings must be finite numbers > 0 mm, got {spacing_zyx!r}")
-        out.append(float(value))
-    return tuple(out)
+    try:
+        return spacing_mm(spacing_zyx)
+    except SpacingError as error:
+        if error.reason == "length":
+            raise InputError(name, f"expected 3 spacings in mm in (z, y, x) order, got {spacing_zyx!r}") from None
+        raise InputError(name, f"spacings must be finite numbers > 0 mm, got {spacing_zyx!r}") from None
 
 
 def check_dimensions(dimensions, name: str = "dimensions") -> int:
