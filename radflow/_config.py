@@ -37,7 +37,12 @@ is not ``true``, ``true`` is not an integer.
     required key too. Returns ``{key: canonical value}`` for the keys given (defaults are the
     caller's business, usually a frozen dataclass's).
 ``suggest(word, candidates)``
-    ``" (did you mean 'binWidth'?)"`` or ``""``: the closest candidate, case-insensitively.
+    ``" (did you mean 'binWidth'?)"`` or ``""``: the closest candidate, case-insensitively
+    (``closest(word, candidates)``: the candidate itself, or None).
+:class:`Wording`
+    The sentences of the messages (templates); the default one is above. A file format whose
+    messages users already know may keep them by passing its own ``wording=`` (the IBSI
+    configurations write ``"<where>.bin_width must be > 0, got -1"``).
 
 An integer given for a ``"float"`` rule stays an ``int``: PyRadiomics names images from values
 as written (LoG sigma ``1`` gives ``log-sigma-1-mm-3D``, ``1.0`` gives ``log-sigma-1-0-mm-3D``).
@@ -79,9 +84,11 @@ from radflow.errors import SettingsError
 
 __all__ = [
     "Rule",
+    "Wording",
     "YAML12Loader",
     "check_mapping",
     "check_value",
+    "closest",
     "describe",
     "load_config",
     "parse_yaml",
@@ -250,6 +257,8 @@ class Rule:
         Allowed values.
     lengths : tuple of int, optional
         Allowed lengths of a sequence.
+    item_nullable : bool
+        Items of a sequence may be None (an open end of a range, an axis left as it is).
     min_length : int
         Shortest sequence (or string) allowed.
     finite : bool
@@ -271,6 +280,7 @@ class Rule:
     high_exclusive: bool = False
     choices: tuple | None = None
     lengths: tuple[int, ...] | None = None
+    item_nullable: bool = False
     min_length: int = 0
     finite: bool = True
     convert: Callable[[Any], Any] | None = None
@@ -312,7 +322,32 @@ def describe(rule: Rule) -> str:
     return text
 
 
-def check_value(rule: Rule, value: Any, name: str) -> Any:
+@dataclass(frozen=True)
+class Wording:
+    """The sentences of the error messages, as ``str.format`` templates.
+
+    Attributes
+    ----------
+    key : str
+        How the value of a key of a mapping is named (fields ``where``, ``key``).
+    value : str
+        A value its rule refuses (``name``, ``value``, ``expected``).
+    missing : str
+        A required key is missing (``where``, ``key``, ``expected``).
+    not_mapping : str
+        The section is not a mapping (``where``, ``value``).
+    """
+
+    key: str = "{where} {key!r}"
+    value: str = "{name}: {value!r} is not allowed; expected {expected}"
+    missing: str = "{where} {key!r} is required ({expected})"
+    not_mapping: str = "{where} must be a mapping of key to value, got {value!r}"
+
+
+DEFAULT_WORDING = Wording()
+
+
+def check_value(rule: Rule, value: Any, name: str, *, wording: Wording = DEFAULT_WORDING) -> Any:
     """`value` checked against `rule`, in canonical form.
 
     Parameters
@@ -322,6 +357,8 @@ def check_value(rule: Rule, value: Any, name: str) -> Any:
         As read from the file (or given to a function).
     name : str
         Who the value is, first in the message (``"setting 'binWidth'"``, ``"sigma_mm"``).
+    wording : Wording, optional
+        The message's sentence.
 
     Raises
     ------
@@ -330,7 +367,8 @@ def check_value(rule: Rule, value: Any, name: str) -> Any:
     """
 
     def fail(extra: str = ""):
-        raise SettingsError(f"{name}: {value!r} is not allowed; expected {describe(rule)}{extra}")
+        message = wording.value.format(name=name, value=value, expected=describe(rule))
+        raise SettingsError(message + extra)
 
     if value is None:
         if rule.nullable:
@@ -343,6 +381,9 @@ def check_value(rule: Rule, value: Any, name: str) -> Any:
             fail()
         items = []
         for item in value:
+            if item is None and rule.item_nullable:
+                items.append(None)
+                continue
             ok, checked = _item(rule, item)
             if not ok:
                 fail()
@@ -398,6 +439,7 @@ def check_mapping(
     *,
     hint: Callable[[Any], str | None] | None = None,
     known: str = "valid keys",
+    wording: Wording = DEFAULT_WORDING,
 ) -> dict[str, Any]:
     """Every key of `mapping` checked against `rules`; unknown or missing required keys refused.
 
@@ -415,6 +457,8 @@ def check_mapping(
         voxelSetting section"), or None for the default one.
     known : str
         How the list of valid keys is introduced in the default unknown-key message.
+    wording : Wording, optional
+        The sentences of the messages.
 
     Returns
     -------
@@ -430,22 +474,27 @@ def check_mapping(
     if mapping is None:
         mapping = {}
     if not isinstance(mapping, Mapping):
-        raise SettingsError(f"{where} must be a mapping of key to value, got {mapping!r}")
-    out = {}
-    for key, value in mapping.items():
+        raise SettingsError(wording.not_mapping.format(where=where, value=mapping))
+    for key in mapping:
         if key not in rules:
             message = hint(key) if hint is not None else None
             raise SettingsError(message or f"{where}: unknown key {key!r}{suggest(str(key), rules)}; "
                                            f"{known}: {', '.join(map(str, rules))}")
-        out[key] = check_value(rules[key], value, f"{where} {key!r}")
     for key, rule in rules.items():
         if rule.required and key not in mapping:
-            raise SettingsError(f"{where} {key!r} is required ({describe(rule)})")
-    return out
+            raise SettingsError(wording.missing.format(where=where, key=key, expected=describe(rule)))
+    return {key: check_value(rules[key], value, wording.key.format(where=where, key=key), wording=wording)
+            for key, value in mapping.items()}
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to `word` (case-insensitive, difflib ratio >= 0.6), or None."""
+    lowered = {str(c).lower(): c for c in candidates}
+    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the candidate closest to `word` (case-insensitive), or ``""``."""
-    lowered = {str(c).lower(): c for c in candidates}
-    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    match = closest(word, candidates)
+    return f" (did you mean {match!r}?)" if match is not None else ""

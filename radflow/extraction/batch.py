@@ -26,7 +26,7 @@ from typing import Any
 
 from radflow.errors import InputError, SettingsError
 from radflow.params.pyradiomics_params import load_params
-from radflow.params.settings import ExtractionParams
+from radflow.params.extraction import ExtractionParams
 
 __all__ = ["BatchSummary", "extract_batch"]
 

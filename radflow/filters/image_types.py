@@ -20,8 +20,15 @@ pass the whole volume.
 Images are computed one at a time as they are consumed, except that one
 ``swtn`` call gives all the decompositions of a wavelet level together.
 
-Settings read, with PyRadiomics' defaults (``imageType`` entries override
-the global ``setting`` ones; other keys are left to the other stages):
+The functions take the frozen, validated
+:class:`~radflow.params.extraction.ExtractionParams` (``image_types(image,
+mask, params)``); for direct use they also take PyRadiomics' ``imageType`` and
+``setting`` mappings (``image_types(image, mask, {"LoG": {"sigma": [1.0]}},
+{"binWidth": 5})``), which are validated once into the same typed objects
+(:class:`~radflow.params.extraction.Settings`,
+:class:`~radflow.params.ibsi_filters.FilterSettings`) before any image is
+computed. The filters read these settings, with PyRadiomics' defaults
+(``imageType`` entries override the global ``setting`` ones):
 
 ========== ===================================================================
 Type       Keys
@@ -49,7 +56,7 @@ and phase-2 values, ``docs/ibsi2_filters.md``). PyRadiomics does not know
 them; radflow computes every feature class on their response maps as on
 PyRadiomics' filtered images. Their parameters are the keyword arguments of
 the filter functions (Gabor angles in degrees), typed and validated by
-:class:`radflow.params.settings.FilterSettings`; they are read from the type's
+:class:`radflow.params.ibsi_filters.FilterSettings`; they are read from the type's
 ``imageType`` entry only (no global ``setting`` reaches them), which may also
 override the settings applied after filtering (``binWidth``, ``binCount``,
 ``distances``...): response maps are not in HU, so set their bin width.
@@ -127,20 +134,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
-from radflow.filters import _checks, gradient, intensity, lbp, log, wavelet
-from radflow.params.names import IBSI_FILTER_TYPES, IMAGE_TYPES
-from radflow.params.settings import (
-    FILTER_SETTINGS,
-    FilterSettings,
-    filter_settings,
-)
+from radflow.filters import _checks, gradient, ibsi, intensity, lbp, log, wavelet
+from radflow.filters.ibsi.boundary import check_spacing, check_volume
+from radflow.filters.ibsi.gabor import gabor_kernel
+from radflow.filters.ibsi.wavelets import wavelet_filters
+from radflow.params.extraction import ExtractionParams, Settings, check_image_type
+from radflow.params.ibsi_filters import FILTER_SETTINGS, FilterSettings, filter_settings
 
 __all__ = [
     "WHOLE_AXIS",
@@ -148,7 +154,6 @@ __all__ = [
     "image_types",
     "read_box",
     "required_margin_voxels",
-    "type_settings",
 ]
 
 #: Margin of a filter that needs the whole axis (larger than any volume;
@@ -158,37 +163,6 @@ WHOLE_AXIS = 2**31 - 1
 # (row axis, column axis) of the axial, coronal and sagittal planes of a (z, y, x) array.
 _GABOR_PLANES = ((1, 2), (0, 2), (0, 1))
 
-# PyRadiomics key -> (check, default). A default of None: the key is required.
-_KEYS = {
-    "sigma": (_checks.positive_list, None),
-    "wavelet": (_checks.discrete_wavelet, "coif1"),
-    "start_level": (lambda v, name: _checks.integer(v, name, 0), 0),
-    "level": (lambda v, name: _checks.integer(v, name, 1), 1),
-    "force2D": (_checks.boolean, False),
-    "force2Ddimension": (lambda v, name: _checks.integer(v, name, 0, 2), 0),
-    "gradientUseSpacing": (_checks.boolean, True),
-    "lbp2DRadius": (_checks.positive, 1),
-    "lbp2DSamples": (lambda v, name: _checks.integer(v, name, 1), 8),
-    "lbp2DMethod": (lambda v, name: _checks.choice(v, name, lbp.LBP2D_METHODS), "uniform"),
-    "lbp3DLevels": (lambda v, name: _checks.integer(v, name, 1), 2),
-    "lbp3DIcosphereRadius": (_checks.positive, 1),
-    "lbp3DIcosphereSubdivision": (lambda v, name: _checks.integer(v, name, 0), 1),
-    "label": (lambda v, name: _checks.integer(v, name, 1), 1),
-}
-
-_TYPE_KEYS = {
-    "Original": (),
-    "LoG": ("sigma",),
-    "Wavelet": ("wavelet", "start_level", "level", "force2D", "force2Ddimension"),
-    "Square": (),
-    "SquareRoot": (),
-    "Logarithm": (),
-    "Exponential": (),
-    "Gradient": ("gradientUseSpacing",),
-    "LBP2D": ("lbp2DRadius", "lbp2DSamples", "lbp2DMethod", "force2D", "force2Ddimension"),
-    "LBP3D": ("lbp3DLevels", "lbp3DIcosphereRadius", "lbp3DIcosphereSubdivision", "label", "force2D"),
-}
-
 _INTENSITY = {
     "Square": ("square", intensity.square_image),
     "SquareRoot": ("squareroot", intensity.squareroot_image),
@@ -196,60 +170,88 @@ _INTENSITY = {
     "Exponential": ("exponential", intensity.exponential_image),
 }
 
+_FILTER_FUNCTIONS = {
+    "Mean": ibsi.mean_filter, "LoGIBSI": ibsi.laplacian_of_gaussian, "Laws": ibsi.laws_filter,
+    "Gabor": ibsi.gabor_filter, "WaveletIBSI": ibsi.wavelet_filter, "Simoncelli": ibsi.simoncelli_filter,
+}  # fmt: skip
 
-def _check_type(image_type: str) -> None:
-    if image_type not in IMAGE_TYPES and image_type not in IBSI_FILTER_TYPES:
-        raise SettingsError(f"imageType {image_type!r} is not known; known: "
-                            f"{', '.join(IMAGE_TYPES + IBSI_FILTER_TYPES)}")
+Params = ExtractionParams | Mapping[str, Any]
 
 
-def type_settings(image_type: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The filter parameters `image_type` reads from `settings`, checked, defaults filled in.
+def _plan(
+    params: Params, settings: Mapping[str, Any] | None, types: Iterable[str] | None = None
+) -> list[tuple[str, Settings, FilterSettings | None, Settings | dict[str, Any]]]:
+    """Each enabled type, checked: ``(image type, settings in force, IBSI filter settings or
+    None, the settings in force as given: Settings, or a PyRadiomics mapping)``."""
+    if isinstance(params, ExtractionParams):
+        if settings is not None:
+            raise SettingsError("setting: ExtractionParams carry their own settings; pass None")
+        plan = []
+        for image_type in params.image_types:
+            s = params.settings_for(image_type)
+            own = params.filter_settings(image_type) if image_type in FILTER_SETTINGS else None
+            plan.append((image_type, s, own, s))
+    else:
+        plan = _plan_from_mappings(params, settings)
+    if types is not None:
+        wanted = set(types)
+        unknown = wanted - {step[0] for step in plan}
+        if unknown:
+            raise SettingsError(f"image type(s) {', '.join(sorted(unknown))} not enabled")
+        plan = [step for step in plan if step[0] in wanted]
+    for image_type, s, _, _ in plan:
+        if image_type == "LoG":
+            _require_sigma(s)
+    return plan
 
-    `settings` are those in force for the type (global ones updated with the
-    ``imageType`` entry's), keyed as in PyRadiomics. An IBSI filter type
-    reads its own keys only (those of its entry: pass the entry), and
-    returns every parameter that applies. Raises SettingsError naming the
-    type and the key.
-    """
-    _check_type(image_type)
+
+def _require_sigma(s: Settings) -> None:
+    if not s.sigma:
+        raise SettingsError("imageType 'LoG' setting 'sigma' is required (e.g. sigma: [1.0, 3.0], in mm)")
+
+
+def _plan_from_mappings(enabled, settings) -> list[tuple[str, Settings, FilterSettings | None, dict]]:
+    """The typed plan of PyRadiomics ``imageType`` and ``setting`` mappings."""
+    if not isinstance(enabled, Mapping):
+        raise SettingsError(f"imageType must be a mapping of image type to settings, got {type(enabled).__name__}")
+    settings = {} if settings is None else settings
     if not isinstance(settings, Mapping):
-        raise SettingsError(f"imageType {image_type!r}: settings must be a mapping, got {type(settings).__name__}")
-    if image_type in FILTER_SETTINGS:
-        return dict(_own_filter_settings(image_type, settings).to_mapping())
-    params = {}
-    for key in _TYPE_KEYS[image_type]:
-        check, default = _KEYS[key]
-        where = f"imageType {image_type!r} setting {key!r}"
-        if key not in settings or settings[key] is None:
-            if default is None:
-                raise SettingsError(f"{where} is required (e.g. sigma: [1.0, 3.0], in mm)")
-            params[key] = default
+        raise SettingsError(f"setting must be a mapping of key to value, got {type(settings).__name__}")
+    plan = []
+    for image_type, custom in enabled.items():
+        check_image_type(image_type)
+        where = f"imageType {image_type!r} setting"
+        if isinstance(custom, FilterSettings):
+            if custom.image_type != image_type:
+                raise SettingsError(f"imageType {image_type!r}: given the settings of {custom.image_type!r}")
+            plan.append((image_type, Settings.from_mapping(settings, where=where), custom, dict(settings)))
+            continue
+        if custom is not None and not isinstance(custom, Mapping):
+            raise SettingsError(f"imageType {image_type!r}: custom settings must be a mapping, got {custom!r}")
+        in_force = {**settings, **(custom or {})}
+        if image_type in FILTER_SETTINGS:
+            own = filter_settings(image_type, custom)  # from the entry alone
+            rest = {key: value for key, value in in_force.items() if key not in own._PARAMS}
+            plan.append((image_type, Settings.from_mapping(rest, where=where), own, in_force))
         else:
-            params[key] = check(settings[key], where)
-    return params
+            plan.append((image_type, Settings.from_mapping(in_force, where=where), None, in_force))
+    return plan
 
 
-def _own_filter_settings(image_type: str, settings: Mapping[str, Any]) -> FilterSettings:
-    """An IBSI filter type's settings from the keys of `settings` that are its own."""
-    cls = FILTER_SETTINGS[image_type]
-    own = {key: value for key, value in settings.items() if key in cls._PARAMS}
-    return cls.from_mapping(own, where=f"imageType {image_type!r} setting")
-
-
-def _fixed_axis(params: Mapping[str, Any]) -> int | None:
-    return params["force2Ddimension"] if params["force2D"] else None
+def _fixed_axis(s: Settings) -> int | None:
+    return s.force_2d_dimension if s.force_2d else None
 
 
 def image_types(
     image: sitk.Image,
     mask: sitk.Image,
-    enabled: Mapping[str, Mapping[str, Any]],
-    settings: Mapping[str, Any],
+    params: Params,
+    settings: Mapping[str, Any] | None = None,
     *,
+    types: Iterable[str] | None = None,
     source_shape_zyx: Sequence[int] | None = None,
     source_max_abs: float | None = None,
-) -> Iterator[tuple[str, sitk.Image, dict[str, Any]]]:
+) -> Iterator[tuple[str, sitk.Image, Settings]]:
     """Filtered images of every enabled image type, lazily, in PyRadiomics' order.
 
     All settings are checked before the first image is computed.
@@ -261,12 +263,17 @@ def image_types(
         a crop of it from :func:`read_box`.
     mask : SimpleITK.Image
         Label map on the grid of `image` (LBP 3D computes ROI voxels only).
-    enabled : mapping of str to mapping
-        Enabled image types in order (``{"Original": {}, "LoG": {"sigma": [1.0, 3.0]}}``)
-        with their own settings, as PyRadiomics' ``imageType`` section; the
-        IBSI filter types (module docstring) with their parameters.
-    settings : mapping
-        Global PyRadiomics settings (``setting`` section).
+    params : ExtractionParams or mapping of str to mapping
+        The extraction parameters; or the enabled image types in order
+        (``{"Original": {}, "LoG": {"sigma": [1.0, 3.0]}}``) with their own
+        settings, as PyRadiomics' ``imageType`` section; the IBSI filter
+        types (module docstring) with their parameters or their
+        :class:`~radflow.params.ibsi_filters.FilterSettings`.
+    settings : mapping, optional
+        With a mapping of image types only: the global PyRadiomics settings
+        (``setting`` section).
+    types : iterable of str, optional
+        Compute only these enabled image types (in the order of `params`).
     source_shape_zyx : sequence of 3 int, optional
         Shape of the whole volume when `image` is a crop (LoG's size check).
     source_max_abs : float, optional
@@ -282,69 +289,57 @@ def image_types(
         its feature names.
     image : SimpleITK.Image
         The filtered image on the grid of `image`.
-    settings : dict
-        The settings in force for it (`settings` updated with the type's own).
+    settings : Settings or dict
+        The settings in force for it (global ones updated with the type's own):
+        :meth:`ExtractionParams.settings_for` with ExtractionParams, else the
+        PyRadiomics mapping.
     """
     _checks.check_image(image)
     _checks.check_same_grid(image, mask)
-    if not isinstance(enabled, Mapping):
-        raise SettingsError(f"imageType must be a mapping of image type to settings, got {type(enabled).__name__}")
-    if not isinstance(settings, Mapping):
-        raise SettingsError(f"setting must be a mapping of key to value, got {type(settings).__name__}")
-    plan = []
-    for image_type, custom in enabled.items():
-        _check_type(image_type)
-        if custom is not None and not isinstance(custom, Mapping):
-            raise SettingsError(f"imageType {image_type!r}: custom settings must be a mapping, got {custom!r}")
-        in_force = {**settings, **(custom or {})}
-        if image_type in FILTER_SETTINGS:
-            params = filter_settings(image_type, custom)  # from the entry alone
-        else:
-            params = type_settings(image_type, in_force)
-        plan.append((image_type, params, in_force))
+    plan = _plan(params, settings, types)
     if (source_shape_zyx is not None and source_max_abs is None
-            and any(image_type in _INTENSITY for image_type, _, _ in plan)):
+            and any(step[0] in _INTENSITY for step in plan)):
         raise InputError("source_max_abs", "the image is a crop (source_shape_zyx given): pass the whole "
                                            "volume's max |intensity|, which square/squareroot/logarithm/"
                                            "exponential scale by")
-    for image_type, params, in_force in plan:
-        for name, filtered in _generate(image_type, params, image, mask, source_shape_zyx, source_max_abs):
-            yield name, filtered, dict(in_force)
+    for image_type, s, own, shown in plan:
+        for name, filtered in _generate(image_type, s, own, image, mask, source_shape_zyx, source_max_abs):
+            yield name, filtered, shown if isinstance(shown, Settings) else dict(shown)
 
 
-def _generate(image_type, params, image, mask, source_shape_zyx, source_max_abs):
+def _generate(image_type, s: Settings, own, image, mask, source_shape_zyx, source_max_abs):
     if image_type == "Original":
         yield "original", image
     elif image_type == "LoG":
-        yield from log.log_images(image, sigmas_mm=params["sigma"], source_shape_zyx=source_shape_zyx)
+        yield from log.log_images(image, sigmas_mm=s.sigma, source_shape_zyx=source_shape_zyx)
     elif image_type == "Wavelet":
-        yield from wavelet.wavelet_images(image, wavelet=params["wavelet"], start_level=params["start_level"],
-                                          level=params["level"], fixed_axis=_fixed_axis(params))
+        yield from wavelet.wavelet_images(image, wavelet=s.wavelet, start_level=s.start_level,
+                                          level=s.level, fixed_axis=_fixed_axis(s))
     elif image_type in _INTENSITY:
         name, transform = _INTENSITY[image_type]
         yield name, transform(image, max_abs=source_max_abs)
     elif image_type == "Gradient":
-        yield "gradient", gradient.gradient_image(image, use_spacing=params["gradientUseSpacing"])
+        yield "gradient", gradient.gradient_image(image, use_spacing=s.gradient_use_spacing)
     elif image_type == "LBP2D":
-        if not params["force2D"]:
+        if not s.force_2d:
             warnings.warn("LBP2D: local binary patterns computed per slice while features are extracted "
                           "in 3D (force2D false), as PyRadiomics allows; use with caution", stacklevel=3)
-        yield "lbp-2D", lbp.lbp2d_image(image, radius=params["lbp2DRadius"], samples=params["lbp2DSamples"],
-                                        method=params["lbp2DMethod"], axis=params["force2Ddimension"])
+        yield "lbp-2D", lbp.lbp2d_image(image, radius=s.lbp_2d_radius, samples=s.lbp_2d_samples,
+                                        method=s.lbp_2d_method, axis=s.force_2d_dimension)
     elif image_type == "LBP3D":
-        if params["force2D"]:
+        if s.force_2d:
             warnings.warn("LBP3D: local binary patterns computed in 3D while features are extracted per "
                           "slice (force2D true), as PyRadiomics allows; use with caution", stacklevel=3)
-        yield from lbp.lbp3d_images(image, mask, label=params["label"], levels=params["lbp3DLevels"],
-                                    icosphere_radius=params["lbp3DIcosphereRadius"],
-                                    icosphere_subdivision=params["lbp3DIcosphereSubdivision"])
+        yield from lbp.lbp3d_images(image, mask, label=s.label, levels=s.lbp_3d_levels,
+                                    icosphere_radius=s.lbp_3d_icosphere_radius,
+                                    icosphere_subdivision=s.lbp_3d_icosphere_subdivision)
     elif image_type in FILTER_SETTINGS:
         values = sitk.GetArrayFromImage(image)
-        for name, response in filter_responses(values, params, spacing_zyx=image.GetSpacing()[::-1]):
+        for name, response in filter_responses(values, own, spacing_zyx=image.GetSpacing()[::-1]):
             filtered = sitk.GetImageFromArray(response)
             filtered.CopyInformation(image)
             yield name, filtered
-    else:  # pragma: no cover - _check_type guards
+    else:  # pragma: no cover - check_image_type guards
         raise AssertionError(image_type)
 
 
@@ -358,8 +353,8 @@ def filter_responses(
     image : array_like, shape (z, y, x)
         Intensities (HU, SUV, ...): the whole volume or a box of it read
         with :func:`read_box`.
-    settings : radflow.params.settings.FilterSettings
-        The type's settings (:func:`radflow.params.settings.filter_settings`).
+    settings : radflow.params.ibsi_filters.FilterSettings
+        The type's settings (:func:`radflow.params.ibsi_filters.filter_settings`).
     spacing_zyx : sequence of 3 float
         Voxel spacing in mm.
 
@@ -376,25 +371,19 @@ def filter_responses(
     SettingsError
         `settings` is not a FilterSettings.
     """
-    from radflow.filters import ibsi
-    from radflow.filters.ibsi.boundary import check_spacing, check_volume
-
     if not isinstance(settings, FilterSettings):
-        raise SettingsError(f"settings must be a FilterSettings (radflow.params.settings.filter_settings), "
+        raise SettingsError(f"settings must be a FilterSettings (radflow.params.ibsi_filters.filter_settings), "
                             f"got {type(settings).__name__}")
     values = check_volume(image)
     spacing = check_spacing(tuple(spacing_zyx))
-    function = {
-        "Mean": ibsi.mean_filter, "LoGIBSI": ibsi.laplacian_of_gaussian, "Laws": ibsi.laws_filter,
-        "Gabor": ibsi.gabor_filter, "WaveletIBSI": ibsi.wavelet_filter, "Simoncelli": ibsi.simoncelli_filter,
-    }[settings.image_type]  # fmt: skip
+    function = _FILTER_FUNCTIONS[settings.image_type]
     metric = settings.image_type in ("LoGIBSI", "Gabor")  # the filters with scales in mm
     for name, kwargs in settings.images():
         yield name, function(values, **kwargs, **({"spacing_zyx": spacing} if metric else {}))
 
 
 def required_margin_voxels(
-    image_type: str, settings: Mapping[str, Any], spacing_zyx: Sequence[float]
+    image_type: str, settings: Settings | FilterSettings | Mapping[str, Any], spacing_zyx: Sequence[float]
 ) -> tuple[int, int, int]:
     """Voxels (z, y, x) to read beyond the ROI box for `image_type` to filter like the whole image.
 
@@ -402,8 +391,10 @@ def required_margin_voxels(
     ----------
     image_type : str
         Image type (``"LoG"``, ``"Laws"`` ...).
-    settings : mapping
-        Settings in force for it, PyRadiomics keys.
+    settings : Settings, FilterSettings or mapping
+        Settings in force for it (:meth:`ExtractionParams.settings_for`), or for an IBSI
+        filter type its :class:`FilterSettings`; or a mapping of PyRadiomics keys (an IBSI
+        filter type's ``imageType`` entry).
     spacing_zyx : sequence of 3 float
         Voxel spacing, mm.
 
@@ -411,25 +402,29 @@ def required_margin_voxels(
     -----
     Wavelet images, and IBSI filters with the periodic boundary condition,
     also need the whole axis wherever the margin leaves the volume (the
-    transform wraps around the image); :func:`read_box` applies that. An IBSI
-    filter type reads its own keys only (pass its ``imageType`` entry); the
+    transform wraps around the image); :func:`read_box` applies that. The
     Simoncelli filter needs every axis it filters whole (:data:`WHOLE_AXIS`).
     """
-    params = type_settings(image_type, settings)
+    check_image_type(image_type)
     spacing_zyx = _spacing(spacing_zyx)
     if image_type in FILTER_SETTINGS:
-        return _filter_margin_voxels(FILTER_SETTINGS[image_type](**params), spacing_zyx)
+        if not isinstance(settings, FilterSettings):
+            settings = filter_settings(image_type, settings)
+        return _filter_margin_voxels(settings, spacing_zyx)
+    if not isinstance(settings, Settings):
+        [(_, settings, _, _)] = _plan_from_mappings({image_type: {}}, settings)
+    s = settings
     if image_type == "LoG":
-        return log.log_margin_voxels(params["sigma"], spacing_zyx)
+        _require_sigma(s)
+        return log.log_margin_voxels(s.sigma, spacing_zyx)
     if image_type == "Wavelet":
-        return wavelet.wavelet_margin_voxels(params["wavelet"], params["start_level"], params["level"],
-                                             _fixed_axis(params))
+        return wavelet.wavelet_margin_voxels(s.wavelet, s.start_level, s.level, _fixed_axis(s))
     if image_type == "Gradient":
         return (gradient.MARGIN_VOXELS,) * 3
     if image_type == "LBP2D":
-        return lbp.lbp2d_margin_voxels(params["lbp2DRadius"], params["force2Ddimension"])
+        return lbp.lbp2d_margin_voxels(s.lbp_2d_radius, s.force_2d_dimension)
     if image_type == "LBP3D":
-        return lbp.lbp3d_margin_voxels(params["lbp3DIcosphereRadius"])
+        return lbp.lbp3d_margin_voxels(s.lbp_3d_icosphere_radius)
     return (0, 0, 0)  # Original and the voxel-wise intensity transforms
 
 
@@ -451,10 +446,6 @@ def _filter_margin_voxels(settings: FilterSettings, spacing_zyx) -> tuple[int, i
 
 def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx) -> tuple[int, int, int]:
     """Voxels beyond a voxel that one IBSI response at that voxel depends on, per axis (z, y, x)."""
-    from radflow.filters.ibsi import LAWS_KERNELS
-    from radflow.filters.ibsi.gabor import gabor_kernel
-    from radflow.filters.ibsi.wavelets import wavelet_filters
-
     if image_type == "Mean":
         half = kw["support_voxels"] // 2
         return (half if kw["dimensions"] == 3 else 0, half, half)
@@ -465,7 +456,7 @@ def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx)
     if image_type == "Laws":
         pieces = [kw["kernel"][i : i + 2] for i in range(0, len(kw["kernel"]), 2)]
         # Rotations move every 1D kernel to every axis; the energy map averages |response| further out.
-        half = max(LAWS_KERNELS[p].size // 2 for p in pieces) + (kw["energy_distance"] or 0)
+        half = max(ibsi.LAWS_KERNELS[p].size // 2 for p in pieces) + (kw["energy_distance"] or 0)
         return (half if len(pieces) == 3 else 0, half, half)
     if image_type == "Gabor":
         half = [0, 0, 0]
@@ -485,18 +476,21 @@ def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx)
 
 
 def read_box(
-    enabled: Mapping[str, Mapping[str, Any]],
-    settings: Mapping[str, Any],
+    params: Params,
+    settings: Mapping[str, Any] | None,
     bbox_zyx: Sequence[slice],
     shape_zyx: Sequence[int],
     spacing_zyx: Sequence[float],
+    *,
+    types: Iterable[str] | None = None,
 ) -> tuple[slice, slice, slice]:
     """The part of the volume to read so that every enabled type filters like the whole image.
 
     Parameters
     ----------
-    enabled, settings
-        As for :func:`image_types`.
+    params, settings, types
+        As for :func:`image_types`: ``read_box(params, None, ...)`` with
+        :class:`~radflow.params.extraction.ExtractionParams`.
     bbox_zyx : sequence of 3 slice
         The ROI's bounding box in the volume (``scipy.ndimage.find_objects``
         style, explicit start and stop).
@@ -522,19 +516,13 @@ def read_box(
                                      f"the volume of shape {shape_zyx}")
     low = [s.start for s in box]
     high = [s.stop for s in box]
-    for image_type, custom in enabled.items():
-        _check_type(image_type)
-        in_force = {**settings, **(custom or {})}
-        if image_type in FILTER_SETTINGS:
-            filter_params = filter_settings(image_type, custom)
-            margin = _filter_margin_voxels(filter_params, _spacing(spacing_zyx))
-            periodic = [axis for axis in range(3) if margin[axis] and filter_params.boundary == "periodic"]
+    for image_type, in_force, own, _ in _plan(params, settings, types):
+        if own is not None:
+            margin = _filter_margin_voxels(own, _spacing(spacing_zyx))
+            periodic = [axis for axis in range(3) if margin[axis] and own.boundary == "periodic"]
         else:
             margin = required_margin_voxels(image_type, in_force, spacing_zyx)
-            periodic = (
-                wavelet.wavelet_axes(_fixed_axis(type_settings(image_type, in_force)))
-                if image_type == "Wavelet" else ()
-            )
+            periodic = wavelet.wavelet_axes(_fixed_axis(in_force)) if image_type == "Wavelet" else ()
         for axis, (s, m, n) in enumerate(zip(box, margin, shape_zyx)):
             lo, hi = s.start - m, s.stop + m
             if axis in periodic and (lo < 0 or hi > n):

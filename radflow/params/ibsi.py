@@ -73,7 +73,7 @@ from typing import Any
 
 from radflow.errors import SettingsError
 from radflow.params.pyradiomics_params import _read
-from radflow.params.settings import FILTER_SETTINGS, FilterSettings
+from radflow.params.ibsi_filters import FILTER_SETTINGS, FilterSettings
 from radflow.params.names import INTERPOLATION_ORDERS
 
 __all__ = [
@@ -153,7 +153,7 @@ class IbsiConfig:
         For the texture matrices and the intensity histogram; None with a `filter`.
     ivh_discretisation : Discretisation or None
         None with a `filter`.
-    filter : radflow.params.settings.FilterSettings or None
+    filter : radflow.params.ibsi_filters.FilterSettings or None
         IBSI 2 filter (one response map) whose intensity statistics are
         computed instead of the IBSI 1 families; None: no filter.
     """

@@ -6,7 +6,7 @@ them (``RadiomicsFeatureExtractor._applyParams``):
 - ``imageType``: image type -> custom settings; absent or ``{}``: Original only;
 - ``featureClass``: class -> list of features (``null`` or ``[]``: the
   class's default features); absent or ``{}``: every class, shape2D included;
-- ``setting``: global settings (:class:`~radflow.params.settings.Settings`);
+- ``setting``: global settings (:class:`~radflow.params.extraction.Settings`);
 - ``voxelSetting``: voxel-based extraction settings.
 
 YAML is read with the YAML 1.2 core schema that PyRadiomics' reader
@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 from radflow._config import load_config
 from radflow.errors import SettingsError
-from radflow.params.settings import ExtractionParams, Settings, VoxelSettings, all_feature_classes
+from radflow.params.extraction import ExtractionParams, Settings, VoxelSettings, all_feature_classes
 
 __all__ = ["load_params", "params_hash", "params_to_dict"]
 

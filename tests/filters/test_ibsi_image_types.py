@@ -27,7 +27,7 @@ from radflow.filters.image_types import (
     required_margin_voxels,
 )
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
-from radflow.params.settings import filter_settings
+from radflow.params.ibsi_filters import filter_settings
 
 SPACING_XYZ = (0.8, 0.7, 2.5)
 SPACING_ZYX = SPACING_XYZ[::-1]

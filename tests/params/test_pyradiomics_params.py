@@ -21,13 +21,8 @@ import yaml
 
 from radflow.errors import SettingsError
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
-from radflow.params.settings import (
-    SETTING_KEYS,
-    VOXEL_SETTING_KEYS,
-    ExtractionParams,
-    Settings,
-    VoxelSettings,
-)
+from radflow.params.extraction import ExtractionParams, Settings, VoxelSettings
+from radflow.params.schema import SETTING_KEYS, VOXEL_SETTING_KEYS
 
 # Modelled on pyradiomics/examples/exampleSettings (v3.0.1); comments trimmed.
 GLCM_NO_SUMAVERAGE = """\

@@ -22,7 +22,7 @@ import pytest
 from radflow.errors import SettingsError
 from radflow.extraction.ibsi import compute_ibsi, extract_ibsi
 from radflow.params.ibsi import CONFIG_DIR, PHASE2_CONFIG_NAMES, load_ibsi_config
-from radflow.params.settings import (
+from radflow.params.ibsi_filters import (
     GaborFilter,
     LawsFilter,
     LoGIBSIFilter,
