@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 
@@ -47,6 +48,14 @@ class LabelMap:
     source: str
     image: sitk.Image
     rois: dict[int, str]
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray, image: sitk.Image, name: str, source: str) -> LabelMap:
+        """One ROI as a label map: ``key=roi_key(name)``, uint8 (1 inside ``mask``, z, y, x)
+        with the geometry of ``image``, ``rois={1: name}``."""
+        label = sitk.GetImageFromArray(np.asarray(mask, dtype=bool).view(np.uint8))
+        label.CopyInformation(image)
+        return cls(key=roi_key(name), source=source, image=label, rois={1: name})
 
 
 @dataclass

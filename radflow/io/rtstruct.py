@@ -21,7 +21,7 @@ from skimage.draw import polygon
 
 from radflow.errors import InputError
 from radflow.io.dicom import read_header
-from radflow.io.records import LabelMap, roi_key
+from radflow.io.records import LabelMap
 
 #: A contour may lie this far (in slices) off the image's first or last slice
 #: and still belong to it; beyond, the ROI is cut by the image and refused.
@@ -136,8 +136,5 @@ def read_rtstruct(path: str | PathLike,
         except InputError as exc:
             errors.append(exc)
             continue
-        label = sitk.GetImageFromArray(mask.view(np.uint8))
-        label.CopyInformation(image)
-        labels.append(LabelMap(key=roi_key(name), source="rtstruct", image=label,
-                               rois={1: name}))
+        labels.append(LabelMap.from_mask(mask, image, name, "rtstruct"))
     return labels, errors

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from radflow._lazy import load
 from radflow.errors import InputError
-from radflow.io.records import LabelMap, roi_key
+from radflow.io.records import LabelMap
 
 hd = load("highdicom")  # slow to import (a quarter of a second); only SEG needs it
 
@@ -94,7 +94,5 @@ def read_seg(path: Path, image: sitk.Image,
         if not mask.any():
             errors.append(InputError(path, f"segment {number} {name!r} covers no voxel"))
             continue
-        label = sitk.GetImageFromArray(mask.astype(np.uint8))
-        label.CopyInformation(image)
-        labels.append(LabelMap(key=roi_key(name), source="seg", image=label, rois={1: name}))
+        labels.append(LabelMap.from_mask(mask, image, name, "seg"))
     return labels, errors
