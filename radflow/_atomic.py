@@ -158,19 +158,11 @@ def atomic_dir(final: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
 
 @contextmanager
 def atomic_file(final: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path]:
-    """Write a file under a temporary name; rename it to ``final`` on success.
+    """Write the file ``final`` under a temporary name; rename it into place on success.
 
-    Parameters
-    ----------
-    final : str or path-like
-        The file to create or replace. Its parent is created if needed.
-    fsync : bool, optional
-        Flush the file to disk before the rename.
-
-    Yields
-    ------
-    pathlib.Path
-        A path beside ``final`` (not yet created) for the caller to write.
+    :func:`atomic_files` for one file: the path yielded (beside ``final``, not
+    yet created) is for the caller to write; ``fsync`` flushes it to disk before
+    the rename. The parent of ``final`` is created if needed.
 
     Examples
     --------
