@@ -5,6 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+from radflow._atomic import atomic_file
+from radflow._lazy import load
+from radflow.errors import InputError
+from radflow.model.artefacts import save_study
+from radflow.model.design import load_design
+from radflow.model.spec import parse_spec
+from radflow.model.validation import run_study
+
+ds = load("pyarrow.dataset")
 
 __all__ = ["default_spec", "run_modelling"]
 
@@ -69,10 +80,6 @@ def default_spec(table, archive_dir, *, patients: int | None = None, events: int
 
 def _tumour_rois(table) -> list[str]:
     """The :data:`TUMOUR_ROIS` the table holds (no PET GTV where segmentation failed everywhere)."""
-    import pyarrow.dataset as ds
-
-    from radflow.errors import InputError
-
     present = set(ds.dataset(table, format="parquet", partitioning="hive")
                   .to_table(columns=["roi"]).column("roi").to_pylist())
     rois = [r for r in TUMOUR_ROIS if r in present]
@@ -109,12 +116,6 @@ def run_modelling(table, archive_dir, out_dir, *, icc_table=None, bootstrap: int
         cohort is too small for it) and ``loio`` (institution -> Estimate or
         None where undefined).
     """
-    import yaml
-
-    from radflow.model.spec import load_design, parse_spec, save_study
-    from radflow.model.validation import run_study
-    from radflow._atomic import atomic_file
-
     out = Path(out_dir)
     rois = _tumour_rois(table)
     mapping = default_spec(table, archive_dir, rois=rois, bootstrap=bootstrap, seed=seed)

@@ -44,6 +44,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 from sksurv.base import SurvivalAnalysisMixin
 
+from radflow._lazy import load
+
+model_selection = load("sklearn.model_selection")
+sksurv_linear_model = load("sksurv.linear_model")
+sksurv_util = load("sksurv.util")
+
 __all__ = ["BlockScaler", "LateFusionSurvival", "complete_cases", "make_early_fusion",
            "missing_blocks", "resolve_blocks"]
 
@@ -260,12 +266,12 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         (``missing="impute"``) and a :class:`StandardScaler`.
     default : estimator, optional
         Block model for blocks not in ``estimators``; default a ridge Cox
-        model ``CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")``. For blocks
+        model ``sksurv_linear_model.CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")``. For blocks
         of hundreds of features put a selector in front (a Pipeline with
         :class:`~radflow.model.selection.CoxnetSelector`).
     meta_estimator : estimator, optional
         Model of the standardised block scores; default
-        ``CoxPHSurvivalAnalysis(alpha=0.1, ties="efron")``.
+        ``sksurv_linear_model.CoxPHSurvivalAnalysis(alpha=0.1, ties="efron")``.
     cv : int or CV splitter, default=5
         Folds of the out-of-fold scores; an int gives a shuffled
         :class:`~sklearn.model_selection.StratifiedKFold` on the event
@@ -300,15 +306,13 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         self.random_state = random_state
 
     def _block_pipeline(self, name):
-        from sksurv.linear_model import CoxPHSurvivalAnalysis
-
         estimators = self.estimators or {}
         if name in estimators:
             model = estimators[name]
         elif self.default is not None:
             model = self.default
         else:
-            model = CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")
+            model = sksurv_linear_model.CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")
         steps = [SimpleImputer(strategy="median", keep_empty_features=True)] \
             if self.missing == "impute" else []
         return make_pipeline(*steps, StandardScaler(), clone(model))
@@ -326,17 +330,13 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         -------
         self
         """
-        from sklearn.model_selection import StratifiedKFold
-        from sksurv.linear_model import CoxPHSurvivalAnalysis
-        from sksurv.util import check_array_survival
-
         _check_missing("LateFusionSurvival", self.missing)
         self.blocks_ = resolve_blocks(X, self.blocks)
         unknown = set(self.estimators or {}) - set(self.blocks_)
         if unknown:
             raise ValueError(f"LateFusionSurvival: estimators for unknown block "
                              f"{sorted(unknown)[0]!r} (blocks: {list(self.blocks_)})")
-        event, _ = check_array_survival(X, y)
+        event, _ = sksurv_util.check_array_survival(X, y)
         keep = np.ones(len(X), dtype=bool)
         if self.missing == "restrict":
             keep = complete_cases(X, self.blocks_)
@@ -346,7 +346,7 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
 
         if isinstance(self.cv, (int, np.integer)) and not isinstance(self.cv, bool):
-            splitter = StratifiedKFold(int(self.cv), shuffle=True, random_state=self.random_state)
+            splitter = model_selection.StratifiedKFold(int(self.cv), shuffle=True, random_state=self.random_state)
         elif hasattr(self.cv, "split"):
             splitter = self.cv
         else:
@@ -362,7 +362,7 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
                              "test fold; out-of-fold scores need a partition of the rows")
         self.oof_risk_ = pd.DataFrame(oof, index=X.index, columns=list(self.blocks_))
         meta = self.meta_estimator if self.meta_estimator is not None \
-            else CoxPHSurvivalAnalysis(alpha=0.1, ties="efron")
+            else sksurv_linear_model.CoxPHSurvivalAnalysis(alpha=0.1, ties="efron")
         self.meta_model_ = make_pipeline(StandardScaler(), clone(meta)).fit(oof, y)
         self.block_models_ = {name: self._block_pipeline(name).fit(X[cols], y)
                               for name, cols in self.blocks_.items()}

@@ -16,12 +16,19 @@ and one call for the usual set (:func:`survival_metrics`,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import stats
 
+from radflow._lazy import load
 from radflow.errors import SettingsError
+
+sklearn_metrics = load("sklearn.metrics")
+sksurv_compare = load("sksurv.compare")
+sksurv_metrics = load("sksurv.metrics")
+sksurv_nonparametric = load("sksurv.nonparametric")
 
 __all__ = [
     "Estimate",
@@ -234,12 +241,10 @@ def harrell_c(y, risk) -> float:
     ValueError
         No comparable pair (``sksurv.exceptions.NoComparablePairException``).
     """
-    from sksurv.metrics import concordance_index_censored
-
     y = _check_y(y)
     event, time = _fields(y)
     risk = _check_score(risk, len(y), "risk")
-    return float(concordance_index_censored(event, time, risk)[0])
+    return float(sksurv_metrics.concordance_index_censored(event, time, risk)[0])
 
 
 def uno_c(y, risk, *, y_train=None, tau: float | None = None) -> float:
@@ -256,12 +261,10 @@ def uno_c(y, risk, *, y_train=None, tau: float | None = None) -> float:
     tau : float, optional
         Truncation time (same unit as the times); pairs are compared up to it.
     """
-    from sksurv.metrics import concordance_index_ipcw
-
     y = _check_y(y)
     y_train = y if y_train is None else _check_y(y_train, "y_train")
     risk = _check_score(risk, len(y), "risk")
-    return float(concordance_index_ipcw(y_train, y, risk, tau=tau)[0])
+    return float(sksurv_metrics.concordance_index_ipcw(y_train, y, risk, tau=tau)[0])
 
 
 def time_dependent_auc(y, risk, *, times, y_train=None) -> tuple[np.ndarray, float]:
@@ -281,12 +284,10 @@ def time_dependent_auc(y, risk, *, times, y_train=None) -> tuple[np.ndarray, flo
     auc : ndarray, shape (len(times),)
     mean_auc : float
     """
-    from sksurv.metrics import cumulative_dynamic_auc
-
     y = _check_y(y)
     y_train = y if y_train is None else _check_y(y_train, "y_train")
     risk = _check_score(risk, len(y), "risk")
-    auc, mean_auc = cumulative_dynamic_auc(y_train, y, risk, np.asarray(times, dtype=float))
+    auc, mean_auc = sksurv_metrics.cumulative_dynamic_auc(y_train, y, risk, np.asarray(times, dtype=float))
     return auc, float(mean_auc)
 
 
@@ -303,8 +304,6 @@ def integrated_brier(y, survival, *, times, y_train=None) -> float:
     y_train : structured array, optional
         Censoring distribution (default ``y``).
     """
-    from sksurv.metrics import integrated_brier_score
-
     y = _check_y(y)
     y_train = y if y_train is None else _check_y(y_train, "y_train")
     survival = np.asarray(survival, dtype=float)
@@ -312,7 +311,7 @@ def integrated_brier(y, survival, *, times, y_train=None) -> float:
     if survival.shape != (len(y), len(times)):
         raise SettingsError(f"survival must have shape (patients, times) = {(len(y), len(times))}, "
                             f"got {survival.shape}")
-    return float(integrated_brier_score(y_train, y, survival, times))
+    return float(sksurv_metrics.integrated_brier_score(y_train, y, survival, times))
 
 
 def roc_auc(y_true, score) -> float:
@@ -323,13 +322,11 @@ def roc_auc(y_true, score) -> float:
     float
         NaN when ``y_true`` holds one class only (the AUC is undefined).
     """
-    from sklearn.metrics import roc_auc_score
-
     y_true = np.asarray(y_true)
     score = _check_score(score, len(y_true), "score")
     if len(np.unique(y_true)) < 2:
         return float("nan")
-    return float(roc_auc_score(y_true, score))
+    return float(sklearn_metrics.roc_auc_score(y_true, score))
 
 
 # -- Kaplan-Meier, log-rank, risk groups ------------------------------------
@@ -379,13 +376,11 @@ def kaplan_meier(y, *, level: float = 0.95) -> KaplanMeier:
     -------
     KaplanMeier
     """
-    from sksurv.nonparametric import kaplan_meier_estimator
-
     y = _check_y(y)
     if not 0.0 < level < 1.0:
         raise SettingsError(f"level must lie in (0, 1), got {level!r}")
     event, time = _fields(y)
-    t, s, band = kaplan_meier_estimator(event, time, conf_level=level, conf_type="log-log")
+    t, s, band = sksurv_nonparametric.kaplan_meier_estimator(event, time, conf_level=level, conf_type="log-log")
     below = np.flatnonzero(s <= 0.5)
     median = float(t[below[0]]) if len(below) else float("nan")
     return KaplanMeier(t, s, band[0], band[1], level, median)
@@ -422,8 +417,6 @@ def logrank_test(y, groups) -> LogRank:
     -------
     LogRank
     """
-    from sksurv.compare import compare_survival
-
     y = _check_y(y)
     groups = np.asarray(groups)
     if groups.shape != (len(y),):
@@ -432,7 +425,7 @@ def logrank_test(y, groups) -> LogRank:
     k = len(np.unique(groups))
     if k < 2:
         raise SettingsError("groups: the log-rank test needs at least two groups, got one")
-    chi2, p = compare_survival(y, groups)
+    chi2, p = sksurv_compare.compare_survival(y, groups)
     return LogRank(float(chi2), k - 1, float(p))
 
 
@@ -471,12 +464,10 @@ def _p_maxstat(statistic: float, min_fraction: float) -> float:
     (``pLausen92``). Lausen B, Schumacher M. Biometrics 48:73-85 (1992),
     doi:10.2307/2532740.
     """
-    from scipy.stats import norm
-
     b, lo, hi = statistic, min_fraction, 1.0 - min_fraction
     if b <= 1.0:
         return 1.0
-    phi = norm.pdf(b)
+    phi = stats.norm.pdf(b)
     p = 4.0 * phi / b + phi * (b - 1.0 / b) * np.log(hi * (1.0 - lo) / ((1.0 - hi) * lo))
     return float(min(max(p, 0.0), 1.0))
 
@@ -557,9 +548,7 @@ def _uno_weights(y, y_train, tau) -> np.ndarray:
     """Squared IPCW weights of Uno's C, as scikit-survival's ``concordance_index_ipcw``:
     1 / G(T_i)^2 for deaths before ``tau`` (G: Kaplan-Meier of the training
     censoring), 0 otherwise."""
-    from sksurv.nonparametric import CensoringDistributionEstimator
-
-    cens = CensoringDistributionEstimator().fit(y_train)
+    cens = sksurv_nonparametric.CensoringDistributionEstimator().fit(y_train)
     keep = np.ones(len(y), bool) if tau is None else _fields(y)[1] < tau
     weight = np.zeros(len(y))
     weight[keep] = cens.predict_ipcw(y[keep])

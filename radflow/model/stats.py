@@ -9,13 +9,23 @@ tables and the stability ICC table as Parquet.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import pandas as pd
 from scipy import stats
 
-__all__ = ["METHODS", "OUTPUTS", "benjamini_hochberg", "correlations", "stats_command"]
+from radflow._atomic import atomic_file
+from radflow._lazy import load
+from radflow.errors import SettingsError
+from radflow.model._defaults import DEFAULT_PERTURBATIONS, METHODS
+from radflow.model.stability import stability_study
+from radflow.model.study import load_study
 
-from radflow.model._defaults import METHODS
+pa = load("pyarrow")
+pq = load("pyarrow.parquet")
+pd = load("pandas")
+
+__all__ = ["METHODS", "OUTPUTS", "benjamini_hochberg", "correlations", "stats_command"]
 
 _COLUMNS = ["x", "y", "method", "r", "p_value", "q_value", "n"]
 
@@ -239,15 +249,6 @@ def stats_command(args) -> int:
     raw patient id: rows are keyed by feature names, and the stability
     tables by the store's pseudonymised ids.
     """
-    from pathlib import Path
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from radflow.errors import SettingsError
-    from radflow.model.study import load_study
-    from radflow._atomic import atomic_file
-
     store, params = getattr(args, "store", None), getattr(args, "params", None)
     if (store is None) != (params is None):
         raise SettingsError("the stability study needs both --store and --params (or neither)")
@@ -262,8 +263,6 @@ def stats_command(args) -> int:
         tables["covariates"] = pd.concat([correlations(study.X, covariates, method=m) for m in methods],
                                          ignore_index=True)
     if store is not None:
-        from radflow.model.stability import DEFAULT_PERTURBATIONS, stability_study
-
         result = stability_study(store, params, perturbations=args.perturbations or DEFAULT_PERTURBATIONS,
                                  modalities=args.modalities, rois=args.rois, confidence=args.confidence)
         tables.update(icc=result.icc, values=result.values, failures=result.failures)

@@ -26,9 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from radflow._lazy import load
 from radflow.errors import InputError
+from radflow.io.pseudonym import Pseudonymiser, load_key
+
+pa = load("pyarrow")
+ds = load("pyarrow.dataset")
+pd = load("pandas")
+sksurv_util = load("sksurv.util")
 
 __all__ = ["Study", "encode_covariates", "feature_sets", "load_study"]
 
@@ -160,8 +166,6 @@ def load_study(
         pseudonymisation key may differ from the one used at ingest); bad
         outcome values.
     """
-    from radflow.io.pseudonym import Pseudonymiser, load_key
-
     root = Path(table)
     fs = _choose_feature_set(root, feature_set)
     long, features = _read_rows(root, fs, institutions=institutions, modalities=modalities,
@@ -186,9 +190,7 @@ def load_study(
         patients = patients[patients.isin(outcome.index)]
         if len(patients) == 0:
             raise InputError(where, "no patient of the table has an outcome")
-        from sksurv.util import Surv
-
-        y = Surv.from_arrays(event=outcome.loc[patients, event].to_numpy(bool),
+        y = sksurv_util.Surv.from_arrays(event=outcome.loc[patients, event].to_numpy(bool),
                              time=outcome.loc[patients, time].to_numpy(float),
                              name_event="event", name_time="time")
 
@@ -276,9 +278,6 @@ def _check_filter(values, what: str, available, source) -> list[str] | None:
 
 def _read_rows(root: Path, fs: str, *, institutions, modalities, rois, image_types):
     """The rows of a feature set after the filters, and its feature columns."""
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
     folder = root / f"feature_set={fs}"
     leaves = [p.relative_to(folder).parts for p in folder.glob("institution=*/modality=*")]
     institutions = _check_filter(institutions, "institution(s)",

@@ -27,7 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from radflow._lazy import load
 from radflow.errors import SettingsError
+
+ensemble = load("sklearn.ensemble")
+linear_model = load("sklearn.linear_model")
+sksurv_ensemble = load("sksurv.ensemble")
+sksurv_linear_model = load("sksurv.linear_model")
 
 __all__ = ["BINARY_MODELS", "SURVIVAL_MODELS", "make_model", "model_grid", "predict_risk",
            "predict_survival"]
@@ -48,14 +54,11 @@ BINARY_MODELS = {
 
 
 def _classes():
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
-    from sksurv.linear_model import CoxnetSurvivalAnalysis
-
-    return {"coxnet": CoxnetSurvivalAnalysis, "rsf": RandomSurvivalForest,
-            "gbsa": GradientBoostingSurvivalAnalysis, "logistic": LogisticRegression,
-            "random_forest": RandomForestClassifier}
+    return {"coxnet": sksurv_linear_model.CoxnetSurvivalAnalysis,
+            "rsf": sksurv_ensemble.RandomSurvivalForest,
+            "gbsa": sksurv_ensemble.GradientBoostingSurvivalAnalysis,
+            "logistic": linear_model.LogisticRegression,
+            "random_forest": ensemble.RandomForestClassifier}
 
 
 def _check_kind(kind: str) -> dict:

@@ -24,11 +24,18 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
+from radflow._lazy import load
 from radflow.errors import SettingsError
 from radflow.model import metrics
+from radflow.model.builder import build_pipeline, pipeline_grid
+from radflow.model.design import load_design
 from radflow.model.survival import predict_risk, predict_survival
+
+pd = load("pandas")
+sklearn_base = load("sklearn.base")
+sklearn_exceptions = load("sklearn.exceptions")
+model_selection = load("sklearn.model_selection")
 
 __all__ = ["FoldResult", "StudyResult", "ValidationResult", "fit_tuned", "leave_one_institution_out",
            "model_features", "nested_cv", "run_study"]
@@ -162,23 +169,19 @@ def fit_tuned(estimator, X, y, *, param_grid=None, inner_folds: int = 3, seed: i
     model : fitted estimator
     best_params : dict
     """
-    from sklearn.base import clone
-    from sklearn.exceptions import FitFailedWarning
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
-
     kind, strata = _endpoint(y)
     if not param_grid:
-        return clone(estimator).fit(X, y), {}
+        return sklearn_base.clone(estimator).fit(X, y), {}
     inner_folds = _check_folds(inner_folds, "inner_folds", strata)
-    splits = list(StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(
+    splits = list(model_selection.StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(
         np.zeros(len(strata)), strata))
     # Survival estimators score by Harrell's C (their .score); classifiers by ROC AUC.
-    search = GridSearchCV(clone(estimator), param_grid, cv=splits, refit=True, n_jobs=1,
+    search = model_selection.GridSearchCV(sklearn_base.clone(estimator), param_grid, cv=splits, refit=True, n_jobs=1,
                           scoring="roc_auc" if kind == "binary" else None, error_score=np.nan)
     with warnings.catch_warnings():
         # A grid point that fails on a fold scores NaN and loses; the search goes on.
         # (By category: the message starts with a newline, which a message regex misses.)
-        warnings.filterwarnings("ignore", category=FitFailedWarning)
+        warnings.filterwarnings("ignore", category=sklearn_exceptions.FitFailedWarning)
         warnings.filterwarnings("ignore", message=".*test scores are non-finite.*")
         search.fit(X, y)
     if not np.isfinite(search.cv_results_["mean_test_score"]).any():
@@ -261,11 +264,9 @@ def nested_cv(estimator, X, y, *, param_grid=None, outer_folds: int = 5, inner_f
     -------
     ValidationResult
     """
-    from sklearn.model_selection import StratifiedKFold
-
     _, strata = _endpoint(y)
     outer_folds = _check_folds(outer_folds, "outer_folds", strata)
-    splits = list(StratifiedKFold(outer_folds, shuffle=True, random_state=seed).split(
+    splits = list(model_selection.StratifiedKFold(outer_folds, shuffle=True, random_state=seed).split(
         np.zeros(len(strata)), strata))
     names = [f"fold-{k + 1}" for k in range(outer_folds)]
     return _validate(estimator, X, y, splits, names, "nested_cv", param_grid=param_grid,
@@ -381,8 +382,6 @@ def run_study(spec, design=None) -> StudyResult:
     -------
     StudyResult
     """
-    from radflow.model.spec import build_pipeline, load_design, pipeline_grid
-
     if design is None:
         design = load_design(spec)
     X, y = design.X, design.y

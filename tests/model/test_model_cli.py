@@ -66,7 +66,8 @@ def test_fit_then_predict(study, capsys):
     text = out.read_text() + (folder / "out" / "metrics.json").read_text()
     assert not [r for r in raw if r in text]
     # The saved model reproduces the risks of the fitted pipeline.
-    from radflow.model.spec import load_design, load_model
+    from radflow.model.artefacts import load_model
+    from radflow.model.design import load_design
     from radflow.model.survival import predict_risk
 
     artifact = load_model(folder / "out" / "model.joblib")
@@ -101,7 +102,7 @@ def test_spec_errors_name_the_file_and_the_key(study, tmp_path):
 
 
 def test_binary_endpoint_spec(study):
-    from radflow.model.spec import load_design
+    from radflow.model.design import load_design
 
     spec = yaml.safe_load(study["spec"].read_text())
     spec["endpoint"] = {"kind": "binary", "column": "hpv", "positive": "positive"}

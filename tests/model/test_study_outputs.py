@@ -25,15 +25,10 @@ from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
 
 from radflow.errors import InputError, SettingsError
 from radflow.demo.synthetic import draw_cohort
-from radflow.model.spec import (
-    PREDICTION_COLUMNS,
-    build_pipeline,
-    load_design,
-    load_spec,
-    parse_spec,
-    read_predictions,
-    save_study,
-)
+from radflow.model.artefacts import PREDICTION_COLUMNS, read_predictions, save_study
+from radflow.model.builder import build_pipeline
+from radflow.model.design import load_design
+from radflow.model.spec import load_spec, parse_spec
 
 N = 45
 
@@ -306,3 +301,83 @@ def test_failed_grid_points_lose_quietly():
         model, best = fit_tuned(_Fragile(), X, y, param_grid={"fail": [True, False]}, inner_folds=3)
     assert best == {"fail": False} and not model.fail
     assert not [w for w in caught if "fits failed" in str(w.message)], [str(w.message) for w in caught]
+
+
+# -- StudyOutputs: the one reader of a model folder --------------------------------------
+
+
+def test_study_outputs_read_what_save_study_wrote(saved, folder):
+    from radflow.model.artefacts import StudyOutputs, load_model, predict_patients
+    from radflow.model.survival import predict_risk
+
+    out = folder / "out"
+    outputs = StudyOutputs.open(out)
+    same = StudyOutputs.open(out / "model.joblib")  # what `radflow model predict` is given
+    assert outputs.folder == same.folder == out
+    assert outputs.model_file == same.model_file == out / "model.joblib"
+    assert outputs.spec == saved["spec"] == load_model(out / "model.joblib")["spec"]
+    design = saved["design"]
+    np.testing.assert_allclose(predict_risk(outputs.pipeline, design.X),
+                               predict_risk(saved["result"].model, design.X))
+    assert outputs.metrics["feature_set"] == design.feature_set
+    assert set(outputs.validation) == {"nested_cv", "loio"}
+    assert outputs.validation["loio"] == saved["result"].validations["loio"].as_dict()
+    pd.testing.assert_frame_equal(outputs.predictions,
+                                  read_predictions(out / "predictions.parquet"))
+    assert outputs.command.startswith("radflow model fit ")
+    pd.testing.assert_frame_equal(outputs.design().X, design.X)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
+        scored = outputs.predict(folder / "features")
+        expected = predict_patients(load_model(out / "model.joblib"), folder / "features")
+    pd.testing.assert_frame_equal(scored, expected)
+    np.testing.assert_allclose(scored.loc[design.X.index, "risk"],
+                               predict_risk(saved["result"].model, design.X))
+
+
+def test_study_outputs_parts_and_errors(saved, folder, tmp_path):
+    import shutil
+
+    from radflow.model.artefacts import StudyOutputs
+
+    copy = tmp_path / "model"
+    shutil.copytree(folder / "out", copy)
+    (copy / "predictions.parquet").unlink()
+    outputs = StudyOutputs.open(copy)
+    assert outputs.predictions is None  # optional: the report then says so
+    assert outputs.spec == saved["spec"]
+
+    (copy / "metrics.json").unlink()
+    with pytest.raises(InputError, match="no metrics JSON in the model folder"):
+        StudyOutputs.open(copy).metrics
+    (copy / "model.joblib").unlink()
+    with pytest.raises(InputError, match="model file does not exist"):
+        StudyOutputs.open(copy).spec
+    (copy / "model.joblib").write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match="not a readable model artifact"):
+        StudyOutputs.open(copy).pipeline
+    with pytest.raises(InputError, match="model file does not exist"):
+        StudyOutputs.open(tmp_path / "absent.joblib").artefact
+    with pytest.raises(InputError, match="no such model folder"):
+        StudyOutputs.open(tmp_path / "absent")
+
+
+# -- the spec file: one YAML loader ---------------------------------------------------------
+
+
+def test_spec_file_refuses_a_duplicated_key(folder):
+    """With plain yaml.safe_load the second `seed` silently won; the one loader refuses it."""
+    text = yaml.safe_dump(_spec(), sort_keys=False)
+    assert "\nseed: " in text
+    path = folder / "twice.yaml"
+    path.write_text(text + "seed: 7\n")
+    with pytest.raises(SettingsError, match=r"twice.yaml: line \d+: duplicate key 'seed'"):
+        load_spec(path)
+    nested = text.replace("  scale: standard\n", "  scale: standard\n  scale: robust\n")
+    assert nested != text
+    path.write_text(nested)
+    with pytest.raises(SettingsError, match="duplicate key 'scale'"):
+        load_spec(path)
+    path.write_text("table: [unclosed\n")
+    with pytest.raises(SettingsError, match="twice.yaml: not valid YAML"):
+        load_spec(path)

@@ -11,8 +11,8 @@ real-extraction figure is the demo's (see :mod:`radflow.demo.study`).
 
 The features go through the product's own path: a Hive-partitioned feature
 table written with :class:`radflow.pipeline.table.TableWriter`, the archive's
-CSV files keyed by raw ids, a study spec, :func:`radflow.model.spec.load_design`,
-:func:`radflow.model.spec.build_pipeline` and nested cross-validation.
+CSV files keyed by raw ids, a study spec, :func:`radflow.model.design.load_design`,
+:func:`radflow.model.builder.build_pipeline` and nested cross-validation.
 
 Checked:
 * the fused model's cross-validated C-index has a bootstrap CI and is >= 0.70,
@@ -167,7 +167,8 @@ SPEC = {
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     from radflow.io.pseudonym import Pseudonymiser, load_key
-    from radflow.model.spec import load_design, parse_spec
+    from radflow.model.design import load_design
+    from radflow.model.spec import parse_spec
 
     folder = tmp_path_factory.mktemp("synthetic")
     cohort = draw_cohort(N_PATIENTS, seed=SEED)
@@ -186,7 +187,7 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def validation(study):
-    from radflow.model.spec import build_pipeline
+    from radflow.model.builder import build_pipeline
     from radflow.model.survival import model_grid
     from radflow.model.validation import nested_cv
 
@@ -213,7 +214,7 @@ def test_fused_model_cross_validated_c_index(study, validation):
 
 
 def test_selected_features_include_those_the_generator_used(study):
-    from radflow.model.spec import build_pipeline
+    from radflow.model.builder import build_pipeline
     from radflow.model.survival import model_grid
     from radflow.model.validation import fit_tuned, model_features
 

@@ -31,7 +31,7 @@ def _write_store(root: Path) -> None:
 
     from radflow.io.records import LabelMap
     from radflow.pipeline.manifest import update_manifest
-    from radflow.store.volume import write_series
+    from radflow.store.write import write_series
 
     rows = []
     zz, yy, xx = np.ogrid[:9, :40, :40]
@@ -69,7 +69,9 @@ def synthetic_fit(tmp: Path):
     """A fitted and validated study (ComBat, scaling, Coxnet) on 60 synthetic patients."""
     from sksurv.util import Surv
 
-    from radflow.model.spec import Design, build_pipeline, parse_spec
+    from radflow.model.builder import build_pipeline
+    from radflow.model.design import Design
+    from radflow.model.spec import parse_spec
     from radflow.model.validation import leave_one_institution_out, nested_cv
     from radflow.report.build import FitOutputs
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from radflow._config import Rule, Wording, check_value
 from radflow._lazy import load
 
 sksurv_util = load("sksurv.util")
@@ -67,55 +67,31 @@ def _top(score: np.ndarray, k: int) -> np.ndarray:
 
 # -- parameter rules -------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Choice:
-    """The parameter is one of ``values``."""
-
-    values: tuple
-
-    def __init__(self, *values):
-        object.__setattr__(self, "values", values)
-
-    def check(self, who: str, name: str, value) -> None:
-        if value not in self.values:
-            raise ValueError(f"{who}: {name} must be one of "
-                             f"{', '.join(map(repr, self.values))}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Number:
-    """The parameter is a number (``integer``: an integer) in ``[low, high]``; None if ``none``."""
-
-    low: float | None = None
-    high: float | None = None
-    integer: bool = False
-    none: bool = False
-    also: tuple = ()  # other values allowed as such (e.g. "mean")
-
-    def check(self, who: str, name: str, value) -> None:
-        if (value is None and self.none) or (isinstance(value, str) and value in self.also):
-            return
-        kind = Integral if self.integer else Real
-        if isinstance(value, bool) or not isinstance(value, kind) \
-                or (self.low is not None and value < self.low) \
-                or (self.high is not None and value > self.high):
-            bounds = f"in [{self.low}, {self.high}]" if self.high is not None else \
-                f">= {self.low}" if self.low is not None else ""
-            what = "an integer" if self.integer else "a number"
-            raise ValueError(f"{who}: {name} must be {what}{' ' if bounds else ''}{bounds}, "
-                             f"got {value!r}")
+#: Selector messages: ``"UnivariateCoxSelector: k must be an integer >= 1, or null, got 0"``.
+_WORDING = Wording(value="{name} must be {expected}, got {value!r}")
 
 
 def check_params(estimator) -> None:
     """Check an estimator's parameters against its class's ``_parameter_rules``.
 
-    Called at the start of ``fit`` (``__init__`` only stores its arguments, as scikit-learn
-    requires); the error names the class and the parameter.
+    ``_parameter_rules`` maps each constrained parameter to a :class:`radflow._config.Rule`
+    (the rule type of every radflow configuration). Called at the start of ``fit``
+    (``__init__`` only stores its arguments, as scikit-learn requires); the error, a
+    :class:`~radflow.errors.SettingsError` (a ValueError), names the class and the parameter.
     """
     who = type(estimator).__name__
     for name, rule in type(estimator)._parameter_rules.items():
-        rule.check(who, name, getattr(estimator, name))
+        check_value(rule, getattr(estimator, name), f"{who}: {name}", wording=_WORDING)
+
+
+def _number_or_mean(value):
+    if value == "mean" or (isinstance(value, Real) and not isinstance(value, bool)):
+        return value
+    raise ValueError(value)
+
+
+#: A number, or ``"mean"`` (the mean of the scores).
+NUMBER_OR_MEAN = Rule("any", convert=_number_or_mean, expected="a number or 'mean'")
 
 
 # -- base classes ------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.utils.validation import validate_data
 
-from radflow.model.selection._base import Choice, Number, _Selector, _target, check_params
+from radflow._config import Rule
+from radflow.model.selection._base import _Selector, _target, check_params
 from radflow.model.selection._scores import _abs_correlation, _relevance
 
 __all__ = ["CorrelationFilter"]
@@ -43,10 +44,10 @@ class CorrelationFilter(_Selector):
     """
 
     _parameter_rules = {
-        "threshold": Number(low=0.0, high=1.0),
-        "method": Choice("pearson", "spearman"),
-        "linkage": Choice("complete", "single", "average"),
-        "keep": Choice("variance", "relevance"),
+        "threshold": Rule("float", low=0.0, high=1.0),
+        "method": Rule("str", choices=("pearson", "spearman")),
+        "linkage": Rule("str", choices=("complete", "single", "average")),
+        "keep": Rule("str", choices=("variance", "relevance")),
     }
 
     def __init__(self, *, threshold=0.9, method="pearson", linkage="complete", keep="variance"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from radflow._config import Rule
 from radflow._lazy import load
 from radflow.model.selection._base import (
-    Number,
     _require_survival,
     _standardize,
     _SupervisedSelector,
@@ -62,10 +62,10 @@ class CoxnetSelector(_SupervisedSelector):
     """
 
     _parameter_rules = {
-        "l1_ratio": Number(low=0.0, high=1.0),
-        "alpha": Number(low=0.0, none=True),
-        "max_features": Number(low=1, integer=True, none=True),
-        "cv": Number(low=2, integer=True),
+        "l1_ratio": Rule("float", low=0.0, high=1.0),
+        "alpha": Rule("float", low=0.0, nullable=True),
+        "max_features": Rule("int", low=1, nullable=True),
+        "cv": Rule("int", low=2),
     }
 
     def __init__(self, *, l1_ratio=1.0, alpha=None, max_features=None, n_alphas=100,

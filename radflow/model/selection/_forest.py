@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sklearn.utils.validation import validate_data
 
+from radflow._config import Rule
 from radflow._lazy import load
 from radflow.model.selection._base import (
-    Choice,
-    Number,
+    NUMBER_OR_MEAN,
     _SupervisedSelector,
     _survival,
     _target,
@@ -54,12 +54,12 @@ class ForestImportanceSelector(_SupervisedSelector):
     """
 
     _parameter_rules = {
-        "n_features": Number(low=1, integer=True, none=True),
-        "threshold": Number(also=("mean",)),
-        "importance": Choice("permutation", "impurity"),
-        "n_estimators": Number(low=1, integer=True),
-        "min_samples_leaf": Number(low=1, integer=True),
-        "n_repeats": Number(low=1, integer=True),
+        "n_features": Rule("int", low=1, nullable=True),
+        "threshold": NUMBER_OR_MEAN,
+        "importance": Rule("str", choices=("permutation", "impurity")),
+        "n_estimators": Rule("int", low=1),
+        "min_samples_leaf": Rule("int", low=1),
+        "n_repeats": Rule("int", low=1),
     }
 
     def __init__(self, *, n_features=None, threshold="mean", importance="permutation",

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from radflow._config import Rule
 from radflow._lazy import load
-from radflow.model.selection._base import Choice, Number, _Selector, check_params
+from radflow.model.selection._base import _Selector, check_params
 
 pd = load("pandas")
 
@@ -56,9 +57,9 @@ class ICCFilter(_Selector):
     """
 
     _parameter_rules = {
-        "statistic": Choice("icc", "ci_low"),
-        "missing": Choice("error", "keep", "drop"),
-        "threshold": Number(low=-1.0, high=1.0),
+        "statistic": Rule("str", choices=("icc", "ci_low")),
+        "missing": Rule("str", choices=("error", "keep", "drop")),
+        "threshold": Rule("float", low=-1.0, high=1.0),
     }
 
     def __init__(self, icc=None, *, threshold=0.75, form="ICC(1,1)", statistic="icc",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
+from radflow._config import Rule
 from radflow._lazy import load
-from radflow.model.selection._base import Number, _standardize, _SupervisedSelector, check_params
+from radflow.model.selection._base import _standardize, _SupervisedSelector, check_params
 
 linear_model = load("sklearn.linear_model")
 model_selection = load("sklearn.model_selection")
@@ -42,8 +43,8 @@ class L1LogisticSelector(_SupervisedSelector):
     """
 
     _parameter_rules = {
-        "C": Number(low=0.0, none=True),
-        "cv": Number(low=2, integer=True),
+        "C": Rule("float", low=0.0, nullable=True),
+        "cv": Rule("int", low=2),
     }
 
     def __init__(self, *, C=None, Cs=10, cv=5, random_state=None, max_iter=1000):

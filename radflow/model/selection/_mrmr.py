@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from radflow.model.selection._base import Choice, Number, _SupervisedSelector, _target, check_params
+from radflow._config import Rule
+from radflow.model.selection._base import _SupervisedSelector, _target, check_params
 from radflow.model.selection._scores import _abs_correlation, _relevance
 
 __all__ = ["MRMRSelector"]
@@ -45,8 +46,8 @@ class MRMRSelector(_SupervisedSelector):
     """
 
     _parameter_rules = {
-        "n_features": Number(low=1, integer=True),
-        "relevance": Choice("f", "mi"),
+        "n_features": Rule("int", low=1),
+        "relevance": Rule("str", choices=("f", "mi")),
     }
 
     def __init__(self, *, n_features=10, relevance="f", random_state=None):

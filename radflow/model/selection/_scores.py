@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from radflow._config import Rule, check_value
 from radflow._lazy import load
 from radflow.model.selection._base import (
-    Choice,
+    _WORDING,
     _require_survival,
     _standardize,
     _survival,
@@ -18,6 +19,8 @@ feature_selection = load("sklearn.feature_selection")
 multiclass = load("sklearn.utils.multiclass")
 
 __all__ = ["cox_score_test"]
+
+_TIES = Rule("str", choices=("efron", "breslow"))
 
 
 def cox_score_test(X, y, *, ties: str = "efron"):
@@ -51,7 +54,7 @@ def cox_score_test(X, y, *, ties: str = "efron"):
     Efron B. The efficiency of Cox's likelihood function for censored data.
     J Am Stat Assoc 1977;72(359):557-565. doi:10.1080/01621459.1977.10480613
     """
-    Choice("efron", "breslow").check("cox_score_test", "ties", ties)
+    check_value(_TIES, ties, "cox_score_test: ties", wording=_WORDING)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ValueError(f"cox_score_test: X must be 2-D, got shape {X.shape}")

@@ -6,8 +6,8 @@ import numpy as np
 from scipy import stats
 from sklearn.utils.validation import validate_data
 
+from radflow._config import Rule
 from radflow.model.selection._base import (
-    Number,
     _require_survival,
     _SupervisedSelector,
     _top,
@@ -41,8 +41,8 @@ class UnivariateCoxSelector(_SupervisedSelector):
     """
 
     _parameter_rules = {
-        "alpha": Number(low=0.0, high=1.0),
-        "k": Number(low=1, integer=True, none=True),
+        "alpha": Rule("float", low=0.0, high=1.0),
+        "k": Rule("int", low=1, nullable=True),
     }
 
     def __init__(self, *, alpha=0.05, k=None, fdr=False, ties="efron"):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from radflow.model.selection._base import Number, _Selector, check_params
+from radflow._config import Rule
+from radflow.model.selection._base import _Selector, check_params
 
 __all__ = ["NearZeroVariance"]
 
@@ -39,8 +40,8 @@ class NearZeroVariance(_Selector):
     """
 
     _parameter_rules = {
-        "freq_cut": Number(low=1.0),
-        "unique_cut": Number(low=0.0, high=100.0),
+        "freq_cut": Rule("float", low=1.0),
+        "unique_cut": Rule("float", low=0.0, high=100.0),
     }
 
     def __init__(self, *, freq_cut=95 / 5, unique_cut=10.0):
