@@ -178,7 +178,9 @@ def atomic_file(final: str | os.PathLike, *, fsync: bool = True) -> Iterator[Pat
 
 
 @contextmanager
-def atomic_files(finals: Iterable[str | os.PathLike], *, fsync: bool = True) -> Iterator[list[Path]]:
+def atomic_files(
+    finals: Iterable[str | os.PathLike], *, fsync: bool = True
+) -> Iterator[list[Path]]:
     """Write several files under temporary names; rename them all into place on success.
 
     For outputs made of many files that must appear together or not at all,

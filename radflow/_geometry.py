@@ -183,7 +183,9 @@ def spacing_mm(
     try:
         values = tuple(spacing)
     except TypeError:
-        raise SpacingError("length", spacing, f"expected {ndim} spacings in mm, got {spacing!r}") from None
+        raise SpacingError(
+            "length", spacing, f"expected {ndim} spacings in mm, got {spacing!r}"
+        ) from None
     if len(values) != ndim:
         raise SpacingError("length", spacing, f"expected {ndim} spacings in mm, got {spacing!r}")
     out = []
@@ -199,7 +201,9 @@ def spacing_mm(
             or (value == 0 and not allow_zero)
         ):
             bound = ">= 0" if allow_zero else "> 0"
-            raise SpacingError("value", value, f"spacing {value!r} is not a finite number {bound} mm")
+            raise SpacingError(
+                "value", value, f"spacing {value!r} is not a finite number {bound} mm"
+            )
         out.append(float(value))
     return tuple(out)
 

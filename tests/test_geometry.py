@@ -63,7 +63,12 @@ def test_union_box():
 
 @pytest.mark.parametrize(
     "spacing",
-    [(1, 2, 3), [0.5, 0.5, 2.0], np.array([0.7, 0.7, 3.0]), (np.float32(1.5), np.int64(2), Fraction(1, 2))],
+    [
+        (1, 2, 3),
+        [0.5, 0.5, 2.0],
+        np.array([0.7, 0.7, 3.0]),
+        (np.float32(1.5), np.int64(2), Fraction(1, 2)),
+    ],
 )
 def test_spacing_mm_accepts_positive_finite_numbers(spacing):
     out = spacing_mm(spacing)

@@ -29,7 +29,9 @@ def _params(setting: dict, image_types: dict | None = None):
                                                       ("sitkLanczosWindowedSinc", 8)])
 def test_resampling_reads_the_padded_box_and_the_interpolators_reach(interpolator, reach):
     assert interpolator_reach_voxels(interpolator) == reach
-    params = _params({"resampledPixelSpacing": [2, 2, 0], "interpolator": interpolator, "padDistance": 5})
+    params = _params(
+        {"resampledPixelSpacing": [2, 2, 0], "interpolator": interpolator, "padDistance": 5}
+    )
     box, needs_grid = read_region(params, BBOX, SHAPE, SPACING_ZYX)
     assert needs_grid
     # padDistance + 1 = 6 resampled voxels, in original voxels: z 6 * 2 / 2, y and x 6 * 2 / 1.
@@ -37,12 +39,13 @@ def test_resampling_reads_the_padded_box_and_the_interpolators_reach(interpolato
 
 
 def test_pre_crop_and_filters():
-    box, needs_grid = read_region(_params({"preCrop": True, "padDistance": 3}), BBOX, SHAPE, SPACING_ZYX)
+    params = _params({"preCrop": True, "padDistance": 3})
+    box, needs_grid = read_region(params, BBOX, SHAPE, SPACING_ZYX)
     assert (box, needs_grid) == (grow_box(BBOX, 3, SHAPE), False)
     log = {"LoG": {"sigma": [2.0]}}
     box, needs_grid = read_region(_params({}, log), BBOX, SHAPE, SPACING_ZYX)
     assert not needs_grid
-    assert box == read_box(log, {}, BBOX, SHAPE, SPACING_ZYX)
+    assert box == read_box(_params({}, log), None, BBOX, SHAPE, SPACING_ZYX)
     assert box != BBOX
 
 
@@ -87,7 +90,8 @@ def test_stability_study_reads_the_region_the_extractor_reads(tmp_path, monkeypa
         return out
 
     monkeypatch.setattr(extractor, "read_region", spy)
-    extractor.extract(open_volume(store, "P0", "S1"), open_label(store, "P0", "S1", "rs"), params, label=1)
+    image, mask = open_volume(store, "P0", "S1"), open_label(store, "P0", "S1", "rs")
+    extractor.extract(image, mask, params, label=1)
     (whole,) = calls
     assert whole[0] == BBOX and whole[1] == SHAPE
     assert whole[2].box_zyx == grow_box(BBOX, (6 + 20, 12 + 20, 12 + 20), SHAPE)  # not clipped

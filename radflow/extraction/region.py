@@ -80,14 +80,18 @@ def read_region(
     s = params.settings
     if s.resampling:
         if len(s.resampled_spacing_xyz) != 3:
-            raise SettingsError(f"resampledPixelSpacing: {list(s.resampled_spacing_xyz)} has "
-                                f"{len(s.resampled_spacing_xyz)} values; a 3D image needs 3 (x, y, z, mm)")
+            raise SettingsError(
+                f"resampledPixelSpacing: {list(s.resampled_spacing_xyz)} has "
+                f"{len(s.resampled_spacing_xyz)} values; a 3D image needs 3 (x, y, z, mm)"
+            )
         spacing = np.asarray(spacing_zyx, dtype=float)
-        new = np.array([v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing)])
+        # 0 keeps the volume's spacing along that axis.
+        new = np.array(
+            [v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing)]
+        )
         reach = interpolator_reach_voxels(s.interpolator)
         margin = np.ceil((s.pad_distance + 1) * new / spacing).astype(int) + reach
         return ReadRegion(grow_box(bbox_zyx, margin, shape_zyx), True)
     if s.pre_crop:
         return ReadRegion(grow_box(bbox_zyx, s.pad_distance, shape_zyx), False)
-    settings = {**s.to_mapping(), "label": s.label}  # PyRadiomics-keyed, as the filters read them
-    return ReadRegion(read_box(params.image_types, settings, bbox_zyx, shape_zyx, spacing_zyx), False)
+    return ReadRegion(read_box(params, None, bbox_zyx, shape_zyx, spacing_zyx), False)
