@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from radflow._geometry import SpacingError, spacing_mm
 from radflow._docstrings import filler
+from radflow._geometry import SpacingError, spacing_mm
 from radflow.errors import InputError
 
 __all__ = ["segment_hu", "segment_suv", "segment_suv_relative"]

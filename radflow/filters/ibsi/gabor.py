@@ -39,6 +39,7 @@ from radflow.filters.ibsi.boundary import (
     check_boundary,
     check_spacing,
     check_volume,
+    document,
     pad,
 )
 
@@ -68,6 +69,7 @@ def gabor_kernel(
     return envelope * np.exp(2j * math.pi * x_rot / wavelength_mm)
 
 
+@document
 def gabor_filter(
     image,
     *,
@@ -87,10 +89,8 @@ def gabor_filter(
 
     Parameters
     ----------
-    image : array_like, shape (z, y, x)
-        Intensities (HU, SUV, ...).
-    spacing_zyx : sequence of 3 float
-        Voxel spacing in mm.
+    %(image)s
+    %(spacing)s
     sigma_mm : float
         Standard deviation of the Gaussian envelope along the wave, in mm.
     wavelength_mm : float
@@ -111,17 +111,11 @@ def gabor_filter(
     orthogonal_planes : bool, optional
         Average the responses in the axial, coronal and sagittal planes
         (else the axial plane only, slice by slice).
-    boundary : {"constant", "nearest", "periodic", "mirror"}, optional
-        IBSI boundary condition ("constant" is zero padding).
+    %(boundary)s
 
-    Returns
-    -------
-    numpy.ndarray of float64, shape (z, y, x)
+    %(returns)s
 
-    Raises
-    ------
-    InputError
-        `image` or `spacing_zyx` invalid.
+    %(raises_spacing)s
     SettingsError
         A non-positive scale, an unknown option, rotation invariance without a
         step.

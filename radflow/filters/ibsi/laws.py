@@ -29,7 +29,7 @@ from scipy import ndimage
 from radflow.errors import SettingsError
 from radflow.filters._checks import choice, integer
 from radflow.filters.ibsi._separable import pooled_response
-from radflow.filters.ibsi.boundary import check_boundary, check_volume, ndimage_mode
+from radflow.filters.ibsi.boundary import check_boundary, check_volume, document, ndimage_mode
 
 __all__ = ["LAWS_KERNELS", "laws_filter"]
 
@@ -48,6 +48,7 @@ LAWS_KERNELS = {
 _NAME = re.compile(r"(?:[LES]3|[LESWR]5)+")  # there is no W3 or R3
 
 
+@document
 def laws_filter(
     image,
     *,
@@ -61,8 +62,7 @@ def laws_filter(
 
     Parameters
     ----------
-    image : array_like, shape (z, y, x)
-        Intensities (HU, SUV, ...).
+    %(image)s
     kernel : str
         Two (2D, slice by slice) or three (3D) 1D kernel names from
         :data:`LAWS_KERNELS` in axis order x, y[, z], e.g. ``"L5E5E5"``, ``"L5S5"``.
@@ -77,14 +77,9 @@ def laws_filter(
         Chebyshev distance :math:`\\delta` in voxels of the energy map; None
         returns the response map itself.
 
-    Returns
-    -------
-    numpy.ndarray of float64, shape (z, y, x)
+    %(returns)s
 
-    Raises
-    ------
-    InputError
-        `image` is not a finite real 3D array.
+    %(raises)s
     SettingsError
         An unknown kernel name, pooling or boundary; a negative distance.
 

@@ -29,12 +29,14 @@ from radflow.filters.ibsi.boundary import (
     check_dimensions,
     check_spacing,
     check_volume,
+    document,
     ndimage_mode,
 )
 
 __all__ = ["laplacian_of_gaussian"]
 
 
+@document
 def laplacian_of_gaussian(
     image,
     *,
@@ -48,28 +50,20 @@ def laplacian_of_gaussian(
 
     Parameters
     ----------
-    image : array_like, shape (z, y, x)
-        Intensities (HU, SUV, ...).
-    spacing_zyx : sequence of 3 float
-        Voxel spacing in mm.
+    %(image)s
+    %(spacing)s
     sigma_mm : float
         Gaussian standard deviation in mm.
     truncate : float, optional
         Kernel half-width in standard deviations (IBSI: 4).
-    boundary : {"constant", "nearest", "periodic", "mirror"}, optional
-        IBSI boundary condition ("constant" is zero padding).
+    %(boundary)s
     dimensions : {3, 2}, optional
         3: volumetric kernel; 2: in-plane kernel applied to each (y, x) slice.
 
-    Returns
-    -------
-    numpy.ndarray of float64, shape (z, y, x)
+    %(returns)s
         Image units per squared voxel (the kernel is not scale-normalised).
 
-    Raises
-    ------
-    InputError
-        `image` or `spacing_zyx` invalid.
+    %(raises_spacing)s
     SettingsError
         A non-positive `sigma_mm` or `truncate`, an unknown boundary or dimension.
 

@@ -11,12 +11,14 @@ from radflow.filters.ibsi.boundary import (
     check_boundary,
     check_dimensions,
     check_volume,
+    document,
     ndimage_mode,
 )
 
 __all__ = ["mean_filter"]
 
 
+@document
 def mean_filter(image, *, support_voxels: int, boundary: str = "mirror", dimensions: int = 3) -> np.ndarray:
     r"""Mean of each voxel's :math:`M^d` neighbourhood (IBSI 2, mean filter).
 
@@ -24,23 +26,16 @@ def mean_filter(image, *, support_voxels: int, boundary: str = "mirror", dimensi
 
     Parameters
     ----------
-    image : array_like, shape (z, y, x)
-        Intensities (HU, SUV, ...).
+    %(image)s
     support_voxels : int
         Odd support size :math:`M` in voxels along each filtered axis.
-    boundary : {"constant", "nearest", "periodic", "mirror"}, optional
-        IBSI boundary condition ("constant" is zero padding).
+    %(boundary)s
     dimensions : {3, 2}, optional
         3: cubic neighbourhood; 2: square neighbourhood in each (y, x) slice.
 
-    Returns
-    -------
-    numpy.ndarray of float64, shape (z, y, x)
+    %(returns)s
 
-    Raises
-    ------
-    InputError
-        `image` is not a finite real 3D array.
+    %(raises)s
     SettingsError
         An even or non-positive support, an unknown boundary or dimension.
 

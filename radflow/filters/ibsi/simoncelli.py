@@ -44,6 +44,7 @@ from radflow.filters.ibsi.boundary import (
     check_boundary,
     check_dimensions,
     check_volume,
+    document,
     pad,
 )
 
@@ -65,6 +66,7 @@ def simoncelli_transfer(radius: np.ndarray, level: int) -> np.ndarray:
     return out
 
 
+@document
 def simoncelli_filter(
     image,
     *,
@@ -77,8 +79,7 @@ def simoncelli_filter(
 
     Parameters
     ----------
-    image : array_like, shape (z, y, x)
-        Intensities (HU, SUV, ...).
+    %(image)s
     level : int, optional
         Decomposition level (>= 1); level :math:`j` passes the band
         :math:`(\\pi/2^{j+1}, \\pi/2^{j-1}]` radians per voxel.
@@ -90,14 +91,9 @@ def simoncelli_filter(
     frequency_grid : {"ibsi", "dft"}, optional
         Frequency sampling of the transfer function (module docstring).
 
-    Returns
-    -------
-    numpy.ndarray of float64, shape (z, y, x)
+    %(returns)s
 
-    Raises
-    ------
-    InputError
-        `image` is not a finite real 3D array.
+    %(raises)s
     SettingsError
         A level < 1, an unknown dimension, boundary or grid.
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pywt
 
 from radflow.errors import SettingsError
 from radflow.filters._checks import boolean, choice, discrete_wavelet, integer
 from radflow.filters.ibsi._separable import pooled_response
-from radflow.filters.ibsi.boundary import check_boundary, check_volume, ndimage_mode
+from radflow.filters.ibsi.boundary import check_boundary, check_volume, document, ndimage_mode
 
 __all__ = ["wavelet_filter", "wavelet_filters"]
 
@@ -43,8 +44,6 @@ def wavelet_filters(wavelet: str, level: int) -> dict[str, np.ndarray]:
     >>> wavelet_filters("haar", 2)["H"].round(4)
     array([-0.7071,  0.    ,  0.7071,  0.    ,  0.    ])
     """
-    import pywt
-
     bank = pywt.Wavelet(discrete_wavelet(wavelet, "wavelet"))
     step = 2 ** (integer(level, "level", 1) - 1)
     out = {}
@@ -58,6 +57,7 @@ def wavelet_filters(wavelet: str, level: int) -> dict[str, np.ndarray]:
     return out
 
 
+@document
 def wavelet_filter(
     image,
     *,
@@ -72,29 +72,22 @@ def wavelet_filter(
 
     Parameters
     ----------
-    image : array_like, shape (z, y, x)
-        Intensities (HU, SUV, ...).
+    %(image)s
     wavelet : str
         PyWavelets discrete wavelet name: ``"haar"``, ``"db2"``, ``"coif1"``...
     decomposition : str
         ``"L"``/``"H"`` per axis in order x, y[, z]: ``"LLH"`` (3D), ``"HH"`` (2D).
     level : int, optional
         Decomposition level (>= 1).
-    boundary : {"constant", "nearest", "periodic", "mirror"}, optional
-        IBSI boundary condition ("constant" is zero padding).
+    %(boundary)s
     rotation_invariant : bool, optional
         Pool the responses of the cascade's right-angle rotations.
     pooling : {"average", "max"}, optional
         Pooling of the rotated responses (IBSI: average).
 
-    Returns
-    -------
-    numpy.ndarray of float64, shape (z, y, x)
+    %(returns)s
 
-    Raises
-    ------
-    InputError
-        `image` is not a finite real 3D array.
+    %(raises)s
     SettingsError
         An unknown wavelet, decomposition, pooling or boundary; a level < 1.
 
