@@ -43,41 +43,27 @@ from __future__ import annotations
 
 from functools import cached_property
 
-import numba
 import numpy as np
 
 from radflow.errors import InputError, SettingsError
-from radflow.features._checks import check_spacing, requested_features
-from radflow.features._directions import (
-    check_weighting_norm,
-    flat_steps,
-    nanmean,
-    offset_lengths_mm,
-    offsets,
-    roi_levels,
+from radflow.features._directions import flat_steps, offset_lengths_mm, offsets, roi_levels
+from radflow.features._shared_kernels import count_pairs
+from radflow.features._texture import (
+    check_directional,
+    combine_directions,
+    document,
+    evaluate,
+    mean,
+    totals,
 )
-from radflow.features.registry import Feature
+from radflow.features.registry import declare
 
-__all__ = ["FEATURES", "compute", "cooccurrence"]
+__all__ = ["FAMILY", "FEATURES", "compute", "cooccurrence"]
 
+FAMILY = "glcm"
 _EPS = np.spacing(1)
 #: Largest GLCM stack allowed (GiB); more means the image was not discretised.
 _MAX_GIB = 2.0
-
-
-@numba.njit(cache=True)
-def _count_pairs(index, steps, out):
-    # index: flattened (z, y, x) box of level positions, -1 outside the ROI,
-    # padded with -1 by the largest offset so a neighbour is never outside.
-    # steps: the offsets as flat index steps. out: (n_offsets, N, N), added to.
-    for v in range(index.size):
-        i = index[v]
-        if i < 0:
-            continue
-        for a in range(steps.size):
-            j = index[v + steps[a]]
-            if j >= 0:
-                out[a, i, j] += 1.0
 
 
 def cooccurrence(binned, mask, *, distances=(1,), force2d=False, force2d_dimension=0):
@@ -116,7 +102,7 @@ def cooccurrence(binned, mask, *, distances=(1,), force2d=False, force2d_dimensi
             "discretise more coarsely (larger binWidth or smaller binCount)",
         )
     counts = np.zeros((len(offsets_zyx), len(levels), len(levels)))
-    _count_pairs(index.reshape(-1), flat_steps(offsets_zyx, index.shape), counts)
+    count_pairs(index.reshape(-1), flat_steps(offsets_zyx, index.shape), counts)
     return counts, levels, offsets_zyx
 
 
@@ -432,11 +418,20 @@ _DEFINITIONS = {
     "SumSquares": (_sum_squares, "UR99", True),
 }
 
-FEATURES = tuple(
-    Feature(name, "glcm", ibsi_id, "", default) for name, (_, ibsi_id, default) in _DEFINITIONS.items()
-)
+FEATURES = declare(FAMILY, _DEFINITIONS)
+#: Features PyRadiomics averages over the angles with a plain mean (NaN angles included).
+_AVERAGES = {"JointAverage": mean}
 
 
+def _weights(offsets_zyx, spacing_zyx, weighting_norm):
+    """Weight of each offset's matrix in the sum, :math:`e^{-d^2}`; None without weighting."""
+    if weighting_norm is None:
+        return None
+    lengths = offset_lengths_mm(offsets_zyx, spacing_zyx, weighting_norm)
+    return np.ones(len(lengths)) if weighting_norm == "no_weighting" else np.exp(-(lengths**2))
+
+
+@document
 def compute(
     binned,
     mask,
@@ -453,28 +448,12 @@ def compute(
 
     Parameters
     ----------
-    binned : ndarray of int, shape (z, y, x)
-        Discretised image (PyRadiomics ``binImage``): grey levels >= 1 inside
-        the ROI; values outside are ignored. Cropped or not: same result.
-    mask : ndarray of bool or {0, 1} int, shape (z, y, x)
-        ROI mask.
-    distances : sequence of int
-        Neighbour distances in voxels, infinity norm (``distances``).
+    %(image)s
+    %(distances)s
     symmetric : bool
         Count each pair in both directions (``symmetricalGLCM``).
-    weighting_norm : {None, "manhattan", "euclidean", "infinity", "no_weighting"}
-        ``weightingNorm``: None averages features over the offsets; otherwise
-        the matrices are summed, weighted by ``exp(-d**2)`` with ``d`` the
-        offset length in mm under that norm (1 for ``"no_weighting"``).
-    spacing_zyx : sequence of 3 float
-        Voxel spacing in mm, (z, y, x); used only for weighting.
-    force2d : bool
-        Only offsets within planes normal to ``force2d_dimension`` (``force2D``).
-    force2d_dimension : {0, 1, 2}
-        Array axis held fixed when ``force2d`` (0: axial slices).
-    features : iterable of str, optional
-        Feature names to compute (default: all of :data:`FEATURES`,
-        deprecated ones included).
+    %(weighting)s
+    %(force2d)s
 
     Returns
     -------
@@ -482,12 +461,7 @@ def compute(
         PyRadiomics feature name -> value. NaN where PyRadiomics gives NaN:
         e.g. an ROI in which no voxel has an ROI neighbour at any offset.
 
-    Raises
-    ------
-    SettingsError
-        Unknown feature name or invalid setting.
-    InputError
-        Bad ``binned`` / ``mask`` (see :func:`radflow.features._directions.roi_levels`).
+    %(raises)s
 
     Examples
     --------
@@ -496,9 +470,7 @@ def compute(
     >>> compute(binned, binned > 0, force2d=True, features=["Contrast", "JointEnergy"])
     {'Contrast': 0.625, 'JointEnergy': 0.375}
     """
-    names = requested_features(features, FEATURES, "GLCM")
-    check_weighting_norm(weighting_norm)
-    check_spacing(spacing_zyx)
+    names = check_directional(features, FEATURES, "GLCM", weighting_norm, spacing_zyx)
     if not isinstance(symmetric, (bool, np.bool_)):
         raise SettingsError(f"symmetric must be True or False, got {symmetric!r}")
     counts, levels, offsets_zyx = cooccurrence(
@@ -506,21 +478,6 @@ def compute(
     )
     if symmetric:
         counts += counts.transpose(0, 2, 1)
-    if weighting_norm is not None:
-        lengths = offset_lengths_mm(offsets_zyx, spacing_zyx, weighting_norm)
-        weights = np.ones(len(lengths)) if weighting_norm == "no_weighting" else np.exp(-(lengths**2))
-        counts = np.tensordot(weights, counts, axes=1)[None]
-    totals = counts.sum(axis=(1, 2))
-    if len(totals) > 1:
-        counts, totals = counts[totals != 0], totals[totals != 0]
-    totals[totals == 0] = np.nan
-    m = _Matrices(counts / totals[:, None, None], levels)
-    out = {}
-    for name in names:
-        per_angle = _DEFINITIONS[name][0](m)
-        if name == "JointAverage":  # PyRadiomics: plain mean, NaN angles included
-            out[name] = float(per_angle.mean()) if per_angle.size else float("nan")
-        else:
-            out[name] = nanmean(per_angle)
-    return out
-
+    counts = combine_directions(counts, _weights(offsets_zyx, spacing_zyx, weighting_norm))
+    matrices = _Matrices(counts / totals(counts)[:, None, None], levels)
+    return evaluate(names, _DEFINITIONS, matrices, _AVERAGES)

@@ -47,65 +47,22 @@ https://doi.org/10.1016/0734-189X(83)90032-4
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from numbers import Integral
 
-import numba
 import numpy as np
 
 from radflow.errors import SettingsError
+from radflow.features import _texture
 from radflow.features._checks import requested_features
 from radflow.features._directions import flat_steps, offsets, roi_levels
-from radflow.features.glszm import _entropy, _variance
-from radflow.features.registry import Feature
+from radflow.features._shared_kernels import dependence_counts
+from radflow.features._texture import SizeMatrices, document, evaluate
+from radflow.features.registry import declare
+
+__all__ = ["FAMILY", "FEATURES", "compute", "dependence_matrix"]
 
 FAMILY = "gldm"
-
-FEATURES = (
-    Feature("SmallDependenceEmphasis", FAMILY, "SODN"),
-    Feature("LargeDependenceEmphasis", FAMILY, "IMOQ"),
-    Feature("GrayLevelNonUniformity", FAMILY, "FP8K"),
-    Feature("GrayLevelNonUniformityNormalized", FAMILY, "5SPA", default=False),
-    Feature("DependenceNonUniformity", FAMILY, "Z87G"),
-    Feature("DependenceNonUniformityNormalized", FAMILY, "OKJI"),
-    Feature("DependencePercentage", FAMILY, "6XV8", default=False),
-    Feature("GrayLevelVariance", FAMILY, "1PFV"),
-    Feature("DependenceVariance", FAMILY, "DNX2"),
-    Feature("DependenceEntropy", FAMILY, "FCBV"),
-    Feature("LowGrayLevelEmphasis", FAMILY, "TL9H"),
-    Feature("HighGrayLevelEmphasis", FAMILY, "OAE7"),
-    Feature("SmallDependenceLowGrayLevelEmphasis", FAMILY, "EQ3F"),
-    Feature("SmallDependenceHighGrayLevelEmphasis", FAMILY, "JA6D"),
-    Feature("LargeDependenceLowGrayLevelEmphasis", FAMILY, "NBZI"),
-    Feature("LargeDependenceHighGrayLevelEmphasis", FAMILY, "9QMG"),
-)
-
-
-@numba.njit(cache=True)
-def _dependence_counts(index, levels, flat_offsets, alpha):
-    """Voxel counts per (level index, number of dependent neighbours).
-
-    ``index`` is raveled, -1 outside the ROI, with a margin of -1 at least as
-    wide as the longest offset.
-    """
-    counts = np.zeros((levels.shape[0], flat_offsets.shape[0] + 1), np.int64)
-    for i in range(index.shape[0]):
-        li = index[i]
-        if li < 0:
-            continue
-        dependent = 0
-        if alpha == 0:
-            # Same level index, same level; no gather, no branch (~3x faster).
-            for a in range(flat_offsets.shape[0]):
-                dependent += index[i + flat_offsets[a]] == li
-        else:
-            level = levels[li]
-            for a in range(flat_offsets.shape[0]):
-                lj = index[i + flat_offsets[a]]
-                if lj >= 0 and abs(levels[lj] - level) <= alpha:
-                    dependent += 1
-        counts[li, dependent] += 1
-    return counts
 
 
 def _check_gldm_a(gldm_a) -> int:
@@ -136,7 +93,7 @@ def dependence_matrix(binned, mask, *, distances=(1,), gldm_a=0, force2d=False, 
     alpha = _check_gldm_a(gldm_a)
     neighbours = offsets(distances, bool(force2d), force2d_dimension, bidirectional=True)
     index, levels = roi_levels(binned, mask, pad=int(np.abs(neighbours).max(initial=0)))
-    counts = _dependence_counts(
+    counts = dependence_counts(
         index.ravel(), levels, flat_steps(neighbours, index.shape), alpha
     )
     present = np.flatnonzero(counts.sum(axis=0))
@@ -147,39 +104,31 @@ def dependence_matrix(binned, mask, *, distances=(1,), gldm_a=0, force2d=False, 
     )
 
 
-class _Coefficients:
-    """The matrix and the sums every feature starts from (PyRadiomics' names)."""
-
-    def __init__(self, matrix, levels, sizes):
-        self.P = matrix
-        self.i = levels
-        self.j = sizes
-        self.pg = matrix.sum(axis=1)
-        self.pd = matrix.sum(axis=0)
-        self.Nz = matrix.sum()
-        self.Np = self.Nz  # one matrix entry per ROI voxel
-
-
-_FORMULAS: dict[str, Callable[[_Coefficients], float]] = {
-    "SmallDependenceEmphasis": lambda c: np.sum(c.pd / c.j**2) / c.Nz,
-    "LargeDependenceEmphasis": lambda c: np.sum(c.pd * c.j**2) / c.Nz,
-    "GrayLevelNonUniformity": lambda c: np.sum(c.pg**2) / c.Nz,
-    "GrayLevelNonUniformityNormalized": lambda c: np.sum(c.pg**2) / c.Nz**2,
-    "DependenceNonUniformity": lambda c: np.sum(c.pd**2) / c.Nz,
-    "DependenceNonUniformityNormalized": lambda c: np.sum(c.pd**2) / c.Nz**2,
-    "DependencePercentage": lambda c: c.Nz / c.Np,
-    "GrayLevelVariance": lambda c: _variance(c.pg, c.i, c.Nz),
-    "DependenceVariance": lambda c: _variance(c.pd, c.j, c.Nz),
-    "DependenceEntropy": _entropy,
-    "LowGrayLevelEmphasis": lambda c: np.sum(c.pg / c.i**2) / c.Nz,
-    "HighGrayLevelEmphasis": lambda c: np.sum(c.pg * c.i**2) / c.Nz,
-    "SmallDependenceLowGrayLevelEmphasis": lambda c: np.sum(c.P / (c.i[:, None] ** 2 * c.j**2)) / c.Nz,
-    "SmallDependenceHighGrayLevelEmphasis": lambda c: np.sum(c.P * c.i[:, None] ** 2 / c.j**2) / c.Nz,
-    "LargeDependenceLowGrayLevelEmphasis": lambda c: np.sum(c.P * c.j**2 / c.i[:, None] ** 2) / c.Nz,
-    "LargeDependenceHighGrayLevelEmphasis": lambda c: np.sum(c.P * c.i[:, None] ** 2 * c.j**2) / c.Nz,
+# name -> (formula, IBSI id, default). Order: PyRadiomics' documentation.
+# Formulas: :mod:`radflow.features._texture` with j the dependence size.
+_DEFINITIONS = {
+    "SmallDependenceEmphasis": (_texture.small_emphasis, "SODN", True),
+    "LargeDependenceEmphasis": (_texture.large_emphasis, "IMOQ", True),
+    "GrayLevelNonUniformity": (_texture.grey_non_uniformity, "FP8K", True),
+    "GrayLevelNonUniformityNormalized": (_texture.grey_non_uniformity_normalized, "5SPA", False),
+    "DependenceNonUniformity": (_texture.size_non_uniformity, "Z87G", True),
+    "DependenceNonUniformityNormalized": (_texture.size_non_uniformity_normalized, "OKJI", True),
+    "DependencePercentage": (_texture.percentage, "6XV8", False),
+    "GrayLevelVariance": (_texture.grey_variance, "1PFV", True),
+    "DependenceVariance": (_texture.size_variance, "DNX2", True),
+    "DependenceEntropy": (_texture.entropy, "FCBV", True),
+    "LowGrayLevelEmphasis": (_texture.low_grey_emphasis, "TL9H", True),
+    "HighGrayLevelEmphasis": (_texture.high_grey_emphasis, "OAE7", True),
+    "SmallDependenceLowGrayLevelEmphasis": (_texture.small_low_grey_emphasis, "EQ3F", True),
+    "SmallDependenceHighGrayLevelEmphasis": (_texture.small_high_grey_emphasis, "JA6D", True),
+    "LargeDependenceLowGrayLevelEmphasis": (_texture.large_low_grey_emphasis, "NBZI", True),
+    "LargeDependenceHighGrayLevelEmphasis": (_texture.large_high_grey_emphasis, "9QMG", True),
 }
 
+FEATURES = declare(FAMILY, _DEFINITIONS)
 
+
+@document
 def compute(
     binned,
     mask,
@@ -194,25 +143,12 @@ def compute(
 
     Parameters
     ----------
-    binned : ndarray of int, shape (Z, Y, X)
-        Discretised image (``sitk.GetArrayFromImage`` order), grey levels
-        >= 1 inside the ROI; values outside the ROI are ignored. Cropped or
-        not, the result is the same.
-    mask : ndarray of bool or 0/1 int, shape (Z, Y, X)
-        The ROI, non-empty.
-    distances : sequence of int
-        Chebyshev distances of the neighbours, voxels (PyRadiomics
-        ``distances``).
+    %(image)s
+    %(distances)s
     gldm_a : int
         Largest grey-level difference, in bins, of a dependent neighbour
         (PyRadiomics ``gldm_a``, IBSI coarseness :math:`\\alpha`).
-    force2d : bool
-        Neighbours within the slice only (PyRadiomics ``force2D``).
-    force2d_dimension : {0, 1, 2}
-        Axis across which slices are taken: 0 = z (axial), 1 = y, 2 = x.
-    features : iterable of str, optional
-        Names to compute (see ``FEATURES``); default those with
-        ``default=True``, as PyRadiomics' ``enableAllFeatures``.
+    %(force2d)s
 
     Returns
     -------
@@ -220,22 +156,17 @@ def compute(
         Dimensionless feature values keyed by PyRadiomics name; formulas in
         the module docstring.
 
-    Raises
-    ------
-    InputError
-        Bad array (shape, dtype, empty ROI, grey level < 1).
-    SettingsError
-        Bad setting or unknown feature name.
+    %(raises)s
     """
     names = requested_features(features, FEATURES, FAMILY)
-    coefficients = _Coefficients(
-        *dependence_matrix(
-            binned,
-            mask,
-            distances=distances,
-            gldm_a=gldm_a,
-            force2d=force2d,
-            force2d_dimension=force2d_dimension,
-        )
+    matrix, levels, sizes = dependence_matrix(
+        binned,
+        mask,
+        distances=distances,
+        gldm_a=gldm_a,
+        force2d=force2d,
+        force2d_dimension=force2d_dimension,
     )
-    return {name: float(_FORMULAS[name](coefficients)) for name in names}
+    counts = matrix[None]
+    n_voxels = counts.sum(axis=(1, 2))  # one matrix entry per ROI voxel: N_p = N_z
+    return evaluate(names, _DEFINITIONS, SizeMatrices(counts, levels, sizes, n_voxels))

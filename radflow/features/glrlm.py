@@ -16,8 +16,26 @@ Notation: :math:`N_r(\theta) = \sum_{i,j} \mathbf{P}(i,j|\theta)` the number
 of runs, :math:`N_p(\theta) = \sum_{i,j} j\,\mathbf{P}(i,j|\theta)` the
 number of voxels, :math:`p(i,j|\theta) = \mathbf{P}(i,j|\theta)/N_r(\theta)`,
 :math:`i` grey levels, :math:`j` run lengths (voxels), :math:`\epsilon` the
-float64 machine epsilon. Each feature's formula is in the docstring of its
-function below.
+float64 machine epsilon. The sixteen features are the formulas GLRLM shares
+with GLSZM and GLDM (:mod:`radflow.features._texture`, :math:`j` read as run
+length), per direction:
+
+- ShortRunEmphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)}{j^2}`;
+  LongRunEmphasis: :math:`\frac{1}{N_r}\sum_{i,j} \mathbf{P}(i,j)\,j^2`
+- GrayLevelNonUniformity: :math:`\frac{1}{N_r}\sum_i \big(\sum_j \mathbf{P}(i,j)\big)^2`
+  (Normalized: :math:`/N_r^2`)
+- RunLengthNonUniformity: :math:`\frac{1}{N_r}\sum_j \big(\sum_i \mathbf{P}(i,j)\big)^2`
+  (Normalized: :math:`/N_r^2`)
+- RunPercentage: :math:`N_r / N_p` (with weighting both are weighted sums over directions)
+- GrayLevelVariance: :math:`\sum_{i,j} p(i,j)(i-\mu)^2`, :math:`\mu = \sum_{i,j} p(i,j)\,i`;
+  RunVariance likewise with :math:`j`
+- RunEntropy: :math:`-\sum_{i,j} p(i,j) \log_2(p(i,j)+\epsilon)`
+- LowGrayLevelRunEmphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)}{i^2}`;
+  HighGrayLevelRunEmphasis: :math:`\frac{1}{N_r}\sum_{i,j} \mathbf{P}(i,j)\,i^2`
+- ShortRunLowGrayLevelEmphasis :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)}{i^2 j^2}`,
+  ShortRunHighGrayLevelEmphasis :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)\,i^2}{j^2}`,
+  LongRunLowGrayLevelEmphasis :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)\,j^2}{i^2}`,
+  LongRunHighGrayLevelEmphasis :math:`\frac{1}{N_r}\sum_{i,j} \mathbf{P}(i,j)\,i^2 j^2`
 
 References
 ----------
@@ -31,45 +49,23 @@ doi:10.1158/0008-5472.CAN-17-0339
 
 from __future__ import annotations
 
-from functools import cached_property
-
-import numba
 import numpy as np
 
-from radflow.features._checks import check_spacing, requested_features
-from radflow.features._directions import (
-    check_weighting_norm,
-    flat_steps,
-    nanmean,
-    offset_lengths_mm,
-    offsets,
-    roi_levels,
+from radflow.features import _texture
+from radflow.features._directions import flat_steps, offset_lengths_mm, offsets, roi_levels
+from radflow.features._shared_kernels import count_runs
+from radflow.features._texture import (
+    SizeMatrices,
+    check_directional,
+    combine_directions,
+    document,
+    evaluate,
 )
-from radflow.features.registry import Feature
+from radflow.features.registry import declare
 
-__all__ = ["FEATURES", "compute", "run_lengths"]
+__all__ = ["FAMILY", "FEATURES", "compute", "run_lengths"]
 
-
-@numba.njit(cache=True)
-def _count_runs(index, steps, out):
-    # index: flattened (z, y, x) box of level positions, -1 outside the ROI,
-    # padded by one -1 voxel on every side so that runs stop there.
-    # steps: the directions as flat index steps. out: (n_directions, N,
-    # max_run), added to.
-    for v in range(index.size):
-        level = index[v]
-        if level < 0:
-            continue
-        for a in range(steps.size):
-            step = steps[a]
-            if index[v - step] == level:
-                continue  # not the first voxel of its run
-            run = 1
-            w = v + step
-            while index[w] == level:
-                run += 1
-                w += step
-            out[a, level, run - 1] += 1.0
+FAMILY = "glrlm"
 
 
 def _meets_roi_twice(roi, direction) -> bool:
@@ -115,7 +111,7 @@ def run_lengths(binned, mask, *, force2d=False, force2d_dimension=0):
     directions_zyx = offsets((1,), bool(force2d), force2d_dimension, False)
     index, levels = roi_levels(binned, mask, pad=1)
     counts = np.zeros((len(directions_zyx), len(levels), max(index.shape) - 2))
-    _count_runs(index.reshape(-1), flat_steps(directions_zyx, index.shape), counts)
+    count_runs(index.reshape(-1), flat_steps(directions_zyx, index.shape), counts)
     # PyRadiomics drops a direction along which no line meets the ROI twice
     # (e.g. across the slices of a single-slice ROI). Only runs of one voxel
     # leave that open, and then lines may still meet the ROI twice, apart.
@@ -125,138 +121,31 @@ def run_lengths(binned, mask, *, force2d=False, force2d_dimension=0):
     return counts, levels, directions_zyx
 
 
-class _Matrices:
-    """Run-length matrices (n_angles, N, R), unnormalised, and their marginals."""
-
-    def __init__(self, counts, levels, run_lengths):
-        self.P = counts
-        self.i = levels.astype(np.float64)
-        self.j = run_lengths
-        totals = counts.sum(axis=(1, 2))
-        totals[totals == 0] = np.nan
-        self.nr = totals
-
-    @cached_property
-    def pr(self):
-        return self.P.sum(axis=1)
-
-    @cached_property
-    def pg(self):
-        return self.P.sum(axis=2)
-
-    def weighted(self, wi, wj):
-        # sum_ij P(i,j) wi(i) wj(j) / Nr, per angle
-        return ((self.P @ wj) @ wi) / self.nr
-
-
-def _short_run_emphasis(m):
-    r"""Short Run Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)}{j^2}`."""
-    return (m.pr @ (1 / m.j**2)) / m.nr
-
-
-def _long_run_emphasis(m):
-    r"""Long Run Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \mathbf{P}(i,j)\,j^2`."""
-    return (m.pr @ m.j**2) / m.nr
-
-
-def _gray_level_non_uniformity(m):
-    r"""Gray Level Non-Uniformity: :math:`\frac{1}{N_r}\sum_i \big(\sum_j \mathbf{P}(i,j)\big)^2`."""
-    return np.sum(m.pg**2, axis=1) / m.nr
-
-
-def _gray_level_non_uniformity_normalized(m):
-    r"""Gray Level Non-Uniformity Normalized: :math:`\frac{1}{N_r^2}\sum_i \big(\sum_j \mathbf{P}(i,j)\big)^2`."""
-    return np.sum(m.pg**2, axis=1) / m.nr**2
-
-
-def _run_length_non_uniformity(m):
-    r"""Run Length Non-Uniformity: :math:`\frac{1}{N_r}\sum_j \big(\sum_i \mathbf{P}(i,j)\big)^2`."""
-    return np.sum(m.pr**2, axis=1) / m.nr
-
-
-def _run_length_non_uniformity_normalized(m):
-    r"""Run Length Non-Uniformity Normalized: :math:`\frac{1}{N_r^2}\sum_j \big(\sum_i \mathbf{P}(i,j)\big)^2`."""
-    return np.sum(m.pr**2, axis=1) / m.nr**2
-
-
-def _run_percentage(m):
-    r"""Run Percentage: :math:`N_r / N_p` (with weighting both are weighted sums over directions)."""
-    return m.nr / (m.pr @ m.j)
-
-
-def _gray_level_variance(m):
-    r"""Gray Level Variance: :math:`\sum_{i,j} p(i,j)(i-\mu)^2`, :math:`\mu = \sum_{i,j} p(i,j)\,i`."""
-    pg = m.pg / m.nr[:, None]
-    mu = pg @ m.i
-    return np.sum(pg * (m.i[None, :] - mu[:, None]) ** 2, axis=1)
-
-
-def _run_variance(m):
-    r"""Run Variance: :math:`\sum_{i,j} p(i,j)(j-\mu)^2`, :math:`\mu = \sum_{i,j} p(i,j)\,j`."""
-    pr = m.pr / m.nr[:, None]
-    mu = pr @ m.j
-    return np.sum(pr * (m.j[None, :] - mu[:, None]) ** 2, axis=1)
-
-
-def _run_entropy(m):
-    r"""Run Entropy: :math:`-\sum_{i,j} p(i,j) \log_2(p(i,j)+\epsilon)`."""
-    p = m.P / m.nr[:, None, None]
-    return -np.sum(p * np.log2(p + np.spacing(1)), axis=(1, 2))
-
-
-def _low_gray_level_run_emphasis(m):
-    r"""Low Gray Level Run Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)}{i^2}`."""
-    return (m.pg @ (1 / m.i**2)) / m.nr
-
-
-def _high_gray_level_run_emphasis(m):
-    r"""High Gray Level Run Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \mathbf{P}(i,j)\,i^2`."""
-    return (m.pg @ m.i**2) / m.nr
-
-
-def _short_run_low_gray_level_emphasis(m):
-    r"""Short Run Low Gray Level Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)}{i^2 j^2}`."""
-    return m.weighted(1 / m.i**2, 1 / m.j**2)
-
-
-def _short_run_high_gray_level_emphasis(m):
-    r"""Short Run High Gray Level Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)\,i^2}{j^2}`."""
-    return m.weighted(m.i**2, 1 / m.j**2)
-
-
-def _long_run_low_gray_level_emphasis(m):
-    r"""Long Run Low Gray Level Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \frac{\mathbf{P}(i,j)\,j^2}{i^2}`."""
-    return m.weighted(1 / m.i**2, m.j**2)
-
-
-def _long_run_high_gray_level_emphasis(m):
-    r"""Long Run High Gray Level Emphasis: :math:`\frac{1}{N_r}\sum_{i,j} \mathbf{P}(i,j)\,i^2 j^2`."""
-    return m.weighted(m.i**2, m.j**2)
-
-
-# name -> (per-angle function, IBSI id). Order: PyRadiomics' documentation.
+# name -> (per-direction formula, IBSI id, default). Order: PyRadiomics' documentation.
+# Formulas: :mod:`radflow.features._texture` with j the run length, N_z = N_r.
 _DEFINITIONS = {
-    "ShortRunEmphasis": (_short_run_emphasis, "22OV"),
-    "LongRunEmphasis": (_long_run_emphasis, "W4KF"),
-    "GrayLevelNonUniformity": (_gray_level_non_uniformity, "R5YN"),
-    "GrayLevelNonUniformityNormalized": (_gray_level_non_uniformity_normalized, "OVBL"),
-    "RunLengthNonUniformity": (_run_length_non_uniformity, "W92Y"),
-    "RunLengthNonUniformityNormalized": (_run_length_non_uniformity_normalized, "IC23"),
-    "RunPercentage": (_run_percentage, "9ZK5"),
-    "GrayLevelVariance": (_gray_level_variance, "8CE5"),
-    "RunVariance": (_run_variance, "SXLW"),
-    "RunEntropy": (_run_entropy, "HJ9O"),
-    "LowGrayLevelRunEmphasis": (_low_gray_level_run_emphasis, "V3SW"),
-    "HighGrayLevelRunEmphasis": (_high_gray_level_run_emphasis, "G3QZ"),
-    "ShortRunLowGrayLevelEmphasis": (_short_run_low_gray_level_emphasis, "HTZT"),
-    "ShortRunHighGrayLevelEmphasis": (_short_run_high_gray_level_emphasis, "GD3A"),
-    "LongRunLowGrayLevelEmphasis": (_long_run_low_gray_level_emphasis, "IVPO"),
-    "LongRunHighGrayLevelEmphasis": (_long_run_high_gray_level_emphasis, "3KUM"),
+    "ShortRunEmphasis": (_texture.small_emphasis, "22OV", True),
+    "LongRunEmphasis": (_texture.large_emphasis, "W4KF", True),
+    "GrayLevelNonUniformity": (_texture.grey_non_uniformity, "R5YN", True),
+    "GrayLevelNonUniformityNormalized": (_texture.grey_non_uniformity_normalized, "OVBL", True),
+    "RunLengthNonUniformity": (_texture.size_non_uniformity, "W92Y", True),
+    "RunLengthNonUniformityNormalized": (_texture.size_non_uniformity_normalized, "IC23", True),
+    "RunPercentage": (_texture.percentage, "9ZK5", True),
+    "GrayLevelVariance": (_texture.grey_variance, "8CE5", True),
+    "RunVariance": (_texture.size_variance, "SXLW", True),
+    "RunEntropy": (_texture.entropy, "HJ9O", True),
+    "LowGrayLevelRunEmphasis": (_texture.low_grey_emphasis, "V3SW", True),
+    "HighGrayLevelRunEmphasis": (_texture.high_grey_emphasis, "G3QZ", True),
+    "ShortRunLowGrayLevelEmphasis": (_texture.small_low_grey_emphasis, "HTZT", True),
+    "ShortRunHighGrayLevelEmphasis": (_texture.small_high_grey_emphasis, "GD3A", True),
+    "LongRunLowGrayLevelEmphasis": (_texture.large_low_grey_emphasis, "IVPO", True),
+    "LongRunHighGrayLevelEmphasis": (_texture.large_high_grey_emphasis, "3KUM", True),
 }
 
-FEATURES = tuple(Feature(name, "glrlm", ibsi_id, "", True) for name, (_, ibsi_id) in _DEFINITIONS.items())
+FEATURES = declare(FAMILY, _DEFINITIONS)
 
 
+@document
 def compute(
     binned,
     mask,
@@ -271,23 +160,9 @@ def compute(
 
     Parameters
     ----------
-    binned : ndarray of int, shape (z, y, x)
-        Discretised image (PyRadiomics ``binImage``): grey levels >= 1 inside
-        the ROI; values outside are ignored. Cropped or not: same result.
-    mask : ndarray of bool or {0, 1} int, shape (z, y, x)
-        ROI mask.
-    weighting_norm : {None, "manhattan", "euclidean", "infinity", "no_weighting"}
-        ``weightingNorm``: None averages features over the directions;
-        otherwise the matrices are summed, weighted by the direction's step
-        length in mm under that norm (1 for ``"no_weighting"``).
-    spacing_zyx : sequence of 3 float
-        Voxel spacing in mm, (z, y, x); used only for weighting.
-    force2d : bool
-        Only directions within planes normal to ``force2d_dimension`` (``force2D``).
-    force2d_dimension : {0, 1, 2}
-        Array axis held fixed when ``force2d`` (0: axial slices).
-    features : iterable of str, optional
-        Feature names to compute (default: all of :data:`FEATURES`).
+    %(image)s
+    %(weighting)s
+    %(force2d)s
 
     Returns
     -------
@@ -295,12 +170,7 @@ def compute(
         PyRadiomics feature name -> value; NaN where PyRadiomics gives NaN
         (e.g. a one-voxel ROI: no direction crosses it twice).
 
-    Raises
-    ------
-    SettingsError
-        Unknown feature name or invalid setting.
-    InputError
-        Bad ``binned`` / ``mask`` (see :func:`radflow.features._directions.roi_levels`).
+    %(raises)s
 
     Examples
     --------
@@ -309,24 +179,16 @@ def compute(
     >>> compute(binned, binned > 0, force2d=True, features=["ShortRunEmphasis"])
     {'ShortRunEmphasis': 0.83125}
     """
-    names = requested_features(features, FEATURES, "GLRLM")
-    check_weighting_norm(weighting_norm)
-    check_spacing(spacing_zyx)
+    names = check_directional(features, FEATURES, "GLRLM", weighting_norm, spacing_zyx)
     counts, levels, directions_zyx = run_lengths(
         binned, mask, force2d=force2d, force2d_dimension=force2d_dimension
     )
+    weights = None  # with weighting, a direction's matrix weighs its step length in mm
     if weighting_norm is not None:
         weights = offset_lengths_mm(directions_zyx, spacing_zyx, weighting_norm)
-        counts = np.tensordot(weights, counts, axes=1)[None]
-    totals = counts.sum(axis=(1, 2))
-    if len(totals) > 1:
-        counts = counts[totals != 0]
+    counts = combine_directions(counts, weights)
     # run lengths that occur in no direction add nothing; dropping them as
     # PyRadiomics does keeps the arrays small
     lengths = np.flatnonzero(counts.sum(axis=(0, 1))) + 1.0
-    m = _Matrices(counts[:, :, lengths.astype(np.int64) - 1], levels, lengths)
-    out = {}
-    for name in names:
-        out[name] = nanmean(_DEFINITIONS[name][0](m))
-    return out
-
+    matrices = SizeMatrices(counts[:, :, lengths.astype(np.int64) - 1], levels, lengths)
+    return evaluate(names, _DEFINITIONS, matrices)

@@ -45,76 +45,20 @@ Radiology 295(2): 328-338. https://doi.org/10.1148/radiol.2020191145
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-import numba
 import numpy as np
 
+from radflow.features import _texture
 from radflow.features._checks import requested_features
 from radflow.features._directions import flat_steps, offsets, roi_levels
-from radflow.features.registry import Feature
+from radflow.features._shared_kernels import label_zones
+from radflow.features._texture import SizeMatrices, document, evaluate
+from radflow.features.registry import declare
+
+__all__ = ["FAMILY", "FEATURES", "compute", "size_zone_matrix"]
 
 FAMILY = "glszm"
-
-FEATURES = (
-    Feature("SmallAreaEmphasis", FAMILY, "5QRC"),
-    Feature("LargeAreaEmphasis", FAMILY, "48P8"),
-    Feature("GrayLevelNonUniformity", FAMILY, "JNSA"),
-    Feature("GrayLevelNonUniformityNormalized", FAMILY, "Y1RO"),
-    Feature("SizeZoneNonUniformity", FAMILY, "4JP3"),
-    Feature("SizeZoneNonUniformityNormalized", FAMILY, "VB3A"),
-    Feature("ZonePercentage", FAMILY, "P30P"),
-    Feature("GrayLevelVariance", FAMILY, "BYLV"),
-    Feature("ZoneVariance", FAMILY, "3NSA"),
-    Feature("ZoneEntropy", FAMILY, "GU8N"),
-    Feature("LowGrayLevelZoneEmphasis", FAMILY, "XMSY"),
-    Feature("HighGrayLevelZoneEmphasis", FAMILY, "5GN9"),
-    Feature("SmallAreaLowGrayLevelEmphasis", FAMILY, "5RAI"),
-    Feature("SmallAreaHighGrayLevelEmphasis", FAMILY, "HW1V"),
-    Feature("LargeAreaLowGrayLevelEmphasis", FAMILY, "YH51"),
-    Feature("LargeAreaHighGrayLevelEmphasis", FAMILY, "J17V"),
-)
-
-
-# --------------------------------------------------------------------------
-# Kernel
-# --------------------------------------------------------------------------
-
-
-@numba.njit(cache=True)
-def _label_zones(index, flat_offsets, n_voxels):
-    """Level index and size of every zone, by flood fill from each unvisited voxel.
-
-    ``index`` (int32, raveled, -1 outside the ROI, with a margin of -1) is
-    consumed: visited voxels are set to -1. ``n_voxels`` (ROI size) bounds
-    the number of zones and the stack depth.
-    """
-    zone_level = np.empty(n_voxels, np.int32)
-    zone_size = np.empty(n_voxels, np.int64)
-    stack = np.empty(n_voxels, np.int64)
-    n_zones = 0
-    for start in range(index.shape[0]):
-        level = index[start]
-        if level < 0:
-            continue
-        index[start] = -1
-        stack[0] = start
-        top = 1
-        size = 0
-        while top > 0:
-            top -= 1
-            k = stack[top]
-            size += 1
-            for a in range(flat_offsets.shape[0]):
-                j = k + flat_offsets[a]
-                if index[j] == level:
-                    index[j] = -1
-                    stack[top] = j
-                    top += 1
-        zone_level[n_zones] = level
-        zone_size[n_zones] = size
-        n_zones += 1
-    return zone_level[:n_zones], zone_size[:n_zones]
 
 
 def size_zone_matrix(binned, mask, *, force2d=False, force2d_dimension=0):
@@ -143,7 +87,8 @@ def size_zone_matrix(binned, mask, *, force2d=False, force2d_dimension=0):
     connectivity = offsets((1,), bool(force2d), force2d_dimension, bidirectional=True)
     index, levels = roi_levels(binned, mask, pad=1)
     n_voxels = int(np.count_nonzero(index >= 0))
-    zone_level, zone_size = _label_zones(index.ravel(), flat_steps(connectivity, index.shape), n_voxels)
+    steps = flat_steps(connectivity, index.shape)
+    zone_level, zone_size = label_zones(index.ravel(), steps, n_voxels)
     # Columns only for the sizes present: a dense (levels, largest zone)
     # matrix can need gigabytes for fine binnings.
     sizes = np.flatnonzero(np.bincount(zone_size))
@@ -154,57 +99,31 @@ def size_zone_matrix(binned, mask, *, force2d=False, force2d_dimension=0):
     return matrix.astype(np.float64), levels.astype(np.float64), sizes.astype(np.float64)
 
 
-# --------------------------------------------------------------------------
-# Features, from the matrix (P), its margins and the level/size vectors
-# --------------------------------------------------------------------------
-
-
-class _Coefficients:
-    """The matrix and the sums every feature starts from (PyRadiomics' names)."""
-
-    def __init__(self, matrix, levels, sizes):
-        self.P = matrix
-        self.i = levels
-        self.j = sizes
-        self.pg = matrix.sum(axis=1)
-        self.ps = matrix.sum(axis=0)
-        self.Nz = matrix.sum()
-        self.Np = np.sum(self.ps * sizes)
-
-
-def _entropy(c):
-    """Entropy of the normalised matrix, PyRadiomics' epsilon included (GLDM too)."""
-    p = c.P / c.Nz
-    return -np.sum(p * np.log2(p + np.spacing(1)))
-
-
-def _variance(margin, values, total):
-    """Variance of ``values`` weighted by ``margin / total`` (GLDM too)."""
-    p = margin / total
-    mean = np.sum(p * values)
-    return np.sum(p * (values - mean) ** 2)
-
-
-_FORMULAS: dict[str, Callable[[_Coefficients], float]] = {
-    "SmallAreaEmphasis": lambda c: np.sum(c.ps / c.j**2) / c.Nz,
-    "LargeAreaEmphasis": lambda c: np.sum(c.ps * c.j**2) / c.Nz,
-    "GrayLevelNonUniformity": lambda c: np.sum(c.pg**2) / c.Nz,
-    "GrayLevelNonUniformityNormalized": lambda c: np.sum(c.pg**2) / c.Nz**2,
-    "SizeZoneNonUniformity": lambda c: np.sum(c.ps**2) / c.Nz,
-    "SizeZoneNonUniformityNormalized": lambda c: np.sum(c.ps**2) / c.Nz**2,
-    "ZonePercentage": lambda c: c.Nz / c.Np,
-    "GrayLevelVariance": lambda c: _variance(c.pg, c.i, c.Nz),
-    "ZoneVariance": lambda c: _variance(c.ps, c.j, c.Nz),
-    "ZoneEntropy": _entropy,
-    "LowGrayLevelZoneEmphasis": lambda c: np.sum(c.pg / c.i**2) / c.Nz,
-    "HighGrayLevelZoneEmphasis": lambda c: np.sum(c.pg * c.i**2) / c.Nz,
-    "SmallAreaLowGrayLevelEmphasis": lambda c: np.sum(c.P / (c.i[:, None] ** 2 * c.j**2)) / c.Nz,
-    "SmallAreaHighGrayLevelEmphasis": lambda c: np.sum(c.P * c.i[:, None] ** 2 / c.j**2) / c.Nz,
-    "LargeAreaLowGrayLevelEmphasis": lambda c: np.sum(c.P * c.j**2 / c.i[:, None] ** 2) / c.Nz,
-    "LargeAreaHighGrayLevelEmphasis": lambda c: np.sum(c.P * c.i[:, None] ** 2 * c.j**2) / c.Nz,
+# name -> (formula, IBSI id, default). Order: PyRadiomics' documentation.
+# Formulas: :mod:`radflow.features._texture` with j the zone size.
+_DEFINITIONS = {
+    "SmallAreaEmphasis": (_texture.small_emphasis, "5QRC", True),
+    "LargeAreaEmphasis": (_texture.large_emphasis, "48P8", True),
+    "GrayLevelNonUniformity": (_texture.grey_non_uniformity, "JNSA", True),
+    "GrayLevelNonUniformityNormalized": (_texture.grey_non_uniformity_normalized, "Y1RO", True),
+    "SizeZoneNonUniformity": (_texture.size_non_uniformity, "4JP3", True),
+    "SizeZoneNonUniformityNormalized": (_texture.size_non_uniformity_normalized, "VB3A", True),
+    "ZonePercentage": (_texture.percentage, "P30P", True),
+    "GrayLevelVariance": (_texture.grey_variance, "BYLV", True),
+    "ZoneVariance": (_texture.size_variance, "3NSA", True),
+    "ZoneEntropy": (_texture.entropy, "GU8N", True),
+    "LowGrayLevelZoneEmphasis": (_texture.low_grey_emphasis, "XMSY", True),
+    "HighGrayLevelZoneEmphasis": (_texture.high_grey_emphasis, "5GN9", True),
+    "SmallAreaLowGrayLevelEmphasis": (_texture.small_low_grey_emphasis, "5RAI", True),
+    "SmallAreaHighGrayLevelEmphasis": (_texture.small_high_grey_emphasis, "HW1V", True),
+    "LargeAreaLowGrayLevelEmphasis": (_texture.large_low_grey_emphasis, "YH51", True),
+    "LargeAreaHighGrayLevelEmphasis": (_texture.large_high_grey_emphasis, "J17V", True),
 }
 
+FEATURES = declare(FAMILY, _DEFINITIONS)
 
+
+@document
 def compute(
     binned,
     mask,
@@ -217,19 +136,8 @@ def compute(
 
     Parameters
     ----------
-    binned : ndarray of int, shape (Z, Y, X)
-        Discretised image (``sitk.GetArrayFromImage`` order), grey levels
-        >= 1 inside the ROI; values outside the ROI are ignored. Cropped or
-        not, the result is the same.
-    mask : ndarray of bool or 0/1 int, shape (Z, Y, X)
-        The ROI, non-empty.
-    force2d : bool
-        Zones are grown within slices only (PyRadiomics ``force2D``).
-    force2d_dimension : {0, 1, 2}
-        Axis across which slices are taken: 0 = z (axial), 1 = y, 2 = x
-        (PyRadiomics ``force2Ddimension``).
-    features : iterable of str, optional
-        Names to compute (see ``FEATURES``); default all.
+    %(image)s
+    %(force2d)s
 
     Returns
     -------
@@ -237,15 +145,10 @@ def compute(
         Dimensionless feature values keyed by PyRadiomics name; formulas in
         the module docstring.
 
-    Raises
-    ------
-    InputError
-        Bad array (shape, dtype, empty ROI, grey level < 1).
-    SettingsError
-        Bad setting or unknown feature name.
+    %(raises)s
     """
     names = requested_features(features, FEATURES, FAMILY)
-    coefficients = _Coefficients(
-        *size_zone_matrix(binned, mask, force2d=force2d, force2d_dimension=force2d_dimension)
+    matrix, levels, sizes = size_zone_matrix(
+        binned, mask, force2d=force2d, force2d_dimension=force2d_dimension
     )
-    return {name: float(_FORMULAS[name](coefficients)) for name in names}
+    return evaluate(names, _DEFINITIONS, SizeMatrices(matrix[None], levels, sizes))

@@ -34,53 +34,22 @@ https://doi.org/10.1109/21.44046
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-import numba
 import numpy as np
 
 from radflow.features._checks import requested_features
 from radflow.features._directions import flat_steps, offsets, roi_levels
-from radflow.features.registry import Feature
+from radflow.features._shared_kernels import tone_differences
+from radflow.features._texture import document, evaluate
+from radflow.features.registry import declare
+
+__all__ = ["COARSENESS_FLAT", "FAMILY", "FEATURES", "compute", "tone_difference_matrix"]
 
 FAMILY = "ngtdm"
 
-FEATURES = (
-    Feature("Coarseness", FAMILY, "QCDE"),
-    Feature("Contrast", FAMILY, "65HE"),
-    Feature("Busyness", FAMILY, "NQ30"),
-    Feature("Complexity", FAMILY, "HDEZ"),
-    Feature("Strength", FAMILY, "1X9X"),
-)
-
 #: PyRadiomics' Coarseness of a ROI without grey-tone differences.
 COARSENESS_FLAT = 1e6
-
-
-@numba.njit(cache=True)
-def _tone_differences(index, levels, flat_offsets):
-    """Voxel count n and summed |level - neighbourhood mean| s per level index.
-
-    ``index`` is raveled, -1 outside the ROI, with a margin of -1 at least as
-    wide as the longest offset.
-    """
-    counts = np.zeros(levels.shape[0], np.int64)
-    sums = np.zeros(levels.shape[0], np.float64)
-    for i in range(index.shape[0]):
-        li = index[i]
-        if li < 0:
-            continue
-        n_neighbours = 0
-        total = 0  # integer: exact like PyRadiomics' double sum, without a float add chain
-        for a in range(flat_offsets.shape[0]):
-            lj = index[i + flat_offsets[a]]
-            if lj >= 0:
-                n_neighbours += 1
-                total += levels[lj]
-        counts[li] += 1
-        if n_neighbours > 0:
-            sums[li] += abs(levels[li] - total / n_neighbours)
-    return counts, sums
 
 
 def tone_difference_matrix(binned, mask, *, distances=(1,), force2d=False, force2d_dimension=0):
@@ -102,12 +71,12 @@ def tone_difference_matrix(binned, mask, *, distances=(1,), force2d=False, force
     """
     neighbours = offsets(distances, bool(force2d), force2d_dimension, bidirectional=True)
     index, levels = roi_levels(binned, mask, pad=int(np.abs(neighbours).max(initial=0)))
-    counts, sums = _tone_differences(index.ravel(), levels, flat_steps(neighbours, index.shape))
+    counts, sums = tone_differences(index.ravel(), levels, flat_steps(neighbours, index.shape))
     return counts.astype(np.float64), sums, levels.astype(np.float64)
 
 
-class _Coefficients:
-    """The matrix and the sums every feature starts from (PyRadiomics' names)."""
+class _Matrix:
+    """The NGTDM and the sums every feature starts from (PyRadiomics' names)."""
 
     def __init__(self, counts, sums, levels):
         self.Nvp = counts.sum()
@@ -149,15 +118,19 @@ def _strength(c):
     return np.sum((c.p[:, None] + c.p) * (c.i[:, None] - c.i) ** 2) / total
 
 
-_FORMULAS: dict[str, Callable[[_Coefficients], float]] = {
-    "Coarseness": _coarseness,
-    "Contrast": _contrast,
-    "Busyness": _busyness,
-    "Complexity": _complexity,
-    "Strength": _strength,
+# name -> (formula, IBSI id, default). Order: PyRadiomics' documentation.
+_DEFINITIONS = {
+    "Coarseness": (_coarseness, "QCDE", True),
+    "Contrast": (_contrast, "65HE", True),
+    "Busyness": (_busyness, "NQ30", True),
+    "Complexity": (_complexity, "HDEZ", True),
+    "Strength": (_strength, "1X9X", True),
 }
 
+FEATURES = declare(FAMILY, _DEFINITIONS)
 
+
+@document
 def compute(
     binned,
     mask,
@@ -171,21 +144,9 @@ def compute(
 
     Parameters
     ----------
-    binned : ndarray of int, shape (Z, Y, X)
-        Discretised image (``sitk.GetArrayFromImage`` order), grey levels
-        >= 1 inside the ROI; values outside the ROI are ignored. Cropped or
-        not, the result is the same.
-    mask : ndarray of bool or 0/1 int, shape (Z, Y, X)
-        The ROI, non-empty.
-    distances : sequence of int
-        Chebyshev distances of the neighbours, voxels (PyRadiomics
-        ``distances``).
-    force2d : bool
-        Neighbours within the slice only (PyRadiomics ``force2D``).
-    force2d_dimension : {0, 1, 2}
-        Axis across which slices are taken: 0 = z (axial), 1 = y, 2 = x.
-    features : iterable of str, optional
-        Names to compute (see ``FEATURES``); default all.
+    %(image)s
+    %(distances)s
+    %(force2d)s
 
     Returns
     -------
@@ -193,17 +154,12 @@ def compute(
         Feature values keyed by PyRadiomics name (dimensionless, grey levels
         in bins); formulas in the module docstring.
 
-    Raises
-    ------
-    InputError
-        Bad array (shape, dtype, empty ROI, grey level < 1).
-    SettingsError
-        Bad setting or unknown feature name.
+    %(raises)s
     """
     names = requested_features(features, FEATURES, FAMILY)
-    coefficients = _Coefficients(
+    matrix = _Matrix(
         *tone_difference_matrix(
             binned, mask, distances=distances, force2d=force2d, force2d_dimension=force2d_dimension
         )
     )
-    return {name: float(_FORMULAS[name](coefficients)) for name in names}
+    return evaluate(names, _DEFINITIONS, matrix)

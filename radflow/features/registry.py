@@ -1,8 +1,9 @@
 """The explicit feature registry: every feature radflow computes, by family.
 
 Each family module (``radflow.features.glcm`` ...) declares a ``FEATURES``
-tuple of :class:`Feature` and a checked public ``compute`` function returning
-``{feature name: value}``. Nothing is discovered by reflection: a feature that
+tuple of :class:`Feature` (texture families through :func:`declare`, from the
+table that also holds each feature's formula) and a checked public ``compute``
+function returning ``{feature name: value}``. Nothing is discovered by reflection: a feature that
 is not listed here does not exist.
 """
 
@@ -50,6 +51,14 @@ class Feature:
     ibsi_id: str | None = None
     unit: str = ""
     default: bool = True
+
+
+def declare(family: str, definitions, unit: str = "") -> tuple[Feature, ...]:
+    """A family's ``FEATURES`` from its ``{name: (formula, IBSI id, default)}`` table, in order."""
+    return tuple(
+        Feature(name, family, ibsi_id, unit, default)
+        for name, (_, ibsi_id, default) in definitions.items()
+    )
 
 
 def family_module(family: str):

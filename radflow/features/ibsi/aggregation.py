@@ -31,9 +31,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from numbers import Integral
+from typing import NamedTuple
 
 import numpy as np
 
+from radflow._docstrings import filler
+from radflow._geometry import bounding_box  # re-exported: the families crop with it
 from radflow.errors import InputError, SettingsError
 from radflow.features.ibsi.registry import DIRECTIONAL_AGGREGATIONS, ZONE_AGGREGATIONS
 
@@ -45,10 +48,13 @@ __all__ = [
     "check_aggregations",
     "check_distance",
     "check_mask",
+    "document",
     "level_index",
     "planes",
     "slice_blocks",
     "tagged_features",
+    "texture_input",
+    "TextureInput",
 ]
 
 #: Stack each aggregation is computed from: per slice ("2D") or the volume ("3D").
@@ -75,6 +81,45 @@ MERGED_AXES = {
     "2_5D": (0,),
     "3D": (0,),
 }
+
+#: Parameter and error descriptions the families' ``compute`` share (:data:`document`).
+_DOCS = {
+    "image": """levels : ndarray of int, shape (z, y, x)
+        Discretised image, grey levels 1..``n_levels`` inside the ROI.
+    intensity_mask : ndarray of bool, shape (z, y, x)
+        ROI intensity mask.""",
+    "index": """index : ndarray of int32, shape (z, y, x)
+        From :func:`radflow.features.ibsi.aggregation.level_index`, padded by
+        the neighbour distance (1 without): grey level - 1 inside the ROI, -1
+        elsewhere.
+    n_levels : int
+        :math:`N_g`.""",
+    "neighbourhood": """dimension : {"2D", "3D"}
+        Neighbourhoods within each slice, or in the volume.
+    distance : int
+        :math:`\\delta`, Chebyshev radius of the neighbourhood in voxels.""",
+    "n_levels": """n_levels : int
+        Number of grey levels of the discretisation, :math:`N_g`.""",
+    "directional": """aggregations : sequence of str
+        Suffixes of ``registry.DIRECTIONAL_AGGREGATIONS`` (``"2D_avg"``,
+        ``"2D_comb"``, ``"2_5D_avg"``, ``"2_5D_comb"``, ``"3D_avg"``,
+        ``"3D_comb"``); slices are planes of constant z.""",
+    "zone": """aggregations : sequence of str
+        Suffixes of ``registry.ZONE_AGGREGATIONS``: ``"2D"`` (per slice,
+        averaged), ``"2_5D"`` (slices merged), ``"3D"``.""",
+    "distance": """distance : int
+        Chebyshev distance :math:`\\delta` in voxels, default 1 (GLCM: of the
+        paired voxels; NGTDM, NGLDM: radius of the neighbourhood).""",
+    "raises": """Raises
+    ------
+    InputError
+        Bad arrays (shape, dtype, empty ROI, level outside 1..n_levels).
+    SettingsError
+        Bad ``n_levels``, aggregation or other setting (``distance``, ...).""",
+}
+
+#: Fills the shared ``%(image)s``, ``%(zone)s`` ... descriptions of a ``compute`` docstring.
+document = filler(_DOCS)
 
 
 def check_aggregations(aggregations, directional: bool) -> tuple[str, ...]:
@@ -214,27 +259,78 @@ def aggregate(
         return np.where(counts > 0, np.where(defined, values, 0.0).sum(axis=0) / counts, np.nan)
 
 
+class TextureInput(NamedTuple):
+    """A texture family's checked input (:func:`texture_input`)."""
+
+    #: The checked aggregation suffixes, in IBSI order.
+    aggregations: tuple[str, ...]
+    #: :func:`level_index` of the ROI.
+    index: np.ndarray
+    #: The ROI's bounding box in the input arrays.
+    box: tuple[slice, ...]
+    #: The checked neighbour distance (voxels), None for a family without one.
+    distance: int | None
+
+
+_NO_DISTANCE = object()
+
+
+def texture_input(
+    levels,
+    intensity_mask,
+    n_levels,
+    aggregations,
+    *,
+    directional: bool,
+    distance=_NO_DISTANCE,
+    pad: int = 1,
+) -> TextureInput:
+    """The checks every texture family's ``compute`` starts with, and the level index.
+
+    Parameters
+    ----------
+    levels, intensity_mask, n_levels
+        As for :func:`level_index`.
+    aggregations, directional
+        As for :func:`check_aggregations`.
+    distance : int, optional
+        The family's neighbour distance, checked by :func:`check_distance`;
+        the index is then padded by it. Leave out for a family without one.
+    pad : int
+        Padding of the index for a family without ``distance``.
+    """
+    aggregations = check_aggregations(aggregations, directional)
+    if distance is _NO_DISTANCE:
+        distance = None
+    else:
+        distance = pad = check_distance(distance)
+    index, box = level_index(levels, intensity_mask, n_levels, pad=pad)
+    return TextureInput(aggregations, index, box, distance)
+
+
 def tagged_features(
-    stems: Sequence[str],
+    features: Sequence,
     aggregations: Sequence[str],
     build: Callable[[str], tuple[Sequence[np.ndarray], Callable[..., np.ndarray]]],
 ) -> dict[str, float]:
-    """``{stem_aggregation: value}`` for every stem and requested aggregation.
+    """``{stem_aggregation: value}`` for the family's ``features`` and every requested aggregation.
 
-    ``build(dimension)`` returns the stack of ``"2D"`` (per slice) or ``"3D"``
-    (volume) matrices, leading axes as in the module table, and the function
-    computing the features of one of its (merged) matrices (see
-    :func:`aggregate`); each stack is built once, only when a requested
-    aggregation needs it.
+    ``features`` are the family's registry entries (their ``tag_stem``, in
+    the order its feature function returns the values). ``build(dimension)``
+    returns the stack of ``"2D"`` (per slice) or ``"3D"`` (volume) matrices,
+    leading axes as in the module table, and the function computing the
+    features of one of its (merged) matrices (see :func:`aggregate`); each
+    stack is built once, only when a requested aggregation needs it.
     """
+    stems = [f.tag_stem for f in features]
     built: dict[str, tuple] = {}
     out: dict[str, float] = {}
     for aggregation in aggregations:
         dimension = DIMENSION[aggregation]
         if dimension not in built:
             built[dimension] = build(dimension)
-        stack, features = built[dimension]
-        values = aggregate(stack, features, aggregation, len(stems))
+        stack, family_features = built[dimension]
+        values = aggregate(stack, family_features, aggregation, len(stems))
         out.update((f"{stem}_{aggregation}", float(v)) for stem, v in zip(stems, values))
     return out
 
@@ -267,14 +363,3 @@ def check_mask(mask, name: str, shape) -> np.ndarray:
     if not np.issubdtype(mask.dtype, np.integer) or (mask.size and (mask.min() < 0 or mask.max() > 1)):
         raise InputError(name, f"expected a boolean (or 0/1 integer) mask, got dtype {mask.dtype}")
     return mask.astype(bool)
-
-
-def bounding_box(mask: np.ndarray):
-    """Slices of the smallest box holding every True voxel, or None."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)

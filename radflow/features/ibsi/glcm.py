@@ -34,8 +34,8 @@ and standard deviations :math:`\sigma_{i.}`, :math:`\sigma_{.j}`,
   :math:`HXY_1 = -\sum p_{ij}\log_2(p_{i.}p_{.j})`,
   :math:`HXY_2 = -\sum p_{i.}p_{.j}\log_2(p_{i.}p_{.j})`
 
-Pairs are counted by PyRadiomics mode's kernel
-(:func:`radflow.features.glcm._count_pairs`), whose definition agrees.
+Pairs are counted by the kernel shared with PyRadiomics mode
+(:func:`radflow.features._shared_kernels.count_pairs`), whose definition agrees.
 
 References
 ----------
@@ -53,14 +53,8 @@ import numpy as np
 
 from radflow.errors import InputError
 from radflow.features._directions import flat_steps, offsets
-from radflow.features.glcm import _count_pairs
-from radflow.features.ibsi.aggregation import (
-    check_aggregations,
-    check_distance,
-    level_index,
-    slice_blocks,
-    tagged_features,
-)
+from radflow.features._shared_kernels import count_pairs
+from radflow.features.ibsi.aggregation import document, slice_blocks, tagged_features, texture_input
 from radflow.features.ibsi.registry import features
 
 __all__ = ["FEATURES", "compute", "cooccurrence_matrices", "matrix_features"]
@@ -70,6 +64,7 @@ FEATURES = features("cm")
 _MAX_GIB = 2.0
 
 
+@document
 def cooccurrence_matrices(
     index: np.ndarray, n_levels: int, dimension: str, *, distance: int = 1, symmetric: bool = True
 ) -> np.ndarray:
@@ -77,11 +72,7 @@ def cooccurrence_matrices(
 
     Parameters
     ----------
-    index : ndarray of int32, shape (z, y, x)
-        From :func:`radflow.features.ibsi.aggregation.level_index` with
-        ``pad=distance``: grey level - 1 inside the ROI, -1 elsewhere.
-    n_levels : int
-        :math:`N_g`.
+    %(index)s
     dimension : {"2D", "3D"}
         The 4 in-plane directions per slice, or the 13 of the volume.
     distance : int
@@ -107,7 +98,7 @@ def cooccurrence_matrices(
     steps = flat_steps(directions, index.shape)
     out = np.zeros((len(blocks), len(directions), n_levels, n_levels))
     for block, matrices in zip(blocks, out):
-        _count_pairs(block.ravel(), steps, matrices)
+        count_pairs(block.ravel(), steps, matrices)
     if symmetric:
         out += out.transpose(0, 1, 3, 2)
     return out
@@ -176,6 +167,7 @@ def matrix_features(counts: np.ndarray) -> np.ndarray:
     )
 
 
+@document
 def compute(
     levels,
     *,
@@ -189,19 +181,10 @@ def compute(
 
     Parameters
     ----------
-    levels : ndarray of int, shape (z, y, x)
-        Discretised image, grey levels 1..``n_levels`` inside the ROI.
-    intensity_mask : ndarray of bool, shape (z, y, x)
-        ROI intensity mask.
-    n_levels : int
-        Number of grey levels of the discretisation, :math:`N_g` (it enters
-        the normalised inverse difference (moment)).
-    aggregations : sequence of str
-        Suffixes of ``registry.DIRECTIONAL_AGGREGATIONS`` (``"2D_avg"``,
-        ``"2D_comb"``, ``"2_5D_avg"``, ``"2_5D_comb"``, ``"3D_avg"``,
-        ``"3D_comb"``); slices are planes of constant z.
-    distance : int
-        Neighbour distance :math:`\\delta` in voxels (Chebyshev), default 1.
+    %(image)s
+    %(n_levels)s
+    %(directional)s
+    %(distance)s
     symmetric : bool
         True (IBSI): count each neighbour pair in both orders.
 
@@ -211,21 +194,16 @@ def compute(
         ``{"cm_joint_max_3D_avg": ..., ...}``: every GLCM tag of the
         requested aggregations; NaN only where undefined (see module docstring).
 
-    Raises
-    ------
-    InputError
-        Bad arrays (shape, dtype, empty ROI, level outside 1..n_levels).
-    SettingsError
-        Bad ``n_levels``, ``distance`` or aggregation.
+    %(raises)s
     """
-    aggregations = check_aggregations(aggregations, directional=True)
-    distance = check_distance(distance)
-    index, _ = level_index(levels, intensity_mask, n_levels, pad=distance)
+    given = texture_input(
+        levels, intensity_mask, n_levels, aggregations, directional=True, distance=distance
+    )
 
     def build(dimension):
         matrices = cooccurrence_matrices(
-            index, n_levels, dimension, distance=distance, symmetric=bool(symmetric)
+            given.index, n_levels, dimension, distance=given.distance, symmetric=bool(symmetric)
         )
         return (matrices,), matrix_features
 
-    return tagged_features([f.tag_stem for f in FEATURES], aggregations, build)
+    return tagged_features(FEATURES, given.aggregations, build)

@@ -12,7 +12,7 @@ level :math:`i` and distance :math:`j`; :math:`N_v` is the number of voxels
 of the intensity mask (summed over slices when the 2D matrices are merged).
 IBSI 1 reference manual, section "Grey level distance zone based features"
 (VMDZ). The sixteen features are the GLRLM definitions with the run length
-read as zone distance (:func:`radflow.features.ibsi.glrlm.matrix_features`).
+read as zone distance (:func:`radflow.features.ibsi._texture.size_features`).
 
 Zones and distances come from :func:`scipy.ndimage.label` and
 :func:`scipy.ndimage.distance_transform_cdt`; no kernel of its own.
@@ -33,14 +33,14 @@ import numpy as np
 from scipy import ndimage
 
 from radflow.errors import InputError
+from radflow.features.ibsi._texture import size_features
 from radflow.features.ibsi.aggregation import (
     bounding_box,
-    check_aggregations,
     check_mask,
-    level_index,
+    document,
     tagged_features,
+    texture_input,
 )
-from radflow.features.ibsi.glrlm import matrix_features
 from radflow.features.ibsi.registry import features
 
 __all__ = ["FEATURES", "border_distance", "compute", "distance_zone_matrices"]
@@ -135,24 +135,19 @@ def distance_zone_matrices(index: np.ndarray, distance: np.ndarray, n_levels: in
     return matrices, n_voxels
 
 
+@document
 def compute(levels, *, intensity_mask, morph_mask, n_levels, aggregations=("3D",)) -> dict[str, float]:
     """IBSI GLDZM features of one ROI.
 
     Parameters
     ----------
-    levels : ndarray of int, shape (z, y, x)
-        Discretised image, grey levels 1..``n_levels`` inside the ROI.
-    intensity_mask : ndarray of bool, shape (z, y, x)
-        ROI intensity mask: the voxels forming zones.
+    %(image)s
     morph_mask : ndarray of bool, shape (z, y, x)
         ROI morphological mask: distances are measured to its border. It
         must hold every voxel of ``intensity_mask`` (re-segmentation only
         removes voxels).
-    n_levels : int
-        Number of grey levels of the discretisation, :math:`N_g`.
-    aggregations : sequence of str
-        Suffixes of ``registry.ZONE_AGGREGATIONS``: ``"2D"`` (per slice,
-        averaged), ``"2_5D"`` (slices merged), ``"3D"``.
+    %(n_levels)s
+    %(zone)s
 
     Returns
     -------
@@ -168,8 +163,8 @@ def compute(levels, *, intensity_mask, morph_mask, n_levels, aggregations=("3D",
     SettingsError
         Bad ``n_levels`` or aggregation.
     """
-    aggregations = check_aggregations(aggregations, directional=False)
-    index, box = level_index(levels, intensity_mask, n_levels, pad=0)
+    given = texture_input(levels, intensity_mask, n_levels, aggregations, directional=False, pad=0)
+    index, box = given.index, given.box
     morph = check_mask(morph_mask, "morph_mask", np.shape(levels))
     if not morph[box][index >= 0].all():
         raise InputError(
@@ -181,6 +176,6 @@ def compute(levels, *, intensity_mask, morph_mask, n_levels, aggregations=("3D",
             index, border_distance(morph, dimension)[box], n_levels, dimension
         )
         distances = np.arange(1, matrices.shape[-1] + 1)
-        return (matrices, n_voxels), lambda matrix, n: matrix_features(matrix, distances, n)
+        return (matrices, n_voxels), lambda matrix, n: size_features(matrix, distances, n)
 
-    return tagged_features([f.tag_stem for f in FEATURES], aggregations, build)
+    return tagged_features(FEATURES, given.aggregations, build)

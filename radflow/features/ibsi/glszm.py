@@ -7,14 +7,14 @@ size :math:`j` voxels; :math:`N_v` is the number of ROI voxels (summed over
 slices when the 2D matrices are merged). IBSI 1 reference manual, section
 "Grey level size zone based features" (9SAK). The sixteen features are the
 GLRLM definitions with the run length read as zone size
-(:func:`radflow.features.ibsi.glrlm.matrix_features`): small / large zone
+(:func:`radflow.features.ibsi._texture.size_features`): small / large zone
 emphasis, low / high grey level (zone) emphasis, the four joint emphases,
 grey level and zone size non-uniformity (plain and normalised), zone
 percentage :math:`N_s/N_v`, grey level and zone size variance, zone size
 entropy.
 
-Zones are found by PyRadiomics mode's flood fill
-(:func:`radflow.features.glszm._label_zones`), whose definition agrees.
+Zones are found by the flood fill shared with PyRadiomics mode
+(:func:`radflow.features._shared_kernels.label_zones`), whose definition agrees.
 
 References
 ----------
@@ -31,14 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from radflow.features._directions import flat_steps, offsets
-from radflow.features.glszm import _label_zones
-from radflow.features.ibsi.aggregation import (
-    check_aggregations,
-    level_index,
-    slice_blocks,
-    tagged_features,
-)
-from radflow.features.ibsi.glrlm import matrix_features
+from radflow.features._shared_kernels import label_zones
+from radflow.features.ibsi._texture import size_features
+from radflow.features.ibsi.aggregation import document, slice_blocks, tagged_features, texture_input
 from radflow.features.ibsi.registry import features
 
 __all__ = ["FEATURES", "compute", "size_zone_matrices"]
@@ -46,16 +41,13 @@ __all__ = ["FEATURES", "compute", "size_zone_matrices"]
 FEATURES = features("szm")
 
 
+@document
 def size_zone_matrices(index: np.ndarray, n_levels: int, dimension: str):
     """Size zone matrices, one per slice (2D) or for the volume (3D).
 
     Parameters
     ----------
-    index : ndarray of int32, shape (z, y, x)
-        From :func:`radflow.features.ibsi.aggregation.level_index` with
-        ``pad=1``: grey level - 1 inside the ROI, -1 elsewhere.
-    n_levels : int
-        :math:`N_g`.
+    %(index)s
     dimension : {"2D", "3D"}
         Zones within each slice (8-connected) or in the volume (26-connected).
 
@@ -71,7 +63,7 @@ def size_zone_matrices(index: np.ndarray, n_levels: int, dimension: str):
     zones = []
     for block in slice_blocks(index, dimension):
         flat = block.ravel().copy()  # the flood fill consumes it
-        zones.append(_label_zones(flat, steps, int(np.count_nonzero(flat >= 0))))
+        zones.append(label_zones(flat, steps, int(np.count_nonzero(flat >= 0))))
     sizes = np.unique(np.concatenate([size for _, size in zones]))
     out = np.zeros((len(zones), n_levels, sizes.size))
     for matrix, (level, size) in zip(out, zones):
@@ -79,20 +71,15 @@ def size_zone_matrices(index: np.ndarray, n_levels: int, dimension: str):
     return out, sizes
 
 
+@document
 def compute(levels, *, intensity_mask, n_levels, aggregations=("3D",)) -> dict[str, float]:
     """IBSI GLSZM features of one ROI.
 
     Parameters
     ----------
-    levels : ndarray of int, shape (z, y, x)
-        Discretised image, grey levels 1..``n_levels`` inside the ROI.
-    intensity_mask : ndarray of bool, shape (z, y, x)
-        ROI intensity mask.
-    n_levels : int
-        Number of grey levels of the discretisation, :math:`N_g`.
-    aggregations : sequence of str
-        Suffixes of ``registry.ZONE_AGGREGATIONS``: ``"2D"`` (per slice,
-        averaged), ``"2_5D"`` (slices merged), ``"3D"``.
+    %(image)s
+    %(n_levels)s
+    %(zone)s
 
     Returns
     -------
@@ -100,19 +87,13 @@ def compute(levels, *, intensity_mask, n_levels, aggregations=("3D",)) -> dict[s
         ``{"szm_sze_3D": ..., ...}``: every GLSZM tag of the requested
         aggregations, dimensionless.
 
-    Raises
-    ------
-    InputError
-        Bad arrays (shape, dtype, empty ROI, level outside 1..n_levels).
-    SettingsError
-        Bad ``n_levels`` or aggregation.
+    %(raises)s
     """
-    aggregations = check_aggregations(aggregations, directional=False)
-    index, _ = level_index(levels, intensity_mask, n_levels, pad=1)
+    given = texture_input(levels, intensity_mask, n_levels, aggregations, directional=False)
 
     def build(dimension):
-        matrices, sizes = size_zone_matrices(index, n_levels, dimension)
+        matrices, sizes = size_zone_matrices(given.index, n_levels, dimension)
         # every ROI voxel lies in one zone: N_v = sum_ij j s_ij
-        return (matrices,), lambda matrix: matrix_features(matrix, sizes, (matrix @ sizes).sum())
+        return (matrices,), lambda matrix: size_features(matrix, sizes, (matrix @ sizes).sum())
 
-    return tagged_features([f.tag_stem for f in FEATURES], aggregations, build)
+    return tagged_features(FEATURES, given.aggregations, build)

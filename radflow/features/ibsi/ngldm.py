@@ -11,15 +11,15 @@ counts, so :math:`N_s = N_v`. Merging 2D matrices sums them over the slices.
 IBSI 1 reference manual, section "Neighbouring grey level dependence based
 features" (REK0). The first sixteen features are the GLRLM definitions with
 the run length read as dependence count
-(:func:`radflow.features.ibsi.glrlm.matrix_features`): low / high dependence
+(:func:`radflow.features.ibsi._texture.size_features`): low / high dependence
 emphasis, low / high grey level count emphasis, the four joint emphases, grey
 level and dependence count non-uniformity (plain and normalised), dependence
 count percentage :math:`N_s/N_v` (1), grey level and dependence count
 variance, dependence count entropy; then dependence count energy
 :math:`\sum_{ij} p_{ij}^2`, :math:`p_{ij} = s_{ij}/N_s`.
 
-Dependences are counted by PyRadiomics mode's GLDM kernel
-(:func:`radflow.features.gldm._dependence_counts`), whose definition agrees.
+Dependences are counted by the GLDM kernel shared with PyRadiomics mode
+(:func:`radflow.features._shared_kernels.dependence_counts`), whose definition agrees.
 
 References
 ----------
@@ -39,15 +39,9 @@ import numpy as np
 
 from radflow.errors import SettingsError
 from radflow.features._directions import flat_steps, offsets
-from radflow.features.gldm import _dependence_counts
-from radflow.features.ibsi.aggregation import (
-    check_aggregations,
-    check_distance,
-    level_index,
-    slice_blocks,
-    tagged_features,
-)
-from radflow.features.ibsi.glrlm import matrix_features
+from radflow.features._shared_kernels import dependence_counts
+from radflow.features.ibsi._texture import size_features
+from radflow.features.ibsi.aggregation import document, slice_blocks, tagged_features, texture_input
 from radflow.features.ibsi.registry import features
 
 __all__ = ["FEATURES", "compute", "dependence_matrices"]
@@ -55,6 +49,7 @@ __all__ = ["FEATURES", "compute", "dependence_matrices"]
 FEATURES = features("ngl")
 
 
+@document
 def dependence_matrices(
     index: np.ndarray, n_levels: int, dimension: str, *, distance: int = 1, coarseness: int = 0
 ) -> np.ndarray:
@@ -62,15 +57,8 @@ def dependence_matrices(
 
     Parameters
     ----------
-    index : ndarray of int32, shape (z, y, x)
-        From :func:`radflow.features.ibsi.aggregation.level_index` with
-        ``pad=distance``: grey level - 1 inside the ROI, -1 elsewhere.
-    n_levels : int
-        :math:`N_g`.
-    dimension : {"2D", "3D"}
-        Neighbourhoods within each slice, or in the volume.
-    distance : int
-        :math:`\\delta`, Chebyshev radius of the neighbourhood in voxels.
+    %(index)s
+    %(neighbourhood)s
     coarseness : int
         :math:`\\alpha`, largest grey level difference of dependent voxels.
 
@@ -84,13 +72,14 @@ def dependence_matrices(
     grey = np.arange(1, n_levels + 1, dtype=np.int64)
     return np.array(
         [
-            _dependence_counts(block.ravel(), grey, steps, coarseness)
+            dependence_counts(block.ravel(), grey, steps, coarseness)
             for block in slice_blocks(index, dimension)
         ],
         dtype=np.float64,
     )
 
 
+@document
 def compute(
     levels, *, intensity_mask, n_levels, aggregations=("3D",), distance: int = 1, coarseness: int = 0
 ) -> dict[str, float]:
@@ -98,17 +87,10 @@ def compute(
 
     Parameters
     ----------
-    levels : ndarray of int, shape (z, y, x)
-        Discretised image, grey levels 1..``n_levels`` inside the ROI.
-    intensity_mask : ndarray of bool, shape (z, y, x)
-        ROI intensity mask.
-    n_levels : int
-        Number of grey levels of the discretisation, :math:`N_g`.
-    aggregations : sequence of str
-        Suffixes of ``registry.ZONE_AGGREGATIONS``: ``"2D"`` (per slice,
-        averaged), ``"2_5D"`` (slices merged), ``"3D"``.
-    distance : int
-        Chebyshev radius :math:`\\delta` of the neighbourhood in voxels, default 1.
+    %(image)s
+    %(n_levels)s
+    %(zone)s
+    %(distance)s
     coarseness : int
         Coarseness parameter :math:`\\alpha` (grey levels), default 0.
 
@@ -118,29 +100,24 @@ def compute(
         ``{"ngl_lde_3D": ..., ...}``: every NGLDM tag of the requested
         aggregations, dimensionless.
 
-    Raises
-    ------
-    InputError
-        Bad arrays (shape, dtype, empty ROI, level outside 1..n_levels).
-    SettingsError
-        Bad ``n_levels``, ``distance``, ``coarseness`` or aggregation.
+    %(raises)s
     """
-    aggregations = check_aggregations(aggregations, directional=False)
-    distance = check_distance(distance)
     if not isinstance(coarseness, Integral) or isinstance(coarseness, bool) or coarseness < 0:
         raise SettingsError(f"coarseness: expected an integer >= 0 (grey levels), got {coarseness!r}")
-    index, _ = level_index(levels, intensity_mask, n_levels, pad=distance)
+    given = texture_input(
+        levels, intensity_mask, n_levels, aggregations, directional=False, distance=distance
+    )
 
     def build(dimension):
         matrices = dependence_matrices(
-            index, n_levels, dimension, distance=distance, coarseness=int(coarseness)
+            given.index, n_levels, dimension, distance=given.distance, coarseness=int(coarseness)
         )
         counts = np.arange(1, matrices.shape[-1] + 1)
 
         def values(matrix):
             n_s = matrix.sum()
-            return np.append(matrix_features(matrix, counts, n_s), np.sum((matrix / n_s) ** 2))
+            return np.append(size_features(matrix, counts, n_s), np.sum((matrix / n_s) ** 2))
 
         return (matrices,), values
 
-    return tagged_features([f.tag_stem for f in FEATURES], aggregations, build)
+    return tagged_features(FEATURES, given.aggregations, build)

@@ -22,8 +22,8 @@ difference based features" (IPET). Features, in registry order:
 - strength :math:`\sum_{i_1,i_2}(p_{i_1}+p_{i_2})(i_1-i_2)^2 / \sum_i s_i`; 0 when
   :math:`\sum_i s_i = 0`
 
-:math:`s_i` comes from PyRadiomics mode's kernel
-(:func:`radflow.features.ngtdm._tone_differences`), whose definition of
+:math:`s_i` comes from the NGTDM kernel shared with PyRadiomics mode
+(:func:`radflow.features._shared_kernels.tone_differences`), whose definition of
 :math:`s_i` agrees; its voxel counts include voxels without neighbours,
 which the IBSI leaves out of :math:`n_i`, so those are subtracted.
 
@@ -42,15 +42,14 @@ import numpy as np
 from scipy import ndimage
 
 from radflow.features._directions import flat_steps, offsets
+from radflow.features._shared_kernels import tone_differences
 from radflow.features.ibsi.aggregation import (
-    check_aggregations,
-    check_distance,
-    level_index,
+    document,
     planes,
     tagged_features,
+    texture_input,
 )
 from radflow.features.ibsi.registry import features
-from radflow.features.ngtdm import _tone_differences
 
 __all__ = ["FEATURES", "compute", "matrix_features", "tone_difference_matrices"]
 
@@ -59,20 +58,14 @@ FEATURES = features("ngt")
 COARSENESS_FLAT = 1e6
 
 
+@document
 def tone_difference_matrices(index: np.ndarray, n_levels: int, dimension: str, *, distance: int = 1):
     """NGTDMs, one per slice (2D) or for the volume (3D).
 
     Parameters
     ----------
-    index : ndarray of int32, shape (z, y, x)
-        From :func:`radflow.features.ibsi.aggregation.level_index` with
-        ``pad=distance``: grey level - 1 inside the ROI, -1 elsewhere.
-    n_levels : int
-        :math:`N_g`.
-    dimension : {"2D", "3D"}
-        Neighbourhoods within each slice, or in the volume.
-    distance : int
-        :math:`\\delta`, Chebyshev radius of the neighbourhood in voxels.
+    %(index)s
+    %(neighbourhood)s
 
     Returns
     -------
@@ -91,7 +84,7 @@ def tone_difference_matrices(index: np.ndarray, n_levels: int, dimension: str, *
     isolated = roi & (ndimage.correlate(roi.astype(np.int32), footprint, mode="constant") == 0)
     n, s = [], []
     for key in planes(index, dimension):
-        counts, sums = _tone_differences(index[key].ravel(), grey, steps)
+        counts, sums = tone_differences(index[key].ravel(), grey, steps)
         n.append(counts - np.bincount(index[key][isolated[key]], minlength=n_levels))
         s.append(sums)
     return np.array(n, dtype=np.float64), np.array(s)
@@ -121,22 +114,16 @@ def matrix_features(n: np.ndarray, s: np.ndarray) -> np.ndarray:
     return np.array([coarseness, contrast, busyness, complexity, strength])
 
 
+@document
 def compute(levels, *, intensity_mask, n_levels, aggregations=("3D",), distance: int = 1) -> dict[str, float]:
     """IBSI NGTDM features of one ROI.
 
     Parameters
     ----------
-    levels : ndarray of int, shape (z, y, x)
-        Discretised image, grey levels 1..``n_levels`` inside the ROI.
-    intensity_mask : ndarray of bool, shape (z, y, x)
-        ROI intensity mask.
-    n_levels : int
-        Number of grey levels of the discretisation, :math:`N_g`.
-    aggregations : sequence of str
-        Suffixes of ``registry.ZONE_AGGREGATIONS``: ``"2D"`` (per slice,
-        averaged), ``"2_5D"`` (slices merged), ``"3D"``.
-    distance : int
-        Chebyshev radius :math:`\\delta` of the neighbourhood in voxels, default 1.
+    %(image)s
+    %(n_levels)s
+    %(zone)s
+    %(distance)s
 
     Returns
     -------
@@ -144,18 +131,16 @@ def compute(levels, *, intensity_mask, n_levels, aggregations=("3D",), distance:
         ``{"ngt_coarseness_3D": ..., ...}``: every NGTDM tag of the requested
         aggregations, in grey-level units (dimensionless bins).
 
-    Raises
-    ------
-    InputError
-        Bad arrays (shape, dtype, empty ROI, level outside 1..n_levels).
-    SettingsError
-        Bad ``n_levels``, ``distance`` or aggregation.
+    %(raises)s
     """
-    aggregations = check_aggregations(aggregations, directional=False)
-    distance = check_distance(distance)
-    index, _ = level_index(levels, intensity_mask, n_levels, pad=distance)
+    given = texture_input(
+        levels, intensity_mask, n_levels, aggregations, directional=False, distance=distance
+    )
 
     def build(dimension):
-        return tone_difference_matrices(index, n_levels, dimension, distance=distance), matrix_features
+        matrices = tone_difference_matrices(
+            given.index, n_levels, dimension, distance=given.distance
+        )
+        return matrices, matrix_features
 
-    return tagged_features([f.tag_stem for f in FEATURES], aggregations, build)
+    return tagged_features(FEATURES, given.aggregations, build)
