@@ -46,9 +46,17 @@ from collections.abc import Iterator
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import special
+from scipy.ndimage import map_coordinates, spline_filter
 
+from radflow._lazy import load
 from radflow.errors import InputError
 from radflow.filters._checks import check_image, check_same_grid, choice, integer, positive
+
+# Deferred: scipy.stats takes 0.25 s and scikit-image's LBP 30 ms to import, and neither is
+# needed unless an LBP image type is asked for.
+stats = load("scipy.stats")
+skimage_feature = load("skimage.feature")
 
 __all__ = [
     "LBP2D_METHODS",
@@ -90,8 +98,6 @@ def lbp2d_image(
     SimpleITK.Image
         Pattern codes in the pixel type of `image`, on its grid.
     """
-    from skimage.feature import local_binary_pattern
-
     check_image(image)
     radius = positive(radius, "radius")
     samples = integer(samples, "samples", 1)
@@ -100,7 +106,9 @@ def lbp2d_image(
     array = sitk.GetArrayFromImage(image)
     slices = array.swapaxes(0, axis)  # a view: writing a slice writes `array`
     for index in range(slices.shape[0]):
-        slices[index, ...] = local_binary_pattern(slices[index, ...], P=samples, R=radius, method=method)
+        slices[index, ...] = skimage_feature.local_binary_pattern(
+            slices[index, ...], P=samples, R=radius, method=method
+        )
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(image)
     return out
@@ -152,22 +160,21 @@ def icosphere_vertices(subdivision: int = 1, radius: float = 1.0) -> np.ndarray:
     return vertices
 
 
+def _sph_harm_y(n, m, polar, azimuth):
+    """``scipy.special.sph_harm_y``; SciPy < 1.15 has the same function as ``sph_harm``."""
+    if hasattr(special, "sph_harm_y"):
+        return special.sph_harm_y(n, m, polar, azimuth)
+    return special.sph_harm(m, n, azimuth, polar)  # (m, n, azimuth, polar) order
+
+
 def _harmonics(vertices: np.ndarray, radius: float, levels: int) -> tuple[np.ndarray, np.ndarray]:
     """PyRadiomics' spherical harmonics table Y (n_vertices, n_terms) and each column's degree."""
-    try:
-        from scipy.special import sph_harm_y
-    except ImportError:  # SciPy < 1.15: same function, (m, n, azimuth, polar) order
-        from scipy.special import sph_harm
-
-        def sph_harm_y(n, m, polar, azimuth):
-            return sph_harm(m, n, azimuth, polar)
-
     polar = np.arccos(np.clip(vertices[:, 2] / radius, -1.0, 1.0))
     azimuth = np.arctan2(vertices[:, 1], vertices[:, 0])
     # PyRadiomics calls the old sph_harm(m, n, polar, azimuth), whose
     # arguments are (azimuth, polar): the angles are swapped, on purpose here.
     degrees = [n for n in range(levels) for _ in range(-n, n + 1)]
-    columns = [sph_harm_y(n, m, azimuth, polar) for n in range(levels) for m in range(-n, n + 1)]
+    columns = [_sph_harm_y(n, m, azimuth, polar) for n in range(levels) for m in range(-n, n + 1)]
     return np.column_stack(columns), np.array(degrees)
 
 
@@ -216,9 +223,6 @@ def lbp3d_images(
 
 
 def _lbp3d_images(image, roi, levels, radius, vertices):
-    from scipy.ndimage import map_coordinates, spline_filter
-    from scipy.stats import kurtosis
-
     harmonics, degrees = _harmonics(vertices, radius, levels)
     array = sitk.GetArrayFromImage(image)
     # What map_coordinates(array, ..., order=3) does, with the prefilter run once.
@@ -241,7 +245,7 @@ def _lbp3d_images(image, roi, levels, radius, vertices):
         part = coefficients_nm[:, degrees == n] @ harmonics[:, degrees == n].T  # (n_roi, n_vertices)
         result[roi] = np.real(np.sqrt(np.sum(part**2, axis=1)))
         yield f"lbp-3D-m{n + 1}", as_image()
-    result[roi] = np.real(kurtosis(samples, axis=1))
+    result[roi] = np.real(stats.kurtosis(samples, axis=1))
     yield "lbp-3D-k", as_image()
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+import pywt
 import SimpleITK as sitk
 
 from radflow.filters._checks import check_image, discrete_wavelet, integer
@@ -94,8 +95,6 @@ def wavelet_images(
 
 
 def _wavelet_images(image, wavelet, start_level, level, axes):
-    import pywt
-
     approx_key = "a" * len(axes)
 
     array = sitk.GetArrayFromImage(image)
@@ -130,8 +129,6 @@ def wavelet_margin_voxels(
     ``(start_level + level) * (dec_len // 2)`` along each filtered axis, 0
     along `fixed_axis`. See the module docstring for the volume's edges.
     """
-    import pywt
-
     reach = (integer(start_level, "start_level", 0) + integer(level, "level", 1)) * (
         pywt.Wavelet(discrete_wavelet(wavelet, "wavelet")).dec_len // 2
     )
