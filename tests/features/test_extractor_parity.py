@@ -170,7 +170,7 @@ def lbp3d_oracle(monkeypatch):
 
 def _spy_filtered_sizes(monkeypatch) -> list:
     """Record the size of every image radflow hands to its filters."""
-    from radflow.filters import image_types as module
+    from radflow.extraction import extractor as module  # where the extractor binds image_types
 
     sizes = []
     original = module.image_types
