@@ -336,12 +336,15 @@ class Wording:
         A required key is missing (``where``, ``key``, ``expected``).
     not_mapping : str
         The section is not a mapping (``where``, ``value``).
+    null : str
+        Appended to `value` when the value is a null its rule refuses.
     """
 
     key: str = "{where} {key!r}"
     value: str = "{name}: {value!r} is not allowed; expected {expected}"
     missing: str = "{where} {key!r} is required ({expected})"
     not_mapping: str = "{where} must be a mapping of key to value, got {value!r}"
+    null: str = " (null is not allowed here; omit the key for the default)"
 
 
 DEFAULT_WORDING = Wording()
@@ -373,7 +376,7 @@ def check_value(rule: Rule, value: Any, name: str, *, wording: Wording = DEFAULT
     if value is None:
         if rule.nullable:
             return None
-        fail(" (null is not allowed here; omit the key for the default)")
+        fail(wording.null)
     if rule.sequence:
         if not isinstance(value, (list, tuple)):
             fail()

@@ -62,17 +62,15 @@ Examples
 
 from __future__ import annotations
 
-import difflib
-import math
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Integral, Real
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from radflow._config import Rule, Wording, check_mapping, check_value, closest, load_config
 from radflow.errors import SettingsError
-from radflow.params.pyradiomics_params import _read
 from radflow.params.ibsi_filters import FILTER_SETTINGS, FilterSettings
 from radflow.params.names import INTERPOLATION_ORDERS
 
@@ -201,10 +199,81 @@ def load_ibsi_config(source: str | PathLike | IbsiConfig) -> IbsiConfig:
                 f"{text}: not an IBSI configuration; give one of {', '.join(CONFIG_NAMES)}, "
                 "phase2_<2-9>_<A|B> or a .yaml file"
             )
-    data = _read(path)
+    data = load_config(path, what="IBSI configuration", suffixes=(".yaml", ".yml"))
     if not isinstance(data, Mapping):
         raise SettingsError(f"{path}: an IBSI configuration is a mapping of keys, got {type(data).__name__}")
     return _parse(data, str(path))
+
+
+# Messages as IBSI configurations have always worded them: "<file>: discretisation.bin_width must
+# be > 0 (a finite number), got -1".
+_TOP = Wording(key="{where}: {key}", value="{name} must be {expected}, got {value!r}",
+               missing="{where}: missing key {key!r}", not_mapping="{where} must be a mapping of keys, got {value!r}",
+               null="")
+_NESTED = dataclasses.replace(_TOP, key="{where}.{key}")
+
+
+def _one_of(choices) -> str:
+    return "one of " + ", ".join(choices)
+
+
+def _name(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(value)
+    return str(value)
+
+
+def _positive(**kwargs) -> Rule:
+    return Rule("float", low=0, low_exclusive=True, convert=float, expected="> 0 (a finite number)", **kwargs)
+
+
+_SECTIONS = {
+    "name": Rule("any", required=True, convert=_name, expected="text"),
+    "aggregation": Rule("str", required=True, choices=tuple(_AGGREGATIONS), expected=_one_of(_AGGREGATIONS)),
+    "interpolation": Rule("mapping", nullable=True),
+    "resegmentation": Rule("mapping", nullable=True),
+    "discretisation": Rule("mapping", required=True),
+    "ivh_discretisation": Rule("mapping", required=True),
+}
+_FILTER_SECTIONS = {
+    "name": _SECTIONS["name"],
+    "filter": Rule("mapping", required=True),
+    "interpolation": _SECTIONS["interpolation"],
+    "resegmentation": _SECTIONS["resegmentation"],
+}
+_INTERPOLATION = {
+    "spacing_xyz_mm": Rule("float", sequence=True, lengths=(3,), item_nullable=True, low=0, low_exclusive=True,
+                           required=True, expected="a list of 3 values (x, y, z), each > 0 or null"),
+    "image": Rule("str", required=True, choices=tuple(INTERPOLATION_ORDERS), expected=_one_of(INTERPOLATION_ORDERS)),
+    "round_intensities": Rule("bool", required=True),
+    "roi": Rule("str", required=True, choices=("nearest", "linear"), expected=_one_of(("nearest", "linear"))),
+    "partial_volume_threshold": Rule("float", low=0, low_exclusive=True, high=1, convert=float,
+                                     expected="in (0, 1]"),
+}
+_RESEGMENTATION = {
+    "range": Rule("float", sequence=True, lengths=(2,), item_nullable=True, nullable=True,
+                  expected="[low, high] (null for an open end)"),
+    "outlier_sigma": _positive(nullable=True),
+}
+_METHOD = Rule("str", choices=_DISCRETISATION_METHODS, expected=_one_of(_DISCRETISATION_METHODS))
+_DISCRETISATION = {
+    "fixed_bin_size": {"method": _METHOD, "bin_width": _positive(required=True)},
+    "fixed_bin_number": {"method": _METHOD,
+                         "bin_count": Rule("int", required=True, low=1, expected="a whole number >= 1")},
+    "none": {"method": _METHOD},
+}
+_FILTER_TYPE = Rule("str", choices=tuple(FILTER_SETTINGS), expected=_one_of(FILTER_SETTINGS))
+
+
+def _section(value, rules: dict[str, Rule], where: str, wording: Wording = _NESTED) -> dict[str, Any]:
+    """`value` checked against `rules`; an unknown key suggests the closest one."""
+
+    def hint(key) -> str:
+        match = closest(str(key), rules)
+        return (f"{where}: unknown key {key!r}"
+                + (f"; did you mean {match!r}?" if match is not None else f"; allowed: {', '.join(rules)}"))
+
+    return check_mapping(value, rules, where, hint=hint, wording=wording)
 
 
 def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
@@ -213,49 +282,35 @@ def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
             if key in data:
                 raise SettingsError(f"{where}: {key!r} is not used with a filter (IBSI 2 computes the intensity "
                                     "statistics of the response map only); remove it")
-        _check_keys(data, where, required=("name", "filter"), optional=("interpolation", "resegmentation"))
+        top = _section(data, _FILTER_SECTIONS, where, _TOP)
     else:
-        _check_keys(data, where, required=("name", "aggregation", "discretisation", "ivh_discretisation"),
-                    optional=("interpolation", "resegmentation", "filter"))
-    name = data["name"]
-    if not isinstance(name, (str, int)) or isinstance(name, bool):
-        raise SettingsError(f"{where}: name must be text, got {name!r}")
-    filter_ = None if "filter" not in data else _filter(data["filter"], f"{where}: filter")
-    aggregation = None
-    if filter_ is None:
-        aggregation = _choice(data["aggregation"], f"{where}: aggregation", tuple(_AGGREGATIONS))
+        top = _section(data, _SECTIONS, where, _TOP)
     interpolation = None
-    if data.get("interpolation") is not None:
-        interpolation = _interpolation(data["interpolation"], f"{where}: interpolation")
+    if top.get("interpolation") is not None:
+        interpolation = _interpolation(top["interpolation"], f"{where}: interpolation")
     resegment_range, outlier_sigma = None, None
-    if data.get("resegmentation") is not None:
-        reseg = data["resegmentation"]
-        context = f"{where}: resegmentation"
-        _check_mapping(reseg, context)
-        _check_keys(reseg, context, required=(), optional=("range", "outlier_sigma"))
+    if top.get("resegmentation") is not None:
+        reseg = _section(top["resegmentation"], _RESEGMENTATION, f"{where}: resegmentation")
         if reseg.get("range") is not None:
-            resegment_range = _range(reseg["range"], f"{context}.range")
-        if reseg.get("outlier_sigma") is not None:
-            outlier_sigma = _number(reseg["outlier_sigma"], f"{context}.outlier_sigma", positive=True)
-    if filter_ is not None:
-        return IbsiConfig(str(name), None, interpolation, resegment_range, outlier_sigma, None, None, filter_)
+            resegment_range = _range(reseg["range"], f"{where}: resegmentation.range")
+        outlier_sigma = reseg.get("outlier_sigma")
+    if "filter" in top:
+        filter_ = _filter(top["filter"], f"{where}: filter")
+        return IbsiConfig(top["name"], None, interpolation, resegment_range, outlier_sigma, None, None, filter_)
     return IbsiConfig(
-        name=str(name),
-        aggregation=aggregation,
+        name=top["name"],
+        aggregation=top["aggregation"],
         interpolation=interpolation,
         resegment_range=resegment_range,
         outlier_sigma=outlier_sigma,
-        discretisation=_discretisation(data["discretisation"], f"{where}: discretisation"),
-        ivh_discretisation=_discretisation(data["ivh_discretisation"], f"{where}: ivh_discretisation"),
+        discretisation=_discretisation(top["discretisation"], f"{where}: discretisation"),
+        ivh_discretisation=_discretisation(top["ivh_discretisation"], f"{where}: ivh_discretisation"),
     )
 
 
-def _filter(value, context: str) -> FilterSettings:
+def _filter(value: Mapping[str, Any], context: str) -> FilterSettings:
     """The ``filter`` section: ``type`` and the type's parameters, one response map."""
-    _check_mapping(value, context)
-    kind = value.get("type")
-    if kind not in FILTER_SETTINGS:
-        raise SettingsError(f"{context}.type must be one of {', '.join(FILTER_SETTINGS)}, got {kind!r}")
+    kind = check_value(_FILTER_TYPE, value.get("type"), f"{context}.type", wording=_NESTED)
     settings = FILTER_SETTINGS[kind].from_mapping({k: v for k, v in value.items() if k != "type"}, where=context)
     swept = [key for key, v in settings.to_mapping().items() if isinstance(v, tuple) and len(v) > 1]
     if swept:
@@ -263,88 +318,30 @@ def _filter(value, context: str) -> FilterSettings:
     return settings
 
 
-def _interpolation(value, context: str) -> Interpolation:
-    _check_mapping(value, context)
-    _check_keys(value, context, required=("spacing_xyz_mm", "image", "round_intensities", "roi"),
-                optional=("partial_volume_threshold",))
-    spacing = value["spacing_xyz_mm"]
-    if not isinstance(spacing, (list, tuple)) or len(spacing) != 3:
-        raise SettingsError(f"{context}.spacing_xyz_mm must be a list of 3 values (x, y, z), got {spacing!r}")
-    spacing_xyz = tuple(
-        None if s is None else _number(s, f"{context}.spacing_xyz_mm[{i}]", positive=True)
-        for i, s in enumerate(spacing)
-    )
+def _interpolation(value: Mapping[str, Any], context: str) -> Interpolation:
+    checked = _section(value, _INTERPOLATION, context)
+    spacing_xyz = tuple(None if s is None else float(s) for s in checked["spacing_xyz_mm"])
     if all(s is None for s in spacing_xyz):
         raise SettingsError(f"{context}.spacing_xyz_mm: every axis is null; leave interpolation out instead")
-    round_intensities = value["round_intensities"]
-    if not isinstance(round_intensities, bool):
-        raise SettingsError(f"{context}.round_intensities must be true or false, got {round_intensities!r}")
-    threshold = _number(value.get("partial_volume_threshold", 0.5), f"{context}.partial_volume_threshold",
-                        positive=True)
-    if threshold > 1:
-        raise SettingsError(f"{context}.partial_volume_threshold must be in (0, 1], got {threshold}")
     return Interpolation(
         spacing_zyx_mm=spacing_xyz[::-1],
-        image=_choice(value["image"], f"{context}.image", tuple(INTERPOLATION_ORDERS)),
-        round_intensities=round_intensities,
-        roi=_choice(value["roi"], f"{context}.roi", ("nearest", "linear")),
-        partial_volume_threshold=threshold,
+        image=checked["image"],
+        round_intensities=checked["round_intensities"],
+        roi=checked["roi"],
+        partial_volume_threshold=checked.get("partial_volume_threshold", 0.5),
     )
 
 
-def _discretisation(value, context: str) -> Discretisation:
-    _check_mapping(value, context)
-    method = _choice(value.get("method"), f"{context}.method", _DISCRETISATION_METHODS)
-    if method == "fixed_bin_size":
-        _check_keys(value, context, required=("method", "bin_width"), optional=())
-        return Discretisation(method, bin_width=_number(value["bin_width"], f"{context}.bin_width", positive=True))
-    if method == "fixed_bin_number":
-        _check_keys(value, context, required=("method", "bin_count"), optional=())
-        count = value["bin_count"]
-        if not isinstance(count, Integral) or isinstance(count, bool) or count < 1:
-            raise SettingsError(f"{context}.bin_count must be a whole number >= 1, got {count!r}")
-        return Discretisation(method, bin_count=int(count))
-    _check_keys(value, context, required=("method",), optional=())
-    return Discretisation(method)
+def _discretisation(value: Mapping[str, Any], context: str) -> Discretisation:
+    method = check_value(_METHOD, value.get("method"), f"{context}.method", wording=_NESTED)
+    checked = _section(value, _DISCRETISATION[method], context)
+    return Discretisation(method, bin_width=checked.get("bin_width"), bin_count=checked.get("bin_count"))
 
 
-def _range(value, context: str) -> tuple[float | None, float | None]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise SettingsError(f"{context} must be [low, high] (null for an open end), got {value!r}")
-    low, high = (None if v is None else _number(v, context) for v in value)
+def _range(value: tuple, context: str) -> tuple[float | None, float | None]:
+    low, high = (None if v is None else float(v) for v in value)
     if low is None and high is None:
         raise SettingsError(f"{context}: both ends open; write `range: null` for no range")
     if low is not None and high is not None and low > high:
         raise SettingsError(f"{context}: low {low} is above high {high}")
     return low, high
-
-
-def _number(value, context: str, *, positive: bool = False) -> float:
-    if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise SettingsError(f"{context} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise SettingsError(f"{context} must be > 0, got {value!r}")
-    return float(value)
-
-
-def _choice(value, context: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise SettingsError(f"{context} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _check_mapping(value, context: str) -> None:
-    if not isinstance(value, Mapping):
-        raise SettingsError(f"{context} must be a mapping of keys, got {value!r}")
-
-
-def _check_keys(data: Mapping, context: str, *, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
-    allowed = required + optional
-    for key in data:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(allowed)}"
-            raise SettingsError(f"{context}: unknown key {key!r}{hint}")
-    missing = [key for key in required if key not in data]
-    if missing:
-        raise SettingsError(f"{context}: missing key {missing[0]!r}")

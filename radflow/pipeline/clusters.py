@@ -21,18 +21,26 @@ cluster class's keyword arguments, plus two optional keys of radflow's::
     scale: {jobs: 8}           # cluster.scale(jobs=8); an int n means scale(n)
     # adapt: {minimum_jobs: 0, maximum_jobs: 32}   # cluster.adapt(...) instead
 
-The libraries of SLURM and Kubernetes are optional and imported only here.
+The file is read by :func:`radflow._config.load_config` (YAML 1.2 core schema; a duplicated
+key is an error naming its line). The libraries of SLURM and Kubernetes are optional and
+imported only here.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from radflow._config import Rule, Wording, check_value, load_config
+from radflow._lazy import load
 from radflow.errors import InputError, SettingsError
+
+dask = load("dask")
+distributed = load("distributed")
 
 __all__ = ["CLUSTER_KINDS", "WORKER_CONFIG", "connect", "load_cluster_config", "local_cluster",
            "open_cluster", "worker_config"]
@@ -58,6 +66,19 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _worker_count(value):
+    if isinstance(value, dict) or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError(value)
+
+
+_SCALE = Rule("any", nullable=True, convert=_worker_count,
+              expected="a worker count or a mapping such as {jobs: 8}")
+_ADAPT = Rule("mapping", nullable=True, expected="a mapping such as {maximum_jobs: 32}")
+_WORKERS = Rule("int", nullable=True, low=1, expected="a positive number")
+_WORDING = Wording(value="{name} must be {expected}, got {value!r}")
+
+
 def load_cluster_config(path) -> tuple[dict, object, dict | None]:
     """Read a cluster configuration file.
 
@@ -73,17 +94,10 @@ def load_cluster_config(path) -> tuple[dict, object, dict | None]:
     Raises
     ------
     radflow.errors.SettingsError
-        Missing or invalid file, or both ``scale`` and ``adapt``.
+        Missing or invalid file (a duplicated key included), or both ``scale`` and ``adapt``.
     """
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
-        raise SettingsError(f"{path}: cluster configuration file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SettingsError(f"{path}: cannot read cluster configuration ({exc})") from None
+    data = load_config(path, what="cluster configuration")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a mapping of cluster keyword arguments, "
@@ -91,12 +105,8 @@ def load_cluster_config(path) -> tuple[dict, object, dict | None]:
     scale, adapt = data.pop("scale", None), data.pop("adapt", None)
     if scale is not None and adapt is not None:
         raise SettingsError(f"{path}: give either 'scale' or 'adapt', not both")
-    if scale is not None and not (isinstance(scale, dict) or (isinstance(scale, int) and scale >= 0)):
-        raise SettingsError(f"{path}: 'scale' must be a worker count or a mapping such as "
-                            f"{{jobs: 8}}, got {scale!r}")
-    if adapt is not None and not isinstance(adapt, dict):
-        raise SettingsError(f"{path}: 'adapt' must be a mapping such as {{maximum_jobs: 32}}, "
-                            f"got {adapt!r}")
+    scale = check_value(_SCALE, scale, f"{path}: 'scale'", wording=_WORDING)
+    adapt = check_value(_ADAPT, adapt, f"{path}: 'adapt'", wording=_WORDING)
     return data, scale, adapt
 
 
@@ -127,8 +137,6 @@ def open_cluster(kind: str, config=None):
 
 
 def _create(kind: str, kwargs: dict, source):
-    import importlib
-
     if kind not in _INSTALL:
         raise SettingsError(f"--cluster {kind!r} is not known; choose one of {', '.join(CLUSTER_KINDS)}")
     module, name, package = _INSTALL[kind]
@@ -162,9 +170,7 @@ def _dotted(mapping: dict, prefix: str = "") -> dict:
 
 def worker_config() -> dict:
     """The settings of :data:`WORKER_CONFIG` as dotted keys for ``dask.config.set``."""
-    import yaml
-
-    return _dotted(yaml.safe_load(WORKER_CONFIG.read_text(encoding="utf-8")))
+    return _dotted(load_config(WORKER_CONFIG, what="worker configuration"))
 
 
 def local_cluster(workers: int):
@@ -174,12 +180,9 @@ def local_cluster(workers: int):
     module, which says why each): no statistical profiler, a slower
     event-loop watchdog and system monitor, glibc's own malloc trimming.
     """
-    import dask
-    from distributed import LocalCluster
-
     _check_workers(workers)
     with dask.config.set(worker_config()):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                             dashboard_address=":0", silence_logs=logging.ERROR)
 
 
@@ -198,13 +201,12 @@ def _scale(cluster, scale, adapt, workers: int | None, source) -> None:
 
 
 def _check_workers(workers) -> None:
-    if workers is not None and (type(workers) is not int or workers < 1):
-        raise SettingsError(f"--workers must be a positive number, got {workers!r}")
+    check_value(_WORKERS, workers, "--workers", wording=_WORDING)
 
 
 @contextmanager
 def connect(*, scheduler: str | None = None, workers: int | None = None, cluster: str | None = None,
-            cluster_config=None) -> Iterator["distributed.Client"]:  # noqa: F821
+            cluster_config=None) -> Iterator[distributed.Client]:
     """Yield a Dask client for a run; close what was started on leaving.
 
     The client does not become dask's default: other dask code in the
@@ -232,9 +234,6 @@ def connect(*, scheduler: str | None = None, workers: int | None = None, cluster
     radflow.errors.InputError
         The scheduler cannot be reached.
     """
-    import dask
-    from distributed import Client
-
     _check_workers(workers)
     if cluster is not None and scheduler is not None:
         raise SettingsError("give either --scheduler or --cluster, not both")
@@ -247,13 +246,13 @@ def connect(*, scheduler: str | None = None, workers: int | None = None, cluster
             started = stack.enter_context(_create(cluster, kwargs, cluster_config))
             _scale(started, scale, adapt, workers, cluster_config)
             log.info("dask: %s cluster, dashboard %s", cluster, started.dashboard_link)
-            client = stack.enter_context(Client(started, set_as_default=False))
+            client = stack.enter_context(distributed.Client(started, set_as_default=False))
         else:
             address = (scheduler or dask.config.get("scheduler-address", None)
                        or os.environ.get("DASK_SCHEDULER_ADDRESS"))
             if address:
                 try:
-                    client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT_S,
+                    client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT_S,
                                                              set_as_default=False))
                 except OSError as exc:  # includes TimeoutError
                     raise InputError(address, f"cannot reach the Dask scheduler ({exc})") from None
@@ -265,7 +264,7 @@ def connect(*, scheduler: str | None = None, workers: int | None = None, cluster
                                                   f"joined within {WORKER_WAIT_S} s") from None
             else:
                 local = stack.enter_context(local_cluster(workers or available_cores()))
-                client = stack.enter_context(Client(local, set_as_default=False))
+                client = stack.enter_context(distributed.Client(local, set_as_default=False))
                 log.info("dask: %d local workers, dashboard %s", len(local.workers),
                          local.dashboard_link)
         yield client

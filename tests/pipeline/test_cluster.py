@@ -29,7 +29,7 @@ from radflow.pipeline.ingest import ingest_archive
 from radflow.pipeline.plan import make_plan
 from radflow.pipeline.run import run
 from radflow.pipeline.table import verify
-from radflow.store.volume import open_label, open_volume
+from radflow.store.read import open_label, open_volume
 
 REPO = Path(__file__).resolve().parents[2]
 DASK = Path(sys.executable).with_name("dask")
@@ -342,3 +342,11 @@ def test_cluster_config_is_validated(tmp_path, text, message):
         load_cluster_config(config)
     with pytest.raises(SettingsError, match="not found"):
         load_cluster_config(tmp_path / "missing.yaml")
+
+
+def test_cluster_config_refuses_a_duplicated_key_with_its_line(tmp_path):
+    # plain yaml.safe_load let the last one silently win
+    config = tmp_path / "slurm.yaml"
+    config.write_text("queue: cpu\ncores: 1\ncores: 4\n")
+    with pytest.raises(SettingsError, match=r"slurm\.yaml: line 3: duplicate key 'cores'"):
+        load_cluster_config(config)
