@@ -44,13 +44,28 @@ from radflow.features._checks import check_spacing, requested_features
 from radflow.features._directions import check_weighting_norm, nanmean
 
 __all__ = [
-    "SIZE_FORMULAS",
-    "document",
     "SizeMatrices",
     "check_directional",
     "combine_directions",
+    "document",
+    "entropy",
     "evaluate",
+    "grey_non_uniformity",
+    "grey_non_uniformity_normalized",
+    "grey_variance",
+    "high_grey_emphasis",
+    "large_emphasis",
+    "large_high_grey_emphasis",
+    "large_low_grey_emphasis",
+    "low_grey_emphasis",
     "mean",
+    "percentage",
+    "size_non_uniformity",
+    "size_non_uniformity_normalized",
+    "size_variance",
+    "small_emphasis",
+    "small_high_grey_emphasis",
+    "small_low_grey_emphasis",
     "totals",
 ]
 
@@ -286,23 +301,3 @@ def large_high_grey_emphasis(m):
     r"""Large, high grey level emphasis: :math:`\sum_{i,j} \mathbf{P}(i,j)\, i^2 j^2 / N_z`."""
     return np.sum(m.P * m.i[:, None] ** 2 * m.j**2, axis=(1, 2)) / m.Nz
 
-
-#: The shared formulas by role, in the order of PyRadiomics' GLSZM documentation.
-SIZE_FORMULAS = {
-    "small_emphasis": small_emphasis,
-    "large_emphasis": large_emphasis,
-    "grey_non_uniformity": grey_non_uniformity,
-    "grey_non_uniformity_normalized": grey_non_uniformity_normalized,
-    "size_non_uniformity": size_non_uniformity,
-    "size_non_uniformity_normalized": size_non_uniformity_normalized,
-    "percentage": percentage,
-    "grey_variance": grey_variance,
-    "size_variance": size_variance,
-    "entropy": entropy,
-    "low_grey_emphasis": low_grey_emphasis,
-    "high_grey_emphasis": high_grey_emphasis,
-    "small_low_grey_emphasis": small_low_grey_emphasis,
-    "small_high_grey_emphasis": small_high_grey_emphasis,
-    "large_low_grey_emphasis": large_low_grey_emphasis,
-    "large_high_grey_emphasis": large_high_grey_emphasis,
-}
