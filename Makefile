@@ -9,7 +9,7 @@ PATIENTS ?= 48
 # needs numpy at build time, hence --no-build-isolation.
 ORACLE  = pyradiomics==3.0.1
 
-.PHONY: demo test venv clean
+.PHONY: demo test lint venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q
+
+# Lint, format and the layer contract (pyproject.toml); .ci/run runs it before the tests.
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check radflow tests benchmarks
+	$(VENV)/bin/ruff format --check radflow tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
