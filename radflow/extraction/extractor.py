@@ -27,9 +27,11 @@ radflow reads only the ROI box plus the margin the enabled filters need
 only the box that type needs, and takes from
 the whole volume only what PyRadiomics reads from it (size, max |x|, mean
 and standard deviation for ``normalize``, diagnostics), in one streamed pass
-beside the extraction. A store volume (lazy xarray DataArray) is read the
-same way, box only; its streamed pass is kept (by its path and the store's
-fingerprint) for the other ROIs of the series.
+beside the extraction. A store volume (lazy xarray DataArrays of image and
+label map) is read the same way, box only, through the store's
+:class:`radflow.store.source.RoiSource`: the ROI's box and the whole-volume
+summaries the store recorded when it wrote the series (older stores: streamed
+once per process and series).
 
 One PyRadiomics 3.0.1 quirk is kept on purpose, for identical output: with
 ``force2D`` its extractor computes shape2D only when the ROI's bounding box
@@ -43,9 +45,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,9 +56,24 @@ import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
 from radflow.extraction import diagnostics
+from radflow.extraction.region import read_region
 from radflow.features.registry import family_module
+from radflow.filters.image_types import image_types, read_box
+from radflow.io.image_file import read_image
+from radflow.params.extraction import ExtractionParams, Settings
+from radflow.params.names import FEATURE_CLASSES
 from radflow.params.pyradiomics_params import load_params
-from radflow.params.settings import ExtractionParams, Settings
+from radflow.preprocess.discretise import discretise
+from radflow.preprocess.normalise import normalise
+from radflow.preprocess.resample import resample_image_and_mask
+from radflow.preprocess.resegment import resegment
+from radflow.preprocess.roi_checks import (
+    DEFAULT_GEOMETRY_TOLERANCE,
+    _geometry_mismatch,
+    check_mask,
+    roi_bounding_box,
+)
+from radflow.store.source import RoiSource, is_dataarray, roi_source
 
 __all__ = ["NOT_RETURNED", "extract", "warmup"]
 
@@ -73,11 +87,6 @@ NOT_RETURNED = {
     "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
     "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
 }
-# Voxels read beyond the region being resampled: the interpolator's reach; for
-# the B-spline, its prefilter is recursive over the whole image (pole sqrt(3) - 2,
-# 0.268 ** 20 < 1e-11); windowed sincs and Gaussians reach a few voxels.
-_INTERPOLATOR_REACH_VOXELS = {"sitkNearestNeighbor": 1, "sitkLinear": 1, "sitkBSpline": 20}
-_OTHER_INTERPOLATOR_REACH_VOXELS = 8
 
 
 def extract(image, mask, params=None, label: int | None = None, *, label_channel: int | None = None) -> dict[str, Any]:
@@ -87,12 +96,12 @@ def extract(image, mask, params=None, label: int | None = None, *, label_channel
     ----------
     image : str, path-like, SimpleITK.Image or xarray.DataArray
         The grey-level volume (HU, SUV, MR signal): a NIfTI/NRRD/MetaImage
-        file, an image, or a volume from :func:`radflow.store.volume.open_volume`
+        file, an image, or a volume from :func:`radflow.store.read.open_volume`
         (dims ``("z", "y", "x")``; only the ROI box and the filters' margin
         are read).
     mask : str, path-like, SimpleITK.Image or xarray.DataArray
         The label map, of the same kind as `image` (a DataArray from
-        :func:`radflow.store.volume.open_label` for a store volume).
+        :func:`radflow.store.read.open_label` for a store volume).
     params : str, path-like, mapping, ExtractionParams or None
         A PyRadiomics parameter file (YAML/JSON) or its content; None:
         PyRadiomics' defaults (Original image, every class but shape2D).
@@ -141,8 +150,6 @@ def warmup() -> dict[str, Any]:
     Runs a tiny extraction with every feature class, deprecated features
     included, in 3D and with ``force2D``, and returns its result.
     """
-    from radflow.params.names import FEATURE_CLASSES
-
     rng = np.random.default_rng(0)
     values = rng.integers(-50, 50, size=(6, 7, 8)).astype(np.int16)
     roi = np.zeros(values.shape, np.uint8)
@@ -192,11 +199,10 @@ class _Volume:
 
 
 def _open(image, mask, params: ExtractionParams) -> _Volume:
-    xr = sys.modules.get("xarray")  # a DataArray cannot exist before xarray is imported
-    if xr is not None and (isinstance(image, xr.DataArray) or isinstance(mask, xr.DataArray)):
-        if not (isinstance(image, xr.DataArray) and isinstance(mask, xr.DataArray)):
+    if is_dataarray(image) or is_dataarray(mask):
+        if not (is_dataarray(image) and is_dataarray(mask)):
             raise InputError("mask", "give image and mask both as store DataArrays, or neither")
-        return _open_store(image, mask, params)
+        return _open_store(roi_source(image, mask), params)
     image_source, image = _load(image, "image")
     mask_source, mask = _load(mask, "mask")
     return _open_images(image, mask, image_source, mask_source, params)
@@ -206,8 +212,6 @@ def _load(item, what: str) -> tuple[str, sitk.Image]:
     if isinstance(item, sitk.Image):
         return what, item
     if isinstance(item, (str, PathLike)):
-        from radflow.io.image_file import read_image
-
         return str(item), read_image(item)
     raise InputError(what, f"expected a file path, a SimpleITK.Image or a store DataArray, got {type(item).__name__}")
 
@@ -233,25 +237,6 @@ def _check_finite(values: np.ndarray, source: str) -> None:
                                      "around the ROI; fill them (e.g. with the background value) first")
 
 
-def _read_region(params: ExtractionParams, bbox_zyx, shape_zyx, spacing_zyx) -> tuple[tuple[slice, ...], bool]:
-    """The box of the volume to read, and whether resampling needs the whole mask grid."""
-    from radflow.filters.image_types import read_box
-
-    s = params.settings
-    if s.resampling:
-        if len(s.resampled_spacing_xyz) != 3:
-            raise SettingsError(f"resampledPixelSpacing: {list(s.resampled_spacing_xyz)} has "
-                                f"{len(s.resampled_spacing_xyz)} values; a 3D image needs 3 (x, y, z, mm)")
-        new = np.array([v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing_zyx)])
-        reach = _INTERPOLATOR_REACH_VOXELS.get(s.interpolator, _OTHER_INTERPOLATOR_REACH_VOXELS)
-        margin = np.ceil((s.pad_distance + 1) * new / np.asarray(spacing_zyx)).astype(int) + reach
-        return _grow(bbox_zyx, margin, shape_zyx), True
-    if s.pre_crop:
-        return _grow(bbox_zyx, (s.pad_distance,) * 3, shape_zyx), False
-    region = read_box(params.image_types, _mapping(s), bbox_zyx, shape_zyx, spacing_zyx)
-    return region, False
-
-
 def _crop(image: sitk.Image, region_zyx) -> sitk.Image:
     """A box of `image` (numpy slices, (z, y, x)), geometry kept: SimpleITK's slicing, without its overhead."""
     out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(image)[tuple(region_zyx)])
@@ -261,19 +246,8 @@ def _crop(image: sitk.Image, region_zyx) -> sitk.Image:
     return out
 
 
-def _grow(bbox_zyx, margin_zyx, shape_zyx) -> tuple[slice, ...]:
-    return tuple(slice(max(b.start - int(m), 0), min(b.stop + int(m), int(n)))
-                 for b, m, n in zip(bbox_zyx, margin_zyx, shape_zyx))
-
-
 def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_source: str,
                  params: ExtractionParams) -> _Volume:
-    from radflow.preprocess.roi_checks import (
-        DEFAULT_GEOMETRY_TOLERANCE,
-        _geometry_mismatch,
-        roi_bounding_box,
-    )
-
     settings = params.settings
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(image_source, f"expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()}")
@@ -303,7 +277,7 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
     box = roi_bounding_box(mask, label=settings.label, source=mask_source)
     bbox_zyx = box.slices_zyx()
     shape_zyx = image.GetSize()[::-1]
-    region, needs_grid = _read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
+    region, needs_grid = read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
     lower_xyz = tuple(s.start for s in region[::-1])
     image_crop, mask_crop = _crop(image, region), _crop(mask, region)
     _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
@@ -312,28 +286,18 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
                    grid_mask=(lambda: whole_mask) if needs_grid else None, **common)
 
 
-def _open_store(image, mask, params: ExtractionParams) -> _Volume:
-    from radflow.store.volume import box_image, label_box
-
+def _open_store(source: RoiSource, params: ExtractionParams) -> _Volume:
+    """The part of a store volume the extraction reads: the ROI's box and the filters' margin."""
     settings = params.settings
-    image_source = _store_name(image)
-    mask_source = _store_name(mask)
-    if tuple(image.dims) != ("z", "y", "x") or tuple(mask.dims) != ("z", "y", "x"):
-        raise InputError(mask_source, f"store volumes must have dims ('z', 'y', 'x'), got {image.dims} and {mask.dims}")
-    if image.shape != mask.shape or any(
-        not np.allclose(image.attrs.get(k), mask.attrs.get(k)) for k in ("spacing_zyx", "origin_zyx", "direction_xyz")
-    ):
-        raise InputError(mask_source, f"Image/Mask geometry mismatch: the label map {mask.shape} is not on the "
-                                      f"grid of the image {image.shape}")
+    image_source, mask_source = source.image_name, source.mask_name
     label = settings.label
-    bbox_zyx = label_box(mask, label)
+    bbox_zyx = source.label_box(label)
     if bbox_zyx is None:
         raise InputError(mask_source, f"Label ({label}) not present in mask (empty ROI)")
-    shape_zyx = tuple(int(n) for n in image.shape)
-    spacing_zyx = tuple(float(s) for s in image.attrs["spacing_zyx"])
-    region, needs_grid = _read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
-    image_crop = box_image(image, region)
-    mask_crop = _scalar_mask(box_image(mask, region), settings, mask_source)
+    shape_zyx, spacing_zyx = source.shape_zyx, source.spacing_zyx
+    region, needs_grid = read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
+    image_crop, mask_box = source.read(region)
+    mask_crop = _scalar_mask(mask_box, settings, mask_source)
     _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
     lower_xyz = tuple(s.start for s in region[::-1])
 
@@ -343,54 +307,21 @@ def _open_store(image, mask, params: ExtractionParams) -> _Volume:
         whole[region] = sitk.GetArrayViewFromImage(mask_crop)
         out = sitk.GetImageFromArray(whole)
         out.SetSpacing(spacing_zyx[::-1])
-        out.SetDirection(tuple(float(d) for d in image.attrs["direction_xyz"]))
+        out.SetDirection(source.direction_xyz)
         origin = image_crop.TransformIndexToPhysicalPoint([-i for i in lower_xyz])
         out.SetOrigin(origin)
         return out
 
     return _Volume(
         image=image_crop, mask=mask_crop, image_source=image_source, mask_source=mask_source,
-        offset_xyz=lower_xyz, volume_size_xyz=shape_zyx[::-1], volume_spacing_xyz=spacing_zyx[::-1],
-        mask_size_xyz=shape_zyx[::-1], mask_spacing_xyz=spacing_zyx[::-1],
+        offset_xyz=lower_xyz, volume_size_xyz=shape_zyx[::-1],
+        volume_spacing_xyz=spacing_zyx[::-1], mask_size_xyz=shape_zyx[::-1],
+        mask_spacing_xyz=spacing_zyx[::-1],
         cropped=region != tuple(slice(0, n) for n in shape_zyx),
         grid_mask=grid_mask if needs_grid else None,
-        summarise=lambda moments: _store_summary(image, moments=moments),
-        mask_hash=lambda: _store_summary(mask, as_uint32=True)["hash"],
+        summarise=lambda moments: source.image_summary(moments=moments),
+        mask_hash=source.mask_hash,
     )
-
-
-# Whole-volume summaries of store volumes, by path and content: the ROIs of one series
-# (a batch) stream its volume once per process, not once per ROI.
-_STORE_SUMMARIES: OrderedDict = OrderedDict()
-_STORE_SUMMARIES_KEPT = 16
-_STORE_SUMMARIES_LOCK = threading.Lock()
-
-
-def _store_summary(da, *, moments: bool = False, as_uint32: bool = False) -> dict[str, Any]:
-    # The store names a volume's dask array by its path and fingerprint.
-    from radflow.store.volume import slab_source, stored_summary
-
-    stored = stored_summary(da, moments=moments, as_uint32=as_uint32)
-    if stored is not None:  # recorded when the store wrote the volume
-        return stored
-    token = getattr(da.data, "name", None) if da.attrs.get("fingerprint") else None
-    if token is None:
-        return diagnostics.volume_summary(slab_source(da), moments=moments, as_uint32=as_uint32)
-    key = (token, as_uint32)
-    with _STORE_SUMMARIES_LOCK:
-        cached = _STORE_SUMMARIES.get(key)
-    if cached is None or (moments and "sum" not in cached):
-        cached = diagnostics.volume_summary(slab_source(da), moments=moments, as_uint32=as_uint32)
-        with _STORE_SUMMARIES_LOCK:
-            _STORE_SUMMARIES[key] = cached
-            while len(_STORE_SUMMARIES) > _STORE_SUMMARIES_KEPT:
-                _STORE_SUMMARIES.popitem(last=False)
-    return cached
-
-
-def _store_name(da) -> str:
-    parts = [str(da.attrs.get(k)) for k in ("case", "series") if da.attrs.get(k)]
-    return "/".join(parts + [str(da.name)]) if parts else str(da.name)
 
 
 # -- the extraction -----------------------------------------------------------
@@ -459,8 +390,6 @@ class _Extraction:
         on_volume_grid = not (s.resampling or s.pre_crop)
 
         if s.resampling:
-            from radflow.preprocess.resample import resample_image_and_mask
-
             grid = v.grid_mask() if v.grid_mask is not None else mask
             image, mask = resample_image_and_mask(image, grid, spacing_xyz=s.resampled_spacing_xyz,
                                                   interpolator=s.interpolator, label=label,
@@ -473,8 +402,6 @@ class _Extraction:
         box, mask = self._check(image, mask, stages)
         roi_mask = mask
         if s.resegment_range is not None:
-            from radflow.preprocess.resegment import resegment
-
             roi_mask = resegment(image, mask, range_=s.resegment_range, mode=s.resegment_mode, label=label,
                                  source=v.mask_source)
             box, _ = self._check(image, roi_mask, None)
@@ -504,8 +431,6 @@ class _Extraction:
         return {"offset_xyz": v.offset_xyz, "spacing_xyz": v.mask_spacing_xyz, "size_xyz": v.mask_size_xyz}
 
     def _check(self, image, mask, info):
-        from radflow.preprocess.roi_checks import check_mask
-
         s, v = self.settings, self.volume
         box, corrected = check_mask(image, mask, label=s.label, geometry_tolerance=s.geometry_tolerance,
                                     correct_mask=s.correct_mask, minimum_roi_dimensions=s.minimum_roi_dimensions,
@@ -527,8 +452,6 @@ class _Extraction:
     def _normalise(self, image: sitk.Image) -> sitk.Image:
         s = self.settings
         if not self.volume.cropped:
-            from radflow.preprocess.normalise import normalise
-
             return normalise(image, scale=s.normalize_scale, remove_outliers=s.remove_outliers)
         return self._normalise_part(image)
 
@@ -583,9 +506,6 @@ class _Extraction:
 
     # filtered images and the intensity and texture classes
     def _filtered(self, image, mask, box, on_volume_grid: bool) -> None:
-        from radflow.filters.image_types import image_types, read_box
-        from radflow.preprocess.discretise import discretise
-
         classes = {c: names for c, names in self.params.feature_classes.items() if c not in _SHAPE}
         if not classes:
             return
@@ -597,21 +517,20 @@ class _Extraction:
         spacing_zyx = tuple(image.GetSpacing()[::-1])
         shape_zyx = tuple(image.GetSize()[::-1])
         roi_box = box.slices_zyx()
-        base = _mapping(self.settings)
         volume = {}
         if on_volume_grid:
             volume["source_shape_zyx"] = self.volume.volume_size_xyz[::-1]
             if any(t in _INTENSITY_TYPES for t in self.params.image_types):
                 volume["source_max_abs"] = self._volume_max_abs(image)
-        for image_type, custom in self.params.image_types.items():
+        for image_type in self.params.image_types:
             s = self.params.settings_for(image_type)
             part, part_mask, crop = image, mask, roi_box
             if on_volume_grid:  # filter only the box this type needs (its own margin)
-                region = read_box({image_type: custom}, base, roi_box, shape_zyx, spacing_zyx)
+                region = read_box(self.params, None, roi_box, shape_zyx, spacing_zyx, types=(image_type,))
                 part, part_mask = _crop(image, region), _crop(mask, region)
                 crop = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(roi_box, region))
             roi = sitk.GetArrayViewFromImage(part_mask)[crop] == self.settings.label
-            for name, filtered, _ in image_types(part, part_mask, {image_type: custom}, base, **volume):
+            for name, filtered, _ in image_types(part, part_mask, self.params, types=(image_type,), **volume):
                 values = sitk.GetArrayViewFromImage(filtered)[crop]
                 binned = None
                 for cls, names in classes.items():

@@ -7,7 +7,7 @@ https://ngff.openmicroscopy.org/0.5/.
 
 OME-Zarr has no direction matrix: the translation is the ITK origin and the
 scale the spacing, both reversed to (z, y, x); the direction lives beside the
-``"ome"`` key (see :mod:`radflow.store.volume`).
+``"ome"`` key (see :mod:`radflow.store.layout`).
 """
 
 from __future__ import annotations

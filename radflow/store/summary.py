@@ -3,7 +3,7 @@
 PyRadiomics' diagnostics report, for every ROI, the hash and intensity range
 of the whole image and the hash of the whole mask; normalisation needs the
 whole image's mean and standard deviation. The store computes these once,
-when it writes a volume (:func:`radflow.store.volume.write_series`), so that
+when it writes a volume (:func:`radflow.store.write.write_series`), so that
 extracting an ROI reads only the ROI's box; the extractor computes them with
 the same function for volumes from files or from older stores.
 """
@@ -14,6 +14,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 __all__ = ["label_boxes", "volume_summary"]
 
@@ -68,8 +69,6 @@ def volume_summary(values, *, as_uint32: bool = False, moments: bool = False) ->
 
 def label_boxes(values: np.ndarray) -> dict[int, tuple[slice, slice, slice]]:
     """Bounding box (z, y, x slices, stop excluded) of every nonzero label value of a label image."""
-    from scipy import ndimage
-
     values = np.asarray(values)
     found = ndimage.find_objects(values) if values.size else []
     return {value: box for value, box in enumerate(found, start=1) if box is not None}

@@ -81,7 +81,8 @@ def test_radflow_extract_is_the_extractor():
 
 
 def _store(tmp_path, image, mask):
-    from radflow.store.volume import open_label, open_volume, write_series
+    from radflow.store.read import open_label, open_volume
+    from radflow.store.write import write_series
 
     labels = [LabelMap(key="gtv", source="labelmap", image=mask, rois={1: "GTV"})]
     write_series(tmp_path / "store", "case1", "ct", image, labels, fingerprint="test")
@@ -104,11 +105,11 @@ def test_store_input_equals_image_input_and_reads_a_box(tmp_path, params, monkey
     image, mask = volumes.embedded(*volumes.ct(), pad_zyx=(8, 40, 40), fill=-1000)
     volume, label = _store(tmp_path, image, mask)
 
-    from radflow.store import volume as store_volume
+    from radflow.store import convert
 
     read = []
-    sitk_box = store_volume._sitk_box  # every box read from the store becomes an image here
-    monkeypatch.setattr(store_volume, "_sitk_box", lambda values, *a: read.append(values.shape) or sitk_box(values, *a))
+    sitk_box = convert.sitk_box  # every box read from the store becomes an image here
+    monkeypatch.setattr(convert, "sitk_box", lambda values, *a: read.append(values.shape) or sitk_box(values, *a))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from_store = extract(volume, label, params)
@@ -129,19 +130,20 @@ def _forget_stored_summaries(series: Path) -> None:
 
 @pytest.mark.parametrize("recorded", [True, False], ids=["recorded", "older-store"])
 def test_store_volume_is_read_whole_at_most_once_for_its_rois(tmp_path, monkeypatch, recorded):
-    from radflow.extraction import diagnostics
+    from radflow.store import summary as store_summary
 
     image, mask = volumes.mr()
     if not recorded:
-        from radflow.store.volume import write_series
+        from radflow.store.write import write_series
 
         labels = [LabelMap(key="gtv", source="labelmap", image=mask, rois={1: "GTV"})]
         _forget_stored_summaries(write_series(tmp_path / "store", "case1", "ct", image, labels,
                                               fingerprint="test"))
     volume, label = _store(tmp_path, image, mask) if recorded else _open(tmp_path)
     streamed = []
-    summary = diagnostics.volume_summary
-    monkeypatch.setattr(diagnostics, "volume_summary", lambda values, **kw: streamed.append(kw) or summary(values, **kw))
+    summary = store_summary.volume_summary  # what the store streams a whole volume with
+    monkeypatch.setattr(store_summary, "volume_summary",
+                        lambda values, **kw: streamed.append(kw) or summary(values, **kw))
     first = extract(volume, label, PARAMS, label=1)
     second = extract(volume, label, PARAMS, label=2)
     # Recorded by the store when it wrote the series: nothing streamed. Older stores:
@@ -156,7 +158,7 @@ def test_store_volume_is_read_whole_at_most_once_for_its_rois(tmp_path, monkeypa
 
 
 def _open(tmp_path):
-    from radflow.store.volume import open_label, open_volume
+    from radflow.store.read import open_label, open_volume
 
     return open_volume(tmp_path / "store", "case1", "ct"), open_label(tmp_path / "store", "case1", "ct", "gtv")
 

@@ -16,18 +16,11 @@ import zarr.storage
 from radflow.errors import InputError
 from radflow.io.image_file import read_image, read_label_map
 from radflow.io.records import LabelMap
-from radflow.store import volume
-from radflow.store.volume import (
-    label_keys,
-    list_series,
-    open_label,
-    open_volume,
-    read_box,
-    roi_bbox,
-    series_fingerprint,
-    to_sitk,
-    write_series,
-)
+from radflow.store import layout, source, write
+from radflow.store.catalogue import label_keys, list_series, series_fingerprint
+from radflow.store.convert import to_sitk
+from radflow.store.read import open_label, open_volume, read_box, roi_bbox
+from radflow.store.write import write_series
 
 
 def _rotation(axis: int, degrees: float) -> np.ndarray:
@@ -323,15 +316,15 @@ class CountingStore(zarr.storage.WrapperStore):
 @pytest.fixture
 def chunked(tmp_path, monkeypatch):
     """A (12, 24, 24) series in (4, 8, 8) chunks with one ROI, and a log of chunk reads."""
-    monkeypatch.setattr(volume, "chunk_shape", lambda shape, itemsize: (4, 8, 8))
+    monkeypatch.setattr(write, "chunk_shape", lambda shape, itemsize: (4, 8, 8))
     array = _ct((12, 24, 24))
     image = _image(array)
     roi = np.s_[5:7, 9:15, 17:21]
     write_series(tmp_path, "c", "s", image, [_label(image, roi)], fingerprint="f")
     log = []
     monkeypatch.setattr(
-        volume,
-        "_zarr_store",
+        layout,
+        "zarr_store",
         lambda path, read_only: CountingStore(
             zarr.storage.LocalStore(path, read_only=read_only), log
         ),
@@ -398,10 +391,10 @@ def test_open_volume_is_lazy(chunked):
 def test_box_image_reads_the_box_from_the_store_and_equals_to_sitk(chunked):
     store, array, roi, chunk_reads = chunked
     da = open_volume(store, "c", "s")
-    assert volume.stored_array(da) is not None
+    assert source.stored(da) is not None
     chunk_reads()
     region = (slice(4, 8), slice(7, 17), slice(17, 21))
-    image = volume.box_image(da, region)
+    image = source.box_image(da, region)
     assert chunk_reads() == {"0/c/1/0/2", "0/c/1/1/2", "0/c/1/2/2"}
     _assert_same_image(image, to_sitk(da.isel(z=region[0], y=region[1], x=region[2])))
     _assert_same_image(image, _image(array)[17:21, 7:17, 4:8])
@@ -410,23 +403,23 @@ def test_box_image_reads_the_box_from_the_store_and_equals_to_sitk(chunked):
 def test_label_box_finds_the_roi(chunked):
     store, array, roi, chunk_reads = chunked
     label = open_label(store, "c", "s", "gtv")
-    assert volume.label_box(label, 1) == roi
-    assert volume.label_box(label) == roi
-    assert volume.label_box(label, 2) is None
+    assert source.label_box(label, 1) == roi
+    assert source.label_box(label) == roi
+    assert source.label_box(label, 2) is None
     # Not the stored array (computed): the same answer through dask.
-    assert volume.stored_array(label + 0) is None
-    assert volume.label_box(label + 0, 1) == roi
+    assert source.stored(label + 0) is None
+    assert source.label_box(label + 0, 1) == roi
 
 
 def test_stored_array_only_for_the_unmodified_dataarray(chunked):
     store, array, roi, chunk_reads = chunked
     da = open_volume(store, "c", "s")
-    assert volume.stored_array(da) is volume.stored_array(da.copy())
+    assert source.stored(da) is source.stored(da.copy())
     for changed in (da.isel(z=slice(1, None)), da * 2, da.astype("float32"),
                     da.chunk({"z": 2}), da.assign_coords(z=da.z + 5.0), da.compute()):
-        assert volume.stored_array(changed) is None
+        assert source.stored(changed) is None
         region = (slice(0, 2), slice(0, 3), slice(0, 4))
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(volume.box_image(changed, region)),
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(source.box_image(changed, region)),
                                       changed.values[region])
 
 
@@ -444,14 +437,14 @@ def test_store_records_whole_volume_summaries_and_roi_boxes(tmp_path):
                  fingerprint="f")
     da, mask = open_volume(tmp_path, "c", "s"), open_label(tmp_path, "c", "s", "gtv")
     # What streaming the stored voxels gives, computed independently of the write.
-    assert volume.stored_summary(da, moments=True) == volume_summary(da.values, moments=True)
-    assert volume.stored_summary(mask, as_uint32=True) == volume_summary(mask.values, as_uint32=True)
-    assert volume.stored_summary(mask) is None and volume.stored_summary(da, as_uint32=True) is None
-    assert volume.stored_summary(da + 1) is None  # not the stored voxels any more
+    assert source.stored_summary(da, moments=True) == volume_summary(da.values, moments=True)
+    assert source.stored_summary(mask, as_uint32=True) == volume_summary(mask.values, as_uint32=True)
+    assert source.stored_summary(mask) is None and source.stored_summary(da, as_uint32=True) is None
+    assert source.stored_summary(da + 1) is None  # not the stored voxels any more
     for value in (1, 3, None):
-        assert volume.label_box(mask, value) == volume._nonzero_box(mask.values, value)
-    assert volume.label_box(mask, 2) is None
-    assert volume.label_box(mask, 1) == (slice(5, 7), slice(9, 15), slice(17, 21))
+        assert source.label_box(mask, value) == source.nonzero_box(mask.values, value)
+    assert source.label_box(mask, 2) is None
+    assert source.label_box(mask, 1) == (slice(5, 7), slice(9, 15), slice(17, 21))
 
 
 def test_no_summary_is_recorded_for_non_finite_images(tmp_path):
@@ -459,7 +452,7 @@ def test_no_summary_is_recorded_for_non_finite_images(tmp_path):
     array[1, 2, 3] = np.nan
     write_series(tmp_path, "c", "s", _image(array), fingerprint="f")
     da = open_volume(tmp_path, "c", "s")
-    assert "summary" not in da.attrs and volume.stored_summary(da) is None
+    assert "summary" not in da.attrs and source.stored_summary(da) is None
 
 
 # -- atomic writes ---------------------------------------------------------------------
@@ -479,13 +472,13 @@ def test_rewrite_replaces_the_series(tmp_path):
 def test_exception_midway_keeps_the_old_version(tmp_path, monkeypatch):
     old = _image(_ct())
     write_series(tmp_path, "c", "s", old, fingerprint="v1")
-    write_level = volume._write_level
+    write_level = write._write_level
 
     def fail_after_image(group, data, chunks):
         write_level(group, data, chunks)
         raise OSError("disk full")
 
-    monkeypatch.setattr(volume, "_write_level", fail_after_image)
+    monkeypatch.setattr(write, "_write_level", fail_after_image)
     with pytest.raises(OSError, match="disk full"):
         write_series(tmp_path, "c", "s", _image(_ct(seed=3)), fingerprint="v2")
     assert series_fingerprint(tmp_path, "c", "s") == "v1"
@@ -501,16 +494,16 @@ def test_killed_writer_leaves_nothing_visible(tmp_path):
         import os
         import numpy as np, SimpleITK as sitk
         from radflow.io.records import LabelMap
-        from radflow.store import volume
-        write_level = volume._write_level
+        from radflow.store import write
+        write_level = write._write_level
         def die_on_labels(group, data, chunks):
             if data.dtype == np.uint8:
                 os._exit(9)
             write_level(group, data, chunks)
-        volume._write_level = die_on_labels
+        write._write_level = die_on_labels
         image = sitk.GetImageFromArray(np.ones((4, 5, 6), np.int16))
         label = sitk.GetImageFromArray(np.ones((4, 5, 6), np.uint8))
-        volume.write_series({str(tmp_path)!r}, "c", "s", image,
+        write.write_series({str(tmp_path)!r}, "c", "s", image,
                             [LabelMap("gtv", "labelmap", label, {{1: "GTV"}})], fingerprint="v1")
         """
     )
