@@ -67,7 +67,7 @@ SIZES = {
 
 def write_store(store: Path, cases: int, *, seed: int = 0, size: str = "small") -> None:
     """``cases`` CT-like series of one of :data:`SIZES`, each with one ellipsoid ROI."""
-    from radflow.store.volume import write_series
+    from radflow.store.write import write_series
 
     shape, spacing, radii = SIZES[size]
     z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
@@ -99,7 +99,7 @@ def serial_seconds(store: Path, params) -> float:
 
     from radflow.extraction.extractor import extract
     from radflow.pipeline.plan import make_plan
-    from radflow.store.volume import open_label, open_volume
+    from radflow.store.read import open_label, open_volume
 
     tasks = make_plan(store, params).tasks
     started = time.perf_counter()

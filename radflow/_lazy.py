@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 
 __all__ = ["attach", "is_loaded", "load"]
@@ -69,7 +69,9 @@ def load(name: str) -> ModuleType:
     return module if module is not None else _Deferred(name)
 
 
-def attach(package: str, submodules: Iterable[str]) -> tuple[Callable, Callable, list[str]]:
+def attach(
+    package: str, submodules: Iterable[str] = (), attributes: Mapping[str, str] | None = None
+) -> tuple[Callable, Callable, list[str]]:
     """``__getattr__, __dir__, __all__`` making a package's submodules load on first use.
 
     Parameters
@@ -78,24 +80,35 @@ def attach(package: str, submodules: Iterable[str]) -> tuple[Callable, Callable,
         The package's ``__name__``.
     submodules : iterable of str
         Names of its submodules (``"spec"`` for ``package.spec``).
+    attributes : mapping of str to str, optional
+        Names the package exports -> the submodule (dotted, relative to the package)
+        that defines them, imported with it on first use.
 
     Examples
     --------
     In ``radflow/model/__init__.py``::
 
         __getattr__, __dir__, __all__ = attach(__name__, ["spec", "validation"])
+
+    In ``radflow/__init__.py``, a function of a sub-package::
+
+        __getattr__, __dir__, __all__ = attach(
+            __name__, ["store"], {"extract": "extraction.extractor"})
     """
     names = sorted(set(submodules))
+    exports = dict(attributes or {})
 
     def __getattr__(name: str):
+        if name in exports:
+            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
         if name in names:
             return importlib.import_module(f"{package}.{name}")
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return list(names)
+        return sorted({*names, *exports})
 
-    return __getattr__, __dir__, list(names)
+    return __getattr__, __dir__, sorted({*names, *exports})
 
 
 def is_loaded(name: str) -> bool:

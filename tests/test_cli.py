@@ -86,7 +86,7 @@ def test_extract_from_store_folders_equals_files(tmp_path, capsys):
     import SimpleITK as sitk
 
     from radflow.pipeline.ingest import ingest_archive
-    from radflow.store.volume import list_series
+    from radflow.store.catalogue import list_series
 
     rng = np.random.default_rng(1)
     image = sitk.GetImageFromArray(rng.normal(40, 20, (12, 24, 24)).astype(np.int16))

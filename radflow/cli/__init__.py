@@ -1,20 +1,31 @@
 """The ``radflow`` command line: a thin layer over the public API.
 
 Each sub-command parses its arguments, calls one API function and prints what
-it returned. Heavy modules are imported inside the command, so that
-``radflow --help`` stays instant.
+it returned. The packages are imported at the top but load their modules on
+first use (:func:`radflow._lazy.attach`), so that ``radflow --help`` stays
+instant and ``radflow extract IMAGE MASK`` loads no store or cluster library.
+The store and pipeline commands are in :mod:`radflow.cli.pipeline`, the IBSI
+ones in :mod:`radflow.cli.ibsi`, ``model`` in :mod:`radflow.cli.model` and
+``report`` in :mod:`radflow.cli.report`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
+from radflow import demo, extraction, params, store
+from radflow._atomic import atomic_file
 from radflow._version import __version__
+from radflow.cli import ibsi, model, pipeline, report
 from radflow.errors import RadflowError, SettingsError
+
+__all__ = ["build_parser", "main"]
 
 log = logging.getLogger("radflow")
 
@@ -23,63 +34,13 @@ log = logging.getLogger("radflow")
 
 
 def _cmd_demo_data(args) -> int:
-    from radflow.demo.synthetic import run
-
-    return run(args)
-
-
-def _cmd_ingest(args) -> int:
-    from radflow.pipeline.ingest import ingest_archive
-
-    summary = ingest_archive(
-        args.archive, args.store, key_file=args.key_file, jobs=args.jobs, force=args.force
-    )
-    print(summary.report())
-    return 1 if summary.failed and args.strict else 0
-
-
-def _cmd_ls(args) -> int:
-    from radflow.store.volume import list_series
-
-    for info in list_series(args.store):
-        shape = "x".join(str(n) for n in info.shape_zyx)
-        spacing = "x".join(f"{s:g}" for s in info.spacing_zyx)
-        labels = ",".join(info.label_keys) or "-"
-        print(f"{info.case}/{info.series}\t{info.modality}\t{shape} @ {spacing} mm\tROIs: {labels}")
-    return 0
-
-
-def _cmd_segment(args) -> int:
-    from radflow.pipeline.segment import segment_series
-
-    key = segment_series(
-        args.store,
-        args.case,
-        args.series,
-        method=args.method,
-        low=args.low,
-        high=args.high,
-        threshold_suv=args.threshold,
-        fraction=args.fraction,
-        within=args.within,
-        box=args.box,
-        seed=args.seed,
-        keep=args.keep,
-        min_size_mm3=args.min_size_mm3,
-        name=args.name,
-    )
-    print(f"label map written: {args.case}/{args.series}/labels/{key}")
-    return 0
+    return demo.synthetic.run(args)
 
 
 def _cmd_params_check(args) -> int:
-    import json
-
-    from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
-
-    params = load_params(args.file)
-    print(f"{args.file}: valid, feature set {params_hash(params)}")
-    print(json.dumps(params_to_dict(params), indent=2, sort_keys=True))
+    checked = params.pyradiomics_params.load_params(args.file)
+    print(f"{args.file}: valid, feature set {params.pyradiomics_params.params_hash(checked)}")
+    print(json.dumps(params.pyradiomics_params.params_to_dict(checked), indent=2, sort_keys=True))
     return 0
 
 
@@ -90,32 +51,25 @@ def _cmd_extract(args) -> int:
             raise SettingsError("--ibsi takes IMAGE MASK, not a batch file")
         if not args.out:
             raise SettingsError("batch mode writes a CSV: give -o OUT.csv")
-        from radflow.extraction.batch import extract_batch
-
-        summary = extract_batch(args.image, args.params, args.out, jobs=args.jobs)
+        summary = extraction.batch.extract_batch(args.image, args.params, args.out, jobs=args.jobs)
         print(summary.report())
         return 1 if summary.failed else 0
     if args.ibsi:
-        from radflow.cli.ibsi import extract_ibsi_output
-
-        text = extract_ibsi_output(args.image, args.mask, args.ibsi,
-                                   output_format=args.format or "json", label=args.label)
+        text = ibsi.extract_ibsi_output(args.image, args.mask, args.ibsi,
+                                        output_format=args.format or "json", label=args.label)
         return _emit(text, args.out)
-    from radflow.extraction.extractor import extract
-    from radflow.extraction.output import format_result
-    from radflow.store.volume import is_store_path, open_path
-
-    # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only.
-    image, mask = (open_path(p) if is_store_path(p) else p for p in (args.image, args.mask))
-    result = extract(image, mask, args.params, label=args.label)
+    # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only; files
+    # never load the store's libraries.
+    image, mask = (store.read.open_path(p) if store.catalogue.is_store_path(p) else p
+                   for p in (args.image, args.mask))
+    result = extraction.extractor.extract(image, mask, args.params, label=args.label)
     case = {"Image": str(args.image), "Mask": str(args.mask)}
-    return _emit(format_result(result, args.format or "txt", case=case), args.out)
+    return _emit(extraction.output.format_result(result, args.format or "txt", case=case),
+                 args.out)
 
 
 def _emit(text: str, out: str | None) -> int:
     if out:
-        from radflow._atomic import atomic_file
-
         with atomic_file(out) as tmp:
             tmp.write_text(text, encoding="utf-8")
     else:
@@ -124,39 +78,20 @@ def _emit(text: str, out: str | None) -> int:
 
 
 def _cmd_warmup(args) -> int:
-    import time
-
-    from radflow.extraction.extractor import warmup
-
     started = time.perf_counter()
-    result = warmup()
+    result = extraction.extractor.warmup()
     print(f"compiled: {len(result)} features in {time.perf_counter() - started:.1f} s "
           "(numba cache written; later processes load it)")
     return 0
 
 
 def _cmd_demo(args) -> int:
-    from radflow.demo.scenario import run_demo
-
-    run_demo(Path(args.out), patients=args.patients, seed=args.seed, workers=args.workers)
+    demo.scenario.run_demo(Path(args.out), patients=args.patients, seed=args.seed,
+                           workers=args.workers)
     return 0
 
 
 # -- parser -----------------------------------------------------------------
-
-
-def _parse_box(text: str):
-    try:
-        return tuple(tuple(int(v) for v in part.split(":")) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--box {text!r}: expected z0:z1,y0:y1,x0:x1") from None
-
-
-def _parse_point(text: str):
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected z,y,x voxel indices") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,37 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--institutions", type=int, default=3, help="number of institutions, 1 to 4")
     p.set_defaults(func=_cmd_demo_data)
 
-    p = sub.add_parser("ingest", help="convert an archive into the OME-Zarr volume store")
-    p.add_argument("archive", help="archive folder (<institution>/<patient>/...) or CSV manifest")
-    p.add_argument("--store", required=True, help="store folder (created if absent)")
-    p.add_argument("--key-file", help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
-                   "$RADFLOW_PSEUDONYM_KEY_FILE, then ~/.config/radflow/pseudonym.key)")
-    p.add_argument("--jobs", type=int, default=1, help="patients ingested in parallel (processes)")
-    p.add_argument("--force", action="store_true", help="re-ingest series whose fingerprint is unchanged")
-    p.add_argument("--strict", action="store_true", help="exit 1 if any input failed")
-    p.set_defaults(func=_cmd_ingest)
+    pipeline.add_store_commands(sub)
 
-    p = sub.add_parser("ls", help="list the series and ROIs of a store")
-    p.add_argument("store")
-    p.set_defaults(func=_cmd_ls)
-
-    p = sub.add_parser("segment", help="threshold segmentation (CT HU window, PET SUV) into a label map")
-    p.add_argument("store")
-    p.add_argument("--case", required=True)
-    p.add_argument("--series", required=True)
-    p.add_argument("--method", required=True, choices=("hu", "suv", "suv-relative"))
-    p.add_argument("--low", type=float, help="hu: lower bound (HU)")
-    p.add_argument("--high", type=float, help="hu: upper bound (HU)")
-    p.add_argument("--threshold", type=float, default=2.5, help="suv: absolute threshold (SUV)")
-    p.add_argument("--fraction", type=float, default=0.4, help="suv-relative: fraction of SUVmax")
-    p.add_argument("--within", help="restrict to this existing ROI key (seed region)")
-    p.add_argument("--box", type=_parse_box, help="restrict to a box z0:z1,y0:y1,x0:x1 (voxels)")
-    p.add_argument("--seed", type=_parse_point, help="keep the component containing z,y,x")
-    p.add_argument("--keep", choices=("largest", "seed", "all"),
-                   help="components to keep (default: the seed's if --seed, else the largest)")
-    p.add_argument("--min-size-mm3", type=float, default=0.0)
-    p.add_argument("--name", default=None, help="ROI name of the new label map")
-    p.set_defaults(func=_cmd_segment)
     p = sub.add_parser(
         "extract",
         help="features of one image/mask (PyRadiomics drop-in) or of a batch CSV",
@@ -230,25 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format (default txt; json with --ibsi)")
     p.add_argument("-o", "--out", help="output file (default: standard output)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="batch rows extracted in parallel")
-    from radflow.cli.ibsi import add_commands as _ibsi_commands
-    from radflow.cli.ibsi import add_extract_option
-
-    add_extract_option(p)
+    ibsi.add_extract_option(p)
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser("warmup", help="compile every numba kernel ahead (cold-start cost paid once)")
     p.set_defaults(func=_cmd_warmup)
 
-    _ibsi_commands(sub)
-
-    from radflow.cli.model import add_commands as _model_commands
-    from radflow.cli.pipeline import add_commands as _pipeline_commands
-    from radflow.cli.report import add_commands as _report_commands
-
-    _pipeline_commands(sub)
-    _model_commands(sub)
-
-    _report_commands(sub)
+    ibsi.add_commands(sub)
+    pipeline.add_commands(sub)
+    model.add_commands(sub)
+    report.add_commands(sub)
 
     p = sub.add_parser("params", help="check a PyRadiomics parameter file (params check FILE)")
     params_sub = p.add_subparsers(dest="params_command", metavar="ACTION", required=True)

@@ -4,7 +4,8 @@
 - :func:`add_extract_option` adds ``--ibsi CONFIG`` to the ``extract`` command
   and :func:`extract_ibsi_output` produces what it prints.
 
-Heavy modules are imported inside the commands, so ``radflow --help`` stays fast.
+The packages load their modules on first use (:func:`radflow._lazy.attach`), so
+``radflow --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import os
 import sys
 from pathlib import Path
 
+from radflow import extraction, params, pipeline
+from radflow._version import __version__
 from radflow.errors import InputError
+from radflow.features import registry as pyradiomics_registry
+from radflow.features.ibsi import registry as ibsi_registry
 
 __all__ = [
     "add_commands",
@@ -31,8 +36,7 @@ _CHECK_COMMAND = "radflow ibsi-check --source nifti dicom --markdown > docs/ibsi
 
 def add_commands(subparsers) -> None:
     """Add ``ibsi-check`` and ``features`` to the ``radflow`` sub-command parsers."""
-    from radflow.pipeline.ibsi_compliance import DATASETS
-
+    datasets = params.ibsi.CONFIG_NAMES  # the IBSI 1 datasets: the digital and CT phantoms
     p = subparsers.add_parser(
         "ibsi-check",
         help="run the IBSI 1 compliance check against the IBSI reference values",
@@ -42,8 +46,8 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("path", nargs="?", default=None,
                    help="IBSI reference folder holding ibsi1/ (default: $RADFLOW_SHARED/ibsi, else ../shared/ibsi)")
-    p.add_argument("--config", nargs="+", choices=DATASETS, default=list(DATASETS), metavar="CONFIG",
-                   help=f"datasets to check: {', '.join(DATASETS)} (default: all)")
+    p.add_argument("--config", nargs="+", choices=datasets, default=list(datasets), metavar="CONFIG",
+                   help=f"datasets to check: {', '.join(datasets)} (default: all)")
     p.add_argument("--source", nargs="+", choices=("nifti", "dicom"), default=["nifti"],
                    help="read the CT phantom from its NIfTI files or from DICOM + RTSTRUCT through "
                         "the store (both: one table each; default nifti)")
@@ -80,11 +84,9 @@ def extract_ibsi_output(image, mask, config, *, output_format: str = "json", lab
     label : int, optional
         ROI label value in the mask (default: every non-zero voxel).
     """
-    from radflow.extraction.ibsi import extract_ibsi
-
     if output_format not in ("json", "csv"):
         raise InputError("--format", f"IBSI mode writes json or csv, got {output_format!r}")
-    values = extract_ibsi(image, mask, config, label=label)
+    values = extraction.ibsi.extract_ibsi(image, mask, config, label=label)
     if output_format == "json":
         clean = {tag: (None if math.isnan(v) else v) for tag, v in values.items()}
         return json.dumps(clean, indent=2) + "\n"
@@ -98,15 +100,12 @@ def feature_table(*, ibsi: bool = True) -> list[tuple[str, str, str, str, str]]:
     where there is one, and the IBSI tag stem that identifier has in IBSI
     mode; with `ibsi`, every IBSI-mode tag follows (diagnostics included).
     """
-    from radflow.features import registry as pyradiomics
-    from radflow.features.ibsi import registry as ibsi_registry
-
     stems: dict[str, str] = {}
     for f in ibsi_registry.features():
         if f.ibsi_id:
             stems.setdefault(f.ibsi_id, f.tag_stem)
     rows = [("pyradiomics", f.family, f.name, f.ibsi_id or "", stems.get(f.ibsi_id, "") if f.ibsi_id else "")
-            for f in pyradiomics.features()]
+            for f in pyradiomics_registry.features()]
     if ibsi:
         rows += [("ibsi", f.family, f.name, f.ibsi_id or "", tag)
                  for f in ibsi_registry.features() for tag in f.tags]
@@ -121,9 +120,7 @@ def default_reference_dir() -> Path:
 
 def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
     """The compliance document: how it was made, then the tables of each report."""
-    from radflow._version import __version__
-    from radflow.pipeline.ibsi_compliance import KNOWN_DEVIATIONS, format_report
-
+    compliance = pipeline.ibsi_compliance
     lines = [
         "# IBSI 1 compliance of radflow's IBSI mode",
         "",
@@ -140,7 +137,7 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
     ]
     for report in reports:
         source = ", ".join(sorted({d.source for d in report.datasets if d.dataset != "phantom"} or {"nifti"}))
-        lines += [f"## CT phantom from {source}", "", format_report(report, markdown=True).rstrip(), ""]
+        lines += [f"## CT phantom from {source}", "", compliance.format_report(report, markdown=True).rstrip(), ""]
     lines += [
         "## Conventions where the IBSI leaves a choice",
         "",
@@ -157,7 +154,7 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
         "  (125 256 voxels) and the image equals the NIfTI image, so both routes give the same values.",
         "",
     ]
-    known = [(dataset, source, tag, cause) for (dataset, source), tags in KNOWN_DEVIATIONS.items()
+    known = [(dataset, source, tag, cause) for (dataset, source), tags in compliance.KNOWN_DEVIATIONS.items()
              for tag, cause in tags.items()]
     lines += ["## Known deviations", ""]
     if known:
@@ -169,8 +166,6 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
 
 
 def _cmd_ibsi_check(args) -> int:
-    from radflow.pipeline.ibsi_compliance import check, format_report
-
     path = Path(args.path) if args.path else default_reference_dir()
     if not (path / "ibsi1" / "reference").is_dir():
         raise InputError(path, "no IBSI reference data here (ibsi1/reference/); give the folder as PATH")
@@ -179,12 +174,12 @@ def _cmd_ibsi_check(args) -> int:
         # The digital phantom has no DICOM form: check it once.
         datasets = [d for d in args.config if i == 0 or d != "phantom"]
         if datasets:
-            reports.append(check(path, datasets=datasets, source=source))
+            reports.append(pipeline.ibsi_compliance.check(path, datasets=datasets, source=source))
     if args.markdown:
         sys.stdout.write(markdown_document(reports))
     else:
         for report in reports:
-            sys.stdout.write(format_report(report) + "\n")
+            sys.stdout.write(pipeline.ibsi_compliance.format_report(report) + "\n")
     return 0 if all(r.compliant for r in reports) else 1
 
 

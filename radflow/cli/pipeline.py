@@ -1,16 +1,20 @@
-"""Sub-commands ``radflow run`` and ``radflow table compact|verify``.
+"""Sub-commands of the store and the pipeline: ``radflow ingest``, ``ls``, ``segment``, ``run``
+and ``table compact|verify``.
 
-:func:`add_commands` adds them to the sub-parsers of ``radflow/cli.py``. Each
-command calls one public function and prints what it returned; exit codes:
-0 success, 1 some tasks failed (``run``) or the table violates its invariants
-(``table verify``); errors of input or settings exit 2 through ``cli.main``.
+:func:`add_store_commands` and :func:`add_commands` add them to the sub-parsers of
+:mod:`radflow.cli`. Each command calls one public function and prints what it returned;
+exit codes: 0 success, 1 some inputs (``ingest --strict``) or tasks (``run``) failed or the
+table violates its invariants (``table verify``); errors of input or settings exit 2
+through ``cli.main``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_commands"]
+from radflow import pipeline, store
+
+__all__ = ["add_commands", "add_store_commands"]
 
 
 def _positive_int(text: str) -> int:
@@ -23,10 +27,60 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _cmd_run(args) -> int:
-    from radflow.pipeline.run import run
+def _parse_box(text: str):
+    try:
+        return tuple(tuple(int(v) for v in part.split(":")) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box {text!r}: expected z0:z1,y0:y1,x0:x1") from None
 
-    summary = run(args.store, args.params, args.table, scheduler=args.scheduler,
+
+def _parse_point(text: str):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected z,y,x voxel indices") from None
+
+
+def _cmd_ingest(args) -> int:
+    summary = pipeline.ingest.ingest_archive(
+        args.archive, args.store, key_file=args.key_file, jobs=args.jobs, force=args.force
+    )
+    print(summary.report())
+    return 1 if summary.failed and args.strict else 0
+
+
+def _cmd_ls(args) -> int:
+    for info in store.catalogue.list_series(args.store):
+        shape = "x".join(str(n) for n in info.shape_zyx)
+        spacing = "x".join(f"{s:g}" for s in info.spacing_zyx)
+        labels = ",".join(info.label_keys) or "-"
+        print(f"{info.case}/{info.series}\t{info.modality}\t{shape} @ {spacing} mm\tROIs: {labels}")
+    return 0
+
+
+def _cmd_segment(args) -> int:
+    key = pipeline.segment.segment_series(
+        args.store,
+        args.case,
+        args.series,
+        method=args.method,
+        low=args.low,
+        high=args.high,
+        threshold_suv=args.threshold,
+        fraction=args.fraction,
+        within=args.within,
+        box=args.box,
+        seed=args.seed,
+        keep=args.keep,
+        min_size_mm3=args.min_size_mm3,
+        name=args.name,
+    )
+    print(f"label map written: {args.case}/{args.series}/labels/{key}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    summary = pipeline.run.run(args.store, args.params, args.table, scheduler=args.scheduler,
                   workers=args.workers, cluster=args.cluster, cluster_config=args.cluster_config,
                   incremental=args.incremental, progress=not args.quiet, retries=args.retries)
     print(summary.report())
@@ -34,18 +88,51 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_compact(args) -> int:
-    from radflow.pipeline.table import compact
-
-    print(compact(args.table, max_rows=args.max_rows).report())
+    print(pipeline.table.compact(args.table, max_rows=args.max_rows).report())
     return 0
 
 
 def _cmd_verify(args) -> int:
-    from radflow.pipeline.table import verify
-
-    report = verify(args.table)
+    report = pipeline.table.verify(args.table)
     print(report.report())
     return 0 if report.ok else 1
+
+
+def add_store_commands(subparsers) -> None:
+    """Add ``ingest``, ``ls`` and ``segment`` to an ``argparse`` sub-parsers object."""
+    p = subparsers.add_parser("ingest", help="convert an archive into the OME-Zarr volume store")
+    p.add_argument("archive", help="archive folder (<institution>/<patient>/...) or CSV manifest")
+    p.add_argument("--store", required=True, help="store folder (created if absent)")
+    p.add_argument("--key-file", help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
+                   "$RADFLOW_PSEUDONYM_KEY_FILE, then ~/.config/radflow/pseudonym.key)")
+    p.add_argument("--jobs", type=int, default=1, help="patients ingested in parallel (processes)")
+    p.add_argument("--force", action="store_true",
+                   help="re-ingest series whose fingerprint is unchanged")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any input failed")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = subparsers.add_parser("ls", help="list the series and ROIs of a store")
+    p.add_argument("store")
+    p.set_defaults(func=_cmd_ls)
+
+    p = subparsers.add_parser(
+        "segment", help="threshold segmentation (CT HU window, PET SUV) into a label map")
+    p.add_argument("store")
+    p.add_argument("--case", required=True)
+    p.add_argument("--series", required=True)
+    p.add_argument("--method", required=True, choices=("hu", "suv", "suv-relative"))
+    p.add_argument("--low", type=float, help="hu: lower bound (HU)")
+    p.add_argument("--high", type=float, help="hu: upper bound (HU)")
+    p.add_argument("--threshold", type=float, default=2.5, help="suv: absolute threshold (SUV)")
+    p.add_argument("--fraction", type=float, default=0.4, help="suv-relative: fraction of SUVmax")
+    p.add_argument("--within", help="restrict to this existing ROI key (seed region)")
+    p.add_argument("--box", type=_parse_box, help="restrict to a box z0:z1,y0:y1,x0:x1 (voxels)")
+    p.add_argument("--seed", type=_parse_point, help="keep the component containing z,y,x")
+    p.add_argument("--keep", choices=("largest", "seed", "all"),
+                   help="components to keep (default: the seed's if --seed, else the largest)")
+    p.add_argument("--min-size-mm3", type=float, default=0.0)
+    p.add_argument("--name", default=None, help="ROI name of the new label map")
+    p.set_defaults(func=_cmd_segment)
 
 
 def add_commands(subparsers) -> None:

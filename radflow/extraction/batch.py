@@ -24,9 +24,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from radflow._atomic import atomic_file
 from radflow.errors import InputError, SettingsError
-from radflow.params.pyradiomics_params import load_params
+from radflow.extraction.extractor import extract
+from radflow.extraction.output import write_rows
 from radflow.params.extraction import ExtractionParams
+from radflow.params.pyradiomics_params import load_params
 
 __all__ = ["BatchSummary", "extract_batch"]
 
@@ -129,9 +132,6 @@ def extract_batch(
         if error is not None:
             failed.append((line, error))
 
-    from radflow.extraction.output import write_rows
-    from radflow._atomic import atomic_file
-
     out_csv = Path(out_csv)
     with atomic_file(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as stream:
         write_rows(stream, out_rows, header)
@@ -186,8 +186,6 @@ def _integer(text: str, column: str) -> int | None:
 
 def _extract_row(task) -> tuple[int, dict[str, Any] | None, str | None]:
     """Extract one row; a failure is returned as its message, never raised (module level: picklable)."""
-    from radflow.extraction.extractor import extract
-
     line, args, params = task
     try:
         if args["image"] is None or args["mask"] is None:

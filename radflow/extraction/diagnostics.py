@@ -25,6 +25,7 @@ import platform
 from typing import Any
 
 import numpy as np
+import pywt
 import SimpleITK as sitk
 
 from radflow._version import __version__
@@ -44,8 +45,6 @@ PREFIX = "diagnostics_"
 
 def versions() -> dict[str, str]:
     """``Versions_*`` entries: the libraries the numbers depend on."""
-    import pywt
-
     return {
         PREFIX + "Versions_PyRadiomics": f"radflow {__version__} (PyRadiomics 3.0.1 mode)",
         PREFIX + "Versions_Numpy": np.__version__,

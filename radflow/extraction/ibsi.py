@@ -29,12 +29,18 @@ from dataclasses import dataclass
 from os import PathLike
 
 import numpy as np
-from scipy import ndimage
+import SimpleITK as sitk
 
+from radflow._geometry import SpacingError, bounding_box, grow_box, spacing_mm
 from radflow.errors import InputError
 from radflow.features.ibsi import registry
+from radflow.filters.image_types import filter_responses, read_box
+from radflow.io.image_file import read_image
 from radflow.params.ibsi import IbsiConfig, load_ibsi_config
 from radflow.preprocess import ibsi as proc
+from radflow.preprocess.roi_checks import geometry_mismatch
+from radflow.store.convert import to_sitk
+from radflow.store.source import is_dataarray
 
 __all__ = ["IbsiImages", "available_families", "compute_ibsi", "extract_ibsi", "process_ibsi"]
 
@@ -84,7 +90,7 @@ def extract_ibsi(image, mask, config, *, label: int | None = None) -> dict[str, 
     ----------
     image : str, path-like, SimpleITK.Image or xarray.DataArray
         The image: a NIfTI/NRRD/MetaImage file, an image, or a store volume
-        (``radflow.store.volume.open_volume``).
+        (``radflow.store.read.open_volume``).
     mask : str, path-like, SimpleITK.Image or xarray.DataArray
         The ROI on the image's grid (``open_label`` for the store).
     config : str, path-like or IbsiConfig
@@ -173,9 +179,10 @@ def process_ibsi(image, mask, *, spacing_zyx, config) -> IbsiImages:
     roi = roi.astype(bool)
     if not roi.any():
         raise InputError("mask", "the ROI is empty")
-    spacing = tuple(float(s) for s in spacing_zyx)
-    if len(spacing) != 3 or not all(s > 0 and math.isfinite(s) for s in spacing):
-        raise InputError("spacing_zyx", f"expected 3 spacings > 0 in mm, got {spacing_zyx!r}")
+    try:
+        spacing = spacing_mm(spacing_zyx)
+    except SpacingError:
+        raise InputError("spacing_zyx", f"expected 3 spacings > 0 in mm, got {spacing_zyx!r}") from None
 
     diagnostics = _image_diagnostics(values, spacing, "init_img")
     diagnostics.update(_roi_diagnostics(values, roi, roi, "init_roi"))
@@ -220,11 +227,9 @@ def process_ibsi(image, mask, *, spacing_zyx, config) -> IbsiImages:
 
 def _filtered(values, morph_mask, intensity_mask, spacing, config: IbsiConfig, diagnostics) -> IbsiImages:
     """IbsiImages of the filter's response map, all cropped to the ROI's bounding box."""
-    from radflow.filters.image_types import filter_responses, read_box
-
     settings = config.filter
-    bbox = ndimage.find_objects(morph_mask.astype(np.uint8))[0]  # the intensity mask lies inside
-    region = read_box({settings.image_type: settings.to_mapping()}, {}, bbox, values.shape, spacing)
+    bbox = bounding_box(morph_mask)  # the intensity mask lies inside
+    region = read_box({settings.image_type: settings}, None, bbox, values.shape, spacing)
     [(_, response)] = filter_responses(values[region], settings, spacing_zyx=spacing)
     inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(bbox, region))
     return IbsiImages(response[inner], morph_mask[bbox], intensity_mask[bbox], None, 0, None, spacing, diagnostics)
@@ -261,13 +266,8 @@ def _discretise(values: np.ndarray, mask: np.ndarray, config: IbsiConfig) -> tup
 
 def _crop_box(mask: np.ndarray, spacing_zyx) -> tuple[slice, ...]:
     """Bounding box of the ROI grown by the local-intensity sphere's radius (+1 voxel)."""
-    box = []
-    for axis, s in enumerate(spacing_zyx):
-        others = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=others))
-        margin = math.ceil(_PEAK_RADIUS_MM / s) + 1
-        box.append(slice(max(0, hit[0] - margin), min(mask.shape[axis], hit[-1] + 1 + margin)))
-    return tuple(box)
+    margin = [math.ceil(_PEAK_RADIUS_MM / s) + 1 for s in spacing_zyx]
+    return grow_box(bounding_box(mask), margin, mask.shape)
 
 
 def _image_diagnostics(values: np.ndarray, spacing_zyx, stage: str) -> dict[str, float]:
@@ -286,8 +286,7 @@ def _roi_diagnostics(values: np.ndarray, morph_mask: np.ndarray, intensity_mask:
     inside = values[intensity_mask]
     out = {"int_mask_dim_x": x, "int_mask_dim_y": y, "int_mask_dim_z": z}
     for name, mask in (("int_mask", intensity_mask), ("morph_mask", morph_mask)):
-        extent = [np.ptp(np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))) + 1
-                  for axis in range(3)]
+        extent = [s.stop - s.start for s in bounding_box(mask)]
         out.update({f"{name}_bb_dim_x": extent[2], f"{name}_bb_dim_y": extent[1], f"{name}_bb_dim_z": extent[0]})
     out.update({
         "int_mask_vox_count": intensity_mask.sum(), "morph_mask_vox_count": morph_mask.sum(),
@@ -346,10 +345,6 @@ def _family_module(family: str):
 
 def _read_pair(image, mask, label):
     """Intensities and ROI as (z, y, x) arrays, and the spacing in mm, from any accepted input."""
-    import SimpleITK as sitk
-
-    from radflow.preprocess.roi_checks import geometry_mismatch
-
     image_sitk = _as_sitk(image, "image")
     mask_sitk = _as_sitk(mask, "mask")
     source = str(mask) if isinstance(mask, (str, PathLike)) else "mask"
@@ -368,17 +363,11 @@ def _read_pair(image, mask, label):
 
 
 def _as_sitk(item, what: str):
-    import SimpleITK as sitk
-
     if isinstance(item, sitk.Image):
         return item
     if isinstance(item, (str, PathLike)):
-        from radflow.io.image_file import read_image
-
         return read_image(item)
-    if hasattr(item, "dims") and hasattr(item, "attrs"):
-        from radflow.store.volume import to_sitk
-
+    if is_dataarray(item):
         return to_sitk(item)
     raise InputError(what, f"expected a file path, a SimpleITK image or a store DataArray, got {type(item).__name__}")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from radflow._atomic import atomic_file
 from radflow.errors import SettingsError
 
 __all__ = ["FORMATS", "cell", "format_result", "write_result", "write_rows"]
@@ -94,8 +95,6 @@ def write_result(
     result: Mapping[str, Any], path: str | PathLike, fmt: str = "csv", *, case: Mapping[str, Any] | None = None
 ) -> None:
     """Write :func:`format_result` to `path`, atomically (temporary file, then rename)."""
-    from radflow._atomic import atomic_file
-
     text = format_result(result, fmt, case=case)
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from radflow.errors import InputError, SettingsError
 from radflow.extraction.ibsi import extract_ibsi
+from radflow.params.ibsi import CONFIG_NAMES
 from radflow.pipeline.ingest import ingest_archive
 from radflow.store.catalogue import list_series
 from radflow.store.read import open_label, open_volume
@@ -54,8 +55,9 @@ __all__ = [
     "read_reference",
 ]
 
-#: Dataset names: the digital phantom and the CT phantom's configurations.
-DATASETS = ("phantom", "A", "B", "C", "D", "E")
+#: Dataset names: the digital phantom and the CT phantom's configurations, each checked
+#: with the configuration radflow ships under that name.
+DATASETS = CONFIG_NAMES
 _TABLES = {
     "phantom": "ibsi_1_reference_values_digital_phantom.csv",
     **{c: f"ibsi_1_reference_values_config_{c}.csv" for c in "ABCDE"},

@@ -12,20 +12,31 @@ archive is ingested.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import re
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import SimpleITK as sitk
+
+from radflow._atomic import atomic_file
 from radflow._version import __version__
 from radflow.errors import InputError
+from radflow.io.dicom import scan_dicom
+from radflow.io.dicom_series import load_dicom_series
 from radflow.io.discovery import CaseSource, discover_archive
+from radflow.io.image_file import label_sidecar, read_image, read_label_map
 from radflow.io.pseudonym import Pseudonymiser, load_key
 from radflow.io.records import SeriesRecord
 from radflow.pipeline.fingerprint import content_fingerprint
 from radflow.pipeline.manifest import update_manifest
 from radflow.pipeline.progress import Progress
+from radflow.store.catalogue import label_keys, series_fingerprint
+from radflow.store.read import open_volume
+from radflow.store.write import write_series
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +98,6 @@ class _Scrubber:
 
 def _series_attrs(record: SeriesRecord, pseud: Pseudonymiser, institution: str, case_id: str,
                   series_id: str) -> dict:
-    import numpy as np
-    import SimpleITK as sitk
-
     values = sitk.GetArrayViewFromImage(record.image)
     return {
         # Whole-volume extremes: filters normalised by the image's maximum
@@ -135,8 +143,6 @@ def _row(case_id, institution, series_id, modality, status, *, action=None, erro
 
 
 def _ok_row(store, case_id, institution, series_id, action) -> dict:
-    from radflow.store.volume import label_keys, open_volume
-
     volume = open_volume(store, case_id, series_id)
     attrs = {
         "rois": label_keys(store, case_id, series_id),
@@ -156,10 +162,6 @@ def _series_jobs(case: CaseSource):
     Loading is deferred so that unchanged series are skipped after hashing
     their files, without decoding pixels.
     """
-    from radflow.io.dicom import scan_dicom
-    from radflow.io.dicom_series import load_dicom_series
-    from radflow.io.image_file import label_sidecar, read_image, read_label_map
-
     for src in case.dicom:
         try:
             scan = scan_dicom(src.folder)
@@ -213,8 +215,6 @@ def ingest_case(case: CaseSource, store: str | Path, key: bytes, *, force: bool 
     force : bool
         Re-ingest series whose fingerprint is unchanged.
     """
-    from radflow.store.volume import series_fingerprint, write_series
-
     pseud = Pseudonymiser(key)
     case_id = pseud.patient(case.patient)
     institution = safe_name(case.institution)
@@ -264,10 +264,6 @@ STORE_INFO = "radflow-store.json"
 
 def _check_store_key(store: Path, pseud: Pseudonymiser) -> None:
     """Refuse to mix pseudonym keys in one store: the ids would not match across runs."""
-    import json
-
-    from radflow._atomic import atomic_file
-
     info_path = store / STORE_INFO
     if info_path.is_file():
         info = json.loads(info_path.read_text())

@@ -30,16 +30,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from radflow._atomic import atomic_file
+from radflow._lazy import load
+
+pd = load("pandas")
+pa = load("pyarrow")
+pq = load("pyarrow.parquet")
 
 MANIFEST = "manifest.parquet"
 
 
 def manifest_path(store: str | Path) -> Path:
+    """Where the manifest of a store lies: ``STORE/manifest.parquet``."""
     return Path(store) / MANIFEST
 
 

@@ -35,15 +35,21 @@ import secrets
 import time
 import traceback
 from collections import Counter, defaultdict
+from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import SettingsError
+from radflow.pipeline.clusters import connect
 from radflow.pipeline.plan import PlanFailure, Task, make_plan
 from radflow.pipeline.progress import Progress
 from radflow.pipeline.table import TableWriter, errors_path, table_lock
+from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError, extract_task
+
+distributed = load("distributed")
 
 __all__ = ["RunSummary", "run"]
 
@@ -146,8 +152,6 @@ def _error_row(task: Task | PlanFailure, error_type: str, message: str, tb: str)
 
 def _outcome(result, task: Task, columns):
     """(rows, error row or None) of what a task's future gave (see :func:`_results`)."""
-    from radflow.pipeline.tasks import TaskError
-
     if isinstance(result, TaskError):
         return [], _error_row(task, result.error_type, result.message, result.traceback)
     if isinstance(result, list):
@@ -248,11 +252,6 @@ def run(store, params, table, *, scheduler: str | None = None, workers: int | No
 def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summary, *,
              scheduler, workers, cluster, cluster_config, progress, retries,
              commit_interval_s) -> None:
-    from distributed import as_completed
-
-    from radflow.pipeline.clusters import connect
-    from radflow.pipeline.tasks import SingleThreadedLibraries, extract_task
-
     by_key = {t.key: t for t in todo}
     rows = defaultdict(list)
     bar = Progress(len(todo), "tasks") if progress else None
@@ -261,7 +260,7 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
         client.register_plugin(SingleThreadedLibraries())
         window = max(_MIN_WINDOW, _WINDOW_PER_THREAD * sum(client.nthreads().values()))
         queue = iter(todo)
-        stream = as_completed(loop=client.loop)
+        stream = distributed.as_completed(loop=client.loop)
 
         def submit(n: int) -> None:
             # One message to the scheduler for all of them.
@@ -330,8 +329,6 @@ def _results(client, futures) -> dict:
     holding a result died meanwhile), each is fetched on its own, Dask
     recomputing what was lost.
     """
-    from concurrent.futures import CancelledError
-
     out = {}
     finished = [f for f in futures if f.status == "finished"]
     try:

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import SettingsError
 from radflow.io.records import LabelMap, roi_key
 from radflow.preprocess import threshold
+from radflow.store.read import open_label, open_volume
+from radflow.store.write import add_label
+
+__all__ = ["METHODS", "segment_series"]
 
 METHODS = ("hu", "suv", "suv-relative")
 
 
-def segment_series(store, case: str, series: str, *, method: str, low=None, high=None,
+def segment_series(store: str | Path, case: str, series: str, *, method: str,
+                   low: float | None = None, high: float | None = None,
                    threshold_suv: float = 2.5, fraction: float = 0.4, within: str | None = None,
-                   box=None, seed=None, keep: str | None = None, min_size_mm3: float = 0.0,
-                   name: str | None = None) -> str:
+                   box: Sequence[tuple[int, int]] | None = None,
+                   seed: tuple[int, int, int] | None = None, keep: str | None = None,
+                   min_size_mm3: float = 0.0, name: str | None = None) -> str:
     """Segment a stored series by threshold and add the result as a label map.
 
     Parameters
@@ -41,8 +50,6 @@ def segment_series(store, case: str, series: str, *, method: str, low=None, high
     str
         The new label map's key.
     """
-    from radflow.store.volume import add_label, open_label, open_volume
-
     if method not in METHODS:
         raise SettingsError(f"method {method!r}: choose one of {', '.join(METHODS)}")
     volume = open_volume(store, case, series)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import hashlib
 import os
 import re
@@ -41,21 +42,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import yaml
 
-from radflow.errors import InputError
 from radflow._atomic import atomic_file, is_temporary
+from radflow._lazy import load
+from radflow.errors import InputError
+from radflow.params.pyradiomics_params import load_params, params_hash
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no lock, one writer assumed
+    fcntl = None
+
+pa = load("pyarrow")
+pc = load("pyarrow.compute")
+pq = load("pyarrow.parquet")
+ds = load("pyarrow.dataset")
 
 __all__ = [
     "CompactSummary",
-    "ERROR_SCHEMA",
     "KEY_COLUMNS",
     "TableWriter",
     "VerifyReport",
     "compact",
+    "error_schema",
     "errors_path",
     "feature_schema",
     "read_errors",
@@ -73,44 +83,59 @@ _CASE_FILE = "case-{}.parquet"
 _PART_FILE = "part-{}.parquet"
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 
-_ID_COLUMNS = [
-    ("case", pa.string()),
-    ("study", pa.string()),
-    ("series", pa.string()),
-    ("roi", pa.string()),
-    ("label_key", pa.string()),
-    ("label", pa.int32()),
-    ("image_type", pa.string()),
-]
-_PROVENANCE_COLUMNS = [
-    ("diagnostics", pa.string()),
-    ("input_fingerprint", pa.string()),
-    ("params_hash", pa.string()),
-    ("task_key", pa.string()),
-    ("radflow_version", pa.string()),
-    ("extracted_at", pa.timestamp("us", tz="UTC")),
-    ("run_id", pa.string()),
-]
+# Column lists and schemas are built on first use: pyarrow loads only when a table is
+# read or written, not when this module is imported.
+@functools.cache
+def _id_columns() -> list[tuple[str, pa.DataType]]:
+    return [
+        ("case", pa.string()),
+        ("study", pa.string()),
+        ("series", pa.string()),
+        ("roi", pa.string()),
+        ("label_key", pa.string()),
+        ("label", pa.int32()),
+        ("image_type", pa.string()),
+    ]
 
-#: Schema of the errors table (partition columns come from the folders).
-ERROR_SCHEMA = pa.schema([
-    ("case", pa.string()),
-    ("series", pa.string()),
-    ("roi", pa.string()),
-    ("label_key", pa.string()),
-    ("label", pa.int32()),
-    ("image_type_group", pa.string()),
-    ("task_key", pa.string()),
-    ("error_type", pa.string()),
-    ("message", pa.string()),
-    ("traceback_digest", pa.string()),
-    ("input_fingerprint", pa.string()),
-    ("params_hash", pa.string()),
-    ("radflow_version", pa.string()),
-    ("failed_at", pa.timestamp("us", tz="UTC")),
-    ("run_id", pa.string()),
-])
-_PARTITIONING_SCHEMA = pa.schema([(name, pa.string()) for name in PARTITIONS])
+
+@functools.cache
+def _provenance_columns() -> list[tuple[str, pa.DataType]]:
+    return [
+        ("diagnostics", pa.string()),
+        ("input_fingerprint", pa.string()),
+        ("params_hash", pa.string()),
+        ("task_key", pa.string()),
+        ("radflow_version", pa.string()),
+        ("extracted_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ]
+
+
+@functools.cache
+def error_schema() -> pa.Schema:
+    """Schema of the errors table (partition columns come from the folders)."""
+    return pa.schema([
+        ("case", pa.string()),
+        ("series", pa.string()),
+        ("roi", pa.string()),
+        ("label_key", pa.string()),
+        ("label", pa.int32()),
+        ("image_type_group", pa.string()),
+        ("task_key", pa.string()),
+        ("error_type", pa.string()),
+        ("message", pa.string()),
+        ("traceback_digest", pa.string()),
+        ("input_fingerprint", pa.string()),
+        ("params_hash", pa.string()),
+        ("radflow_version", pa.string()),
+        ("failed_at", pa.timestamp("us", tz="UTC")),
+        ("run_id", pa.string()),
+    ])
+
+
+@functools.cache
+def _partitioning_schema() -> pa.Schema:
+    return pa.schema([(name, pa.string()) for name in PARTITIONS])
 
 
 def feature_schema(columns) -> pa.Schema:
@@ -121,10 +146,10 @@ def feature_schema(columns) -> pa.Schema:
     columns : sequence of str
         Feature columns (:func:`radflow.pipeline.plan.feature_columns`).
     """
-    clash = {name for name, _ in _ID_COLUMNS + _PROVENANCE_COLUMNS} & set(columns)
+    clash = {name for name, _ in _id_columns() + _provenance_columns()} & set(columns)
     if clash:
         raise ValueError(f"feature columns {sorted(clash)} clash with the table's own columns")
-    return pa.schema(_ID_COLUMNS + [(c, pa.float64()) for c in columns] + _PROVENANCE_COLUMNS)
+    return pa.schema(_id_columns() + [(c, pa.float64()) for c in columns] + _provenance_columns())
 
 
 def errors_path(table) -> Path:
@@ -202,10 +227,6 @@ def table_lock(table) -> Iterator[Path]:
     path = table / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no lock, one writer assumed
-            fcntl = None
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -321,7 +342,7 @@ class TableWriter:
             Task keys whose old rows stay; every other old row of the case in
             this partition is removed (re-extracted, or no longer in the store).
         errors : list of dict
-            The case's failures in this run (:data:`ERROR_SCHEMA` columns);
+            The case's failures in this run (:func:`error_schema` columns);
             they replace its entry in the errors table.
         """
         return self.commit_many([((institution, modality, case), rows, list(errors))], keep)
@@ -395,7 +416,7 @@ class TableWriter:
         path = _partition_dir(self.errors, self.feature_set, institution, modality) / _case_file(case)
         if errors:
             rows = [{**e, "run_id": self.run_id} for e in errors]
-            _write(path, pa.Table.from_pylist(rows, schema=ERROR_SCHEMA))  # rare, few columns
+            _write(path, pa.Table.from_pylist(rows, schema=error_schema()))  # rare, few columns
         elif path.exists():
             path.unlink()
 
@@ -424,11 +445,9 @@ def _in(keep: Container[str], old: pa.Table) -> list[str]:
 
 
 def _dataset_table(root: Path, feature_set: str | None) -> pa.Table:
-    import pyarrow.dataset as ds
-
     if not root.is_dir():
         raise InputError(root, "no such table folder")
-    partitioning = ds.partitioning(_PARTITIONING_SCHEMA, flavor="hive")
+    partitioning = ds.partitioning(_partitioning_schema(), flavor="hive")
     sets = sorted(p.name.split("=", 1)[1] for p in root.glob("feature_set=*") if p.is_dir())
     if feature_set is not None:
         sets = [s for s in sets if s == feature_set]
@@ -458,7 +477,7 @@ def read_errors(table, *, feature_set: str | None = None) -> pa.Table:
     """Read the errors table of ``table`` (empty when no task failed)."""
     root = errors_path(table)
     if not root.is_dir():
-        return ERROR_SCHEMA.empty_table()
+        return error_schema().empty_table()
     return _dataset_table(root, feature_set)
 
 
@@ -625,8 +644,6 @@ def verify(table) -> VerifyReport:
     -------
     VerifyReport
     """
-    from radflow.params.pyradiomics_params import load_params, params_hash
-
     table = Path(table)
     out = VerifyReport(table=table)
     if not table.is_dir():

@@ -33,7 +33,7 @@ def store(tmp_path_factory):
     import SimpleITK as sitk
 
     from radflow.io.records import LabelMap
-    from radflow.store.volume import write_series
+    from radflow.store.write import write_series
 
     root = tmp_path_factory.mktemp("stability") / "store"
     rng = np.random.default_rng(0)

@@ -25,7 +25,7 @@ from radflow.model.stability import (
     perturbed_features,
     stability_study,
 )
-from radflow.store.volume import write_series
+from radflow.store.write import write_series
 
 PARAMS_YAML = """\
 setting:
@@ -199,7 +199,7 @@ def test_icc_table_is_the_icc_of_the_values_table(result):
 def test_reference_rater_equals_extraction_from_the_store(result, store, params_file):
     """The box read around each ROI holds everything the extraction needs."""
     from radflow.extraction.extractor import extract
-    from radflow.store.volume import open_label, open_volume
+    from radflow.store.read import open_label, open_volume
 
     for case in ("P0", "P3"):
         direct = extract(open_volume(store, case, "S1"), open_label(store, case, "S1", "rs"), params_file, label=1)
@@ -223,9 +223,9 @@ def test_failures_are_recorded_not_raised(result):
 
 def test_one_roi_at_a_time(store, params_file, monkeypatch):
     """Reading the next ROI finds every array of the previous ones released."""
-    from radflow.store import volume
+    from radflow.store import read as store_read
 
-    read = volume.read_box
+    read = store_read.read_box
     alive: list[tuple[str, weakref.ref]] = []
     events = []
 
@@ -237,7 +237,7 @@ def test_one_roi_at_a_time(store, params_file, monkeypatch):
         alive.append((case, weakref.ref(out.values)))
         return out
 
-    monkeypatch.setattr(volume, "read_box", spy)
+    monkeypatch.setattr(store_read, "read_box", spy)
     for roi in perturbed_features(store, params_file, perturbations=["original", "erode:1"]):
         events.append(("yield", roi.case, None))
     assert [e[1] for e in events if e[0] == "yield"] == ["P0", "P1", "P2", "P3", "P9"]

@@ -132,7 +132,7 @@ def study_files(tmp_path):
     from radflow.params.pyradiomics_params import load_params, params_to_dict
     from radflow.pipeline.plan import feature_set_name
     from radflow.pipeline.table import TableWriter, table_lock
-    from radflow.store.volume import write_series
+    from radflow.store.write import write_series
 
     cohort = draw_cohort(12, seed=5)
     pseud = Pseudonymiser(load_key())

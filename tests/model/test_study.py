@@ -270,7 +270,8 @@ def test_study_of_a_real_radflow_run(tmp_path):
     from radflow.extraction.extractor import extract
     from radflow.io.records import LabelMap
     from radflow.pipeline.run import run
-    from radflow.store.volume import open_label, open_volume, write_series
+    from radflow.store.read import open_label, open_volume
+    from radflow.store.write import write_series
 
     params = {"imageType": {"Original": {}, "Square": {}}, "setting": {"binWidth": 25},
               "featureClass": {"firstorder": ["Mean"], "shape": ["VoxelVolume"], "glcm": ["Contrast"]}}

@@ -15,7 +15,9 @@ from radflow.io.dicom_write import write_image_series, write_rtstruct
 from radflow.demo.synthetic import write_demo_archive
 from radflow.pipeline.ingest import ingest_archive
 from radflow.pipeline.manifest import read_manifest
-from radflow.store.volume import list_series, open_label, open_volume, to_sitk
+from radflow.store.catalogue import list_series
+from radflow.store.convert import to_sitk
+from radflow.store.read import open_label, open_volume
 
 
 @pytest.fixture(scope="module")

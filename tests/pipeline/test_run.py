@@ -20,7 +20,8 @@ from radflow.pipeline.plan import feature_columns, feature_set_name, image_type_
 from radflow.pipeline.run import run, traceback_digest
 from radflow.pipeline.table import TableWriter, read_errors, read_table, table_lock, verify
 from radflow.params.pyradiomics_params import load_params, params_to_dict
-from radflow.store.volume import add_label, open_label, open_volume, write_series
+from radflow.store.read import open_label, open_volume
+from radflow.store.write import add_label, write_series
 
 PARAMS = {
     "imageType": {"Original": {}, "Square": {}},

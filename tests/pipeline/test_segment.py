@@ -5,7 +5,9 @@ import SimpleITK as sitk
 
 from radflow.cli import main
 from radflow.io.records import LabelMap
-from radflow.store.volume import label_keys, list_series, open_label, write_series
+from radflow.store.catalogue import label_keys, list_series
+from radflow.store.read import open_label
+from radflow.store.write import write_series
 
 
 def _pet_store(tmp_path):

@@ -264,8 +264,8 @@ def test_build_report_input_errors(tmp_path):
 def test_cli_arguments(tmp_path, capsys):
     import argparse
 
-    from radflow.errors import InputError
     from radflow.cli.report import add_commands
+    from radflow.errors import InputError
 
     parser = argparse.ArgumentParser(prog="radflow")
     add_commands(parser.add_subparsers(dest="command"))

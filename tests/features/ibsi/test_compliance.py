@@ -150,7 +150,7 @@ def phantom_files(ibsi_dir):
 
 @pytest.mark.shared
 def test_extract_accepts_images_and_store_arrays(phantom_files):
-    from radflow.store.volume import from_sitk
+    from radflow.store.convert import from_sitk
 
     image_path, mask_path = phantom_files
     from_paths = extract_ibsi(image_path, mask_path, "phantom")
