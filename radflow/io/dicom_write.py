@@ -33,6 +33,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from radflow._atomic import atomic_file, atomic_files
+from radflow._geometry import SpacingError, spacing_mm
 from radflow._lazy import load
 from radflow._version import __version__
 from radflow.io.dicom import SliceStack, sort_slices
@@ -145,10 +146,11 @@ def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: s
         raise ValueError(f"volume must be a non-empty (z, y, x) array, got shape {volume.shape}")
     if volume.dtype not in (np.uint16, np.int16):
         raise ValueError(f"volume must hold stored values as uint16 or int16, got {volume.dtype}")
-    spacing_zyx = np.asarray(spacing_zyx, dtype=float)
+    try:
+        spacing_zyx = np.asarray(spacing_mm(spacing_zyx))
+    except SpacingError:
+        raise ValueError(f"spacing_zyx must be 3 positive numbers (mm), got {spacing_zyx}") from None
     origin_zyx = np.asarray(origin_zyx, dtype=float)
-    if spacing_zyx.shape != (3,) or not np.all(spacing_zyx > 0):
-        raise ValueError(f"spacing_zyx must be 3 positive numbers (mm), got {spacing_zyx}")
     if origin_zyx.shape != (3,):
         raise ValueError(f"origin_zyx must be 3 numbers (mm), got {origin_zyx}")
     if pet is not None and modality != "PT":

@@ -18,6 +18,7 @@ from os import PathLike
 import numpy as np
 import SimpleITK as sitk
 
+from radflow import _geometry
 from radflow.errors import InputError, SettingsError
 
 __all__ = [
@@ -242,14 +243,10 @@ def geometry_mismatch(image: sitk.Image, mask: sitk.Image, *, geometry_tolerance
 
 def _box(roi: np.ndarray) -> BoundingBox | None:
     """Inclusive bounds of the True voxels of a (z, y, x) array, in (x, y, z) order."""
-    lower, upper = [], []
-    for axis in range(roi.ndim):
-        hit = np.flatnonzero(roi.any(axis=tuple(a for a in range(roi.ndim) if a != axis)))
-        if hit.size == 0:
-            return None
-        lower.append(int(hit[0]))
-        upper.append(int(hit[-1]))
-    return BoundingBox(tuple(lower[::-1]), tuple(upper[::-1]))
+    box = _geometry.bounding_box(roi)
+    if box is None:
+        return None
+    return BoundingBox(tuple(s.start for s in box[::-1]), tuple(s.stop - 1 for s in box[::-1]))
 
 
 def _label_absent(mask: sitk.Image, label: int) -> str:
@@ -262,19 +259,20 @@ def _label_absent(mask: sitk.Image, label: int) -> str:
 
 def _geometry_mismatch(image: sitk.Image, mask: sitk.Image, tolerance: float) -> str | None:
     """How mask and image grids (same dimension) differ beyond SimpleITK's tolerance, or None."""
-    if image.GetSize() != mask.GetSize():
-        return f"size {mask.GetSize()} differs from the image size {image.GetSize()}"
     # ITK (ImageSink::VerifyInputInformation): origin and spacing within
     # tolerance * first spacing of the image, direction cosines within tolerance.
     coordinate = abs(tolerance * image.GetSpacing()[0])
-    for name, tol in (("origin", coordinate), ("spacing", coordinate), ("direction", tolerance)):
-        ours = np.array(getattr(image, f"Get{name.capitalize()}")())
-        theirs = np.array(getattr(mask, f"Get{name.capitalize()}")())
-        difference = float(np.max(np.abs(ours - theirs)))
-        if difference > tol:
-            unit = "" if name == "direction" else " mm"
-            return f"{name} differs by {difference:.3g}{unit}, tolerance {tol:.3g}{unit}"
-    return None
+    found = _geometry.grid_difference(
+        image, mask, {"origin": coordinate, "spacing": coordinate, "direction": tolerance}
+    )
+    if found is None:
+        return None
+    if found.what == "dimension":
+        return f"image is {image.GetDimension()}D, mask {mask.GetDimension()}D"
+    if found.what == "size":
+        return f"size {mask.GetSize()} differs from the image size {image.GetSize()}"
+    unit = "" if found.what == "direction" else " mm"
+    return f"{found.what} differs by {found.difference:.3g}{unit}, tolerance {found.tolerance:.3g}{unit}"
 
 
 def check_roi_inside_image(
