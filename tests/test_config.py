@@ -1,4 +1,4 @@
-"""radflow._config: the one YAML/JSON reader and the declarative rules every input is checked with."""
+"""radflow._config: the one YAML/JSON reader and the rules every input is checked with."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_yaml_1_2_core_scalars():
     data = parse_yaml("a: yes\nb: 1e-5\nc: on\nd: true\ne: 0x1F\nf: .nan\ng: ~\n")
     assert data["a"] == "yes" and data["c"] == "on" and data["d"] is True
     assert data["b"] == 1e-5 and data["e"] == 31 and math.isnan(data["f"]) and data["g"] is None
-    assert yaml.load("a: 1\n", Loader=YAML12Loader) == {"a": 1}  # noqa: S506 - a SafeLoader
+    assert yaml.load("a: 1\n", Loader=YAML12Loader) == {"a": 1}  # a SafeLoader subclass
 
 
 # -- checking ------------------------------------------------------------------------------------

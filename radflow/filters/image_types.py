@@ -127,7 +127,8 @@ Example parameter file entry::
 
     imageType:
       Laws: {kernel: [L5E5E5, E5E5E5], energy_distance: 7, rotation_invariant: true, binWidth: 5}
-      Gabor: {sigma_mm: 5, wavelength_mm: 2, gamma: 1.5, rotation_invariant: true, theta_step_deg: 22.5}
+      Gabor: {sigma_mm: 5, wavelength_mm: 2, gamma: 1.5, rotation_invariant: true,
+              theta_step_deg: 22.5}
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from radflow._geometry import SpacingError, spacing_mm
 from radflow.errors import InputError, SettingsError
 from radflow.filters import _checks, gradient, ibsi, intensity, lbp, log, wavelet
 from radflow.filters.ibsi.boundary import check_spacing, check_volume
@@ -171,9 +173,13 @@ _INTENSITY = {
 }
 
 _FILTER_FUNCTIONS = {
-    "Mean": ibsi.mean_filter, "LoGIBSI": ibsi.laplacian_of_gaussian, "Laws": ibsi.laws_filter,
-    "Gabor": ibsi.gabor_filter, "WaveletIBSI": ibsi.wavelet_filter, "Simoncelli": ibsi.simoncelli_filter,
-}  # fmt: skip
+    "Mean": ibsi.mean_filter,
+    "LoGIBSI": ibsi.laplacian_of_gaussian,
+    "Laws": ibsi.laws_filter,
+    "Gabor": ibsi.gabor_filter,
+    "WaveletIBSI": ibsi.wavelet_filter,
+    "Simoncelli": ibsi.simoncelli_filter,
+}
 
 Params = ExtractionParams | Mapping[str, Any]
 
@@ -429,10 +435,12 @@ def required_margin_voxels(
 
 
 def _spacing(spacing_zyx) -> tuple[float, float, float]:
-    spacing_zyx = tuple(_checks.positive(float(s), "spacing_zyx") for s in spacing_zyx)
-    if len(spacing_zyx) != 3:
-        raise InputError("spacing_zyx", f"expected 3 values (z, y, x), got {len(spacing_zyx)}")
-    return spacing_zyx
+    try:
+        return spacing_mm(spacing_zyx)
+    except SpacingError as error:
+        if error.reason == "length":
+            raise InputError("spacing_zyx", f"expected 3 values (z, y, x), got {spacing_zyx!r}") from None
+        raise SettingsError(f"spacing_zyx: {error.value!r} is not allowed; expected a finite number > 0") from None
 
 
 def _filter_margin_voxels(settings: FilterSettings, spacing_zyx) -> tuple[int, int, int]:
@@ -450,12 +458,14 @@ def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx)
         half = kw["support_voxels"] // 2
         return (half if kw["dimensions"] == 3 else 0, half, half)
     if image_type == "LoGIBSI":
-        # The kernel's half-width in radflow.filters.ibsi.log: floor(truncate * sigma + 0.5), sigma in voxels.
+        # The kernel's half-width in radflow.filters.ibsi.log: floor(truncate * sigma + 0.5),
+        # sigma in voxels.
         half = [math.floor(kw["truncate"] * kw["sigma_mm"] / s + 0.5) for s in spacing_zyx]
         return (half[0] if kw["dimensions"] == 3 else 0, half[1], half[2])
     if image_type == "Laws":
         pieces = [kw["kernel"][i : i + 2] for i in range(0, len(kw["kernel"]), 2)]
-        # Rotations move every 1D kernel to every axis; the energy map averages |response| further out.
+        # Rotations move every 1D kernel to every axis; the energy map averages |response|
+        # further out.
         half = max(ibsi.LAWS_KERNELS[p].size // 2 for p in pieces) + (kw["energy_distance"] or 0)
         return (half if len(pieces) == 3 else 0, half, half)
     if image_type == "Gabor":

@@ -298,7 +298,7 @@ class ExtractionParams:
     settings: Settings = field(default_factory=Settings)
     voxel_settings: VoxelSettings = field(default_factory=VoxelSettings)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "image_types", _check_image_types(self.image_types))
         object.__setattr__(self, "feature_classes", _check_feature_classes(self.feature_classes))
         if not isinstance(self.settings, Settings):
@@ -307,7 +307,7 @@ class ExtractionParams:
             raise SettingsError(f"voxel_settings must be a VoxelSettings, got {type(self.voxel_settings).__name__}")
 
     def filter_settings(self, image_type: str) -> FilterSettings:
-        """The typed parameters of an enabled IBSI filter image type (``"Laws"``, ``"Gabor"``...)."""
+        """The typed parameters of an enabled IBSI filter type (``"Laws"``, ``"Gabor"``...)."""
         if image_type not in FILTER_SETTINGS:
             raise SettingsError(f"{image_type!r} is not an IBSI filter image type; known: "
                                 f"{', '.join(FILTER_SETTINGS)}")
@@ -357,7 +357,8 @@ def _check_image_types(image_types) -> dict[str, dict[str, Any]]:
         for key in custom:
             if key in GLOBAL_ONLY:
                 raise SettingsError(
-                    f"imageType {name!r}: setting {key!r} cannot differ per image type (it is applied before "
+                    f"imageType {name!r}: setting {key!r} cannot differ per image type "
+                    "(it is applied before "
                     "any filter); move it to the setting section"
                 )
         out[name] = _checked_settings(custom, where)

@@ -58,7 +58,7 @@ class _Param:
 
 
 def _token(value: float) -> str:
-    """A number as it appears in an image-type name: shortest digits, positional, 'p' for the point."""
+    """A number as written in an image-type name: shortest digits, positional, 'p' for the point."""
     text = format(Decimal(repr(float(value))).normalize(), "f")
     return text.replace(".", "p")
 
@@ -79,7 +79,7 @@ class FilterSettings:
     image_type: ClassVar[str] = ""
     _PARAMS: ClassVar[dict[str, _Param]] = {}
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         fields = self.__dataclass_fields__
         given = {attr: getattr(self, attr) for attr in self._PARAMS
                  if fields[attr].default is dataclasses.MISSING or getattr(self, attr) != fields[attr].default}
@@ -88,7 +88,7 @@ class FilterSettings:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None, *, where: str | None = None) -> FilterSettings:
-        """Settings from ``{key: value}`` (an ``imageType`` entry's filter keys, or an IBSI ``filter`` section).
+        """Settings from ``{key: value}``: an ``imageType`` entry's filter keys, an IBSI ``filter``.
 
         `where` names the section in error messages.
         """
@@ -136,7 +136,10 @@ class FilterSettings:
         """Checks across parameters (subclasses)."""
 
     def to_mapping(self) -> dict[str, Any]:
-        """``{key: value}`` of the parameters that apply (sweeps as tuples); :meth:`from_mapping` reads it back."""
+        """``{key: value}`` of the parameters that apply (sweeps as tuples).
+
+        :meth:`from_mapping` reads it back.
+        """
         out: dict[str, Any] = {}
         for attr, param in self._PARAMS.items():
             if param.only_if is None or out[param.only_if[0]] == param.only_if[1]:
@@ -144,7 +147,7 @@ class FilterSettings:
         return out
 
     def images(self) -> tuple[tuple[str, dict[str, Any]], ...]:
-        """``(image name, keyword arguments of the filter function)`` of each response map, in order.
+        """``(image name, filter function's keyword arguments)`` of each response map, in order.
 
         The image name is the prefix of its feature names; the keyword
         arguments exclude the image and ``spacing_zyx``. Sweeps vary in
@@ -348,7 +351,8 @@ class GaborFilter(FilterSettings):
     boundary: str = "mirror"
 
     def _image(self, v):
-        name = f"gabor-s{_token(v['sigma_mm'])}mm-g{_token(v['gamma'])}-l{_token(v['wavelength_mm'])}mm"
+        name = (f"gabor-s{_token(v['sigma_mm'])}mm-g{_token(v['gamma'])}"
+                f"-l{_token(v['wavelength_mm'])}mm")
         kwargs = {"sigma_mm": v["sigma_mm"], "wavelength_mm": v["wavelength_mm"], "gamma": v["gamma"],
                   "theta_rad": math.radians(v["theta_deg"]), "rotation_invariant": v["rotation_invariant"],
                   "theta_step_rad": None, "pooling": v["pooling"], "response": v["response"],
@@ -411,7 +415,7 @@ class WaveletIBSIFilter(FilterSettings):
 
 @dataclass(frozen=True)
 class SimoncelliFilter(FilterSettings):
-    """``Simoncelli``: :func:`radflow.filters.ibsi.simoncelli_filter` (non-separable wavelet, by FFT).
+    """``Simoncelli``: :func:`radflow.filters.ibsi.simoncelli_filter` (non-separable, by FFT).
 
     Attributes
     ----------

@@ -19,7 +19,7 @@ Examples
 --------
 >>> params = load_params({"setting": {"binWidth": 10}, "featureClass": {"glcm": None}})
 >>> params.settings.bin_width, list(params.feature_classes), list(params.image_types)
-(10.0, ['glcm'], ['Original'])
+(10, ['glcm'], ['Original'])
 >>> params_hash(params) == params_hash(load_params({"setting": {"binWidth": 10.0},
 ...                                                 "featureClass": {"glcm": []}}))
 True
@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from os import PathLike
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from radflow._config import load_config
 from radflow.errors import SettingsError
@@ -75,7 +75,7 @@ def load_params(
     if isinstance(source, Mapping):
         origin, data = "parameters", source
     elif isinstance(source, (str, PathLike)):
-        origin, data = str(source), _read(Path(source))
+        origin, data = str(source), load_config(source, what="parameter file")
     else:
         raise SettingsError(
             f"parameters must be a file path, a mapping or None, got {type(source).__name__}"
@@ -135,7 +135,7 @@ def _floats(value, key=None):
     return value
 
 
-def _from_mapping(data) -> ExtractionParams:
+def _from_mapping(data: Any) -> ExtractionParams:
     if data is None:
         raise SettingsError(f"the parameter file is empty; expected sections {', '.join(_SECTIONS)}")
     if not isinstance(data, Mapping):
@@ -158,7 +158,3 @@ def _from_mapping(data) -> ExtractionParams:
         settings=Settings.from_mapping(data.get("setting")),
         voxel_settings=VoxelSettings.from_mapping(data.get("voxelSetting")),
     )
-
-
-def _read(path: Path):
-    return load_config(path, what="parameter file")

@@ -1,4 +1,4 @@
-"""The rules of PyRadiomics' ``setting`` and ``voxelSetting`` sections, as :class:`~radflow._config.Rule`.
+"""The rules of PyRadiomics' ``setting`` and ``voxelSetting`` sections (radflow._config.Rule).
 
 Keys are PyRadiomics' own (``binWidth``); the typed objects of
 :mod:`radflow.params.extraction` have snake_case attributes (``bin_width``).
@@ -144,22 +144,44 @@ SETTING_RULES: dict[str, Rule] = {
 
 #: PyRadiomics ``setting`` key -> :class:`~radflow.params.extraction.Settings` attribute.
 SETTING_KEYS: dict[str, str] = {
-    "label": "label", "label_channel": "label_channel",
-    "minimumROIDimensions": "minimum_roi_dimensions", "minimumROISize": "minimum_roi_size",
-    "geometryTolerance": "geometry_tolerance", "correctMask": "correct_mask",
-    "additionalInfo": "additional_info", "binWidth": "bin_width", "binCount": "bin_count",
-    "normalize": "normalize", "normalizeScale": "normalize_scale", "removeOutliers": "remove_outliers",
-    "resampledPixelSpacing": "resampled_spacing_xyz", "interpolator": "interpolator",
-    "padDistance": "pad_distance", "preCrop": "pre_crop", "resegmentRange": "resegment_range",
-    "resegmentMode": "resegment_mode", "resegmentShape": "resegment_shape", "distances": "distances",
-    "force2D": "force_2d", "force2Ddimension": "force_2d_dimension",
-    "symmetricalGLCM": "symmetrical_glcm", "weightingNorm": "weighting_norm", "gldm_a": "gldm_a",
-    "voxelArrayShift": "voxel_array_shift", "sigma": "sigma", "start_level": "start_level",
-    "level": "level", "wavelet": "wavelet", "gradientUseSpacing": "gradient_use_spacing",
-    "lbp2DRadius": "lbp_2d_radius", "lbp2DSamples": "lbp_2d_samples", "lbp2DMethod": "lbp_2d_method",
-    "lbp3DLevels": "lbp_3d_levels", "lbp3DIcosphereRadius": "lbp_3d_icosphere_radius",
+    "label": "label",
+    "label_channel": "label_channel",
+    "minimumROIDimensions": "minimum_roi_dimensions",
+    "minimumROISize": "minimum_roi_size",
+    "geometryTolerance": "geometry_tolerance",
+    "correctMask": "correct_mask",
+    "additionalInfo": "additional_info",
+    "binWidth": "bin_width",
+    "binCount": "bin_count",
+    "normalize": "normalize",
+    "normalizeScale": "normalize_scale",
+    "removeOutliers": "remove_outliers",
+    "resampledPixelSpacing": "resampled_spacing_xyz",
+    "interpolator": "interpolator",
+    "padDistance": "pad_distance",
+    "preCrop": "pre_crop",
+    "resegmentRange": "resegment_range",
+    "resegmentMode": "resegment_mode",
+    "resegmentShape": "resegment_shape",
+    "distances": "distances",
+    "force2D": "force_2d",
+    "force2Ddimension": "force_2d_dimension",
+    "symmetricalGLCM": "symmetrical_glcm",
+    "weightingNorm": "weighting_norm",
+    "gldm_a": "gldm_a",
+    "voxelArrayShift": "voxel_array_shift",
+    "sigma": "sigma",
+    "start_level": "start_level",
+    "level": "level",
+    "wavelet": "wavelet",
+    "gradientUseSpacing": "gradient_use_spacing",
+    "lbp2DRadius": "lbp_2d_radius",
+    "lbp2DSamples": "lbp_2d_samples",
+    "lbp2DMethod": "lbp_2d_method",
+    "lbp3DLevels": "lbp_3d_levels",
+    "lbp3DIcosphereRadius": "lbp_3d_icosphere_radius",
     "lbp3DIcosphereSubdivision": "lbp_3d_icosphere_subdivision",
-}  # fmt: skip
+}
 
 #: PyRadiomics ``voxelSetting`` key -> its rule.
 VOXEL_SETTING_RULES: dict[str, Rule] = {

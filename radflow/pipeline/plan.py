@@ -33,8 +33,11 @@ from typing import Any
 from radflow.errors import InputError
 from radflow.features.registry import FAMILY_MODULES, features
 from radflow.io.records import roi_key
+from radflow.params.extraction import ExtractionParams
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
-from radflow.params.settings import ExtractionParams
+from radflow.store import ome
+from radflow.store.catalogue import label_keys, list_series
+from radflow.store.read import open_volume
 
 __all__ = [
     "FEATURE_SET_PREFIX",
@@ -59,7 +62,7 @@ _METADATA_ERRORS = (InputError, OSError, KeyError, TypeError, ValueError)
 
 @dataclass(frozen=True)
 class Task:
-    """One extraction: a (series, ROI, image-type group), in small serialisable values.
+    """One extraction: a (series, ROI, image-type group), in small picklable values.
 
     Attributes
     ----------
@@ -81,8 +84,9 @@ class Task:
         ROI name, normalised (:func:`radflow.io.records.roi_key`).
     group : str
         Image-type group (``"Original"``, ``"LoG"`` ...).
-    params : dict
-        PyRadiomics parameter mapping of the group (JSON-serialisable).
+    params : ExtractionParams
+        The group's parameters, validated once when planned (frozen; they
+        pickle, so workers use them as they are).
     fingerprint : str
         Content fingerprint of the series' input files.
     params_hash : str
@@ -100,7 +104,7 @@ class Task:
     label: int
     roi: str
     group: str
-    params: dict = field(hash=False, compare=False)
+    params: ExtractionParams = field(hash=False, compare=False)
     fingerprint: str = ""
     params_hash: str = ""
 
@@ -228,7 +232,7 @@ def _partition_value(value, what: str, path) -> str:
 def _store_series(store: Path):
     """(case, series) of every complete series: folders holding a ``zarr.json``.
 
-    Skips what :func:`radflow.store.volume.list_series` skips (hidden entries,
+    Skips what :func:`radflow.store.catalogue.list_series` skips (hidden entries,
     unfinished writes).
     """
     for case_dir in sorted(store.iterdir()):
@@ -242,12 +246,10 @@ def _store_series(store: Path):
 def _series_metadata(store: Path):
     """(case, series, attrs, label keys) of every series, or (case, series, exception, ()).
 
-    :func:`~radflow.store.volume.list_series` reads the whole store at once
+    :func:`~radflow.store.catalogue.list_series` reads the whole store at once
     but stops at the first series with broken metadata; then each series is
     read on its own, so that one bad series does not hide the others.
     """
-    from radflow.store.volume import label_keys, list_series, open_volume
-
     try:
         infos = list_series(store)
     except _METADATA_ERRORS:
@@ -263,16 +265,14 @@ def _series_metadata(store: Path):
 
 
 def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]:
-    """Label value -> ROI name of one label image, and the hash of its voxels, from its metadata only.
+    """Label value -> ROI name of one label image, and its voxels' hash, from its metadata only.
 
     Read with the store's own OME parser from the label's ``zarr.json``:
-    :func:`~radflow.store.volume.open_label` would build a lazy array per
+    :func:`~radflow.store.read.open_label` would build a lazy array per
     label, and planning reads every label of the archive on the client. The
     hash is the one the store recorded when it wrote the label (None for
     labels written before radflow recorded it).
     """
-    from radflow.store import ome
-
     path = series_dir / "labels" / key
     meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), dict):
@@ -281,8 +281,8 @@ def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]
     return ome.parse_label(meta["attributes"], path)[2], summary.get("hash")
 
 
-def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys, groups, fs: str,
-                  ph: str) -> list[Task]:
+def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys,
+                  groups: list[tuple[str, dict, ExtractionParams]], fs: str, ph: str) -> list[Task]:
     path = store / case / series
     institution = _partition_value(attrs.get("institution"), "institution", path)
     modality = _partition_value(attrs.get("modality"), "modality", path)
@@ -295,14 +295,14 @@ def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys, groups
         # that keys of tables made from older stores stay as they were.
         label_part = [label_hash] if label_hash else []
         for value, name in sorted(rois.items()):
-            for group, mapping in groups:
+            for group, mapping, group_params in groups:
                 token = _digest("extract", case, series, institution, modality, fingerprint, key,
                                 int(value), group, mapping, fs, *label_part)
                 tasks.append(Task(
                     key=f"radflow-extract-{token}", store=str(store), case=case, series=series,
                     study=attrs.get("study"), institution=institution, modality=modality,
                     label_key=key, label=int(value), roi=roi_key(name), group=group,
-                    params=mapping, fingerprint=fingerprint, params_hash=ph,
+                    params=group_params, fingerprint=fingerprint, params_hash=ph,
                 ))
     return tasks
 
@@ -313,7 +313,7 @@ def make_plan(store, params) -> Plan:
     Parameters
     ----------
     store : str or path-like
-        Root folder of the volume store (:mod:`radflow.store.volume`).
+        Root folder of the volume store (:mod:`radflow.store`).
     params : str, path-like, mapping, ExtractionParams or None
         PyRadiomics parameter file or mapping (:func:`load_params`).
 
@@ -336,7 +336,9 @@ def make_plan(store, params) -> Plan:
         raise InputError(store, "no such store folder")
     ph = params_hash(params)
     fs = FEATURE_SET_PREFIX + ph
-    groups = image_type_groups(params)
+    # The keys digest each group's normalised mapping (as they always have: tables made by
+    # earlier versions stay incremental); the tasks carry the same group typed.
+    groups = [(name, mapping, load_params(mapping)) for name, mapping in image_type_groups(params)]
     tasks: list[Task] = []
     failures: list[PlanFailure] = []
     count = 0

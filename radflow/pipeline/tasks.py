@@ -1,24 +1,30 @@
 """The functions Dask runs on workers: one extraction task, and the worker set-up.
 
 They are module-level so that they pickle by reference, and take a
-:class:`~radflow.pipeline.plan.Task` (ids, paths, a parameter mapping), never
-arrays: each worker opens the store itself and reads only the ROI's box.
+:class:`~radflow.pipeline.plan.Task` (ids, paths, the group's frozen
+:class:`~radflow.params.extraction.ExtractionParams`), never arrays: each
+worker opens the store itself and reads only the ROI's box.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import json
 import math
 import traceback
 from dataclasses import dataclass
 
+import SimpleITK as sitk
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import RadflowError
+from radflow.extraction.extractor import extract
 from radflow.pipeline.plan import Task
+from radflow.store.read import open_label, open_volume
+
+dask = load("dask")
 
 __all__ = ["SingleThreadedLibraries", "TaskError", "extract_task"]
 
@@ -63,7 +69,7 @@ def rows_from_result(task: Task, result: dict) -> list[dict]:
     versions and configuration) go, as one JSON object, into the
     ``diagnostics`` column of every row of the task.
     """
-    extracted_at = _dt.datetime.now(_dt.timezone.utc)
+    extracted_at = _dt.datetime.now(_dt.UTC)
     diagnostics = {k[len(_DIAGNOSTICS):]: _plain(v) for k, v in result.items()
                    if k.startswith(_DIAGNOSTICS) and not k.startswith(_CONSTANT_DIAGNOSTICS)}
     diagnostics_json = json.dumps(diagnostics, sort_keys=True, separators=(",", ":"))
@@ -94,15 +100,6 @@ def rows_from_result(task: Task, result: dict) -> list[dict]:
     return list(rows.values())
 
 
-@functools.lru_cache(maxsize=32)
-def _params(mapping_json: str):
-    # A run sends each worker the same few parameter mappings many times over:
-    # validate each once per process (ExtractionParams is immutable).
-    from radflow.params.pyradiomics_params import load_params
-
-    return load_params(json.loads(mapping_json))
-
-
 def extract_task(task: Task) -> list[dict] | TaskError:
     """Extract one task's features on a worker.
 
@@ -117,17 +114,11 @@ def extract_task(task: Task) -> list[dict] | TaskError:
         or the :class:`TaskError` of bad input. Any other exception (I/O,
         a corrupt chunk, memory) is raised, for Dask to retry and then report.
     """
-    import dask
-
-    from radflow.extraction.extractor import extract
-    from radflow.store.volume import open_label, open_volume
-
     try:
-        params = _params(json.dumps(task.params, sort_keys=True))
         image = open_volume(task.store, task.case, task.series)
         mask = open_label(task.store, task.case, task.series, task.label_key)
         with dask.config.set(scheduler="synchronous"):
-            result = extract(image, mask, params, label=task.label)
+            result = extract(image, mask, task.params, label=task.label)
         return rows_from_result(task, result)
     except RadflowError as exc:
         return TaskError(type(exc).__name__, str(exc), traceback.format_exc())
@@ -144,6 +135,4 @@ class SingleThreadedLibraries(WorkerPlugin):
     name = "radflow-single-threaded-libraries"
 
     def setup(self, worker):
-        import SimpleITK as sitk
-
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)

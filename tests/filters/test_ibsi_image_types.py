@@ -26,8 +26,8 @@ from radflow.filters.image_types import (
     read_box,
     required_margin_voxels,
 )
-from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 from radflow.params.ibsi_filters import filter_settings
+from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 
 SPACING_XYZ = (0.8, 0.7, 2.5)
 SPACING_ZYX = SPACING_XYZ[::-1]

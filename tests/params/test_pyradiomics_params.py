@@ -20,8 +20,8 @@ import SimpleITK as sitk
 import yaml
 
 from radflow.errors import SettingsError
-from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 from radflow.params.extraction import ExtractionParams, Settings, VoxelSettings
+from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 from radflow.params.schema import SETTING_KEYS, VOXEL_SETTING_KEYS
 
 # Modelled on pyradiomics/examples/exampleSettings (v3.0.1); comments trimmed.
@@ -74,7 +74,8 @@ EXAMPLE_CT = """\
 imageType:
   Original: {}
   LoG:
-    sigma: [1.0, 2.0, 3.0, 4.0, 5.0]  # If you include sigma values >5, remember to also increase the padDistance.
+    # If you include sigma values >5, remember to also increase the padDistance.
+    sigma: [1.0, 2.0, 3.0, 4.0, 5.0]
   Wavelet: {}
 
 featureClass:
@@ -142,7 +143,8 @@ setting:
   normalizeScale: 100
   preCrop: true
   force2D: true
-  force2Ddimension: 0  # axial slices, for coronal slices, use dimension 1 and for sagittal, dimension 2.
+  # axial slices, for coronal slices, use dimension 1 and for sagittal, dimension 2.
+  force2Ddimension: 0
   binWidth: 5
   voxelArrayShift: 300
   label: 1
@@ -344,7 +346,7 @@ def _yaml(text: str):
     """Parse with radflow's reader (YAML 1.2 core schema)."""
     from radflow._config import YAML12Loader
 
-    return yaml.load(text, Loader=YAML12Loader)  # noqa: S506 - a SafeLoader
+    return yaml.load(text, Loader=YAML12Loader)  # a SafeLoader subclass
 
 
 @pytest.mark.parametrize("name, text, words", MALFORMED, ids=[m[0] for m in MALFORMED])
@@ -430,7 +432,7 @@ def test_image_type_settings_override_global_ones():
 # -- defaults and keys, taken from PyRadiomics' own source and schema -------------------------
 
 def _pyradiomics_source_defaults() -> dict:
-    """Every ``<kwargs|settings>.get('key', default)`` in PyRadiomics, resolved as its extractor does."""
+    """Every ``<kwargs|settings>.get('key', default)`` in PyRadiomics, as its extractor resolves it."""
     radiomics = pytest.importorskip("radiomics")
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 

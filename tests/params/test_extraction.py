@@ -1,0 +1,64 @@
+"""ExtractionParams as the typed contract between layers: frozen, picklable, hash-stable."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+
+from radflow.errors import SettingsError
+from radflow.params.extraction import ExtractionParams, Settings
+from radflow.params.ibsi_filters import LawsFilter
+from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
+
+SOURCES = [
+    None,
+    {"setting": {"binWidth": 10, "resampledPixelSpacing": [1, 1, 2], "interpolator": 3},
+     "imageType": {"Original": {}, "LoG": {"sigma": [1, 2.5]}, "Wavelet": {"wavelet": "haar"},
+                   "Laws": {"kernel": ["L5E5E5", "E5E5E5"], "rotation_invariant": True, "binWidth": 2}},
+     "featureClass": {"glcm": ["Contrast", "Idm"], "firstorder": None},
+     "voxelSetting": {"initValue": "nan", "kernelRadius": 2}},
+]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_params_pickle_and_round_trip(source):
+    params = load_params(source)
+    again = pickle.loads(pickle.dumps(params))
+    # NaN (initValue) is unequal to itself once copied: compare the normalised mappings.
+    assert params_to_dict(again) == params_to_dict(params)
+    assert again == params or math.isnan(params.voxel_settings.init_value)
+    assert params_hash(again) == params_hash(params)
+    assert params_to_dict(load_params(params_to_dict(again))) == params_to_dict(params)
+    with pytest.raises(AttributeError):  # frozen: tasks can share one object safely
+        again.settings = Settings()
+
+
+def test_filter_settings_of_an_enabled_type():
+    params = load_params(SOURCES[1])
+    laws = params.filter_settings("Laws")
+    assert isinstance(laws, LawsFilter) and laws.kernel == ("L5E5E5", "E5E5E5") and laws.rotation_invariant
+    assert pickle.loads(pickle.dumps(laws)) == laws
+    assert params.settings_for("Laws").bin_width == 2
+    with pytest.raises(SettingsError, match="not an IBSI filter image type"):
+        params.filter_settings("LoG")
+    with pytest.raises(SettingsError, match="not enabled"):
+        params.filter_settings("Mean")
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("binWidth", "25"),  # the README: a wrong type is an error
+    ("label", "1"),
+    ("distances", ["1"]),
+    ("normalize", "true"),
+    ("resampledPixelSpacing", ["1", "1", "1"]),
+])
+def test_numbers_written_as_strings_are_refused(setting, value):
+    with pytest.raises(SettingsError, match=rf"setting '{setting}': .* is not allowed; expected"):
+        load_params({"setting": {setting: value}})
+
+
+def test_typed_params_are_what_the_extraction_defaults_to():
+    assert ExtractionParams() == load_params(None)
+    assert list(ExtractionParams().image_types) == ["Original"]
