@@ -149,7 +149,8 @@ def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: s
     try:
         spacing_zyx = np.asarray(spacing_mm(spacing_zyx))
     except SpacingError:
-        raise ValueError(f"spacing_zyx must be 3 positive numbers (mm), got {spacing_zyx}") from None
+        raise ValueError(
+            f"spacing_zyx must be 3 positive numbers (mm), got {spacing_zyx}") from None
     origin_zyx = np.asarray(origin_zyx, dtype=float)
     if origin_zyx.shape != (3,):
         raise ValueError(f"origin_zyx must be 3 numbers (mm), got {origin_zyx}")
