@@ -28,7 +28,6 @@ imported only here.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import Iterator
@@ -141,7 +140,7 @@ def _create(kind: str, kwargs: dict, source):
         raise SettingsError(f"--cluster {kind!r} is not known; choose one of {', '.join(CLUSTER_KINDS)}")
     module, name, package = _INSTALL[kind]
     try:
-        factory = getattr(importlib.import_module(module), name)
+        factory = getattr(load(module), name)  # the optional extra imports here
     except ImportError:
         raise SettingsError(f"--cluster {kind} needs the {package} package: "
                             f"pip install {package}") from None
