@@ -73,7 +73,8 @@ def test_extract_batch_needs_an_output(tmp_path, capsys):
 
 def test_help_loads_no_heavy_module():
     code = ("import sys, radflow.cli as c; c.build_parser(); "
-            "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'zarr', 'numba', 'SimpleITK') if m in sys.modules]; "
+            "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'zarr', 'numba', 'SimpleITK') "
+        "if m in sys.modules]; "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "", f"radflow --help imports {out.strip()}"

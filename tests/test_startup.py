@@ -43,7 +43,8 @@ def test_extract_on_nifti_files_loads_no_heavy_library(tmp_path):
         "from radflow.cli import main\n"
         f"code = main(['extract', {str(image)!r}, {str(mask)!r}, '-p', {str(params)!r},\n"
         f"             '--format', 'json', '-o', {str(out)!r}])\n"
-        f"print(json.dumps({{'code': code, 'loaded': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
+        f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print(json.dumps({'code': code, 'loaded': loaded}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)

@@ -45,7 +45,8 @@ def add_commands(subparsers) -> None:
         "every value is within tolerance or a documented deviation, 1 otherwise.",
     )
     p.add_argument("path", nargs="?", default=None,
-                   help="IBSI reference folder holding ibsi1/ (default: $RADFLOW_SHARED/ibsi, else ../shared/ibsi)")
+                   help="IBSI reference folder holding ibsi1/ "
+                        "(default: $RADFLOW_SHARED/ibsi, else ../shared/ibsi)")
     p.add_argument("--config", nargs="+", choices=datasets, default=list(datasets), metavar="CONFIG",
                    help=f"datasets to check: {', '.join(datasets)} (default: all)")
     p.add_argument("--source", nargs="+", choices=("nifti", "dicom"), default=["nifti"],
@@ -151,7 +152,8 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
         "  covering a closed range (at least the highest level present). Fixed bin number uses",
         "  the intensity mask's minimum and maximum.",
         "- DICOM route: the RTSTRUCT rasterised on ingest equals the NIfTI mask voxel for voxel",
-        "  (125 256 voxels) and the image equals the NIfTI image, so both routes give the same values.",
+        "  (125 256 voxels) and the image equals the NIfTI image, so both routes give the same",
+        "  values.",
         "",
     ]
     known = [(dataset, source, tag, cause) for (dataset, source), tags in compliance.KNOWN_DEVIATIONS.items()

@@ -185,7 +185,10 @@ def _integer(text: str, column: str) -> int | None:
 
 
 def _extract_row(task) -> tuple[int, dict[str, Any] | None, str | None]:
-    """Extract one row; a failure is returned as its message, never raised (module level: picklable)."""
+    """Extract one row; a failure is returned as its message, never raised.
+
+    Module level, so that it pickles into worker processes.
+    """
     line, args, params = task
     try:
         if args["image"] is None or args["mask"] is None:

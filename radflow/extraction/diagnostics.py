@@ -22,6 +22,7 @@ ROI crop with its offset in the volume.
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -68,7 +69,7 @@ def image_summary(image: sitk.Image) -> dict[str, Any]:
 
 
 def image_entries(
-    prefix: str, *, spacing_xyz, size_xyz, summary: dict[str, Any] | None = None, image: sitk.Image | None = None
+    prefix: str, *, spacing_xyz: Sequence[float], size_xyz: Sequence[int], summary: dict[str, Any] | None = None, image: sitk.Image | None = None
 ) -> dict[str, Any]:
     """``Image-<prefix>_*`` entries.
 
@@ -97,9 +98,9 @@ def mask_entries(
     label: int,
     *,
     image: sitk.Image | None = None,
-    offset_xyz=(0, 0, 0),
-    spacing_xyz=None,
-    size_xyz=None,
+    offset_xyz: Sequence[int] = (0, 0, 0),
+    spacing_xyz: Sequence[float] | None = None,
+    size_xyz: Sequence[int] | None = None,
     mask_hash: str | None = None,
 ) -> dict[str, Any]:
     """``Mask-<prefix>_*`` entries of the ROI ``mask == label``.

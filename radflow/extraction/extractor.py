@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -75,6 +75,9 @@ from radflow.preprocess.roi_checks import (
 )
 from radflow.store.source import RoiSource, is_dataarray, roi_source
 
+if TYPE_CHECKING:
+    import xarray as xr
+
 __all__ = ["NOT_RETURNED", "extract", "warmup"]
 
 _SHAPE = ("shape", "shape2D")
@@ -89,7 +92,10 @@ NOT_RETURNED = {
 }
 
 
-def extract(image, mask, params=None, label: int | None = None, *, label_channel: int | None = None) -> dict[str, Any]:
+def extract(image: str | PathLike | sitk.Image | xr.DataArray,
+            mask: str | PathLike | sitk.Image | xr.DataArray,
+            params: str | PathLike | Mapping[str, Any] | ExtractionParams | None = None,
+            label: int | None = None, *, label_channel: int | None = None) -> dict[str, Any]:
     """Features of one ROI, keys and values as PyRadiomics' extractor gives them.
 
     Parameters
@@ -238,7 +244,10 @@ def _check_finite(values: np.ndarray, source: str) -> None:
 
 
 def _crop(image: sitk.Image, region_zyx) -> sitk.Image:
-    """A box of `image` (numpy slices, (z, y, x)), geometry kept: SimpleITK's slicing, without its overhead."""
+    """A box of `image` (numpy slices, (z, y, x)), geometry kept.
+
+    SimpleITK's slicing, without its overhead.
+    """
     out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(image)[tuple(region_zyx)])
     out.SetSpacing(image.GetSpacing())
     out.SetDirection(image.GetDirection())
@@ -424,7 +433,10 @@ class _Extraction:
         return {**info, **stages, **self.out}
 
     def _grid(self, part_of_volume: bool) -> dict[str, Any]:
-        """Where the image in hand lies: a part of the volume, or PyRadiomics' own (resampled/cropped) image."""
+        """Where the image in hand lies.
+
+        A part of the volume, or PyRadiomics' own (resampled or cropped) image.
+        """
         v = self.volume
         if not part_of_volume:
             return {}
@@ -494,7 +506,8 @@ class _Extraction:
                 values = family_module("shape").compute(roi, spacing_zyx=spacing_zyx, features=names)
             else:
                 if not (s.force_2d and box.size_xyz[s.force_2d_dimension] > 1):
-                    continue  # PyRadiomics logs a warning and skips shape2D (see the module docstring)
+                    # PyRadiomics logs a warning and skips shape2D (see the module docstring).
+                    continue
                 try:
                     values = family_module("shape2D").compute(roi, spacing_zyx=spacing_zyx, features=names,
                                                               force2d_dimension=s.force_2d_dimension)
@@ -511,7 +524,8 @@ class _Extraction:
             return
         if mask.GetOrigin() != image.GetOrigin() or mask.GetSpacing() != image.GetSpacing() \
                 or mask.GetDirection() != image.GetDirection():
-            # Within geometryTolerance the grids are one, as for PyRadiomics (it indexes both alike).
+            # Within geometryTolerance the grids are one, as for PyRadiomics (it indexes both
+            # alike).
             mask = sitk.Image(mask)
             mask.CopyInformation(image)
         spacing_zyx = tuple(image.GetSpacing()[::-1])

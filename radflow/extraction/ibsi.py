@@ -25,8 +25,10 @@ not installed is left out (its tags are missing from the result).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
+from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
@@ -41,6 +43,9 @@ from radflow.preprocess import ibsi as proc
 from radflow.preprocess.roi_checks import geometry_mismatch
 from radflow.store.convert import to_sitk
 from radflow.store.source import is_dataarray
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["IbsiImages", "available_families", "compute_ibsi", "extract_ibsi", "process_ibsi"]
 
@@ -83,7 +88,10 @@ class IbsiImages:
     diagnostics: dict[str, float]
 
 
-def extract_ibsi(image, mask, config, *, label: int | None = None) -> dict[str, float]:
+def extract_ibsi(image: str | PathLike | sitk.Image | xr.DataArray,
+                 mask: str | PathLike | sitk.Image | xr.DataArray,
+                 config: str | PathLike | IbsiConfig, *, label: int | None = None
+                 ) -> dict[str, float]:
     """Compute every IBSI 1 feature of one ROI under an IBSI configuration.
 
     Parameters
@@ -119,7 +127,8 @@ def extract_ibsi(image, mask, config, *, label: int | None = None) -> dict[str, 
     return compute_ibsi(values, roi, spacing_zyx=spacing_zyx, config=config)
 
 
-def compute_ibsi(image, mask, *, spacing_zyx, config) -> dict[str, float]:
+def compute_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[float],
+                 config: str | PathLike | IbsiConfig) -> dict[str, float]:
     """:func:`extract_ibsi` on arrays.
 
     Parameters
@@ -151,7 +160,8 @@ def compute_ibsi(image, mask, *, spacing_zyx, config) -> dict[str, float]:
     return {tag: float(out[tag]) for tag in sorted(out, key=order.__getitem__)}
 
 
-def process_ibsi(image, mask, *, spacing_zyx, config) -> IbsiImages:
+def process_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[float],
+                 config: str | PathLike | IbsiConfig) -> IbsiImages:
     """IBSI processing of one image and ROI under a configuration.
 
     Parameters
@@ -290,7 +300,8 @@ def _roi_diagnostics(values: np.ndarray, morph_mask: np.ndarray, intensity_mask:
         out.update({f"{name}_bb_dim_x": extent[2], f"{name}_bb_dim_y": extent[1], f"{name}_bb_dim_z": extent[0]})
     out.update({
         "int_mask_vox_count": intensity_mask.sum(), "morph_mask_vox_count": morph_mask.sum(),
-        "int_mask_mean_int": inside.mean(), "int_mask_min_int": inside.min(), "int_mask_max_int": inside.max(),
+        "int_mask_mean_int": inside.mean(), "int_mask_min_int": inside.min(),
+        "int_mask_max_int": inside.max(),
     })  # fmt: skip
     return {f"{key}_{stage}": float(v) for key, v in out.items()}
 

@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -83,8 +83,11 @@ def format_result(result: Mapping[str, Any], fmt: str = "txt", *, case: Mapping[
     return buffer.getvalue()
 
 
-def write_rows(stream, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """CSV of `rows` under `columns` (absent entries empty), PyRadiomics' dialect (``\\n`` line ends)."""
+def write_rows(stream: TextIO, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """CSV of `rows` under `columns` (absent entries empty).
+
+    PyRadiomics' dialect (``\\n`` line ends).
+    """
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:

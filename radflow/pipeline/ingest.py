@@ -114,7 +114,7 @@ def _series_attrs(record: SeriesRecord, pseud: Pseudonymiser, institution: str, 
         "ingest_format": INGEST_FORMAT,
         "radflow_version": __version__,
         "key_id": pseud.key_id,
-        "ingested_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "ingested_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -183,7 +183,7 @@ def _series_jobs(case: CaseSource):
         files = [fs.image, *(m.path for m in fs.masks)]
         files += [s for s in map(label_sidecar, (m.path for m in fs.masks)) if s.is_file()]
 
-        def load(fs=fs, uid=uid, errors=None):
+        def load(fs=fs, uid=uid, files=files, errors=None):
             image = read_image(fs.image)
             labels = []
             for mask in fs.masks:
@@ -279,7 +279,8 @@ def _check_store_key(store: Path, pseud: Pseudonymiser) -> None:
         tmp.write_text(json.dumps({"key_id": pseud.key_id, "ingest_format": INGEST_FORMAT}) + "\n")
 
 
-def ingest_archive(archive: str | Path, store: str | Path, *, key_file=None, jobs: int = 1,
+def ingest_archive(archive: str | Path, store: str | Path, *, key_file: str | Path | None = None,
+                   jobs: int = 1,
                    force: bool = False, progress: bool = True) -> IngestSummary:
     """Convert an archive into the store and update ``STORE/manifest.parquet``.
 

@@ -35,14 +35,17 @@ import secrets
 import time
 import traceback
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import SettingsError
+from radflow.params.extraction import ExtractionParams
 from radflow.pipeline.clusters import connect
 from radflow.pipeline.plan import PlanFailure, Task, make_plan
 from radflow.pipeline.progress import Progress
@@ -117,7 +120,7 @@ class RunSummary:
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def traceback_digest(text: str) -> str:
@@ -164,9 +167,10 @@ def _outcome(result, task: Task, columns):
     return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text)
 
 
-def run(store, params, table, *, scheduler: str | None = None, workers: int | None = None,
-        cluster: str | None = None, cluster_config=None, incremental: bool = False,
-        progress: bool = True, retries: int = 2, commit_interval_s: float = 5.0) -> RunSummary:
+def run(store: str | Path, params: str | Path | Mapping[str, Any] | ExtractionParams,
+        table: str | Path, *, scheduler: str | None = None, workers: int | None = None,
+        cluster: str | None = None, cluster_config: str | Path | None = None,
+        incremental: bool = False, progress: bool = True, retries: int = 2, commit_interval_s: float = 5.0) -> RunSummary:
     """Extract the features of every ROI in a store into a Parquet feature table.
 
     Parameters
@@ -307,7 +311,9 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
 
 
 def _next_batch(stream, size: int) -> list:
-    """Finished futures: at least one, and up to ``size`` of them if they finish within ``_GATHER_WAIT_S``.
+    """Finished futures: at least one, and up to ``size`` of them.
+
+    Those that finish within ``_GATHER_WAIT_S`` join the batch.
 
     Every gather is a round trip through the scheduler and a request each
     worker must serve between tasks; fetching results a few at a time cuts

@@ -55,7 +55,8 @@ def segment_series(store: str | Path, case: str, series: str, *, method: str,
     volume = open_volume(store, case, series)
     image = np.asarray(volume.values)
     common = {
-        "region": None if within is None else np.asarray(open_label(store, case, series, within).values) > 0,
+        "region": (None if within is None
+                   else np.asarray(open_label(store, case, series, within).values) > 0),
         "box_zyx": None if box is None else tuple(slice(a, b) for a, b in box),
         "seed_zyx": seed,
         "keep": keep,

@@ -36,7 +36,7 @@ import secrets
 import shutil
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +138,7 @@ def _partitioning_schema() -> pa.Schema:
     return pa.schema([(name, pa.string()) for name in PARTITIONS])
 
 
-def feature_schema(columns) -> pa.Schema:
+def feature_schema(columns: Iterable[str]) -> pa.Schema:
     """Schema of a feature set's files: ids, the float64 feature columns, provenance.
 
     Parameters
@@ -152,7 +152,7 @@ def feature_schema(columns) -> pa.Schema:
     return pa.schema(_id_columns() + [(c, pa.float64()) for c in columns] + _provenance_columns())
 
 
-def errors_path(table) -> Path:
+def errors_path(table: str | Path) -> Path:
     """The errors table of ``table``: the sibling folder ``<TABLE>.errors``."""
     table = Path(table)
     return table.with_name(table.name + ".errors")
@@ -210,7 +210,7 @@ def _sorted(data: pa.Table) -> pa.Table:
 
 
 @contextmanager
-def table_lock(table) -> Iterator[Path]:
+def table_lock(table: str | Path) -> Iterator[Path]:
     """Hold the table's writer lock (``TABLE/.radflow.lock``) for the block.
 
     The lock is an advisory ``flock``: the operating system releases it when
@@ -347,7 +347,8 @@ class TableWriter:
         """
         return self.commit_many([((institution, modality, case), rows, list(errors))], keep)
 
-    def commit_many(self, items, keep: Container[str]) -> CommitResult:
+    def commit_many(self, items: Iterable[tuple[tuple[str, str, str], list[dict], list[dict]]],
+                    keep: Container[str]) -> CommitResult:
         """Commit several cases as :meth:`commit` does, writing each file once.
 
         Cases whose rows already lie in a file are rewritten together with
@@ -399,7 +400,7 @@ class TableWriter:
 
     def _replace(self, path: Path, cases: set[str], new: pa.Table, keep: Container[str],
                  result: CommitResult) -> pa.Table:
-        """The content of ``path`` with the rows of ``cases`` not in ``keep`` replaced by ``new``."""
+        """The content of ``path``, the rows of ``cases`` not in ``keep`` replaced by ``new``."""
         if not path.is_file():
             return new
         old = _read(path)
@@ -464,7 +465,7 @@ def _dataset_table(root: Path, feature_set: str | None) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def read_table(table, *, feature_set: str | None = None) -> pa.Table:
+def read_table(table: str | Path, *, feature_set: str | None = None) -> pa.Table:
     """Read the feature table (or one feature set of it) with its partition columns.
 
     Equivalent to ``duckdb.read_parquet('TABLE/**/*.parquet', hive_partitioning=true,
@@ -473,7 +474,7 @@ def read_table(table, *, feature_set: str | None = None) -> pa.Table:
     return _dataset_table(Path(table), feature_set)
 
 
-def read_errors(table, *, feature_set: str | None = None) -> pa.Table:
+def read_errors(table: str | Path, *, feature_set: str | None = None) -> pa.Table:
     """Read the errors table of ``table`` (empty when no task failed)."""
     root = errors_path(table)
     if not root.is_dir():
@@ -536,7 +537,7 @@ def _pack(data: pa.Table, max_rows: int) -> list[pa.Table]:
     return chunks
 
 
-def compact(table, *, max_rows: int = 100_000) -> CompactSummary:
+def compact(table: str | Path, *, max_rows: int = 100_000) -> CompactSummary:
     """Merge each partition's small files into few large ones; queries return the same rows.
 
     Each partition folder is rebuilt outside the table (a hidden sibling of
@@ -630,7 +631,7 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def verify(table) -> VerifyReport:
+def verify(table: str | Path) -> VerifyReport:
     """Check the table's invariants; report every violation.
 
     Checks that each feature set has its ``_params.yaml`` (whose hash names

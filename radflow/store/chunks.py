@@ -7,13 +7,16 @@ still reads little more than itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 #: Target bytes per uncompressed chunk.
 CHUNK_BYTES = 2 * 1024 * 1024
 #: In-plane chunk edge in voxels: 128 x 128 tiles a 512 x 512 slice in 16.
 PLANE_EDGE = 128
 
 
-def chunk_shape(shape_zyx, itemsize, *, target_bytes=CHUNK_BYTES):
+def chunk_shape(shape_zyx: Sequence[int], itemsize: int, *, target_bytes: int = CHUNK_BYTES
+                ) -> tuple[int, int, int]:
     """Chunk shape of about ``target_bytes`` for a (z, y, x) volume.
 
     In-plane the chunk is ``PLANE_EDGE`` voxels (or the whole plane when it is

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk
+from numpy.typing import ArrayLike
 
 from radflow._lazy import load
 from radflow.errors import InputError
@@ -40,7 +41,8 @@ def image_array(image: sitk.Image, source: str) -> np.ndarray:
     return data
 
 
-def data_array(data, attrs: dict, name: str, start_zyx: Sequence[int] = (0, 0, 0)) -> xr.DataArray:
+def data_array(data: ArrayLike, attrs: dict, name: str, start_zyx: Sequence[int] = (0, 0, 0)
+               ) -> xr.DataArray:
     """``data`` (NumPy or dask) at index ``start_zyx`` of the grid in ``attrs``, as a DataArray."""
     coords = {}
     for axis, dim in enumerate(DIMS):

@@ -114,7 +114,8 @@ def zarr_array(series: Path, name: str) -> zarr.Array:
         where = zarr.storage.StorePath(zarr_store(series, read_only=True), name)
         return zarr.Array(zarr.AsyncArray(meta, where))
     except (TypeError, ValueError, KeyError) as exc:
-        raise InputError(series / name / "zarr.json", f"invalid zarr array metadata: {exc}") from exc
+        raise InputError(series / name / "zarr.json",
+                         f"invalid zarr array metadata: {exc}") from exc
 
 
 def series_attrs(attributes: dict, path: Path, case: str, series: str) -> dict:

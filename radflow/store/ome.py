@@ -12,6 +12,9 @@ scale the spacing, both reversed to (z, y, x); the direction lives beside the
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from os import PathLike
+
 from radflow.errors import InputError
 
 VERSION = "0.5"
@@ -32,7 +35,7 @@ def _multiscale(name: str, spacing_zyx, origin_zyx) -> dict:
     }
 
 
-def image_metadata(name: str, spacing_zyx, origin_zyx) -> dict:
+def image_metadata(name: str, spacing_zyx: Sequence[float], origin_zyx: Sequence[float]) -> dict:
     """The ``"ome"`` attribute of an image group.
 
     Parameters
@@ -45,12 +48,13 @@ def image_metadata(name: str, spacing_zyx, origin_zyx) -> dict:
     return {"version": VERSION, "multiscales": [_multiscale(name, spacing_zyx, origin_zyx)]}
 
 
-def labels_metadata(keys) -> dict:
+def labels_metadata(keys: Iterable[str]) -> dict:
     """The ``"ome"`` attribute of the ``labels`` group listing the label images."""
     return {"version": VERSION, "labels": list(keys)}
 
 
-def label_metadata(key: str, spacing_zyx, origin_zyx, rois: dict[int, str]) -> dict:
+def label_metadata(key: str, spacing_zyx: Sequence[float], origin_zyx: Sequence[float],
+                   rois: dict[int, str]) -> dict:
     """The ``"ome"`` attribute of one label image: a multiscale plus ``image-label``.
 
     Parameters
@@ -93,7 +97,7 @@ def _vector(values, source, what: str) -> tuple[float, float, float]:
     return tuple(float(v) for v in values)
 
 
-def parse_image(attributes: dict, source) -> tuple[tuple, tuple]:
+def parse_image(attributes: dict, source: str | PathLike) -> tuple[tuple, tuple]:
     """Check an image (or label) group's attributes; return (spacing_zyx, origin_zyx) in mm.
 
     Parameters
@@ -131,7 +135,7 @@ def parse_image(attributes: dict, source) -> tuple[tuple, tuple]:
     return spacing, origin
 
 
-def parse_labels(attributes: dict, source) -> list[str]:
+def parse_labels(attributes: dict, source: str | PathLike) -> list[str]:
     """Check the ``labels`` group's attributes; return the label image names."""
     labels = _ome(attributes, source).get("labels")
     _require(
@@ -142,7 +146,7 @@ def parse_labels(attributes: dict, source) -> list[str]:
     return list(labels)
 
 
-def parse_label(attributes: dict, source) -> tuple[tuple, tuple, dict[int, str]]:
+def parse_label(attributes: dict, source: str | PathLike) -> tuple[tuple, tuple, dict[int, str]]:
     """Check a label image's attributes; return (spacing_zyx, origin_zyx, rois)."""
     spacing, origin = parse_image(attributes, source)
     info = attributes["ome"].get("image-label")

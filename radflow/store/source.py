@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
+from numpy.typing import ArrayLike
 
 from radflow._geometry import bounding_box, union_box
 from radflow._lazy import is_loaded, load
@@ -155,7 +156,7 @@ def stored_summary(da: xr.DataArray, *, moments: bool = False, as_uint32: bool =
     return _recorded_summary(stored(da), moments=moments, as_uint32=as_uint32)
 
 
-def nonzero_box(array, label: int | None = None) -> Box | None:
+def nonzero_box(array: ArrayLike, label: int | None = None) -> Box | None:
     """Box of the voxels equal to ``label`` (any nonzero: None), one z slab of chunks at a time.
 
     ``array`` is a zarr array (slabs one chunk deep) or anything sliceable

@@ -14,6 +14,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import ndimage
 
 __all__ = ["label_boxes", "volume_summary"]
@@ -22,7 +23,8 @@ __all__ = ["label_boxes", "volume_summary"]
 SLAB_VOXELS = 1 << 22
 
 
-def volume_summary(values, *, as_uint32: bool = False, moments: bool = False) -> dict[str, Any]:
+def volume_summary(values: ArrayLike, *, as_uint32: bool = False, moments: bool = False
+                   ) -> dict[str, Any]:
     """Hash, mean, min, max and max |x| of a whole volume, read in z slabs.
 
     Parameters
@@ -68,7 +70,7 @@ def volume_summary(values, *, as_uint32: bool = False, moments: bool = False) ->
 
 
 def label_boxes(values: np.ndarray) -> dict[int, tuple[slice, slice, slice]]:
-    """Bounding box (z, y, x slices, stop excluded) of every nonzero label value of a label image."""
+    """Bounding box (z, y, x slices, stop excluded) of every nonzero value of a label image."""
     values = np.asarray(values)
     found = ndimage.find_objects(values) if values.size else []
     return {value: box for value, box in enumerate(found, start=1) if box is not None}
