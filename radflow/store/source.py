@@ -254,7 +254,7 @@ def _name(da: xr.DataArray) -> str:
     return "/".join(parts + [str(da.name)]) if parts else str(da.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RoiSource:
     """An image of the store and its label map on the same grid: what one extraction reads.
 

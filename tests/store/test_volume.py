@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -453,6 +454,30 @@ def test_no_summary_is_recorded_for_non_finite_images(tmp_path):
     write_series(tmp_path, "c", "s", _image(array), fingerprint="f")
     da = open_volume(tmp_path, "c", "s")
     assert "summary" not in da.attrs and source.stored_summary(da) is None
+
+
+def test_roi_source_is_what_an_extraction_reads(chunked):
+    from radflow.store.summary import volume_summary
+
+    store, array, roi, chunk_reads = chunked
+    da, mask = open_volume(store, "c", "s"), open_label(store, "c", "s", "gtv")
+    pair = source.roi_source(da, mask)
+    assert pair.shape_zyx == array.shape and pair.mask_name == "c/s/gtv"
+    assert pair.label_box(1) == roi and pair.label_box(2) is None
+    chunk_reads()
+    image, labels = pair.read(roi)
+    assert chunk_reads() == {"0/c/1/1/2", "labels/gtv/0/c/1/1/2"}  # the box's chunks only
+    _assert_same_image(image, to_sitk(da.isel(z=roi[0], y=roi[1], x=roi[2])))
+    _assert_same_image(labels, to_sitk(mask.isel(z=roi[0], y=roi[1], x=roi[2])))
+    expected_hash = volume_summary(mask.values, as_uint32=True)["hash"]
+    chunk_reads()
+    assert pair.image_summary(moments=True) == volume_summary(array, moments=True)
+    assert pair.mask_hash() == expected_hash
+    assert chunk_reads() == set()  # recorded at write time
+    # A DataArray of the store survives pickling with its zarr array (another process).
+    assert source.stored(pickle.loads(pickle.dumps(da))) is not None
+    with pytest.raises(InputError, match="not on the grid of the image"):
+        source.roi_source(da, mask.isel(z=slice(1, None)))
 
 
 # -- atomic writes ---------------------------------------------------------------------
