@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from radflow import model
+from radflow._atomic import atomic_file
 from radflow.model._defaults import DEFAULT_PERTURBATIONS, METHODS
 
 
 def _cmd_fit(args) -> int:
-    from radflow.model.spec import load_design, load_spec, save_study
-    from radflow.model.validation import run_study
-
-    spec = load_spec(args.spec)
-    design = load_design(spec)
+    spec = model.spec.load_spec(args.spec)
+    design = model.design.load_design(spec)
     print(f"study: {len(design.X)} patients, {design.X.shape[1] - 1} columns "
           f"({len(design.image_columns)} image), feature set {design.feature_set}", flush=True)
-    result = run_study(spec, design)
-    paths = save_study(result, spec, args.out, design=design)
+    result = model.validation.run_study(spec, design)
+    paths = model.artefacts.save_study(result, spec, args.out, design=design)
     for validation in result.validations.values():
         print(validation.summary())
     for note in result.notes:
@@ -27,12 +26,9 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from radflow.model.spec import load_model, predict_patients
-    from radflow._atomic import atomic_file
-
-    artifact = load_model(args.model)
-    predictions = predict_patients(artifact, args.table, clinical=args.clinical,
-                                   genomic=args.genomic, key_file=args.key_file)
+    outputs = model.artefacts.StudyOutputs.open(args.model)
+    predictions = outputs.predict(args.table, clinical=args.clinical, genomic=args.genomic,
+                                  key_file=args.key_file)
     with atomic_file(Path(args.out)) as tmp:
         predictions.to_csv(tmp)
     print(f"scored {len(predictions)} patients -> {args.out}")
@@ -40,17 +36,15 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_stats(args) -> int:
-    from radflow.model.stats import stats_command
-
-    return stats_command(args)
+    return model.stats.stats_command(args)
 
 
 def add_commands(subparsers) -> None:
     """Add ``model`` (``fit``, ``predict``, ``stats``) to an ``argparse`` sub-parsers object."""
     p = subparsers.add_parser("model", help="fit, validate and apply outcome models; feature statistics")
-    model = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    actions = p.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
-    f = model.add_parser("fit", help="validate a study spec's pipeline and fit its final model",
+    f = actions.add_parser("fit", help="validate a study spec's pipeline and fit its final model",
                          description="Read the feature table and CSV files a study spec names, run "
                                      "its validation schemes (nested CV, leave-one-institution-out) "
                                      "and fit the final model; writes OUT/model.joblib and "
@@ -59,8 +53,8 @@ def add_commands(subparsers) -> None:
     f.add_argument("-o", "--out", required=True, help="output folder (created if absent)")
     f.set_defaults(func=_cmd_fit)
 
-    q = model.add_parser("predict", help="score the patients of a feature table with a fitted model")
-    q.add_argument("model", help="model.joblib written by radflow model fit")
+    q = actions.add_parser("predict", help="score the patients of a feature table with a fitted model")
+    q.add_argument("model", help="model.joblib written by radflow model fit (or its folder)")
     q.add_argument("--table", required=True, help="feature table folder with the model's feature set")
     q.add_argument("--clinical", help="clinical.csv of the new patients (default: the spec's)")
     q.add_argument("--genomic", help="genomic.csv of the new patients (default: the spec's)")
@@ -68,7 +62,7 @@ def add_commands(subparsers) -> None:
     q.add_argument("-o", "--out", required=True, help="CSV to write: patient, institution, risk, risk_group")
     q.set_defaults(func=_cmd_predict)
 
-    s = model.add_parser("stats", help="correlation and ICC tables of a feature table, as Parquet")
+    s = actions.add_parser("stats", help="correlation and ICC tables of a feature table, as Parquet")
     add_stats_arguments(s)
     s.set_defaults(func=_cmd_stats)
 

@@ -1,21 +1,21 @@
-"""``radflow report``: the study report as one HTML file (a thin layer over :func:`build_report`)."""
+"""``radflow report``: the study report as one HTML file (a thin layer over ``build_report``)."""
 
 from __future__ import annotations
 
 import shlex
 import sys
 
+from radflow import report
+
 
 def _cmd_report(args) -> int:
-    from radflow.report.build import build_report
-
     source = args.model if args.model is not None else args.spec
     if source is None or (args.model is not None and args.spec is not None):
         print("radflow report: error: give either SPEC.yaml or --model OUTDIR", file=sys.stderr)
         return 2
-    out = build_report(source, args.output, store=args.store, table=args.table,
-                       progress=not args.quiet,
-                       command=" ".join(shlex.quote(a) for a in ["radflow", *sys.argv[1:]]))
+    out = report.build.build_report(
+        source, args.output, store=args.store, table=args.table, progress=not args.quiet,
+        command=" ".join(shlex.quote(a) for a in ["radflow", *sys.argv[1:]]))
     print(out)
     return 0
 

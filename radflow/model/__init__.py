@@ -10,22 +10,31 @@ Modules
                 Wong ICC forms (the function is not exported here: the module
                 ``radflow.model.icc`` holds that name)
 ``stability``   :func:`stability_study`: per-feature ICC under image perturbations
-``selection``   feature selection transformers (ICC, variance, correlation, Cox, ...)
+``selection``   feature selection transformers (ICC, variance, correlation, Cox, ...),
+                one module each
+``steps``       the selection steps a study spec names (``SELECTORS``)
 ``combat``      ComBat harmonisation
 ``fusion``      early and late fusion of modality, clinical and genomic blocks
 ``survival``    survival and binary models
 ``metrics``     C-index, time-dependent AUC, Brier score, Kaplan-Meier, log-rank
 ``validation``  nested cross-validation and leave-one-institution-out
-``spec``        study specifications (``radflow model fit SPEC.yaml``)
+``spec``        study specifications (``radflow model fit SPEC.yaml``): parsing and
+                validation
+``design``      the data a spec names, as a design matrix and target
+``builder``     a spec's pipeline as an unfitted scikit-learn pipeline
+``artefacts``   the model folder ``radflow model fit -o`` writes, and
+                ``StudyOutputs``, its one reader (``radflow model predict``, the report)
 
-Names are loaded on first use, so that ``import radflow.model`` stays fast
-(scikit-learn and scikit-survival are imported only by the modules that need them).
+Submodules and the names below load on first use, through :func:`radflow._lazy.attach`,
+so that ``import radflow.model`` stays fast (scikit-learn and scikit-survival load with
+the modules that need them).
 """
 
 from __future__ import annotations
 
-import importlib
+from radflow._lazy import attach
 
+#: Names exported here -> the submodule that defines them (loaded with it on first use).
 _EXPORTS = {
     "Study": "study",
     "encode_covariates": "study",
@@ -40,19 +49,9 @@ _EXPORTS = {
     "perturbed_features": "stability",
     "stability_study": "stability",
 }
+_SUBMODULES = ["artefacts", "builder", "combat", "design", "fusion", "icc", "metrics",
+               "selection", "spec", "stability", "stats", "steps", "study", "survival",
+               "validation"]
 
-__all__ = [  # noqa: RUF022 - grouped by module, as _EXPORTS
-    "Study", "encode_covariates", "feature_sets", "load_study",
-    "benjamini_hochberg", "correlations", "stats_command",
-    "icc_long",
-    "Perturbation", "perturb", "perturbed_features", "stability_study",
-]
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'radflow.model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"radflow.model.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, _ = attach(__name__, _SUBMODULES, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -55,8 +55,17 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from radflow._geometry import grid_difference, grow_box
 from radflow.errors import InputError, RadflowError, SettingsError
+from radflow.extraction.extractor import extract
+from radflow.extraction.region import read_region
+from radflow.io.records import roi_key
 from radflow.model._defaults import DEFAULT_PERTURBATIONS  # free of image units; add noise:S
+from radflow.model.icc import icc_long
+from radflow.params.pyradiomics_params import load_params
+from radflow.store import convert, read
+from radflow.store.catalogue import list_series
+from radflow.store.read import open_label, roi_bbox
 
 __all__ = ["DEFAULT_PERTURBATIONS", "Perturbation", "RoiPerturbations", "StabilityResult",
            "parse_perturbation", "perturb", "perturbed_features", "stability_study"]
@@ -64,6 +73,8 @@ __all__ = ["DEFAULT_PERTURBATIONS", "Perturbation", "RoiPerturbations", "Stabili
 logger = logging.getLogger(__name__)
 
 KINDS = ("original", "erode", "dilate", "noise", "rotate", "translate")
+# A mask on the image's grid: spacing, origin and direction equal to 1e-5 (relative beyond 1).
+_SAME_GRID = {"spacing": 1e-5, "origin": 1e-5, "direction": 1e-5}
 
 
 @dataclass(frozen=True)
@@ -106,14 +117,16 @@ class Perturbation:
             if self.kind in ("erode", "dilate") and (amount < 1 or amount != int(amount)):
                 raise SettingsError(f"{self.kind} amount must be a whole number of voxels >= 1, got {self.amount!r}")
             if self.kind == "noise" and amount <= 0:
-                raise SettingsError(f"noise amount (standard deviation, image units) must be > 0, got {self.amount!r}")
+                raise SettingsError("noise amount (standard deviation, image units) must be > 0, "
+                                    f"got {self.amount!r}")
             if self.kind == "rotate" and abs(amount) > 180:
                 raise SettingsError(f"rotate amount must be at most 180 degrees in magnitude, got {self.amount!r}")
         object.__setattr__(self, "amount", 0.0 if self.kind == "original" else amount)
 
     @property
     def name(self) -> str:
-        """Short label: ``original``, ``erode1``, ``noise20``, ``noise20-s1``, ``rotate+5``, ``translate0,0.5,0.5``."""
+        """Short label: ``original``, ``erode1``, ``noise20``, ``noise20-s1``, ``rotate+5``,
+        ``translate0,0.5,0.5``."""
         if self.kind == "original":
             return "original"
         if self.kind == "translate":
@@ -185,9 +198,7 @@ def perturb(image: sitk.Image, mask: sitk.Image, perturbation, *, seed: int = 0)
     p = parse_perturbation(perturbation)
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError("image must be a 3-D scalar SimpleITK image")
-    if (mask.GetSize() != image.GetSize() or not np.allclose(mask.GetSpacing(), image.GetSpacing())
-            or not np.allclose(mask.GetOrigin(), image.GetOrigin())
-            or not np.allclose(mask.GetDirection(), image.GetDirection())):
+    if grid_difference(image, mask, _SAME_GRID, relative=True) is not None:
         raise ValueError("mask must lie on the image's grid (size, spacing, origin, direction)")
     mask = sitk.Cast(mask != 0, sitk.sitkUInt8)
     if p.kind == "original":
@@ -212,7 +223,8 @@ def perturb(image: sitk.Image, mask: sitk.Image, perturbation, *, seed: int = 0)
             [(n - 1) / 2 for n in image.GetSize()])
         transform = sitk.VersorRigid3DTransform()
         transform.SetCenter(centre)
-        # Resample maps output points to input points: the inverse rotation turns the content by +amount.
+        # Resample maps output points to input points: the inverse rotation turns the content
+        # by +amount.
         normal = np.asarray(image.GetDirection(), float).reshape(3, 3)[:, 2]
         transform.SetRotation(tuple(normal), -math.radians(p.amount))
     else:
@@ -308,10 +320,6 @@ def perturbed_features(store, params, *, perturbations: Sequence = DEFAULT_PERTU
     radflow.errors.InputError
         Unreadable store.
     """
-    from radflow.io.records import roi_key
-    from radflow.params.pyradiomics_params import load_params
-    from radflow.store.volume import list_series, open_label
-
     extraction = load_params(params)
     raters = _raters(perturbations)
     keep_mods = None if modalities is None else {str(m) for m in ([modalities] if isinstance(modalities, str) else modalities)}
@@ -354,11 +362,10 @@ def stability_study(store, params, *, perturbations: Sequence = DEFAULT_PERTURBA
     Examples
     --------
     >>> result = stability_study("store", "params.yaml",                # doctest: +SKIP
-    ...                          perturbations=[*DEFAULT_PERTURBATIONS, "noise:20"], modalities=["CT"])
+    ...                          perturbations=[*DEFAULT_PERTURBATIONS, "noise:20"],
+    ...                          modalities=["CT"])
     >>> robust = result.icc.query("form == 'ICC(1,1)' and ci_low > 0.75")  # doctest: +SKIP
     """
-    from radflow.model.icc import icc_long
-
     if len(_raters(perturbations)) < 2:
         raise SettingsError("a stability study needs at least 2 perturbations (e.g. 'original' and 'erode:1')")
     rows, failures = [], []
@@ -419,32 +426,20 @@ def _margin_voxels(raters, region, spacing_zyx) -> np.ndarray:
 
 
 def _read_region(store, info, key, label, extraction, raters):
-    """The box around one ROI that its filters and every perturbation need."""
-    from radflow.filters.image_types import read_box as filter_box
-    from radflow.store.volume import roi_bbox
-
+    """The box the extractor reads around one ROI, grown so that every perturbation stays inside."""
     bbox = roi_bbox(store, info.case, info.series, key, label)
     shape, spacing = info.shape_zyx, info.spacing_zyx
-    s = extraction.settings
-    mapping = {**s.to_mapping(), "label": label}
-    region = filter_box(extraction.image_types, mapping, bbox, shape, spacing)
-    margin = _margin_voxels(raters, region, spacing)
-    if s.resampling:
-        new = np.array([v if v > 0 else old for v, old in zip(s.resampled_spacing_xyz[::-1], spacing)])
-        margin += np.ceil((s.pad_distance + 1) * new / np.asarray(spacing)).astype(int) + 1
-    return tuple(slice(max(r.start - m, 0), min(r.stop + m, n)) for r, m, n in zip(region, margin, shape))
+    region, _ = read_region(extraction, bbox, shape, spacing)  # the extractor's own rule
+    return grow_box(region, _margin_voxels(raters, region, spacing), shape)
 
 
 def _one_roi(store, info, key, label, roi, modality, extraction, raters) -> RoiPerturbations:
-    from radflow.extraction.extractor import extract
-    from radflow.store import volume
-
     out = RoiPerturbations(case=info.case, series=info.series, modality=modality, roi=roi,
                            label_key=key, label=label)
     try:
         region = _read_region(store, info, key, label, extraction, raters)
-        image = volume.to_sitk(volume.read_box(store, info.case, info.series, region))
-        labels = volume.to_sitk(volume.read_box(store, info.case, info.series, region, key=key))
+        image = convert.to_sitk(read.read_box(store, info.case, info.series, region))
+        labels = convert.to_sitk(read.read_box(store, info.case, info.series, region, key=key))
     except RadflowError as exc:
         out.failures.extend({"perturbation": p.name, "error_type": type(exc).__name__, "message": str(exc)}
                             for p in raters)

@@ -151,7 +151,8 @@ def _numeric(frame, name: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
     if frame.columns.duplicated().any():
-        raise ValueError(f"{name} has duplicate column names {sorted(set(frame.columns[frame.columns.duplicated()]))[:5]}")
+        twice = sorted(set(frame.columns[frame.columns.duplicated()]))[:5]
+        raise ValueError(f"{name} has duplicate column names {twice}")
     text = [c for c in frame.columns
             if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
     if text:

@@ -330,7 +330,8 @@ def _pivot(long: pd.DataFrame, features: list[str]) -> pd.DataFrame:
                          "hold this ROI); keep one with rois=/modalities= or remove the extra series")
     wide = long.set_index(keys)[features].unstack(["modality", "roi", "image_type"])
     order = {f: i for i, f in enumerate(features)}
-    # unstack yields (feature, modality, roi, image_type); group columns by ROI, features in table order.
+    # unstack yields (feature, modality, roi, image_type); group columns by ROI, features in
+    # table order.
     columns = sorted(wide.columns, key=lambda c: (c[1], c[2], c[3], order[c[0]]))
     wide = wide[columns]
     wide.columns = [f"{m}.{r}.{t}_{f}" for f, m, r, t in columns]

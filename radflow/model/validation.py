@@ -85,7 +85,7 @@ class ValidationResult:
         Metrics on the out-of-fold predictions of all patients together.
     predictions : pandas.DataFrame
         Index = ``X``'s index; columns ``fold`` and ``risk`` (out of fold).
-        :func:`radflow.model.spec.save_study` writes them, with each
+        :func:`radflow.model.artefacts.save_study` writes them, with each
         patient's institution and outcome, as ``predictions.parquet``.
     """
 
@@ -375,8 +375,8 @@ def run_study(spec, design=None) -> StudyResult:
     Parameters
     ----------
     spec : radflow.model.spec.StudySpec
-    design : radflow.model.spec.Design, optional
-        The data, when already read (default :func:`~radflow.model.spec.load_design`).
+    design : radflow.model.design.Design, optional
+        The data, when already read (default :func:`~radflow.model.design.load_design`).
 
     Returns
     -------

@@ -1,30 +1,29 @@
 """The study report: figures (PNG/SVG, matplotlib) and one self-contained HTML page.
 
->>> import radflow.report as report
+>>> from radflow import report
 >>> fig = report.km_plot(time, event, group)          # doctest: +SKIP
 >>> report.save_figure(fig, "km.svg")                 # doctest: +SKIP
 >>> report.build_report("model_out", "report.html", store="store")  # doctest: +SKIP
 
-Names load on first use, so that importing :mod:`radflow` stays fast.
+Modules: ``figures`` (each figure from plain arrays), ``html`` (the page), ``build``
+(gathers a study's results: :func:`~radflow.report.build.build_report`). They and the
+names below load on first use, through :func:`radflow._lazy.attach`, so that importing
+:mod:`radflow` (and ``from radflow import report`` in the command line) stays fast.
 """
 
 from __future__ import annotations
 
-_FIGURES = ("OKABE_ITO", "central_slice", "cindex_forest", "combat_before_after",
-            "correlation_heatmap", "embedding_plot", "feature_heatmap", "icc_distribution",
-            "km_plot", "qc_slice", "save_figure", "selected_features_plot", "td_auc_plot")
-_BUILD = ("build_report", "load_fit_outputs", "write_demo_report")
+from radflow._lazy import attach
 
-__all__ = [*_FIGURES, *_BUILD]
+#: Names exported here -> the submodule that defines them (loaded with it on first use).
+_EXPORTS = {
+    **dict.fromkeys(("OKABE_ITO", "central_slice", "cindex_forest", "combat_before_after",
+                     "correlation_heatmap", "embedding_plot", "feature_heatmap",
+                     "icc_distribution", "km_plot", "qc_slice", "save_figure",
+                     "selected_features_plot", "td_auc_plot"), "figures"),
+    **dict.fromkeys(("build_report", "load_fit_outputs", "write_demo_report"), "build"),
+}
+_SUBMODULES = ["build", "figures", "html"]
 
-
-def __getattr__(name):
-    if name in _FIGURES:
-        from radflow.report import figures
-
-        return getattr(figures, name)
-    if name in _BUILD:
-        from radflow.report import build
-
-        return getattr(build, name)
-    raise AttributeError(f"module 'radflow.report' has no attribute {name!r}")
+__getattr__, __dir__, _ = attach(__name__, _SUBMODULES, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -31,8 +31,8 @@ KM, time-dependent AUC
     that saw it. A model folder holds them as ``predictions.parquet``, one
     row per (scheme, patient) with columns ``patient, institution, scheme,
     fold, risk, time, event`` (binary endpoints: ``label`` instead of
-    ``time, event``), the layout of :func:`radflow.model.spec.save_study`,
-    read by :func:`radflow.model.spec.read_predictions`. Kaplan-Meier curves
+    ``time, event``), the layout of :func:`radflow.model.artefacts.save_study`,
+    read by :class:`radflow.model.artefacts.StudyOutputs`. Kaplan-Meier curves
     for each scheme (nested CV, leave-one-institution-out), risk groups split
     at the median of that scheme's out-of-fold risk, with numbers at risk and
     the log-rank p-value; the time-dependent AUC of the nested-CV risks
@@ -52,9 +52,37 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from radflow._lazy import load
+from radflow._version import __version__
 from radflow.errors import InputError
+from radflow.model import metrics
+from radflow.model.artefacts import StudyOutputs, predictions_table
+from radflow.model.design import load_design
+from radflow.model.spec import load_spec
+from radflow.model.validation import run_study
+from radflow.pipeline.manifest import read_manifest
+from radflow.pipeline.progress import Progress
+from radflow.pipeline.table import read_errors
+from radflow.report.figures import (
+    central_slice,
+    cindex_forest,
+    combat_before_after,
+    correlation_heatmap,
+    embedding_plot,
+    feature_heatmap,
+    icc_distribution,
+    km_plot,
+    qc_slice,
+    selected_features_plot,
+    td_auc_plot,
+)
+from radflow.report.html import QcCase, QcImage, ReportContent, write_html
+from radflow.store.catalogue import list_series
+from radflow.store.read import open_label, open_volume
+
+pd = load("pandas")
+sksurv_util = load("sksurv.util")
 
 __all__ = ["FitOutputs", "build_report", "load_fit_outputs", "write_demo_report"]
 
@@ -72,7 +100,7 @@ class FitOutputs:
     Attributes
     ----------
     spec : radflow.model.spec.StudySpec
-    design : radflow.model.spec.Design
+    design : radflow.model.design.Design
         The data of the spec (``load_design``).
     pipeline : sklearn.pipeline.Pipeline or None
         Fitted on all patients.
@@ -99,10 +127,8 @@ class FitOutputs:
 
 
 def _fit_spec(spec_path: Path, progress: bool) -> FitOutputs:
-    """Validate and fit a spec as ``radflow model fit`` does (:func:`~radflow.model.validation.run_study`)."""
-    from radflow.model.spec import load_design, load_spec, predictions_table
-    from radflow.model.validation import run_study
-
+    """Validate and fit a spec as ``radflow model fit`` does
+    (:func:`~radflow.model.validation.run_study`)."""
     spec = load_spec(spec_path)
     _say(progress, f"report: reading the study of {spec_path}")
     design = load_design(spec)
@@ -139,57 +165,30 @@ def _find(obj, test, depth: int = 0):
 def load_fit_outputs(model_dir, *, progress: bool = False) -> FitOutputs:
     """Load what ``radflow model fit SPEC -o OUTDIR`` wrote.
 
-    Reads ``OUTDIR/*.json`` (the metrics: the spec's path under ``"spec"``,
-    the command under ``"command"``, and each validation scheme as
-    ``ValidationResult.as_dict()``), the joblib artifact ``OUTDIR/*.joblib``
-    (the fitted pipeline) and the out-of-fold predictions
-    ``OUTDIR/predictions.parquet`` (layout in the module docstring; without
-    it the Kaplan-Meier and time-dependent AUC sections say so). The design
-    is re-read from the spec's files.
+    The folder is read by :class:`radflow.model.artefacts.StudyOutputs`, the reader
+    ``radflow model predict`` uses too: ``metrics.json`` (each validation scheme as
+    ``ValidationResult.as_dict()``), the artefact ``model.joblib`` (the spec and the fitted
+    pipeline) and the out-of-fold predictions ``predictions.parquet`` (layout in the module
+    docstring; without it the Kaplan-Meier and time-dependent AUC sections say so). The
+    design is re-read from the spec's files.
 
     Raises
     ------
     radflow.errors.InputError
-        No such folder, no metrics JSON, a spec that cannot be found, or a
-        predictions file of another layout.
+        No such folder, no metrics JSON, no model artefact, or a predictions file of another
+        layout.
     """
-    import joblib
-
-    from radflow.model.spec import load_design, load_spec, read_predictions
-
     root = Path(model_dir)
     if not root.is_dir():
         raise InputError(root, "no such model folder (written by `radflow model fit -o OUTDIR`)")
-    metrics_files = sorted(root.glob("*.json"))
-    if not metrics_files:
-        raise InputError(root, "no metrics JSON in the model folder (run `radflow model fit` first)")
-    metrics = json.loads(metrics_files[0].read_text())
-    artifact = None
-    for path in sorted(root.glob("*.joblib")):
-        artifact = joblib.load(path)
-        break
-    spec = _find(artifact, lambda o: type(o).__name__ == "StudySpec")
-    if spec is None:
-        spec_path = _find(metrics, lambda o: isinstance(o, dict) and isinstance(o.get("spec"), str))
-        if spec_path is None:
-            raise InputError(metrics_files[0], "names no study spec ('spec': path)")
-        path = Path(spec_path["spec"])
-        spec = load_spec(path if path.is_absolute() else root / path)
-    pipeline = _find(artifact, lambda o: hasattr(o, "named_steps"))
-    validation = {}
-    for scheme in ("nested_cv", "loio"):
-        found = _find(metrics, lambda o, s=scheme: isinstance(o, dict) and o.get("scheme") == s
-                      and "folds" in o)
-        if found is not None:
-            validation[scheme] = found
-    # Only this file: `radflow model predict -o` may leave a predictions CSV of new
-    # patients' in-sample risks here, which must never pass for out-of-fold ones.
-    path = root / "predictions.parquet"
-    predictions = _by_scheme(read_predictions(path)) if path.is_file() else {}
+    outputs = StudyOutputs.open(root)
+    validation = outputs.validation  # reads metrics.json first: is this a model folder at all?
+    spec = outputs.spec
+    predictions = outputs.predictions
     _say(progress, f"report: reading the study of {spec.source or model_dir}")
-    command = metrics.get("command") or f"radflow model fit {spec.source or ''} -o {root}"
-    return FitOutputs(spec, load_design(spec), pipeline, validation, predictions,
-                      command=command if isinstance(command, str) else " ".join(command))
+    return FitOutputs(spec, outputs.design(), outputs.pipeline, validation,
+                      _by_scheme(predictions) if predictions is not None else {},
+                      command=outputs.command)
 
 
 def _say(progress: bool, text: str) -> None:
@@ -239,9 +238,6 @@ def _cohort(fit: FitOutputs | None, manifest: pd.DataFrame) -> pd.DataFrame:
 
 def _failures(store, table) -> dict[str, list[str]]:
     """Case -> what the pipeline recorded as failed for it (ingest and extraction)."""
-    from radflow.pipeline.manifest import read_manifest
-    from radflow.pipeline.table import read_errors
-
     out: dict[str, list[str]] = {}
     if store is not None:
         manifest = read_manifest(store)
@@ -258,12 +254,6 @@ def _failures(store, table) -> dict[str, list[str]]:
 
 
 def _qc_cases(store, failures: dict, rois, progress: bool) -> list:
-    from radflow.pipeline.manifest import read_manifest
-    from radflow.pipeline.progress import Progress
-    from radflow.report.figures import central_slice, qc_slice
-    from radflow.report.html import QcCase, QcImage
-    from radflow.store.volume import list_series, open_label, open_volume
-
     manifest = read_manifest(store)
     institution = {} if manifest.empty else dict(zip(manifest["case"], manifest["institution"]))
     by_case: dict[str, list] = {}
@@ -349,8 +339,6 @@ def _annotations(fit: FitOutputs, index) -> pd.DataFrame:
 
 
 def _harmonise_figures(fit: FitOutputs, content) -> None:
-    from radflow.report.figures import combat_before_after, embedding_plot
-
     pipe = fit.pipeline
     if pipe is None or "harmonise" not in pipe.named_steps:
         content.notes["combat"] = "The study's pipeline has no harmonisation step."
@@ -380,12 +368,10 @@ def _out_of_fold(fit: FitOutputs, scheme: str) -> tuple[np.ndarray, np.ndarray]:
     Outcomes come with the predictions when read from ``predictions.parquet``
     (exactly what the validation scored), else from the design.
     """
-    from sksurv.util import Surv
-
     pred = fit.predictions[scheme]
     pred = pred[pred["risk"].notna()]
     if {"time", "event"} <= set(pred.columns):
-        y = Surv.from_arrays(event=pred["event"].to_numpy(bool), time=pred["time"].to_numpy(float))
+        y = sksurv_util.Surv.from_arrays(event=pred["event"].to_numpy(bool), time=pred["time"].to_numpy(float))
         return pred["risk"].to_numpy(float), y
     at = fit.design.X.index.get_indexer(pred.index)
     if (at < 0).any():
@@ -394,9 +380,6 @@ def _out_of_fold(fit: FitOutputs, scheme: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _survival_figures(fit: FitOutputs, content) -> None:
-    from radflow.model import metrics
-    from radflow.report.figures import cindex_forest, km_plot, td_auc_plot
-
     schemes = [s for s in ("nested_cv", "loio") if s in fit.predictions]
     survival = fit.design.y is not None and fit.design.y.dtype.names is not None
     if not schemes or not survival:
@@ -460,13 +443,6 @@ def _survival_figures(fit: FitOutputs, content) -> None:
 
 
 def _feature_figures(fit: FitOutputs, content) -> None:
-    from radflow.report.figures import (
-        correlation_heatmap,
-        feature_heatmap,
-        icc_distribution,
-        selected_features_plot,
-    )
-
     Xt = _model_input(fit)
     if Xt is None or Xt.shape[1] == 0:
         for key in ("heatmap", "correlation", "selected"):
@@ -525,10 +501,6 @@ def _feature_figures(fit: FitOutputs, content) -> None:
 
 def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: bool = True):
     """Every figure and table of the report, as a :class:`radflow.report.html.ReportContent`."""
-    from radflow._version import __version__
-    from radflow.pipeline.manifest import read_manifest
-    from radflow.report.html import ReportContent
-
     content = ReportContent()
     manifest = read_manifest(store) if store is not None else pd.DataFrame()
     content.tables["cohort"] = _cohort(fit, manifest)
@@ -584,8 +556,6 @@ def build_report(spec_or_model_dir, out_html, *, store=None, table=None, progres
     pathlib.Path
         ``out_html``.
     """
-    from radflow.report.html import write_html
-
     started = time.monotonic()
     source = Path(spec_or_model_dir)
     if source.is_dir():

@@ -23,8 +23,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
+from scipy.cluster.hierarchy import dendrogram, leaves_list, linkage, optimal_leaf_ordering
+from scipy.spatial.distance import squareform
+from scipy.stats import kruskal
 
+from radflow._atomic import atomic_file
+from radflow._geometry import SpacingError, bounding_box, grow_box, spacing_mm
+from radflow._lazy import load
 from radflow.errors import SettingsError
+from radflow.model.metrics import kaplan_meier, logrank_test
+
+decomposition = load("sklearn.decomposition")
+skimage_measure = load("skimage.measure")
+sksurv_util = load("sksurv.util")
 
 __all__ = [
     "OKABE_ITO",
@@ -105,8 +116,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> None
     then renamed). Metadata that would change from run to run (date) is left
     out, so the same figure gives the same file.
     """
-    from radflow._atomic import atomic_file
-
     suffix = os.fspath(path).rsplit(".", 1)[-1].lower() if "." in os.fspath(path) else ""
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
     if suffix not in metadata:
@@ -153,9 +162,6 @@ def km_plot(time, event, group=None, *, at_risk_times=None, p_value: float | Non
         name, starting at (0, 1.0); censored times are ``"|"`` marks. Axes
         ``"at_risk"`` holds the numbers at risk as text.
     """
-    from sksurv.util import Surv
-
-    from radflow.model.metrics import kaplan_meier, logrank_test
 
     time = _vector(time, "time").astype(float)
     n = len(time)
@@ -172,7 +178,7 @@ def km_plot(time, event, group=None, *, at_risk_times=None, p_value: float | Non
     missing = set(pd.unique(group)) - set(levels)
     if missing:
         raise SettingsError(f"group_order lacks the groups {sorted(map(str, missing))}")
-    y = Surv.from_arrays(event=event, time=time)
+    y = sksurv_util.Surv.from_arrays(event=event, time=time)
 
     fig = _figure(6.4, 4.8)
     grid = fig.add_gridspec(2, 1, height_ratios=(4, 0.35 + 0.25 * len(levels)))
@@ -341,8 +347,6 @@ def _zscore(values: pd.DataFrame) -> pd.DataFrame:
 
 def _cluster(data: np.ndarray):
     """Average-linkage tree of the rows of ``data`` (optimally ordered leaves), or None."""
-    from scipy.cluster.hierarchy import linkage, optimal_leaf_ordering
-
     if len(data) < 3:
         return None
     return optimal_leaf_ordering(linkage(data, method="average"), data)
@@ -350,8 +354,6 @@ def _cluster(data: np.ndarray):
 
 def _dendrogram(ax, tree, n: int, orientation: str) -> None:
     """Draw ``tree`` so that leaf i faces row/column i of an image of n cells."""
-    from scipy.cluster.hierarchy import dendrogram
-
     if tree is not None:
         dendrogram(tree, ax=ax, orientation=orientation, no_labels=True, color_threshold=0,
                    above_threshold_color="0.2")
@@ -420,8 +422,6 @@ def feature_heatmap(values: pd.DataFrame, *, annotations: pd.DataFrame | None = 
         Axes ``"heatmap"`` shows an image of shape (features, patients)
         holding the z-scores; its tick labels name the features and patients.
     """
-    from scipy.cluster.hierarchy import leaves_list
-
     values = _frame(values, "values")
     if annotations is not None:
         if not isinstance(annotations, pd.DataFrame):
@@ -509,9 +509,6 @@ def correlation_heatmap(values: pd.DataFrame, *, method: str = "spearman", clust
     r = (r + r.T) / 2
     order = np.arange(len(r))
     if cluster and len(r) >= 3:
-        from scipy.cluster.hierarchy import leaves_list, linkage
-        from scipy.spatial.distance import squareform
-
         distance = squareform(np.clip(1.0 - np.abs(r), 0.0, None), checks=False)
         order = leaves_list(linkage(distance, method="average"))
     r = r[np.ix_(order, order)]
@@ -600,8 +597,6 @@ def combat_before_after(before: pd.DataFrame, after: pd.DataFrame, batch, *, fea
         Axes ``"before:<feature>"`` and ``"after:<feature>"``, one box per
         batch, titled with the Kruskal-Wallis p-value across batches.
     """
-    from scipy.stats import kruskal
-
     before = _frame(before, "before", min_rows=2)
     after = _frame(after, "after", min_rows=2)
     if not before.index.equals(after.index):
@@ -668,8 +663,6 @@ def embedding_plot(values, groups, *, title: str | None = None) -> Figure:
         One Axes per panel, labelled ``"embedding:<name>"``, one marker
         series per group.
     """
-    from sklearn.decomposition import PCA
-
     panels = dict(values) if isinstance(values, Mapping) else {"": values}
     if not panels:
         raise SettingsError("values: no panel to draw")
@@ -685,7 +678,7 @@ def embedding_plot(values, groups, *, title: str | None = None) -> Figure:
         z = _zscore(frame).dropna(axis=1)
         if z.shape[1] < 2:
             raise SettingsError(f"values[{name!r}]: fewer than two complete features")
-        pca = PCA(n_components=2).fit(z.to_numpy())
+        pca = decomposition.PCA(n_components=2).fit(z.to_numpy())
         xy = pca.transform(z.to_numpy())
         ax = fig.add_subplot(1, len(frames), i + 1, label=f"embedding:{name}")
         for k, level in enumerate(levels):
@@ -803,17 +796,16 @@ def qc_slice(image, mask, *, spacing_zyx: Sequence[float], z: int | None = None,
         along the boundary between ROI and background pixels (the 0.5 level
         of the mask, :func:`skimage.measure.find_contours`).
     """
-    from skimage.measure import find_contours
-
     image = np.asarray(image)
     mask = np.asarray(mask)
     if image.ndim != 3:
         raise SettingsError(f"image must be 3-D (z, y, x), got shape {image.shape}")
     if mask.shape != image.shape:
         raise SettingsError(f"mask shape {mask.shape} differs from image shape {image.shape}")
-    spacing = np.asarray(spacing_zyx, dtype=float)
-    if spacing.shape != (3,) or not np.all(spacing > 0):
-        raise SettingsError(f"spacing_zyx must be 3 positive values (mm), got {spacing_zyx!r}")
+    try:
+        spacing = np.asarray(spacing_mm(spacing_zyx))
+    except SpacingError:
+        raise SettingsError(f"spacing_zyx must be 3 positive values (mm), got {spacing_zyx!r}") from None
     if z is None:
         z = central_slice(mask)
     elif not 0 <= z < image.shape[0]:
@@ -822,11 +814,9 @@ def qc_slice(image, mask, *, spacing_zyx: Sequence[float], z: int | None = None,
     roi = mask[z] != 0
     r0, c0 = 0, 0
     if crop_margin_mm is not None and roi.any():
-        rows, cols = np.flatnonzero(roi.any(axis=1)), np.flatnonzero(roi.any(axis=0))
-        mr, mc = (int(np.ceil(crop_margin_mm / s)) for s in spacing[1:])
-        r0, r1 = max(rows[0] - mr, 0), min(rows[-1] + mr + 1, roi.shape[0])
-        c0, c1 = max(cols[0] - mc, 0), min(cols[-1] + mc + 1, roi.shape[1])
-        pixels, roi = pixels[r0:r1, c0:c1], roi[r0:r1, c0:c1]
+        margin = [int(np.ceil(crop_margin_mm / s)) for s in spacing[1:]]
+        box = grow_box(bounding_box(roi), margin, roi.shape)
+        (r0, c0), pixels, roi = [s.start for s in box], pixels[box], roi[box]
     if window is None:
         finite = pixels[np.isfinite(pixels)]
         window = tuple(np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
@@ -837,7 +827,7 @@ def qc_slice(image, mask, *, spacing_zyx: Sequence[float], z: int | None = None,
                                                       r0 + pixels.shape[0] - 0.5, r0 - 0.5))
     # Pad so that an ROI touching the crop edge still gets a closed contour.
     padded = np.pad(roi.astype(float), 1)
-    for contour in find_contours(padded, 0.5):
+    for contour in skimage_measure.find_contours(padded, 0.5):
         rr, cc = contour[:, 0] - 1 + r0, contour[:, 1] - 1 + c0
         # A light line under a dark dashed one: visible on any grey level.
         ax.plot(cc, rr, color="#F0E442", linewidth=2.2, label="_roi_halo")

@@ -25,6 +25,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from radflow._atomic import atomic_file
+
 __all__ = ["SECTIONS", "QcCase", "QcImage", "ReportContent", "case_anchor", "render_html",
            "write_html"]
 
@@ -101,7 +103,8 @@ class ReportContent:
 
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#111;background:#fff}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#111;
+background:#fff}
 header,main,footer{max-width:1180px;margin:0 auto;padding:0 20px}
 header h1{margin:18px 0 4px}
 nav{font-size:14px;margin-bottom:10px}nav a{margin-right:12px}
@@ -117,7 +120,8 @@ th{background:#eee}
 .case{border:2px solid #999;border-radius:4px;padding:6px;width:max-content;max-width:100%}
 .case.failed{border:3px dashed #D55E00;background:#fff4ec}
 .case h3{font-size:13px;margin:0 0 4px;font-family:monospace}
-.badge{background:#D55E00;color:#fff;font-weight:bold;padding:1px 6px;border-radius:3px;font-size:12px}
+.badge{background:#D55E00;color:#fff;font-weight:bold;padding:1px 6px;border-radius:3px;
+font-size:12px}
 .case ul{margin:4px 0;padding-left:18px;font-size:12px;max-width:560px}
 .thumbs{display:flex;gap:6px}
 .thumbs figure{margin:0;font-size:11px;text-align:center}
@@ -223,7 +227,7 @@ def render_html(content: ReportContent) -> str:
     nav = "".join(f'<a href="#{key}">{html.escape(title)}</a>' for key, title in SECTIONS.items())
     body = "".join(_section(key, content) for key in SECTIONS)
     provenance = dict(content.provenance)
-    provenance.setdefault("written", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    provenance.setdefault("written", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
     footer = "<br>".join(f"{html.escape(k)}: <code>{html.escape(str(v))}</code>"
                          for k, v in provenance.items())
     title = html.escape(content.title)
@@ -239,8 +243,6 @@ def render_html(content: ReportContent) -> str:
 
 def write_html(content: ReportContent, out_html: str | os.PathLike) -> Path:
     """Write the page to ``out_html`` (under a temporary name, then renamed); return its path."""
-    from radflow._atomic import atomic_file
-
     out = Path(out_html)
     text = render_html(content)
     with atomic_file(out) as tmp:

@@ -99,7 +99,7 @@ def test_block_scaler_gives_each_block_unit_total_variance(study):
     assert list(out.columns) == list(scaler.get_feature_names_out())
     assert scaler.blocks_["PT"][-1] == "PT.missing" and scaler.indicators_ == ["PT"]
     assert out["PT.missing"].sum() == 60  # every fourth patient
-    for name, cols in resolve_blocks(X, BLOCKS).items():
+    for cols in resolve_blocks(X, BLOCKS).values():
         # standardised after imputation, then weighted by 1/sqrt(#columns)
         assert out[cols].var(ddof=0).sum() == pytest.approx(1.0)
         np.testing.assert_allclose(out[cols].mean(), 0.0, atol=1e-12)

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from radflow.errors import InputError, SettingsError
-from radflow.demo.synthetic import draw_cohort
-from radflow.cli.model import add_commands
-from radflow.model.spec import load_spec, parse_spec
 from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
+
+from radflow.cli.model import add_commands
+from radflow.demo.synthetic import draw_cohort
+from radflow.errors import InputError, SettingsError
+from radflow.model.spec import load_spec, parse_spec
 
 N = 45
 

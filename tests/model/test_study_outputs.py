@@ -23,8 +23,8 @@ import yaml
 from sklearn.base import BaseEstimator
 from test_synthetic_signal import SPEC, write_archive_files, write_feature_table
 
-from radflow.errors import InputError, SettingsError
 from radflow.demo.synthetic import draw_cohort
+from radflow.errors import InputError, SettingsError
 from radflow.model.artefacts import PREDICTION_COLUMNS, read_predictions, save_study
 from radflow.model.builder import build_pipeline
 from radflow.model.design import load_design
@@ -349,15 +349,15 @@ def test_study_outputs_parts_and_errors(saved, folder, tmp_path):
 
     (copy / "metrics.json").unlink()
     with pytest.raises(InputError, match="no metrics JSON in the model folder"):
-        StudyOutputs.open(copy).metrics
+        _ = StudyOutputs.open(copy).metrics
     (copy / "model.joblib").unlink()
     with pytest.raises(InputError, match="model file does not exist"):
-        StudyOutputs.open(copy).spec
+        _ = StudyOutputs.open(copy).spec
     (copy / "model.joblib").write_bytes(b"not a pickle")
     with pytest.raises(InputError, match="not a readable model artifact"):
-        StudyOutputs.open(copy).pipeline
+        _ = StudyOutputs.open(copy).pipeline
     with pytest.raises(InputError, match="model file does not exist"):
-        StudyOutputs.open(tmp_path / "absent.joblib").artefact
+        _ = StudyOutputs.open(tmp_path / "absent.joblib").artefact
     with pytest.raises(InputError, match="no such model folder"):
         StudyOutputs.open(tmp_path / "absent")
 

@@ -116,7 +116,8 @@ def derived_features(patient) -> dict[str, dict[str, float]]:
 
 
 def write_feature_table(table, cohort) -> str:
-    """A feature table of ``cohort`` in the layout ``radflow run`` writes; returns its feature set."""
+    """A feature table of ``cohort`` in the layout ``radflow run`` writes; returns its feature
+    set."""
     from radflow.io.pseudonym import Pseudonymiser, load_key
     from radflow.pipeline.table import TableWriter, table_lock
 
@@ -135,7 +136,8 @@ def write_feature_table(table, cohort) -> str:
 
 
 def write_archive_files(folder, cohort) -> dict:
-    """clinical.csv, genomic.csv, outcomes.csv of ``cohort`` (raw ids), as the archive holds them."""
+    """clinical.csv, genomic.csv, outcomes.csv of ``cohort`` (raw ids), as the archive holds
+    them."""
     paths = {}
     for name, rows in (("clinical", [p.clinical for p in cohort]),
                        ("genomic", [p.genomic for p in cohort]),

@@ -19,7 +19,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_html import study_report
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -1,4 +1,5 @@
-"""The report's figures, checked for what they show (read back from the Axes), not only that they exist."""
+"""The report's figures, checked for what they show (read back from the Axes), not only that
+they exist."""
 
 from __future__ import annotations
 

@@ -57,7 +57,9 @@ ICC = {"CT.gtv.original_shape_MeshVolume": (0.97, 0.93), "CT.gtv.original_firsto
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from radflow.model.spec import load_design, load_spec, save_study
+    from radflow.model.artefacts import save_study
+    from radflow.model.design import load_design
+    from radflow.model.spec import load_spec
     from radflow.model.validation import run_study
 
     folder = tmp_path_factory.mktemp("model_report")
@@ -189,3 +191,26 @@ def test_only_predictions_parquet_is_read(model_dir, tmp_path):
     pd.DataFrame({"patient": ["P1"], "risk": [1.0]}).to_parquet(copy / "predictions.parquet")
     with pytest.raises(InputError, match=re.escape(str(copy / "predictions.parquet"))):
         load_fit_outputs(copy)
+
+
+def test_fit_outputs_read_the_folder_by_its_file_names(model_dir, content, tmp_path):
+    """The report reads model.joblib and metrics.json through StudyOutputs (the reader of
+    `radflow model predict` too), not whatever *.json / *.joblib sorts first."""
+    import json
+    import shutil
+
+    from radflow.report.build import load_fit_outputs
+
+    fit, _ = content
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "a_notes.json").write_text(json.dumps({"validation": {}, "spec": "elsewhere.yaml"}))
+    (copy / "a_old.joblib").write_bytes(b"not a model")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
+        again = load_fit_outputs(copy)
+    assert again.spec == fit.spec
+    assert again.validation == fit.validation and set(again.validation) == {"nested_cv", "loio"}
+    assert list(again.pipeline.named_steps) == list(fit.pipeline.named_steps)
+    for scheme, pred in fit.predictions.items():
+        pd.testing.assert_frame_equal(again.predictions[scheme], pred)
