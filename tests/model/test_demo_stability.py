@@ -85,9 +85,9 @@ def test_stability_step_writes_the_icc_table(store, tmp_path, capsys):
 
 
 def test_demo_spec_filters_by_the_stability_table(store, tmp_path):
+    from radflow.demo.scenario import stability_step
     from radflow.demo.study import ICC_RULE, default_spec
     from radflow.model.spec import parse_spec
-    from radflow.demo.scenario import stability_step
 
     icc = stability_step(store, tmp_path / "stability_icc.parquet")
     (tmp_path / "features").mkdir()

@@ -14,8 +14,14 @@ from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
 from radflow.model.combat import ComBat
-from radflow.model.fusion import (BlockScaler, LateFusionSurvival, complete_cases,
-                                  make_early_fusion, missing_blocks, resolve_blocks)
+from radflow.model.fusion import (
+    BlockScaler,
+    LateFusionSurvival,
+    complete_cases,
+    make_early_fusion,
+    missing_blocks,
+    resolve_blocks,
+)
 from radflow.model.selection import UnivariateCoxSelector
 
 BLOCKS = {"CT": r"CT\.", "PT": r"PT\.", "clinical": ["age", "stage", "hpv"],

@@ -13,10 +13,18 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sksurv.util import Surv
 
-from radflow.model.selection import (CorrelationFilter, CoxnetSelector, FeaturePCA,
-                                     ForestImportanceSelector, ICCFilter, L1LogisticSelector,
-                                     MRMRSelector, NearZeroVariance, UnivariateCoxSelector,
-                                     cox_score_test)
+from radflow.model.selection import (
+    CorrelationFilter,
+    CoxnetSelector,
+    FeaturePCA,
+    ForestImportanceSelector,
+    ICCFilter,
+    L1LogisticSelector,
+    MRMRSelector,
+    NearZeroVariance,
+    UnivariateCoxSelector,
+    cox_score_test,
+)
 
 
 def _cox_data(n=200, p=12, beta=(1.0, -0.8, 0.6), seed=0, tie_to=None):

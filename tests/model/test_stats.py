@@ -13,10 +13,10 @@ import pytest
 import SimpleITK as sitk
 from scipy import stats
 
+from radflow.cli.model import add_stats_arguments
+from radflow.demo.synthetic import draw_cohort
 from radflow.errors import SettingsError
 from radflow.io.pseudonym import Pseudonymiser, load_key
-from radflow.demo.synthetic import draw_cohort
-from radflow.cli.model import add_stats_arguments
 from radflow.model.stats import OUTPUTS, benjamini_hochberg, correlations, stats_command
 from radflow.model.study import load_study
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radflow.demo.synthetic import draw_cohort
 from radflow.errors import InputError
 from radflow.io.pseudonym import Pseudonymiser, load_key
-from radflow.demo.synthetic import draw_cohort
 from radflow.model.study import encode_covariates, feature_sets, load_study
 
 PARAMS = {"featureClass": {"firstorder": ["Mean"], "glcm": ["Contrast"]}}
