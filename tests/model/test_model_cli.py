@@ -74,6 +74,11 @@ def test_fit_then_predict(study, capsys):
     design = load_design(load_spec(study["spec"]))
     np.testing.assert_allclose(predictions.loc[design.X.index, "risk"],
                                predict_risk(artifact["pipeline"], design.X))
+    # The model folder itself may be given (read by the report's reader, StudyOutputs).
+    again = folder / "predictions_again.csv"
+    assert _run(["model", "predict", str(folder / "out"), "--table", str(folder / "features"),
+                 "-o", str(again)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(again, index_col="patient"), predictions)
 
 
 def test_spec_errors_name_the_file_and_the_key(study, tmp_path):
