@@ -11,8 +11,8 @@ Reading
     ``.yaml``/``.yml`` files with the YAML 1.2 core schema (the one PyRadiomics' reader,
     ruamel.yaml through pykwalify, uses: ``1e-5`` is a number, ``yes``/``on`` are strings),
     ``.json`` files with :mod:`json`. A duplicated key is an error in both (plain
-    ``yaml.safe_load`` lets the last one silently win). `what` names the kind of file in the
-    messages: ``"cluster configuration: line 4: duplicate key 'cores'"``.
+    ``yaml.safe_load`` lets the last one silently win): ``"slurm.yaml: line 4: duplicate key
+    'cores'"``. `what` names the kind of file (``"cluster configuration not found"``).
 ``parse_yaml(text, origin)``
     The same reader on a string (`origin` names it in errors).
 :class:`YAML12Loader`
@@ -35,7 +35,8 @@ is not ``true``, ``true`` is not an integer.
     Every key of `mapping` checked against ``rules`` (a dict key -> Rule); an unknown key is an
     error naming `where` with a "did you mean" suggestion and the valid keys, a missing
     required key too. Returns ``{key: canonical value}`` for the keys given (defaults are the
-    caller's business, usually a frozen dataclass's).
+    caller's business, usually a frozen dataclass's). ``hint=`` gives a message of its own to
+    some unknown keys (``"'kernelRadius' belongs in the voxelSetting section"``).
 ``suggest(word, candidates)``
     ``" (did you mean 'binWidth'?)"`` or ``""``: the closest candidate, case-insensitively
     (``closest(word, candidates)``: the candidate itself, or None).
