@@ -47,7 +47,7 @@ from radflow.store.source import is_dataarray
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["IbsiImages", "available_families", "compute_ibsi", "extract_ibsi", "process_ibsi"]
+__all__ = ["IbsiImages", "compute_ibsi", "extract_ibsi", "process_ibsi"]
 
 #: Radius in mm of the 1 cm^3 sphere of the local intensity peak: the crop
 #: around the ROI keeps every voxel it can reach.
@@ -150,9 +150,7 @@ def compute_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[f
     out = dict(processed.diagnostics)
     calls = _FAMILY_CALLS if config.filter is None else {"stat": _FAMILY_CALLS["stat"]}
     for family, call in calls.items():
-        module = _family_module(family)
-        if module is not None:
-            out.update(call(module, processed, config))
+        out.update(call(registry.family_module(family), processed, config))
     order = {tag: i for i, tag in enumerate(registry.tags())}
     unknown = sorted(set(out) - set(order))
     if unknown:
@@ -243,11 +241,6 @@ def _filtered(values, morph_mask, intensity_mask, spacing, config: IbsiConfig, d
     [(_, response)] = filter_responses(values[region], settings, spacing_zyx=spacing)
     inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(bbox, region))
     return IbsiImages(response[inner], morph_mask[bbox], intensity_mask[bbox], None, 0, None, spacing, diagnostics)
-
-
-def available_families() -> dict[str, bool]:
-    """Whether each IBSI family's module is installed (family key -> bool)."""
-    return {family: _family_module(family) is not None for family in _FAMILY_CALLS}
 
 
 def _discretise(values: np.ndarray, mask: np.ndarray, config: IbsiConfig) -> tuple[np.ndarray, int]:
@@ -341,17 +334,6 @@ _FAMILY_CALLS = {
     "ngt": _texture("ngt"),
     "ngl": _texture("ngl"),
 }
-
-
-def _family_module(family: str):
-    try:
-        return registry.family_module(family)
-    except ModuleNotFoundError as err:
-        # Only the family's own module may be missing; a missing dependency
-        # inside it is a real error.
-        if err.name == registry.FAMILIES[family][1]:
-            return None
-        raise
 
 
 def _read_pair(image, mask, label):

@@ -397,7 +397,7 @@ def tags(family: str | None = None, aggregations: tuple[str, ...] | None = None)
 
 
 def family_module(family: str):
-    """The module computing an IBSI family key (ModuleNotFoundError while it is not installed)."""
+    """The module computing an IBSI family key."""
     module = FAMILIES[family][1]
     if module is None:
         raise KeyError(f"IBSI family {family!r} is computed by radflow.extraction.ibsi")
