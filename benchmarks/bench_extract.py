@@ -171,30 +171,47 @@ def _child(side: str, setting: str) -> None:
 
 
 def _peak_memory(side: str, setting: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", side, setting], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", side, setting],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])["peak_mib"]
 
 
 def _cold_start(empty_cache: bool) -> float:
-    code = ("import time; t = time.perf_counter(); from radflow.extraction.extractor import warmup; "
-            "warmup(); print(time.perf_counter() - t)")
+    code = (
+        "import time; t = time.perf_counter(); from radflow.extraction.extractor import warmup; "
+        "warmup(); print(time.perf_counter() - t)"
+    )
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as cache:
         if empty_cache:
             env["NUMBA_CACHE_DIR"] = cache
-        out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-W", "ignore", "-c", code],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     return float(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="radflow runs (best taken)")
-    parser.add_argument("--repeat-pyradiomics", type=int, default=1, help="PyRadiomics runs (best taken)")
+    parser.add_argument(
+        "--repeat-pyradiomics", type=int, default=1, help="PyRadiomics runs (best taken)"
+    )
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
-    parser.add_argument("--no-cold", action="store_true", help="skip the numba cold-start measurement")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip the peak-memory child processes"
+    )
+    parser.add_argument(
+        "--no-cold", action="store_true", help="skip the numba cold-start measurement"
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -213,18 +230,30 @@ def main(argv=None) -> None:
         ours, result = _best(partial(_radflow, case, params), args.repeat)
         theirs, expected = _best(partial(_pyradiomics, case, params), args.repeat_pyradiomics)
         features = [k for k in expected if not k.startswith("diagnostics_")]
-        worst = max((abs(float(result[k]) - float(expected[k])) / max(abs(float(expected[k])), 1e-300)
-                     for k in features if np.isfinite(float(expected[k]))), default=0.0)
+        worst = max(
+            (
+                abs(float(result[k]) - float(expected[k])) / max(abs(float(expected[k])), 1e-300)
+                for k in features
+                if np.isfinite(float(expected[k]))
+            ),
+            default=0.0,
+        )
         assert set(result) == set(expected), "radflow and PyRadiomics return different keys"
-        print(f"\n[{setting}] {len(features)} features, {len(result) - len(features)} diagnostics; "
-              f"largest relative difference {worst:.1e}")
+        print(
+            f"\n[{setting}] {len(features)} features, {len(result) - len(features)} diagnostics; "
+            f"largest relative difference {worst:.1e}"
+        )
         print(f"  radflow first call in process : {first_call:8.3f} s")
         print(f"  radflow warm (best of {args.repeat})     : {ours:8.3f} s")
         print(f"  PyRadiomics (best of {args.repeat_pyradiomics})     : {theirs:8.3f} s")
-        print(f"  ratio                         : {theirs / ours:8.1f} x (target >= {TARGETS[setting]:g} x)")
+        print(
+            f"  ratio                         : {theirs / ours:8.1f} x (target >= {TARGETS[setting]:g} x)"
+        )
         if not args.no_memory:
-            print(f"  peak memory above the case    : radflow {_peak_memory('radflow', setting):.0f} MiB, "
-                  f"PyRadiomics {_peak_memory('pyradiomics', setting):.0f} MiB")
+            print(
+                f"  peak memory above the case    : radflow {_peak_memory('radflow', setting):.0f} MiB, "
+                f"PyRadiomics {_peak_memory('pyradiomics', setting):.0f} MiB"
+            )
         with _profiled() as totals:
             start = time.perf_counter()
             _radflow(case, params)
@@ -235,8 +264,12 @@ def main(argv=None) -> None:
         del first
 
     if not args.no_cold:
-        print(f"\nnumba cold start (fresh process, empty cache: import + compile + warmup): {_cold_start(True):.1f} s")
-        print(f"start with the cache filled (fresh process: import + load + warmup)   : {_cold_start(False):.1f} s")
+        print(
+            f"\nnumba cold start (fresh process, empty cache: import + compile + warmup): {_cold_start(True):.1f} s"
+        )
+        print(
+            f"start with the cache filled (fresh process: import + load + warmup)   : {_cold_start(False):.1f} s"
+        )
 
 
 if __name__ == "__main__":

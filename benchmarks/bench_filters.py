@@ -70,13 +70,17 @@ def pyradiomics_run(image, mask) -> tuple[dict[str, float], dict[str, np.ndarray
     values, seconds = {}, {}
     for image_type, custom in ENABLED.items():
         start = time.perf_counter()
-        for filtered, name, _ in getattr(imageoperations, f"get{image_type}Image")(image, mask, **custom):
+        for filtered, name, _ in getattr(imageoperations, f"get{image_type}Image")(
+            image, mask, **custom
+        ):
             values[name] = sitk.GetArrayViewFromImage(filtered)[roi].astype(np.float64)
         seconds[image_type] = time.perf_counter() - start
     return seconds, values
 
 
-def radflow_run(ct: np.ndarray, mask: np.ndarray, union: bool) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+def radflow_run(
+    ct: np.ndarray, mask: np.ndarray, union: bool
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Seconds per crop for radflow on per-type crops (or one crop for all types), and the ROI values.
 
     The volume's max |HU| is a statistic the store keeps; it is computed
@@ -92,8 +96,9 @@ def radflow_run(ct: np.ndarray, mask: np.ndarray, union: bool) -> tuple[dict[str
         origin = tuple(float(s.start) * d for s, d in zip(box[::-1], SPACING_XYZ))
         image, crop_mask = _image(ct[box], origin), _image(mask[box], origin)
         roi = mask[box].astype(bool)
-        for name, filtered, _ in image_types(image, crop_mask, enabled, {}, source_shape_zyx=ct.shape,
-                                             source_max_abs=max_abs):
+        for name, filtered, _ in image_types(
+            image, crop_mask, enabled, {}, source_shape_zyx=ct.shape, source_max_abs=max_abs
+        ):
             values[name] = sitk.GetArrayViewFromImage(filtered)[roi].astype(np.float64)
         seconds["+".join(enabled)] = time.perf_counter() - start
     return seconds, values
@@ -101,7 +106,9 @@ def radflow_run(ct: np.ndarray, mask: np.ndarray, union: bool) -> tuple[dict[str
 
 def main() -> None:
     ct, mask = phantom_ct()
-    print(f"CT {ct.shape} int16, ROI {int(mask.sum())} voxels, bbox {ndimage.find_objects(mask)[0]}")
+    print(
+        f"CT {ct.shape} int16, ROI {int(mask.sum())} voxels, bbox {ndimage.find_objects(mask)[0]}"
+    )
     radflow_run(ct[:40, :64, :64], mask[:40, :64, :64] | 1, union=False)  # warm imports
     t_ours, ours = radflow_run(ct, mask, union=False)
     t_union, _ = radflow_run(ct, mask, union=True)
@@ -114,8 +121,10 @@ def main() -> None:
         print(f"{name:24s} {np.abs(ours[name] - theirs[name]).max() / scale:32.2e}")
     print(f"{'image type':12s} {'PyRadiomics s':>14s} {'radflow s':>10s} {'ratio':>7s}")
     for image_type in ENABLED:
-        print(f"{image_type:12s} {t_theirs[image_type]:14.3f} {t_ours[image_type]:10.3f} "
-              f"{t_theirs[image_type] / t_ours[image_type]:7.1f}")
+        print(
+            f"{image_type:12s} {t_theirs[image_type]:14.3f} {t_ours[image_type]:10.3f} "
+            f"{t_theirs[image_type] / t_ours[image_type]:7.1f}"
+        )
     total_theirs, total_ours, total_union = (sum(t.values()) for t in (t_theirs, t_ours, t_union))
     print(f"PyRadiomics (whole image): {total_theirs:7.2f} s")
     print(f"radflow (crop per type):   {total_ours:7.2f} s   x{total_theirs / total_ours:.1f}")

@@ -22,8 +22,6 @@ import time
 from common import cropped_case  # benchmarks/common.py
 
 
-
-
 def _median_time(fn, repeat):
     times = []
     for _ in range(repeat):

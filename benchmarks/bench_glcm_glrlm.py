@@ -20,10 +20,8 @@ import logging
 import time
 
 import numpy as np
-from common import best_of, cropped_case  # benchmarks/common.py
 import SimpleITK as sitk
-
-
+from common import best_of, cropped_case  # benchmarks/common.py
 
 
 def main(argv=None):
@@ -57,7 +55,10 @@ def main(argv=None):
         return run
 
     total_py = total_rf = 0.0
-    for name, cls, module in (("glcm", py_glcm.RadiomicsGLCM, glcm), ("glrlm", py_glrlm.RadiomicsGLRLM, glrlm)):
+    for name, cls, module in (
+        ("glcm", py_glcm.RadiomicsGLCM, glcm),
+        ("glrlm", py_glrlm.RadiomicsGLRLM, glrlm),
+    ):
         t0 = time.perf_counter()
         module.compute(binned, mask, spacing_zyx=spacing_zyx)
         first = time.perf_counter() - t0
@@ -69,7 +70,9 @@ def main(argv=None):
             f"{name:6s} PyRadiomics {t_py * 1e3:8.1f} ms   radflow {t_rf * 1e3:7.2f} ms   "
             f"x{t_py / t_rf:6.1f}   (radflow first call {first:.2f} s)"
         )
-    print(f"both   PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   x{total_py / total_rf:6.1f}")
+    print(
+        f"both   PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   x{total_py / total_rf:6.1f}"
+    )
 
 
 if __name__ == "__main__":

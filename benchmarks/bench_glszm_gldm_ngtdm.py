@@ -25,8 +25,6 @@ import numpy as np
 from common import best_of, cropped_case  # benchmarks/common.py
 
 
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -87,7 +85,9 @@ def main(argv=None):
             f"{name:6s} PyRadiomics {t_py * 1e3:8.1f} ms   radflow {t_rf * 1e3:7.2f} ms   "
             f"x{t_py / t_rf:6.1f}   (first call {first:.2f} s; max rel. diff {worst:.1e})"
         )
-    print(f"all    PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   x{total_py / total_rf:6.1f}")
+    print(
+        f"all    PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   x{total_py / total_rf:6.1f}"
+    )
 
 
 if __name__ == "__main__":

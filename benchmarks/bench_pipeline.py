@@ -47,9 +47,17 @@ import SimpleITK as sitk
 
 from radflow.io.records import LabelMap
 
-FULL = {"featureClass": {"firstorder": None, "glcm": None, "glrlm": None, "glszm": None,
-                         "gldm": None, "ngtdm": None},
-        "setting": {"binWidth": 25}}
+FULL = {
+    "featureClass": {
+        "firstorder": None,
+        "glcm": None,
+        "glrlm": None,
+        "glszm": None,
+        "gldm": None,
+        "ngtdm": None,
+    },
+    "setting": {"binWidth": 25},
+}
 #: The usual published configuration: Original, LoG and wavelets (3 tasks per ROI).
 FILTERS = {**FULL, "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}}}
 SMALLEST = {"featureClass": {"firstorder": ["Mean"]}, "setting": {"additionalInfo": False}}
@@ -75,16 +83,26 @@ def write_store(store: Path, cases: int, *, seed: int = 0, size: str = "small") 
         rng = np.random.default_rng([seed, i])
         values = rng.normal(-50, 40, size=shape)
         centre = [int(rng.integers(r + 2, n - r - 2)) for n, r in zip(shape, radii)]
-        roi = (((z - centre[0]) / radii[0]) ** 2 + ((y - centre[1]) / radii[1]) ** 2
-               + ((x - centre[2]) / radii[2]) ** 2) <= 1
+        roi = (
+            ((z - centre[0]) / radii[0]) ** 2
+            + ((y - centre[1]) / radii[1]) ** 2
+            + ((x - centre[2]) / radii[2]) ** 2
+        ) <= 1
         values[roi] += 60 + 50 * rng.random(int(roi.sum()))
         image = sitk.GetImageFromArray(values.astype(np.int16))
         image.SetSpacing(spacing[::-1])
         label = sitk.GetImageFromArray(roi.astype(np.uint8))
         label.CopyInformation(image)
         labels = [LabelMap("gtv", "labelmap", label, {1: "GTV"})]
-        write_series(store, f"B{i:04d}", "CT-1", image, labels, fingerprint=f"bench-{size}-{seed}-{i}",
-                     attrs={"modality": "CT", "institution": f"SITE_{i % 3}"})
+        write_series(
+            store,
+            f"B{i:04d}",
+            "CT-1",
+            image,
+            labels,
+            fingerprint=f"bench-{size}-{seed}-{i}",
+            attrs={"modality": "CT", "institution": f"SITE_{i % 3}"},
+        )
 
 
 def serial_seconds(store: Path, params) -> float:
@@ -128,8 +146,9 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_workers(store: Path, warm: Path, out: Path, n: int, params,
-                  repeat: int = 1) -> tuple[float, float, float]:
+def bench_workers(
+    store: Path, warm: Path, out: Path, n: int, params, repeat: int = 1
+) -> tuple[float, float, float]:
     """Wall seconds of a run on ``n`` warm workers, their CPU seconds, and the client's.
 
     The fastest of ``repeat`` runs on the same cluster.
@@ -145,13 +164,19 @@ def bench_workers(store: Path, warm: Path, out: Path, n: int, params,
 
     # The cluster `radflow run` starts, kept for a warm-up run and the timed one.
     with local_cluster(n) as cluster, Client(cluster, set_as_default=False) as client:
-        pipeline_seconds(warm, params, out / "warm-table", cluster.scheduler_address)  # imports, kernels
+        pipeline_seconds(
+            warm, params, out / "warm-table", cluster.scheduler_address
+        )  # imports, kernels
         best = None
         for _ in range(repeat):
             before, client_before = client.run(_cpu_seconds), _cpu_seconds()
             seconds = pipeline_seconds(store, params, out / f"table-{n}", cluster.scheduler_address)
             after, client_after = client.run(_cpu_seconds), _cpu_seconds()
-            figures = (seconds, sum(after[w] - before[w] for w in after), client_after - client_before)
+            figures = (
+                seconds,
+                sum(after[w] - before[w] for w in after),
+                client_after - client_before,
+            )
             best = figures if best is None or figures[0] < best[0] else best
     return best
 
@@ -189,7 +214,11 @@ def bench_dask_floor(tasks: int = 1000) -> tuple[float, float, float]:
         wall = (time.perf_counter() - started) / tasks
         after, client_after = client.run(_cpu_seconds), _cpu_seconds()
     worker = sum(after[w] - before[w] for w in after) / tasks
-    return 1000 * (wall - alone), 1000 * (worker - alone), 1000 * (client_after - client_before) / tasks
+    return (
+        1000 * (wall - alone),
+        1000 * (worker - alone),
+        1000 * (client_after - client_before) / tasks,
+    )
 
 
 def bench_duckdb(out: Path, rows: int = 10_000) -> tuple[float, float]:
@@ -206,20 +235,34 @@ def bench_duckdb(out: Path, rows: int = 10_000) -> tuple[float, float]:
     shutil.rmtree(table, ignore_errors=True)
     rng = np.random.default_rng(0)
     per_case = 10
-    stamp = dt.datetime.now(dt.timezone.utc)
+    stamp = dt.datetime.now(dt.UTC)
     with table_lock(table):
         writer = TableWriter(table, fs, columns, params_to_dict(params), "bench")
         for c in range(rows // per_case):
             case = f"D{c:05d}"
-            batch = [{"case": case, "series": f"CT-{case}", "roi": "gtv", "label_key": "gtv", "label": 1,
-                      "image_type": f"wavelet-{k}", "task_key": f"{case}-{k}", "params_hash": fs[3:],
-                      "input_fingerprint": "x", "radflow_version": "bench", "extracted_at": stamp,
-                      **dict(zip(columns, rng.random(len(columns)).tolist()))}
-                     for k in range(per_case)]
+            batch = [
+                {
+                    "case": case,
+                    "series": f"CT-{case}",
+                    "roi": "gtv",
+                    "label_key": "gtv",
+                    "label": 1,
+                    "image_type": f"wavelet-{k}",
+                    "task_key": f"{case}-{k}",
+                    "params_hash": fs[3:],
+                    "input_fingerprint": "x",
+                    "radflow_version": "bench",
+                    "extracted_at": stamp,
+                    **dict(zip(columns, rng.random(len(columns)).tolist())),
+                }
+                for k in range(per_case)
+            ]
             writer.commit(f"SITE_{c % 5}", ("CT", "PT", "MR")[c % 3], case, batch, keep=())
-    query = ("SELECT institution, modality, image_type, count(*), avg(glcm_Contrast), "
-             "stddev(firstorder_Entropy) "
-             f"FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) GROUP BY ALL")
+    query = (
+        "SELECT institution, modality, image_type, count(*), avg(glcm_Contrast), "
+        "stddev(firstorder_Entropy) "
+        f"FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) GROUP BY ALL"
+    )
 
     def timed() -> float:
         times = []
@@ -242,16 +285,34 @@ def _load() -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100)
-    parser.add_argument("--size", choices=sorted(SIZES), default="small",
-                        help="case size (default: small, where fixed costs show most)")
-    parser.add_argument("--params", choices=sorted(PARAMS), default="default",
-                        help="default: PyRadiomics' classes on Original (1 task per ROI); "
-                             "filters: also LoG (1, 3 mm) and the 8 wavelets (3 tasks per ROI)")
-    parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one)")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="time each measurement this many times and keep the fastest (default 1)")
-    parser.add_argument("--parts", nargs="+", default=["overhead", "scaling", "floor", "duckdb"],
-                        choices=["overhead", "scaling", "floor", "duckdb"])
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="small",
+        help="case size (default: small, where fixed costs show most)",
+    )
+    parser.add_argument(
+        "--params",
+        choices=sorted(PARAMS),
+        default="default",
+        help="default: PyRadiomics' classes on Original (1 task per ROI); "
+        "filters: also LoG (1, 3 mm) and the 8 wavelets (3 tasks per ROI)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="work folder (default: a temporary one)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each measurement this many times and keep the fastest (default 1)",
+    )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["overhead", "scaling", "floor", "duckdb"],
+        choices=["overhead", "scaling", "floor", "duckdb"],
+    )
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="radflow-bench-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -272,43 +333,65 @@ def main(argv=None) -> None:
     rois = len({(t.case, t.series, t.label_key, t.label) for t in plan.tasks})
     shape = SIZES[args.size][0]
     image_types = ", ".join(params.get("imageType", {"Original": {}}))
-    print(f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}); "
-          f"feature classes {', '.join(FULL['featureClass'])} on {image_types}: {tasks} tasks")
-    print(f"  planning (client, metadata only)    {plan_s:7.2f} s   ({1000 * plan_s / rois:.1f} ms/ROI)")
+    print(
+        f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}); "
+        f"feature classes {', '.join(FULL['featureClass'])} on {image_types}: {tasks} tasks"
+    )
+    print(
+        f"  planning (client, metadata only)    {plan_s:7.2f} s   ({1000 * plan_s / rois:.1f} ms/ROI)"
+    )
     if "overhead" in args.parts:
         serial_full = min(serial_seconds(store, params) for _ in range(args.repeat))
-        print(f"  plain loop in one process           {serial_full:7.2f} s   "
-              f"{rois / serial_full:6.2f} ROIs/s   ({_load()})")
+        print(
+            f"  plain loop in one process           {serial_full:7.2f} s   "
+            f"{rois / serial_full:6.2f} ROIs/s   ({_load()})"
+        )
     if {"overhead", "scaling"} & set(args.parts):
         one, cpu_one, client_one = bench_workers(store, warm, out, 1, params, args.repeat)
-        print(f"  radflow run, 1 worker               {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
-              f"({_load()})")
+        print(
+            f"  radflow run, 1 worker               {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
+            f"({_load()})"
+        )
     if "overhead" in args.parts:
-        print(f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
-              f"of extraction time (target < 5 %): {1000 * (one - serial_full) / tasks:.1f} ms per task")
+        print(
+            f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
+            f"of extraction time (target < 5 %): {1000 * (one - serial_full) / tasks:.1f} ms per task"
+        )
     if "scaling" in args.parts:
         two, cpu_two, client_two = bench_workers(store, warm, out, 2, params, args.repeat)
-        print(f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
-              f"({_load()})   speed-up {one / two:.2f}x (target >= 1.8x)")
-        print(f"  CPU per ROI in workers: {1000 * cpu_one / rois:.0f} ms (1 worker), "
-              f"{1000 * cpu_two / rois:.0f} ms (2 workers): parallel efficiency "
-              f"{100 * cpu_one / cpu_two:.0f} %")
-        print(f"  client + scheduler CPU: {100 * client_one / cpu_one:.1f} % (1 worker), "
-              f"{100 * client_two / cpu_two:.1f} % (2 workers) of the workers' CPU")
+        print(
+            f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
+            f"({_load()})   speed-up {one / two:.2f}x (target >= 1.8x)"
+        )
+        print(
+            f"  CPU per ROI in workers: {1000 * cpu_one / rois:.0f} ms (1 worker), "
+            f"{1000 * cpu_two / rois:.0f} ms (2 workers): parallel efficiency "
+            f"{100 * cpu_one / cpu_two:.0f} %"
+        )
+        print(
+            f"  client + scheduler CPU: {100 * client_one / cpu_one:.1f} % (1 worker), "
+            f"{100 * client_two / cpu_two:.1f} % (2 workers) of the workers' CPU"
+        )
     if "overhead" in args.parts:
         serial_small = min(serial_seconds(store, SMALLEST) for _ in range(args.repeat))
         one_small = bench_workers(store, warm, out, 1, SMALLEST, args.repeat)[0]
         print("smallest feature set (firstorder Mean on Original, no diagnostics; 1 task per ROI):")
-        print(f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
-              f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per task   ({_load()})")
+        print(
+            f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
+            f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per task   ({_load()})"
+        )
     if "floor" in args.parts:
         wall, worker, client = bench_dask_floor()
-        print(f"Dask's own cost per task here (1,000 trivial tasks, 1 worker): {wall:.1f} ms wall, "
-              f"{worker:.1f} ms worker CPU, {client:.1f} ms client + scheduler CPU   ({_load()})")
+        print(
+            f"Dask's own cost per task here (1,000 trivial tasks, 1 worker): {wall:.1f} ms wall, "
+            f"{worker:.1f} ms worker CPU, {client:.1f} ms client + scheduler CPU   ({_load()})"
+        )
     if "duckdb" in args.parts:
         before, after = bench_duckdb(out)
-        print(f"DuckDB GROUP BY over 10,000 rows: {1000 * before:.1f} ms (1,000 files), "
-              f"{1000 * after:.1f} ms after compact   ({_load()})")
+        print(
+            f"DuckDB GROUP BY over 10,000 rows: {1000 * before:.1f} ms (1,000 files), "
+            f"{1000 * after:.1f} ms after compact   ({_load()})"
+        )
     print(f"{_load()} at end; work folder: {out}")
 
 

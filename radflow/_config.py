@@ -134,7 +134,9 @@ def load_config(
     suffixes = tuple(suffixes)
     suffix = path.suffix.lower()
     if suffix not in suffixes:
-        raise SettingsError(f"{path}: unknown {what} type {suffix!r}; expected {', '.join(suffixes)}")
+        raise SettingsError(
+            f"{path}: unknown {what} type {suffix!r}; expected {', '.join(suffixes)}"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -194,20 +196,29 @@ class YAML12Loader(yaml.SafeLoader):
 
 _TAG = "tag:yaml.org,2002:"
 YAML12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag not in {_TAG + t for t in ("bool", "int", "float")}]
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in {_TAG + t for t in ("bool", "int", "float")}
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 YAML12Loader.add_implicit_resolver(
-    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 YAML12Loader.add_implicit_resolver(
-    _TAG + "int", re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$"),
-    list("-+0123456789"))
+    _TAG + "int",
+    re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$"),
+    list("-+0123456789"),
+)
 YAML12Loader.add_implicit_resolver(
     _TAG + "float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
-               r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"),
-    list("-+.0123456789"))
+    re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+        r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"
+    ),
+    list("-+.0123456789"),
+)
 
 
 def _construct_int(loader, node):
@@ -232,8 +243,14 @@ YAML12Loader.add_constructor(_TAG + "float", _construct_float)
 # --- checking -----------------------------------------------------------------------------------
 
 _KINDS = ("bool", "int", "float", "str", "mapping", "any")
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf,
-               "infinity": math.inf, "-infinity": -math.inf}
+_NON_FINITE = {
+    "nan": math.nan,
+    "inf": math.inf,
+    "+inf": math.inf,
+    "-inf": -math.inf,
+    "infinity": math.inf,
+    "-infinity": -math.inf,
+}
 
 
 @dataclass(frozen=True)
@@ -299,10 +316,22 @@ def describe(rule: Rule) -> str:
     elif rule.choices is not None:
         text = "one of " + ", ".join(repr(c) for c in rule.choices)
     else:
-        noun = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
-                "mapping": "a mapping", "any": "a value"}[rule.kind]
-        plural = {"int": "integers", "float": "numbers", "bool": "true/false values",
-                  "str": "texts", "mapping": "mappings", "any": "values"}[rule.kind]
+        noun = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "text",
+            "mapping": "a mapping",
+            "any": "a value",
+        }[rule.kind]
+        plural = {
+            "int": "integers",
+            "float": "numbers",
+            "bool": "true/false values",
+            "str": "texts",
+            "mapping": "mappings",
+            "any": "values",
+        }[rule.kind]
         bounds = []
         if rule.low is not None:
             bounds.append(f"{'>' if rule.low_exclusive else '>='} {rule.low:g}")
@@ -482,13 +511,22 @@ def check_mapping(
     for key in mapping:
         if key not in rules:
             message = hint(key) if hint is not None else None
-            raise SettingsError(message or f"{where}: unknown key {key!r}{suggest(str(key), rules)}; "
-                                           f"{known}: {', '.join(map(str, rules))}")
+            raise SettingsError(
+                message
+                or f"{where}: unknown key {key!r}{suggest(str(key), rules)}; "
+                f"{known}: {', '.join(map(str, rules))}"
+            )
     for key, rule in rules.items():
         if rule.required and key not in mapping:
-            raise SettingsError(wording.missing.format(where=where, key=key, expected=describe(rule)))
-    return {key: check_value(rules[key], value, wording.key.format(where=where, key=key), wording=wording)
-            for key, value in mapping.items()}
+            raise SettingsError(
+                wording.missing.format(where=where, key=key, expected=describe(rule))
+            )
+    return {
+        key: check_value(
+            rules[key], value, wording.key.format(where=where, key=key), wording=wording
+        )
+        for key, value in mapping.items()
+    }
 
 
 def closest(word: str, candidates: Iterable[str]) -> str | None:

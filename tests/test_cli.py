@@ -10,8 +10,9 @@ from radflow.cli import build_parser, main
 
 
 def test_help_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "radflow.cli", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "radflow.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     commands = build_parser()._subparsers._group_actions[0].choices
     assert commands, "no sub-commands"
     for name in commands:
@@ -72,11 +73,15 @@ def test_extract_batch_needs_an_output(tmp_path, capsys):
 
 
 def test_help_loads_no_heavy_module():
-    code = ("import sys, radflow.cli as c; c.build_parser(); "
-            "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'zarr', 'numba', 'SimpleITK') "
+    code = (
+        "import sys, radflow.cli as c; c.build_parser(); "
+        "heavy = [m for m in ('numpy', 'pandas', 'scipy', 'zarr', 'numba', 'SimpleITK') "
         "if m in sys.modules]; "
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "", f"radflow --help imports {out.strip()}"
 
 
@@ -106,12 +111,20 @@ def test_extract_from_store_folders_equals_files(tmp_path, capsys):
     (info,) = list_series(store)
     series = store / info.case / info.series
     params = tmp_path / "p.yaml"
-    params.write_text("setting:\n  binWidth: 10\n  label: 2\nfeatureClass:\n  firstorder:\n  glszm:\n  shape:\n")
+    params.write_text(
+        "setting:\n  binWidth: 10\n  label: 2\nfeatureClass:\n  firstorder:\n  glszm:\n  shape:\n"
+    )
 
     def features(image_arg, mask_arg):
-        assert main(["extract", str(image_arg), str(mask_arg), "-p", str(params), "-f", "json"]) == 0
+        assert (
+            main(["extract", str(image_arg), str(mask_arg), "-p", str(params), "-f", "json"]) == 0
+        )
         out = json.loads(capsys.readouterr().out)
-        return {k: v for k, v in out.items() if not k.startswith("diagnostics_") and k not in ("Image", "Mask")}
+        return {
+            k: v
+            for k, v in out.items()
+            if not k.startswith("diagnostics_") and k not in ("Image", "Mask")
+        }
 
     from_files = features(data / "t2.nii.gz", data / "t2_label.nii.gz")
     from_store = features(series, series / "labels" / info.label_keys[0])

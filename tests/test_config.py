@@ -81,31 +81,44 @@ RULES = {
 }
 
 
-@pytest.mark.parametrize("key, value", [
-    ("binWidth", "25"),  # a string is not a number, though the README once let it pass
-    ("binWidth", True),
-    ("binWidth", 0),
-    ("binWidth", math.inf),
-    ("label", 1.0),
-    ("label", "1"),
-    ("label", True),
-    ("correctMask", 1),
-    ("correctMask", "true"),
-    ("resegmentMode", "Absolute"),
-    ("distances", []),
-    ("distances", 1),
-    ("distances", [1, 1.5]),
-    ("spacing", [1, 1, 1, 1]),
-    ("initValue", "1"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("binWidth", "25"),  # a string is not a number, though the README once let it pass
+        ("binWidth", True),
+        ("binWidth", 0),
+        ("binWidth", math.inf),
+        ("label", 1.0),
+        ("label", "1"),
+        ("label", True),
+        ("correctMask", 1),
+        ("correctMask", "true"),
+        ("resegmentMode", "Absolute"),
+        ("distances", []),
+        ("distances", 1),
+        ("distances", [1, 1.5]),
+        ("spacing", [1, 1, 1, 1]),
+        ("initValue", "1"),
+    ],
+)
 def test_wrong_type_or_value_refused(key, value):
     with pytest.raises(SettingsError, match=rf"setting '{key}': .* is not allowed; expected "):
         check_mapping({key: value}, RULES, "setting")
 
 
 def test_values_normalised():
-    out = check_mapping({"binWidth": 25, "distances": [1, 2], "spacing": (1, 2.5), "initValue": "nan",
-                         "label": 2, "correctMask": False}, RULES, "setting")
+    out = check_mapping(
+        {
+            "binWidth": 25,
+            "distances": [1, 2],
+            "spacing": (1, 2.5),
+            "initValue": "nan",
+            "label": 2,
+            "correctMask": False,
+        },
+        RULES,
+        "setting",
+    )
     assert out["binWidth"] == 25 and isinstance(out["binWidth"], int)  # ints stay ints
     assert out["distances"] == (1, 2) and out["spacing"] == (1, 2.5)
     assert math.isnan(out["initValue"]) and out["label"] == 2 and out["correctMask"] is False
@@ -114,7 +127,9 @@ def test_values_normalised():
 
 
 def test_null_refused_unless_nullable():
-    with pytest.raises(SettingsError, match="'label': None is not allowed.*null is not allowed here"):
+    with pytest.raises(
+        SettingsError, match="'label': None is not allowed.*null is not allowed here"
+    ):
         check_mapping({"label": None}, RULES, "setting")
 
 
@@ -122,12 +137,16 @@ def test_unknown_key_with_did_you_mean():
     with pytest.raises(SettingsError) as info:
         check_mapping({"binwidth": 25}, RULES, "params.yaml: setting")
     message = str(info.value)
-    assert message.startswith("params.yaml: setting: unknown key 'binwidth' (did you mean 'binWidth'?)")
+    assert message.startswith(
+        "params.yaml: setting: unknown key 'binwidth' (did you mean 'binWidth'?)"
+    )
     assert message.endswith("valid keys: " + ", ".join(RULES))
     with pytest.raises(SettingsError, match=r"unknown key 'zzz'; valid keys"):
         check_mapping({"zzz": 1}, RULES, "setting")
     with pytest.raises(SettingsError, match="belongs elsewhere"):
-        check_mapping({"kernelRadius": 1}, RULES, "setting", hint=lambda key: f"{key} belongs elsewhere")
+        check_mapping(
+            {"kernelRadius": 1}, RULES, "setting", hint=lambda key: f"{key} belongs elsewhere"
+        )
 
 
 def test_required_keys_and_not_a_mapping():
@@ -140,8 +159,11 @@ def test_required_keys_and_not_a_mapping():
 
 def test_convert_and_expected():
     codes = {1: "one", 2: "two"}
-    rule = Rule("any", convert=lambda v: codes[v] if v in codes else v if v in codes.values() else
-                int("x"), expected="one, two or a code 1-2")
+    rule = Rule(
+        "any",
+        convert=lambda v: codes[v] if v in codes else v if v in codes.values() else int("x"),
+        expected="one, two or a code 1-2",
+    )
     assert check_value(rule, 1, "n") == "one" and check_value(rule, "two", "n") == "two"
     with pytest.raises(SettingsError, match="n: 3 is not allowed; expected one, two or a code 1-2"):
         check_value(rule, 3, "n")

@@ -21,12 +21,19 @@ SPACING_ZYX = (2.0, 1.0, 1.0)
 
 
 def _params(setting: dict, image_types: dict | None = None):
-    return load_params({"setting": setting, "imageType": image_types or {"Original": {}},
-                        "featureClass": {"firstorder": ["Mean"]}})
+    return load_params(
+        {
+            "setting": setting,
+            "imageType": image_types or {"Original": {}},
+            "featureClass": {"firstorder": ["Mean"]},
+        }
+    )
 
 
-@pytest.mark.parametrize(("interpolator", "reach"), [("sitkBSpline", 20), ("sitkLinear", 1),
-                                                      ("sitkLanczosWindowedSinc", 8)])
+@pytest.mark.parametrize(
+    ("interpolator", "reach"),
+    [("sitkBSpline", 20), ("sitkLinear", 1), ("sitkLanczosWindowedSinc", 8)],
+)
 def test_resampling_reads_the_padded_box_and_the_interpolators_reach(interpolator, reach):
     assert interpolator_reach_voxels(interpolator) == reach
     params = _params(
@@ -76,11 +83,20 @@ def test_stability_study_reads_the_region_the_extractor_reads(tmp_path, monkeypa
     label = sitk.GetImageFromArray(roi)
     label.CopyInformation(image)
     store = tmp_path / "store"
-    write_series(store, "P0", "S1", image, [LabelMap("rs", "labelmap", label, {1: "GTV"})],
-                 attrs={"modality": "CT", "institution": "A"}, fingerprint="fp0")
+    write_series(
+        store,
+        "P0",
+        "S1",
+        image,
+        [LabelMap("rs", "labelmap", label, {1: "GTV"})],
+        attrs={"modality": "CT", "institution": "A"},
+        fingerprint="fp0",
+    )
     params = tmp_path / "params.yaml"
-    params.write_text("setting:\n  binWidth: 5\n  resampledPixelSpacing: [2, 2, 2]\n"
-                      "  interpolator: sitkBSpline\nfeatureClass:\n  firstorder: [Mean]\n")
+    params.write_text(
+        "setting:\n  binWidth: 5\n  resampledPixelSpacing: [2, 2, 2]\n"
+        "  interpolator: sitkBSpline\nfeatureClass:\n  firstorder: [Mean]\n"
+    )
 
     calls = []
 

@@ -15,8 +15,17 @@ import sys
 import numpy as np
 import SimpleITK as sitk
 
-HEAVY = ("zarr", "xarray", "dask", "distributed", "pandas", "pyarrow", "sklearn", "matplotlib",
-         "duckdb")
+HEAVY = (
+    "zarr",
+    "xarray",
+    "dask",
+    "distributed",
+    "pandas",
+    "pyarrow",
+    "sklearn",
+    "matplotlib",
+    "duckdb",
+)
 
 
 def _write_case(folder):
@@ -46,8 +55,9 @@ def test_extract_on_nifti_files_loads_no_heavy_library(tmp_path):
         f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "print(json.dumps({'code': code, 'loaded': loaded}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["code"] == 0

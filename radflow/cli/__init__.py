@@ -55,17 +55,19 @@ def _cmd_extract(args) -> int:
         print(summary.report())
         return 1 if summary.failed else 0
     if args.ibsi:
-        text = ibsi.extract_ibsi_output(args.image, args.mask, args.ibsi,
-                                        output_format=args.format or "json", label=args.label)
+        text = ibsi.extract_ibsi_output(
+            args.image, args.mask, args.ibsi, output_format=args.format or "json", label=args.label
+        )
         return _emit(text, args.out)
     # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only; files
     # never load the store's libraries.
-    image, mask = (store.read.open_path(p) if store.catalogue.is_store_path(p) else p
-                   for p in (args.image, args.mask))
+    image, mask = (
+        store.read.open_path(p) if store.catalogue.is_store_path(p) else p
+        for p in (args.image, args.mask)
+    )
     result = extraction.extractor.extract(image, mask, args.params, label=args.label)
     case = {"Image": str(args.image), "Mask": str(args.mask)}
-    return _emit(extraction.output.format_result(result, args.format or "txt", case=case),
-                 args.out)
+    return _emit(extraction.output.format_result(result, args.format or "txt", case=case), args.out)
 
 
 def _emit(text: str, out: str | None) -> int:
@@ -80,14 +82,17 @@ def _emit(text: str, out: str | None) -> int:
 def _cmd_warmup(args) -> int:
     started = time.perf_counter()
     result = extraction.extractor.warmup()
-    print(f"compiled: {len(result)} features in {time.perf_counter() - started:.1f} s "
-          "(numba cache written; later processes load it)")
+    print(
+        f"compiled: {len(result)} features in {time.perf_counter() - started:.1f} s "
+        "(numba cache written; later processes load it)"
+    )
     return 0
 
 
 def _cmd_demo(args) -> int:
-    demo.scenario.run_demo(Path(args.out), patients=args.patients, seed=args.seed,
-                           workers=args.workers)
+    demo.scenario.run_demo(
+        Path(args.out), patients=args.patients, seed=args.seed, workers=args.workers
+    )
     return 0
 
 
@@ -123,23 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
         "extract",
         help="features of one image/mask (PyRadiomics drop-in) or of a batch CSV",
         description="radflow extract IMAGE MASK -p PARAMS [--label N] [--format txt|csv|json] "
-                    "[-o FILE]; radflow extract BATCH.csv -p PARAMS -o OUT.csv [--jobs N]; "
-                    "radflow extract IMAGE MASK --ibsi {phantom,A,B,C,D,E,FILE}",
+        "[-o FILE]; radflow extract BATCH.csv -p PARAMS -o OUT.csv [--jobs N]; "
+        "radflow extract IMAGE MASK --ibsi {phantom,A,B,C,D,E,FILE}",
     )
-    p.add_argument("image", help="image file (NIfTI, NRRD, MetaImage), store series folder "
-                   "(STORE/<case>/<series>) or batch CSV (Image, Mask[, Label])")
-    p.add_argument("mask", nargs="?", help="mask file or store label folder (STORE/<case>/<series>/labels/<key>); "
-                   "omit for a batch CSV")
+    p.add_argument(
+        "image",
+        help="image file (NIfTI, NRRD, MetaImage), store series folder "
+        "(STORE/<case>/<series>) or batch CSV (Image, Mask[, Label])",
+    )
+    p.add_argument(
+        "mask",
+        nargs="?",
+        help="mask file or store label folder (STORE/<case>/<series>/labels/<key>); "
+        "omit for a batch CSV",
+    )
     p.add_argument("-p", "--param", dest="params", help="PyRadiomics parameter file (YAML or JSON)")
-    p.add_argument("-l", "--label", type=int, help="label value of the ROI (default: the setting, 1)")
-    p.add_argument("-f", "--format", choices=("txt", "csv", "json"),
-                   help="output format (default txt; json with --ibsi)")
+    p.add_argument(
+        "-l", "--label", type=int, help="label value of the ROI (default: the setting, 1)"
+    )
+    p.add_argument(
+        "-f",
+        "--format",
+        choices=("txt", "csv", "json"),
+        help="output format (default txt; json with --ibsi)",
+    )
     p.add_argument("-o", "--out", help="output file (default: standard output)")
     p.add_argument("-j", "--jobs", type=int, default=1, help="batch rows extracted in parallel")
     ibsi.add_extract_option(p)
     p.set_defaults(func=_cmd_extract)
 
-    p = sub.add_parser("warmup", help="compile every numba kernel ahead (cold-start cost paid once)")
+    p = sub.add_parser(
+        "warmup", help="compile every numba kernel ahead (cold-start cost paid once)"
+    )
     p.set_defaults(func=_cmd_warmup)
 
     ibsi.add_commands(sub)
@@ -149,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="check a PyRadiomics parameter file (params check FILE)")
     params_sub = p.add_subparsers(dest="params_command", metavar="ACTION", required=True)
-    q = params_sub.add_parser("check", help="validate a parameter file and print its normalised form")
+    q = params_sub.add_parser(
+        "check", help="validate a parameter file and print its normalised form"
+    )
     q.add_argument("file", help="PyRadiomics YAML or JSON parameter file")
     q.set_defaults(func=_cmd_params_check)
     return parser
@@ -174,4 +196,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-

@@ -44,34 +44,61 @@ def add_commands(subparsers) -> None:
         "IBSI mode and compare every value with the IBSI reference tables. Exit status 0 when "
         "every value is within tolerance or a documented deviation, 1 otherwise.",
     )
-    p.add_argument("path", nargs="?", default=None,
-                   help="IBSI reference folder holding ibsi1/ "
-                        "(default: $RADFLOW_SHARED/ibsi, else ../shared/ibsi)")
-    p.add_argument("--config", nargs="+", choices=datasets, default=list(datasets), metavar="CONFIG",
-                   help=f"datasets to check: {', '.join(datasets)} (default: all)")
-    p.add_argument("--source", nargs="+", choices=("nifti", "dicom"), default=["nifti"],
-                   help="read the CT phantom from its NIfTI files or from DICOM + RTSTRUCT through "
-                        "the store (both: one table each; default nifti)")
-    p.add_argument("--markdown", action="store_true",
-                   help="print the compliance document (docs/ibsi_compliance.md) instead of text tables")
+    p.add_argument(
+        "path",
+        nargs="?",
+        default=None,
+        help="IBSI reference folder holding ibsi1/ "
+        "(default: $RADFLOW_SHARED/ibsi, else ../shared/ibsi)",
+    )
+    p.add_argument(
+        "--config",
+        nargs="+",
+        choices=datasets,
+        default=list(datasets),
+        metavar="CONFIG",
+        help=f"datasets to check: {', '.join(datasets)} (default: all)",
+    )
+    p.add_argument(
+        "--source",
+        nargs="+",
+        choices=("nifti", "dicom"),
+        default=["nifti"],
+        help="read the CT phantom from its NIfTI files or from DICOM + RTSTRUCT through "
+        "the store (both: one table each; default nifti)",
+    )
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the compliance document (docs/ibsi_compliance.md) instead of text tables",
+    )
     p.set_defaults(func=_cmd_ibsi_check)
 
-    p = subparsers.add_parser("features", help="list the features radflow computes, with IBSI identifiers")
-    p.add_argument("--ibsi", action="store_true",
-                   help="also list the IBSI mode's features with their IBSI submission tags")
+    p = subparsers.add_parser(
+        "features", help="list the features radflow computes, with IBSI identifiers"
+    )
+    p.add_argument(
+        "--ibsi",
+        action="store_true",
+        help="also list the IBSI mode's features with their IBSI submission tags",
+    )
     p.set_defaults(func=_cmd_features)
 
 
 def add_extract_option(parser) -> None:
     """Add ``--ibsi CONFIG`` to the ``extract IMAGE MASK`` parser."""
     parser.add_argument(
-        "--ibsi", metavar="CONFIG", default=None,
+        "--ibsi",
+        metavar="CONFIG",
+        default=None,
         help="IBSI mode: configuration phantom, A, B, C, D, E or a YAML file; "
-             "keys are the IBSI submission tags",
+        "keys are the IBSI submission tags",
     )
 
 
-def extract_ibsi_output(image, mask, config, *, output_format: str = "json", label: int | None = None) -> str:
+def extract_ibsi_output(
+    image, mask, config, *, output_format: str = "json", label: int | None = None
+) -> str:
     """What ``radflow extract IMAGE MASK --ibsi CONFIG --format FORMAT`` prints.
 
     Parameters
@@ -91,7 +118,9 @@ def extract_ibsi_output(image, mask, config, *, output_format: str = "json", lab
     if output_format == "json":
         clean = {tag: (None if math.isnan(v) else v) for tag, v in values.items()}
         return json.dumps(clean, indent=2) + "\n"
-    return "tag,value\n" + "".join(f"{tag},{'' if math.isnan(v) else repr(v)}\n" for tag, v in values.items())
+    return "tag,value\n" + "".join(
+        f"{tag},{'' if math.isnan(v) else repr(v)}\n" for tag, v in values.items()
+    )
 
 
 def feature_table(*, ibsi: bool = True) -> list[tuple[str, str, str, str, str]]:
@@ -105,11 +134,22 @@ def feature_table(*, ibsi: bool = True) -> list[tuple[str, str, str, str, str]]:
     for f in ibsi_registry.features():
         if f.ibsi_id:
             stems.setdefault(f.ibsi_id, f.tag_stem)
-    rows = [("pyradiomics", f.family, f.name, f.ibsi_id or "", stems.get(f.ibsi_id, "") if f.ibsi_id else "")
-            for f in pyradiomics_registry.features()]
+    rows = [
+        (
+            "pyradiomics",
+            f.family,
+            f.name,
+            f.ibsi_id or "",
+            stems.get(f.ibsi_id, "") if f.ibsi_id else "",
+        )
+        for f in pyradiomics_registry.features()
+    ]
     if ibsi:
-        rows += [("ibsi", f.family, f.name, f.ibsi_id or "", tag)
-                 for f in ibsi_registry.features() for tag in f.tags]
+        rows += [
+            ("ibsi", f.family, f.name, f.ibsi_id or "", tag)
+            for f in ibsi_registry.features()
+            for tag in f.tags
+        ]
     return rows
 
 
@@ -137,8 +177,15 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
         "",
     ]
     for report in reports:
-        source = ", ".join(sorted({d.source for d in report.datasets if d.dataset != "phantom"} or {"nifti"}))
-        lines += [f"## CT phantom from {source}", "", compliance.format_report(report, markdown=True).rstrip(), ""]
+        source = ", ".join(
+            sorted({d.source for d in report.datasets if d.dataset != "phantom"} or {"nifti"})
+        )
+        lines += [
+            f"## CT phantom from {source}",
+            "",
+            compliance.format_report(report, markdown=True).rstrip(),
+            "",
+        ]
     lines += [
         "## Conventions where the IBSI leaves a choice",
         "",
@@ -156,8 +203,11 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
         "  values.",
         "",
     ]
-    known = [(dataset, source, tag, cause) for (dataset, source), tags in compliance.KNOWN_DEVIATIONS.items()
-             for tag, cause in tags.items()]
+    known = [
+        (dataset, source, tag, cause)
+        for (dataset, source), tags in compliance.KNOWN_DEVIATIONS.items()
+        for tag, cause in tags.items()
+    ]
     lines += ["## Known deviations", ""]
     if known:
         lines += ["| dataset | source | tag | cause |", "|---|---|---|---|"]
@@ -170,7 +220,9 @@ def markdown_document(reports, *, command: str = _CHECK_COMMAND) -> str:
 def _cmd_ibsi_check(args) -> int:
     path = Path(args.path) if args.path else default_reference_dir()
     if not (path / "ibsi1" / "reference").is_dir():
-        raise InputError(path, "no IBSI reference data here (ibsi1/reference/); give the folder as PATH")
+        raise InputError(
+            path, "no IBSI reference data here (ibsi1/reference/); give the folder as PATH"
+        )
     reports = []
     for i, source in enumerate(dict.fromkeys(args.source)):
         # The digital phantom has no DICOM form: check it once.

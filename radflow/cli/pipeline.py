@@ -80,9 +80,18 @@ def _cmd_segment(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    summary = pipeline.run.run(args.store, args.params, args.table, scheduler=args.scheduler,
-                  workers=args.workers, cluster=args.cluster, cluster_config=args.cluster_config,
-                  incremental=args.incremental, progress=not args.quiet, retries=args.retries)
+    summary = pipeline.run.run(
+        args.store,
+        args.params,
+        args.table,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        cluster=args.cluster,
+        cluster_config=args.cluster_config,
+        incremental=args.incremental,
+        progress=not args.quiet,
+        retries=args.retries,
+    )
     print(summary.report())
     return 1 if summary.failed else 0
 
@@ -103,11 +112,15 @@ def add_store_commands(subparsers) -> None:
     p = subparsers.add_parser("ingest", help="convert an archive into the OME-Zarr volume store")
     p.add_argument("archive", help="archive folder (<institution>/<patient>/...) or CSV manifest")
     p.add_argument("--store", required=True, help="store folder (created if absent)")
-    p.add_argument("--key-file", help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
-                   "$RADFLOW_PSEUDONYM_KEY_FILE, then ~/.config/radflow/pseudonym.key)")
+    p.add_argument(
+        "--key-file",
+        help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
+        "$RADFLOW_PSEUDONYM_KEY_FILE, then ~/.config/radflow/pseudonym.key)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="patients ingested in parallel (processes)")
-    p.add_argument("--force", action="store_true",
-                   help="re-ingest series whose fingerprint is unchanged")
+    p.add_argument(
+        "--force", action="store_true", help="re-ingest series whose fingerprint is unchanged"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed")
     p.set_defaults(func=_cmd_ingest)
 
@@ -116,7 +129,8 @@ def add_store_commands(subparsers) -> None:
     p.set_defaults(func=_cmd_ls)
 
     p = subparsers.add_parser(
-        "segment", help="threshold segmentation (CT HU window, PET SUV) into a label map")
+        "segment", help="threshold segmentation (CT HU window, PET SUV) into a label map"
+    )
     p.add_argument("store")
     p.add_argument("--case", required=True)
     p.add_argument("--series", required=True)
@@ -128,8 +142,11 @@ def add_store_commands(subparsers) -> None:
     p.add_argument("--within", help="restrict to this existing ROI key (seed region)")
     p.add_argument("--box", type=_parse_box, help="restrict to a box z0:z1,y0:y1,x0:x1 (voxels)")
     p.add_argument("--seed", type=_parse_point, help="keep the component containing z,y,x")
-    p.add_argument("--keep", choices=("largest", "seed", "all"),
-                   help="components to keep (default: the seed's if --seed, else the largest)")
+    p.add_argument(
+        "--keep",
+        choices=("largest", "seed", "all"),
+        help="components to keep (default: the seed's if --seed, else the largest)",
+    )
     p.add_argument("--min-size-mm3", type=float, default=0.0)
     p.add_argument("--name", default=None, help="ROI name of the new label map")
     p.set_defaults(func=_cmd_segment)
@@ -138,28 +155,58 @@ def add_store_commands(subparsers) -> None:
 def add_commands(subparsers) -> None:
     """Add ``run`` and ``table`` to an ``argparse`` sub-parsers object."""
     p = subparsers.add_parser(
-        "run", help="extract features of every ROI in a store into a Parquet feature table",
+        "run",
+        help="extract features of every ROI in a store into a Parquet feature table",
         description="Extract the features of every (series, ROI, image type) of STORE with the "
-                    "PyRadiomics parameter file PARAMS on a Dask cluster, into the Hive-partitioned "
-                    "Parquet table TABLE (failures in TABLE.errors). Exit code 1 if any task failed.")
+        "PyRadiomics parameter file PARAMS on a Dask cluster, into the Hive-partitioned "
+        "Parquet table TABLE (failures in TABLE.errors). Exit code 1 if any task failed.",
+    )
     p.add_argument("store", metavar="STORE", help="volume store folder (radflow ingest)")
-    p.add_argument("-p", "--params", required=True, metavar="PARAMS",
-                   help="PyRadiomics parameter file (YAML/JSON)")
-    p.add_argument("--table", required=True, metavar="TABLE",
-                   help="feature table folder (created if absent)")
-    p.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler (tcp://host:8786); "
-                   "default: $DASK_SCHEDULER_ADDRESS, else a local cluster")
-    p.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="local cluster: worker processes (default: one per core); "
-                   "--scheduler: wait for this many; --cluster: scale to this many")
-    p.add_argument("--cluster", choices=("slurm", "kubernetes"),
-                   help="start workers with dask-jobqueue (SLURM) or dask-kubernetes")
-    p.add_argument("--cluster-config", metavar="FILE", help="YAML of the cluster's keyword arguments plus "
-                   "scale/adapt (e.g. deploy/slurm.yaml)")
-    p.add_argument("--incremental", action="store_true",
-                   help="extract only new or changed series (and earlier failures)")
-    p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="extra attempts of a task after an unexpected error (default 2)")
+    p.add_argument(
+        "-p",
+        "--params",
+        required=True,
+        metavar="PARAMS",
+        help="PyRadiomics parameter file (YAML/JSON)",
+    )
+    p.add_argument(
+        "--table", required=True, metavar="TABLE", help="feature table folder (created if absent)"
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (tcp://host:8786); "
+        "default: $DASK_SCHEDULER_ADDRESS, else a local cluster",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="local cluster: worker processes (default: one per core); "
+        "--scheduler: wait for this many; --cluster: scale to this many",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=("slurm", "kubernetes"),
+        help="start workers with dask-jobqueue (SLURM) or dask-kubernetes",
+    )
+    p.add_argument(
+        "--cluster-config",
+        metavar="FILE",
+        help="YAML of the cluster's keyword arguments plus scale/adapt (e.g. deploy/slurm.yaml)",
+    )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="extract only new or changed series (and earlier failures)",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="extra attempts of a task after an unexpected error (default 2)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
 
@@ -167,9 +214,16 @@ def add_commands(subparsers) -> None:
     table = p.add_subparsers(dest="table_command", metavar="ACTION", required=True)
     c = table.add_parser("compact", help="merge small files; queries return the same rows")
     c.add_argument("table", metavar="TABLE", help="feature table folder")
-    c.add_argument("--max-rows", type=_positive_int, default=100_000, metavar="N",
-                   help="largest file in rows (default 100000)")
+    c.add_argument(
+        "--max-rows",
+        type=_positive_int,
+        default=100_000,
+        metavar="N",
+        help="largest file in rows (default 100000)",
+    )
     c.set_defaults(func=_cmd_compact)
-    v = table.add_parser("verify", help="check one row per (series, ROI, image type); exit 1 if not")
+    v = table.add_parser(
+        "verify", help="check one row per (series, ROI, image type); exit 1 if not"
+    )
     v.add_argument("table", metavar="TABLE", help="feature table folder")
     v.set_defaults(func=_cmd_verify)

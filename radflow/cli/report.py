@@ -14,8 +14,13 @@ def _cmd_report(args) -> int:
         print("radflow report: error: give either SPEC.yaml or --model OUTDIR", file=sys.stderr)
         return 2
     out = report.build.build_report(
-        source, args.output, store=args.store, table=args.table, progress=not args.quiet,
-        command=" ".join(shlex.quote(a) for a in ["radflow", *sys.argv[1:]]))
+        source,
+        args.output,
+        store=args.store,
+        table=args.table,
+        progress=not args.quiet,
+        command=" ".join(shlex.quote(a) for a in ["radflow", *sys.argv[1:]]),
+    )
     print(out)
     return 0
 
@@ -23,17 +28,20 @@ def _cmd_report(args) -> int:
 def add_commands(subparsers) -> None:
     """Add ``report`` to an ``argparse`` sub-parsers object."""
     p = subparsers.add_parser(
-        "report", help="write the study report (one self-contained HTML file)",
+        "report",
+        help="write the study report (one self-contained HTML file)",
         description="Write the study report: cohort, segmentation QC gallery, feature heat-map "
-                    "and correlations, ICC, ComBat before/after, selected features, Kaplan-Meier "
-                    "curves of risk groups, validation metrics and time-dependent AUC. From a "
-                    "study spec (the model is fitted and validated first) or from the folder "
-                    "`radflow model fit -o OUTDIR` wrote.")
+        "and correlations, ICC, ComBat before/after, selected features, Kaplan-Meier "
+        "curves of risk groups, validation metrics and time-dependent AUC. From a "
+        "study spec (the model is fitted and validated first) or from the folder "
+        "`radflow model fit -o OUTDIR` wrote.",
+    )
     p.add_argument("spec", nargs="?", help="study spec (YAML), as for `radflow model fit`")
     p.add_argument("--model", metavar="OUTDIR", help="folder written by `radflow model fit -o`")
     p.add_argument("-o", "--output", required=True, help="HTML file to write")
     p.add_argument("--store", help="volume store: cohort by modality, QC gallery, ingest failures")
-    p.add_argument("--table", help="feature table whose errors flag failed cases "
-                   "(default: the spec's)")
+    p.add_argument(
+        "--table", help="feature table whose errors flag failed cases (default: the spec's)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_report)

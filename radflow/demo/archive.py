@@ -70,8 +70,17 @@ def _dicom_dicts(patient: DemoPatient, modality: str) -> tuple[dict, dict, dict]
     pet_start = datetime.strptime(d["PETStartDateTime"], "%Y%m%d%H%M%S")
     # The CT of a PET/CT is acquired just before the PET.
     when = pet_start - timedelta(minutes=4) if modality == "CT" else pet_start
-    person = {k: d[k] for k in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
-                                "PatientAge", "PatientWeight")}
+    person = {
+        k: d[k]
+        for k in (
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+            "PatientAge",
+            "PatientWeight",
+        )
+    }
     study = {
         "StudyInstanceUID": d["StudyInstanceUID"],
         "StudyDate": d["StudyDate"],
@@ -99,22 +108,34 @@ def _dicom_dicts(patient: DemoPatient, modality: str) -> tuple[dict, dict, dict]
     }
     if modality == "CT":
         ct = site.ct
-        series.update({
-            "SeriesDescription": "CT low dose for attenuation correction",
-            "ConvolutionKernel": ct.kernel,
-            "KVP": ct.kvp,
-            "XRayTubeCurrent": 120,
-            "ReconstructionDiameter": round(ct.pixel_mm * ct.matrix, 1),
-        })
+        series.update(
+            {
+                "SeriesDescription": "CT low dose for attenuation correction",
+                "ConvolutionKernel": ct.kernel,
+                "KVP": ct.kvp,
+                "XRayTubeCurrent": 120,
+                "ReconstructionDiameter": round(ct.pixel_mm * ct.matrix, 1),
+            }
+        )
     else:
-        series.update({
-            "SeriesDescription": "PET FDG AC",
-            "ReconstructionMethod": "OSEM",
-            "AttenuationCorrectionMethod": "CT-based",
-            "ScatterCorrectionMethod": "model-based",
-            "DecayFactor": round(2.0 ** ((pet_start - datetime.strptime(
-                d["InjectionDateTime"], "%Y%m%d%H%M%S")).total_seconds() / F18_HALF_LIFE_S), 6),
-        })
+        series.update(
+            {
+                "SeriesDescription": "PET FDG AC",
+                "ReconstructionMethod": "OSEM",
+                "AttenuationCorrectionMethod": "CT-based",
+                "ScatterCorrectionMethod": "model-based",
+                "DecayFactor": round(
+                    2.0
+                    ** (
+                        (
+                            pet_start - datetime.strptime(d["InjectionDateTime"], "%Y%m%d%H%M%S")
+                        ).total_seconds()
+                        / F18_HALF_LIFE_S
+                    ),
+                    6,
+                ),
+            }
+        )
     return person, study, series
 
 
@@ -125,8 +146,10 @@ def _pet_activity(patient: DemoPatient, suv: np.ndarray) -> tuple[np.ndarray, fl
     so activity = SUV * (dose decayed from injection to series start) / weight.
     """
     d = patient.dicom
-    elapsed_s = (datetime.strptime(d["PETStartDateTime"], "%Y%m%d%H%M%S")
-                 - datetime.strptime(d["InjectionDateTime"], "%Y%m%d%H%M%S")).total_seconds()
+    elapsed_s = (
+        datetime.strptime(d["PETStartDateTime"], "%Y%m%d%H%M%S")
+        - datetime.strptime(d["InjectionDateTime"], "%Y%m%d%H%M%S")
+    ).total_seconds()
     dose_bq = d["RadionuclideTotalDose"] * 2.0 ** (-elapsed_s / F18_HALF_LIFE_S)
     bqml = suv.astype(np.float64) * dose_bq / (d["PatientWeight"] * 1000.0)
     # Six significant digits: the slope survives its decimal-string (DS) encoding exactly.
@@ -156,11 +179,20 @@ def _write_patient(patient: DemoPatient, folder: Path) -> dict:
     ct = simulate_ct(patient)
     person, study, series = _dicom_dicts(patient, "CT")
     ct_files = write_image_series(
-        (ct.values - CT_RESCALE_INTERCEPT).astype(np.int16), folder / "CT", modality="CT",
-        spacing_zyx=ct.grid.spacing_zyx, origin_zyx=ct.grid.origin_zyx, patient=person,
-        study=study, series=series, rescale_slope=1.0, rescale_intercept=CT_RESCALE_INTERCEPT)
-    write_rtstruct(folder / "RTSTRUCT" / "RS.dcm", ct_files,
-                   {"GTV": ct.labels == 1, organ: ct.labels == 2})
+        (ct.values - CT_RESCALE_INTERCEPT).astype(np.int16),
+        folder / "CT",
+        modality="CT",
+        spacing_zyx=ct.grid.spacing_zyx,
+        origin_zyx=ct.grid.origin_zyx,
+        patient=person,
+        study=study,
+        series=series,
+        rescale_slope=1.0,
+        rescale_intercept=CT_RESCALE_INTERCEPT,
+    )
+    write_rtstruct(
+        folder / "RTSTRUCT" / "RS.dcm", ct_files, {"GTV": ct.labels == 1, organ: ct.labels == 2}
+    )
     grids["CT"] = ct.grid
 
     pet = simulate_pet(patient)
@@ -168,16 +200,27 @@ def _write_patient(patient: DemoPatient, folder: Path) -> dict:
     person, study, series = _dicom_dicts(patient, "PT")
     injection = patient.dicom["InjectionDateTime"]
     write_image_series(
-        stored, folder / "PET", modality="PT", spacing_zyx=pet.grid.spacing_zyx,
-        origin_zyx=pet.grid.origin_zyx, patient=person, study=study, series=series,
-        rescale_slope=slope, rescale_intercept=0.0,
-        pet={"Units": "BQML", "DecayCorrection": "START",
-             "CorrectedImage": ["DECY", "ATTN", "SCAT", "DTIM", "RAN", "NORM"],
-             "Radiopharmaceutical": "Fludeoxyglucose",
-             "RadionuclideTotalDose": patient.dicom["RadionuclideTotalDose"],
-             "RadionuclideHalfLife": F18_HALF_LIFE_S,
-             "RadiopharmaceuticalStartDateTime": injection,
-             "RadiopharmaceuticalStartTime": injection[8:]})
+        stored,
+        folder / "PET",
+        modality="PT",
+        spacing_zyx=pet.grid.spacing_zyx,
+        origin_zyx=pet.grid.origin_zyx,
+        patient=person,
+        study=study,
+        series=series,
+        rescale_slope=slope,
+        rescale_intercept=0.0,
+        pet={
+            "Units": "BQML",
+            "DecayCorrection": "START",
+            "CorrectedImage": ["DECY", "ATTN", "SCAT", "DTIM", "RAN", "NORM"],
+            "Radiopharmaceutical": "Fludeoxyglucose",
+            "RadionuclideTotalDose": patient.dicom["RadionuclideTotalDose"],
+            "RadionuclideHalfLife": F18_HALF_LIFE_S,
+            "RadiopharmaceuticalStartDateTime": injection,
+            "RadiopharmaceuticalStartTime": injection[8:],
+        },
+    )
     grids["PT"] = pet.grid
 
     mr = simulate_mr(patient)
@@ -186,8 +229,14 @@ def _write_patient(patient: DemoPatient, folder: Path) -> dict:
     _write_nifti(folder / "MR" / "t1_label.nii.gz", mr.labels, mr.grid)
     (folder / "MR" / "t1_label.json").write_text(json.dumps({"1": "GTV", "2": organ}) + "\n")
     grids["MR"] = mr.grid
-    return {m: {"shape_zyx": list(g.shape_zyx), "spacing_zyx_mm": list(g.spacing_zyx),
-                "origin_zyx_mm": list(g.origin_zyx)} for m, g in grids.items()}
+    return {
+        m: {
+            "shape_zyx": list(g.shape_zyx),
+            "spacing_zyx_mm": list(g.spacing_zyx),
+            "origin_zyx_mm": list(g.origin_zyx),
+        }
+        for m, g in grids.items()
+    }
 
 
 def _truth(cohort: list[DemoPatient], seed: int, grids: dict) -> dict:
@@ -198,19 +247,22 @@ def _truth(cohort: list[DemoPatient], seed: int, grids: dict) -> dict:
             "of the product. 'survival' is the proportional-hazards model the outcomes were drawn "
             "from; 'institutions' the scanner models (batch effects); 'patients' the true image "
             "properties (exact tumour volume by quadrature of its surface, not a voxel count), "
-            "covariates, linear predictor and the latent event and censoring times."),
+            "covariates, linear predictor and the latent event and censoring times."
+        ),
         "seed": seed,
         **hidden_model(),
         "institutions": {
             s.name: {"ct": asdict(s.ct), "pet": asdict(s.pet), "mr": asdict(s.mr)}
-            for s in SITES if s.name in used
+            for s in SITES
+            if s.name in used
         },
         "patients": {p.patient: {**p.truth, "grids": grids.get(p.patient)} for p in cohort},
     }
 
 
-def write_demo_archive(out: str | PathLike, *, patients: int = 12, seed: int = 0,
-                       institutions: int = 3) -> DemoArchive:
+def write_demo_archive(
+    out: str | PathLike, *, patients: int = 12, seed: int = 0, institutions: int = 3
+) -> DemoArchive:
     """Write the synthetic multi-institution archive.
 
     Parameters
@@ -240,8 +292,9 @@ def write_demo_archive(out: str | PathLike, *, patients: int = 12, seed: int = 0
     check_cohort(patients, seed, institutions)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(out, "already exists and is not an empty folder; choose a new folder "
-                              "or remove it")
+        raise InputError(
+            out, "already exists and is not an empty folder; choose a new folder or remove it"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     cohort = draw_cohort(patients, seed=seed, institutions=institutions)
     with atomic_dir(out, fsync=False) as tmp:  # the archive appears whole or not at all
@@ -249,10 +302,14 @@ def write_demo_archive(out: str | PathLike, *, patients: int = 12, seed: int = 0
         for p in cohort:
             rel = Path(p.site.name) / p.patient
             grids[p.patient] = _write_patient(p, tmp / rel)
-            files[p.patient] = {"CT": rel / "CT", "RTSTRUCT": rel / "RTSTRUCT" / "RS.dcm",
-                                "PT": rel / "PET", "MR": rel / "MR" / "t1.nii.gz",
-                                "MR_label": rel / "MR" / "t1_label.nii.gz",
-                                "MR_label_names": rel / "MR" / "t1_label.json"}
+            files[p.patient] = {
+                "CT": rel / "CT",
+                "RTSTRUCT": rel / "RTSTRUCT" / "RS.dcm",
+                "PT": rel / "PET",
+                "MR": rel / "MR" / "t1.nii.gz",
+                "MR_label": rel / "MR" / "t1_label.nii.gz",
+                "MR_label_names": rel / "MR" / "t1_label.json",
+            }
         _write_csv(tmp / "clinical.csv", [p.clinical for p in cohort])
         _write_csv(tmp / "genomic.csv", [p.genomic for p in cohort])
         _write_csv(tmp / "outcomes.csv", [p.outcome for p in cohort])

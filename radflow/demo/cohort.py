@@ -64,18 +64,80 @@ LOSS_RATE_PER_MONTH = 1.0 / 240.0
 
 STAGES = ("I", "II", "III", "IV")
 
-_SURNAMES = ("HOLLOWAY", "FENWICK", "MARCHETTI", "OYELARAN", "VANDERBERG", "KOWALCZYK",
-             "ASHDOWN", "LINDQVIST", "DUMONTIER", "KARAGIANNIS", "PEMBERTON", "NAKAMURA",
-             "OKONKWO-BELL", "STRATHERN", "ALVAREZ-RUIZ", "BRODERICK", "HAUGLAND", "TREMBLAY",
-             "WETHERALL", "ZIELINSKA", "CASTELLANOS", "FAIRWEATHER", "IBRAHIMOVIC", "QUENNELL")
-_GIVEN = {"M": ("Arthur", "Tobias", "Rasmus", "Emeka", "Luca", "Henrik", "Oswin", "Mateo",
-                "Declan", "Ivo", "Bartholomew", "Kenji"),
-          "F": ("Imogen", "Saskia", "Ngozi", "Ottilie", "Marisol", "Astrid", "Perpetua", "Yuki",
-                "Rosalind", "Elodie", "Wilhelmina", "Ines")}
-_TOWNS = ("Northfield", "Ashbourne", "Kingsbridge", "Eastmoor", "Wrenfield", "Halvergate",
-          "Saltcombe", "Thornbury", "Glenmuir", "Brackwater")
-_HOSPITALS = ("General Hospital", "University Medical Centre", "Cancer Institute",
-              "Royal Infirmary")
+_SURNAMES = (
+    "HOLLOWAY",
+    "FENWICK",
+    "MARCHETTI",
+    "OYELARAN",
+    "VANDERBERG",
+    "KOWALCZYK",
+    "ASHDOWN",
+    "LINDQVIST",
+    "DUMONTIER",
+    "KARAGIANNIS",
+    "PEMBERTON",
+    "NAKAMURA",
+    "OKONKWO-BELL",
+    "STRATHERN",
+    "ALVAREZ-RUIZ",
+    "BRODERICK",
+    "HAUGLAND",
+    "TREMBLAY",
+    "WETHERALL",
+    "ZIELINSKA",
+    "CASTELLANOS",
+    "FAIRWEATHER",
+    "IBRAHIMOVIC",
+    "QUENNELL",
+)
+_GIVEN = {
+    "M": (
+        "Arthur",
+        "Tobias",
+        "Rasmus",
+        "Emeka",
+        "Luca",
+        "Henrik",
+        "Oswin",
+        "Mateo",
+        "Declan",
+        "Ivo",
+        "Bartholomew",
+        "Kenji",
+    ),
+    "F": (
+        "Imogen",
+        "Saskia",
+        "Ngozi",
+        "Ottilie",
+        "Marisol",
+        "Astrid",
+        "Perpetua",
+        "Yuki",
+        "Rosalind",
+        "Elodie",
+        "Wilhelmina",
+        "Ines",
+    ),
+}
+_TOWNS = (
+    "Northfield",
+    "Ashbourne",
+    "Kingsbridge",
+    "Eastmoor",
+    "Wrenfield",
+    "Halvergate",
+    "Saltcombe",
+    "Thornbury",
+    "Glenmuir",
+    "Brackwater",
+)
+_HOSPITALS = (
+    "General Hospital",
+    "University Medical Centre",
+    "Cancer Institute",
+    "Royal Infirmary",
+)
 
 
 def random_stream(seed: int, *key: int) -> np.random.Generator:
@@ -121,10 +183,16 @@ class DemoPatient:
     @property
     def identifiers(self) -> set[str]:
         """Values that identify the patient and must not reach any output."""
-        ids = {self.patient, self.dicom["PatientName"], self.dicom["PatientName"].split("^")[0],
-               self.dicom["PatientBirthDate"], self.dicom["AccessionNumber"],
-               self.dicom["ReferringPhysicianName"], self.dicom["InstitutionName"],
-               self.dicom["StudyInstanceUID"]}
+        ids = {
+            self.patient,
+            self.dicom["PatientName"],
+            self.dicom["PatientName"].split("^")[0],
+            self.dicom["PatientBirthDate"],
+            self.dicom["AccessionNumber"],
+            self.dicom["ReferringPhysicianName"],
+            self.dicom["InstitutionName"],
+            self.dicom["StudyInstanceUID"],
+        }
         ids.update(self.dicom["SeriesInstanceUID"].values())
         return ids
 
@@ -140,16 +208,19 @@ def check_cohort(patients: int, seed: int, institutions: int) -> None:
     _check_integer("seed", seed, 0)
     _check_integer("institutions", institutions, 1)
     if institutions > len(SITES):
-        raise SettingsError(f"institutions must be at most {len(SITES)} (scanner profiles "
-                            f"{', '.join(s.name for s in SITES)}), got {institutions}")
+        raise SettingsError(
+            f"institutions must be at most {len(SITES)} (scanner profiles "
+            f"{', '.join(s.name for s in SITES)}), got {institutions}"
+        )
 
 
 def _institution_names(seed: int) -> dict[str, str]:
     """Fake hospital names (InstitutionName) of the sites, drawn from the seed."""
     rng = random_stream(seed, 0)
     towns = rng.permutation(len(_TOWNS))
-    return {s.name: f"{_TOWNS[towns[k]]} {_HOSPITALS[k % len(_HOSPITALS)]}"
-            for k, s in enumerate(SITES)}
+    return {
+        s.name: f"{_TOWNS[towns[k]]} {_HOSPITALS[k % len(_HOSPITALS)]}" for k, s in enumerate(SITES)
+    }
 
 
 def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPatient:
@@ -187,8 +258,9 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
         smoking = rng.choice(["never", "former", "current"], p=[0.12, 0.40, 0.48])
 
     # Tumour: volume over an order of magnitude; large ones are more necrotic.
-    volume_target = float(np.exp(np.clip(rng.normal(np.log(10.0), 0.75),
-                                         np.log(2.0), np.log(45.0))))
+    volume_target = float(
+        np.exp(np.clip(rng.normal(np.log(10.0), 0.75), np.log(2.0), np.log(45.0)))
+    )
     z_size = (np.log(volume_target) - np.log(10.0)) / 0.75
     heterogeneity = float(rng.beta(2.0, 2.0))
     necrosis = float(np.clip(0.10 + 0.06 * z_size + rng.normal(0.0, 0.06), 0.0, 0.35))
@@ -201,8 +273,8 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
     genomic = {
         "TP53": rng.random() < (0.15 if hpv else 0.75 if anatomy == "neck" else 0.5),
         "KRAS": rng.random() < (0.30 if anatomy == "thorax" else 0.03),
-        "EGFR": rng.random() < ((0.35 if smoking == "never" else 0.12) if anatomy == "thorax"
-                                else 0.05),
+        "EGFR": rng.random()
+        < ((0.35 if smoking == "never" else 0.12) if anatomy == "thorax" else 0.05),
         "PIK3CA": rng.random() < (0.30 if hpv else 0.18),
         "CDKN2A": rng.random() < (0.05 if hpv else 0.45 if anatomy == "neck" else 0.30),
     }
@@ -210,17 +282,26 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
 
     # Geometry: body centre on the table, tumour near its site, random side in the neck.
     scale = float(rng.uniform(0.92, 1.06))
-    body_zyx = (float(rng.uniform(-700.0, -300.0)), float(rng.uniform(-15.0, 15.0)),
-                float(rng.uniform(-8.0, 8.0)))
+    body_zyx = (
+        float(rng.uniform(-700.0, -300.0)),
+        float(rng.uniform(-15.0, 15.0)),
+        float(rng.uniform(-8.0, 8.0)),
+    )
     side = 1.0 if anatomy == "thorax" or rng.random() < 0.5 else -1.0
     jitter = rng.uniform(-5.0, 5.0, size=3)
-    tumour_zyx = (body_zyx[0] + offset_zyx[0] + jitter[0],
-                  body_zyx[1] + scale * offset_zyx[1] + jitter[1],
-                  body_zyx[2] + side * scale * offset_zyx[2] + jitter[2])
-    tumour = Tumour.draw(rng, centre_zyx=tumour_zyx,
-                         radius_mm=(3.0 * volume_target * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0),
-                         lobulation=lobulation, necrosis_fraction=necrosis,
-                         texture_length_mm=texture_length)
+    tumour_zyx = (
+        body_zyx[0] + offset_zyx[0] + jitter[0],
+        body_zyx[1] + scale * offset_zyx[1] + jitter[1],
+        body_zyx[2] + side * scale * offset_zyx[2] + jitter[2],
+    )
+    tumour = Tumour.draw(
+        rng,
+        centre_zyx=tumour_zyx,
+        radius_mm=(3.0 * volume_target * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0),
+        lobulation=lobulation,
+        necrosis_fraction=necrosis,
+        texture_length_mm=texture_length,
+    )
     phantom = Phantom(anatomy, body_zyx, scale, tumour)
     volume = tumour.volume_mm3()
 
@@ -236,8 +317,9 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
     }
     lp = sum(HAZARD_COEFFICIENTS[k] * (covariates[k] - HAZARD_REFERENCE[k]) for k in covariates)
     # Inverse transform of S(t) = exp(-(t / scale)^k * exp(lp)).
-    event_time = (WEIBULL_SCALE_MONTHS
-                  * (-np.log(rng.random()) / np.exp(lp)) ** (1.0 / WEIBULL_SHAPE))
+    event_time = WEIBULL_SCALE_MONTHS * (-np.log(rng.random()) / np.exp(lp)) ** (
+        1.0 / WEIBULL_SHAPE
+    )
     censor_time = min(rng.uniform(*FOLLOW_UP_MONTHS), rng.exponential(1.0 / LOSS_RATE_PER_MONTH))
     os_event = int(event_time <= censor_time)
     os_months = round(float(min(event_time, censor_time)), 1)
@@ -248,10 +330,12 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
     study_day = date(2014, 1, 1) + timedelta(days=int(rid.integers(0, 8 * 365)))
     birth = study_day - timedelta(days=int(age * 365.25 + rid.integers(1, 360)))
     injection = datetime.combine(study_day, datetime.min.time()) + timedelta(
-        minutes=int(rid.integers(7 * 60 + 30, 12 * 60)), seconds=int(rid.integers(0, 60)))
+        minutes=int(rid.integers(7 * 60 + 30, 12 * 60)), seconds=int(rid.integers(0, 60))
+    )
     pet_start = injection + timedelta(minutes=float(rid.uniform(55.0, 70.0)))
-    weight = float(np.round(np.clip(rid.normal(80.0 if sex == "M" else 67.0, 12.0),
-                                    42.0, 140.0), 1))
+    weight = float(
+        np.round(np.clip(rid.normal(80.0 if sex == "M" else 67.0, 12.0), 42.0, 140.0), 1)
+    )
     dose = float(np.round(np.clip(rid.normal(3.5, 0.3), 2.5, 4.5) * weight * 1e6, -5))
     dicom = {
         "PatientName": _person(rid, sex),
@@ -291,14 +375,27 @@ def draw_patient(index: int, *, seed: int = 0, institutions: int = 3) -> DemoPat
         "event_time_months": float(event_time),
         "censoring_time_months": float(censor_time),
     }
-    clinical = {"patient": patient, "institution": site.name, "age": age, "sex": sex,
-                "smoking": str(smoking), "hpv": "positive" if hpv else "negative",
-                "primary_site": primary, "stage": STAGES[stage - 1]}
+    clinical = {
+        "patient": patient,
+        "institution": site.name,
+        "age": age,
+        "sex": sex,
+        "smoking": str(smoking),
+        "hpv": "positive" if hpv else "negative",
+        "primary_site": primary,
+        "stage": STAGES[stage - 1],
+    }
     return DemoPatient(
-        patient=patient, index=index, seed=seed, site=site, clinical=clinical,
+        patient=patient,
+        index=index,
+        seed=seed,
+        site=site,
+        clinical=clinical,
         genomic={"patient": patient, **genomic},
         outcome={"patient": patient, "os_months": os_months, "os_event": os_event},
-        truth=truth, dicom=dicom, phantom=phantom,
+        truth=truth,
+        dicom=dicom,
+        phantom=phantom,
     )
 
 
@@ -331,23 +428,28 @@ def hidden_model() -> dict:
     return {
         "survival": {
             "form": "h(t | x) = h0(t) * exp(sum_j beta_j * (x_j - reference_j))",
-            "baseline": {"distribution": "weibull", "shape": WEIBULL_SHAPE,
-                         "scale_months": WEIBULL_SCALE_MONTHS,
-                         "h0(t)": "(shape / scale) * (t / scale) ** (shape - 1)"},
+            "baseline": {
+                "distribution": "weibull",
+                "shape": WEIBULL_SHAPE,
+                "scale_months": WEIBULL_SCALE_MONTHS,
+                "h0(t)": "(shape / scale) * (t / scale) ** (shape - 1)",
+            },
             "coefficients": dict(HAZARD_COEFFICIENTS),
             "reference": dict(HAZARD_REFERENCE),
             "covariates": {
                 "log_tumour_volume_cm3": "natural log of the true GTV volume in cm3",
                 "heterogeneity": "0..1; CT texture sd = 10 + 60 * heterogeneity HU, PET and MR "
-                                 "texture proportional to it",
+                "texture proportional to it",
                 "necrosis_fraction": "necrotic core volume / GTV volume",
                 "age_decades": "age / 10",
                 "stage": "1..4 for I..IV",
                 "hpv": "1 if positive",
                 "TP53": "1 if mutated",
             },
-            "censoring": {"follow_up_months_uniform": list(FOLLOW_UP_MONTHS),
-                          "loss_rate_per_month": LOSS_RATE_PER_MONTH},
+            "censoring": {
+                "follow_up_months_uniform": list(FOLLOW_UP_MONTHS),
+                "loss_rate_per_month": LOSS_RATE_PER_MONTH,
+            },
         },
         "tissue_values": {
             "ct_hu": {t.name: v for t, v in CT_HU.items()},

@@ -64,8 +64,9 @@ def _correlated_noise(rng: np.random.Generator, shape, sigma_px) -> np.ndarray:
     return noise / noise.std()
 
 
-def _scan(patient: DemoPatient, scanner: CTScanner | PETScanner | MRScanner,
-          acquisition: int) -> tuple[np.random.Generator, Grid]:
+def _scan(
+    patient: DemoPatient, scanner: CTScanner | PETScanner | MRScanner, acquisition: int
+) -> tuple[np.random.Generator, Grid]:
     """The random stream of an acquisition (0 CT, 1 PET, 2 MR) and its scan grid.
 
     The grid lies around the body centre, shifted by a random table offset (the
@@ -73,8 +74,11 @@ def _scan(patient: DemoPatient, scanner: CTScanner | PETScanner | MRScanner,
     """
     rng = random_stream(patient.seed, 3, patient.index, acquisition)
     centre = np.asarray(patient.phantom.centre_zyx) + rng.uniform(-4.0, 4.0, size=3)
-    grid = Grid.centred_on(centre, (scanner.slices, scanner.matrix, scanner.matrix),
-                           (scanner.slice_mm, scanner.pixel_mm, scanner.pixel_mm))
+    grid = Grid.centred_on(
+        centre,
+        (scanner.slices, scanner.matrix, scanner.matrix),
+        (scanner.slice_mm, scanner.pixel_mm, scanner.pixel_mm),
+    )
     return rng, grid
 
 
@@ -97,8 +101,11 @@ def simulate_pet(patient: DemoPatient) -> SimulatedImage:
     pet, truth = patient.site.pet, patient.truth
     rng, grid = _scan(patient, pet, 1)
     # Render at twice the resolution and average: the partial-volume effect of large voxels.
-    fine = Grid(tuple(2 * n for n in grid.shape_zyx), tuple(s / 2 for s in grid.spacing_zyx),
-                tuple(o - s / 4 for o, s in zip(grid.origin_zyx, grid.spacing_zyx)))
+    fine = Grid(
+        tuple(2 * n for n in grid.shape_zyx),
+        tuple(s / 2 for s in grid.spacing_zyx),
+        tuple(o - s / 4 for o, s in zip(grid.origin_zyx, grid.spacing_zyx)),
+    )
     tissues = render_tissues(patient.phantom, fine)
     values = dict(PET_SUV)
     values[Tissue.TUMOUR] = truth["suv_tumour"]
@@ -120,17 +127,24 @@ def simulate_mr(patient: DemoPatient) -> SimulatedImage:
     rng, grid = _scan(patient, mr, 2)
     tissues = render_tissues(patient.phantom, grid)
     values = dict(MR_T1)
-    t1 = render_values(patient.phantom, grid, tissues, values,
-                       (0.05 + 0.2 * truth["heterogeneity"]) * MR_T1[Tissue.TUMOUR])
+    t1 = render_values(
+        patient.phantom,
+        grid,
+        tissues,
+        values,
+        (0.05 + 0.2 * truth["heterogeneity"]) * MR_T1[Tissue.TUMOUR],
+    )
     t1 = ndimage.gaussian_filter(t1, (0.3, 0.6, 0.6))
     # A linear receive-coil bias along a random direction, +-bias at the field edges.
     direction = rng.normal(size=3)
     direction /= np.linalg.norm(direction)
     z, y, x = grid.axes()
     half = 0.5 * np.asarray(grid.shape_zyx) * np.asarray(grid.spacing_zyx)
-    ramp = (direction[0] * (z - z.mean()) / half[0])[:, None, None] \
-        + (direction[1] * (y - y.mean()) / half[1])[None, :, None] \
+    ramp = (
+        (direction[0] * (z - z.mean()) / half[0])[:, None, None]
+        + (direction[1] * (y - y.mean()) / half[1])[None, :, None]
         + (direction[2] * (x - x.mean()) / half[2])[None, None, :]
+    )
     signal = np.float32(mr.signal) * t1 * (1.0 + mr.bias * ramp).astype(np.float32)
     sd = np.float32(mr.signal / mr.snr)
     real = signal + sd * rng.standard_normal(signal.shape, dtype=np.float32)

@@ -76,8 +76,9 @@ class Grid:
         )
 
     @staticmethod
-    def centred_on(centre_zyx: Sequence[float], shape_zyx: Sequence[int],
-                   spacing_zyx: Sequence[float]) -> Grid:
+    def centred_on(
+        centre_zyx: Sequence[float], shape_zyx: Sequence[int], spacing_zyx: Sequence[float]
+    ) -> Grid:
         """The grid of ``shape_zyx`` and ``spacing_zyx`` whose centre is ``centre_zyx``."""
         origin = tuple(
             float(c - s * (n - 1) / 2) for c, n, s in zip(centre_zyx, shape_zyx, spacing_zyx)
@@ -131,9 +132,16 @@ class Tumour:
     texture_phases: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, *, centre_zyx: Sequence[float], radius_mm: float,
-             lobulation: float, necrosis_fraction: float,
-             texture_length_mm: float) -> Tumour:
+    def draw(
+        cls,
+        rng: np.random.Generator,
+        *,
+        centre_zyx: Sequence[float],
+        radius_mm: float,
+        lobulation: float,
+        necrosis_fraction: float,
+        texture_length_mm: float,
+    ) -> Tumour:
         """Draw the shape and texture of a tumour.
 
         ``lobulation`` in [0, 0.45] is the sum of the harmonic amplitudes;
@@ -196,7 +204,8 @@ class Tumour:
             box.append(slice(int(lo), int(hi)))
         z, y, x = (ax[b] - c for ax, b, c in zip(grid.axes(), box, self.centre_zyx))
         rel = np.stack(
-            np.broadcast_arrays(z[:, None, None], y[None, :, None], x[None, None, :]), -1)
+            np.broadcast_arrays(z[:, None, None], y[None, :, None], x[None, None, :]), -1
+        )
         dist = np.linalg.norm(rel, axis=-1)
         u = rel / np.maximum(dist, 1e-9)[..., None]
         return tuple(box), dist / self.radius(u)
@@ -299,8 +308,9 @@ def render_tissues(phantom: Phantom, grid: Grid) -> np.ndarray:
     return out
 
 
-def render_values(phantom: Phantom, grid: Grid, tissues: np.ndarray, values: dict,
-                  texture_amplitude: float) -> np.ndarray:
+def render_values(
+    phantom: Phantom, grid: Grid, tissues: np.ndarray, values: dict, texture_amplitude: float
+) -> np.ndarray:
     """Noise-free intensity of every voxel centre, from per-tissue values.
 
     Parameters

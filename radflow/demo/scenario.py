@@ -50,8 +50,16 @@ def segment_pet(store: str | Path) -> list[str]:
         if info.modality != "PT" or "gtv_pet" in info.label_keys:
             continue
         try:
-            segment_series(store, info.case, info.series, method="suv-relative", fraction=0.4,
-                           keep="largest", min_size_mm3=500.0, name="GTV_PET")
+            segment_series(
+                store,
+                info.case,
+                info.series,
+                method="suv-relative",
+                fraction=0.4,
+                keep="largest",
+                min_size_mm3=500.0,
+                name="GTV_PET",
+            )
         except InputError as exc:
             errors.append(str(exc))
     return errors
@@ -73,8 +81,13 @@ def stability_step(store: str | Path, out_file: Path) -> Path | None:
     """
     started = time.monotonic()
     try:
-        result = stability_study(store, demo_params(), perturbations=STABILITY_PERTURBATIONS,
-                                 modalities=["CT"], rois=["gtv"])
+        result = stability_study(
+            store,
+            demo_params(),
+            perturbations=STABILITY_PERTURBATIONS,
+            modalities=["CT"],
+            rois=["gtv"],
+        )
     except InputError as exc:
         print(f"  skipped, no ICC filter in the model: {exc}")
         return None
@@ -84,15 +97,19 @@ def stability_step(store: str | Path, out_file: Path) -> Path | None:
     stable = int((rows[ICC_RULE["statistic"]] >= ICC_RULE["threshold"]).sum())
     roi = ["case", "series", "label_key", "label"]
     n_rois = len(pd.concat([result.values[roi], result.failures[roi]]).drop_duplicates())
-    print(f"  {n_rois} CT GTVs x {len(STABILITY_PERTURBATIONS)} perturbations "
-          f"({', '.join(STABILITY_PERTURBATIONS[1:])} HU) in {time.monotonic() - started:.0f} s")
+    print(
+        f"  {n_rois} CT GTVs x {len(STABILITY_PERTURBATIONS)} perturbations "
+        f"({', '.join(STABILITY_PERTURBATIONS[1:])} HU) in {time.monotonic() - started:.0f} s"
+    )
     for failure in result.failures.head(5).itertuples():
         print(f"  failed: {failure.case} {failure.perturbation}: {failure.message}")
     if len(result.failures) > 5:
         print(f"  ... and {len(result.failures) - 5} more failed extractions")
-    print(f"  ICC over {int(rows['n_subjects'].max())} GTVs (those with every perturbation "
-          f"extracted): {stable} of {len(rows)} features with {ICC_RULE['form']} "
-          f"{ICC_RULE['statistic']} >= {ICC_RULE['threshold']}")
+    print(
+        f"  ICC over {int(rows['n_subjects'].max())} GTVs (those with every perturbation "
+        f"extracted): {stable} of {len(rows)} features with {ICC_RULE['form']} "
+        f"{ICC_RULE['statistic']} >= {ICC_RULE['threshold']}"
+    )
     print(f"  ICC table: {out_file}")
     return out_file
 
@@ -150,13 +167,21 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
         print(f"  ICC:      {icc}")
     print(f"  model:    {out / 'model'}")
     print(f"  report:   {report}")
-    query = (f"select institution, modality, roi, count(*) as rois, "
-             f"round(avg(shape_MeshVolume)) as mean_volume_mm3, "
-             f"round(avg(firstorder_Mean), 2) as mean_intensity "
-             f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
-             f"where image_type = 'original' group by all order by all")
+    query = (
+        f"select institution, modality, roi, count(*) as rois, "
+        f"round(avg(shape_MeshVolume)) as mean_volume_mm3, "
+        f"round(avg(firstorder_Mean), 2) as mean_intensity "
+        f"from read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
+        f"where image_type = 'original' group by all order by all"
+    )
     print("\nQuery the feature table with DuckDB (the duckdb CLI, or its Python package in .venv):")
     print(f'  duckdb -c "{query}"')
     print(f'  .venv/bin/python -c "import duckdb; duckdb.sql(\\"{query}\\").show()"')
-    return {"archive": archive, "store": store, "table": table, "icc": icc, "model": model,
-            "report": report}
+    return {
+        "archive": archive,
+        "store": store,
+        "table": table,
+        "icc": icc,
+        "model": model,
+        "report": report,
+    }

@@ -29,8 +29,17 @@ TUMOUR_ROIS = ("gtv", "gtv_pet")
 ICC_RULE = {"threshold": 0.75, "form": "ICC(1,1)", "statistic": "ci_low"}
 
 
-def default_spec(table, archive_dir, *, patients: int | None = None, events: int | None = None,
-                 rois=TUMOUR_ROIS, icc_table=None, bootstrap: int = 500, seed: int = 0) -> dict:
+def default_spec(
+    table,
+    archive_dir,
+    *,
+    patients: int | None = None,
+    events: int | None = None,
+    rois=TUMOUR_ROIS,
+    icc_table=None,
+    bootstrap: int = 500,
+    seed: int = 0,
+) -> dict:
     """The demo's study spec (as a mapping for :func:`radflow.model.spec.parse_spec`).
 
     Early fusion of every image feature of the tumour (``rois``: all
@@ -56,8 +65,12 @@ def default_spec(table, archive_dir, *, patients: int | None = None, events: int
     select = [{"method": "nzv"}]
     if icc_table is not None:
         select.insert(0, {"method": "icc", "table": str(Path(icc_table).resolve()), **ICC_RULE})
-    pipeline = {"harmonise": {"method": "combat"}, "scale": "standard", "select": select,
-                "model": {"kind": "coxnet", "l1_ratio": 0.5, **({"alpha": 0.3} if small else {})}}
+    pipeline = {
+        "harmonise": {"method": "combat"},
+        "scale": "standard",
+        "select": select,
+        "model": {"kind": "coxnet", "l1_ratio": 0.5, **({"alpha": 0.3} if small else {})},
+    }
     if not small:
         pipeline["grid"] = {"alpha": [0.03, 0.1, 0.3]}
     schemes = ["nested_cv", "loio"] if rarest is None or rarest >= 2 else ["loio"]
@@ -67,10 +80,14 @@ def default_spec(table, archive_dir, *, patients: int | None = None, events: int
         "genomic": str(archive / "genomic.csv"),
         "outcomes": str(archive / "outcomes.csv"),
         "endpoint": {"kind": "survival", "time": "os_months", "event": "os_event"},
-        "blocks": {"image": {"rois": list(rois)},
-                   "clinical": {"columns": ["age", "sex", "hpv", "stage"],
-                                "ordinal": {"stage": ["I", "II", "III", "IV"]}},
-                   "genomic": {"columns": None}},
+        "blocks": {
+            "image": {"rois": list(rois)},
+            "clinical": {
+                "columns": ["age", "sex", "hpv", "stage"],
+                "ordinal": {"stage": ["I", "II", "III", "IV"]},
+            },
+            "genomic": {"columns": None},
+        },
         "pipeline": pipeline,
         "validation": {"schemes": schemes, "outer_folds": outer, "inner_folds": 3},
         "bootstrap": bootstrap,
@@ -80,17 +97,25 @@ def default_spec(table, archive_dir, *, patients: int | None = None, events: int
 
 def _tumour_rois(table) -> list[str]:
     """The :data:`TUMOUR_ROIS` the table holds (no PET GTV where segmentation failed everywhere)."""
-    present = set(ds.dataset(table, format="parquet", partitioning="hive")
-                  .to_table(columns=["roi"]).column("roi").to_pylist())
+    present = set(
+        ds.dataset(table, format="parquet", partitioning="hive")
+        .to_table(columns=["roi"])
+        .column("roi")
+        .to_pylist()
+    )
     rois = [r for r in TUMOUR_ROIS if r in present]
     if not rois:
-        raise InputError(table, f"no tumour ROI ({', '.join(TUMOUR_ROIS)}) in the feature table; "
-                                f"ROIs: {', '.join(sorted(map(str, present))) or 'none'}")
+        raise InputError(
+            table,
+            f"no tumour ROI ({', '.join(TUMOUR_ROIS)}) in the feature table; "
+            f"ROIs: {', '.join(sorted(map(str, present))) or 'none'}",
+        )
     return rois
 
 
-def run_modelling(table, archive_dir, out_dir, *, icc_table=None, bootstrap: int = 500,
-                  seed: int = 0) -> dict:
+def run_modelling(
+    table, archive_dir, out_dir, *, icc_table=None, bootstrap: int = 500, seed: int = 0
+) -> dict:
     """Fit and validate the default fused model; print the headline metrics.
 
     Parameters
@@ -121,29 +146,43 @@ def run_modelling(table, archive_dir, out_dir, *, icc_table=None, bootstrap: int
     mapping = default_spec(table, archive_dir, rois=rois, bootstrap=bootstrap, seed=seed)
     design = load_design(parse_spec(mapping))
     events = int(np.sum(design.y["event"]))
-    mapping = default_spec(table, archive_dir, patients=len(design.y), events=events, rois=rois,
-                           icc_table=icc_table, bootstrap=bootstrap, seed=seed)
+    mapping = default_spec(
+        table,
+        archive_dir,
+        patients=len(design.y),
+        events=events,
+        rois=rois,
+        icc_table=icc_table,
+        bootstrap=bootstrap,
+        seed=seed,
+    )
     spec = parse_spec(mapping)
     result = run_study(spec, design)
     paths = save_study(result, spec, out, design=design)
     with atomic_file(out / "spec.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(mapping, sort_keys=False))
 
-    print(f"model: {len(design.y)} patients ({events} deaths), "
-          f"{len(design.image_columns)} image + {len(design.clinical_columns)} clinical + "
-          f"{len(design.genomic_columns)} genomic columns; ComBat"
-          f"{' + ICC filter' if icc_table is not None else ''} + elastic-net Cox")
+    print(
+        f"model: {len(design.y)} patients ({events} deaths), "
+        f"{len(design.image_columns)} image + {len(design.clinical_columns)} clinical + "
+        f"{len(design.genomic_columns)} genomic columns; ComBat"
+        f"{' + ICC filter' if icc_table is not None else ''} + elastic-net Cox"
+    )
     icc = result.model.named_steps.get("select_icc")
     if icc is not None:
         measured = np.isfinite(icc.icc_)
-        print(f"  ICC filter: {int(icc.support_[measured].sum())} of {int(measured.sum())} "
-              f"measured features stable ({ICC_RULE['form']} {ICC_RULE['statistic']} >= "
-              f"{ICC_RULE['threshold']}); {int((~measured).sum())} unmeasured pass")
+        print(
+            f"  ICC filter: {int(icc.support_[measured].sum())} of {int(measured.sum())} "
+            f"measured features stable ({ICC_RULE['form']} {ICC_RULE['statistic']} >= "
+            f"{ICC_RULE['threshold']}); {int((~measured).sum())} unmeasured pass"
+        )
     nested = result.validations.get("nested_cv")
     c_index = nested.pooled.get("harrell_c") if nested else None
     if nested:
-        print(f"  cross-validated C-index (nested CV, {len(nested.folds)} folds): "
-              f"{c_index if c_index else 'undefined'}")
+        print(
+            f"  cross-validated C-index (nested CV, {len(nested.folds)} folds): "
+            f"{c_index if c_index else 'undefined'}"
+        )
     else:
         print("  nested CV skipped: too few events or survivors for stratified folds")
     loio = {}

@@ -77,8 +77,11 @@ __all__ = [
 
 def run(args: Namespace) -> int:
     """Run ``radflow demo-data`` with parsed arguments; prints one summary line."""
-    archive = write_demo_archive(args.out, patients=args.patients, seed=args.seed,
-                                 institutions=args.institutions)
-    print(f"wrote {len(archive.patients)} patients from {len(archive.institutions)} "
-          f"institutions to {archive.root}")
+    archive = write_demo_archive(
+        args.out, patients=args.patients, seed=args.seed, institutions=args.institutions
+    )
+    print(
+        f"wrote {len(archive.patients)} patients from {len(archive.institutions)} "
+        f"institutions to {archive.root}"
+    )
     return 0

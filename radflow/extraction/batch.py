@@ -152,15 +152,21 @@ def _read_batch(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]
         raise InputError(path, f"cannot read the batch file ({exc})") from None
     missing = [c for c in _REQUIRED if c not in columns]
     if missing:
-        raise InputError(path, f"missing column(s) {', '.join(map(repr, missing))}; a batch file needs "
-                               "'Image' and 'Mask' (optional 'Label', 'Label_channel')")
+        raise InputError(
+            path,
+            f"missing column(s) {', '.join(map(repr, missing))}; a batch file needs "
+            "'Image' and 'Mask' (optional 'Label', 'Label_channel')",
+        )
     if ERROR_COLUMN in columns:
-        raise InputError(path, f"the batch file has a column named {ERROR_COLUMN!r}, which the output uses")
+        raise InputError(
+            path, f"the batch file has a column named {ERROR_COLUMN!r}, which the output uses"
+        )
     return columns, rows
 
 
 def _resolve(row: dict[str, str], folder: Path) -> dict[str, Any]:
     """The extraction arguments of one row (paths relative to the batch file's folder)."""
+
     def path(value):
         if not value:
             return None
@@ -193,10 +199,19 @@ def _extract_row(task) -> tuple[int, dict[str, Any] | None, str | None]:
     try:
         if args["image"] is None or args["mask"] is None:
             raise InputError(f"line {line}", "Image or Mask is empty")
-        result = extract(args["image"], args["mask"], params, label=_integer(args["label"], "Label"),
-                         label_channel=_integer(args["label_channel"], "Label_channel"))
+        result = extract(
+            args["image"],
+            args["mask"],
+            params,
+            label=_integer(args["label"], "Label"),
+            label_channel=_integer(args["label_channel"], "Label_channel"),
+        )
         return line, result, None
     except Exception as exc:  # the row's failure goes to the error column; the batch goes on
         log.debug("line %d failed", line, exc_info=True)
-        message = str(exc) if isinstance(exc, (InputError, SettingsError)) else f"{type(exc).__name__}: {exc}"
+        message = (
+            str(exc)
+            if isinstance(exc, (InputError, SettingsError))
+            else f"{type(exc).__name__}: {exc}"
+        )
         return line, None, " ".join(message.split())

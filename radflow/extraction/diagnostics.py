@@ -44,6 +44,7 @@ __all__ = [
 
 PREFIX = "diagnostics_"
 
+
 def versions() -> dict[str, str]:
     """``Versions_*`` entries: the libraries the numbers depend on."""
     return {
@@ -55,7 +56,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def configuration(settings: dict[str, Any], image_types: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def configuration(
+    settings: dict[str, Any], image_types: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """``Configuration_*`` entries: the settings and enabled image types in force."""
     return {
         PREFIX + "Configuration_Settings": dict(settings),
@@ -69,7 +72,12 @@ def image_summary(image: sitk.Image) -> dict[str, Any]:
 
 
 def image_entries(
-    prefix: str, *, spacing_xyz: Sequence[float], size_xyz: Sequence[int], summary: dict[str, Any] | None = None, image: sitk.Image | None = None
+    prefix: str,
+    *,
+    spacing_xyz: Sequence[float],
+    size_xyz: Sequence[int],
+    summary: dict[str, Any] | None = None,
+    image: sitk.Image | None = None,
 ) -> dict[str, Any]:
     """``Image-<prefix>_*`` entries.
 
@@ -123,7 +131,9 @@ def mask_entries(
     key = f"{PREFIX}Mask-{prefix}_"
     out: dict[str, Any] = {}
     if prefix == "original":
-        out[key + "Hash"] = mask_hash or volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
+        out[key + "Hash"] = (
+            mask_hash or volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
+        )
     out[key + "Spacing"] = tuple(float(s) for s in (spacing_xyz or mask.GetSpacing()))
     out[key + "Size"] = tuple(int(n) for n in (size_xyz or mask.GetSize()))
 

@@ -81,7 +81,9 @@ if TYPE_CHECKING:
 __all__ = ["NOT_RETURNED", "extract", "warmup"]
 
 _SHAPE = ("shape", "shape2D")
-_INTENSITY_TYPES = frozenset({"Square", "SquareRoot", "Logarithm", "Exponential"})  # scaled by the volume's max |x|
+_INTENSITY_TYPES = frozenset(
+    {"Square", "SquareRoot", "Logarithm", "Exponential"}
+)  # scaled by the volume's max |x|
 _HISTOGRAM = frozenset({"Entropy", "Uniformity"})  # the first-order features that need the bins
 #: Deprecated features whose PyRadiomics 3.0.1 method raises DeprecationWarning,
 #: so that its extractor returns no key for them even when asked by name (each
@@ -92,10 +94,14 @@ NOT_RETURNED = {
 }
 
 
-def extract(image: str | PathLike | sitk.Image | xr.DataArray,
-            mask: str | PathLike | sitk.Image | xr.DataArray,
-            params: str | PathLike | Mapping[str, Any] | ExtractionParams | None = None,
-            label: int | None = None, *, label_channel: int | None = None) -> dict[str, Any]:
+def extract(
+    image: str | PathLike | sitk.Image | xr.DataArray,
+    mask: str | PathLike | sitk.Image | xr.DataArray,
+    params: str | PathLike | Mapping[str, Any] | ExtractionParams | None = None,
+    label: int | None = None,
+    *,
+    label_channel: int | None = None,
+) -> dict[str, Any]:
     """Features of one ROI, keys and values as PyRadiomics' extractor gives them.
 
     Parameters
@@ -162,15 +168,30 @@ def warmup() -> dict[str, Any]:
     roi[1:5, 1:6, 1:7] = 1
     roi[2, 3, 4] = 0
     image, mask = sitk.GetImageFromArray(values), sitk.GetImageFromArray(roi)
-    every = {name: [f.name for f in family_module(name).FEATURES] for name in FEATURE_CLASSES if name != "shape2D"}
+    every = {
+        name: [f.name for f in family_module(name).FEATURES]
+        for name in FEATURE_CLASSES
+        if name != "shape2D"
+    }
     result = extract(image, mask, {"featureClass": every, "setting": {"binWidth": 10}})
     flat = np.zeros((1, 7, 8), np.uint8)
     flat[0, 1:6, 1:7] = 1
     flat_image = sitk.GetImageFromArray(values[:1])
-    result.update(extract(flat_image, sitk.GetImageFromArray(flat), {
-        "featureClass": {"shape2D": None, "glcm": None, "glrlm": None},
-        "setting": {"binWidth": 10, "force2D": True, "weightingNorm": "euclidean", "distances": [1, 2]},
-    }))
+    result.update(
+        extract(
+            flat_image,
+            sitk.GetImageFromArray(flat),
+            {
+                "featureClass": {"shape2D": None, "glcm": None, "glrlm": None},
+                "setting": {
+                    "binWidth": 10,
+                    "force2D": True,
+                    "weightingNorm": "euclidean",
+                    "distances": [1, 2],
+                },
+            },
+        )
+    )
     return result
 
 
@@ -219,7 +240,10 @@ def _load(item, what: str) -> tuple[str, sitk.Image]:
         return what, item
     if isinstance(item, (str, PathLike)):
         return str(item), read_image(item)
-    raise InputError(what, f"expected a file path, a SimpleITK.Image or a store DataArray, got {type(item).__name__}")
+    raise InputError(
+        what,
+        f"expected a file path, a SimpleITK.Image or a store DataArray, got {type(item).__name__}",
+    )
 
 
 def _scalar_mask(mask: sitk.Image, settings: Settings, source: str) -> sitk.Image:
@@ -227,8 +251,11 @@ def _scalar_mask(mask: sitk.Image, settings: Settings, source: str) -> sitk.Imag
     components = mask.GetNumberOfComponentsPerPixel()
     if components > 1:
         if settings.label_channel >= components:
-            raise InputError(source, f"label_channel {settings.label_channel} requested, but the mask has "
-                                     f"{components} components")
+            raise InputError(
+                source,
+                f"label_channel {settings.label_channel} requested, but the mask has "
+                f"{components} components",
+            )
         mask = sitk.VectorIndexSelectionCast(mask, settings.label_channel)
     if mask.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         mask = sitk.Cast(mask, sitk.sitkUInt32)  # truncates, as PyRadiomics' cast
@@ -239,8 +266,11 @@ def _check_finite(values: np.ndarray, source: str) -> None:
     if np.issubdtype(values.dtype, np.floating):
         bad = np.count_nonzero(~np.isfinite(values))
         if bad:
-            raise InputError(source, f"{bad} voxel(s) hold NaN or infinite intensities in the region read "
-                                     "around the ROI; fill them (e.g. with the background value) first")
+            raise InputError(
+                source,
+                f"{bad} voxel(s) hold NaN or infinite intensities in the region read "
+                "around the ROI; fill them (e.g. with the background value) first",
+            )
 
 
 def _crop(image: sitk.Image, region_zyx) -> sitk.Image:
@@ -255,11 +285,19 @@ def _crop(image: sitk.Image, region_zyx) -> sitk.Image:
     return out
 
 
-def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_source: str,
-                 params: ExtractionParams) -> _Volume:
+def _open_images(
+    image: sitk.Image,
+    mask: sitk.Image,
+    image_source: str,
+    mask_source: str,
+    params: ExtractionParams,
+) -> _Volume:
     settings = params.settings
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(image_source, f"expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()}")
+        raise InputError(
+            image_source,
+            f"expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()}",
+        )
     if image.GetDimension() != 3:
         raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
     mask = _scalar_mask(mask, settings, mask_source)
@@ -269,20 +307,37 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
         return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_image), moments=moments)
 
     def mask_hash() -> str:
-        return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_mask), as_uint32=True)["hash"]
+        return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_mask), as_uint32=True)[
+            "hash"
+        ]
 
-    common = {"image_source": image_source, "mask_source": mask_source,
-              "volume_size_xyz": image.GetSize(), "volume_spacing_xyz": image.GetSpacing(),
-              "mask_size_xyz": mask.GetSize(), "mask_spacing_xyz": mask.GetSpacing(),
-              "summarise": summarise, "mask_hash": mask_hash}
+    common = {
+        "image_source": image_source,
+        "mask_source": mask_source,
+        "volume_size_xyz": image.GetSize(),
+        "volume_spacing_xyz": image.GetSpacing(),
+        "mask_size_xyz": mask.GetSize(),
+        "mask_spacing_xyz": mask.GetSpacing(),
+        "summarise": summarise,
+        "mask_hash": mask_hash,
+    }
 
     tolerance = settings.geometry_tolerance or DEFAULT_GEOMETRY_TOLERANCE
-    same_grid = image.GetDimension() == mask.GetDimension() and _geometry_mismatch(image, mask, tolerance) is None
+    same_grid = (
+        image.GetDimension() == mask.GetDimension()
+        and _geometry_mismatch(image, mask, tolerance) is None
+    )
     if not same_grid:
         # PyRadiomics' own path on the whole images (checkMask reports or corrects).
         _check_finite(sitk.GetArrayViewFromImage(image), image_source)
-        return _Volume(image=image, mask=mask, offset_xyz=(0, 0, 0), cropped=False,
-                       grid_mask=lambda: whole_mask, **common)
+        return _Volume(
+            image=image,
+            mask=mask,
+            offset_xyz=(0, 0, 0),
+            cropped=False,
+            grid_mask=lambda: whole_mask,
+            **common,
+        )
     box = roi_bounding_box(mask, label=settings.label, source=mask_source)
     bbox_zyx = box.slices_zyx()
     shape_zyx = image.GetSize()[::-1]
@@ -290,9 +345,14 @@ def _open_images(image: sitk.Image, mask: sitk.Image, image_source: str, mask_so
     lower_xyz = tuple(s.start for s in region[::-1])
     image_crop, mask_crop = _crop(image, region), _crop(mask, region)
     _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
-    return _Volume(image=image_crop, mask=mask_crop, offset_xyz=lower_xyz,
-                   cropped=region != tuple(slice(0, n) for n in shape_zyx),
-                   grid_mask=(lambda: whole_mask) if needs_grid else None, **common)
+    return _Volume(
+        image=image_crop,
+        mask=mask_crop,
+        offset_xyz=lower_xyz,
+        cropped=region != tuple(slice(0, n) for n in shape_zyx),
+        grid_mask=(lambda: whole_mask) if needs_grid else None,
+        **common,
+    )
 
 
 def _open_store(source: RoiSource, params: ExtractionParams) -> _Volume:
@@ -322,9 +382,14 @@ def _open_store(source: RoiSource, params: ExtractionParams) -> _Volume:
         return out
 
     return _Volume(
-        image=image_crop, mask=mask_crop, image_source=image_source, mask_source=mask_source,
-        offset_xyz=lower_xyz, volume_size_xyz=shape_zyx[::-1],
-        volume_spacing_xyz=spacing_zyx[::-1], mask_size_xyz=shape_zyx[::-1],
+        image=image_crop,
+        mask=mask_crop,
+        image_source=image_source,
+        mask_source=mask_source,
+        offset_xyz=lower_xyz,
+        volume_size_xyz=shape_zyx[::-1],
+        volume_spacing_xyz=spacing_zyx[::-1],
+        mask_size_xyz=shape_zyx[::-1],
         mask_spacing_xyz=spacing_zyx[::-1],
         cropped=region != tuple(slice(0, n) for n in shape_zyx),
         grid_mask=grid_mask if needs_grid else None,
@@ -368,7 +433,9 @@ class _Extraction:
         try:
             if self._needs_whole_volume():
                 v = self.volume
-                self._summary = _whole_volume_pool().submit(v.summarise, self.settings.normalize and v.cropped)
+                self._summary = _whole_volume_pool().submit(
+                    v.summarise, self.settings.normalize and v.cropped
+                )
                 if self.info:
                     self._mask_hash = _whole_volume_pool().submit(v.mask_hash)
             return self._run()
@@ -400,23 +467,48 @@ class _Extraction:
 
         if s.resampling:
             grid = v.grid_mask() if v.grid_mask is not None else mask
-            image, mask = resample_image_and_mask(image, grid, spacing_xyz=s.resampled_spacing_xyz,
-                                                  interpolator=s.interpolator, label=label,
-                                                  pad_distance=s.pad_distance, source=v.mask_source)
+            image, mask = resample_image_and_mask(
+                image,
+                grid,
+                spacing_xyz=s.resampled_spacing_xyz,
+                interpolator=s.interpolator,
+                label=label,
+                pad_distance=s.pad_distance,
+                source=v.mask_source,
+            )
             if self.info:
-                stages.update(diagnostics.image_entries("interpolated", spacing_xyz=image.GetSpacing(),
-                                                        size_xyz=image.GetSize(), image=image))
+                stages.update(
+                    diagnostics.image_entries(
+                        "interpolated",
+                        spacing_xyz=image.GetSpacing(),
+                        size_xyz=image.GetSize(),
+                        image=image,
+                    )
+                )
                 stages.update(diagnostics.mask_entries("interpolated", mask, label, image=image))
 
         box, mask = self._check(image, mask, stages)
         roi_mask = mask
         if s.resegment_range is not None:
-            roi_mask = resegment(image, mask, range_=s.resegment_range, mode=s.resegment_mode, label=label,
-                                 source=v.mask_source)
+            roi_mask = resegment(
+                image,
+                mask,
+                range_=s.resegment_range,
+                mode=s.resegment_mode,
+                label=label,
+                source=v.mask_source,
+            )
             box, _ = self._check(image, roi_mask, None)
             if self.info:
-                stages.update(diagnostics.mask_entries("resegmented", roi_mask, label, image=image,
-                                                       **self._grid(on_volume_grid and v.cropped)))
+                stages.update(
+                    diagnostics.mask_entries(
+                        "resegmented",
+                        roi_mask,
+                        label,
+                        image=image,
+                        **self._grid(on_volume_grid and v.cropped),
+                    )
+                )
 
         shape_mask = roi_mask if s.resegment_shape else mask
         self._shape(image, shape_mask, box)
@@ -424,12 +516,29 @@ class _Extraction:
         if not self.info:
             return self.out
         summary, mask_hash = self._summary.result(), self._mask_hash.result()
-        info = {**diagnostics.versions(), **diagnostics.configuration(_mapping(s), self.params.image_types)}
-        info.update(diagnostics.image_entries("original", spacing_xyz=v.volume_spacing_xyz,
-                                              size_xyz=v.volume_size_xyz, summary=summary))
-        info.update(diagnostics.mask_entries("original", v.mask, label, offset_xyz=v.offset_xyz,
-                                             spacing_xyz=v.mask_spacing_xyz, size_xyz=v.mask_size_xyz,
-                                             mask_hash=mask_hash))
+        info = {
+            **diagnostics.versions(),
+            **diagnostics.configuration(_mapping(s), self.params.image_types),
+        }
+        info.update(
+            diagnostics.image_entries(
+                "original",
+                spacing_xyz=v.volume_spacing_xyz,
+                size_xyz=v.volume_size_xyz,
+                summary=summary,
+            )
+        )
+        info.update(
+            diagnostics.mask_entries(
+                "original",
+                v.mask,
+                label,
+                offset_xyz=v.offset_xyz,
+                spacing_xyz=v.mask_spacing_xyz,
+                size_xyz=v.mask_size_xyz,
+                mask_hash=mask_hash,
+            )
+        )
         return {**info, **stages, **self.out}
 
     def _grid(self, part_of_volume: bool) -> dict[str, Any]:
@@ -440,13 +549,24 @@ class _Extraction:
         v = self.volume
         if not part_of_volume:
             return {}
-        return {"offset_xyz": v.offset_xyz, "spacing_xyz": v.mask_spacing_xyz, "size_xyz": v.mask_size_xyz}
+        return {
+            "offset_xyz": v.offset_xyz,
+            "spacing_xyz": v.mask_spacing_xyz,
+            "size_xyz": v.mask_size_xyz,
+        }
 
     def _check(self, image, mask, info):
         s, v = self.settings, self.volume
-        box, corrected = check_mask(image, mask, label=s.label, geometry_tolerance=s.geometry_tolerance,
-                                    correct_mask=s.correct_mask, minimum_roi_dimensions=s.minimum_roi_dimensions,
-                                    minimum_roi_size=s.minimum_roi_size, source=v.mask_source)
+        box, corrected = check_mask(
+            image,
+            mask,
+            label=s.label,
+            geometry_tolerance=s.geometry_tolerance,
+            correct_mask=s.correct_mask,
+            minimum_roi_dimensions=s.minimum_roi_dimensions,
+            minimum_roi_size=s.minimum_roi_size,
+            source=v.mask_source,
+        )
         if corrected is not None:
             mask = corrected
             if info is not None and self.info:
@@ -488,14 +608,18 @@ class _Extraction:
         if not self.volume.cropped:
             return None
         stats = self._stats()
-        extremes = sitk.GetImageFromArray(np.array([[[stats["minimum"], stats["maximum"]]]], dtype=np.float64))
+        extremes = sitk.GetImageFromArray(
+            np.array([[[stats["minimum"], stats["maximum"]]]], dtype=np.float64)
+        )
         return float(np.max(np.abs(sitk.GetArrayViewFromImage(self._normalise_part(extremes)))))
 
     # shape features on the original image
     def _shape(self, image: sitk.Image, mask: sitk.Image, box) -> None:
         s = self.settings
         classes = self.params.feature_classes
-        wanted = [c for c in _SHAPE if c in classes]  # shape before shape2D, whatever the file's order
+        wanted = [
+            c for c in _SHAPE if c in classes
+        ]  # shape before shape2D, whatever the file's order
         if not wanted:
             return
         roi = sitk.GetArrayViewFromImage(mask)[box.slices_zyx()] == s.label
@@ -503,14 +627,20 @@ class _Extraction:
         for name in wanted:
             names = _feature_names(name, classes[name])
             if name == "shape":
-                values = family_module("shape").compute(roi, spacing_zyx=spacing_zyx, features=names)
+                values = family_module("shape").compute(
+                    roi, spacing_zyx=spacing_zyx, features=names
+                )
             else:
                 if not (s.force_2d and box.size_xyz[s.force_2d_dimension] > 1):
                     # PyRadiomics logs a warning and skips shape2D (see the module docstring).
                     continue
                 try:
-                    values = family_module("shape2D").compute(roi, spacing_zyx=spacing_zyx, features=names,
-                                                              force2d_dimension=s.force_2d_dimension)
+                    values = family_module("shape2D").compute(
+                        roi,
+                        spacing_zyx=spacing_zyx,
+                        features=names,
+                        force2d_dimension=s.force_2d_dimension,
+                    )
                 except ValueError as exc:
                     if isinstance(exc, (InputError, SettingsError)):
                         raise
@@ -522,8 +652,11 @@ class _Extraction:
         classes = {c: names for c, names in self.params.feature_classes.items() if c not in _SHAPE}
         if not classes:
             return
-        if mask.GetOrigin() != image.GetOrigin() or mask.GetSpacing() != image.GetSpacing() \
-                or mask.GetDirection() != image.GetDirection():
+        if (
+            mask.GetOrigin() != image.GetOrigin()
+            or mask.GetSpacing() != image.GetSpacing()
+            or mask.GetDirection() != image.GetDirection()
+        ):
             # Within geometryTolerance the grids are one, as for PyRadiomics (it indexes both
             # alike).
             mask = sitk.Image(mask)
@@ -540,17 +673,25 @@ class _Extraction:
             s = self.params.settings_for(image_type)
             part, part_mask, crop = image, mask, roi_box
             if on_volume_grid:  # filter only the box this type needs (its own margin)
-                region = read_box(self.params, None, roi_box, shape_zyx, spacing_zyx, types=(image_type,))
+                region = read_box(
+                    self.params, None, roi_box, shape_zyx, spacing_zyx, types=(image_type,)
+                )
                 part, part_mask = _crop(image, region), _crop(mask, region)
-                crop = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(roi_box, region))
+                crop = tuple(
+                    slice(b.start - r.start, b.stop - r.start) for b, r in zip(roi_box, region)
+                )
             roi = sitk.GetArrayViewFromImage(part_mask)[crop] == self.settings.label
-            for name, filtered, _ in image_types(part, part_mask, self.params, types=(image_type,), **volume):
+            for name, filtered, _ in image_types(
+                part, part_mask, self.params, types=(image_type,), **volume
+            ):
                 values = sitk.GetArrayViewFromImage(filtered)[crop]
                 binned = None
                 for cls, names in classes.items():
                     names = _feature_names(cls, names)
                     if binned is None and (cls != "firstorder" or _HISTOGRAM.intersection(names)):
-                        binned, _ = discretise(values, roi, bin_width=s.bin_width, bin_count=s.bin_count)
+                        binned, _ = discretise(
+                            values, roi, bin_width=s.bin_width, bin_count=s.bin_count
+                        )
                     result = _compute_class(cls, values, roi, binned, spacing_zyx, s, names)
                     self.out.update({f"{name}_{cls}_{k}": result[k] for k in names})
 
@@ -564,25 +705,54 @@ def _feature_names(family: str, names) -> list[str]:
     if names is not None:
         skipped = NOT_RETURNED.get(family, frozenset())
         return [name for name in names if name not in skipped]
-    return sorted((f.name for f in family_module(family).FEATURES if f.default), key="get{}FeatureValue".format)
+    return sorted(
+        (f.name for f in family_module(family).FEATURES if f.default),
+        key="get{}FeatureValue".format,
+    )
 
 
-def _compute_class(cls: str, values, roi, binned, spacing_zyx, s: Settings, names) -> dict[str, float]:
+def _compute_class(
+    cls: str, values, roi, binned, spacing_zyx, s: Settings, names
+) -> dict[str, float]:
     module = family_module(cls)
     if cls == "firstorder":
-        return module.compute(values, roi, binned, spacing_zyx=spacing_zyx,
-                              voxel_array_shift=s.voxel_array_shift, features=names)
+        return module.compute(
+            values,
+            roi,
+            binned,
+            spacing_zyx=spacing_zyx,
+            voxel_array_shift=s.voxel_array_shift,
+            features=names,
+        )
     planar = {"force2d": s.force_2d, "force2d_dimension": s.force_2d_dimension}
     if cls == "glcm":
-        return module.compute(binned, roi, distances=s.distances, symmetric=s.symmetrical_glcm,
-                              weighting_norm=s.weighting_norm, spacing_zyx=spacing_zyx, features=names, **planar)
+        return module.compute(
+            binned,
+            roi,
+            distances=s.distances,
+            symmetric=s.symmetrical_glcm,
+            weighting_norm=s.weighting_norm,
+            spacing_zyx=spacing_zyx,
+            features=names,
+            **planar,
+        )
     if cls == "glrlm":
-        return module.compute(binned, roi, weighting_norm=s.weighting_norm, spacing_zyx=spacing_zyx,
-                              features=names, **planar)
+        return module.compute(
+            binned,
+            roi,
+            weighting_norm=s.weighting_norm,
+            spacing_zyx=spacing_zyx,
+            features=names,
+            **planar,
+        )
     if cls == "glszm":
         return module.compute(binned, roi, features=names, **planar)
     if cls == "gldm":
-        return module.compute(binned, roi, distances=s.distances, gldm_a=s.gldm_a, features=names, **planar)
+        return module.compute(
+            binned, roi, distances=s.distances, gldm_a=s.gldm_a, features=names, **planar
+        )
     if cls == "ngtdm":
         return module.compute(binned, roi, distances=s.distances, features=names, **planar)
-    raise SettingsError(f"feature class {cls!r} is not computed on filtered images")  # pragma: no cover
+    raise SettingsError(
+        f"feature class {cls!r} is not computed on filtered images"
+    )  # pragma: no cover

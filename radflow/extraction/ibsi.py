@@ -88,10 +88,13 @@ class IbsiImages:
     diagnostics: dict[str, float]
 
 
-def extract_ibsi(image: str | PathLike | sitk.Image | xr.DataArray,
-                 mask: str | PathLike | sitk.Image | xr.DataArray,
-                 config: str | PathLike | IbsiConfig, *, label: int | None = None
-                 ) -> dict[str, float]:
+def extract_ibsi(
+    image: str | PathLike | sitk.Image | xr.DataArray,
+    mask: str | PathLike | sitk.Image | xr.DataArray,
+    config: str | PathLike | IbsiConfig,
+    *,
+    label: int | None = None,
+) -> dict[str, float]:
     """Compute every IBSI 1 feature of one ROI under an IBSI configuration.
 
     Parameters
@@ -127,8 +130,13 @@ def extract_ibsi(image: str | PathLike | sitk.Image | xr.DataArray,
     return compute_ibsi(values, roi, spacing_zyx=spacing_zyx, config=config)
 
 
-def compute_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[float],
-                 config: str | PathLike | IbsiConfig) -> dict[str, float]:
+def compute_ibsi(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    spacing_zyx: Sequence[float],
+    config: str | PathLike | IbsiConfig,
+) -> dict[str, float]:
     """:func:`extract_ibsi` on arrays.
 
     Parameters
@@ -154,12 +162,19 @@ def compute_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[f
     order = {tag: i for i, tag in enumerate(registry.tags())}
     unknown = sorted(set(out) - set(order))
     if unknown:
-        raise RuntimeError(f"IBSI families returned tags that are not IBSI tags: {', '.join(unknown[:5])}")
+        raise RuntimeError(
+            f"IBSI families returned tags that are not IBSI tags: {', '.join(unknown[:5])}"
+        )
     return {tag: float(out[tag]) for tag in sorted(out, key=order.__getitem__)}
 
 
-def process_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[float],
-                 config: str | PathLike | IbsiConfig) -> IbsiImages:
+def process_ibsi(
+    image: np.ndarray,
+    mask: np.ndarray,
+    *,
+    spacing_zyx: Sequence[float],
+    config: str | PathLike | IbsiConfig,
+) -> IbsiImages:
     """IBSI processing of one image and ROI under a configuration.
 
     Parameters
@@ -177,7 +192,9 @@ def process_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[f
     config = load_ibsi_config(config)
     values = np.asarray(image)
     if values.ndim != 3 or not np.issubdtype(values.dtype, np.number):
-        raise InputError("image", f"expected a numeric 3-D (z, y, x) array, got {values.dtype} {values.shape}")
+        raise InputError(
+            "image", f"expected a numeric 3-D (z, y, x) array, got {values.dtype} {values.shape}"
+        )
     values = values.astype(np.float64)
     if not np.all(np.isfinite(values)):
         raise InputError("image", "contains NaN or infinity")
@@ -190,19 +207,29 @@ def process_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[f
     try:
         spacing = spacing_mm(spacing_zyx)
     except SpacingError:
-        raise InputError("spacing_zyx", f"expected 3 spacings > 0 in mm, got {spacing_zyx!r}") from None
+        raise InputError(
+            "spacing_zyx", f"expected 3 spacings > 0 in mm, got {spacing_zyx!r}"
+        ) from None
 
     diagnostics = _image_diagnostics(values, spacing, "init_img")
     diagnostics.update(_roi_diagnostics(values, roi, roi, "init_roi"))
 
     interp = config.interpolation
     if interp is not None:
-        grid = proc.interpolation_grid(values.shape, spacing_zyx=spacing, new_spacing_zyx=interp.spacing_zyx_mm)
-        values = proc.interpolate_image(values, grid, method=interp.image, round_intensities=interp.round_intensities)
-        roi = proc.interpolate_mask(roi, grid, method=interp.roi, threshold=interp.partial_volume_threshold)
+        grid = proc.interpolation_grid(
+            values.shape, spacing_zyx=spacing, new_spacing_zyx=interp.spacing_zyx_mm
+        )
+        values = proc.interpolate_image(
+            values, grid, method=interp.image, round_intensities=interp.round_intensities
+        )
+        roi = proc.interpolate_mask(
+            roi, grid, method=interp.roi, threshold=interp.partial_volume_threshold
+        )
         spacing = grid.spacing_zyx
         if not roi.any():
-            raise InputError("mask", "the ROI is empty after interpolation (partial-volume threshold)")
+            raise InputError(
+                "mask", "the ROI is empty after interpolation (partial-volume threshold)"
+            )
     diagnostics.update(_image_diagnostics(values, spacing, "interp_img"))
     diagnostics.update(_roi_diagnostics(values, roi, roi, "interp_roi"))
 
@@ -230,17 +257,23 @@ def process_ibsi(image: np.ndarray, mask: np.ndarray, *, spacing_zyx: Sequence[f
         bin_count=config.ivh_discretisation.bin_count,
         value_range=config.resegment_range,
     )
-    return IbsiImages(values, morph_mask, intensity_mask, levels, n_levels, ivh, spacing, diagnostics)
+    return IbsiImages(
+        values, morph_mask, intensity_mask, levels, n_levels, ivh, spacing, diagnostics
+    )
 
 
-def _filtered(values, morph_mask, intensity_mask, spacing, config: IbsiConfig, diagnostics) -> IbsiImages:
+def _filtered(
+    values, morph_mask, intensity_mask, spacing, config: IbsiConfig, diagnostics
+) -> IbsiImages:
     """IbsiImages of the filter's response map, all cropped to the ROI's bounding box."""
     settings = config.filter
     bbox = bounding_box(morph_mask)  # the intensity mask lies inside
     region = read_box({settings.image_type: settings}, None, bbox, values.shape, spacing)
     [(_, response)] = filter_responses(values[region], settings, spacing_zyx=spacing)
     inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(bbox, region))
-    return IbsiImages(response[inner], morph_mask[bbox], intensity_mask[bbox], None, 0, None, spacing, diagnostics)
+    return IbsiImages(
+        response[inner], morph_mask[bbox], intensity_mask[bbox], None, 0, None, spacing, diagnostics
+    )
 
 
 def _discretise(values: np.ndarray, mask: np.ndarray, config: IbsiConfig) -> tuple[np.ndarray, int]:
@@ -262,7 +295,9 @@ def _discretise(values: np.ndarray, mask: np.ndarray, config: IbsiConfig) -> tup
     # "none": the intensities are grey levels already (the digital phantom).
     inside = values[mask]
     if np.any(inside != np.round(inside)) or inside.min() < 1:
-        raise InputError("image", "discretisation 'none' needs whole-number grey levels >= 1 inside the ROI")
+        raise InputError(
+            "image", "discretisation 'none' needs whole-number grey levels >= 1 inside the ROI"
+        )
     levels = np.where(mask, values, 0).astype(np.int32)
     return levels, int(inside.max())
 
@@ -284,13 +319,21 @@ def _image_diagnostics(values: np.ndarray, spacing_zyx, stage: str) -> dict[str,
     return {f"{key}_{stage}": float(v) for key, v in out.items()}
 
 
-def _roi_diagnostics(values: np.ndarray, morph_mask: np.ndarray, intensity_mask: np.ndarray, stage: str):
+def _roi_diagnostics(
+    values: np.ndarray, morph_mask: np.ndarray, intensity_mask: np.ndarray, stage: str
+):
     z, y, x = intensity_mask.shape
     inside = values[intensity_mask]
     out = {"int_mask_dim_x": x, "int_mask_dim_y": y, "int_mask_dim_z": z}
     for name, mask in (("int_mask", intensity_mask), ("morph_mask", morph_mask)):
         extent = [s.stop - s.start for s in bounding_box(mask)]
-        out.update({f"{name}_bb_dim_x": extent[2], f"{name}_bb_dim_y": extent[1], f"{name}_bb_dim_z": extent[0]})
+        out.update(
+            {
+                f"{name}_bb_dim_x": extent[2],
+                f"{name}_bb_dim_y": extent[1],
+                f"{name}_bb_dim_z": extent[0],
+            }
+        )
     out.update({
         "int_mask_vox_count": intensity_mask.sum(), "morph_mask_vox_count": morph_mask.sum(),
         "int_mask_mean_int": inside.mean(), "int_mask_min_int": inside.min(),
@@ -310,7 +353,11 @@ def _texture(family: str, *, morph: bool = False):
             return {}
         extra = {"morph_mask": p.morph_mask} if morph else {}
         return module.compute(
-            p.levels, intensity_mask=p.intensity_mask, n_levels=p.n_levels, aggregations=aggregations, **extra
+            p.levels,
+            intensity_mask=p.intensity_mask,
+            n_levels=p.n_levels,
+            aggregations=aggregations,
+            **extra,
         )
 
     return call
@@ -321,11 +368,16 @@ _FAMILY_CALLS = {
     "morph": lambda m, p, c: m.compute(
         p.image, morph_mask=p.morph_mask, intensity_mask=p.intensity_mask, spacing_zyx=p.spacing_zyx
     ),
-    "loc": lambda m, p, c: m.compute(p.image, intensity_mask=p.intensity_mask, spacing_zyx=p.spacing_zyx),
+    "loc": lambda m, p, c: m.compute(
+        p.image, intensity_mask=p.intensity_mask, spacing_zyx=p.spacing_zyx
+    ),
     "stat": lambda m, p, c: m.compute(p.image, intensity_mask=p.intensity_mask),
     "ih": lambda m, p, c: m.compute(p.levels, intensity_mask=p.intensity_mask),
     "ivh": lambda m, p, c: m.compute(
-        p.ivh.values, intensity_mask=p.intensity_mask, value_range=p.ivh.value_range, value_step=p.ivh.value_step
+        p.ivh.values,
+        intensity_mask=p.intensity_mask,
+        value_range=p.ivh.value_range,
+        value_step=p.ivh.value_step,
     ),
     "cm": _texture("cm"),
     "rlm": _texture("rlm"),
@@ -351,7 +403,9 @@ def _read_pair(image, mask, label):
     else:
         roi = labels == label
         if not roi.any():
-            raise InputError(source, f"label {label} is absent from the mask (labels: {np.unique(labels)[:10]})")
+            raise InputError(
+                source, f"label {label} is absent from the mask (labels: {np.unique(labels)[:10]})"
+            )
     return values, roi, tuple(image_sitk.GetSpacing()[::-1])
 
 
@@ -362,5 +416,7 @@ def _as_sitk(item, what: str):
         return read_image(item)
     if is_dataarray(item):
         return to_sitk(item)
-    raise InputError(what, f"expected a file path, a SimpleITK image or a store DataArray, got {type(item).__name__}")
-
+    raise InputError(
+        what,
+        f"expected a file path, a SimpleITK image or a store DataArray, got {type(item).__name__}",
+    )

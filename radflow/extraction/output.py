@@ -54,7 +54,9 @@ def _plain(value: Any):
     return value
 
 
-def format_result(result: Mapping[str, Any], fmt: str = "txt", *, case: Mapping[str, Any] | None = None) -> str:
+def format_result(
+    result: Mapping[str, Any], fmt: str = "txt", *, case: Mapping[str, Any] | None = None
+) -> str:
     """One extraction result as text.
 
     Parameters
@@ -95,10 +97,13 @@ def write_rows(stream: TextIO, rows: Sequence[Mapping[str, Any]], columns: Seque
 
 
 def write_result(
-    result: Mapping[str, Any], path: str | PathLike, fmt: str = "csv", *, case: Mapping[str, Any] | None = None
+    result: Mapping[str, Any],
+    path: str | PathLike,
+    fmt: str = "csv",
+    *,
+    case: Mapping[str, Any] | None = None,
 ) -> None:
     """Write :func:`format_result` to `path`, atomically (temporary file, then rename)."""
     text = format_result(result, fmt, case=case)
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-

@@ -138,7 +138,9 @@ def offset_lengths_mm(offsets_zyx, spacing_zyx, norm: str) -> np.ndarray:
         return steps_mm.max(axis=1)
     if check_weighting_norm(norm) == "no_weighting":
         return np.ones(len(steps_mm))
-    raise SettingsError("weighting_norm None gives no offset lengths; weight only when a norm is set")
+    raise SettingsError(
+        "weighting_norm None gives no offset lengths; weight only when a norm is set"
+    )
 
 
 def check_weighting_norm(norm):
@@ -161,14 +163,22 @@ def _check_distances(distances) -> tuple[int, ...]:
     try:
         values = list(distances)
     except TypeError:
-        raise SettingsError(f"distances must be a sequence of ints >= 1, got {distances!r}") from None
-    if not values or not all(isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 for d in values):
-        raise SettingsError(f"distances must be a non-empty sequence of ints >= 1, got {distances!r}")
+        raise SettingsError(
+            f"distances must be a sequence of ints >= 1, got {distances!r}"
+        ) from None
+    if not values or not all(
+        isinstance(d, Integral) and not isinstance(d, bool) and d >= 1 for d in values
+    ):
+        raise SettingsError(
+            f"distances must be a non-empty sequence of ints >= 1, got {distances!r}"
+        )
     return tuple(sorted({int(d) for d in values}))
 
 
 @lru_cache(maxsize=64)
-def _offsets(distances: tuple[int, ...], fixed_axis: int, bidirectional: bool, size: tuple[int, int, int]):
+def _offsets(
+    distances: tuple[int, ...], fixed_axis: int, bidirectional: bool, size: tuple[int, int, int]
+):
     # PyRadiomics walks the offsets from (+d, +d, +d) down to (-d, -d, -d), z
     # slowest; the valid set is symmetric, so the first half of that walk is
     # the half whose first non-zero step is positive.
@@ -223,9 +233,13 @@ def roi_levels(binned, mask, *, pad: int = 0):
     if binned.ndim != 3:
         raise InputError("binned", f"expected a 3D (z, y, x) array, got shape {binned.shape}")
     if mask.shape != binned.shape:
-        raise InputError("mask", f"shape {mask.shape} differs from binned image shape {binned.shape}")
+        raise InputError(
+            "mask", f"shape {mask.shape} differs from binned image shape {binned.shape}"
+        )
     if not np.issubdtype(binned.dtype, np.integer):
-        raise InputError("binned", f"expected integer grey levels (discretised image), got dtype {binned.dtype}")
+        raise InputError(
+            "binned", f"expected integer grey levels (discretised image), got dtype {binned.dtype}"
+        )
     if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
         raise InputError("mask", f"expected a bool or 0/1 integer mask, got dtype {mask.dtype}")
     box = bounding_box(mask)
@@ -235,12 +249,17 @@ def roi_levels(binned, mask, *, pad: int = 0):
     if mask.dtype != np.bool_:
         # every non-zero value lies in the box, so checking the box is enough
         if mask.min() < 0 or mask.max() > 1:
-            raise InputError("mask", "expected a bool or 0/1 integer mask; select one label first (mask == label)")
+            raise InputError(
+                "mask",
+                "expected a bool or 0/1 integer mask; select one label first (mask == label)",
+            )
         mask = mask.astype(bool)
     values = binned[box][mask]
     lo, hi = values.min(), values.max()
     if lo < 1:
-        raise InputError("binned", f"grey levels inside the ROI must be >= 1 (discretised), found {lo}")
+        raise InputError(
+            "binned", f"grey levels inside the ROI must be >= 1 (discretised), found {lo}"
+        )
     # A lookup table over 1..max is O(n) and much faster than np.unique; fall
     # back to np.unique when the largest level would make the table huge.
     if hi <= 4 * values.size + 4096:

@@ -300,4 +300,3 @@ def large_low_grey_emphasis(m):
 def large_high_grey_emphasis(m):
     r"""Large, high grey level emphasis: :math:`\sum_{i,j} \mathbf{P}(i,j)\, i^2 j^2 / N_z`."""
     return np.sum(m.P * m.i[:, None] ** 2 * m.j**2, axis=(1, 2)) / m.Nz
-

@@ -302,7 +302,9 @@ def _imc1(m):
 def _imc2(m):
     r"""Informational Measure of Correlation 2: :math:`\sqrt{1-e^{-2(HXY2-HXY)}}`, 0 where :math:`HXY2 = HXY`."""
     hxy2 = -np.sum(m.pxpy * m.log_pxpy, axis=(1, 2))
-    with np.errstate(invalid="ignore"):  # a round-off negative radicand gives NaN, as in PyRadiomics
+    with np.errstate(
+        invalid="ignore"
+    ):  # a round-off negative radicand gives NaN, as in PyRadiomics
         imc2 = np.sqrt(1 - np.power(np.e, -2 * (hxy2 - m.hxy)))
     imc2[hxy2 == m.hxy] = 0.0
     return imc2

@@ -73,7 +73,9 @@ def _check_gldm_a(gldm_a) -> int:
     return int(gldm_a)
 
 
-def dependence_matrix(binned, mask, *, distances=(1,), gldm_a=0, force2d=False, force2d_dimension=0):
+def dependence_matrix(
+    binned, mask, *, distances=(1,), gldm_a=0, force2d=False, force2d_dimension=0
+):
     """The GLDM over the grey levels and dependence sizes present in the ROI.
 
     Parameters
@@ -93,9 +95,7 @@ def dependence_matrix(binned, mask, *, distances=(1,), gldm_a=0, force2d=False, 
     alpha = _check_gldm_a(gldm_a)
     neighbours = offsets(distances, bool(force2d), force2d_dimension, bidirectional=True)
     index, levels = roi_levels(binned, mask, pad=int(np.abs(neighbours).max(initial=0)))
-    counts = dependence_counts(
-        index.ravel(), levels, flat_steps(neighbours, index.shape), alpha
-    )
+    counts = dependence_counts(index.ravel(), levels, flat_steps(neighbours, index.shape), alpha)
     present = np.flatnonzero(counts.sum(axis=0))
     return (
         counts[:, present].astype(np.float64),

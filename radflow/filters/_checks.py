@@ -30,7 +30,9 @@ def check_image(image, name: str = "image") -> None:
     if image.GetDimension() != 3:
         raise InputError(name, f"expected a 3D image, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(name, f"expected a scalar image, got {image.GetNumberOfComponentsPerPixel()} components")
+        raise InputError(
+            name, f"expected a scalar image, got {image.GetNumberOfComponentsPerPixel()} components"
+        )
 
 
 def check_same_grid(image, mask) -> None:
@@ -38,9 +40,13 @@ def check_same_grid(image, mask) -> None:
     check_image(mask, "mask")
     found = grid_difference(image, mask, _SAME_GRID, relative=True)
     if found is not None and found.what == "size":  # both 3D: check_image
-        raise InputError("mask", f"size {mask.GetSize()} differs from the image's {image.GetSize()} (x, y, z)")
+        raise InputError(
+            "mask", f"size {mask.GetSize()} differs from the image's {image.GetSize()} (x, y, z)"
+        )
     if found is not None:
-        raise InputError("mask", f"{found.what} {found.second} differs from the image's {found.first}")
+        raise InputError(
+            "mask", f"{found.what} {found.second} differs from the image's {found.first}"
+        )
 
 
 _POSITIVE = Rule("float", low=0, low_exclusive=True)
@@ -64,7 +70,9 @@ def positive_list(values, name: str) -> tuple:
         values = list(values)
     if isinstance(values, (list, tuple)) and len(values) > 0:
         return check_value(_POSITIVE_LIST, values, name)
-    raise SettingsError(f"{name}: {values!r} is not allowed; expected a non-empty list of numbers > 0")
+    raise SettingsError(
+        f"{name}: {values!r} is not allowed; expected a non-empty list of numbers > 0"
+    )
 
 
 def integer(value, name: str, low: int, high: int | None = None) -> int:

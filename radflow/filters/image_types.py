@@ -213,27 +213,41 @@ def _plan(
 
 def _require_sigma(s: Settings) -> None:
     if not s.sigma:
-        raise SettingsError("imageType 'LoG' setting 'sigma' is required (e.g. sigma: [1.0, 3.0], in mm)")
+        raise SettingsError(
+            "imageType 'LoG' setting 'sigma' is required (e.g. sigma: [1.0, 3.0], in mm)"
+        )
 
 
-def _plan_from_mappings(enabled, settings) -> list[tuple[str, Settings, FilterSettings | None, dict]]:
+def _plan_from_mappings(
+    enabled, settings
+) -> list[tuple[str, Settings, FilterSettings | None, dict]]:
     """The typed plan of PyRadiomics ``imageType`` and ``setting`` mappings."""
     if not isinstance(enabled, Mapping):
-        raise SettingsError(f"imageType must be a mapping of image type to settings, got {type(enabled).__name__}")
+        raise SettingsError(
+            f"imageType must be a mapping of image type to settings, got {type(enabled).__name__}"
+        )
     settings = {} if settings is None else settings
     if not isinstance(settings, Mapping):
-        raise SettingsError(f"setting must be a mapping of key to value, got {type(settings).__name__}")
+        raise SettingsError(
+            f"setting must be a mapping of key to value, got {type(settings).__name__}"
+        )
     plan = []
     for image_type, custom in enabled.items():
         check_image_type(image_type)
         where = f"imageType {image_type!r} setting"
         if isinstance(custom, FilterSettings):
             if custom.image_type != image_type:
-                raise SettingsError(f"imageType {image_type!r}: given the settings of {custom.image_type!r}")
-            plan.append((image_type, Settings.from_mapping(settings, where=where), custom, dict(settings)))
+                raise SettingsError(
+                    f"imageType {image_type!r}: given the settings of {custom.image_type!r}"
+                )
+            plan.append(
+                (image_type, Settings.from_mapping(settings, where=where), custom, dict(settings))
+            )
             continue
         if custom is not None and not isinstance(custom, Mapping):
-            raise SettingsError(f"imageType {image_type!r}: custom settings must be a mapping, got {custom!r}")
+            raise SettingsError(
+                f"imageType {image_type!r}: custom settings must be a mapping, got {custom!r}"
+            )
         in_force = {**settings, **(custom or {})}
         if image_type in FILTER_SETTINGS:
             own = filter_settings(image_type, custom)  # from the entry alone
@@ -303,13 +317,21 @@ def image_types(
     _checks.check_image(image)
     _checks.check_same_grid(image, mask)
     plan = _plan(params, settings, types)
-    if (source_shape_zyx is not None and source_max_abs is None
-            and any(step[0] in _INTENSITY for step in plan)):
-        raise InputError("source_max_abs", "the image is a crop (source_shape_zyx given): pass the whole "
-                                           "volume's max |intensity|, which square/squareroot/logarithm/"
-                                           "exponential scale by")
+    if (
+        source_shape_zyx is not None
+        and source_max_abs is None
+        and any(step[0] in _INTENSITY for step in plan)
+    ):
+        raise InputError(
+            "source_max_abs",
+            "the image is a crop (source_shape_zyx given): pass the whole "
+            "volume's max |intensity|, which square/squareroot/logarithm/"
+            "exponential scale by",
+        )
     for image_type, s, own, shown in plan:
-        for name, filtered in _generate(image_type, s, own, image, mask, source_shape_zyx, source_max_abs):
+        for name, filtered in _generate(
+            image_type, s, own, image, mask, source_shape_zyx, source_max_abs
+        ):
             yield name, filtered, shown if isinstance(shown, Settings) else dict(shown)
 
 
@@ -319,8 +341,13 @@ def _generate(image_type, s: Settings, own, image, mask, source_shape_zyx, sourc
     elif image_type == "LoG":
         yield from log.log_images(image, sigmas_mm=s.sigma, source_shape_zyx=source_shape_zyx)
     elif image_type == "Wavelet":
-        yield from wavelet.wavelet_images(image, wavelet=s.wavelet, start_level=s.start_level,
-                                          level=s.level, fixed_axis=_fixed_axis(s))
+        yield from wavelet.wavelet_images(
+            image,
+            wavelet=s.wavelet,
+            start_level=s.start_level,
+            level=s.level,
+            fixed_axis=_fixed_axis(s),
+        )
     elif image_type in _INTENSITY:
         name, transform = _INTENSITY[image_type]
         yield name, transform(image, max_abs=source_max_abs)
@@ -328,17 +355,36 @@ def _generate(image_type, s: Settings, own, image, mask, source_shape_zyx, sourc
         yield "gradient", gradient.gradient_image(image, use_spacing=s.gradient_use_spacing)
     elif image_type == "LBP2D":
         if not s.force_2d:
-            warnings.warn("LBP2D: local binary patterns computed per slice while features are extracted "
-                          "in 3D (force2D false), as PyRadiomics allows; use with caution", stacklevel=3)
-        yield "lbp-2D", lbp.lbp2d_image(image, radius=s.lbp_2d_radius, samples=s.lbp_2d_samples,
-                                        method=s.lbp_2d_method, axis=s.force_2d_dimension)
+            warnings.warn(
+                "LBP2D: local binary patterns computed per slice while features are extracted "
+                "in 3D (force2D false), as PyRadiomics allows; use with caution",
+                stacklevel=3,
+            )
+        yield (
+            "lbp-2D",
+            lbp.lbp2d_image(
+                image,
+                radius=s.lbp_2d_radius,
+                samples=s.lbp_2d_samples,
+                method=s.lbp_2d_method,
+                axis=s.force_2d_dimension,
+            ),
+        )
     elif image_type == "LBP3D":
         if s.force_2d:
-            warnings.warn("LBP3D: local binary patterns computed in 3D while features are extracted per "
-                          "slice (force2D true), as PyRadiomics allows; use with caution", stacklevel=3)
-        yield from lbp.lbp3d_images(image, mask, label=s.label, levels=s.lbp_3d_levels,
-                                    icosphere_radius=s.lbp_3d_icosphere_radius,
-                                    icosphere_subdivision=s.lbp_3d_icosphere_subdivision)
+            warnings.warn(
+                "LBP3D: local binary patterns computed in 3D while features are extracted per "
+                "slice (force2D true), as PyRadiomics allows; use with caution",
+                stacklevel=3,
+            )
+        yield from lbp.lbp3d_images(
+            image,
+            mask,
+            label=s.label,
+            levels=s.lbp_3d_levels,
+            icosphere_radius=s.lbp_3d_icosphere_radius,
+            icosphere_subdivision=s.lbp_3d_icosphere_subdivision,
+        )
     elif image_type in FILTER_SETTINGS:
         values = sitk.GetArrayFromImage(image)
         for name, response in filter_responses(values, own, spacing_zyx=image.GetSpacing()[::-1]):
@@ -378,8 +424,10 @@ def filter_responses(
         `settings` is not a FilterSettings.
     """
     if not isinstance(settings, FilterSettings):
-        raise SettingsError(f"settings must be a FilterSettings (radflow.params.ibsi_filters.filter_settings), "
-                            f"got {type(settings).__name__}")
+        raise SettingsError(
+            f"settings must be a FilterSettings (radflow.params.ibsi_filters.filter_settings), "
+            f"got {type(settings).__name__}"
+        )
     values = check_volume(image)
     spacing = check_spacing(tuple(spacing_zyx))
     function = _FILTER_FUNCTIONS[settings.image_type]
@@ -389,7 +437,9 @@ def filter_responses(
 
 
 def required_margin_voxels(
-    image_type: str, settings: Settings | FilterSettings | Mapping[str, Any], spacing_zyx: Sequence[float]
+    image_type: str,
+    settings: Settings | FilterSettings | Mapping[str, Any],
+    spacing_zyx: Sequence[float],
 ) -> tuple[int, int, int]:
     """Voxels (z, y, x) to read beyond the ROI box for `image_type` to filter like the whole image.
 
@@ -439,8 +489,12 @@ def _spacing(spacing_zyx) -> tuple[float, float, float]:
         return spacing_mm(spacing_zyx)
     except SpacingError as error:
         if error.reason == "length":
-            raise InputError("spacing_zyx", f"expected 3 values (z, y, x), got {spacing_zyx!r}") from None
-        raise SettingsError(f"spacing_zyx: {error.value!r} is not allowed; expected a finite number > 0") from None
+            raise InputError(
+                "spacing_zyx", f"expected 3 values (z, y, x), got {spacing_zyx!r}"
+            ) from None
+        raise SettingsError(
+            f"spacing_zyx: {error.value!r} is not allowed; expected a finite number > 0"
+        ) from None
 
 
 def _filter_margin_voxels(settings: FilterSettings, spacing_zyx) -> tuple[int, int, int]:
@@ -452,7 +506,9 @@ def _filter_margin_voxels(settings: FilterSettings, spacing_zyx) -> tuple[int, i
     return tuple(margin)
 
 
-def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx) -> tuple[int, int, int]:
+def _response_margin_voxels(
+    image_type: str, kw: Mapping[str, Any], spacing_zyx
+) -> tuple[int, int, int]:
     """Voxels beyond a voxel that one IBSI response at that voxel depends on, per axis (z, y, x)."""
     if image_type == "Mean":
         half = kw["support_voxels"] // 2
@@ -472,13 +528,20 @@ def _response_margin_voxels(image_type: str, kw: Mapping[str, Any], spacing_zyx)
         half = [0, 0, 0]
         for rows, cols in _GABOR_PLANES if kw["orthogonal_planes"] else _GABOR_PLANES[:1]:
             # The kernel's extent does not depend on its orientation.
-            shape = gabor_kernel(spacing_yx=(spacing_zyx[rows], spacing_zyx[cols]), sigma_mm=kw["sigma_mm"],
-                                 wavelength_mm=kw["wavelength_mm"], gamma=kw["gamma"], theta_rad=0.0).shape
+            shape = gabor_kernel(
+                spacing_yx=(spacing_zyx[rows], spacing_zyx[cols]),
+                sigma_mm=kw["sigma_mm"],
+                wavelength_mm=kw["wavelength_mm"],
+                gamma=kw["gamma"],
+                theta_rad=0.0,
+            ).shape
             half[rows], half[cols] = max(half[rows], shape[0] // 2), max(half[cols], shape[1] // 2)
         return tuple(half)
     if image_type == "WaveletIBSI":
         # Levels 1..j filter one after the other (à trous): their half-widths add up.
-        half = sum(wavelet_filters(kw["wavelet"], j)["L"].size // 2 for j in range(1, kw["level"] + 1))
+        half = sum(
+            wavelet_filters(kw["wavelet"], j)["L"].size // 2 for j in range(1, kw["level"] + 1)
+        )
         return (half if len(kw["decomposition"]) == 3 else 0, half, half)
     if image_type == "Simoncelli":
         return (WHOLE_AXIS if kw["dimensions"] == 3 else 0, WHOLE_AXIS, WHOLE_AXIS)
@@ -518,12 +581,22 @@ def read_box(
     """
     shape_zyx = tuple(int(n) for n in shape_zyx)
     box = tuple(bbox_zyx)
-    if len(box) != 3 or len(shape_zyx) != 3 or not all(
-        isinstance(s, slice) and s.start is not None and s.stop is not None and 0 <= s.start < s.stop <= n
-        for s, n in zip(box, shape_zyx)
+    if (
+        len(box) != 3
+        or len(shape_zyx) != 3
+        or not all(
+            isinstance(s, slice)
+            and s.start is not None
+            and s.stop is not None
+            and 0 <= s.start < s.stop <= n
+            for s, n in zip(box, shape_zyx)
+        )
     ):
-        raise InputError("bbox_zyx", f"{bbox_zyx!r} is not 3 non-empty slices with explicit bounds inside "
-                                     f"the volume of shape {shape_zyx}")
+        raise InputError(
+            "bbox_zyx",
+            f"{bbox_zyx!r} is not 3 non-empty slices with explicit bounds inside "
+            f"the volume of shape {shape_zyx}",
+        )
     low = [s.start for s in box]
     high = [s.stop for s in box]
     for image_type, in_force, own, _ in _plan(params, settings, types):
@@ -532,7 +605,9 @@ def read_box(
             periodic = [axis for axis in range(3) if margin[axis] and own.boundary == "periodic"]
         else:
             margin = required_margin_voxels(image_type, in_force, spacing_zyx)
-            periodic = wavelet.wavelet_axes(_fixed_axis(in_force)) if image_type == "Wavelet" else ()
+            periodic = (
+                wavelet.wavelet_axes(_fixed_axis(in_force)) if image_type == "Wavelet" else ()
+            )
         for axis, (s, m, n) in enumerate(zip(box, margin, shape_zyx)):
             lo, hi = s.start - m, s.stop + m
             if axis in periodic and (lo < 0 or hi > n):

@@ -39,12 +39,19 @@ def _prepare(image: sitk.Image, max_abs_value: float | None) -> tuple[np.ndarray
     values = sitk.GetArrayFromImage(image).astype(np.float64)
     if max_abs_value is None:
         return values, float(np.max(np.abs(values)))
-    if isinstance(max_abs_value, bool) or not isinstance(max_abs_value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(max_abs_value) or max_abs_value < 0:
+    if (
+        isinstance(max_abs_value, bool)
+        or not isinstance(max_abs_value, (int, float, np.floating, np.integer))
+        or not math.isfinite(max_abs_value)
+        or max_abs_value < 0
+    ):
         raise InputError("max_abs", f"{max_abs_value!r} is not a finite number >= 0")
     if values.size and np.max(np.abs(values)) > max_abs_value:
-        raise InputError("max_abs", f"{max_abs_value!r} is below max |intensity| of the image "
-                                    f"({np.max(np.abs(values))!r}); pass the whole volume's value")
+        raise InputError(
+            "max_abs",
+            f"{max_abs_value!r} is below max |intensity| of the image "
+            f"({np.max(np.abs(values))!r}); pass the whole volume's value",
+        )
     return values, float(max_abs_value)
 
 

@@ -76,7 +76,12 @@ SPLINE_MARGIN_VOXELS = 16
 
 
 def lbp2d_image(
-    image: sitk.Image, *, radius: float = 1.0, samples: int = 8, method: str = "uniform", axis: int = 0
+    image: sitk.Image,
+    *,
+    radius: float = 1.0,
+    samples: int = 8,
+    method: str = "uniform",
+    axis: int = 0,
 ) -> sitk.Image:
     """2D LBP codes of every slice across `axis` (PyRadiomics ``lbp-2D``).
 
@@ -144,15 +149,19 @@ def icosphere_vertices(subdivision: int = 1, radius: float = 1.0) -> np.ndarray:
     )  # fmt: skip
     for step in range(max(subdivision, 1)):
         if step < subdivision:
-            edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+            edges = np.sort(
+                np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1
+            )
             unique, inverse = np.unique(edges, axis=0, return_inverse=True)
             middle = inverse.reshape(3, -1).T + len(vertices)  # per face: edges 01, 12, 20
-            faces = np.concatenate([
-                np.column_stack([faces[:, 0], middle[:, 0], middle[:, 2]]),
-                np.column_stack([middle[:, 0], faces[:, 1], middle[:, 1]]),
-                np.column_stack([middle[:, 2], middle[:, 1], faces[:, 2]]),
-                middle,
-            ])
+            faces = np.concatenate(
+                [
+                    np.column_stack([faces[:, 0], middle[:, 0], middle[:, 2]]),
+                    np.column_stack([middle[:, 0], faces[:, 1], middle[:, 1]]),
+                    np.column_stack([middle[:, 2], middle[:, 1], faces[:, 2]]),
+                    middle,
+                ]
+            )
             vertices = np.vstack([vertices, vertices[unique].mean(axis=1)])
         # trimesh's projection, kept operation for operation
         length = np.sqrt(np.dot(vertices**2, [1, 1, 1]))
@@ -215,7 +224,9 @@ def lbp3d_images(
     label = integer(label, "label", 1)
     levels = integer(levels, "levels", 1)
     radius = float(positive(icosphere_radius, "icosphere_radius"))
-    vertices = icosphere_vertices(integer(icosphere_subdivision, "icosphere_subdivision", 0), radius)
+    vertices = icosphere_vertices(
+        integer(icosphere_subdivision, "icosphere_subdivision", 0), radius
+    )
     roi = np.nonzero(sitk.GetArrayViewFromImage(mask) == label)
     if roi[0].size == 0:
         raise InputError("mask", f"no voxel has label {label}")
@@ -230,8 +241,15 @@ def _lbp3d_images(image, roi, levels, radius, vertices):
     points = np.stack(roi).astype(np.float64)  # (3, n_roi)
     samples = np.empty((roi[0].size, len(vertices)), dtype=array.dtype)
     for k, vertex in enumerate(vertices):
-        samples[:, k] = map_coordinates(coefficients, points + vertex[:, None], output=array.dtype,
-                                        order=3, mode="constant", cval=0.0, prefilter=False)
+        samples[:, k] = map_coordinates(
+            coefficients,
+            points + vertex[:, None],
+            output=array.dtype,
+            order=3,
+            mode="constant",
+            cval=0.0,
+            prefilter=False,
+        )
     result = np.zeros(array.shape, dtype=np.float64)
 
     def as_image() -> sitk.Image:
@@ -242,7 +260,9 @@ def _lbp3d_images(image, roi, levels, radius, vertices):
     signs = (samples >= array[roi][:, None]).astype(np.float64)
     coefficients_nm = signs @ harmonics  # (n_roi, n_terms)
     for n in range(levels):
-        part = coefficients_nm[:, degrees == n] @ harmonics[:, degrees == n].T  # (n_roi, n_vertices)
+        part = (
+            coefficients_nm[:, degrees == n] @ harmonics[:, degrees == n].T
+        )  # (n_roi, n_vertices)
         result[roi] = np.real(np.sqrt(np.sum(part**2, axis=1)))
         yield f"lbp-3D-m{n + 1}", as_image()
     result[roi] = np.real(stats.kurtosis(samples, axis=1))

@@ -105,27 +105,40 @@ def log_images(
     """
     check_image(image)
     sigmas_mm = positive_list(sigmas_mm, "sigmas_mm")
-    size = tuple(image.GetSize()) if source_shape_zyx is None else tuple(int(n) for n in source_shape_zyx)[::-1]
+    size = (
+        tuple(image.GetSize())
+        if source_shape_zyx is None
+        else tuple(int(n) for n in source_shape_zyx)[::-1]
+    )
     if len(size) != 3:
-        raise InputError("source_shape_zyx", f"expected 3 values (z, y, x), got {source_shape_zyx!r}")
+        raise InputError(
+            "source_shape_zyx", f"expected 3 values (z, y, x), got {source_shape_zyx!r}"
+        )
     return _log_images(image, sigmas_mm, size)
 
 
 def _log_images(image, sigmas_mm, size):
     spacing = image.GetSpacing()
     if min(size) < 4:
-        warnings.warn(f"LoG: image size {size} (x, y, z) is below 4 voxels along an axis; no LoG image",
-                      stacklevel=3)
+        warnings.warn(
+            f"LoG: image size {size} (x, y, z) is below 4 voxels along an axis; no LoG image",
+            stacklevel=3,
+        )
         return
     for sigma in sigmas_mm:
         if all(n >= math.ceil(sigma / s) + 1 for n, s in zip(size, spacing)):
             yield log_image_name(sigma), log_image(image, sigma_mm=sigma)
         else:
-            warnings.warn(f"LoG: sigma {sigma} mm skipped: image size {size} (x, y, z) is below "
-                          f"sigma / spacing {tuple(spacing)} + 1 along an axis", stacklevel=3)
+            warnings.warn(
+                f"LoG: sigma {sigma} mm skipped: image size {size} (x, y, z) is below "
+                f"sigma / spacing {tuple(spacing)} + 1 along an axis",
+                stacklevel=3,
+            )
 
 
-def log_margin_voxels(sigmas_mm: Sequence[float], spacing_zyx: Sequence[float]) -> tuple[int, int, int]:
+def log_margin_voxels(
+    sigmas_mm: Sequence[float], spacing_zyx: Sequence[float]
+) -> tuple[int, int, int]:
     """Voxels (z, y, x) to read beyond the ROI box so that a crop filters like the whole image."""
     sigmas_mm = positive_list(sigmas_mm, "sigmas_mm")
     return tuple(math.ceil(MARGIN_SIGMAS * max(sigmas_mm) / s) for s in spacing_zyx)

@@ -258,8 +258,11 @@ def scan_dicom(folder: str | PathLike) -> DicomScan:
                 continue
             modality = str(ds.get("Modality", "")).upper()
             if not modality:  # type 1 in every object with pixels or contours: truncated?
-                scan.errors.append(InputError(path, "Modality (0008,0060) missing; truncated "
-                                                    "or not a DICOM object?"))
+                scan.errors.append(
+                    InputError(
+                        path, "Modality (0008,0060) missing; truncated or not a DICOM object?"
+                    )
+                )
                 continue
             if modality in IMAGE_MODALITIES:
                 if int(ds.get("NumberOfFrames", 1) or 1) > 1:
@@ -273,8 +276,11 @@ def scan_dicom(folder: str | PathLike) -> DicomScan:
                     continue
                 if modality_of.setdefault(uid, modality) != modality:
                     scan.errors.append(
-                        InputError(path, f"modality {modality} differs from {modality_of[uid]} "
-                                         f"of the other files of series {uid}")
+                        InputError(
+                            path,
+                            f"modality {modality} differs from {modality_of[uid]} "
+                            f"of the other files of series {uid}",
+                        )
                     )
                     continue
                 images[uid].append(path)
@@ -298,13 +304,19 @@ def scan_dicom(folder: str | PathLike) -> DicomScan:
             scan.errors.append(InputError(path, f"{modality} references no image series"))
         elif not present:
             scan.errors.append(
-                InputError(path, f"{modality} references series {', '.join(sorted(refs))}, "
-                                 f"which is not in {folder}")
+                InputError(
+                    path,
+                    f"{modality} references series {', '.join(sorted(refs))}, "
+                    f"which is not in {folder}",
+                )
             )
         elif len(present) > 1:
             scan.errors.append(
-                InputError(path, f"{modality} references several series ({', '.join(present)}); "
-                                 "one label object per series is supported")
+                InputError(
+                    path,
+                    f"{modality} references several series ({', '.join(present)}); "
+                    "one label object per series is supported",
+                )
             )
         else:
             scan.labels.append(DicomLabelFile(path, modality, present[0]))
@@ -354,10 +366,14 @@ def sort_slices(files: Iterable[str | PathLike]) -> SliceStack:
     first, f0 = headers[0], files[0]
     iop = _floats(first, "ImageOrientationPatient", 6, f0)
     row_dir, col_dir = iop[:3], iop[3:]
-    if (abs(np.linalg.norm(row_dir) - 1) > 1e-3 or abs(np.linalg.norm(col_dir) - 1) > 1e-3
-            or abs(row_dir @ col_dir) > 1e-3):
-        raise InputError(f0, f"ImageOrientationPatient {list(iop)} is not two orthogonal "
-                             "unit vectors")
+    if (
+        abs(np.linalg.norm(row_dir) - 1) > 1e-3
+        or abs(np.linalg.norm(col_dir) - 1) > 1e-3
+        or abs(row_dir @ col_dir) > 1e-3
+    ):
+        raise InputError(
+            f0, f"ImageOrientationPatient {list(iop)} is not two orthogonal unit vectors"
+        )
     normal = np.cross(row_dir, col_dir)
     pixel_spacing = _floats(first, "PixelSpacing", 2, f0)  # (row spacing, column spacing)
     size = (first.get("Rows"), first.get("Columns"))
@@ -365,12 +381,16 @@ def sort_slices(files: Iterable[str | PathLike]) -> SliceStack:
     for ds, path in zip(headers, files):
         if not np.allclose(_floats(ds, "ImageOrientationPatient", 6, path), iop, atol=1e-4):
             raise InputError(path, f"ImageOrientationPatient differs from that of {f0.name}")
-        if not np.allclose(_floats(ds, "PixelSpacing", 2, path), pixel_spacing,
-                           rtol=GEOMETRY_RTOL, atol=0):
+        if not np.allclose(
+            _floats(ds, "PixelSpacing", 2, path), pixel_spacing, rtol=GEOMETRY_RTOL, atol=0
+        ):
             raise InputError(path, f"PixelSpacing differs from that of {f0.name}")
         if (ds.get("Rows"), ds.get("Columns")) != size:
-            raise InputError(path, f"Rows/Columns {ds.get('Rows')}x{ds.get('Columns')} differ "
-                                   f"from {size[0]}x{size[1]} of {f0.name}")
+            raise InputError(
+                path,
+                f"Rows/Columns {ds.get('Rows')}x{ds.get('Columns')} differ "
+                f"from {size[0]}x{size[1]} of {f0.name}",
+            )
         if int(ds.get("SamplesPerPixel", 1)) != 1:
             raise InputError(path, "colour images (SamplesPerPixel > 1) are not supported")
         positions.append(_floats(ds, "ImagePositionPatient", 3, path))
@@ -386,26 +406,36 @@ def sort_slices(files: Iterable[str | PathLike]) -> SliceStack:
         dup = np.flatnonzero(steps < tol)
         if dup.size:
             i = int(dup[0])
-            raise InputError(files[i + 1], f"same ImagePositionPatient as {files[i].name} "
-                                           "(duplicate slice or two stacks in one series)")
+            raise InputError(
+                files[i + 1],
+                f"same ImagePositionPatient as {files[i].name} "
+                "(duplicate slice or two stacks in one series)",
+            )
         offsets = positions - positions[0]
         in_plane = offsets - np.outer(offsets @ normal, normal)
         stray = np.linalg.norm(in_plane, axis=1)
         bad = np.flatnonzero(stray > IN_PLANE_TOL_PIXELS * min(pixel_spacing))
         if bad.size:
-            raise InputError(files[int(bad[0])], "slice positions are not along the slice normal "
-                                                 "(gantry tilt or sheared stack is not supported)")
+            raise InputError(
+                files[int(bad[0])],
+                "slice positions are not along the slice normal "
+                "(gantry tilt or sheared stack is not supported)",
+            )
         slice_spacing = float(np.median(steps))
         bad = np.flatnonzero(np.abs(steps - slice_spacing) > GEOMETRY_RTOL * slice_spacing)
         if bad.size:
             i = int(bad[0])
-            raise InputError(files[i + 1], f"slice spacing {steps[i]:.4g} mm to {files[i].name} "
-                                           f"differs from {slice_spacing:.4g} mm elsewhere "
-                                           "(missing or extra slice?)")
+            raise InputError(
+                files[i + 1],
+                f"slice spacing {steps[i]:.4g} mm to {files[i].name} "
+                f"differs from {slice_spacing:.4g} mm elsewhere "
+                "(missing or extra slice?)",
+            )
     else:
         # One slice has no neighbour to measure from: take the nominal spacing.
-        slice_spacing = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness")
-                              or 1.0)
+        slice_spacing = float(
+            first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0
+        )
 
     return SliceStack(
         files=tuple(files),
@@ -425,8 +455,11 @@ def _check_transfer_syntax(ds: Dataset, path: Path) -> None:
         return  # no file meta: read as implicit little endian
     if str(uid) not in SUPPORTED_TRANSFER_SYNTAXES:
         name = getattr(uid, "name", "") or "unknown"
-        raise InputError(path, f"transfer syntax {uid} ({name}) is not supported; "
-                               "convert the file, e.g. `gdcmconv --raw`")
+        raise InputError(
+            path,
+            f"transfer syntax {uid} ({name}) is not supported; "
+            "convert the file, e.g. `gdcmconv --raw`",
+        )
 
 
 def _pixel_error(files) -> InputError:
@@ -436,8 +469,9 @@ def _pixel_error(files) -> InputError:
             sitk.ReadImage(str(path), sitk.sitkFloat32)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split()).rpartition("ERROR: ")[2][:200]
-            return InputError(path, f"pixel data cannot be decoded, truncated or corrupt "
-                                    f"file? (GDCM: {detail})")
+            return InputError(
+                path, f"pixel data cannot be decoded, truncated or corrupt file? (GDCM: {detail})"
+            )
     return InputError(files[0], "the series' pixel data cannot be decoded")
 
 
@@ -456,8 +490,10 @@ def read_stack(stack: SliceStack) -> np.ndarray:
         raise _pixel_error(stack.files) from None
     values = sitk.GetArrayFromImage(image)
     if values.shape != stack.shape_zyx:
-        raise InputError(stack.files[0], f"pixel data shape {values.shape} differs from "
-                                         f"the header's {stack.shape_zyx}")
+        raise InputError(
+            stack.files[0],
+            f"pixel data shape {values.shape} differs from the header's {stack.shape_zyx}",
+        )
     return values
 
 
@@ -473,8 +509,13 @@ def stack_image(values: np.ndarray, stack: SliceStack) -> sitk.Image:
 def compact_values(values: np.ndarray) -> np.ndarray:
     """int16 when every value is an integer in the int16 range (CT HU), else float32."""
     info = np.iinfo(np.int16)
-    if (values.size and np.all(np.isfinite(values)) and values.min() >= info.min
-            and values.max() <= info.max and np.array_equal(values, np.round(values))):
+    if (
+        values.size
+        and np.all(np.isfinite(values))
+        and values.min() >= info.min
+        and values.max() <= info.max
+        and np.array_equal(values, np.round(values))
+    ):
         return values.astype(np.int16)
     return values.astype(np.float32, copy=False)
 

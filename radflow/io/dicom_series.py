@@ -41,8 +41,9 @@ def _unique_keys(labels: list[LabelMap]) -> None:
         seen.add(key)
 
 
-def load_dicom_series(scan: DicomScan, series_uid: str, *,
-                      errors: list[InputError] | None = None) -> SeriesRecord:
+def load_dicom_series(
+    scan: DicomScan, series_uid: str, *, errors: list[InputError] | None = None
+) -> SeriesRecord:
     """Read one series of a scan with the label maps of every RTSTRUCT/SEG referencing it.
 
     Parameters

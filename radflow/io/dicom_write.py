@@ -48,24 +48,48 @@ SOP_CLASSES = {
 }
 
 #: Keywords of a PET header that belong in the RadiopharmaceuticalInformationSequence item.
-RADIOPHARMACEUTICAL_KEYWORDS = frozenset({
-    "Radiopharmaceutical", "RadionuclideTotalDose", "RadionuclideHalfLife",
-    "RadionuclidePositronFraction", "RadiopharmaceuticalStartDateTime",
-    "RadiopharmaceuticalStartTime", "RadiopharmaceuticalVolume",
-    "RadiopharmaceuticalRoute", "RadionuclideCodeSequence",
-})
+RADIOPHARMACEUTICAL_KEYWORDS = frozenset(
+    {
+        "Radiopharmaceutical",
+        "RadionuclideTotalDose",
+        "RadionuclideHalfLife",
+        "RadionuclidePositronFraction",
+        "RadiopharmaceuticalStartDateTime",
+        "RadiopharmaceuticalStartTime",
+        "RadiopharmaceuticalVolume",
+        "RadiopharmaceuticalRoute",
+        "RadionuclideCodeSequence",
+    }
+)
 
 #: Type 2 attributes of the patient, study, series and equipment modules.
 TYPE2_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-    "ReferringPhysicianName", "StudyID", "AccessionNumber", "SeriesNumber", "Manufacturer",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "SeriesNumber",
+    "Manufacturer",
     "PositionReferenceIndicator",
 )
 
 #: Patient and study tags an RTSTRUCT copies from its images.
 PATIENT_STUDY_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
-    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "PatientAge",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
     "ReferringPhysicianName",
 )
 
@@ -97,11 +121,21 @@ def _ds(value: float) -> str:
     return format_number_as_ds(float(value))
 
 
-def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: str,
-                       spacing_zyx: ArrayLike, origin_zyx: ArrayLike,
-                       patient: dict, study: dict, series: dict, rescale_slope: float = 1.0,
-                       rescale_intercept: float = 0.0, pet: dict | None = None,
-                       file_prefix: str = "IM") -> list[Path]:
+def write_image_series(
+    volume: ArrayLike,
+    folder: str | PathLike,
+    *,
+    modality: str,
+    spacing_zyx: ArrayLike,
+    origin_zyx: ArrayLike,
+    patient: dict,
+    study: dict,
+    series: dict,
+    rescale_slope: float = 1.0,
+    rescale_intercept: float = 0.0,
+    pet: dict | None = None,
+    file_prefix: str = "IM",
+) -> list[Path]:
     """Write a volume as an axial single-frame DICOM series.
 
     Parameters
@@ -150,7 +184,8 @@ def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: s
         spacing_zyx = np.asarray(spacing_mm(spacing_zyx))
     except SpacingError:
         raise ValueError(
-            f"spacing_zyx must be 3 positive numbers (mm), got {spacing_zyx}") from None
+            f"spacing_zyx must be 3 positive numbers (mm), got {spacing_zyx}"
+        ) from None
     origin_zyx = np.asarray(origin_zyx, dtype=float)
     if origin_zyx.shape != (3,):
         raise ValueError(f"origin_zyx must be 3 numbers (mm), got {origin_zyx}")
@@ -190,8 +225,10 @@ def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: s
     z0, y0, x0 = origin_zyx
     # Instance UIDs and creation stamps derive from the series, so that writing
     # the same volume again gives the same bytes (reproducible archives).
-    created = (str(common.get("SeriesDate") or common.get("StudyDate") or ""),
-               str(common.get("SeriesTime") or common.get("StudyTime") or ""))
+    created = (
+        str(common.get("SeriesDate") or common.get("StudyDate") or ""),
+        str(common.get("SeriesTime") or common.get("StudyTime") or ""),
+    )
     if not all(created):
         now = datetime.now()
         created = (now.strftime("%Y%m%d"), now.strftime("%H%M%S"))
@@ -233,8 +270,9 @@ def write_image_series(volume: ArrayLike, folder: str | PathLike, *, modality: s
 # ------------------------------------------------------------------ RTSTRUCT
 
 
-def _masks_on(stack: SliceStack, masks: Mapping[str, np.ndarray],
-              what: str) -> dict[str, np.ndarray]:
+def _masks_on(
+    stack: SliceStack, masks: Mapping[str, np.ndarray], what: str
+) -> dict[str, np.ndarray]:
     """Validate masks (z, y, x) against the sorted series; nonzero = inside."""
     if not masks:
         raise ValueError(f"{what}: at least one mask is needed")
@@ -242,10 +280,15 @@ def _masks_on(stack: SliceStack, masks: Mapping[str, np.ndarray],
     for name, mask in masks.items():
         mask = np.asarray(mask)
         if mask.shape != stack.shape_zyx:
-            raise ValueError(f"{what}: mask {name!r} has shape {mask.shape}, the series "
-                             f"is {stack.shape_zyx} (z, y, x)")
-        if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)
-                or np.issubdtype(mask.dtype, np.floating)):
+            raise ValueError(
+                f"{what}: mask {name!r} has shape {mask.shape}, the series "
+                f"is {stack.shape_zyx} (z, y, x)"
+            )
+        if not (
+            mask.dtype == bool
+            or np.issubdtype(mask.dtype, np.integer)
+            or np.issubdtype(mask.dtype, np.floating)
+        ):
             raise ValueError(f"{what}: mask {name!r} must be boolean or numeric, got {mask.dtype}")
         out[str(name)] = mask
     return out
@@ -271,9 +314,13 @@ def _slice_contours(mask2d: np.ndarray) -> list[np.ndarray]:
     return contours
 
 
-def write_rtstruct(path: str | PathLike, image_files: Iterable[str | PathLike],
-                   rois: Mapping[str, np.ndarray], *,
-                   structure_set_label: str = "RTSTRUCT") -> Path:
+def write_rtstruct(
+    path: str | PathLike,
+    image_files: Iterable[str | PathLike],
+    rois: Mapping[str, np.ndarray],
+    *,
+    structure_set_label: str = "RTSTRUCT",
+) -> Path:
     """Write masks as an RTSTRUCT of closed planar contours on a series.
 
     Parameters
@@ -361,8 +408,11 @@ def write_rtstruct(path: str | PathLike, image_files: Iterable[str | PathLike],
         for k in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
             origin = stack.origin_xyz + k * stack.spacing_xyz[2] * stack.direction[:, 2]
             for rc in _slice_contours(mask[k] != 0):
-                points = (origin + np.outer(rc[:, 1] * col_spacing, row_dir)
-                          + np.outer(rc[:, 0] * row_spacing, col_dir))
+                points = (
+                    origin
+                    + np.outer(rc[:, 1] * col_spacing, row_dir)
+                    + np.outer(rc[:, 0] * row_spacing, col_dir)
+                )
                 contour = Dataset()
                 contour.ContourImageSequence = Sequence([_referenced_image(stack.headers[k])])
                 contour.ContourGeometricType = "CLOSED_PLANAR"
@@ -392,8 +442,13 @@ def write_rtstruct(path: str | PathLike, image_files: Iterable[str | PathLike],
 # ----------------------------------------------------------------------- SEG
 
 
-def write_seg(path: str | PathLike, image_files: Iterable[str | PathLike],
-              segments: Mapping[str, np.ndarray], *, segmentation_type: str = "BINARY") -> Path:
+def write_seg(
+    path: str | PathLike,
+    image_files: Iterable[str | PathLike],
+    segments: Mapping[str, np.ndarray],
+    *,
+    segmentation_type: str = "BINARY",
+) -> Path:
     """Write masks as a DICOM Segmentation (one segment each) with highdicom.
 
     Parameters
@@ -413,8 +468,9 @@ def write_seg(path: str | PathLike, image_files: Iterable[str | PathLike],
     """
     path = Path(path)
     if segmentation_type not in ("BINARY", "FRACTIONAL"):
-        raise ValueError(f"segmentation_type must be 'BINARY' or 'FRACTIONAL', "
-                         f"got {segmentation_type!r}")
+        raise ValueError(
+            f"segmentation_type must be 'BINARY' or 'FRACTIONAL', got {segmentation_type!r}"
+        )
     stack = sort_slices(image_files)
     masks = _masks_on(stack, segments, str(path))
     if segmentation_type == "BINARY":

@@ -154,8 +154,12 @@ def discover_patient(folder: Path, institution: str) -> CaseSource:
             found, errs = _pair_files(sub, folder)
             files.extend(found)
             errors.extend(errs)
-        if any(image_stem(p) is None and p.suffix.lower() not in _NOT_DICOM
-               and not p.name.startswith(".") for p in entries):
+        if any(
+            image_stem(p) is None
+            and p.suffix.lower() not in _NOT_DICOM
+            and not p.name.startswith(".")
+            for p in entries
+        ):
             has_dicom = True  # candidate DICOM files; headers tell later
     dicom = (DicomSource(folder),) if has_dicom else ()
     return CaseSource(
@@ -193,8 +197,9 @@ def discover_archive(root: str | Path) -> list[CaseSource]:
         for patient in sorted(patients):
             cases.append(discover_patient(patient, inst.name))
     if not cases:
-        raise InputError(root, "no <institution>/<patient>/ folders found; "
-                               "give a CSV manifest instead")
+        raise InputError(
+            root, "no <institution>/<patient>/ folders found; give a CSV manifest instead"
+        )
     return cases
 
 
@@ -205,15 +210,19 @@ def discover_manifest(path: Path) -> list[CaseSource]:
         reader = csv.DictReader(fh)
         missing = [c for c in ("patient", "image") if c not in (reader.fieldnames or ())]
         if missing:
-            raise InputError(path, f"CSV manifest lacks column(s) {', '.join(missing)}; "
-                             f"expected {', '.join(MANIFEST_COLUMNS)}")
+            raise InputError(
+                path,
+                f"CSV manifest lacks column(s) {', '.join(missing)}; "
+                f"expected {', '.join(MANIFEST_COLUMNS)}",
+            )
         rows = list(reader)
     grouped: dict[tuple[str, str], dict] = {}
     for line, row in enumerate(rows, start=2):
         patient = (row.get("patient") or "").strip()
         institution = (row.get("institution") or "").strip() or "default"
-        entry = grouped.setdefault((institution, patient),
-                                   {"dicom": [], "files_by_image": {}, "errors": []})
+        entry = grouped.setdefault(
+            (institution, patient), {"dicom": [], "files_by_image": {}, "errors": []}
+        )
         image = (row.get("image") or "").strip()
         if not patient or not image:
             entry["errors"].append(InputError(f"{path}:{line}", "empty patient or image"))
@@ -228,10 +237,12 @@ def discover_manifest(path: Path) -> list[CaseSource]:
             entry["dicom"].append(DicomSource(image_path, masks=masks, roi=roi))
         elif not image_path.exists():
             entry["errors"].append(
-                InputError(image_path, f"image listed in {path.name}:{line} not found"))
+                InputError(image_path, f"image listed in {path.name}:{line} not found")
+            )
         elif image_stem(image_path) is None:
             entry["errors"].append(
-                InputError(image_path, "not a NIfTI/NRRD/MetaImage file or DICOM folder"))
+                InputError(image_path, "not a NIfTI/NRRD/MetaImage file or DICOM folder")
+            )
         else:
             # Several rows may list one image with different masks: merge them.
             known = entry["files_by_image"].get(image_path)

@@ -36,8 +36,13 @@ def _index_transform(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
     return matrix, np.asarray(image.GetOrigin(), dtype=np.float64)
 
 
-def rasterise_roi(contours: Iterable[np.ndarray], image: sitk.Image, *,
-                  source: str | PathLike = "<rtstruct>", roi_name: str = "ROI") -> np.ndarray:
+def rasterise_roi(
+    contours: Iterable[np.ndarray],
+    image: sitk.Image,
+    *,
+    source: str | PathLike = "<rtstruct>",
+    roi_name: str = "ROI",
+) -> np.ndarray:
     """Fill closed planar contours on the grid of ``image``.
 
     Parameters
@@ -67,8 +72,11 @@ def rasterise_roi(contours: Iterable[np.ndarray], image: sitk.Image, *,
         z = float(np.mean(index[:, 2]))
         k = int(np.floor(z + 0.5))
         if not -_SLICE_TOLERANCE <= z <= nz - 1 + _SLICE_TOLERANCE:
-            raise InputError(source, f"ROI {roi_name!r}: a contour lies at slice index {z:.1f}, "
-                                     f"outside the image's {nz} slices")
+            raise InputError(
+                source,
+                f"ROI {roi_name!r}: a contour lies at slice index {z:.1f}, "
+                f"outside the image's {nz} slices",
+            )
         k = min(max(k, 0), nz - 1)
         plane[:] = False
         rr, cc = polygon(index[:, 1], index[:, 0], shape=(ny, nx))
@@ -90,8 +98,9 @@ def _closed_contours(item: Dataset) -> list[np.ndarray]:
     return out
 
 
-def read_rtstruct(path: str | PathLike,
-                  image: sitk.Image) -> tuple[list[LabelMap], list[InputError]]:
+def read_rtstruct(
+    path: str | PathLike, image: sitk.Image
+) -> tuple[list[LabelMap], list[InputError]]:
     """Rasterise every ROI of an RTSTRUCT onto ``image``.
 
     Parameters
@@ -120,10 +129,14 @@ def read_rtstruct(path: str | PathLike,
     ds = read_header(path)  # an RTSTRUCT has no pixel data: this is all of it
     if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
         raise InputError(path, f"not an RTSTRUCT (Modality {ds.get('Modality')!r})")
-    names = {int(roi.ROINumber): str(roi.get("ROIName", f"ROI {roi.ROINumber}"))
-             for roi in ds.get("StructureSetROISequence", [])}
-    contours_of = {int(item.ReferencedROINumber): _closed_contours(item)
-                   for item in ds.get("ROIContourSequence", [])}
+    names = {
+        int(roi.ROINumber): str(roi.get("ROIName", f"ROI {roi.ROINumber}"))
+        for roi in ds.get("StructureSetROISequence", [])
+    }
+    contours_of = {
+        int(item.ReferencedROINumber): _closed_contours(item)
+        for item in ds.get("ROIContourSequence", [])
+    }
 
     labels, errors = [], []
     for number, name in names.items():

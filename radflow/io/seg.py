@@ -23,8 +23,9 @@ hd = load("highdicom")  # slow to import (a quarter of a second); only SEG needs
 FRACTIONAL_THRESHOLD = 0.5
 
 
-def read_seg(path: Path, image: sitk.Image,
-             sop_instance_uids: Sequence[str]) -> tuple[list[LabelMap], list[InputError]]:
+def read_seg(
+    path: Path, image: sitk.Image, sop_instance_uids: Sequence[str]
+) -> tuple[list[LabelMap], list[InputError]]:
     """Each segment of a DICOM SEG as its own label map on ``image``.
 
     Parameters
@@ -57,21 +58,26 @@ def read_seg(path: Path, image: sitk.Image,
     sop_instance_uids = [str(uid) for uid in sop_instance_uids]
     nx, ny, nz = image.GetSize()
     if len(sop_instance_uids) != nz:
-        raise ValueError(f"sop_instance_uids has {len(sop_instance_uids)} entries, "
-                         f"the image {nz} slices")
+        raise ValueError(
+            f"sop_instance_uids has {len(sop_instance_uids)} entries, the image {nz} slices"
+        )
     try:
         seg = hd.seg.segread(path)
     except (AttributeError, ValueError, TypeError, KeyError, OSError, EOFError) as exc:
         raise InputError(path, f"cannot read DICOM SEG ({exc})") from None
     seg_type = seg.segmentation_type.value
     if seg_type not in ("BINARY", "FRACTIONAL"):
-        raise InputError(path, f"SegmentationType {seg_type} is not supported "
-                               "(BINARY and FRACTIONAL are)")
+        raise InputError(
+            path, f"SegmentationType {seg_type} is not supported (BINARY and FRACTIONAL are)"
+        )
     # Frames of images outside the series would silently count as empty below.
     outside = {str(uid) for _, _, uid in seg.get_source_image_uids()} - set(sop_instance_uids)
     if outside:
-        raise InputError(path, f"segments do not map onto the referenced series: derived from "
-                               f"{len(outside)} image(s) not in it")
+        raise InputError(
+            path,
+            f"segments do not map onto the referenced series: derived from "
+            f"{len(outside)} image(s) not in it",
+        )
     numbers = list(seg.segment_numbers)
     try:
         pixels = seg.get_pixels_by_source_instance(
@@ -83,8 +89,9 @@ def read_seg(path: Path, image: sitk.Image,
     except (ValueError, KeyError, RuntimeError) as exc:
         raise InputError(path, f"segments do not map onto the referenced series ({exc})") from None
     if pixels.shape[1:3] != (ny, nx):
-        raise InputError(path, f"frames are {pixels.shape[1]}x{pixels.shape[2]}, "
-                               f"the series {ny}x{nx}")
+        raise InputError(
+            path, f"frames are {pixels.shape[1]}x{pixels.shape[2]}, the series {ny}x{nx}"
+        )
 
     labels, errors = [], []
     for i, number in enumerate(numbers):

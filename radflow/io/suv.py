@@ -77,8 +77,11 @@ def _positive(ds: Dataset, keyword: str, source: str, unit: str) -> float:
     except (TypeError, ValueError):
         number = float("nan")
     if not number > 0:
-        raise InputError(source, f"{keyword} {_TAGS[keyword]} is {value!r}; "
-                                 f"{_WHY[keyword]} as a positive number ({unit})")
+        raise InputError(
+            source,
+            f"{keyword} {_TAGS[keyword]} is {value!r}; "
+            f"{_WHY[keyword]} as a positive number ({unit})",
+        )
     return number
 
 
@@ -89,8 +92,9 @@ def _series_start(ds: Dataset, source: str) -> datetime:
     try:
         return datetime.combine(DA(ds.SeriesDate), TM(ds.SeriesTime))
     except (TypeError, ValueError) as exc:
-        raise InputError(source, f"SeriesDate/SeriesTime {ds.SeriesDate!r} {ds.SeriesTime!r} "
-                                 f"unreadable ({exc})") from None
+        raise InputError(
+            source, f"SeriesDate/SeriesTime {ds.SeriesDate!r} {ds.SeriesTime!r} unreadable ({exc})"
+        ) from None
 
 
 def _injection(item: Dataset, series_start: datetime, source: str) -> datetime:
@@ -104,9 +108,12 @@ def _injection(item: Dataset, series_start: datetime, source: str) -> datetime:
             return datetime.combine(series_start.date(), TM(item.RadiopharmaceuticalStartTime))
     except (TypeError, ValueError) as exc:
         raise InputError(source, f"injection time unreadable ({exc})") from None
-    raise InputError(source, "RadiopharmaceuticalStartDateTime (0018,1078) and "
-                             "RadiopharmaceuticalStartTime (0018,1072) missing; "
-                             "SUV needs the injection time")
+    raise InputError(
+        source,
+        "RadiopharmaceuticalStartDateTime (0018,1078) and "
+        "RadiopharmaceuticalStartTime (0018,1072) missing; "
+        "SUV needs the injection time",
+    )
 
 
 def suv_bw_factor(ds: Dataset, *, source: str | PathLike | None = None) -> float:
@@ -139,14 +146,16 @@ def suv_bw_factor(ds: Dataset, *, source: str | PathLike | None = None) -> float
     if not units:
         raise _missing(src, "Units")
     if units != "BQML":
-        raise InputError(src, f"Units (0054,1001) is {units!r}; SUV needs activity "
-                              "concentrations in BQML")
+        raise InputError(
+            src, f"Units (0054,1001) is {units!r}; SUV needs activity concentrations in BQML"
+        )
     decay = str(ds.get("DecayCorrection", "")).upper()
     if not decay:
         raise _missing(src, "DecayCorrection")
     if decay not in ("START", "ADMIN"):
-        raise InputError(src, f"DecayCorrection (0054,1102) is {decay!r}; SUV supports "
-                              "START and ADMIN")
+        raise InputError(
+            src, f"DecayCorrection (0054,1102) is {decay!r}; SUV supports START and ADMIN"
+        )
     sequence = ds.get("RadiopharmaceuticalInformationSequence")
     if not sequence:
         raise _missing(src, "RadiopharmaceuticalInformationSequence")
@@ -157,7 +166,10 @@ def suv_bw_factor(ds: Dataset, *, source: str | PathLike | None = None) -> float
         start = _series_start(ds, src)
         elapsed_s = (start - _injection(item, start, src)).total_seconds()
         if elapsed_s < 0:
-            raise InputError(src, f"injection time is {-elapsed_s:.0f} s after SeriesTime "
-                                  "(0008,0031); cannot decay-correct the dose")
+            raise InputError(
+                src,
+                f"injection time is {-elapsed_s:.0f} s after SeriesTime "
+                "(0008,0031); cannot decay-correct the dose",
+            )
         dose_bq = dose_bq * 2.0 ** (-elapsed_s / half_life_s)
     return weight_kg * 1000.0 / dose_bq

@@ -49,9 +49,23 @@ _EXPORTS = {
     "perturbed_features": "stability",
     "stability_study": "stability",
 }
-_SUBMODULES = ["artefacts", "builder", "combat", "design", "fusion", "icc", "metrics",
-               "selection", "spec", "stability", "stats", "steps", "study", "survival",
-               "validation"]
+_SUBMODULES = [
+    "artefacts",
+    "builder",
+    "combat",
+    "design",
+    "fusion",
+    "icc",
+    "metrics",
+    "selection",
+    "spec",
+    "stability",
+    "stats",
+    "steps",
+    "study",
+    "survival",
+    "validation",
+]
 
 __getattr__, __dir__, _ = attach(__name__, _SUBMODULES, _EXPORTS)
 __all__ = list(_EXPORTS)

@@ -111,10 +111,15 @@ def predictions_table(validations, design: Design):
         at = design.X.index.get_indexer(pred.index)
         if (at < 0).any():
             raise ValueError(f"predictions of {scheme!r} name patients absent from the design")
-        frame = pd.DataFrame({
-            "patient": pred.index.astype(str), "institution": np.asarray(design.institution)[at].astype(str),
-            "scheme": scheme, "fold": pred["fold"].astype(str).to_numpy(),
-            "risk": pred["risk"].to_numpy(float)})
+        frame = pd.DataFrame(
+            {
+                "patient": pred.index.astype(str),
+                "institution": np.asarray(design.institution)[at].astype(str),
+                "scheme": scheme,
+                "fold": pred["fold"].astype(str).to_numpy(),
+                "risk": pred["risk"].to_numpy(float),
+            }
+        )
         if survival:
             frame["time"] = y[y.dtype.names[1]][at].astype(float)
             frame["event"] = y[y.dtype.names[0]][at].astype(bool)
@@ -148,9 +153,12 @@ def read_predictions(path):
     kinds = [k for k, cols in _OUTCOME_COLUMNS.items() if set(cols) <= set(frame.columns)]
     absent = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
     if absent or not kinds:
-        raise InputError(path, f"not out-of-fold predictions: needs columns "
-                               f"{', '.join(PREDICTION_COLUMNS)} and time, event (survival) or "
-                               f"label (binary); has {', '.join(map(str, frame.columns))}")
+        raise InputError(
+            path,
+            f"not out-of-fold predictions: needs columns "
+            f"{', '.join(PREDICTION_COLUMNS)} and time, event (survival) or "
+            f"label (binary); has {', '.join(map(str, frame.columns))}",
+        )
     if frame.duplicated(["scheme", "patient"]).any():
         raise InputError(path, "a patient appears twice in one validation scheme")
     return frame
@@ -179,20 +187,33 @@ def save_study(result, spec: StudySpec, out_dir, *, design: Design) -> dict:
     out = Path(out_dir)
     risk = predict_risk(result.model, design.X)
     artifact = {
-        "format": ARTIFACT_FORMAT, "radflow_version": __version__, "spec": spec,
-        "pipeline": result.model, "columns": result.columns, "feature_set": design.feature_set,
+        "format": ARTIFACT_FORMAT,
+        "radflow_version": __version__,
+        "spec": spec,
+        "pipeline": result.model,
+        "columns": result.columns,
+        "feature_set": design.feature_set,
         # Risk groups of new patients use the training median, fixed before seeing them.
         "median_risk": float(np.median(risk)),
     }
-    paths = {"model": out / MODEL_FILE, "metrics": out / METRICS_FILE,
-             "predictions": out / PREDICTIONS_FILE}
+    paths = {
+        "model": out / MODEL_FILE,
+        "metrics": out / METRICS_FILE,
+        "predictions": out / PREDICTIONS_FILE,
+    }
     with atomic_file(paths["model"]) as tmp:
         joblib.dump(artifact, tmp)
     with atomic_file(paths["predictions"]) as tmp:
         predictions_table(result.validations, design).to_parquet(tmp, index=False)
-    summary = {"radflow_version": __version__, "feature_set": design.feature_set,
-               "endpoint": spec.endpoint.kind, "model": spec.pipeline.model.method,
-               "seed": spec.seed, "bootstrap": spec.bootstrap, **result.as_dict()}
+    summary = {
+        "radflow_version": __version__,
+        "feature_set": design.feature_set,
+        "endpoint": spec.endpoint.kind,
+        "model": spec.pipeline.model.method,
+        "seed": spec.seed,
+        "bootstrap": spec.bootstrap,
+        **result.as_dict(),
+    }
     with atomic_file(paths["metrics"]) as tmp:
         tmp.write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n")
     return paths
@@ -241,10 +262,14 @@ def predict_patients(artifact: dict, table, *, clinical=None, genomic=None, key_
     """
     spec = artifact["spec"]
     spec = dataclasses.replace(
-        spec, clinical=Path(clinical) if clinical else spec.clinical,
+        spec,
+        clinical=Path(clinical) if clinical else spec.clinical,
         genomic=Path(genomic) if genomic else spec.genomic,
         key_file=Path(key_file) if key_file else spec.key_file,
-        image=dataclasses.replace(spec.image, feature_set=artifact["feature_set"]) if spec.image else None)
+        image=dataclasses.replace(spec.image, feature_set=artifact["feature_set"])
+        if spec.image
+        else None,
+    )
     design = load_design(spec, table=table, require_target=False)
     absent = [c for c in artifact["columns"] if c not in design.X.columns]
     if len(absent) == len(artifact["columns"]) - 1:
@@ -257,9 +282,14 @@ def predict_patients(artifact: dict, table, *, clinical=None, genomic=None, key_
         if "not seen in fit" in str(exc):  # ComBat has no estimates for a new institution
             raise InputError(table, f"{exc}") from None
         raise
-    return pd.DataFrame({"institution": design.institution, "risk": risk,
-                         "risk_group": np.where(risk > artifact["median_risk"], "high", "low")},
-                        index=X.index.rename("patient"))
+    return pd.DataFrame(
+        {
+            "institution": design.institution,
+            "risk": risk,
+            "risk_group": np.where(risk > artifact["median_risk"], "high", "low"),
+        },
+        index=X.index.rename("patient"),
+    )
 
 
 class StudyOutputs:
@@ -336,8 +366,9 @@ class StudyOutputs:
             No such file, or not JSON.
         """
         if not self.metrics_file.is_file():
-            raise InputError(self.folder, "no metrics JSON in the model folder (run "
-                                          "`radflow model fit` first)")
+            raise InputError(
+                self.folder, "no metrics JSON in the model folder (run `radflow model fit` first)"
+            )
         try:
             return json.loads(self.metrics_file.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -364,8 +395,7 @@ class StudyOutputs:
         Only this file: ``radflow model predict -o`` may leave a CSV of new patients'
         in-sample risks in the folder, which must never pass for out-of-fold ones.
         """
-        return read_predictions(self.predictions_file) if self.predictions_file.is_file() \
-            else None
+        return read_predictions(self.predictions_file) if self.predictions_file.is_file() else None
 
     def design(self, **kwargs) -> Design:
         """The data of the spec, read again (:func:`~radflow.model.design.load_design`)."""
@@ -373,5 +403,6 @@ class StudyOutputs:
 
     def predict(self, table, *, clinical=None, genomic=None, key_file=None):
         """Score the patients of a feature table (:func:`predict_patients`)."""
-        return predict_patients(self.artefact, table, clinical=clinical, genomic=genomic,
-                                key_file=key_file)
+        return predict_patients(
+            self.artefact, table, clinical=clinical, genomic=genomic, key_file=key_file
+        )

@@ -57,19 +57,45 @@ def build_pipeline(spec: StudySpec, *, image_columns=(), harmonise: bool = True)
         Late fusion with fewer than two blocks.
     """
     p = spec.pipeline
-    steps = [("impute", compose.ColumnTransformer(
-        [("impute", impute.SimpleImputer(strategy=p.impute, keep_empty_features=True),
-          compose.make_column_selector(dtype_include="number"))],
-        remainder="passthrough", verbose_feature_names_out=False))]
+    steps = [
+        (
+            "impute",
+            compose.ColumnTransformer(
+                [
+                    (
+                        "impute",
+                        impute.SimpleImputer(strategy=p.impute, keep_empty_features=True),
+                        compose.make_column_selector(dtype_include="number"),
+                    )
+                ],
+                remainder="passthrough",
+                verbose_feature_names_out=False,
+            ),
+        )
+    ]
     if p.harmonise is not None and harmonise:
-        steps.append(("harmonise", ComBat(batch=BATCH_COLUMN, features=list(image_columns),
-                                          **p.harmonise.params)))
+        steps.append(
+            (
+                "harmonise",
+                ComBat(batch=BATCH_COLUMN, features=list(image_columns), **p.harmonise.params),
+            )
+        )
     else:
-        steps.append(("drop_batch", compose.ColumnTransformer(
-            [("batch", "drop", [BATCH_COLUMN])], remainder="passthrough",
-            verbose_feature_names_out=False)))
-    scaler = {"standard": preprocessing.StandardScaler, "robust": preprocessing.RobustScaler,
-              "yeo-johnson": preprocessing.PowerTransformer}.get(p.scale)
+        steps.append(
+            (
+                "drop_batch",
+                compose.ColumnTransformer(
+                    [("batch", "drop", [BATCH_COLUMN])],
+                    remainder="passthrough",
+                    verbose_feature_names_out=False,
+                ),
+            )
+        )
+    scaler = {
+        "standard": preprocessing.StandardScaler,
+        "robust": preprocessing.RobustScaler,
+        "yeo-johnson": preprocessing.PowerTransformer,
+    }.get(p.scale)
     if scaler is not None:
         steps.append(("scale", scaler()))
     for step in p.select:
@@ -77,8 +103,9 @@ def build_pipeline(spec: StudySpec, *, image_columns=(), harmonise: bool = True)
     model = make_model(p.model.method, seed=spec.seed, **p.model.params)
     if p.fusion == "late":
         blocks = _late_fusion_blocks(spec, image_columns)
-        model = LateFusionSurvival(blocks, default=model, cv=spec.validation.inner_folds,
-                                   random_state=spec.seed)
+        model = LateFusionSurvival(
+            blocks, default=model, cv=spec.validation.inner_folds, random_state=spec.seed
+        )
     steps.append(("model", model))
     return sklearn_pipeline.Pipeline(steps).set_output(transform="pandas")
 
@@ -95,8 +122,10 @@ def _late_fusion_blocks(spec: StudySpec, image_columns) -> dict[str, str]:
             blocks[name] = re.escape(name) + r"\."
     if len(blocks) < 2:
         where = spec.source or "study spec"
-        raise SettingsError(f"{where}: pipeline.fusion: late fusion needs at least two blocks "
-                            f"(image modalities, clinical, genomic), the study has {list(blocks)}")
+        raise SettingsError(
+            f"{where}: pipeline.fusion: late fusion needs at least two blocks "
+            f"(image modalities, clinical, genomic), the study has {list(blocks)}"
+        )
     return blocks
 
 

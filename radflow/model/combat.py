@@ -154,9 +154,20 @@ class ComBat(TransformerMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, *, batch="institution", categorical=(), continuous=(), features=None,
-                 remainder="passthrough", parametric=True, empirical_bayes=True,
-                 mean_only=False, tol=1e-4, max_iter=1000):
+    def __init__(
+        self,
+        *,
+        batch="institution",
+        categorical=(),
+        continuous=(),
+        features=None,
+        remainder="passthrough",
+        parametric=True,
+        empirical_bayes=True,
+        mean_only=False,
+        tol=1e-4,
+        max_iter=1000,
+    ):
         self.batch = batch
         self.categorical = categorical
         self.continuous = continuous
@@ -193,14 +204,19 @@ class ComBat(TransformerMixin, BaseEstimator):
         if batch.isna().any():
             raise ValueError(f"ComBat: batch column {self.batch!r} has missing values")
         self.batches_, codes, self.batch_counts_ = np.unique(
-            batch.to_numpy(), return_inverse=True, return_counts=True)
+            batch.to_numpy(), return_inverse=True, return_counts=True
+        )
         if len(self.batches_) < 2:
-            raise ValueError(f"ComBat: batch column {self.batch!r} has a single level "
-                             f"({self.batches_[0]!r}); there is nothing to harmonise")
+            raise ValueError(
+                f"ComBat: batch column {self.batch!r} has a single level "
+                f"({self.batches_[0]!r}); there is nothing to harmonise"
+            )
         small = self.batches_[self.batch_counts_ < 2]
         if len(small):
-            raise ValueError(f"ComBat: batch {small[0]!r} of column {self.batch!r} has one "
-                             "sample; each batch needs at least 2 to estimate its scale")
+            raise ValueError(
+                f"ComBat: batch {small[0]!r} of column {self.batch!r} has one "
+                "sample; each batch needs at least 2 to estimate its scale"
+            )
         for c in [*self.categorical, *self.continuous]:
             if X[c].isna().any():
                 raise ValueError(f"ComBat: covariate {c!r} has missing values")
@@ -213,9 +229,11 @@ class ComBat(TransformerMixin, BaseEstimator):
         onehot[np.arange(n), codes] = 1.0
         design = np.hstack([onehot, covariates])
         if np.linalg.matrix_rank(design) < design.shape[1]:
-            raise ValueError("ComBat: the covariates are confounded with the batch column "
-                             f"{self.batch!r} (design matrix not of full rank); drop or merge "
-                             "covariates that are constant within a batch")
+            raise ValueError(
+                "ComBat: the covariates are confounded with the batch column "
+                f"{self.batch!r} (design matrix not of full rank); drop or merge "
+                "covariates that are constant within a batch"
+            )
 
         coef = np.linalg.lstsq(design, data, rcond=None)[0]
         self.grand_mean_ = (self.batch_counts_ / n) @ coef[:n_batch]
@@ -262,21 +280,25 @@ class ComBat(TransformerMixin, BaseEstimator):
                 delta_star[i] = 1.0
                 continue
             m, s2 = delta_hat[i].mean(), delta_hat[i].var(ddof=1)
-            a, b = (2.0 * s2 + m ** 2) / s2, (m * s2 + m ** 3) / s2
+            a, b = (2.0 * s2 + m**2) / s2, (m * s2 + m**3) / s2
             g_old, d_old = gamma_hat[i], delta_hat[i]
             for _ in range(self.max_iter):
                 g_new = (tau2[i] * n * gamma_hat[i] + d_old * gamma_bar[i]) / (tau2[i] * n + d_old)
                 sum2 = ((x - g_new) ** 2).sum(axis=0)
                 d_new = (0.5 * sum2 + b) / (n / 2.0 + a - 1.0)
-                change = max(np.max(np.abs(g_new - g_old) / g_old),
-                             np.max(np.abs(d_new - d_old) / d_old))
+                change = max(
+                    np.max(np.abs(g_new - g_old) / g_old), np.max(np.abs(d_new - d_old) / d_old)
+                )
                 g_old, d_old = g_new, d_new
                 if not change > self.tol:  # NaN stops too, as in neuroCombat
                     break
             else:
-                warnings.warn(f"ComBat: the parametric prior of batch {self.batches_[i]!r} did "
-                              f"not converge in {self.max_iter} iterations", ConvergenceWarning,
-                              stacklevel=3)
+                warnings.warn(
+                    f"ComBat: the parametric prior of batch {self.batches_[i]!r} did "
+                    f"not converge in {self.max_iter} iterations",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
             gamma_star[i], delta_star[i] = g_old, d_old
         return gamma_star, delta_star
 
@@ -289,7 +311,7 @@ class ComBat(TransformerMixin, BaseEstimator):
             x = s_data[codes == i]
             n = x.shape[0]
             g, d = gamma_hat[i], delta_hat[i]
-            sx, sxx = x.sum(axis=0), (x ** 2).sum(axis=0)
+            sx, sxx = x.sum(axis=0), (x**2).sum(axis=0)
             for start in range(0, p, _NP_CHUNK):
                 rows = slice(start, min(start + _NP_CHUNK, p))
                 # sum_k (x_kf - g_j)^2 for feature f (rows) under feature j's estimates (columns)
@@ -324,15 +346,18 @@ class ComBat(TransformerMixin, BaseEstimator):
         if list(X.columns) != list(self.feature_names_in_):
             missing = [c for c in self.feature_names_in_ if c not in X.columns]
             extra = [c for c in X.columns if c not in set(self.feature_names_in_)]
-            raise ValueError(f"ComBat: X has other columns than in fit (missing {missing[:5]}, "
-                             f"unexpected {extra[:5]}, or another order)")
+            raise ValueError(
+                f"ComBat: X has other columns than in fit (missing {missing[:5]}, "
+                f"unexpected {extra[:5]}, or another order)"
+            )
         batch = X[self.batch].to_numpy()
         unseen = pd.unique(batch[~np.isin(batch, self.batches_)])
         if len(unseen):
             raise ValueError(
                 f"ComBat: batch {unseen[0]!r} of column {self.batch!r} was not seen in fit "
                 f"(seen: {', '.join(map(str, self.batches_))}); ComBat has no estimates for it: "
-                "refit with samples of that batch")
+                "refit with samples of that batch"
+            )
         codes = np.searchsorted(self.batches_, batch)
         data = self._feature_values(X)
         location = self.grand_mean_ + self._covariate_design(X) @ self.beta_
@@ -350,8 +375,11 @@ class ComBat(TransformerMixin, BaseEstimator):
         """Output columns: input columns less the batch column (and the remainder if dropped)."""
         check_is_fitted(self, "features_")
         harmonised = set(self.features_)
-        keep = [c for c in self.feature_names_in_ if c != self.batch
-                and (self.remainder == "passthrough" or c in harmonised)]
+        keep = [
+            c
+            for c in self.feature_names_in_
+            if c != self.batch and (self.remainder == "passthrough" or c in harmonised)
+        ]
         return np.asarray(keep, dtype=object)
 
     # -------------------------------------------------------------- helpers
@@ -362,30 +390,41 @@ class ComBat(TransformerMixin, BaseEstimator):
         for name in ("categorical", "continuous"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(c, str) for c in value):
-                raise ValueError(f"ComBat: {name} must be a sequence of column names, "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"ComBat: {name} must be a sequence of column names, got {value!r}"
+                )
         if self.remainder not in ("passthrough", "drop"):
-            raise ValueError(f"ComBat: remainder must be 'passthrough' or 'drop', "
-                             f"got {self.remainder!r}")
+            raise ValueError(
+                f"ComBat: remainder must be 'passthrough' or 'drop', got {self.remainder!r}"
+            )
         if not (isinstance(self.tol, (int, float)) and self.tol > 0):
             raise ValueError(f"ComBat: tol must be a positive number, got {self.tol!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) \
-                or self.max_iter < 1:
+        if (
+            isinstance(self.max_iter, bool)
+            or not isinstance(self.max_iter, int)
+            or self.max_iter < 1
+        ):
             raise ValueError(f"ComBat: max_iter must be an integer >= 1, got {self.max_iter!r}")
 
     def _check_frame(self, X) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"ComBat: X must be a pandas DataFrame with the batch column "
-                            f"{self.batch!r}, got {type(X).__name__}")
+            raise TypeError(
+                f"ComBat: X must be a pandas DataFrame with the batch column "
+                f"{self.batch!r}, got {type(X).__name__}"
+            )
         named = [self.batch, *self.categorical, *self.continuous]
         missing = [c for c in named if c not in X.columns]
         if missing:
-            raise ValueError(f"ComBat: X has no column {missing[0]!r} (batch/covariate columns "
-                             f"are named by the constructor)")
+            raise ValueError(
+                f"ComBat: X has no column {missing[0]!r} (batch/covariate columns "
+                f"are named by the constructor)"
+            )
         overlap = set(self.categorical) & set(self.continuous) | {self.batch} & set(named[1:])
         if overlap:
-            raise ValueError(f"ComBat: column {sorted(overlap)[0]!r} is named twice among "
-                             "batch, categorical and continuous")
+            raise ValueError(
+                f"ComBat: column {sorted(overlap)[0]!r} is named twice among "
+                "batch, categorical and continuous"
+            )
         return X
 
     def _feature_columns(self, X: pd.DataFrame) -> list[str]:
@@ -399,25 +438,33 @@ class ComBat(TransformerMixin, BaseEstimator):
                 raise ValueError(f"ComBat: feature column {missing[0]!r} is not in X")
             clash = [c for c in columns if c in named]
             if clash:
-                raise ValueError(f"ComBat: column {clash[0]!r} is both a feature to harmonise "
-                                 "and the batch or a covariate")
+                raise ValueError(
+                    f"ComBat: column {clash[0]!r} is both a feature to harmonise "
+                    "and the batch or a covariate"
+                )
         if not columns:
             raise ValueError("ComBat: no feature columns to harmonise")
         if len(columns) < 2 and self.empirical_bayes:
-            raise ValueError("ComBat: empirical Bayes estimates its priors across features and "
-                             "needs at least 2; pass empirical_bayes=False for one feature")
+            raise ValueError(
+                "ComBat: empirical Bayes estimates its priors across features and "
+                "needs at least 2; pass empirical_bayes=False for one feature"
+            )
         bad = [c for c in columns if not pd.api.types.is_numeric_dtype(X[c])]
         if bad:
-            raise ValueError(f"ComBat: feature column {bad[0]!r} is not numeric; name the "
-                             "columns to harmonise with features=")
+            raise ValueError(
+                f"ComBat: feature column {bad[0]!r} is not numeric; name the "
+                "columns to harmonise with features="
+            )
         return columns
 
     def _feature_values(self, X: pd.DataFrame) -> np.ndarray:
         data = X[list(self.features_)].to_numpy(dtype=float)
         if not np.isfinite(data).all():
             column = self.features_[np.flatnonzero(~np.isfinite(data).all(axis=0))[0]]
-            raise ValueError(f"ComBat: feature column {column!r} has missing or infinite values; "
-                             "impute them first (inside the pipeline) or drop the column")
+            raise ValueError(
+                f"ComBat: feature column {column!r} has missing or infinite values; "
+                "impute them first (inside the pipeline) or drop the column"
+            )
         return data
 
     def _covariate_design(self, X: pd.DataFrame) -> np.ndarray:
@@ -429,8 +476,9 @@ class ComBat(TransformerMixin, BaseEstimator):
             values, levels = X[c].to_numpy(), self.categories_[c]
             unseen = pd.unique(values[~np.isin(values, levels)])
             if len(unseen):
-                raise ValueError(f"ComBat: level {unseen[0]!r} of covariate {c!r} was not seen "
-                                 "in fit")
+                raise ValueError(
+                    f"ComBat: level {unseen[0]!r} of covariate {c!r} was not seen in fit"
+                )
             blocks.append((values[:, None] == levels[None, 1:]).astype(float))
         for c in self.continuous:
             if not pd.api.types.is_numeric_dtype(X[c]):

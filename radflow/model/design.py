@@ -58,8 +58,10 @@ def _block_frame(frame, block: TableBlock, name: str, source):
     else:
         absent = [c for c in block.columns if c not in frame.columns]
         if absent:
-            raise InputError(source, f"blocks.{name}.columns {absent} not in the file; "
-                                     f"columns: {list(frame.columns)}")
+            raise InputError(
+                source,
+                f"blocks.{name}.columns {absent} not in the file; columns: {list(frame.columns)}",
+            )
         columns = list(block.columns)
     frame = frame[columns]
     ordinal = {}
@@ -69,8 +71,9 @@ def _block_frame(frame, block: TableBlock, name: str, source):
         values = frame[column].astype("string")
         unknown = sorted(set(values.dropna()) - set(levels))
         if unknown:
-            raise InputError(source, f"column {column!r} holds {unknown}, not among the ordinal "
-                                     f"levels {levels}")
+            raise InputError(
+                source, f"column {column!r} holds {unknown}, not among the ordinal levels {levels}"
+            )
         ordinal[column] = values.map({lv: float(k) for k, lv in enumerate(levels)}).astype(float)
     rest = encode_covariates(frame.drop(columns=list(ordinal)))
     out = pd.concat([pd.DataFrame(ordinal, index=frame.index), rest], axis=1)
@@ -97,18 +100,31 @@ def load_design(spec: StudySpec, *, table=None, require_target: bool = True) -> 
     image = spec.image or ImageBlock()
     survival = spec.endpoint.kind == "survival"
     study = load_study(
-        spec.table if table is None else table, clinical=spec.clinical, genomic=spec.genomic,
+        spec.table if table is None else table,
+        clinical=spec.clinical,
+        genomic=spec.genomic,
         outcomes=spec.outcomes if survival and require_target else None,
-        feature_set=image.feature_set, modalities=image.modalities, rois=image.rois,
-        image_types=image.image_types, key_file=spec.key_file,
-        event=spec.endpoint.event, time=spec.endpoint.time)
+        feature_set=image.feature_set,
+        modalities=image.modalities,
+        rois=image.rois,
+        image_types=image.image_types,
+        key_file=spec.key_file,
+        event=spec.endpoint.event,
+        time=spec.endpoint.time,
+    )
     parts = [study.X] if spec.image is not None else []
     columns = {"image": list(study.X.columns) if spec.image is not None else []}
-    for name, block, frame, source in (("clinical", spec.clinical_block, study.clinical, spec.clinical),
-                                       ("genomic", spec.genomic_block, study.genomic, spec.genomic)):
+    for name, block, frame, source in (
+        ("clinical", spec.clinical_block, study.clinical, spec.clinical),
+        ("genomic", spec.genomic_block, study.genomic, spec.genomic),
+    ):
         columns[name] = []
         if block is not None:
-            if spec.endpoint.kind == "binary" and frame is not None and spec.endpoint.column in frame:
+            if (
+                spec.endpoint.kind == "binary"
+                and frame is not None
+                and spec.endpoint.column in frame
+            ):
                 frame = frame.drop(columns=spec.endpoint.column)  # the target is never a feature
             encoded = _block_frame(frame, block, name, source)
             parts.append(encoded)
@@ -118,20 +134,33 @@ def load_design(spec: StudySpec, *, table=None, require_target: bool = True) -> 
     y = study.y
     if not survival and require_target:
         y, X = _binary_target(spec, study, X)
-    return Design(X, y, X[BATCH_COLUMN].to_numpy(), columns["image"], columns["clinical"],
-                  columns["genomic"], study.missing, study.feature_set)
+    return Design(
+        X,
+        y,
+        X[BATCH_COLUMN].to_numpy(),
+        columns["image"],
+        columns["clinical"],
+        columns["genomic"],
+        study.missing,
+        study.feature_set,
+    )
 
 
 def _binary_target(spec: StudySpec, study, X):
     """The 0/1 target from the clinical file; patients without a value are left out."""
     column, positive = spec.endpoint.column, spec.endpoint.positive
     if study.clinical is None or column not in study.clinical:
-        raise InputError(spec.clinical or spec.table,
-                         f"endpoint.column {column!r} is not a column of the clinical file")
+        raise InputError(
+            spec.clinical or spec.table,
+            f"endpoint.column {column!r} is not a column of the clinical file",
+        )
     values = study.clinical[column].reindex(X.index)
     keep = values.notna().to_numpy()
     labels = values[keep].astype(str) == str(positive)
     if labels.all() or not labels.any():
-        raise InputError(spec.clinical, f"endpoint {column!r} == {positive!r} gives one class only "
-                                        f"({int(labels.sum())} positive of {len(labels)})")
+        raise InputError(
+            spec.clinical,
+            f"endpoint {column!r} == {positive!r} gives one class only "
+            f"({int(labels.sum())} positive of {len(labels)})",
+        )
     return labels.to_numpy(int), X.loc[keep]

@@ -50,8 +50,14 @@ model_selection = load("sklearn.model_selection")
 sksurv_linear_model = load("sksurv.linear_model")
 sksurv_util = load("sksurv.util")
 
-__all__ = ["BlockScaler", "LateFusionSurvival", "complete_cases", "make_early_fusion",
-           "missing_blocks", "resolve_blocks"]
+__all__ = [
+    "BlockScaler",
+    "LateFusionSurvival",
+    "complete_cases",
+    "make_early_fusion",
+    "missing_blocks",
+    "resolve_blocks",
+]
 
 
 def resolve_blocks(X: pd.DataFrame, blocks) -> dict[str, list[str]]:
@@ -77,11 +83,13 @@ def resolve_blocks(X: pd.DataFrame, blocks) -> dict[str, list[str]]:
         column.
     """
     if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"X must be a pandas DataFrame (blocks are named columns), "
-                        f"got {type(X).__name__}")
+        raise TypeError(
+            f"X must be a pandas DataFrame (blocks are named columns), got {type(X).__name__}"
+        )
     if not isinstance(blocks, Mapping) or not blocks:
-        raise ValueError(f"blocks must be a non-empty mapping of block name to columns, "
-                         f"got {blocks!r}")
+        raise ValueError(
+            f"blocks must be a non-empty mapping of block name to columns, got {blocks!r}"
+        )
     out: dict[str, list[str]] = {}
     owner: dict[str, str] = {}
     for name, spec in blocks.items():
@@ -169,8 +177,9 @@ class BlockScaler(TransformerMixin, BaseEstimator):
         """Learn each block's medians, means and standard deviations from ``X``."""
         _check_missing("BlockScaler", self.missing)
         if self.weighting not in ("equal", "none"):
-            raise ValueError(f"BlockScaler: weighting must be 'equal' or 'none', "
-                             f"got {self.weighting!r}")
+            raise ValueError(
+                f"BlockScaler: weighting must be 'equal' or 'none', got {self.weighting!r}"
+            )
         columns = resolve_blocks(X, self.blocks)
         self._check_values(X, columns)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -228,12 +237,16 @@ class BlockScaler(TransformerMixin, BaseEstimator):
         for name, cols in columns.items():
             bad = [c for c in cols if not pd.api.types.is_numeric_dtype(X[c])]
             if bad:
-                raise ValueError(f"BlockScaler: column {bad[0]!r} of block {name!r} is not "
-                                 "numeric; encode it first")
+                raise ValueError(
+                    f"BlockScaler: column {bad[0]!r} of block {name!r} is not "
+                    "numeric; encode it first"
+                )
             if self.missing == "restrict" and X[cols].isna().any(axis=None):
-                raise ValueError(f"BlockScaler: block {name!r} has missing values and "
-                                 "missing='restrict'; restrict the rows with complete_cases() "
-                                 "or use missing='impute'")
+                raise ValueError(
+                    f"BlockScaler: block {name!r} has missing values and "
+                    "missing='restrict'; restrict the rows with complete_cases() "
+                    "or use missing='impute'"
+                )
 
 
 def make_early_fusion(blocks, estimator, *, missing="impute", weighting="equal") -> Pipeline:
@@ -242,8 +255,12 @@ def make_early_fusion(blocks, estimator, *, missing="impute", weighting="equal")
     Selection steps can be put between them with
     ``pipeline.steps.insert(1, (name, selector))``.
     """
-    return Pipeline([("blocks", BlockScaler(blocks, missing=missing, weighting=weighting)),
-                     ("model", estimator)])
+    return Pipeline(
+        [
+            ("blocks", BlockScaler(blocks, missing=missing, weighting=weighting)),
+            ("model", estimator),
+        ]
+    )
 
 
 class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
@@ -295,8 +312,17 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         Training rows left out (``missing="restrict"``).
     """
 
-    def __init__(self, blocks=None, *, estimators=None, default=None, meta_estimator=None,
-                 cv=5, missing="impute", random_state=None):
+    def __init__(
+        self,
+        blocks=None,
+        *,
+        estimators=None,
+        default=None,
+        meta_estimator=None,
+        cv=5,
+        missing="impute",
+        random_state=None,
+    ):
         self.blocks = blocks
         self.estimators = estimators
         self.default = default
@@ -313,8 +339,11 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
             model = self.default
         else:
             model = sksurv_linear_model.CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")
-        steps = [SimpleImputer(strategy="median", keep_empty_features=True)] \
-            if self.missing == "impute" else []
+        steps = (
+            [SimpleImputer(strategy="median", keep_empty_features=True)]
+            if self.missing == "impute"
+            else []
+        )
         return make_pipeline(*steps, StandardScaler(), clone(model))
 
     def fit(self, X, y):
@@ -334,8 +363,10 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         self.blocks_ = resolve_blocks(X, self.blocks)
         unknown = set(self.estimators or {}) - set(self.blocks_)
         if unknown:
-            raise ValueError(f"LateFusionSurvival: estimators for unknown block "
-                             f"{sorted(unknown)[0]!r} (blocks: {list(self.blocks_)})")
+            raise ValueError(
+                f"LateFusionSurvival: estimators for unknown block "
+                f"{sorted(unknown)[0]!r} (blocks: {list(self.blocks_)})"
+            )
         event, _ = sksurv_util.check_array_survival(X, y)
         keep = np.ones(len(X), dtype=bool)
         if self.missing == "restrict":
@@ -346,26 +377,35 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
 
         if isinstance(self.cv, (int, np.integer)) and not isinstance(self.cv, bool):
-            splitter = model_selection.StratifiedKFold(int(self.cv), shuffle=True, random_state=self.random_state)
+            splitter = model_selection.StratifiedKFold(
+                int(self.cv), shuffle=True, random_state=self.random_state
+            )
         elif hasattr(self.cv, "split"):
             splitter = self.cv
         else:
-            raise ValueError(f"LateFusionSurvival: cv must be an int or a CV splitter, "
-                             f"got {self.cv!r}")
+            raise ValueError(
+                f"LateFusionSurvival: cv must be an int or a CV splitter, got {self.cv!r}"
+            )
         oof = np.full((len(X), len(self.blocks_)), np.nan)
         for train, test in splitter.split(X, event):
             for b, (name, cols) in enumerate(self.blocks_.items()):
                 model = self._block_pipeline(name).fit(X.iloc[train][cols], y[train])
                 oof[test, b] = model.predict(X.iloc[test][cols])
         if np.isnan(oof).any():
-            raise ValueError("LateFusionSurvival: the cv splitter left some rows out of every "
-                             "test fold; out-of-fold scores need a partition of the rows")
+            raise ValueError(
+                "LateFusionSurvival: the cv splitter left some rows out of every "
+                "test fold; out-of-fold scores need a partition of the rows"
+            )
         self.oof_risk_ = pd.DataFrame(oof, index=X.index, columns=list(self.blocks_))
-        meta = self.meta_estimator if self.meta_estimator is not None \
+        meta = (
+            self.meta_estimator
+            if self.meta_estimator is not None
             else sksurv_linear_model.CoxPHSurvivalAnalysis(alpha=0.1, ties="efron")
+        )
         self.meta_model_ = make_pipeline(StandardScaler(), clone(meta)).fit(oof, y)
-        self.block_models_ = {name: self._block_pipeline(name).fit(X[cols], y)
-                              for name, cols in self.blocks_.items()}
+        self.block_models_ = {
+            name: self._block_pipeline(name).fit(X[cols], y) for name, cols in self.blocks_.items()
+        }
         return self
 
     def block_risk(self, X) -> pd.DataFrame:
@@ -377,8 +417,9 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
         """
         check_is_fitted(self, "meta_model_")
         if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"LateFusionSurvival: X must be a pandas DataFrame, "
-                            f"got {type(X).__name__}")
+            raise TypeError(
+                f"LateFusionSurvival: X must be a pandas DataFrame, got {type(X).__name__}"
+            )
         absent = [c for cs in self.blocks_.values() for c in cs if c not in X.columns]
         if absent:
             raise ValueError(f"LateFusionSurvival: X has no column {absent[0]!r} (seen in fit)")
@@ -387,15 +428,22 @@ class LateFusionSurvival(SurvivalAnalysisMixin, BaseEstimator):
             if incomplete.any():
                 lacking = missing_blocks(X, self.blocks_)
                 first = X.index[incomplete][0]
-                blocks = [b for b in lacking.columns if lacking.loc[first, b]] or \
-                    [b for b, cs in self.blocks_.items() if X.loc[first, cs].isna().any()]
+                blocks = [b for b in lacking.columns if lacking.loc[first, b]] or [
+                    b for b, cs in self.blocks_.items() if X.loc[first, cs].isna().any()
+                ]
                 raise ValueError(
                     f"LateFusionSurvival: {incomplete.sum()} row(s) have missing values "
                     f"(first: {first!r}, block {blocks[0]!r}); missing='restrict' scores only "
                     "complete cases: drop them with complete_cases() or fit with "
-                    "missing='impute'")
-        return pd.DataFrame({name: self.block_models_[name].predict(X[cols])
-                             for name, cols in self.blocks_.items()}, index=X.index)
+                    "missing='impute'"
+                )
+        return pd.DataFrame(
+            {
+                name: self.block_models_[name].predict(X[cols])
+                for name, cols in self.blocks_.items()
+            },
+            index=X.index,
+        )
 
     def predict(self, X) -> np.ndarray:
         """Fused risk score (higher = shorter expected survival), shape (n_samples,)."""

@@ -53,8 +53,19 @@ __all__ = ["FORMS", "icc", "icc_long"]
 #: The forms computed, in output order.
 FORMS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,k)")
 
-_COLUMNS = ["feature", "form", "icc", "ci_low", "ci_high", "F", "df1", "df2", "p_value",
-            "n_subjects", "n_raters"]
+_COLUMNS = [
+    "feature",
+    "form",
+    "icc",
+    "ci_low",
+    "ci_high",
+    "F",
+    "df1",
+    "df2",
+    "p_value",
+    "n_subjects",
+    "n_raters",
+]
 
 
 def icc(ratings, *, features=None, confidence: float = 0.95) -> pd.DataFrame:
@@ -104,8 +115,10 @@ def icc(ratings, *, features=None, confidence: float = 0.95) -> pd.DataFrame:
     if x.ndim == 2:
         x = x[:, :, None]
     if x.ndim != 3:
-        raise ValueError(f"ratings must have shape (n_subjects, n_raters) or (n_subjects, n_raters, "
-                         f"n_features), got {x.shape}")
+        raise ValueError(
+            f"ratings must have shape (n_subjects, n_raters) or (n_subjects, n_raters, "
+            f"n_features), got {x.shape}"
+        )
     n, k, p = x.shape
     if n < 2 or k < 2:
         raise ValueError(f"ratings need at least 2 subjects and 2 raters, got {n} x {k}")
@@ -120,7 +133,10 @@ def icc(ratings, *, features=None, confidence: float = 0.95) -> pd.DataFrame:
     if not (isinstance(confidence, float | int) and 0.0 < confidence < 1.0):
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
 
-    out = {name: np.full((p, len(FORMS)), np.nan) for name in ("icc", "lo", "hi", "F", "df1", "df2", "p")}
+    out = {
+        name: np.full((p, len(FORMS)), np.nan)
+        for name in ("icc", "lo", "hi", "F", "df1", "df2", "p")
+    }
     n_used = np.zeros(p, dtype=np.int64)
     complete = ~np.isnan(x).any(axis=1)  # (n, p): subject rated by every rater
     # Features sharing a pattern of complete subjects are computed together.
@@ -133,23 +149,33 @@ def icc(ratings, *, features=None, confidence: float = 0.95) -> pd.DataFrame:
         values = _forms(x[rows][:, :, cols], 1.0 - confidence)
         for name, array in values.items():
             out[name][cols] = array
-    return pd.DataFrame({
-        "feature": np.repeat(features, len(FORMS)),
-        "form": np.tile(FORMS, p),
-        "icc": out["icc"].ravel(),
-        "ci_low": out["lo"].ravel(),
-        "ci_high": out["hi"].ravel(),
-        "F": out["F"].ravel(),
-        "df1": out["df1"].ravel(),
-        "df2": out["df2"].ravel(),
-        "p_value": out["p"].ravel(),
-        "n_subjects": np.repeat(n_used, len(FORMS)),
-        "n_raters": k,
-    }, columns=_COLUMNS)
+    return pd.DataFrame(
+        {
+            "feature": np.repeat(features, len(FORMS)),
+            "form": np.tile(FORMS, p),
+            "icc": out["icc"].ravel(),
+            "ci_low": out["lo"].ravel(),
+            "ci_high": out["hi"].ravel(),
+            "F": out["F"].ravel(),
+            "df1": out["df1"].ravel(),
+            "df2": out["df2"].ravel(),
+            "p_value": out["p"].ravel(),
+            "n_subjects": np.repeat(n_used, len(FORMS)),
+            "n_raters": k,
+        },
+        columns=_COLUMNS,
+    )
 
 
-def icc_long(data: pd.DataFrame, *, subject: str = "subject", rater: str = "rater",
-             feature: str = "feature", value: str = "value", confidence: float = 0.95) -> pd.DataFrame:
+def icc_long(
+    data: pd.DataFrame,
+    *,
+    subject: str = "subject",
+    rater: str = "rater",
+    feature: str = "feature",
+    value: str = "value",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """:func:`icc` of a long (tidy) table: one row per (subject, rater, feature).
 
     Parameters
@@ -184,14 +210,19 @@ def icc_long(data: pd.DataFrame, *, subject: str = "subject", rater: str = "rate
     twice = data.duplicated(keys, keep=False)
     if twice.any():
         first = data.loc[twice, keys].iloc[0].tolist()
-        raise ValueError(f"{int(twice.sum())} rows repeat a ({subject}, {rater}, {feature}), "
-                         f"e.g. {first}: give each rating once")
+        raise ValueError(
+            f"{int(twice.sum())} rows repeat a ({subject}, {rater}, {feature}), "
+            f"e.g. {first}: give each rating once"
+        )
     subjects = pd.unique(data[subject])
     raters = pd.unique(data[rater])
     features = pd.unique(data[feature])
     cube = np.full((len(subjects), len(raters), len(features)), np.nan)
-    cube[pd.Index(subjects).get_indexer(data[subject]), pd.Index(raters).get_indexer(data[rater]),
-         pd.Index(features).get_indexer(data[feature])] = pd.to_numeric(data[value]).to_numpy(float)
+    cube[
+        pd.Index(subjects).get_indexer(data[subject]),
+        pd.Index(raters).get_indexer(data[rater]),
+        pd.Index(features).get_indexer(data[feature]),
+    ] = pd.to_numeric(data[value]).to_numpy(float)
     return icc(cube, features=features, confidence=confidence)
 
 

@@ -57,11 +57,15 @@ def _check_y(y, name: str = "y") -> np.ndarray:
     """A structured (event, time) array, events boolean, times finite and >= 0."""
     y = np.asarray(y)
     if y.dtype.names is None or len(y.dtype.names) != 2 or y.ndim != 1:
-        raise SettingsError(f"{name} must be a 1-D structured array (event, time) as built by "
-                            f"sksurv.util.Surv.from_arrays, got dtype {y.dtype}")
+        raise SettingsError(
+            f"{name} must be a 1-D structured array (event, time) as built by "
+            f"sksurv.util.Surv.from_arrays, got dtype {y.dtype}"
+        )
     event_field, time_field = y.dtype.names
     if y[event_field].dtype != bool:
-        raise SettingsError(f"{name}: the first field {event_field!r} must be boolean (True = event)")
+        raise SettingsError(
+            f"{name}: the first field {event_field!r} must be boolean (True = event)"
+        )
     time = y[time_field].astype(float)
     if not np.all(np.isfinite(time)) or np.any(time < 0):
         raise SettingsError(f"{name}: times in {time_field!r} must be finite and >= 0")
@@ -76,8 +80,9 @@ def _fields(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _check_score(score, n: int, name: str) -> np.ndarray:
     score = np.asarray(score, dtype=float)
     if score.ndim != 1 or len(score) != n:
-        raise SettingsError(f"{name} must be 1-D with one value per patient ({n}), "
-                            f"got shape {score.shape}")
+        raise SettingsError(
+            f"{name} must be 1-D with one value per patient ({n}), got shape {score.shape}"
+        )
     if not np.all(np.isfinite(score)):
         raise SettingsError(f"{name} holds NaN or infinite values")
     return score
@@ -118,8 +123,9 @@ class Estimate:
         return f"{self.value:.3f} ({100 * self.level:g}% CI {self.low:.3f}-{self.high:.3f})"
 
 
-def bootstrap(statistic: Callable, *arrays, n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95) -> Estimate:
+def bootstrap(
+    statistic: Callable, *arrays, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> Estimate:
     """Percentile bootstrap interval of ``statistic(*arrays)``, resampling patients.
 
     Parameters
@@ -153,7 +159,9 @@ def bootstrap(statistic: Callable, *arrays, n_boot: int = 1000, seed: int = 0,
     values = []
     for rows in _resamples(n, n_boot, seed):
         try:
-            with np.errstate(invalid="ignore", divide="ignore"):  # undefined resample -> NaN, dropped
+            with np.errstate(
+                invalid="ignore", divide="ignore"
+            ):  # undefined resample -> NaN, dropped
                 v = float(statistic(*(a[rows] for a in arrays)))
         except ValueError:
             continue
@@ -197,8 +205,9 @@ def _concordance_bootstrap(y, risk, weight, *, n_boot, seed, level, tied_tol=1e-
     ``weight`` is 1 for Harrell's C and the squared IPCW weight for Uno's.
     """
     event, time = _fields(y)
-    comparable = event[:, None] & ((time[:, None] < time[None, :])
-                                   | ((time[:, None] == time[None, :]) & ~event[None, :]))
+    comparable = event[:, None] & (
+        (time[:, None] < time[None, :]) | ((time[:, None] == time[None, :]) & ~event[None, :])
+    )
     diff = risk[:, None] - risk[None, :]
     score = np.where(np.abs(diff) <= tied_tol, 0.5, (diff > 0).astype(float))
     den = comparable * weight[:, None]
@@ -287,7 +296,9 @@ def time_dependent_auc(y, risk, *, times, y_train=None) -> tuple[np.ndarray, flo
     y = _check_y(y)
     y_train = y if y_train is None else _check_y(y_train, "y_train")
     risk = _check_score(risk, len(y), "risk")
-    auc, mean_auc = sksurv_metrics.cumulative_dynamic_auc(y_train, y, risk, np.asarray(times, dtype=float))
+    auc, mean_auc = sksurv_metrics.cumulative_dynamic_auc(
+        y_train, y, risk, np.asarray(times, dtype=float)
+    )
     return auc, float(mean_auc)
 
 
@@ -309,8 +320,10 @@ def integrated_brier(y, survival, *, times, y_train=None) -> float:
     survival = np.asarray(survival, dtype=float)
     times = np.asarray(times, dtype=float)
     if survival.shape != (len(y), len(times)):
-        raise SettingsError(f"survival must have shape (patients, times) = {(len(y), len(times))}, "
-                            f"got {survival.shape}")
+        raise SettingsError(
+            f"survival must have shape (patients, times) = {(len(y), len(times))}, "
+            f"got {survival.shape}"
+        )
     return float(sksurv_metrics.integrated_brier_score(y_train, y, survival, times))
 
 
@@ -380,7 +393,9 @@ def kaplan_meier(y, *, level: float = 0.95) -> KaplanMeier:
     if not 0.0 < level < 1.0:
         raise SettingsError(f"level must lie in (0, 1), got {level!r}")
     event, time = _fields(y)
-    t, s, band = sksurv_nonparametric.kaplan_meier_estimator(event, time, conf_level=level, conf_type="log-log")
+    t, s, band = sksurv_nonparametric.kaplan_meier_estimator(
+        event, time, conf_level=level, conf_type="log-log"
+    )
     below = np.flatnonzero(s <= 0.5)
     median = float(t[below[0]]) if len(below) else float("nan")
     return KaplanMeier(t, s, band[0], band[1], level, median)
@@ -420,8 +435,9 @@ def logrank_test(y, groups) -> LogRank:
     y = _check_y(y)
     groups = np.asarray(groups)
     if groups.shape != (len(y),):
-        raise SettingsError(f"groups must be 1-D with one label per patient ({len(y)}), "
-                            f"got shape {groups.shape}")
+        raise SettingsError(
+            f"groups must be 1-D with one label per patient ({len(y)}), got shape {groups.shape}"
+        )
     k = len(np.unique(groups))
     if k < 2:
         raise SettingsError("groups: the log-rank test needs at least two groups, got one")
@@ -518,7 +534,9 @@ def risk_groups(risk, y, *, method: str = "median", min_fraction: float = 0.1) -
         if best is None or test.chi2 > best[1].chi2:
             best = (float(cutoff), test, high)
     if best is None:
-        raise SettingsError(f"risk: no cut-off leaves {min_fraction:g} of the patients in each group")
+        raise SettingsError(
+            f"risk: no cut-off leaves {min_fraction:g} of the patients in each group"
+        )
     cutoff, test, high = best
     return RiskGroups(cutoff, high, method, test, _p_maxstat(np.sqrt(test.chi2), min_fraction))
 
@@ -555,9 +573,18 @@ def _uno_weights(y, y_train, tau) -> np.ndarray:
     return np.square(weight)
 
 
-def survival_metrics(y_test, risk, *, y_train, survival=None, times=None, n_boot: int = 1000,
-                     seed: int = 0, level: float = 0.95,
-                     which=("mean_auc", "integrated_brier")) -> dict[str, Estimate]:
+def survival_metrics(
+    y_test,
+    risk,
+    *,
+    y_train,
+    survival=None,
+    times=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    which=("mean_auc", "integrated_brier"),
+) -> dict[str, Estimate]:
     """Harrell's and Uno's C, mean time-dependent AUC and integrated Brier score, with CIs.
 
     Parameters
@@ -607,21 +634,40 @@ def survival_metrics(y_test, risk, *, y_train, survival=None, times=None, n_boot
         pass
     tau = times.max() if len(times) else None
     try:
-        out["uno_c"] = _concordance_bootstrap(y_test, risk, _uno_weights(y_test, y_train, tau), **kw)
+        out["uno_c"] = _concordance_bootstrap(
+            y_test, risk, _uno_weights(y_test, y_train, tau), **kw
+        )
     except ValueError:
         pass
     if "mean_auc" in which and len(times):
-        _try("mean_auc", lambda y, r: time_dependent_auc(y, r, times=times, y_train=y_train)[1],
-             y_test, risk)
+        _try(
+            "mean_auc",
+            lambda y, r: time_dependent_auc(y, r, times=times, y_train=y_train)[1],
+            y_test,
+            risk,
+        )
     if "integrated_brier" in which and survival is not None and len(times) >= 2:
         survival = np.asarray(survival, dtype=float)
-        _try("integrated_brier",
-             lambda y, s: integrated_brier(y, s, times=times, y_train=y_train), y_test, survival)
+        _try(
+            "integrated_brier",
+            lambda y, s: integrated_brier(y, s, times=times, y_train=y_train),
+            y_test,
+            survival,
+        )
     return out
 
 
-def binary_metrics(y_true, score, *, n_boot: int = 1000, seed: int = 0,
-                   level: float = 0.95) -> dict[str, Estimate]:
+def binary_metrics(
+    y_true, score, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Estimate]:
     """ROC AUC of a binary endpoint with its bootstrap interval: ``{"roc_auc": Estimate}``."""
-    return {"roc_auc": bootstrap(roc_auc, np.asarray(y_true), np.asarray(score, dtype=float),
-                                 n_boot=n_boot, seed=seed, level=level)}
+    return {
+        "roc_auc": bootstrap(
+            roc_auc,
+            np.asarray(y_true),
+            np.asarray(score, dtype=float),
+            n_boot=n_boot,
+            seed=seed,
+            level=level,
+        )
+    }

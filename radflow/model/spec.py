@@ -186,12 +186,12 @@ class StudySpec:
     source: Path | None = None
 
 
-
 # -- parsing -------------------------------------------------------------------
 
 _TEXT = Rule("str", min_length=1, expected="text")
-_NAMES = Rule("str", sequence=True, min_length=1, nullable=True,
-              expected="a non-empty list of names")
+_NAMES = Rule(
+    "str", sequence=True, min_length=1, nullable=True, expected="a non-empty list of names"
+)
 _PATH = Rule("str", min_length=1, expected="a path")
 _FLAG = Rule("bool")
 _ANY = Rule("any", nullable=True)
@@ -211,8 +211,12 @@ def _step_value(value):
     raise TypeError(value)
 
 
-_PARAM = Rule("any", nullable=True, convert=_step_value,
-              expected="a number, text, true/false or a list of them")
+_PARAM = Rule(
+    "any",
+    nullable=True,
+    convert=_step_value,
+    expected="a number, text, true/false or a list of them",
+)
 
 
 class _Reader:
@@ -248,8 +252,10 @@ class _Reader:
         prefix = f"{key}." if key else ""
 
         def unknown(k) -> str:
-            return (f"{self.where}: {prefix}{k}: unknown key{suggest(str(k), allowed)}; "
-                    f"allowed: {', '.join(allowed)}")
+            return (
+                f"{self.where}: {prefix}{k}: unknown key{suggest(str(k), allowed)}; "
+                f"allowed: {', '.join(allowed)}"
+            )
 
         return check_mapping(value, dict.fromkeys(allowed, _ANY), self.where, hint=unknown)
 
@@ -319,36 +325,68 @@ def parse_spec(data, *, base_dir=".", where: str = "study spec") -> StudySpec:
     """
     r = _Reader(where)
     base = Path(base_dir)
-    top = r.mapping(data, "", ("table", "clinical", "genomic", "outcomes", "key_file", "endpoint",
-                                "blocks", "pipeline", "validation", "bootstrap", "seed"))
+    top = r.mapping(
+        data,
+        "",
+        (
+            "table",
+            "clinical",
+            "genomic",
+            "outcomes",
+            "key_file",
+            "endpoint",
+            "blocks",
+            "pipeline",
+            "validation",
+            "bootstrap",
+            "seed",
+        ),
+    )
     if "table" not in top:
         r.fail("table", "missing: the feature table folder is required")
-    paths = {k: r.path(top.get(k), k, base, optional=k != "table")
-             for k in ("table", "clinical", "genomic", "outcomes", "key_file")}
+    paths = {
+        k: r.path(top.get(k), k, base, optional=k != "table")
+        for k in ("table", "clinical", "genomic", "outcomes", "key_file")
+    }
 
     e = r.mapping(top.get("endpoint"), "endpoint", ("kind", "time", "event", "column", "positive"))
     kind = r.text(e.get("kind", "survival"), "endpoint.kind", choices=("survival", "binary"))
     if kind == "survival":
         if "column" in e or "positive" in e:
-            r.fail("endpoint", "column/positive are for binary endpoints; survival uses time and event")
+            r.fail(
+                "endpoint", "column/positive are for binary endpoints; survival uses time and event"
+            )
         if paths["outcomes"] is None:
             r.fail("outcomes", "a survival endpoint needs the outcomes file")
-        endpoint = Endpoint(kind, r.text(e.get("time", "os_months"), "endpoint.time"),
-                            r.text(e.get("event", "os_event"), "endpoint.event"))
+        endpoint = Endpoint(
+            kind,
+            r.text(e.get("time", "os_months"), "endpoint.time"),
+            r.text(e.get("event", "os_event"), "endpoint.event"),
+        )
     else:
         if "time" in e or "event" in e:
-            r.fail("endpoint", "time/event are for survival endpoints; binary uses column and positive")
+            r.fail(
+                "endpoint", "time/event are for survival endpoints; binary uses column and positive"
+            )
         if "positive" not in e or isinstance(e["positive"], (list, dict)) or e["positive"] is None:
             r.fail("endpoint.positive", "a binary endpoint needs the value counted as positive")
-        endpoint = Endpoint(kind, column=r.text(e.get("column"), "endpoint.column"),
-                            positive=e["positive"])
+        endpoint = Endpoint(
+            kind, column=r.text(e.get("column"), "endpoint.column"), positive=e["positive"]
+        )
 
     b = r.mapping(top.get("blocks", {"image": {}}), "blocks", ("image", "clinical", "genomic"))
     image = None
     if "image" not in b or b["image"] is not None:  # absent: every image feature; null: none
-        i = r.mapping(b.get("image"), "blocks.image", ("feature_set", "modalities", "rois", "image_types"))
-        image = ImageBlock(r.text(i.get("feature_set"), "blocks.image.feature_set", optional=True),
-                           *(r.texts(i.get(k), f"blocks.image.{k}") for k in ("modalities", "rois", "image_types")))
+        i = r.mapping(
+            b.get("image"), "blocks.image", ("feature_set", "modalities", "rois", "image_types")
+        )
+        image = ImageBlock(
+            r.text(i.get("feature_set"), "blocks.image.feature_set", optional=True),
+            *(
+                r.texts(i.get(k), f"blocks.image.{k}")
+                for k in ("modalities", "rois", "image_types")
+            ),
+        )
     tables = {}
     for name in ("clinical", "genomic"):
         if b.get(name) is None:
@@ -360,29 +398,44 @@ def parse_spec(data, *, base_dir=".", where: str = "study spec") -> StudySpec:
         ordinal = r.mapping(t.get("ordinal"), f"blocks.{name}.ordinal")
         for column, levels in ordinal.items():
             r.check(_LEVELS, levels, f"blocks.{name}.ordinal.{column}")
-        tables[name] = TableBlock(r.texts(t.get("columns"), f"blocks.{name}.columns"),
-                                  {str(k): [str(v) for v in levels] for k, levels in ordinal.items()})
+        tables[name] = TableBlock(
+            r.texts(t.get("columns"), f"blocks.{name}.columns"),
+            {str(k): [str(v) for v in levels] for k, levels in ordinal.items()},
+        )
     clinical_columns = tables["clinical"].columns if tables["clinical"] is not None else None
     if endpoint.kind == "binary" and clinical_columns and endpoint.column in clinical_columns:
-        r.fail("blocks.clinical.columns", f"holds the endpoint {endpoint.column!r}: the target "
-                                          "cannot be a feature")
+        r.fail(
+            "blocks.clinical.columns",
+            f"holds the endpoint {endpoint.column!r}: the target cannot be a feature",
+        )
     if image is None and tables["clinical"] is None and tables["genomic"] is None:
         r.fail("blocks", "no block: give image, clinical and/or genomic")
 
-    p = r.mapping(top.get("pipeline"), "pipeline",
-                  ("impute", "harmonise", "scale", "select", "fusion", "model", "grid"))
+    p = r.mapping(
+        top.get("pipeline"),
+        "pipeline",
+        ("impute", "harmonise", "scale", "select", "fusion", "model", "grid"),
+    )
     harmonise = None
     if p.get("harmonise") is not None:
-        h = r.mapping(p["harmonise"], "pipeline.harmonise",
-                      ("method", "batch", "parametric", "empirical_bayes", "mean_only"))
+        h = r.mapping(
+            p["harmonise"],
+            "pipeline.harmonise",
+            ("method", "batch", "parametric", "empirical_bayes", "mean_only"),
+        )
         r.text(h.get("method", "combat"), "pipeline.harmonise.method", choices=("combat",))
         r.text(h.get("batch", BATCH_COLUMN), "pipeline.harmonise.batch", choices=(BATCH_COLUMN,))
         for flag in ("parametric", "empirical_bayes", "mean_only"):
             if flag in h:
                 r.check(_FLAG, h[flag], f"pipeline.harmonise.{flag}")
         if image is None:
-            r.fail("pipeline.harmonise", "harmonisation acts on image features; the spec has no image block")
-        harmonise = Step("combat", {k: h[k] for k in ("parametric", "empirical_bayes", "mean_only") if k in h})
+            r.fail(
+                "pipeline.harmonise",
+                "harmonisation acts on image features; the spec has no image block",
+            )
+        harmonise = Step(
+            "combat", {k: h[k] for k in ("parametric", "empirical_bayes", "mean_only") if k in h}
+        )
     select = []
     raw_select = p.get("select", [])
     r.check(Rule("any", sequence=True, expected="a list of steps"), raw_select, "pipeline.select")
@@ -398,38 +451,56 @@ def parse_spec(data, *, base_dir=".", where: str = "study spec") -> StudySpec:
     if not isinstance(m, dict) or "kind" not in m:
         r.fail("pipeline.model", f"expected a mapping with a kind, got {m!r}")
     models = SURVIVAL_MODELS if endpoint.kind == "survival" else BINARY_MODELS
-    model = Step(r.text(m["kind"], "pipeline.model.kind", choices=tuple(models)),
-                 r.params({x: v for x, v in m.items() if x != "kind"}, "pipeline.model"))
+    model = Step(
+        r.text(m["kind"], "pipeline.model.kind", choices=tuple(models)),
+        r.params({x: v for x, v in m.items() if x != "kind"}, "pipeline.model"),
+    )
     grid = r.mapping(p.get("grid"), "pipeline.grid")
     for name, values in grid.items():
         r.check(_GRID_VALUES, values, f"pipeline.grid.{name}")
     fusion = r.text(p.get("fusion", "early"), "pipeline.fusion", choices=_FUSIONS)
     if fusion == "late" and endpoint.kind != "survival":
-        r.fail("pipeline.fusion", "late fusion stacks survival models; a binary endpoint needs "
-                                  "fusion: early")
+        r.fail(
+            "pipeline.fusion",
+            "late fusion stacks survival models; a binary endpoint needs fusion: early",
+        )
     pipeline = PipelineSpec(
         impute=r.text(p.get("impute", "median"), "pipeline.impute", choices=("median", "mean")),
         harmonise=harmonise,
         scale=r.text(p.get("scale", "standard"), "pipeline.scale", choices=_SCALERS),
-        select=tuple(select), model=model, grid=dict(grid), fusion=fusion)
+        select=tuple(select),
+        model=model,
+        grid=dict(grid),
+        fusion=fusion,
+    )
 
     v = r.mapping(top.get("validation"), "validation", ("schemes", "outer_folds", "inner_folds"))
     schemes = r.texts(v.get("schemes", list(_SCHEMES)), "validation.schemes")
     for s in schemes:
         r.text(s, "validation.schemes", choices=_SCHEMES)
-    validation = ValidationSpec(schemes, r.integer(v.get("outer_folds", 5), "validation.outer_folds", 2),
-                                r.integer(v.get("inner_folds", 3), "validation.inner_folds", 2))
+    validation = ValidationSpec(
+        schemes,
+        r.integer(v.get("outer_folds", 5), "validation.outer_folds", 2),
+        r.integer(v.get("inner_folds", 3), "validation.inner_folds", 2),
+    )
     # Trial builds catch bad model parameters now, not after the data is read.
     _check_steps(pipeline, r)
     return StudySpec(
-        table=paths["table"], clinical=paths["clinical"], genomic=paths["genomic"],
-        outcomes=paths["outcomes"], key_file=paths["key_file"], endpoint=endpoint, image=image,
-        clinical_block=tables["clinical"], genomic_block=tables["genomic"], pipeline=pipeline,
-        validation=validation, bootstrap=r.integer(top.get("bootstrap", 1000), "bootstrap", 0),
+        table=paths["table"],
+        clinical=paths["clinical"],
+        genomic=paths["genomic"],
+        outcomes=paths["outcomes"],
+        key_file=paths["key_file"],
+        endpoint=endpoint,
+        image=image,
+        clinical_block=tables["clinical"],
+        genomic_block=tables["genomic"],
+        pipeline=pipeline,
+        validation=validation,
+        bootstrap=r.integer(top.get("bootstrap", 1000), "bootstrap", 0),
         seed=r.integer(top.get("seed", 0), "seed", 0),
-        source=Path(where) if where != "study spec" else None)
-
-
+        source=Path(where) if where != "study spec" else None,
+    )
 
 
 def _check_steps(pipeline: PipelineSpec, r: _Reader) -> None:

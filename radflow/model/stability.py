@@ -67,8 +67,16 @@ from radflow.store import convert, read
 from radflow.store.catalogue import list_series
 from radflow.store.read import open_label, roi_bbox
 
-__all__ = ["DEFAULT_PERTURBATIONS", "Perturbation", "RoiPerturbations", "StabilityResult",
-           "parse_perturbation", "perturb", "perturbed_features", "stability_study"]
+__all__ = [
+    "DEFAULT_PERTURBATIONS",
+    "Perturbation",
+    "RoiPerturbations",
+    "StabilityResult",
+    "parse_perturbation",
+    "perturb",
+    "perturbed_features",
+    "stability_study",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +107,9 @@ class Perturbation:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise SettingsError(f"perturbation kind {self.kind!r} is unknown; known: {', '.join(KINDS)}")
+            raise SettingsError(
+                f"perturbation kind {self.kind!r} is unknown; known: {', '.join(KINDS)}"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise SettingsError(f"perturbation seed must be an integer >= 0, got {self.seed!r}")
         amount = self.amount
@@ -109,18 +119,32 @@ class Perturbation:
             except TypeError:
                 amount = ()
             if len(amount) != 3 or not all(math.isfinite(a) for a in amount):
-                raise SettingsError(f"translate needs 3 finite shifts (z, y, x) in mm, got {self.amount!r}")
+                raise SettingsError(
+                    f"translate needs 3 finite shifts (z, y, x) in mm, got {self.amount!r}"
+                )
         else:
-            if isinstance(amount, bool) or not isinstance(amount, int | float) or not math.isfinite(amount):
-                raise SettingsError(f"{self.kind} amount must be a finite number, got {self.amount!r}")
+            if (
+                isinstance(amount, bool)
+                or not isinstance(amount, int | float)
+                or not math.isfinite(amount)
+            ):
+                raise SettingsError(
+                    f"{self.kind} amount must be a finite number, got {self.amount!r}"
+                )
             amount = float(amount)
             if self.kind in ("erode", "dilate") and (amount < 1 or amount != int(amount)):
-                raise SettingsError(f"{self.kind} amount must be a whole number of voxels >= 1, got {self.amount!r}")
+                raise SettingsError(
+                    f"{self.kind} amount must be a whole number of voxels >= 1, got {self.amount!r}"
+                )
             if self.kind == "noise" and amount <= 0:
-                raise SettingsError("noise amount (standard deviation, image units) must be > 0, "
-                                    f"got {self.amount!r}")
+                raise SettingsError(
+                    "noise amount (standard deviation, image units) must be > 0, "
+                    f"got {self.amount!r}"
+                )
             if self.kind == "rotate" and abs(amount) > 180:
-                raise SettingsError(f"rotate amount must be at most 180 degrees in magnitude, got {self.amount!r}")
+                raise SettingsError(
+                    f"rotate amount must be at most 180 degrees in magnitude, got {self.amount!r}"
+                )
         object.__setattr__(self, "amount", 0.0 if self.kind == "original" else amount)
 
     @property
@@ -131,7 +155,11 @@ class Perturbation:
             return "original"
         if self.kind == "translate":
             return "translate" + ",".join(f"{a:g}" for a in self.amount)
-        text = f"{self.kind}{self.amount:+g}" if self.kind == "rotate" else f"{self.kind}{self.amount:g}"
+        text = (
+            f"{self.kind}{self.amount:+g}"
+            if self.kind == "rotate"
+            else f"{self.kind}{self.amount:g}"
+        )
         return f"{text}-s{self.seed}" if self.kind == "noise" and self.seed else text
 
 
@@ -167,7 +195,9 @@ def parse_perturbation(text) -> Perturbation:
 # -- one ROI -------------------------------------------------------------------
 
 
-def perturb(image: sitk.Image, mask: sitk.Image, perturbation, *, seed: int = 0) -> tuple[sitk.Image, sitk.Image]:
+def perturb(
+    image: sitk.Image, mask: sitk.Image, perturbation, *, seed: int = 0
+) -> tuple[sitk.Image, sitk.Image]:
     """Apply one perturbation to an image and its binary ROI mask.
 
     Parameters
@@ -219,8 +249,13 @@ def perturb(image: sitk.Image, mask: sitk.Image, perturbation, *, seed: int = 0)
     if p.kind == "rotate":
         stats = sitk.LabelShapeStatisticsImageFilter()
         stats.Execute(mask)
-        centre = stats.GetCentroid(1) if stats.HasLabel(1) else image.TransformContinuousIndexToPhysicalPoint(
-            [(n - 1) / 2 for n in image.GetSize()])
+        centre = (
+            stats.GetCentroid(1)
+            if stats.HasLabel(1)
+            else image.TransformContinuousIndexToPhysicalPoint(
+                [(n - 1) / 2 for n in image.GetSize()]
+            )
+        )
         transform = sitk.VersorRigid3DTransform()
         transform.SetCenter(centre)
         # Resample maps output points to input points: the inverse rotation turns the content
@@ -230,10 +265,24 @@ def perturb(image: sitk.Image, mask: sitk.Image, perturbation, *, seed: int = 0)
     else:
         offset_xyz = [-a for a in p.amount[::-1]]
         transform = sitk.TranslationTransform(3, offset_xyz)
-    moved = sitk.Resample(sitk.Cast(image, sitk.sitkFloat32), image, transform, sitk.sitkLinear,
-                          0.0, sitk.sitkFloat32, True)
-    weight = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), image, transform, sitk.sitkLinear,
-                           0.0, sitk.sitkFloat32, False)
+    moved = sitk.Resample(
+        sitk.Cast(image, sitk.sitkFloat32),
+        image,
+        transform,
+        sitk.sitkLinear,
+        0.0,
+        sitk.sitkFloat32,
+        True,
+    )
+    weight = sitk.Resample(
+        sitk.Cast(mask, sitk.sitkFloat32),
+        image,
+        transform,
+        sitk.sitkLinear,
+        0.0,
+        sitk.sitkFloat32,
+        False,
+    )
     return moved, sitk.Cast(weight >= 0.5, sitk.sitkUInt8)
 
 
@@ -291,8 +340,9 @@ class StabilityResult:
 _ROI_COLUMNS = ["case", "series", "modality", "roi", "label_key", "label"]
 
 
-def perturbed_features(store, params, *, perturbations: Sequence = DEFAULT_PERTURBATIONS,
-                       modalities=None, rois=None) -> Iterator[RoiPerturbations]:
+def perturbed_features(
+    store, params, *, perturbations: Sequence = DEFAULT_PERTURBATIONS, modalities=None, rois=None
+) -> Iterator[RoiPerturbations]:
     """Extract every ROI of a store under each perturbation, one ROI at a time.
 
     Parameters
@@ -322,8 +372,14 @@ def perturbed_features(store, params, *, perturbations: Sequence = DEFAULT_PERTU
     """
     extraction = load_params(params)
     raters = _raters(perturbations)
-    keep_mods = None if modalities is None else {str(m) for m in ([modalities] if isinstance(modalities, str) else modalities)}
-    keep_rois = None if rois is None else {str(r) for r in ([rois] if isinstance(rois, str) else rois)}
+    keep_mods = (
+        None
+        if modalities is None
+        else {str(m) for m in ([modalities] if isinstance(modalities, str) else modalities)}
+    )
+    keep_rois = (
+        None if rois is None else {str(r) for r in ([rois] if isinstance(rois, str) else rois)}
+    )
     for info in list_series(store):
         modality = info.modality or "unknown"
         if keep_mods is not None and modality not in keep_mods:
@@ -337,8 +393,15 @@ def perturbed_features(store, params, *, perturbations: Sequence = DEFAULT_PERTU
                 yield _one_roi(store, info, key, value, roi, modality, extraction, raters)
 
 
-def stability_study(store, params, *, perturbations: Sequence = DEFAULT_PERTURBATIONS,
-                    modalities=None, rois=None, confidence: float = 0.95) -> StabilityResult:
+def stability_study(
+    store,
+    params,
+    *,
+    perturbations: Sequence = DEFAULT_PERTURBATIONS,
+    modalities=None,
+    rois=None,
+    confidence: float = 0.95,
+) -> StabilityResult:
     """Per-feature ICC across perturbations, ROIs as subjects, per (modality, ROI name).
 
     Parameters
@@ -367,30 +430,57 @@ def stability_study(store, params, *, perturbations: Sequence = DEFAULT_PERTURBA
     >>> robust = result.icc.query("form == 'ICC(1,1)' and ci_low > 0.75")  # doctest: +SKIP
     """
     if len(_raters(perturbations)) < 2:
-        raise SettingsError("a stability study needs at least 2 perturbations (e.g. 'original' and 'erode:1')")
+        raise SettingsError(
+            "a stability study needs at least 2 perturbations (e.g. 'original' and 'erode:1')"
+        )
     rows, failures = [], []
-    for result in perturbed_features(store, params, perturbations=perturbations, modalities=modalities,
-                                     rois=rois):
+    for result in perturbed_features(
+        store, params, perturbations=perturbations, modalities=modalities, rois=rois
+    ):
         ident = [getattr(result, c) for c in _ROI_COLUMNS]
         prefix = f"{result.modality}.{result.roi}."
         for rater, features in result.values.items():
-            rows.extend((*ident, rater, prefix + feature, value) for feature, value in features.items())
+            rows.extend(
+                (*ident, rater, prefix + feature, value) for feature, value in features.items()
+            )
         failures.extend({**dict(zip(_ROI_COLUMNS, ident)), **f} for f in result.failures)
     values = pd.DataFrame(rows, columns=[*_ROI_COLUMNS, "perturbation", "feature", "value"])
-    failures = pd.DataFrame(failures, columns=[*_ROI_COLUMNS, "perturbation", "error_type", "message"])
+    failures = pd.DataFrame(
+        failures, columns=[*_ROI_COLUMNS, "perturbation", "error_type", "message"]
+    )
     if values.empty:
-        raise InputError(store, "no ROI could be extracted (check modalities=/rois= and the failures)")
+        raise InputError(
+            store, "no ROI could be extracted (check modalities=/rois= and the failures)"
+        )
     tables = []
     for (modality, roi), part in values.groupby(["modality", "roi"], sort=True):
-        subject = part["case"] + "/" + part["series"] + "/" + part["label_key"] + "/" + part["label"].astype(str)
+        subject = (
+            part["case"]
+            + "/"
+            + part["series"]
+            + "/"
+            + part["label_key"]
+            + "/"
+            + part["label"].astype(str)
+        )
         if subject.nunique() < 2:
-            logger.warning("stability: %s ROI %r occurs once; an ICC needs at least 2, skipped", modality, roi)
+            logger.warning(
+                "stability: %s ROI %r occurs once; an ICC needs at least 2, skipped", modality, roi
+            )
             continue
-        table = icc_long(part.assign(subject=subject), subject="subject", rater="perturbation",
-                         feature="feature", value="value", confidence=confidence)
+        table = icc_long(
+            part.assign(subject=subject),
+            subject="subject",
+            rater="perturbation",
+            feature="feature",
+            value="value",
+            confidence=confidence,
+        )
         tables.append(table.assign(modality=modality, roi=roi))
     if not tables:
-        raise InputError(store, "a stability study needs at least 2 ROIs of one modality and ROI name")
+        raise InputError(
+            store, "a stability study needs at least 2 ROIs of one modality and ROI name"
+        )
     table = pd.concat(tables, ignore_index=True)
     table = table[["modality", "roi", *[c for c in table.columns if c not in ("modality", "roi")]]]
     return StabilityResult(icc=table, values=values, failures=failures)
@@ -403,7 +493,9 @@ def _raters(perturbations) -> list[Perturbation]:
     names = [p.name for p in raters]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise SettingsError(f"perturbations {twice} are given twice (for another noise draw use 'noise:S:SEED')")
+        raise SettingsError(
+            f"perturbations {twice} are given twice (for another noise draw use 'noise:S:SEED')"
+        )
     return raters
 
 
@@ -434,15 +526,18 @@ def _read_region(store, info, key, label, extraction, raters):
 
 
 def _one_roi(store, info, key, label, roi, modality, extraction, raters) -> RoiPerturbations:
-    out = RoiPerturbations(case=info.case, series=info.series, modality=modality, roi=roi,
-                           label_key=key, label=label)
+    out = RoiPerturbations(
+        case=info.case, series=info.series, modality=modality, roi=roi, label_key=key, label=label
+    )
     try:
         region = _read_region(store, info, key, label, extraction, raters)
         image = convert.to_sitk(read.read_box(store, info.case, info.series, region))
         labels = convert.to_sitk(read.read_box(store, info.case, info.series, region, key=key))
     except RadflowError as exc:
-        out.failures.extend({"perturbation": p.name, "error_type": type(exc).__name__, "message": str(exc)}
-                            for p in raters)
+        out.failures.extend(
+            {"perturbation": p.name, "error_type": type(exc).__name__, "message": str(exc)}
+            for p in raters
+        )
         return out
     mask = sitk.Cast(labels == label, sitk.sitkUInt8)
     del labels
@@ -453,10 +548,20 @@ def _one_roi(store, info, key, label, roi, modality, extraction, raters) -> RoiP
             moved, roi_mask = perturb(image, mask, p, seed=seed)
             result = extract(moved, roi_mask, extraction, label=1)
         except RadflowError as exc:
-            out.failures.append({"perturbation": p.name, "error_type": type(exc).__name__,
-                                 "message": str(exc)})
+            out.failures.append(
+                {"perturbation": p.name, "error_type": type(exc).__name__, "message": str(exc)}
+            )
             continue
-        out.values[p.name] = {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
-    logger.info("stability: %s/%s %s label %d: %d perturbation(s), %d failed", info.case, info.series,
-                key, label, len(out.values), len(out.failures))
+        out.values[p.name] = {
+            k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")
+        }
+    logger.info(
+        "stability: %s/%s %s label %d: %d perturbation(s), %d failed",
+        info.case,
+        info.series,
+        key,
+        label,
+        len(out.values),
+        len(out.failures),
+    )
     return out

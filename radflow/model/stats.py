@@ -84,7 +84,9 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     return q
 
 
-def correlations(X: pd.DataFrame, Y: pd.DataFrame | None = None, *, method: str = "pearson") -> pd.DataFrame:
+def correlations(
+    X: pd.DataFrame, Y: pd.DataFrame | None = None, *, method: str = "pearson"
+) -> pd.DataFrame:
     """Correlation coefficients with p-values and BH q-values, one row per pair.
 
     Parameters
@@ -141,9 +143,18 @@ def correlations(X: pd.DataFrame, Y: pd.DataFrame | None = None, *, method: str 
         i, j = np.triu_indices(a.shape[1], k=1)
     else:
         i, j = (x.ravel() for x in np.indices(r.shape))
-    out = pd.DataFrame({"x": a.columns[i], "y": b.columns[j], "method": method, "r": r[i, j],
-                        "p_value": p[i, j], "q_value": benjamini_hochberg(p[i, j]),
-                        "n": n[i, j].astype(np.int64)}, columns=_COLUMNS)
+    out = pd.DataFrame(
+        {
+            "x": a.columns[i],
+            "y": b.columns[j],
+            "method": method,
+            "r": r[i, j],
+            "p_value": p[i, j],
+            "q_value": benjamini_hochberg(p[i, j]),
+            "n": n[i, j].astype(np.int64),
+        },
+        columns=_COLUMNS,
+    )
     return out
 
 
@@ -153,11 +164,16 @@ def _numeric(frame, name: str) -> pd.DataFrame:
     if frame.columns.duplicated().any():
         twice = sorted(set(frame.columns[frame.columns.duplicated()]))[:5]
         raise ValueError(f"{name} has duplicate column names {twice}")
-    text = [c for c in frame.columns
-            if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    text = [
+        c
+        for c in frame.columns
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
     if text:
-        raise ValueError(f"{name} has non-numeric column(s) {text[:5]}: encode them first "
-                         "(radflow.model.study.encode_covariates)")
+        raise ValueError(
+            f"{name} has non-numeric column(s) {text[:5]}: encode them first "
+            "(radflow.model.study.encode_covariates)"
+        )
     out = frame.astype(np.float64)
     if np.isinf(out.to_numpy()).any():
         raise ValueError(f"{name} holds infinite values")
@@ -191,7 +207,9 @@ def _blocks(a: np.ndarray, b: np.ndarray, method: str) -> tuple[np.ndarray, np.n
             x = x - x.mean(axis=0)
             y = y - y.mean(axis=0)
             with np.errstate(divide="ignore", invalid="ignore"):
-                block = (x.T @ y) / np.outer(np.sqrt((x * x).sum(axis=0)), np.sqrt((y * y).sum(axis=0)))
+                block = (x.T @ y) / np.outer(
+                    np.sqrt((x * x).sum(axis=0)), np.sqrt((y * y).sum(axis=0))
+                )
             block[flat] = np.nan
             r[np.ix_(ca, cb)] = np.clip(block, -1.0, 1.0)
     return r, n
@@ -207,7 +225,6 @@ OUTPUTS = {
     "values": "stability_values.parquet",
     "failures": "stability_failures.parquet",
 }
-
 
 
 def stats_command(args) -> int:
@@ -254,31 +271,55 @@ def stats_command(args) -> int:
     if (store is None) != (params is None):
         raise SettingsError("the stability study needs both --store and --params (or neither)")
     methods = list(dict.fromkeys(getattr(args, "methods", None) or METHODS))
-    study = load_study(args.table, clinical=args.clinical, genomic=args.genomic,
-                       feature_set=args.feature_set, institutions=args.institutions,
-                       modalities=args.modalities, rois=args.rois, key_file=args.key_file,
-                       id_column=getattr(args, "id_column", "patient"))
-    tables = {"features": pd.concat([correlations(study.X, method=m) for m in methods], ignore_index=True)}
+    study = load_study(
+        args.table,
+        clinical=args.clinical,
+        genomic=args.genomic,
+        feature_set=args.feature_set,
+        institutions=args.institutions,
+        modalities=args.modalities,
+        rois=args.rois,
+        key_file=args.key_file,
+        id_column=getattr(args, "id_column", "patient"),
+    )
+    tables = {
+        "features": pd.concat([correlations(study.X, method=m) for m in methods], ignore_index=True)
+    }
     covariates = study.covariates()
     if covariates.shape[1]:
-        tables["covariates"] = pd.concat([correlations(study.X, covariates, method=m) for m in methods],
-                                         ignore_index=True)
+        tables["covariates"] = pd.concat(
+            [correlations(study.X, covariates, method=m) for m in methods], ignore_index=True
+        )
     if store is not None:
-        result = stability_study(store, params, perturbations=args.perturbations or DEFAULT_PERTURBATIONS,
-                                 modalities=args.modalities, rois=args.rois, confidence=args.confidence)
+        result = stability_study(
+            store,
+            params,
+            perturbations=args.perturbations or DEFAULT_PERTURBATIONS,
+            modalities=args.modalities,
+            rois=args.rois,
+            confidence=args.confidence,
+        )
         tables.update(icc=result.icc, values=result.values, failures=result.failures)
     out = Path(args.out)
     for name, frame in tables.items():
         with atomic_file(out / OUTPUTS[name]) as tmp:
-            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd")
-    found = {m: int((tables["features"].query("method == @m")["q_value"] < 0.05).sum()) for m in methods}
+            pq.write_table(
+                pa.Table.from_pandas(frame, preserve_index=False), tmp, compression="zstd"
+            )
+    found = {
+        m: int((tables["features"].query("method == @m")["q_value"] < 0.05).sum()) for m in methods
+    }
     pairs = len(tables["features"]) // len(methods)
-    summary = (f"{len(study.X)} patients, {study.X.shape[1]} features, {pairs} feature pairs "
-               "(q < 0.05: " + ", ".join(f"{m} {n}" for m, n in found.items()) + ")")
+    summary = (
+        f"{len(study.X)} patients, {study.X.shape[1]} features, {pairs} feature pairs "
+        "(q < 0.05: " + ", ".join(f"{m} {n}" for m, n in found.items()) + ")"
+    )
     if "covariates" in tables:
         summary += f", {covariates.shape[1]} covariates"
     if "icc" in tables:
-        summary += (f", ICC of {tables['icc']['feature'].nunique()} features "
-                    f"({len(tables['failures'])} failed extraction(s))")
+        summary += (
+            f", ICC of {tables['icc']['feature'].nunique()} features "
+            f"({len(tables['failures'])} failed extraction(s))"
+        )
     print(f"{summary}; wrote {', '.join(OUTPUTS[n] for n in tables)} to {out}")
     return 0

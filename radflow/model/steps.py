@@ -59,8 +59,11 @@ def make_selector(step):
         try:
             params["icc"] = pd.read_parquet(table)
         except FileNotFoundError:
-            raise InputError(table, "ICC table does not exist (a stability study writes it: "
-                                    "radflow model stats --store)") from None
+            raise InputError(
+                table,
+                "ICC table does not exist (a stability study writes it: "
+                "radflow model stats --store)",
+            ) from None
         except (OSError, ValueError) as exc:
             raise InputError(table, f"not a readable ICC Parquet table ({exc})") from None
         params.setdefault("missing", "keep")

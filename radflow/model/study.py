@@ -168,8 +168,14 @@ def load_study(
     """
     root = Path(table)
     fs = _choose_feature_set(root, feature_set)
-    long, features = _read_rows(root, fs, institutions=institutions, modalities=modalities,
-                                rois=rois, image_types=image_types)
+    long, features = _read_rows(
+        root,
+        fs,
+        institutions=institutions,
+        modalities=modalities,
+        rois=rois,
+        image_types=image_types,
+    )
     institution = _institution_of(long, root / f"feature_set={fs}")
     X = _pivot(long, features)
     mods = sorted(long["modality"].unique())
@@ -190,9 +196,12 @@ def load_study(
         patients = patients[patients.isin(outcome.index)]
         if len(patients) == 0:
             raise InputError(where, "no patient of the table has an outcome")
-        y = sksurv_util.Surv.from_arrays(event=outcome.loc[patients, event].to_numpy(bool),
-                             time=outcome.loc[patients, time].to_numpy(float),
-                             name_event="event", name_time="time")
+        y = sksurv_util.Surv.from_arrays(
+            event=outcome.loc[patients, event].to_numpy(bool),
+            time=outcome.loc[patients, time].to_numpy(float),
+            name_event="event",
+            name_time="time",
+        )
 
     everyone = X.index.union(_file_patients(files, institutions))
     missing = pd.DataFrame(index=everyone.rename("patient"))
@@ -210,9 +219,17 @@ def load_study(
         if name in files:
             tables[name] = files[name][0].reindex(patients)
             blocks[name] = list(tables[name].columns)
-    return Study(X=X, y=y, clinical=tables.get("clinical"), genomic=tables.get("genomic"),
-                 institution=institution.loc[patients], missing=missing, blocks=blocks,
-                 feature_set=fs, key_id=pseudonymiser.key_id)
+    return Study(
+        X=X,
+        y=y,
+        clinical=tables.get("clinical"),
+        genomic=tables.get("genomic"),
+        institution=institution.loc[patients],
+        missing=missing,
+        blocks=blocks,
+        feature_set=fs,
+        key_id=pseudonymiser.key_id,
+    )
 
 
 def encode_covariates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -254,15 +271,22 @@ def encode_covariates(frame: pd.DataFrame) -> pd.DataFrame:
 def _choose_feature_set(root: Path, feature_set: str | None) -> str:
     available = feature_sets(root)
     if not available:
-        raise InputError(root, "the table holds no feature set (no feature_set=* folder); "
-                               "run `radflow run` first")
+        raise InputError(
+            root,
+            "the table holds no feature set (no feature_set=* folder); run `radflow run` first",
+        )
     if feature_set is None:
         if len(available) > 1:
-            raise InputError(root, f"the table holds {len(available)} feature sets "
-                                   f"({', '.join(available)}); choose one with feature_set=")
+            raise InputError(
+                root,
+                f"the table holds {len(available)} feature sets "
+                f"({', '.join(available)}); choose one with feature_set=",
+            )
         return available[0]
     if feature_set not in available:
-        raise InputError(root, f"unknown feature set {feature_set!r}; available: {', '.join(available)}")
+        raise InputError(
+            root, f"unknown feature set {feature_set!r}; available: {', '.join(available)}"
+        )
     return feature_set
 
 
@@ -272,7 +296,9 @@ def _check_filter(values, what: str, available, source) -> list[str] | None:
     values = [values] if isinstance(values, str) else [str(v) for v in values]
     unknown = sorted(set(values) - set(available))
     if unknown:
-        raise InputError(source, f"unknown {what} {unknown}; available: {', '.join(sorted(available)) or 'none'}")
+        raise InputError(
+            source, f"unknown {what} {unknown}; available: {', '.join(sorted(available)) or 'none'}"
+        )
     return values
 
 
@@ -280,29 +306,44 @@ def _read_rows(root: Path, fs: str, *, institutions, modalities, rois, image_typ
     """The rows of a feature set after the filters, and its feature columns."""
     folder = root / f"feature_set={fs}"
     leaves = [p.relative_to(folder).parts for p in folder.glob("institution=*/modality=*")]
-    institutions = _check_filter(institutions, "institution(s)",
-                                 {a.split("=", 1)[1] for a, _ in leaves}, folder)
-    modalities = _check_filter(modalities, "modality(ies)", {b.split("=", 1)[1] for _, b in leaves}, folder)
+    institutions = _check_filter(
+        institutions, "institution(s)", {a.split("=", 1)[1] for a, _ in leaves}, folder
+    )
+    modalities = _check_filter(
+        modalities, "modality(ies)", {b.split("=", 1)[1] for _, b in leaves}, folder
+    )
     # Hive folders below the feature set; hidden temporaries ('.'-names) are skipped by default.
-    dataset = ds.dataset(folder, format="parquet", partitioning=ds.partitioning(
-        pa.schema([("institution", pa.string()), ("modality", pa.string())]), flavor="hive"))
+    dataset = ds.dataset(
+        folder,
+        format="parquet",
+        partitioning=ds.partitioning(
+            pa.schema([("institution", pa.string()), ("modality", pa.string())]), flavor="hive"
+        ),
+    )
     features = [f.name for f in dataset.schema if pa.types.is_floating(f.type)]
     if not dataset.files:
         raise InputError(folder, "the feature set holds no rows")
     if rois is not None or image_types is not None:
         keys = dataset.to_table(columns=["roi", "image_type"])
         rois = _check_filter(rois, "ROI(s)", set(keys.column("roi").to_pylist()), folder)
-        image_types = _check_filter(image_types, "image type(s)",
-                                    set(keys.column("image_type").to_pylist()), folder)
+        image_types = _check_filter(
+            image_types, "image type(s)", set(keys.column("image_type").to_pylist()), folder
+        )
     where = None
-    for column, values in (("institution", institutions), ("modality", modalities), ("roi", rois),
-                           ("image_type", image_types)):
+    for column, values in (
+        ("institution", institutions),
+        ("modality", modalities),
+        ("roi", rois),
+        ("image_type", image_types),
+    ):
         if values is not None:
             condition = ds.field(column).isin(values)
             where = condition if where is None else where & condition
     data = dataset.to_table(columns=[*_PIVOT, "institution", *features], filter=where)
     if data.num_rows == 0:
-        raise InputError(folder, "no rows left after the institution/modality/ROI/image type filters")
+        raise InputError(
+            folder, "no rows left after the institution/modality/ROI/image type filters"
+        )
     return data.to_pandas(), features
 
 
@@ -311,9 +352,12 @@ def _institution_of(long: pd.DataFrame, source) -> pd.Series:
     several = per_case[per_case.map(len) > 1]
     if len(several):
         case = several.index[0]
-        raise InputError(source, f"patient {case} has rows under institutions "
-                                 f"{sorted(several.iloc[0])}; filter with institutions= or re-ingest it "
-                                 "under one institution")
+        raise InputError(
+            source,
+            f"patient {case} has rows under institutions "
+            f"{sorted(several.iloc[0])}; filter with institutions= or re-ingest it "
+            "under one institution",
+        )
     out = per_case.map(lambda v: v[0]).rename("institution")
     out.index.name = "patient"
     return out
@@ -325,9 +369,11 @@ def _pivot(long: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     if twice.any():
         case, modality, roi, image_type = long.loc[twice, keys].iloc[0]
         n = int((long[keys] == (case, modality, roi, image_type)).all(axis=1).sum())
-        raise InputError(f"feature table, patient {case}",
-                         f"{n} rows for {modality}.{roi}.{image_type} (several series or label maps "
-                         "hold this ROI); keep one with rois=/modalities= or remove the extra series")
+        raise InputError(
+            f"feature table, patient {case}",
+            f"{n} rows for {modality}.{roi}.{image_type} (several series or label maps "
+            "hold this ROI); keep one with rois=/modalities= or remove the extra series",
+        )
     wide = long.set_index(keys)[features].unstack(["modality", "roi", "image_type"])
     order = {f: i for i, f in enumerate(features)}
     # unstack yields (feature, modality, roi, image_type); group columns by ROI, features in
@@ -344,7 +390,9 @@ def _pivot(long: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 # -- CSV files -----------------------------------------------------------------
 
 
-def _read_csv(source, name: str, id_column: str, pseudonymiser, cases: set) -> tuple[pd.DataFrame, str]:
+def _read_csv(
+    source, name: str, id_column: str, pseudonymiser, cases: set
+) -> tuple[pd.DataFrame, str]:
     """A CSV (or frame) indexed by pseudonymised id, raw ids dropped; and its name for errors."""
     if isinstance(source, pd.DataFrame):
         frame, where = source.copy(), name
@@ -359,20 +407,32 @@ def _read_csv(source, name: str, id_column: str, pseudonymiser, cases: set) -> t
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise InputError(where, f"not a readable CSV file ({exc})") from None
     if id_column not in frame.columns:
-        raise InputError(where, f"no patient id column {id_column!r}; columns: {list(frame.columns)} "
-                                "(pass id_column=)")
+        raise InputError(
+            where,
+            f"no patient id column {id_column!r}; columns: {list(frame.columns)} (pass id_column=)",
+        )
     raw = frame[id_column]
     if raw.isna().any() or (raw.str.strip() == "").any():
-        raise InputError(where, f"{int((raw.isna() | (raw.str.strip() == '')).sum())} row(s) without "
-                                f"a patient id in column {id_column!r}")
+        raise InputError(
+            where,
+            f"{int((raw.isna() | (raw.str.strip() == '')).sum())} row(s) without "
+            f"a patient id in column {id_column!r}",
+        )
     if raw.duplicated().any():
-        raise InputError(where, f"{int(raw.duplicated().sum())} repeated patient id(s); give one row per patient")
+        raise InputError(
+            where, f"{int(raw.duplicated().sum())} repeated patient id(s); give one row per patient"
+        )
     pseudonyms = raw.map(pseudonymiser.patient)
     if not pseudonyms.isin(cases).any():
-        hint = (" (its ids are already pseudonymised: give the raw ids)" if raw.isin(cases).any()
-                else f"; the pseudonymisation key (key id {pseudonymiser.key_id}) may differ from the "
-                     "one used at ingest: pass the same key (key_file= or RADFLOW_PSEUDONYM_KEY)")
-        raise InputError(where, f"none of its {len(raw)} patient ids matches a patient of the table{hint}")
+        hint = (
+            " (its ids are already pseudonymised: give the raw ids)"
+            if raw.isin(cases).any()
+            else f"; the pseudonymisation key (key id {pseudonymiser.key_id}) may differ from the "
+            "one used at ingest: pass the same key (key_file= or RADFLOW_PSEUDONYM_KEY)"
+        )
+        raise InputError(
+            where, f"none of its {len(raw)} patient ids matches a patient of the table{hint}"
+        )
     frame = frame.drop(columns=id_column)
     frame.index = pd.Index(pseudonyms.to_numpy(), name="patient")
     return frame, where
@@ -394,8 +454,11 @@ def _file_patients(files: dict, institutions) -> pd.Index:
 def _outcome(frame: pd.DataFrame, where: str, event: str, time: str) -> pd.DataFrame:
     absent = [c for c in (event, time) if c not in frame.columns]
     if absent:
-        raise InputError(where, f"no outcome column(s) {absent}; columns: {list(frame.columns)} "
-                                "(pass event= and time=)")
+        raise InputError(
+            where,
+            f"no outcome column(s) {absent}; columns: {list(frame.columns)} "
+            "(pass event= and time=)",
+        )
     out = frame[[event, time]].dropna()
     values = out[event]
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
@@ -409,6 +472,8 @@ def _outcome(frame: pd.DataFrame, where: str, event: str, time: str) -> pd.DataF
     times = pd.to_numeric(out[time], errors="coerce")
     wrong = times.isna() | ~np.isfinite(times) | (times < 0)
     if wrong.any():
-        raise InputError(where, f"column {time!r} must hold finite times >= 0, found "
-                                f"'{out.loc[wrong, time].iloc[0]}'")
+        raise InputError(
+            where,
+            f"column {time!r} must hold finite times >= 0, found '{out.loc[wrong, time].iloc[0]}'",
+        )
     return pd.DataFrame({event: codes.astype(bool), time: times.astype(float)}, index=out.index)

@@ -35,30 +35,41 @@ linear_model = load("sklearn.linear_model")
 sksurv_ensemble = load("sksurv.ensemble")
 sksurv_linear_model = load("sksurv.linear_model")
 
-__all__ = ["BINARY_MODELS", "SURVIVAL_MODELS", "make_model", "model_grid", "predict_risk",
-           "predict_survival"]
+__all__ = [
+    "BINARY_MODELS",
+    "SURVIVAL_MODELS",
+    "make_model",
+    "model_grid",
+    "predict_risk",
+    "predict_survival",
+]
 
 #: name -> (default keyword arguments, the keyword that takes the seed)
 SURVIVAL_MODELS = {
     "coxnet": ({"alpha": 0.05, "l1_ratio": 0.5, "max_iter": 100_000}, None),
-    "rsf": ({"n_estimators": 200, "min_samples_leaf": 5, "max_features": "sqrt", "n_jobs": 1},
-            "random_state"),
-    "gbsa": ({"n_estimators": 100, "learning_rate": 0.05, "max_depth": 2, "subsample": 0.8},
-             "random_state"),
+    "rsf": (
+        {"n_estimators": 200, "min_samples_leaf": 5, "max_features": "sqrt", "n_jobs": 1},
+        "random_state",
+    ),
+    "gbsa": (
+        {"n_estimators": 100, "learning_rate": 0.05, "max_depth": 2, "subsample": 0.8},
+        "random_state",
+    ),
 }
 BINARY_MODELS = {
-    "logistic": ({"C": 1.0, "l1_ratio": 0.5, "solver": "saga", "max_iter": 10_000},
-                 "random_state"),
+    "logistic": ({"C": 1.0, "l1_ratio": 0.5, "solver": "saga", "max_iter": 10_000}, "random_state"),
     "random_forest": ({"n_estimators": 200, "min_samples_leaf": 3, "n_jobs": 1}, "random_state"),
 }
 
 
 def _classes():
-    return {"coxnet": sksurv_linear_model.CoxnetSurvivalAnalysis,
-            "rsf": sksurv_ensemble.RandomSurvivalForest,
-            "gbsa": sksurv_ensemble.GradientBoostingSurvivalAnalysis,
-            "logistic": linear_model.LogisticRegression,
-            "random_forest": ensemble.RandomForestClassifier}
+    return {
+        "coxnet": sksurv_linear_model.CoxnetSurvivalAnalysis,
+        "rsf": sksurv_ensemble.RandomSurvivalForest,
+        "gbsa": sksurv_ensemble.GradientBoostingSurvivalAnalysis,
+        "logistic": linear_model.LogisticRegression,
+        "random_forest": ensemble.RandomForestClassifier,
+    }
 
 
 def _check_kind(kind: str) -> dict:
@@ -107,8 +118,9 @@ def make_model(kind: str, *, seed: int = 0, **params):
     valid = set(cls().get_params())
     unknown = sorted(set(kwargs) - valid)
     if unknown:
-        raise SettingsError(f"model {kind}: unknown parameter(s) {unknown}; "
-                            f"valid: {', '.join(sorted(valid))}")
+        raise SettingsError(
+            f"model {kind}: unknown parameter(s) {unknown}; valid: {', '.join(sorted(valid))}"
+        )
     return cls(**kwargs)
 
 
@@ -135,7 +147,9 @@ def model_grid(kind: str, grid: dict | None, *, step: str = "model") -> dict:
     out = {}
     for name, values in (grid or {}).items():
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not len(values):
-            raise SettingsError(f"model grid {name!r}: expected a non-empty list of values, got {values!r}")
+            raise SettingsError(
+                f"model grid {name!r}: expected a non-empty list of values, got {values!r}"
+            )
         if kind == "coxnet" and name == "alpha":
             out[f"{prefix}alphas"] = [[float(v)] for v in values]
         else:

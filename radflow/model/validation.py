@@ -37,8 +37,16 @@ sklearn_base = load("sklearn.base")
 sklearn_exceptions = load("sklearn.exceptions")
 model_selection = load("sklearn.model_selection")
 
-__all__ = ["FoldResult", "StudyResult", "ValidationResult", "fit_tuned", "leave_one_institution_out",
-           "model_features", "nested_cv", "run_study"]
+__all__ = [
+    "FoldResult",
+    "StudyResult",
+    "ValidationResult",
+    "fit_tuned",
+    "leave_one_institution_out",
+    "model_features",
+    "nested_cv",
+    "run_study",
+]
 
 
 @dataclass
@@ -64,10 +72,14 @@ class FoldResult:
     metrics: dict
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "n_train": self.n_train, "n_test": self.n_test,
-                "n_events_test": self.n_events_test,
-                "best_params": {k: _plain(v) for k, v in self.best_params.items()},
-                "metrics": {k: v.as_dict() for k, v in self.metrics.items()}}
+        return {
+            "name": self.name,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "n_events_test": self.n_events_test,
+            "best_params": {k: _plain(v) for k, v in self.best_params.items()},
+            "metrics": {k: v.as_dict() for k, v in self.metrics.items()},
+        }
 
 
 @dataclass
@@ -101,19 +113,26 @@ class ValidationResult:
         return "harrell_c" if self.endpoint == "survival" else "roc_auc"
 
     def as_dict(self) -> dict:
-        return {"scheme": self.scheme, "endpoint": self.endpoint,
-                "pooled": {k: v.as_dict() for k, v in self.pooled.items()},
-                "folds": [f.as_dict() for f in self.folds]}
+        return {
+            "scheme": self.scheme,
+            "endpoint": self.endpoint,
+            "pooled": {k: v.as_dict() for k, v in self.pooled.items()},
+            "folds": [f.as_dict() for f in self.folds],
+        }
 
     def summary(self) -> str:
         """A few lines for a terminal: pooled headline, then each fold's."""
         label = {"nested_cv": "nested CV", "loio": "leave-one-institution-out"}[self.scheme]
-        lines = [f"{label}: {self.headline} {self.pooled[self.headline]} "
-                 f"(out-of-fold, {len(self.predictions)} patients)"]
+        lines = [
+            f"{label}: {self.headline} {self.pooled[self.headline]} "
+            f"(out-of-fold, {len(self.predictions)} patients)"
+        ]
         for f in self.folds:
             value = f.metrics.get(self.headline)
-            lines.append(f"  {f.name:<12} n={f.n_test:<4} {self.headline} "
-                         f"{value if value is not None else 'undefined'}")
+            lines.append(
+                f"  {f.name:<12} n={f.n_test:<4} {self.headline} "
+                f"{value if value is not None else 'undefined'}"
+            )
         return "\n".join(lines)
 
 
@@ -142,8 +161,10 @@ def _check_folds(value, name: str, strata: np.ndarray) -> int:
         raise SettingsError(f"{name} must be an integer >= 2, got {value!r}")
     smallest = np.bincount(strata).min() if len(np.unique(strata)) > 1 else 0
     if smallest < value:
-        raise SettingsError(f"{name}={value}: stratification needs at least {value} patients of each "
-                            f"class (events and non-events), the rarest has {smallest}")
+        raise SettingsError(
+            f"{name}={value}: stratification needs at least {value} patients of each "
+            f"class (events and non-events), the rarest has {smallest}"
+        )
     return int(value)
 
 
@@ -173,11 +194,21 @@ def fit_tuned(estimator, X, y, *, param_grid=None, inner_folds: int = 3, seed: i
     if not param_grid:
         return sklearn_base.clone(estimator).fit(X, y), {}
     inner_folds = _check_folds(inner_folds, "inner_folds", strata)
-    splits = list(model_selection.StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(
-        np.zeros(len(strata)), strata))
+    splits = list(
+        model_selection.StratifiedKFold(inner_folds, shuffle=True, random_state=seed).split(
+            np.zeros(len(strata)), strata
+        )
+    )
     # Survival estimators score by Harrell's C (their .score); classifiers by ROC AUC.
-    search = model_selection.GridSearchCV(sklearn_base.clone(estimator), param_grid, cv=splits, refit=True, n_jobs=1,
-                          scoring="roc_auc" if kind == "binary" else None, error_score=np.nan)
+    search = model_selection.GridSearchCV(
+        sklearn_base.clone(estimator),
+        param_grid,
+        cv=splits,
+        refit=True,
+        n_jobs=1,
+        scoring="roc_auc" if kind == "binary" else None,
+        error_score=np.nan,
+    )
     with warnings.catch_warnings():
         # A grid point that fails on a fold scores NaN and loses; the search goes on.
         # (By category: the message starts with a newline, which a message regex misses.)
@@ -193,8 +224,21 @@ def _rows(X, index):
     return X.iloc[index] if hasattr(X, "iloc") else X[index]
 
 
-def _validate(estimator, X, y, splits, names, scheme, *, param_grid, inner_folds, n_boot, seed,
-              level, extra_metrics) -> ValidationResult:
+def _validate(
+    estimator,
+    X,
+    y,
+    splits,
+    names,
+    scheme,
+    *,
+    param_grid,
+    inner_folds,
+    n_boot,
+    seed,
+    level,
+    extra_metrics,
+) -> ValidationResult:
     y = np.asarray(y)
     kind, strata = _endpoint(y)
     n = len(strata)
@@ -210,23 +254,37 @@ def _validate(estimator, X, y, splits, names, scheme, *, param_grid, inner_folds
     folds = []
     boot = dict(n_boot=n_boot, seed=seed, level=level)
     for name, (train, test) in zip(names, splits):
-        model, best = fit_tuned(estimator, _rows(X, train), y[train], param_grid=param_grid,
-                                inner_folds=inner_folds, seed=seed)
+        model, best = fit_tuned(
+            estimator,
+            _rows(X, train),
+            y[train],
+            param_grid=param_grid,
+            inner_folds=inner_folds,
+            seed=seed,
+        )
         X_test = _rows(X, test)
         risk[test] = predict_risk(model, X_test)
         fold_of[test] = name
         if kind == "survival":
             if curves:
                 survival[test] = predict_survival(model, X_test, times)
-            scores = metrics.survival_metrics(y[test], risk[test], y_train=y[train],
-                                              survival=None if survival is None else survival[test],
-                                              which=(), **boot)
+            scores = metrics.survival_metrics(
+                y[test],
+                risk[test],
+                y_train=y[train],
+                survival=None if survival is None else survival[test],
+                which=(),
+                **boot,
+            )
         else:
             scores = metrics.binary_metrics(y[test], risk[test], **boot)
-        folds.append(FoldResult(str(name), len(train), len(test), int(strata[test].sum()), best, scores))
+        folds.append(
+            FoldResult(str(name), len(train), len(test), int(strata[test].sum()), best, scores)
+        )
     if kind == "survival":
-        pooled = metrics.survival_metrics(y, risk, y_train=y, survival=survival, times=times,
-                                          which=extra_metrics, **boot)
+        pooled = metrics.survival_metrics(
+            y, risk, y_train=y, survival=survival, times=times, which=extra_metrics, **boot
+        )
     else:
         pooled = metrics.binary_metrics(y, risk, **boot)
     predictions = pd.DataFrame({"fold": fold_of, "risk": risk}, index=index)
@@ -236,9 +294,19 @@ def _validate(estimator, X, y, splits, names, scheme, *, param_grid, inner_folds
 _EXTRA = ("mean_auc", "integrated_brier")
 
 
-def nested_cv(estimator, X, y, *, param_grid=None, outer_folds: int = 5, inner_folds: int = 3,
-              n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-              extra_metrics=_EXTRA) -> ValidationResult:
+def nested_cv(
+    estimator,
+    X,
+    y,
+    *,
+    param_grid=None,
+    outer_folds: int = 5,
+    inner_folds: int = 3,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    extra_metrics=_EXTRA,
+) -> ValidationResult:
     """Nested cross-validation: outer folds measure, inner folds tune.
 
     Parameters
@@ -266,17 +334,41 @@ def nested_cv(estimator, X, y, *, param_grid=None, outer_folds: int = 5, inner_f
     """
     _, strata = _endpoint(y)
     outer_folds = _check_folds(outer_folds, "outer_folds", strata)
-    splits = list(model_selection.StratifiedKFold(outer_folds, shuffle=True, random_state=seed).split(
-        np.zeros(len(strata)), strata))
+    splits = list(
+        model_selection.StratifiedKFold(outer_folds, shuffle=True, random_state=seed).split(
+            np.zeros(len(strata)), strata
+        )
+    )
     names = [f"fold-{k + 1}" for k in range(outer_folds)]
-    return _validate(estimator, X, y, splits, names, "nested_cv", param_grid=param_grid,
-                     inner_folds=inner_folds, n_boot=n_boot, seed=seed, level=level,
-                     extra_metrics=extra_metrics)
+    return _validate(
+        estimator,
+        X,
+        y,
+        splits,
+        names,
+        "nested_cv",
+        param_grid=param_grid,
+        inner_folds=inner_folds,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        extra_metrics=extra_metrics,
+    )
 
 
-def leave_one_institution_out(estimator, X, y, institution, *, param_grid=None,
-                              inner_folds: int = 3, n_boot: int = 1000, seed: int = 0,
-                              level: float = 0.95, extra_metrics=_EXTRA) -> ValidationResult:
+def leave_one_institution_out(
+    estimator,
+    X,
+    y,
+    institution,
+    *,
+    param_grid=None,
+    inner_folds: int = 3,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    extra_metrics=_EXTRA,
+) -> ValidationResult:
     """Train on all institutions but one, test on that one; each in turn.
 
     Parameters
@@ -296,16 +388,30 @@ def leave_one_institution_out(estimator, X, y, institution, *, param_grid=None,
     """
     institution = np.asarray(institution).astype(str)
     if institution.shape != (len(X),):
-        raise SettingsError(f"institution must give one value per patient ({len(X)}), "
-                            f"got shape {institution.shape}")
+        raise SettingsError(
+            f"institution must give one value per patient ({len(X)}), got shape {institution.shape}"
+        )
     sites = sorted(set(institution))
     if len(sites) < 2:
-        raise SettingsError(f"leave-one-institution-out needs at least two institutions, got {sites}")
+        raise SettingsError(
+            f"leave-one-institution-out needs at least two institutions, got {sites}"
+        )
     everyone = np.arange(len(institution))
     splits = [(everyone[institution != s], everyone[institution == s]) for s in sites]
-    return _validate(estimator, X, y, splits, sites, "loio", param_grid=param_grid,
-                     inner_folds=inner_folds, n_boot=n_boot, seed=seed, level=level,
-                     extra_metrics=extra_metrics)
+    return _validate(
+        estimator,
+        X,
+        y,
+        splits,
+        sites,
+        "loio",
+        param_grid=param_grid,
+        inner_folds=inner_folds,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+        extra_metrics=extra_metrics,
+    )
 
 
 # -- a study spec, end to end ----------------------------------------------------
@@ -317,8 +423,11 @@ def model_features(model) -> list[str]:
     for late fusion, those of each block model, block by block."""
     final = model[-1] if hasattr(model, "steps") else model
     if hasattr(final, "block_models_"):
-        return [name for block, columns in final.blocks_.items()
-                for name in _nonzero(columns, getattr(final.block_models_[block][-1], "coef_", None))]
+        return [
+            name
+            for block, columns in final.blocks_.items()
+            for name in _nonzero(columns, getattr(final.block_models_[block][-1], "coef_", None))
+        ]
     return _nonzero(getattr(final, "feature_names_in_", []), getattr(final, "coef_", None))
 
 
@@ -363,10 +472,14 @@ class StudyResult:
     columns: list
 
     def as_dict(self) -> dict:
-        return {"n_patients": self.n_patients, "n_events": self.n_events,
-                "best_params": {k: _plain(v) for k, v in self.best_params.items()},
-                "features": self.features, "notes": self.notes,
-                "validation": {k: v.as_dict() for k, v in self.validations.items()}}
+        return {
+            "n_patients": self.n_patients,
+            "n_events": self.n_events,
+            "best_params": {k: _plain(v) for k, v in self.best_params.items()},
+            "features": self.features,
+            "notes": self.notes,
+            "validation": {k: v.as_dict() for k, v in self.validations.items()},
+        }
 
 
 def run_study(spec, design=None) -> StudyResult:
@@ -387,23 +500,39 @@ def run_study(spec, design=None) -> StudyResult:
     X, y = design.X, design.y
     grid = pipeline_grid(spec)
     pipeline = build_pipeline(spec, image_columns=design.image_columns)
-    common = dict(param_grid=grid, inner_folds=spec.validation.inner_folds, n_boot=spec.bootstrap,
-                  seed=spec.seed)
+    common = dict(
+        param_grid=grid,
+        inner_folds=spec.validation.inner_folds,
+        n_boot=spec.bootstrap,
+        seed=spec.seed,
+    )
     validations, notes = {}, []
     if "nested_cv" in spec.validation.schemes:
-        validations["nested_cv"] = nested_cv(pipeline, X, y, outer_folds=spec.validation.outer_folds,
-                                             **common)
+        validations["nested_cv"] = nested_cv(
+            pipeline, X, y, outer_folds=spec.validation.outer_folds, **common
+        )
     if "loio" in spec.validation.schemes:
         loio = pipeline
         if spec.pipeline.harmonise is not None:
-            notes.append("leave-one-institution-out runs without ComBat: it cannot harmonise an "
-                         "institution absent from its training data")
+            notes.append(
+                "leave-one-institution-out runs without ComBat: it cannot harmonise an "
+                "institution absent from its training data"
+            )
             loio = build_pipeline(spec, image_columns=design.image_columns, harmonise=False)
         validations["loio"] = leave_one_institution_out(loio, X, y, design.institution, **common)
     if spec.pipeline.fusion == "late" and spec.endpoint.kind == "survival":
         notes.append("late fusion predicts risks, not survival curves: no integrated Brier score")
-    model, best = fit_tuned(pipeline, X, y, param_grid=grid, inner_folds=spec.validation.inner_folds,
-                            seed=spec.seed)
+    model, best = fit_tuned(
+        pipeline, X, y, param_grid=grid, inner_folds=spec.validation.inner_folds, seed=spec.seed
+    )
     kind, strata = _endpoint(y)
-    return StudyResult(model, best, model_features(model), validations, notes, len(strata),
-                       int(strata.sum()), [str(c) for c in X.columns])
+    return StudyResult(
+        model,
+        best,
+        model_features(model),
+        validations,
+        notes,
+        len(strata),
+        int(strata.sum()),
+        [str(c) for c in X.columns],
+    )

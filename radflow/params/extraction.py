@@ -294,7 +294,9 @@ class ExtractionParams:
     """
 
     image_types: dict[str, dict[str, Any]] = field(default_factory=lambda: {"Original": {}})
-    feature_classes: dict[str, tuple[str, ...] | None] = field(default_factory=_default_feature_classes)
+    feature_classes: dict[str, tuple[str, ...] | None] = field(
+        default_factory=_default_feature_classes
+    )
     settings: Settings = field(default_factory=Settings)
     voxel_settings: VoxelSettings = field(default_factory=VoxelSettings)
 
@@ -304,13 +306,17 @@ class ExtractionParams:
         if not isinstance(self.settings, Settings):
             raise SettingsError(f"settings must be a Settings, got {type(self.settings).__name__}")
         if not isinstance(self.voxel_settings, VoxelSettings):
-            raise SettingsError(f"voxel_settings must be a VoxelSettings, got {type(self.voxel_settings).__name__}")
+            raise SettingsError(
+                f"voxel_settings must be a VoxelSettings, got {type(self.voxel_settings).__name__}"
+            )
 
     def filter_settings(self, image_type: str) -> FilterSettings:
         """The typed parameters of an enabled IBSI filter type (``"Laws"``, ``"Gabor"``...)."""
         if image_type not in FILTER_SETTINGS:
-            raise SettingsError(f"{image_type!r} is not an IBSI filter image type; known: "
-                                f"{', '.join(FILTER_SETTINGS)}")
+            raise SettingsError(
+                f"{image_type!r} is not an IBSI filter image type; known: "
+                f"{', '.join(FILTER_SETTINGS)}"
+            )
         self._check_enabled(image_type)
         cls = FILTER_SETTINGS[image_type]
         return cls(**{k: v for k, v in self.image_types[image_type].items() if k in cls._PARAMS})
@@ -326,7 +332,9 @@ class ExtractionParams:
         self._check_enabled(image_type)
         custom = self.image_types[image_type]
         own = FILTER_SETTINGS[image_type]._PARAMS if image_type in FILTER_SETTINGS else {}
-        return dataclasses.replace(self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items() if k not in own})
+        return dataclasses.replace(
+            self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items() if k not in own}
+        )
 
     def with_settings(self, overrides: Mapping[str, Any]) -> ExtractionParams:
         """A copy with some global settings replaced, given by PyRadiomics key.
@@ -339,15 +347,21 @@ class ExtractionParams:
 
 def _check_image_types(image_types) -> dict[str, dict[str, Any]]:
     if not isinstance(image_types, Mapping):
-        raise SettingsError(f"imageType must be a mapping of image type to settings, got {image_types!r}")
+        raise SettingsError(
+            f"imageType must be a mapping of image type to settings, got {image_types!r}"
+        )
     out = {}
     for name, custom in image_types.items():
         check_image_type(name)
         where = f"imageType {name!r} setting"
         if custom is None:
-            raise SettingsError(f"imageType {name!r}: custom settings are null; write `{name}: {{}}` for none")
+            raise SettingsError(
+                f"imageType {name!r}: custom settings are null; write `{name}: {{}}` for none"
+            )
         if not isinstance(custom, Mapping):
-            raise SettingsError(f"imageType {name!r}: custom settings must be a mapping, got {custom!r}")
+            raise SettingsError(
+                f"imageType {name!r}: custom settings must be a mapping, got {custom!r}"
+            )
         if name in FILTER_SETTINGS:
             # The filter's own keys, typed; the rest are settings applied after filtering.
             params = filter_settings(name, custom).to_mapping()
@@ -367,17 +381,23 @@ def _check_image_types(image_types) -> dict[str, dict[str, Any]]:
 
 def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]:
     if not isinstance(feature_classes, Mapping):
-        raise SettingsError(f"featureClass must be a mapping of class to feature list, got {feature_classes!r}")
+        raise SettingsError(
+            f"featureClass must be a mapping of class to feature list, got {feature_classes!r}"
+        )
     out: dict[str, tuple[str, ...] | None] = {}
     for name, names in feature_classes.items():
         if name not in FEATURE_CLASSES:
-            raise SettingsError(f"featureClass {name!r} is not known{suggest(name, FEATURE_CLASSES)}; "
-                                f"known: {', '.join(FEATURE_CLASSES)}")
+            raise SettingsError(
+                f"featureClass {name!r} is not known{suggest(name, FEATURE_CLASSES)}; "
+                f"known: {', '.join(FEATURE_CLASSES)}"
+            )
         if names is None or (isinstance(names, (list, tuple)) and len(names) == 0):
             out[name] = None  # PyRadiomics: null and [] both mean the default features
             continue
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
-            raise SettingsError(f"featureClass {name!r}: expected a list of feature names, got {names!r}")
+            raise SettingsError(
+                f"featureClass {name!r}: expected a list of feature names, got {names!r}"
+            )
         out[name] = tuple(dict.fromkeys(names))
         _check_feature_names(name, out[name])
     return out
@@ -387,16 +407,19 @@ def _check_feature_names(family: str, names: tuple[str, ...]) -> None:
     known = FEATURE_NAMES[family]
     for name in names:
         if name not in known:
-            raise SettingsError(f"featureClass {family!r}: unknown feature {name!r}"
-                                f"{suggest(name, known)}; valid: {', '.join(known)}")
+            raise SettingsError(
+                f"featureClass {family!r}: unknown feature {name!r}"
+                f"{suggest(name, known)}; valid: {', '.join(known)}"
+            )
 
 
 def check_image_type(name: Any) -> None:
     """Refuse an image type that is neither PyRadiomics' nor an IBSI filter type."""
     known = IMAGE_TYPES + IBSI_FILTER_TYPES
     if name not in known:
-        raise SettingsError(f"imageType {name!r} is not known; known: {', '.join(known)}"
-                            f"{suggest(str(name), known)}")
+        raise SettingsError(
+            f"imageType {name!r} is not known; known: {', '.join(known)}{suggest(str(name), known)}"
+        )
 
 
 def _checked_settings(mapping: Any, where: str) -> dict[str, Any]:
@@ -404,7 +427,9 @@ def _checked_settings(mapping: Any, where: str) -> dict[str, Any]:
     return check_mapping(mapping, SETTING_RULES, where, hint=_hint(SETTING_KEYS, where))
 
 
-def _attributes(mapping: Any, rules: dict[str, Rule], keys: dict[str, str], where: str) -> dict[str, Any]:
+def _attributes(
+    mapping: Any, rules: dict[str, Rule], keys: dict[str, str], where: str
+) -> dict[str, Any]:
     """Map PyRadiomics keys to attributes, checking every key and value."""
     checked = check_mapping(mapping, rules, where, hint=_hint(keys, where))
     return {keys[key]: value for key, value in checked.items()}
@@ -420,8 +445,10 @@ def _hint(keys: dict[str, str], where: str):
             return f"{where}: {key!r} belongs in the {section} section"
         owners = [name for name, cls in FILTER_SETTINGS.items() if key in cls._PARAMS]
         if owners:
-            return (f"{where}: {key!r} is a key of the image type(s) {', '.join(owners)}; "
-                    "put it in that imageType entry")
+            return (
+                f"{where}: {key!r} is a key of the image type(s) {', '.join(owners)}; "
+                "put it in that imageType entry"
+            )
         by_attr = {attr: k for k, attr in keys.items()}
         if key in by_attr:
             return f"{where}: unknown key {key!r}; the file key is {by_attr[key]!r}"

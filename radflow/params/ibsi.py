@@ -89,7 +89,9 @@ CONFIG_DIR = Path(__file__).with_name("ibsi")
 #: Names of the shipped IBSI 1 configurations.
 CONFIG_NAMES = ("phantom", "A", "B", "C", "D", "E")
 #: Names of the shipped IBSI 2 phase-2 configurations: filter 2-9, configuration A (2D) or B (3D).
-PHASE2_CONFIG_NAMES = tuple(f"phase2_{number}_{config}" for config in "AB" for number in range(2, 10))
+PHASE2_CONFIG_NAMES = tuple(
+    f"phase2_{number}_{config}" for config in "AB" for number in range(2, 10)
+)
 
 #: Texture aggregation -> tag suffixes it produces.
 _AGGREGATIONS = {
@@ -201,15 +203,21 @@ def load_ibsi_config(source: str | PathLike | IbsiConfig) -> IbsiConfig:
             )
     data = load_config(path, what="IBSI configuration", suffixes=(".yaml", ".yml"))
     if not isinstance(data, Mapping):
-        raise SettingsError(f"{path}: an IBSI configuration is a mapping of keys, got {type(data).__name__}")
+        raise SettingsError(
+            f"{path}: an IBSI configuration is a mapping of keys, got {type(data).__name__}"
+        )
     return _parse(data, str(path))
 
 
 # Messages as IBSI configurations have always worded them: "<file>: discretisation.bin_width must
 # be > 0 (a finite number), got -1".
-_TOP = Wording(key="{where}: {key}", value="{name} must be {expected}, got {value!r}",
-               missing="{where}: missing key {key!r}", not_mapping="{where} must be a mapping of keys, got {value!r}",
-               null="")
+_TOP = Wording(
+    key="{where}: {key}",
+    value="{name} must be {expected}, got {value!r}",
+    missing="{where}: missing key {key!r}",
+    not_mapping="{where} must be a mapping of keys, got {value!r}",
+    null="",
+)
 _NESTED = dataclasses.replace(_TOP, key="{where}.{key}")
 
 
@@ -224,12 +232,21 @@ def _name(value) -> str:
 
 
 def _positive(**kwargs) -> Rule:
-    return Rule("float", low=0, low_exclusive=True, convert=float, expected="> 0 (a finite number)", **kwargs)
+    return Rule(
+        "float",
+        low=0,
+        low_exclusive=True,
+        convert=float,
+        expected="> 0 (a finite number)",
+        **kwargs,
+    )
 
 
 _SECTIONS = {
     "name": Rule("any", required=True, convert=_name, expected="text"),
-    "aggregation": Rule("str", required=True, choices=tuple(_AGGREGATIONS), expected=_one_of(_AGGREGATIONS)),
+    "aggregation": Rule(
+        "str", required=True, choices=tuple(_AGGREGATIONS), expected=_one_of(_AGGREGATIONS)
+    ),
     "interpolation": Rule("mapping", nullable=True),
     "resegmentation": Rule("mapping", nullable=True),
     "discretisation": Rule("mapping", required=True),
@@ -242,36 +259,63 @@ _FILTER_SECTIONS = {
     "resegmentation": _SECTIONS["resegmentation"],
 }
 _INTERPOLATION = {
-    "spacing_xyz_mm": Rule("float", sequence=True, lengths=(3,), item_nullable=True, low=0, low_exclusive=True,
-                           required=True, expected="a list of 3 values (x, y, z), each > 0 or null"),
-    "image": Rule("str", required=True, choices=tuple(INTERPOLATION_ORDERS), expected=_one_of(INTERPOLATION_ORDERS)),
+    "spacing_xyz_mm": Rule(
+        "float",
+        sequence=True,
+        lengths=(3,),
+        item_nullable=True,
+        low=0,
+        low_exclusive=True,
+        required=True,
+        expected="a list of 3 values (x, y, z), each > 0 or null",
+    ),
+    "image": Rule(
+        "str",
+        required=True,
+        choices=tuple(INTERPOLATION_ORDERS),
+        expected=_one_of(INTERPOLATION_ORDERS),
+    ),
     "round_intensities": Rule("bool", required=True),
-    "roi": Rule("str", required=True, choices=("nearest", "linear"), expected=_one_of(("nearest", "linear"))),
-    "partial_volume_threshold": Rule("float", low=0, low_exclusive=True, high=1, convert=float,
-                                     expected="in (0, 1]"),
+    "roi": Rule(
+        "str", required=True, choices=("nearest", "linear"), expected=_one_of(("nearest", "linear"))
+    ),
+    "partial_volume_threshold": Rule(
+        "float", low=0, low_exclusive=True, high=1, convert=float, expected="in (0, 1]"
+    ),
 }
 _RESEGMENTATION = {
-    "range": Rule("float", sequence=True, lengths=(2,), item_nullable=True, nullable=True,
-                  expected="[low, high] (null for an open end)"),
+    "range": Rule(
+        "float",
+        sequence=True,
+        lengths=(2,),
+        item_nullable=True,
+        nullable=True,
+        expected="[low, high] (null for an open end)",
+    ),
     "outlier_sigma": _positive(nullable=True),
 }
 _METHOD = Rule("str", choices=_DISCRETISATION_METHODS, expected=_one_of(_DISCRETISATION_METHODS))
 _DISCRETISATION = {
     "fixed_bin_size": {"method": _METHOD, "bin_width": _positive(required=True)},
-    "fixed_bin_number": {"method": _METHOD,
-                         "bin_count": Rule("int", required=True, low=1, expected="a whole number >= 1")},
+    "fixed_bin_number": {
+        "method": _METHOD,
+        "bin_count": Rule("int", required=True, low=1, expected="a whole number >= 1"),
+    },
     "none": {"method": _METHOD},
 }
 _FILTER_TYPE = Rule("str", choices=tuple(FILTER_SETTINGS), expected=_one_of(FILTER_SETTINGS))
 
 
-def _section(value, rules: dict[str, Rule], where: str, wording: Wording = _NESTED) -> dict[str, Any]:
+def _section(
+    value, rules: dict[str, Rule], where: str, wording: Wording = _NESTED
+) -> dict[str, Any]:
     """`value` checked against `rules`; an unknown key suggests the closest one."""
 
     def hint(key) -> str:
         match = closest(str(key), rules)
-        return (f"{where}: unknown key {key!r}"
-                + (f"; did you mean {match!r}?" if match is not None else f"; allowed: {', '.join(rules)}"))
+        return f"{where}: unknown key {key!r}" + (
+            f"; did you mean {match!r}?" if match is not None else f"; allowed: {', '.join(rules)}"
+        )
 
     return check_mapping(value, rules, where, hint=hint, wording=wording)
 
@@ -280,8 +324,10 @@ def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
     if "filter" in data:
         for key in ("aggregation", "discretisation", "ivh_discretisation"):
             if key in data:
-                raise SettingsError(f"{where}: {key!r} is not used with a filter (IBSI 2 computes the intensity "
-                                    "statistics of the response map only); remove it")
+                raise SettingsError(
+                    f"{where}: {key!r} is not used with a filter (IBSI 2 computes the intensity "
+                    "statistics of the response map only); remove it"
+                )
         top = _section(data, _FILTER_SECTIONS, where, _TOP)
     else:
         top = _section(data, _SECTIONS, where, _TOP)
@@ -296,7 +342,9 @@ def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
         outlier_sigma = reseg.get("outlier_sigma")
     if "filter" in top:
         filter_ = _filter(top["filter"], f"{where}: filter")
-        return IbsiConfig(top["name"], None, interpolation, resegment_range, outlier_sigma, None, None, filter_)
+        return IbsiConfig(
+            top["name"], None, interpolation, resegment_range, outlier_sigma, None, None, filter_
+        )
     return IbsiConfig(
         name=top["name"],
         aggregation=top["aggregation"],
@@ -304,17 +352,23 @@ def _parse(data: Mapping[str, Any], where: str) -> IbsiConfig:
         resegment_range=resegment_range,
         outlier_sigma=outlier_sigma,
         discretisation=_discretisation(top["discretisation"], f"{where}: discretisation"),
-        ivh_discretisation=_discretisation(top["ivh_discretisation"], f"{where}: ivh_discretisation"),
+        ivh_discretisation=_discretisation(
+            top["ivh_discretisation"], f"{where}: ivh_discretisation"
+        ),
     )
 
 
 def _filter(value: Mapping[str, Any], context: str) -> FilterSettings:
     """The ``filter`` section: ``type`` and the type's parameters, one response map."""
     kind = check_value(_FILTER_TYPE, value.get("type"), f"{context}.type", wording=_NESTED)
-    settings = FILTER_SETTINGS[kind].from_mapping({k: v for k, v in value.items() if k != "type"}, where=context)
+    settings = FILTER_SETTINGS[kind].from_mapping(
+        {k: v for k, v in value.items() if k != "type"}, where=context
+    )
     swept = [key for key, v in settings.to_mapping().items() if isinstance(v, tuple) and len(v) > 1]
     if swept:
-        raise SettingsError(f"{context} {swept[0]!r}: give one value; IBSI mode computes one response map")
+        raise SettingsError(
+            f"{context} {swept[0]!r}: give one value; IBSI mode computes one response map"
+        )
     return settings
 
 
@@ -322,7 +376,9 @@ def _interpolation(value: Mapping[str, Any], context: str) -> Interpolation:
     checked = _section(value, _INTERPOLATION, context)
     spacing_xyz = tuple(None if s is None else float(s) for s in checked["spacing_xyz_mm"])
     if all(s is None for s in spacing_xyz):
-        raise SettingsError(f"{context}.spacing_xyz_mm: every axis is null; leave interpolation out instead")
+        raise SettingsError(
+            f"{context}.spacing_xyz_mm: every axis is null; leave interpolation out instead"
+        )
     return Interpolation(
         spacing_zyx_mm=spacing_xyz[::-1],
         image=checked["image"],
@@ -335,7 +391,9 @@ def _interpolation(value: Mapping[str, Any], context: str) -> Interpolation:
 def _discretisation(value: Mapping[str, Any], context: str) -> Discretisation:
     method = check_value(_METHOD, value.get("method"), f"{context}.method", wording=_NESTED)
     checked = _section(value, _DISCRETISATION[method], context)
-    return Discretisation(method, bin_width=checked.get("bin_width"), bin_count=checked.get("bin_count"))
+    return Discretisation(
+        method, bin_width=checked.get("bin_width"), bin_count=checked.get("bin_count")
+    )
 
 
 def _range(value: tuple, context: str) -> tuple[float | None, float | None]:

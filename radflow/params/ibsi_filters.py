@@ -53,7 +53,9 @@ class _Param:
 
     rule: Rule
     sweep: bool = False  # a list of values gives one response map per value
-    only_if: tuple[str, bool] | None = None  # applies only while this boolean parameter has this value
+    only_if: tuple[str, bool] | None = (
+        None  # applies only while this boolean parameter has this value
+    )
     required: bool = False  # no default (when it applies)
 
 
@@ -81,13 +83,19 @@ class FilterSettings:
 
     def __post_init__(self) -> None:
         fields = self.__dataclass_fields__
-        given = {attr: getattr(self, attr) for attr in self._PARAMS
-                 if fields[attr].default is dataclasses.MISSING or getattr(self, attr) != fields[attr].default}
+        given = {
+            attr: getattr(self, attr)
+            for attr in self._PARAMS
+            if fields[attr].default is dataclasses.MISSING
+            or getattr(self, attr) != fields[attr].default
+        }
         for attr, value in self._checked(given, f"{self.image_type} setting").items():
             object.__setattr__(self, attr, value)
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any] | None, *, where: str | None = None) -> FilterSettings:
+    def from_mapping(
+        cls, mapping: Mapping[str, Any] | None, *, where: str | None = None
+    ) -> FilterSettings:
         """Settings from ``{key: value}``: an ``imageType`` entry's filter keys, an IBSI ``filter``.
 
         `where` names the section in error messages.
@@ -99,8 +107,10 @@ class FilterSettings:
             raise SettingsError(f"{where}s must be a mapping of key to value, got {mapping!r}")
         for key in mapping:
             if key not in cls._PARAMS:
-                raise SettingsError(f"{where}: unknown key {key!r}{suggest(str(key), cls._PARAMS)}; "
-                                    f"{cls.image_type} keys: {', '.join(cls._PARAMS)}")
+                raise SettingsError(
+                    f"{where}: unknown key {key!r}{suggest(str(key), cls._PARAMS)}; "
+                    f"{cls.image_type} keys: {', '.join(cls._PARAMS)}"
+                )
         return cls(**cls._checked(dict(mapping), where))
 
     @classmethod
@@ -110,18 +120,30 @@ class FilterSettings:
         out: dict[str, Any] = {}
         for attr, param in cls._PARAMS.items():
             applies = param.only_if is None or out[param.only_if[0]] == param.only_if[1]
-            condition = "" if param.only_if is None else f" when {param.only_if[0]} is {str(param.only_if[1]).lower()}"
+            condition = (
+                ""
+                if param.only_if is None
+                else f" when {param.only_if[0]} is {str(param.only_if[1]).lower()}"
+            )
             if attr in given:
                 if not applies:
-                    raise SettingsError(f"{where} {attr!r}: {given[attr]!r} has no effect unless "
-                                        f"{param.only_if[0]} is {str(param.only_if[1]).lower()}; leave it out")
+                    raise SettingsError(
+                        f"{where} {attr!r}: {given[attr]!r} has no effect unless "
+                        f"{param.only_if[0]} is {str(param.only_if[1]).lower()}; leave it out"
+                    )
                 value = given[attr]
                 if param.sweep:
                     values = value if isinstance(value, (list, tuple)) else (value,)
                     if len(values) == 0:
-                        raise SettingsError(f"{where} {attr!r}: [] is not allowed; expected one value or a "
-                                            "non-empty list (one response map each)")
-                    out[attr] = tuple(dict.fromkeys(check_value(param.rule, v, f"{where} {attr!r}") for v in values))
+                        raise SettingsError(
+                            f"{where} {attr!r}: [] is not allowed; expected one value or a "
+                            "non-empty list (one response map each)"
+                        )
+                    out[attr] = tuple(
+                        dict.fromkeys(
+                            check_value(param.rule, v, f"{where} {attr!r}") for v in values
+                        )
+                    )
                 else:
                     out[attr] = check_value(param.rule, value, f"{where} {attr!r}")
             elif applies and param.required:
@@ -157,7 +179,9 @@ class FilterSettings:
         default_boundary = self.__dataclass_fields__["boundary"].default
         out = []
         for combination in itertools.product(*(getattr(self, attr) for attr in sweeps)):
-            values = {attr: getattr(self, attr) for attr in self._PARAMS} | dict(zip(sweeps, combination))
+            values = {attr: getattr(self, attr) for attr in self._PARAMS} | dict(
+                zip(sweeps, combination)
+            )
             name, kwargs = self._image(values)
             if values["boundary"] != default_boundary:
                 name += f"-{values['boundary']}"
@@ -204,11 +228,17 @@ class MeanFilter(FilterSettings):
     def _check(cls, values, where):
         even = [m for m in values["support_voxels"] if m % 2 == 0]
         if even:
-            raise SettingsError(f"{where} 'support_voxels': {even[0]} is not allowed; expected an odd number "
-                                "of voxels (the neighbourhood is centred on the voxel)")
+            raise SettingsError(
+                f"{where} 'support_voxels': {even[0]} is not allowed; expected an odd number "
+                "of voxels (the neighbourhood is centred on the voxel)"
+            )
 
     def _image(self, v):
-        kwargs = {"support_voxels": v["support_voxels"], "boundary": v["boundary"], "dimensions": v["dimensions"]}
+        kwargs = {
+            "support_voxels": v["support_voxels"],
+            "boundary": v["boundary"],
+            "dimensions": v["dimensions"],
+        }
         return f"mean-m{v['support_voxels']}-{v['dimensions']}D", kwargs
 
 
@@ -241,9 +271,16 @@ class LoGIBSIFilter(FilterSettings):
     boundary: str = "mirror"
 
     def _image(self, v):
-        kwargs = {"sigma_mm": v["sigma_mm"], "truncate": v["truncate"], "boundary": v["boundary"],
-                  "dimensions": v["dimensions"]}
-        return f"logibsi-s{_token(v['sigma_mm'])}mm-t{_token(v['truncate'])}-{v['dimensions']}D", kwargs
+        kwargs = {
+            "sigma_mm": v["sigma_mm"],
+            "truncate": v["truncate"],
+            "boundary": v["boundary"],
+            "dimensions": v["dimensions"],
+        }
+        return (
+            f"logibsi-s{_token(v['sigma_mm'])}mm-t{_token(v['truncate'])}-{v['dimensions']}D",
+            kwargs,
+        )
 
 
 @dataclass(frozen=True)
@@ -286,7 +323,10 @@ class LawsFilter(FilterSettings):
             name += f"-energy{v['energy_distance']}"
         if v["rotation_invariant"]:
             name += "-rinv-" + _POOLING_TOKENS[v["pooling"]]
-        kwargs = {key: v[key] for key in ("kernel", "boundary", "rotation_invariant", "pooling", "energy_distance")}
+        kwargs = {
+            key: v[key]
+            for key in ("kernel", "boundary", "rotation_invariant", "pooling", "energy_distance")
+        }
         return name, kwargs
 
 
@@ -326,14 +366,20 @@ class GaborFilter(FilterSettings):
     image_type: ClassVar[str] = "Gabor"
     _PARAMS: ClassVar[dict[str, _Param]] = {
         "sigma_mm": _Param(Rule("float", low=0, low_exclusive=True), sweep=True, required=True),
-        "wavelength_mm": _Param(Rule("float", low=0, low_exclusive=True), sweep=True,
-                                required=True),
+        "wavelength_mm": _Param(
+            Rule("float", low=0, low_exclusive=True), sweep=True, required=True
+        ),
         "gamma": _Param(Rule("float", low=0, low_exclusive=True), sweep=True),
         "rotation_invariant": _Param(_ROTATION_INVARIANT),
-        "theta_deg": _Param(Rule("float", low=0, high=360, high_exclusive=True),
-                            only_if=("rotation_invariant", False)),
-        "theta_step_deg": _Param(Rule("float", low=0, low_exclusive=True, high=360),
-                                 only_if=("rotation_invariant", True), required=True),
+        "theta_deg": _Param(
+            Rule("float", low=0, high=360, high_exclusive=True),
+            only_if=("rotation_invariant", False),
+        ),
+        "theta_step_deg": _Param(
+            Rule("float", low=0, low_exclusive=True, high=360),
+            only_if=("rotation_invariant", True),
+            required=True,
+        ),
         "pooling": _pooling("average", "max"),
         "response": _Param(Rule("str", choices=("modulus", "real"))),
         "orthogonal_planes": _Param(Rule("bool")),
@@ -351,12 +397,22 @@ class GaborFilter(FilterSettings):
     boundary: str = "mirror"
 
     def _image(self, v):
-        name = (f"gabor-s{_token(v['sigma_mm'])}mm-g{_token(v['gamma'])}"
-                f"-l{_token(v['wavelength_mm'])}mm")
-        kwargs = {"sigma_mm": v["sigma_mm"], "wavelength_mm": v["wavelength_mm"], "gamma": v["gamma"],
-                  "theta_rad": math.radians(v["theta_deg"]), "rotation_invariant": v["rotation_invariant"],
-                  "theta_step_rad": None, "pooling": v["pooling"], "response": v["response"],
-                  "orthogonal_planes": v["orthogonal_planes"], "boundary": v["boundary"]}
+        name = (
+            f"gabor-s{_token(v['sigma_mm'])}mm-g{_token(v['gamma'])}"
+            f"-l{_token(v['wavelength_mm'])}mm"
+        )
+        kwargs = {
+            "sigma_mm": v["sigma_mm"],
+            "wavelength_mm": v["wavelength_mm"],
+            "gamma": v["gamma"],
+            "theta_rad": math.radians(v["theta_deg"]),
+            "rotation_invariant": v["rotation_invariant"],
+            "theta_step_rad": None,
+            "pooling": v["pooling"],
+            "response": v["response"],
+            "orthogonal_planes": v["orthogonal_planes"],
+            "boundary": v["boundary"],
+        }
         if v["rotation_invariant"]:
             kwargs["theta_step_rad"] = math.radians(v["theta_step_deg"])
             name += f"-rinv{_token(v['theta_step_deg'])}deg-{_POOLING_TOKENS[v['pooling']]}"
@@ -408,8 +464,17 @@ class WaveletIBSIFilter(FilterSettings):
         name = f"waveletibsi-{v['wavelet']}-{v['decomposition']}-level{v['level']}"
         if v["rotation_invariant"]:
             name += "-rinv-" + _POOLING_TOKENS[v["pooling"]]
-        kwargs = {key: v[key] for key in ("wavelet", "decomposition", "level", "boundary", "rotation_invariant",
-                                          "pooling")}
+        kwargs = {
+            key: v[key]
+            for key in (
+                "wavelet",
+                "decomposition",
+                "level",
+                "boundary",
+                "rotation_invariant",
+                "pooling",
+            )
+        }
         return name, kwargs
 
 
@@ -442,18 +507,29 @@ class SimoncelliFilter(FilterSettings):
     frequency_grid: str = "ibsi"
 
     def _image(self, v):
-        name = f"simoncelli-level{v['level']}-{v['dimensions']}D" + ("-dft" if v["frequency_grid"] == "dft" else "")
+        name = f"simoncelli-level{v['level']}-{v['dimensions']}D" + (
+            "-dft" if v["frequency_grid"] == "dft" else ""
+        )
         return name, {key: v[key] for key in ("level", "dimensions", "boundary", "frequency_grid")}
 
 
 #: IBSI filter image type -> its settings class.
 FILTER_SETTINGS: dict[str, type[FilterSettings]] = {
     cls.image_type: cls
-    for cls in (MeanFilter, LoGIBSIFilter, LawsFilter, GaborFilter, WaveletIBSIFilter, SimoncelliFilter)
+    for cls in (
+        MeanFilter,
+        LoGIBSIFilter,
+        LawsFilter,
+        GaborFilter,
+        WaveletIBSIFilter,
+        SimoncelliFilter,
+    )
 }
 
 
-def filter_settings(image_type: str, entry: Mapping[str, Any] | None, *, where: str | None = None) -> FilterSettings:
+def filter_settings(
+    image_type: str, entry: Mapping[str, Any] | None, *, where: str | None = None
+) -> FilterSettings:
     """The typed filter settings of an IBSI filter type's ``imageType`` entry.
 
     Parameters
@@ -474,7 +550,9 @@ def filter_settings(image_type: str, entry: Mapping[str, Any] | None, *, where: 
         before filtering; a missing or invalid value.
     """
     if image_type not in FILTER_SETTINGS:
-        raise SettingsError(f"{image_type!r} is not an IBSI filter image type; known: {', '.join(FILTER_SETTINGS)}")
+        raise SettingsError(
+            f"{image_type!r} is not an IBSI filter image type; known: {', '.join(FILTER_SETTINGS)}"
+        )
     where = where or f"imageType {image_type!r}"
     if entry is None:
         entry = {}
@@ -486,12 +564,14 @@ def filter_settings(image_type: str, entry: Mapping[str, Any] | None, *, where: 
         if key in cls._PARAMS:
             own[key] = value
         elif key in GLOBAL_ONLY:
-            raise SettingsError(f"{where}: setting {key!r} cannot differ per image type (it is applied before "
-                                "any filter); move it to the setting section")
+            raise SettingsError(
+                f"{where}: setting {key!r} cannot differ per image type (it is applied before "
+                "any filter); move it to the setting section"
+            )
         elif key not in SETTING_KEYS or key in PYRADIOMICS_FILTER_KEYS:
-            raise SettingsError(f"{where}: unknown key {key!r}{suggest(str(key), cls._PARAMS)}; "
-                                f"{image_type} keys: {', '.join(cls._PARAMS)} (and the settings applied after "
-                                "filtering, e.g. binWidth)")
+            raise SettingsError(
+                f"{where}: unknown key {key!r}{suggest(str(key), cls._PARAMS)}; "
+                f"{image_type} keys: {', '.join(cls._PARAMS)} (and the settings applied after "
+                "filtering, e.g. binWidth)"
+            )
     return cls.from_mapping(own, where=f"{where} setting")
-
-

@@ -40,8 +40,12 @@ from radflow.params.extraction import ExtractionParams, Settings, VoxelSettings,
 __all__ = ["load_params", "params_hash", "params_to_dict"]
 
 _SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting")
-_OLD_SECTION_NAMES = {"inputImage": "imageType", "enabledImageTypes": "imageType",
-                      "enabledFeatures": "featureClass", "settings": "setting"}
+_OLD_SECTION_NAMES = {
+    "inputImage": "imageType",
+    "enabledImageTypes": "imageType",
+    "enabledFeatures": "featureClass",
+    "settings": "setting",
+}
 
 
 def load_params(
@@ -137,15 +141,20 @@ def _floats(value, key=None):
 
 def _from_mapping(data: Any) -> ExtractionParams:
     if data is None:
-        raise SettingsError(f"the parameter file is empty; expected sections {', '.join(_SECTIONS)}")
+        raise SettingsError(
+            f"the parameter file is empty; expected sections {', '.join(_SECTIONS)}"
+        )
     if not isinstance(data, Mapping):
         raise SettingsError(
             f"expected a mapping with sections {', '.join(_SECTIONS)}, got {type(data).__name__}"
         )
     for key in data:
         if key not in _SECTIONS:
-            hint = (f"; {key!r} is an old name of {_OLD_SECTION_NAMES[key]!r}"
-                    if key in _OLD_SECTION_NAMES else "")
+            hint = (
+                f"; {key!r} is an old name of {_OLD_SECTION_NAMES[key]!r}"
+                if key in _OLD_SECTION_NAMES
+                else ""
+            )
             raise SettingsError(f"unknown section {key!r}{hint}; sections: {', '.join(_SECTIONS)}")
         if not isinstance(data[key], Mapping):
             shown = "empty (null)" if data[key] is None else f"a {type(data[key]).__name__}"

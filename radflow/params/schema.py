@@ -51,7 +51,11 @@ _INTERPOLATOR_BY_CODE = {code: name for name, code in INTERPOLATORS.items()}
 def _interpolator(value: Any) -> str:
     if isinstance(value, str) and value in INTERPOLATORS:
         return value
-    if isinstance(value, Integral) and not isinstance(value, bool) and int(value) in _INTERPOLATOR_BY_CODE:
+    if (
+        isinstance(value, Integral)
+        and not isinstance(value, bool)
+        and int(value) in _INTERPOLATOR_BY_CODE
+    ):
         return _INTERPOLATOR_BY_CODE[int(value)]
     raise ValueError(value)
 
@@ -63,8 +67,9 @@ def _discrete_wavelet(value: str) -> str:
 
 
 def _laws_kernel(value: str) -> str:
-    if len(value) not in (4, 6) or any(value[i : i + 2] not in LAWS_KERNEL_NAMES
-                                       for i in range(0, len(value), 2)):
+    if len(value) not in (4, 6) or any(
+        value[i : i + 2] not in LAWS_KERNEL_NAMES for i in range(0, len(value), 2)
+    ):
         raise ValueError(value)
     return value
 
@@ -76,21 +81,34 @@ def _decomposition(value: str) -> str:
 
 
 #: A SimpleITK interpolator name, or PyRadiomics' integer code 1-10 (SimpleITK 1.x numbering).
-INTERPOLATOR = Rule("any", nullable=True, convert=_interpolator,
-                    expected=f"one of {', '.join(INTERPOLATORS)} or an integer code 1-10")
+INTERPOLATOR = Rule(
+    "any",
+    nullable=True,
+    convert=_interpolator,
+    expected=f"one of {', '.join(INTERPOLATORS)} or an integer code 1-10",
+)
 #: A discrete PyWavelets wavelet (continuous ones pass PyRadiomics' check but fail in its filter).
-WAVELET = Rule("str", convert=_discrete_wavelet,
-               expected="a discrete PyWavelets wavelet name (pywt.wavelist(kind='discrete'), "
-                        "e.g. 'coif1', 'haar', 'db2')")
+WAVELET = Rule(
+    "str",
+    convert=_discrete_wavelet,
+    expected="a discrete PyWavelets wavelet name (pywt.wavelist(kind='discrete'), "
+    "e.g. 'coif1', 'haar', 'db2')",
+)
 #: An IBSI boundary condition.
 BOUNDARY = Rule("str", choices=BOUNDARIES)
 #: Laws 1D kernels, one per axis in order x, y[, z].
-LAWS_KERNEL = Rule("str", convert=_laws_kernel,
-                   expected=f"2 (2D) or 3 (3D) of {', '.join(LAWS_KERNEL_NAMES)} in axis order x, y[, z], "
-                            "e.g. 'L5E5E5'")
+LAWS_KERNEL = Rule(
+    "str",
+    convert=_laws_kernel,
+    expected=f"2 (2D) or 3 (3D) of {', '.join(LAWS_KERNEL_NAMES)} in axis order x, y[, z], "
+    "e.g. 'L5E5E5'",
+)
 #: A wavelet decomposition, ``L`` or ``H`` per axis in order x, y[, z].
-DECOMPOSITION = Rule("str", convert=_decomposition,
-                     expected="'L' or 'H' for each of 2 or 3 axes in order x, y[, z], e.g. 'LLH'")
+DECOMPOSITION = Rule(
+    "str",
+    convert=_decomposition,
+    expected="'L' or 'H' for each of 2 or 3 axes in order x, y[, z], e.g. 'LLH'",
+)
 
 _WEIGHTING_NORMS = ("manhattan", "euclidean", "infinity", "no_weighting")
 _POSITIVE = {"low": 0, "low_exclusive": True}
@@ -193,7 +211,9 @@ VOXEL_SETTING_RULES: dict[str, Rule] = {
 
 #: PyRadiomics ``voxelSetting`` key -> :class:`~radflow.params.extraction.VoxelSettings` attribute.
 VOXEL_SETTING_KEYS: dict[str, str] = {
-    "kernelRadius": "kernel_radius", "maskedKernel": "masked_kernel", "initValue": "init_value",
+    "kernelRadius": "kernel_radius",
+    "maskedKernel": "masked_kernel",
+    "initValue": "init_value",
     "voxelBatch": "voxel_batch",
 }
 
@@ -215,7 +235,9 @@ PYRADIOMICS_FILTER_KEYS = frozenset({
 def check_fields(obj: Any, rules: Mapping[str, Rule], keys: Mapping[str, str], where: str) -> None:
     """Check and normalise in place the attributes of a frozen dataclass, named by file key."""
     for key, attr in keys.items():
-        object.__setattr__(obj, attr, check_value(rules[key], getattr(obj, attr), f"{where} {key!r}"))
+        object.__setattr__(
+            obj, attr, check_value(rules[key], getattr(obj, attr), f"{where} {key!r}")
+        )
 
 
 def fields_to_mapping(obj: Any, keys: Mapping[str, str]) -> dict[str, Any]:

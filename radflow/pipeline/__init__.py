@@ -17,6 +17,17 @@ from radflow._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    ["clusters", "fingerprint", "ibsi_compliance", "ingest", "manifest", "plan", "progress",
-     "run", "segment", "table", "tasks"],
+    [
+        "clusters",
+        "fingerprint",
+        "ibsi_compliance",
+        "ingest",
+        "manifest",
+        "plan",
+        "progress",
+        "run",
+        "segment",
+        "table",
+        "tasks",
+    ],
 )

@@ -41,8 +41,15 @@ from radflow.errors import InputError, SettingsError
 dask = load("dask")
 distributed = load("distributed")
 
-__all__ = ["CLUSTER_KINDS", "WORKER_CONFIG", "connect", "load_cluster_config", "local_cluster",
-           "open_cluster", "worker_config"]
+__all__ = [
+    "CLUSTER_KINDS",
+    "WORKER_CONFIG",
+    "connect",
+    "load_cluster_config",
+    "local_cluster",
+    "open_cluster",
+    "worker_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +73,19 @@ def available_cores() -> int:
 
 
 def _worker_count(value):
-    if isinstance(value, dict) or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+    if isinstance(value, dict) or (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    ):
         return value
     raise ValueError(value)
 
 
-_SCALE = Rule("any", nullable=True, convert=_worker_count,
-              expected="a worker count or a mapping such as {jobs: 8}")
+_SCALE = Rule(
+    "any",
+    nullable=True,
+    convert=_worker_count,
+    expected="a worker count or a mapping such as {jobs: 8}",
+)
 _ADAPT = Rule("mapping", nullable=True, expected="a mapping such as {maximum_jobs: 32}")
 _WORKERS = Rule("int", nullable=True, low=1, expected="a positive number")
 _WORDING = Wording(value="{name} must be {expected}, got {value!r}")
@@ -99,8 +112,9 @@ def load_cluster_config(path) -> tuple[dict, object, dict | None]:
     data = load_config(path, what="cluster configuration")
     data = {} if data is None else data
     if not isinstance(data, dict):
-        raise SettingsError(f"{path}: expected a mapping of cluster keyword arguments, "
-                            f"got {type(data).__name__}")
+        raise SettingsError(
+            f"{path}: expected a mapping of cluster keyword arguments, got {type(data).__name__}"
+        )
     scale, adapt = data.pop("scale", None), data.pop("adapt", None)
     if scale is not None and adapt is not None:
         raise SettingsError(f"{path}: give either 'scale' or 'adapt', not both")
@@ -137,13 +151,16 @@ def open_cluster(kind: str, config=None):
 
 def _create(kind: str, kwargs: dict, source):
     if kind not in _INSTALL:
-        raise SettingsError(f"--cluster {kind!r} is not known; choose one of {', '.join(CLUSTER_KINDS)}")
+        raise SettingsError(
+            f"--cluster {kind!r} is not known; choose one of {', '.join(CLUSTER_KINDS)}"
+        )
     module, name, package = _INSTALL[kind]
     try:
         factory = getattr(load(module), name)  # the optional extra imports here
     except ImportError:
-        raise SettingsError(f"--cluster {kind} needs the {package} package: "
-                            f"pip install {package}") from None
+        raise SettingsError(
+            f"--cluster {kind} needs the {package} package: pip install {package}"
+        ) from None
     try:
         return factory(**kwargs)
     except (TypeError, ValueError) as exc:  # an argument the cluster class does not take
@@ -181,8 +198,13 @@ def local_cluster(workers: int):
     """
     _check_workers(workers)
     with dask.config.set(worker_config()):
-        return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                            dashboard_address=":0", silence_logs=logging.ERROR)
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
 
 
 def _scale(cluster, scale, adapt, workers: int | None, source) -> None:
@@ -195,8 +217,10 @@ def _scale(cluster, scale, adapt, workers: int | None, source) -> None:
     elif scale is not None:
         cluster.scale(scale)
     else:
-        raise SettingsError(f"{source or '--cluster'}: say how many workers to start: "
-                            "'scale' or 'adapt' in the cluster configuration, or --workers")
+        raise SettingsError(
+            f"{source or '--cluster'}: say how many workers to start: "
+            "'scale' or 'adapt' in the cluster configuration, or --workers"
+        )
 
 
 def _check_workers(workers) -> None:
@@ -204,8 +228,13 @@ def _check_workers(workers) -> None:
 
 
 @contextmanager
-def connect(*, scheduler: str | None = None, workers: int | None = None, cluster: str | None = None,
-            cluster_config=None) -> Iterator[distributed.Client]:
+def connect(
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    cluster: str | None = None,
+    cluster_config=None,
+) -> Iterator[distributed.Client]:
     """Yield a Dask client for a run; close what was started on leaving.
 
     The client does not become dask's default: other dask code in the
@@ -240,30 +269,39 @@ def connect(*, scheduler: str | None = None, workers: int | None = None, cluster
         raise SettingsError("--cluster-config needs --cluster slurm or --cluster kubernetes")
     with ExitStack() as stack:
         if cluster is not None:
-            kwargs, scale, adapt = ({}, None, None) if cluster_config is None else \
-                load_cluster_config(cluster_config)
+            kwargs, scale, adapt = (
+                ({}, None, None) if cluster_config is None else load_cluster_config(cluster_config)
+            )
             started = stack.enter_context(_create(cluster, kwargs, cluster_config))
             _scale(started, scale, adapt, workers, cluster_config)
             log.info("dask: %s cluster, dashboard %s", cluster, started.dashboard_link)
             client = stack.enter_context(distributed.Client(started, set_as_default=False))
         else:
-            address = (scheduler or dask.config.get("scheduler-address", None)
-                       or os.environ.get("DASK_SCHEDULER_ADDRESS"))
+            address = (
+                scheduler
+                or dask.config.get("scheduler-address", None)
+                or os.environ.get("DASK_SCHEDULER_ADDRESS")
+            )
             if address:
                 try:
-                    client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT_S,
-                                                             set_as_default=False))
+                    client = stack.enter_context(
+                        distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+                    )
                 except OSError as exc:  # includes TimeoutError
                     raise InputError(address, f"cannot reach the Dask scheduler ({exc})") from None
                 if workers is not None:
                     try:
                         client.wait_for_workers(workers, timeout=WORKER_WAIT_S)
                     except TimeoutError:
-                        raise InputError(address, f"{len(client.nthreads())} of {workers} workers "
-                                                  f"joined within {WORKER_WAIT_S} s") from None
+                        raise InputError(
+                            address,
+                            f"{len(client.nthreads())} of {workers} workers "
+                            f"joined within {WORKER_WAIT_S} s",
+                        ) from None
             else:
                 local = stack.enter_context(local_cluster(workers or available_cores()))
                 client = stack.enter_context(distributed.Client(local, set_as_default=False))
-                log.info("dask: %d local workers, dashboard %s", len(local.workers),
-                         local.dashboard_link)
+                log.info(
+                    "dask: %d local workers, dashboard %s", len(local.workers), local.dashboard_link
+                )
         yield client

@@ -120,8 +120,11 @@ class DatasetReport:
 
     def count(self, status: str | None = None, *, diagnostics: bool = False) -> int:
         """Number of checks (of a status) among the features, or among the diagnostics."""
-        return sum(1 for c in self.checks
-                   if c.is_diagnostic == diagnostics and (status is None or c.status == status))
+        return sum(
+            1
+            for c in self.checks
+            if c.is_diagnostic == diagnostics and (status is None or c.status == status)
+        )
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -177,8 +180,9 @@ def read_reference(reference_dir: str | PathLike, dataset: str) -> tuple[Referen
         raise SettingsError(f"dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     path = Path(reference_dir) / "ibsi1" / "reference" / _TABLES[dataset]
     if not path.is_file():
-        raise InputError(path, "IBSI reference table not found; "
-                               "give the folder holding ibsi1/reference/")
+        raise InputError(
+            path, "IBSI reference table not found; give the folder holding ibsi1/reference/"
+        )
     rows = []
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
@@ -189,8 +193,17 @@ def read_reference(reference_dir: str | PathLike, dataset: str) -> tuple[Referen
                 value, tolerance = float(text), float(row["tolerance"] or 0)
             except (KeyError, ValueError):
                 raise InputError(path, f"line {line}: unreadable value or tolerance") from None
-            rows.append(ReferenceValue(row["tag"], row["family"], row["feature"], value, text,
-                                       tolerance, row.get("consensus", "")))
+            rows.append(
+                ReferenceValue(
+                    row["tag"],
+                    row["family"],
+                    row["feature"],
+                    value,
+                    text,
+                    tolerance,
+                    row.get("consensus", ""),
+                )
+            )
     return tuple(rows)
 
 
@@ -265,11 +278,14 @@ def _ct_phantom(reference_dir: Path, source: str, tmp: Path):
     series = [s for s in list_series(store) if s.label_keys]
     if len(series) != 1 or len(series[0].label_keys) != 1:
         found = [(s.modality, s.label_keys) for s in list_series(store)]
-        raise InputError(folder / "dicom",
-                         f"expected one CT series with one ROI, ingest gave {found}")
+        raise InputError(
+            folder / "dicom", f"expected one CT series with one ROI, ingest gave {found}"
+        )
     info = series[0]
-    return (open_volume(store, info.case, info.series),
-            open_label(store, info.case, info.series, info.label_keys[0]))
+    return (
+        open_volume(store, info.case, info.series),
+        open_label(store, info.case, info.series, info.label_keys[0]),
+    )
 
 
 def _compare(dataset, source, references, values, seconds) -> DatasetReport:
@@ -297,11 +313,27 @@ def format_report(report: ComplianceReport, *, markdown: bool = False) -> str:
         so that the document changes only when results do.
     """
     lines = []
-    header = ["dataset", "source", "features checked", "within tolerance", "off", "missing",
-              "diagnostics checked", "diagnostics within"] + ([] if markdown else ["seconds"])
+    header = [
+        "dataset",
+        "source",
+        "features checked",
+        "within tolerance",
+        "off",
+        "missing",
+        "diagnostics checked",
+        "diagnostics within",
+    ] + ([] if markdown else ["seconds"])
     rows = [
-        [_label(d.dataset), d.source, d.count(), d.count("ok"), d.count("off"), d.count("missing"),
-         d.count(diagnostics=True), d.count("ok", diagnostics=True)]
+        [
+            _label(d.dataset),
+            d.source,
+            d.count(),
+            d.count("ok"),
+            d.count("off"),
+            d.count("missing"),
+            d.count(diagnostics=True),
+            d.count("ok", diagnostics=True),
+        ]
         + ([] if markdown else [f"{d.seconds:.1f}"])
         for d in report.datasets
     ]
@@ -323,8 +355,14 @@ def format_report(report: ComplianceReport, *, markdown: bool = False) -> str:
         heading = f"{_label(d.dataset)} ({d.source}): {len(bad)} not within tolerance"
         lines += ["", f"{'### ' if markdown else ''}{heading}", ""]
         rows = [
-            [c.tag, c.status, "" if c.value is None else f"{c.value:.6g}", c.reference.text,
-             f"{c.reference.allowed:g}", c.known or ""]
+            [
+                c.tag,
+                c.status,
+                "" if c.value is None else f"{c.value:.6g}",
+                c.reference.text,
+                f"{c.reference.allowed:g}",
+                c.known or "",
+            ]
             for c in bad
         ]
         header = ["tag", "status", "value", "reference", "tolerance", "known cause"]

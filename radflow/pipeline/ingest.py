@@ -96,8 +96,9 @@ class _Scrubber:
             return self(Path(path).name)
 
 
-def _series_attrs(record: SeriesRecord, pseud: Pseudonymiser, institution: str, case_id: str,
-                  series_id: str) -> dict:
+def _series_attrs(
+    record: SeriesRecord, pseud: Pseudonymiser, institution: str, case_id: str, series_id: str
+) -> dict:
     values = sitk.GetArrayViewFromImage(record.image)
     return {
         # Whole-volume extremes: filters normalised by the image's maximum
@@ -118,8 +119,21 @@ def _series_attrs(record: SeriesRecord, pseud: Pseudonymiser, institution: str, 
     }
 
 
-def _row(case_id, institution, series_id, modality, status, *, action=None, error="",
-         source="", roi="", item="series", attrs=None, fingerprint="") -> dict:
+def _row(
+    case_id,
+    institution,
+    series_id,
+    modality,
+    status,
+    *,
+    action=None,
+    error="",
+    source="",
+    roi="",
+    item="series",
+    attrs=None,
+    fingerprint="",
+) -> dict:
     attrs = attrs or {}
     return {
         "case": case_id,
@@ -152,8 +166,16 @@ def _ok_row(store, case_id, institution, series_id, action) -> dict:
         "ingested_at": volume.attrs.get("ingested_at", ""),
         "radflow_version": volume.attrs.get("radflow_version", __version__),
     }
-    return _row(case_id, institution, series_id, volume.attrs.get("modality", ""), "ok",
-                action=action, attrs=attrs, fingerprint=volume.attrs.get("fingerprint", ""))
+    return _row(
+        case_id,
+        institution,
+        series_id,
+        volume.attrs.get("modality", ""),
+        "ok",
+        action=action,
+        attrs=attrs,
+        fingerprint=volume.attrs.get("fingerprint", ""),
+    )
 
 
 def _series_jobs(case: CaseSource):
@@ -189,8 +211,9 @@ def _series_jobs(case: CaseSource):
             for mask in fs.masks:
                 try:
                     names = {1: mask.roi} if mask.roi else None
-                    labels.append(read_label_map(mask.path, image, names=names,
-                                                 reference_source=fs.image))
+                    labels.append(
+                        read_label_map(mask.path, image, names=names, reference_source=fs.image)
+                    )
                 except InputError as exc:
                     if errors is None:
                         raise
@@ -201,7 +224,9 @@ def _series_jobs(case: CaseSource):
         yield uid, fs.modality, files, load
 
 
-def ingest_case(case: CaseSource, store: str | Path, key: bytes, *, force: bool = False) -> list[dict]:
+def ingest_case(
+    case: CaseSource, store: str | Path, key: bytes, *, force: bool = False
+) -> list[dict]:
     """Ingest one patient; return its manifest rows. Never raises for bad input.
 
     Parameters
@@ -225,8 +250,19 @@ def ingest_case(case: CaseSource, store: str | Path, key: bytes, *, force: bool 
         source = getattr(exc, "source", "")
         message = scrub(str(exc))
         log.warning("%s/%s: %s", institution, case_id, message)
-        rows.append(_row(case_id, institution, series_id, modality, "failed", error=message,
-                         source=scrub.path(Path(source), case) if source else "", item=item, roi=roi))
+        rows.append(
+            _row(
+                case_id,
+                institution,
+                series_id,
+                modality,
+                "failed",
+                error=message,
+                source=scrub.path(Path(source), case) if source else "",
+                item=item,
+                roi=roi,
+            )
+        )
 
     for err in case.errors:
         failed(err)
@@ -246,8 +282,15 @@ def ingest_case(case: CaseSource, store: str | Path, key: bytes, *, force: bool 
             for exc in roi_errors:
                 failed(exc, series_id, modality, item="roi")
             attrs = _series_attrs(record, pseud, institution, case_id, series_id)
-            write_series(store, case_id, series_id, record.image, record.labels,
-                         attrs=attrs, fingerprint=fingerprint)
+            write_series(
+                store,
+                case_id,
+                series_id,
+                record.image,
+                record.labels,
+                attrs=attrs,
+                fingerprint=fingerprint,
+            )
             rows.append(_ok_row(store, case_id, institution, series_id, "ingested"))
         except (InputError, OSError) as exc:
             failed(exc, series_id, modality, item="series")
@@ -279,9 +322,15 @@ def _check_store_key(store: Path, pseud: Pseudonymiser) -> None:
         tmp.write_text(json.dumps({"key_id": pseud.key_id, "ingest_format": INGEST_FORMAT}) + "\n")
 
 
-def ingest_archive(archive: str | Path, store: str | Path, *, key_file: str | Path | None = None,
-                   jobs: int = 1,
-                   force: bool = False, progress: bool = True) -> IngestSummary:
+def ingest_archive(
+    archive: str | Path,
+    store: str | Path,
+    *,
+    key_file: str | Path | None = None,
+    jobs: int = 1,
+    force: bool = False,
+    progress: bool = True,
+) -> IngestSummary:
     """Convert an archive into the store and update ``STORE/manifest.parquet``.
 
     Parameters
@@ -333,7 +382,9 @@ def ingest_archive(archive: str | Path, store: str | Path, *, key_file: str | Pa
     for r in rows:
         if r["status"] == "failed":
             summary.failed += 1
-            where = "/".join(x for x in (r["institution"], r["case"], r["source"] or r["series"]) if x)
+            where = "/".join(
+                x for x in (r["institution"], r["case"], r["source"] or r["series"]) if x
+            )
             summary.messages.append(f"{where}: {r['error']}")
         elif r["action"] == "unchanged":
             summary.unchanged += 1

@@ -86,8 +86,9 @@ def update_manifest(store: str | Path, rows: list[dict]) -> pd.DataFrame:
     frames = [f for f in (old, new) if not f.empty]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not merged.empty:
-        merged = merged.sort_values(["institution", "case", "item", "series", "roi"],
-                                    kind="stable").reset_index(drop=True)
+        merged = merged.sort_values(
+            ["institution", "case", "item", "series", "roi"], kind="stable"
+        ).reset_index(drop=True)
     table = pa.Table.from_pandas(merged, preserve_index=False)
     with atomic_file(manifest_path(store)) as tmp:
         pq.write_table(table, tmp)

@@ -209,8 +209,12 @@ def image_type_groups(params: ExtractionParams) -> list[tuple[str, dict]]:
             continue
         # Class order as in the file: it is the order of PyRadiomics' keys.
         ordered = {c: enabled[c] for c in classes if c in enabled}
-        groups.append((name, {**whole, "imageType": {name: whole["imageType"][name]},
-                              "featureClass": ordered}))
+        groups.append(
+            (
+                name,
+                {**whole, "imageType": {name: whole["imageType"][name]}, "featureClass": ordered},
+            )
+        )
     return groups
 
 
@@ -224,8 +228,11 @@ def _partition_value(value, what: str, path) -> str:
         return UNKNOWN
     value = str(value)
     if not _SAFE.match(value):
-        raise InputError(path, f"{what} {value!r} is not usable as a partition value "
-                               "(letters, digits, '_' and '-' only): ingest the series again")
+        raise InputError(
+            path,
+            f"{what} {value!r} is not usable as a partition value "
+            "(letters, digits, '_' and '-' only): ingest the series again",
+        )
     return value
 
 
@@ -281,8 +288,16 @@ def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]
     return ome.parse_label(meta["attributes"], path)[2], summary.get("hash")
 
 
-def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys,
-                  groups: list[tuple[str, dict, ExtractionParams]], fs: str, ph: str) -> list[Task]:
+def _series_tasks(
+    store: Path,
+    case: str,
+    series: str,
+    attrs: dict,
+    keys,
+    groups: list[tuple[str, dict, ExtractionParams]],
+    fs: str,
+    ph: str,
+) -> list[Task]:
     path = store / case / series
     institution = _partition_value(attrs.get("institution"), "institution", path)
     modality = _partition_value(attrs.get("modality"), "modality", path)
@@ -296,14 +311,38 @@ def _series_tasks(store: Path, case: str, series: str, attrs: dict, keys,
         label_part = [label_hash] if label_hash else []
         for value, name in sorted(rois.items()):
             for group, mapping, group_params in groups:
-                token = _digest("extract", case, series, institution, modality, fingerprint, key,
-                                int(value), group, mapping, fs, *label_part)
-                tasks.append(Task(
-                    key=f"radflow-extract-{token}", store=str(store), case=case, series=series,
-                    study=attrs.get("study"), institution=institution, modality=modality,
-                    label_key=key, label=int(value), roi=roi_key(name), group=group,
-                    params=group_params, fingerprint=fingerprint, params_hash=ph,
-                ))
+                token = _digest(
+                    "extract",
+                    case,
+                    series,
+                    institution,
+                    modality,
+                    fingerprint,
+                    key,
+                    int(value),
+                    group,
+                    mapping,
+                    fs,
+                    *label_part,
+                )
+                tasks.append(
+                    Task(
+                        key=f"radflow-extract-{token}",
+                        store=str(store),
+                        case=case,
+                        series=series,
+                        study=attrs.get("study"),
+                        institution=institution,
+                        modality=modality,
+                        label_key=key,
+                        label=int(value),
+                        roi=roi_key(name),
+                        group=group,
+                        params=group_params,
+                        fingerprint=fingerprint,
+                        params_hash=ph,
+                    )
+                )
     return tasks
 
 
@@ -352,9 +391,24 @@ def make_plan(store, params) -> Plan:
                 error = exc
         if error is not None:
             message = str(error) if isinstance(error, InputError) else f"{case}/{series}: {error}"
-            failures.append(PlanFailure(
-                case=case, series=series, institution=UNKNOWN, modality=UNKNOWN,
-                message=message, error_type=type(error).__name__,
-                key=f"radflow-plan-{_digest('plan', case, series, fs)}"))
-    return Plan(store=store, params_hash=ph, feature_set=fs, params=params_to_dict(params),
-                columns=feature_columns(params), tasks=tasks, failures=failures, series=count)
+            failures.append(
+                PlanFailure(
+                    case=case,
+                    series=series,
+                    institution=UNKNOWN,
+                    modality=UNKNOWN,
+                    message=message,
+                    error_type=type(error).__name__,
+                    key=f"radflow-plan-{_digest('plan', case, series, fs)}",
+                )
+            )
+    return Plan(
+        store=store,
+        params_hash=ph,
+        feature_set=fs,
+        params=params_to_dict(params),
+        columns=feature_columns(params),
+        tasks=tasks,
+        failures=failures,
+        series=count,
+    )

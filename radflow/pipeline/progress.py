@@ -60,7 +60,6 @@ class Progress:
         bar = "#" * filled + "-" * (width - filled)
         eta = f"{left:5.0f}s" if left == left else "    ?"
         fail = f" {self.failed} failed" if self.failed else ""
-        line = (f"[{bar}] {self.done}/{self.total} {self.label} "
-                f"{rate:6.2f}/s ETA {eta}{fail} {note}")
+        line = f"[{bar}] {self.done}/{self.total} {self.label} {rate:6.2f}/s ETA {eta}{fail} {note}"
         self.stream.write(line[:120].ljust(120 if self._tty else 0) + end)
         self.stream.flush()

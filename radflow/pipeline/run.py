@@ -100,15 +100,25 @@ class RunSummary:
     messages: list[str] = field(default_factory=list)
 
     def report(self) -> str:
-        lines = [f"feature table: {self.table}  (feature_set={self.feature_set}, run {self.run_id})"]
+        lines = [
+            f"feature table: {self.table}  (feature_set={self.feature_set}, run {self.run_id})"
+        ]
         if self.extracted == 0 and self.failed == 0:
-            lines.append(f"nothing to extract: all {self.skipped} task(s) of {self.series} series "
-                         "are up to date")
+            lines.append(
+                f"nothing to extract: all {self.skipped} task(s) of {self.series} series "
+                "are up to date"
+            )
         width = 22
-        for name, value in (("series in store", self.series), ("tasks planned", self.tasks),
-                            ("extracted", self.extracted), ("rows written", self.rows),
-                            ("skipped (unchanged)", self.skipped), ("failed", self.failed),
-                            ("rows removed", self.removed), ("time", f"{self.seconds:.1f} s")):
+        for name, value in (
+            ("series in store", self.series),
+            ("tasks planned", self.tasks),
+            ("extracted", self.extracted),
+            ("rows written", self.rows),
+            ("skipped (unchanged)", self.skipped),
+            ("failed", self.failed),
+            ("rows removed", self.removed),
+            ("time", f"{self.seconds:.1f} s"),
+        ):
             lines.append(f"  {name:<{width}}{value}")
         if self.failed:
             lines.append(f"failures (errors table: {errors_path(self.table)}):")
@@ -160,17 +170,29 @@ def _outcome(result, task: Task, columns):
     if isinstance(result, list):
         unknown = sorted(set().union(*result) - columns)
         if unknown:  # the extractor and feature_columns disagree: a radflow bug, kept per task
-            return [], _error_row(task, "SchemaError", f"unexpected feature columns {unknown[:5]}", "")
+            return [], _error_row(
+                task, "SchemaError", f"unexpected feature columns {unknown[:5]}", ""
+            )
         return result, None
     exc, tb = result  # raised on the worker, or cancelled (the scheduler lost the task)
     text = "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)
     return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text)
 
 
-def run(store: str | Path, params: str | Path | Mapping[str, Any] | ExtractionParams,
-        table: str | Path, *, scheduler: str | None = None, workers: int | None = None,
-        cluster: str | None = None, cluster_config: str | Path | None = None,
-        incremental: bool = False, progress: bool = True, retries: int = 2, commit_interval_s: float = 5.0) -> RunSummary:
+def run(
+    store: str | Path,
+    params: str | Path | Mapping[str, Any] | ExtractionParams,
+    table: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    cluster: str | None = None,
+    cluster_config: str | Path | None = None,
+    incremental: bool = False,
+    progress: bool = True,
+    retries: int = 2,
+    commit_interval_s: float = 5.0,
+) -> RunSummary:
     """Extract the features of every ROI in a store into a Parquet feature table.
 
     Parameters
@@ -218,8 +240,13 @@ def run(store: str | Path, params: str | Path | Mapping[str, Any] | ExtractionPa
     run_id = f"{_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     plan = make_plan(store, params)
     table = Path(table)
-    summary = RunSummary(table=table, feature_set=plan.feature_set, run_id=run_id,
-                         series=plan.series, tasks=len(plan.tasks))
+    summary = RunSummary(
+        table=table,
+        feature_set=plan.feature_set,
+        run_id=run_id,
+        series=plan.series,
+        tasks=len(plan.tasks),
+    )
     with table_lock(table):
         writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, run_id)
         done = writer.task_keys() if incremental else set()
@@ -239,28 +266,55 @@ def run(store: str | Path, params: str | Path | Mapping[str, Any] | ExtractionPa
         failures = defaultdict(list)
         for failure in plan.failures:
             failures[(failure.institution, failure.modality, failure.case)].append(
-                _error_row(failure, failure.error_type, failure.message, ""))
+                _error_row(failure, failure.error_type, failure.message, "")
+            )
             summary.failed += 1
             summary.messages.append(f"{failure.case}/{failure.series}: {failure.message}")
         idle = sorted((writer.stale(keep) | set(failures)) - set(pending))
         commit([(where, [], failures.pop(where, [])) for where in idle])
         if todo:
-            _execute(todo, writer.row_columns, pending, failures, commit, summary, scheduler=scheduler,
-                     workers=workers, cluster=cluster, cluster_config=cluster_config,
-                     progress=progress, retries=retries, commit_interval_s=commit_interval_s)
+            _execute(
+                todo,
+                writer.row_columns,
+                pending,
+                failures,
+                commit,
+                summary,
+                scheduler=scheduler,
+                workers=workers,
+                cluster=cluster,
+                cluster_config=cluster_config,
+                progress=progress,
+                retries=retries,
+                commit_interval_s=commit_interval_s,
+            )
         writer.prune_errors(touched)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summary, *,
-             scheduler, workers, cluster, cluster_config, progress, retries,
-             commit_interval_s) -> None:
+def _execute(
+    todo: list[Task],
+    columns,
+    pending: Counter,
+    failures,
+    commit,
+    summary,
+    *,
+    scheduler,
+    workers,
+    cluster,
+    cluster_config,
+    progress,
+    retries,
+    commit_interval_s,
+) -> None:
     by_key = {t.key: t for t in todo}
     rows = defaultdict(list)
     bar = Progress(len(todo), "tasks") if progress else None
-    with connect(scheduler=scheduler, workers=workers, cluster=cluster,
-                 cluster_config=cluster_config) as client:
+    with connect(
+        scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
+    ) as client:
         client.register_plugin(SingleThreadedLibraries())
         window = max(_MIN_WINDOW, _WINDOW_PER_THREAD * sum(client.nthreads().values()))
         queue = iter(todo)
@@ -270,8 +324,11 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
             # One message to the scheduler for all of them.
             tasks = list(islice(queue, n))
             if tasks:
-                stream.update(client.map(extract_task, tasks, key=[t.key for t in tasks],
-                                         retries=retries, pure=False))
+                stream.update(
+                    client.map(
+                        extract_task, tasks, key=[t.key for t in tasks], retries=retries, pure=False
+                    )
+                )
 
         submit(window)
         ready, since = [], 0.0
@@ -292,8 +349,10 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
                     failures[where].append(error)
                     summary.failed += 1
                     if len(summary.messages) < _MAX_MESSAGES:  # the errors table has them all
-                        summary.messages.append(f"{task.case}/{task.series}/{task.label_key}:{task.label} "
-                                                f"[{task.group}]: {error['error_type']}: {error['message']}")
+                        summary.messages.append(
+                            f"{task.case}/{task.series}/{task.label_key}:{task.label} "
+                            f"[{task.group}]: {error['error_type']}: {error['message']}"
+                        )
                 pending[where] -= 1
                 if pending[where] == 0:
                     since = since if ready else time.monotonic()
@@ -301,7 +360,9 @@ def _execute(todo: list[Task], columns, pending: Counter, failures, commit, summ
                 if bar:
                     bar.update(failed=int(error is not None), note=task.case)
             submit(len(batch))
-            if ready and (len(ready) >= _BATCH_CASES or time.monotonic() - since >= commit_interval_s):
+            if ready and (
+                len(ready) >= _BATCH_CASES or time.monotonic() - since >= commit_interval_s
+            ):
                 commit(ready)
                 ready = []
         if ready:
@@ -339,7 +400,7 @@ def _results(client, futures) -> dict:
     finished = [f for f in futures if f.status == "finished"]
     try:
         out.update(zip(finished, client.gather(finished)))
-    except Exception:  # noqa: BLE001 - sorted out future by future below
+    except Exception:
         pass
     for future in futures:
         if future in out:
@@ -348,6 +409,9 @@ def _results(client, futures) -> dict:
             out[future] = future.result()
         except CancelledError as exc:
             out[future] = (exc, None)
-        except Exception as exc:  # noqa: BLE001 - whatever the task raised is recorded
-            out[future] = (exc, future.traceback() if future.status == "error" else exc.__traceback__)
+        except Exception as exc:
+            out[future] = (
+                exc,
+                future.traceback() if future.status == "error" else exc.__traceback__,
+            )
     return out

@@ -19,12 +19,23 @@ __all__ = ["METHODS", "segment_series"]
 METHODS = ("hu", "suv", "suv-relative")
 
 
-def segment_series(store: str | Path, case: str, series: str, *, method: str,
-                   low: float | None = None, high: float | None = None,
-                   threshold_suv: float = 2.5, fraction: float = 0.4, within: str | None = None,
-                   box: Sequence[tuple[int, int]] | None = None,
-                   seed: tuple[int, int, int] | None = None, keep: str | None = None,
-                   min_size_mm3: float = 0.0, name: str | None = None) -> str:
+def segment_series(
+    store: str | Path,
+    case: str,
+    series: str,
+    *,
+    method: str,
+    low: float | None = None,
+    high: float | None = None,
+    threshold_suv: float = 2.5,
+    fraction: float = 0.4,
+    within: str | None = None,
+    box: Sequence[tuple[int, int]] | None = None,
+    seed: tuple[int, int, int] | None = None,
+    keep: str | None = None,
+    min_size_mm3: float = 0.0,
+    name: str | None = None,
+) -> str:
     """Segment a stored series by threshold and add the result as a label map.
 
     Parameters
@@ -55,8 +66,11 @@ def segment_series(store: str | Path, case: str, series: str, *, method: str,
     volume = open_volume(store, case, series)
     image = np.asarray(volume.values)
     common = {
-        "region": (None if within is None
-                   else np.asarray(open_label(store, case, series, within).values) > 0),
+        "region": (
+            None
+            if within is None
+            else np.asarray(open_label(store, case, series, within).values) > 0
+        ),
         "box_zyx": None if box is None else tuple(slice(a, b) for a, b in box),
         "seed_zyx": seed,
         "keep": keep,

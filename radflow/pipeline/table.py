@@ -83,6 +83,7 @@ _CASE_FILE = "case-{}.parquet"
 _PART_FILE = "part-{}.parquet"
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 
+
 # Column lists and schemas are built on first use: pyarrow loads only when a table is
 # read or written, not when this module is imported.
 @functools.cache
@@ -114,23 +115,25 @@ def _provenance_columns() -> list[tuple[str, pa.DataType]]:
 @functools.cache
 def error_schema() -> pa.Schema:
     """Schema of the errors table (partition columns come from the folders)."""
-    return pa.schema([
-        ("case", pa.string()),
-        ("series", pa.string()),
-        ("roi", pa.string()),
-        ("label_key", pa.string()),
-        ("label", pa.int32()),
-        ("image_type_group", pa.string()),
-        ("task_key", pa.string()),
-        ("error_type", pa.string()),
-        ("message", pa.string()),
-        ("traceback_digest", pa.string()),
-        ("input_fingerprint", pa.string()),
-        ("params_hash", pa.string()),
-        ("radflow_version", pa.string()),
-        ("failed_at", pa.timestamp("us", tz="UTC")),
-        ("run_id", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("case", pa.string()),
+            ("series", pa.string()),
+            ("roi", pa.string()),
+            ("label_key", pa.string()),
+            ("label", pa.int32()),
+            ("image_type_group", pa.string()),
+            ("task_key", pa.string()),
+            ("error_type", pa.string()),
+            ("message", pa.string()),
+            ("traceback_digest", pa.string()),
+            ("input_fingerprint", pa.string()),
+            ("params_hash", pa.string()),
+            ("radflow_version", pa.string()),
+            ("failed_at", pa.timestamp("us", tz="UTC")),
+            ("run_id", pa.string()),
+        ]
+    )
 
 
 @functools.cache
@@ -159,11 +162,16 @@ def errors_path(table: str | Path) -> Path:
 
 
 def _partition_dir(root: Path, feature_set: str, institution: str, modality: str) -> Path:
-    for what, value in (("feature_set", feature_set), ("institution", institution),
-                        ("modality", modality)):
+    for what, value in (
+        ("feature_set", feature_set),
+        ("institution", institution),
+        ("modality", modality),
+    ):
         if not _SAFE.match(value):
             raise ValueError(f"{what} {value!r} is not a safe partition value")
-    return root / f"feature_set={feature_set}" / f"institution={institution}" / f"modality={modality}"
+    return (
+        root / f"feature_set={feature_set}" / f"institution={institution}" / f"modality={modality}"
+    )
 
 
 def _case_file(case: str) -> str:
@@ -176,7 +184,9 @@ def _data_files(folder: Path) -> list[Path]:
     """The live Parquet files of a partition folder (what readers' globs match)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith("."))
+    return sorted(
+        p for p in folder.iterdir() if p.suffix == ".parquet" and not p.name.startswith(".")
+    )
 
 
 def _leaf_dirs(root: Path, feature_set: str | None = None) -> Iterator[tuple[str, str, str, Path]]:
@@ -231,8 +241,11 @@ def table_lock(table: str | Path) -> Iterator[Path]:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise InputError(table, "another radflow run or compaction is writing this "
-                                        "table; wait for it to finish") from None
+                raise InputError(
+                    table,
+                    "another radflow run or compaction is writing this "
+                    "table; wait for it to finish",
+                ) from None
         yield path
     finally:
         os.close(fd)  # closing releases the lock
@@ -280,7 +293,10 @@ class TableWriter:
         self.row_columns = frozenset(self.schema.names) - {"run_id"}
         fs_dir = self.table / f"feature_set={feature_set}"
         params_text = yaml.safe_dump(params, sort_keys=False)
-        if not (fs_dir / PARAMS_FILE).is_file() or (fs_dir / PARAMS_FILE).read_text() != params_text:
+        if (
+            not (fs_dir / PARAMS_FILE).is_file()
+            or (fs_dir / PARAMS_FILE).read_text() != params_text
+        ):
             with atomic_file(fs_dir / PARAMS_FILE) as tmp:
                 tmp.write_text(params_text)
         #: (institution, modality, case) -> (file, task keys of the case's rows)
@@ -293,9 +309,12 @@ class TableWriter:
                 for case in sorted(set(cases)):
                     where = (inst, mod, case)
                     if where in self.index and self.index[where][0] != path:
-                        raise InputError(path, f"rows of case {case!r} are also in "
-                                               f"{self.index[where][0].name}; run `radflow table "
-                                               "verify` and remove one of the files")
+                        raise InputError(
+                            path,
+                            f"rows of case {case!r} are also in "
+                            f"{self.index[where][0].name}; run `radflow table "
+                            "verify` and remove one of the files",
+                        )
                     mine = {k for c, k in zip(cases, keys) if c == case}
                     self.index[where] = (path, mine)
 
@@ -305,22 +324,27 @@ class TableWriter:
 
     def stale(self, valid: Container[str]) -> set[tuple[str, str, str]]:
         """Partitions ``(institution, modality, case)`` holding rows whose key is not ``valid``."""
-        return {where for where, (_, keys) in self.index.items()
-                if any(k not in valid for k in keys)}
+        return {
+            where for where, (_, keys) in self.index.items() if any(k not in valid for k in keys)
+        }
 
     def _table(self, rows: list[dict]) -> pa.Table:
         for row in rows:
             unknown = set(row) - self.row_columns
             if unknown:
-                raise ValueError(f"case {row.get('case')}: unexpected columns {sorted(unknown)[:5]} "
-                                 f"for feature set {self.feature_set}")
+                raise ValueError(
+                    f"case {row.get('case')}: unexpected columns {sorted(unknown)[:5]} "
+                    f"for feature set {self.feature_set}"
+                )
         # Feature columns through one float64 matrix: pa.Table.from_pylist costs
         # ~10 ms for a row of ~100 columns, this well under 1 ms.
         features = [f.name for f in self.schema if f.type == pa.float64()]
-        values = np.array([[row.get(c, np.nan) for c in features] for row in rows],
-                          dtype=np.float64).reshape(len(rows), len(features))
-        missing = np.array([[c not in row for c in features] for row in rows],
-                           dtype=bool).reshape(values.shape)
+        values = np.array(
+            [[row.get(c, np.nan) for c in features] for row in rows], dtype=np.float64
+        ).reshape(len(rows), len(features))
+        missing = np.array([[c not in row for c in features] for row in rows], dtype=bool).reshape(
+            values.shape
+        )
         columns = {c: pa.array(values[:, j], mask=missing[:, j]) for j, c in enumerate(features)}
         for f in self.schema:
             if f.name not in columns and f.name != "run_id":
@@ -328,8 +352,15 @@ class TableWriter:
         columns["run_id"] = pa.array([self.run_id] * len(rows), pa.string())
         return pa.table({f.name: columns[f.name] for f in self.schema}, schema=self.schema)
 
-    def commit(self, institution: str, modality: str, case: str, rows: list[dict],
-               keep: Container[str], errors: list[dict] = ()) -> CommitResult:
+    def commit(
+        self,
+        institution: str,
+        modality: str,
+        case: str,
+        rows: list[dict],
+        keep: Container[str],
+        errors: list[dict] = (),
+    ) -> CommitResult:
         """Replace a case's rows in one partition, in one rename.
 
         Parameters
@@ -347,8 +378,11 @@ class TableWriter:
         """
         return self.commit_many([((institution, modality, case), rows, list(errors))], keep)
 
-    def commit_many(self, items: Iterable[tuple[tuple[str, str, str], list[dict], list[dict]]],
-                    keep: Container[str]) -> CommitResult:
+    def commit_many(
+        self,
+        items: Iterable[tuple[tuple[str, str, str], list[dict], list[dict]]],
+        keep: Container[str],
+    ) -> CommitResult:
         """Commit several cases as :meth:`commit` does, writing each file once.
 
         Cases whose rows already lie in a file are rewritten together with
@@ -376,8 +410,11 @@ class TableWriter:
                 names = sorted({c for (_, _, c), rows in cases if rows})
                 if not names:
                     continue
-                target = target / (_case_file(names[0]) if len(names) == 1
-                                   else _PART_FILE.format(secrets.token_hex(8)))
+                target = target / (
+                    _case_file(names[0])
+                    if len(names) == 1
+                    else _PART_FILE.format(secrets.token_hex(8))
+                )
                 data = new
             else:
                 data = self._replace(target, {c for (_, _, c), _ in cases}, new, keep, result)
@@ -386,7 +423,9 @@ class TableWriter:
             elif target.exists():
                 target.unlink()
             present = defaultdict(set)
-            for case, key in zip(data.column("case").to_pylist(), data.column("task_key").to_pylist()):
+            for case, key in zip(
+                data.column("case").to_pylist(), data.column("task_key").to_pylist()
+            ):
                 present[case].add(key)
             for where, _ in cases:
                 keys = present.get(where[2])
@@ -398,23 +437,30 @@ class TableWriter:
             self._commit_errors(*where, list(errors))
         return result
 
-    def _replace(self, path: Path, cases: set[str], new: pa.Table, keep: Container[str],
-                 result: CommitResult) -> pa.Table:
+    def _replace(
+        self, path: Path, cases: set[str], new: pa.Table, keep: Container[str], result: CommitResult
+    ) -> pa.Table:
         """The content of ``path``, the rows of ``cases`` not in ``keep`` replaced by ``new``."""
         if not path.is_file():
             return new
         old = _read(path)
         if old.schema != self.schema:
-            raise InputError(path, f"schema differs from feature set {self.feature_set}'s; "
-                                   "run `radflow table verify`")
+            raise InputError(
+                path,
+                f"schema differs from feature set {self.feature_set}'s; run `radflow table verify`",
+            )
         mine = pc.is_in(old.column("case"), value_set=pa.array(sorted(cases), pa.string()))
         valid = pc.is_in(old.column("task_key"), value_set=pa.array(_in(keep, old), pa.string()))
         dropped = pc.and_(mine, pc.invert(valid))
         result.removed_keys += old.filter(dropped).column("task_key").to_pylist()
         return pa.concat_tables([old.filter(pc.invert(dropped)), new])
 
-    def _commit_errors(self, institution: str, modality: str, case: str, errors: list[dict]) -> None:
-        path = _partition_dir(self.errors, self.feature_set, institution, modality) / _case_file(case)
+    def _commit_errors(
+        self, institution: str, modality: str, case: str, errors: list[dict]
+    ) -> None:
+        path = _partition_dir(self.errors, self.feature_set, institution, modality) / _case_file(
+            case
+        )
         if errors:
             rows = [{**e, "run_id": self.run_id} for e in errors]
             _write(path, pa.Table.from_pylist(rows, schema=error_schema()))  # rare, few columns
@@ -456,8 +502,9 @@ def _dataset_table(root: Path, feature_set: str | None) -> pa.Table:
     for fs in sets:
         files = [str(p) for *_, folder in _leaf_dirs(root, fs) for p in _data_files(folder)]
         if files:
-            dataset = ds.dataset(files, format="parquet", partitioning=partitioning,
-                                 partition_base_dir=str(root))
+            dataset = ds.dataset(
+                files, format="parquet", partitioning=partitioning, partition_base_dir=str(root)
+            )
             tables.append(dataset.to_table())
     if not tables:
         return pa.table({})
@@ -498,8 +545,10 @@ class CompactSummary:
 
     def report(self) -> str:
         how = "" if self.atomic else " (folders swapped in two renames: exchange unsupported here)"
-        return (f"compacted {self.table}: {self.partitions} partition(s), {self.files_before} -> "
-                f"{self.files_after} files, {self.rows} rows unchanged{how}")
+        return (
+            f"compacted {self.table}: {self.partitions} partition(s), {self.files_before} -> "
+            f"{self.files_after} files, {self.rows} rows unchanged{how}"
+        )
 
 
 _RENAME_EXCHANGE = 2
@@ -583,7 +632,9 @@ def compact(table: str | Path, *, max_rows: int = 100_000) -> CompactSummary:
             try:
                 for chunk in _pack(data, max_rows) if data.num_rows else []:
                     cases = sorted(set(chunk.column("case").to_pylist()))
-                    name = _PART_FILE.format(hashlib.sha256("\0".join(cases).encode()).hexdigest()[:16])
+                    name = _PART_FILE.format(
+                        hashlib.sha256("\0".join(cases).encode()).hexdigest()[:16]
+                    )
                     pq.write_table(chunk, staging / name, compression="zstd")
                     summary.files_after += 1
                 for path in staging.iterdir():
@@ -620,14 +671,18 @@ class VerifyReport:
         return not self.problems
 
     def report(self) -> str:
-        lines = [f"table {self.table}: {len(self.feature_sets)} feature set(s), {self.files} files, "
-                 f"{self.rows} rows: " + ("OK" if self.ok else f"{len(self.problems)} problem(s)")]
+        lines = [
+            f"table {self.table}: {len(self.feature_sets)} feature set(s), {self.files} files, "
+            f"{self.rows} rows: " + ("OK" if self.ok else f"{len(self.problems)} problem(s)")
+        ]
         lines += [f"  problem: {p}" for p in self.problems[:50]]
         if len(self.problems) > 50:
             lines.append(f"  ... and {len(self.problems) - 50} more")
         if self.leftovers:
-            lines.append(f"  {len(self.leftovers)} temporary file(s) of interrupted writes "
-                         "(invisible to readers; `radflow table compact` removes them)")
+            lines.append(
+                f"  {len(self.leftovers)} temporary file(s) of interrupted writes "
+                "(invisible to readers; `radflow table compact` removes them)"
+            )
         return "\n".join(lines)
 
 
@@ -656,7 +711,9 @@ def verify(table: str | Path) -> VerifyReport:
         if is_temporary(path.name):
             out.leftovers.append(path)
         elif hidden and path.suffix == ".parquet":
-            out.problems.append(f"{rel}: a Parquet file in a hidden folder: readers' globs include it")
+            out.problems.append(
+                f"{rel}: a Parquet file in a hidden folder: readers' globs include it"
+            )
     for fs_dir in sorted(table.glob("feature_set=*")):
         fs = fs_dir.name.split("=", 1)[1]
         out.feature_sets.append(fs)
@@ -667,7 +724,7 @@ def verify(table: str | Path) -> VerifyReport:
             try:
                 if "fs-" + params_hash(load_params(params_file)) != fs:
                     out.problems.append(f"{fs_dir.name}: {PARAMS_FILE} does not hash to {fs}")
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
+            except Exception as exc:
                 out.problems.append(f"{fs_dir.name}/{PARAMS_FILE}: unreadable ({exc})")
         _verify_feature_set(table, fs, out)
     return out
@@ -689,7 +746,7 @@ def _verify_feature_set(table: Path, fs: str, out: VerifyReport) -> None:
                     out.problems.append(f"{rel}: missing columns {sorted(missing)}")
                     continue
                 data = file.read(columns=wanted)
-            except Exception as exc:  # noqa: BLE001 - any unreadable file is a finding
+            except Exception as exc:
                 out.problems.append(f"{rel}: unreadable Parquet ({exc})")
                 continue
             out.rows += data.num_rows
@@ -700,15 +757,21 @@ def _verify_feature_set(table: Path, fs: str, out: VerifyReport) -> None:
                 continue
             hashes = set(data.column("params_hash").to_pylist())
             if hashes - {fs.removeprefix("fs-")}:
-                out.problems.append(f"{rel}: rows of params hash {sorted(hashes)} in feature set {fs}")
+                out.problems.append(
+                    f"{rel}: rows of params hash {sorted(hashes)} in feature set {fs}"
+                )
             for case in set(data.column("case").to_pylist()):
                 homes.setdefault((inst, mod, case), []).append(path.name)
             columns = [data.column(c).to_pylist() for c in KEY_COLUMNS]
             keys.update(zip(*columns))
     for key, count in sorted(keys.items(), key=lambda kv: tuple(map(str, kv[0]))):
         if count > 1:
-            out.problems.append(f"{fs}: {count} rows for (series, label_key, label, image_type) = {key}")
+            out.problems.append(
+                f"{fs}: {count} rows for (series, label_key, label, image_type) = {key}"
+            )
     for (inst, mod, case), names in sorted(homes.items()):
         if len(names) > 1:
-            out.problems.append(f"{fs}/institution={inst}/modality={mod}: rows of case {case} in "
-                                f"{len(names)} files {sorted(names)}")
+            out.problems.append(
+                f"{fs}/institution={inst}/modality={mod}: rows of case {case} in "
+                f"{len(names)} files {sorted(names)}"
+            )

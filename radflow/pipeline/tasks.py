@@ -70,8 +70,11 @@ def rows_from_result(task: Task, result: dict) -> list[dict]:
     ``diagnostics`` column of every row of the task.
     """
     extracted_at = _dt.datetime.now(_dt.UTC)
-    diagnostics = {k[len(_DIAGNOSTICS):]: _plain(v) for k, v in result.items()
-                   if k.startswith(_DIAGNOSTICS) and not k.startswith(_CONSTANT_DIAGNOSTICS)}
+    diagnostics = {
+        k[len(_DIAGNOSTICS) :]: _plain(v)
+        for k, v in result.items()
+        if k.startswith(_DIAGNOSTICS) and not k.startswith(_CONSTANT_DIAGNOSTICS)
+    }
     diagnostics_json = json.dumps(diagnostics, sort_keys=True, separators=(",", ":"))
     rows: dict[str, dict] = {}
     for name, value in result.items():

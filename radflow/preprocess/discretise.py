@@ -30,7 +30,9 @@ from radflow.errors import InputError, SettingsError
 __all__ = ["bin_edges", "discretise"]
 
 
-def bin_edges(values, *, bin_width: float | None = None, bin_count: int | None = None) -> np.ndarray:
+def bin_edges(
+    values, *, bin_width: float | None = None, bin_count: int | None = None
+) -> np.ndarray:
     """Bin edges of PyRadiomics' discretisation for the ROI grey levels `values`.
 
     Parameters
@@ -133,8 +135,10 @@ def _check_binning(bin_width, bin_count) -> tuple[float | None, int | None]:
         return None, int(bin_count)
     if bin_width is None:
         raise SettingsError("give bin_width or bin_count")
-    if isinstance(bin_width, bool) or not isinstance(bin_width, Real) or not (
-        math.isfinite(bin_width) and bin_width > 0
+    if (
+        isinstance(bin_width, bool)
+        or not isinstance(bin_width, Real)
+        or not (math.isfinite(bin_width) and bin_width > 0)
     ):
         raise SettingsError(f"bin_width must be a finite number > 0, got {bin_width!r}")
     return float(bin_width), None
@@ -144,7 +148,9 @@ def _check_values(values: np.ndarray, name: str) -> np.ndarray:
     if values.dtype == bool or not (
         np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
     ):
-        raise InputError(name, f"grey levels must be integers or real floats, got dtype {values.dtype}")
+        raise InputError(
+            name, f"grey levels must be integers or real floats, got dtype {values.dtype}"
+        )
     if values.size == 0:
         raise InputError(name, "the ROI is empty: no grey level to discretise")
     if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():

@@ -157,7 +157,9 @@ def interpolation_grid(shape_zyx, *, spacing_zyx, new_spacing_zyx) -> Interpolat
     return InterpolationGrid(tuple(shape_b), tuple(spacing_b), tuple(start), tuple(step))
 
 
-def interpolate_image(image, grid: InterpolationGrid, *, method: str, round_intensities: bool = False) -> np.ndarray:
+def interpolate_image(
+    image, grid: InterpolationGrid, *, method: str, round_intensities: bool = False
+) -> np.ndarray:
     """Interpolate an image onto an IBSI grid.
 
     Parameters
@@ -183,7 +185,9 @@ def interpolate_image(image, grid: InterpolationGrid, *, method: str, round_inte
     return np.round(out) if round_intensities else out
 
 
-def interpolate_mask(mask, grid: InterpolationGrid, *, method: str = "linear", threshold: float = 0.5) -> np.ndarray:
+def interpolate_mask(
+    mask, grid: InterpolationGrid, *, method: str = "linear", threshold: float = 0.5
+) -> np.ndarray:
     """Interpolate an ROI mask onto an IBSI grid and apply the partial-volume threshold.
 
     Parameters
@@ -208,7 +212,11 @@ def interpolate_mask(mask, grid: InterpolationGrid, *, method: str = "linear", t
 
 
 def _resample(values: np.ndarray, grid: InterpolationGrid, order: int) -> np.ndarray:
-    if grid.shape_zyx == values.shape and grid.step_zyx == (1.0, 1.0, 1.0) and grid.start_zyx == (0.0, 0.0, 0.0):
+    if (
+        grid.shape_zyx == values.shape
+        and grid.step_zyx == (1.0, 1.0, 1.0)
+        and grid.start_zyx == (0.0, 0.0, 0.0)
+    ):
         return values.copy()
     # The grid maps output index k to input index start + step * k on each
     # axis: a diagonal affine map, evaluated without coordinate arrays.
@@ -223,7 +231,9 @@ def _resample(values: np.ndarray, grid: InterpolationGrid, order: int) -> np.nda
     )
 
 
-def resegment_range(image, mask, *, low: float | None = None, high: float | None = None) -> np.ndarray:
+def resegment_range(
+    image, mask, *, low: float | None = None, high: float | None = None
+) -> np.ndarray:
     """Keep the ROI voxels whose intensity lies in ``[low, high]`` (closed interval).
 
     Parameters
@@ -291,7 +301,9 @@ def filter_outliers(image, mask, *, sigma: float = 3.0) -> np.ndarray:
     return roi & (values >= low) & (values <= high)
 
 
-def discretise_fixed_bin_size(image, mask, *, bin_width: float, minimum: float | None = None) -> np.ndarray:
+def discretise_fixed_bin_size(
+    image, mask, *, bin_width: float, minimum: float | None = None
+) -> np.ndarray:
     """IBSI fixed bin size discretisation: ``floor((x - minimum) / bin_width) + 1``.
 
     Parameters
@@ -423,13 +435,17 @@ def ivh_intensities(
             raise ValueError("fixed_bin_size IVH discretisation needs bin_width")
         bins = discretise_fixed_bin_size(values, roi, bin_width=bin_width, minimum=low)
         centres = np.where(roi, low + (bins - 0.5) * bin_width, 0.0)
-        return IvhIntensities(centres, (low + 0.5 * bin_width, high - 0.5 * bin_width), float(bin_width))
+        return IvhIntensities(
+            centres, (low + 0.5 * bin_width, high - 0.5 * bin_width), float(bin_width)
+        )
     if method == "fixed_bin_number":
         if bin_count is None:
             raise ValueError("fixed_bin_number IVH discretisation needs bin_count")
         bins = discretise_fixed_bin_number(values, roi, bin_count=bin_count)
         return IvhIntensities(bins.astype(np.float64), (1.0, float(bin_count)), 1.0)
-    raise ValueError(f"method must be one of none, fixed_bin_size, fixed_bin_number, got {method!r}")
+    raise ValueError(
+        f"method must be one of none, fixed_bin_size, fixed_bin_number, got {method!r}"
+    )
 
 
 def _check_shape(shape_zyx) -> tuple[int, int, int]:

@@ -15,7 +15,9 @@ from radflow.errors import SettingsError
 __all__ = ["normalise"]
 
 
-def normalise(image: sitk.Image, *, scale: float = 1.0, remove_outliers: float | None = None) -> sitk.Image:
+def normalise(
+    image: sitk.Image, *, scale: float = 1.0, remove_outliers: float | None = None
+) -> sitk.Image:
     r"""z-score the whole image, optionally clip outliers, then scale.
 
     .. math:: f(x) = s \, \mathrm{clip}\!\left(\frac{x - \mu}{\sigma}, -n, n\right)
@@ -43,13 +45,21 @@ def normalise(image: sitk.Image, *, scale: float = 1.0, remove_outliers: float |
     if remove_outliers is not None:
         _check_positive(remove_outliers, "remove_outliers")
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise SettingsError(f"image must be scalar, it has {image.GetNumberOfComponentsPerPixel()} components")
+        raise SettingsError(
+            f"image must be scalar, it has {image.GetNumberOfComponentsPerPixel()} components"
+        )
     normalised = sitk.Normalize(image)
     if remove_outliers is not None:
-        normalised = sitk.Clamp(normalised, lowerBound=-float(remove_outliers), upperBound=float(remove_outliers))
+        normalised = sitk.Clamp(
+            normalised, lowerBound=-float(remove_outliers), upperBound=float(remove_outliers)
+        )
     return normalised * float(scale)
 
 
 def _check_positive(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (math.isfinite(value) and value > 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, Real)
+        or not (math.isfinite(value) and value > 0)
+    ):
         raise SettingsError(f"{name} must be a finite number > 0, got {value!r}")

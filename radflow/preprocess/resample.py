@@ -87,7 +87,9 @@ def resample_image_and_mask(
         raise InputError(source, f"image is {image.GetDimension()}D, mask {dimension}D")
     new_spacing = _check_spacing(spacing_xyz, dimension)
     if interpolator not in INTERPOLATORS:
-        raise SettingsError(f"interpolator must be one of {', '.join(INTERPOLATORS)}, got {interpolator!r}")
+        raise SettingsError(
+            f"interpolator must be one of {', '.join(INTERPOLATORS)}, got {interpolator!r}"
+        )
     _check_pad_distance(pad_distance)
 
     mask_spacing = np.array(mask.GetSpacing())
@@ -98,10 +100,15 @@ def resample_image_and_mask(
     new_spacing = np.where(np.array(box.size_xyz) != 1, new_spacing, mask_spacing)
 
     if np.allclose(np.array(image.GetSpacing()), new_spacing):
-        on_image_grid = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID())
-        return crop_to_roi(image, on_image_grid, bounding_box=roi_bounding_box(on_image_grid, label=label,
-                                                                               source=source),
-                           pad_distance=int(pad_distance))
+        on_image_grid = sitk.Resample(
+            mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID()
+        )
+        return crop_to_roi(
+            image,
+            on_image_grid,
+            bounding_box=roi_bounding_box(on_image_grid, label=label, source=source),
+            pad_distance=int(pad_distance),
+        )
 
     ratio = mask_spacing / new_spacing
     lower_xyz = np.array(box.lower_xyz, dtype=float)
@@ -119,10 +126,28 @@ def resample_image_and_mask(
     origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index.tolist())
     spacing = new_spacing.tolist()
     direction = mask.GetDirection()
-    resampled_image = sitk.Resample(image, size, sitk.Transform(), getattr(sitk, interpolator), origin, spacing,
-                                    direction, 0, image.GetPixelID())
-    resampled_mask = sitk.Resample(mask, size, sitk.Transform(), sitk.sitkNearestNeighbor, origin, spacing,
-                                   direction, 0, mask.GetPixelID())
+    resampled_image = sitk.Resample(
+        image,
+        size,
+        sitk.Transform(),
+        getattr(sitk, interpolator),
+        origin,
+        spacing,
+        direction,
+        0,
+        image.GetPixelID(),
+    )
+    resampled_mask = sitk.Resample(
+        mask,
+        size,
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        origin,
+        spacing,
+        direction,
+        0,
+        mask.GetPixelID(),
+    )
     return resampled_image, resampled_mask
 
 
@@ -130,7 +155,9 @@ def _check_spacing(spacing_xyz, dimension: int) -> np.ndarray:
     try:
         values = list(spacing_xyz)
     except TypeError:
-        raise SettingsError(f"spacing_xyz must be a sequence of {dimension} numbers, got {spacing_xyz!r}") from None
+        raise SettingsError(
+            f"spacing_xyz must be a sequence of {dimension} numbers, got {spacing_xyz!r}"
+        ) from None
     try:
         return np.array(spacing_mm(values, ndim=dimension, allow_zero=True), dtype=float)
     except SpacingError:

@@ -76,7 +76,9 @@ def resegment(
         raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     _check_label(label)
     if image.GetSize() != mask.GetSize():
-        raise InputError(source, f"mask size {mask.GetSize()} differs from the image size {image.GetSize()}")
+        raise InputError(
+            source, f"mask size {mask.GetSize()} differs from the image size {image.GetSize()}"
+        )
 
     grey = sitk.GetArrayViewFromImage(image)
     roi = sitk.GetArrayViewFromImage(mask) == label
@@ -95,8 +97,11 @@ def resegment(
         keep &= values <= thresholds[1]
     retained = int(np.count_nonzero(keep))
     if retained <= 1:
-        raise InputError(source, f"Resegmentation excluded too many voxels with label {label} "
-                                 f"(retained {retained} voxel(s))! Cannot extract features")
+        raise InputError(
+            source,
+            f"Resegmentation excluded too many voxels with label {label} "
+            f"(retained {retained} voxel(s))! Cannot extract features",
+        )
     roi[roi] = keep
     labels = np.zeros(roi.shape, dtype=sitk.GetArrayViewFromImage(mask).dtype)
     labels[roi] = label
@@ -109,9 +114,13 @@ def _check_range(range_) -> list[float]:
     try:
         values = list(range_)
     except TypeError:
-        raise SettingsError(f"range_ must be a sequence of 1 or 2 numbers, got {range_!r}") from None
+        raise SettingsError(
+            f"range_ must be a sequence of 1 or 2 numbers, got {range_!r}"
+        ) from None
     if len(values) not in (1, 2) or not all(
         isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in values
     ):
-        raise SettingsError(f"range_ must be 1 or 2 finite numbers (lower[, upper]), got {range_!r}")
+        raise SettingsError(
+            f"range_ must be 1 or 2 finite numbers (lower[, upper]), got {range_!r}"
+        )
     return sorted(values)

@@ -76,7 +76,9 @@ class BoundingBox:
         return np.array([b for pair in zip(self.lower_xyz, self.upper_xyz) for b in pair])
 
 
-def roi_bounding_box(mask: sitk.Image, *, label: int = 1, source: str | PathLike = "mask") -> BoundingBox:
+def roi_bounding_box(
+    mask: sitk.Image, *, label: int = 1, source: str | PathLike = "mask"
+) -> BoundingBox:
     """Bounding box of the voxels of `mask` equal to `label`.
 
     Raises
@@ -155,32 +157,52 @@ def check_mask(
 
     corrected = None
     if image.GetDimension() != mask.GetDimension():
-        raise InputError(source, f"Image/Mask dimension mismatch: image is {image.GetDimension()}D, "
-                                 f"mask {mask.GetDimension()}D")
+        raise InputError(
+            source,
+            f"Image/Mask dimension mismatch: image is {image.GetDimension()}D, "
+            f"mask {mask.GetDimension()}D",
+        )
     mismatch = _geometry_mismatch(image, mask, tolerance)
     if mismatch is not None:
         if not correct_mask:
-            raise InputError(source, f"Image/Mask geometry mismatch ({mismatch}). Potential fix: increase "
-                                     "geometryTolerance, or enable correctMask to resample the mask")
+            raise InputError(
+                source,
+                f"Image/Mask geometry mismatch ({mismatch}). Potential fix: increase "
+                "geometryTolerance, or enable correctMask to resample the mask",
+            )
         check_roi_inside_image(image, mask, bounding_box=box, source=source)
-        corrected = sitk.Resample(mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID())
+        corrected = sitk.Resample(
+            mask, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0, mask.GetPixelID()
+        )
         roi = sitk.GetArrayViewFromImage(corrected) == label
         box = _box(roi)
         if box is None:
-            raise InputError(source, f"Label ({label}) not present in the mask after resampling it "
-                                     "onto the image grid (correctMask): the ROI is smaller than a voxel")
+            raise InputError(
+                source,
+                f"Label ({label}) not present in the mask after resampling it "
+                "onto the image grid (correctMask): the ROI is smaller than a voxel",
+            )
 
     dimensions = box.n_extended_axes
     if dimensions == 0:
-        raise InputError(source, "mask only contains 1 segmented voxel! Cannot extract features for a single voxel.")
+        raise InputError(
+            source,
+            "mask only contains 1 segmented voxel! Cannot extract features for a single voxel.",
+        )
     if dimensions < minimum_roi_dimensions:
-        raise InputError(source, f"mask has too few dimensions (number of dimensions {dimensions}, "
-                                 f"minimum required {minimum_roi_dimensions})")
+        raise InputError(
+            source,
+            f"mask has too few dimensions (number of dimensions {dimensions}, "
+            f"minimum required {minimum_roi_dimensions})",
+        )
     if minimum_roi_size is not None:
         size = int(np.count_nonzero(roi))
         if size <= minimum_roi_size:
-            raise InputError(source, f"Size of the ROI is too small (minimum size: {minimum_roi_size}, "
-                                     f"ROI size: {size})")
+            raise InputError(
+                source,
+                f"Size of the ROI is too small (minimum size: {minimum_roi_size}, "
+                f"ROI size: {size})",
+            )
     return box, corrected
 
 
@@ -215,14 +237,18 @@ def crop_to_roi(
         bounding_box = roi_bounding_box(mask, label=label)
     size = np.array(mask.GetSize())
     if len(bounding_box.lower_xyz) != len(size):
-        raise SettingsError(f"bounding_box has {len(bounding_box.lower_xyz)} axes, the mask {len(size)}")
+        raise SettingsError(
+            f"bounding_box has {len(bounding_box.lower_xyz)} axes, the mask {len(size)}"
+        )
     lower = np.maximum(np.array(bounding_box.lower_xyz) - pad_distance, 0)
     upper = np.maximum(size - np.array(bounding_box.upper_xyz) - pad_distance - 1, 0)
     lower, upper = lower.tolist(), upper.tolist()
     return sitk.Crop(image, lower, upper), sitk.Crop(mask, lower, upper)
 
 
-def geometry_mismatch(image: sitk.Image, mask: sitk.Image, *, geometry_tolerance: float | None = None) -> str | None:
+def geometry_mismatch(
+    image: sitk.Image, mask: sitk.Image, *, geometry_tolerance: float | None = None
+) -> str | None:
     """How the grids of `image` and `mask` differ, or None when they match.
 
     Dimension and size must be equal; origin and spacing may differ by
@@ -276,7 +302,11 @@ def _geometry_mismatch(image: sitk.Image, mask: sitk.Image, tolerance: float) ->
 
 
 def check_roi_inside_image(
-    image: sitk.Image, mask: sitk.Image, *, bounding_box: BoundingBox, source: str | PathLike = "mask"
+    image: sitk.Image,
+    mask: sitk.Image,
+    *,
+    bounding_box: BoundingBox,
+    source: str | PathLike = "mask",
 ) -> None:
     """Raise InputError unless the ROI box of `mask` lies inside `image`'s extent.
 
@@ -286,20 +316,31 @@ def check_roi_inside_image(
     """
     lower = np.array(bounding_box.lower_xyz, dtype=float) - 0.5
     upper = np.array(bounding_box.upper_xyz, dtype=float) + 0.5
-    corners = np.array([
-        image.TransformPhysicalPointToContinuousIndex(mask.TransformContinuousIndexToPhysicalPoint(c.tolist()))
-        for c in (lower, upper)
-    ])
+    corners = np.array(
+        [
+            image.TransformPhysicalPointToContinuousIndex(
+                mask.TransformContinuousIndexToPhysicalPoint(c.tolist())
+            )
+            for c in (lower, upper)
+        ]
+    )
     size = np.array(image.GetSize())
     if (corners.min(axis=0) < -0.5 - _INSIDE_TOLERANCE).any() or (
         corners.max(axis=0) > size - 0.5 + _INSIDE_TOLERANCE
     ).any():
-        raise InputError(source, "Bounding box of ROI is larger than image space: ROI bounds (x, y, z image "
-                                 f"coordinate space) {np.round(corners, 3).tolist()}, image size {list(size)}")
+        raise InputError(
+            source,
+            "Bounding box of ROI is larger than image space: ROI bounds (x, y, z image "
+            f"coordinate space) {np.round(corners, 3).tolist()}, image size {list(size)}",
+        )
 
 
 def _check_pad_distance(pad_distance) -> None:
-    if isinstance(pad_distance, bool) or not isinstance(pad_distance, (int, np.integer)) or pad_distance < 0:
+    if (
+        isinstance(pad_distance, bool)
+        or not isinstance(pad_distance, (int, np.integer))
+        or pad_distance < 0
+    ):
         raise SettingsError(f"pad_distance must be an integer >= 0, got {pad_distance!r}")
 
 
@@ -310,28 +351,39 @@ def _check_label(label) -> None:
 
 def _check_scalar_mask(mask: sitk.Image, source) -> None:
     if mask.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(source, f"mask has {mask.GetNumberOfComponentsPerPixel()} components per voxel; "
-                                 "select one (label_channel) first")
+        raise InputError(
+            source,
+            f"mask has {mask.GetNumberOfComponentsPerPixel()} components per voxel; "
+            "select one (label_channel) first",
+        )
 
 
 def _check_tolerance(geometry_tolerance) -> float:
     if geometry_tolerance is None:
         return DEFAULT_GEOMETRY_TOLERANCE
-    if isinstance(geometry_tolerance, bool) or not isinstance(geometry_tolerance, (int, float)) or not (
-        geometry_tolerance > 0
+    if (
+        isinstance(geometry_tolerance, bool)
+        or not isinstance(geometry_tolerance, (int, float))
+        or not (geometry_tolerance > 0)
     ):
-        raise SettingsError(f"geometry_tolerance must be a number > 0 or None, got {geometry_tolerance!r}")
+        raise SettingsError(
+            f"geometry_tolerance must be a number > 0 or None, got {geometry_tolerance!r}"
+        )
     return float(geometry_tolerance)
 
 
 def _check_options(geometry_tolerance, minimum_roi_dimensions, minimum_roi_size) -> float:
     tolerance = _check_tolerance(geometry_tolerance)
     if minimum_roi_dimensions not in (1, 2, 3) or isinstance(minimum_roi_dimensions, bool):
-        raise SettingsError(f"minimum_roi_dimensions must be 1, 2 or 3, got {minimum_roi_dimensions!r}")
+        raise SettingsError(
+            f"minimum_roi_dimensions must be 1, 2 or 3, got {minimum_roi_dimensions!r}"
+        )
     if minimum_roi_size is not None and (
         isinstance(minimum_roi_size, bool)
         or not isinstance(minimum_roi_size, (int, np.integer))
         or minimum_roi_size < 1
     ):
-        raise SettingsError(f"minimum_roi_size must be an integer > 0 or None, got {minimum_roi_size!r}")
+        raise SettingsError(
+            f"minimum_roi_size must be an integer > 0 or None, got {minimum_roi_size!r}"
+        )
     return tolerance

@@ -126,9 +126,18 @@ def segment_hu(
         return (values >= low_hu) & (values <= high_hu), f"in [{low_hu:g}, {high_hu:g}] HU"
 
     return _segment(
-        image, select, region=region, box_zyx=box_zyx, keep=keep, seed_zyx=seed_zyx,
-        connectivity=connectivity, fill_holes=fill_holes, min_size_mm3=min_size_mm3,
-        spacing_zyx=spacing_zyx, allow_empty=allow_empty, source=source,
+        image,
+        select,
+        region=region,
+        box_zyx=box_zyx,
+        keep=keep,
+        seed_zyx=seed_zyx,
+        connectivity=connectivity,
+        fill_holes=fill_holes,
+        min_size_mm3=min_size_mm3,
+        spacing_zyx=spacing_zyx,
+        allow_empty=allow_empty,
+        source=source,
     )
 
 
@@ -174,9 +183,18 @@ def segment_suv(
         return values >= threshold_suv, f"at or above {threshold_suv:g} SUV"
 
     return _segment(
-        image, select, region=region, box_zyx=box_zyx, keep=keep, seed_zyx=seed_zyx,
-        connectivity=connectivity, fill_holes=fill_holes, min_size_mm3=min_size_mm3,
-        spacing_zyx=spacing_zyx, allow_empty=allow_empty, source=source,
+        image,
+        select,
+        region=region,
+        box_zyx=box_zyx,
+        keep=keep,
+        seed_zyx=seed_zyx,
+        connectivity=connectivity,
+        fill_holes=fill_holes,
+        min_size_mm3=min_size_mm3,
+        spacing_zyx=spacing_zyx,
+        allow_empty=allow_empty,
+        source=source,
     )
 
 
@@ -227,15 +245,25 @@ def segment_suv_relative(
         suv_max = float(values[inside].max() if inside is not None else values.max())
         if suv_max <= 0:
             raise InputError(
-                source, f"SUVmax in the region is {suv_max:g}; a relative threshold needs SUVmax > 0"
+                source,
+                f"SUVmax in the region is {suv_max:g}; a relative threshold needs SUVmax > 0",
             )
         threshold = fraction * suv_max
         return values >= threshold, f"at or above {fraction:g} x SUVmax ({threshold:.4g} SUV)"
 
     return _segment(
-        image, select, region=region, box_zyx=box_zyx, keep=keep, seed_zyx=seed_zyx,
-        connectivity=connectivity, fill_holes=fill_holes, min_size_mm3=min_size_mm3,
-        spacing_zyx=spacing_zyx, allow_empty=allow_empty, source=source,
+        image,
+        select,
+        region=region,
+        box_zyx=box_zyx,
+        keep=keep,
+        seed_zyx=seed_zyx,
+        connectivity=connectivity,
+        fill_holes=fill_holes,
+        min_size_mm3=min_size_mm3,
+        spacing_zyx=spacing_zyx,
+        allow_empty=allow_empty,
+        source=source,
     )
 
 

@@ -17,10 +17,24 @@ from radflow._lazy import attach
 
 #: Names exported here -> the submodule that defines them (loaded with it on first use).
 _EXPORTS = {
-    **dict.fromkeys(("OKABE_ITO", "central_slice", "cindex_forest", "combat_before_after",
-                     "correlation_heatmap", "embedding_plot", "feature_heatmap",
-                     "icc_distribution", "km_plot", "qc_slice", "save_figure",
-                     "selected_features_plot", "td_auc_plot"), "figures"),
+    **dict.fromkeys(
+        (
+            "OKABE_ITO",
+            "central_slice",
+            "cindex_forest",
+            "combat_before_after",
+            "correlation_heatmap",
+            "embedding_plot",
+            "feature_heatmap",
+            "icc_distribution",
+            "km_plot",
+            "qc_slice",
+            "save_figure",
+            "selected_features_plot",
+            "td_auc_plot",
+        ),
+        "figures",
+    ),
     **dict.fromkeys(("build_report", "load_fit_outputs", "write_demo_report"), "build"),
 }
 _SUBMODULES = ["build", "figures", "html"]

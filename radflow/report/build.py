@@ -132,19 +132,27 @@ def _fit_spec(spec_path: Path, progress: bool) -> FitOutputs:
     spec = load_spec(spec_path)
     _say(progress, f"report: reading the study of {spec_path}")
     design = load_design(spec)
-    _say(progress, f"report: validating ({', '.join(spec.validation.schemes)}) and fitting the "
-                   "final model")
+    _say(
+        progress,
+        f"report: validating ({', '.join(spec.validation.schemes)}) and fitting the final model",
+    )
     result = run_study(spec, design)
-    return FitOutputs(spec, design, result.model,
-                      {k: v.as_dict() for k, v in result.validations.items()},
-                      _by_scheme(predictions_table(result.validations, design)),
-                      command=f"radflow model fit {shlex.quote(str(spec_path))}")
+    return FitOutputs(
+        spec,
+        design,
+        result.model,
+        {k: v.as_dict() for k, v in result.validations.items()},
+        _by_scheme(predictions_table(result.validations, design)),
+        command=f"radflow model fit {shlex.quote(str(spec_path))}",
+    )
 
 
 def _by_scheme(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """``predictions.parquet``'s long table as scheme -> rows indexed by patient."""
-    return {str(scheme): part.drop(columns="scheme").set_index("patient")
-            for scheme, part in frame.groupby("scheme", sort=False)}
+    return {
+        str(scheme): part.drop(columns="scheme").set_index("patient")
+        for scheme, part in frame.groupby("scheme", sort=False)
+    }
 
 
 def _find(obj, test, depth: int = 0):
@@ -153,8 +161,15 @@ def _find(obj, test, depth: int = 0):
         return obj
     if depth > 4:
         return None
-    children = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) \
-        else vars(obj).values() if hasattr(obj, "__dict__") and not hasattr(obj, "fit") else ()
+    children = (
+        obj.values()
+        if isinstance(obj, dict)
+        else obj
+        if isinstance(obj, (list, tuple))
+        else vars(obj).values()
+        if hasattr(obj, "__dict__") and not hasattr(obj, "fit")
+        else ()
+    )
     for child in children:
         found = _find(child, test, depth + 1)
         if found is not None:
@@ -186,9 +201,14 @@ def load_fit_outputs(model_dir, *, progress: bool = False) -> FitOutputs:
     spec = outputs.spec
     predictions = outputs.predictions
     _say(progress, f"report: reading the study of {spec.source or model_dir}")
-    return FitOutputs(spec, outputs.design(), outputs.pipeline, validation,
-                      _by_scheme(predictions) if predictions is not None else {},
-                      command=outputs.command)
+    return FitOutputs(
+        spec,
+        outputs.design(),
+        outputs.pipeline,
+        validation,
+        _by_scheme(predictions) if predictions is not None else {},
+        command=outputs.command,
+    )
 
 
 def _say(progress: bool, text: str) -> None:
@@ -249,7 +269,9 @@ def _failures(store, table) -> dict[str, list[str]]:
         errors = read_errors(table).to_pandas()
         for row in errors.itertuples():
             where = "/".join(str(v) for v in (row.series, row.roi) if v)
-            out.setdefault(row.case, []).append(f"extraction {where}: {row.error_type}: {row.message}")
+            out.setdefault(row.case, []).append(
+                f"extraction {where}: {row.error_type}: {row.message}"
+            )
     return out
 
 
@@ -275,10 +297,17 @@ def _qc_cases(store, failures: dict, rois, progress: bool) -> list:
                 item.images.append(QcImage(caption, problem="empty ROI"))
                 continue
             z = central_slice(label)
-            image = np.asarray(open_volume(store, case, info.series)[z:z + 1])
-            fig = qc_slice(image, label[z:z + 1], spacing_zyx=info.spacing_zyx, z=0,
-                           window=_WINDOWS.get(info.modality), crop_margin_mm=40.0, size_in=2.4,
-                           unit=_UNITS.get(info.modality, ""))
+            image = np.asarray(open_volume(store, case, info.series)[z : z + 1])
+            fig = qc_slice(
+                image,
+                label[z : z + 1],
+                spacing_zyx=info.spacing_zyx,
+                z=0,
+                window=_WINDOWS.get(info.modality),
+                crop_margin_mm=40.0,
+                size_in=2.4,
+                unit=_UNITS.get(info.modality, ""),
+            )
             fig.axes[0].set_xlabel(f"slice {z} of {info.shape_zyx[0]}", fontsize=7)
             item.images.append(QcImage(caption, fig))
         out.append(item)
@@ -295,8 +324,9 @@ def _model_input(fit: FitOutputs) -> pd.DataFrame | None:
         return None
     Xt = fit.pipeline[:-1].transform(fit.design.X)
     if not isinstance(Xt, pd.DataFrame):
-        Xt = pd.DataFrame(Xt, index=fit.design.X.index,
-                          columns=fit.pipeline[:-1].get_feature_names_out())
+        Xt = pd.DataFrame(
+            Xt, index=fit.design.X.index, columns=fit.pipeline[:-1].get_feature_names_out()
+        )
     return Xt.apply(pd.to_numeric, errors="coerce")
 
 
@@ -326,8 +356,9 @@ def _weights(fit: FitOutputs, names) -> tuple[pd.Series | None, str]:
 
 def _annotations(fit: FitOutputs, index) -> pd.DataFrame:
     design = fit.design
-    ann = pd.DataFrame({"institution": np.asarray(design.institution).astype(str)},
-                       index=design.X.index)
+    ann = pd.DataFrame(
+        {"institution": np.asarray(design.institution).astype(str)}, index=design.X.index
+    )
     if "stage" in design.X:
         ann["stage"] = design.X["stage"].map(lambda v: "?" if pd.isna(v) else f"{v:g}")
     y = design.y
@@ -345,18 +376,24 @@ def _harmonise_figures(fit: FitOutputs, content) -> None:
         return
     k = list(pipe.named_steps).index("harmonise")
     before = pipe[:k].transform(fit.design.X)
-    after = pipe[:k + 1].transform(fit.design.X)
+    after = pipe[: k + 1].transform(fit.design.X)
     columns = [c for c in fit.design.image_columns if c in before.columns and c in after.columns]
     before = before[columns].apply(pd.to_numeric, errors="coerce")
     after = after[columns].apply(pd.to_numeric, errors="coerce")
     batch = np.asarray(fit.design.institution).astype(str)
-    content.figures["combat"] = [combat_before_after(before, after, batch),
-                                 embedding_plot({"before ComBat": before, "after ComBat": after},
-                                                batch, title="PCA of the image features")]
+    content.figures["combat"] = [
+        combat_before_after(before, after, batch),
+        embedding_plot(
+            {"before ComBat": before, "after ComBat": after},
+            batch,
+            title="PCA of the image features",
+        ),
+    ]
     content.notes["combat"] = (
         "ComBat fitted on all patients (the validation refits it inside each training fold). "
         "Boxes: the features with the strongest institution effect before harmonisation, "
-        "with the Kruskal-Wallis p-value across institutions.")
+        "with the Kruskal-Wallis p-value across institutions."
+    )
 
 
 _SCHEME_TITLES = {"nested_cv": "nested cross-validation", "loio": "leave-one-institution-out"}
@@ -371,7 +408,9 @@ def _out_of_fold(fit: FitOutputs, scheme: str) -> tuple[np.ndarray, np.ndarray]:
     pred = fit.predictions[scheme]
     pred = pred[pred["risk"].notna()]
     if {"time", "event"} <= set(pred.columns):
-        y = sksurv_util.Surv.from_arrays(event=pred["event"].to_numpy(bool), time=pred["time"].to_numpy(float))
+        y = sksurv_util.Surv.from_arrays(
+            event=pred["event"].to_numpy(bool), time=pred["time"].to_numpy(float)
+        )
         return pred["risk"].to_numpy(float), y
     at = fit.design.X.index.get_indexer(pred.index)
     if (at < 0).any():
@@ -383,8 +422,11 @@ def _survival_figures(fit: FitOutputs, content) -> None:
     schemes = [s for s in ("nested_cv", "loio") if s in fit.predictions]
     survival = fit.design.y is not None and fit.design.y.dtype.names is not None
     if not schemes or not survival:
-        reason = ("no out-of-fold predictions in the model outputs" if not schemes
-                  else "the endpoint is binary")
+        reason = (
+            "no out-of-fold predictions in the model outputs"
+            if not schemes
+            else "the endpoint is binary"
+        )
         content.notes["km"] = content.notes["td_auc"] = f"Not available: {reason}."
     else:
         oof = {scheme: _out_of_fold(fit, scheme) for scheme in schemes}
@@ -392,29 +434,55 @@ def _survival_figures(fit: FitOutputs, content) -> None:
         for scheme, (risk, yk) in oof.items():
             groups = metrics.risk_groups(risk, yk, method="median")
             label = np.where(groups.high, "high risk", "low risk")
-            content.figures["km"].append(km_plot(
-                yk[yk.dtype.names[1]], yk[yk.dtype.names[0]], label, p_value=groups.logrank.p,
-                group_order=["low risk", "high risk"], title=_SCHEME_TITLES[scheme]))
-            notes.append(f"{_SCHEME_TITLES[scheme]}: {len(risk)} patients, "
-                         f"{int(groups.high.sum())} high risk, log-rank p {groups.logrank.p:.2g}")
+            content.figures["km"].append(
+                km_plot(
+                    yk[yk.dtype.names[1]],
+                    yk[yk.dtype.names[0]],
+                    label,
+                    p_value=groups.logrank.p,
+                    group_order=["low risk", "high risk"],
+                    title=_SCHEME_TITLES[scheme],
+                )
+            )
+            notes.append(
+                f"{_SCHEME_TITLES[scheme]}: {len(risk)} patients, "
+                f"{int(groups.high.sum())} high risk, log-rank p {groups.logrank.p:.2g}"
+            )
         content.notes["km"] = (
             "Risk groups split at the median of the out-of-fold predicted risk (each patient "
-            "scored by the model of the fold that did not train on it); " + "; ".join(notes)
-            + ". Numbers at risk count patients still followed at each time.")
+            "scored by the model of the fold that did not train on it); "
+            + "; ".join(notes)
+            + ". Numbers at risk count patients still followed at each time."
+        )
         scheme = schemes[0]
         risk, yk = oof[scheme]
         times = metrics.evaluation_times(yk, quantiles=np.linspace(0.1, 0.8, 8))
         if len(times) >= 2:
             auc, mean_auc = metrics.time_dependent_auc(yk, risk, times=times)
-            bands = [metrics.bootstrap(
-                lambda yy, rr, t=t: metrics.time_dependent_auc(yy, rr, times=[t])[1], yk, risk,
-                n_boot=min(_TD_AUC_BOOT, fit.spec.bootstrap), seed=fit.spec.seed) for t in times]
-            content.figures["td_auc"] = [td_auc_plot(
-                times, auc, low=[b.low for b in bands], high=[b.high for b in bands],
-                mean_auc=mean_auc)]
-            content.notes["td_auc"] = (f"Cumulative/dynamic AUC of the out-of-fold risk "
-                                       f"({_SCHEME_TITLES[scheme]}) at quantiles of the event "
-                                       "times, with bootstrap 95% CIs.")
+            bands = [
+                metrics.bootstrap(
+                    lambda yy, rr, t=t: metrics.time_dependent_auc(yy, rr, times=[t])[1],
+                    yk,
+                    risk,
+                    n_boot=min(_TD_AUC_BOOT, fit.spec.bootstrap),
+                    seed=fit.spec.seed,
+                )
+                for t in times
+            ]
+            content.figures["td_auc"] = [
+                td_auc_plot(
+                    times,
+                    auc,
+                    low=[b.low for b in bands],
+                    high=[b.high for b in bands],
+                    mean_auc=mean_auc,
+                )
+            ]
+            content.notes["td_auc"] = (
+                f"Cumulative/dynamic AUC of the out-of-fold risk "
+                f"({_SCHEME_TITLES[scheme]}) at quantiles of the event "
+                "times, with bootstrap 95% CIs."
+            )
         else:
             content.notes["td_auc"] = "Not available: too few distinct event times."
     rows = []
@@ -424,20 +492,39 @@ def _survival_figures(fit: FitOutputs, content) -> None:
         for fold in result.get("folds", []):
             est = fold.get("metrics", {}).get(headline)
             if est:
-                rows.append({"label": f"{scheme_name}: {fold['name']}", "estimate": est["value"],
-                             "low": est["low"], "high": est["high"], "group": kind})
+                rows.append(
+                    {
+                        "label": f"{scheme_name}: {fold['name']}",
+                        "estimate": est["value"],
+                        "low": est["low"],
+                        "high": est["high"],
+                        "group": kind,
+                    }
+                )
         est = result.get("pooled", {}).get(headline)
         if est:
-            rows.append({"label": f"{scheme_name}: pooled", "estimate": est["value"],
-                         "low": est["low"], "high": est["high"], "group": "pooled"})
+            rows.append(
+                {
+                    "label": f"{scheme_name}: pooled",
+                    "estimate": est["value"],
+                    "low": est["low"],
+                    "high": est["high"],
+                    "group": "pooled",
+                }
+            )
     if rows:
         frame = pd.DataFrame(rows)
-        metric = "C-index (Harrell)" if "harrell_c" in json.dumps(list(fit.validation.values())) \
+        metric = (
+            "C-index (Harrell)"
+            if "harrell_c" in json.dumps(list(fit.validation.values()))
             else "ROC AUC"
+        )
         content.figures["validation"] = [cindex_forest(frame, metric=metric)]
         content.tables["validation"] = frame.set_index("label")
-        content.notes["validation"] = ("Each outer fold (nested CV) and each held-out institution "
-                                       "(leave-one-institution-out), with percentile bootstrap CIs.")
+        content.notes["validation"] = (
+            "Each outer fold (nested CV) and each held-out institution "
+            "(leave-one-institution-out), with percentile bootstrap CIs."
+        )
     else:
         content.notes["validation"] = "Not available: the model outputs hold no validation results."
 
@@ -454,49 +541,80 @@ def _feature_figures(fit: FitOutputs, content) -> None:
             nonzero = weights[weights != 0]
             if len(nonzero):
                 shown = Xt[list(nonzero.abs().sort_values(ascending=False).index)]
-            content.figures["selected"] = [selected_features_plot(
-                weights[weights != 0] if (weights != 0).any() else weights, kind=kind)]
-            content.notes["selected"] = (f"{int((weights != 0).sum())} of {len(weights)} model "
-                                         f"inputs with a non-zero {kind.split(' ')[0]}.")
+            content.figures["selected"] = [
+                selected_features_plot(
+                    weights[weights != 0] if (weights != 0).any() else weights, kind=kind
+                )
+            ]
+            content.notes["selected"] = (
+                f"{int((weights != 0).sum())} of {len(weights)} model "
+                f"inputs with a non-zero {kind.split(' ')[0]}."
+            )
         else:
             content.notes["selected"] = "The model has neither coefficients nor importances."
         final = fit.pipeline[-1]
         if hasattr(final, "block_models_"):
             blocks = ", ".join(f"{b} {w:+.2f}" for b, w in final.weights_.items())
-            content.notes["selected"] += (" Late fusion: one model per block, stacked by a Cox "
-                                          f"model with weights per block risk {blocks}.")
+            content.notes["selected"] += (
+                " Late fusion: one model per block, stacked by a Cox "
+                f"model with weights per block risk {blocks}."
+            )
         shown = shown.iloc[:, :_HEATMAP_MAX_FEATURES]
-        content.figures["heatmap"] = [feature_heatmap(shown,
-                                                      annotations=_annotations(fit, shown.index))]
-        content.notes["heatmap"] = (f"{shown.shape[1]} selected features (rows) x {len(shown)} "
-                                    "patients, z-scored, average-linkage clustering.")
+        content.figures["heatmap"] = [
+            feature_heatmap(shown, annotations=_annotations(fit, shown.index))
+        ]
+        content.notes["heatmap"] = (
+            f"{shown.shape[1]} selected features (rows) x {len(shown)} "
+            "patients, z-scored, average-linkage clustering."
+        )
         if shown.shape[1] >= 2:
             content.figures["correlation"] = [correlation_heatmap(shown)]
         else:
             content.notes["correlation"] = "Only one feature selected."
-    icc_step = next((s for s in (fit.pipeline.named_steps.values() if fit.pipeline is not None
-                                 else ()) if hasattr(s, "icc_")), None)
+    icc_step = next(
+        (
+            s
+            for s in (fit.pipeline.named_steps.values() if fit.pipeline is not None else ())
+            if hasattr(s, "icc_")
+        ),
+        None,
+    )
     if icc_step is None:
         icc_step = _find(fit.pipeline, lambda o: hasattr(o, "icc_")) if fit.pipeline else None
     if icc_step is not None:
         measured = np.isfinite(icc_step.icc_)
-        value = icc_step.form if icc_step.statistic == "icc" else \
-            f"lower 95% CI bound of {icc_step.form}"
+        value = (
+            icc_step.form
+            if icc_step.statistic == "icc"
+            else f"lower 95% CI bound of {icc_step.form}"
+        )
         stable = int(np.sum(icc_step.icc_[measured] >= icc_step.threshold))
-        content.figures["icc"] = [icc_distribution(
-            icc_step.icc_, threshold=icc_step.threshold,
-            title=f"{stable} of {int(measured.sum())} features with {value} >= "
-                  f"{icc_step.threshold:g}", xlabel=value)]
+        content.figures["icc"] = [
+            icc_distribution(
+                icc_step.icc_,
+                threshold=icc_step.threshold,
+                title=f"{stable} of {int(measured.sum())} features with {value} >= "
+                f"{icc_step.threshold:g}",
+                xlabel=value,
+            )
+        ]
         kept = int((~measured & icc_step.support_).sum())
         content.notes["icc"] = (
             f"The pipeline's stability filter keeps features whose {value} across the "
             f"perturbations of the stability study reaches {icc_step.threshold:g}: {stable} of "
             f"the {int(measured.sum())} it measured."
-            + (f" {kept} inputs without an ICC (other modalities or ROIs, clinical, genomic) "
-               "pass unfiltered." if kept else ""))
+            + (
+                f" {kept} inputs without an ICC (other modalities or ROIs, clinical, genomic) "
+                "pass unfiltered."
+                if kept
+                else ""
+            )
+        )
     else:
-        content.notes["icc"] = ("Not available: the pipeline has no ICC stability filter "
-                                "(radflow model stats computes the ICCs).")
+        content.notes["icc"] = (
+            "Not available: the pipeline has no ICC stability filter "
+            "(radflow model stats computes the ICCs)."
+        )
 
 
 def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: bool = True):
@@ -509,13 +627,18 @@ def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: b
     if store is not None:
         rois = fit.spec.image.rois if fit is not None and fit.spec.image is not None else None
         content.qc = _qc_cases(store, failures, rois, progress)
-        content.notes["qc"] = ("Central slice of each series' ROI with its contour; cases with a "
-                               "failed input or extraction are flagged.")
+        content.notes["qc"] = (
+            "Central slice of each series' ROI with its contour; cases with a "
+            "failed input or extraction are flagged."
+        )
     else:
         content.notes["qc"] = "Not available: no store given."
     if fit is not None:
-        steps = [("features", _feature_figures), ("harmonisation", _harmonise_figures),
-                 ("survival", _survival_figures)]
+        steps = [
+            ("features", _feature_figures),
+            ("harmonisation", _harmonise_figures),
+            ("survival", _survival_figures),
+        ]
         for name, step in steps:
             _say(progress, f"report: {name} figures")
             step(fit, content)
@@ -524,13 +647,21 @@ def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: b
         "feature set": fit.design.feature_set if fit is not None else "-",
         "model": fit.command if fit is not None else "-",
         "report command": " ".join(shlex.quote(a) for a in ["radflow"] + sys.argv[1:])
-        if Path(sys.argv[0]).name == "radflow" else "radflow.report.build_report",
+        if Path(sys.argv[0]).name == "radflow"
+        else "radflow.report.build_report",
     }
     return content
 
 
-def build_report(spec_or_model_dir, out_html, *, store=None, table=None, progress: bool = True,
-                 command: str | None = None) -> Path:
+def build_report(
+    spec_or_model_dir,
+    out_html,
+    *,
+    store=None,
+    table=None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Path:
     """Write the study report as one self-contained HTML file.
 
     Parameters
@@ -566,13 +697,16 @@ def build_report(spec_or_model_dir, out_html, *, store=None, table=None, progres
         raise InputError(source, "no such study spec or model folder")
     if store is not None and not Path(store).is_dir():
         raise InputError(store, "no such store folder")
-    content = build_content(fit, store=store, table=table if table is not None else fit.spec.table,
-                            progress=progress)
+    content = build_content(
+        fit, store=store, table=table if table is not None else fit.spec.table, progress=progress
+    )
     if command is not None:
         content.provenance["report command"] = command
     out = write_html(content, out_html)
-    _say(progress, f"report: {out} ({os.path.getsize(out) / 1e6:.1f} MB, "
-                   f"{time.monotonic() - started:.0f} s)")
+    _say(
+        progress,
+        f"report: {out} ({os.path.getsize(out) / 1e6:.1f} MB, {time.monotonic() - started:.0f} s)",
+    )
     return out
 
 
@@ -582,7 +716,13 @@ def write_demo_report(out_dir, *, model_dir, store, table=None, progress: bool =
     Prints the report's path and returns it.
     """
     out = Path(out_dir) / "report.html"
-    build_report(model_dir, out, store=store, table=table, progress=progress,
-                 command=f"radflow demo --out {out_dir}")
+    build_report(
+        model_dir,
+        out,
+        store=store,
+        table=table,
+        progress=progress,
+        command=f"radflow demo --out {out_dir}",
+    )
     print(f"  report:   {out}", flush=True)
     return out

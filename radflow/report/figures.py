@@ -92,8 +92,10 @@ def _frame(values, name: str, *, min_rows: int = 1, min_cols: int = 1) -> pd.Dat
     if not isinstance(values, pd.DataFrame):
         raise SettingsError(f"{name} must be a pandas DataFrame, got {type(values).__name__}")
     if values.shape[0] < min_rows or values.shape[1] < min_cols:
-        raise SettingsError(f"{name} needs at least {min_rows} rows and {min_cols} columns, "
-                            f"got shape {values.shape}")
+        raise SettingsError(
+            f"{name} needs at least {min_rows} rows and {min_cols} columns, "
+            f"got shape {values.shape}"
+        )
     numeric = values.apply(pd.to_numeric, errors="coerce").astype(float)
     bad = [c for c in values.columns if numeric[c].isna().sum() > values[c].isna().sum()]
     if bad:
@@ -119,8 +121,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> None
     suffix = os.fspath(path).rsplit(".", 1)[-1].lower() if "." in os.fspath(path) else ""
     metadata = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
     if suffix not in metadata:
-        raise SettingsError(f"{os.fspath(path)}: unknown figure format {suffix!r}; "
-                            "use .png, .svg or .pdf")
+        raise SettingsError(
+            f"{os.fspath(path)}: unknown figure format {suffix!r}; use .png, .svg or .pdf"
+        )
     # A fixed salt makes the SVG's element ids, hence the file, reproducible.
     with atomic_file(path) as tmp, matplotlib.rc_context({"svg.hashsalt": "radflow"}):
         fig.savefig(tmp, format=suffix, dpi=dpi, metadata=metadata[suffix])
@@ -129,8 +132,17 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 150) -> None
 # -- survival ---------------------------------------------------------------
 
 
-def km_plot(time, event, group=None, *, at_risk_times=None, p_value: float | None = "logrank",
-            time_unit: str = "months", title: str | None = None, group_order=None) -> Figure:
+def km_plot(
+    time,
+    event,
+    group=None,
+    *,
+    at_risk_times=None,
+    p_value: float | None = "logrank",
+    time_unit: str = "months",
+    title: str | None = None,
+    group_order=None,
+) -> Figure:
     """Kaplan-Meier curves per group, with a numbers-at-risk table and the log-rank p-value.
 
     Parameters
@@ -193,12 +205,26 @@ def km_plot(time, event, group=None, *, at_risk_times=None, p_value: float | Non
         # Start the step function at (0, 1) and hold it to the last follow-up.
         xs = np.concatenate([[0.0], km.time])
         ys = np.concatenate([[1.0], km.survival])
-        ax.step(xs, ys, where="post", color=style["color"], linestyle=style["linestyle"],
-                linewidth=2, label=str(level))
+        ax.step(
+            xs,
+            ys,
+            where="post",
+            color=style["color"],
+            linestyle=style["linestyle"],
+            linewidth=2,
+            label=str(level),
+        )
         censored = time[sel & ~event]
         if len(censored):
-            ax.plot(censored, km.at(censored), linestyle="none", marker="|", markersize=9,
-                    color=style["color"], label=f"_censored {level}")
+            ax.plot(
+                censored,
+                km.at(censored),
+                linestyle="none",
+                marker="|",
+                markersize=9,
+                color=style["color"],
+                label=f"_censored {level}",
+            )
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlim(left=0)
     ax.set_ylabel("survival probability")
@@ -213,8 +239,11 @@ def km_plot(time, event, group=None, *, at_risk_times=None, p_value: float | Non
         text = "log-rank p < 0.001" if p_value < 0.001 else f"log-rank p = {p_value:.3f}"
         ax.text(0.98, 0.96, text, transform=ax.transAxes, ha="right", va="top")
 
-    ticks = np.asarray(at_risk_times, dtype=float) if at_risk_times is not None else \
-        np.array([t for t in ax.get_xticks() if 0 <= t <= time.max()])
+    ticks = (
+        np.asarray(at_risk_times, dtype=float)
+        if at_risk_times is not None
+        else np.array([t for t in ax.get_xticks() if 0 <= t <= time.max()])
+    )
     for row, level in enumerate(levels):
         at = time[group == level]
         for t in ticks:
@@ -230,8 +259,9 @@ def km_plot(time, event, group=None, *, at_risk_times=None, p_value: float | Non
     return fig
 
 
-def cindex_forest(results: pd.DataFrame, *, metric: str = "C-index", chance: float = 0.5,
-                  title: str | None = None) -> Figure:
+def cindex_forest(
+    results: pd.DataFrame, *, metric: str = "C-index", chance: float = 0.5, title: str | None = None
+) -> Figure:
     """Forest plot of a metric with its confidence interval per fold, institution or model.
 
     Parameters
@@ -255,15 +285,20 @@ def cindex_forest(results: pd.DataFrame, *, metric: str = "C-index", chance: flo
         raise SettingsError(f"results must be a pandas DataFrame, got {type(results).__name__}")
     need = {"label", "estimate", "low", "high"}
     if not need <= set(results.columns) or results.empty:
-        raise SettingsError(f"results needs rows and the columns {sorted(need)}, "
-                            f"got {list(results.columns)}")
+        raise SettingsError(
+            f"results needs rows and the columns {sorted(need)}, got {list(results.columns)}"
+        )
     est = results["estimate"].astype(float).to_numpy()
     low = results["low"].astype(float).to_numpy()
     high = results["high"].astype(float).to_numpy()
     ok = np.isfinite(low) & np.isfinite(high)
     if np.any(ok & ((low > est) | (high < est))):
-        raise SettingsError("results: every interval must contain its estimate (low <= estimate <= high)")
-    groups = results["group"].astype(str).to_numpy() if "group" in results else np.full(len(est), "")
+        raise SettingsError(
+            "results: every interval must contain its estimate (low <= estimate <= high)"
+        )
+    groups = (
+        results["group"].astype(str).to_numpy() if "group" in results else np.full(len(est), "")
+    )
     levels = list(dict.fromkeys(groups))
     fig = _figure(6.4, 1.4 + 0.32 * len(est))
     ax = fig.add_subplot(label="forest")
@@ -272,12 +307,27 @@ def cindex_forest(results: pd.DataFrame, *, metric: str = "C-index", chance: flo
         sel = groups == level
         style = _style(k)
         err = np.vstack([np.where(ok, est - low, 0), np.where(ok, high - est, 0)])[:, sel]
-        ax.errorbar(est[sel], rows[sel], xerr=err, fmt=style["marker"], color=style["color"],
-                    capsize=3, markersize=7, label=level or None)
+        ax.errorbar(
+            est[sel],
+            rows[sel],
+            xerr=err,
+            fmt=style["marker"],
+            color=style["color"],
+            capsize=3,
+            markersize=7,
+            label=level or None,
+        )
     for r in rows:
         ci = f"  [{low[r]:.2f}, {high[r]:.2f}]" if ok[r] else ""
-        ax.annotate(f"{est[r]:.2f}{ci}", (1.0, r), xycoords=("axes fraction", "data"),
-                    xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
+        ax.annotate(
+            f"{est[r]:.2f}{ci}",
+            (1.0, r),
+            xycoords=("axes fraction", "data"),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+        )
     ax.axvline(chance, color="0.3", linestyle=":", linewidth=1)
     ax.set_yticks(rows, results["label"].astype(str).tolist())
     ax.set_ylim(len(est) - 0.5, -0.5)
@@ -290,8 +340,16 @@ def cindex_forest(results: pd.DataFrame, *, metric: str = "C-index", chance: flo
     return fig
 
 
-def td_auc_plot(times, auc, *, low=None, high=None, mean_auc: float | None = None,
-                time_unit: str = "months", title: str | None = None) -> Figure:
+def td_auc_plot(
+    times,
+    auc,
+    *,
+    low=None,
+    high=None,
+    mean_auc: float | None = None,
+    time_unit: str = "months",
+    title: str | None = None,
+) -> Figure:
     """Time-dependent (cumulative/dynamic) AUC against time.
 
     Parameters
@@ -321,8 +379,17 @@ def td_auc_plot(times, auc, *, low=None, high=None, mean_auc: float | None = Non
     if low is not None and high is not None:
         low = _vector(low, "low", len(times)).astype(float)
         high = _vector(high, "high", len(times)).astype(float)
-        ax.fill_between(times, low, high, facecolor=OKABE_ITO[5], alpha=0.35, hatch="//",
-                        edgecolor=OKABE_ITO[2], linewidth=0, label="95% CI")
+        ax.fill_between(
+            times,
+            low,
+            high,
+            facecolor=OKABE_ITO[5],
+            alpha=0.35,
+            hatch="//",
+            edgecolor=OKABE_ITO[2],
+            linewidth=0,
+            label="95% CI",
+        )
     if mean_auc is not None:
         ax.axhline(mean_auc, color=OKABE_ITO[1], linestyle="--", label=f"mean AUC {mean_auc:.2f}")
     ax.axhline(0.5, color="0.3", linestyle=":", linewidth=1, label="chance")
@@ -355,8 +422,14 @@ def _cluster(data: np.ndarray):
 def _dendrogram(ax, tree, n: int, orientation: str) -> None:
     """Draw ``tree`` so that leaf i faces row/column i of an image of n cells."""
     if tree is not None:
-        dendrogram(tree, ax=ax, orientation=orientation, no_labels=True, color_threshold=0,
-                   above_threshold_color="0.2")
+        dendrogram(
+            tree,
+            ax=ax,
+            orientation=orientation,
+            no_labels=True,
+            color_threshold=0,
+            above_threshold_color="0.2",
+        )
     # scipy puts leaf i at 10 i + 5; image cells span [i - 0.5, i + 0.5].
     if orientation == "top":
         ax.set_xlim(0, 10 * n)
@@ -378,26 +451,50 @@ def _annotation_bar(ax, values: pd.Series, name: str, legend: list, offset: int)
     ax.tick_params(axis="x", bottom=False, labelbottom=False)
     numeric = pd.api.types.is_numeric_dtype(values) and values.nunique() > 8
     if numeric:
-        ax.imshow(values.to_numpy(float)[None, :], aspect="auto", cmap=_CMAP,
-                  extent=(-0.5, n - 0.5, 0, 1))
+        ax.imshow(
+            values.to_numpy(float)[None, :], aspect="auto", cmap=_CMAP, extent=(-0.5, n - 0.5, 0, 1)
+        )
         return offset
     levels = _categories(values)
     for k, level in enumerate(levels):
         style = _style(offset + k)
         hit = np.concatenate([[False], (values == level).to_numpy(), [False]])
-        starts, ends = np.flatnonzero(np.diff(hit.astype(int)) == 1), \
-            np.flatnonzero(np.diff(hit.astype(int)) == -1)
+        starts, ends = (
+            np.flatnonzero(np.diff(hit.astype(int)) == 1),
+            np.flatnonzero(np.diff(hit.astype(int)) == -1),
+        )
         # One patch per run of neighbours: hatching is slow to render per cell.
         for a, b in zip(starts, ends):
-            ax.add_patch(Rectangle((a - 0.5, 0), b - a, 1, facecolor=style["color"],
-                                   hatch=style["hatch"], edgecolor="white", linewidth=0.3))
-        legend.append(Patch(facecolor=style["color"], hatch=style["hatch"], edgecolor="white",
-                            label=f"{name}: {level}"))
+            ax.add_patch(
+                Rectangle(
+                    (a - 0.5, 0),
+                    b - a,
+                    1,
+                    facecolor=style["color"],
+                    hatch=style["hatch"],
+                    edgecolor="white",
+                    linewidth=0.3,
+                )
+            )
+        legend.append(
+            Patch(
+                facecolor=style["color"],
+                hatch=style["hatch"],
+                edgecolor="white",
+                label=f"{name}: {level}",
+            )
+        )
     return offset + len(levels)
 
 
-def feature_heatmap(values: pd.DataFrame, *, annotations: pd.DataFrame | None = None,
-                    cluster: bool = True, vlim: float = 3.0, title: str | None = None) -> Figure:
+def feature_heatmap(
+    values: pd.DataFrame,
+    *,
+    annotations: pd.DataFrame | None = None,
+    cluster: bool = True,
+    vlim: float = 3.0,
+    title: str | None = None,
+) -> Figure:
     """Clustered heat-map of z-scored features (rows) across patients (columns).
 
     Parameters
@@ -445,44 +542,73 @@ def feature_heatmap(values: pd.DataFrame, *, annotations: pd.DataFrame | None = 
     height = min(2.5 + 0.2 * len(features) + 0.25 * n_bars, 24.0)
     fig = _figure(width, height)
     heights = ([0.8] if cluster else []) + [0.22] * n_bars + [max(0.2 * len(features), 1.0)]
-    grid = fig.add_gridspec(len(heights), 3, height_ratios=heights,
-                            width_ratios=(0.9 if cluster else 0.01, 6, 0.15))
+    grid = fig.add_gridspec(
+        len(heights), 3, height_ratios=heights, width_ratios=(0.9 if cluster else 0.01, 6, 0.15)
+    )
     main = fig.add_subplot(grid[-1, 1], label="heatmap")
     if cluster:
-        _dendrogram(fig.add_subplot(grid[0, 1], label="column_dendrogram"), col_tree,
-                    len(patients), "top")
-        _dendrogram(fig.add_subplot(grid[-1, 0], label="row_dendrogram"), row_tree,
-                    len(features), "left")
+        _dendrogram(
+            fig.add_subplot(grid[0, 1], label="column_dendrogram"), col_tree, len(patients), "top"
+        )
+        _dendrogram(
+            fig.add_subplot(grid[-1, 0], label="row_dendrogram"), row_tree, len(features), "left"
+        )
     legend: list = []
     offset = 0
     for k in range(n_bars):
-        ax = fig.add_subplot(grid[(1 if cluster else 0) + k, 1], sharex=main,
-                             label=f"annotation_{annotations.columns[k]}")
-        offset = _annotation_bar(ax, annotations.iloc[cols, k].reset_index(drop=True),
-                                 str(annotations.columns[k]), legend, offset)
+        ax = fig.add_subplot(
+            grid[(1 if cluster else 0) + k, 1],
+            sharex=main,
+            label=f"annotation_{annotations.columns[k]}",
+        )
+        offset = _annotation_bar(
+            ax,
+            annotations.iloc[cols, k].reset_index(drop=True),
+            str(annotations.columns[k]),
+            legend,
+            offset,
+        )
     cmap = matplotlib.colormaps[_CMAP].with_extremes(bad=_MISSING)
-    image = main.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap,
-                        vmin=-vlim, vmax=vlim, interpolation="nearest")
-    main.set_yticks(range(len(features)), [str(f) for f in features],
-                    fontsize=7 if len(features) > 25 else 8)
+    image = main.imshow(
+        np.ma.masked_invalid(data),
+        aspect="auto",
+        cmap=cmap,
+        vmin=-vlim,
+        vmax=vlim,
+        interpolation="nearest",
+    )
+    main.set_yticks(
+        range(len(features)), [str(f) for f in features], fontsize=7 if len(features) > 25 else 8
+    )
     main.yaxis.tick_right()
     if len(patients) <= 60:
         main.set_xticks(range(len(patients)), [str(p) for p in patients], rotation=90, fontsize=6)
     else:
         main.set_xticks([])
     main.set_xlabel(f"patients (n = {len(patients)})")
-    fig.colorbar(image, cax=fig.add_subplot(grid[0, 2] if cluster else grid[-1, 2]),
-                 label="z-score")
+    fig.colorbar(
+        image, cax=fig.add_subplot(grid[0, 2] if cluster else grid[-1, 2]), label="z-score"
+    )
     if legend:
-        fig.legend(handles=legend, loc="outside lower center", ncol=min(len(legend), 4),
-                   frameon=False, fontsize=8)
+        fig.legend(
+            handles=legend,
+            loc="outside lower center",
+            ncol=min(len(legend), 4),
+            frameon=False,
+            fontsize=8,
+        )
     if title:
         fig.suptitle(title)
     return fig
 
 
-def correlation_heatmap(values: pd.DataFrame, *, method: str = "spearman", cluster: bool = True,
-                        title: str | None = None) -> Figure:
+def correlation_heatmap(
+    values: pd.DataFrame,
+    *,
+    method: str = "spearman",
+    cluster: bool = True,
+    title: str | None = None,
+) -> Figure:
     """Feature-feature correlation matrix, clustered so that redundant groups sit together.
 
     Parameters
@@ -529,8 +655,13 @@ def correlation_heatmap(values: pd.DataFrame, *, method: str = "spearman", clust
     return fig
 
 
-def icc_distribution(icc, *, threshold: float = 0.75, title: str | None = None,
-                     xlabel: str = "intraclass correlation") -> Figure:
+def icc_distribution(
+    icc,
+    *,
+    threshold: float = 0.75,
+    title: str | None = None,
+    xlabel: str = "intraclass correlation",
+) -> Figure:
     """Histogram of per-feature ICCs with the stability threshold.
 
     Parameters
@@ -562,22 +693,41 @@ def icc_distribution(icc, *, threshold: float = 0.75, title: str | None = None,
     ax = fig.add_subplot(label="icc")
     stable = edges[:-1] >= threshold
     for mask, k, name in ((~stable, 1, "unstable"), (stable, 2, "stable")):
-        ax.bar(edges[:-1][mask], counts[mask], width=np.diff(edges)[mask], align="edge",
-               color=OKABE_ITO[k], hatch=_HATCHES[k], edgecolor="black", linewidth=0.5, label=name)
-    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
-               label=f"threshold {threshold:g}")
+        ax.bar(
+            edges[:-1][mask],
+            counts[mask],
+            width=np.diff(edges)[mask],
+            align="edge",
+            color=OKABE_ITO[k],
+            hatch=_HATCHES[k],
+            edgecolor="black",
+            linewidth=0.5,
+            label=name,
+        )
+    ax.axvline(
+        threshold, color="black", linestyle="--", linewidth=1.5, label=f"threshold {threshold:g}"
+    )
     n_stable = int(np.sum(values >= threshold))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("features")
     ax.set_ylim(0, 1.35 * counts.max())  # room for the legend above the tallest bar
     ax.legend(loc="upper left", frameon=False, ncols=3)
-    ax.set_title(title or f"Feature stability: {n_stable} of {len(values)} features "
-                          f"with ICC >= {threshold:g}")
+    ax.set_title(
+        title
+        or f"Feature stability: {n_stable} of {len(values)} features with ICC >= {threshold:g}"
+    )
     return fig
 
 
-def combat_before_after(before: pd.DataFrame, after: pd.DataFrame, batch, *, features=None,
-                        max_features: int = 4, title: str | None = None) -> Figure:
+def combat_before_after(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    batch,
+    *,
+    features=None,
+    max_features: int = 4,
+    title: str | None = None,
+) -> Figure:
     """Per-batch distributions of a few features before and after harmonisation.
 
     Parameters
@@ -628,8 +778,9 @@ def combat_before_after(before: pd.DataFrame, after: pd.DataFrame, batch, *, fea
     for row, name in enumerate(features):
         shared = None
         for col, (stage, frame) in enumerate((("before", before), ("after", after))):
-            ax = fig.add_subplot(len(features), 2, 2 * row + col + 1, label=f"{stage}:{name}",
-                                 sharey=shared)
+            ax = fig.add_subplot(
+                len(features), 2, 2 * row + col + 1, label=f"{stage}:{name}", sharey=shared
+            )
             data = [frame[name].to_numpy()[batch == b] for b in levels]
             data = [d[np.isfinite(d)] for d in data]
             parts = ax.boxplot(data, patch_artist=True, widths=0.6, medianprops={"color": "black"})
@@ -666,8 +817,10 @@ def embedding_plot(values, groups, *, title: str | None = None) -> Figure:
     panels = dict(values) if isinstance(values, Mapping) else {"": values}
     if not panels:
         raise SettingsError("values: no panel to draw")
-    frames = {name: _frame(v, f"values[{name!r}]" if name else "values", min_rows=3, min_cols=2)
-              for name, v in panels.items()}
+    frames = {
+        name: _frame(v, f"values[{name!r}]" if name else "values", min_rows=3, min_cols=2)
+        for name, v in panels.items()
+    }
     n = len(next(iter(frames.values())))
     groups = _vector(groups, "groups", n)
     levels = _categories(pd.Series(groups))
@@ -684,8 +837,16 @@ def embedding_plot(values, groups, *, title: str | None = None) -> Figure:
         for k, level in enumerate(levels):
             style = _style(k)
             sel = groups == level
-            ax.scatter(xy[sel, 0], xy[sel, 1], marker=style["marker"], s=28, color=style["color"],
-                       edgecolor="black", linewidth=0.4, label=str(level))
+            ax.scatter(
+                xy[sel, 0],
+                xy[sel, 1],
+                marker=style["marker"],
+                s=28,
+                color=style["color"],
+                edgecolor="black",
+                linewidth=0.4,
+                label=str(level),
+            )
         ev = pca.explained_variance_ratio_ * 100
         ax.set_xlabel(f"PC1 ({ev[0]:.0f}%)")
         ax.set_ylabel(f"PC2 ({ev[1]:.0f}%)")
@@ -698,8 +859,9 @@ def embedding_plot(values, groups, *, title: str | None = None) -> Figure:
     return fig
 
 
-def selected_features_plot(weights, *, kind: str = "coefficient", max_features: int = 30,
-                           title: str | None = None) -> Figure:
+def selected_features_plot(
+    weights, *, kind: str = "coefficient", max_features: int = 30, title: str | None = None
+) -> Figure:
     """Horizontal bars of the selected features' coefficients or importances.
 
     Parameters
@@ -717,8 +879,9 @@ def selected_features_plot(weights, *, kind: str = "coefficient", max_features: 
         Axes ``"weights"``, one bar per drawn feature.
     """
     if not isinstance(weights, pd.Series):
-        raise SettingsError(f"weights must be a pandas Series (feature -> weight), "
-                            f"got {type(weights).__name__}")
+        raise SettingsError(
+            f"weights must be a pandas Series (feature -> weight), got {type(weights).__name__}"
+        )
     w = pd.to_numeric(weights, errors="coerce").dropna()
     if w.empty:
         raise SettingsError("weights: no finite weight to plot")
@@ -728,8 +891,14 @@ def selected_features_plot(weights, *, kind: str = "coefficient", max_features: 
     fig = _figure(7.2, 1.0 + 0.28 * len(w))
     ax = fig.add_subplot(label="weights")
     positive = w.to_numpy() >= 0
-    ax.barh(np.arange(len(w)), w.to_numpy(), color=np.where(positive, OKABE_ITO[6], OKABE_ITO[2]),
-            hatch=None, edgecolor="black", linewidth=0.5)
+    ax.barh(
+        np.arange(len(w)),
+        w.to_numpy(),
+        color=np.where(positive, OKABE_ITO[6], OKABE_ITO[2]),
+        hatch=None,
+        edgecolor="black",
+        linewidth=0.5,
+    )
     for bar, pos in zip(ax.patches, positive):
         bar.set_hatch("" if pos else "///")
     ax.set_yticks(np.arange(len(w)), [str(i) for i in w.index], fontsize=8)
@@ -763,9 +932,18 @@ def central_slice(mask) -> int:
     return int(z[np.argmin(np.abs(z - centroid))])
 
 
-def qc_slice(image, mask, *, spacing_zyx: Sequence[float], z: int | None = None,
-             window: tuple[float, float] | None = None, crop_margin_mm: float | None = None,
-             title: str | None = None, size_in: float = 3.0, unit: str = "") -> Figure:
+def qc_slice(
+    image,
+    mask,
+    *,
+    spacing_zyx: Sequence[float],
+    z: int | None = None,
+    window: tuple[float, float] | None = None,
+    crop_margin_mm: float | None = None,
+    title: str | None = None,
+    size_in: float = 3.0,
+    unit: str = "",
+) -> Figure:
     """One axial slice with the ROI contour drawn on it, to check a segmentation by eye.
 
     Parameters
@@ -805,7 +983,9 @@ def qc_slice(image, mask, *, spacing_zyx: Sequence[float], z: int | None = None,
     try:
         spacing = np.asarray(spacing_mm(spacing_zyx))
     except SpacingError:
-        raise SettingsError(f"spacing_zyx must be 3 positive values (mm), got {spacing_zyx!r}") from None
+        raise SettingsError(
+            f"spacing_zyx must be 3 positive values (mm), got {spacing_zyx!r}"
+        ) from None
     if z is None:
         z = central_slice(mask)
     elif not 0 <= z < image.shape[0]:
@@ -822,9 +1002,15 @@ def qc_slice(image, mask, *, spacing_zyx: Sequence[float], z: int | None = None,
         window = tuple(np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
     fig = _figure(size_in, size_in)
     ax = fig.add_subplot(label="qc")
-    ax.imshow(pixels, cmap="gray", vmin=window[0], vmax=window[1], interpolation="nearest",
-              aspect=spacing[1] / spacing[2], extent=(c0 - 0.5, c0 + pixels.shape[1] - 0.5,
-                                                      r0 + pixels.shape[0] - 0.5, r0 - 0.5))
+    ax.imshow(
+        pixels,
+        cmap="gray",
+        vmin=window[0],
+        vmax=window[1],
+        interpolation="nearest",
+        aspect=spacing[1] / spacing[2],
+        extent=(c0 - 0.5, c0 + pixels.shape[1] - 0.5, r0 + pixels.shape[0] - 0.5, r0 - 0.5),
+    )
     # Pad so that an ROI touching the crop edge still gets a closed contour.
     padded = np.pad(roi.astype(float), 1)
     for contour in skimage_measure.find_contours(padded, 0.5):

@@ -27,8 +27,15 @@ from matplotlib.figure import Figure
 
 from radflow._atomic import atomic_file
 
-__all__ = ["SECTIONS", "QcCase", "QcImage", "ReportContent", "case_anchor", "render_html",
-           "write_html"]
+__all__ = [
+    "SECTIONS",
+    "QcCase",
+    "QcImage",
+    "ReportContent",
+    "case_anchor",
+    "render_html",
+    "write_html",
+]
 
 #: Section id -> heading, in page order.
 SECTIONS = {
@@ -142,8 +149,7 @@ window.addEventListener("load", function () {
 });
 """
 
-_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-        "script-src 'unsafe-inline'")
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
 def case_anchor(case: str) -> str:
@@ -158,8 +164,9 @@ def _png(fig: Figure, dpi: int) -> str:
 
 
 def _img(fig: Figure, alt: str, *, dpi: int = 110, cls: str = "fig") -> str:
-    return (f'<img class="{cls}" alt="{html.escape(alt)}" '
-            f'src="data:image/png;base64,{_png(fig, dpi)}">')
+    return (
+        f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig, dpi)}">'
+    )
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -173,8 +180,10 @@ def _qc_case(case: QcCase) -> str:
         head += f" &middot; {html.escape(case.institution)}"
     if failed:
         head += ' <span class="badge">FAILED</span>'
-    parts = [f'<div class="case{" failed" if failed else ""}" id="{case_anchor(case.case)}">',
-             f"<h3>{head}</h3>"]
+    parts = [
+        f'<div class="case{" failed" if failed else ""}" id="{case_anchor(case.case)}">',
+        f"<h3>{head}</h3>",
+    ]
     if failed:
         items = "".join(f"<li>{html.escape(f)}</li>" for f in case.failures)
         parts.append(f"<ul>{items}</ul>")
@@ -182,11 +191,15 @@ def _qc_case(case: QcCase) -> str:
     for image in case.images:
         caption = html.escape(image.caption)
         if image.figure is not None:
-            thumbs.append(f"<figure>{_img(image.figure, f'{case.case} {image.caption}', dpi=80, cls='qc')}"
-                          f"<figcaption>{caption}</figcaption></figure>")
+            thumbs.append(
+                f"<figure>{_img(image.figure, f'{case.case} {image.caption}', dpi=80, cls='qc')}"
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
         else:
-            thumbs.append(f'<figure><div class="empty">{html.escape(image.problem)}</div>'
-                          f"<figcaption>{caption}</figcaption></figure>")
+            thumbs.append(
+                f'<figure><div class="empty">{html.escape(image.problem)}</div>'
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
     if thumbs:
         parts.append(f'<div class="thumbs">{"".join(thumbs)}</div>')
     parts.append("</div>")
@@ -210,10 +223,13 @@ def _section(key: str, content: ReportContent) -> str:
     if key == "qc" and content.qc:
         flagged = [c for c in content.qc if c.failures]
         if flagged:
-            links = ", ".join(f'<a href="#{case_anchor(c.case)}">{html.escape(c.case)}</a>'
-                              for c in flagged)
-            parts.append(f'<p class="note"><span class="badge">FAILED</span> {len(flagged)} '
-                         f"case(s): {links}</p>")
+            links = ", ".join(
+                f'<a href="#{case_anchor(c.case)}">{html.escape(c.case)}</a>' for c in flagged
+            )
+            parts.append(
+                f'<p class="note"><span class="badge">FAILED</span> {len(flagged)} '
+                f"case(s): {links}</p>"
+            )
         parts.append('<div class="gallery">' + "".join(_qc_case(c) for c in content.qc) + "</div>")
     parts.append("</section>")
     return "".join(parts)
@@ -228,11 +244,12 @@ def render_html(content: ReportContent) -> str:
     body = "".join(_section(key, content) for key in SECTIONS)
     provenance = dict(content.provenance)
     provenance.setdefault("written", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
-    footer = "<br>".join(f"{html.escape(k)}: <code>{html.escape(str(v))}</code>"
-                         for k, v in provenance.items())
+    footer = "<br>".join(
+        f"{html.escape(k)}: <code>{html.escape(str(v))}</code>" for k, v in provenance.items()
+    )
     title = html.escape(content.title)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_STYLE}</style></head>\n"

@@ -73,8 +73,9 @@ def list_series(store: str | Path) -> list[SeriesInfo]:
             keys = layout.stored_label_keys(series_dir)
             shape = layout.node_json(series_dir / ome.LEVEL).get("shape")
             if not (isinstance(shape, list) and len(shape) == 3):
-                raise InputError(series_dir / ome.LEVEL,
-                                 f"image shape must have 3 entries, got {shape!r}")
+                raise InputError(
+                    series_dir / ome.LEVEL, f"image shape must have 3 entries, got {shape!r}"
+                )
             found.append(
                 SeriesInfo(
                     case=case_dir.name,

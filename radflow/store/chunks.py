@@ -15,8 +15,9 @@ CHUNK_BYTES = 2 * 1024 * 1024
 PLANE_EDGE = 128
 
 
-def chunk_shape(shape_zyx: Sequence[int], itemsize: int, *, target_bytes: int = CHUNK_BYTES
-                ) -> tuple[int, int, int]:
+def chunk_shape(
+    shape_zyx: Sequence[int], itemsize: int, *, target_bytes: int = CHUNK_BYTES
+) -> tuple[int, int, int]:
     """Chunk shape of about ``target_bytes`` for a (z, y, x) volume.
 
     In-plane the chunk is ``PLANE_EDGE`` voxels (or the whole plane when it is

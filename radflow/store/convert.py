@@ -41,8 +41,9 @@ def image_array(image: sitk.Image, source: str) -> np.ndarray:
     return data
 
 
-def data_array(data: ArrayLike, attrs: dict, name: str, start_zyx: Sequence[int] = (0, 0, 0)
-               ) -> xr.DataArray:
+def data_array(
+    data: ArrayLike, attrs: dict, name: str, start_zyx: Sequence[int] = (0, 0, 0)
+) -> xr.DataArray:
     """``data`` (NumPy or dask) at index ``start_zyx`` of the grid in ``attrs``, as a DataArray."""
     coords = {}
     for axis, dim in enumerate(DIMS):
@@ -109,8 +110,13 @@ def to_sitk(da: xr.DataArray) -> sitk.Image:
     return sitk_box(np.asarray(da.values), spacing, origin, direction, start)
 
 
-def sitk_box(values: np.ndarray, spacing: Sequence[float], origin: Sequence[float],
-             direction: Sequence[float], start: Sequence[int]) -> sitk.Image:
+def sitk_box(
+    values: np.ndarray,
+    spacing: Sequence[float],
+    origin: Sequence[float],
+    direction: Sequence[float],
+    start: Sequence[int],
+) -> sitk.Image:
     """Voxels ``values`` at index ``start`` (z, y, x) of a stored grid, as a SimpleITK image.
 
     ``spacing`` and ``origin`` are (z, y, x), ``direction`` the row-major (x, y, z)

@@ -87,8 +87,11 @@ def node_json(path: Path) -> dict:
         meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(path / "zarr.json", f"unreadable zarr metadata: {exc}") from exc
-    if (not isinstance(meta, dict) or meta.get("zarr_format") != 3
-            or not isinstance(meta.get("attributes", {}), dict)):
+    if (
+        not isinstance(meta, dict)
+        or meta.get("zarr_format") != 3
+        or not isinstance(meta.get("attributes", {}), dict)
+    ):
         raise InputError(path / "zarr.json", "not zarr format 3 metadata")
     return meta
 
@@ -114,8 +117,9 @@ def zarr_array(series: Path, name: str) -> zarr.Array:
         where = zarr.storage.StorePath(zarr_store(series, read_only=True), name)
         return zarr.Array(zarr.AsyncArray(meta, where))
     except (TypeError, ValueError, KeyError) as exc:
-        raise InputError(series / name / "zarr.json",
-                         f"invalid zarr array metadata: {exc}") from exc
+        raise InputError(
+            series / name / "zarr.json", f"invalid zarr array metadata: {exc}"
+        ) from exc
 
 
 def series_attrs(attributes: dict, path: Path, case: str, series: str) -> dict:

@@ -53,8 +53,9 @@ def labels_metadata(keys: Iterable[str]) -> dict:
     return {"version": VERSION, "labels": list(keys)}
 
 
-def label_metadata(key: str, spacing_zyx: Sequence[float], origin_zyx: Sequence[float],
-                   rois: dict[int, str]) -> dict:
+def label_metadata(
+    key: str, spacing_zyx: Sequence[float], origin_zyx: Sequence[float], rois: dict[int, str]
+) -> dict:
     """The ``"ome"`` attribute of one label image: a multiscale plus ``image-label``.
 
     Parameters

@@ -36,8 +36,9 @@ __all__ = ["open_label", "open_path", "open_volume", "read_box", "roi_bbox"]
 def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask_array.Array:
     # Deterministic dask keys: the same stored content gets the same key (the
     # fingerprint names the content; the layout of its array completes it).
-    token = dask.base.tokenize(str(path), name, fingerprint, array.shape, array.chunks,
-                               str(array.dtype))
+    token = dask.base.tokenize(
+        str(path), name, fingerprint, array.shape, array.chunks, str(array.dtype)
+    )
     return dask_array.from_array(
         array,
         chunks=array.chunks,
@@ -46,8 +47,16 @@ def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask_ar
     )
 
 
-def _open(array: zarr.Array, path: Path, name: str, attrs: dict, da_name: str,
-          recorded: dict, *, is_label: bool) -> xr.DataArray:
+def _open(
+    array: zarr.Array,
+    path: Path,
+    name: str,
+    attrs: dict,
+    da_name: str,
+    recorded: dict,
+    *,
+    is_label: bool,
+) -> xr.DataArray:
     """A lazy DataArray of a stored array, carrying its :class:`StoredArray`.
 
     ``recorded`` holds the radflow attributes of the array's own node (the series
@@ -57,9 +66,11 @@ def _open(array: zarr.Array, path: Path, name: str, attrs: dict, da_name: str,
     out = data_array(data, attrs, da_name)
     summary, boxes = recorded.get("summary"), recorded.get("boxes")
     out.encoding[ENCODING_KEY] = StoredArray(
-        array=array, dask_name=data.name,
+        array=array,
+        dask_name=data.name,
         origin_zyx=tuple(float(o) for o in attrs["origin_zyx"]),
-        content=(str(path), name, str(attrs["fingerprint"])), is_label=is_label,
+        content=(str(path), name, str(attrs["fingerprint"])),
+        is_label=is_label,
         summary=summary if isinstance(summary, dict) else None,
         boxes=boxes if is_label and isinstance(boxes, dict) else None,
     )
@@ -92,8 +103,9 @@ def open_volume(store: str | Path, case: str, series: str) -> xr.DataArray:
     """
     path, attributes = layout.open_series(store, case, series)
     attrs = layout.series_attrs(attributes, path, case, series)
-    return _open(layout.zarr_array(path, ome.LEVEL), path, "image", attrs, "image", attrs,
-                 is_label=False)
+    return _open(
+        layout.zarr_array(path, ome.LEVEL), path, "image", attrs, "image", attrs, is_label=False
+    )
 
 
 def open_label(store: str | Path, case: str, series: str, key: str) -> xr.DataArray:
@@ -120,8 +132,9 @@ def open_path(path: str | Path) -> xr.DataArray:
         return open_label(series.parents[1], series.parent.name, series.name, path.name)
     if is_store_path(path):
         return open_volume(path.parents[1], path.parent.name, path.name)
-    raise InputError(path, "not a series (STORE/<case>/<series>) or label "
-                           "(.../labels/<key>) of a store")
+    raise InputError(
+        path, "not a series (STORE/<case>/<series>) or label (.../labels/<key>) of a store"
+    )
 
 
 def _box_slices(box_zyx, margin_zyx, shape_zyx, source) -> Box:
@@ -148,8 +161,15 @@ def _box_slices(box_zyx, margin_zyx, shape_zyx, source) -> Box:
     return tuple(out)
 
 
-def read_box(store: str | Path, case: str, series: str, box_zyx: Sequence,
-             *, margin_zyx: Sequence[int] = (0, 0, 0), key: str | None = None) -> xr.DataArray:
+def read_box(
+    store: str | Path,
+    case: str,
+    series: str,
+    box_zyx: Sequence,
+    *,
+    margin_zyx: Sequence[int] = (0, 0, 0),
+    key: str | None = None,
+) -> xr.DataArray:
     """Read a box of the image (or of a label image), plus a margin, into memory.
 
     Only the chunks the box overlaps are read.
@@ -184,8 +204,9 @@ def read_box(store: str | Path, case: str, series: str, box_zyx: Sequence,
     return data_array(array[box], attrs, name, start_zyx=[s.start for s in box])
 
 
-def roi_bbox(store: str | Path, case: str, series: str, key: str,
-             label: int | str | None = None) -> Box:
+def roi_bbox(
+    store: str | Path, case: str, series: str, key: str, label: int | str | None = None
+) -> Box:
     """Bounding box of an ROI in voxel indices.
 
     The box recorded when the label image was written; for labels written

@@ -122,8 +122,10 @@ def stored(da: xr.DataArray) -> StoredArray | None:
     if tuple(source.array.shape) != tuple(da.shape) or tuple(da.dims) != DIMS:
         return None
     coords = da.coords.variables
-    if any(dim not in coords or float(coords[dim].values[0]) != float(o)
-           for dim, o in zip(DIMS, source.origin_zyx)):
+    if any(
+        dim not in coords or float(coords[dim].values[0]) != float(o)
+        for dim, o in zip(DIMS, source.origin_zyx)
+    ):
         return None
     return source
 
@@ -133,8 +135,7 @@ def _slabs(da: xr.DataArray, source: StoredArray | None):
     return da.data if source is None else source.array
 
 
-def _recorded_summary(source: StoredArray | None, *, moments: bool, as_uint32: bool
-                      ) -> dict | None:
+def _recorded_summary(source: StoredArray | None, *, moments: bool, as_uint32: bool) -> dict | None:
     if source is None or not isinstance(source.summary, dict) or "hash" not in source.summary:
         return None
     if as_uint32 != source.is_label or (moments and not as_uint32 and "sum" not in source.summary):
@@ -142,8 +143,9 @@ def _recorded_summary(source: StoredArray | None, *, moments: bool, as_uint32: b
     return dict(source.summary)
 
 
-def stored_summary(da: xr.DataArray, *, moments: bool = False, as_uint32: bool = False
-                   ) -> dict | None:
+def stored_summary(
+    da: xr.DataArray, *, moments: bool = False, as_uint32: bool = False
+) -> dict | None:
     """The whole-volume summary the store recorded when it wrote ``da``'s voxels, or None.
 
     As :func:`radflow.store.summary.volume_summary` of the whole volume would
@@ -206,8 +208,9 @@ def _box_image(da: xr.DataArray, source: StoredArray | None, region: Box) -> sit
     if source is None:
         return convert.to_sitk(da.isel(dict(zip(DIMS, region))))
     spacing, origin, direction = convert.geometry(da.attrs, da.name)
-    return convert.sitk_box(source.array[region], spacing, origin, direction,
-                            [s.start for s in region])
+    return convert.sitk_box(
+        source.array[region], spacing, origin, direction, [s.start for s in region]
+    )
 
 
 def box_image(da: xr.DataArray, region_zyx: Sequence[slice]) -> sitk.Image:
@@ -229,8 +232,9 @@ _STREAMED_KEPT = 16
 _STREAMED_LOCK = threading.Lock()
 
 
-def _summary(da: xr.DataArray, source: StoredArray | None, *, moments: bool = False,
-             as_uint32: bool = False) -> dict[str, Any]:
+def _summary(
+    da: xr.DataArray, source: StoredArray | None, *, moments: bool = False, as_uint32: bool = False
+) -> dict[str, Any]:
     recorded = _recorded_summary(source, moments=moments, as_uint32=as_uint32)
     if recorded is not None:
         return recorded
@@ -294,8 +298,10 @@ class RoiSource:
     def read(self, region_zyx: Sequence[slice]) -> tuple[sitk.Image, sitk.Image]:
         """The image and the mask in the box ``region_zyx`` (3 step-1 slices), as images."""
         region = tuple(region_zyx)
-        return (_box_image(self.image, self.image_stored, region),
-                _box_image(self.mask, self.mask_stored, region))
+        return (
+            _box_image(self.image, self.image_stored, region),
+            _box_image(self.mask, self.mask_stored, region),
+        )
 
     def image_summary(self, *, moments: bool = False) -> dict[str, Any]:
         """The image's whole-volume summary (:func:`radflow.store.summary.volume_summary`).
@@ -328,17 +334,26 @@ def roi_source(image: xr.DataArray, mask: xr.DataArray) -> RoiSource:
     """
     image_name, mask_name = _name(image), _name(mask)
     if tuple(image.dims) != DIMS or tuple(mask.dims) != DIMS:
-        raise InputError(mask_name, f"store volumes must have dims ('z', 'y', 'x'), got "
-                                    f"{image.dims} and {mask.dims}")
+        raise InputError(
+            mask_name,
+            f"store volumes must have dims ('z', 'y', 'x'), got {image.dims} and {mask.dims}",
+        )
     if image.shape != mask.shape or any(
         not np.allclose(image.attrs.get(k), mask.attrs.get(k))
         for k in ("spacing_zyx", "origin_zyx", "direction_xyz")
     ):
-        raise InputError(mask_name, f"Image/Mask geometry mismatch: the label map {mask.shape} "
-                                    f"is not on the grid of the image {image.shape}")
+        raise InputError(
+            mask_name,
+            f"Image/Mask geometry mismatch: the label map {mask.shape} "
+            f"is not on the grid of the image {image.shape}",
+        )
     return RoiSource(
-        image=image, mask=mask, image_stored=stored(image), mask_stored=stored(mask),
-        image_name=image_name, mask_name=mask_name,
+        image=image,
+        mask=mask,
+        image_stored=stored(image),
+        mask_stored=stored(mask),
+        image_name=image_name,
+        mask_name=mask_name,
         shape_zyx=tuple(int(n) for n in image.shape),
         spacing_zyx=tuple(float(s) for s in image.attrs["spacing_zyx"]),
         direction_xyz=tuple(float(d) for d in image.attrs["direction_xyz"]),

@@ -23,8 +23,9 @@ __all__ = ["label_boxes", "volume_summary"]
 SLAB_VOXELS = 1 << 22
 
 
-def volume_summary(values: ArrayLike, *, as_uint32: bool = False, moments: bool = False
-                   ) -> dict[str, Any]:
+def volume_summary(
+    values: ArrayLike, *, as_uint32: bool = False, moments: bool = False
+) -> dict[str, Any]:
     """Hash, mean, min, max and max |x| of a whole volume, read in z slabs.
 
     Parameters

@@ -44,17 +44,18 @@ def _compressors() -> tuple:
 def _label_array(label: LabelMap, image: sitk.Image, source: str) -> np.ndarray:
     where = f"label {label.key!r}"
     if not isinstance(label.key, str) or label.key != roi_key(label.key):
-        raise InputError(
-            source, f"{where}: key is not normalised (use radflow.io.records.roi_key)"
-        )
+        raise InputError(source, f"{where}: key is not normalised (use radflow.io.records.roi_key)")
     if not isinstance(label.image, sitk.Image) or label.image.GetDimension() != 3:
         raise InputError(source, f"{where}: image must be a 3-D SimpleITK.Image")
     if label.image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(source, f"{where}: must hold one value per voxel")
     difference = grid_difference(label.image, image, _GRID_TOLERANCES)
     if difference:
-        raise InputError(source, f"{where}: geometry differs from the image: "
-                                 f"{difference.what} {difference.first} vs {difference.second}")
+        raise InputError(
+            source,
+            f"{where}: geometry differs from the image: "
+            f"{difference.what} {difference.first} vs {difference.second}",
+        )
     if not all(isinstance(v, int) and v > 0 and isinstance(n, str) for v, n in label.rois.items()):
         raise InputError(source, f"{where}: rois must map positive int values to str names")
     data = sitk.GetArrayViewFromImage(label.image)
@@ -188,8 +189,9 @@ def write_series(
         if labels:
             root.create_group("labels", attributes={"ome": ome.labels_metadata(keys)})
             for label, values in zip(labels, label_data):
-                _write_label(tmp / "labels" / label.key, label, values, spacing_zyx,
-                             origin_zyx, chunks)
+                _write_label(
+                    tmp / "labels" / label.key, label, values, spacing_zyx, origin_zyx, chunks
+                )
     return final
 
 
@@ -203,22 +205,28 @@ def _summary_attrs(summary: dict) -> dict | None:
     return plain
 
 
-def _write_label(parent: Path, label: LabelMap, values: np.ndarray, spacing_zyx, origin_zyx,
-                 chunks) -> None:
+def _write_label(
+    parent: Path, label: LabelMap, values: np.ndarray, spacing_zyx, origin_zyx, chunks
+) -> None:
     # The mask's hash and each ROI's box, so that extraction reads only the box.
     boxes = {str(v): [[b.start, b.stop] for b in box] for v, box in label_boxes(values).items()}
     attributes = {
         "ome": ome.label_metadata(label.key, spacing_zyx, origin_zyx, label.rois),
-        "radflow": {"source": label.source, "summary": volume_summary(values, as_uint32=True),
-                    "boxes": boxes},
+        "radflow": {
+            "source": label.source,
+            "summary": volume_summary(values, as_uint32=True),
+            "boxes": boxes,
+        },
     }
-    group = zarr.open_group(layout.zarr_store(parent, read_only=False), mode="w", zarr_format=3,
-                            attributes=attributes)
+    group = zarr.open_group(
+        layout.zarr_store(parent, read_only=False), mode="w", zarr_format=3, attributes=attributes
+    )
     _write_level(group, values, chunks)
 
 
-def add_label(store: str | Path, case: str, series: str, label: LabelMap, *,
-              replace: bool = False) -> Path:
+def add_label(
+    store: str | Path, case: str, series: str, label: LabelMap, *, replace: bool = False
+) -> Path:
     """Add one label map to a stored series (e.g. a threshold segmentation).
 
     The label image is written under a temporary name and renamed into
@@ -253,11 +261,13 @@ def add_label(store: str | Path, case: str, series: str, label: LabelMap, *,
     values = _label_array(label, reference, str(path))
     final = path / "labels" / label.key
     with atomic_dir(final) as tmp:
-        _write_label(tmp, label, values, attrs["spacing_zyx"], attrs["origin_zyx"],
-                     stored.chunks)
+        _write_label(tmp, label, values, attrs["spacing_zyx"], attrs["origin_zyx"], stored.chunks)
     if label.key not in keys:
-        meta = {"zarr_format": 3, "node_type": "group",
-                "attributes": {"ome": ome.labels_metadata([*keys, label.key])}}
+        meta = {
+            "zarr_format": 3,
+            "node_type": "group",
+            "attributes": {"ome": ome.labels_metadata([*keys, label.key])},
+        }
         with atomic_file(path / "labels" / "zarr.json") as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
     return final

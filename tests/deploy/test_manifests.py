@@ -28,16 +28,35 @@ YAML_FILES = sorted(p for p in DEPLOY.rglob("*") if p.suffix in {".yaml", ".yml"
 #: Keyword arguments of dask_kubernetes.operator.KubeCluster (dask-kubernetes
 #: 2024.9-2025.x; not installed here, so written out from its signature).
 KUBECLUSTER_KWARGS = {
-    "name", "namespace", "image", "n_workers", "resources", "env", "worker_command",
-    "port_forward_cluster_ip", "create_mode", "shutdown_on_close", "idle_timeout",
-    "resource_timeout", "scheduler_service_type", "custom_cluster_spec",
-    "scheduler_forward_port", "jupyter", "loop", "asynchronous", "quiet",
+    "name",
+    "namespace",
+    "image",
+    "n_workers",
+    "resources",
+    "env",
+    "worker_command",
+    "port_forward_cluster_ip",
+    "create_mode",
+    "shutdown_on_close",
+    "idle_timeout",
+    "resource_timeout",
+    "scheduler_service_type",
+    "custom_cluster_spec",
+    "scheduler_forward_port",
+    "jupyter",
+    "loop",
+    "asynchronous",
+    "quiet",
 }
 #: The API version each kind of manifest here is served under.
 API_VERSIONS = {
-    "Namespace": "v1", "ServiceAccount": "v1", "PersistentVolumeClaim": "v1",
-    "Role": "rbac.authorization.k8s.io/v1", "RoleBinding": "rbac.authorization.k8s.io/v1",
-    "CronJob": "batch/v1", "DaskCluster": "kubernetes.dask.org/v1",
+    "Namespace": "v1",
+    "ServiceAccount": "v1",
+    "PersistentVolumeClaim": "v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "CronJob": "batch/v1",
+    "DaskCluster": "kubernetes.dask.org/v1",
 }
 #: The permissions KubeCluster uses while creating, scaling and deleting a cluster.
 OPERATOR_CLIENT_NEEDS = {
@@ -87,14 +106,17 @@ def _run_argv(argv: list[str]) -> list[str]:
     """The words after ``radflow run`` (the executable may be a full path)."""
     for i, word in enumerate(argv[:-1]):
         if PurePosixPath(word).name == "radflow" and argv[i + 1] == "run":
-            return argv[i + 2:]
+            return argv[i + 2 :]
     raise AssertionError(f"no `radflow run` in {argv}")
 
 
 def _mount_of(container: dict, volumes: list[dict], path: str) -> tuple[dict, dict]:
     """The volume mount holding ``path`` (longest mount path wins) and its volume."""
-    mounts = [m for m in container.get("volumeMounts", [])
-              if PurePosixPath(path).is_relative_to(m["mountPath"])]
+    mounts = [
+        m
+        for m in container.get("volumeMounts", [])
+        if PurePosixPath(path).is_relative_to(m["mountPath"])
+    ]
     assert mounts, f"{path} is not on any volume mount of container {container['name']!r}"
     mount = max(mounts, key=lambda m: len(m["mountPath"]))
     (volume,) = [v for v in volumes if v["name"] == mount["name"]]
@@ -134,7 +156,9 @@ def _check_cron_fields(fields: list[str]) -> None:
             if base == "*":
                 continue
             bounds = [int(v) for v in base.split("-")]
-            assert all(low <= v <= high for v in bounds), f"cron field {field!r} outside {low}-{high}"
+            assert all(low <= v <= high for v in bounds), (
+                f"cron field {field!r} outside {low}-{high}"
+            )
 
 
 # -- every YAML file ---------------------------------------------------------
@@ -142,28 +166,45 @@ def _check_cron_fields(fields: list[str]) -> None:
 
 def test_yaml_files_exist_and_parse():
     names = {p.relative_to(DEPLOY).as_posix() for p in YAML_FILES}
-    assert {"slurm.yaml", "helm/values.yaml", "kubernetes/cronjob.yaml",
-            "kubernetes/daskcluster.yaml", "kubernetes/rbac.yaml"} <= names
+    assert {
+        "slurm.yaml",
+        "helm/values.yaml",
+        "kubernetes/cronjob.yaml",
+        "kubernetes/daskcluster.yaml",
+        "kubernetes/rbac.yaml",
+    } <= names
     for path in YAML_FILES:
         docs = _docs(path)
         assert docs, f"{path}: no YAML document"
         assert all(isinstance(d, dict) for d in docs), f"{path}: a document is not a mapping"
 
 
-@pytest.mark.parametrize("path, doc", _manifests(), ids=lambda v: v.name if isinstance(v, Path) else v.get("kind"))
+@pytest.mark.parametrize(
+    "path, doc", _manifests(), ids=lambda v: v.name if isinstance(v, Path) else v.get("kind")
+)
 def test_kubernetes_manifest_has_identity(path, doc):
-    assert API_VERSIONS.get(doc["kind"]) == doc["apiVersion"], f"{path}: {doc['kind']} {doc['apiVersion']}"
+    assert API_VERSIONS.get(doc["kind"]) == doc["apiVersion"], (
+        f"{path}: {doc['kind']} {doc['apiVersion']}"
+    )
     name = doc["metadata"]["name"]
     # RFC 1123 names, as the API server requires.
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), f"{path}: bad name {name!r}"
     if doc["kind"] != "Namespace":
-        assert doc["metadata"]["namespace"] == "radflow", f"{path}: {doc['kind']} outside namespace radflow"
+        assert doc["metadata"]["namespace"] == "radflow", (
+            f"{path}: {doc['kind']} outside namespace radflow"
+        )
 
 
 def test_every_kubernetes_file_is_a_manifest_or_a_cluster_config():
     kinds = {d["kind"] for _, d in _manifests()}
-    assert {"CronJob", "DaskCluster", "ServiceAccount", "Role", "RoleBinding",
-            "PersistentVolumeClaim"} <= kinds
+    assert {
+        "CronJob",
+        "DaskCluster",
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "PersistentVolumeClaim",
+    } <= kinds
     loose = [p.name for p in K8S.glob("*.yaml") if not any("apiVersion" in d for d in _docs(p))]
     assert loose == ["cluster.yaml"]
 
@@ -217,8 +258,11 @@ def test_cronjob_mounts_store_table_and_config():
     for path in (_option(run, "-p"), _option(run, "--cluster-config")):
         assert "configMap" in _mount_of(container, pod["volumes"], path)[1]
 
-    claims = {d["metadata"]["name"]: d["spec"] for _, d in _manifests()
-              if d["kind"] == "PersistentVolumeClaim"}
+    claims = {
+        d["metadata"]["name"]: d["spec"]
+        for _, d in _manifests()
+        if d["kind"] == "PersistentVolumeClaim"
+    }
     assert set(claims) == {"radflow-store", "radflow-tables"}
     for spec in claims.values():
         assert re.fullmatch(r"\d+(Mi|Gi|Ti)", spec["resources"]["requests"]["storage"])
@@ -235,10 +279,16 @@ def test_rbac_grants_what_the_operator_client_uses():
     pod = _one("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     account, role, binding = _one("ServiceAccount"), _one("Role"), _one("RoleBinding")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert {"kind": "ServiceAccount", "name": account["metadata"]["name"],
-            "namespace": account["metadata"]["namespace"]} in binding["subjects"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert {
+        "kind": "ServiceAccount",
+        "name": account["metadata"]["name"],
+        "namespace": account["metadata"]["namespace"],
+    } in binding["subjects"]
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         for group in rule["apiGroups"]:
@@ -270,7 +320,9 @@ def test_daskcluster_structure():
     service_ports = {p["name"]: p["port"] for p in scheduler["service"]["ports"]}
     assert service_ports["tcp-comm"] == 8786
     assert scheduler["service"]["selector"] == {
-        "dask.org/cluster-name": cluster["metadata"]["name"], "dask.org/component": "scheduler"}
+        "dask.org/cluster-name": cluster["metadata"]["name"],
+        "dask.org/component": "scheduler",
+    }
     # One image for client, scheduler and workers: the scheduler unpickles radflow's tasks.
     assert w["image"] == s["image"] == _cronjob_container()["image"]
     assert _secret_env(w["env"], "RADFLOW_PSEUDONYM_KEY")["name"] == "radflow-pseudonym-key"
@@ -344,8 +396,11 @@ def test_slurm_keys_are_slurmcluster_arguments():
     kwargs, scale, adapt = _slurm_config()
     accepted = set()
     for function in (SLURMCluster.__init__, SLURMJob.__init__, Job.__init__):
-        accepted |= {name for name, p in inspect.signature(function).parameters.items()
-                     if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+        accepted |= {
+            name
+            for name, p in inspect.signature(function).parameters.items()
+            if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+        }
     accepted -= {"self", "scheduler", "name", "config_name"}
     unknown = set(kwargs) - accepted
     assert not unknown, f"not SLURMCluster arguments: {sorted(unknown)}"
@@ -353,7 +408,8 @@ def test_slurm_keys_are_slurmcluster_arguments():
     assert not deprecated, f"deprecated dask-jobqueue arguments: {sorted(deprecated)}"
     assert scale is None and set(adapt) == {"minimum", "maximum"}
     adapt_args = set(inspect.signature(JobQueueCluster.adapt).parameters) | set(
-        inspect.signature(Adaptive.__init__).parameters)
+        inspect.signature(Adaptive.__init__).parameters
+    )
     assert set(adapt) <= adapt_args
     assert 0 <= adapt["minimum"] <= adapt["maximum"]
 
@@ -364,15 +420,23 @@ def test_slurm_job_script_renders(tmp_path):
     kwargs, _, _ = _slurm_config()
     # Constructing the cluster starts its scheduler in this process: keep it on
     # the loopback without a dashboard, and the log folder in tmp_path.
-    kwargs |= {"log_directory": str(tmp_path / "logs"),
-               "scheduler_options": {**kwargs.get("scheduler_options", {}),
-                                     "host": "127.0.0.1", "dashboard_address": None}}
+    kwargs |= {
+        "log_directory": str(tmp_path / "logs"),
+        "scheduler_options": {
+            **kwargs.get("scheduler_options", {}),
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+        },
+    }
     with SLURMCluster(**kwargs) as cluster:
         script = cluster.job_script()
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         assert not cluster.workers  # nothing submitted
-    directives = [line.removeprefix("#SBATCH ").strip() for line in script.splitlines()
-                  if line.startswith("#SBATCH")]
+    directives = [
+        line.removeprefix("#SBATCH ").strip()
+        for line in script.splitlines()
+        if line.startswith("#SBATCH")
+    ]
     assert f"-p {kwargs['queue']}" in directives
     assert f"--cpus-per-task={kwargs['cores']}" in directives
     assert f"-t {kwargs['walltime']}" in directives
@@ -419,8 +483,9 @@ def test_systemd_timer():
     assert timer["Install"]["WantedBy"] == "timers.target"
     calendar = timer["Timer"]["OnCalendar"]
     if shutil.which("systemd-analyze"):
-        analyze = subprocess.run(["systemd-analyze", "calendar", calendar], capture_output=True,
-                                 text=True, check=False)
+        analyze = subprocess.run(
+            ["systemd-analyze", "calendar", calendar], capture_output=True, text=True, check=False
+        )
         assert analyze.returncode == 0, analyze.stderr
     assert re.fullmatch(r"(\*-\*-\*|daily) ?(\d\d:\d\d(:\d\d)?)?", calendar), calendar
 
@@ -476,7 +541,9 @@ def test_dockerfile():
     assert ("ARG", "PYTHON_VERSION=3.11") in steps
     assert any(op == "ARG" and rest.startswith("RADFLOW_VERSION") for op, rest in steps)
     runs = [rest for op, rest in steps if op == "RUN"]
-    assert any(re.search(r"pip install /src\b", r) for r in runs), "radflow not installed from the repo"
+    assert any(re.search(r"pip install /src\b", r) for r in runs), (
+        "radflow not installed from the repo"
+    )
     # The last USER is a named, non-root user, set before the warm-up and entry point.
     users = [i for i, (op, _) in enumerate(steps) if op == "USER"]
     assert users and steps[users[-1]][1] not in {"root", "0"}
@@ -501,7 +568,9 @@ def test_healthcheck_script(monkeypatch):
     monkeypatch.delenv("RADFLOW_HEALTH_URL", raising=False)
     assert subprocess.run([sys.executable, str(script)], check=False).returncode == 0
     monkeypatch.setenv("RADFLOW_HEALTH_URL", "http://127.0.0.1:9/health")  # discard port: refused
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1 and "127.0.0.1:9" in done.stderr
 
 
@@ -514,12 +583,16 @@ def test_compose_cluster():
     assert worker["deploy"]["replicas"] == 2
     run = _run_argv(services["radflow"]["command"])
     assert _option(run, "--scheduler") == "tcp://scheduler:8786" and "--incremental" in run
+
     # Worker and client mount the same host store, read-only, at the path the client plans with.
     def store_mount(service):
         # SOURCE:TARGET[:MODE]; SOURCE may hold ${VAR:-default}.
-        mounts = [re.fullmatch(r"(.+):(/[^:]*)(?::(ro|rw))?", v).groups() for v in service["volumes"]]
+        mounts = [
+            re.fullmatch(r"(.+):(/[^:]*)(?::(ro|rw))?", v).groups() for v in service["volumes"]
+        ]
         (mount,) = [m for m in mounts if m[1] == run[0]]
         return mount
+
     assert store_mount(worker) == store_mount(services["radflow"])
     assert store_mount(worker)[2] == "ro"
 
@@ -575,4 +648,6 @@ def test_readme_names_every_deployment_file():
     for path in sorted(DEPLOY.rglob("*")):
         if path.is_file() and path.name != "README.md" and "__pycache__" not in path.parts:
             relative = path.relative_to(DEPLOY).as_posix()
-            assert relative in readme or path.name in readme, f"deploy/README.md does not mention {relative}"
+            assert relative in readme or path.name in readme, (
+                f"deploy/README.md does not mention {relative}"
+            )

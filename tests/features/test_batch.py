@@ -13,7 +13,10 @@ from radflow.errors import InputError, SettingsError
 from radflow.extraction.batch import extract_batch
 from radflow.extraction.extractor import extract
 
-PARAMS = {"setting": {"binWidth": 25}, "featureClass": {"firstorder": ["Mean", "Entropy"], "shape": ["VoxelVolume"]}}
+PARAMS = {
+    "setting": {"binWidth": 25},
+    "featureClass": {"firstorder": ["Mean", "Entropy"], "shape": ["VoxelVolume"]},
+}
 
 
 @pytest.fixture
@@ -22,11 +25,21 @@ def cases(tmp_path):
     ct_image, ct_mask = volumes.ct()
     mr_image, mr_mask = volumes.mr()
     (tmp_path / "data").mkdir()
-    for name, image in {"ct": ct_image, "ct_roi": ct_mask, "mr": mr_image, "mr_roi": mr_mask}.items():
+    for name, image in {
+        "ct": ct_image,
+        "ct_roi": ct_mask,
+        "mr": mr_image,
+        "mr_roi": mr_mask,
+    }.items():
         sitk.WriteImage(image, str(tmp_path / "data" / f"{name}.nrrd"))
     rows = [
         {"Image": "data/ct.nrrd", "Mask": "data/ct_roi.nrrd", "Label": "", "Patient": "P-001"},
-        {"Image": str(tmp_path / "data/mr.nrrd"), "Mask": "data/mr_roi.nrrd", "Label": "2", "Patient": "P-002"},
+        {
+            "Image": str(tmp_path / "data/mr.nrrd"),
+            "Mask": "data/mr_roi.nrrd",
+            "Label": "2",
+            "Patient": "P-002",
+        },
         {"Image": "data/gone.nrrd", "Mask": "data/ct_roi.nrrd", "Label": "", "Patient": "P-003"},
         {"Image": "data/ct.nrrd", "Mask": "data/ct_roi.nrrd", "Label": "5", "Patient": "P-004"},
     ]
@@ -62,7 +75,11 @@ def test_rows_errors_and_passthrough(cases, tmp_path):
     for row, (image, mask, label) in zip(rows[:2], [("ct", "ct_roi", None), ("mr", "mr_roi", 2)]):
         assert row["error"] == ""
         expected = extract(folder / f"{image}.nrrd", folder / f"{mask}.nrrd", PARAMS, label=label)
-        for key in ("original_firstorder_Mean", "original_firstorder_Entropy", "original_shape_VoxelVolume"):
+        for key in (
+            "original_firstorder_Mean",
+            "original_firstorder_Entropy",
+            "original_shape_VoxelVolume",
+        ):
             assert float(row[key]) == expected[key]
         assert row["diagnostics_Image-original_Hash"] == expected["diagnostics_Image-original_Hash"]
     assert "2 of 4 cases extracted" in summary.report()
@@ -95,7 +112,9 @@ def test_bad_batch_files_and_settings_fail_before_any_row(cases, tmp_path):
 
 
 def test_non_integer_label_is_a_row_error(cases, tmp_path):
-    text = cases.read_text().replace("data/ct.nrrd,data/ct_roi.nrrd,,P-001", "data/ct.nrrd,data/ct_roi.nrrd,one,P-001")
+    text = cases.read_text().replace(
+        "data/ct.nrrd,data/ct_roi.nrrd,,P-001", "data/ct.nrrd,data/ct_roi.nrrd,one,P-001"
+    )
     cases.write_text(text)
     summary = extract_batch(cases, PARAMS, tmp_path / "out.csv")
     assert summary.failed[0] == (2, "column 'Label': 'one' is not an integer")

@@ -45,7 +45,9 @@ def test_matches_pyradiomics_generate_angles(size, distances):
         for force2d in (False, True):
             for dim in (0, 1, 2):
                 try:
-                    ref = _pyradiomics_angles(cmatrices, size, distances, bidirectional, force2d, dim)
+                    ref = _pyradiomics_angles(
+                        cmatrices, size, distances, bidirectional, force2d, dim
+                    )
                 except RuntimeError:  # PyRadiomics: no angle fits in this size
                     ref = np.zeros((0, 3), dtype=np.int64)
                 got = offsets(distances, force2d, dim, bidirectional, size_zyx=size)

@@ -26,10 +26,19 @@ from radflow.extraction import output
 from radflow.extraction.extractor import extract, warmup
 from radflow.io.records import LabelMap
 
-PARAMS = {"setting": {"binWidth": 25}, "featureClass": {"shape": None, "firstorder": None, "glcm": None}}
+PARAMS = {
+    "setting": {"binWidth": 25},
+    "featureClass": {"shape": None, "firstorder": None, "glcm": None},
+}
 FILTERS = {
     "setting": {"binWidth": 10},
-    "imageType": {"Original": {}, "LoG": {"sigma": [0.5]}, "Wavelet": {}, "Square": {}, "Gradient": {}},
+    "imageType": {
+        "Original": {},
+        "LoG": {"sigma": [0.5]},
+        "Wavelet": {},
+        "Square": {},
+        "Gradient": {},
+    },
     "featureClass": {"firstorder": None, "glszm": None, "shape": None},
 }
 
@@ -44,7 +53,9 @@ def _assert_same(a, b, rtol=1e-9):
         if isinstance(a[key], (str, dict)):
             assert a[key] == b[key], key
         else:
-            np.testing.assert_allclose(np.asarray(a[key], float), np.asarray(b[key], float), rtol=rtol, err_msg=key)
+            np.testing.assert_allclose(
+                np.asarray(a[key], float), np.asarray(b[key], float), rtol=rtol, err_msg=key
+            )
 
 
 def _write(image, path):
@@ -68,11 +79,18 @@ def _pyradiomics_raises(image, mask, params, label=None):
 @pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz", ".mha"])
 def test_file_input_equals_image_input(tmp_path, suffix):
     image, mask = volumes.ct()
-    from_files = extract(_write(image, tmp_path / f"ct{suffix}"), _write(mask, tmp_path / f"roi{suffix}"), PARAMS)
+    from_files = extract(
+        _write(image, tmp_path / f"ct{suffix}"), _write(mask, tmp_path / f"roi{suffix}"), PARAMS
+    )
     in_memory = extract(image, mask, PARAMS)
     # NIfTI stores geometry in float32: spacing-dependent features agree to ~1e-7.
-    _assert_same(_features(from_files), _features(in_memory), rtol=1e-9 if suffix != ".nii.gz" else 1e-6)
-    assert from_files["diagnostics_Image-original_Hash"] == in_memory["diagnostics_Image-original_Hash"]
+    _assert_same(
+        _features(from_files), _features(in_memory), rtol=1e-9 if suffix != ".nii.gz" else 1e-6
+    )
+    assert (
+        from_files["diagnostics_Image-original_Hash"]
+        == in_memory["diagnostics_Image-original_Hash"]
+    )
 
 
 def test_radflow_extract_is_the_extractor():
@@ -86,21 +104,46 @@ def _store(tmp_path, image, mask):
 
     labels = [LabelMap(key="gtv", source="labelmap", image=mask, rois={1: "GTV"})]
     write_series(tmp_path / "store", "case1", "ct", image, labels, fingerprint="test")
-    return open_volume(tmp_path / "store", "case1", "ct"), open_label(tmp_path / "store", "case1", "ct", "gtv")
+    return open_volume(tmp_path / "store", "case1", "ct"), open_label(
+        tmp_path / "store", "case1", "ct", "gtv"
+    )
 
 
-@pytest.mark.parametrize("params", [
-    PARAMS,
-    FILTERS,
-    {"setting": {"binWidth": 0.1, "normalize": True, "removeOutliers": 2}, "imageType": {"Original": {}, "Exponential": {}},
-     "featureClass": {"firstorder": None}},
-    {"setting": {"binWidth": 25, "resampledPixelSpacing": [1.0, 1.0, 1.0], "interpolator": "sitkBSpline"},
-     "featureClass": {"firstorder": None, "shape": None, "ngtdm": None}},
-    {"setting": {"binWidth": 25, "resampledPixelSpacing": [1.5, 1.5, 1.5], "interpolator": "sitkLinear"},
-     "imageType": {"Original": {}, "Wavelet": {}}, "featureClass": {"firstorder": None, "glrlm": None}},
-    {"setting": {"binWidth": 25, "preCrop": True}, "imageType": {"Original": {}, "LoG": {"sigma": [1.0]}},
-     "featureClass": {"firstorder": None}},
-], ids=["original", "filters", "normalize", "resample-bspline", "resample-linear", "precrop"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        PARAMS,
+        FILTERS,
+        {
+            "setting": {"binWidth": 0.1, "normalize": True, "removeOutliers": 2},
+            "imageType": {"Original": {}, "Exponential": {}},
+            "featureClass": {"firstorder": None},
+        },
+        {
+            "setting": {
+                "binWidth": 25,
+                "resampledPixelSpacing": [1.0, 1.0, 1.0],
+                "interpolator": "sitkBSpline",
+            },
+            "featureClass": {"firstorder": None, "shape": None, "ngtdm": None},
+        },
+        {
+            "setting": {
+                "binWidth": 25,
+                "resampledPixelSpacing": [1.5, 1.5, 1.5],
+                "interpolator": "sitkLinear",
+            },
+            "imageType": {"Original": {}, "Wavelet": {}},
+            "featureClass": {"firstorder": None, "glrlm": None},
+        },
+        {
+            "setting": {"binWidth": 25, "preCrop": True},
+            "imageType": {"Original": {}, "LoG": {"sigma": [1.0]}},
+            "featureClass": {"firstorder": None},
+        },
+    ],
+    ids=["original", "filters", "normalize", "resample-bspline", "resample-linear", "precrop"],
+)
 def test_store_input_equals_image_input_and_reads_a_box(tmp_path, params, monkeypatch):
     image, mask = volumes.embedded(*volumes.ct(), pad_zyx=(8, 40, 40), fill=-1000)
     volume, label = _store(tmp_path, image, mask)
@@ -109,7 +152,9 @@ def test_store_input_equals_image_input_and_reads_a_box(tmp_path, params, monkey
 
     read = []
     sitk_box = convert.sitk_box  # every box read from the store becomes an image here
-    monkeypatch.setattr(convert, "sitk_box", lambda values, *a: read.append(values.shape) or sitk_box(values, *a))
+    monkeypatch.setattr(
+        convert, "sitk_box", lambda values, *a: read.append(values.shape) or sitk_box(values, *a)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from_store = extract(volume, label, params)
@@ -137,21 +182,31 @@ def test_store_volume_is_read_whole_at_most_once_for_its_rois(tmp_path, monkeypa
         from radflow.store.write import write_series
 
         labels = [LabelMap(key="gtv", source="labelmap", image=mask, rois={1: "GTV"})]
-        _forget_stored_summaries(write_series(tmp_path / "store", "case1", "ct", image, labels,
-                                              fingerprint="test"))
+        _forget_stored_summaries(
+            write_series(tmp_path / "store", "case1", "ct", image, labels, fingerprint="test")
+        )
     volume, label = _store(tmp_path, image, mask) if recorded else _open(tmp_path)
     streamed = []
     summary = store_summary.volume_summary  # what the store streams a whole volume with
-    monkeypatch.setattr(store_summary, "volume_summary",
-                        lambda values, **kw: streamed.append(kw) or summary(values, **kw))
+    monkeypatch.setattr(
+        store_summary,
+        "volume_summary",
+        lambda values, **kw: streamed.append(kw) or summary(values, **kw),
+    )
     first = extract(volume, label, PARAMS, label=1)
     second = extract(volume, label, PARAMS, label=2)
     # Recorded by the store when it wrote the series: nothing streamed. Older stores:
     # image and mask streamed for the first ROI only.
     assert len(streamed) == (0 if recorded else 2)
     expected = extract(image, mask, PARAMS)
-    for key in ("Image-original_Hash", "Image-original_Mean", "Image-original_Minimum",
-                "Image-original_Maximum", "Mask-original_Hash", "Mask-original_BoundingBox"):
+    for key in (
+        "Image-original_Hash",
+        "Image-original_Mean",
+        "Image-original_Minimum",
+        "Image-original_Maximum",
+        "Mask-original_Hash",
+        "Mask-original_BoundingBox",
+    ):
         assert first["diagnostics_" + key] == expected["diagnostics_" + key], key
     assert first["diagnostics_Image-original_Hash"] == second["diagnostics_Image-original_Hash"]
     _assert_same(second, extract(image, mask, PARAMS, label=2), rtol=1e-12)
@@ -160,7 +215,9 @@ def test_store_volume_is_read_whole_at_most_once_for_its_rois(tmp_path, monkeypa
 def _open(tmp_path):
     from radflow.store.read import open_label, open_volume
 
-    return open_volume(tmp_path / "store", "case1", "ct"), open_label(tmp_path / "store", "case1", "ct", "gtv")
+    return open_volume(tmp_path / "store", "case1", "ct"), open_label(
+        tmp_path / "store", "case1", "ct", "gtv"
+    )
 
 
 def test_store_errors_name_the_label(tmp_path):
@@ -178,7 +235,9 @@ def test_label_argument_overrides_the_setting():
     by_setting = extract(image, mask, {**PARAMS, "setting": {"binWidth": 25, "label": 2}})
     _assert_same(_features(by_argument), _features(by_setting))
     label_1 = extract(image, mask, PARAMS)
-    assert by_argument["diagnostics_Mask-original_VoxelNum"] == np.count_nonzero(sitk.GetArrayFromImage(mask) == 2)
+    assert by_argument["diagnostics_Mask-original_VoxelNum"] == np.count_nonzero(
+        sitk.GetArrayFromImage(mask) == 2
+    )
     assert label_1["original_shape_VoxelVolume"] != by_argument["original_shape_VoxelVolume"]
 
 
@@ -189,7 +248,9 @@ def test_vector_mask_channel_and_float_mask():
     vector.CopyInformation(mask)
     expected = _features(extract(image, mask, PARAMS))
     _assert_same(_features(extract(image, vector, PARAMS, label_channel=1)), expected)
-    with pytest.raises(InputError, match="label_channel 2 requested, but the mask has 2 components"):
+    with pytest.raises(
+        InputError, match="label_channel 2 requested, but the mask has 2 components"
+    ):
         extract(image, vector, PARAMS, label_channel=2)
     as_float = sitk.Cast(mask, sitk.sitkFloat32) * 1.5  # PyRadiomics casts to integers: 1.5 -> 1
     _assert_same(_features(extract(image, as_float, PARAMS)), expected)
@@ -197,8 +258,14 @@ def test_vector_mask_channel_and_float_mask():
 
 def test_classes_and_features_restricted_to_those_enabled():
     image, mask = volumes.ct()
-    result = extract(image, mask, {"featureClass": {"glcm": ["JointEntropy", "Contrast"]},
-                                   "setting": {"additionalInfo": False}})
+    result = extract(
+        image,
+        mask,
+        {
+            "featureClass": {"glcm": ["JointEntropy", "Contrast"]},
+            "setting": {"additionalInfo": False},
+        },
+    )
     assert list(result) == ["original_glcm_JointEntropy", "original_glcm_Contrast"]
 
 
@@ -206,7 +273,9 @@ def test_warmup_runs_every_class():
     result = warmup()
     families = {key.split("_")[1] for key in result if not key.startswith("diagnostics_")}
     assert families == {"firstorder", "shape", "shape2D", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
-    assert all(np.isfinite(result[k]) for k in ("original_glcm_Contrast", "original_shape2D_Perimeter"))
+    assert all(
+        np.isfinite(result[k]) for k in ("original_glcm_Contrast", "original_shape2D_Perimeter")
+    )
 
 
 # -- bad input ----------------------------------------------------------------------
@@ -226,7 +295,9 @@ def test_empty_mask_and_absent_label_name_the_mask_file(tmp_path):
         extract(image_path, _write(empty, tmp_path / "empty.nrrd"), PARAMS)
     assert "No labels found" in _pyradiomics_raises(image, empty, PARAMS)
     mask_path = _write(mask, tmp_path / "roi.nrrd")
-    with pytest.raises(InputError, match=r"roi\.nrrd: Label \(3\) not present in mask. Choose from \[1\]"):
+    with pytest.raises(
+        InputError, match=r"roi\.nrrd: Label \(3\) not present in mask. Choose from \[1\]"
+    ):
         extract(image_path, mask_path, PARAMS, label=3)
     assert "Label (3) not present" in _pyradiomics_raises(image, mask, PARAMS, label=3)
 
@@ -235,7 +306,9 @@ def test_geometry_mismatch_fails_unless_corrected(tmp_path):
     image, mask = volumes.ct()
     shifted = sitk.Image(mask)
     shifted.SetOrigin(tuple(o + 0.3 for o in mask.GetOrigin()))
-    with pytest.raises(InputError, match=r"roi\.nrrd: Image/Mask geometry mismatch \(origin differs"):
+    with pytest.raises(
+        InputError, match=r"roi\.nrrd: Image/Mask geometry mismatch \(origin differs"
+    ):
         extract(image, _write(shifted, tmp_path / "roi.nrrd"), PARAMS)
     assert "geometry mismatch" in _pyradiomics_raises(image, shifted, PARAMS).lower()
     corrected = extract(image, shifted, {**PARAMS, "setting": {"correctMask": True}})
@@ -248,7 +321,10 @@ def test_geometry_mismatch_fails_unless_corrected(tmp_path):
 
     radiomics.setVerbosity(logging.CRITICAL)
     process = sitk.ProcessObject
-    saved = process.GetGlobalDefaultCoordinateTolerance(), process.GetGlobalDefaultDirectionTolerance()
+    saved = (
+        process.GetGlobalDefaultCoordinateTolerance(),
+        process.GetGlobalDefaultDirectionTolerance(),
+    )
     try:  # PyRadiomics sets SimpleITK's global tolerances and leaves them set
         expected = featureextractor.RadiomicsFeatureExtractor(tolerant).execute(image, shifted)
     finally:
@@ -311,19 +387,26 @@ def test_output_formats_round_trip(tmp_path):
 
     rows = list(csv.reader(io.StringIO(output.format_result(result, "csv", case=case))))
     assert rows[0] == ["Image", "Mask", *result]
-    assert float(rows[1][rows[0].index("original_glcm_Contrast")]) == result["original_glcm_Contrast"]
+    assert (
+        float(rows[1][rows[0].index("original_glcm_Contrast")]) == result["original_glcm_Contrast"]
+    )
 
     loaded = json.loads(output.format_result(result, "json", case=case))
     assert loaded["Image"] == "ct.nrrd"
     assert loaded["original_firstorder_Mean"] == result["original_firstorder_Mean"]
-    assert loaded["diagnostics_Mask-original_BoundingBox"] == list(result["diagnostics_Mask-original_BoundingBox"])
+    assert loaded["diagnostics_Mask-original_BoundingBox"] == list(
+        result["diagnostics_Mask-original_BoundingBox"]
+    )
 
     lines = output.format_result(result, "txt").splitlines()
     assert lines[0].startswith("Case-1_diagnostics_Versions_PyRadiomics: ")
     assert f"Case-1_original_shape_VoxelVolume: {result['original_shape_VoxelVolume']!r}" in lines
 
     output.write_result(result, tmp_path / "out.json", "json")
-    assert json.loads((tmp_path / "out.json").read_text())["original_glcm_Contrast"] == result["original_glcm_Contrast"]
+    assert (
+        json.loads((tmp_path / "out.json").read_text())["original_glcm_Contrast"]
+        == result["original_glcm_Contrast"]
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
     with pytest.raises(SettingsError, match="format"):
         output.format_result(result, "xml")

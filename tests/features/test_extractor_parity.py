@@ -67,64 +67,179 @@ def _single_slice(image, mask):
 
 CASES = {
     "ct-all-image-types": ("ct", {"setting": {"binWidth": 25}, "imageType": ALL_TYPES}, None),
-    "ct-bincount-distances-asymmetric": ("ct", {
-        "setting": {"binCount": 32, "distances": [1, 2], "weightingNorm": "infinity", "gldm_a": 1,
-                    "symmetricalGLCM": False, "voxelArrayShift": 1000},
-        "imageType": {"Original": {}, "LoG": {"sigma": [1.5]}},
-        "featureClass": _every_feature("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm"),
-    }, None),
-    "ct-precrop-normalize-outliers-relative": ("ct", {
-        "setting": {"binWidth": 0.1, "preCrop": True, "padDistance": 3, "normalize": True, "removeOutliers": 2,
-                    "resegmentRange": [-0.5, 0.9], "resegmentMode": "relative", "distances": [2]},
-        "imageType": {"Original": {}, "Gradient": {"gradientUseSpacing": False}, "SquareRoot": {}},
-    }, None),
-    "ct-shape2d-single-slice": ("ct-slice", {
-        "setting": {"binWidth": 25, "force2D": True, "force2Ddimension": 0, "minimumROIDimensions": 2},
-        "imageType": {"Original": {}, "LBP2D": {"lbp2DRadius": 2, "lbp2DSamples": 12}},
-        "featureClass": {"shape2D": [f.name for f in family_module("shape2D").FEATURES], "shape": None,
-                         "firstorder": None, "glcm": None, "glszm": None},
-    }, None),
+    "ct-bincount-distances-asymmetric": (
+        "ct",
+        {
+            "setting": {
+                "binCount": 32,
+                "distances": [1, 2],
+                "weightingNorm": "infinity",
+                "gldm_a": 1,
+                "symmetricalGLCM": False,
+                "voxelArrayShift": 1000,
+            },
+            "imageType": {"Original": {}, "LoG": {"sigma": [1.5]}},
+            "featureClass": _every_feature(
+                "firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm"
+            ),
+        },
+        None,
+    ),
+    "ct-precrop-normalize-outliers-relative": (
+        "ct",
+        {
+            "setting": {
+                "binWidth": 0.1,
+                "preCrop": True,
+                "padDistance": 3,
+                "normalize": True,
+                "removeOutliers": 2,
+                "resegmentRange": [-0.5, 0.9],
+                "resegmentMode": "relative",
+                "distances": [2],
+            },
+            "imageType": {
+                "Original": {},
+                "Gradient": {"gradientUseSpacing": False},
+                "SquareRoot": {},
+            },
+        },
+        None,
+    ),
+    "ct-shape2d-single-slice": (
+        "ct-slice",
+        {
+            "setting": {
+                "binWidth": 25,
+                "force2D": True,
+                "force2Ddimension": 0,
+                "minimumROIDimensions": 2,
+            },
+            "imageType": {"Original": {}, "LBP2D": {"lbp2DRadius": 2, "lbp2DSamples": 12}},
+            "featureClass": {
+                "shape2D": [f.name for f in family_module("shape2D").FEATURES],
+                "shape": None,
+                "firstorder": None,
+                "glcm": None,
+                "glszm": None,
+            },
+        },
+        None,
+    ),
     # A volume much larger than the ROI: radflow filters only a box of it.
-    "ct-embedded-box-filters": ("ct-embedded", {
-        "setting": {"binWidth": 25},
-        "imageType": {"Original": {}, "LoG": {"sigma": [0.5]}, "Wavelet": {}, "Square": {}, "Logarithm": {},
-                      "Gradient": {}, "LBP2D": {}},
-        "featureClass": {"firstorder": None, "glcm": None, "glszm": None},
-    }, None),
-    "ct-embedded-normalize-exponential": ("ct-embedded", {
-        "setting": {"binWidth": 0.2, "normalize": True, "normalizeScale": 2, "removeOutliers": 1.5},
-        "imageType": {"Original": {}, "Exponential": {}, "SquareRoot": {}},
-        "featureClass": {"firstorder": None, "gldm": None},
-    }, None),
-    "pet-resample-bspline-resegment": ("pet", {
-        "setting": {"binWidth": 0.25, "resampledPixelSpacing": [2.0, 2.0, 2.0], "interpolator": "sitkBSpline",
-                    "resegmentRange": [2.5], "resegmentShape": True},
-        "imageType": {"Original": {}, "LoG": {"sigma": [2.0, 4.0]}, "Square": {}},
-    }, None),
-    "pet-resample-linear-sigma": ("pet", {
-        "setting": {"binCount": 20, "resampledPixelSpacing": [3.0, 3.0, 0], "interpolator": "sitkLinear",
-                    "resegmentRange": [-2, 2], "resegmentMode": "sigma", "padDistance": 2},
-        "imageType": {"Original": {}, "Exponential": {}, "Logarithm": {}, "Wavelet": {"wavelet": "haar"}},
-    }, None),
-    "mr-label2-force2d-normalize-euclidean": ("mr", {
-        "setting": {"binWidth": 15, "normalize": True, "normalizeScale": 100, "force2D": True,
-                    "distances": [1, 2], "weightingNorm": "euclidean"},
-        "imageType": {"Original": {}, "Wavelet": {}, "Exponential": {}, "LBP2D": {}},
-        "featureClass": NO_SHAPE2D,
-    }, 2),
-    "mr-label2-force2d-dim2-lanczos": ("mr", {
-        "setting": {"label": 2, "binWidth": 20, "force2D": True, "force2Ddimension": 2,
-                    "weightingNorm": "no_weighting", "resampledPixelSpacing": [1.0, 1.0, 2.5],
-                    "interpolator": "sitkLanczosWindowedSinc"},
-        "imageType": {"Original": {}, "Wavelet": {"level": 2}},
-        "featureClass": NO_SHAPE2D,
-    }, None),
-    "mr-label2-dim1-manhattan": ("mr", {
-        "setting": {"binWidth": 20, "force2D": True, "force2Ddimension": 1, "weightingNorm": "manhattan",
-                    "gldm_a": 1},
-        "imageType": {"Original": {}, "Gradient": {}},
-        "featureClass": NO_SHAPE2D,
-    }, 2),
+    "ct-embedded-box-filters": (
+        "ct-embedded",
+        {
+            "setting": {"binWidth": 25},
+            "imageType": {
+                "Original": {},
+                "LoG": {"sigma": [0.5]},
+                "Wavelet": {},
+                "Square": {},
+                "Logarithm": {},
+                "Gradient": {},
+                "LBP2D": {},
+            },
+            "featureClass": {"firstorder": None, "glcm": None, "glszm": None},
+        },
+        None,
+    ),
+    "ct-embedded-normalize-exponential": (
+        "ct-embedded",
+        {
+            "setting": {
+                "binWidth": 0.2,
+                "normalize": True,
+                "normalizeScale": 2,
+                "removeOutliers": 1.5,
+            },
+            "imageType": {"Original": {}, "Exponential": {}, "SquareRoot": {}},
+            "featureClass": {"firstorder": None, "gldm": None},
+        },
+        None,
+    ),
+    "pet-resample-bspline-resegment": (
+        "pet",
+        {
+            "setting": {
+                "binWidth": 0.25,
+                "resampledPixelSpacing": [2.0, 2.0, 2.0],
+                "interpolator": "sitkBSpline",
+                "resegmentRange": [2.5],
+                "resegmentShape": True,
+            },
+            "imageType": {"Original": {}, "LoG": {"sigma": [2.0, 4.0]}, "Square": {}},
+        },
+        None,
+    ),
+    "pet-resample-linear-sigma": (
+        "pet",
+        {
+            "setting": {
+                "binCount": 20,
+                "resampledPixelSpacing": [3.0, 3.0, 0],
+                "interpolator": "sitkLinear",
+                "resegmentRange": [-2, 2],
+                "resegmentMode": "sigma",
+                "padDistance": 2,
+            },
+            "imageType": {
+                "Original": {},
+                "Exponential": {},
+                "Logarithm": {},
+                "Wavelet": {"wavelet": "haar"},
+            },
+        },
+        None,
+    ),
+    "mr-label2-force2d-normalize-euclidean": (
+        "mr",
+        {
+            "setting": {
+                "binWidth": 15,
+                "normalize": True,
+                "normalizeScale": 100,
+                "force2D": True,
+                "distances": [1, 2],
+                "weightingNorm": "euclidean",
+            },
+            "imageType": {"Original": {}, "Wavelet": {}, "Exponential": {}, "LBP2D": {}},
+            "featureClass": NO_SHAPE2D,
+        },
+        2,
+    ),
+    "mr-label2-force2d-dim2-lanczos": (
+        "mr",
+        {
+            "setting": {
+                "label": 2,
+                "binWidth": 20,
+                "force2D": True,
+                "force2Ddimension": 2,
+                "weightingNorm": "no_weighting",
+                "resampledPixelSpacing": [1.0, 1.0, 2.5],
+                "interpolator": "sitkLanczosWindowedSinc",
+            },
+            "imageType": {"Original": {}, "Wavelet": {"level": 2}},
+            "featureClass": NO_SHAPE2D,
+        },
+        None,
+    ),
+    "mr-label2-dim1-manhattan": (
+        "mr",
+        {
+            "setting": {
+                "binWidth": 20,
+                "force2D": True,
+                "force2Ddimension": 1,
+                "weightingNorm": "manhattan",
+                "gldm_a": 1,
+            },
+            "imageType": {"Original": {}, "Gradient": {}},
+            "featureClass": NO_SHAPE2D,
+        },
+        2,
+    ),
 }
 
 
@@ -146,8 +261,23 @@ def lbp3d_oracle(monkeypatch):
         # each of its 30 edges' midpoints, pushed out to the sphere.
         assert subdivisions in (0, 1), "only PyRadiomics' default subdivision is written here"
         t = (1 + 5**0.5) / 2
-        points = np.array([(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t),
-                           (0, -1, -t), (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)], float)
+        points = np.array(
+            [
+                (-1, t, 0),
+                (1, t, 0),
+                (-1, -t, 0),
+                (1, -t, 0),
+                (0, -1, t),
+                (0, 1, t),
+                (0, -1, -t),
+                (0, 1, -t),
+                (t, 0, -1),
+                (t, 0, 1),
+                (-t, 0, -1),
+                (-t, 0, 1),
+            ],
+            float,
+        )
         points /= np.linalg.norm(points, axis=1)[:, None]
         if subdivisions:
             d = np.linalg.norm(points[:, None] - points[None], axis=2)
@@ -164,8 +294,12 @@ def lbp3d_oracle(monkeypatch):
     monkeypatch.setitem(sys.modules, "trimesh", trimesh)
     monkeypatch.setitem(sys.modules, "trimesh.creation", creation)
     # Old sph_harm(m, n, azimuth, polar) is sph_harm_y(n, m, polar, azimuth).
-    monkeypatch.setattr(scipy.special, "sph_harm",
-                        lambda m, n, theta, phi: scipy.special.sph_harm_y(n, m, phi, theta), raising=False)
+    monkeypatch.setattr(
+        scipy.special,
+        "sph_harm",
+        lambda m, n, theta, phi: scipy.special.sph_harm_y(n, m, phi, theta),
+        raising=False,
+    )
 
 
 def _spy_filtered_sizes(monkeypatch) -> list:
@@ -208,7 +342,9 @@ def test_matches_pyradiomics(case, lbp3d_oracle, monkeypatch):
         warnings.simplefilter("ignore")
         got = extract(image, mask, params, label=label)
     if name == "ct-embedded":  # the box read, not the volume, was filtered
-        assert filtered_sizes and all(np.prod(size) < 0.5 * np.prod(image.GetSize()) for size in filtered_sizes)
+        assert filtered_sizes and all(
+            np.prod(size) < 0.5 * np.prod(image.GetSize()) for size in filtered_sizes
+        )
 
     assert sorted(set(expected) - set(got)) == [], "keys PyRadiomics returns and radflow does not"
     assert sorted(set(got) - set(expected)) == [], "keys radflow returns and PyRadiomics does not"
@@ -218,8 +354,13 @@ def test_matches_pyradiomics(case, lbp3d_oracle, monkeypatch):
         assert any(k.startswith("lbp-3D-m2_") for k in features)  # the oracle shim did run
     wrong = {k: (float(expected[k]), got[k]) for k in features if not _same(expected[k], got[k])}
     assert wrong == {}
-    wrong = {k: (expected[k], got[k]) for k in expected
-             if k.startswith("diagnostics_") and not k.startswith(_UNCOMPARED) and not _same(expected[k], got[k])}
+    wrong = {
+        k: (expected[k], got[k])
+        for k in expected
+        if k.startswith("diagnostics_")
+        and not k.startswith(_UNCOMPARED)
+        and not _same(expected[k], got[k])
+    }
     assert wrong == {}
     assert list(got) == list(expected), "same keys in PyRadiomics' order"
 
@@ -236,6 +377,9 @@ def test_shape2d_on_a_3d_roi_fails_like_pyradiomics():
 
 def test_integer_sigma_names_the_log_image_as_written():
     image, mask = volumes.ct()
-    params = {"imageType": {"LoG": {"sigma": [1, 3]}}, "featureClass": {"firstorder": ["Mean"]},
-              "setting": {"additionalInfo": False}}
+    params = {
+        "imageType": {"LoG": {"sigma": [1, 3]}},
+        "featureClass": {"firstorder": ["Mean"]},
+        "setting": {"additionalInfo": False},
+    }
     assert list(extract(image, mask, params)) == list(_pyradiomics(image, mask, params, None))

@@ -73,7 +73,9 @@ def test_percentiles_equal_numpy_exactly():
 def test_hand_computed_values():
     image = np.array([[[-2, 0, 1, 1, 5]]], dtype=np.int16)
     mask = np.ones_like(image, bool)
-    out = firstorder.compute(image, mask, image + 3, spacing_zyx=(2.0, 1.0, 0.5), voxel_array_shift=2)
+    out = firstorder.compute(
+        image, mask, image + 3, spacing_zyx=(2.0, 1.0, 0.5), voxel_array_shift=2
+    )
     assert out["Mean"] == 1.0
     assert out["Energy"] == 0 + 4 + 9 + 9 + 49
     assert out["TotalEnergy"] == 71 * 1.0
@@ -93,7 +95,9 @@ def test_nan_intensities_are_left_out():
     with_nan = np.where(holes, np.nan, image)
     names = [f.name for f in firstorder.FEATURES if f.name not in ("Entropy", "Uniformity")]
     got = firstorder.compute(with_nan, mask, spacing_zyx=(1, 1, 1), features=names)
-    assert got == pytest.approx(firstorder.compute(image, mask & ~holes, spacing_zyx=(1, 1, 1), features=names))
+    assert got == pytest.approx(
+        firstorder.compute(image, mask & ~holes, spacing_zyx=(1, 1, 1), features=names)
+    )
 
 
 def test_cropping_does_not_matter():
@@ -178,7 +182,9 @@ def test_ibsi_digital_phantom(ibsi_dir):
     image = sitk.ReadImage(str(folder / "image.nii.gz"))
     values = sitk.GetArrayFromImage(image)
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz")))
-    out = firstorder.compute(values, mask, values.astype(np.int32), spacing_zyx=image.GetSpacing()[::-1], features=ALL)
+    out = firstorder.compute(
+        values, mask, values.astype(np.int32), spacing_zyx=image.GetSpacing()[::-1], features=ALL
+    )
 
     table = ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv"
     with open(table, newline="", encoding="utf-8") as f:
@@ -190,7 +196,9 @@ def test_ibsi_digital_phantom(ibsi_dir):
     checked = 0
     for feature in firstorder.FEATURES:
         if feature.ibsi_id is not None:
-            assert out[feature.name] == pytest.approx(by_id[feature.ibsi_id], rel=5e-3), feature.name
+            assert out[feature.name] == pytest.approx(by_id[feature.ibsi_id], rel=5e-3), (
+                feature.name
+            )
             checked += 1
     assert checked == 16
     assert out["Kurtosis"] - 3 == pytest.approx(excess_kurtosis, rel=5e-3)

@@ -31,7 +31,11 @@ def _volumes():
     arm, anisotropic spacing), plus ROIs one voxel thick along z and along x.
     """
     out = {}
-    for name, make, label in (("ct", volumes.ct, 1), ("pet", volumes.pet, 1), ("mr", volumes.mr, 2)):
+    for name, make, label in (
+        ("ct", volumes.ct, 1),
+        ("pet", volumes.pet, 1),
+        ("mr", volumes.mr, 2),
+    ):
         image, labels = make()
         out[name] = (image, sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(labels) == label)
     image, array, roi = out["ct"]
@@ -57,7 +61,16 @@ CASES = [
     ("ct", {"binWidth": 25, "weightingNorm": "no_weighting"}),
     ("ct", {"binWidth": 25, "force2D": True, "force2Ddimension": 0}),
     ("ct", {"binWidth": 25, "force2D": True, "force2Ddimension": 1, "symmetricalGLCM": False}),
-    ("ct", {"binWidth": 25, "force2D": True, "force2Ddimension": 2, "distances": [1, 2], "weightingNorm": "euclidean"}),
+    (
+        "ct",
+        {
+            "binWidth": 25,
+            "force2D": True,
+            "force2Ddimension": 2,
+            "distances": [1, 2],
+            "weightingNorm": "euclidean",
+        },
+    ),
     ("pet", {"binCount": 16}),
     ("pet", {"binCount": 16, "distances": [1, 2], "symmetricalGLCM": False}),
     ("pet", {"binCount": 16, "force2D": True, "weightingNorm": "infinity"}),
@@ -106,13 +119,19 @@ def _radflow(binned, mask, settings, spacing_zyx, **extra):
 def _assert_parity(got, ref):
     assert set(ref) == {f.name for f in glcm.FEATURES if f.default}
     for name, value in ref.items():
-        np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            got[name], value, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name
+        )
     for name, same in DEPRECATED_EQUAL_TO.items():
-        np.testing.assert_allclose(got[name], ref[same], rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            got[name], ref[same], rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name
+        )
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("volume, settings", CASES, ids=lambda c: str(c) if isinstance(c, dict) else c)
+@pytest.mark.parametrize(
+    "volume, settings", CASES, ids=lambda c: str(c) if isinstance(c, dict) else c
+)
 def test_matches_pyradiomics(volume, settings):
     sitk_image, image, mask = VOLUMES[volume]
     ref, binned = _pyradiomics(sitk_image, image, mask, settings)
@@ -128,7 +147,14 @@ def test_matches_pyradiomics(volume, settings):
 @pytest.mark.oracle
 @pytest.mark.parametrize(
     "case",
-    ["one_voxel", "one_voxel_merged", "single_level", "no_neighbours", "gap_in_z", "gap_in_z_distance_2"],
+    [
+        "one_voxel",
+        "one_voxel_merged",
+        "single_level",
+        "no_neighbours",
+        "gap_in_z",
+        "gap_in_z_distance_2",
+    ],
 )
 def test_edge_cases_match_pyradiomics(case):
     image = (np.arange(5 * 6 * 7).reshape(5, 6, 7) * 10).astype(np.int16)
@@ -160,9 +186,22 @@ def test_one_voxel_and_single_level_values():
     assert all(np.isnan(v) for v in got.values())
 
     flat = glcm.compute(np.full((4, 4, 4), 3), np.ones((4, 4, 4), bool))
-    expected = {"JointEnergy": 1.0, "MaximumProbability": 1.0, "Contrast": 0.0, "Correlation": 1.0,
-                "Imc1": 0.0, "Imc2": 0.0, "MCC": 1.0, "Id": 1.0, "Idmn": 1.0, "JointAverage": 3.0,
-                "SumAverage": 6.0, "Autocorrelation": 9.0, "ClusterTendency": 0.0, "DifferenceVariance": 0.0}
+    expected = {
+        "JointEnergy": 1.0,
+        "MaximumProbability": 1.0,
+        "Contrast": 0.0,
+        "Correlation": 1.0,
+        "Imc1": 0.0,
+        "Imc2": 0.0,
+        "MCC": 1.0,
+        "Id": 1.0,
+        "Idmn": 1.0,
+        "JointAverage": 3.0,
+        "SumAverage": 6.0,
+        "Autocorrelation": 9.0,
+        "ClusterTendency": 0.0,
+        "DifferenceVariance": 0.0,
+    }
     for name, value in expected.items():
         assert flat[name] == pytest.approx(value, abs=1e-12), name
     assert abs(flat["JointEntropy"]) < 1e-12
@@ -218,10 +257,17 @@ def test_kernel_matches_naive_counting(distances, force2d):
 
 
 def _ibsi_reference(ibsi_dir, aggregation):
-    rows = csv.DictReader(open(ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv"))
+    rows = csv.DictReader(
+        open(ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv")
+    )
     for row in rows:
         tag = row["ibsi_tag"]
-        if row["config"] == "dig_phantom" and tag.startswith("cm_") and tag.endswith("_" + aggregation) and row["value"]:
+        if (
+            row["config"] == "dig_phantom"
+            and tag.startswith("cm_")
+            and tag.endswith("_" + aggregation)
+            and row["value"]
+        ):
             if aggregation.startswith("3D") or "2_5D" in tag:
                 yield row
 
@@ -311,8 +357,14 @@ def test_bad_input():
 def test_pair_counts_in_a_full_cube():
     # 13 / 49 / 62 offsets in 3D, 4 in 2D; in a full 5x5x5 cube the offset
     # (dz, dy, dx) finds prod(5 - |d|) pairs
-    for distances, force2d, n in [([1], False, 13), ([2], False, 49), ([1, 2], False, 62), ([1], True, 4)]:
-        counts, _, offs = glcm.cooccurrence(np.ones((5, 5, 5), int), np.ones((5, 5, 5), bool),
-                                            distances=distances, force2d=force2d)
+    for distances, force2d, n in [
+        ([1], False, 13),
+        ([2], False, 49),
+        ([1, 2], False, 62),
+        ([1], True, 4),
+    ]:
+        counts, _, offs = glcm.cooccurrence(
+            np.ones((5, 5, 5), int), np.ones((5, 5, 5), bool), distances=distances, force2d=force2d
+        )
         assert counts.shape == (n, 1, 1)
         np.testing.assert_array_equal(counts[:, 0, 0], np.prod(5 - np.abs(offs), axis=1))

@@ -7,10 +7,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 from radflow.errors import InputError, SettingsError
 from radflow.features import gldm
-from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 # PyRadiomics' own 5x5 example (RadiomicsGLDM docstring), alpha 0, distance 1:
 # rows of P = grey levels 1..5, columns = dependence sizes 1..4.
@@ -56,11 +56,22 @@ def test_matches_pyradiomics(case, binning, force2d, dimension, distances, gldm_
     radiomics_gldm = pytest.importorskip("radiomics.gldm")
     image, mask, spacing = _volume(case)
     settings = dict(
-        binning, force2D=force2d, force2Ddimension=dimension, distances=list(distances), gldm_a=gldm_a
+        binning,
+        force2D=force2d,
+        force2Ddimension=dimension,
+        distances=list(distances),
+        gldm_a=gldm_a,
     )
-    expected, binned, roi = _pyradiomics(radiomics_gldm.RadiomicsGLDM, image, mask, spacing, **settings)
+    expected, binned, roi = _pyradiomics(
+        radiomics_gldm.RadiomicsGLDM, image, mask, spacing, **settings
+    )
     got = gldm.compute(
-        binned, roi, distances=distances, gldm_a=gldm_a, force2d=force2d, force2d_dimension=dimension
+        binned,
+        roi,
+        distances=distances,
+        gldm_a=gldm_a,
+        force2d=force2d,
+        force2d_dimension=dimension,
     )
     assert got.keys() == expected.keys() == {f.name for f in gldm.FEATURES if f.default}
     for name, value in expected.items():
@@ -75,8 +86,12 @@ def test_deprecated_features_against_first_order():
     image, mask, spacing = _volume("ct_ellipsoid")
     expected, _, _ = _pyradiomics(firstorder.RadiomicsFirstOrder, image, mask, spacing, binWidth=25)
     _, binned, roi = _pyradiomics(radiomics_gldm.RadiomicsGLDM, image, mask, spacing, binWidth=25)
-    got = gldm.compute(binned, roi, features=["GrayLevelNonUniformityNormalized", "DependencePercentage"])
-    np.testing.assert_allclose(got["GrayLevelNonUniformityNormalized"], expected["Uniformity"], rtol=1e-12)
+    got = gldm.compute(
+        binned, roi, features=["GrayLevelNonUniformityNormalized", "DependencePercentage"]
+    )
+    np.testing.assert_allclose(
+        got["GrayLevelNonUniformityNormalized"], expected["Uniformity"], rtol=1e-12
+    )
     assert got["DependencePercentage"] == 1.0
 
 
@@ -91,7 +106,9 @@ def test_degenerate_rois_match_pyradiomics(shape):
     else:
         image[:] = 100
         mask[1:3, 1:4, 2:5] = True
-    expected, binned, roi = _pyradiomics(radiomics_gldm.RadiomicsGLDM, image, mask, (1.0,) * 3, binWidth=25)
+    expected, binned, roi = _pyradiomics(
+        radiomics_gldm.RadiomicsGLDM, image, mask, (1.0,) * 3, binWidth=25
+    )
     got = gldm.compute(binned, roi)
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
@@ -134,7 +151,12 @@ def test_matrix_matches_naive_reference(distances, alpha, force2d, dimension):
     binned[1:4, 2:5, 2:6] = 2
     mask = rng.random(binned.shape) < 0.8
     matrix, levels, sizes = gldm.dependence_matrix(
-        binned, mask, distances=distances, gldm_a=alpha, force2d=force2d, force2d_dimension=dimension
+        binned,
+        mask,
+        distances=distances,
+        gldm_a=alpha,
+        force2d=force2d,
+        force2d_dimension=dimension,
     )
     got = Counter(
         {(int(levels[r]), int(sizes[c])): int(matrix[r, c]) for r, c in zip(*np.nonzero(matrix))}

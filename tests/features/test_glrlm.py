@@ -24,7 +24,11 @@ def _volumes():
     arm, anisotropic spacing), plus ROIs one voxel thick along z and along x.
     """
     out = {}
-    for name, make, label in (("ct", volumes.ct, 1), ("pet", volumes.pet, 1), ("mr", volumes.mr, 2)):
+    for name, make, label in (
+        ("ct", volumes.ct, 1),
+        ("pet", volumes.pet, 1),
+        ("mr", volumes.mr, 2),
+    ):
         image, labels = make()
         out[name] = (image, sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(labels) == label)
     image, array, roi = out["ct"]
@@ -92,11 +96,15 @@ def _radflow(binned, mask, settings, spacing_zyx):
 def _assert_parity(got, ref):
     assert set(got) == set(ref) == {f.name for f in glrlm.FEATURES}
     for name, value in ref.items():
-        np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            got[name], value, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name
+        )
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("volume, settings", CASES, ids=lambda c: str(c) if isinstance(c, dict) else c)
+@pytest.mark.parametrize(
+    "volume, settings", CASES, ids=lambda c: str(c) if isinstance(c, dict) else c
+)
 def test_matches_pyradiomics(volume, settings):
     sitk_image, image, mask = VOLUMES[volume]
     ref, binned = _pyradiomics(sitk_image, image, mask, settings)
@@ -105,7 +113,9 @@ def test_matches_pyradiomics(volume, settings):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("case", ["one_voxel", "one_voxel_merged", "single_level", "two_apart", "gap_in_z"])
+@pytest.mark.parametrize(
+    "case", ["one_voxel", "one_voxel_merged", "single_level", "two_apart", "gap_in_z"]
+)
 def test_edge_cases_match_pyradiomics(case):
     image = (np.arange(5 * 6 * 7).reshape(5, 6, 7) * 10).astype(np.int16)
     mask = np.zeros(image.shape, bool)
@@ -137,7 +147,9 @@ def test_hand_counted_runs():
     np.testing.assert_array_equal(counts[along_y], [[2, 1, 0, 0], [1, 0, 0, 0], [3, 0, 0, 0]])
     for diagonal in ([0, 1, 1], [0, 1, -1]):  # 8 runs of one voxel each
         np.testing.assert_array_equal(counts[directions.tolist().index(diagonal)][:, 0], [4, 1, 3])
-    got = glrlm.compute(image, np.ones_like(image, bool), force2d=True, features=["ShortRunEmphasis"])
+    got = glrlm.compute(
+        image, np.ones_like(image, bool), force2d=True, features=["ShortRunEmphasis"]
+    )
     sre_x = (2 + 1 / 4 + 1 + 1 / 9) / 5
     sre_y = (2 + 1 / 4 + 1 + 3) / 7
     assert got["ShortRunEmphasis"] == pytest.approx(np.mean([sre_x, sre_y, 1.0, 1.0]), rel=1e-12)
@@ -147,7 +159,9 @@ def test_hand_computed_two_by_three():
     # rows [1 1 2] / [2 2 1]; runs by hand per in-plane direction:
     # x: 2,1 | 2,1 (4 runs); y: six runs of 1; each diagonal: four of 1, one of 2
     binned = np.array([[[1, 1, 2], [2, 2, 1]]])
-    got = glrlm.compute(binned, binned > 0, force2d=True, features=["ShortRunEmphasis", "RunPercentage"])
+    got = glrlm.compute(
+        binned, binned > 0, force2d=True, features=["ShortRunEmphasis", "RunPercentage"]
+    )
     sre = [(1 / 4 + 1 + 1 / 4 + 1) / 4, 1.0, (4 + 1 / 4) / 5, (4 + 1 / 4) / 5]
     assert got["ShortRunEmphasis"] == pytest.approx(np.mean(sre), rel=1e-15)
     assert got["RunPercentage"] == pytest.approx(np.mean([4 / 6, 6 / 6, 5 / 6, 5 / 6]), rel=1e-15)
@@ -183,29 +197,40 @@ def test_kernel_matches_naive_runs(force2d, dim):
     rng = np.random.default_rng(5)
     binned = rng.integers(1, 4, size=(4, 5, 6))
     mask = rng.random(binned.shape) > 0.25
-    counts, levels, directions = glrlm.run_lengths(binned, mask, force2d=force2d, force2d_dimension=dim)
+    counts, levels, directions = glrlm.run_lengths(
+        binned, mask, force2d=force2d, force2d_dimension=dim
+    )
     np.testing.assert_array_equal(directions, offsets([1], force2d, dim))
     expected, expected_levels = _naive_run_lengths(binned, mask, directions)
     np.testing.assert_array_equal(levels, expected_levels)
     np.testing.assert_array_equal(counts, expected[:, :, : counts.shape[2]])
-    assert not expected[:, :, counts.shape[2]:].any()
+    assert not expected[:, :, counts.shape[2] :].any()
 
 
 def test_flat_direction_is_dropped():
     # a single slice: every line across slices meets the ROI once
     binned = np.tile(np.array([1, 1, 2, 2, 2]), (1, 3, 1))
-    counts, _, directions = glrlm.run_lengths(np.pad(binned, ((2, 2), (0, 0), (0, 0))),
-                                              np.pad(np.ones_like(binned, bool), ((2, 2), (0, 0), (0, 0))))
+    counts, _, directions = glrlm.run_lengths(
+        np.pad(binned, ((2, 2), (0, 0), (0, 0))),
+        np.pad(np.ones_like(binned, bool), ((2, 2), (0, 0), (0, 0))),
+    )
     across = directions[:, 0] != 0
     assert across.sum() == 9 and not counts[across].any()
     assert np.all(counts[~across].sum(axis=(1, 2)) > 0)
 
 
 def _ibsi_reference(ibsi_dir, aggregation):
-    rows = csv.DictReader(open(ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv"))
+    rows = csv.DictReader(
+        open(ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv")
+    )
     for row in rows:
         tag = row["ibsi_tag"]
-        if row["config"] == "dig_phantom" and tag.startswith("rlm_") and tag.endswith("_" + aggregation) and row["value"]:
+        if (
+            row["config"] == "dig_phantom"
+            and tag.startswith("rlm_")
+            and tag.endswith("_" + aggregation)
+            and row["value"]
+        ):
             if aggregation.startswith("3D") or "2_5D" in tag:
                 yield row
 

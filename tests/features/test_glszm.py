@@ -7,10 +7,10 @@ from collections import Counter
 import numpy as np
 import pytest
 from scipy import ndimage
+from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 from radflow.errors import InputError, SettingsError
 from radflow.features import glszm
-from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 # PyRadiomics' own 5x5 example (RadiomicsGLSZM docstring): grey levels 1..5,
 # rows of P = levels 1..5, columns = zone sizes 1..5.
@@ -149,7 +149,12 @@ def test_feature_selection():
         (np.ones((2, 3, 3), int), np.zeros((2, 3, 3), bool), {}, InputError),
         (np.zeros((2, 3, 3), int), np.ones((2, 3, 3), bool), {}, InputError),
         (np.ones((3, 3), int), np.ones((3, 3), bool), {}, InputError),
-        (np.ones((2, 3, 3), int), np.ones((2, 3, 3), bool), {"force2d_dimension": 3}, SettingsError),
+        (
+            np.ones((2, 3, 3), int),
+            np.ones((2, 3, 3), bool),
+            {"force2d_dimension": 3},
+            SettingsError,
+        ),
     ],
 )
 def test_bad_input(binned, mask, kwargs, error):

@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
+from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 from radflow.errors import InputError, SettingsError
 from radflow.features import ngtdm
-from texture_cases import texture_volume  # tests/features/texture_cases.py
 
 # PyRadiomics' 4x4 example (RadiomicsNGTDM docstring), distance 1, no level 4.
 # n_i and s_i worked out by hand (neighbour sums / counts per voxel). The
@@ -18,7 +18,12 @@ from texture_cases import texture_volume  # tests/features/texture_cases.py
 DOC_IMAGE = np.array([[1, 2, 5, 2], [3, 5, 1, 3], [1, 3, 5, 5], [3, 1, 1, 1]])[None]
 DOC_COUNTS = [6, 2, 4, 4]
 DOC_SUMS = [
-    abs(1 - 10 / 3) + abs(1 - 30 / 8) + abs(1 - 15 / 5) + abs(1 - 13 / 5) + abs(1 - 15 / 5) + abs(1 - 11 / 3),
+    abs(1 - 10 / 3)
+    + abs(1 - 30 / 8)
+    + abs(1 - 15 / 5)
+    + abs(1 - 13 / 5)
+    + abs(1 - 15 / 5)
+    + abs(1 - 11 / 3),
     abs(2 - 15 / 5) + abs(2 - 9 / 3),
     abs(3 - 12 / 5) + abs(3 - 18 / 5) + abs(3 - 20 / 8) + abs(3 - 5 / 3),
     abs(5 - 13 / 5) + abs(5 - 21 / 8) + abs(5 - 20 / 8) + abs(5 - 11 / 5),
@@ -62,7 +67,9 @@ def test_matches_pyradiomics(case, binning, force2d, dimension, distances):
     image, mask, spacing = _volume(case)
     settings = dict(binning, force2D=force2d, force2Ddimension=dimension, distances=list(distances))
     expected, binned, roi = _pyradiomics(image, mask, spacing, **settings)
-    got = ngtdm.compute(binned, roi, distances=distances, force2d=force2d, force2d_dimension=dimension)
+    got = ngtdm.compute(
+        binned, roi, distances=distances, force2d=force2d, force2d_dimension=dimension
+    )
     assert got.keys() == expected.keys() == {f.name for f in ngtdm.FEATURES}
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
@@ -146,7 +153,13 @@ def test_result_does_not_depend_on_cropping():
 
 def test_flat_roi_values():
     got = ngtdm.compute(np.full((2, 3, 3), 3), np.ones((2, 3, 3), bool))
-    assert got == {"Coarseness": 1e6, "Contrast": 0.0, "Busyness": 0.0, "Complexity": 0.0, "Strength": 0.0}
+    assert got == {
+        "Coarseness": 1e6,
+        "Contrast": 0.0,
+        "Busyness": 0.0,
+        "Complexity": 0.0,
+        "Strength": 0.0,
+    }
 
 
 def test_feature_selection():

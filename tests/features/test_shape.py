@@ -92,7 +92,7 @@ def _naive_area_volume(mask, spacing):
             index, sign = 255 - index, -1.0
         edges = [e for e in _mesh._CUBE_TRIANGLES[index] if e >= 0]
         for tri in np.reshape(edges, (-1, 3)):
-            a, b, c = ((np.array([iz, iy, ix]) + _mesh._CUBE_EDGE_MIDPOINTS[tri]) * spacing)
+            a, b, c = (np.array([iz, iy, ix]) + _mesh._CUBE_EDGE_MIDPOINTS[tri]) * spacing
             volume += sign * np.dot(np.cross(a, b), c) / 6
             area += 0.5 * np.linalg.norm(np.cross(b - a, c - a))
     return area, volume
@@ -131,7 +131,11 @@ def test_triangle_table_is_closed_and_consistent():
                     (4, 0), (5, 1), (6, 2), (7, 3)]  # fmt: skip
     for index, row in enumerate(_mesh._CUBE_TRIANGLES):
         used = {e for e in row if e >= 0}
-        cut = {e for e, (p, q) in enumerate(edge_corners) if bool(index >> p & 1) != bool(index >> q & 1)}
+        cut = {
+            e
+            for e, (p, q) in enumerate(edge_corners)
+            if bool(index >> p & 1) != bool(index >> q & 1)
+        }
         assert used == cut, index
 
 
@@ -166,7 +170,9 @@ def test_cropping_and_dtype_do_not_matter():
 
 
 def test_feature_subset_and_registry():
-    out = shape.compute(_blobs((10, 12, 12), 2), spacing_zyx=(1, 1, 1), features=["Flatness", "MeshVolume"])
+    out = shape.compute(
+        _blobs((10, 12, 12), 2), spacing_zyx=(1, 1, 1), features=["Flatness", "MeshVolume"]
+    )
     assert list(out) == ["MeshVolume", "Flatness"]
     assert [f.name for f in shape.FEATURES if not f.default] == [
         "Compactness1", "Compactness2", "SphericalDisproportion"]  # fmt: skip

@@ -50,7 +50,9 @@ def test_square_contour_by_hand():
     assert area == pytest.approx(4 * sy * sx - 4 * (sy / 2) * (sx / 2) / 2)
     out = shape2d.compute(mask[None], spacing_zyx=(9.0, sy, sx), features=["MaximumDiameter"])
     # Farthest contour vertices: (0.5, 1) to (2.5, 2) in pixel units, and its mirror images.
-    assert out["MaximumDiameter"] == pytest.approx(max(np.hypot(2 * sy, 1 * sx), np.hypot(1 * sy, 2 * sx)))
+    assert out["MaximumDiameter"] == pytest.approx(
+        max(np.hypot(2 * sy, 1 * sx), np.hypot(1 * sy, 2 * sx))
+    )
 
 
 def test_orientation_does_not_change_the_area():
@@ -68,13 +70,19 @@ def test_uncropped_mask_gives_the_same_result():
     small = shape2d.compute(_slice(plane, 1), spacing_zyx=(2.0, 1.5, 0.8), force2d_dimension=1)
     big = np.zeros((plane.shape[0] + 4, 7, plane.shape[1] + 3), np.uint8)
     big[2:-2, 4, 1:-2] = plane
-    assert shape2d.compute(big, spacing_zyx=(2.0, 1.5, 0.8), force2d_dimension=1) == pytest.approx(small)
+    assert shape2d.compute(big, spacing_zyx=(2.0, 1.5, 0.8), force2d_dimension=1) == pytest.approx(
+        small
+    )
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"mask": np.ones((2, 3, 3), bool)}, ValueError, "spans 2 slices along force2d_dimension=0"),
+        (
+            {"mask": np.ones((2, 3, 3), bool)},
+            ValueError,
+            "spans 2 slices along force2d_dimension=0",
+        ),
         ({"force2d_dimension": 3}, SettingsError, "force2d_dimension"),
         ({"force2d_dimension": True}, SettingsError, "force2d_dimension"),
         ({"features": ["Perimeter", "Area"]}, SettingsError, "'Area'"),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from scipy import ndimage
 
 
-@lru_cache(maxsize=None)
+@cache
 def texture_volume(name: str, seed: int):
     """(image, mask, spacing_zyx) of a small structured test case.
 
@@ -25,7 +25,9 @@ def texture_volume(name: str, seed: int):
     if name == "ct_ellipsoid":
         return (noise * 120 - 40).astype(np.int16), ellipsoid, (2.5, 0.8, 0.8)
     if name == "pet_parts":
-        mask = ellipsoid & ~(((zz - 10) / 3) ** 2 + ((yy - 12) / 3) ** 2 + ((xx - 11) / 3) ** 2 <= 1)
+        mask = ellipsoid & ~(
+            ((zz - 10) / 3) ** 2 + ((yy - 12) / 3) ** 2 + ((xx - 11) / 3) ** 2 <= 1
+        )
         mask[:, :, 11] = False
         mask[1:4, 1:4, 19:23] = True
         mask[2, 2, 20] = False

@@ -68,7 +68,9 @@ def ct(shape_zyx=SHAPE_ZYX) -> tuple[sitk.Image, sitk.Image]:
 
     roi = tumour.copy()
     roi[cavity] = False
-    nodule = _ellipsoid(shape_zyx, spacing, [extent[0] * 0.2, extent[1] * 0.2, extent[2] * 0.75], [2.5, 1.8, 1.8])
+    nodule = _ellipsoid(
+        shape_zyx, spacing, [extent[0] * 0.2, extent[1] * 0.2, extent[2] * 0.75], [2.5, 1.8, 1.8]
+    )
     roi |= nodule
     z = shape_zyx[0] // 2
     roi[z, 3, 4 : shape_zyx[2] // 2] = True  # one voxel thick, touching the tumour only at its end
@@ -88,7 +90,9 @@ def pet(shape_zyx=SHAPE_ZYX) -> tuple[sitk.Image, sitk.Image]:
     suv = np.clip(suv, 0.05, None).astype(np.float32)
     image = _image(suv, spacing, (100.0, -50.0, 12.5))
     roi = (suv > 3.0) & _ellipsoid(shape_zyx, spacing, centre, [e * 0.4 for e in extent])
-    roi &= ~_ellipsoid(shape_zyx, spacing, centre, [4.0, 3.0, 3.0])  # necrotic core excluded: a hole
+    roi &= ~_ellipsoid(
+        shape_zyx, spacing, centre, [4.0, 3.0, 3.0]
+    )  # necrotic core excluded: a hole
     return image, _like(roi.astype(np.uint8), image)
 
 
@@ -103,12 +107,20 @@ def mr(shape_zyx=(12, 32, 30)) -> tuple[sitk.Image, sitk.Image]:
     extent = [n * s for n, s in zip(shape_zyx, spacing)]
     signal = 400 + 80 * _texture(rng, shape_zyx) + 30 * _texture(rng, shape_zyx, 0.6)
     labels = np.zeros(shape_zyx, np.uint8)
-    left = _ellipsoid(shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.35, extent[2] * 0.35], [18, 8, 7])
-    right = _ellipsoid(shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.7, extent[2] * 0.65], [12, 5, 6])
-    around = _ellipsoid(shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.35, extent[2] * 0.35], [22, 11, 10])
+    left = _ellipsoid(
+        shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.35, extent[2] * 0.35], [18, 8, 7]
+    )
+    right = _ellipsoid(
+        shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.7, extent[2] * 0.65], [12, 5, 6]
+    )
+    around = _ellipsoid(
+        shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.35, extent[2] * 0.35], [22, 11, 10]
+    )
     labels[around] = 1
     labels[left | right] = 2
-    hole = _ellipsoid(shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.35, extent[2] * 0.35], [5, 2, 2])
+    hole = _ellipsoid(
+        shape_zyx, spacing, [extent[0] / 2, extent[1] * 0.35, extent[2] * 0.35], [5, 2, 2]
+    )
     labels[hole] = 0
     signal[labels == 2] += 250 + 60 * _texture(rng, shape_zyx, 0.9)[labels == 2]
     direction = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)

@@ -81,4 +81,6 @@ def pyradiomics_images(image, mask, image_type: str, settings: dict) -> dict[str
     from radiomics import imageoperations
 
     generator = getattr(imageoperations, f"get{image_type}Image")
-    return {name: sitk.GetArrayFromImage(out) for out, name, _ in generator(image, mask, **settings)}
+    return {
+        name: sitk.GetArrayFromImage(out) for out, name, _ in generator(image, mask, **settings)
+    }

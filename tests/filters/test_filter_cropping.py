@@ -52,8 +52,10 @@ def as_image(array, box=None):
 def roi_values(enabled, mask, box=None, **kw):
     image, roi_mask = as_image(CT, box), as_image(mask, box)
     roi = (mask if box is None else mask[box]).astype(bool)
-    return {name: sitk.GetArrayFromImage(out)[roi].astype(np.float64)
-            for name, out, _ in image_types(image, roi_mask, enabled, {}, **kw)}
+    return {
+        name: sitk.GetArrayFromImage(out)[roi].astype(np.float64)
+        for name, out, _ in image_types(image, roi_mask, enabled, {}, **kw)
+    }
 
 
 def cropped_vs_whole(enabled, mask, box=None):
@@ -83,7 +85,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("where", list(MASKS))
-@pytest.mark.parametrize(("image_type", "custom"), CASES, ids=[f"{t}-{i}" for i, (t, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("image_type", "custom"), CASES, ids=[f"{t}-{i}" for i, (t, _) in enumerate(CASES)]
+)
 def test_crop_is_exact(where, image_type, custom):
     mask = MASKS[where]
     crop, whole, box = cropped_vs_whole({image_type: custom}, mask)
@@ -135,12 +139,22 @@ def test_read_box_is_the_union_of_the_margins():
     assert required_margin_voxels("LoG", enabled["LoG"], spacing_zyx) == (10, 35, 30)
     assert required_margin_voxels("Gradient", {}, spacing_zyx) == (1, 1, 1)
     assert required_margin_voxels("Square", {}, spacing_zyx) == (0, 0, 0)
-    assert read_box(enabled, {}, bbox, (31, 110, 109), spacing_zyx) == (slice(0, 30), slice(5, 105), slice(8, 96))
+    assert read_box(enabled, {}, bbox, (31, 110, 109), spacing_zyx) == (
+        slice(0, 30),
+        slice(5, 105),
+        slice(8, 96),
+    )
     assert read_box({"Gradient": {}}, {}, bbox, (31, 110, 109), spacing_zyx) == (
-        slice(9, 21), slice(39, 71), slice(37, 67))
+        slice(9, 21),
+        slice(39, 71),
+        slice(37, 67),
+    )
     # LBP2D's in-plane radius; none across the slices
     assert required_margin_voxels("LBP2D", {"lbp2DRadius": 1.5}, spacing_zyx) == (0, 2, 2)
-    assert required_margin_voxels("LBP2D", {"lbp2DRadius": 1, "force2Ddimension": 1}, spacing_zyx) == (1, 0, 1)
+    assert required_margin_voxels(
+        "LBP2D", {"lbp2DRadius": 1, "force2Ddimension": 1}, spacing_zyx
+    ) == (1, 0, 1)
     # force2D wavelets leave the fixed axis alone; start_level counts
-    assert required_margin_voxels("Wavelet", {"wavelet": "haar", "start_level": 2, "level": 1, "force2D": True},
-                                  spacing_zyx) == (0, 3, 3)
+    assert required_margin_voxels(
+        "Wavelet", {"wavelet": "haar", "start_level": 2, "level": 1, "force2D": True}, spacing_zyx
+    ) == (0, 3, 3)

@@ -53,7 +53,9 @@ def test_reference_sph_harm_closed_forms():
     # The shim standing in for SciPy < 1.17's sph_harm(m, n, azimuth, polar) in the parity tests.
     polar, azimuth = np.linspace(0.1, 3.0, 7), np.linspace(-3.0, 3.0, 7)
     np.testing.assert_allclose(old_scipy_sph_harm(0, 0, azimuth, polar), 0.5 / np.sqrt(np.pi))
-    np.testing.assert_allclose(old_scipy_sph_harm(0, 1, azimuth, polar), np.sqrt(3 / (4 * np.pi)) * np.cos(polar))
+    np.testing.assert_allclose(
+        old_scipy_sph_harm(0, 1, azimuth, polar), np.sqrt(3 / (4 * np.pi)) * np.cos(polar)
+    )
     y11 = -np.sqrt(3 / (8 * np.pi)) * np.sin(polar) * np.exp(1j * azimuth)
     np.testing.assert_allclose(old_scipy_sph_harm(1, 1, azimuth, polar), y11)
     np.testing.assert_allclose(old_scipy_sph_harm(-1, 1, azimuth, polar), -np.conj(y11))
@@ -69,5 +71,7 @@ def test_harmonics_keep_pyradiomics_swapped_angles():
     polar = np.arccos(vertices[:, 2] / radius)
     azimuth = np.arctan2(vertices[:, 1], vertices[:, 0])
     # PyRadiomics: sph_harm(m, n, polar, azimuth), SciPy's argument order being (azimuth, polar)
-    expected = [old_scipy_sph_harm(m, n, polar, azimuth) for n in range(3) for m in range(-n, n + 1)]
+    expected = [
+        old_scipy_sph_harm(m, n, polar, azimuth) for n in range(3) for m in range(-n, n + 1)
+    ]
     np.testing.assert_allclose(table, np.column_stack(expected), rtol=1e-13, atol=1e-15)

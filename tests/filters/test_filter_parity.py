@@ -18,7 +18,9 @@ pytestmark = [
     pytest.mark.oracle,
     # PyRadiomics' own import of map_coordinates, and scikit-image's advice on float LBP input
     pytest.mark.filterwarnings("ignore:Please import `map_coordinates`:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:Applying `local_binary_pattern` to floating-point:UserWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Applying `local_binary_pattern` to floating-point:UserWarning"
+    ),
 ]
 
 CT = ct_like()
@@ -29,8 +31,10 @@ MASKS = {"ct": box_mask(CT, ROI), "pet": box_mask(PET, ROI)}
 
 
 def radflow_images(image, mask, image_type, custom, settings=None):
-    return {name: sitk.GetArrayFromImage(out)
-            for name, out, _ in image_types(image, mask, {image_type: custom}, settings or {})}
+    return {
+        name: sitk.GetArrayFromImage(out)
+        for name, out, _ in image_types(image, mask, {image_type: custom}, settings or {})
+    }
 
 
 def assert_same(ours: dict, theirs: dict, roi=None, rtol=0.0):
@@ -66,7 +70,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("kind", list(IMAGES))
-@pytest.mark.parametrize(("image_type", "custom"), CASES, ids=[f"{t}-{i}" for i, (t, _) in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("image_type", "custom"), CASES, ids=[f"{t}-{i}" for i, (t, _) in enumerate(CASES)]
+)
 def test_matches_pyradiomics(kind, image_type, custom):
     pytest.importorskip("radiomics")
     image, mask = IMAGES[kind], MASKS[kind]
@@ -80,8 +86,13 @@ def test_matches_pyradiomics(kind, image_type, custom):
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_lbp2d_matches_pyradiomics(method, axis):
     pytest.importorskip("radiomics")
-    custom = {"lbp2DMethod": method, "force2D": True, "force2Ddimension": axis,
-              "lbp2DRadius": 1.5 if axis else 1, "lbp2DSamples": 12 if method == "ror" else 8}
+    custom = {
+        "lbp2DMethod": method,
+        "force2D": True,
+        "force2Ddimension": axis,
+        "lbp2DRadius": 1.5 if axis else 1,
+        "lbp2DSamples": 12 if method == "ror" else 8,
+    }
     for image, mask in ((CT, MASKS["ct"]), (PET, MASKS["pet"])):
         with np.errstate(invalid="ignore"):  # "var" overflows int16, in PyRadiomics too
             ours = radflow_images(image, mask, "LBP2D", custom)
@@ -91,8 +102,11 @@ def test_lbp2d_matches_pyradiomics(method, axis):
 
 @pytest.mark.parametrize(
     "custom",
-    [{}, {"lbp3DLevels": 3, "lbp3DIcosphereRadius": 2, "lbp3DIcosphereSubdivision": 2},
-     {"lbp3DLevels": 2, "lbp3DIcosphereRadius": 1.5, "lbp3DIcosphereSubdivision": 0, "label": 2}],
+    [
+        {},
+        {"lbp3DLevels": 3, "lbp3DIcosphereRadius": 2, "lbp3DIcosphereSubdivision": 2},
+        {"lbp3DLevels": 2, "lbp3DIcosphereRadius": 1.5, "lbp3DIcosphereSubdivision": 0, "label": 2},
+    ],
 )
 def test_lbp3d_matches_pyradiomics(monkeypatch, custom):
     pytest.importorskip("radiomics")
@@ -102,7 +116,9 @@ def test_lbp3d_matches_pyradiomics(monkeypatch, custom):
         mask = box_mask(image, ROI, label=label)
         ours = radflow_images(image, mask, "LBP3D", custom)
         theirs = pyradiomics_images(image, mask, "LBP3D", custom)
-        assert list(ours) == [f"lbp-3D-m{n}" for n in range(1, custom.get("lbp3DLevels", 2) + 1)] + ["lbp-3D-k"]
+        assert list(ours) == [
+            f"lbp-3D-m{n}" for n in range(1, custom.get("lbp3DLevels", 2) + 1)
+        ] + ["lbp-3D-k"]
         assert_same(ours, theirs, roi=ROI, rtol=1e-12)
 
 
@@ -126,11 +142,17 @@ def test_log_skips_sigmas_as_pyradiomics():
 
 def test_all_types_in_file_order_with_settings_in_force():
     pytest.importorskip("radiomics")
-    enabled = {"Gradient": {}, "Original": {}, "Wavelet": {"binWidth": 5, "wavelet": "haar"}, "LoG": {"sigma": [1.0]}}
+    enabled = {
+        "Gradient": {},
+        "Original": {},
+        "Wavelet": {"binWidth": 5, "wavelet": "haar"},
+        "LoG": {"sigma": [1.0]},
+    }
     settings = {"binWidth": 25, "force2D": False}
     out = list(image_types(CT, MASKS["ct"], enabled, settings))
     assert [name for name, _, _ in out] == [
-        "gradient", "original",
+        "gradient",
+        "original",
         *[f"wavelet-{b}" for b in ("LLH", "LHL", "LHH", "HLL", "HLH", "HHL", "HHH", "LLL")],
         "log-sigma-1-0-mm-3D",
     ]
@@ -138,7 +160,9 @@ def test_all_types_in_file_order_with_settings_in_force():
     assert in_force["original"] == settings
     assert in_force["wavelet-HHH"] == {"binWidth": 5, "force2D": False, "wavelet": "haar"}
     for name, filtered, _ in out:  # every filtered image keeps the input's geometry
-        assert filtered.GetOrigin() == CT.GetOrigin() and filtered.GetSpacing() == CT.GetSpacing(), name
+        assert (
+            filtered.GetOrigin() == CT.GetOrigin() and filtered.GetSpacing() == CT.GetSpacing()
+        ), name
 
 
 def test_lbp3d_single_level_is_the_count_of_brighter_samples():

@@ -10,7 +10,12 @@ from _filter_images import box_mask, ct_like
 from radflow.errors import InputError, SettingsError
 from radflow.filters.gradient import gradient_image
 from radflow.filters.image_types import image_types, read_box
-from radflow.filters.intensity import exponential_image, logarithm_image, square_image, squareroot_image
+from radflow.filters.intensity import (
+    exponential_image,
+    logarithm_image,
+    square_image,
+    squareroot_image,
+)
 from radflow.filters.log import log_image_name, log_images
 from radflow.filters.wavelet import wavelet_images
 
@@ -33,12 +38,35 @@ def test_names():
     # kept levels are numbered from 1 whatever start_level
     assert names({"Wavelet": {"wavelet": "haar", "start_level": 1}})[-1] == "wavelet-LLL"
     assert names({"Wavelet": {"wavelet": "haar"}}, {"force2D": True}) == [
-        "wavelet-LH", "wavelet-HL", "wavelet-HH", "wavelet-LL"]
+        "wavelet-LH",
+        "wavelet-HL",
+        "wavelet-HH",
+        "wavelet-LL",
+    ]
     with pytest.warns(UserWarning, match="force2D false"):
-        assert names({"Original": {}, "Square": {}, "SquareRoot": {}, "Logarithm": {}, "Exponential": {},
-                      "Gradient": {}, "LBP2D": {}, "LBP3D": {}}) == [
-            "original", "square", "squareroot", "logarithm", "exponential", "gradient", "lbp-2D",
-            "lbp-3D-m1", "lbp-3D-m2", "lbp-3D-k"]
+        assert names(
+            {
+                "Original": {},
+                "Square": {},
+                "SquareRoot": {},
+                "Logarithm": {},
+                "Exponential": {},
+                "Gradient": {},
+                "LBP2D": {},
+                "LBP3D": {},
+            }
+        ) == [
+            "original",
+            "square",
+            "squareroot",
+            "logarithm",
+            "exponential",
+            "gradient",
+            "lbp-2D",
+            "lbp-3D-m1",
+            "lbp-3D-m2",
+            "lbp-3D-k",
+        ]
 
 
 BAD = [
@@ -74,8 +102,14 @@ def test_bad_settings_fail_before_any_image(image_type, custom, message):
 def test_global_settings_are_read_and_overridden():
     with pytest.raises(SettingsError, match="imageType 'Wavelet' setting 'force2Ddimension'"):
         next(image_types(CT, MASK, {"Wavelet": {}}, {"force2D": True, "force2Ddimension": 5}))
-    assert names({"Wavelet": {"wavelet": "haar"}}, {"force2D": True, "force2Ddimension": 1})[0] == "wavelet-LH"
-    assert names({"Wavelet": {"wavelet": "haar", "force2D": False}}, {"force2D": True})[0] == "wavelet-LLH"
+    assert (
+        names({"Wavelet": {"wavelet": "haar"}}, {"force2D": True, "force2Ddimension": 1})[0]
+        == "wavelet-LH"
+    )
+    assert (
+        names({"Wavelet": {"wavelet": "haar", "force2D": False}}, {"force2D": True})[0]
+        == "wavelet-LLH"
+    )
 
 
 def test_function_keywords_are_checked():
@@ -101,14 +135,21 @@ def test_bad_inputs():
     with pytest.raises(InputError, match="mask: no voxel has label 2"):
         next(image_types(CT, MASK, {"LBP3D": {"label": 2}}, {}))
     with pytest.raises(InputError, match="bbox_zyx"):
-        read_box({"Original": {}}, {}, (slice(0, 30), slice(0, 2), slice(0, 2)), (12, 20, 22), (2.5, 0.7, 0.8))
+        read_box(
+            {"Original": {}},
+            {},
+            (slice(0, 30), slice(0, 2), slice(0, 2)),
+            (12, 20, 22),
+            (2.5, 0.7, 0.8),
+        )
 
 
 def test_log_size_check_uses_the_whole_volume():
     # 6 slices of 2.5 mm: sigma 15 mm needs 7 slices (and 23 rows of 0.7 mm), which the volume has
     crop = ct_like(shape=(6, 20, 20))
     assert [n for n, _ in log_images(crop, sigmas_mm=[15.0], source_shape_zyx=(30, 40, 40))] == [
-        "log-sigma-15-0-mm-3D"]
+        "log-sigma-15-0-mm-3D"
+    ]
     with pytest.warns(UserWarning, match="skipped"):
         assert list(log_images(crop, sigmas_mm=[15.0])) == []
 
@@ -123,12 +164,20 @@ def test_intensity_transforms_by_hand():
     # M = max |x| = 4
     np.testing.assert_allclose(values(square_image), [4.0, 0.0, 0.25, 4.0], rtol=1e-15)
     np.testing.assert_allclose(values(squareroot_image), [-4.0, 0.0, 2.0, 4.0], rtol=1e-15)
-    np.testing.assert_allclose(values(logarithm_image), [-4.0, 0.0, 4 * np.log(2) / np.log(5), 4.0], rtol=1e-15)
+    np.testing.assert_allclose(
+        values(logarithm_image), [-4.0, 0.0, 4 * np.log(2) / np.log(5), 4.0], rtol=1e-15
+    )
     np.testing.assert_allclose(values(exponential_image), [0.25, 1.0, np.sqrt(2), 4.0], rtol=1e-15)
     # a crop's values scaled by the whole volume's M = 16
-    np.testing.assert_allclose(values(square_image, max_abs=16), [1.0, 0.0, 1 / 16, 1.0], rtol=1e-15)
-    np.testing.assert_allclose(values(squareroot_image, max_abs=16), [-8.0, 0.0, 4.0, 8.0], rtol=1e-15)
-    np.testing.assert_allclose(values(exponential_image, max_abs=16), 16 ** (x.ravel() / 16), rtol=1e-15)
+    np.testing.assert_allclose(
+        values(square_image, max_abs=16), [1.0, 0.0, 1 / 16, 1.0], rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        values(squareroot_image, max_abs=16), [-8.0, 0.0, 4.0, 8.0], rtol=1e-15
+    )
+    np.testing.assert_allclose(
+        values(exponential_image, max_abs=16), 16 ** (x.ravel() / 16), rtol=1e-15
+    )
 
 
 def test_gradient_by_hand():

@@ -54,9 +54,16 @@ def write_ct(folder: Path, volume=None, *, series=None, prefix="CT", **kwargs) -
     kwargs.setdefault("spacing_zyx", SPACING_ZYX)
     kwargs.setdefault("origin_zyx", ORIGIN_ZYX)
     kwargs.setdefault("rescale_intercept", -1024.0)
-    return write_image_series(volume, folder, modality="CT", patient=PATIENT, study=STUDY,
-                              series=CT_SERIES if series is None else series,
-                              file_prefix=prefix, **kwargs)
+    return write_image_series(
+        volume,
+        folder,
+        modality="CT",
+        patient=PATIENT,
+        study=STUDY,
+        series=CT_SERIES if series is None else series,
+        file_prefix=prefix,
+        **kwargs,
+    )
 
 
 def masks(shape=SHAPE_ZYX) -> dict[str, np.ndarray]:
@@ -74,8 +81,13 @@ def masks(shape=SHAPE_ZYX) -> dict[str, np.ndarray]:
     islands[2, 4:6, 4:7] = True
     irregular = np.random.default_rng(1).random(shape) > 0.6
     overlap = (z == 2) & (y >= 2) & (x >= 3)
-    return {"Ring": ring, "corner 2 slices": corner, "Islands": islands,
-            "irregular": irregular, "GTV-1 (overlap)": overlap}
+    return {
+        "Ring": ring,
+        "corner 2 slices": corner,
+        "Islands": islands,
+        "irregular": irregular,
+        "GTV-1 (overlap)": overlap,
+    }
 
 
 def edit_header(path: Path, **values) -> None:
@@ -90,5 +102,8 @@ def make_sagittal(files) -> None:
     """Turn a written axial series into a sagittal one: rows along +y, columns
     along -z, slice k at x = -2.5 k mm (normal (-1, 0, 0))."""
     for k, path in enumerate(files):
-        edit_header(path, ImageOrientationPatient=[0, 1, 0, 0, 0, -1],
-                    ImagePositionPatient=[-2.5 * k, 20.0, 30.0])
+        edit_header(
+            path,
+            ImageOrientationPatient=[0, 1, 0, 0, 0, -1],
+            ImagePositionPatient=[-2.5 * k, 20.0, 30.0],
+        )

@@ -7,8 +7,17 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 from dicom_cases import (
-    CT_SERIES, ORIGIN_ZYX, PATIENT, SHAPE_ZYX, SPACING_ZYX, STUDY, edit_header, make_sagittal,
-    masks, stored_ct, write_ct,
+    CT_SERIES,
+    ORIGIN_ZYX,
+    PATIENT,
+    SHAPE_ZYX,
+    SPACING_ZYX,
+    STUDY,
+    edit_header,
+    make_sagittal,
+    masks,
+    stored_ct,
+    write_ct,
 )
 from pydicom.encaps import encapsulate
 
@@ -46,7 +55,8 @@ def test_geometry_is_what_was_written(tmp_path):
     assert image.GetDirection() == (1, 0, 0, 0, 1, 0, 0, 0, 1)
     # Physical position of voxel (x=6, y=5, z=4) by hand: origin + index * spacing.
     assert image.TransformIndexToPhysicalPoint((6, 5, 4)) == pytest.approx(
-        (-30.5 + 6 * 0.7, 20.25 + 5 * 0.8, -10.0 + 4 * 2.5))
+        (-30.5 + 6 * 0.7, 20.25 + 5 * 0.8, -10.0 + 4 * 2.5)
+    )
 
 
 def test_slices_sorted_along_the_normal_for_a_feet_first_stack(tmp_path):
@@ -67,9 +77,18 @@ def test_rescale_gives_int16_hu_and_float32_for_a_fractional_slope(tmp_path):
     # Stored 0 -> -1024 HU; stored 4095 -> 3071 HU.
     assert np.array_equal(sitk.GetArrayFromImage(ct), stored.astype(np.int32) - 1024)
 
-    mr_files = write_image_series(stored, tmp_path / "mr", modality="MR", spacing_zyx=SPACING_ZYX,
-                                  origin_zyx=ORIGIN_ZYX, patient=PATIENT, study=STUDY, series={},
-                                  rescale_slope=0.25, rescale_intercept=1.5)
+    mr_files = write_image_series(
+        stored,
+        tmp_path / "mr",
+        modality="MR",
+        spacing_zyx=SPACING_ZYX,
+        origin_zyx=ORIGIN_ZYX,
+        patient=PATIENT,
+        study=STUDY,
+        series={},
+        rescale_slope=0.25,
+        rescale_intercept=1.5,
+    )
     mr = read_image_series(mr_files)
     assert mr.GetPixelID() == sitk.sitkFloat32
     assert np.array_equal(sitk.GetArrayFromImage(mr), stored * 0.25 + 1.5)
@@ -78,8 +97,16 @@ def test_rescale_gives_int16_hu_and_float32_for_a_fractional_slope(tmp_path):
 def test_each_slice_keeps_its_own_rescale_slope(tmp_path):
     """PET consoles scale every slice on its own: slice k uses slope (k + 1) / 8."""
     stored = stored_ct()
-    files = write_image_series(stored, tmp_path, modality="PT", spacing_zyx=SPACING_ZYX,
-                               origin_zyx=ORIGIN_ZYX, patient=PATIENT, study=STUDY, series={})
+    files = write_image_series(
+        stored,
+        tmp_path,
+        modality="PT",
+        spacing_zyx=SPACING_ZYX,
+        origin_zyx=ORIGIN_ZYX,
+        patient=PATIENT,
+        study=STUDY,
+        series={},
+    )
     for k, path in enumerate(files):
         edit_header(path, RescaleSlope=str((k + 1) / 8))
     values = sitk.GetArrayFromImage(read_image_series(files))
@@ -89,9 +116,17 @@ def test_each_slice_keeps_its_own_rescale_slope(tmp_path):
 
 def test_two_series_in_one_folder_are_separated(tmp_path):
     ct_files = write_ct(tmp_path / "mixed", prefix="CT")
-    mr_files = write_image_series(stored_ct((3, 6, 7)), tmp_path / "mixed" / "sub", modality="MR",
-                                  spacing_zyx=(4, 1, 1), origin_zyx=(0, 0, 0), patient=PATIENT,
-                                  study=STUDY, series={"SeriesDescription": "T1"}, file_prefix="MR")
+    mr_files = write_image_series(
+        stored_ct((3, 6, 7)),
+        tmp_path / "mixed" / "sub",
+        modality="MR",
+        spacing_zyx=(4, 1, 1),
+        origin_zyx=(0, 0, 0),
+        patient=PATIENT,
+        study=STUDY,
+        series={"SeriesDescription": "T1"},
+        file_prefix="MR",
+    )
     # A DICOM file without extension is found by its preamble; other files are skipped.
     no_ext = mr_files[0].with_suffix("")
     mr_files[0].rename(no_ext)
@@ -183,11 +218,21 @@ def test_acquisition_metadata_has_no_identifiers(tmp_path):
     assert meta["study_year"] == 2021
     assert meta["echo_time_ms"] is None
     ds = pydicom.dcmread(files[0])
-    identifiers = [PATIENT["PatientName"], PATIENT["PatientID"], PATIENT["PatientBirthDate"],
-                   STUDY["StudyDate"], STUDY["AccessionNumber"], STUDY["InstitutionName"],
-                   STUDY["InstitutionAddress"], CT_SERIES["DeviceSerialNumber"],
-                   CT_SERIES["StationName"], ds.StudyInstanceUID, ds.SeriesInstanceUID,
-                   ds.SOPInstanceUID, ds.FrameOfReferenceUID]
+    identifiers = [
+        PATIENT["PatientName"],
+        PATIENT["PatientID"],
+        PATIENT["PatientBirthDate"],
+        STUDY["StudyDate"],
+        STUDY["AccessionNumber"],
+        STUDY["InstitutionName"],
+        STUDY["InstitutionAddress"],
+        CT_SERIES["DeviceSerialNumber"],
+        CT_SERIES["StationName"],
+        ds.StudyInstanceUID,
+        ds.SeriesInstanceUID,
+        ds.SOPInstanceUID,
+        ds.FrameOfReferenceUID,
+    ]
     text = repr(meta)
     assert [value for value in identifiers if str(value) in text] == []
 
@@ -195,8 +240,11 @@ def test_acquisition_metadata_has_no_identifiers(tmp_path):
 def test_load_series_with_rtstruct_and_orphan_rtstruct(tmp_path):
     files = write_ct(tmp_path / "patient")
     rois = masks()
-    write_rtstruct(tmp_path / "patient" / "RS.dcm", files,
-                   {"GTV": rois["Ring"], "empty": np.zeros(SHAPE_ZYX, bool)})
+    write_rtstruct(
+        tmp_path / "patient" / "RS.dcm",
+        files,
+        {"GTV": rois["Ring"], "empty": np.zeros(SHAPE_ZYX, bool)},
+    )
     # An RTSTRUCT whose series is elsewhere: reported, the CT is still read.
     other = write_ct(tmp_path / "elsewhere", stored_ct(seed=3))
     write_rtstruct(tmp_path / "patient" / "orphan.dcm", other, {"GTV": rois["Ring"]})
@@ -267,4 +315,5 @@ def test_sagittal_stack_geometry_follows_the_orientation(tmp_path):
     assert np.array_equal(sitk.GetArrayFromImage(image), volume.astype(np.int16) - 1024)
     # Voxel (column 6, row 5, slice 4): IPP of slice 4 + 6 * 0.7 mm along +y + 5 * 0.8 mm along -z.
     assert image.TransformIndexToPhysicalPoint((6, 5, 4)) == pytest.approx(
-        (-10.0, 20.0 + 6 * 0.7, 30.0 - 5 * 0.8))
+        (-10.0, 20.0 + 6 * 0.7, 30.0 - 5 * 0.8)
+    )

@@ -60,8 +60,10 @@ def test_csv_manifest_groups_rows_and_reports_missing(tmp_path):
     )
     p1, p2 = discover_archive(csv)
     (series,) = p1.files
-    assert [(m.path.name, m.roi) for m in series.masks] == [("a_gtv.nii.gz", "GTV"),
-                                                            ("a_node.nii.gz", "Node")]
+    assert [(m.path.name, m.roi) for m in series.masks] == [
+        ("a_gtv.nii.gz", "GTV"),
+        ("a_node.nii.gz", "Node"),
+    ]
     assert series.modality == "CT"
     assert [d.folder.name for d in p1.dicom] == ["dcm"]
     assert len(p2.errors) == 1 and "not found" in str(p2.errors[0])

@@ -64,7 +64,8 @@ def test_dicom_hu_equal_nifti_hu(phantom):
     hu_dicom = sitk.GetArrayFromImage(image)
     assert hu_dicom.min() >= -1024 and hu_dicom.max() <= 3071  # 12-bit stored, intercept -1000
     assert np.array_equal(hu_dicom, hu_nifti), (
-        f"max |difference| {np.abs(hu_dicom - hu_nifti).max()} HU")
+        f"max |difference| {np.abs(hu_dicom - hu_nifti).max()} HU"
+    )
 
 
 def test_rtstruct_roi_matches_the_nifti_mask(phantom):

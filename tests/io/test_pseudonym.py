@@ -47,10 +47,7 @@ def test_ids_follow_the_documented_hmac_scheme():
 
 
 def test_stable_across_instances_and_processes():
-    code = (
-        "from radflow.io.pseudonym import Pseudonymiser as P;"
-        f"print(P({KEY!r}).patient({PID!r}))"
-    )
+    code = f"from radflow.io.pseudonym import Pseudonymiser as P;print(P({KEY!r}).patient({PID!r}))"
     other_process = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

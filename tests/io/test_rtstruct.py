@@ -14,8 +14,12 @@ from radflow.io.dicom_write import write_rtstruct
 from radflow.io.rtstruct import rasterise_roi, read_rtstruct
 
 
-def _grid(size_xyz=(8, 6, 3), spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0),
-          direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> sitk.Image:
+def _grid(
+    size_xyz=(8, 6, 3),
+    spacing=(1.0, 1.0, 2.0),
+    origin=(0.0, 0.0, 0.0),
+    direction=(1, 0, 0, 0, 1, 0, 0, 0, 1),
+) -> sitk.Image:
     image = sitk.Image(size_xyz, sitk.sitkInt16)
     image.SetSpacing(spacing)
     image.SetOrigin(origin)
@@ -37,8 +41,8 @@ def test_rectangle_filled_by_pixel_centre_on_its_slice():
 
 
 def test_inner_contour_is_a_hole_and_two_islands_both_count():
-    outer = _square(0.5, 6.5, 0.5, 4.5, 0.0)   # centres x 1..6, y 1..4: 24 voxels
-    hole = _square(2.5, 4.5, 1.5, 3.5, 0.0)    # centres x 3..4, y 2..3: 4 voxels
+    outer = _square(0.5, 6.5, 0.5, 4.5, 0.0)  # centres x 1..6, y 1..4: 24 voxels
+    hole = _square(2.5, 4.5, 1.5, 3.5, 0.0)  # centres x 3..4, y 2..3: 4 voxels
     island = _square(-0.5, 0.5, 4.5, 5.5, 0.0)  # centre (0, 5): 1 voxel
     mask = rasterise_roi([outer, hole, island], _grid())
     expected = np.zeros((3, 6, 8), bool)
@@ -78,8 +82,13 @@ def test_round_trip_reproduces_every_mask_exactly(tmp_path):
 
     assert errors == []
     assert [label.rois for label in labels] == [{1: name} for name in rois]
-    assert [label.key for label in labels] == ["ring", "corner_2_slices", "islands",
-                                               "irregular", "gtv_1_overlap"]
+    assert [label.key for label in labels] == [
+        "ring",
+        "corner_2_slices",
+        "islands",
+        "irregular",
+        "gtv_1_overlap",
+    ]
     for label, (name, mask) in zip(labels, rois.items()):
         array = sitk.GetArrayFromImage(label.image)
         assert array.dtype == np.uint8
@@ -109,15 +118,19 @@ def test_round_trip_on_a_sagittal_series(tmp_path):
 
 def test_written_rtstruct_references_its_series(tmp_path):
     files = write_ct(tmp_path)
-    path = write_rtstruct(tmp_path / "RS.dcm", files, {"Ring": masks()["Ring"]},
-                          structure_set_label="test")
+    path = write_rtstruct(
+        tmp_path / "RS.dcm", files, {"Ring": masks()["Ring"]}, structure_set_label="test"
+    )
     ds = pydicom.dcmread(path)
     image = pydicom.dcmread(files[0], stop_before_pixels=True)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.481.3"
     assert ds.StructureSetLabel == "test"
     assert ds.PatientID == image.PatientID and ds.StudyInstanceUID == image.StudyInstanceUID
-    series_ref = (ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
-                  .RTReferencedSeriesSequence[0])
+    series_ref = (
+        ds.ReferencedFrameOfReferenceSequence[0]
+        .RTReferencedStudySequence[0]
+        .RTReferencedSeriesSequence[0]
+    )
     assert series_ref.SeriesInstanceUID == image.SeriesInstanceUID
     referenced = {item.ReferencedSOPInstanceUID for item in series_ref.ContourImageSequence}
     assert referenced == {pydicom.dcmread(f).SOPInstanceUID for f in files}
@@ -133,8 +146,9 @@ def test_written_rtstruct_references_its_series(tmp_path):
 def test_empty_roi_is_reported_and_the_others_kept(tmp_path):
     files = write_ct(tmp_path)
     rois = masks()
-    path = write_rtstruct(tmp_path / "RS.dcm", files,
-                          {"Ring": rois["Ring"], "Nothing": np.zeros(SHAPE_ZYX, bool)})
+    path = write_rtstruct(
+        tmp_path / "RS.dcm", files, {"Ring": rois["Ring"], "Nothing": np.zeros(SHAPE_ZYX, bool)}
+    )
     labels, errors = read_rtstruct(path, read_image_series(files))
     assert [label.key for label in labels] == ["ring"]
     assert len(errors) == 1

@@ -21,8 +21,11 @@ def _uids(files):
 def test_binary_round_trip_overlapping_segments(tmp_path):
     files = write_ct(tmp_path)
     rois = masks()
-    chosen = {"Ring": rois["Ring"], "GTV-1 (overlap)": rois["GTV-1 (overlap)"],
-              "irregular": rois["irregular"]}
+    chosen = {
+        "Ring": rois["Ring"],
+        "GTV-1 (overlap)": rois["GTV-1 (overlap)"],
+        "irregular": rois["irregular"],
+    }
     assert (chosen["Ring"] & chosen["GTV-1 (overlap)"]).any()  # they do overlap
     path = write_seg(tmp_path / "seg.dcm", files, chosen)
     image = read_image_series(files)
@@ -44,8 +47,9 @@ def test_fractional_segments_are_thresholded_at_one_half(tmp_path):
     # Values 0, 1/4, 1/2, 3/4, 1 in turn along x (stored as 8-bit fractions of 255,
     # so 1/2 is 128/255 > 0.5 and 1/4 is 64/255 < 0.5).
     fraction = np.broadcast_to((np.arange(SHAPE_ZYX[2]) % 5) / 4.0, SHAPE_ZYX).copy()
-    path = write_seg(tmp_path / "seg.dcm", files, {"soft": fraction},
-                     segmentation_type="FRACTIONAL")
+    path = write_seg(
+        tmp_path / "seg.dcm", files, {"soft": fraction}, segmentation_type="FRACTIONAL"
+    )
     assert pydicom.dcmread(path).SegmentationType == "FRACTIONAL"
 
     labels, errors = read_seg(path, read_image_series(files), _uids(files))
@@ -58,12 +62,14 @@ def test_fractional_segments_are_thresholded_at_one_half(tmp_path):
 
 def test_empty_segment_is_reported_and_the_others_kept(tmp_path):
     files = write_ct(tmp_path)
-    path = write_seg(tmp_path / "seg.dcm", files,
-                     {"Ring": masks()["Ring"], "nothing": np.zeros(SHAPE_ZYX, bool)})
+    path = write_seg(
+        tmp_path / "seg.dcm", files, {"Ring": masks()["Ring"], "nothing": np.zeros(SHAPE_ZYX, bool)}
+    )
     labels, errors = read_seg(path, read_image_series(files), _uids(files))
     assert [label.key for label in labels] == ["ring"]
     assert [(e.source, e.reason) for e in errors] == [
-        (str(path), "segment 2 'nothing' covers no voxel")]
+        (str(path), "segment 2 'nothing' covers no voxel")
+    ]
 
 
 def test_seg_of_another_series_is_refused(tmp_path):

@@ -37,8 +37,12 @@ PET = {
     "RadiopharmaceuticalStartDateTime": "20210314100000",
 }
 PET_SERIES = {"SeriesDate": "20210314", "SeriesTime": "110000", "Manufacturer": "ACME"}
-ITEM_KEYWORDS = {"RadionuclideTotalDose", "RadionuclideHalfLife",
-                 "RadiopharmaceuticalStartDateTime", "RadiopharmaceuticalStartTime"}
+ITEM_KEYWORDS = {
+    "RadionuclideTotalDose",
+    "RadionuclideHalfLife",
+    "RadiopharmaceuticalStartDateTime",
+    "RadiopharmaceuticalStartTime",
+}
 
 
 def _header(**changes) -> Dataset:
@@ -105,7 +109,8 @@ def test_the_weight_message_reads_as_documented():
     with pytest.raises(InputError) as err:
         suv_bw_factor(_header(PatientWeight=None), source="PET.dcm")
     assert str(err.value) == (
-        "PET.dcm: PatientWeight (0010,1030) missing; SUV needs the patient weight")
+        "PET.dcm: PatientWeight (0010,1030) missing; SUV needs the patient weight"
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,9 +134,18 @@ def test_pet_series_is_loaded_in_suv(tmp_path):
     # and SUV = 5000 * 2.763367e-4 = 1.381684.
     stored = np.full((3, 4, 5), 2000, dtype=np.uint16)
     stored[1, 2, 3] = 0
-    write_image_series(stored, tmp_path, modality="PT", spacing_zyx=SPACING_ZYX,
-                       origin_zyx=ORIGIN_ZYX, patient=PATIENT, study=STUDY, series=PET_SERIES,
-                       rescale_slope=2.5, pet=PET)
+    write_image_series(
+        stored,
+        tmp_path,
+        modality="PT",
+        spacing_zyx=SPACING_ZYX,
+        origin_zyx=ORIGIN_ZYX,
+        patient=PATIENT,
+        study=STUDY,
+        series=PET_SERIES,
+        rescale_slope=2.5,
+        pet=PET,
+    )
     scan = scan_dicom(tmp_path)
     record = load_dicom_series(scan, next(iter(scan.series)))
     values = sitk.GetArrayFromImage(record.image)
@@ -144,9 +158,17 @@ def test_pet_series_is_loaded_in_suv(tmp_path):
 
 
 def test_pet_without_weight_names_the_file(tmp_path):
-    files = write_image_series(np.ones((2, 3, 3), np.uint16), tmp_path, modality="PT",
-                               spacing_zyx=SPACING_ZYX, origin_zyx=ORIGIN_ZYX,
-                               patient={"PatientID": "x"}, study={}, series=PET_SERIES, pet=PET)
+    files = write_image_series(
+        np.ones((2, 3, 3), np.uint16),
+        tmp_path,
+        modality="PT",
+        spacing_zyx=SPACING_ZYX,
+        origin_zyx=ORIGIN_ZYX,
+        patient={"PatientID": "x"},
+        study={},
+        series=PET_SERIES,
+        pet=PET,
+    )
     scan = scan_dicom(tmp_path)
     with pytest.raises(InputError, match="PatientWeight") as err:
         load_dicom_series(scan, next(iter(scan.series)))

@@ -20,11 +20,11 @@ import SimpleITK as sitk
 from scipy import ndimage, stats
 from skimage.draw import polygon
 
-from radflow.errors import InputError, SettingsError
+from radflow.cli import main as radflow_main
 from radflow.demo import archive as demo_archive
 from radflow.demo import synthetic
-from radflow.cli import main as radflow_main
 from radflow.demo.synthetic import draw_cohort, draw_patient, write_demo_archive
+from radflow.errors import InputError, SettingsError
 
 SEED = 1  # its first three patients cover both anatomies (neck, thorax, neck)
 
@@ -65,20 +65,45 @@ def _rasterise(rtstruct: Path, roi: str, image: sitk.Image) -> np.ndarray:
 
 def test_layout_and_tables(archive):
     root = archive.root
-    assert {p.name for p in root.iterdir()} == {"clinical.csv", "genomic.csv", "outcomes.csv",
-                                                 "truth.json", "INST_A", "INST_B", "INST_C"}
+    assert {p.name for p in root.iterdir()} == {
+        "clinical.csv",
+        "genomic.csv",
+        "outcomes.csv",
+        "truth.json",
+        "INST_A",
+        "INST_B",
+        "INST_C",
+    }
     assert not list(root.parent.glob(".*tmp*")), "temporary folder left behind"
     clinical = _rows(archive.clinical_csv)
-    assert list(clinical[0]) == ["patient", "institution", "age", "sex", "smoking", "hpv",
-                                 "primary_site", "stage"]
-    assert list(_rows(archive.genomic_csv)[0]) == ["patient", "TP53", "KRAS", "EGFR", "PIK3CA", "CDKN2A"]
+    assert list(clinical[0]) == [
+        "patient",
+        "institution",
+        "age",
+        "sex",
+        "smoking",
+        "hpv",
+        "primary_site",
+        "stage",
+    ]
+    assert list(_rows(archive.genomic_csv)[0]) == [
+        "patient",
+        "TP53",
+        "KRAS",
+        "EGFR",
+        "PIK3CA",
+        "CDKN2A",
+    ]
     assert list(_rows(archive.outcomes_csv)[0]) == ["patient", "os_months", "os_event"]
     assert [r["patient"] for r in clinical] == list(archive.patients) == ["A0001", "B0001", "C0001"]
     for row in clinical:
         pdir = root / row["institution"] / row["patient"]
         assert sorted(p.name for p in pdir.iterdir()) == ["CT", "MR", "PET", "RTSTRUCT"]
         assert sorted(p.name for p in (pdir / "MR").iterdir()) == [
-            "t1.nii.gz", "t1_label.json", "t1_label.nii.gz"]
+            "t1.nii.gz",
+            "t1_label.json",
+            "t1_label.nii.gz",
+        ]
         assert (pdir / "RTSTRUCT" / "RS.dcm").is_file()
         assert all(p.name.startswith("IM") and p.suffix == ".dcm" for p in (pdir / "CT").iterdir())
         assert 35 <= int(row["age"]) <= 90 and row["sex"] in ("M", "F")
@@ -97,7 +122,10 @@ def test_discovery_reads_the_layout(archive):
 
     cases = discover_archive(archive.root)
     assert [(c.institution, c.patient) for c in cases] == [
-        ("INST_A", "A0001"), ("INST_B", "B0001"), ("INST_C", "C0001")]
+        ("INST_A", "A0001"),
+        ("INST_B", "B0001"),
+        ("INST_C", "C0001"),
+    ]
     for case in cases:
         assert not case.errors and len(case.dicom) == 1
         (mr,) = case.files
@@ -135,24 +163,40 @@ def test_identifiers_are_in_the_headers_only(archive):
     ids = archive.identifiers
     for pid in archive.patients:
         files = archive.files[pid]
-        for ds in (pydicom.dcmread(sorted(files["CT"].iterdir())[0]),
-                   pydicom.dcmread(sorted(files["PT"].iterdir())[0]),
-                   pydicom.dcmread(files["RTSTRUCT"])):
+        for ds in (
+            pydicom.dcmread(sorted(files["CT"].iterdir())[0]),
+            pydicom.dcmread(sorted(files["PT"].iterdir())[0]),
+            pydicom.dcmread(files["RTSTRUCT"]),
+        ):
             assert ds.PatientID == pid
             surname, given = str(ds.PatientName).split("^")
             assert surname.isupper() and given.istitle()
-            for keyword in ("PatientName", "PatientBirthDate", "AccessionNumber",
-                            "ReferringPhysicianName", "StudyInstanceUID"):
+            for keyword in (
+                "PatientName",
+                "PatientBirthDate",
+                "AccessionNumber",
+                "ReferringPhysicianName",
+                "StudyInstanceUID",
+            ):
                 assert str(ds.get(keyword)) in ids, keyword
         assert str(pydicom.dcmread(sorted(files["CT"].iterdir())[0]).InstitutionName) in ids
     # Names, birth dates, accession numbers do not leak into the tables or the truth.
-    text = "".join(p.read_text() for p in (archive.clinical_csv, archive.genomic_csv,
-                                           archive.outcomes_csv, archive.truth_json))
+    text = "".join(
+        p.read_text()
+        for p in (
+            archive.clinical_csv,
+            archive.genomic_csv,
+            archive.outcomes_csv,
+            archive.truth_json,
+        )
+    )
     leaked = [i for i in ids if i not in archive.patients and i in text]
     assert not leaked
     # Distinct patients carry distinct identities.
-    names = {str(pydicom.dcmread(sorted(archive.files[p]["CT"].iterdir())[0]).PatientName)
-             for p in archive.patients}
+    names = {
+        str(pydicom.dcmread(sorted(archive.files[p]["CT"].iterdir())[0]).PatientName)
+        for p in archive.patients
+    }
     assert len(names) == len(archive.patients)
 
 
@@ -208,8 +252,9 @@ def test_gtv_volume_from_rtstruct_and_mr_label_matches_truth(archive):
 
         mr_centroid = centroid(lab == 1, label)
         assert np.linalg.norm(centroid(gtv, ct) - mr_centroid) < 2.0
-        assert np.linalg.norm(mr_centroid[::-1] - truth[pid]["tumour_centre_zyx_mm"]) < \
-            0.5 * (3 * expected / (4 * np.pi)) ** (1 / 3)
+        assert np.linalg.norm(mr_centroid[::-1] - truth[pid]["tumour_centre_zyx_mm"]) < 0.5 * (
+            3 * expected / (4 * np.pi)
+        ) ** (1 / 3)
 
 
 def test_pet_hot_spot_is_in_the_gtv(archive):
@@ -268,9 +313,11 @@ def test_hidden_hazard_model_has_real_signal():
     ref = synthetic.hidden_model()["survival"]["reference"]
     p = cohort[5]
     assert p.truth["linear_predictor"] == pytest.approx(
-        sum(coef[k] * (p.truth["covariates"][k] - ref[k]) for k in coef))
+        sum(coef[k] * (p.truth["covariates"][k] - ref[k]) for k in coef)
+    )
     assert p.truth["covariates"]["log_tumour_volume_cm3"] == pytest.approx(
-        np.log(p.truth["tumour_volume_mm3"] / 1000))
+        np.log(p.truth["tumour_volume_mm3"] / 1000)
+    )
 
 
 def test_institutions_differ_in_ct_noise_and_intensity(archive):
@@ -298,7 +345,10 @@ def test_institutions_differ_in_ct_noise_and_intensity(archive):
 
 def test_same_seed_same_archive_via_cli(archive, tmp_path, capsys):
     """The first patient of the CLI's 1-patient archive is byte/value identical."""
-    assert radflow_main(["demo-data", str(tmp_path / "one"), "--patients", "1", "--seed", str(SEED)]) == 0
+    assert (
+        radflow_main(["demo-data", str(tmp_path / "one"), "--patients", "1", "--seed", str(SEED)])
+        == 0
+    )
     assert "1 patients" in capsys.readouterr().out
     one = tmp_path / "one"
     a = archive.files["A0001"]
@@ -307,8 +357,10 @@ def test_same_seed_same_archive_via_cli(archive, tmp_path, capsys):
         assert a[key].read_bytes() == b[key].read_bytes()
     assert _rows(one / "clinical.csv")[0] == _rows(archive.clinical_csv)[0]
     assert _rows(one / "outcomes.csv")[0] == _rows(archive.outcomes_csv)[0]
-    assert json.loads((one / "truth.json").read_text())["patients"]["A0001"] == \
-        archive.truth["patients"]["A0001"]
+    assert (
+        json.loads((one / "truth.json").read_text())["patients"]["A0001"]
+        == archive.truth["patients"]["A0001"]
+    )
     for key in ("CT", "PT"):
         fa, fb = sorted(a[key].iterdir()), sorted(b[key].iterdir())
         assert [f.name for f in fa] == [f.name for f in fb]
@@ -320,8 +372,9 @@ def test_same_seed_same_archive_via_cli(archive, tmp_path, capsys):
                 assert dx.get(kw) == dy.get(kw)
     assert a["RTSTRUCT"].read_bytes() == b["RTSTRUCT"].read_bytes()
     ra, rb = pydicom.dcmread(a["RTSTRUCT"]), pydicom.dcmread(b["RTSTRUCT"])
-    assert [list(c.ContourData) for c in ra.ROIContourSequence[0].ContourSequence] == \
-        [list(c.ContourData) for c in rb.ROIContourSequence[0].ContourSequence]
+    assert [list(c.ContourData) for c in ra.ROIContourSequence[0].ContourSequence] == [
+        list(c.ContourData) for c in rb.ROIContourSequence[0].ContourSequence
+    ]
 
 
 def test_different_seeds_differ():

@@ -43,8 +43,13 @@ def sites():
     shift = rng.normal(0.0, 1.0, (3, len(FEATURES)))
     scale = rng.uniform(0.5, 2.0, (3, len(FEATURES)))
     k = np.repeat(np.arange(3), counts)
-    data = (10.0 + 0.04 * age[:, None] + 0.8 * (sex == "M")[:, None]
-            + shift[k] + scale[k] * rng.normal(size=(n, len(FEATURES))))
+    data = (
+        10.0
+        + 0.04 * age[:, None]
+        + 0.8 * (sex == "M")[:, None]
+        + shift[k]
+        + scale[k] * rng.normal(size=(n, len(FEATURES)))
+    )
     frame = pd.DataFrame(data, columns=FEATURES)
     frame.insert(0, "site", site)
     frame["age"] = age
@@ -57,12 +62,17 @@ def sites():
 @pytest.mark.parametrize("mean_only", [False, True], ids=["loc-scale", "mean-only"])
 def test_fit_transform_equals_neurocombat(sites, parametric, covariates, mean_only):
     kw = dict(categorical=["sex"], continuous=["age"]) if covariates else {}
-    expected, _ = _reference(sites[FEATURES].to_numpy(), sites[["site", "age", "sex"]],
-                             categorical_cols=kw.get("categorical"),
-                             continuous_cols=kw.get("continuous"),
-                             parametric=parametric, mean_only=mean_only)
-    model = ComBat(batch="site", features=FEATURES, parametric=parametric, mean_only=mean_only,
-                   **kw)
+    expected, _ = _reference(
+        sites[FEATURES].to_numpy(),
+        sites[["site", "age", "sex"]],
+        categorical_cols=kw.get("categorical"),
+        continuous_cols=kw.get("continuous"),
+        parametric=parametric,
+        mean_only=mean_only,
+    )
+    model = ComBat(
+        batch="site", features=FEATURES, parametric=parametric, mean_only=mean_only, **kw
+    )
     out = model.fit_transform(sites)
     np.testing.assert_allclose(out[FEATURES].to_numpy(), expected, rtol=0, atol=1e-6)
     # the non-feature columns pass through untouched; the batch column is gone
@@ -71,16 +81,22 @@ def test_fit_transform_equals_neurocombat(sites, parametric, covariates, mean_on
 
 
 def test_without_empirical_bayes_equals_neurocombat(sites):
-    expected, _ = _reference(sites[FEATURES].to_numpy(), sites[["site", "age", "sex"]],
-                             continuous_cols=["age"], eb=False)
-    out = ComBat(batch="site", features=FEATURES, continuous=["age"],
-                 empirical_bayes=False).fit_transform(sites)
+    expected, _ = _reference(
+        sites[FEATURES].to_numpy(), sites[["site", "age", "sex"]], continuous_cols=["age"], eb=False
+    )
+    out = ComBat(
+        batch="site", features=FEATURES, continuous=["age"], empirical_bayes=False
+    ).fit_transform(sites)
     np.testing.assert_allclose(out[FEATURES].to_numpy(), expected, atol=1e-6)
 
 
 def test_estimates_equal_neurocombat(sites):
-    _, est = _reference(sites[FEATURES].to_numpy(), sites[["site", "age", "sex"]],
-                        categorical_cols=["sex"], continuous_cols=["age"])
+    _, est = _reference(
+        sites[FEATURES].to_numpy(),
+        sites[["site", "age", "sex"]],
+        categorical_cols=["sex"],
+        continuous_cols=["age"],
+    )
     m = ComBat(batch="site", categorical=["sex"], continuous=["age"], features=FEATURES).fit(sites)
     np.testing.assert_allclose(m.gamma_star_, est["gamma.star"], atol=1e-9)
     np.testing.assert_allclose(m.delta_star_, est["delta.star"], rtol=1e-9)
@@ -99,7 +115,8 @@ def test_new_samples_equal_neurocombat_from_training(sites):
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # its int(array) on NumPy 2
         expected = neuroCombat.neuroCombatFromTraining(
-            new[FEATURES].to_numpy().T, new["site"].to_numpy(), est)["data"].T
+            new[FEATURES].to_numpy().T, new["site"].to_numpy(), est
+        )["data"].T
     np.testing.assert_allclose(model.transform(new)[FEATURES].to_numpy(), expected, atol=1e-9)
 
 
@@ -122,8 +139,11 @@ def test_parameters_learned_only_in_fit(sites):
     np.testing.assert_array_equal(model.gamma_star_, before)
     # a shift unseen in fit stays in the output (it is not re-estimated)
     ref = model.transform(sites.iloc[1::2])
-    np.testing.assert_allclose(out[FEATURES].mean().mean() - ref[FEATURES].mean().mean(),
-                               100.0 * (1 / np.sqrt(model.delta_star_)).mean(), rtol=0.2)
+    np.testing.assert_allclose(
+        out[FEATURES].mean().mean() - ref[FEATURES].mean().mean(),
+        100.0 * (1 / np.sqrt(model.delta_star_)).mean(),
+        rtol=0.2,
+    )
 
 
 def test_constant_feature_passes_through(sites):
@@ -195,16 +215,22 @@ def _scanner_features(cohort, seed=0):
         blur = 1.0 / np.sqrt(1.0 + (ct.blur_mm / t["texture_length_mm"]) ** 2)
         ct_sd = np.hypot(ct.hu_scale * t["texture_sd_hu"] * blur, ct.noise_hu)
         psf_sigma_mm = pet.psf_fwhm_mm / 2.355
-        rows.append({
-            "institution": p.site.name,
-            "CT.gtv.shape_LogVolume": np.log(t["tumour_volume_mm3"]) + rng.normal(0, 0.05),
-            "CT.gtv.firstorder_Mean": ct.hu_scale * (55.0 * (1 - necrosis) + 12.0 * necrosis)
-            + ct.hu_offset + rng.normal(0, 1.5),
-            "CT.gtv.firstorder_StandardDeviation": ct_sd + rng.normal(0, 1.0),
-            "PT.gtv.firstorder_Maximum": pet.calibration * t["suv_tumour"]
-            * (1 + 0.3 * t["heterogeneity"]) * radius_mm / (radius_mm + psf_sigma_mm)
-            * (1 + rng.normal(0, 0.03)),
-        })
+        rows.append(
+            {
+                "institution": p.site.name,
+                "CT.gtv.shape_LogVolume": np.log(t["tumour_volume_mm3"]) + rng.normal(0, 0.05),
+                "CT.gtv.firstorder_Mean": ct.hu_scale * (55.0 * (1 - necrosis) + 12.0 * necrosis)
+                + ct.hu_offset
+                + rng.normal(0, 1.5),
+                "CT.gtv.firstorder_StandardDeviation": ct_sd + rng.normal(0, 1.0),
+                "PT.gtv.firstorder_Maximum": pet.calibration
+                * t["suv_tumour"]
+                * (1 + 0.3 * t["heterogeneity"])
+                * radius_mm
+                / (radius_mm + psf_sigma_mm)
+                * (1 + rng.normal(0, 0.03)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -216,8 +242,9 @@ def archive():
 
     cohort = draw_cohort(180, seed=2)
     table = _scanner_features(cohort)
-    y = Surv.from_arrays([p.outcome["os_event"] == 1 for p in cohort],
-                         [p.outcome["os_months"] for p in cohort])
+    y = Surv.from_arrays(
+        [p.outcome["os_event"] == 1 for p in cohort], [p.outcome["os_months"] for p in cohort]
+    )
     return table, y
 
 
@@ -231,8 +258,9 @@ def test_removes_institution_effect_keeps_survival_signal(archive):
     classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     before = cross_val_score(classifier, table[features], site, cv=folds).mean()
     # ComBat inside the pipeline: fitted on each training fold, applied to the test fold
-    after = cross_val_score(make_pipeline(ComBat(batch="institution"), clone(classifier)),
-                            table, site, cv=folds).mean()
+    after = cross_val_score(
+        make_pipeline(ComBat(batch="institution"), clone(classifier)), table, site, cv=folds
+    ).mean()
     assert before > 0.8
     assert after < 0.45  # chance: 1/3
 
@@ -264,18 +292,21 @@ def test_pipeline_contract(sites):
     assert out.index.equals(sites.index)
 
 
-@pytest.mark.parametrize(("change", "kwargs", "match"), [
-    (lambda f: f.assign(site="S1"), {}, "single level"),
-    (lambda f: f.iloc[8:], {}, "one sample"),
-    (lambda f: f.assign(f0=np.where(f.index == 3, np.nan, f.f0)), {}, "'f0' has missing"),
-    (lambda f: f.assign(age=np.nan), {"continuous": ["age"]}, "'age' has missing"),
-    (lambda f: f.drop(columns="site"), {}, "no column 'site'"),
-    (lambda f: f.assign(grp=f.site), {"categorical": ["grp"]}, "confounded"),
-    (lambda f: f, {"features": ["f0", "nope"]}, "'nope' is not in X"),
-    (lambda f: f, {"remainder": "keep"}, "remainder"),
-    (lambda f: f, {"features": None}, "'sex' is not numeric"),
-    (lambda f: f, {"features": ["f0"]}, "at least 2"),
-])
+@pytest.mark.parametrize(
+    ("change", "kwargs", "match"),
+    [
+        (lambda f: f.assign(site="S1"), {}, "single level"),
+        (lambda f: f.iloc[8:], {}, "one sample"),
+        (lambda f: f.assign(f0=np.where(f.index == 3, np.nan, f.f0)), {}, "'f0' has missing"),
+        (lambda f: f.assign(age=np.nan), {"continuous": ["age"]}, "'age' has missing"),
+        (lambda f: f.drop(columns="site"), {}, "no column 'site'"),
+        (lambda f: f.assign(grp=f.site), {"categorical": ["grp"]}, "confounded"),
+        (lambda f: f, {"features": ["f0", "nope"]}, "'nope' is not in X"),
+        (lambda f: f, {"remainder": "keep"}, "remainder"),
+        (lambda f: f, {"features": None}, "'sex' is not numeric"),
+        (lambda f: f, {"features": ["f0"]}, "at least 2"),
+    ],
+)
 def test_fit_errors(sites, change, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ComBat(batch="site", **{"features": FEATURES, **kwargs}).fit(change(sites))

@@ -43,9 +43,15 @@ def store(tmp_path_factory):
         image.SetSpacing(SPACING_ZYX[::-1])
         labels = sitk.GetImageFromArray((gtv + 2 * organ).astype(np.uint8))
         labels.CopyInformation(image)
-        write_series(root, f"P{k:04d}", f"CT{k}", image,
-                     [LabelMap("rs", "labelmap", labels, {1: "GTV", 2: "Parotid_L"})],
-                     attrs={"modality": "CT"}, fingerprint=f"fp{k}")
+        write_series(
+            root,
+            f"P{k:04d}",
+            f"CT{k}",
+            image,
+            [LabelMap("rs", "labelmap", labels, {1: "GTV", 2: "Parotid_L"})],
+            attrs={"modality": "CT"},
+            fingerprint=f"fp{k}",
+        )
     return root
 
 
@@ -75,9 +81,20 @@ def test_stability_step_writes_the_icc_table(store, tmp_path, capsys):
 
     cross = ndimage.generate_binary_structure(3, 1)
     voxel_mm3 = float(np.prod(SPACING_ZYX))
-    volumes = np.array([[gtv.sum(), ndimage.binary_erosion(gtv, cross).sum(),
-                         ndimage.binary_dilation(gtv, cross).sum(), gtv.sum()]
-                        for _, gtv, _ in _masks()]) * voxel_mm3
+    volumes = (
+        np.array(
+            [
+                [
+                    gtv.sum(),
+                    ndimage.binary_erosion(gtv, cross).sum(),
+                    ndimage.binary_dilation(gtv, cross).sum(),
+                    gtv.sum(),
+                ]
+                for _, gtv, _ in _masks()
+            ]
+        )
+        * voxel_mm3
+    )
     assert volumes[0, 1] < 50 * voxel_mm3 <= volumes[1:, 1].min()  # why P0000 fails
     volumes = volumes[1:]
     row = icc[(icc["feature"] == "CT.gtv.original_shape_VoxelVolume") & (icc["form"] == "ICC(1,1)")]

@@ -24,8 +24,12 @@ from radflow.model.fusion import (
 )
 from radflow.model.selection import UnivariateCoxSelector
 
-BLOCKS = {"CT": r"CT\.", "PT": r"PT\.", "clinical": ["age", "stage", "hpv"],
-          "genomic": ["TP53", "KRAS", "EGFR"]}
+BLOCKS = {
+    "CT": r"CT\.",
+    "PT": r"PT\.",
+    "clinical": ["age", "stage", "hpv"],
+    "genomic": ["TP53", "KRAS", "EGFR"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,21 +47,28 @@ def study():
     for i, p in enumerate(cohort):
         c = p.truth["covariates"]
         shift = offset[p.site.name]
-        rows.append({
-            "institution": p.site.name,
-            "CT.gtv.LogVolume": c["log_tumour_volume_cm3"] + rng.normal(0, 0.1) + shift,
-            "CT.gtv.Heterogeneity": c["heterogeneity"] + rng.normal(0, 0.05) + 0.2 * shift,
-            "CT.gtv.Necrosis": c["necrosis_fraction"] + rng.normal(0, 0.02),
-            "CT.gtv.Noise1": rng.normal() + shift,
-            "CT.gtv.Noise2": rng.normal(),
-            "PT.gtv.SUVmax": np.nan if i % 4 == 0 else p.truth["suv_tumour"] * rng.normal(1, .1),
-            "PT.gtv.Noise": np.nan if i % 4 == 0 else rng.normal(),
-            "age": p.clinical["age"], "stage": c["stage"], "hpv": c["hpv"],
-            **{g: p.genomic[g] for g in ("TP53", "KRAS", "EGFR")},
-        })
+        rows.append(
+            {
+                "institution": p.site.name,
+                "CT.gtv.LogVolume": c["log_tumour_volume_cm3"] + rng.normal(0, 0.1) + shift,
+                "CT.gtv.Heterogeneity": c["heterogeneity"] + rng.normal(0, 0.05) + 0.2 * shift,
+                "CT.gtv.Necrosis": c["necrosis_fraction"] + rng.normal(0, 0.02),
+                "CT.gtv.Noise1": rng.normal() + shift,
+                "CT.gtv.Noise2": rng.normal(),
+                "PT.gtv.SUVmax": np.nan
+                if i % 4 == 0
+                else p.truth["suv_tumour"] * rng.normal(1, 0.1),
+                "PT.gtv.Noise": np.nan if i % 4 == 0 else rng.normal(),
+                "age": p.clinical["age"],
+                "stage": c["stage"],
+                "hpv": c["hpv"],
+                **{g: p.genomic[g] for g in ("TP53", "KRAS", "EGFR")},
+            }
+        )
     X = pd.DataFrame(rows, index=pd.Index([f"P{i:03d}" for i in range(len(rows))], name="pid"))
-    y = Surv.from_arrays([p.outcome["os_event"] == 1 for p in cohort],
-                         [p.outcome["os_months"] for p in cohort])
+    y = Surv.from_arrays(
+        [p.outcome["os_event"] == 1 for p in cohort], [p.outcome["os_months"] for p in cohort]
+    )
     return X, y
 
 
@@ -70,7 +81,9 @@ def _c_index(y, risk):
 
 def test_resolve_blocks(study):
     X, _ = study
-    blocks = resolve_blocks(X, {**BLOCKS, "genomic": make_column_selector(pattern="^(?:TP53|KRAS|EGFR)$")})
+    blocks = resolve_blocks(
+        X, {**BLOCKS, "genomic": make_column_selector(pattern="^(?:TP53|KRAS|EGFR)$")}
+    )
     assert blocks["CT"] == [c for c in X.columns if c.startswith("CT.")]
     assert blocks["clinical"] == ["age", "stage", "hpv"]
     assert blocks["genomic"] == ["TP53", "KRAS", "EGFR"]
@@ -86,8 +99,13 @@ def test_resolve_blocks(study):
 
 
 def test_missing_blocks_and_complete_cases():
-    X = pd.DataFrame({"CT.a": [1.0, 2.0, np.nan, 4.0], "PT.a": [1.0, np.nan, np.nan, 2.0],
-                      "PT.b": [1.0, np.nan, 3.0, 2.0]})
+    X = pd.DataFrame(
+        {
+            "CT.a": [1.0, 2.0, np.nan, 4.0],
+            "PT.a": [1.0, np.nan, np.nan, 2.0],
+            "PT.b": [1.0, np.nan, 3.0, 2.0],
+        }
+    )
     lacking = missing_blocks(X, {"CT": r"CT\.", "PT": r"PT\."})
     assert lacking["CT"].tolist() == [False, False, True, False]
     assert lacking["PT"].tolist() == [False, True, False, False]  # row 2 has PT.b
@@ -198,8 +216,9 @@ def test_late_fusion_missing_modality_options(study):
     assert restricted.n_dropped_ == 30 and len(restricted.oof_risk_) == 90
     complete = complete_cases(X, BLOCKS)
     assert np.isfinite(restricted.predict(X[complete])).all()
-    with pytest.raises(ValueError, match="30 row\\(s\\) have missing values \\(first: 'P000', "
-                                         "block 'PT'\\)"):
+    with pytest.raises(
+        ValueError, match="30 row\\(s\\) have missing values \\(first: 'P000', block 'PT'\\)"
+    ):
         restricted.predict(X)
 
 
@@ -242,8 +261,9 @@ def test_harmonisation_scaling_and_selection_fitted_in_training_folds_only(study
         combat, scaler, selector, cox = fitted.steps
         np.testing.assert_array_equal(combat[1].gamma_star_, alone[0].gamma_star_)
         np.testing.assert_array_equal(scaler[1].scalers_["CT"].mean_, alone[1].scalers_["CT"].mean_)
-        np.testing.assert_array_equal(scaler[1].imputers_["PT"].statistics_,
-                                      alone[1].imputers_["PT"].statistics_)
+        np.testing.assert_array_equal(
+            scaler[1].imputers_["PT"].statistics_, alone[1].imputers_["PT"].statistics_
+        )
         np.testing.assert_array_equal(selector[1].statistic_, alone[2].statistic_)
         np.testing.assert_array_equal(cox[1].coef_, alone[3].coef_)
         assert not np.allclose(combat[1].gamma_star_, everything[0].gamma_star_)

@@ -10,16 +10,30 @@ import pytest
 from radflow.model.icc import FORMS, icc, icc_long
 
 #: Shrout & Fleiss' (1979) worked example: six targets (rows) rated by four judges (columns).
-SF = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], float)
+SF = np.array(
+    [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], float
+)
 #: Their published coefficients, to two decimals.
-SF_ICC = {"ICC(1,1)": 0.17, "ICC(2,1)": 0.29, "ICC(3,1)": 0.71,
-          "ICC(1,k)": 0.44, "ICC(2,k)": 0.62, "ICC(3,k)": 0.91}
+SF_ICC = {
+    "ICC(1,1)": 0.17,
+    "ICC(2,1)": 0.29,
+    "ICC(3,1)": 0.71,
+    "ICC(1,k)": 0.44,
+    "ICC(2,k)": 0.62,
+    "ICC(3,k)": 0.91,
+}
 #: Their published ANOVA mean squares: BMS, WMS, JMS, EMS.
 SF_MS = {"BMS": 11.24, "WMS": 6.26, "JMS": 32.49, "EMS": 1.02}
 #: 95% intervals for the same data as printed by R's psych::ICC (Revelle), which
 #: implements the Shrout & Fleiss / McGraw & Wong F intervals; to 2 decimals.
-SF_CI = {"ICC(1,1)": (-0.13, 0.72), "ICC(2,1)": (0.02, 0.76), "ICC(3,1)": (0.34, 0.95),
-         "ICC(1,k)": (-0.88, 0.91), "ICC(2,k)": (0.07, 0.93), "ICC(3,k)": (0.68, 0.99)}
+SF_CI = {
+    "ICC(1,1)": (-0.13, 0.72),
+    "ICC(2,1)": (0.02, 0.76),
+    "ICC(3,1)": (0.34, 0.95),
+    "ICC(1,k)": (-0.88, 0.91),
+    "ICC(2,k)": (0.07, 0.93),
+    "ICC(3,k)": (0.68, 0.99),
+}
 
 
 def test_shrout_fleiss_worked_example():
@@ -48,8 +62,14 @@ def test_mcgraw_wong_absolute_agreement_versus_consistency():
     ICC(A,k) = 8 / (8 + 1.5 / 3) = 16/17, ICC(C,k) = 1.
     """
     table = icc([[1, 2], [3, 4], [5, 6]]).set_index("form")["icc"]
-    expected = {"ICC(1,1)": 15 / 17, "ICC(2,1)": 8 / 9, "ICC(3,1)": 1.0,
-                "ICC(1,k)": 15 / 16, "ICC(2,k)": 16 / 17, "ICC(3,k)": 1.0}
+    expected = {
+        "ICC(1,1)": 15 / 17,
+        "ICC(2,1)": 8 / 9,
+        "ICC(3,1)": 1.0,
+        "ICC(1,k)": 15 / 16,
+        "ICC(2,k)": 16 / 17,
+        "ICC(3,k)": 1.0,
+    }
     for form, value in expected.items():
         assert table[form] == pytest.approx(value, rel=1e-12), form
 
@@ -65,7 +85,9 @@ def test_mcgraw_wong_no_rater_effect_makes_two_way_forms_equal():
     msr, mse, msw, n, k = 32 / 3, 8 / 3, 2.0, 4, 2
     table = icc([[1, 3], [3, 1], [5, 7], [7, 5]]).set_index("form")["icc"]
     assert table["ICC(3,1)"] == pytest.approx((msr - mse) / (msr + (k - 1) * mse))
-    assert table["ICC(2,1)"] == pytest.approx((msr - mse) / (msr + (k - 1) * mse + k * (0 - mse) / n))
+    assert table["ICC(2,1)"] == pytest.approx(
+        (msr - mse) / (msr + (k - 1) * mse + k * (0 - mse) / n)
+    )
     assert table["ICC(1,1)"] == pytest.approx((msr - msw) / (msr + (k - 1) * msw))
 
 
@@ -92,7 +114,11 @@ def test_vectorised_over_features_with_missing_ratings_matches_naive_loops():
     rng = np.random.default_rng(7)
     subjects, raters, features = 12, 5, 7
     truth = rng.normal(0, 3, size=(subjects, 1, features))
-    ratings = truth + rng.normal(0, 1, size=(subjects, raters, features)) + rng.normal(0, 0.5, size=(1, raters, 1))
+    ratings = (
+        truth
+        + rng.normal(0, 1, size=(subjects, raters, features))
+        + rng.normal(0, 0.5, size=(1, raters, 1))
+    )
     ratings[2, 1, 3] = np.nan  # subject 2 drops out of feature 3 only
     ratings[[5, 6], 0, 4:] = np.nan  # subjects 5 and 6 out of features 4-6
     names = [f"f{j}" for j in range(features)]
@@ -122,7 +148,9 @@ def test_undefined_and_perfect_cases():
     assert icc(constant)["icc"].isna().all()
     perfect = np.tile(np.arange(5.0)[:, None], (1, 3))
     table = icc(perfect)
-    assert (table["icc"] == 1).all() and (table["ci_low"] == 1).all() and (table["ci_high"] == 1).all()
+    assert (
+        (table["icc"] == 1).all() and (table["ci_low"] == 1).all() and (table["ci_high"] == 1).all()
+    )
     # A feature with fewer than two complete subjects: NaN, not an error.
     ratings = np.stack([SF, SF.copy()], axis=-1)
     ratings[1:, 0, 1] = np.nan
@@ -132,8 +160,12 @@ def test_undefined_and_perfect_cases():
 
 
 def test_long_input_equals_array_input():
-    rows = [{"subject": f"roi{i}", "rater": f"pert{j}", "feature": feature, "value": SF[i, j] * scale}
-            for feature, scale in (("a", 1.0), ("b", 2.5)) for i in range(6) for j in range(4)]
+    rows = [
+        {"subject": f"roi{i}", "rater": f"pert{j}", "feature": feature, "value": SF[i, j] * scale}
+        for feature, scale in (("a", 1.0), ("b", 2.5))
+        for i in range(6)
+        for j in range(4)
+    ]
     long = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
     table = icc_long(long)
     assert list(table["feature"].unique()) == list(pd.unique(long["feature"]))
@@ -144,13 +176,16 @@ def test_long_input_equals_array_input():
         np.testing.assert_allclose(got["ci_low"], expected["ci_low"], rtol=1e-9)
 
 
-@pytest.mark.parametrize("ratings, message", [
-    (np.ones((1, 3)), "at least 2 subjects and 2 raters"),
-    (np.ones((3, 1)), "at least 2 subjects and 2 raters"),
-    (np.ones(3), "must have shape"),
-    ([["a", "b"], ["c", "d"]], "numeric"),
-    ([[1.0, np.inf], [2.0, 3.0]], "infinite"),
-])
+@pytest.mark.parametrize(
+    "ratings, message",
+    [
+        (np.ones((1, 3)), "at least 2 subjects and 2 raters"),
+        (np.ones((3, 1)), "at least 2 subjects and 2 raters"),
+        (np.ones(3), "must have shape"),
+        ([["a", "b"], ["c", "d"]], "numeric"),
+        ([[1.0, np.inf], [2.0, 3.0]], "infinite"),
+    ],
+)
 def test_bad_ratings(ratings, message):
     with pytest.raises(ValueError, match=message):
         icc(ratings)
@@ -163,6 +198,8 @@ def test_bad_arguments():
         icc(SF, features=["a", "b"])
     with pytest.raises(ValueError, match=r"no column\(s\) \['rater'\]"):
         icc_long(pd.DataFrame({"subject": [1], "feature": ["a"], "value": [1.0]}))
-    twice = pd.DataFrame({"subject": [1, 1], "rater": [1, 1], "feature": ["a", "a"], "value": [1.0, 2.0]})
+    twice = pd.DataFrame(
+        {"subject": [1, 1], "rater": [1, 1], "feature": ["a", "a"], "value": [1.0, 2.0]}
+    )
     with pytest.raises(ValueError, match="repeat a"):
         icc_long(twice)

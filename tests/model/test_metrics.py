@@ -88,7 +88,9 @@ def test_integrated_brier_matches_definition_without_censoring():
     times = np.quantile(y["time"], [0.1, 0.3, 0.5, 0.7])
     rng = np.random.default_rng(0)
     surv = np.sort(rng.random((40, 4)), axis=1)[:, ::-1]
-    brier = [np.mean(((y["time"] > t).astype(float) - surv[:, k]) ** 2) for k, t in enumerate(times)]
+    brier = [
+        np.mean(((y["time"] > t).astype(float) - surv[:, k]) ** 2) for k, t in enumerate(times)
+    ]
     expected = np.trapezoid(brier, times) / (times[-1] - times[0])
     assert metrics.integrated_brier(y, surv, times=times) == pytest.approx(expected)
 
@@ -120,8 +122,9 @@ def test_logrank_textbook_value_and_lifelines():
     result = metrics.logrank_test(y, group)
     assert result.chi2 == pytest.approx(16.79, abs=0.005)
     assert result.df == 1
-    ll = logrank_test(y["time"][group == 0], y["time"][group == 1],
-                      y["event"][group == 0], y["event"][group == 1])
+    ll = logrank_test(
+        y["time"][group == 0], y["time"][group == 1], y["event"][group == 0], y["event"][group == 1]
+    )
     assert result.chi2 == pytest.approx(ll.test_statistic, rel=1e-9)
     assert result.p == pytest.approx(ll.p_value, rel=1e-9)
 
@@ -134,8 +137,11 @@ def test_risk_groups_median_and_maximally_selected():
 
     best = metrics.risk_groups(risk, y, method="optimal", min_fraction=0.2)
     # The search maximises the statistic: no admissible cut-off does better.
-    chi2 = [metrics.logrank_test(y, risk > c).chi2 for c in np.unique(risk)[:-1]
-            if 0.2 <= np.mean(risk > c) <= 0.8]
+    chi2 = [
+        metrics.logrank_test(y, risk > c).chi2
+        for c in np.unique(risk)[:-1]
+        if 0.2 <= np.mean(risk > c) <= 0.8
+    ]
     assert best.logrank.chi2 == pytest.approx(max(chi2))
     assert best.logrank.chi2 >= median.logrank.chi2
     np.testing.assert_array_equal(best.high, risk > best.cutoff)
@@ -214,11 +220,18 @@ def test_closed_form_c_index_bootstrap_equals_resampling():
     risk = np.round(risk, 1)
     times = metrics.evaluation_times(y)
     y_train, _ = _random_survival(80, 10)
-    out = metrics.survival_metrics(y, risk, y_train=y_train, times=times, n_boot=60, seed=2, which=())
+    out = metrics.survival_metrics(
+        y, risk, y_train=y_train, times=times, n_boot=60, seed=2, which=()
+    )
     assert set(out) == {"harrell_c", "uno_c"}
     assert out["harrell_c"] == metrics.bootstrap(metrics.harrell_c, y, risk, n_boot=60, seed=2)
-    uno = metrics.bootstrap(lambda a, b: metrics.uno_c(a, b, y_train=y_train, tau=times.max()),
-                            y, risk, n_boot=60, seed=2)
+    uno = metrics.bootstrap(
+        lambda a, b: metrics.uno_c(a, b, y_train=y_train, tau=times.max()),
+        y,
+        risk,
+        n_boot=60,
+        seed=2,
+    )
     for field in ("value", "low", "high"):
         assert getattr(out["uno_c"], field) == pytest.approx(getattr(uno, field), abs=1e-12)
     assert out["uno_c"].n_boot == uno.n_boot

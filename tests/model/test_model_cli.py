@@ -27,10 +27,16 @@ def study(tmp_path):
     cohort = draw_cohort(N, seed=2)
     write_feature_table(tmp_path / "features", cohort)
     write_archive_files(tmp_path, cohort)
-    spec = {**SPEC, "bootstrap": 50,
-            "pipeline": {**SPEC["pipeline"], "select": [{"method": "nzv"}],
-                         "grid": {"alpha": [0.1, 0.3]}},
-            "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3, "inner_folds": 2}}
+    spec = {
+        **SPEC,
+        "bootstrap": 50,
+        "pipeline": {
+            **SPEC["pipeline"],
+            "select": [{"method": "nzv"}],
+            "grid": {"alpha": [0.1, 0.3]},
+        },
+        "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3, "inner_folds": 2},
+    }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(spec))
     return {"folder": tmp_path, "spec": path, "cohort": cohort}
@@ -52,13 +58,29 @@ def test_fit_then_predict(study, capsys):
     metrics = json.loads((folder / "out" / "metrics.json").read_text())
     pooled = metrics["validation"]["nested_cv"]["pooled"]["harrell_c"]
     assert pooled["low"] <= pooled["value"] <= pooled["high"] and pooled["n_boot"] == 50
-    assert [f["name"] for f in metrics["validation"]["loio"]["folds"]] == ["INST_A", "INST_B", "INST_C"]
+    assert [f["name"] for f in metrics["validation"]["loio"]["folds"]] == [
+        "INST_A",
+        "INST_B",
+        "INST_C",
+    ]
     assert metrics["n_patients"] == N and metrics["features"]
     assert not list((folder / "out").glob(".*"))  # no temporaries left behind
 
     out = folder / "predictions.csv"
-    assert _run(["model", "predict", str(folder / "out" / "model.joblib"), "--table",
-                 str(folder / "features"), "-o", str(out)]) == 0
+    assert (
+        _run(
+            [
+                "model",
+                "predict",
+                str(folder / "out" / "model.joblib"),
+                "--table",
+                str(folder / "features"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     predictions = pd.read_csv(out, index_col="patient")
     assert len(predictions) == N and set(predictions["risk_group"]) == {"high", "low"}
     # Patients appear under their pseudonyms only.
@@ -72,12 +94,25 @@ def test_fit_then_predict(study, capsys):
 
     artifact = load_model(folder / "out" / "model.joblib")
     design = load_design(load_spec(study["spec"]))
-    np.testing.assert_allclose(predictions.loc[design.X.index, "risk"],
-                               predict_risk(artifact["pipeline"], design.X))
+    np.testing.assert_allclose(
+        predictions.loc[design.X.index, "risk"], predict_risk(artifact["pipeline"], design.X)
+    )
     # The model folder itself may be given (read by the report's reader, StudyOutputs).
     again = folder / "predictions_again.csv"
-    assert _run(["model", "predict", str(folder / "out"), "--table", str(folder / "features"),
-                 "-o", str(again)]) == 0
+    assert (
+        _run(
+            [
+                "model",
+                "predict",
+                str(folder / "out"),
+                "--table",
+                str(folder / "features"),
+                "-o",
+                str(again),
+            ]
+        )
+        == 0
+    )
     pd.testing.assert_frame_equal(pd.read_csv(again, index_col="patient"), predictions)
 
 
@@ -85,12 +120,22 @@ def test_spec_errors_name_the_file_and_the_key(study, tmp_path):
     good = yaml.safe_load(study["spec"].read_text())
     cases = [
         ({**good, "bootstraps": 10}, r"bootstraps: unknown key \(did you mean 'bootstrap'\?\)"),
-        ({**good, "pipeline": {**good["pipeline"], "scale": "minmax"}}, "pipeline.scale: 'minmax' is not one of"),
-        ({**good, "pipeline": {**good["pipeline"], "select": [{"method": "lasso"}]}},
-         r"pipeline.select\[0\].method"),
-        ({**good, "pipeline": {**good["pipeline"], "model": {"kind": "coxnet", "alpah": 1}}},
-         "pipeline.model: model coxnet: unknown parameter"),
-        ({**good, "validation": {"outer_folds": 1}}, "validation.outer_folds: expected an integer >= 2"),
+        (
+            {**good, "pipeline": {**good["pipeline"], "scale": "minmax"}},
+            "pipeline.scale: 'minmax' is not one of",
+        ),
+        (
+            {**good, "pipeline": {**good["pipeline"], "select": [{"method": "lasso"}]}},
+            r"pipeline.select\[0\].method",
+        ),
+        (
+            {**good, "pipeline": {**good["pipeline"], "model": {"kind": "coxnet", "alpah": 1}}},
+            "pipeline.model: model coxnet: unknown parameter",
+        ),
+        (
+            {**good, "validation": {"outer_folds": 1}},
+            "validation.outer_folds: expected an integer >= 2",
+        ),
         ({**good, "endpoint": {"kind": "binary", "column": "hpv"}}, "endpoint.positive"),
         ({k: v for k, v in good.items() if k != "table"}, "table: missing"),
     ]

@@ -32,7 +32,7 @@ def _cox_data(n=200, p=12, beta=(1.0, -0.8, 0.6), seed=0, tie_to=None):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, p))
     beta = np.asarray(beta)[:p]
-    lp = X[:, :len(beta)] @ beta
+    lp = X[:, : len(beta)] @ beta
     event_time = rng.exponential(10.0 * np.exp(-lp))
     censor = rng.uniform(5.0, 30.0, n)
     time = np.minimum(event_time, censor)
@@ -45,14 +45,16 @@ def _cox_data(n=200, p=12, beta=(1.0, -0.8, 0.6), seed=0, tie_to=None):
 # ------------------------------------------------------------ sklearn contract
 
 
-@parametrize_with_checks([
-    NearZeroVariance(),
-    CorrelationFilter(),
-    MRMRSelector(n_features=2),
-    L1LogisticSelector(C=1.0),
-    ForestImportanceSelector(n_estimators=10, importance="impurity", random_state=0),
-    FeaturePCA(n_components=2),
-])
+@parametrize_with_checks(
+    [
+        NearZeroVariance(),
+        CorrelationFilter(),
+        MRMRSelector(n_features=2),
+        L1LogisticSelector(C=1.0),
+        ForestImportanceSelector(n_estimators=10, importance="impurity", random_state=0),
+        FeaturePCA(n_components=2),
+    ]
+)
 def test_sklearn_contract(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "No features were selected" on noise
@@ -63,8 +65,9 @@ def test_dataframes_flow_through_a_pipeline():
     X, y = _cox_data(p=8)
     X["x7"] = 1.0  # constant
     X["x6"] = 2.0 * X["x0"] + 1e-3 * X["x5"]  # redundant with x0
-    pipe = make_pipeline(NearZeroVariance(), CorrelationFilter(threshold=0.95),
-                         UnivariateCoxSelector(alpha=0.01)).set_output(transform="pandas")
+    pipe = make_pipeline(
+        NearZeroVariance(), CorrelationFilter(threshold=0.95), UnivariateCoxSelector(alpha=0.01)
+    ).set_output(transform="pandas")
     out = pipe.fit_transform(X, y)
     assert isinstance(out, pd.DataFrame)
     assert list(out.columns) == list(pipe.get_feature_names_out())
@@ -100,9 +103,13 @@ def test_score_test_equals_lifelines_efron_with_ties():
     fitter = SemiParametricPHFitter()
     for j, column in enumerate(X.columns):
         hessian, gradient, _ = fitter._get_efron_values_single(
-            X[[column]].iloc[order], pd.Series(y["time"][order]),
-            pd.Series(y["event"][order].astype(float)), pd.Series(np.ones(len(X))), None,
-            np.zeros(1))
+            X[[column]].iloc[order],
+            pd.Series(y["time"][order]),
+            pd.Series(y["event"][order].astype(float)),
+            pd.Series(np.ones(len(X))),
+            None,
+            np.zeros(1),
+        )
         expected = float(gradient[0] ** 2 / -hessian[0, 0])
         assert statistic[j] == pytest.approx(expected, rel=1e-10)
     from scipy.stats import chi2
@@ -140,8 +147,8 @@ def test_score_test_breslow_equals_numerical_derivatives():
     for j in range(2):
         x = X.iloc[:, j].to_numpy()
         f = [_breslow_loglik(b, x, y["time"], y["event"]) for b in (-h, 0.0, h)]
-        score, info = (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h ** 2
-        assert statistic[j] == pytest.approx(score ** 2 / info, rel=1e-5)
+        score, info = (f[2] - f[0]) / (2 * h), -(f[2] - 2 * f[1] + f[0]) / h**2
+        assert statistic[j] == pytest.approx(score**2 / info, rel=1e-5)
 
 
 def test_score_test_invariances_and_undefined():
@@ -169,8 +176,9 @@ def test_univariate_cox_selects_the_hidden_models_covariates():
     truth = pd.DataFrame([p.truth["covariates"] for p in cohort])
     noise = pd.DataFrame(rng.normal(size=(200, 10)), columns=[f"noise{i}" for i in range(10)])
     X = pd.concat([truth, noise], axis=1)
-    y = Surv.from_arrays([p.outcome["os_event"] == 1 for p in cohort],
-                         [p.outcome["os_months"] for p in cohort])
+    y = Surv.from_arrays(
+        [p.outcome["os_event"] == 1 for p in cohort], [p.outcome["os_months"] for p in cohort]
+    )
     selector = UnivariateCoxSelector(alpha=0.05, fdr=True).set_output(transform="pandas").fit(X, y)
     chosen = set(selector.get_feature_names_out())
     assert {"log_tumour_volume_cm3", "stage", "hpv"} <= chosen
@@ -209,12 +217,14 @@ def test_l1_logistic_keeps_informative_features():
 
 def test_forest_importance_survival_and_classes():
     X, y = _cox_data(n=150, p=8, beta=(1.5, -1.2), seed=3)
-    forest = ForestImportanceSelector(n_features=2, n_estimators=40, n_repeats=3,
-                                      random_state=0).fit(X, y)
+    forest = ForestImportanceSelector(
+        n_features=2, n_estimators=40, n_repeats=3, random_state=0
+    ).fit(X, y)
     assert list(forest.get_feature_names_out()) == ["x0", "x1"]
     classes = (X["x2"] + 0.3 * X["x5"] > 0).astype(int)
-    impurity = ForestImportanceSelector(n_features=1, importance="impurity", n_estimators=40,
-                                        random_state=0).fit(X, classes)
+    impurity = ForestImportanceSelector(
+        n_features=1, importance="impurity", n_estimators=40, random_state=0
+    ).fit(X, classes)
     assert list(impurity.get_feature_names_out()) == ["x2"]
     with pytest.raises(ValueError, match="not defined for survival"):
         ForestImportanceSelector(importance="impurity").fit(X, y)
@@ -225,32 +235,40 @@ def test_forest_importance_survival_and_classes():
 
 def test_near_zero_variance_hand_worked():
     n = 100
-    X = pd.DataFrame({
-        "constant": np.full(n, 3.0),
-        "rare": np.r_[np.zeros(99), 1.0],  # ratio 99 > 19, 2 % unique: dropped
-        "skewed": np.r_[np.zeros(96), np.ones(4)],  # ratio 24, 2 %: dropped
-        "binary": np.r_[np.zeros(90), np.ones(10)],  # ratio 9: kept
-        "continuous": np.arange(n, dtype=float),  # 100 % unique: kept
-        "spiky": np.r_[np.zeros(85), np.arange(1.0, 16.0)],  # ratio 85, 16 % unique: kept
-    })
+    X = pd.DataFrame(
+        {
+            "constant": np.full(n, 3.0),
+            "rare": np.r_[np.zeros(99), 1.0],  # ratio 99 > 19, 2 % unique: dropped
+            "skewed": np.r_[np.zeros(96), np.ones(4)],  # ratio 24, 2 %: dropped
+            "binary": np.r_[np.zeros(90), np.ones(10)],  # ratio 9: kept
+            "continuous": np.arange(n, dtype=float),  # 100 % unique: kept
+            "spiky": np.r_[np.zeros(85), np.arange(1.0, 16.0)],  # ratio 85, 16 % unique: kept
+        }
+    )
     X.loc[0, "binary"] = np.nan  # ignored
     nzv = NearZeroVariance().fit(X)
     assert list(nzv.get_feature_names_out()) == ["binary", "continuous", "spiky"]
     assert nzv.freq_ratio_[1] == 99.0 and nzv.percent_unique_[1] == 2.0
     assert nzv.freq_ratio_[3] == pytest.approx(89 / 10)
-    assert list(NearZeroVariance(unique_cut=20).fit(X).get_feature_names_out()) == \
-        ["binary", "continuous"]
+    assert list(NearZeroVariance(unique_cut=20).fit(X).get_feature_names_out()) == [
+        "binary",
+        "continuous",
+    ]
 
 
 def _clusters(n=200, seed=0):
     rng = np.random.default_rng(seed)
     a, b = rng.normal(size=n), rng.normal(size=n)
-    return pd.DataFrame({
-        "a": a, "a_twice": 2.0 * a + 0.05 * rng.normal(size=n),
-        "a_noisy": a + 0.2 * rng.normal(size=n),  # r ~ 0.98 with a
-        "b": b, "minus_b": -1.5 * b + 0.05 * rng.normal(size=n),  # negative r counts
-        "c": rng.normal(size=n),
-    })
+    return pd.DataFrame(
+        {
+            "a": a,
+            "a_twice": 2.0 * a + 0.05 * rng.normal(size=n),
+            "a_noisy": a + 0.2 * rng.normal(size=n),  # r ~ 0.98 with a
+            "b": b,
+            "minus_b": -1.5 * b + 0.05 * rng.normal(size=n),  # negative r counts
+            "c": rng.normal(size=n),
+        }
+    )
 
 
 def test_correlation_filter_keeps_one_per_cluster():
@@ -283,20 +301,28 @@ def test_correlation_filter_linkages_on_a_chain():
 
 def test_icc_filter_from_the_long_table():
     X = pd.DataFrame(np.zeros((3, 4)), columns=["f1", "f2", "f3", "age"])
-    table = pd.DataFrame({
-        "feature": ["f1", "f2", "f3"] * 2,
-        "form": ["ICC(1,1)"] * 3 + ["ICC(3,1)"] * 3,
-        "icc": [0.95, 0.80, 0.40, 0.97, 0.70, 0.50],
-        "ci_low": [0.90, 0.60, 0.20, 0.93, 0.55, 0.30],
-    })
+    table = pd.DataFrame(
+        {
+            "feature": ["f1", "f2", "f3"] * 2,
+            "form": ["ICC(1,1)"] * 3 + ["ICC(3,1)"] * 3,
+            "icc": [0.95, 0.80, 0.40, 0.97, 0.70, 0.50],
+            "ci_low": [0.90, 0.60, 0.20, 0.93, 0.55, 0.30],
+        }
+    )
     keep = dict(missing="keep")
     assert list(ICCFilter(table, **keep).fit(X).get_feature_names_out()) == ["f1", "f2", "age"]
-    assert list(ICCFilter(table, statistic="ci_low", **keep).fit(X).get_feature_names_out()) \
-        == ["f1", "age"]
-    assert list(ICCFilter(table, form="ICC(3,1)", missing="drop").fit(X)
-                .get_feature_names_out()) == ["f1"]
-    assert list(ICCFilter({"f1": 0.5, "f2": 0.9, "f3": 0.9, "age": 1.0}, threshold=0.9)
-                .fit(X).get_feature_names_out()) == ["f2", "f3", "age"]
+    assert list(ICCFilter(table, statistic="ci_low", **keep).fit(X).get_feature_names_out()) == [
+        "f1",
+        "age",
+    ]
+    assert list(
+        ICCFilter(table, form="ICC(3,1)", missing="drop").fit(X).get_feature_names_out()
+    ) == ["f1"]
+    assert list(
+        ICCFilter({"f1": 0.5, "f2": 0.9, "f3": 0.9, "age": 1.0}, threshold=0.9)
+        .fit(X)
+        .get_feature_names_out()
+    ) == ["f2", "f3", "age"]
     with pytest.raises(ValueError, match="no ICC for column 'age'"):
         ICCFilter(table).fit(X)
     with pytest.raises(ValueError, match="no rows of form 'ICC\\(2,1\\)'"):
@@ -329,8 +355,14 @@ def test_mrmr_skips_redundant_copies():
     n = 300
     strong, medium = rng.normal(size=n), rng.normal(size=n)
     y = (strong + 0.6 * medium + 0.5 * rng.normal(size=n) > 0).astype(int)
-    X = pd.DataFrame({"noise": rng.normal(size=n), "strong": strong,
-                      "copy": strong + 0.05 * rng.normal(size=n), "medium": medium})
+    X = pd.DataFrame(
+        {
+            "noise": rng.normal(size=n),
+            "strong": strong,
+            "copy": strong + 0.05 * rng.normal(size=n),
+            "medium": medium,
+        }
+    )
     m = MRMRSelector(n_features=2).fit(X, y)
     assert [X.columns[i] for i in m.ranking_] == ["strong", "medium"]
     from sklearn.feature_selection import f_classif
@@ -360,23 +392,28 @@ def test_feature_pca_is_pca_of_standardised_features():
     pca = FeaturePCA(n_components=3).set_output(transform="pandas").fit(X)
     scores = pca.transform(X)
     reference = PCA(n_components=3).fit(StandardScaler().fit_transform(X))
-    np.testing.assert_allclose(np.abs(scores.to_numpy()),
-                               np.abs(reference.transform(StandardScaler().fit_transform(X))),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        np.abs(scores.to_numpy()),
+        np.abs(reference.transform(StandardScaler().fit_transform(X))),
+        atol=1e-10,
+    )
     assert list(scores.columns) == ["PC1", "PC2", "PC3"]
     assert list(pca.loadings_.index) == list(X.columns)
     assert FeaturePCA(n_components=0.9).fit(X).explained_variance_ratio_.sum() >= 0.9
 
 
-@pytest.mark.parametrize(("selector", "match"), [
-    (UnivariateCoxSelector(alpha=2.0), "alpha"),
-    (UnivariateCoxSelector(k=0), "k must be"),
-    (CoxnetSelector(l1_ratio=0.0), "selects nothing"),
-    (CorrelationFilter(keep="relevance"), "needs y"),
-    (CorrelationFilter(threshold=1.5), "threshold"),
-    (NearZeroVariance(freq_cut=0.5), "freq_cut"),
-    (MRMRSelector(relevance="chi2"), "relevance must be one of"),
-])
+@pytest.mark.parametrize(
+    ("selector", "match"),
+    [
+        (UnivariateCoxSelector(alpha=2.0), "alpha"),
+        (UnivariateCoxSelector(k=0), "k must be"),
+        (CoxnetSelector(l1_ratio=0.0), "selects nothing"),
+        (CorrelationFilter(keep="relevance"), "needs y"),
+        (CorrelationFilter(threshold=1.5), "threshold"),
+        (NearZeroVariance(freq_cut=0.5), "freq_cut"),
+        (MRMRSelector(relevance="chi2"), "relevance must be one of"),
+    ],
+)
 def test_parameter_errors(selector, match):
     X, y = _cox_data(n=30, p=3)
     with pytest.raises(ValueError, match=match):

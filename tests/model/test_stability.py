@@ -60,15 +60,32 @@ def store(tmp_path_factory):
         image = _image(values)
         label = sitk.GetImageFromArray(roi)
         label.CopyInformation(image)
-        write_series(root, f"P{i}", "S1", image, [LabelMap("rs", "labelmap", label, {1: "GTV"})],
-                     attrs={"modality": "CT", "institution": "INST_A"}, fingerprint=f"fp{i}")
+        write_series(
+            root,
+            f"P{i}",
+            "S1",
+            image,
+            [LabelMap("rs", "labelmap", label, {1: "GTV"})],
+            attrs={"modality": "CT", "institution": "INST_A"},
+            fingerprint=f"fp{i}",
+        )
     plate = np.zeros(SHAPE, np.uint8)
     plate[10, 10:26, 10:26] = 1
-    image = _image(np.full(SHAPE, 180.0, np.float32) + np.random.default_rng(9).normal(0, 4, SHAPE).astype(np.float32))
+    image = _image(
+        np.full(SHAPE, 180.0, np.float32)
+        + np.random.default_rng(9).normal(0, 4, SHAPE).astype(np.float32)
+    )
     label = sitk.GetImageFromArray(plate)
     label.CopyInformation(image)
-    write_series(root, "P9", "S1", image, [LabelMap("rs", "labelmap", label, {1: "GTV"})],
-                 attrs={"modality": "CT", "institution": "INST_A"}, fingerprint="fp9")
+    write_series(
+        root,
+        "P9",
+        "S1",
+        image,
+        [LabelMap("rs", "labelmap", label, {1: "GTV"})],
+        attrs={"modality": "CT", "institution": "INST_A"},
+        fingerprint="fp9",
+    )
     return root
 
 
@@ -92,12 +109,24 @@ def test_parse_perturbations():
     assert parse_perturbation("noise:20:3") == Perturbation("noise", 20.0, 3)
     assert parse_perturbation("translate:0,0.5,-1").amount == (0.0, 0.5, -1.0)
     assert [parse_perturbation(p).name for p in DEFAULT_PERTURBATIONS] == [
-        "original", "erode1", "dilate1", "rotate-5", "rotate+5", "translate0,0.5,0.5"]
+        "original",
+        "erode1",
+        "dilate1",
+        "rotate-5",
+        "rotate+5",
+        "translate0,0.5,0.5",
+    ]
     assert parse_perturbation("noise:20:1").name == "noise20-s1"
-    for text, message in [("blur:1", "unknown; known: original"), ("erode", "needs an amount"),
-                          ("erode:1.5", "whole number of voxels"), ("noise:0", "must be > 0"),
-                          ("rotate:200", "at most 180 degrees"), ("translate:1,2", "3 finite shifts"),
-                          ("noise:x", "must be numbers"), ("original:1", "takes no amount")]:
+    for text, message in [
+        ("blur:1", "unknown; known: original"),
+        ("erode", "needs an amount"),
+        ("erode:1.5", "whole number of voxels"),
+        ("noise:0", "must be > 0"),
+        ("rotate:200", "at most 180 degrees"),
+        ("translate:1,2", "3 finite shifts"),
+        ("noise:x", "must be numbers"),
+        ("original:1", "takes no amount"),
+    ]:
         with pytest.raises(SettingsError, match=message):
             parse_perturbation(text)
 
@@ -117,8 +146,12 @@ def test_erode_and_dilate_by_one_voxel_match_scipy():
     cross = ndimage.generate_binary_structure(3, 1)  # 6-neighbour cross
     _, eroded = perturb(image, mask, "erode:1")
     _, dilated = perturb(image, mask, "dilate:1")
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(eroded), ndimage.binary_erosion(roi, cross))
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(dilated), ndimage.binary_dilation(roi, cross))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(eroded), ndimage.binary_erosion(roi, cross)
+    )
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(dilated), ndimage.binary_dilation(roi, cross)
+    )
 
 
 def test_translation_by_one_voxel_shifts_image_and_mask():
@@ -139,7 +172,9 @@ def test_rotation_by_90_degrees_turns_x_into_y():
     # Right-handed about +z: +x turns into +y; voxel centres land on voxel centres.
     assert got[4, 10, 7] == pytest.approx(500.0, abs=1e-3)
     np.testing.assert_allclose(got, np.rot90(values, k=-1, axes=(1, 2)), atol=1e-3)
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(quarter_mask), np.rot90(roi, k=-1, axes=(1, 2)))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(quarter_mask), np.rot90(roi, k=-1, axes=(1, 2))
+    )
 
 
 def test_noise_has_its_sigma_and_is_reproducible():
@@ -178,11 +213,17 @@ def test_robust_features_score_high_and_noise_sensitive_ones_low(result):
     assert _icc11(table, "CT.gtv.original_firstorder_Mean") > 0.9
     # The same values without the noise rater: texture is stable under the
     # geometric perturbations, and noise is what makes it unstable.
-    quiet = icc_long(result.values[(result.values["perturbation"] != "noise15")
-                                   & (result.values["case"] != "P9")]
-                     .assign(subject=lambda d: d["case"]), rater="perturbation")
-    for feature in ("CT.gtv.original_glcm_Contrast", "CT.gtv.original_glcm_JointEntropy",
-                    "CT.gtv.original_firstorder_Entropy"):
+    quiet = icc_long(
+        result.values[
+            (result.values["perturbation"] != "noise15") & (result.values["case"] != "P9")
+        ].assign(subject=lambda d: d["case"]),
+        rater="perturbation",
+    )
+    for feature in (
+        "CT.gtv.original_glcm_Contrast",
+        "CT.gtv.original_glcm_JointEntropy",
+        "CT.gtv.original_firstorder_Entropy",
+    ):
         assert _icc11(quiet, feature) > 0.8, feature
         assert _icc11(table, feature) < 0.6, feature
         assert _icc11(table, feature) < _icc11(table, "CT.gtv.original_firstorder_Mean") - 0.3
@@ -202,8 +243,15 @@ def test_reference_rater_equals_extraction_from_the_store(result, store, params_
     from radflow.store.read import open_label, open_volume
 
     for case in ("P0", "P3"):
-        direct = extract(open_volume(store, case, "S1"), open_label(store, case, "S1", "rs"), params_file, label=1)
-        rows = result.values[(result.values["case"] == case) & (result.values["perturbation"] == "original")]
+        direct = extract(
+            open_volume(store, case, "S1"),
+            open_label(store, case, "S1", "rs"),
+            params_file,
+            label=1,
+        )
+        rows = result.values[
+            (result.values["case"] == case) & (result.values["perturbation"] == "original")
+        ]
         assert len(rows) == 4
         for feature, value in zip(rows["feature"], rows["value"]):
             assert feature.startswith("CT.gtv.")
@@ -214,11 +262,14 @@ def test_reference_rater_equals_extraction_from_the_store(result, store, params_
 def test_failures_are_recorded_not_raised(result):
     failures = result.failures
     assert list(failures[["case", "roi", "perturbation"]].itertuples(index=False, name=None)) == [
-        ("P9", "gtv", "erode1")]
+        ("P9", "gtv", "erode1")
+    ]
     assert failures["error_type"].iloc[0] == "InputError"
     assert "nothing is segmented" in failures["message"].iloc[0]
     plate = result.values[result.values["case"] == "P9"]
-    assert set(plate["perturbation"]) == {p for p in result.values["perturbation"].unique() if p != "erode1"}
+    assert set(plate["perturbation"]) == {
+        p for p in result.values["perturbation"].unique() if p != "erode1"
+    }
 
 
 def test_one_roi_at_a_time(store, params_file, monkeypatch):
@@ -244,7 +295,8 @@ def test_one_roi_at_a_time(store, params_file, monkeypatch):
     assert all(held == [] for kind, _, held in events if kind == "read")
     # Each ROI is read (image, then label) and yielded before the next is read.
     assert [(k, c) for k, c, _ in events] == [
-        (k, c) for c in ("P0", "P1", "P2", "P3", "P9") for k in ("read", "read", "yield")]
+        (k, c) for c in ("P0", "P1", "P2", "P3", "P9") for k in ("read", "read", "yield")
+    ]
 
 
 def test_study_errors(store, params_file):

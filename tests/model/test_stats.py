@@ -32,7 +32,9 @@ def test_bh_hand_example():
 
 def test_bh_step_up_takes_the_minimum_from_above():
     """p = .01 .04 .03 .20: rank 2 (.03) scales to .06 but rank 3 (.04) to .0533, which wins."""
-    np.testing.assert_allclose(benjamini_hochberg([0.01, 0.04, 0.03, 0.20]), [0.04, 0.16 / 3, 0.16 / 3, 0.2])
+    np.testing.assert_allclose(
+        benjamini_hochberg([0.01, 0.04, 0.03, 0.20]), [0.04, 0.16 / 3, 0.16 / 3, 0.2]
+    )
 
 
 def test_bh_matches_scipy_with_ties_nan_and_shape():
@@ -58,22 +60,35 @@ def frame():
     rng = np.random.default_rng(5)
     n = 40
     a = rng.normal(size=n)
-    X = pd.DataFrame({
-        "a": a,
-        "b": 0.6 * a + rng.normal(size=n),
-        "c": np.round(rng.normal(size=n)),  # ties, for Spearman
-        "d": np.exp(a) + 0.1 * rng.normal(size=n),
-        "e": rng.normal(size=n),
-    }, index=[f"P{i:03d}" for i in range(n)])
+    X = pd.DataFrame(
+        {
+            "a": a,
+            "b": 0.6 * a + rng.normal(size=n),
+            "c": np.round(rng.normal(size=n)),  # ties, for Spearman
+            "d": np.exp(a) + 0.1 * rng.normal(size=n),
+            "e": rng.normal(size=n),
+        },
+        index=[f"P{i:03d}" for i in range(n)],
+    )
     X.loc[X.index[:5], "d"] = np.nan  # a missing modality
     X.loc[X.index[3:9], "e"] = np.nan  # another, overlapping
     return X
 
 
-@pytest.mark.parametrize("method, oracle", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr)])
+@pytest.mark.parametrize(
+    "method, oracle", [("pearson", stats.pearsonr), ("spearman", stats.spearmanr)]
+)
 def test_feature_pairs_match_scipy_pairwise_complete(frame, method, oracle):
     table = correlations(frame, method=method)
-    assert len(table) == 10 and list(table.columns) == ["x", "y", "method", "r", "p_value", "q_value", "n"]
+    assert len(table) == 10 and list(table.columns) == [
+        "x",
+        "y",
+        "method",
+        "r",
+        "p_value",
+        "q_value",
+        "n",
+    ]
     assert list(zip(table["x"], table["y"]))[:4] == [("a", "b"), ("a", "c"), ("a", "d"), ("a", "e")]
     for row in table.itertuples():
         both = frame[[row.x, row.y]].dropna()
@@ -81,12 +96,15 @@ def test_feature_pairs_match_scipy_pairwise_complete(frame, method, oracle):
         assert row.n == len(both)
         assert row.r == pytest.approx(expected.statistic, rel=1e-10, abs=1e-12)
         assert row.p_value == pytest.approx(expected.pvalue, rel=1e-8, abs=1e-300)
-    np.testing.assert_allclose(table["q_value"], stats.false_discovery_control(table["p_value"]), rtol=1e-12)
+    np.testing.assert_allclose(
+        table["q_value"], stats.false_discovery_control(table["p_value"]), rtol=1e-12
+    )
 
 
 def test_features_against_covariates_align_on_the_index(frame):
-    covariates = pd.DataFrame({"age": np.arange(40.0) ** 1.5, "hpv=positive": np.tile([0.0, 1.0], 20)},
-                              index=frame.index)[::-1]  # other row order
+    covariates = pd.DataFrame(
+        {"age": np.arange(40.0) ** 1.5, "hpv=positive": np.tile([0.0, 1.0], 20)}, index=frame.index
+    )[::-1]  # other row order
     covariates = covariates.drop(index=frame.index[10])  # a patient without clinical data
     table = correlations(frame, covariates, method="spearman")
     assert len(table) == 5 * 2
@@ -121,7 +139,10 @@ def test_correlation_input_errors(frame):
 
 # -- radflow model stats -------------------------------------------------------------
 
-PARAMS = {"setting": {"binWidth": 5}, "featureClass": {"firstorder": ["Mean", "Entropy"], "glcm": ["Contrast"]}}
+PARAMS = {
+    "setting": {"binWidth": 5},
+    "featureClass": {"firstorder": ["Mean", "Entropy"], "glcm": ["Contrast"]},
+}
 COLUMNS = ("firstorder_Entropy", "firstorder_Mean", "glcm_Contrast")
 
 
@@ -139,13 +160,27 @@ def study_files(tmp_path):
     rng = np.random.default_rng(0)
     table = tmp_path / "features"
     with table_lock(table):
-        writer = TableWriter(table, feature_set_name(load_params(PARAMS)), COLUMNS,
-                             params_to_dict(load_params(PARAMS)), "r1")
+        writer = TableWriter(
+            table,
+            feature_set_name(load_params(PARAMS)),
+            COLUMNS,
+            params_to_dict(load_params(PARAMS)),
+            "r1",
+        )
         for p in cohort:
             case = pseud.patient(p.patient)
-            row = {"case": case, "series": "S1", "roi": "gtv", "label_key": "rs", "label": 1,
-                   "image_type": "original", "task_key": case, "firstorder_Mean": p.clinical["age"] + rng.normal(),
-                   "firstorder_Entropy": rng.normal(), "glcm_Contrast": rng.normal()}
+            row = {
+                "case": case,
+                "series": "S1",
+                "roi": "gtv",
+                "label_key": "rs",
+                "label": 1,
+                "image_type": "original",
+                "task_key": case,
+                "firstorder_Mean": p.clinical["age"] + rng.normal(),
+                "firstorder_Entropy": rng.normal(),
+                "glcm_Contrast": rng.normal(),
+            }
             writer.commit(p.site.name, "CT", case, [row], keep=set())
     pd.DataFrame([p.clinical for p in cohort]).to_csv(tmp_path / "clinical.csv", index=False)
     pd.DataFrame([p.genomic for p in cohort]).to_csv(tmp_path / "genomic.csv", index=False)
@@ -156,12 +191,27 @@ def study_files(tmp_path):
         values = (40.0 * i + 5 * np.random.default_rng(i).normal(size=z.shape)).astype(np.float32)
         roi = ((z - 5) ** 2 + (y - 10) ** 2 + (x - 10) ** 2 <= 16 + 4 * i).astype(np.uint8)
         image, label = sitk.GetImageFromArray(values), sitk.GetImageFromArray(roi)
-        write_series(store, f"C{i}", "S1", image, [LabelMap("rs", "labelmap", label, {1: "GTV"})],
-                     attrs={"modality": "CT"}, fingerprint=f"fp{i}")
-    (tmp_path / "params.yaml").write_text("setting: {binWidth: 5}\nfeatureClass: {firstorder: [Mean]}\n")
-    return {"table": table, "cohort": cohort, "clinical": tmp_path / "clinical.csv",
-            "genomic": tmp_path / "genomic.csv", "store": store, "params": tmp_path / "params.yaml",
-            "out": tmp_path / "stats"}
+        write_series(
+            store,
+            f"C{i}",
+            "S1",
+            image,
+            [LabelMap("rs", "labelmap", label, {1: "GTV"})],
+            attrs={"modality": "CT"},
+            fingerprint=f"fp{i}",
+        )
+    (tmp_path / "params.yaml").write_text(
+        "setting: {binWidth: 5}\nfeatureClass: {firstorder: [Mean]}\n"
+    )
+    return {
+        "table": table,
+        "cohort": cohort,
+        "clinical": tmp_path / "clinical.csv",
+        "genomic": tmp_path / "genomic.csv",
+        "store": store,
+        "params": tmp_path / "params.yaml",
+        "out": tmp_path / "stats",
+    }
 
 
 def _args(argv):
@@ -172,26 +222,51 @@ def _args(argv):
 
 def test_stats_command_writes_the_tables(study_files, capsys):
     f = study_files
-    args = _args([f["table"], "--out", f["out"], "--clinical", f["clinical"], "--genomic", f["genomic"],
-                  "--store", f["store"], "--params", f["params"], "--perturb", "original",
-                  "--perturb", "dilate:1", "--perturb", "noise:5"])
+    args = _args(
+        [
+            f["table"],
+            "--out",
+            f["out"],
+            "--clinical",
+            f["clinical"],
+            "--genomic",
+            f["genomic"],
+            "--store",
+            f["store"],
+            "--params",
+            f["params"],
+            "--perturb",
+            "original",
+            "--perturb",
+            "dilate:1",
+            "--perturb",
+            "noise:5",
+        ]
+    )
     assert stats_command(args) == 0
     assert sorted(p.name for p in f["out"].iterdir()) == sorted(OUTPUTS.values())
 
     features = pq.read_table(f["out"] / OUTPUTS["features"]).to_pandas()
     study = load_study(f["table"], clinical=f["clinical"], genomic=f["genomic"])
-    expected = pd.concat([correlations(study.X, method=m) for m in ("pearson", "spearman")], ignore_index=True)
+    expected = pd.concat(
+        [correlations(study.X, method=m) for m in ("pearson", "spearman")], ignore_index=True
+    )
     pd.testing.assert_frame_equal(features, expected)
     assert len(features) == 2 * 3  # 3 feature pairs, two methods
 
     covariates = pq.read_table(f["out"] / OUTPUTS["covariates"]).to_pandas()
-    age = covariates[(covariates["x"] == "CT.gtv.original_firstorder_Mean") & (covariates["y"] == "age")
-                     & (covariates["method"] == "pearson")].iloc[0]
+    age = covariates[
+        (covariates["x"] == "CT.gtv.original_firstorder_Mean")
+        & (covariates["y"] == "age")
+        & (covariates["method"] == "pearson")
+    ].iloc[0]
     assert age["r"] > 0.9 and age["q_value"] < 0.05  # the relation built into the table
     assert {"TP53", "sex=M", "stage=I"} <= set(covariates["y"])
 
     icc = pq.read_table(f["out"] / OUTPUTS["icc"]).to_pandas()
-    assert set(icc["feature"]) == {"CT.gtv.original_firstorder_Mean"} and (icc["n_raters"] == 3).all()
+    assert (
+        set(icc["feature"]) == {"CT.gtv.original_firstorder_Mean"} and (icc["n_raters"] == 3).all()
+    )
     assert (icc["n_subjects"] == 3).all()
     assert pq.read_table(f["out"] / OUTPUTS["failures"]).num_rows == 0
     assert len(pq.read_table(f["out"] / OUTPUTS["values"])) == 3 * 3
@@ -208,7 +283,9 @@ def test_stats_command_without_files_or_store(study_files):
     f = study_files
     assert stats_command(_args([f["table"], "--out", f["out"], "--method", "spearman"])) == 0
     assert [p.name for p in f["out"].iterdir()] == [OUTPUTS["features"]]
-    assert set(pq.read_table(f["out"] / OUTPUTS["features"]).column("method").to_pylist()) == {"spearman"}
+    assert set(pq.read_table(f["out"] / OUTPUTS["features"]).column("method").to_pylist()) == {
+        "spearman"
+    }
 
 
 def test_stats_command_needs_store_and_params_together(study_files):

@@ -41,17 +41,25 @@ def folder(tmp_path_factory):
         mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
         write_feature_table(folder / "features", cohort)
     write_archive_files(folder, cohort)
-    (folder / "sites.csv").write_text("patient,site\n" + "".join(
-        f"{p.patient},{p.site.name}\n" for p in cohort))
+    (folder / "sites.csv").write_text(
+        "patient,site\n" + "".join(f"{p.patient},{p.site.name}\n" for p in cohort)
+    )
     return folder
 
 
 def _spec(**pipeline) -> dict:
-    return {**SPEC, "bootstrap": 30,
-            "pipeline": {**SPEC["pipeline"], "select": [{"method": "nzv"}],
-                         "model": {"kind": "coxnet", "l1_ratio": 0.5, "alpha": 0.1}, "grid": {},
-                         **pipeline},
-            "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3, "inner_folds": 2}}
+    return {
+        **SPEC,
+        "bootstrap": 30,
+        "pipeline": {
+            **SPEC["pipeline"],
+            "select": [{"method": "nzv"}],
+            "model": {"kind": "coxnet", "l1_ratio": 0.5, "alpha": 0.1},
+            "grid": {},
+            **pipeline,
+        },
+        "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3, "inner_folds": 2},
+    }
 
 
 def _write_spec(folder, name, mapping):
@@ -124,19 +132,33 @@ def test_predictions_are_out_of_fold(saved):
             train = part.index[part["fold"] != fold]
             at = design.X.index.get_indexer(train)
             model = clone(pipeline).fit(design.X.loc[train], design.y[at])
-            np.testing.assert_allclose(part.loc[test, "risk"],
-                                       predict_risk(model, design.X.loc[test]), rtol=1e-9,
-                                       err_msg=f"{scheme} {fold}")
+            np.testing.assert_allclose(
+                part.loc[test, "risk"],
+                predict_risk(model, design.X.loc[test]),
+                rtol=1e-9,
+                err_msg=f"{scheme} {fold}",
+            )
 
 
 def test_read_predictions_rejects_other_layouts(tmp_path):
     bad = tmp_path / "predictions.parquet"
     pd.DataFrame({"patient": ["P1"], "risk": [0.3]}).to_parquet(bad)
-    with pytest.raises(InputError, match=r"predictions.parquet: not out-of-fold predictions: "
-                                         r"needs columns patient, institution"):
+    with pytest.raises(
+        InputError,
+        match=r"predictions.parquet: not out-of-fold predictions: "
+        r"needs columns patient, institution",
+    ):
         read_predictions(bad)
-    twice = pd.DataFrame({"patient": ["P1", "P1"], "institution": "A", "scheme": "loio",
-                          "fold": "A", "risk": [0.1, 0.2], "label": [0, 1]})
+    twice = pd.DataFrame(
+        {
+            "patient": ["P1", "P1"],
+            "institution": "A",
+            "scheme": "loio",
+            "fold": "A",
+            "risk": [0.1, 0.2],
+            "label": [0, 1],
+        }
+    )
     twice.to_parquet(bad)
     with pytest.raises(InputError, match="appears twice"):
         read_predictions(bad)
@@ -154,8 +176,14 @@ def _icc_table(columns) -> pd.DataFrame:
     rows = []
     for k, column in enumerate(columns):
         stable = k % 2 == 0
-        rows.append({"feature": column, "form": "ICC(1,1)", "icc": 0.95 if stable else 0.80,
-                     "ci_low": 0.85 if stable else 0.60})
+        rows.append(
+            {
+                "feature": column,
+                "form": "ICC(1,1)",
+                "icc": 0.95 if stable else 0.80,
+                "ci_low": 0.85 if stable else 0.60,
+            }
+        )
         rows.append({"feature": column, "form": "ICC(3,1)", "icc": 0.10, "ci_low": 0.0})
     return pd.DataFrame(rows)
 
@@ -165,36 +193,49 @@ def test_icc_step_keeps_stable_and_unmeasured_columns(folder):
     ct = [c for c in design.image_columns if c.startswith("CT.")]
     (folder / "stability").mkdir(exist_ok=True)
     _icc_table(ct).to_parquet(folder / "stability" / "icc.parquet")
-    step = {"method": "icc", "table": "stability/icc.parquet", "threshold": 0.75,
-            "statistic": "ci_low"}
+    step = {
+        "method": "icc",
+        "table": "stability/icc.parquet",
+        "threshold": 0.75,
+        "statistic": "ci_low",
+    }
     spec = load_spec(_write_spec(folder, "icc.yaml", _spec(select=[step])))
     assert spec.pipeline.select[0].params["table"] == str(folder / "stability" / "icc.parquet")
     pipeline = build_pipeline(spec, image_columns=design.image_columns).fit(design.X, design.y)
     kept = list(pipeline[:-1].get_feature_names_out())
-    expected = [c for c in design.X.columns if c != "institution"
-                and (not c.startswith("CT.") or ct.index(c) % 2 == 0)]
+    expected = [
+        c
+        for c in design.X.columns
+        if c != "institution" and (not c.startswith("CT.") or ct.index(c) % 2 == 0)
+    ]
     assert kept == expected
     assert any(c.startswith("PT.") for c in kept) and "clinical.age" in kept
     icc = pipeline.named_steps["select_icc"]
     assert np.isnan(icc.icc_).sum() == len(design.X.columns) - 1 - len(ct)
 
     # On the point estimate, both halves pass 0.75.
-    loose = load_spec(_write_spec(folder, "icc2.yaml", _spec(select=[{**step, "statistic": "icc"}])))
+    loose = load_spec(
+        _write_spec(folder, "icc2.yaml", _spec(select=[{**step, "statistic": "icc"}]))
+    )
     fitted = build_pipeline(loose, image_columns=design.image_columns).fit(design.X, design.y)
     assert len(fitted[:-1].get_feature_names_out()) == len(design.X.columns) - 1
 
 
 def test_icc_step_errors_name_the_spec_and_the_table(folder):
     spec_file = _write_spec(folder, "icc_bad.yaml", _spec(select=[{"method": "icc"}]))
-    with pytest.raises(SettingsError, match=r"icc_bad.yaml: pipeline.select\[0\]: icc: needs table"):
+    with pytest.raises(
+        SettingsError, match=r"icc_bad.yaml: pipeline.select\[0\]: icc: needs table"
+    ):
         load_spec(spec_file)
-    spec_file = _write_spec(folder, "icc_absent.yaml",
-                            _spec(select=[{"method": "icc", "table": "nowhere.parquet"}]))
+    spec_file = _write_spec(
+        folder, "icc_absent.yaml", _spec(select=[{"method": "icc", "table": "nowhere.parquet"}])
+    )
     with pytest.raises(InputError, match="nowhere.parquet: ICC table does not exist"):
         load_spec(spec_file)
     (folder / "junk.parquet").write_text("no Parquet")
-    spec_file = _write_spec(folder, "icc_junk.yaml",
-                            _spec(select=[{"method": "icc", "table": "junk.parquet"}]))
+    spec_file = _write_spec(
+        folder, "icc_junk.yaml", _spec(select=[{"method": "icc", "table": "junk.parquet"}])
+    )
     with pytest.raises(InputError, match="junk.parquet: not a readable ICC Parquet table"):
         load_spec(spec_file)
 
@@ -205,17 +246,27 @@ def test_icc_step_errors_name_the_spec_and_the_table(folder):
 def test_fusion_key_is_validated(folder):
     with pytest.raises(SettingsError, match="pipeline.fusion: 'stacked' is not one of early, late"):
         parse_spec(_spec(fusion="stacked"), base_dir=folder, where="s.yaml")
-    binary = {**_spec(fusion="late", model={"kind": "logistic"}),
-              "endpoint": {"kind": "binary", "column": "hpv", "positive": "positive"}}
-    binary["blocks"] = {**binary["blocks"], "clinical": {"columns": ["age", "sex", "stage"],
-                                                         "ordinal": {"stage": ["I", "II", "III", "IV"]}}}
+    binary = {
+        **_spec(fusion="late", model={"kind": "logistic"}),
+        "endpoint": {"kind": "binary", "column": "hpv", "positive": "positive"},
+    }
+    binary["blocks"] = {
+        **binary["blocks"],
+        "clinical": {
+            "columns": ["age", "sex", "stage"],
+            "ordinal": {"stage": ["I", "II", "III", "IV"]},
+        },
+    }
     with pytest.raises(SettingsError, match="pipeline.fusion: late fusion stacks survival models"):
         parse_spec(binary, base_dir=folder, where="s.yaml")
     assert parse_spec(_spec(), base_dir=folder).pipeline.fusion == "early"
     image_only = {**_spec(fusion="late"), "blocks": {"image": {"modalities": ["CT"]}}}
     spec = parse_spec(image_only, base_dir=folder, where="one.yaml")
-    with pytest.raises(SettingsError, match="one.yaml: pipeline.fusion: late fusion needs at least "
-                                            r"two blocks .* \['CT'\]"):
+    with pytest.raises(
+        SettingsError,
+        match="one.yaml: pipeline.fusion: late fusion needs at least "
+        r"two blocks .* \['CT'\]",
+    ):
         build_pipeline(spec, image_columns=["CT.gtv.original_shape_MeshVolume"])
 
 
@@ -225,8 +276,10 @@ def test_late_fusion_spec_end_to_end(folder, capsys):
     from radflow.model.metrics import harrell_c
     from radflow.model.validation import run_study
 
-    mapping = {**_spec(fusion="late", grid={"alpha": [0.1, 0.3]}),
-               "validation": {"schemes": ["nested_cv"], "outer_folds": 3, "inner_folds": 2}}
+    mapping = {
+        **_spec(fusion="late", grid={"alpha": [0.1, 0.3]}),
+        "validation": {"schemes": ["nested_cv"], "outer_folds": 3, "inner_folds": 2},
+    }
     spec = load_spec(_write_spec(folder, "late.yaml", mapping))
     design = load_design(spec)
     result = run_study(spec, design)
@@ -245,8 +298,10 @@ def test_late_fusion_spec_end_to_end(folder, capsys):
     assert "integrated_brier" not in cv.pooled  # risks only, no survival curves
     assert any("late fusion" in note for note in result.notes)
     with capsys.disabled():
-        print(f"\nlate fusion ({', '.join(final.blocks_)}), nested CV on {N} patients: "
-              f"Harrell's C {c}; block weights {final.weights_.round(2).to_dict()}")
+        print(
+            f"\nlate fusion ({', '.join(final.blocks_)}), nested CV on {N} patients: "
+            f"Harrell's C {c}; block weights {final.weights_.round(2).to_dict()}"
+        )
     assert c.value > 0.6
 
     paths = save_study(result, spec, folder / "late_out", design=design)
@@ -300,7 +355,9 @@ def test_failed_grid_points_lose_quietly():
         warnings.simplefilter("always")
         model, best = fit_tuned(_Fragile(), X, y, param_grid={"fail": [True, False]}, inner_folds=3)
     assert best == {"fail": False} and not model.fail
-    assert not [w for w in caught if "fits failed" in str(w.message)], [str(w.message) for w in caught]
+    assert not [w for w in caught if "fits failed" in str(w.message)], [
+        str(w.message) for w in caught
+    ]
 
 
 # -- StudyOutputs: the one reader of a model folder --------------------------------------
@@ -317,13 +374,15 @@ def test_study_outputs_read_what_save_study_wrote(saved, folder):
     assert outputs.model_file == same.model_file == out / "model.joblib"
     assert outputs.spec == saved["spec"] == load_model(out / "model.joblib")["spec"]
     design = saved["design"]
-    np.testing.assert_allclose(predict_risk(outputs.pipeline, design.X),
-                               predict_risk(saved["result"].model, design.X))
+    np.testing.assert_allclose(
+        predict_risk(outputs.pipeline, design.X), predict_risk(saved["result"].model, design.X)
+    )
     assert outputs.metrics["feature_set"] == design.feature_set
     assert set(outputs.validation) == {"nested_cv", "loio"}
     assert outputs.validation["loio"] == saved["result"].validations["loio"].as_dict()
-    pd.testing.assert_frame_equal(outputs.predictions,
-                                  read_predictions(out / "predictions.parquet"))
+    pd.testing.assert_frame_equal(
+        outputs.predictions, read_predictions(out / "predictions.parquet")
+    )
     assert outputs.command.startswith("radflow model fit ")
     pd.testing.assert_frame_equal(outputs.design().X, design.X)
     with pytest.MonkeyPatch.context() as mp:
@@ -331,8 +390,9 @@ def test_study_outputs_read_what_save_study_wrote(saved, folder):
         scored = outputs.predict(folder / "features")
         expected = predict_patients(load_model(out / "model.joblib"), folder / "features")
     pd.testing.assert_frame_equal(scored, expected)
-    np.testing.assert_allclose(scored.loc[design.X.index, "risk"],
-                               predict_risk(saved["result"].model, design.X))
+    np.testing.assert_allclose(
+        scored.loc[design.X.index, "risk"], predict_risk(saved["result"].model, design.X)
+    )
 
 
 def test_study_outputs_parts_and_errors(saved, folder, tmp_path):

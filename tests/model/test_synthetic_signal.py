@@ -37,13 +37,22 @@ SEED = 5
 #: Derived features whose value follows a property of the hidden hazard.
 PROXIES = {
     "volume": ("shape_MeshVolume", "shape_Maximum3DDiameter", "shape_SurfaceVolumeRatio"),
-    "heterogeneity": ("firstorder_StandardDeviation", "firstorder_Entropy", "glcm_Contrast",
-                      "firstorder_RobustMeanAbsoluteDeviation"),
+    "heterogeneity": (
+        "firstorder_StandardDeviation",
+        "firstorder_Entropy",
+        "glcm_Contrast",
+        "firstorder_RobustMeanAbsoluteDeviation",
+    ),
     "necrosis": ("firstorder_Mean", "firstorder_Skewness", "firstorder_Median"),
 }
 NOISE = tuple(f"glszm_Noise{k}" for k in range(8))
-COLUMNS = tuple(sorted({f for group in PROXIES.values() for f in group} | set(NOISE)
-                       | {"shape_Sphericity", "firstorder_Maximum", "glcm_Correlation"}))
+COLUMNS = tuple(
+    sorted(
+        {f for group in PROXIES.values() for f in group}
+        | set(NOISE)
+        | {"shape_Sphericity", "firstorder_Maximum", "glcm_Correlation"}
+    )
+)
 
 
 def _lognormal(rng, sd):
@@ -67,29 +76,37 @@ def derived_features(patient) -> dict[str, dict[str, float]]:
 
     texture = t["texture_sd_hu"] / np.sqrt(1.0 + (ct.blur_mm / t["texture_length_mm"]) ** 2)
     necrotic_mix = np.sqrt(nec * (1.0 - nec)) * (55.0 - 12.0)
-    sd = np.sqrt((ct.hu_scale * texture) ** 2 + (ct.hu_scale * necrotic_mix) ** 2 + ct.noise_hu ** 2)
+    sd = np.sqrt((ct.hu_scale * texture) ** 2 + (ct.hu_scale * necrotic_mix) ** 2 + ct.noise_hu**2)
     mean = ct.hu_scale * ((1.0 - nec) * 55.0 + nec * 12.0) + ct.hu_offset
     ct_volume = volume * (1.0 + 0.08 * ct.slice_mm / radius * 10.0 / 3.0) * _lognormal(rng, 0.05)
     ct_values = {
         "shape_MeshVolume": ct_volume,
         "shape_Maximum3DDiameter": 2.0 * radius * (1.0 + t["lobulation"]) * _lognormal(rng, 0.04),
-        "shape_SurfaceVolumeRatio": 3.0 / radius * (1.0 + 1.5 * t["lobulation"]) * _lognormal(rng, 0.04),
+        "shape_SurfaceVolumeRatio": 3.0
+        / radius
+        * (1.0 + 1.5 * t["lobulation"])
+        * _lognormal(rng, 0.04),
         "shape_Sphericity": 0.92 - 1.1 * t["lobulation"] - 0.01 * ct.slice_mm + rng.normal(0, 0.02),
         "firstorder_StandardDeviation": sd * _lognormal(rng, 0.05),
         "firstorder_RobustMeanAbsoluteDeviation": 0.68 * sd * _lognormal(rng, 0.06),
-        "firstorder_Entropy": 0.5 * np.log2(2 * np.pi * np.e * (sd / 25.0) ** 2 + 1.0) + rng.normal(0, 0.05),
+        "firstorder_Entropy": 0.5 * np.log2(2 * np.pi * np.e * (sd / 25.0) ** 2 + 1.0)
+        + rng.normal(0, 0.05),
         "firstorder_Mean": mean + rng.normal(0.0, 2.0),
         "firstorder_Median": mean + 0.3 * necrotic_mix + rng.normal(0.0, 3.0),
         "firstorder_Skewness": -2.0 * nec + rng.normal(0.0, 0.15),
         "firstorder_Maximum": mean + 3.0 * sd * _lognormal(rng, 0.05),
-        "glcm_Contrast": ((ct.hu_scale * texture) ** 2 * (1 - np.exp(-ct.pixel_mm / t["texture_length_mm"]))
-                          + 2 * ct.noise_hu ** 2 / (1 + ct.noise_grain_px)) / 625.0 * _lognormal(rng, 0.08),
-        "glcm_Correlation": texture ** 2 / (texture ** 2 + ct.noise_hu ** 2) + rng.normal(0, 0.03),
+        "glcm_Contrast": (
+            (ct.hu_scale * texture) ** 2 * (1 - np.exp(-ct.pixel_mm / t["texture_length_mm"]))
+            + 2 * ct.noise_hu**2 / (1 + ct.noise_grain_px)
+        )
+        / 625.0
+        * _lognormal(rng, 0.08),
+        "glcm_Correlation": texture**2 / (texture**2 + ct.noise_hu**2) + rng.normal(0, 0.03),
     }
     recovery = 1.0 - np.exp(-((radius / pet.psf_fwhm_mm) ** 1.5))
     suv = pet.calibration * t["suv_tumour"]
-    spread = (0.1 + 0.3 * h)
-    pet_sd = suv * np.sqrt(spread ** 2 * recovery + nec * (1 - nec) + pet.noise ** 2)
+    spread = 0.1 + 0.3 * h
+    pet_sd = suv * np.sqrt(spread**2 * recovery + nec * (1 - nec) + pet.noise**2)
     pet_mean = suv * recovery * ((1 - nec) + nec * 0.7 / t["suv_tumour"]) * _lognormal(rng, 0.04)
     pt_values = {
         "shape_MeshVolume": volume * (1.0 + 0.5 * pet.psf_fwhm_mm / radius) * _lognormal(rng, 0.08),
@@ -98,13 +115,18 @@ def derived_features(patient) -> dict[str, dict[str, float]]:
         "shape_Sphericity": 0.95 - 0.6 * t["lobulation"] + rng.normal(0, 0.03),
         "firstorder_StandardDeviation": pet_sd * _lognormal(rng, 0.06),
         "firstorder_RobustMeanAbsoluteDeviation": 0.7 * pet_sd * _lognormal(rng, 0.07),
-        "firstorder_Entropy": 0.5 * np.log2(2 * np.pi * np.e * (pet_sd / 0.25) ** 2 + 1.0) + rng.normal(0, 0.05),
+        "firstorder_Entropy": 0.5 * np.log2(2 * np.pi * np.e * (pet_sd / 0.25) ** 2 + 1.0)
+        + rng.normal(0, 0.05),
         "firstorder_Mean": pet_mean,
         "firstorder_Median": pet_mean * (1 + 0.2 * nec) * _lognormal(rng, 0.03),
         "firstorder_Skewness": -1.2 * nec + rng.normal(0, 0.2),
-        "firstorder_Maximum": suv * recovery * (1 + 2 * spread) * (1 + 2 * pet.noise) * _lognormal(rng, 0.05),
+        "firstorder_Maximum": suv
+        * recovery
+        * (1 + 2 * spread)
+        * (1 + 2 * pet.noise)
+        * _lognormal(rng, 0.05),
         "glcm_Contrast": (pet_sd / 0.25) ** 2 * _lognormal(rng, 0.1),
-        "glcm_Correlation": spread ** 2 / (spread ** 2 + pet.noise ** 2) + rng.normal(0, 0.03),
+        "glcm_Correlation": spread**2 / (spread**2 + pet.noise**2) + rng.normal(0, 0.03),
     }
     # Features with no signal, but the site's offset and scale (what wavelet or
     # higher-order features of differently reconstructed images look like).
@@ -128,9 +150,16 @@ def write_feature_table(table, cohort) -> str:
         for p in cohort:
             case = pseud.patient(p.patient)
             for modality, values in derived_features(p).items():
-                row = {"case": case, "series": f"S{modality}", "roi": "gtv", "label_key": "rs",
-                       "label": 1, "image_type": "original", "task_key": f"{case}-{modality}",
-                       **{c: float(values[c]) for c in COLUMNS}}
+                row = {
+                    "case": case,
+                    "series": f"S{modality}",
+                    "roi": "gtv",
+                    "label_key": "rs",
+                    "label": 1,
+                    "image_type": "original",
+                    "task_key": f"{case}-{modality}",
+                    **{c: float(values[c]) for c in COLUMNS},
+                }
                 writer.commit(p.site.name, modality, case, [row], keep=set())
     return feature_set
 
@@ -139,9 +168,11 @@ def write_archive_files(folder, cohort) -> dict:
     """clinical.csv, genomic.csv, outcomes.csv of ``cohort`` (raw ids), as the archive holds
     them."""
     paths = {}
-    for name, rows in (("clinical", [p.clinical for p in cohort]),
-                       ("genomic", [p.genomic for p in cohort]),
-                       ("outcomes", [p.outcome for p in cohort])):
+    for name, rows in (
+        ("clinical", [p.clinical for p in cohort]),
+        ("genomic", [p.genomic for p in cohort]),
+        ("outcomes", [p.outcome for p in cohort]),
+    ):
         paths[name] = folder / f"{name}.csv"
         pd.DataFrame(rows).to_csv(paths[name], index=False)
     return paths
@@ -153,13 +184,21 @@ SPEC = {
     "genomic": "genomic.csv",
     "outcomes": "outcomes.csv",
     "endpoint": {"kind": "survival", "time": "os_months", "event": "os_event"},
-    "blocks": {"image": {"modalities": ["CT", "PT"]},
-               "clinical": {"columns": ["age", "sex", "hpv", "stage"],
-                            "ordinal": {"stage": ["I", "II", "III", "IV"]}},
-               "genomic": {"columns": None}},
-    "pipeline": {"harmonise": {"method": "combat"}, "scale": "standard", "select": [],
-                 "model": {"kind": "coxnet", "l1_ratio": 0.5},
-                 "grid": {"alpha": [0.03, 0.1, 0.3]}},
+    "blocks": {
+        "image": {"modalities": ["CT", "PT"]},
+        "clinical": {
+            "columns": ["age", "sex", "hpv", "stage"],
+            "ordinal": {"stage": ["I", "II", "III", "IV"]},
+        },
+        "genomic": {"columns": None},
+    },
+    "pipeline": {
+        "harmonise": {"method": "combat"},
+        "scale": "standard",
+        "select": [],
+        "model": {"kind": "coxnet", "l1_ratio": 0.5},
+        "grid": {"alpha": [0.03, 0.1, 0.3]},
+    },
     "validation": {"schemes": ["nested_cv"], "outer_folds": 5, "inner_folds": 3},
     "bootstrap": 200,
     "seed": 0,
@@ -196,8 +235,17 @@ def validation(study):
     spec, design = study["spec"], study["design"]
     pipeline = build_pipeline(spec, image_columns=design.image_columns)
     grid = model_grid("coxnet", spec.pipeline.grid)
-    return nested_cv(pipeline, design.X, design.y, param_grid=grid, outer_folds=5, inner_folds=3,
-                     n_boot=spec.bootstrap, seed=spec.seed, extra_metrics=())
+    return nested_cv(
+        pipeline,
+        design.X,
+        design.y,
+        param_grid=grid,
+        outer_folds=5,
+        inner_folds=3,
+        n_boot=spec.bootstrap,
+        seed=spec.seed,
+        extra_metrics=(),
+    )
 
 
 def test_fused_model_cross_validated_c_index(study, validation):
@@ -221,8 +269,12 @@ def test_selected_features_include_those_the_generator_used(study):
     from radflow.model.validation import fit_tuned, model_features
 
     spec, design = study["spec"], study["design"]
-    model, _ = fit_tuned(build_pipeline(spec, image_columns=design.image_columns), design.X,
-                         design.y, param_grid=model_grid("coxnet", spec.pipeline.grid))
+    model, _ = fit_tuned(
+        build_pipeline(spec, image_columns=design.image_columns),
+        design.X,
+        design.y,
+        param_grid=model_grid("coxnet", spec.pipeline.grid),
+    )
     used = model_features(model)
     for prop, proxies in PROXIES.items():
         assert any(u.endswith(proxies) for u in used), f"no {prop} feature among {used}"
@@ -249,13 +301,16 @@ def test_combat_removes_the_institution_effect_not_the_survival_signal(study):
     site = design.institution
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
     classifier = LogisticRegression(max_iter=2000)
-    before = cross_val_score(make_pipeline(StandardScaler(), classifier),
-                             image.drop(columns="institution"), site, cv=cv).mean()
+    before = cross_val_score(
+        make_pipeline(StandardScaler(), classifier), image.drop(columns="institution"), site, cv=cv
+    ).mean()
     # ComBat inside the folds, so test patients are harmonised with training estimates.
     harmonised = make_pipeline(ComBat(features=design.image_columns), StandardScaler(), classifier)
     after = cross_val_score(harmonised.set_output(transform="pandas"), image, site, cv=cv).mean()
-    print(f"\ninstitution predicted from image features: accuracy {before:.2f} -> {after:.2f} "
-          f"after ComBat (chance 0.33)")
+    print(
+        f"\ninstitution predicted from image features: accuracy {before:.2f} -> {after:.2f} "
+        f"after ComBat (chance 0.33)"
+    )
     assert before > 0.9
     assert after < 0.5
 

@@ -56,26 +56,31 @@ def _cohort(n=90, seed=0, p=6):
     time = rng.exponential(np.exp(-lp)) * 10.0
     censor = rng.uniform(5.0, 30.0, n)
     y = Surv.from_arrays(time <= censor, np.minimum(time, censor))
-    frame = pd.DataFrame(X + (np.arange(n) % 3)[:, None] * 0.7, columns=[f"f{k}" for k in range(p)],
-                         index=pd.Index([f"P{k:03d}" for k in range(n)], name="patient"))
+    frame = pd.DataFrame(
+        X + (np.arange(n) % 3)[:, None] * 0.7,
+        columns=[f"f{k}" for k in range(p)],
+        index=pd.Index([f"P{k:03d}" for k in range(n)], name="patient"),
+    )
     frame["institution"] = site
     return frame, y
 
 
 def _spied_pipeline(features):
-    return Pipeline([
-        ("harmonise", FitSpy(ComBat(batch="institution", features=features), "combat")),
-        ("scale", FitSpy(StandardScaler(), "scale")),
-        ("select", FitSpy(UnivariateCoxSelector(alpha=0.5), "select")),
-        ("model", make_model("coxnet", l1_ratio=0.5)),
-    ]).set_output(transform="pandas")
+    return Pipeline(
+        [
+            ("harmonise", FitSpy(ComBat(batch="institution", features=features), "combat")),
+            ("scale", FitSpy(StandardScaler(), "scale")),
+            ("select", FitSpy(UnivariateCoxSelector(alpha=0.5), "select")),
+            ("model", make_model("coxnet", l1_ratio=0.5)),
+        ]
+    ).set_output(transform="pandas")
 
 
 def _check_chunks(log, tests, trains, fits_per_fold):
     steps = 3
     assert len(log) == len(tests) * fits_per_fold * steps
     for k, (test, train) in enumerate(zip(tests, trains)):
-        chunk = log[k * fits_per_fold * steps:(k + 1) * fits_per_fold * steps]
+        chunk = log[k * fits_per_fold * steps : (k + 1) * fits_per_fold * steps]
         for name, seen in chunk:
             assert not seen & test, f"{name} was fitted on test patients of fold {k}"
             assert seen <= train
@@ -88,14 +93,25 @@ def test_nested_cv_fits_every_step_inside_the_training_folds_only():
     features = [c for c in X.columns if c != "institution"]
     grid = model_grid("coxnet", {"alpha": [0.05, 0.2]})
     FitSpy.log.clear()
-    result = nested_cv(_spied_pipeline(features), X, y, param_grid=grid, outer_folds=3, inner_folds=2,
-                       n_boot=50, seed=1, extra_metrics=())
+    result = nested_cv(
+        _spied_pipeline(features),
+        X,
+        y,
+        param_grid=grid,
+        outer_folds=3,
+        inner_folds=2,
+        n_boot=50,
+        seed=1,
+        extra_metrics=(),
+    )
     folds = result.predictions["fold"]
     tests = [frozenset(folds.index[folds == f.name]) for f in result.folds]
     trains = [frozenset(X.index) - t for t in tests]
     _check_chunks(FitSpy.log, tests, trains, fits_per_fold=2 * 2 + 1)
     # Every patient is predicted exactly once, by the model of its fold.
-    assert sorted(map(len, tests)) == [30, 30, 30] and frozenset().union(*tests) == frozenset(X.index)
+    assert sorted(map(len, tests)) == [30, 30, 30] and frozenset().union(*tests) == frozenset(
+        X.index
+    )
     assert result.predictions["risk"].notna().all()
     # Outer folds are stratified by event: each holds a third of the events (+-1).
     events = pd.Series(y["event"], index=X.index)
@@ -111,8 +127,9 @@ def test_leave_one_institution_out_never_fits_on_the_held_out_site():
     pipe.steps[0] = ("drop", FitSpy(_DropColumn("institution"), "drop"))
     grid = model_grid("coxnet", {"alpha": [0.05, 0.2]})
     FitSpy.log.clear()
-    result = leave_one_institution_out(pipe, X, y, X["institution"], param_grid=grid, inner_folds=2,
-                                       n_boot=50, extra_metrics=())
+    result = leave_one_institution_out(
+        pipe, X, y, X["institution"], param_grid=grid, inner_folds=2, n_boot=50, extra_metrics=()
+    )
     assert [f.name for f in result.folds] == list(SITES)
     tests = [frozenset(X.index[X["institution"] == s]) for s in SITES]
     trains = [frozenset(X.index) - t for t in tests]
@@ -138,8 +155,13 @@ class _DropColumn(TransformerMixin, BaseEstimator):
 def test_metrics_carry_intervals_and_find_the_signal():
     X, y = _cohort(n=150, seed=3)
     features = [c for c in X.columns if c != "institution"]
-    pipe = Pipeline([("harmonise", ComBat(features=features)), ("scale", StandardScaler()),
-                     ("model", make_model("coxnet", alpha=0.05))]).set_output(transform="pandas")
+    pipe = Pipeline(
+        [
+            ("harmonise", ComBat(features=features)),
+            ("scale", StandardScaler()),
+            ("model", make_model("coxnet", alpha=0.05)),
+        ]
+    ).set_output(transform="pandas")
     result = nested_cv(pipe, X, y, outer_folds=3, n_boot=100, seed=0)
     c = result.pooled["harrell_c"]
     assert c.low < c.value < c.high and c.n_boot == 100

@@ -14,11 +14,17 @@ from radflow.params.pyradiomics_params import load_params, params_hash, params_t
 
 SOURCES = [
     None,
-    {"setting": {"binWidth": 10, "resampledPixelSpacing": [1, 1, 2], "interpolator": 3},
-     "imageType": {"Original": {}, "LoG": {"sigma": [1, 2.5]}, "Wavelet": {"wavelet": "haar"},
-                   "Laws": {"kernel": ["L5E5E5", "E5E5E5"], "rotation_invariant": True, "binWidth": 2}},
-     "featureClass": {"glcm": ["Contrast", "Idm"], "firstorder": None},
-     "voxelSetting": {"initValue": "nan", "kernelRadius": 2}},
+    {
+        "setting": {"binWidth": 10, "resampledPixelSpacing": [1, 1, 2], "interpolator": 3},
+        "imageType": {
+            "Original": {},
+            "LoG": {"sigma": [1, 2.5]},
+            "Wavelet": {"wavelet": "haar"},
+            "Laws": {"kernel": ["L5E5E5", "E5E5E5"], "rotation_invariant": True, "binWidth": 2},
+        },
+        "featureClass": {"glcm": ["Contrast", "Idm"], "firstorder": None},
+        "voxelSetting": {"initValue": "nan", "kernelRadius": 2},
+    },
 ]
 
 
@@ -38,7 +44,11 @@ def test_params_pickle_and_round_trip(source):
 def test_filter_settings_of_an_enabled_type():
     params = load_params(SOURCES[1])
     laws = params.filter_settings("Laws")
-    assert isinstance(laws, LawsFilter) and laws.kernel == ("L5E5E5", "E5E5E5") and laws.rotation_invariant
+    assert (
+        isinstance(laws, LawsFilter)
+        and laws.kernel == ("L5E5E5", "E5E5E5")
+        and laws.rotation_invariant
+    )
     assert pickle.loads(pickle.dumps(laws)) == laws
     assert params.settings_for("Laws").bin_width == 2
     with pytest.raises(SettingsError, match="not an IBSI filter image type"):
@@ -47,13 +57,16 @@ def test_filter_settings_of_an_enabled_type():
         params.filter_settings("Mean")
 
 
-@pytest.mark.parametrize("setting, value", [
-    ("binWidth", "25"),  # the README: a wrong type is an error
-    ("label", "1"),
-    ("distances", ["1"]),
-    ("normalize", "true"),
-    ("resampledPixelSpacing", ["1", "1", "1"]),
-])
+@pytest.mark.parametrize(
+    "setting, value",
+    [
+        ("binWidth", "25"),  # the README: a wrong type is an error
+        ("label", "1"),
+        ("distances", ["1"]),
+        ("normalize", "true"),
+        ("resampledPixelSpacing", ["1", "1", "1"]),
+    ],
+)
 def test_numbers_written_as_strings_are_refused(setting, value):
     with pytest.raises(SettingsError, match=rf"setting '{setting}': .* is not allowed; expected"):
         load_params({"setting": {setting: value}})
@@ -68,5 +81,8 @@ def test_params_hash_unchanged_by_the_typed_settings():
     # Values computed before settings.py was split (commit ae63c0e): feature-set partitions
     # and incremental runs of existing tables depend on them.
     assert params_hash(load_params(None)) == "5213d97f168971a2"
-    assert params_hash(load_params({"setting": {"binWidth": 5, "distances": [1, 2]}})) == "8785bb8d441c423b"
+    assert (
+        params_hash(load_params({"setting": {"binWidth": 5, "distances": [1, 2]}}))
+        == "8785bb8d441c423b"
+    )
     assert params_hash(load_params(SOURCES[1])) == "1375c70048fe6815"

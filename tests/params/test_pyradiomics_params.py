@@ -176,21 +176,42 @@ EVERYTHING_JSON = {
         "Original": {},
         "LoG": {"sigma": [1, 2.5], "binWidth": 10},
         "Wavelet": {"wavelet": "db2", "start_level": 1, "level": 2},
-        "Square": {}, "SquareRoot": {}, "Logarithm": {}, "Exponential": {},
+        "Square": {},
+        "SquareRoot": {},
+        "Logarithm": {},
+        "Exponential": {},
         "Gradient": {"gradientUseSpacing": False},
         "LBP2D": {"lbp2DRadius": 2, "lbp2DSamples": 16, "lbp2DMethod": "ror"},
         "LBP3D": {"lbp3DLevels": 3, "lbp3DIcosphereRadius": 1.5, "lbp3DIcosphereSubdivision": 2},
     },
     "featureClass": {"shape2D": None, "ngtdm": [], "firstorder": ["Mean", "Entropy"]},
     "setting": {
-        "label": 2, "label_channel": 1, "minimumROIDimensions": 3, "minimumROISize": 50,
-        "geometryTolerance": 1e-4, "correctMask": True, "additionalInfo": False,
-        "binWidth": 0.5, "binCount": 32, "normalize": True, "normalizeScale": 500,
-        "removeOutliers": 3, "resampledPixelSpacing": [2, 2, 0], "interpolator": 2,
-        "padDistance": 0, "preCrop": True, "resegmentRange": [-1000, 400.5],
-        "resegmentMode": "sigma", "resegmentShape": True, "distances": [1, 2],
-        "force2D": True, "force2Ddimension": 2, "symmetricalGLCM": False,
-        "weightingNorm": "euclidean", "gldm_a": 1, "voxelArrayShift": -5,
+        "label": 2,
+        "label_channel": 1,
+        "minimumROIDimensions": 3,
+        "minimumROISize": 50,
+        "geometryTolerance": 1e-4,
+        "correctMask": True,
+        "additionalInfo": False,
+        "binWidth": 0.5,
+        "binCount": 32,
+        "normalize": True,
+        "normalizeScale": 500,
+        "removeOutliers": 3,
+        "resampledPixelSpacing": [2, 2, 0],
+        "interpolator": 2,
+        "padDistance": 0,
+        "preCrop": True,
+        "resegmentRange": [-1000, 400.5],
+        "resegmentMode": "sigma",
+        "resegmentShape": True,
+        "distances": [1, 2],
+        "force2D": True,
+        "force2Ddimension": 2,
+        "symmetricalGLCM": False,
+        "weightingNorm": "euclidean",
+        "gldm_a": 1,
+        "voxelArrayShift": -5,
     },
     "voxelSetting": {"kernelRadius": 3, "maskedKernel": False, "initValue": -1, "voxelBatch": 500},
 }
@@ -206,16 +227,26 @@ VALID_YAML = {
 # (name, file text, words the error must contain); PyRadiomics refuses each too.
 MALFORMED = [
     # PyRadiomics' own Params.yaml lists `shape:` twice; its YAML reader refuses that.
-    ("duplicate_key", PARAMS_YAML.replace("  shape:\n", "  shape:\n  shape:\n"),
-     ["line", "duplicate key 'shape'"]),
+    (
+        "duplicate_key",
+        PARAMS_YAML.replace("  shape:\n", "  shape:\n  shape:\n"),
+        ["line", "duplicate key 'shape'"],
+    ),
     # MR_2D_extraction.yaml in PyRadiomics' repository has this misspelling.
-    ("misspelt_key", "setting:\n  force2D: true\n  force2DDimension: 0\n",
-     ["'force2DDimension'", "did you mean 'force2Ddimension'"]),
+    (
+        "misspelt_key",
+        "setting:\n  force2D: true\n  force2DDimension: 0\n",
+        ["'force2DDimension'", "did you mean 'force2Ddimension'"],
+    ),
     ("unknown_key", "setting:\n  binWidht: 25\n", ["unknown key 'binWidht'", "'binWidth'"]),
     ("wrong_type", "setting:\n  binCount: 2.5\n", ["'binCount'", "2.5", "an integer > 0"]),
     ("bool_as_int", "setting:\n  label: true\n", ["'label'", "True", "an integer > 0"]),
     ("yaml11_bool", "setting:\n  normalize: yes\n", ["'normalize'", "'yes'", "true or false"]),
-    ("bad_interpolator", "setting:\n  interpolator: sitkCubic\n", ["'interpolator'", "'sitkCubic'", "sitkBSpline"]),
+    (
+        "bad_interpolator",
+        "setting:\n  interpolator: sitkCubic\n",
+        ["'interpolator'", "'sitkCubic'", "sitkBSpline"],
+    ),
     ("bad_interpolator_code", "setting:\n  interpolator: 11\n", ["'interpolator'", "11", "1-10"]),
     ("negative_binwidth", "setting:\n  binWidth: -25\n", ["'binWidth'", "-25", "> 0"]),
     ("zero_distance", "setting:\n  distances: [1, 0]\n", ["'distances'", "each > 0"]),
@@ -225,13 +256,25 @@ MALFORMED = [
     ("bad_norm", "setting:\n  weightingNorm: chebyshev\n", ["'weightingNorm'", "'infinity'"]),
     ("bad_wavelet", "setting:\n  wavelet: coif99\n", ["'wavelet'", "'coif99'", "discrete"]),
     ("bad_lbp", "setting:\n  lbp2DMethod: nri\n", ["'lbp2DMethod'", "'uniform'"]),
-    ("unknown_section", "inputImage:\n  Original: {}\n", ["'inputImage'", "old name of 'imageType'"]),
+    (
+        "unknown_section",
+        "inputImage:\n  Original: {}\n",
+        ["'inputImage'", "old name of 'imageType'"],
+    ),
     ("unknown_image_type", "imageType:\n  wavelet: {}\n", ["'wavelet'", "did you mean 'Wavelet'"]),
     ("null_image_type", "imageType:\n  Original:\n", ["'Original'", "null", "Original: {}"]),
     ("null_section", "setting:\nimageType:\n  Original: {}\n", ["section 'setting'", "empty"]),
     ("unknown_class", "featureClass:\n  glcmm:\n", ["'glcmm'", "did you mean 'glcm'"]),
-    ("string_features", "featureClass:\n  glcm: JointEntropy\n", ["'glcm'", "list of feature names"]),
-    ("voxel_key_in_setting", "setting:\n  kernelRadius: 2\n", ["'kernelRadius'", "voxelSetting section"]),
+    (
+        "string_features",
+        "featureClass:\n  glcm: JointEntropy\n",
+        ["'glcm'", "list of feature names"],
+    ),
+    (
+        "voxel_key_in_setting",
+        "setting:\n  kernelRadius: 2\n",
+        ["'kernelRadius'", "voxelSetting section"],
+    ),
     ("bad_voxel_setting", "voxelSetting:\n  voxelBatch: 0\n", ["'voxelBatch'", "> 0"]),
     ("not_a_mapping", "- setting\n", ["expected a mapping"]),
     ("empty_file", "", ["empty"]),
@@ -243,12 +286,23 @@ MALFORMED = [
 STRICTER = [
     ("binwidth_null", "setting:\n  binWidth:\n", ["'binWidth'", "binCount"]),
     ("distances_empty", "setting:\n  distances: []\n", ["'distances'", "non-empty"]),
-    ("resegment_three", "setting:\n  resegmentRange: [1, 2, 3]\n", ["'resegmentRange'", "length 1 or 2"]),
-    ("spacing_one", "setting:\n  resampledPixelSpacing: [2]\n", ["'resampledPixelSpacing'", "length 2 or 3"]),
+    (
+        "resegment_three",
+        "setting:\n  resegmentRange: [1, 2, 3]\n",
+        ["'resegmentRange'", "length 1 or 2"],
+    ),
+    (
+        "spacing_one",
+        "setting:\n  resampledPixelSpacing: [2]\n",
+        ["'resampledPixelSpacing'", "length 2 or 3"],
+    ),
     ("continuous_wavelet", "setting:\n  wavelet: morl\n", ["'wavelet'", "discrete"]),
     ("numeric_string_label", "setting:\n  label: '1'\n", ["'label'", "an integer"]),
-    ("per_type_resampling", "imageType:\n  LoG:\n    sigma: [1]\n    resampledPixelSpacing: [1, 1, 1]\n",
-     ["'LoG'", "'resampledPixelSpacing'", "setting section"]),
+    (
+        "per_type_resampling",
+        "imageType:\n  LoG:\n    sigma: [1]\n    resampledPixelSpacing: [1, 1, 1]\n",
+        ["'LoG'", "'resampledPixelSpacing'", "setting section"],
+    ),
     ("null_label", "setting:\n  label:\n", ["'label'", "null is not allowed"]),
 ]
 
@@ -267,7 +321,10 @@ def _pyradiomics_extractor(source):
     logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
     # The extractor sets SimpleITK's process-wide tolerance from geometryTolerance: restore it.
     process = sitk.ProcessObject
-    before = process.GetGlobalDefaultCoordinateTolerance(), process.GetGlobalDefaultDirectionTolerance()
+    before = (
+        process.GetGlobalDefaultCoordinateTolerance(),
+        process.GetGlobalDefaultDirectionTolerance(),
+    )
     try:
         return featureextractor.RadiomicsFeatureExtractor(source)
     finally:
@@ -280,7 +337,9 @@ def _same(ours, theirs) -> bool:
         return isinstance(ours, list) and len(ours) == len(theirs) and all(map(_same, ours, theirs))
     if isinstance(theirs, float) and math.isnan(theirs):
         return isinstance(ours, float) and math.isnan(ours)
-    if isinstance(theirs, str) and isinstance(ours, float):  # pykwalify passes numeric strings through
+    if isinstance(theirs, str) and isinstance(
+        ours, float
+    ):  # pykwalify passes numeric strings through
         return _same(ours, float(theirs))
     if isinstance(ours, bool) or isinstance(theirs, bool):
         return ours is theirs
@@ -327,7 +386,9 @@ def test_no_parameters_gives_pyradiomics_defaults():
     assert load_params(params) is params
     _assert_matches_pyradiomics(params, _pyradiomics_extractor(None))
     # An explicit but empty featureClass section enables shape2D as well, in both.
-    _assert_matches_pyradiomics(load_params({"featureClass": {}}), _pyradiomics_extractor({"featureClass": {}}))
+    _assert_matches_pyradiomics(
+        load_params({"featureClass": {}}), _pyradiomics_extractor({"featureClass": {}})
+    )
 
 
 def test_example_values():
@@ -395,9 +456,18 @@ def test_file_errors(tmp_path):
 def test_interpolator_codes_mean_what_pyradiomics_documents():
     # PyRadiomics' customization docs: sitkNearestNeighbor (= 1) ... sitkBSpline (= 3) ...
     # sitkBlackmanWindowedSinc (= 10): SimpleITK 1.x numbering.
-    names = ["sitkNearestNeighbor", "sitkLinear", "sitkBSpline", "sitkGaussian", "sitkLabelGaussian",
-             "sitkHammingWindowedSinc", "sitkCosineWindowedSinc", "sitkWelchWindowedSinc",
-             "sitkLanczosWindowedSinc", "sitkBlackmanWindowedSinc"]
+    names = [
+        "sitkNearestNeighbor",
+        "sitkLinear",
+        "sitkBSpline",
+        "sitkGaussian",
+        "sitkLabelGaussian",
+        "sitkHammingWindowedSinc",
+        "sitkCosineWindowedSinc",
+        "sitkWelchWindowedSinc",
+        "sitkLanczosWindowedSinc",
+        "sitkBlackmanWindowedSinc",
+    ]
     for code, name in enumerate(names, start=1):
         assert Settings.from_mapping({"interpolator": code}).interpolator == name
         assert Settings.from_mapping({"interpolator": name}).interpolator == name
@@ -431,12 +501,15 @@ def test_image_type_settings_override_global_ones():
 
 # -- defaults and keys, taken from PyRadiomics' own source and schema -------------------------
 
+
 def _pyradiomics_source_defaults() -> dict:
     """Every ``<kwargs|settings>.get('key', default)`` in PyRadiomics, as its extractor resolves it."""
     radiomics = pytest.importorskip("radiomics")
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
-    pattern = re.compile(r"(?:kwargs|settings)\.get\(\s*'(\w+)'\s*(?:,\s*([^()]*(?:\([^()]*\))?[^()]*))?\)")
+    pattern = re.compile(
+        r"(?:kwargs|settings)\.get\(\s*'(\w+)'\s*(?:,\s*([^()]*(?:\([^()]*\))?[^()]*))?\)"
+    )
     found: dict[str, set] = {}
     for source in Path(radiomics.__file__).parent.glob("*.py"):
         for match in pattern.finditer(source.read_text()):
@@ -473,9 +546,43 @@ def test_keys_are_pyradiomics_schema_keys():
 
 # -- YAML reading ------------------------------------------------------------------------------
 
-SCALARS = ["true", "True", "TRUE", "false", "yes", "no", "on", "Off", "1e-5", "1.0e-5", ".5", "5.",
-           "017", "0o17", "0x1F", "0b11", "1_000", "+5", "-0", "1E5", "1.5e+3", "+.5", "-.5e-2",
-           "~", "null", "Null", "", "nan", ".nan", ".NaN", ".inf", "-.inf", "+.inf", "12:30", "sitkBSpline"]
+SCALARS = [
+    "true",
+    "True",
+    "TRUE",
+    "false",
+    "yes",
+    "no",
+    "on",
+    "Off",
+    "1e-5",
+    "1.0e-5",
+    ".5",
+    "5.",
+    "017",
+    "0o17",
+    "0x1F",
+    "0b11",
+    "1_000",
+    "+5",
+    "-0",
+    "1E5",
+    "1.5e+3",
+    "+.5",
+    "-.5e-2",
+    "~",
+    "null",
+    "Null",
+    "",
+    "nan",
+    ".nan",
+    ".NaN",
+    ".inf",
+    "-.inf",
+    "+.inf",
+    "12:30",
+    "sitkBSpline",
+]
 
 
 def test_yaml_scalars_read_as_yaml_1_2_like_pyradiomics_reader():
@@ -484,10 +591,13 @@ def test_yaml_scalars_read_as_yaml_1_2_like_pyradiomics_reader():
     for text in SCALARS:
         ours, theirs = _yaml(f"a: {text}\n")["a"], reference.load(f"a: {text}\n")["a"]
         assert type(ours) is type(theirs), text
-        assert ours == theirs or (isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs)), text
+        assert ours == theirs or (
+            isinstance(ours, float) and math.isnan(ours) and math.isnan(theirs)
+        ), text
 
 
 # -- normalised dict and hash --------------------------------------------------------------------
+
 
 def test_params_to_dict_round_trips_and_is_json():
     for source in [None, EVERYTHING_JSON, _yaml(EXAMPLE_MR_3MM)]:
@@ -508,14 +618,31 @@ def test_hash_depends_on_meaning_only():
         {"setting": {"binWidth": 25.0}},
         {},
         {"setting": {"interpolator": 3}},
-        {"featureClass": {name: [] for name in ("firstorder", "shape", "shape2D", "glcm", "glrlm",
-                                                "glszm", "gldm", "ngtdm")}},
+        {
+            "featureClass": {
+                name: []
+                for name in (
+                    "firstorder",
+                    "shape",
+                    "shape2D",
+                    "glcm",
+                    "glrlm",
+                    "glszm",
+                    "gldm",
+                    "ngtdm",
+                )
+            }
+        },
         {"imageType": {"Original": {}}, "setting": {"label": 1, "distances": [1]}},
     ]
     for source in same:
         assert params_hash(load_params(source)) == base, source
-    different = [{"setting": {"binWidth": 20}}, {"setting": {"label": 2}},
-                 {"featureClass": {"glcm": None}}, {"imageType": {"Original": {}, "Square": {}}}]
+    different = [
+        {"setting": {"binWidth": 20}},
+        {"setting": {"label": 2}},
+        {"featureClass": {"glcm": None}},
+        {"imageType": {"Original": {}, "Square": {}}},
+    ]
     for source in different:
         assert params_hash(load_params(source)) != base, source
     a = {"featureClass": {"glcm": ["Id", "Idm"], "firstorder": None}}
@@ -524,23 +651,41 @@ def test_hash_depends_on_meaning_only():
 
 
 def test_hash_is_stable_across_processes():
-    code = ("from radflow.params.pyradiomics_params import load_params, params_hash;"
-            "print(params_hash(load_params({'setting': {'binWidth': 5, 'distances': [1, 2]}})))")
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={"PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    code = (
+        "from radflow.params.pyradiomics_params import load_params, params_hash;"
+        "print(params_hash(load_params({'setting': {'binWidth': 5, 'distances': [1, 2]}})))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(runs) == 1
-    assert runs.pop().strip() == params_hash(load_params({"setting": {"binWidth": 5, "distances": [1, 2]}}))
+    assert runs.pop().strip() == params_hash(
+        load_params({"setting": {"binWidth": 5, "distances": [1, 2]}})
+    )
 
 
 # -- feature names, checked against radflow.params.names (the families' own lists) -------------
 
+
 def test_feature_names_checked_against_the_name_lists():
     from radflow.params.names import FEATURE_NAMES
 
-    assert load_params({"featureClass": {"glcm": ["JointEntropy"]}}).feature_classes == {"glcm": ("JointEntropy",)}
+    assert load_params({"featureClass": {"glcm": ["JointEntropy"]}}).feature_classes == {
+        "glcm": ("JointEntropy",)
+    }
     valid = ", ".join(FEATURE_NAMES["glcm"])
-    with pytest.raises(SettingsError, match=r"unknown feature 'JointEntropie' \(did you mean 'JointEntropy'\?\); "
-                                            r"valid: Autocorrelation, JointAverage, ") as info:
+    with pytest.raises(
+        SettingsError,
+        match=r"unknown feature 'JointEntropie' \(did you mean 'JointEntropy'\?\); "
+        r"valid: Autocorrelation, JointAverage, ",
+    ) as info:
         load_params({"featureClass": {"glcm": ["JointEntropie"]}})
     assert str(info.value).endswith(valid)
     # No family is skipped: every class's names are data, checked without importing its kernels.

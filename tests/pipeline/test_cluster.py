@@ -20,9 +20,9 @@ import dask
 import duckdb
 import pytest
 
+from radflow.demo.synthetic import write_demo_archive
 from radflow.errors import InputError, SettingsError
 from radflow.extraction.extractor import extract
-from radflow.demo.synthetic import write_demo_archive
 from radflow.pipeline import clusters
 from radflow.pipeline.clusters import connect, load_cluster_config, open_cluster
 from radflow.pipeline.ingest import ingest_archive
@@ -44,9 +44,22 @@ class RealCluster:
         self.folder = folder
         self.file = folder / "scheduler.json"
         self.processes: dict[str, subprocess.Popen] = {}
-        self._spawn("scheduler", [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                  "--no-dashboard", "--scheduler-file", str(self.file),
-                                  "--idle-timeout", "900"])
+        self._spawn(
+            "scheduler",
+            [
+                str(DASK),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(self.file),
+                "--idle-timeout",
+                "900",
+            ],
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.file.is_file():
             if time.monotonic() > deadline or self.processes["scheduler"].poll() is not None:
@@ -57,8 +70,9 @@ class RealCluster:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.folder / f"{name}.log", "wb")
-        self.processes[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                                cwd=REPO, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+        )
         log.close()
 
     def log(self, name: str) -> str:
@@ -67,10 +81,29 @@ class RealCluster:
     def start_worker(self, name: str) -> None:
         # No nanny: the worker is this process, so SIGKILL kills it for good. Slowed
         # tasks (slow_worker.py): a run lasts long enough to be interrupted mid-way.
-        self._spawn(name, [str(DASK), "worker", "--scheduler-file", str(self.file), "--nthreads", "1",
-                           "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", name,
-                           "--death-timeout", "60", "--local-directory", str(self.folder / name),
-                           "--preload", str(Path(__file__).with_name("slow_worker.py"))])
+        self._spawn(
+            name,
+            [
+                str(DASK),
+                "worker",
+                "--scheduler-file",
+                str(self.file),
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                name,
+                "--death-timeout",
+                "60",
+                "--local-directory",
+                str(self.folder / name),
+                "--preload",
+                str(Path(__file__).with_name("slow_worker.py")),
+            ],
+        )
 
     def wait_for_workers(self, n: int) -> None:
         from distributed import Client
@@ -79,8 +112,11 @@ class RealCluster:
             client.wait_for_workers(n, timeout=START_TIMEOUT_S)
 
     def worker_address(self, client, name: str) -> str:
-        return next(a for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
-                    if w["name"] == name)
+        return next(
+            a
+            for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
+            if w["name"] == name
+        )
 
     def close(self) -> None:
         for proc in self.processes.values():
@@ -125,29 +161,42 @@ def store(demo) -> Path:
 
 
 def _table_rows(table: Path):
-    return duckdb.sql(f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true)").df()
+    return duckdb.sql(
+        f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true)"
+    ).df()
 
 
 def _assert_exactly_once_and_equal_to_single_process(store: Path, table: Path) -> None:
     plan = make_plan(store, PARAMS)
     glob = f"read_parquet('{table}/**/*.parquet', hive_partitioning=true)"
-    repeated = duckdb.sql(f"SELECT series, label_key, label, image_type, count(*) AS n FROM {glob} "
-                          "GROUP BY ALL HAVING n <> 1").fetchall()
+    repeated = duckdb.sql(
+        f"SELECT series, label_key, label, image_type, count(*) AS n FROM {glob} "
+        "GROUP BY ALL HAVING n <> 1"
+    ).fetchall()
     assert repeated == []
     keys = duckdb.sql(f"SELECT series, label_key, label, image_type FROM {glob}").fetchall()
     assert sorted(keys) == sorted((t.series, t.label_key, t.label, "original") for t in plan.tasks)
     assert verify(table).ok
     rows = _table_rows(table).set_index(["series", "label_key", "label"])
     for task in plan.tasks:
-        expected = extract(open_volume(store, task.case, task.series),
-                           open_label(store, task.case, task.series, task.label_key),
-                           PARAMS, label=task.label)
+        expected = extract(
+            open_volume(store, task.case, task.series),
+            open_label(store, task.case, task.series, task.label_key),
+            PARAMS,
+            label=task.label,
+        )
         row = rows.loc[(task.series, task.label_key, task.label)]
         assert (row.case, row.study, row.roi, row.institution, row.modality) == (
-            task.case, task.study, task.roi, task.institution, task.modality)
+            task.case,
+            task.study,
+            task.roi,
+            task.institution,
+            task.modality,
+        )
         assert (task.study is None) == (task.modality == "MR")  # DICOM studies, NIfTI MR
-        features = {k.removeprefix("original_"): v for k, v in expected.items()
-                    if k.startswith("original_")}
+        features = {
+            k.removeprefix("original_"): v for k, v in expected.items() if k.startswith("original_")
+        }
         assert features and {k: row[k] for k in features} == features
 
 
@@ -170,9 +219,15 @@ def test_worker_killed_mid_run_costs_only_time(real_cluster, demo, tmp_path):
 
     def client_run():
         try:
-            outcome["summary"] = run(store, PARAMS, table, scheduler=real_cluster.address,
-                                     progress=False, commit_interval_s=0)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
+            outcome["summary"] = run(
+                store,
+                PARAMS,
+                table,
+                scheduler=real_cluster.address,
+                progress=False,
+                commit_interval_s=0,
+            )
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=client_run, daemon=True)
@@ -181,8 +236,9 @@ def test_worker_killed_mid_run_costs_only_time(real_cluster, demo, tmp_path):
         victim = real_cluster.worker_address(monitor, "w0")
 
         def committed_and_victim_busy():
-            return (any(table.rglob("*.parquet"))
-                    and bool(monitor.processing(workers=[victim]).get(victim)))
+            return any(table.rglob("*.parquet")) and bool(
+                monitor.processing(workers=[victim]).get(victim)
+            )
 
         _wait(committed_and_victim_busy, 240, "a commit while w0 works", alive=thread.is_alive)
         real_cluster.processes["w0"].send_signal(signal.SIGKILL)
@@ -198,24 +254,44 @@ def test_worker_killed_mid_run_costs_only_time(real_cluster, demo, tmp_path):
     # No patient identifier reaches the table (the archive's headers do hold some).
     needles = [s.encode() for s in archive.identifiers if len(s) >= 5]
     assert needles
-    leaks = [(p.name, n) for p in table.rglob("*") if p.is_file() for n in needles
-             if n in p.read_bytes()]
+    leaks = [
+        (p.name, n) for p in table.rglob("*") if p.is_file() for n in needles if n in p.read_bytes()
+    ]
     assert leaks == []
     real_cluster.wait_for_workers(2)
 
 
 def test_client_killed_mid_run_then_run_again(real_cluster, store, tmp_path):
     table = tmp_path / "features"
-    code = ("import json, sys\nfrom radflow.pipeline.run import run\n"
-            "run(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], scheduler=sys.argv[4],\n"
-            "    progress=False, commit_interval_s=0)\n")  # each case committed on its own
+    code = (
+        "import json, sys\nfrom radflow.pipeline.run import run\n"
+        "run(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], scheduler=sys.argv[4],\n"
+        "    progress=False, commit_interval_s=0)\n"
+    )  # each case committed on its own
     env = {**os.environ, "RADFLOW_PSEUDONYM_KEY": "radflow-test-key"}
-    client = subprocess.Popen([sys.executable, "-c", code, str(store), json.dumps(PARAMS), str(table),
-                               real_cluster.address], cwd=REPO, env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(store),
+            json.dumps(PARAMS),
+            str(table),
+            real_cluster.address,
+        ],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        _wait(lambda: any(table.rglob("*.parquet")), 240, "the first commit",
-              alive=lambda: client.poll() is None)
+        _wait(
+            lambda: any(table.rglob("*.parquet")),
+            240,
+            "the first commit",
+            alive=lambda: client.poll() is None,
+        )
         client.send_signal(signal.SIGKILL)
         assert client.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -226,10 +302,14 @@ def test_client_killed_mid_run_then_run_again(real_cluster, store, tmp_path):
     assert 0 < len(partial) < 12  # killed mid-run: some cases committed, not all
     assert not partial.duplicated(["series", "label_key", "label", "image_type"]).any()
 
-    again = run(store, PARAMS, table, scheduler=real_cluster.address, progress=False, incremental=True)
+    again = run(
+        store, PARAMS, table, scheduler=real_cluster.address, progress=False, incremental=True
+    )
     assert again.failed == 0, again.report()
     assert (again.skipped, again.extracted) == (len(partial), 12 - len(partial)), (
-        again.report(), sorted(p.name for p in table.rglob("*")))
+        again.report(),
+        sorted(p.name for p in table.rglob("*")),
+    )
     _assert_exactly_once_and_equal_to_single_process(store, table)
 
 
@@ -298,7 +378,8 @@ def test_slurm_job_script_from_cluster_config(tmp_path):
         "queue: cpu\ncores: 1\nprocesses: 1\nmemory: 4GB\nwalltime: '02:00:00'\n"
         "job_extra_directives: ['--qos=normal']\n"
         "scheduler_options: {host: 127.0.0.1, dashboard_address: ':0'}\n"
-        "scale: {jobs: 8}\n")
+        "scale: {jobs: 8}\n"
+    )
     kwargs, scale, adapt = load_cluster_config(config)
     assert scale == {"jobs": 8} and adapt is None and "scale" not in kwargs
     with open_cluster("slurm", config) as cluster:
@@ -329,12 +410,15 @@ def test_deploy_slurm_config_renders_a_job_script(tmp_path, monkeypatch):
     assert "--nthreads 1" in script  # cores / processes: one single-threaded worker per core
 
 
-@pytest.mark.parametrize("text, message", [
-    ("scale: 2\nadapt: {maximum_jobs: 4}\n", "not both"),
-    ("scale: many\n", "'scale' must be"),
-    ("adapt: 3\n", "'adapt' must be"),
-    ("- queue\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("scale: 2\nadapt: {maximum_jobs: 4}\n", "not both"),
+        ("scale: many\n", "'scale' must be"),
+        ("adapt: 3\n", "'adapt' must be"),
+        ("- queue\n", "expected a mapping"),
+    ],
+)
 def test_cluster_config_is_validated(tmp_path, text, message):
     config = tmp_path / "c.yaml"
     config.write_text(text)

@@ -11,8 +11,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from radflow.io.dicom_write import write_image_series, write_rtstruct
 from radflow.demo.synthetic import write_demo_archive
+from radflow.io.dicom_write import write_image_series, write_rtstruct
 from radflow.pipeline.ingest import ingest_archive
 from radflow.pipeline.manifest import read_manifest
 from radflow.store.catalogue import list_series
@@ -85,7 +85,9 @@ def test_no_identifier_in_any_output(demo_archive, demo_store, capsys):
     assert str(header.PatientID) in archive.identifiers
     needles = [s.encode() for s in archive.identifiers if len(s) >= 5]
     assert needles
-    leaks = [(path.name, n) for path, data in _all_output_bytes(store) for n in needles if n in data]
+    leaks = [
+        (path.name, n) for path, data in _all_output_bytes(store) for n in needles if n in data
+    ]
     assert leaks == []
     assert not any(s in summary.report() for s in archive.identifiers if len(s) >= 5)
 
@@ -104,8 +106,9 @@ def test_dicom_round_trip_is_exact(demo_archive, demo_store):
             continue
         assert image.GetSpacing() == pytest.approx(reference.GetSpacing(), abs=1e-9)
         assert image.GetDirection() == reference.GetDirection()
-        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image),
-                                      sitk.GetArrayViewFromImage(reference))
+        np.testing.assert_array_equal(
+            sitk.GetArrayViewFromImage(image), sitk.GetArrayViewFromImage(reference)
+        )
         matches.append(info)
     assert len(matches) == 1
 
@@ -133,8 +136,14 @@ def _write_ct(folder: Path, pid: str, **series) -> list[Path]:
     volume = np.full((6, 16, 16), 1024, dtype=np.int16)
     volume[2:5, 4:12, 4:12] = 1100
     return write_image_series(
-        volume, folder, modality="CT", spacing_zyx=(2.0, 1.0, 1.0), origin_zyx=(0.0, -8.0, -8.0),
-        patient={"PatientID": pid, "PatientName": f"DOE^{pid}"}, study={}, series=series,
+        volume,
+        folder,
+        modality="CT",
+        spacing_zyx=(2.0, 1.0, 1.0),
+        origin_zyx=(0.0, -8.0, -8.0),
+        patient={"PatientID": pid, "PatientName": f"DOE^{pid}"},
+        study={},
+        series=series,
         rescale_intercept=-1024.0,
     )
 
@@ -173,11 +182,21 @@ def test_bad_inputs_are_recorded_and_the_rest_ingested(tmp_path):
     # PET without PatientWeight
     pet = root / "PET01"
     write_image_series(
-        np.full((4, 8, 8), 100, np.uint16), pet / "PET", modality="PT", spacing_zyx=(3, 3, 3),
-        origin_zyx=(0, 0, 0), patient={"PatientID": "PET01"}, study={},
+        np.full((4, 8, 8), 100, np.uint16),
+        pet / "PET",
+        modality="PT",
+        spacing_zyx=(3, 3, 3),
+        origin_zyx=(0, 0, 0),
+        patient={"PatientID": "PET01"},
+        study={},
         series={"SeriesTime": "100000"},
-        pet={"Units": "BQML", "DecayCorrection": "START", "RadionuclideTotalDose": 3.7e8,
-             "RadionuclideHalfLife": 6586.2, "RadiopharmaceuticalStartDateTime": "20200101090000"},
+        pet={
+            "Units": "BQML",
+            "DecayCorrection": "START",
+            "RadionuclideTotalDose": 3.7e8,
+            "RadionuclideHalfLife": 6586.2,
+            "RadiopharmaceuticalStartDateTime": "20200101090000",
+        },
     )
 
     store = tmp_path / "store"
@@ -217,9 +236,18 @@ def test_csv_manifest_archive(tmp_path):
     lab_img.CopyInformation(img)
     sitk.WriteImage(lab_img, str(data / "tumour_001.nrrd"))
     csv = tmp_path / "cohort.csv"
-    pd.DataFrame([{"patient": "X1", "institution": "Site 2", "modality": "CT",
-                   "image": "data/scan_001.nrrd", "mask": "data/tumour_001.nrrd", "roi": "GTV"}]
-                 ).to_csv(csv, index=False)
+    pd.DataFrame(
+        [
+            {
+                "patient": "X1",
+                "institution": "Site 2",
+                "modality": "CT",
+                "image": "data/scan_001.nrrd",
+                "mask": "data/tumour_001.nrrd",
+                "roi": "GTV",
+            }
+        ]
+    ).to_csv(csv, index=False)
     store = tmp_path / "store"
     summary = ingest_archive(csv, store, progress=False)
     assert (summary.ingested, summary.failed) == (1, 0), summary.report()
@@ -244,10 +272,20 @@ def test_ibsi_ct_phantom_from_dicom_through_the_store(ibsi_dir, tmp_path):
     mask = to_sitk(open_label(store, info.case, info.series, info.label_keys[0]))
     # Resample the NIfTI reference onto the store's grid (handles its flipped axes exactly:
     # the grids coincide, so nearest neighbour only permutes voxels).
-    ref_image = sitk.Resample(sitk.ReadImage(str(phantom / "nifti" / "image.nii.gz")), image,
-                              sitk.Transform(), sitk.sitkNearestNeighbor, -3024)
-    ref_mask = sitk.Resample(sitk.ReadImage(str(phantom / "nifti" / "mask.nii.gz")), image,
-                             sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    ref_image = sitk.Resample(
+        sitk.ReadImage(str(phantom / "nifti" / "image.nii.gz")),
+        image,
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        -3024,
+    )
+    ref_mask = sitk.Resample(
+        sitk.ReadImage(str(phantom / "nifti" / "mask.nii.gz")),
+        image,
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        0,
+    )
     hu = sitk.GetArrayViewFromImage(image)
     np.testing.assert_array_equal(hu, sitk.GetArrayViewFromImage(ref_image).astype(hu.dtype))
     a = sitk.GetArrayViewFromImage(mask) > 0
@@ -256,8 +294,9 @@ def test_ibsi_ct_phantom_from_dicom_through_the_store(ibsi_dir, tmp_path):
     assert dice >= 0.98, f"Dice {dice:.4f}"
 
 
-def test_extract_cli_on_the_synthetic_archive_nifti_and_its_store_copy(demo_archive, demo_store,
-                                                                       tmp_path, capsys):
+def test_extract_cli_on_the_synthetic_archive_nifti_and_its_store_copy(
+    demo_archive, demo_store, tmp_path, capsys
+):
     import json
 
     from radflow.cli import main
@@ -270,16 +309,24 @@ def test_extract_cli_on_the_synthetic_archive_nifti_and_its_store_copy(demo_arch
     params.write_text("setting:\n  binCount: 16\nfeatureClass:\n  shape:\n  firstorder:\n  glcm:\n")
 
     def features(*argv):
-        assert main(["extract", *map(str, argv), "-p", str(params), "--label", "2", "-f", "json"]) == 0
+        assert (
+            main(["extract", *map(str, argv), "-p", str(params), "--label", "2", "-f", "json"]) == 0
+        )
         out = json.loads(capsys.readouterr().out)
         return {k: v for k, v in out.items() if k.startswith("original_")}
 
     from_nifti = features(mr, label)
     assert from_nifti["original_shape_VoxelVolume"] > 0
     # The same MR series in the store: find it by its label key and compare.
-    (series,) = [i for i in list_series(store) if i.modality == "MR" and
-                 np.array_equal(open_label(store, i.case, i.series, i.label_keys[0]).values,
-                                sitk.GetArrayFromImage(sitk.ReadImage(str(label))))]
+    (series,) = [
+        i
+        for i in list_series(store)
+        if i.modality == "MR"
+        and np.array_equal(
+            open_label(store, i.case, i.series, i.label_keys[0]).values,
+            sitk.GetArrayFromImage(sitk.ReadImage(str(label))),
+        )
+    ]
     folder = store / series.case / series.series
     from_store = features(folder, folder / "labels" / series.label_keys[0])
     assert from_store.keys() == from_nifti.keys()

@@ -13,20 +13,23 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from radflow.cli.pipeline import add_commands
 from radflow.extraction.extractor import extract
 from radflow.io.records import LabelMap
-from radflow.cli.pipeline import add_commands
+from radflow.params.pyradiomics_params import load_params, params_to_dict
 from radflow.pipeline.plan import feature_columns, feature_set_name, image_type_groups, make_plan
 from radflow.pipeline.run import run, traceback_digest
 from radflow.pipeline.table import TableWriter, read_errors, read_table, table_lock, verify
-from radflow.params.pyradiomics_params import load_params, params_to_dict
 from radflow.store.read import open_label, open_volume
 from radflow.store.write import add_label, write_series
 
 PARAMS = {
     "imageType": {"Original": {}, "Square": {}},
-    "featureClass": {"firstorder": None, "shape": ["VoxelVolume", "Sphericity"],
-                     "glcm": ["Contrast", "JointEntropy"]},
+    "featureClass": {
+        "firstorder": None,
+        "shape": ["VoxelVolume", "Sphericity"],
+        "glcm": ["Contrast", "JointEntropy"],
+    },
     "setting": {"binWidth": 25},
 }
 #: (case, series, institution, modality, label maps {key: {value: name}})
@@ -64,9 +67,15 @@ def _labels(image: sitk.Image, maps: dict) -> list[LabelMap]:
 
 def _write(store: Path, case, series, institution, modality, maps, seed, version="v1"):
     image = _image(seed, modality)
-    write_series(store, case, series, image, _labels(image, maps),
-                 attrs={"modality": modality, "institution": institution, "case": case},
-                 fingerprint=f"fp-{series}-{version}")
+    write_series(
+        store,
+        case,
+        series,
+        image,
+        _labels(image, maps),
+        attrs={"modality": modality, "institution": institution, "case": case},
+        fingerprint=f"fp-{series}-{version}",
+    )
 
 
 @pytest.fixture
@@ -83,8 +92,9 @@ def scheduler():
     from distributed import LocalCluster
 
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+    ) as cluster:
         yield cluster.scheduler_address
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # the worker plugin set it to 1
 
@@ -96,7 +106,8 @@ def _run(store, table, scheduler, **kwargs):
 def _rows(table, where="true"):
     return duckdb.sql(
         f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
-        f"WHERE {where} ORDER BY series, label_key, label, image_type").df()
+        f"WHERE {where} ORDER BY series, label_key, label, image_type"
+    ).df()
 
 
 # -- plan ----------------------------------------------------------------------
@@ -108,8 +119,11 @@ def test_plan_has_one_small_deterministic_task_per_series_roi_and_group(store):
     assert len(plan.tasks) == TASKS
     assert {(t.series, t.label_key, t.label, t.group) for t in plan.tasks} == {
         (series, key, value, group)
-        for _, series, _, _, maps in SERIES for key, rois in maps.items() for value in rois
-        for group in ("Original", "Square")}
+        for _, series, _, _, maps in SERIES
+        for key, rois in maps.items()
+        for value in rois
+        for group in ("Original", "Square")
+    }
     node = next(t for t in plan.tasks if t.label == 2)
     assert (node.roi, node.institution, node.modality) == ("node_1", "INST_A", "CT")
     # Small, array-free arguments; the same store and parameters give the same keys.
@@ -126,19 +140,34 @@ def test_groups_put_shape_with_original_only():
     assert list(groups) == ["Original", "Square"]
     assert list(groups["Original"]["featureClass"]) == ["firstorder", "shape", "glcm"]
     assert list(groups["Square"]["featureClass"]) == ["firstorder", "glcm"]
-    only_log = load_params({"imageType": {"LoG": {"sigma": [1.0]}}, "featureClass": {"shape": None}})
+    only_log = load_params(
+        {"imageType": {"LoG": {"sigma": [1.0]}}, "featureClass": {"shape": None}}
+    )
     assert [name for name, _ in image_type_groups(only_log)] == ["LoG"]
 
 
 def test_params_beside_the_table_name_its_feature_set(tmp_path):
-    params = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 2.5]}, "Wavelet": {"binWidth": 5}},
-              "featureClass": {"glcm": ["Contrast"], "firstorder": None},
-              "setting": {"binWidth": 10, "resampledPixelSpacing": [1, 1, 2], "normalize": True,
-                          "resegmentRange": [-100, 200], "distances": [1, 2], "geometryTolerance": 1e-5}}
+    params = {
+        "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 2.5]}, "Wavelet": {"binWidth": 5}},
+        "featureClass": {"glcm": ["Contrast"], "firstorder": None},
+        "setting": {
+            "binWidth": 10,
+            "resampledPixelSpacing": [1, 1, 2],
+            "normalize": True,
+            "resegmentRange": [-100, 200],
+            "distances": [1, 2],
+            "geometryTolerance": 1e-5,
+        },
+    }
     loaded = load_params(params)
     with table_lock(tmp_path / "t"):
-        TableWriter(tmp_path / "t", feature_set_name(loaded), feature_columns(loaded),
-                    params_to_dict(loaded), "r")
+        TableWriter(
+            tmp_path / "t",
+            feature_set_name(loaded),
+            feature_columns(loaded),
+            params_to_dict(loaded),
+            "r",
+        )
     written = tmp_path / "t" / f"feature_set={feature_set_name(loaded)}" / "_params.yaml"
     assert feature_set_name(load_params(written)) == feature_set_name(loaded)
     assert verify(tmp_path / "t").ok
@@ -162,20 +191,32 @@ def test_unreadable_series_is_a_plan_failure(store):
 def test_rows_match_single_process_extraction(store, tmp_path, scheduler):
     table = tmp_path / "features"
     summary = _run(store, table, scheduler)
-    assert (summary.tasks, summary.extracted, summary.failed, summary.rows) == (TASKS, TASKS, 0, TASKS)
+    assert (summary.tasks, summary.extracted, summary.failed, summary.rows) == (
+        TASKS,
+        TASKS,
+        0,
+        TASKS,
+    )
     rows = _rows(table)
     assert len(rows) == TASKS
     columns = feature_columns(load_params(PARAMS))
     produced = set()
     for (case, series, key, label), group in rows.groupby(["case", "series", "label_key", "label"]):
-        expected = extract(open_volume(store, case, series), open_label(store, case, series, key),
-                           PARAMS, label=int(label))
+        expected = extract(
+            open_volume(store, case, series),
+            open_label(store, case, series, key),
+            PARAMS,
+            label=int(label),
+        )
         features = {k: v for k, v in expected.items() if not k.startswith("diagnostics_")}
         assert sorted(group["image_type"]) == ["original", "square"]
         for row in group.itertuples():
             mine = {c: getattr(row, c) for c in columns if not np.isnan(getattr(row, c))}
-            theirs = {k.split("_", 1)[1]: v for k, v in features.items()
-                      if k.startswith(row.image_type + "_")}
+            theirs = {
+                k.split("_", 1)[1]: v
+                for k, v in features.items()
+                if k.startswith(row.image_type + "_")
+            }
             assert mine == theirs  # bit-identical, same keys
             produced |= set(theirs)
     # The schema, known before any extraction, is exactly what the extractor produces.
@@ -252,11 +293,25 @@ def test_corrupt_case_is_recorded_and_the_rest_extracted(store, tmp_path, schedu
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command"))
     params_file = tmp_path / "params.yaml"
-    params_file.write_text("imageType: {Original: {}, Square: {}}\n"
-                           "featureClass: {firstorder: null, shape: [VoxelVolume, Sphericity], "
-                           "glcm: [Contrast, JointEntropy]}\nsetting: {binWidth: 25}\n")
-    args = parser.parse_args(["run", str(store), "-p", str(params_file), "--table", str(table),
-                              "--scheduler", scheduler, "--retries", "1"])
+    params_file.write_text(
+        "imageType: {Original: {}, Square: {}}\n"
+        "featureClass: {firstorder: null, shape: [VoxelVolume, Sphericity], "
+        "glcm: [Contrast, JointEntropy]}\nsetting: {binWidth: 25}\n"
+    )
+    args = parser.parse_args(
+        [
+            "run",
+            str(store),
+            "-p",
+            str(params_file),
+            "--table",
+            str(table),
+            "--scheduler",
+            scheduler,
+            "--retries",
+            "1",
+        ]
+    )
     assert args.func(args) == 1  # the run finishes; the exit code says that tasks failed
     out = capsys.readouterr()
     assert "failed                4" in out.out

@@ -12,7 +12,7 @@ from radflow.store.write import write_series
 
 def _pet_store(tmp_path):
     suv = np.full((10, 20, 20), 1.0, np.float32)
-    suv[3:7, 5:10, 5:10] = 8.0    # lesion
+    suv[3:7, 5:10, 5:10] = 8.0  # lesion
     suv[3:7, 12:18, 12:18] = 4.0  # hot organ outside the region
     image = sitk.GetImageFromArray(suv)
     image.SetSpacing((2.0, 2.0, 3.0))
@@ -22,16 +22,38 @@ def _pet_store(tmp_path):
     region_image = sitk.GetImageFromArray(region)
     region_image.CopyInformation(image)
     store = tmp_path / "store"
-    write_series(store, "P1", "PT-S1", image, [LabelMap("box", "rtstruct", region_image, {1: "box"})],
-                 attrs={"modality": "PT"}, fingerprint="f")
+    write_series(
+        store,
+        "P1",
+        "PT-S1",
+        image,
+        [LabelMap("box", "rtstruct", region_image, {1: "box"})],
+        attrs={"modality": "PT"},
+        fingerprint="f",
+    )
     return store, suv
 
 
 def test_relative_suv_segmentation_adds_a_label(tmp_path, capsys):
     store, suv = _pet_store(tmp_path)
-    code = main(["segment", str(store), "--case", "P1", "--series", "PT-S1",
-                 "--method", "suv-relative", "--fraction", "0.4", "--within", "box",
-                 "--name", "GTV 40%"])
+    code = main(
+        [
+            "segment",
+            str(store),
+            "--case",
+            "P1",
+            "--series",
+            "PT-S1",
+            "--method",
+            "suv-relative",
+            "--fraction",
+            "0.4",
+            "--within",
+            "box",
+            "--name",
+            "GTV 40%",
+        ]
+    )
     assert code == 0
     assert "gtv_40" in capsys.readouterr().out
     assert label_keys(store, "P1", "PT-S1") == ["box", "gtv_40"]
@@ -47,8 +69,18 @@ def test_relative_suv_segmentation_adds_a_label(tmp_path, capsys):
 
 def test_absolute_suv_keeps_largest_and_refuses_duplicate(tmp_path, capsys):
     store, _ = _pet_store(tmp_path)
-    argv = ["segment", str(store), "--case", "P1", "--series", "PT-S1", "--method", "suv",
-            "--threshold", "2.5"]
+    argv = [
+        "segment",
+        str(store),
+        "--case",
+        "P1",
+        "--series",
+        "PT-S1",
+        "--method",
+        "suv",
+        "--threshold",
+        "2.5",
+    ]
     assert main(argv) == 0
     label = open_label(store, "P1", "PT-S1", "suv_threshold").values
     assert label.sum() == 4 * 6 * 6  # the larger of the two hot blobs

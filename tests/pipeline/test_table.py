@@ -31,8 +31,13 @@ from radflow.pipeline.table import (
 COLUMNS = ("firstorder_Mean", "glcm_Contrast")
 PARAMS = {"featureClass": {"firstorder": ["Mean"], "glcm": ["Contrast"]}}
 #: (institution, modality, case) of the cases used below.
-CASES = [("INST_A", "CT", "P001"), ("INST_A", "MR", "P001"), ("INST_B", "CT", "P002"),
-         ("INST_B", "CT", "P003"), ("INST_A", "CT", "P004")]
+CASES = [
+    ("INST_A", "CT", "P001"),
+    ("INST_A", "MR", "P001"),
+    ("INST_B", "CT", "P002"),
+    ("INST_B", "CT", "P003"),
+    ("INST_A", "CT", "P004"),
+]
 
 
 def _params_mapping():
@@ -42,8 +47,8 @@ def _params_mapping():
 
 
 def _fs():
-    from radflow.pipeline.plan import feature_set_name
     from radflow.params.pyradiomics_params import load_params
+    from radflow.pipeline.plan import feature_set_name
 
     return feature_set_name(load_params(PARAMS))
 
@@ -53,16 +58,25 @@ def _rows(case, modality, version=0, rois=2):
     out = []
     for label in range(1, rois + 1):
         for i, image_type in enumerate(("original", "square")):
-            out.append({
-                "case": case, "study": None, "series": f"{modality}-{case}", "roi": f"roi{label}",
-                "label_key": "gtv", "label": label, "image_type": image_type,
-                "firstorder_Mean": 1000 * int(case[1:]) + 10 * label + i + 0.5 * version,
-                "glcm_Contrast": float(version),
-                "diagnostics": "{}", "input_fingerprint": f"fp{version}", "params_hash": _fs()[3:],
-                "task_key": f"k-{case}-{modality}-{label}-v{version}",
-                "radflow_version": "test",
-                "extracted_at": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
-            })
+            out.append(
+                {
+                    "case": case,
+                    "study": None,
+                    "series": f"{modality}-{case}",
+                    "roi": f"roi{label}",
+                    "label_key": "gtv",
+                    "label": label,
+                    "image_type": image_type,
+                    "firstorder_Mean": 1000 * int(case[1:]) + 10 * label + i + 0.5 * version,
+                    "glcm_Contrast": float(version),
+                    "diagnostics": "{}",
+                    "input_fingerprint": f"fp{version}",
+                    "params_hash": _fs()[3:],
+                    "task_key": f"k-{case}-{modality}-{label}-v{version}",
+                    "radflow_version": "test",
+                    "extracted_at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                }
+            )
     return out
 
 
@@ -83,17 +97,19 @@ def filled(tmp_path) -> Path:
 def _duckdb(table, where=""):
     glob = f"{table}/**/*.parquet"
     return duckdb.sql(
-        f"SELECT feature_set, institution, modality, \"case\", series, label, image_type, "
+        f'SELECT feature_set, institution, modality, "case", series, label, image_type, '
         f"firstorder_Mean, glcm_Contrast, run_id FROM read_parquet('{glob}', hive_partitioning=true) "
-        f"{where} ORDER BY ALL").fetchall()
+        f"{where} ORDER BY ALL"
+    ).fetchall()
 
 
 def test_layout_is_hive_partitioned_with_params_beside(filled):
     fs_dir = filled / f"feature_set={_fs()}"
     assert (fs_dir / "_params.yaml").is_file()
     files = sorted(p.relative_to(filled).as_posix() for p in filled.rglob("*.parquet"))
-    assert files == sorted(f"feature_set={_fs()}/institution={i}/modality={m}/case-{c}.parquet"
-                           for i, m, c in CASES)
+    assert files == sorted(
+        f"feature_set={_fs()}/institution={i}/modality={m}/case-{c}.parquet" for i, m, c in CASES
+    )
     # The lock file and the parameters are invisible to the readers' glob.
     assert (filled / ".radflow.lock").exists()
     assert not errors_path(filled).exists()
@@ -101,30 +117,65 @@ def test_layout_is_hive_partitioned_with_params_beside(filled):
 
 def test_four_readers_read_the_same_rows(filled):
     expected = sorted(
-        (inst, mod, row["case"], row["series"], row["label"], row["image_type"], row["firstorder_Mean"])
-        for inst, mod, case in CASES for row in _rows(case, mod)
+        (
+            inst,
+            mod,
+            row["case"],
+            row["series"],
+            row["label"],
+            row["image_type"],
+            row["firstorder_Mean"],
+        )
+        for inst, mod, case in CASES
+        for row in _rows(case, mod)
     )
     assert len(expected) == 20
 
     rows = duckdb.sql(
-        f"SELECT institution, modality, \"case\", series, label, image_type, firstorder_Mean "
-        f"FROM read_parquet('{filled}/**/*.parquet', hive_partitioning=true)").fetchall()
+        f'SELECT institution, modality, "case", series, label, image_type, firstorder_Mean '
+        f"FROM read_parquet('{filled}/**/*.parquet', hive_partitioning=true)"
+    ).fetchall()
     assert sorted(rows) == expected
 
     frame = pl.scan_parquet(f"{filled}/**/*.parquet", hive_partitioning=True).collect()
-    got = frame.select("institution", "modality", "case", "series", "label", "image_type",
-                       "firstorder_Mean").rows()
+    got = frame.select(
+        "institution", "modality", "case", "series", "label", "image_type", "firstorder_Mean"
+    ).rows()
     assert sorted(got) == expected
     assert set(frame["feature_set"]) == {_fs()}
 
     pdf = pd.read_parquet(filled)
-    got = [(str(r.institution), str(r.modality), r.case, r.series, int(r.label), r.image_type,
-            r.firstorder_Mean) for r in pdf.itertuples()]
+    got = [
+        (
+            str(r.institution),
+            str(r.modality),
+            r.case,
+            r.series,
+            int(r.label),
+            r.image_type,
+            r.firstorder_Mean,
+        )
+        for r in pdf.itertuples()
+    ]
     assert sorted(got) == expected
 
     data = ds.dataset(filled, format="parquet", partitioning="hive").to_table()
-    got = list(zip(*(data.column(c).to_pylist() for c in (
-        "institution", "modality", "case", "series", "label", "image_type", "firstorder_Mean"))))
+    got = list(
+        zip(
+            *(
+                data.column(c).to_pylist()
+                for c in (
+                    "institution",
+                    "modality",
+                    "case",
+                    "series",
+                    "label",
+                    "image_type",
+                    "firstorder_Mean",
+                )
+            )
+        )
+    )
     assert sorted(got) == expected
     # Types survive: timestamps in UTC, labels as integers, features as doubles.
     assert data.schema.field("extracted_at").type == pa.timestamp("us", tz="UTC")
@@ -143,8 +194,11 @@ def test_replacing_a_case_keeps_valid_rows_and_drops_the_rest(filled):
         writer.commit("INST_B", "CT", "P003", [], keep=set())
     rows = _duckdb(filled, "WHERE \"case\" = 'P002'")
     assert [(r[5], r[6], r[8], r[9]) for r in rows] == [
-        (1, "original", 1.0, "run2"), (1, "square", 1.0, "run2"),
-        (2, "original", 0.0, "run1"), (2, "square", 0.0, "run1")]
+        (1, "original", 1.0, "run2"),
+        (1, "square", 1.0, "run2"),
+        (2, "original", 0.0, "run1"),
+        (2, "square", 0.0, "run1"),
+    ]
     assert _duckdb(filled, "WHERE \"case\" = 'P003'") == []
     assert not any(filled.rglob("case-P003.parquet"))
     assert verify(filled).ok
@@ -158,10 +212,12 @@ def test_readers_never_see_a_case_half_replaced(filled):
     def reader():
         con = duckdb.connect()
         while not stop.is_set():
-            seen.append(con.sql(
-                f"SELECT count(*), count(DISTINCT glcm_Contrast) FROM read_parquet("
-                f"'{filled}/**/*.parquet', hive_partitioning=true) WHERE \"case\" = 'P002'"
-            ).fetchall()[0])
+            seen.append(
+                con.sql(
+                    f"SELECT count(*), count(DISTINCT glcm_Contrast) FROM read_parquet("
+                    f"'{filled}/**/*.parquet', hive_partitioning=true) WHERE \"case\" = 'P002'"
+                ).fetchall()[0]
+            )
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -181,19 +237,29 @@ def test_commit_many_writes_each_file_once_and_keeps_cases_whole(tmp_path):
     table = tmp_path / "t"
     with table_lock(table):
         writer = _writer(table)
-        writer.commit_many([(("INST_A", "CT", c), _rows(c, "CT"), []) for c in ("P001", "P002", "P003")]
-                           + [(("INST_B", "CT", "P004"), _rows("P004", "CT"), [])], keep=())
+        writer.commit_many(
+            [(("INST_A", "CT", c), _rows(c, "CT"), []) for c in ("P001", "P002", "P003")]
+            + [(("INST_B", "CT", "P004"), _rows("P004", "CT"), [])],
+            keep=(),
+        )
         folder = table / f"feature_set={_fs()}" / "institution=INST_A" / "modality=CT"
         (shared,) = list(folder.iterdir())  # three new cases, one new file
         assert shared.name.startswith("part-")
         # P002 replaced (in the shared file) and P005 added (a file of its own), in one call.
-        result = writer.commit_many([(("INST_A", "CT", "P002"), _rows("P002", "CT", 1), []),
-                                     (("INST_A", "CT", "P005"), _rows("P005", "CT"), [])], keep=())
+        result = writer.commit_many(
+            [
+                (("INST_A", "CT", "P002"), _rows("P002", "CT", 1), []),
+                (("INST_A", "CT", "P005"), _rows("P005", "CT"), []),
+            ],
+            keep=(),
+        )
     assert result.written == 8 and len(result.removed_keys) == 4
     assert sorted(p.name for p in folder.iterdir()) == sorted([shared.name, "case-P005.parquet"])
     rows = _duckdb(table)
     assert len(rows) == 20
-    assert {r[9] for r in rows if r[3] == "P002"} == {"run1"} and {r[8] for r in rows if r[3] == "P002"} == {1.0}
+    assert {r[9] for r in rows if r[3] == "P002"} == {"run1"} and {
+        r[8] for r in rows if r[3] == "P002"
+    } == {1.0}
     assert verify(table).ok
 
 
@@ -215,11 +281,22 @@ def test_a_failed_write_leaves_the_old_rows(filled, monkeypatch):
 
 
 def test_errors_table_lies_outside_the_feature_glob(filled):
-    error = {"case": "P002", "series": "CT-P002", "roi": "roi1", "label_key": "gtv", "label": 1,
-             "image_type_group": "Original", "task_key": "k", "error_type": "InputError",
-             "message": "empty ROI", "traceback_digest": "0" * 16, "input_fingerprint": "fp",
-             "params_hash": "ph", "radflow_version": "test",
-             "failed_at": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)}
+    error = {
+        "case": "P002",
+        "series": "CT-P002",
+        "roi": "roi1",
+        "label_key": "gtv",
+        "label": 1,
+        "image_type_group": "Original",
+        "task_key": "k",
+        "error_type": "InputError",
+        "message": "empty ROI",
+        "traceback_digest": "0" * 16,
+        "input_fingerprint": "fp",
+        "params_hash": "ph",
+        "radflow_version": "test",
+        "failed_at": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    }
     with table_lock(filled):
         writer = _writer(filled)
         writer.commit("INST_B", "CT", "P002", [], keep=set(), errors=[error])
@@ -241,7 +318,9 @@ def test_compact_changes_no_query_and_keeps_one_rename_per_case(filled):
     assert (summary.files_before, summary.files_after) == (5, 3)
     assert _duckdb(filled) == before
     assert verify(filled).ok
-    merged = list((filled / f"feature_set={_fs()}" / "institution=INST_A" / "modality=CT").iterdir())
+    merged = list(
+        (filled / f"feature_set={_fs()}" / "institution=INST_A" / "modality=CT").iterdir()
+    )
     assert [p.name.startswith("part-") for p in merged] == [True]
     assert [p.name for p in filled.parent.iterdir() if p.name.startswith(".")] == []
 
@@ -278,8 +357,12 @@ def test_compact_during_reads_returns_the_same_count(tmp_path):
         con = duckdb.connect()
         while not stop.is_set():
             try:
-                seen.append(con.sql(f"SELECT count(*) FROM read_parquet('{table}/**/*.parquet', "
-                                    "hive_partitioning=true)").fetchall()[0][0])
+                seen.append(
+                    con.sql(
+                        f"SELECT count(*) FROM read_parquet('{table}/**/*.parquet', "
+                        "hive_partitioning=true)"
+                    ).fetchall()[0][0]
+                )
             except duckdb.IOException:
                 # A file listed just before the swap and opened after it is gone: an error, never
                 # a wrong answer (a reader retries).
@@ -305,7 +388,9 @@ def test_compact_during_reads_returns_the_same_count(tmp_path):
 def test_verify_reports_duplicates_split_cases_and_hidden_files(filled):
     assert verify(filled).ok
     folder = filled / f"feature_set={_fs()}" / "institution=INST_B" / "modality=CT"
-    pq.write_table(pq.ParquetFile(folder / "case-P002.parquet").read(), folder / "part-copy.parquet")
+    pq.write_table(
+        pq.ParquetFile(folder / "case-P002.parquet").read(), folder / "part-copy.parquet"
+    )
     hidden = filled / ".backup" / "x.parquet"
     hidden.parent.mkdir()
     pq.write_table(pa.table({"x": [1]}), hidden)
@@ -323,7 +408,8 @@ def test_verify_reports_duplicates_split_cases_and_hidden_files(filled):
 
 def test_verify_checks_params_file(filled):
     (filled / f"feature_set={_fs()}" / "_params.yaml").write_text(
-        "featureClass: {firstorder: [Median]}\n")
+        "featureClass: {firstorder: [Median]}\n"
+    )
     report = verify(filled)
     assert [p for p in report.problems if "does not hash" in p]
 

@@ -41,9 +41,21 @@ def _mask(shape=(20, 24, 24)):
 
 IMAGES = {"ct_int16": _ct, "pet_float32": _pet, "mr_float64": _mr}
 SETTINGS = {
-    "ct_int16": [{"binWidth": 25}, {"binWidth": 25.0}, {"binWidth": 10}, {"binWidth": 7.5},
-                 {"binCount": 16}, {"binCount": 32}],
-    "pet_float32": [{"binWidth": 0.25}, {"binWidth": 0.1}, {"binWidth": 1}, {"binCount": 64}, {"binCount": 5}],
+    "ct_int16": [
+        {"binWidth": 25},
+        {"binWidth": 25.0},
+        {"binWidth": 10},
+        {"binWidth": 7.5},
+        {"binCount": 16},
+        {"binCount": 32},
+    ],
+    "pet_float32": [
+        {"binWidth": 0.25},
+        {"binWidth": 0.1},
+        {"binWidth": 1},
+        {"binCount": 64},
+        {"binCount": 5},
+    ],
     "mr_float64": [{"binWidth": 5}, {"binWidth": 0.3}, {"binCount": 32}],
 }
 CASES = [(kind, s) for kind, settings in SETTINGS.items() for s in settings]
@@ -65,7 +77,9 @@ def test_matches_pyradiomics_bin_image(kind, setting):
     np.testing.assert_array_equal(edges, expected_edges)
     assert binned[mask].min() == 1 and (binned[~mask] == 0).all()
     # uint8 label masks (non-zero = ROI) give the same
-    np.testing.assert_array_equal(discretise(image, mask.astype(np.uint8) * 3, **_ours(setting))[0], expected)
+    np.testing.assert_array_equal(
+        discretise(image, mask.astype(np.uint8) * 3, **_ours(setting))[0], expected
+    )
 
 
 @pytest.mark.oracle
@@ -78,8 +92,9 @@ def test_matches_pyradiomics_without_mask_and_on_values(kind, setting):
     np.testing.assert_array_equal(binned, expected)
     np.testing.assert_array_equal(edges, expected_edges)
     values = image[_mask()[:6, :7, :8] | (image > np.median(image))]
-    np.testing.assert_array_equal(bin_edges(values, **_ours(setting)),
-                                  imageoperations.getBinEdges(values, **setting))
+    np.testing.assert_array_equal(
+        bin_edges(values, **_ours(setting)), imageoperations.getBinEdges(values, **setting)
+    )
 
 
 EDGE_CASES = {
@@ -95,12 +110,16 @@ EDGE_CASES = {
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", list(EDGE_CASES))
-@pytest.mark.parametrize("setting", [{"binWidth": 25}, {"binWidth": 0.1}, {"binCount": 1}, {"binCount": 3}])
+@pytest.mark.parametrize(
+    "setting", [{"binWidth": 25}, {"binWidth": 0.1}, {"binCount": 1}, {"binCount": 3}]
+)
 def test_edge_cases_match_pyradiomics(name, setting):
     imageoperations = pytest.importorskip("radiomics.imageoperations")
     values = EDGE_CASES[name]
     if name == "int16_extremes" and "binWidth" in setting:
-        setting = {"binWidth": float(setting["binWidth"])}  # int width overflows int16 in PyRadiomics
+        setting = {
+            "binWidth": float(setting["binWidth"])
+        }  # int width overflows int16 in PyRadiomics
     expected, expected_edges = imageoperations.binImage(values, None, **setting)
     binned, edges = discretise(values, **_ours(setting))
     np.testing.assert_array_equal(binned, expected)

@@ -43,12 +43,16 @@ def _same_image(ours, theirs):
     assert ours.GetPixelID() == theirs.GetPixelID()
     assert ours.GetSize() == theirs.GetSize()
     assert ours.GetOrigin() == theirs.GetOrigin() and ours.GetSpacing() == theirs.GetSpacing()
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+    np.testing.assert_array_equal(
+        sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs)
+    )
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("kind", ["ct", "pet"])
-@pytest.mark.parametrize("scale, outliers", [(1, None), (100, None), (500, 3), (1, 1.5), (2.5, 0.5)])
+@pytest.mark.parametrize(
+    "scale, outliers", [(1, None), (100, None), (500, 3), (1, 1.5), (2.5, 0.5)]
+)
 def test_normalise_matches_pyradiomics(kind, scale, outliers):
     imageoperations = pytest.importorskip("radiomics.imageoperations")
     image = _image(kind)
@@ -60,15 +64,26 @@ def test_normalise_by_hand():
     values = sitk.GetArrayFromImage(_image("ct")).astype(float)
     out = sitk.GetArrayFromImage(normalise(_image("ct"), scale=100))
     # SimpleITK's Normalize divides by the sample standard deviation (n - 1).
-    np.testing.assert_allclose(out, 100 * (values - values.mean()) / values.std(ddof=1), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        out, 100 * (values - values.mean()) / values.std(ddof=1), rtol=1e-12, atol=1e-9
+    )
     clipped = sitk.GetArrayFromImage(normalise(_image("ct"), remove_outliers=1.0, scale=10))
-    np.testing.assert_allclose(clipped, 10 * np.clip((values - values.mean()) / values.std(ddof=1), -1, 1),
-                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        clipped,
+        10 * np.clip((values - values.mean()) / values.std(ddof=1), -1, 1),
+        rtol=1e-12,
+        atol=1e-9,
+    )
     assert clipped.max() == 10 and clipped.min() == -10
 
 
 def test_normalise_bad_parameters():
-    for kwargs in [{"scale": 0}, {"scale": float("inf")}, {"remove_outliers": -1}, {"remove_outliers": True}]:
+    for kwargs in [
+        {"scale": 0},
+        {"scale": float("inf")},
+        {"remove_outliers": -1},
+        {"remove_outliers": True},
+    ]:
         with pytest.raises(SettingsError, match=next(iter(kwargs))):
             normalise(_image("ct"), **kwargs)
 
@@ -93,11 +108,15 @@ def test_resegment_matches_pyradiomics(kind, range_, mode, label):
     imageoperations = pytest.importorskip("radiomics.imageoperations")
     image = _image(kind)
     mask = _mask(image)
-    expected = imageoperations.resegmentMask(image, mask, resegmentRange=range_, resegmentMode=mode, label=label)
+    expected = imageoperations.resegmentMask(
+        image, mask, resegmentRange=range_, resegmentMode=mode, label=label
+    )
     ours = resegment(image, mask, range_=range_, mode=mode, label=label)
     assert ours.GetPixelID() == mask.GetPixelID()
     assert ours.GetOrigin() == mask.GetOrigin() and ours.GetSpacing() == mask.GetSpacing()
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(expected))
+    np.testing.assert_array_equal(
+        sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(expected)
+    )
     kept = sitk.GetArrayViewFromImage(ours) == label
     assert 1 < kept.sum() <= (sitk.GetArrayViewFromImage(mask) == label).sum()
 
@@ -125,8 +144,11 @@ def test_resegment_keeping_one_voxel_is_refused_like_pyradiomics():
     top = float(np.max(sitk.GetArrayViewFromImage(image)[sitk.GetArrayViewFromImage(mask) == 1]))
     with pytest.raises(ValueError, match="retained 1 voxel"):
         imageoperations.resegmentMask(image, mask, resegmentRange=[top], label=1)
-    with pytest.raises(InputError, match=r"p1/mask: Resegmentation excluded too many voxels with label 1 "
-                                         r"\(retained 1 voxel\(s\)\)"):
+    with pytest.raises(
+        InputError,
+        match=r"p1/mask: Resegmentation excluded too many voxels with label 1 "
+        r"\(retained 1 voxel\(s\)\)",
+    ):
         resegment(image, mask, range_=[top], source="p1/mask")
     with pytest.raises(InputError, match="retained 0 voxel"):
         resegment(image, mask, range_=[top + 1, top + 2])

@@ -13,7 +13,9 @@ from radflow.preprocess.resample import resample_image_and_mask
 SHAPE_ZYX = (14, 22, 24)
 
 
-def _image(dtype=np.int16, seed=0, spacing=(0.8, 0.75, 2.5), origin=(-50.2, 30.1, 100.0), direction=None):
+def _image(
+    dtype=np.int16, seed=0, spacing=(0.8, 0.75, 2.5), origin=(-50.2, 30.1, 100.0), direction=None
+):
     rng = np.random.default_rng(seed)
     field = ndi.gaussian_filter(rng.normal(size=SHAPE_ZYX), 1.2)
     field = field / np.abs(field).max()
@@ -29,7 +31,9 @@ def _image(dtype=np.int16, seed=0, spacing=(0.8, 0.75, 2.5), origin=(-50.2, 30.1
 def _mask(reference: sitk.Image, *, thin_z=False, near_border=False):
     zz, yy, xx = np.indices(SHAPE_ZYX)
     centre = (7, 3, 4) if near_border else (7, 11, 12)
-    ball = ((zz - centre[0]) / 3.5) ** 2 + ((yy - centre[1]) / 5) ** 2 + ((xx - centre[2]) / 6) ** 2 <= 1
+    ball = ((zz - centre[0]) / 3.5) ** 2 + ((yy - centre[1]) / 5) ** 2 + (
+        (xx - centre[2]) / 6
+    ) ** 2 <= 1
     labels = np.zeros(SHAPE_ZYX, np.uint8)
     labels[ball] = 1
     labels[(zz == 10) & (yy > 16) & (xx > 18)] = 2  # another ROI, one slice thick
@@ -47,22 +51,40 @@ CASES = {
     "ct_bspline_1mm": dict(dtype=np.int16, spacing=(1, 1, 1), interpolator="sitkBSpline", pad=5),
     "pet_linear_2mm": dict(dtype=np.float32, spacing=(2, 2, 2), interpolator="sitkLinear", pad=2),
     "in_plane_only": dict(dtype=np.int16, spacing=(1.1, 1.1, 0), interpolator="sitkBSpline", pad=5),
-    "upsample_z": dict(dtype=np.float32, spacing=(0.8, 0.75, 1.25), interpolator="sitkLinear", pad=1),
-    "nearest": dict(dtype=np.int16, spacing=(1.5, 1.5, 1.5), interpolator="sitkNearestNeighbor", pad=0),
-    "lanczos": dict(dtype=np.float32, spacing=(1.2, 1.2, 2), interpolator="sitkLanczosWindowedSinc", pad=3),
-    "rotated": dict(dtype=np.int16, spacing=(1, 1, 2), interpolator="sitkLinear", pad=4, direction=ROTATED),
-    "thin_roi": dict(dtype=np.int16, spacing=(1, 1, 1), interpolator="sitkBSpline", pad=5, thin_z=True),
-    "near_border": dict(dtype=np.float32, spacing=(1, 1, 1), interpolator="sitkLinear", pad=10, near_border=True),
+    "upsample_z": dict(
+        dtype=np.float32, spacing=(0.8, 0.75, 1.25), interpolator="sitkLinear", pad=1
+    ),
+    "nearest": dict(
+        dtype=np.int16, spacing=(1.5, 1.5, 1.5), interpolator="sitkNearestNeighbor", pad=0
+    ),
+    "lanczos": dict(
+        dtype=np.float32, spacing=(1.2, 1.2, 2), interpolator="sitkLanczosWindowedSinc", pad=3
+    ),
+    "rotated": dict(
+        dtype=np.int16, spacing=(1, 1, 2), interpolator="sitkLinear", pad=4, direction=ROTATED
+    ),
+    "thin_roi": dict(
+        dtype=np.int16, spacing=(1, 1, 1), interpolator="sitkBSpline", pad=5, thin_z=True
+    ),
+    "near_border": dict(
+        dtype=np.float32, spacing=(1, 1, 1), interpolator="sitkLinear", pad=10, near_border=True
+    ),
     "label_2": dict(dtype=np.int16, spacing=(1, 1, 1), interpolator="sitkLinear", pad=2, label=2),
-    "same_spacing": dict(dtype=np.int16, spacing=(0.8, 0.75, 2.5), interpolator="sitkBSpline", pad=3),
-    "same_spacing_via_zero": dict(dtype=np.float32, spacing=(0, 0, 0), interpolator="sitkBSpline", pad=20),
+    "same_spacing": dict(
+        dtype=np.int16, spacing=(0.8, 0.75, 2.5), interpolator="sitkBSpline", pad=3
+    ),
+    "same_spacing_via_zero": dict(
+        dtype=np.float32, spacing=(0, 0, 0), interpolator="sitkBSpline", pad=20
+    ),
 }
 
 
 def _case(name):
     case = CASES[name]
     image = _image(case["dtype"], direction=case.get("direction"))
-    mask = _mask(image, thin_z=case.get("thin_z", False), near_border=case.get("near_border", False))
+    mask = _mask(
+        image, thin_z=case.get("thin_z", False), near_border=case.get("near_border", False)
+    )
     return image, mask, case
 
 
@@ -72,7 +94,9 @@ def _assert_same(ours: sitk.Image, theirs: sitk.Image):
     np.testing.assert_allclose(ours.GetSpacing(), theirs.GetSpacing(), rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours.GetOrigin(), theirs.GetOrigin(), rtol=0, atol=1e-9)
     np.testing.assert_allclose(ours.GetDirection(), theirs.GetDirection(), rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs))
+    np.testing.assert_array_equal(
+        sitk.GetArrayViewFromImage(ours), sitk.GetArrayViewFromImage(theirs)
+    )
 
 
 @pytest.mark.oracle
@@ -82,11 +106,21 @@ def test_matches_pyradiomics_resample_image(name):
     image, mask, case = _case(name)
     label = case.get("label", 1)
     expected_image, expected_mask = imageoperations.resampleImage(
-        image, mask, resampledPixelSpacing=list(case["spacing"]), interpolator=case["interpolator"],
-        label=label, padDistance=case["pad"])
+        image,
+        mask,
+        resampledPixelSpacing=list(case["spacing"]),
+        interpolator=case["interpolator"],
+        label=label,
+        padDistance=case["pad"],
+    )
     ours_image, ours_mask = resample_image_and_mask(
-        image, mask, spacing_xyz=case["spacing"], interpolator=case["interpolator"], label=label,
-        pad_distance=case["pad"])
+        image,
+        mask,
+        spacing_xyz=case["spacing"],
+        interpolator=case["interpolator"],
+        label=label,
+        pad_distance=case["pad"],
+    )
     _assert_same(ours_image, expected_image)
     _assert_same(ours_mask, expected_mask)
     assert (sitk.GetArrayViewFromImage(ours_mask) == label).any()
@@ -100,8 +134,9 @@ def test_grid_by_hand():
     mask[4, 1, 1] = 1
     mask[5, 1, 1] = 1
     mask[4, 0, 1] = 1
-    out_image, out_mask = resample_image_and_mask(image, mask, spacing_xyz=(2, 1, 1), interpolator="sitkLinear",
-                                                  pad_distance=0)
+    out_image, out_mask = resample_image_and_mask(
+        image, mask, spacing_xyz=(2, 1, 1), interpolator="sitkLinear", pad_distance=0
+    )
     # New voxel 0 has its corner on the old corner (-0.5 mm): centre at 0.5 mm.
     # ROI spans old corners 3.5..5.5 mm, i.e. new indices floor(3.5/2)=1 to ceil(5.5/2)=3 -> size 3.
     assert out_image.GetSpacing() == (2.0, 1.0, 1.0)
@@ -128,7 +163,9 @@ def test_roi_outside_image_is_refused():
     image = _image()
     mask = _mask(image)
     small = image[:, :, :5]  # z slices 0..4 only; the ROI reaches slice 10
-    with pytest.raises(InputError, match="mask.nii.gz: Bounding box of ROI is larger than image space"):
+    with pytest.raises(
+        InputError, match="mask.nii.gz: Bounding box of ROI is larger than image space"
+    ):
         resample_image_and_mask(small, mask, spacing_xyz=(1, 1, 1), source="mask.nii.gz")
 
 
@@ -137,9 +174,17 @@ def test_image_on_another_grid_matches_pyradiomics():
     imageoperations = pytest.importorskip("radiomics.imageoperations")
     image = _image(np.float32)
     mask = _mask(image)[:, 2:20, 3:]  # a mask grid inside the image's
-    expected = imageoperations.resampleImage(image, mask, resampledPixelSpacing=[1, 1, 1],
-                                             interpolator="sitkLinear", label=1, padDistance=2)
-    ours = resample_image_and_mask(image, mask, spacing_xyz=(1, 1, 1), interpolator="sitkLinear", pad_distance=2)
+    expected = imageoperations.resampleImage(
+        image,
+        mask,
+        resampledPixelSpacing=[1, 1, 1],
+        interpolator="sitkLinear",
+        label=1,
+        padDistance=2,
+    )
+    ours = resample_image_and_mask(
+        image, mask, spacing_xyz=(1, 1, 1), interpolator="sitkLinear", pad_distance=2
+    )
     for o, e in zip(ours, expected):
         _assert_same(o, e)
 

@@ -53,8 +53,10 @@ def _labels(kind):
 @pytest.fixture
 def pyradiomics_tolerance():
     """Set SimpleITK's global tolerance like PyRadiomics' geometryTolerance, and restore it."""
-    before = (sitk.ProcessObject.GetGlobalDefaultCoordinateTolerance(),
-              sitk.ProcessObject.GetGlobalDefaultDirectionTolerance())
+    before = (
+        sitk.ProcessObject.GetGlobalDefaultCoordinateTolerance(),
+        sitk.ProcessObject.GetGlobalDefaultDirectionTolerance(),
+    )
 
     def set_tolerance(value):
         sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(value)
@@ -71,17 +73,27 @@ def _pyradiomics_check(image, mask, **settings):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("kind, label, settings", [
-    ("parts", 1, {}), ("parts", 2, {}), ("sheet", 1, {}), ("line", 1, {"minimumROIDimensions": 1}),
-    ("border", 1, {"minimumROIDimensions": 3, "minimumROISize": 17}),
-])
+@pytest.mark.parametrize(
+    "kind, label, settings",
+    [
+        ("parts", 1, {}),
+        ("parts", 2, {}),
+        ("sheet", 1, {}),
+        ("line", 1, {"minimumROIDimensions": 1}),
+        ("border", 1, {"minimumROIDimensions": 3, "minimumROISize": 17}),
+    ],
+)
 def test_bounding_box_matches_pyradiomics(kind, label, settings):
     image = _image()
     mask = _mask_like(image, _labels(kind))
     expected, corrected = _pyradiomics_check(image, mask, label=label, **settings)
-    box, ours_corrected = check_mask(image, mask, label=label,
-                                     minimum_roi_dimensions=settings.get("minimumROIDimensions", 2),
-                                     minimum_roi_size=settings.get("minimumROISize"))
+    box, ours_corrected = check_mask(
+        image,
+        mask,
+        label=label,
+        minimum_roi_dimensions=settings.get("minimumROIDimensions", 2),
+        minimum_roi_size=settings.get("minimumROISize"),
+    )
     assert corrected is None and ours_corrected is None
     np.testing.assert_array_equal(box.as_pyradiomics(), expected)
     zz, yy, xx = np.nonzero(_labels(kind) == label)  # by hand, (x, y, z) order
@@ -90,21 +102,41 @@ def test_bounding_box_matches_pyradiomics(kind, label, settings):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("kind, settings, reason", [
-    ("voxel", {}, "mask only contains 1 segmented voxel! Cannot extract features for a single voxel."),
-    ("line", {}, "mask has too few dimensions (number of dimensions 1, minimum required 2)"),
-    ("sheet", {"minimumROIDimensions": 3}, "mask has too few dimensions (number of dimensions 2, minimum required 3)"),
-    # 18 voxels: PyRadiomics wants strictly more than minimumROISize
-    ("border", {"minimumROISize": 18}, "Size of the ROI is too small (minimum size: 18, ROI size: 18)"),
-])
+@pytest.mark.parametrize(
+    "kind, settings, reason",
+    [
+        (
+            "voxel",
+            {},
+            "mask only contains 1 segmented voxel! Cannot extract features for a single voxel.",
+        ),
+        ("line", {}, "mask has too few dimensions (number of dimensions 1, minimum required 2)"),
+        (
+            "sheet",
+            {"minimumROIDimensions": 3},
+            "mask has too few dimensions (number of dimensions 2, minimum required 3)",
+        ),
+        # 18 voxels: PyRadiomics wants strictly more than minimumROISize
+        (
+            "border",
+            {"minimumROISize": 18},
+            "Size of the ROI is too small (minimum size: 18, ROI size: 18)",
+        ),
+    ],
+)
 def test_too_small_rois_refused_like_pyradiomics(kind, settings, reason):
     image = _image()
     mask = _mask_like(image, _labels(kind))
     with pytest.raises(ValueError):
         _pyradiomics_check(image, mask, label=1, **settings)
     with pytest.raises(InputError) as info:
-        check_mask(image, mask, minimum_roi_dimensions=settings.get("minimumROIDimensions", 2),
-                   minimum_roi_size=settings.get("minimumROISize"), source="case7/mask.nrrd")
+        check_mask(
+            image,
+            mask,
+            minimum_roi_dimensions=settings.get("minimumROIDimensions", 2),
+            minimum_roi_size=settings.get("minimumROISize"),
+            source="case7/mask.nrrd",
+        )
     assert str(info.value) == f"case7/mask.nrrd: {reason}"
 
 
@@ -112,7 +144,9 @@ def test_absent_label():
     image = _image()
     with pytest.raises(InputError, match=r"Label \(3\) not present in mask. Choose from \[1, 2\]"):
         check_mask(image, _mask_like(image, _labels("parts")), label=3)
-    with pytest.raises(InputError, match=r"No labels found in this mask \(i.e. nothing is segmented\)!"):
+    with pytest.raises(
+        InputError, match=r"No labels found in this mask \(i.e. nothing is segmented\)!"
+    ):
         check_mask(image, _mask_like(image, _labels("empty")))
     with pytest.raises(InputError, match="not present"):
         roi_bounding_box(_mask_like(image, _labels("parts")), label=4)
@@ -141,7 +175,10 @@ def test_geometry_tolerance_as_simpleitk(pyradiomics_tolerance, what, change, to
         direction[0, 1] = change
         mask.SetDirection(direction.ravel().tolist())
     else:
-        getter, setter = getattr(mask, f"Get{what.capitalize()}"), getattr(mask, f"Set{what.capitalize()}")
+        getter, setter = (
+            getattr(mask, f"Get{what.capitalize()}"),
+            getattr(mask, f"Set{what.capitalize()}"),
+        )
         setter(tuple(np.add(getter(), change)))
     pyradiomics_tolerance(1e-6 if tolerance is None else tolerance)  # 1e-6: SimpleITK's default
     assert (geometry_mismatch(image, mask, geometry_tolerance=tolerance) is None) == passes
@@ -171,7 +208,9 @@ def test_correct_mask_matches_pyradiomics(change):
     box, corrected = check_mask(image, mask, correct_mask=True)
     np.testing.assert_array_equal(box.as_pyradiomics(), expected_box)
     assert corrected.GetSize() == image.GetSize() and corrected.GetOrigin() == image.GetOrigin()
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(corrected), sitk.GetArrayViewFromImage(expected_mask))
+    np.testing.assert_array_equal(
+        sitk.GetArrayViewFromImage(corrected), sitk.GetArrayViewFromImage(expected_mask)
+    )
     if change == "cropped_mask":  # a sub-grid of the image's: the labels inside it, unmoved
         expected = np.zeros_like(labels)
         expected[1:11, 1:15, 2:14] = labels[1:11, 1:15, 2:14]
@@ -195,8 +234,13 @@ def test_size_and_dimension_mismatch():
         check_mask(image, _mask_like(image, _labels("parts"))[:, :, :10])
     with pytest.raises(InputError, match="dimension mismatch: image is 3D, mask 2D"):
         check_mask(image, _mask_like(image, _labels("parts"))[:, :, 3])
-    assert geometry_mismatch(image, _mask_like(image, _labels("parts"))[:, :, 3]) == "image is 3D, mask 2D"
-    assert geometry_mismatch(image, _mask_like(image, _labels("parts"))[:, 1:, :]).startswith("size (18, 15, 12)")
+    assert (
+        geometry_mismatch(image, _mask_like(image, _labels("parts"))[:, :, 3])
+        == "image is 3D, mask 2D"
+    )
+    assert geometry_mismatch(image, _mask_like(image, _labels("parts"))[:, 1:, :]).startswith(
+        "size (18, 15, 12)"
+    )
     vector = sitk.Compose(_mask_like(image, _labels("parts")), _mask_like(image, _labels("sheet")))
     with pytest.raises(InputError, match="2 components per voxel"):
         check_mask(image, vector)
@@ -205,8 +249,13 @@ def test_size_and_dimension_mismatch():
 def test_bad_options():
     image = _image()
     mask = _mask_like(image, _labels("parts"))
-    for kwargs in [{"label": 0}, {"label": True}, {"geometry_tolerance": 0}, {"minimum_roi_dimensions": 4},
-                   {"minimum_roi_size": 0}]:
+    for kwargs in [
+        {"label": 0},
+        {"label": True},
+        {"geometry_tolerance": 0},
+        {"minimum_roi_dimensions": 4},
+        {"minimum_roi_size": 0},
+    ]:
         with pytest.raises(SettingsError, match=next(iter(kwargs))):
             check_mask(image, mask, **kwargs)
 
@@ -228,7 +277,9 @@ def test_crop_matches_pyradiomics(kind, pad):
         np.testing.assert_array_equal(sitk.GetArrayViewFromImage(o), sitk.GetArrayViewFromImage(e))
     # The same crop on (z, y, x) arrays
     slices = box.slices_zyx(pad, shape_zyx=SHAPE_ZYX)
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(image)[slices], sitk.GetArrayViewFromImage(ours[0]))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(image)[slices], sitk.GetArrayViewFromImage(ours[0])
+    )
 
 
 def test_bounding_box_by_hand():

@@ -130,9 +130,7 @@ def test_relative_threshold_uses_the_max_inside_the_region():
     box = np.s_[1:8, 1:8, 1:8]
     np.testing.assert_array_equal(segment_suv_relative(pet, fraction=0.4, box_zyx=box), expected)
     # The global maximum would have given the core alone (and the organ is outside anyway).
-    np.testing.assert_array_equal(
-        segment_suv(pet, threshold_suv=4.0, region=region), core
-    )
+    np.testing.assert_array_equal(segment_suv(pet, threshold_suv=4.0, region=region), core)
     np.testing.assert_array_equal(segment_suv_relative(pet, fraction=1.0, region=region), core)
 
 
@@ -193,8 +191,13 @@ def test_components_agree_with_simpleitk(connectivity):
     large = sitk.RelabelComponent(cc, minimumObjectSize=min_voxels)
     expected = sitk.GetArrayFromImage(large) > 0
     out = segment_suv(
-        pet, threshold_suv=1.0, connectivity=connectivity, fill_holes=None, keep="all",
-        min_size_mm3=min_voxels * 0.5, spacing_zyx=(2.0, 0.5, 0.5),
+        pet,
+        threshold_suv=1.0,
+        connectivity=connectivity,
+        fill_holes=None,
+        keep="all",
+        min_size_mm3=min_voxels * 0.5,
+        spacing_zyx=(2.0, 0.5, 0.5),
     )
     np.testing.assert_array_equal(out, expected)
 
@@ -265,13 +268,33 @@ IMG = np.zeros((4, 5, 6), dtype=np.float32)
         (lambda: segment_hu(IMG, low_hu=np.nan, high_hu=1), ValueError, "low_hu must be finite"),
         (lambda: segment_hu(IMG, low_hu="0", high_hu=1), TypeError, "low_hu must be a number"),
         (lambda: segment_suv(IMG, threshold_suv=0), ValueError, "threshold_suv must be > 0"),
-        (lambda: segment_suv_relative(IMG, fraction=0), ValueError, r"fraction must be in \(0, 1\]"),
+        (
+            lambda: segment_suv_relative(IMG, fraction=0),
+            ValueError,
+            r"fraction must be in \(0, 1\]",
+        ),
         (lambda: segment_suv_relative(IMG, fraction=1.2), ValueError, "fraction must be in"),
         (lambda: segment_suv(IMG, region=np.ones((4, 5, 5), bool)), ValueError, "region shape"),
-        (lambda: segment_suv(IMG, region=np.ones(IMG.shape)), TypeError, "region must be a boolean"),
-        (lambda: segment_suv(IMG, box_zyx=np.s_[1:2, 1:2]), TypeError, "box_zyx must be a tuple of 3"),
-        (lambda: segment_suv(IMG, box_zyx=np.s_[::2, :, :]), ValueError, "along z must have step 1"),
-        (lambda: segment_suv(IMG, box_zyx=np.s_[:, 3:3, :]), ValueError, "box_zyx is empty along y"),
+        (
+            lambda: segment_suv(IMG, region=np.ones(IMG.shape)),
+            TypeError,
+            "region must be a boolean",
+        ),
+        (
+            lambda: segment_suv(IMG, box_zyx=np.s_[1:2, 1:2]),
+            TypeError,
+            "box_zyx must be a tuple of 3",
+        ),
+        (
+            lambda: segment_suv(IMG, box_zyx=np.s_[::2, :, :]),
+            ValueError,
+            "along z must have step 1",
+        ),
+        (
+            lambda: segment_suv(IMG, box_zyx=np.s_[:, 3:3, :]),
+            ValueError,
+            "box_zyx is empty along y",
+        ),
         (lambda: segment_suv(IMG, keep="biggest"), ValueError, "keep must be"),
         (lambda: segment_suv(IMG, keep="seed"), ValueError, "keep='seed' needs seed_zyx"),
         (lambda: segment_suv(IMG, keep="all", seed_zyx=(1, 1, 1)), ValueError, "only used with"),
@@ -292,7 +315,11 @@ IMG = np.zeros((4, 5, 6), dtype=np.float32)
         (lambda: segment_suv(IMG, fill_holes="2d"), ValueError, "fill_holes must be"),
         (lambda: segment_suv(IMG, min_size_mm3=-1.0), ValueError, "min_size_mm3 must be >= 0"),
         (lambda: segment_suv(IMG, min_size_mm3=5.0), ValueError, "min_size_mm3 needs spacing_zyx"),
-        (lambda: segment_suv(IMG, spacing_zyx=(1, 1)), ValueError, "spacing_zyx must be 3 positive"),
+        (
+            lambda: segment_suv(IMG, spacing_zyx=(1, 1)),
+            ValueError,
+            "spacing_zyx must be 3 positive",
+        ),
         (lambda: segment_suv(IMG, spacing_zyx=(1, 0, 1)), ValueError, "spacing_zyx must be 3"),
         (lambda: segment_suv(IMG, spacing_zyx="abc"), ValueError, "spacing_zyx must be 3"),
     ],

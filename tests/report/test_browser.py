@@ -29,14 +29,25 @@ def _browser() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("headless Chromium not found (Makefile test set-up: "
-                "apt-get install -y --no-install-recommends chromium)")
+    pytest.skip(
+        "headless Chromium not found (Makefile test set-up: "
+        "apt-get install -y --no-install-recommends chromium)"
+    )
 
 
 def _run(browser: str, *args: str, profile: Path) -> subprocess.CompletedProcess:
-    command = [browser, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
-               "--no-first-run", "--disable-extensions", "--disable-dev-shm-usage",
-               f"--user-data-dir={profile}", *args]
+    command = [
+        browser,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
@@ -46,11 +57,24 @@ def rendered(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     report = study_report(tmp_path_factory)
     url = report.resolve().as_uri()
-    dom = _run(browser, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000",
-               "--dump-dom", url, profile=tmp / "profile-dom")
+    dom = _run(
+        browser,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        url,
+        profile=tmp / "profile-dom",
+    )
     shot = tmp / "screenshot.png"
-    capture = _run(browser, f"--screenshot={shot}", "--window-size=1280,4000",
-                   "--virtual-time-budget=10000", url, profile=tmp / "profile-shot")
+    capture = _run(
+        browser,
+        f"--screenshot={shot}",
+        "--window-size=1280,4000",
+        "--virtual-time-budget=10000",
+        url,
+        profile=tmp / "profile-shot",
+    )
     return dom, capture, shot
 
 
@@ -67,9 +91,13 @@ def test_every_image_decoded(rendered):
 def test_no_console_errors(rendered):
     dom, capture, _ = rendered
     for run in (dom, capture):
-        bad = [line for line in run.stderr.splitlines()
-               if "Uncaught" in line or "ERROR:CONSOLE" in line
-               or ("CONSOLE" in line and "Content Security Policy" in line)]
+        bad = [
+            line
+            for line in run.stderr.splitlines()
+            if "Uncaught" in line
+            or "ERROR:CONSOLE" in line
+            or ("CONSOLE" in line and "Content Security Policy" in line)
+        ]
         assert not bad, bad[:5]
 
 

@@ -50,8 +50,10 @@ def test_km_curves_start_at_one_and_never_rise():
 def test_km_numbers_at_risk_match_a_hand_count():
     fig = F.km_plot(TIME, EVENT, GROUP, at_risk_times=[0, 2, 4, 6, 8])
     table = _axes(fig, "at_risk")
-    cells = {(round(t.get_position()[0]), round(t.get_position()[1])): int(t.get_text())
-             for t in table.texts}
+    cells = {
+        (round(t.get_position()[0]), round(t.get_position()[1])): int(t.get_text())
+        for t in table.texts
+    }
     # Patients with time >= t.  a: 2,3,4,4,7   b: 1,5,6,8
     hand = {"a": [5, 5, 3, 1, 0], "b": [4, 3, 3, 2, 1]}
     for row, group in enumerate(("a", "b")):
@@ -77,11 +79,14 @@ def test_km_censor_marks_on_the_curve():
     assert list(marks.get_ydata()) == pytest.approx([0.8, 0.8 / 3])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(time=[1, -2], event=[1, 0]), "time must be finite"),
-    (dict(time=[1, 2], event=[1, 2]), "event must hold"),
-    (dict(time=[1, 2], event=[1]), "event must be length 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(time=[1, -2], event=[1, 0]), "time must be finite"),
+        (dict(time=[1, 2], event=[1, 2]), "event must hold"),
+        (dict(time=[1, 2], event=[1]), "event must be length 2"),
+    ],
+)
 def test_km_input_errors(kwargs, match):
     with pytest.raises(SettingsError, match=match):
         F.km_plot(**kwargs)
@@ -95,12 +100,18 @@ def features():
     rng = np.random.default_rng(3)
     base = rng.normal(size=(30, 1))
     values = np.hstack([base + 0.1 * rng.normal(size=(30, 3)), rng.normal(size=(30, 4)) * 5 + 10])
-    frame = pd.DataFrame(values, columns=[f"f{i}" for i in range(7)],
-                         index=[f"P{i:02d}" for i in range(30)])
+    frame = pd.DataFrame(
+        values, columns=[f"f{i}" for i in range(7)], index=[f"P{i:02d}" for i in range(30)]
+    )
     frame.iloc[4, 5] = np.nan
-    ann = pd.DataFrame({"institution": np.array(["A", "B", "C"])[np.arange(30) % 3],
-                        "stage": np.array(["I", "II", "III", "IV", "II"])[np.arange(30) % 5],
-                        "event": np.arange(30) % 2}, index=frame.index)
+    ann = pd.DataFrame(
+        {
+            "institution": np.array(["A", "B", "C"])[np.arange(30) % 3],
+            "stage": np.array(["I", "II", "III", "IV", "II"])[np.arange(30) % 5],
+            "event": np.arange(30) % 2,
+        },
+        index=frame.index,
+    )
     return frame, ann
 
 
@@ -119,8 +130,11 @@ def test_heatmap_rows_are_features_columns_patients(features):
     assert np.ma.getdata(data) == pytest.approx(z.loc[cols, rows].to_numpy().T, nan_ok=True)
     assert np.ma.getmaskarray(data).sum() == 1
     # One annotation bar per clinical column.
-    assert {a.get_label() for a in fig.axes} >= {"annotation_institution", "annotation_stage",
-                                                 "annotation_event"}
+    assert {a.get_label() for a in fig.axes} >= {
+        "annotation_institution",
+        "annotation_stage",
+        "annotation_event",
+    }
 
 
 def test_heatmap_clusters_correlated_features_together(features):
@@ -185,8 +199,9 @@ def test_combat_before_after_shows_the_batch_effect(features):
 
 def test_embedding_one_series_per_group(features):
     frame, ann = features
-    fig = F.embedding_plot({"before": frame.fillna(0), "after": frame.fillna(0) * 2},
-                           ann["institution"].to_numpy())
+    fig = F.embedding_plot(
+        {"before": frame.fillna(0), "after": frame.fillna(0) * 2}, ann["institution"].to_numpy()
+    )
     ax = _axes(fig, "embedding:before")
     assert [c.get_label() for c in ax.collections] == ["A", "B", "C"]
     assert sum(len(c.get_offsets()) for c in ax.collections) == 30
@@ -203,10 +218,15 @@ def test_selected_features_bars():
 
 
 def test_cindex_forest_intervals():
-    results = pd.DataFrame({"label": ["fold-1", "INST_A", "pooled"],
-                            "estimate": [0.7, 0.6, 0.68], "low": [0.6, np.nan, 0.62],
-                            "high": [0.8, np.nan, 0.74],
-                            "group": ["fold", "institution", "pooled"]})
+    results = pd.DataFrame(
+        {
+            "label": ["fold-1", "INST_A", "pooled"],
+            "estimate": [0.7, 0.6, 0.68],
+            "low": [0.6, np.nan, 0.62],
+            "high": [0.8, np.nan, 0.74],
+            "group": ["fold", "institution", "pooled"],
+        }
+    )
     ax = _axes(F.cindex_forest(results), "forest")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["fold-1", "INST_A", "pooled"]
     spans = [seg for c in ax.collections for seg in c.get_segments()]
@@ -247,8 +267,11 @@ def test_qc_contour_lies_on_the_roi_boundary():
                 a, b = roi[int(y), int(np.floor(x))], roi[int(y), int(np.ceil(x))]
             assert a != b, (x, y)
     # Every boundary edge of the ROI is crossed by a contour vertex.
-    vertices = {(round(float(x), 1), round(float(y), 1)) for line in lines
-                for x, y in zip(line.get_xdata(), line.get_ydata())}
+    vertices = {
+        (round(float(x), 1), round(float(y), 1))
+        for line in lines
+        for x, y in zip(line.get_xdata(), line.get_ydata())
+    }
     for r, c in zip(*np.nonzero(roi[:, :-1] != roi[:, 1:])):
         assert (c + 0.5, float(r)) in vertices
     # The image is the slice itself, cropped to the ROI plus 5 mm (7 pixels).

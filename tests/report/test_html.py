@@ -22,7 +22,7 @@ import pytest
 N_PATIENTS = 60
 INSTITUTIONS = ("INST_A", "INST_B", "INST_C")
 STORE_CASES = {"Pa0001": "INST_A", "Pa0002": "INST_A", "Pb0001": "INST_B"}
-FAILED_INGEST = "Pc0001"      # only a failed input: no series in the store
+FAILED_INGEST = "Pc0001"  # only a failed input: no series in the store
 FAILED_EXTRACTION = "Pb0001"  # in the store, one failed extraction task
 
 
@@ -43,14 +43,45 @@ def _write_store(root: Path) -> None:
         label = sitk.GetImageFromArray(mask.astype(np.uint8))
         label.CopyInformation(image)
         series = f"CT-S{k:04d}"
-        write_series(root, case, series, image, [LabelMap("gtv", "labelmap", label, {1: "GTV"})],
-                     attrs={"modality": "CT"}, fingerprint=f"fp{k}")
-        rows.append({"case": case, "institution": inst, "series": series, "modality": "CT",
-                     "item": "series", "roi": "", "source": "", "status": "ok",
-                     "action": "ingested", "error": "", "fingerprint": f"fp{k}"})
-    rows.append({"case": FAILED_INGEST, "institution": "INST_C", "series": "", "modality": "",
-                 "item": "file", "roi": "", "source": "CT/0001.dcm", "status": "failed",
-                 "action": "failed", "error": "CT/0001.dcm: truncated pixel data", "fingerprint": ""})
+        write_series(
+            root,
+            case,
+            series,
+            image,
+            [LabelMap("gtv", "labelmap", label, {1: "GTV"})],
+            attrs={"modality": "CT"},
+            fingerprint=f"fp{k}",
+        )
+        rows.append(
+            {
+                "case": case,
+                "institution": inst,
+                "series": series,
+                "modality": "CT",
+                "item": "series",
+                "roi": "",
+                "source": "",
+                "status": "ok",
+                "action": "ingested",
+                "error": "",
+                "fingerprint": f"fp{k}",
+            }
+        )
+    rows.append(
+        {
+            "case": FAILED_INGEST,
+            "institution": "INST_C",
+            "series": "",
+            "modality": "",
+            "item": "file",
+            "roi": "",
+            "source": "CT/0001.dcm",
+            "status": "failed",
+            "action": "failed",
+            "error": "CT/0001.dcm: truncated pixel data",
+            "fingerprint": "",
+        }
+    )
     update_manifest(root, rows)
 
 
@@ -58,10 +89,21 @@ def _write_errors(table: Path) -> None:
     from radflow.pipeline.table import TableWriter
 
     writer = TableWriter(table, "fs-test", ["original_firstorder_Mean"], {}, "run-1")
-    error = {"case": FAILED_EXTRACTION, "series": "CT-S0002", "roi": "gtv", "label_key": "gtv",
-             "label": 1, "image_type_group": "original", "task_key": "k", "error_type": "InputError",
-             "message": "gtv: ROI has fewer than 2 voxels in one dimension", "traceback_digest": "",
-             "input_fingerprint": "fp2", "params_hash": "h", "radflow_version": "0"}
+    error = {
+        "case": FAILED_EXTRACTION,
+        "series": "CT-S0002",
+        "roi": "gtv",
+        "label_key": "gtv",
+        "label": 1,
+        "image_type_group": "original",
+        "task_key": "k",
+        "error_type": "InputError",
+        "message": "gtv: ROI has fewer than 2 voxels in one dimension",
+        "traceback_digest": "",
+        "input_fingerprint": "fp2",
+        "params_hash": "h",
+        "radflow_version": "0",
+    }
     writer.commit("INST_B", "CT", FAILED_EXTRACTION, [], set(), [error])
 
 
@@ -81,8 +123,11 @@ def synthetic_fit(tmp: Path):
     names = [f"CT.gtv.original_firstorder_F{i}" for i in range(8)]
     signal = rng.normal(size=(n, 8))
     shift = {"INST_A": 0.0, "INST_B": 1.5, "INST_C": -1.0}
-    X = pd.DataFrame(signal + np.array([shift[i] for i in inst])[:, None], columns=names,
-                     index=[f"P{i:04d}" for i in range(n)])
+    X = pd.DataFrame(
+        signal + np.array([shift[i] for i in inst])[:, None],
+        columns=names,
+        index=[f"P{i:04d}" for i in range(n)],
+    )
     X["stage"] = rng.integers(0, 4, n).astype(float)
     X["institution"] = inst
     hazard = np.exp(1.0 * signal[:, 0] - 0.8 * signal[:, 1])
@@ -91,24 +136,42 @@ def synthetic_fit(tmp: Path):
     y = Surv.from_arrays(event=time <= censor, time=np.minimum(time, censor))
     (tmp / "table").mkdir(exist_ok=True)
     (tmp / "outcomes.csv").write_text("patient,os_months,os_event\n")
+
     def spec(harmonise):
-        return parse_spec({
-            "table": "table", "outcomes": "outcomes.csv", "bootstrap": 30,
-            "pipeline": {"harmonise": {"method": "combat", "batch": "institution"} if harmonise
-                         else None, "scale": "standard", "model": {"kind": "coxnet", "alpha": 0.05}},
-            "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3}}, base_dir=tmp)
+        return parse_spec(
+            {
+                "table": "table",
+                "outcomes": "outcomes.csv",
+                "bootstrap": 30,
+                "pipeline": {
+                    "harmonise": {"method": "combat", "batch": "institution"}
+                    if harmonise
+                    else None,
+                    "scale": "standard",
+                    "model": {"kind": "coxnet", "alpha": 0.05},
+                },
+                "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3},
+            },
+            base_dir=tmp,
+        )
 
     design = Design(X, y, inst, names, ["stage"], [], pd.DataFrame(), "fs-test")
     pipeline = build_pipeline(spec(True), image_columns=names)
     boot = dict(n_boot=30, seed=0)
     cv = nested_cv(pipeline, X, y, outer_folds=3, **boot)
     # ComBat has no estimates for an institution it never saw: LOIO validates without it.
-    loio = leave_one_institution_out(build_pipeline(spec(False), image_columns=names), X, y, inst,
-                                     **boot)
+    loio = leave_one_institution_out(
+        build_pipeline(spec(False), image_columns=names), X, y, inst, **boot
+    )
     fitted = pipeline.fit(X, y)
-    return FitOutputs(spec(True), design, fitted, {"nested_cv": cv.as_dict(), "loio": loio.as_dict()},
-                      {"nested_cv": cv.predictions, "loio": loio.predictions},
-                      command="radflow model fit spec.yaml -o model")
+    return FitOutputs(
+        spec(True),
+        design,
+        fitted,
+        {"nested_cv": cv.as_dict(), "loio": loio.as_dict()},
+        {"nested_cv": cv.predictions, "loio": loio.predictions},
+        command="radflow model fit spec.yaml -o model",
+    )
 
 
 _REPORTS: dict = {}
@@ -155,7 +218,9 @@ def _read_table(fragment: str) -> pd.DataFrame:
     """The first <table> of an HTML fragment (pandas' read_html needs lxml)."""
     rows = []
     for tr in re.findall(r"<tr.*?</tr>", fragment.split("</table>", 1)[0], re.S):
-        rows.append([re.sub(r"<.*?>", "", c).strip() for c in re.findall(r"<t[hd].*?</t[hd]>", tr, re.S)])
+        rows.append(
+            [re.sub(r"<.*?>", "", c).strip() for c in re.findall(r"<t[hd].*?</t[hd]>", tr, re.S)]
+        )
     header = [r for r in rows if r and r[0] == ""][0][1:]
     body = [r for r in rows if len(r) == len(header) + 1 and r[0]]
     frame = pd.DataFrame([r[1:] for r in body], index=[r[0] for r in body], columns=header)
@@ -215,7 +280,9 @@ def test_failed_cases_flagged(report):
         return text.split(f'id="{case_anchor(case)}"', 1)[1].split('<div class="case', 1)[0]
 
     assert "FAILED" in block(FAILED_INGEST) and "truncated pixel data" in block(FAILED_INGEST)
-    assert "FAILED" in block(FAILED_EXTRACTION) and "fewer than 2 voxels" in block(FAILED_EXTRACTION)
+    assert "FAILED" in block(FAILED_EXTRACTION) and "fewer than 2 voxels" in block(
+        FAILED_EXTRACTION
+    )
     assert "FAILED" not in block("Pa0001")
     # Three QC thumbnails: one per stored CT, none for the case without series.
     assert text.count('class="qc"') == len(STORE_CASES)
@@ -273,7 +340,8 @@ def test_cli_arguments(tmp_path, capsys):
     assert args.func(args) == 2 and "either SPEC.yaml or --model" in capsys.readouterr().err
     args = parser.parse_args(["report", "s.yaml", "--model", "m", "-o", "r.html"])
     assert args.func(args) == 2
-    args = parser.parse_args(["report", "--model", str(tmp_path / "absent"), "-o",
-                              str(tmp_path / "r.html"), "-q"])
+    args = parser.parse_args(
+        ["report", "--model", str(tmp_path / "absent"), "-o", str(tmp_path / "r.html"), "-q"]
+    )
     with pytest.raises(InputError, match="no such study spec or model folder"):
         args.func(args)

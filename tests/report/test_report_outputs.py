@@ -21,8 +21,14 @@ import yaml
 from radflow.demo.synthetic import draw_cohort
 
 N = 60
-FEATURES = ("shape_MeshVolume", "firstorder_Entropy", "glcm_Contrast", "firstorder_Mean",
-            "glcm_Noise0", "glcm_Noise1")
+FEATURES = (
+    "shape_MeshVolume",
+    "firstorder_Entropy",
+    "glcm_Contrast",
+    "firstorder_Mean",
+    "glcm_Noise0",
+    "glcm_Noise1",
+)
 
 
 def _write_study(folder) -> None:
@@ -38,21 +44,39 @@ def _write_study(folder) -> None:
         for p in cohort:
             case, t = pseud.patient(p.patient), p.truth
             for modality, gain in (("CT", 1.0), ("PT", 0.5)):
-                values = [np.log(t["tumour_volume_mm3"]), t["heterogeneity"], t["texture_sd_hu"],
-                          t["necrosis_fraction"], 0.0, 0.0]
+                values = [
+                    np.log(t["tumour_volume_mm3"]),
+                    t["heterogeneity"],
+                    t["texture_sd_hu"],
+                    t["necrosis_fraction"],
+                    0.0,
+                    0.0,
+                ]
                 values = np.asarray(values) * gain + rng.normal(0.0, 0.3, len(values))
-                row = {"case": case, "series": f"S{modality}", "roi": "gtv", "label_key": "rs",
-                       "label": 1, "image_type": "original", "task_key": f"{case}-{modality}",
-                       **{f: float(v) for f, v in zip(FEATURES, values)}}
+                row = {
+                    "case": case,
+                    "series": f"S{modality}",
+                    "roi": "gtv",
+                    "label_key": "rs",
+                    "label": 1,
+                    "image_type": "original",
+                    "task_key": f"{case}-{modality}",
+                    **{f: float(v) for f, v in zip(FEATURES, values)},
+                }
                 writer.commit(p.site.name, modality, case, [row], keep=set())
     pd.DataFrame([p.clinical for p in cohort]).to_csv(folder / "clinical.csv", index=False)
     pd.DataFrame([p.outcome for p in cohort]).to_csv(folder / "outcomes.csv", index=False)
 
 
 #: The hand-written stability result: CT volume and entropy stable, the rest not.
-ICC = {"CT.gtv.original_shape_MeshVolume": (0.97, 0.93), "CT.gtv.original_firstorder_Entropy": (0.90, 0.80),
-       "CT.gtv.original_glcm_Contrast": (0.85, 0.70), "CT.gtv.original_firstorder_Mean": (0.40, 0.20),
-       "CT.gtv.original_glcm_Noise0": (0.10, -0.10), "CT.gtv.original_glcm_Noise1": (0.78, 0.74)}
+ICC = {
+    "CT.gtv.original_shape_MeshVolume": (0.97, 0.93),
+    "CT.gtv.original_firstorder_Entropy": (0.90, 0.80),
+    "CT.gtv.original_glcm_Contrast": (0.85, 0.70),
+    "CT.gtv.original_firstorder_Mean": (0.40, 0.20),
+    "CT.gtv.original_glcm_Noise0": (0.10, -0.10),
+    "CT.gtv.original_glcm_Noise1": (0.78, 0.74),
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,19 +90,40 @@ def model_dir(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:  # module scope: the per-test key is not set yet
         mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
         _write_study(folder)
-        pd.DataFrame([{"feature": f, "form": "ICC(1,1)", "icc": v, "ci_low": lo}
-                      for f, (v, lo) in ICC.items()]).to_parquet(folder / "icc.parquet")
+        pd.DataFrame(
+            [
+                {"feature": f, "form": "ICC(1,1)", "icc": v, "ci_low": lo}
+                for f, (v, lo) in ICC.items()
+            ]
+        ).to_parquet(folder / "icc.parquet")
         spec = {
-            "table": "features", "clinical": "clinical.csv", "outcomes": "outcomes.csv",
+            "table": "features",
+            "clinical": "clinical.csv",
+            "outcomes": "outcomes.csv",
             "endpoint": {"kind": "survival", "time": "os_months", "event": "os_event"},
-            "blocks": {"image": {}, "clinical": {"columns": ["age", "stage"],
-                                                 "ordinal": {"stage": ["I", "II", "III", "IV"]}}},
-            "pipeline": {"harmonise": {"method": "combat"},
-                         "select": [{"method": "icc", "table": "icc.parquet", "threshold": 0.75,
-                                     "statistic": "ci_low"}],
-                         "model": {"kind": "coxnet", "alpha": 0.05, "l1_ratio": 0.5}},
+            "blocks": {
+                "image": {},
+                "clinical": {
+                    "columns": ["age", "stage"],
+                    "ordinal": {"stage": ["I", "II", "III", "IV"]},
+                },
+            },
+            "pipeline": {
+                "harmonise": {"method": "combat"},
+                "select": [
+                    {
+                        "method": "icc",
+                        "table": "icc.parquet",
+                        "threshold": 0.75,
+                        "statistic": "ci_low",
+                    }
+                ],
+                "model": {"kind": "coxnet", "alpha": 0.05, "l1_ratio": 0.5},
+            },
             "validation": {"schemes": ["nested_cv", "loio"], "outer_folds": 3},
-            "bootstrap": 40, "seed": 0}
+            "bootstrap": 40,
+            "seed": 0,
+        }
         (folder / "study.yaml").write_text(yaml.safe_dump(spec))
         spec = load_spec(folder / "study.yaml")
         design = load_design(spec)
@@ -118,12 +163,16 @@ def test_km_curves_are_the_median_split_of_out_of_fold_risk(model_dir, content, 
     _, report = content
     fig = report.figures["km"][k]
     ax = next(a for a in fig.axes if a.get_label() == "km")
-    assert ax.get_title() == {"nested_cv": "nested cross-validation",
-                              "loio": "leave-one-institution-out"}[scheme]
+    assert (
+        ax.get_title()
+        == {"nested_cv": "nested cross-validation", "loio": "leave-one-institution-out"}[scheme]
+    )
     oof = _oof(model_dir, scheme)
     high = oof["risk"].to_numpy() > np.median(oof["risk"])
     assert 0 < high.sum() < len(oof)
-    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    lines = {
+        line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")
+    }
     assert set(lines) == {"low risk", "high risk"}
     for name, members in (("high risk", high), ("low risk", ~high)):
         km = KaplanMeierFitter().fit(oof["time"][members], oof["event"][members])
@@ -131,8 +180,9 @@ def test_km_curves_are_the_median_split_of_out_of_fold_risk(model_dir, content, 
         assert xs[0] == 0.0 and ys[0] == 1.0 and np.all(np.diff(ys) <= 1e-12)
         expected = km.survival_function_at_times(xs[1:]).to_numpy()
         np.testing.assert_allclose(ys[1:], expected, atol=1e-12, err_msg=name)
-    test = logrank_test(oof["time"][high], oof["time"][~high], oof["event"][high],
-                        oof["event"][~high])
+    test = logrank_test(
+        oof["time"][high], oof["time"][~high], oof["event"][high], oof["event"][~high]
+    )
     text = " ".join(t.get_text() for t in ax.texts)
     p = test.p_value
     assert (f"p = {p:.3f}" in text) if p >= 0.001 else ("p < 0.001" in text), (text, p)
@@ -161,7 +211,10 @@ def test_icc_section_shows_the_filter_distribution_and_threshold(content):
     _, report = content
     ax = report.figures["icc"][0].axes[0]
     stable = sum(lo >= 0.75 for _, lo in ICC.values())
-    assert ax.get_title() == f"{stable} of {len(ICC)} features with lower 95% CI bound of ICC(1,1) >= 0.75"
+    assert (
+        ax.get_title()
+        == f"{stable} of {len(ICC)} features with lower 95% CI bound of ICC(1,1) >= 0.75"
+    )
     heights = sum(p.get_height() for p in ax.patches)
     assert heights == len(ICC)
     assert any(list(line.get_xdata()) == [0.75, 0.75] for line in ax.get_lines())
@@ -180,8 +233,9 @@ def test_only_predictions_parquet_is_read(model_dir, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(model_dir, copy)
     (copy / "predictions.parquet").unlink()
-    pd.DataFrame({"patient": ["P1"], "institution": ["INST_A"], "risk": [1.0],
-                  "risk_group": ["high"]}).to_csv(copy / "predictions.csv", index=False)
+    pd.DataFrame(
+        {"patient": ["P1"], "institution": ["INST_A"], "risk": [1.0], "risk_group": ["high"]}
+    ).to_csv(copy / "predictions.csv", index=False)
     fit = load_fit_outputs(copy)
     assert fit.predictions == {}
     report = build_content(fit, progress=False)

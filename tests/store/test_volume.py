@@ -416,12 +416,19 @@ def test_stored_array_only_for_the_unmodified_dataarray(chunked):
     store, array, roi, chunk_reads = chunked
     da = open_volume(store, "c", "s")
     assert source.stored(da) is source.stored(da.copy())
-    for changed in (da.isel(z=slice(1, None)), da * 2, da.astype("float32"),
-                    da.chunk({"z": 2}), da.assign_coords(z=da.z + 5.0), da.compute()):
+    for changed in (
+        da.isel(z=slice(1, None)),
+        da * 2,
+        da.astype("float32"),
+        da.chunk({"z": 2}),
+        da.assign_coords(z=da.z + 5.0),
+        da.compute(),
+    ):
         assert source.stored(changed) is None
         region = (slice(0, 2), slice(0, 3), slice(0, 4))
-        np.testing.assert_array_equal(sitk.GetArrayFromImage(source.box_image(changed, region)),
-                                      changed.values[region])
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(source.box_image(changed, region)), changed.values[region]
+        )
 
 
 def test_store_records_whole_volume_summaries_and_roi_boxes(tmp_path):
@@ -434,12 +441,20 @@ def test_store_records_whole_volume_summaries_and_roi_boxes(tmp_path):
     values[0:2, 0:3, 0:1] = 3
     label = sitk.GetImageFromArray(values)
     label.CopyInformation(image)
-    write_series(tmp_path, "c", "s", image, [LabelMap("gtv", "labelmap", label, {1: "GTV", 3: "LN"})],
-                 fingerprint="f")
+    write_series(
+        tmp_path,
+        "c",
+        "s",
+        image,
+        [LabelMap("gtv", "labelmap", label, {1: "GTV", 3: "LN"})],
+        fingerprint="f",
+    )
     da, mask = open_volume(tmp_path, "c", "s"), open_label(tmp_path, "c", "s", "gtv")
     # What streaming the stored voxels gives, computed independently of the write.
     assert source.stored_summary(da, moments=True) == volume_summary(da.values, moments=True)
-    assert source.stored_summary(mask, as_uint32=True) == volume_summary(mask.values, as_uint32=True)
+    assert source.stored_summary(mask, as_uint32=True) == volume_summary(
+        mask.values, as_uint32=True
+    )
     assert source.stored_summary(mask) is None and source.stored_summary(da, as_uint32=True) is None
     assert source.stored_summary(da + 1) is None  # not the stored voxels any more
     for value in (1, 3, None):

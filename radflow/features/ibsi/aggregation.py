@@ -193,13 +193,16 @@ def level_index(levels, intensity_mask, n_levels, *, pad: int):
         ``n_levels`` not a positive integer.
     """
     if not isinstance(n_levels, Integral) or isinstance(n_levels, bool) or n_levels < 1:
-        raise SettingsError(f"n_levels: expected the number of grey levels (int >= 1), got {n_levels!r}")
+        raise SettingsError(
+            f"n_levels: expected the number of grey levels (int >= 1), got {n_levels!r}"
+        )
     levels = np.asarray(levels)
     if levels.ndim != 3:
         raise InputError("levels", f"expected a 3D (z, y, x) array, got shape {levels.shape}")
     if not np.issubdtype(levels.dtype, np.integer):
         raise InputError(
-            "levels", f"expected integer grey levels (a discretised image), got dtype {levels.dtype}"
+            "levels",
+            f"expected integer grey levels (a discretised image), got dtype {levels.dtype}",
         )
     mask = check_mask(intensity_mask, "intensity_mask", levels.shape)
     box = bounding_box(mask)
@@ -210,7 +213,8 @@ def level_index(levels, intensity_mask, n_levels, *, pad: int):
     lo, hi = values.min(), values.max()
     if lo < 1 or hi > n_levels:
         raise InputError(
-            "levels", f"grey levels inside the ROI must lie in 1..n_levels={n_levels}, found {lo}..{hi}"
+            "levels",
+            f"grey levels inside the ROI must lie in 1..n_levels={n_levels}, found {lo}..{hi}",
         )
     index = np.full(tuple(n + 2 * pad for n in inside.shape), -1, dtype=np.int32)
     index[tuple(slice(pad, pad + n) for n in inside.shape)][inside] = values - 1
@@ -218,7 +222,10 @@ def level_index(levels, intensity_mask, n_levels, *, pad: int):
 
 
 def aggregate(
-    stack: Sequence[np.ndarray], features: Callable[..., np.ndarray], aggregation: str, n_features: int
+    stack: Sequence[np.ndarray],
+    features: Callable[..., np.ndarray],
+    aggregation: str,
+    n_features: int,
 ):
     """Feature values of one aggregation method.
 
@@ -360,6 +367,8 @@ def check_mask(mask, name: str, shape) -> np.ndarray:
         raise InputError(name, f"shape {mask.shape} differs from the image shape {tuple(shape)}")
     if mask.dtype == np.bool_:
         return mask
-    if not np.issubdtype(mask.dtype, np.integer) or (mask.size and (mask.min() < 0 or mask.max() > 1)):
+    if not np.issubdtype(mask.dtype, np.integer) or (
+        mask.size and (mask.min() < 0 or mask.max() > 1)
+    ):
         raise InputError(name, f"expected a boolean (or 0/1 integer) mask, got dtype {mask.dtype}")
     return mask.astype(bool)

@@ -72,7 +72,9 @@ def border_distance(morph_mask, dimension: str) -> np.ndarray:
     if dimension == "3D":
         distance = ndimage.distance_transform_cdt(padded, metric="taxicab")
     else:
-        distance = np.stack([ndimage.distance_transform_cdt(plane, metric="taxicab") for plane in padded])
+        distance = np.stack(
+            [ndimage.distance_transform_cdt(plane, metric="taxicab") for plane in padded]
+        )
     out[box] = distance[1:-1, 1:-1, 1:-1]
     return out
 
@@ -127,16 +129,22 @@ def distance_zone_matrices(index: np.ndarray, distance: np.ndarray, n_levels: in
     zone_distance = np.concatenate(zone_distance)
     n_planes = planes.size if dimension == "2D" else 1
     matrices = np.zeros((n_planes, n_levels, zone_distance.max()))
-    np.add.at(matrices, (np.concatenate(zone_plane), np.concatenate(zone_level), zone_distance - 1), 1.0)
+    np.add.at(
+        matrices, (np.concatenate(zone_plane), np.concatenate(zone_level), zone_distance - 1), 1.0
+    )
     voxels = (index >= 0).sum(axis=(1, 2))
     n_voxels = (
-        voxels[planes].astype(np.float64) if dimension == "2D" else np.array([voxels.sum()], dtype=np.float64)
+        voxels[planes].astype(np.float64)
+        if dimension == "2D"
+        else np.array([voxels.sum()], dtype=np.float64)
     )
     return matrices, n_voxels
 
 
 @document
-def compute(levels, *, intensity_mask, morph_mask, n_levels, aggregations=("3D",)) -> dict[str, float]:
+def compute(
+    levels, *, intensity_mask, morph_mask, n_levels, aggregations=("3D",)
+) -> dict[str, float]:
     """IBSI GLDZM features of one ROI.
 
     Parameters
@@ -168,7 +176,8 @@ def compute(levels, *, intensity_mask, morph_mask, n_levels, aggregations=("3D",
     morph = check_mask(morph_mask, "morph_mask", np.shape(levels))
     if not morph[box][index >= 0].all():
         raise InputError(
-            "morph_mask", "does not hold every voxel of intensity_mask; distances to its border are undefined"
+            "morph_mask",
+            "does not hold every voxel of intensity_mask; distances to its border are undefined",
         )
 
     def build(dimension):

@@ -75,7 +75,9 @@ def run_length_matrices(index: np.ndarray, n_levels: int, dimension: str) -> np.
 
 
 @document
-def compute(levels, *, intensity_mask, n_levels, aggregations=("3D_avg", "3D_comb")) -> dict[str, float]:
+def compute(
+    levels, *, intensity_mask, n_levels, aggregations=("3D_avg", "3D_comb")
+) -> dict[str, float]:
     """IBSI GLRLM features of one ROI.
 
     Parameters

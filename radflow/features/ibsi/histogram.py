@@ -102,7 +102,9 @@ def _roi_levels(levels, mask, n_levels) -> np.ndarray:
     """The int64 grey levels in the ROI, checked to lie in 1..n_levels."""
     array = np.asarray(levels)
     if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"levels must be an integer array (grey levels 1..Ng), got dtype {array.dtype}")
+        raise TypeError(
+            f"levels must be an integer array (grey levels 1..Ng), got dtype {array.dtype}"
+        )
     x = array.ravel() if mask is None else array[checked_mask(mask, array.shape, "intensity_mask")]
     if x.size == 0:
         raise ValueError("intensity_mask is empty: no voxel to compute features from")
@@ -111,7 +113,11 @@ def _roi_levels(levels, mask, n_levels) -> np.ndarray:
     if lowest < 1:
         raise ValueError(f"levels must be >= 1 inside the ROI, found {lowest}")
     if n_levels is not None:
-        if isinstance(n_levels, bool) or not isinstance(n_levels, (int, np.integer)) or n_levels < 1:
+        if (
+            isinstance(n_levels, bool)
+            or not isinstance(n_levels, (int, np.integer))
+            or n_levels < 1
+        ):
             raise ValueError(f"n_levels must be a positive integer, got {n_levels!r}")
         if highest > n_levels:
             raise ValueError(f"levels reach {highest} inside the ROI, above n_levels={n_levels}")

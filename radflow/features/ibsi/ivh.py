@@ -130,7 +130,9 @@ def _checked_grid(value_range, value_step) -> tuple[float, float, float, int]:
     try:
         low, high = (float(v) for v in value_range)
     except (TypeError, ValueError):
-        raise ValueError(f"value_range must be two numbers (G_min, G_max), got {value_range!r}") from None
+        raise ValueError(
+            f"value_range must be two numbers (G_min, G_max), got {value_range!r}"
+        ) from None
     if not (math.isfinite(low) and math.isfinite(high) and low <= high):
         raise ValueError(f"value_range must be finite with G_min <= G_max, got {value_range!r}")
     try:

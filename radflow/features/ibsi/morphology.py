@@ -202,9 +202,7 @@ def ellipsoid_area(a: float, b: float, c: float) -> float:
     for nu in range(_AREA_SERIES_DEGREE + 1):
         coefficients = legendre.leg2poly([0] * nu + [1])
         # (alpha beta)^nu P_nu(s / (alpha beta)) = sum_k c_k s^k (alpha beta)^(nu - k)
-        term = sum(
-            coefficients[k] * s**k * ab ** (nu - k) for k in range(nu % 2, nu + 1, 2)
-        )
+        term = sum(coefficients[k] * s**k * ab ** (nu - k) for k in range(nu % 2, nu + 1, 2))
         total += term / (1.0 - 4.0 * nu * nu)
     return float(4.0 * np.pi * a * b * total)
 
@@ -322,7 +320,9 @@ def _centre_of_mass_shift(morph, intensity, values, spacing) -> float:
     return float(np.linalg.norm(geometric - weighted))
 
 
-def _moran_geary(intensity: np.ndarray, values: np.ndarray, spacing: np.ndarray) -> tuple[float, float]:
+def _moran_geary(
+    intensity: np.ndarray, values: np.ndarray, spacing: np.ndarray
+) -> tuple[float, float]:
     """Moran's I and Geary's C of the intensity-mask voxels (inverse-distance weights)."""
     n = values.size
     deviation = values - values.mean()

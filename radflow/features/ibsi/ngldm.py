@@ -81,7 +81,13 @@ def dependence_matrices(
 
 @document
 def compute(
-    levels, *, intensity_mask, n_levels, aggregations=("3D",), distance: int = 1, coarseness: int = 0
+    levels,
+    *,
+    intensity_mask,
+    n_levels,
+    aggregations=("3D",),
+    distance: int = 1,
+    coarseness: int = 0,
 ) -> dict[str, float]:
     """IBSI NGLDM features of one ROI.
 
@@ -103,7 +109,9 @@ def compute(
     %(raises)s
     """
     if not isinstance(coarseness, Integral) or isinstance(coarseness, bool) or coarseness < 0:
-        raise SettingsError(f"coarseness: expected an integer >= 0 (grey levels), got {coarseness!r}")
+        raise SettingsError(
+            f"coarseness: expected an integer >= 0 (grey levels), got {coarseness!r}"
+        )
     given = texture_input(
         levels, intensity_mask, n_levels, aggregations, directional=False, distance=distance
     )

@@ -59,7 +59,9 @@ COARSENESS_FLAT = 1e6
 
 
 @document
-def tone_difference_matrices(index: np.ndarray, n_levels: int, dimension: str, *, distance: int = 1):
+def tone_difference_matrices(
+    index: np.ndarray, n_levels: int, dimension: str, *, distance: int = 1
+):
     """NGTDMs, one per slice (2D) or for the volume (3D).
 
     Parameters
@@ -79,7 +81,9 @@ def tone_difference_matrices(index: np.ndarray, n_levels: int, dimension: str, *
     steps = flat_steps(neighbours, index.shape)
     grey = np.arange(1, n_levels + 1, dtype=np.int64)
     roi = index >= 0
-    footprint = np.ones((1 if planar else 2 * distance + 1,) + (2 * distance + 1,) * 2, dtype=np.int32)
+    footprint = np.ones(
+        (1 if planar else 2 * distance + 1,) + (2 * distance + 1,) * 2, dtype=np.int32
+    )
     footprint[tuple(n // 2 for n in footprint.shape)] = 0
     isolated = roi & (ndimage.correlate(roi.astype(np.int32), footprint, mode="constant") == 0)
     n, s = [], []
@@ -115,7 +119,9 @@ def matrix_features(n: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 @document
-def compute(levels, *, intensity_mask, n_levels, aggregations=("3D",), distance: int = 1) -> dict[str, float]:
+def compute(
+    levels, *, intensity_mask, n_levels, aggregations=("3D",), distance: int = 1
+) -> dict[str, float]:
     """IBSI NGTDM features of one ROI.
 
     Parameters

@@ -117,7 +117,9 @@ def distribution_statistics(values: np.ndarray) -> dict[str, float]:
         }
 
 
-def roi_values(image, mask, *, name: str = "image", mask_name: str = "intensity_mask") -> np.ndarray:
+def roi_values(
+    image, mask, *, name: str = "image", mask_name: str = "intensity_mask"
+) -> np.ndarray:
     """The finite float64 values of ``image`` where ``mask`` is non-zero (all when None).
 
     Raises ValueError naming ``name``/``mask_name`` for a shape mismatch, an

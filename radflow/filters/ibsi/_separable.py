@@ -61,7 +61,9 @@ def pooled_response(image: np.ndarray, bank, mode: str, pooling: str | None) -> 
     ndim = len(bank[0])
     counts: dict[tuple, int] = {}
     for perm, flip in rotations(ndim):
-        rotated = [[stage[p][::-1] if f else stage[p] for p, f in zip(perm, flip)] for stage in bank]
+        rotated = [
+            [stage[p][::-1] if f else stage[p] for p, f in zip(perm, flip)] for stage in bank
+        ]
         key = tuple((axis, tuple(weights)) for axis, weights in _operations(rotated))
         counts[key] = counts.get(key, 0) + 1
     pooled = [None]
@@ -80,7 +82,11 @@ def pooled_response(image: np.ndarray, bank, mode: str, pooling: str | None) -> 
         for key in keys:
             branches.setdefault(key[depth], []).append(key)
         for (axis, weights), branch in branches.items():
-            visit(ndimage.convolve1d(array, np.asarray(weights), axis=axis, mode=mode), depth + 1, branch)
+            visit(
+                ndimage.convolve1d(array, np.asarray(weights), axis=axis, mode=mode),
+                depth + 1,
+                branch,
+            )
 
     visit(image, 0, list(counts))
     if pooling == "average":

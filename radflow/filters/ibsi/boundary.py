@@ -39,7 +39,12 @@ __all__ = [
 ]
 
 
-_NDIMAGE_MODES = {"constant": "constant", "nearest": "nearest", "periodic": "wrap", "mirror": "reflect"}
+_NDIMAGE_MODES = {
+    "constant": "constant",
+    "nearest": "nearest",
+    "periodic": "wrap",
+    "mirror": "reflect",
+}
 _PAD_MODES = {"constant": "constant", "nearest": "edge", "periodic": "wrap", "mirror": "symmetric"}
 
 #: Parameter, return and error descriptions the filters share (:data:`document`).
@@ -86,7 +91,10 @@ def check_volume(image, name: str = "image") -> np.ndarray:
     """A finite 3D real array in (z, y, x) order, returned as float64 (a copy only if needed)."""
     array = np.asarray(image)
     if array.ndim != 3:
-        raise InputError(name, f"expected a 3D array in (z, y, x) order, got {array.ndim}D of shape {array.shape}")
+        raise InputError(
+            name,
+            f"expected a 3D array in (z, y, x) order, got {array.ndim}D of shape {array.shape}",
+        )
     if array.dtype.kind not in "biuf":
         raise InputError(name, f"expected real intensities, got dtype {array.dtype}")
     if array.size == 0:
@@ -103,8 +111,12 @@ def check_spacing(spacing_zyx, name: str = "spacing_zyx") -> tuple[float, float,
         return spacing_mm(spacing_zyx)
     except SpacingError as error:
         if error.reason == "length":
-            raise InputError(name, f"expected 3 spacings in mm in (z, y, x) order, got {spacing_zyx!r}") from None
-        raise InputError(name, f"spacings must be finite numbers > 0 mm, got {spacing_zyx!r}") from None
+            raise InputError(
+                name, f"expected 3 spacings in mm in (z, y, x) order, got {spacing_zyx!r}"
+            ) from None
+        raise InputError(
+            name, f"spacings must be finite numbers > 0 mm, got {spacing_zyx!r}"
+        ) from None
 
 
 def check_dimensions(dimensions, name: str = "dimensions") -> int:

@@ -50,7 +50,13 @@ _PLANES = ((1, 2), (0, 2), (0, 1))
 
 
 def gabor_kernel(
-    *, spacing_yx, sigma_mm: float, wavelength_mm: float, gamma: float, theta_rad: float, truncate: float = 4.0
+    *,
+    spacing_yx,
+    sigma_mm: float,
+    wavelength_mm: float,
+    gamma: float,
+    theta_rad: float,
+    truncate: float = 4.0,
 ) -> np.ndarray:
     """Complex 2D Gabor kernel sampled on a (rows, columns) grid of spacing `spacing_yx` (mm).
 
@@ -61,7 +67,10 @@ def gabor_kernel(
     ((17, 17), (1+0j), True)
     """
     extent_mm = truncate * max(sigma_mm, sigma_mm / gamma)
-    rows, cols = (np.arange(-r, r + 1) * s for r, s in ((math.floor(extent_mm / s + 0.5), s) for s in spacing_yx))
+    rows, cols = (
+        np.arange(-r, r + 1) * s
+        for r, s in ((math.floor(extent_mm / s + 0.5), s) for s in spacing_yx)
+    )
     y, x = np.meshgrid(rows, cols, indexing="ij")
     x_rot = x * math.cos(theta_rad) + y * math.sin(theta_rad)
     y_rot = -x * math.sin(theta_rad) + y * math.cos(theta_rad)
@@ -131,8 +140,10 @@ def gabor_filter(
     """
     values = check_volume(image)
     spacing = check_spacing(spacing_zyx)
-    scales = {name: positive(v, name) for name, v in
-              (("sigma_mm", sigma_mm), ("wavelength_mm", wavelength_mm), ("gamma", gamma))}
+    scales = {
+        name: positive(v, name)
+        for name, v in (("sigma_mm", sigma_mm), ("wavelength_mm", wavelength_mm), ("gamma", gamma))
+    }
     boundary = check_boundary(boundary)
     pooling = choice(pooling, "pooling", ("average", "max"))
     response = choice(response, "response", ("modulus", "real"))
@@ -141,18 +152,31 @@ def gabor_filter(
             raise SettingsError("theta_step_rad: required when rotation_invariant is True")
         orientations = _orientations(positive(theta_step_rad, "theta_step_rad"))
     else:
-        if isinstance(theta_rad, bool) or not isinstance(theta_rad, Real) or not math.isfinite(theta_rad):
-            raise SettingsError(f"theta_rad: {theta_rad!r} is not allowed; expected a finite angle in radians")
+        if (
+            isinstance(theta_rad, bool)
+            or not isinstance(theta_rad, Real)
+            or not math.isfinite(theta_rad)
+        ):
+            raise SettingsError(
+                f"theta_rad: {theta_rad!r} is not allowed; expected a finite angle in radians"
+            )
         orientations = {float(theta_rad): 1}
     planes = _PLANES if boolean(orthogonal_planes, "orthogonal_planes") else _PLANES[:1]
     out = np.zeros_like(values)
     for row_axis, col_axis in planes:
         plane = np.moveaxis(values, (row_axis, col_axis), (1, 2))
         spacing_yx = (spacing[row_axis], spacing[col_axis])
-        kernels = {theta: gabor_kernel(spacing_yx=spacing_yx, theta_rad=theta, **scales) for theta in orientations}
+        kernels = {
+            theta: gabor_kernel(spacing_yx=spacing_yx, theta_rad=theta, **scales)
+            for theta in orientations
+        }
         half = tuple(max(k.shape[i] // 2 for k in kernels.values()) for i in (0, 1))
         spectrum, fft_shape = _padded_spectrum(plane, half, boundary)
-        crop = (slice(None), slice(half[0], half[0] + plane.shape[1]), slice(half[1], half[1] + plane.shape[2]))
+        crop = (
+            slice(None),
+            slice(half[0], half[0] + plane.shape[1]),
+            slice(half[1], half[1] + plane.shape[2]),
+        )
         pooled, total = None, 0
         for theta, count in orientations.items():
             filtered = fft.ifft2(spectrum * _kernel_spectrum(kernels[theta], fft_shape))[crop]
@@ -179,7 +203,9 @@ def _orientations(step: float) -> dict[float, int]:
     return merged
 
 
-def _padded_spectrum(plane: np.ndarray, half: tuple[int, int], boundary: str) -> tuple[np.ndarray, tuple[int, int]]:
+def _padded_spectrum(
+    plane: np.ndarray, half: tuple[int, int], boundary: str
+) -> tuple[np.ndarray, tuple[int, int]]:
     """2D FFT of each slice of `plane` (n, rows, columns) extended by at least `half` voxels per side.
 
     A circular convolution of the extended slice with a kernel of half-width
@@ -187,7 +213,9 @@ def _padded_spectrum(plane: np.ndarray, half: tuple[int, int], boundary: str) ->
     `half` from the ends; the far side is extended further to a fast FFT length.
     """
     fft_shape = tuple(fft.next_fast_len(n + 2 * h) for n, h in zip(plane.shape[1:], half))
-    widths = ((0, 0),) + tuple((h, size - n - h) for n, h, size in zip(plane.shape[1:], half, fft_shape))
+    widths = ((0, 0),) + tuple(
+        (h, size - n - h) for n, h, size in zip(plane.shape[1:], half, fft_shape)
+    )
     return fft.fft2(pad(plane, widths, boundary)), fft_shape
 
 

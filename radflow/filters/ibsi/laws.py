@@ -101,7 +101,9 @@ def laws_filter(
     bank = [[LAWS_KERNELS[kernel[i : i + 2]] for i in range(0, len(kernel), 2)]]
     mode = ndimage_mode(check_boundary(boundary))
     if not isinstance(rotation_invariant, bool):
-        raise SettingsError(f"rotation_invariant: {rotation_invariant!r} is not allowed; expected True or False")
+        raise SettingsError(
+            f"rotation_invariant: {rotation_invariant!r} is not allowed; expected True or False"
+        )
     pooling = choice(pooling, "pooling", ("max", "average"))
     response = pooled_response(values, bank, mode, pooling if rotation_invariant else None)
     if energy_distance is None:

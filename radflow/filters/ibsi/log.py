@@ -90,7 +90,9 @@ def laplacian_of_gaussian(
     for axis in axes:
         term = values
         for other in axes:
-            term = ndimage.correlate1d(term, second[other] if other == axis else gauss[other], axis=other, mode=mode)
+            term = ndimage.correlate1d(
+                term, second[other] if other == axis else gauss[other], axis=other, mode=mode
+            )
         out += term
     return out
 

@@ -19,7 +19,9 @@ __all__ = ["mean_filter"]
 
 
 @document
-def mean_filter(image, *, support_voxels: int, boundary: str = "mirror", dimensions: int = 3) -> np.ndarray:
+def mean_filter(
+    image, *, support_voxels: int, boundary: str = "mirror", dimensions: int = 3
+) -> np.ndarray:
     r"""Mean of each voxel's :math:`M^d` neighbourhood (IBSI 2, mean filter).
 
     .. math:: h(\mathbf{k}) = \frac{1}{M^d} \sum_{\|\mathbf{j}\|_\infty \le (M-1)/2} f(\mathbf{k} + \mathbf{j})
@@ -50,7 +52,9 @@ def mean_filter(image, *, support_voxels: int, boundary: str = "mirror", dimensi
     values = check_volume(image)
     support = integer(support_voxels, "support_voxels", 1)
     if support % 2 == 0:
-        raise SettingsError(f"support_voxels: {support} is not allowed; expected an odd number of voxels")
+        raise SettingsError(
+            f"support_voxels: {support} is not allowed; expected an odd number of voxels"
+        )
     mode = ndimage_mode(check_boundary(boundary))
     size = support if check_dimensions(dimensions) == 3 else (1, support, support)
     return ndimage.uniform_filter(values, size=size, mode=mode)

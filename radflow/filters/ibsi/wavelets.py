@@ -116,4 +116,6 @@ def wavelet_filter(
         filters = wavelet_filters(wavelet, stage_level)
         letters = decomposition if stage_level == level else "L" * len(decomposition)
         bank.append([filters[letter] for letter in letters])
-    return pooled_response(values, bank, mode, pooling if boolean(rotation_invariant, "rotation_invariant") else None)
+    return pooled_response(
+        values, bank, mode, pooling if boolean(rotation_invariant, "rotation_invariant") else None
+    )

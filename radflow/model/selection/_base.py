@@ -29,12 +29,16 @@ def _survival(y):
 
 def _require_survival(y, who: str):
     if y is None:
-        raise ValueError(f"{who}: fit needs a survival target y (a structured array from "
-                         "sksurv.util.Surv.from_arrays)")
+        raise ValueError(
+            f"{who}: fit needs a survival target y (a structured array from "
+            "sksurv.util.Surv.from_arrays)"
+        )
     surv = _survival(y)
     if surv is None:
-        raise ValueError(f"{who}: y must be a structured survival array (event, time), "
-                         f"e.g. sksurv.util.Surv.from_arrays; got {type(y).__name__}")
+        raise ValueError(
+            f"{who}: y must be a structured survival array (event, time), "
+            f"e.g. sksurv.util.Surv.from_arrays; got {type(y).__name__}"
+        )
     return surv
 
 

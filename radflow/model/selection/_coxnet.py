@@ -68,8 +68,17 @@ class CoxnetSelector(_SupervisedSelector):
         "cv": Rule("int", low=2),
     }
 
-    def __init__(self, *, l1_ratio=1.0, alpha=None, max_features=None, n_alphas=100,
-                 alpha_min_ratio="auto", cv=5, random_state=None):
+    def __init__(
+        self,
+        *,
+        l1_ratio=1.0,
+        alpha=None,
+        max_features=None,
+        n_alphas=100,
+        alpha_min_ratio="auto",
+        cv=5,
+        random_state=None,
+    ):
         self.l1_ratio = l1_ratio
         self.alpha = alpha
         self.max_features = max_features
@@ -80,8 +89,11 @@ class CoxnetSelector(_SupervisedSelector):
 
     def _model(self, alphas=None):
         return sksurv_linear_model.CoxnetSurvivalAnalysis(
-            l1_ratio=self.l1_ratio, alphas=alphas, n_alphas=self.n_alphas,
-            alpha_min_ratio=self.alpha_min_ratio)
+            l1_ratio=self.l1_ratio,
+            alphas=alphas,
+            n_alphas=self.n_alphas,
+            alpha_min_ratio=self.alpha_min_ratio,
+        )
 
     def fit(self, X, y=None):
         """Fit the penalised Cox path and keep the non-zero coefficients."""
@@ -105,8 +117,9 @@ class CoxnetSelector(_SupervisedSelector):
             fits = np.flatnonzero((coefs != 0).sum(axis=0) <= self.max_features)
             best = fits[-1]
         else:
-            folds = model_selection.StratifiedKFold(self.cv, shuffle=True,
-                                                    random_state=self.random_state)
+            folds = model_selection.StratifiedKFold(
+                self.cv, shuffle=True, random_state=self.random_state
+            )
             scores = []
             for train, test in folds.split(X, event):
                 mean, sd = X[train].mean(axis=0), X[train].std(axis=0)

@@ -62,8 +62,17 @@ class ForestImportanceSelector(_SupervisedSelector):
         "n_repeats": Rule("int", low=1),
     }
 
-    def __init__(self, *, n_features=None, threshold="mean", importance="permutation",
-                 n_estimators=200, min_samples_leaf=3, n_repeats=5, random_state=None):
+    def __init__(
+        self,
+        *,
+        n_features=None,
+        threshold="mean",
+        importance="permutation",
+        n_estimators=200,
+        min_samples_leaf=3,
+        n_repeats=5,
+        random_state=None,
+    ):
         self.n_features = n_features
         self.threshold = threshold
         self.importance = importance
@@ -78,12 +87,17 @@ class ForestImportanceSelector(_SupervisedSelector):
         check_params(self)
         X = validate_data(self, X)
         y = _target(X, y, who)
-        options = dict(n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
-                       random_state=self.random_state)
+        options = dict(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            random_state=self.random_state,
+        )
         if _survival(y) is not None:
             if self.importance == "impurity":
-                raise ValueError(f"{who}: impurity importance is not defined for survival "
-                                 "forests; use importance='permutation'")
+                raise ValueError(
+                    f"{who}: impurity importance is not defined for survival "
+                    "forests; use importance='permutation'"
+                )
             forest = sksurv_ensemble.RandomSurvivalForest(**options)
         elif multiclass.type_of_target(y) in ("binary", "multiclass"):
             forest = ensemble.RandomForestClassifier(**options)
@@ -94,8 +108,8 @@ class ForestImportanceSelector(_SupervisedSelector):
             self.importances_ = forest.feature_importances_
         else:
             self.importances_ = inspection.permutation_importance(
-                forest, X, y, n_repeats=self.n_repeats,
-                random_state=self.random_state).importances_mean
+                forest, X, y, n_repeats=self.n_repeats, random_state=self.random_state
+            ).importances_mean
         cut = self.importances_.mean() if self.threshold == "mean" else self.threshold
         self.support_ = self.importances_ >= cut
         if self.n_features is not None:

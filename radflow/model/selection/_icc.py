@@ -62,8 +62,9 @@ class ICCFilter(_Selector):
         "threshold": Rule("float", low=-1.0, high=1.0),
     }
 
-    def __init__(self, icc=None, *, threshold=0.75, form="ICC(1,1)", statistic="icc",
-                 missing="error"):
+    def __init__(
+        self, icc=None, *, threshold=0.75, form="ICC(1,1)", statistic="icc", missing="error"
+    ):
         self.icc = icc
         self.threshold = threshold
         self.form = form
@@ -77,13 +78,16 @@ class ICCFilter(_Selector):
         values = self._lookup()
         names = getattr(self, "feature_names_in_", None)
         if names is None:
-            raise ValueError("ICCFilter: X must be a DataFrame whose column names match the "
-                             "ICC table's features")
+            raise ValueError(
+                "ICCFilter: X must be a DataFrame whose column names match the ICC table's features"
+            )
         self.icc_ = np.array([values.get(c, np.nan) for c in names], dtype=float)
         absent = np.isnan(self.icc_)
         if absent.any() and self.missing == "error":
-            raise ValueError(f"ICCFilter: no ICC for column {names[absent][0]!r} "
-                             f"({absent.sum()} such); pass missing='keep' or 'drop'")
+            raise ValueError(
+                f"ICCFilter: no ICC for column {names[absent][0]!r} "
+                f"({absent.sum()} such); pass missing='keep' or 'drop'"
+            )
         self.support_ = np.where(absent, self.missing == "keep", self.icc_ >= self.threshold)
         return self
 
@@ -92,19 +96,27 @@ class ICCFilter(_Selector):
         if isinstance(table, pd.DataFrame):
             need = {"feature", "form", self.statistic}
             if not need <= set(table.columns):
-                raise ValueError(f"ICCFilter: the ICC table needs columns {sorted(need)}, "
-                                 f"has {list(table.columns)}")
+                raise ValueError(
+                    f"ICCFilter: the ICC table needs columns {sorted(need)}, "
+                    f"has {list(table.columns)}"
+                )
             rows = table[table["form"] == self.form]
             if rows.empty:
-                raise ValueError(f"ICCFilter: no rows of form {self.form!r} in the ICC table "
-                                 f"(forms: {sorted(table['form'].unique())})")
+                raise ValueError(
+                    f"ICCFilter: no rows of form {self.form!r} in the ICC table "
+                    f"(forms: {sorted(table['form'].unique())})"
+                )
             if rows["feature"].duplicated().any():
-                raise ValueError("ICCFilter: the ICC table has two rows for feature "
-                                 f"{rows['feature'][rows['feature'].duplicated()].iloc[0]!r}")
+                raise ValueError(
+                    "ICCFilter: the ICC table has two rows for feature "
+                    f"{rows['feature'][rows['feature'].duplicated()].iloc[0]!r}"
+                )
             return dict(zip(rows["feature"], rows[self.statistic].astype(float)))
         if isinstance(table, (pd.Series, Mapping)):
             if self.statistic != "icc":
                 raise ValueError("ICCFilter: statistic='ci_low' needs the long ICC table")
             return {k: float(v) for k, v in dict(table).items()}
-        raise ValueError("ICCFilter: icc must be a mapping, Series or long DataFrame of ICCs, "
-                         f"got {type(table).__name__}")
+        raise ValueError(
+            "ICCFilter: icc must be a mapping, Series or long DataFrame of ICCs, "
+            f"got {type(table).__name__}"
+        )

@@ -63,26 +63,34 @@ class L1LogisticSelector(_SupervisedSelector):
         X, y = validate_data(self, X, y)
         kind = multiclass.type_of_target(y, raise_unknown=True)
         if kind not in ("binary", "multiclass"):
-            raise ValueError(f"{who}: y must hold classes (a binary endpoint), got a {kind} "
-                             "target")
+            raise ValueError(f"{who}: y must hold classes (a binary endpoint), got a {kind} target")
         if len(np.unique(y)) < 2:
             raise ValueError(f"{who}: y has 1 class; a logistic model needs two")
         binary = len(np.unique(y)) == 2
         # liblinear is the fast exact L1 solver but binary only
-        common = dict(l1_ratio=1.0, solver="liblinear" if binary else "saga",
-                      max_iter=self.max_iter, random_state=self.random_state)
+        common = dict(
+            l1_ratio=1.0,
+            solver="liblinear" if binary else "saga",
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
         Z = _standardize(X)
         if self.C is not None:
             model = linear_model.LogisticRegression(C=self.C, **common).fit(Z, y)
             self.C_ = float(self.C)
         else:
-            folds = model_selection.StratifiedKFold(self.cv, shuffle=True,
-                                                    random_state=self.random_state)
+            folds = model_selection.StratifiedKFold(
+                self.cv, shuffle=True, random_state=self.random_state
+            )
             common.pop("l1_ratio")
             model = linear_model.LogisticRegressionCV(
-                Cs=self.Cs, l1_ratios=(1.0,), cv=folds,
+                Cs=self.Cs,
+                l1_ratios=(1.0,),
+                cv=folds,
                 scoring="roc_auc" if binary else "neg_log_loss",
-                use_legacy_attributes=False, **common).fit(Z, y)
+                use_legacy_attributes=False,
+                **common,
+            ).fit(Z, y)
             self.C_ = float(np.ravel(model.C_)[0])
         self.coef_ = model.coef_.ravel() if binary else model.coef_
         self.n_iter_ = int(np.max(model.n_iter_))

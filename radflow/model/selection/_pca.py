@@ -52,13 +52,15 @@ class FeaturePCA(TransformerMixin, BaseEstimator):
         self.mean_ = X.mean(axis=0)
         sd = X.std(axis=0) if self.standardize else np.ones(X.shape[1])
         self.scale_ = np.where(sd > 0, sd, 1.0)
-        self.pca_ = decomposition.PCA(n_components=self.n_components, whiten=self.whiten,
-                        random_state=self.random_state).fit((X - self.mean_) / self.scale_)
+        self.pca_ = decomposition.PCA(
+            n_components=self.n_components, whiten=self.whiten, random_state=self.random_state
+        ).fit((X - self.mean_) / self.scale_)
         self.n_components_ = self.pca_.n_components_
         self.explained_variance_ratio_ = self.pca_.explained_variance_ratio_
         names = getattr(self, "feature_names_in_", [f"x{i}" for i in range(X.shape[1])])
-        self.loadings_ = pd.DataFrame(self.pca_.components_.T, index=list(names),
-                                      columns=list(self.get_feature_names_out()))
+        self.loadings_ = pd.DataFrame(
+            self.pca_.components_.T, index=list(names), columns=list(self.get_feature_names_out())
+        )
         return self
 
     def transform(self, X):

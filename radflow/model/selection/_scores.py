@@ -91,11 +91,10 @@ def cox_score_test(X, y, *, ties: str = "efron"):
     mean = (s1_risk[term] - frac[:, None] * s1_dead[term]) / size[:, None]
     second = (s2_risk[term] - frac[:, None] * s2_dead[term]) / size[:, None]
     score = s1_dead.sum(axis=0) - mean.sum(axis=0)
-    information = (second - mean ** 2).sum(axis=0)
+    information = (second - mean**2).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        statistic = np.where(information > 1e-12 * len(term), score ** 2 / information, np.nan)
+        statistic = np.where(information > 1e-12 * len(term), score**2 / information, np.nan)
     return statistic, stats.chi2.sf(statistic, 1)
-
 
 
 def _abs_correlation(X: np.ndarray, method: str = "pearson") -> np.ndarray:
@@ -119,21 +118,29 @@ def _relevance(X: np.ndarray, y, method: str, random_state=None) -> np.ndarray:
     """
     if _survival(y) is not None:
         if method != "f":
-            raise ValueError(f"relevance={method!r} needs a class or continuous target; "
-                             "use relevance='f' (Cox score test) for survival")
+            raise ValueError(
+                f"relevance={method!r} needs a class or continuous target; "
+                "use relevance='f' (Cox score test) for survival"
+            )
         score = cox_score_test(X, y)[0]
     else:
         kind = multiclass.type_of_target(y, raise_unknown=True)
         classes = kind in ("binary", "multiclass")
         if kind not in ("binary", "multiclass", "continuous"):
-            raise ValueError(f"cannot rank features against a {kind} target (a class, "
-                             "continuous or survival target is needed)")
+            raise ValueError(
+                f"cannot rank features against a {kind} target (a class, "
+                "continuous or survival target is needed)"
+            )
         with np.errstate(invalid="ignore", divide="ignore"):
             if method == "f":
-                score = (feature_selection.f_classif if classes
-                         else feature_selection.f_regression)(X, y)[0]
+                score = (
+                    feature_selection.f_classif if classes else feature_selection.f_regression
+                )(X, y)[0]
             else:
-                mi = feature_selection.mutual_info_classif if classes \
+                mi = (
+                    feature_selection.mutual_info_classif
+                    if classes
                     else feature_selection.mutual_info_regression
+                )
                 score = mi(X, y, random_state=random_state)
     return np.nan_to_num(np.asarray(score, dtype=float), nan=0.0)

@@ -18,18 +18,25 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from radflow.errors import InputError
-from radflow.pipeline import ibsi_compliance as compliance
-from radflow.features.ibsi import registry as ibsi_registry
 from radflow.cli.ibsi import (
     add_commands,
     extract_ibsi_output,
     feature_table,
 )
+from radflow.errors import InputError
 from radflow.extraction.ibsi import extract_ibsi
+from radflow.features.ibsi import registry as ibsi_registry
+from radflow.pipeline import ibsi_compliance as compliance
 
 #: Reference values per dataset (features + diagnostics), as the IBSI 1 issue counts them.
-EXPECTED_COUNTS = {"phantom": (482, 0), "A": (346, 60), "B": (346, 60), "C": (210, 60), "D": (210, 60), "E": (210, 60)}
+EXPECTED_COUNTS = {
+    "phantom": (482, 0),
+    "A": (346, 60),
+    "B": (346, 60),
+    "C": (210, 60),
+    "D": (210, 60),
+    "E": (210, 60),
+}
 
 
 # -- tolerance rule and comparison, no data needed --------------------------------
@@ -38,12 +45,12 @@ EXPECTED_COUNTS = {"phantom": (482, 0), "A": (346, 60), "B": (346, 60), "C": (21
 @pytest.mark.parametrize(
     "text, tolerance, allowed",
     [
-        ("556", 4, 4),          # a tolerance is used as it is
-        ("0.977", 0, 0.0005),   # three significant digits printed
+        ("556", 4, 4),  # a tolerance is used as it is
+        ("0.977", 0, 0.0005),  # three significant digits printed
         ("-266", 0, 0.5),
-        ("1490", 0, 5),         # third significant digit is the tens
-        ("125256", 0, 0.5),     # an exact count
-        ("0.2", 0, 0.0005),     # 0.200 with its trailing zeros left out
+        ("1490", 0, 5),  # third significant digit is the tens
+        ("125256", 0, 0.5),  # an exact count
+        ("0.2", 0, 0.0005),  # 0.200 with its trailing zeros left out
         ("100", 0, 0.5),
         ("0.00963", 0, 0.000005),
         ("0", 0, 0.0005),
@@ -58,10 +65,22 @@ def _reference(tag="stat_mean", value=10.0, tolerance=0.5, family="Statistics"):
 
 
 def test_compare_statuses_and_known_deviations(monkeypatch):
-    refs = [_reference("stat_mean"), _reference("stat_var"), _reference("stat_skew"), _reference("stat_kurt"),
-            _reference("img_dim_x_init_img", family="Diagnostics-initial image")]
-    values = {"stat_mean": 10.5, "stat_var": 10.51, "stat_kurt": math.nan, "img_dim_x_init_img": 9.0}
-    monkeypatch.setitem(compliance.KNOWN_DEVIATIONS, ("A", "nifti"), {"stat_var": "a documented cause"})
+    refs = [
+        _reference("stat_mean"),
+        _reference("stat_var"),
+        _reference("stat_skew"),
+        _reference("stat_kurt"),
+        _reference("img_dim_x_init_img", family="Diagnostics-initial image"),
+    ]
+    values = {
+        "stat_mean": 10.5,
+        "stat_var": 10.51,
+        "stat_kurt": math.nan,
+        "img_dim_x_init_img": 9.0,
+    }
+    monkeypatch.setitem(
+        compliance.KNOWN_DEVIATIONS, ("A", "nifti"), {"stat_var": "a documented cause"}
+    )
     report = compliance._compare("A", "nifti", refs, values, 0.0)
     assert [c.status for c in report.checks] == ["ok", "off", "missing", "missing", "off"]
     assert report.checks[1].known == "a documented cause"
@@ -106,11 +125,20 @@ def test_registry_holds_exactly_the_reference_tags(ibsi_dir):
 
 def _assert_compliant(report: compliance.ComplianceReport):
     for dataset in report.datasets:
-        failures = [f"{c.tag}: {c.status} value={c.value} reference={c.reference.text} "
-                    f"tolerance={c.reference.allowed:g}" for c in dataset.failures]
-        stale = [c.tag for c in dataset.checks if c.status == "ok"
-                 and c.tag in compliance.KNOWN_DEVIATIONS.get((dataset.dataset, dataset.source), {})]
-        assert not failures, f"{dataset.dataset} ({dataset.source}) not IBSI compliant:\n" + "\n".join(failures)
+        failures = [
+            f"{c.tag}: {c.status} value={c.value} reference={c.reference.text} "
+            f"tolerance={c.reference.allowed:g}"
+            for c in dataset.failures
+        ]
+        stale = [
+            c.tag
+            for c in dataset.checks
+            if c.status == "ok"
+            and c.tag in compliance.KNOWN_DEVIATIONS.get((dataset.dataset, dataset.source), {})
+        ]
+        assert not failures, (
+            f"{dataset.dataset} ({dataset.source}) not IBSI compliant:\n" + "\n".join(failures)
+        )
         assert not stale, f"now within tolerance, remove from KNOWN_DEVIATIONS: {stale}"
         features = dataset.count()
         assert (features, dataset.count(diagnostics=True)) == EXPECTED_COUNTS[dataset.dataset]
@@ -161,14 +189,21 @@ def test_extract_accepts_images_and_store_arrays(phantom_files):
     assert arrays == from_paths
     # every aggregation for the phantom configuration, keys in registry order
     assert list(from_paths) == [t for t in ibsi_registry.tags() if t in from_paths]
-    assert "cm_joint_max_2D_avg" in from_paths and "szm_sze_2_5D" in from_paths and "ngl_lde_3D" in from_paths
+    assert (
+        "cm_joint_max_2D_avg" in from_paths
+        and "szm_sze_2_5D" in from_paths
+        and "ngl_lde_3D" in from_paths
+    )
 
 
 @pytest.mark.shared
 def test_extract_keys_follow_the_configuration_aggregation(phantom_files):
     image_path, mask_path = phantom_files
     values = extract_ibsi(image_path, mask_path, _phantom_config("3D"))
-    assert not any(t.endswith(("_2D", "_2_5D", "_2D_avg", "_2D_comb", "_2_5D_avg", "_2_5D_comb")) for t in values)
+    assert not any(
+        t.endswith(("_2D", "_2_5D", "_2D_avg", "_2D_comb", "_2_5D_avg", "_2_5D_comb"))
+        for t in values
+    )
     assert "cm_joint_max_3D_avg" in values and "dzm_sde_3D" in values
     slice_wise = extract_ibsi(image_path, mask_path, _phantom_config("2D"))
     assert not any(t.endswith(("_3D", "_3D_avg", "_3D_comb")) for t in slice_wise)
@@ -218,7 +253,10 @@ def test_ibsi_check_command(ibsi_dir, capsys):
     assert code == 0
     assert "digital phantom  nifti   482               482" in out
     code, out = _run(["ibsi-check", str(ibsi_dir), "--config", "phantom", "--markdown"], capsys)
-    assert out.startswith("# IBSI 1 compliance") and "| digital phantom | nifti | 482 | 482 | 0 | 0 |" in out
+    assert (
+        out.startswith("# IBSI 1 compliance")
+        and "| digital phantom | nifti | 482 | 482 | 0 | 0 |" in out
+    )
 
 
 def test_ibsi_check_command_without_data(tmp_path, capsys):
@@ -255,6 +293,8 @@ def test_extract_ibsi_output_json_and_csv(phantom_files):
 def test_a_missing_family_module_is_an_error_not_left_out(phantom_files, monkeypatch):
     # A table without a family's columns would look complete; the import error must surface.
     name, _, aggregations = ibsi_registry.FAMILIES["ngt"]
-    monkeypatch.setitem(ibsi_registry.FAMILIES, "ngt", (name, "radflow.features.ibsi._not_written", aggregations))
+    monkeypatch.setitem(
+        ibsi_registry.FAMILIES, "ngt", (name, "radflow.features.ibsi._not_written", aggregations)
+    )
     with pytest.raises(ModuleNotFoundError, match="_not_written"):
         extract_ibsi(*phantom_files, "phantom")

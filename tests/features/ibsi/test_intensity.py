@@ -33,7 +33,9 @@ def config_c(ibsi_dir):
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     image = sitk.ReadImage(str(folder / "image.nii.gz"))
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz"))) != 0
-    return process_ibsi(sitk.GetArrayFromImage(image), mask, spacing_zyx=image.GetSpacing()[::-1], config="C")
+    return process_ibsi(
+        sitk.GetArrayFromImage(image), mask, spacing_zyx=image.GetSpacing()[::-1], config="C"
+    )
 
 
 def _family_values(family, image, intensity_mask, spacing, *, levels, ivh_input):
@@ -117,7 +119,9 @@ def test_statistics_match_scipy_on_random_values():
     out = statistics.compute(image, intensity_mask=mask)
     assert out["stat_var"] == pytest.approx(np.var(x), rel=1e-12)
     assert out["stat_skew"] == pytest.approx(scipy_stats.skew(x, bias=True), rel=1e-10)
-    assert out["stat_kurt"] == pytest.approx(scipy_stats.kurtosis(x, fisher=True, bias=True), rel=1e-10)
+    assert out["stat_kurt"] == pytest.approx(
+        scipy_stats.kurtosis(x, fisher=True, bias=True), rel=1e-10
+    )
     assert out["stat_p10"] == pytest.approx(scipy_stats.scoreatpercentile(x, 10), rel=1e-12)
     assert out["stat_iqr"] == pytest.approx(scipy_stats.iqr(x), rel=1e-12)
 
@@ -125,7 +129,12 @@ def test_statistics_match_scipy_on_random_values():
 def test_statistics_flat_and_zero_mean():
     flat = statistics.compute(np.full(5, 7.0))
     # IBSI: skewness and kurtosis of a flat distribution are 0.
-    assert (flat["stat_var"], flat["stat_skew"], flat["stat_kurt"], flat["stat_cov"]) == (0, 0, 0, 0)
+    assert (flat["stat_var"], flat["stat_skew"], flat["stat_kurt"], flat["stat_cov"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
     centred = statistics.compute(np.array([-1.0, 1.0]))
     assert math.isnan(centred["stat_cov"]) and math.isnan(centred["stat_qcod"])
     # P10 = -0.8, P90 = 0.8: no value between them, the robust MAD is undefined.
@@ -168,7 +177,20 @@ def test_histogram_gradient_of_the_phantom_by_hand(phantom):
     assert out["ih_uniformity"] == pytest.approx(np.sum(p * p))
     # The distribution statistics are those of the statistics family on the levels.
     stat = statistics.compute(image, intensity_mask=mask)
-    for name in ("mean", "var", "skew", "kurt", "median", "p10", "p90", "iqr", "mad", "rmad", "medad", "cov"):
+    for name in (
+        "mean",
+        "var",
+        "skew",
+        "kurt",
+        "median",
+        "p10",
+        "p90",
+        "iqr",
+        "mad",
+        "rmad",
+        "medad",
+        "cov",
+    ):
         assert out[f"ih_{name}"] == stat[f"stat_{name}"]
 
 
@@ -214,7 +236,10 @@ def test_ivh_of_the_phantom_as_in_the_manual(phantom):
     out = ivh.compute(image, intensity_mask=mask, value_range=(1, 6), value_step=1)
     assert out["ivh_v10"] == pytest.approx(24 / 74)  # first gamma >= 0.1 is 0.2 (i = 2)
     assert out["ivh_v90"] == pytest.approx(7 / 74)  # gamma = 1 (i = 6)
-    assert (out["ivh_i10"], out["ivh_i90"]) == (5.0, 2.0)  # nu_5 = 0.095 <= 0.1, nu_2 = 0.324 <= 0.9
+    assert (out["ivh_i10"], out["ivh_i90"]) == (
+        5.0,
+        2.0,
+    )  # nu_5 = 0.095 <= 0.1, nu_2 = 0.324 <= 0.9
     nu = np.array([74, 24, 24, 23, 7, 7]) / 74
     assert out["ivh_auc"] == pytest.approx(np.sum((nu[1:] + nu[:-1]) / 2) * 0.2)
     assert out["ivh_auc"] == pytest.approx(0.32, abs=0.005)  # manual, not in the CSV table
@@ -262,7 +287,9 @@ def test_ivh_errors(value_range, value_step, match):
 
 def _naive_peaks(image, mask, spacing):
     radius = local_intensity.PEAK_RADIUS_MM
-    grid = np.stack(np.meshgrid(*[np.arange(n) * s for n, s in zip(image.shape, spacing)], indexing="ij"), -1)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(n) * s for n, s in zip(image.shape, spacing)], indexing="ij"), -1
+    )
     peaks = {}
     for index in zip(*np.nonzero(mask)):
         near = np.sum((grid - grid[index]) ** 2, axis=-1) <= radius**2

@@ -24,7 +24,10 @@ from radflow.pipeline.ibsi_compliance import read_reference
 
 def _compute(image, morph, intensity=None, spacing=(1.0, 1.0, 1.0)):
     return morphology.compute(
-        image, morph_mask=morph, intensity_mask=morph if intensity is None else intensity, spacing_zyx=spacing
+        image,
+        morph_mask=morph,
+        intensity_mask=morph if intensity is None else intensity,
+        spacing_zyx=spacing,
     )
 
 
@@ -58,7 +61,9 @@ def test_ct_phantom_config_c_reference(ibsi_dir):
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     image = sitk.ReadImage(str(folder / "image.nii.gz"))
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz"))) != 0
-    p = process_ibsi(sitk.GetArrayFromImage(image), mask, spacing_zyx=image.GetSpacing()[::-1], config="C")
+    p = process_ibsi(
+        sitk.GetArrayFromImage(image), mask, spacing_zyx=image.GetSpacing()[::-1], config="C"
+    )
     values = morphology.compute(
         p.image, morph_mask=p.morph_mask, intensity_mask=p.intensity_mask, spacing_zyx=p.spacing_zyx
     )
@@ -77,7 +82,9 @@ def test_single_voxel_is_an_octahedron():
     a, b, c = dz / 2, dy / 2, dx / 2  # mesh vertices at the six face centres
     out = _compute(np.full((1, 1, 1), 5.0), np.ones((1, 1, 1), bool), spacing=(dz, dy, dx))
     assert out["morph_volume"] == pytest.approx(4 / 3 * a * b * c)
-    assert out["morph_area_mesh"] == pytest.approx(4 * math.sqrt((a * b) ** 2 + (b * c) ** 2 + (c * a) ** 2))
+    assert out["morph_area_mesh"] == pytest.approx(
+        4 * math.sqrt((a * b) ** 2 + (b * c) ** 2 + (c * a) ** 2)
+    )
     assert out["morph_vol_approx"] == dz * dy * dx
     assert out["morph_diam"] == dx
     assert out["morph_vol_dens_aabb"] == pytest.approx(1 / 6)  # the box is dz x dy x dx
@@ -167,7 +174,9 @@ def test_pca_uses_the_sample_covariance():
     assert out["morph_pca_least_axis"] == pytest.approx(4 * math.sqrt(least))
     assert out["morph_pca_elongation"] == pytest.approx(math.sqrt(minor / major))
     a, b, c = 2 * np.sqrt([major, minor, least])
-    assert out["morph_vol_dens_aee"] == pytest.approx(out["morph_volume"] / (4 / 3 * math.pi * a * b * c))
+    assert out["morph_vol_dens_aee"] == pytest.approx(
+        out["morph_volume"] / (4 / 3 * math.pi * a * b * c)
+    )
 
 
 def test_mesh_agrees_with_scikit_image_marching_cubes():
@@ -176,11 +185,15 @@ def test_mesh_agrees_with_scikit_image_marching_cubes():
     image, morph = _blob(seed=1)
     spacing = (3.0, 1.0, 1.5)
     out = _compute(image, morph, spacing=spacing)
-    vertices, faces, _, _ = measure.marching_cubes(np.pad(morph, 1).astype(float), 0.5, spacing=spacing)
+    vertices, faces, _, _ = measure.marching_cubes(
+        np.pad(morph, 1).astype(float), 0.5, spacing=spacing
+    )
     triangles = vertices[faces]
     edges = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
     area = 0.5 * np.linalg.norm(edges, axis=1).sum()
-    volume = abs(np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2])).sum() / 6)
+    volume = abs(
+        np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2])).sum() / 6
+    )
     # Same vertices; ambiguous cubes are triangulated differently (Lewiner vs Lorensen).
     assert out["morph_area_mesh"] == pytest.approx(area, rel=0.01)
     assert out["morph_volume"] == pytest.approx(volume, rel=0.01)
@@ -200,11 +213,16 @@ def _ibsi_series(a, b, c):
         * math.pi
         * a
         * b
-        * sum((alpha * beta) ** nu / (1 - 4 * nu * nu) * special.eval_legendre(nu, x) for nu in range(21))
+        * sum(
+            (alpha * beta) ** nu / (1 - 4 * nu * nu) * special.eval_legendre(nu, x)
+            for nu in range(21)
+        )
     )
 
 
-@pytest.mark.parametrize("a, b, c", [(3.0, 2.0, 1.5), (5.0, 4.0, 3.9), (46.65, 41.0, 35.45), (9.0, 2.0, 1.0)])
+@pytest.mark.parametrize(
+    "a, b, c", [(3.0, 2.0, 1.5), (5.0, 4.0, 3.9), (46.65, 41.0, 35.45), (9.0, 2.0, 1.0)]
+)
 def test_ellipsoid_area_is_the_ibsi_series(a, b, c):
     assert morphology.ellipsoid_area(a, b, c) == pytest.approx(_ibsi_series(a, b, c), rel=1e-10)
 
@@ -214,7 +232,9 @@ def test_ellipsoid_area_spheroids_and_sphere():
     assert morphology.ellipsoid_area(2.0, 2.0, 1.0) == pytest.approx(
         _ibsi_series(2.0 + 1e-6, 2.0, 1.0), rel=1e-5
     )
-    assert morphology.ellipsoid_area(1.5, 1.5, 1.5) == pytest.approx(4 * math.pi * 1.5**2, rel=1e-14)
+    assert morphology.ellipsoid_area(1.5, 1.5, 1.5) == pytest.approx(
+        4 * math.pi * 1.5**2, rel=1e-14
+    )
 
 
 def test_ellipsoid_area_series_is_not_the_exact_area():
@@ -227,7 +247,8 @@ def test_ellipsoid_area_series_is_not_the_exact_area():
     phi = math.acos(c / a)
     m = (a * a * (b * b - c * c)) / (b * b * (a * a - c * c))
     exact = 2 * math.pi * c * c + 2 * math.pi * a * b / math.sin(phi) * (
-        special.ellipeinc(phi, m) * math.sin(phi) ** 2 + special.ellipkinc(phi, m) * math.cos(phi) ** 2
+        special.ellipeinc(phi, m) * math.sin(phi) ** 2
+        + special.ellipkinc(phi, m) * math.cos(phi) ** 2
     )
     assert exact == pytest.approx(57.812, abs=1e-3)
     assert morphology.ellipsoid_area(a, b, c) == pytest.approx(55.773, abs=1e-3)
@@ -252,8 +273,12 @@ def test_ombb_of_a_rotated_cuboid():
     rng = np.random.default_rng(2)
     sides = np.array([7.0, 4.0, 2.5])
     inside = (rng.random((200, 3)) - 0.5) * sides
-    corners = (np.array(np.meshgrid([-0.5, 0.5], [-0.5, 0.5], [-0.5, 0.5])).reshape(3, -1).T) * sides
-    points = Rotation.from_euler("xyz", [25, 40, -15], degrees=True).apply(np.vstack([corners, inside]))
+    corners = (
+        np.array(np.meshgrid([-0.5, 0.5], [-0.5, 0.5], [-0.5, 0.5])).reshape(3, -1).T
+    ) * sides
+    points = Rotation.from_euler("xyz", [25, 40, -15], degrees=True).apply(
+        np.vstack([corners, inside])
+    )
     extents = morphology._ombb_extents(ConvexHull(points), points)
     np.testing.assert_allclose(np.sort(extents), np.sort(sides), rtol=1e-9)
 
@@ -265,8 +290,22 @@ def test_ombb_of_a_rotated_cuboid():
     "image, morph, intensity, spacing, error, match",
     [
         (np.ones((2, 2)), np.ones((2, 2), bool), None, (1, 1, 1), ValueError, "3D"),
-        (np.ones((2, 2, 2)), np.ones((2, 2, 1), bool), None, (1, 1, 1), ValueError, "morph_mask shape"),
-        (np.ones((2, 2, 2)), np.zeros((2, 2, 2), bool), None, (1, 1, 1), ValueError, "morph_mask is empty"),
+        (
+            np.ones((2, 2, 2)),
+            np.ones((2, 2, 1), bool),
+            None,
+            (1, 1, 1),
+            ValueError,
+            "morph_mask shape",
+        ),
+        (
+            np.ones((2, 2, 2)),
+            np.zeros((2, 2, 2), bool),
+            None,
+            (1, 1, 1),
+            ValueError,
+            "morph_mask is empty",
+        ),
         (
             np.ones((2, 2, 2)),
             np.ones((2, 2, 2), bool),
@@ -275,9 +314,23 @@ def test_ombb_of_a_rotated_cuboid():
             ValueError,
             "intensity_mask is empty",
         ),
-        (np.full((2, 2, 2), np.nan), np.ones((2, 2, 2), bool), None, (1, 1, 1), ValueError, "non-finite"),
+        (
+            np.full((2, 2, 2), np.nan),
+            np.ones((2, 2, 2), bool),
+            None,
+            (1, 1, 1),
+            ValueError,
+            "non-finite",
+        ),
         (np.ones((2, 2, 2)), np.ones((2, 2, 2), bool), None, (1, -1, 1), ValueError, "spacing_zyx"),
-        (np.ones((2, 2, 2)), np.ones((2, 2, 2), float), None, (1, 1, 1), TypeError, "bool or integer"),
+        (
+            np.ones((2, 2, 2)),
+            np.ones((2, 2, 2), float),
+            None,
+            (1, 1, 1),
+            TypeError,
+            "bool or integer",
+        ),
     ],
 )
 def test_errors(image, morph, intensity, spacing, error, match):

@@ -25,7 +25,9 @@ def _row(values, axis=2):
 def test_grid_manual_example():
     # IBSI 1 manual, "Interpolation grid": 4 voxels of 3 mm to 2 mm -> ceil(12 / 2) = 6
     # voxels; centres span 9 mm and 10 mm, so voxel 0 moves (9 - 10) / 2 = -0.5 mm.
-    grid = proc.interpolation_grid((1, 1, 4), spacing_zyx=(1, 1, 3), new_spacing_zyx=(None, None, 2))
+    grid = proc.interpolation_grid(
+        (1, 1, 4), spacing_zyx=(1, 1, 3), new_spacing_zyx=(None, None, 2)
+    )
     assert grid.shape_zyx == (1, 1, 6)
     assert grid.spacing_zyx == (1.0, 1.0, 2.0)
     assert grid.start_zyx[2] == pytest.approx(-1 / 6)
@@ -41,13 +43,19 @@ def test_grid_ct_phantom_sizes():
     spacing = (3.0, float(np.float32(0.977)), float(np.float32(0.977)))
     grid = proc.interpolation_grid((60, 201, 204), spacing_zyx=spacing, new_spacing_zyx=(2, 2, 2))
     assert grid.shape_zyx == (90, 99, 100)
-    in_plane = proc.interpolation_grid((60, 201, 204), spacing_zyx=spacing, new_spacing_zyx=(None, 2, 2))
+    in_plane = proc.interpolation_grid(
+        (60, 201, 204), spacing_zyx=spacing, new_spacing_zyx=(None, 2, 2)
+    )
     assert in_plane.shape_zyx == (60, 99, 100)
 
 
-@pytest.mark.parametrize("n, old, new", [(4, 3.0, 2.0), (5, 0.977, 2.0), (7, 2.0, 0.5), (1, 1.0, 3.0)])
+@pytest.mark.parametrize(
+    "n, old, new", [(4, 3.0, 2.0), (5, 0.977, 2.0), (7, 2.0, 0.5), (1, 1.0, 3.0)]
+)
 def test_grid_is_centred_on_the_old_grid(n, old, new):
-    grid = proc.interpolation_grid((1, 1, n), spacing_zyx=(1, 1, old), new_spacing_zyx=(None, None, new))
+    grid = proc.interpolation_grid(
+        (1, 1, n), spacing_zyx=(1, 1, old), new_spacing_zyx=(None, None, new)
+    )
     n_b = grid.shape_zyx[2]
     assert n_b == math.ceil(round(n * old / new, 6))
     centre_new = grid.start_zyx[2] + grid.step_zyx[2] * (n_b - 1) / 2
@@ -67,7 +75,9 @@ def test_grid_rejects_bad_spacing():
 
 
 def _grid_3_to_2():
-    return proc.interpolation_grid((1, 1, 4), spacing_zyx=(1, 1, 3), new_spacing_zyx=(None, None, 2))
+    return proc.interpolation_grid(
+        (1, 1, 4), spacing_zyx=(1, 1, 3), new_spacing_zyx=(None, None, 2)
+    )
 
 
 def test_linear_interpolation_of_a_ramp():
@@ -75,7 +85,9 @@ def test_linear_interpolation_of_a_ramp():
     # the boundary value (0 or 30) beyond the grid (padding with boundary intensities).
     out = proc.interpolate_image(_row([0, 10, 20, 30]), _grid_3_to_2(), method="linear")
     assert out.ravel() == pytest.approx([0, 5, 35 / 3, 55 / 3, 25, 30])
-    rounded = proc.interpolate_image(_row([0, 10, 20, 30]), _grid_3_to_2(), method="linear", round_intensities=True)
+    rounded = proc.interpolate_image(
+        _row([0, 10, 20, 30]), _grid_3_to_2(), method="linear", round_intensities=True
+    )
     assert rounded.ravel().tolist() == [0, 5, 12, 18, 25, 30]
 
 
@@ -91,7 +103,9 @@ def test_cubic_spline_reproduces_a_line_away_from_the_edges():
     # An interpolating cubic spline is exact on linear data; the boundary
     # padding only disturbs the first and last few samples.
     n = 40
-    grid = proc.interpolation_grid((1, 1, n), spacing_zyx=(1, 1, 3), new_spacing_zyx=(None, None, 2))
+    grid = proc.interpolation_grid(
+        (1, 1, n), spacing_zyx=(1, 1, 3), new_spacing_zyx=(None, None, 2)
+    )
     out = proc.interpolate_image(_row(7.0 * np.arange(n)), grid, method="cubic_spline").ravel()
     index = grid.start_zyx[2] + grid.step_zyx[2] * np.arange(grid.shape_zyx[2])
     interior = (index > 10) & (index < n - 11)
@@ -101,12 +115,17 @@ def test_cubic_spline_reproduces_a_line_away_from_the_edges():
 def test_in_plane_interpolation_leaves_slices_alone():
     rng = np.random.default_rng(0)
     image = rng.normal(size=(3, 4, 4))
-    grid = proc.interpolation_grid(image.shape, spacing_zyx=(3, 1, 1), new_spacing_zyx=(None, 0.5, 0.5))
+    grid = proc.interpolation_grid(
+        image.shape, spacing_zyx=(3, 1, 1), new_spacing_zyx=(None, 0.5, 0.5)
+    )
     out = proc.interpolate_image(image, grid, method="linear")
     assert out.shape == (3, 8, 8)
     # each slice only from its own slice: slice means agree with bilinear of that slice alone
-    single = proc.interpolate_image(image[1:2], proc.interpolation_grid(
-        (1, 4, 4), spacing_zyx=(3, 1, 1), new_spacing_zyx=(None, 0.5, 0.5)), method="linear")
+    single = proc.interpolate_image(
+        image[1:2],
+        proc.interpolation_grid((1, 4, 4), spacing_zyx=(3, 1, 1), new_spacing_zyx=(None, 0.5, 0.5)),
+        method="linear",
+    )
     np.testing.assert_allclose(out[1], single[0])
 
 
@@ -115,7 +134,9 @@ def test_mask_partial_volume_threshold():
     # fractions 1, 1, 5/6, 1/6, 0, 0
     out = proc.interpolate_mask(_row([1, 1, 0, 0]), _grid_3_to_2(), method="linear", threshold=0.5)
     assert out.ravel().tolist() == [True, True, True, False, False, False]
-    strict = proc.interpolate_mask(_row([1, 1, 0, 0]), _grid_3_to_2(), method="linear", threshold=0.9)
+    strict = proc.interpolate_mask(
+        _row([1, 1, 0, 0]), _grid_3_to_2(), method="linear", threshold=0.9
+    )
     assert strict.ravel().tolist() == [True, True, False, False, False, False]
 
 
@@ -185,7 +206,9 @@ def test_fixed_bin_size_edges_start_at_the_range_minimum():
     # edges -500, -475, ..., an intensity on an edge opens the next bin:
     # (-1 + 500) / 25 = 19.96 -> 20; (0 + 500) / 25 = 20 -> 21; 877 / 25 -> 36; 900 / 25 -> 37
     image = _row([-500, -475.0001, -475, -1, 0, 377, 400])
-    levels = proc.discretise_fixed_bin_size(image, np.ones_like(image, dtype=bool), bin_width=25, minimum=-500)
+    levels = proc.discretise_fixed_bin_size(
+        image, np.ones_like(image, dtype=bool), bin_width=25, minimum=-500
+    )
     assert levels.ravel().tolist() == [1, 1, 2, 20, 21, 36, 37]
 
 
@@ -202,9 +225,23 @@ def test_fixed_bin_number_by_hand():
     image = _row([0, 1, 2, 3, 4])
     mask = np.ones_like(image, dtype=bool)
     # floor(N (x - 0) / 4) + 1, the maximum in bin N
-    assert proc.discretise_fixed_bin_number(image, mask, bin_count=2).ravel().tolist() == [1, 1, 2, 2, 2]
-    assert proc.discretise_fixed_bin_number(image, mask, bin_count=4).ravel().tolist() == [1, 2, 3, 4, 4]
-    assert proc.discretise_fixed_bin_number(_row([5, 5]), np.ones((1, 1, 2), bool), bin_count=8).ravel().tolist() == [1, 1]
+    assert proc.discretise_fixed_bin_number(image, mask, bin_count=2).ravel().tolist() == [
+        1,
+        1,
+        2,
+        2,
+        2,
+    ]
+    assert proc.discretise_fixed_bin_number(image, mask, bin_count=4).ravel().tolist() == [
+        1,
+        2,
+        3,
+        4,
+        4,
+    ]
+    assert proc.discretise_fixed_bin_number(
+        _row([5, 5]), np.ones((1, 1, 2), bool), bin_count=8
+    ).ravel().tolist() == [1, 1]
     with pytest.raises(ValueError, match="bin_count"):
         proc.discretise_fixed_bin_number(image, mask, bin_count=0)
 
@@ -213,8 +250,13 @@ def test_ivh_fixed_bin_size_uses_bin_centres():
     # bins of 2.5 HU from -1000: -1000 -> bin 1 (centre -998.75), -997.5 -> bin 2
     # (-996.25), 400 -> bin 561 (centre 401.25); G = [-1000 + 1.25, 400 - 1.25]
     image = _row([-1000, -997.5, 0, 400])
-    ivh = proc.ivh_intensities(image, np.ones_like(image, dtype=bool), method="fixed_bin_size",
-                               bin_width=2.5, value_range=(-1000, 400))
+    ivh = proc.ivh_intensities(
+        image,
+        np.ones_like(image, dtype=bool),
+        method="fixed_bin_size",
+        bin_width=2.5,
+        value_range=(-1000, 400),
+    )
     assert ivh.values.ravel().tolist() == [-998.75, -996.25, 1.25, 401.25]
     assert ivh.value_range == (-998.75, 398.75) and ivh.value_step == 2.5
 
@@ -246,21 +288,53 @@ def test_shipped_configurations_are_the_ibsi_ones():
     assert c["B"].interpolation.spacing_zyx_mm == (None, 2.0, 2.0)
     for n in "CDE":
         assert c[n].interpolation.spacing_zyx_mm == (2.0, 2.0, 2.0)
-    assert [c[n].interpolation.image for n in "BCDE"] == ["linear", "linear", "linear", "cubic_spline"]
+    assert [c[n].interpolation.image for n in "BCDE"] == [
+        "linear",
+        "linear",
+        "linear",
+        "cubic_spline",
+    ]
     for n in "BCDE":
         interp = c[n].interpolation
-        assert interp.round_intensities and interp.roi == "linear" and interp.partial_volume_threshold == 0.5
-    assert [c[n].resegment_range for n in "ABCDE"] == [(-500, 400), (-500, 400), (-1000, 400), None, (-1000, 400)]
+        assert (
+            interp.round_intensities
+            and interp.roi == "linear"
+            and interp.partial_volume_threshold == 0.5
+        )
+    assert [c[n].resegment_range for n in "ABCDE"] == [
+        (-500, 400),
+        (-500, 400),
+        (-1000, 400),
+        None,
+        (-1000, 400),
+    ]
     assert [c[n].outlier_sigma for n in "ABCDE"] == [None, None, None, 3, 3]
-    texture = [(c[n].discretisation.method, c[n].discretisation.bin_width, c[n].discretisation.bin_count)
-               for n in "ABCDE"]
-    assert texture == [("fixed_bin_size", 25, None), ("fixed_bin_number", None, 32),
-                       ("fixed_bin_size", 25, None), ("fixed_bin_number", None, 32),
-                       ("fixed_bin_number", None, 32)]
-    ivh = [(c[n].ivh_discretisation.method, c[n].ivh_discretisation.bin_width, c[n].ivh_discretisation.bin_count)
-           for n in "ABCDE"]
-    assert ivh == [("none", None, None), ("none", None, None), ("fixed_bin_size", 2.5, None),
-                   ("none", None, None), ("fixed_bin_number", None, 1000)]
+    texture = [
+        (c[n].discretisation.method, c[n].discretisation.bin_width, c[n].discretisation.bin_count)
+        for n in "ABCDE"
+    ]
+    assert texture == [
+        ("fixed_bin_size", 25, None),
+        ("fixed_bin_number", None, 32),
+        ("fixed_bin_size", 25, None),
+        ("fixed_bin_number", None, 32),
+        ("fixed_bin_number", None, 32),
+    ]
+    ivh = [
+        (
+            c[n].ivh_discretisation.method,
+            c[n].ivh_discretisation.bin_width,
+            c[n].ivh_discretisation.bin_count,
+        )
+        for n in "ABCDE"
+    ]
+    assert ivh == [
+        ("none", None, None),
+        ("none", None, None),
+        ("fixed_bin_size", 2.5, None),
+        ("none", None, None),
+        ("fixed_bin_number", None, 1000),
+    ]
 
 
 def _write(tmp_path, text):
@@ -300,7 +374,10 @@ def test_config_from_a_file_with_an_open_range(tmp_path):
         (("range: [0, null]", "range: [5, 1]"), "low 5.0 is above high 1.0"),
         (("range: [0, null]", "range: [null, null]"), "both ends open"),
         (("name: mine\n", ""), "missing key 'name'"),
-        (("method: fixed_bin_size\n  bin_width: 0.5", "method: fixed_bin_count"), "method must be one of"),
+        (
+            ("method: fixed_bin_size\n  bin_width: 0.5", "method: fixed_bin_count"),
+            "method must be one of",
+        ),
     ],
 )
 def test_config_errors_name_the_file_and_key(tmp_path, edit, message):
@@ -315,6 +392,9 @@ def test_config_unknown_name_and_bad_interpolation(tmp_path):
         load_ibsi_config("F")
     with pytest.raises(SettingsError, match="not found"):
         load_ibsi_config(tmp_path / "absent.yaml")
-    text = GOOD + "interpolation:\n  spacing_xyz_mm: [2, 2]\n  image: linear\n  round_intensities: true\n  roi: linear\n"
+    text = (
+        GOOD
+        + "interpolation:\n  spacing_xyz_mm: [2, 2]\n  image: linear\n  round_intensities: true\n  roi: linear\n"
+    )
     with pytest.raises(SettingsError, match="spacing_xyz_mm must be a list of 3"):
         load_ibsi_config(_write(tmp_path, text))

@@ -32,11 +32,20 @@ FAMILIES = {"cm": glcm, "rlm": glrlm, "szm": glszm, "dzm": gldzm, "ngt": ngtdm, 
 
 def _compute(family, levels, intensity_mask, n_levels, aggregations, morph_mask=None, **settings):
     module = FAMILIES[family]
-    extra = {"morph_mask": intensity_mask if morph_mask is None else morph_mask} if family == "dzm" else {}
+    extra = (
+        {"morph_mask": intensity_mask if morph_mask is None else morph_mask}
+        if family == "dzm"
+        else {}
+    )
     valid = DIRECTIONAL_AGGREGATIONS if family in ("cm", "rlm") else ZONE_AGGREGATIONS
     aggregations = tuple(a for a in valid if a in aggregations)
     return module.compute(
-        levels, intensity_mask=intensity_mask, n_levels=n_levels, aggregations=aggregations, **extra, **settings
+        levels,
+        intensity_mask=intensity_mask,
+        n_levels=n_levels,
+        aggregations=aggregations,
+        **extra,
+        **settings,
     )
 
 
@@ -64,7 +73,9 @@ def _check_table(values, reference, family):
         for tag, row in expected.items()
         if not _within(values[tag], row["reference value"], row["tolerance"])
     }
-    assert not off, f"{len(off)} of {len(expected)} {family} values off (value, reference, tolerance): {off}"
+    assert not off, (
+        f"{len(off)} of {len(expected)} {family} values off (value, reference, tolerance): {off}"
+    )
 
 
 @pytest.mark.shared
@@ -97,7 +108,9 @@ def _ct_phantom_processed(ibsi_dir, config):
 def test_ct_phantom_reference_values(ibsi_dir, config, aggregations, family):
     # IBSI processing (interpolation, re-segmentation, discretisation) is radflow.extraction.ibsi's.
     p = _ct_phantom_processed(ibsi_dir, config)
-    values = _compute(family, p.levels, p.intensity_mask, p.n_levels, aggregations, morph_mask=p.morph_mask)
+    values = _compute(
+        family, p.levels, p.intensity_mask, p.n_levels, aggregations, morph_mask=p.morph_mask
+    )
     _check_table(values, _reference(ibsi_dir, f"config_{config}"), family)
 
 
@@ -139,7 +152,9 @@ def _neighbourhood(distance, planar):
 def _planes(mask, dimension):
     if dimension == "3D":
         return [np.ones(mask.shape, bool)]
-    return [np.arange(mask.shape[0])[:, None, None] == z for z in range(mask.shape[0]) if mask[z].any()]
+    return [
+        np.arange(mask.shape[0])[:, None, None] == z for z in range(mask.shape[0]) if mask[z].any()
+    ]
 
 
 def _naive_cooccurrence(levels, mask, n_levels, directions, dimension):
@@ -187,7 +202,12 @@ def _naive_zones(levels, mask, dimension):
                 voxels.append(v)
                 for step in neighbours:
                     w = tuple(np.add(v, step))
-                    if _inside(mask.shape, w) and mask[w] and not seen[w] and levels[w] == levels[v]:
+                    if (
+                        _inside(mask.shape, w)
+                        and mask[w]
+                        and not seen[w]
+                        and levels[w] == levels[v]
+                    ):
                         seen[w] = True
                         queue.append(w)
             zones.append((number, int(levels[start]), voxels))
@@ -222,10 +242,14 @@ def test_cooccurrence_matches_naive_count(dimension, distance, symmetric):
     expected = _naive_cooccurrence(levels, mask, n_levels, directions, dimension)
     if symmetric:
         expected = expected + expected.transpose(0, 1, 3, 2)
-    got = glcm.cooccurrence_matrices(index, n_levels, dimension, distance=distance, symmetric=symmetric)
+    got = glcm.cooccurrence_matrices(
+        index, n_levels, dimension, distance=distance, symmetric=symmetric
+    )
     assert got.shape == expected.shape
     # the same directions, possibly in another order: compare each direction's matrix
-    assert sorted(map(bytes, got.reshape(-1, n_levels**2))) == sorted(map(bytes, expected.reshape(-1, n_levels**2)))
+    assert sorted(map(bytes, got.reshape(-1, n_levels**2))) == sorted(
+        map(bytes, expected.reshape(-1, n_levels**2))
+    )
     np.testing.assert_array_equal(got.sum(axis=1), expected.sum(axis=1))
 
 
@@ -234,7 +258,9 @@ def test_run_lengths_match_naive_walk(dimension):
     levels, mask, _, n_levels = _small_case()
     index, _ = level_index(levels, mask, n_levels, pad=1)
     got = glrlm.run_length_matrices(index, n_levels, dimension)
-    directions = _neighbourhood(1, dimension == "2D")[len(_neighbourhood(1, dimension == "2D")) // 2 :]
+    directions = _neighbourhood(1, dimension == "2D")[
+        len(_neighbourhood(1, dimension == "2D")) // 2 :
+    ]
     expected = _naive_runs(levels, mask, n_levels, directions, dimension)
     expected = expected[..., : got.shape[-1]]
     assert sorted(map(bytes, got.reshape(-1, got.shape[-1] * n_levels))) == sorted(
@@ -297,14 +323,18 @@ def test_tone_differences_match_naive_neighbourhoods(dimension, distance):
 def test_dependence_counts_match_naive_neighbourhoods(dimension, distance, coarseness):
     levels, mask, _, n_levels = _small_case()
     planes = _planes(mask, dimension)
-    expected = np.zeros((len(planes), n_levels, len(_neighbourhood(distance, dimension == "2D")) + 1))
+    expected = np.zeros(
+        (len(planes), n_levels, len(_neighbourhood(distance, dimension == "2D")) + 1)
+    )
     for k, plane in enumerate(planes):
         for v in zip(*np.nonzero(mask & plane)):
             around = _naive_neighbours(mask, v, distance, dimension == "2D")
             dependent = sum(abs(int(levels[w]) - int(levels[v])) <= coarseness for w in around)
             expected[k, levels[v] - 1, dependent] += 1
     index, _ = level_index(levels, mask, n_levels, pad=distance)
-    got = ngldm.dependence_matrices(index, n_levels, dimension, distance=distance, coarseness=coarseness)
+    got = ngldm.dependence_matrices(
+        index, n_levels, dimension, distance=distance, coarseness=coarseness
+    )
     np.testing.assert_array_equal(got, expected)
 
 
@@ -317,7 +347,9 @@ def test_manual_glcm_example():
     # IBSI manual, GLCM section: the 4x4 example and its symmetric matrix for direction (1, 0) (along x).
     image = np.array([[1, 2, 2, 3], [1, 2, 3, 3], [4, 2, 4, 1], [4, 1, 2, 3]])[None]
     index, _ = level_index(image, np.ones(image.shape, bool), 4, pad=1)
-    along_x = glcm.cooccurrence_matrices(index, 4, "2D")[0, 3]  # directions (z, y, x): 4th is (0, 0, 1)
+    along_x = glcm.cooccurrence_matrices(index, 4, "2D")[
+        0, 3
+    ]  # directions (z, y, x): 4th is (0, 0, 1)
     np.testing.assert_array_equal(along_x, [[0, 3, 0, 2], [3, 2, 3, 2], [0, 3, 2, 0], [2, 2, 0, 0]])
 
 
@@ -327,8 +359,12 @@ def test_one_slice_roi_gives_the_same_value_per_slice_and_merged():
     for family in ("cm", "rlm"):
         values = _compute(family, levels, mask, n_levels, DIRECTIONAL_AGGREGATIONS)
         for stem in (f.tag_stem for f in FAMILIES[family].FEATURES):
-            assert values[f"{stem}_2D_avg"] == pytest.approx(values[f"{stem}_2_5D_avg"], nan_ok=True)
-            assert values[f"{stem}_2D_comb"] == pytest.approx(values[f"{stem}_2_5D_comb"], nan_ok=True)
+            assert values[f"{stem}_2D_avg"] == pytest.approx(
+                values[f"{stem}_2_5D_avg"], nan_ok=True
+            )
+            assert values[f"{stem}_2D_comb"] == pytest.approx(
+                values[f"{stem}_2_5D_comb"], nan_ok=True
+            )
     for family in ("szm", "ngt", "ngl"):  # in-plane and volume neighbourhoods coincide
         values = _compute(family, levels, mask, n_levels, ZONE_AGGREGATIONS)
         for stem in (f.tag_stem for f in FAMILIES[family].FEATURES):
@@ -383,7 +419,9 @@ def test_default_aggregations_are_3d():
     levels, mask, _, n_levels = _small_case()
     assert {t.rsplit("_", 2)[-2] + "_" + t.rsplit("_", 2)[-1] for t in glcm.compute(
         levels, intensity_mask=mask, n_levels=n_levels)} == {"3D_avg", "3D_comb"}  # fmt: skip
-    assert {t.rsplit("_", 1)[-1] for t in ngldm.compute(levels, intensity_mask=mask, n_levels=n_levels)} == {"3D"}
+    assert {
+        t.rsplit("_", 1)[-1] for t in ngldm.compute(levels, intensity_mask=mask, n_levels=n_levels)
+    } == {"3D"}
 
 
 # --------------------------------------------------------------------------
@@ -396,8 +434,16 @@ def test_default_aggregations_are_3d():
     [
         (lambda a: a.update(levels=a["levels"].astype(float)), InputError, "integer grey levels"),
         (lambda a: a.update(levels=a["levels"][0]), InputError, "3D (z, y, x)"),
-        (lambda a: a.update(intensity_mask=a["intensity_mask"][:, :-1]), InputError, "intensity_mask"),
-        (lambda a: a.update(intensity_mask=np.zeros_like(a["intensity_mask"])), InputError, "empty"),
+        (
+            lambda a: a.update(intensity_mask=a["intensity_mask"][:, :-1]),
+            InputError,
+            "intensity_mask",
+        ),
+        (
+            lambda a: a.update(intensity_mask=np.zeros_like(a["intensity_mask"])),
+            InputError,
+            "empty",
+        ),
         (lambda a: a.update(intensity_mask=a["intensity_mask"] * 2), InputError, "boolean"),
         (lambda a: a.update(n_levels=4), InputError, "1..n_levels=4"),
         (lambda a: a.update(n_levels=0), SettingsError, "n_levels"),
@@ -408,7 +454,12 @@ def test_default_aggregations_are_3d():
 )
 def test_glcm_input_errors(change, error, words):
     levels, mask, _, _ = _small_case()
-    arguments = {"levels": levels, "intensity_mask": mask, "n_levels": 7, "aggregations": ("3D_avg",)}
+    arguments = {
+        "levels": levels,
+        "intensity_mask": mask,
+        "n_levels": 7,
+        "aggregations": ("3D_avg",),
+    }
     change(arguments)
     with pytest.raises(error, match=re.escape(words)):
         glcm.compute(arguments.pop("levels"), **arguments)

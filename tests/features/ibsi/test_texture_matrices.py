@@ -34,12 +34,24 @@ def _symmetric(upper):
 # GLCM, 2D, merged over the 4 in-plane directions, per slice; and 3D merged over 13 directions.
 GLCM_2D_SLICE_MERGED = [
     _symmetric({(1, 1): 22, (1, 4): 17, (1, 6): 6, (4, 4): 16, (4, 6): 11, (6, 6): 4}),
-    _symmetric({(1, 1): 42, (1, 3): 5, (1, 4): 8, (1, 6): 8, (3, 4): 1, (3, 6): 2, (4, 4): 4, (4, 6): 3}),
+    _symmetric(
+        {(1, 1): 42, (1, 3): 5, (1, 4): 8, (1, 6): 8, (3, 4): 1, (3, 6): 2, (4, 4): 4, (4, 6): 3}
+    ),
     _symmetric({(1, 1): 56, (1, 4): 7, (1, 6): 4, (4, 4): 2}),
     _symmetric({(1, 1): 70, (1, 4): 7, (1, 6): 5, (4, 4): 2}),
 ]
 GLCM_3D_MERGED = _symmetric(
-    {(1, 1): 536, (1, 3): 14, (1, 4): 105, (1, 6): 61, (3, 4): 5, (3, 6): 6, (4, 4): 64, (4, 6): 28, (6, 6): 16}
+    {
+        (1, 1): 536,
+        (1, 3): 14,
+        (1, 4): 105,
+        (1, 6): 61,
+        (3, 4): 5,
+        (3, 6): 6,
+        (4, 4): 64,
+        (4, 6): 28,
+        (6, 6): 16,
+    }
 )
 # GLRLM (grey level, run length), the same merging.
 GLRLM_2D_SLICE_MERGED = [
@@ -78,7 +90,17 @@ NGTDM_2D = [
 NGTDM_3D = {1: (39.946954, 50), 3: (0.2, 1), 4: (20.825401, 16), 6: (24.127005, 7)}
 # NGLDM (grey level, dependence count).
 NGLDM_2D = [
-    {(1, 2): 3, (1, 3): 1, (1, 4): 3, (1, 5): 2, (4, 2): 2, (4, 3): 4, (4, 4): 2, (6, 2): 2, (6, 3): 1},
+    {
+        (1, 2): 3,
+        (1, 3): 1,
+        (1, 4): 3,
+        (1, 5): 2,
+        (4, 2): 2,
+        (4, 3): 4,
+        (4, 4): 2,
+        (6, 2): 2,
+        (6, 3): 1,
+    },
     {(1, 3): 2, (1, 4): 6, (1, 6): 4, (3, 1): 1, (4, 2): 4, (6, 1): 2},
     {(1, 3): 1, (1, 4): 5, (1, 5): 3, (1, 6): 3, (1, 7): 2, (4, 2): 2, (6, 1): 1},
     {(1, 3): 1, (1, 4): 3, (1, 5): 3, (1, 6): 4, (1, 7): 1, (1, 8): 3, (4, 2): 2, (6, 1): 1},
@@ -106,7 +128,10 @@ def test_glcm(phantom):
     matrices = cooccurrence_matrices(_index(phantom), N_LEVELS, "2D")
     assert matrices.shape == (4, 4, N_LEVELS, N_LEVELS)
     assert [_table(m) for m in matrices.sum(axis=1)] == GLCM_2D_SLICE_MERGED
-    assert _table(cooccurrence_matrices(_index(phantom), N_LEVELS, "3D").sum(axis=(0, 1))) == GLCM_3D_MERGED
+    assert (
+        _table(cooccurrence_matrices(_index(phantom), N_LEVELS, "3D").sum(axis=(0, 1)))
+        == GLCM_3D_MERGED
+    )
 
 
 def test_glcm_2_5d_merged_is_the_sum_of_the_slice_tables(phantom):
@@ -114,14 +139,19 @@ def test_glcm_2_5d_merged_is_the_sum_of_the_slice_tables(phantom):
     for table in GLCM_2D_SLICE_MERGED:
         for key, n in table.items():
             expected[key] = expected.get(key, 0) + n
-    assert _table(cooccurrence_matrices(_index(phantom), N_LEVELS, "2D").sum(axis=(0, 1))) == expected
+    assert (
+        _table(cooccurrence_matrices(_index(phantom), N_LEVELS, "2D").sum(axis=(0, 1))) == expected
+    )
 
 
 def test_glrlm(phantom):
     matrices = run_length_matrices(_index(phantom), N_LEVELS, "2D")
     assert matrices.shape[:2] == (4, 4)
     assert [_table(m) for m in matrices.sum(axis=1)] == GLRLM_2D_SLICE_MERGED
-    assert _table(run_length_matrices(_index(phantom), N_LEVELS, "3D").sum(axis=(0, 1))) == GLRLM_3D_MERGED
+    assert (
+        _table(run_length_matrices(_index(phantom), N_LEVELS, "3D").sum(axis=(0, 1)))
+        == GLRLM_3D_MERGED
+    )
 
 
 def test_glszm(phantom):
@@ -135,7 +165,9 @@ def test_glszm(phantom):
 def test_gldzm(phantom, dimension, expected):
     mask = phantom[1]
     index = _index(phantom, pad=0)  # the phantom's ROI box is the whole image
-    matrices, n_voxels = distance_zone_matrices(index, border_distance(mask, dimension), N_LEVELS, dimension)
+    matrices, n_voxels = distance_zone_matrices(
+        index, border_distance(mask, dimension), N_LEVELS, dimension
+    )
     assert [_table(m) for m in matrices] == expected
     assert n_voxels.tolist() == ([20, 19, 17, 18] if dimension == "2D" else [74])
 
@@ -147,7 +179,9 @@ def test_ngtdm(phantom, dimension, expected):
         levels = sorted(table)
         assert np.flatnonzero(n_slice).tolist() == [g - 1 for g in levels]
         assert n_slice[[g - 1 for g in levels]].tolist() == [table[g][1] for g in levels]
-        np.testing.assert_allclose(s_slice[[g - 1 for g in levels]], [table[g][0] for g in levels], atol=5e-7)
+        np.testing.assert_allclose(
+            s_slice[[g - 1 for g in levels]], [table[g][0] for g in levels], atol=5e-7
+        )
 
 
 @pytest.mark.parametrize("dimension, expected", [("2D", NGLDM_2D), ("3D", [NGLDM_3D])])

@@ -48,27 +48,52 @@ from radflow.preprocess import ibsi as processing
 RESEGMENTATION_HU = (-1000.0, 400.0)
 _ROT_MAX = {"rotation_invariant": True, "pooling": "max"}
 _ROT_AVG = {"rotation_invariant": True, "pooling": "average"}
-_GABOR = {"sigma_mm": 5.0, "wavelength_mm": 2.0, "gamma": 1.5, "rotation_invariant": True,
-          "theta_step_rad": math.pi / 8, "pooling": "average", "boundary": "mirror"}
+_GABOR = {
+    "sigma_mm": 5.0,
+    "wavelength_mm": 2.0,
+    "gamma": 1.5,
+    "rotation_invariant": True,
+    "theta_step_rad": math.pi / 8,
+    "pooling": "average",
+    "boundary": "mirror",
+}
 
 #: filter number -> (function, settings of configuration A (2D), settings of configuration B (3D)).
 #: Functions taking spacing_zyx get the processed image's spacing.
 PHASE2 = {
     "1": (None, {}, {}),
     "2": (mean_filter, {"support_voxels": 5, "dimensions": 2}, {"support_voxels": 5}),
-    "3": (laplacian_of_gaussian, {"sigma_mm": 1.5, "truncate": 4.0, "dimensions": 2},
-          {"sigma_mm": 1.5, "truncate": 4.0}),
-    "4": (laws_filter, {"kernel": "L5E5", **_ROT_MAX, "energy_distance": 7},
-          {"kernel": "L5E5E5", **_ROT_MAX, "energy_distance": 7}),
+    "3": (
+        laplacian_of_gaussian,
+        {"sigma_mm": 1.5, "truncate": 4.0, "dimensions": 2},
+        {"sigma_mm": 1.5, "truncate": 4.0},
+    ),
+    "4": (
+        laws_filter,
+        {"kernel": "L5E5", **_ROT_MAX, "energy_distance": 7},
+        {"kernel": "L5E5E5", **_ROT_MAX, "energy_distance": 7},
+    ),
     "5": (gabor_filter, _GABOR, {**_GABOR, "orthogonal_planes": True}),
-    "6": (wavelet_filter, {"wavelet": "db3", "decomposition": "LH", **_ROT_AVG},
-          {"wavelet": "db3", "decomposition": "LLH", **_ROT_AVG}),
-    "7": (wavelet_filter, {"wavelet": "db3", "decomposition": "HH", "level": 2, **_ROT_AVG},
-          {"wavelet": "db3", "decomposition": "HHH", "level": 2, **_ROT_AVG}),
-    "8": (simoncelli_filter, {"level": 1, "dimensions": 2, "boundary": "periodic"},
-          {"level": 1, "boundary": "periodic"}),
-    "9": (simoncelli_filter, {"level": 2, "dimensions": 2, "boundary": "periodic"},
-          {"level": 2, "boundary": "periodic"}),
+    "6": (
+        wavelet_filter,
+        {"wavelet": "db3", "decomposition": "LH", **_ROT_AVG},
+        {"wavelet": "db3", "decomposition": "LLH", **_ROT_AVG},
+    ),
+    "7": (
+        wavelet_filter,
+        {"wavelet": "db3", "decomposition": "HH", "level": 2, **_ROT_AVG},
+        {"wavelet": "db3", "decomposition": "HHH", "level": 2, **_ROT_AVG},
+    ),
+    "8": (
+        simoncelli_filter,
+        {"level": 1, "dimensions": 2, "boundary": "periodic"},
+        {"level": 1, "boundary": "periodic"},
+    ),
+    "9": (
+        simoncelli_filter,
+        {"level": 2, "dimensions": 2, "boundary": "periodic"},
+        {"level": 2, "boundary": "periodic"},
+    ),
 }
 FILTER_IDS = [f"{number}.{config}" for config in "AB" for number in PHASE2]
 _SPACING_ARGUMENT = (laplacian_of_gaussian, gabor_filter)
@@ -83,12 +108,16 @@ def reference_values(ibsi_dir: Path) -> dict[str, dict[str, tuple[float, float]]
         for row in csv.DictReader(handle, delimiter=";"):
             if row["consensus_value"].strip():
                 out.setdefault(row["filter_id"], {})[row["feature_tag"]] = (
-                    float(row["consensus_value"]), float(row["tolerance"]))
+                    float(row["consensus_value"]),
+                    float(row["tolerance"]),
+                )
     return out
 
 
 @functools.cache
-def processed_ct(ibsi_dir: Path, config: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+def processed_ct(
+    ibsi_dir: Path, config: str
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     """(image in HU, re-segmented ROI mask, spacing_zyx in mm) of the CT phantom under configuration A or B."""
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     itk_image = sitk.ReadImage(str(folder / "image.nii.gz"))
@@ -96,8 +125,12 @@ def processed_ct(ibsi_dir: Path, config: str) -> tuple[np.ndarray, np.ndarray, t
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "mask.nii.gz"))) != 0
     spacing = tuple(float(s) for s in reversed(itk_image.GetSpacing()))
     if config == "B":
-        grid = processing.interpolation_grid(image.shape, spacing_zyx=spacing, new_spacing_zyx=(1.0, 1.0, 1.0))
-        image = processing.interpolate_image(image, grid, method="cubic_spline", round_intensities=True)
+        grid = processing.interpolation_grid(
+            image.shape, spacing_zyx=spacing, new_spacing_zyx=(1.0, 1.0, 1.0)
+        )
+        image = processing.interpolate_image(
+            image, grid, method="cubic_spline", round_intensities=True
+        )
         mask = processing.interpolate_mask(mask, grid, method="linear", threshold=0.5)
         spacing = grid.spacing_zyx
     low, high = RESEGMENTATION_HU
@@ -121,14 +154,18 @@ def off_tolerance(ibsi_dir: Path, filter_id: str) -> tuple[int, list[str]]:
     """(number of values checked, descriptions of those outside their tolerance)."""
     values = response_statistics(ibsi_dir, filter_id)
     reference = reference_values(ibsi_dir)[filter_id]
-    off = [f"{tag}: {values[tag]:.6g} vs {value:g} +- {tol:g}"
-           for tag, (value, tol) in reference.items() if not abs(values[tag] - value) <= tol]
+    off = [
+        f"{tag}: {values[tag]:.6g} vs {value:g} +- {tol:g}"
+        for tag, (value, tol) in reference.items()
+        if not abs(values[tag] - value) <= tol
+    ]
     return len(reference), off
 
 
 @pytest.mark.shared
 @pytest.mark.parametrize(
-    "filter_id", [pytest.param(f, marks=pytest.mark.slow) if f.endswith(".B") else f for f in FILTER_IDS]
+    "filter_id",
+    [pytest.param(f, marks=pytest.mark.slow) if f.endswith(".B") else f for f in FILTER_IDS],
 )
 def test_phase2_statistics_within_tolerance(ibsi_dir, filter_id):
     checked, off = off_tolerance(ibsi_dir, filter_id)
@@ -147,10 +184,14 @@ def _markdown_table(ibsi_dir: Path) -> str:
         checked, off = off_tolerance(ibsi_dir, filter_id)
         function = PHASE2[filter_id.split(".")[0]][0]
         name = "none" if function is None else f"`{function.__name__}`"
-        lines.append(f"| {filter_id} | {name} | {checked - len(off)}/{checked} | {'pass' if not off else 'FAIL'} |")
+        lines.append(
+            f"| {filter_id} | {name} | {checked - len(off)}/{checked} | {'pass' if not off else 'FAIL'} |"
+        )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    shared = Path(os.environ.get("RADFLOW_SHARED", Path(__file__).resolve().parents[3].parent / "shared"))
+    shared = Path(
+        os.environ.get("RADFLOW_SHARED", Path(__file__).resolve().parents[3].parent / "shared")
+    )
     print(_markdown_table(shared / "ibsi"))
