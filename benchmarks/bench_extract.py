@@ -22,7 +22,10 @@ where radflow's time goes, per step and per feature class. Finally numba's
 cold start: a fresh process with an empty ``NUMBA_CACHE_DIR`` running
 :func:`radflow.extraction.extractor.warmup`, and the same with the cache filled.
 
-Run: ``python benchmarks/bench_extract.py [--repeat 3] [--repeat-pyradiomics 1] [--settings default filters]``
+Run::
+
+    python benchmarks/bench_extract.py [--repeat 3] [--repeat-pyradiomics 1]
+        [--settings default filters]
 """
 
 from __future__ import annotations
@@ -44,17 +47,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import common
+# After the sys.path line: benchmarks/ is not a package, and common.py must import however this
+# script is started (python benchmarks/bench_extract.py, python -m, an import from elsewhere).
+import common  # noqa: E402
 
 SETTINGS = {
     "default": None,
     "default-no-diagnostics": {"setting": {"additionalInfo": False}},
     "filters": {
         "imageType": {
-            "Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}, "Square": {}, "SquareRoot": {},
-            "Logarithm": {}, "Exponential": {}, "Gradient": {},
+            "Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}, "Square": {},
+            "SquareRoot": {}, "Logarithm": {}, "Exponential": {}, "Gradient": {},
         },
-        "featureClass": {c: None for c in ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")},
+        "featureClass": {
+            c: None for c in ("firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape")
+        },
     },
 }  # fmt: skip
 TARGETS = {"default": 30.0, "default-no-diagnostics": 30.0, "filters": 15.0}
@@ -247,11 +254,13 @@ def main(argv=None) -> None:
         print(f"  radflow warm (best of {args.repeat})     : {ours:8.3f} s")
         print(f"  PyRadiomics (best of {args.repeat_pyradiomics})     : {theirs:8.3f} s")
         print(
-            f"  ratio                         : {theirs / ours:8.1f} x (target >= {TARGETS[setting]:g} x)"
+            f"  ratio                         : {theirs / ours:8.1f} x "
+            f"(target >= {TARGETS[setting]:g} x)"
         )
         if not args.no_memory:
             print(
-                f"  peak memory above the case    : radflow {_peak_memory('radflow', setting):.0f} MiB, "
+                "  peak memory above the case    : "
+                f"radflow {_peak_memory('radflow', setting):.0f} MiB, "
                 f"PyRadiomics {_peak_memory('pyradiomics', setting):.0f} MiB"
             )
         with _profiled() as totals:
@@ -265,10 +274,12 @@ def main(argv=None) -> None:
 
     if not args.no_cold:
         print(
-            f"\nnumba cold start (fresh process, empty cache: import + compile + warmup): {_cold_start(True):.1f} s"
+            "\nnumba cold start (fresh process, empty cache: import + compile + warmup): "
+            f"{_cold_start(True):.1f} s"
         )
         print(
-            f"start with the cache filled (fresh process: import + load + warmup)   : {_cold_start(False):.1f} s"
+            "start with the cache filled (fresh process: import + load + warmup)   : "
+            f"{_cold_start(False):.1f} s"
         )
 
 

@@ -63,7 +63,9 @@ def _image(array: np.ndarray, origin=(0.0, 0.0, 0.0)) -> sitk.Image:
 
 
 def pyradiomics_run(image, mask) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Seconds per image type for PyRadiomics' generators on the whole image, and each image's ROI values."""
+    """Seconds per image type for PyRadiomics' generators on the whole image, and each image's
+    ROI values.
+    """
     from radiomics import imageoperations
 
     roi = sitk.GetArrayViewFromImage(mask).astype(bool)
@@ -81,7 +83,8 @@ def pyradiomics_run(image, mask) -> tuple[dict[str, float], dict[str, np.ndarray
 def radflow_run(
     ct: np.ndarray, mask: np.ndarray, union: bool
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Seconds per crop for radflow on per-type crops (or one crop for all types), and the ROI values.
+    """Seconds per crop for radflow on per-type crops (or one crop for all types), and the ROI
+    values.
 
     The volume's max |HU| is a statistic the store keeps; it is computed
     before the clock starts.

@@ -62,7 +62,9 @@ def main(argv=None):
         t0 = time.perf_counter()
         module.compute(binned, mask, spacing_zyx=spacing_zyx)
         first = time.perf_counter() - t0
-        t_rf = best_of(lambda: module.compute(binned, mask, spacing_zyx=spacing_zyx), args.repeat)
+        t_rf = best_of(
+            lambda module=module: module.compute(binned, mask, spacing_zyx=spacing_zyx), args.repeat
+        )
         t_py = best_of(pyradiomics(cls), args.repeat)
         total_py += t_py
         total_rf += t_rf
@@ -71,7 +73,8 @@ def main(argv=None):
             f"x{t_py / t_rf:6.1f}   (radflow first call {first:.2f} s)"
         )
     print(
-        f"both   PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   x{total_py / total_rf:6.1f}"
+        f"both   PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   "
+        f"x{total_py / total_rf:6.1f}"
     )
 
 

@@ -75,7 +75,7 @@ def main(argv=None):
         t0 = time.perf_counter()
         ours = module.compute(binned, mask)
         first = time.perf_counter() - t0
-        t_rf = best_of(lambda: module.compute(binned, mask), args.repeat)
+        t_rf = best_of(lambda module=module: module.compute(binned, mask), args.repeat)
         t_py = best_of(pyradiomics(cls), args.repeat)
         theirs = pyradiomics(cls)()
         worst = max(abs(ours[k] - float(v)) / max(abs(float(v)), 1e-300) for k, v in theirs.items())
@@ -86,7 +86,8 @@ def main(argv=None):
             f"x{t_py / t_rf:6.1f}   (first call {first:.2f} s; max rel. diff {worst:.1e})"
         )
     print(
-        f"all    PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   x{total_py / total_rf:6.1f}"
+        f"all    PyRadiomics {total_py * 1e3:8.1f} ms   radflow {total_rf * 1e3:7.2f} ms   "
+        f"x{total_py / total_rf:6.1f}"
     )
 
 

@@ -334,11 +334,13 @@ def main(argv=None) -> None:
     shape = SIZES[args.size][0]
     image_types = ", ".join(params.get("imageType", {"Original": {}}))
     print(
-        f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, size {args.size!r}); "
+        f"{rois} ROIs ({args.cases} cases of {' x '.join(map(str, shape))} voxels, "
+        f"size {args.size!r}); "
         f"feature classes {', '.join(FULL['featureClass'])} on {image_types}: {tasks} tasks"
     )
     print(
-        f"  planning (client, metadata only)    {plan_s:7.2f} s   ({1000 * plan_s / rois:.1f} ms/ROI)"
+        f"  planning (client, metadata only)    {plan_s:7.2f} s   "
+        f"({1000 * plan_s / rois:.1f} ms/ROI)"
     )
     if "overhead" in args.parts:
         serial_full = min(serial_seconds(store, params) for _ in range(args.repeat))
@@ -354,8 +356,10 @@ def main(argv=None) -> None:
         )
     if "overhead" in args.parts:
         print(
-            f"  pipeline overhead, 1 worker         {100 * (one - serial_full) / serial_full:7.1f} % "
-            f"of extraction time (target < 5 %): {1000 * (one - serial_full) / tasks:.1f} ms per task"
+            "  pipeline overhead, 1 worker         "
+            f"{100 * (one - serial_full) / serial_full:7.1f} % "
+            "of extraction time (target < 5 %): "
+            f"{1000 * (one - serial_full) / tasks:.1f} ms per task"
         )
     if "scaling" in args.parts:
         two, cpu_two, client_two = bench_workers(store, warm, out, 2, params, args.repeat)

@@ -16,7 +16,7 @@ def test_help_lists_every_command():
     commands = build_parser()._subparsers._group_actions[0].choices
     assert commands, "no sub-commands"
     for name in commands:
-        line = next((l for l in out.splitlines() if l.strip().startswith(name + " ")), None)
+        line = next((s for s in out.splitlines() if s.strip().startswith(name + " ")), None)
         assert line is not None and len(line.split()) > 1, f"{name} has no help line"
 
 

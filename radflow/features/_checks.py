@@ -14,7 +14,8 @@ def check_spacing(spacing_zyx) -> np.ndarray:
         return np.asarray(spacing_mm(spacing_zyx), dtype=np.float64)
     except SpacingError:
         raise SettingsError(
-            f"spacing_zyx must be 3 positive voxel sizes in mm, (z, y, x) order; got {spacing_zyx!r}"
+            "spacing_zyx must be 3 positive voxel sizes in mm, (z, y, x) order; "
+            f"got {spacing_zyx!r}"
         ) from None
 
 
@@ -29,7 +30,8 @@ def check_feature_names(features, valid, family: str) -> list[str]:
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise SettingsError(
-            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}"
+            f"unknown {family} feature(s) {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(valid)}"
         )
     return names
 

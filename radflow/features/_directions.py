@@ -88,7 +88,8 @@ def offsets(
     dists = _check_distances(distances)
     if force2d_dimension not in (0, 1, 2) or isinstance(force2d_dimension, bool):
         raise SettingsError(
-            f"force2d_dimension must be 0, 1 or 2 (axis of the (z, y, x) array), got {force2d_dimension!r}"
+            "force2d_dimension must be 0, 1 or 2 (axis of the (z, y, x) array), "
+            f"got {force2d_dimension!r}"
         )
     if size_zyx is None:
         size = (0, 0, 0)  # 0: no limit
@@ -153,7 +154,9 @@ def check_weighting_norm(norm):
 
 
 def nanmean(values) -> float:
-    """Mean of the non-NaN values (NaN if none), as ``numpy.nanmean`` without its overhead or warning."""
+    """Mean of the non-NaN values (NaN if none), as ``numpy.nanmean`` without its overhead or
+    warning.
+    """
     values = np.asarray(values, dtype=np.float64)
     kept = values[~np.isnan(values)]
     return float(kept.mean()) if kept.size else float("nan")

@@ -227,7 +227,10 @@ def _contrast(m):
 
 
 def _correlation(m):
-    r"""Correlation: :math:`\frac{\sum_{i,j} p(i,j)(i-\mu_x)(j-\mu_y)}{\sigma_x \sigma_y + \epsilon}`, 1 where :math:`\sigma_x \sigma_y = 0`."""
+    r"""Correlation:
+    :math:`\frac{\sum_{i,j} p(i,j)(i-\mu_x)(j-\mu_y)}{\sigma_x \sigma_y + \epsilon}`, 1 where
+    :math:`\sigma_x \sigma_y = 0`.
+    """
     dx = m.g[None, :] - m.ux[:, None]
     dy = m.g[None, :] - m.uy[:, None]
     sigx = np.sqrt(np.sum(m.px * dx**2, axis=1))
@@ -289,7 +292,9 @@ def _homogeneity2(m):
 
 
 def _imc1(m):
-    r"""Informational Measure of Correlation 1: :math:`\frac{HXY-HXY1}{\max(HX, HY)}`, 0 where the maximum is 0."""
+    r"""Informational Measure of Correlation 1: :math:`\frac{HXY-HXY1}{\max(HX, HY)}`, 0 where
+    the maximum is 0.
+    """
     hxy1 = -np.sum(m.p * m.log_pxpy, axis=(1, 2))
     div = np.fmax(m.hx, m.hy)
     imc1 = m.hxy - hxy1
@@ -300,7 +305,9 @@ def _imc1(m):
 
 
 def _imc2(m):
-    r"""Informational Measure of Correlation 2: :math:`\sqrt{1-e^{-2(HXY2-HXY)}}`, 0 where :math:`HXY2 = HXY`."""
+    r"""Informational Measure of Correlation 2: :math:`\sqrt{1-e^{-2(HXY2-HXY)}}`, 0 where
+    :math:`HXY2 = HXY`.
+    """
     hxy2 = -np.sum(m.pxpy * m.log_pxpy, axis=(1, 2))
     with np.errstate(
         invalid="ignore"

@@ -23,7 +23,8 @@ Features (PyRadiomics name: formula):
 - DependenceNonUniformityNormalized: :math:`\\sum_j (\\sum_i \\mathbf{P}(i,j))^2 / N_z^2`
 - GrayLevelVariance: :math:`\\sum_i p_g(i)(i - \\mu_i)^2`, :math:`\\mu_i = \\sum_i p_g(i)\\, i`
 - DependenceVariance: :math:`\\sum_j p_d(j)(j - \\mu_j)^2`, :math:`\\mu_j = \\sum_j p_d(j)\\, j`
-- DependenceEntropy: :math:`-\\sum_{i,j} p(i,j) \\log_2(p(i,j) + \\epsilon)`, :math:`\\epsilon` = machine epsilon
+- DependenceEntropy: :math:`-\\sum_{i,j} p(i,j) \\log_2(p(i,j) + \\epsilon)`,
+  :math:`\\epsilon` = machine epsilon
 - LowGrayLevelEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j) / i^2 / N_z`
 - HighGrayLevelEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j)\\, i^2 / N_z`
 - SmallDependenceLowGrayLevelEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j) / (i^2 j^2) / N_z`

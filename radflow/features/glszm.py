@@ -24,7 +24,8 @@ Features (PyRadiomics name: formula):
 - ZonePercentage: :math:`N_z / N_p`
 - GrayLevelVariance: :math:`\\sum_i p_g(i)(i - \\mu_i)^2`, :math:`\\mu_i = \\sum_i p_g(i)\\, i`
 - ZoneVariance: :math:`\\sum_j p_s(j)(j - \\mu_j)^2`, :math:`\\mu_j = \\sum_j p_s(j)\\, j`
-- ZoneEntropy: :math:`-\\sum_{i,j} p(i,j) \\log_2(p(i,j) + \\epsilon)`, :math:`\\epsilon` = machine epsilon
+- ZoneEntropy: :math:`-\\sum_{i,j} p(i,j) \\log_2(p(i,j) + \\epsilon)`,
+  :math:`\\epsilon` = machine epsilon
 - LowGrayLevelZoneEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j) / i^2 / N_z`
 - HighGrayLevelZoneEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j)\\, i^2 / N_z`
 - SmallAreaLowGrayLevelEmphasis: :math:`\\sum_{i,j} \\mathbf{P}(i,j) / (i^2 j^2) / N_z`

@@ -47,7 +47,7 @@ def log_image_name(sigma_mm) -> str:
     PyRadiomics formats the value as written in the parameter file, so an
     integer sigma gives a different name from the same float.
     """
-    return "log-sigma-%s-mm-3D" % str(sigma_mm).replace(".", "-")
+    return f"log-sigma-{str(sigma_mm).replace('.', '-')}-mm-3D"
 
 
 def log_image(image: sitk.Image, *, sigma_mm: float) -> sitk.Image:

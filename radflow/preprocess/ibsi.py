@@ -326,7 +326,9 @@ def discretise_fixed_bin_size(
     --------
     Bin edges -500, -475, ...: an intensity on an edge opens the next bin.
 
-    >>> discretise_fixed_bin_size([[[-500, -475.5, -475, 400]]], [[[1, 1, 1, 1]]], bin_width=25, minimum=-500)
+    >>> discretise_fixed_bin_size(
+    ...     [[[-500, -475.5, -475, 400]]], [[[1, 1, 1, 1]]], bin_width=25, minimum=-500
+    ... )
     array([[[ 1,  1,  2, 37]]], dtype=int32)
     """
     values, roi = _check_pair(image, mask)

@@ -162,6 +162,7 @@ def _check_spacing(spacing_xyz, dimension: int) -> np.ndarray:
         return np.array(spacing_mm(values, ndim=dimension, allow_zero=True), dtype=float)
     except SpacingError:
         raise SettingsError(
-            f"spacing_xyz must be {dimension} finite numbers >= 0 (mm, x y z order; 0 keeps the spacing), "
+            f"spacing_xyz must be {dimension} finite numbers >= 0 "
+            "(mm, x y z order; 0 keeps the spacing), "
             f"got {spacing_xyz!r}"
         ) from None

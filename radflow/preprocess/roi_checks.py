@@ -298,7 +298,10 @@ def _geometry_mismatch(image: sitk.Image, mask: sitk.Image, tolerance: float) ->
     if found.what == "size":
         return f"size {mask.GetSize()} differs from the image size {image.GetSize()}"
     unit = "" if found.what == "direction" else " mm"
-    return f"{found.what} differs by {found.difference:.3g}{unit}, tolerance {found.tolerance:.3g}{unit}"
+    return (
+        f"{found.what} differs by {found.difference:.3g}{unit}, "
+        f"tolerance {found.tolerance:.3g}{unit}"
+    )
 
 
 def check_roi_inside_image(

@@ -393,7 +393,8 @@ def _check_box(box_zyx, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
         or not all(isinstance(s, slice) for s in box_zyx)
     ):
         raise TypeError(
-            f"box_zyx must be a tuple of 3 slices (z, y, x), e.g. np.s_[2:9, :, 5:], got {box_zyx!r}"
+            "box_zyx must be a tuple of 3 slices (z, y, x), e.g. np.s_[2:9, :, 5:], "
+            f"got {box_zyx!r}"
         )
     crop = []
     for axis, s, n in zip("zyx", box_zyx, shape, strict=True):

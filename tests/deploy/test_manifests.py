@@ -469,8 +469,9 @@ def test_scrontab_runs_incremental_slurm_run():
     run = _run_argv(line[5:])
     assert "--incremental" in run and _option(run, "--cluster") == "slurm"
     assert _option(run, "--cluster-config").endswith("slurm.yaml")
-    scron = [l for l in path.read_text(encoding="utf-8").splitlines() if l.startswith("#SCRON")]
-    assert any("--time=" in l for l in scron) and any("--partition=" in l for l in scron)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    scron = [row for row in lines if row.startswith("#SCRON")]
+    assert any("--time=" in s for s in scron) and any("--partition=" in s for s in scron)
 
 
 # -- single server: systemd and cron -----------------------------------------
@@ -555,7 +556,7 @@ def test_dockerfile():
     assert any(op == "HEALTHCHECK" for op, _ in steps)
     # Every COPY from the build context exists and is let through by the .dockerignore.
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text(encoding="utf-8")
-    allowed = [l[1:].rstrip("/") for l in ignore.splitlines() if l.startswith("!")]
+    allowed = [line[1:].rstrip("/") for line in ignore.splitlines() if line.startswith("!")]
     for op, rest in steps:
         if op == "COPY" and not rest.startswith("--from"):
             for source in rest.split()[:-1]:

@@ -31,7 +31,8 @@ from radflow.extraction.extractor import extract
 from radflow.features.registry import family_module
 
 radiomics = pytest.importorskip("radiomics")
-from radiomics import featureextractor
+# After importorskip: without PyRadiomics (the oracle extra) the module is skipped, not an error.
+from radiomics import featureextractor  # noqa: E402
 
 pytestmark = pytest.mark.oracle
 
@@ -366,7 +367,9 @@ def test_matches_pyradiomics(case, lbp3d_oracle, monkeypatch):
 
 
 def test_shape2d_on_a_3d_roi_fails_like_pyradiomics():
-    """PyRadiomics' extractor raises ValueError from its shape2D class; radflow an InputError naming the mask."""
+    """PyRadiomics' extractor raises ValueError from its shape2D class; radflow an InputError
+    naming the mask.
+    """
     image, mask = volumes.ct()
     params = {"setting": {"force2D": True}, "featureClass": {"shape2D": None}}
     with pytest.raises(ValueError, match="Size of the mask"):

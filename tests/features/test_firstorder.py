@@ -123,8 +123,12 @@ def test_cropping_does_not_matter():
     ],
 )
 def test_bad_input(kwargs, error, match):
-    args = {"image": np.zeros((2, 3, 3)), "mask": np.ones((2, 3, 3), bool),
-            "binned": np.ones((2, 3, 3), np.int32), "spacing_zyx": (1.0, 1.0, 1.0)} | kwargs  # fmt: skip
+    args = {
+        "image": np.zeros((2, 3, 3)),
+        "mask": np.ones((2, 3, 3), bool),
+        "binned": np.ones((2, 3, 3), np.int32),
+        "spacing_zyx": (1.0, 1.0, 1.0),
+    } | kwargs
     image, mask, binned = args.pop("image"), args.pop("mask"), args.pop("binned")
     with pytest.raises(error, match=match):
         firstorder.compute(image, mask, binned, **args)

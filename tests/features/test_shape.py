@@ -99,7 +99,9 @@ def _naive_area_volume(mask, spacing):
 
 
 def test_vertices_and_diameters_match_brute_force():
-    """Hull-pruned diameters equal the all-pairs maxima exactly, on convex, concave and flat ROIs."""
+    """Hull-pruned diameters equal the all-pairs maxima exactly, on convex, concave and flat
+    ROIs.
+    """
     rng = np.random.default_rng(3)
     masks = [rng.random((4, 5, 6)) < p for p in (0.3, 0.5, 0.7)]
     masks += [_blobs((9, 10, 12), seed, sigma=1.2, level=0.5) for seed in (1, 2)]
@@ -235,8 +237,11 @@ def _ibsi_reference(ibsi_dir, config="dig_phantom"):
 
     table = ibsi_dir / "ibsi1" / "reference" / "ibsi_1_reference_values_long.csv"
     with open(table, newline="", encoding="utf-8") as f:
-        return {row["ibsi_id"]: (float(row["value"]), float(row["tolerance"] or 0))
-                for row in csv.DictReader(f) if row["config"] == config and row["value"]}  # fmt: skip
+        return {
+            row["ibsi_id"]: (float(row["value"]), float(row["tolerance"] or 0))
+            for row in csv.DictReader(f)
+            if row["config"] == config and row["value"]
+        }
 
 
 @pytest.mark.shared

@@ -78,7 +78,9 @@ def ct(shape_zyx=SHAPE_ZYX) -> tuple[sitk.Image, sitk.Image]:
 
 
 def pet(shape_zyx=SHAPE_ZYX) -> tuple[sitk.Image, sitk.Image]:
-    """float32 PET in SUV: background ~1, a heterogeneous hot lesion up to ~12, a ring-shaped ROI."""
+    """float32 PET in SUV: background ~1, a heterogeneous hot lesion up to ~12, a ring-shaped
+    ROI.
+    """
     rng = np.random.default_rng(2)
     spacing = (3.27, 2.73, 2.73)
     extent = [n * s for n, s in zip(shape_zyx, spacing)]
@@ -129,7 +131,8 @@ def mr(shape_zyx=(12, 32, 30)) -> tuple[sitk.Image, sitk.Image]:
 
 
 def embedded(image: sitk.Image, mask: sitk.Image, pad_zyx, fill) -> tuple[sitk.Image, sitk.Image]:
-    """`image` and `mask` inside a larger volume (`pad_zyx` voxels added on each side, `fill` outside).
+    """`image` and `mask` inside a larger volume (`pad_zyx` voxels added on each side, `fill`
+    outside).
 
     The ROI keeps its physical position; the volume gains room around it,
     so that radflow reads only a box of it.

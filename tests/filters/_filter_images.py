@@ -57,7 +57,8 @@ def old_scipy_sph_harm(m, n, azimuth, polar):
 
 
 def install_lbp3d_shims(monkeypatch) -> None:
-    """Let PyRadiomics' getLBP3DImage run here: trimesh is not installed and SciPy 1.17 dropped sph_harm.
+    """Let PyRadiomics' getLBP3DImage run here: trimesh is not installed and SciPy 1.17 dropped
+    sph_harm.
 
     The icosphere comes from radflow (tested on its own against the
     icosahedron's geometry in test_filter_lbp3d.py); sph_harm is the

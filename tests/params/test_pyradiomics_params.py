@@ -503,7 +503,9 @@ def test_image_type_settings_override_global_ones():
 
 
 def _pyradiomics_source_defaults() -> dict:
-    """Every ``<kwargs|settings>.get('key', default)`` in PyRadiomics, as its extractor resolves it."""
+    """Every ``<kwargs|settings>.get('key', default)`` in PyRadiomics, as its extractor resolves
+    it.
+    """
     radiomics = pytest.importorskip("radiomics")
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 

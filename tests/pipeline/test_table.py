@@ -98,7 +98,8 @@ def _duckdb(table, where=""):
     glob = f"{table}/**/*.parquet"
     return duckdb.sql(
         f'SELECT feature_set, institution, modality, "case", series, label, image_type, '
-        f"firstorder_Mean, glcm_Contrast, run_id FROM read_parquet('{glob}', hive_partitioning=true) "
+        "firstorder_Mean, glcm_Contrast, run_id "
+        f"FROM read_parquet('{glob}', hive_partitioning=true) "
         f"{where} ORDER BY ALL"
     ).fetchall()
 

@@ -343,7 +343,8 @@ def tagged_features(
 
 
 def planes(index: np.ndarray, dimension: str) -> list:
-    """Keys selecting the volume (``"3D"``: ``[...]``) or each z plane holding ROI voxels (``"2D"``).
+    """Keys selecting the volume (``"3D"``: ``[...]``) or each z plane holding ROI voxels
+    (``"2D"``).
 
     ``index[key]`` (or any array on the same grid) is then one block: the
     volume, or a (y, x) slice. Steps from

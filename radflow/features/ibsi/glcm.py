@@ -19,7 +19,8 @@ and standard deviations :math:`\sigma_{i.}`, :math:`\sigma_{.j}`,
 - joint maximum :math:`\max p_{ij}`; joint average :math:`\mu = \sum i\,p_{ij}`;
   joint variance :math:`\sum (i-\mu)^2 p_{ij}`; joint entropy :math:`-\sum p_{ij}\log_2 p_{ij}`
 - difference average :math:`\mu_d = \sum_k k\,p_{i-j,k}`, variance
-  :math:`\sum_k (k-\mu_d)^2 p_{i-j,k}`, entropy; sum average, variance, entropy likewise with :math:`p_{i+j}`
+  :math:`\sum_k (k-\mu_d)^2 p_{i-j,k}`, entropy; sum average, variance, entropy likewise with
+  :math:`p_{i+j}`
 - angular second moment :math:`\sum p_{ij}^2`; contrast :math:`\sum (i-j)^2 p_{ij}`;
   dissimilarity :math:`\sum |i-j|\,p_{ij}`
 - inverse difference :math:`\sum p_{ij}/(1+|i-j|)`, normalised :math:`\sum p_{ij}/(1+|i-j|/N_g)`;

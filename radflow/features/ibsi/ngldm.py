@@ -1,4 +1,5 @@
-r"""IBSI neighbouring grey level dependence matrix (NGLDM) features, with the IBSI aggregation methods.
+r"""IBSI neighbouring grey level dependence matrix (NGLDM) features, with the IBSI aggregation
+methods.
 
 The neighbourhood of a ROI voxel :math:`k` is the ROI voxels within
 Chebyshev distance :math:`\delta` (in 2D only those in its slice); a

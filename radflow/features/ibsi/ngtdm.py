@@ -1,4 +1,5 @@
-r"""IBSI neighbourhood grey tone difference matrix (NGTDM) features, with the IBSI aggregation methods.
+r"""IBSI neighbourhood grey tone difference matrix (NGTDM) features, with the IBSI aggregation
+methods.
 
 The neighbourhood of a ROI voxel is the ROI voxels within Chebyshev distance
 :math:`\delta` (in 2D only those in its slice); :math:`\overline{X}_k` is their

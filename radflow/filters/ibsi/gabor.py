@@ -134,7 +134,10 @@ def gabor_filter(
     The modulus response to an impulse is the Gaussian envelope, 1 at the centre:
 
     >>> impulse = np.zeros((1, 9, 9)); impulse[0, 4, 4] = 1.0
-    >>> out = gabor_filter(impulse, spacing_zyx=(1, 1, 1), sigma_mm=2, wavelength_mm=4, gamma=1, boundary="constant")
+    >>> out = gabor_filter(
+    ...     impulse, spacing_zyx=(1, 1, 1), sigma_mm=2, wavelength_mm=4, gamma=1,
+    ...     boundary="constant",
+    ... )
     >>> round(float(out[0, 4, 4]), 6), round(float(out[0, 4, 5]), 6)
     (1.0, 0.882497)
     """
@@ -197,7 +200,8 @@ def _orientations(step: float) -> dict[float, int]:
     merged: dict[float, int] = {}
     for k in range(math.ceil(2.0 * math.pi / step - 1e-9)):
         theta = k * step
-        # theta and theta + pi: the kernel's complex conjugate, hence the same modulus and real part.
+        # theta and theta + pi: the kernel's complex conjugate, hence the same modulus and real
+        # part.
         key = round(math.fmod(theta, math.pi), 12)
         merged[key] = merged.get(key, 0) + 1
     return merged
@@ -206,7 +210,8 @@ def _orientations(step: float) -> dict[float, int]:
 def _padded_spectrum(
     plane: np.ndarray, half: tuple[int, int], boundary: str
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """2D FFT of each slice of `plane` (n, rows, columns) extended by at least `half` voxels per side.
+    """2D FFT of each slice of `plane` (n, rows, columns) extended by at least `half` voxels per
+    side.
 
     A circular convolution of the extended slice with a kernel of half-width
     `half` equals the linear one on the original voxels, which lie at least

@@ -89,7 +89,8 @@ def laws_filter(
 
     >>> impulse = np.zeros((5, 5, 5)); impulse[2, 2, 2] = 1.0
     >>> response = laws_filter(impulse, kernel="E5L5S5", boundary="constant")
-    >>> bool(np.allclose(response[2, 1, :], LAWS_KERNELS["E5"] * LAWS_KERNELS["L5"][1] * LAWS_KERNELS["S5"][2]))
+    >>> expected = LAWS_KERNELS["E5"] * LAWS_KERNELS["L5"][1] * LAWS_KERNELS["S5"][2]
+    >>> bool(np.allclose(response[2, 1, :], expected))
     True
     """
     values = check_volume(image)

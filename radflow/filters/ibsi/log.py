@@ -73,7 +73,9 @@ def laplacian_of_gaussian(
     :math:`-d / (\\sigma^2 (2\\pi\\sigma^2)^{d/2})`:
 
     >>> impulse = np.zeros((9, 9, 9)); impulse[4, 4, 4] = 1.0
-    >>> centre = laplacian_of_gaussian(impulse, spacing_zyx=(2, 2, 2), sigma_mm=2.0, boundary="constant")[4, 4, 4]
+    >>> centre = laplacian_of_gaussian(
+    ...     impulse, spacing_zyx=(2, 2, 2), sigma_mm=2.0, boundary="constant"
+    ... )[4, 4, 4]
     >>> bool(np.isclose(centre, -3 / (2 * np.pi) ** 1.5))
     True
     """
@@ -98,7 +100,9 @@ def laplacian_of_gaussian(
 
 
 def _gaussian_and_second_derivative(sigma: float, truncate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sampled 1D Gaussian (sigma in voxels) and its second derivative, half-width floor(t sigma + 0.5)."""
+    """Sampled 1D Gaussian (sigma in voxels) and its second derivative, half-width
+    floor(t sigma + 0.5).
+    """
     radius = math.floor(truncate * sigma + 0.5)
     k = np.arange(-radius, radius + 1, dtype=np.float64)
     gauss = np.exp(-0.5 * (k / sigma) ** 2) / (math.sqrt(2.0 * math.pi) * sigma)

@@ -24,7 +24,10 @@ def mean_filter(
 ) -> np.ndarray:
     r"""Mean of each voxel's :math:`M^d` neighbourhood (IBSI 2, mean filter).
 
-    .. math:: h(\mathbf{k}) = \frac{1}{M^d} \sum_{\|\mathbf{j}\|_\infty \le (M-1)/2} f(\mathbf{k} + \mathbf{j})
+    .. math::
+
+        h(\mathbf{k}) = \frac{1}{M^d}
+        \sum_{\|\mathbf{j}\|_\infty \le (M-1)/2} f(\mathbf{k} + \mathbf{j})
 
     Parameters
     ----------

@@ -8,7 +8,9 @@ import pytest
 
 @pytest.fixture(scope="module")
 def phantom(ibsi_dir):
-    """IBSI digital phantom from ``../shared/ibsi``: (z, y, x) grey levels 1..6 (int64) and mask (bool)."""
+    """IBSI digital phantom from ``../shared/ibsi``: (z, y, x) grey levels 1..6 (int64) and mask
+    (bool).
+    """
     sitk = pytest.importorskip("SimpleITK")
     folder = ibsi_dir / "ibsi1" / "digital_phantom"
     image = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "image.nii.gz")))

@@ -164,7 +164,8 @@ def test_resegmentation_applies_to_the_unfiltered_intensities(tmp_path):
 
 
 def test_filtered_box_equals_filtering_the_whole_image():
-    # extract crops the ROI box plus the filter's margin; the statistics are those of the whole image.
+    # extract crops the ROI box plus the filter's margin; the statistics are those of the whole
+    # image.
     from radflow.features.ibsi import statistics
     from radflow.filters.ibsi import laws_filter
     from radflow.preprocess.ibsi import resegment_range

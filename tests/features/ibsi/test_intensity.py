@@ -1,4 +1,5 @@
-"""IBSI intensity families: statistics, intensity histogram, intensity-volume histogram, local intensity.
+"""IBSI intensity families: statistics, intensity histogram, intensity-volume histogram, local
+intensity.
 
 Checked against the IBSI 1 reference values (digital phantom; CT phantom
 configuration C, processed by radflow.extraction.ibsi.process_ibsi),

@@ -392,9 +392,9 @@ def test_config_unknown_name_and_bad_interpolation(tmp_path):
         load_ibsi_config("F")
     with pytest.raises(SettingsError, match="not found"):
         load_ibsi_config(tmp_path / "absent.yaml")
-    text = (
-        GOOD
-        + "interpolation:\n  spacing_xyz_mm: [2, 2]\n  image: linear\n  round_intensities: true\n  roi: linear\n"
+    text = GOOD + (
+        "interpolation:\n  spacing_xyz_mm: [2, 2]\n  image: linear\n"
+        "  round_intensities: true\n  roi: linear\n"
     )
     with pytest.raises(SettingsError, match="spacing_xyz_mm must be a list of 3"):
         load_ibsi_config(_write(tmp_path, text))

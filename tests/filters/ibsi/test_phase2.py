@@ -118,7 +118,9 @@ def reference_values(ibsi_dir: Path) -> dict[str, dict[str, tuple[float, float]]
 def processed_ct(
     ibsi_dir: Path, config: str
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    """(image in HU, re-segmented ROI mask, spacing_zyx in mm) of the CT phantom under configuration A or B."""
+    """(image in HU, re-segmented ROI mask, spacing_zyx in mm) of the CT phantom under
+    configuration A or B.
+    """
     folder = ibsi_dir / "ibsi1" / "ct_phantom" / "nifti"
     itk_image = sitk.ReadImage(str(folder / "image.nii.gz"))
     image = sitk.GetArrayFromImage(itk_image).astype(np.float64)
@@ -185,7 +187,8 @@ def _markdown_table(ibsi_dir: Path) -> str:
         function = PHASE2[filter_id.split(".")[0]][0]
         name = "none" if function is None else f"`{function.__name__}`"
         lines.append(
-            f"| {filter_id} | {name} | {checked - len(off)}/{checked} | {'pass' if not off else 'FAIL'} |"
+            f"| {filter_id} | {name} | {checked - len(off)}/{checked} | "
+            f"{'pass' if not off else 'FAIL'} |"
         )
     return "\n".join(lines)
 

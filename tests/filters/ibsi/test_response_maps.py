@@ -152,7 +152,9 @@ def _volume(path: Path) -> np.ndarray:
 
 
 def deviation(ibsi_dir: Path, test_id: str) -> float:
-    """Largest voxel difference from the consensus map, in units of the tolerance (1% of its range)."""
+    """Largest voxel difference from the consensus map, in units of the tolerance (1% of its
+    range).
+    """
     phantom, function, settings = PHASE1[test_id]
     response = function(
         _volume(ibsi_dir / "ibsi2" / "phantoms" / phantom / "image" / f"{phantom}.nii.gz"),
