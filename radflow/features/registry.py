@@ -9,8 +9,9 @@ is not listed here does not exist.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
+
+from radflow import features as _families  # family modules load on first use
 
 #: Family modules in PyRadiomics' order of feature classes
 #: (:data:`radflow.params.names.FEATURE_CLASSES`).
@@ -62,13 +63,14 @@ def declare(family: str, definitions, unit: str = "") -> tuple[Feature, ...]:
 
 
 def family_module(family: str):
-    """The module implementing ``family``; raises KeyError naming the known ones."""
+    """The module implementing ``family`` (imported on first use); KeyError names the known ones."""
     try:
-        return importlib.import_module(FAMILY_MODULES[family])
+        module = FAMILY_MODULES[family]
     except KeyError:
         raise KeyError(
             f"unknown feature class {family!r}; known: {', '.join(FAMILY_MODULES)}"
         ) from None
+    return getattr(_families, module.rpartition(".")[2])
 
 
 def features(family: str | None = None) -> tuple[Feature, ...]:

@@ -44,9 +44,10 @@ discretisation interval w_d (IBSI 1 manual, intensity-volume histogram).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import cache
+
+from radflow.features import ibsi as _families  # family modules load on first use
 
 __all__ = [
     "DIRECTIONAL_AGGREGATIONS",
@@ -436,4 +437,4 @@ def family_module(family: str):
     module = FAMILIES[family][1]
     if module is None:
         raise KeyError(f"IBSI family {family!r} is computed by radflow.extraction.ibsi")
-    return importlib.import_module(module)
+    return getattr(_families, module.rpartition(".")[2])
