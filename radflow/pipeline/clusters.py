@@ -91,7 +91,7 @@ _WORKERS = Rule("int", nullable=True, low=1, expected="a positive number")
 _WORDING = Wording(value="{name} must be {expected}, got {value!r}")
 
 
-def load_cluster_config(path) -> tuple[dict, object, dict | None]:
+def load_cluster_config(path: str | os.PathLike) -> tuple[dict, object, dict | None]:
     """Read a cluster configuration file.
 
     Returns
@@ -123,7 +123,7 @@ def load_cluster_config(path) -> tuple[dict, object, dict | None]:
     return data, scale, adapt
 
 
-def open_cluster(kind: str, config=None):
+def open_cluster(kind: str, config: str | os.PathLike | None = None) -> distributed.deploy.Cluster:
     """Create (but do not scale) a SLURM or Kubernetes cluster from a configuration file.
 
     Parameters
@@ -189,7 +189,7 @@ def worker_config() -> dict:
     return _dotted(load_config(WORKER_CONFIG, what="worker configuration"))
 
 
-def local_cluster(workers: int):
+def local_cluster(workers: int) -> distributed.LocalCluster:
     """The embedded cluster: ``workers`` processes on this machine, one thread each.
 
     With the settings of :data:`WORKER_CONFIG` (``dask.yaml`` beside this
@@ -233,7 +233,7 @@ def connect(
     scheduler: str | None = None,
     workers: int | None = None,
     cluster: str | None = None,
-    cluster_config=None,
+    cluster_config: str | os.PathLike | None = None,
 ) -> Iterator[distributed.Client]:
     """Yield a Dask client for a run; close what was started on leaving.
 

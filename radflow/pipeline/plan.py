@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -346,7 +348,9 @@ def _series_tasks(
     return tasks
 
 
-def make_plan(store, params) -> Plan:
+def make_plan(
+    store: str | os.PathLike, params: str | os.PathLike | Mapping | ExtractionParams | None
+) -> Plan:
     """Plan a run: every (series, ROI, image-type group) of the store.
 
     Parameters
