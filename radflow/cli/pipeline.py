@@ -3,63 +3,117 @@ and ``table compact|verify``.
 
 :func:`add_store_commands` and :func:`add_commands` add them to the sub-parsers of
 :mod:`radflow.cli`. Each command calls one public function and prints what it returned;
-exit codes: 0 success, 1 some inputs (``ingest --strict``) or tasks (``run``) failed or the
+exit codes: 0 success, 1 some inputs (``ingest --strict``) or tasks (``run``: new failures only,
+not known ones) failed or the
 table violates its invariants (``table verify``); errors of input or settings exit 2
-through ``cli.main``.
+through ``cli.main``. Paths are checked before any work starts, so that a wrong path
+fails at once (``run`` before it starts a cluster, ``ingest`` before it loads a key).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 from radflow import pipeline, store
+from radflow.cli._options import add_params, check_output_folder, positive_int
+from radflow.errors import InputError
 
-__all__ = ["add_commands", "add_store_commands"]
+__all__ = ["add_commands", "add_store_commands", "parse_fraction"]
 
 
-def _positive_int(text: str) -> int:
+def parse_fraction(text: str) -> float:
+    """``--fraction`` of SUVmax: ``0.4``, ``40`` and ``40%`` all mean 40 %.
+
+    A number in (0, 1] is a fraction, one in (1, 100] a percentage (so ``1``
+    is 100 %, SUVmax itself); a trailing ``%`` always means a percentage.
+    """
+    number = text.strip()
+    percent = number.endswith("%")
     try:
-        value = int(text)
+        value = float(number.removesuffix("%").strip())
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+        value = math.nan
+    if percent or 1.0 < value <= 100.0:
+        value /= 100.0
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a fraction of SUVmax in (0, 1] or a percentage in (0, 100], "
+            "e.g. 0.4, 40 or 40%"
+        )
     return value
 
 
 def _parse_box(text: str):
     try:
-        return tuple(tuple(int(v) for v in part.split(":")) for part in text.split(","))
+        box = tuple(tuple(int(v) for v in part.split(":")) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--box {text!r}: expected z0:z1,y0:y1,x0:x1") from None
+        box = ()
+    if len(box) != 3 or any(len(pair) != 2 for pair in box):
+        raise argparse.ArgumentTypeError(f"--box {text!r}: expected z0:z1,y0:y1,x0:x1")
+    return box
 
 
 def _parse_point(text: str):
     try:
-        return tuple(int(v) for v in text.split(","))
+        point = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected z,y,x voxel indices") from None
+        point = ()
+    if len(point) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected z,y,x voxel indices")
+    return point
 
 
 def _cmd_ingest(args) -> int:
+    # Checked before the pseudonym key is loaded (or created) and the store made.
+    if not Path(args.archive).exists():
+        raise InputError(args.archive, "archive not found (expected a folder or a CSV manifest)")
+    check_output_folder(args.store, "store folder")
     summary = pipeline.ingest.ingest_archive(
-        args.archive, args.store, key_file=args.key_file, jobs=args.jobs, force=args.force
+        args.archive,
+        args.store,
+        key_file=args.key_file,
+        jobs=args.jobs,
+        force=args.force,
+        progress=not args.quiet,
     )
     print(summary.report())
     return 1 if summary.failed and args.strict else 0
 
 
+def _format_rois(rois: dict[int, str]) -> str:
+    return ", ".join(f"{value}={name}" for value, name in rois.items()) or "no ROI"
+
+
 def _cmd_ls(args) -> int:
-    for info in store.catalogue.list_series(args.store):
+    root = Path(args.store)
+    if root.exists() and not root.is_dir():
+        raise InputError(root, "is a file, not a store folder")
+    if store.catalogue.is_store_path(root):
+        raise InputError(
+            root, "is a series or label folder, not a store: give the folder above <case>/<series>"
+        )
+    found = store.catalogue.list_series(root)
+    if not found and not (root / pipeline.ingest.STORE_INFO).is_file():
+        raise InputError(
+            root,
+            "not a radflow store (no series in it): give the folder that "
+            "`radflow ingest ARCHIVE --store STORE` wrote",
+        )
+    if not found:
+        print(f"{root}: empty store (no series)")
+    for info in found:
         shape = "x".join(str(n) for n in info.shape_zyx)
         spacing = "x".join(f"{s:g}" for s in info.spacing_zyx)
-        labels = ",".join(info.label_keys) or "-"
+        rois = store.catalogue.label_rois(root, info.case, info.series)
+        labels = "; ".join(f"{key} ({_format_rois(r)})" for key, r in rois.items()) or "-"
         print(f"{info.case}/{info.series}\t{info.modality}\t{shape} @ {spacing} mm\tROIs: {labels}")
     return 0
 
 
 def _cmd_segment(args) -> int:
-    key = pipeline.segment.segment_series(
+    result = pipeline.segment.segment_series(
         args.store,
         args.case,
         args.series,
@@ -75,11 +129,18 @@ def _cmd_segment(args) -> int:
         min_size_mm3=args.min_size_mm3,
         name=args.name,
     )
-    print(f"label map written: {args.case}/{args.series}/labels/{key}")
+    print(result.report(args.case, args.series))
     return 0
 
 
+def _check_table_paths(table: str) -> None:
+    """The table and its errors table must be folders (or not exist yet)."""
+    check_output_folder(table, "feature table folder")
+    check_output_folder(pipeline.table.errors_path(table), "errors table folder")
+
+
 def _cmd_run(args) -> int:
+    _check_table_paths(args.table)
     summary = pipeline.run.run(
         args.store,
         args.params,
@@ -96,12 +157,23 @@ def _cmd_run(args) -> int:
     return 1 if summary.failed else 0
 
 
+def _existing_table(table: str) -> Path:
+    path = Path(table)
+    if not path.is_dir():
+        reason = "is a file, not" if path.exists() else "no such"
+        raise InputError(path, f"{reason} feature table folder (written by `radflow run`)")
+    return path
+
+
 def _cmd_compact(args) -> int:
+    _existing_table(args.table)
+    _check_table_paths(args.table)
     print(pipeline.table.compact(args.table, max_rows=args.max_rows).report())
     return 0
 
 
 def _cmd_verify(args) -> int:
+    _existing_table(args.table)
     report = pipeline.table.verify(args.table)
     print(report.report())
     return 0 if report.ok else 1
@@ -117,15 +189,27 @@ def add_store_commands(subparsers) -> None:
         help="pseudonymisation key file (default: $RADFLOW_PSEUDONYM_KEY, "
         "$RADFLOW_PSEUDONYM_KEY_FILE, then ~/.config/radflow/pseudonym.key)",
     )
-    p.add_argument("--jobs", type=int, default=1, help="patients ingested in parallel (processes)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="patients ingested in parallel (processes)",
+    )
     p.add_argument(
         "--force", action="store_true", help="re-ingest series whose fingerprint is unchanged"
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if any input failed")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_ingest)
 
-    p = subparsers.add_parser("ls", help="list the series and ROIs of a store")
-    p.add_argument("store")
+    p = subparsers.add_parser(
+        "ls",
+        help="list the series of a store, their label maps and the ROIs inside each",
+        description="One line per series: case/series, modality, shape @ spacing, then each "
+        "label map as KEY (VALUE=NAME, ...). Exit 2 if STORE is not a radflow store.",
+    )
+    p.add_argument("store", metavar="STORE")
     p.set_defaults(func=_cmd_ls)
 
     p = subparsers.add_parser(
@@ -138,7 +222,13 @@ def add_store_commands(subparsers) -> None:
     p.add_argument("--low", type=float, help="hu: lower bound (HU)")
     p.add_argument("--high", type=float, help="hu: upper bound (HU)")
     p.add_argument("--threshold", type=float, default=2.5, help="suv: absolute threshold (SUV)")
-    p.add_argument("--fraction", type=float, default=0.4, help="suv-relative: fraction of SUVmax")
+    p.add_argument(
+        "--fraction",
+        type=parse_fraction,
+        default=0.4,
+        help="suv-relative: share of SUVmax, as a fraction or a percentage: 0.4, 40 and 40%% "
+        "all mean 40 %% (a number above 1 is a percentage; default 0.4)",
+    )
     p.add_argument("--within", help="restrict to this existing ROI key (seed region)")
     p.add_argument("--box", type=_parse_box, help="restrict to a box z0:z1,y0:y1,x0:x1 (voxels)")
     p.add_argument("--seed", type=_parse_point, help="keep the component containing z,y,x")
@@ -159,16 +249,12 @@ def add_commands(subparsers) -> None:
         help="extract features of every ROI in a store into a Parquet feature table",
         description="Extract the features of every (series, ROI, image type) of STORE with the "
         "PyRadiomics parameter file PARAMS on a Dask cluster, into the Hive-partitioned "
-        "Parquet table TABLE (failures in TABLE.errors). Exit code 1 if any task failed.",
+        "Parquet table TABLE (failures in TABLE.errors). Exit code 1 if a task failed that "
+        "had not failed the same way before (new failures); 0 when the only failures are known "
+        "ones (same input, same error), which the summary lists and --incremental does not retry.",
     )
     p.add_argument("store", metavar="STORE", help="volume store folder (radflow ingest)")
-    p.add_argument(
-        "-p",
-        "--params",
-        required=True,
-        metavar="PARAMS",
-        help="PyRadiomics parameter file (YAML/JSON)",
-    )
+    add_params(p, required=True)
     p.add_argument(
         "--table", required=True, metavar="TABLE", help="feature table folder (created if absent)"
     )
@@ -180,7 +266,7 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="local cluster: worker processes (default: one per core); "
         "--scheduler: wait for this many; --cluster: scale to this many",
@@ -198,7 +284,8 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--incremental",
         action="store_true",
-        help="extract only new or changed series (and earlier failures)",
+        help="extract only new or changed series (and earlier failures, except known "
+        "permanent ones whose input and parameters are unchanged)",
     )
     p.add_argument(
         "--retries",
@@ -216,7 +303,7 @@ def add_commands(subparsers) -> None:
     c.add_argument("table", metavar="TABLE", help="feature table folder")
     c.add_argument(
         "--max-rows",
-        type=_positive_int,
+        type=positive_int,
         default=100_000,
         metavar="N",
         help="largest file in rows (default 100000)",

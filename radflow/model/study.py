@@ -39,7 +39,7 @@ sksurv_util = load("sksurv.util")
 __all__ = ["Study", "encode_covariates", "feature_sets", "load_study"]
 
 #: Row identifiers of the table that the pivot uses (the rest are features or provenance).
-_PIVOT = ("case", "modality", "roi", "image_type")
+_PIVOT = ("case_id", "modality", "roi", "image_type")
 
 
 @dataclass
@@ -179,7 +179,7 @@ def load_study(
     institution = _institution_of(long, root / f"feature_set={fs}")
     X = _pivot(long, features)
     mods = sorted(long["modality"].unique())
-    present = {m: set(long.loc[long["modality"] == m, "case"]) for m in mods}
+    present = {m: set(long.loc[long["modality"] == m, "case_id"]) for m in mods}
     del long
 
     pseudonymiser = Pseudonymiser(load_key(key_file=key_file))
@@ -302,6 +302,14 @@ def _check_filter(values, what: str, available, source) -> list[str] | None:
     return values
 
 
+def _outdated(root: Path) -> str:
+    return (
+        "written by an older radflow, with the id column `case` (now `case_id`, as `case` is an "
+        f"SQL keyword): rename the columns with `radflow table compact {root}` (the next "
+        "`radflow run` on the table does it too)"
+    )
+
+
 def _read_rows(root: Path, fs: str, *, institutions, modalities, rois, image_types):
     """The rows of a feature set after the filters, and its feature columns."""
     folder = root / f"feature_set={fs}"
@@ -323,6 +331,8 @@ def _read_rows(root: Path, fs: str, *, institutions, modalities, rois, image_typ
     features = [f.name for f in dataset.schema if pa.types.is_floating(f.type)]
     if not dataset.files:
         raise InputError(folder, "the feature set holds no rows")
+    if "case_id" not in dataset.schema.names:
+        raise InputError(folder, _outdated(root))
     if rois is not None or image_types is not None:
         keys = dataset.to_table(columns=["roi", "image_type"])
         rois = _check_filter(rois, "ROI(s)", set(keys.column("roi").to_pylist()), folder)
@@ -340,6 +350,8 @@ def _read_rows(root: Path, fs: str, *, institutions, modalities, rois, image_typ
             condition = ds.field(column).isin(values)
             where = condition if where is None else where & condition
     data = dataset.to_table(columns=[*_PIVOT, "institution", *features], filter=where)
+    if data.column("case_id").null_count:  # some files not migrated yet (an interrupted run)
+        raise InputError(folder, _outdated(root))
     if data.num_rows == 0:
         raise InputError(
             folder, "no rows left after the institution/modality/ROI/image type filters"
@@ -348,7 +360,7 @@ def _read_rows(root: Path, fs: str, *, institutions, modalities, rois, image_typ
 
 
 def _institution_of(long: pd.DataFrame, source) -> pd.Series:
-    per_case = long.groupby("case")["institution"].unique()
+    per_case = long.groupby("case_id")["institution"].unique()
     several = per_case[per_case.map(len) > 1]
     if len(several):
         case = several.index[0]

@@ -118,7 +118,11 @@ class Task:
 
 @dataclass(frozen=True)
 class PlanFailure:
-    """A series that could not be planned (unreadable metadata): recorded, not run."""
+    """A series that could not be planned (unreadable metadata): recorded, not run.
+
+    ``permanent`` unless the metadata could not be read (an ``OSError``): the
+    same metadata gives the same failure (see :class:`~radflow.pipeline.tasks.TaskError`).
+    """
 
     case: str
     series: str
@@ -127,6 +131,7 @@ class PlanFailure:
     message: str
     error_type: str
     key: str
+    permanent: bool = True
 
 
 @dataclass
@@ -404,6 +409,7 @@ def make_plan(
                     message=message,
                     error_type=type(error).__name__,
                     key=f"radflow-plan-{_digest('plan', case, series, fs)}",
+                    permanent=not isinstance(error, OSError),
                 )
             )
     return Plan(

@@ -24,6 +24,18 @@ Incremental runs skip tasks whose key the table already holds (the key is a
 digest of the series' content fingerprint, the ROI and the parameters), and
 every run removes rows whose key is no longer planned: rows of series deleted
 from the store, changed, or moved.
+
+Known failures. A task that failed for a deterministic reason (bad input such
+as an ROI below ``minimumROISize``: a :class:`~radflow.pipeline.tasks.TaskError`,
+``permanent`` in the errors table) fails again as long as its key is the same.
+Incremental runs therefore do not run it again: its error row stays in the
+errors table, and the summary lists it as a known failure, until its input, its
+ROI or the parameters change (a new key) or radflow is upgraded. Failures that
+may be transient (I/O, a lost worker, memory) are retried by every run. A failure
+is *new* unless the errors table held the same permanent error for the same key:
+:attr:`RunSummary.new_failures` is what ``radflow run`` turns into exit code 1, so
+that a nightly job alarms on new failures only. A run without ``--incremental``
+runs every task again, known failures included.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import secrets
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from itertools import islice
@@ -81,9 +93,15 @@ class RunSummary:
     skipped : int
         Tasks whose rows the table already held (incremental runs).
     failed : int
-        Tasks that failed (see the errors table), series that could not be planned included.
+        Tasks that failed (see the errors table), series that could not be planned included,
+        known failures included.
+    known_failed : int
+        Of ``failed``, the known failures: permanent errors the errors table already held for
+        the same task key (not run again by incremental runs, or failing again the same way).
     removed : int
         Rows removed because their series changed or left the store.
+    messages, known_messages : list of str
+        One line per new failure, and per known failure (the first 100 of each).
     """
 
     table: Path
@@ -95,19 +113,30 @@ class RunSummary:
     rows: int = 0
     skipped: int = 0
     failed: int = 0
+    known_failed: int = 0
     removed: int = 0
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
+    known_messages: list[str] = field(default_factory=list)
+
+    @property
+    def new_failures(self) -> int:
+        """Failures that were not known before this run: ``radflow run`` exits 1 when > 0."""
+        return self.failed - self.known_failed
 
     def report(self) -> str:
         lines = [
             f"feature table: {self.table}  (feature_set={self.feature_set}, run {self.run_id})"
         ]
-        if self.extracted == 0 and self.failed == 0:
+        if self.extracted == 0 and self.new_failures == 0:
+            known = f" ({self.known_failed} known failure(s))" if self.known_failed else ""
             lines.append(
                 f"nothing to extract: all {self.skipped} task(s) of {self.series} series "
-                "are up to date"
+                f"are up to date{known}"
             )
+        failed = self.failed
+        if self.known_failed:
+            failed = f"{self.failed}  (new {self.new_failures}, known {self.known_failed})"
         width = 22
         for name, value in (
             ("series in store", self.series),
@@ -115,17 +144,25 @@ class RunSummary:
             ("extracted", self.extracted),
             ("rows written", self.rows),
             ("skipped (unchanged)", self.skipped),
-            ("failed", self.failed),
+            ("failed", failed),
             ("rows removed", self.removed),
             ("time", f"{self.seconds:.1f} s"),
         ):
             lines.append(f"  {name:<{width}}{value}")
-        if self.failed:
-            lines.append(f"failures (errors table: {errors_path(self.table)}):")
-            shown = self.messages[:20]
-            lines += [f"  {m}" for m in shown]
-            if self.failed > len(shown):
-                lines.append(f"  ... and {self.failed - len(shown)} more")
+        for count, messages, title in (
+            (self.new_failures, self.messages, "new failures"),
+            (
+                self.known_failed,
+                self.known_messages,
+                "known failures, not retried until their input or parameters change",
+            ),
+        ):
+            if count:
+                lines.append(f"{title} (errors table: {errors_path(self.table)}):")
+                shown = messages[:20]
+                lines += [f"  {m}" for m in shown]
+                if count > len(shown):
+                    lines.append(f"  ... and {count - len(shown)} more")
         return "\n".join(lines)
 
 
@@ -143,11 +180,13 @@ def traceback_digest(text: str) -> str:
     return hashlib.sha256("\n".join(frames).encode()).hexdigest()[:16]
 
 
-def _error_row(task: Task | PlanFailure, error_type: str, message: str, tb: str) -> dict:
+def _error_row(
+    task: Task | PlanFailure, error_type: str, message: str, tb: str, permanent: bool
+) -> dict:
     is_task = isinstance(task, Task)
     return {
-        "case": task.case,
-        "series": task.series,
+        "case_id": task.case,
+        "series_id": task.series,
         "roi": task.roi if is_task else None,
         "label_key": task.label_key if is_task else None,
         "label": task.label if is_task else None,
@@ -156,6 +195,7 @@ def _error_row(task: Task | PlanFailure, error_type: str, message: str, tb: str)
         "error_type": error_type,
         "message": message[:_MESSAGE_CHARS],
         "traceback_digest": traceback_digest(tb),
+        "permanent": permanent,
         "input_fingerprint": task.fingerprint if is_task else None,
         "params_hash": task.params_hash if is_task else None,
         "radflow_version": __version__,
@@ -166,17 +206,47 @@ def _error_row(task: Task | PlanFailure, error_type: str, message: str, tb: str)
 def _outcome(result, task: Task, columns):
     """(rows, error row or None) of what a task's future gave (see :func:`_results`)."""
     if isinstance(result, TaskError):
-        return [], _error_row(task, result.error_type, result.message, result.traceback)
+        return [], _error_row(
+            task, result.error_type, result.message, result.traceback, result.permanent
+        )
     if isinstance(result, list):
         unknown = sorted(set().union(*result) - columns)
         if unknown:  # the extractor and feature_columns disagree: a radflow bug, kept per task
             return [], _error_row(
-                task, "SchemaError", f"unexpected feature columns {unknown[:5]}", ""
+                task, "SchemaError", f"unexpected feature columns {unknown[:5]}", "", False
             )
         return result, None
     exc, tb = result  # raised on the worker, or cancelled (the scheduler lost the task)
     text = "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)
-    return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text)
+    return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text, False)
+
+
+def _is_known(error: dict, previous: Mapping[str, dict]) -> bool:
+    """Whether the errors table held this permanent error already (same key, type, message)."""
+    before = previous.get(error["task_key"])
+    return bool(
+        error["permanent"]
+        and before is not None
+        and (before["error_type"], before["message"]) == (error["error_type"], error["message"])
+    )
+
+
+def _known_failures(
+    recorded: Mapping[tuple[str, str, str], list[dict]], planned: Container[str]
+) -> dict[str, dict]:
+    """Task key -> error row of the recorded permanent failures an incremental run skips.
+
+    Those of a planned key (same input fingerprint, ROI and parameters) recorded by this
+    radflow version.
+    """
+    return {
+        row["task_key"]: row
+        for rows in recorded.values()
+        for row in rows
+        if row.get("permanent")
+        and row["task_key"] in planned
+        and row.get("radflow_version") == __version__
+    }
 
 
 def run(
@@ -208,8 +278,9 @@ def run(
         Where to run: see :func:`radflow.pipeline.clusters.connect`.
     incremental : bool
         Extract only tasks whose rows the table does not hold yet (new or
-        changed series, new ROIs, earlier failures). Every run removes rows
-        of series no longer in the store.
+        changed series, new ROIs, earlier failures that may be transient);
+        known permanent failures are not run again (see the module docstring).
+        Every run removes rows of series no longer in the store.
     progress : bool
         Progress bar (terminal) or periodic lines (logs) on stderr.
     retries : int
@@ -223,7 +294,8 @@ def run(
     Returns
     -------
     RunSummary
-        ``failed`` counts the tasks recorded in the errors table.
+        ``failed`` counts the tasks recorded in the errors table,
+        ``new_failures`` those not known before this run.
 
     Raises
     ------
@@ -249,11 +321,15 @@ def run(
     )
     with table_lock(table):
         writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, run_id)
+        recorded = writer.recorded_errors()
+        previous = {r["task_key"]: r for rows in recorded.values() for r in rows if r["permanent"]}
+        planned = {t.key: t for t in plan.tasks}
         done = writer.task_keys() if incremental else set()
-        todo = list({t.key: t for t in plan.tasks if t.key not in done}.values())
+        known = _known_failures(recorded, planned.keys() - done) if incremental else {}
+        todo = [t for key, t in planned.items() if key not in done and key not in known]
         keep = {t.key for t in plan.tasks if t.key in done}
         todo_keys = {t.key for t in todo}
-        summary.skipped = len(plan.tasks) - len(todo)
+        summary.skipped = len(planned) - len(todo) - len(known)
         touched: set[tuple[str, str, str]] = set()
 
         def commit(items):
@@ -264,12 +340,18 @@ def run(
 
         pending = Counter(t.partition for t in todo)
         failures = defaultdict(list)
+        for key, row in known.items():  # kept in the errors table as they are
+            task = planned[key]
+            failures[task.partition].append(row)
+            _count_failure(summary, _task_message(task, row), known=True)
         for failure in plan.failures:
-            failures[(failure.institution, failure.modality, failure.case)].append(
-                _error_row(failure, failure.error_type, failure.message, "")
+            error = _error_row(failure, failure.error_type, failure.message, "", failure.permanent)
+            failures[(failure.institution, failure.modality, failure.case)].append(error)
+            _count_failure(
+                summary,
+                f"{failure.case}/{failure.series}: {failure.message}",
+                known=_is_known(error, previous),
             )
-            summary.failed += 1
-            summary.messages.append(f"{failure.case}/{failure.series}: {failure.message}")
         idle = sorted((writer.stale(keep) | set(failures)) - set(pending))
         commit([(where, [], failures.pop(where, [])) for where in idle])
         if todo:
@@ -278,6 +360,7 @@ def run(
                 writer.row_columns,
                 pending,
                 failures,
+                previous,
                 commit,
                 summary,
                 scheduler=scheduler,
@@ -293,11 +376,27 @@ def run(
     return summary
 
 
+def _task_message(task: Task, error: Mapping[str, Any]) -> str:
+    return (
+        f"{task.case}/{task.series}/{task.label_key}:{task.label} "
+        f"[{task.group}]: {error['error_type']}: {error['message']}"
+    )
+
+
+def _count_failure(summary: RunSummary, message: str, *, known: bool) -> None:
+    summary.failed += 1
+    summary.known_failed += int(known)
+    messages = summary.known_messages if known else summary.messages
+    if len(messages) < _MAX_MESSAGES:  # the errors table has them all
+        messages.append(message)
+
+
 def _execute(
     todo: list[Task],
     columns,
     pending: Counter,
     failures,
+    previous: Mapping[str, dict],
     commit,
     summary,
     *,
@@ -347,12 +446,9 @@ def _execute(
                     summary.extracted += 1
                 else:
                     failures[where].append(error)
-                    summary.failed += 1
-                    if len(summary.messages) < _MAX_MESSAGES:  # the errors table has them all
-                        summary.messages.append(
-                            f"{task.case}/{task.series}/{task.label_key}:{task.label} "
-                            f"[{task.group}]: {error['error_type']}: {error['message']}"
-                        )
+                    _count_failure(
+                        summary, _task_message(task, error), known=_is_known(error, previous)
+                    )
                 pending[where] -= 1
                 if pending[where] == 0:
                     since = since if ready else time.monotonic()

@@ -66,6 +66,7 @@ __all__ = [
     "VerifyReport",
     "compact",
     "error_schema",
+    "migrate",
     "errors_path",
     "feature_schema",
     "read_errors",
@@ -75,7 +76,10 @@ __all__ = [
 ]
 
 #: A row is identified, within its feature set, by these columns.
-KEY_COLUMNS = ("series", "label_key", "label", "image_type")
+KEY_COLUMNS = ("series_id", "label_key", "label", "image_type")
+#: Id columns renamed so that SQL needs no quotes (``case`` is a keyword): old name -> new.
+#: Files written with the old names are migrated by :func:`migrate`.
+RENAMED_COLUMNS = {"case": "case_id", "study": "study_id", "series": "series_id"}
 PARTITIONS = ("feature_set", "institution", "modality")
 PARAMS_FILE = "_params.yaml"
 LOCK_FILE = ".radflow.lock"
@@ -89,9 +93,9 @@ _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 @functools.cache
 def _id_columns() -> list[tuple[str, pa.DataType]]:
     return [
-        ("case", pa.string()),
-        ("study", pa.string()),
-        ("series", pa.string()),
+        ("case_id", pa.string()),
+        ("study_id", pa.string()),
+        ("series_id", pa.string()),
         ("roi", pa.string()),
         ("label_key", pa.string()),
         ("label", pa.int32()),
@@ -114,11 +118,17 @@ def _provenance_columns() -> list[tuple[str, pa.DataType]]:
 
 @functools.cache
 def error_schema() -> pa.Schema:
-    """Schema of the errors table (partition columns come from the folders)."""
+    """Schema of the errors table (partition columns come from the folders).
+
+    ``permanent`` is True for a deterministic failure of the input (bad input, an
+    ROI below ``minimumROISize``): incremental runs do not retry it until the
+    task's key (input fingerprint, ROI, parameters) or the radflow version changes.
+    False (or null, in files of older versions) for failures that may be transient.
+    """
     return pa.schema(
         [
-            ("case", pa.string()),
-            ("series", pa.string()),
+            ("case_id", pa.string()),
+            ("series_id", pa.string()),
             ("roi", pa.string()),
             ("label_key", pa.string()),
             ("label", pa.int32()),
@@ -127,6 +137,7 @@ def error_schema() -> pa.Schema:
             ("error_type", pa.string()),
             ("message", pa.string()),
             ("traceback_digest", pa.string()),
+            ("permanent", pa.bool_()),
             ("input_fingerprint", pa.string()),
             ("params_hash", pa.string()),
             ("radflow_version", pa.string()),
@@ -213,7 +224,66 @@ def _write(path: Path, data: pa.Table) -> None:
 
 
 def _sorted(data: pa.Table) -> pa.Table:
-    return data.sort_by([("case", "ascending")] + [(c, "ascending") for c in KEY_COLUMNS])
+    return data.sort_by([("case_id", "ascending")] + [(c, "ascending") for c in KEY_COLUMNS])
+
+
+# -- migration ---------------------------------------------------------------
+
+
+def old_columns(names: Iterable[str]) -> list[str]:
+    """The id columns of ``names`` that have been renamed (see :data:`RENAMED_COLUMNS`)."""
+    names = set(names)
+    return [old for old, new in RENAMED_COLUMNS.items() if old in names and new not in names]
+
+
+def _outdated(table: Path) -> str:
+    """The message naming a table with the old id columns and the command that migrates it."""
+    return (
+        f"written by an older radflow: its id columns {', '.join(RENAMED_COLUMNS)} are now "
+        f"{', '.join(RENAMED_COLUMNS.values())} (`case` is an SQL keyword); rename them with "
+        f"`radflow table compact {table}` (the next `radflow run` on the table does it too)"
+    )
+
+
+def migrate(table: str | Path) -> int:
+    """Rename the old id columns in every file of a table and its errors table.
+
+    Files written before the rename (columns ``case``, ``study``, ``series``)
+    are rewritten with ``case_id``, ``study_id``, ``series_id``, each by one
+    rename, so that a reader sees a file before or after, never half of it;
+    error files also get the columns added since (``permanent``, null). Files
+    already migrated are not touched. The caller holds :func:`table_lock`
+    (:class:`TableWriter` and :func:`compact` call this).
+
+    Returns
+    -------
+    int
+        Files rewritten.
+    """
+    table = Path(table)
+    rewritten = 0
+    for root, is_errors in ((table, False), (errors_path(table), True)):
+        for _, _, _, folder in _leaf_dirs(root):
+            for path in _data_files(folder):
+                names = pq.read_schema(path).names
+                if not old_columns(names) and not (is_errors and "permanent" not in names):
+                    continue
+                data = _read(path)
+                data = data.rename_columns([RENAMED_COLUMNS.get(n, n) for n in data.column_names])
+                if is_errors:
+                    schema = error_schema()
+                    data = pa.table(
+                        {
+                            f.name: data.column(f.name).cast(f.type)
+                            if f.name in data.column_names
+                            else pa.nulls(data.num_rows, f.type)
+                            for f in schema
+                        },
+                        schema=schema,
+                    )
+                _write(path, data)
+                rewritten += 1
+    return rewritten
 
 
 # -- lock --------------------------------------------------------------------
@@ -299,12 +369,13 @@ class TableWriter:
         ):
             with atomic_file(fs_dir / PARAMS_FILE) as tmp:
                 tmp.write_text(params_text)
+        migrate(self.table)
         #: (institution, modality, case) -> (file, task keys of the case's rows)
         self.index: dict[tuple[str, str, str], tuple[Path, set[str]]] = {}
         for _, inst, mod, folder in _leaf_dirs(self.table, feature_set):
             for path in _data_files(folder):
-                data = pq.ParquetFile(path).read(columns=["case", "task_key"])
-                cases = data.column("case").to_pylist()
+                data = pq.ParquetFile(path).read(columns=["case_id", "task_key"])
+                cases = data.column("case_id").to_pylist()
                 keys = data.column("task_key").to_pylist()
                 for case in sorted(set(cases)):
                     where = (inst, mod, case)
@@ -322,6 +393,19 @@ class TableWriter:
         """Task keys of every row the feature set holds."""
         return set().union(*(keys for _, keys in self.index.values()))
 
+    def recorded_errors(self) -> dict[tuple[str, str, str], list[dict]]:
+        """The feature set's errors table: (institution, modality, case) -> its error rows.
+
+        Each row is a dict of :func:`error_schema` columns (``run_id`` included).
+        """
+        out: dict[tuple[str, str, str], list[dict]] = {}
+        for _, inst, mod, folder in _leaf_dirs(self.errors, self.feature_set):
+            for path in _data_files(folder):
+                rows = _read(path).to_pylist()
+                if rows:
+                    out[(inst, mod, path.stem.removeprefix("case-"))] = rows
+        return out
+
     def stale(self, valid: Container[str]) -> set[tuple[str, str, str]]:
         """Partitions ``(institution, modality, case)`` holding rows whose key is not ``valid``."""
         return {
@@ -333,7 +417,7 @@ class TableWriter:
             unknown = set(row) - self.row_columns
             if unknown:
                 raise ValueError(
-                    f"case {row.get('case')}: unexpected columns {sorted(unknown)[:5]} "
+                    f"case {row.get('case_id')}: unexpected columns {sorted(unknown)[:5]} "
                     f"for feature set {self.feature_set}"
                 )
         # Feature columns through one float64 matrix: pa.Table.from_pylist costs
@@ -417,14 +501,17 @@ class TableWriter:
                 )
                 data = new
             else:
+                removed = len(result.removed_keys)
                 data = self._replace(target, {c for (_, _, c), _ in cases}, new, keep, result)
+                if not new.num_rows and len(result.removed_keys) == removed:
+                    continue  # nothing changes in this file (a case with known failures only)
             if data.num_rows:
                 _write(target, _sorted(data))
             elif target.exists():
                 target.unlink()
             present = defaultdict(set)
             for case, key in zip(
-                data.column("case").to_pylist(), data.column("task_key").to_pylist()
+                data.column("case_id").to_pylist(), data.column("task_key").to_pylist()
             ):
                 present[case].add(key)
             for where, _ in cases:
@@ -449,7 +536,7 @@ class TableWriter:
                 path,
                 f"schema differs from feature set {self.feature_set}'s; run `radflow table verify`",
             )
-        mine = pc.is_in(old.column("case"), value_set=pa.array(sorted(cases), pa.string()))
+        mine = pc.is_in(old.column("case_id"), value_set=pa.array(sorted(cases), pa.string()))
         valid = pc.is_in(old.column("task_key"), value_set=pa.array(_in(keep, old), pa.string()))
         dropped = pc.and_(mine, pc.invert(valid))
         result.removed_keys += old.filter(dropped).column("task_key").to_pylist()
@@ -462,7 +549,8 @@ class TableWriter:
             case
         )
         if errors:
-            rows = [{**e, "run_id": self.run_id} for e in errors]
+            # Rows carried over from an earlier run (known failures) keep their run id.
+            rows = [{"run_id": self.run_id, **e} for e in errors]
             _write(path, pa.Table.from_pylist(rows, schema=error_schema()))  # rare, few columns
         elif path.exists():
             path.unlink()
@@ -505,11 +593,20 @@ def _dataset_table(root: Path, feature_set: str | None) -> pa.Table:
             dataset = ds.dataset(
                 files, format="parquet", partitioning=partitioning, partition_base_dir=str(root)
             )
+            if any(old_columns(pq.read_schema(f).names) for f in files):
+                raise InputError(root, _outdated(_table_of(root)))
             tables.append(dataset.to_table())
     if not tables:
         return pa.table({})
     # Feature sets may have different feature columns: missing ones become null.
     return pa.concat_tables(tables, promote_options="default")
+
+
+def _table_of(root: Path) -> Path:
+    """The feature table of ``root``, which may be its errors table."""
+    return (
+        root.with_name(root.name.removesuffix(".errors")) if root.name.endswith(".errors") else root
+    )
 
 
 def read_table(table: str | Path, *, feature_set: str | None = None) -> pa.Table:
@@ -542,13 +639,20 @@ class CompactSummary:
     rows: int = 0
     partitions: int = 0
     atomic: bool = True
+    migrated: int = 0
 
     def report(self) -> str:
         how = "" if self.atomic else " (folders swapped in two renames: exchange unsupported here)"
-        return (
+        text = (
             f"compacted {self.table}: {self.partitions} partition(s), {self.files_before} -> "
             f"{self.files_after} files, {self.rows} rows unchanged{how}"
         )
+        if self.migrated:
+            text += (
+                f"\n{self.migrated} file(s) of an older radflow migrated: id columns renamed to "
+                f"{', '.join(RENAMED_COLUMNS.values())}"
+            )
+        return text
 
 
 _RENAME_EXCHANGE = 2
@@ -574,7 +678,7 @@ def _exchange(a: Path, b: Path) -> bool:
 def _pack(data: pa.Table, max_rows: int) -> list[pa.Table]:
     """Split rows into files of at most ``max_rows``, each case whole in one file."""
     data = _sorted(data)
-    counts = Counter(data.column("case").to_pylist())
+    counts = Counter(data.column("case_id").to_pylist())
     chunks, start, size = [], 0, 0
     for case in sorted(counts):
         if size and size + counts[case] > max_rows:
@@ -593,7 +697,8 @@ def compact(table: str | Path, *, max_rows: int = 100_000) -> CompactSummary:
     ``TABLE``, so that no reader's glob sees it) and swapped with the live one
     in one atomic exchange. Every case stays whole in one file, so later runs
     still replace a case's rows with one rename. Left-over temporaries of
-    killed writers are removed.
+    killed writers are removed. Files of an older radflow get the current id
+    column names first (:func:`migrate`).
 
     Parameters
     ----------
@@ -617,6 +722,7 @@ def compact(table: str | Path, *, max_rows: int = 100_000) -> CompactSummary:
         raise InputError(table, "no such table folder")
     summary = CompactSummary(table=table)
     with table_lock(table):
+        summary.migrated = migrate(table)
         for _, _, _, folder in _leaf_dirs(table):
             files = _data_files(folder)
             leftovers = [p for p in folder.iterdir() if is_temporary(p.name)]
@@ -631,7 +737,7 @@ def compact(table: str | Path, *, max_rows: int = 100_000) -> CompactSummary:
             staging.mkdir()
             try:
                 for chunk in _pack(data, max_rows) if data.num_rows else []:
-                    cases = sorted(set(chunk.column("case").to_pylist()))
+                    cases = sorted(set(chunk.column("case_id").to_pylist()))
                     name = _PART_FILE.format(
                         hashlib.sha256("\0".join(cases).encode()).hexdigest()[:16]
                     )
@@ -738,9 +844,12 @@ def _verify_feature_set(table: Path, fs: str, out: VerifyReport) -> None:
         for path in _data_files(folder):
             rel = path.relative_to(table)
             out.files += 1
-            wanted = ["case", "params_hash", *KEY_COLUMNS]
+            wanted = ["case_id", "params_hash", *KEY_COLUMNS]
             try:
                 file = pq.ParquetFile(path)
+                if old_columns(file.schema_arrow.names):
+                    out.problems.append(f"{rel}: {_outdated(table)}")
+                    continue
                 missing = set(wanted) - set(file.schema_arrow.names)
                 if missing:
                     out.problems.append(f"{rel}: missing columns {sorted(missing)}")
@@ -760,7 +869,7 @@ def _verify_feature_set(table: Path, fs: str, out: VerifyReport) -> None:
                 out.problems.append(
                     f"{rel}: rows of params hash {sorted(hashes)} in feature set {fs}"
                 )
-            for case in set(data.column("case").to_pylist()):
+            for case in set(data.column("case_id").to_pylist()):
                 homes.setdefault((inst, mod, case), []).append(path.name)
             columns = [data.column(c).to_pylist() for c in KEY_COLUMNS]
             keys.update(zip(*columns))

@@ -22,6 +22,7 @@ from radflow._version import __version__
 from radflow.errors import RadflowError
 from radflow.extraction.extractor import extract
 from radflow.pipeline.plan import Task
+from radflow.store.chunks import DamagedChunkError
 from radflow.store.read import open_label, open_volume
 
 dask = load("dask")
@@ -39,13 +40,19 @@ class TaskError:
     """A task that failed for a reason that running it again cannot change.
 
     Bad input (:class:`radflow.errors.RadflowError`: corrupt ROI, geometry
-    mismatch, invalid settings) is returned rather than raised, so that Dask's
-    ``retries`` are spent only on errors that may be transient (I/O, memory).
+    mismatch, an ROI below ``minimumROISize``, invalid settings) is returned
+    rather than raised, so that Dask's ``retries`` are spent only on errors that
+    may be transient (I/O, memory, a lost worker).
+
+    ``permanent``: the same input gives the same error, so the errors table
+    records it as a known failure that incremental runs do not retry until the
+    task's input or parameters change (see :mod:`radflow.pipeline.run`).
     """
 
     error_type: str
     message: str
     traceback: str
+    permanent: bool = True
 
 
 def _plain(value):
@@ -85,9 +92,9 @@ def rows_from_result(task: Task, result: dict) -> list[dict]:
         row = rows.get(image_type)
         if row is None:
             row = rows[image_type] = {
-                "case": task.case,
-                "study": task.study,
-                "series": task.series,
+                "case_id": task.case,
+                "study_id": task.study,
+                "series_id": task.series,
                 "roi": task.roi,
                 "label_key": task.label_key,
                 "label": task.label,
@@ -114,8 +121,9 @@ def extract_task(task: Task) -> list[dict] | TaskError:
     -------
     list of dict or TaskError
         One row per image type of the group (see :func:`rows_from_result`),
-        or the :class:`TaskError` of bad input. Any other exception (I/O,
-        a corrupt chunk, memory) is raised, for Dask to retry and then report.
+        or the :class:`TaskError` of bad input (a damaged store chunk: not
+        ``permanent``, since restoring the file mends it under the same key). Any
+        other exception (I/O, memory) is raised, for Dask to retry and then report.
     """
     try:
         image = open_volume(task.store, task.case, task.series)
@@ -124,7 +132,8 @@ def extract_task(task: Task) -> list[dict] | TaskError:
             result = extract(image, mask, task.params, label=task.label)
         return rows_from_result(task, result)
     except RadflowError as exc:
-        return TaskError(type(exc).__name__, str(exc), traceback.format_exc())
+        permanent = not isinstance(exc, DamagedChunkError)
+        return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
 
 
 class SingleThreadedLibraries(WorkerPlugin):

@@ -57,8 +57,8 @@ def _write_table(table, cohort, *, skip=(), params=PARAMS, extra_series=None):
                 )
                 rows = [
                     {
-                        "case": case,
-                        "series": s,
+                        "case_id": case,
+                        "series_id": s,
                         "roi": roi,
                         "label_key": "rs",
                         "label": label,
@@ -130,7 +130,7 @@ def test_pivot_agrees_with_duckdb(archive):
     """An independent reader of the same table gives the same cells."""
     study = load_study(archive["table"], feature_set=_feature_set())
     rows = duckdb.sql(
-        f'SELECT "case", modality, roi, image_type, glcm_Contrast FROM read_parquet('
+        f"SELECT case_id, modality, roi, image_type, glcm_Contrast FROM read_parquet("
         f"'{archive['table']}/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
     assert len(rows) == (2 * N - 1) * 4
@@ -303,6 +303,25 @@ def test_two_series_holding_one_roi_is_an_error(tmp_path):
         InputError, match=r"2 rows for CT\.gtv\.original .* remove the extra series"
     ):
         load_study(tmp_path / "t")
+
+
+def test_a_table_of_an_older_radflow_is_refused_with_the_command_that_migrates_it(tmp_path):
+    import pyarrow.parquet as pq
+
+    from radflow.pipeline.table import compact
+
+    table = tmp_path / "t"
+    _write_table(table, draw_cohort(2, seed=3))
+    files = sorted(table.rglob("*.parquet"))
+    for path in files:  # the id columns as radflow wrote them before `case` became `case_id`
+        data = pq.read_table(path)
+        pq.write_table(
+            data.rename_columns(["case", "study", "series", *data.column_names[3:]]), path
+        )
+    with pytest.raises(InputError, match=rf"`case_id`.*`radflow table compact {table}`"):
+        load_study(table)
+    assert compact(table).migrated == len(files)
+    assert len(load_study(table).X) == 2
 
 
 def test_encode_covariates():

@@ -106,7 +106,7 @@ def _run(store, table, scheduler, **kwargs):
 def _rows(table, where="true"):
     return duckdb.sql(
         f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
-        f"WHERE {where} ORDER BY series, label_key, label, image_type"
+        f"WHERE {where} ORDER BY series_id, label_key, label, image_type"
     ).df()
 
 
@@ -201,7 +201,9 @@ def test_rows_match_single_process_extraction(store, tmp_path, scheduler):
     assert len(rows) == TASKS
     columns = feature_columns(load_params(PARAMS))
     produced = set()
-    for (case, series, key, label), group in rows.groupby(["case", "series", "label_key", "label"]):
+    for (case, series, key, label), group in rows.groupby(
+        ["case_id", "series_id", "label_key", "label"]
+    ):
         expected = extract(
             open_volume(store, case, series),
             open_label(store, case, series, key),
@@ -250,15 +252,15 @@ def test_incremental_runs_redo_only_what_changed(store, tmp_path, scheduler):
     assert (changed.extracted, changed.skipped, changed.removed) == (4, TASKS - 4, 4)
     rows = _rows(table)
     assert len(rows) == TASKS
-    assert set(rows.loc[rows.series == "CT-2", "run_id"]) == {changed.run_id}
-    assert set(rows.loc[rows.series == "CT-2", "input_fingerprint"]) == {"fp-CT-2-v2"}
-    assert set(rows.loc[rows.series != "CT-2", "run_id"]) == {first.run_id}
+    assert set(rows.loc[rows.series_id == "CT-2", "run_id"]) == {changed.run_id}
+    assert set(rows.loc[rows.series_id == "CT-2", "input_fingerprint"]) == {"fp-CT-2-v2"}
+    assert set(rows.loc[rows.series_id != "CT-2", "run_id"]) == {first.run_id}
 
     # A series deleted from the store: its rows go, nothing is extracted.
     shutil.rmtree(store / "P003")
     deleted = _run(store, table, scheduler, incremental=True)
     assert (deleted.extracted, deleted.removed) == (0, 4)
-    assert "P003" not in set(_rows(table).case)
+    assert "P003" not in set(_rows(table).case_id)
     assert not any(table.rglob("case-P003.parquet"))
 
     # A new ROI of an unchanged series (threshold segmentation) is extracted.
@@ -318,9 +320,9 @@ def test_corrupt_case_is_recorded_and_the_rest_extracted(store, tmp_path, schedu
     assert f"{TASKS - 4}/{TASKS} tasks" not in out.err and f"{TASKS}/{TASKS} tasks" in out.err
 
     rows = _rows(table)
-    assert len(rows) == TASKS - 4 and "P002" not in set(rows.case)
+    assert len(rows) == TASKS - 4 and "P002" not in set(rows.case_id)
     errors = read_errors(table).to_pandas()
-    assert sorted(errors.series) == ["CT-2"] * 4
+    assert sorted(errors.series_id) == ["CT-2"] * 4
     assert set(errors.institution) == {"INST_B"} and set(errors.modality) == {"CT"}
     assert errors.message.str.len().min() > 0
     assert errors.traceback_digest.str.fullmatch("[0-9a-f]{16}").all()
@@ -342,7 +344,7 @@ def test_cli_table_commands_and_plan_failures(store, tmp_path, scheduler, capsys
     summary = _run(store, table, scheduler)
     assert (summary.failed, summary.extracted) == (1, TASKS - 4)
     errors = read_errors(table).to_pandas()
-    assert list(errors.series) == ["CT-3"] and list(errors.modality) == ["unknown"]
+    assert list(errors.series_id) == ["CT-3"] and list(errors.modality) == ["unknown"]
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command"))
@@ -368,3 +370,154 @@ def test_traceback_digest_ignores_the_message():
     b = 'Traceback:\n  File "/y/radflow/a.py", line 3, in f\nValueError: case P002'
     c = 'Traceback:\n  File "/y/radflow/a.py", line 4, in f\nValueError: case P002'
     assert traceback_digest(a) == traceback_digest(b) != traceback_digest(c)
+
+
+# -- known failures (nightly runs) ------------------------------------------------
+
+
+def _write_tiny(store: Path, voxels: int, version: str) -> None:
+    """P009/CT-9: a GTV of one voxel (refused by any extraction), or a 2 x 2 x ``voxels`` box."""
+    image = _image(9, "CT")
+    values = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
+    if voxels == 1:
+        values[5, 8, 8] = 1
+    else:
+        values[5:7, 8:10, 8 : 8 + voxels] = 1
+    label = sitk.GetImageFromArray(values)
+    label.CopyInformation(image)
+    write_series(
+        store,
+        "P009",
+        "CT-9",
+        image,
+        [LabelMap("gtv", "labelmap", label, {1: "GTV"})],
+        attrs={"modality": "CT", "institution": "INST_A", "case": "P009"},
+        fingerprint=f"fp-CT-9-{version}",
+    )
+
+
+def _cli_run(tmp_path, store, table, scheduler, *extra):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(
+        "imageType: {Original: {}, Square: {}}\n"
+        "featureClass: {firstorder: null, shape: [VoxelVolume, Sphericity], "
+        "glcm: [Contrast, JointEntropy]}\nsetting: {binWidth: 25}\n"
+    )
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["run", str(store), "-p", str(params_file), "--table", str(table)]
+        + ["--scheduler", scheduler, "--retries", "1", "-q", *extra]
+    )
+    return args.func(args)
+
+
+def test_known_failures_are_recorded_once_and_not_retried(store, tmp_path, scheduler, capsys):
+    _write_tiny(store, 1, "v1")  # a one-voxel ROI: InputError, whatever the run
+    table = tmp_path / "features"
+    assert _cli_run(tmp_path, store, table, scheduler) == 1  # new failures: exit 1
+    out = capsys.readouterr().out
+    assert "new failures" in out and "known failures" not in out
+    first = read_errors(table).to_pandas()
+    assert sorted(first.series_id) == ["CT-9", "CT-9"] and first.permanent.all()
+    assert set(first.error_type) == {"InputError"}
+
+    # The nightly run: nothing new, the known failures reported, exit 0, not extracted again.
+    assert _cli_run(tmp_path, store, table, scheduler, "--incremental") == 0
+    out = capsys.readouterr().out
+    assert "known failures, not retried" in out and "CT-9" in out
+    assert "failed                2  (new 0, known 2)" in out
+    again = _run(store, table, scheduler, incremental=True)
+    assert (again.extracted, again.failed, again.known_failed, again.new_failures) == (0, 2, 2, 0)
+    assert again.skipped == TASKS
+    kept = read_errors(table).to_pandas()
+    assert list(kept.run_id) == list(first.run_id) and list(kept.failed_at) == list(first.failed_at)
+    assert len(_rows(table)) == TASKS
+
+    # A full run tries them again; failing the same way, they are still known.
+    full = _run(store, table, scheduler)
+    assert (full.extracted, full.failed, full.known_failed) == (TASKS, 2, 2)
+
+    # The input changes (a larger GTV re-ingested): retried, extracted, the errors cleared.
+    _write_tiny(store, 6, "v2")
+    fixed = _run(store, table, scheduler, incremental=True)
+    assert (fixed.extracted, fixed.failed, fixed.known_failed) == (2, 0, 0)
+    assert read_errors(table).num_rows == 0
+    assert len(_rows(table)) == TASKS + 2
+
+
+def test_transient_failures_are_retried(store, tmp_path, scheduler, monkeypatch):
+    from radflow.pipeline import tasks
+
+    real = tasks.extract
+
+    def flaky(image, mask, params, **kwargs):
+        if image.attrs.get("case") == "P002":
+            raise OSError("NFS went away")
+        return real(image, mask, params, **kwargs)
+
+    monkeypatch.setattr(tasks, "extract", flaky)
+    table = tmp_path / "features"
+    first = _run(store, table, scheduler)
+    assert (first.failed, first.known_failed, first.new_failures) == (4, 0, 4)
+    errors = read_errors(table).to_pandas()
+    assert set(errors.error_type) == {"OSError"} and not errors.permanent.any()
+    again = _run(store, table, scheduler, incremental=True)  # still failing: new again
+    assert (again.extracted, again.failed, again.new_failures) == (0, 4, 4)
+    monkeypatch.setattr(tasks, "extract", real)
+    healed = _run(store, table, scheduler, incremental=True)
+    assert (healed.extracted, healed.failed) == (4, 0)
+    assert read_errors(table).num_rows == 0
+
+
+def test_tables_of_an_older_radflow_are_migrated(store, tmp_path, scheduler):
+    """Files with the old id columns (`case` is an SQL keyword) are refused by readers with the
+    command that migrates them; the next run renames them and keeps the rows."""
+    import pyarrow.parquet as pq
+
+    from radflow.errors import InputError
+    from radflow.pipeline.table import RENAMED_COLUMNS, compact, errors_path
+
+    (store / "P003" / "CT-3" / "zarr.json").write_text("{not json")  # one error row too
+    table = tmp_path / "features"
+    first = _run(store, table, scheduler)
+    old_names = {new: old for old, new in RENAMED_COLUMNS.items()}
+    files = sorted(table.rglob("*.parquet")) + sorted(errors_path(table).rglob("*.parquet"))
+    for path in files:
+        data = pq.read_table(path)
+        data = data.rename_columns([old_names.get(n, n) for n in data.column_names])
+        if "permanent" in data.column_names:  # errors of the older version had no such column
+            data = data.drop_columns(["permanent"])
+        pq.write_table(data, path)
+    with pytest.raises(InputError, match=r"radflow table compact .*features"):
+        read_table(table)
+    report = verify(table)
+    assert not report.ok and "case_id" in report.problems[0]
+
+    again = _run(store, table, scheduler, incremental=True)
+    assert (again.extracted, again.skipped, again.removed) == (0, TASKS - 4, 0)
+    assert verify(table).ok
+    assert set(_rows(table).run_id) == {first.run_id}
+    rows = duckdb.sql(
+        f"select case_id, series_id, study_id, roi from read_parquet('{table}/**/*.parquet', "
+        "hive_partitioning=true) order by all"
+    ).fetchall()
+    assert len(rows) == TASKS - 4 and rows[0][:2] == ("P001", "CT-1")
+    assert list(read_errors(table).to_pandas().series_id) == ["CT-3"]
+
+    # `radflow table compact` migrates too.
+    for path in sorted(table.rglob("*.parquet")):
+        data = pq.read_table(path)
+        pq.write_table(data.rename_columns(["case"] + data.column_names[1:]), path)
+    assert compact(table).migrated == len(list(table.rglob("*.parquet")))
+    assert verify(table).ok
+
+
+def test_sql_needs_no_quotes_for_the_id_columns(store, tmp_path, scheduler):
+    table = tmp_path / "features"
+    _run(store, table, scheduler)
+    glob = f"read_parquet('{table}/**/*.parquet', hive_partitioning=true)"
+    rows = duckdb.sql(
+        f"select case_id, roi, count(*) as n from {glob} group by case_id, roi order by all"
+    ).fetchall()
+    assert rows[0] == ("P001", "gtv", 4)

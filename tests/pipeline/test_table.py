@@ -60,9 +60,9 @@ def _rows(case, modality, version=0, rois=2):
         for i, image_type in enumerate(("original", "square")):
             out.append(
                 {
-                    "case": case,
-                    "study": None,
-                    "series": f"{modality}-{case}",
+                    "case_id": case,
+                    "study_id": None,
+                    "series_id": f"{modality}-{case}",
                     "roi": f"roi{label}",
                     "label_key": "gtv",
                     "label": label,
@@ -97,7 +97,7 @@ def filled(tmp_path) -> Path:
 def _duckdb(table, where=""):
     glob = f"{table}/**/*.parquet"
     return duckdb.sql(
-        f'SELECT feature_set, institution, modality, "case", series, label, image_type, '
+        f"SELECT feature_set, institution, modality, case_id, series_id, label, image_type, "
         "firstorder_Mean, glcm_Contrast, run_id "
         f"FROM read_parquet('{glob}', hive_partitioning=true) "
         f"{where} ORDER BY ALL"
@@ -121,8 +121,8 @@ def test_four_readers_read_the_same_rows(filled):
         (
             inst,
             mod,
-            row["case"],
-            row["series"],
+            row["case_id"],
+            row["series_id"],
             row["label"],
             row["image_type"],
             row["firstorder_Mean"],
@@ -133,14 +133,14 @@ def test_four_readers_read_the_same_rows(filled):
     assert len(expected) == 20
 
     rows = duckdb.sql(
-        f'SELECT institution, modality, "case", series, label, image_type, firstorder_Mean '
+        f"SELECT institution, modality, case_id, series_id, label, image_type, firstorder_Mean "
         f"FROM read_parquet('{filled}/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
     assert sorted(rows) == expected
 
     frame = pl.scan_parquet(f"{filled}/**/*.parquet", hive_partitioning=True).collect()
     got = frame.select(
-        "institution", "modality", "case", "series", "label", "image_type", "firstorder_Mean"
+        "institution", "modality", "case_id", "series_id", "label", "image_type", "firstorder_Mean"
     ).rows()
     assert sorted(got) == expected
     assert set(frame["feature_set"]) == {_fs()}
@@ -150,8 +150,8 @@ def test_four_readers_read_the_same_rows(filled):
         (
             str(r.institution),
             str(r.modality),
-            r.case,
-            r.series,
+            r.case_id,
+            r.series_id,
             int(r.label),
             r.image_type,
             r.firstorder_Mean,
@@ -168,8 +168,8 @@ def test_four_readers_read_the_same_rows(filled):
                 for c in (
                     "institution",
                     "modality",
-                    "case",
-                    "series",
+                    "case_id",
+                    "series_id",
                     "label",
                     "image_type",
                     "firstorder_Mean",
@@ -193,14 +193,14 @@ def test_replacing_a_case_keeps_valid_rows_and_drops_the_rest(filled):
         assert result.written == 2 and result.removed_keys == ["k-P002-CT-1-v0"] * 2
         # P003: series deleted from the store: nothing valid, nothing new.
         writer.commit("INST_B", "CT", "P003", [], keep=set())
-    rows = _duckdb(filled, "WHERE \"case\" = 'P002'")
+    rows = _duckdb(filled, "WHERE case_id = 'P002'")
     assert [(r[5], r[6], r[8], r[9]) for r in rows] == [
         (1, "original", 1.0, "run2"),
         (1, "square", 1.0, "run2"),
         (2, "original", 0.0, "run1"),
         (2, "square", 0.0, "run1"),
     ]
-    assert _duckdb(filled, "WHERE \"case\" = 'P003'") == []
+    assert _duckdb(filled, "WHERE case_id = 'P003'") == []
     assert not any(filled.rglob("case-P003.parquet"))
     assert verify(filled).ok
 
@@ -216,7 +216,7 @@ def test_readers_never_see_a_case_half_replaced(filled):
             seen.append(
                 con.sql(
                     f"SELECT count(*), count(DISTINCT glcm_Contrast) FROM read_parquet("
-                    f"'{filled}/**/*.parquet', hive_partitioning=true) WHERE \"case\" = 'P002'"
+                    f"'{filled}/**/*.parquet', hive_partitioning=true) WHERE case_id = 'P002'"
                 ).fetchall()[0]
             )
 
@@ -283,8 +283,8 @@ def test_a_failed_write_leaves_the_old_rows(filled, monkeypatch):
 
 def test_errors_table_lies_outside_the_feature_glob(filled):
     error = {
-        "case": "P002",
-        "series": "CT-P002",
+        "case_id": "P002",
+        "series_id": "CT-P002",
         "roi": "roi1",
         "label_key": "gtv",
         "label": 1,
@@ -305,7 +305,7 @@ def test_errors_table_lies_outside_the_feature_glob(filled):
     errors = read_errors(filled)
     assert errors.column("message").to_pylist() == ["empty ROI"]
     assert errors.column("institution").to_pylist() == ["INST_B"]
-    assert _duckdb(filled, "WHERE \"case\" = 'P002'") == []  # the glob holds features only
+    assert _duckdb(filled, "WHERE case_id = 'P002'") == []  # the glob holds features only
     with table_lock(filled):
         assert _writer(filled).prune_errors(set()) == 1
     assert read_errors(filled).num_rows == 0
