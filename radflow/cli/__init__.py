@@ -144,7 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-p", "--param", dest="params", help="PyRadiomics parameter file (YAML or JSON)")
     p.add_argument(
-        "-l", "--label", type=int, help="label value of the ROI (default: the setting, 1)"
+        "-l",
+        "--label",
+        type=ibsi.label_argument,
+        help="label value of the ROI (default: the setting, 1); with --ibsi, 'all' merges "
+        "every label",
     )
     p.add_argument(
         "-f",

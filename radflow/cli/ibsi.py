@@ -2,7 +2,9 @@
 
 - :func:`add_commands` adds ``radflow ibsi-check`` and ``radflow features``;
 - :func:`add_extract_option` adds ``--ibsi CONFIG`` to the ``extract`` command
-  and :func:`extract_ibsi_output` produces what it prints.
+  and :func:`extract_ibsi_output` produces what it prints;
+- :func:`label_argument` parses ``extract --label`` (a label value, or ``all``
+  in IBSI mode).
 
 The packages load their modules on first use (:func:`radflow._lazy.attach`), so
 ``radflow --help`` stays fast.
@@ -10,6 +12,7 @@ The packages load their modules on first use (:func:`radflow._lazy.attach`), so
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -28,6 +31,7 @@ __all__ = [
     "default_reference_dir",
     "extract_ibsi_output",
     "feature_table",
+    "label_argument",
     "markdown_document",
 ]
 
@@ -92,12 +96,28 @@ def add_extract_option(parser) -> None:
         metavar="CONFIG",
         default=None,
         help="IBSI mode: configuration phantom, A, B, C, D, E or a YAML file; "
-        "keys are the IBSI submission tags",
+        "keys are the IBSI submission tags; the ROI is --label (default 1; 'all' merges "
+        "every label)",
     )
 
 
+def label_argument(text: str) -> int | str:
+    """``--label`` of ``extract``: an integer > 0, or ``all`` (IBSI mode: every label merged)."""
+    if text.strip().lower() == "all":  # extraction.ibsi.ALL_LABELS, not loaded to parse
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a label value > 0 or 'all' (with --ibsi), got {text!r}"
+        )
+    return value
+
+
 def extract_ibsi_output(
-    image, mask, config, *, output_format: str = "json", label: int | None = None
+    image, mask, config, *, output_format: str = "json", label: int | str | None = None
 ) -> str:
     """What ``radflow extract IMAGE MASK --ibsi CONFIG --format FORMAT`` prints.
 
@@ -109,8 +129,9 @@ def extract_ibsi_output(
         ``phantom``, ``A`` .. ``E`` or a YAML configuration.
     output_format : {"json", "csv"}, optional
         JSON object ``{tag: value}`` (NaN as null), or CSV ``tag,value`` rows.
-    label : int, optional
-        ROI label value in the mask (default: every non-zero voxel).
+    label : int or "all", optional
+        ROI label value in the mask (default 1); ``"all"``: every non-zero
+        voxel, all labels merged.
     """
     if output_format not in ("json", "csv"):
         raise InputError("--format", f"IBSI mode writes json or csv, got {output_format!r}")

@@ -70,6 +70,7 @@ from radflow.preprocess.resegment import resegment
 from radflow.preprocess.roi_checks import (
     DEFAULT_GEOMETRY_TOLERANCE,
     _geometry_mismatch,
+    check_label_values,
     check_mask,
     roi_bounding_box,
 )
@@ -246,8 +247,14 @@ def _load(item, what: str) -> tuple[str, sitk.Image]:
     )
 
 
-def _scalar_mask(mask: sitk.Image, settings: Settings, source: str) -> sitk.Image:
-    """PyRadiomics' ``getMask``: one component of a vector mask, integer labels."""
+def _scalar_mask(
+    mask: sitk.Image, settings: Settings, source: str, *, whole_volume: bool = True
+) -> sitk.Image:
+    """PyRadiomics' ``getMask``: one component of a vector mask, integer labels.
+
+    Unlike PyRadiomics, values that cannot be labels (fractional, or an image
+    given as the mask) are refused (:func:`check_label_values`), not truncated.
+    """
     components = mask.GetNumberOfComponentsPerPixel()
     if components > 1:
         if settings.label_channel >= components:
@@ -257,8 +264,9 @@ def _scalar_mask(mask: sitk.Image, settings: Settings, source: str) -> sitk.Imag
                 f"{components} components",
             )
         mask = sitk.VectorIndexSelectionCast(mask, settings.label_channel)
+    check_label_values(mask, source=source, whole_volume=whole_volume)
     if mask.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        mask = sitk.Cast(mask, sitk.sitkUInt32)  # truncates, as PyRadiomics' cast
+        mask = sitk.Cast(mask, sitk.sitkUInt32)  # whole numbers (checked), as PyRadiomics
     return mask
 
 
@@ -366,7 +374,7 @@ def _open_store(source: RoiSource, params: ExtractionParams) -> _Volume:
     shape_zyx, spacing_zyx = source.shape_zyx, source.spacing_zyx
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
     image_crop, mask_box = source.read(region)
-    mask_crop = _scalar_mask(mask_box, settings, mask_source)
+    mask_crop = _scalar_mask(mask_box, settings, mask_source, whole_volume=False)
     _check_finite(sitk.GetArrayViewFromImage(image_crop), image_source)
     lower_xyz = tuple(s.start for s in region[::-1])
 

@@ -34,20 +34,23 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow._geometry import SpacingError, bounding_box, grow_box, spacing_mm
-from radflow.errors import InputError
+from radflow.errors import InputError, SettingsError
 from radflow.features.ibsi import registry
 from radflow.filters.image_types import filter_responses, read_box
 from radflow.io.image_file import read_image
 from radflow.params.ibsi import IbsiConfig, load_ibsi_config
 from radflow.preprocess import ibsi as proc
-from radflow.preprocess.roi_checks import geometry_mismatch
+from radflow.preprocess.roi_checks import check_label_values, geometry_mismatch
 from radflow.store.convert import to_sitk
 from radflow.store.source import is_dataarray
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["IbsiImages", "compute_ibsi", "extract_ibsi", "process_ibsi"]
+__all__ = ["ALL_LABELS", "IbsiImages", "compute_ibsi", "extract_ibsi", "process_ibsi"]
+
+#: The `label` that takes every non-zero voxel of the mask as the ROI.
+ALL_LABELS = "all"
 
 #: Radius in mm of the 1 cm^3 sphere of the local intensity peak: the crop
 #: around the ROI keeps every voxel it can reach.
@@ -93,7 +96,7 @@ def extract_ibsi(
     mask: str | PathLike | sitk.Image | xr.DataArray,
     config: str | PathLike | IbsiConfig,
     *,
-    label: int | None = None,
+    label: int | str | None = None,
 ) -> dict[str, float]:
     """Compute every IBSI 1 feature of one ROI under an IBSI configuration.
 
@@ -103,11 +106,15 @@ def extract_ibsi(
         The image: a NIfTI/NRRD/MetaImage file, an image, or a store volume
         (``radflow.store.read.open_volume``).
     mask : str, path-like, SimpleITK.Image or xarray.DataArray
-        The ROI on the image's grid (``open_label`` for the store).
+        The label map on the image's grid (``open_label`` for the store):
+        whole numbers, as :func:`radflow.preprocess.roi_checks.check_label_values`
+        checks (an image given as the mask is refused).
     config : str, path-like or IbsiConfig
         ``"phantom"``, ``"A"`` .. ``"E"``, a YAML file or a loaded configuration.
-    label : int, optional
-        Label value of the ROI in `mask`; by default every non-zero voxel.
+    label : int or "all", optional
+        Label value of the ROI in `mask`, > 0; None: 1, as in PyRadiomics
+        mode. ``"all"`` (:data:`ALL_LABELS`): every non-zero voxel, all labels
+        merged into one ROI.
 
     Returns
     -------
@@ -121,11 +128,13 @@ def extract_ibsi(
     Raises
     ------
     radflow.errors.InputError
-        Unreadable input, mask not on the image grid, empty ROI.
+        Unreadable input, a mask that is not a label map, mask not on the
+        image grid, `label` absent, empty ROI.
     radflow.errors.SettingsError
-        Invalid configuration.
+        Invalid configuration or `label`.
     """
     config = load_ibsi_config(config)
+    label = _check_label(label)
     values, roi, spacing_zyx = _read_pair(image, mask, label)
     return compute_ibsi(values, roi, spacing_zyx=spacing_zyx, config=config)
 
@@ -144,7 +153,7 @@ def compute_ibsi(
     image : array_like, shape (z, y, x)
         Intensities (HU, SUV, ...).
     mask : array_like of bool, shape (z, y, x)
-        The ROI.
+        The ROI: bool, or 0 and 1 (a label map is refused: select its label first).
     spacing_zyx : sequence of 3 float
         Voxel spacing in mm.
     config : str, path-like or IbsiConfig
@@ -181,6 +190,7 @@ def process_ibsi(
     ----------
     image : array_like, shape (z, y, x)
     mask : array_like of bool, shape (z, y, x)
+        The ROI: bool, or 0 and 1 (a label map is refused: select its label first).
     spacing_zyx : sequence of 3 float
         Voxel spacing in mm.
     config : str, path-like or IbsiConfig
@@ -201,6 +211,13 @@ def process_ibsi(
     roi = np.asarray(mask)
     if roi.shape != values.shape:
         raise InputError("mask", f"shape {roi.shape} differs from the image's {values.shape}")
+    if roi.dtype != bool:
+        if not np.issubdtype(roi.dtype, np.number) or np.any((roi != 0) & (roi != 1)):
+            raise InputError(
+                "mask",
+                "expected a boolean ROI (or 0 and 1); select the label of a label map first "
+                "(roi = labels == 1)",
+            )
     roi = roi.astype(bool)
     if not roi.any():
         raise InputError("mask", "the ROI is empty")
@@ -388,23 +405,47 @@ _FAMILY_CALLS = {
 }
 
 
+def _check_label(label) -> int | str:
+    """`label` of :func:`extract_ibsi`: None -> 1; an integer > 0 or ``"all"``."""
+    if label is None:
+        return 1
+    if label == ALL_LABELS:
+        return ALL_LABELS
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 1:
+        raise SettingsError(
+            f"label must be an integer > 0 or {ALL_LABELS!r} (every label merged), got {label!r}"
+        )
+    return int(label)
+
+
 def _read_pair(image, mask, label):
     """Intensities and ROI as (z, y, x) arrays, and the spacing in mm, from any accepted input."""
     image_sitk = _as_sitk(image, "image")
     mask_sitk = _as_sitk(mask, "mask")
     source = str(mask) if isinstance(mask, (str, PathLike)) else "mask"
+    if mask_sitk.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            source, f"mask has {mask_sitk.GetNumberOfComponentsPerPixel()} components per voxel"
+        )
+    labels = sitk.GetArrayFromImage(mask_sitk)
+    check_label_values(labels, source=source)
     mismatch = geometry_mismatch(image_sitk, mask_sitk)
     if mismatch:
         raise InputError(source, f"mask is not on the image grid: {mismatch}")
     values = sitk.GetArrayFromImage(image_sitk)
-    labels = sitk.GetArrayFromImage(mask_sitk)
-    if label is None:
+    if label == ALL_LABELS:
         roi = labels != 0
     else:
         roi = labels == label
         if not roi.any():
+            present = np.unique(labels)
+            present = present[present != 0]
+            if present.size == 0:
+                raise InputError(source, "the ROI is empty: nothing is segmented in the mask")
             raise InputError(
-                source, f"label {label} is absent from the mask (labels: {np.unique(labels)[:10]})"
+                source,
+                f"label {label} is absent from the mask (labels: {present[:10].tolist()}); "
+                "give the ROI's label, or 'all' to merge every label",
             )
     return values, roi, tuple(image_sitk.GetSpacing()[::-1])
 

@@ -8,6 +8,10 @@ direction) is what they check and keep. Voxel indices are in SimpleITK's
 
 Each failed check raises :class:`~radflow.errors.InputError` naming the
 mask (``source``) and the reason in PyRadiomics' words, on one line.
+
+:func:`check_label_values` is radflow's own check, not PyRadiomics': it
+refuses a "mask" that cannot be a label map (an image given as the mask),
+which would otherwise give features of scattered one-voxel "ROIs".
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from radflow.errors import InputError, SettingsError
 
 __all__ = [
     "BoundingBox",
+    "check_label_values",
     "check_mask",
     "check_roi_inside_image",
     "crop_to_roi",
@@ -34,6 +39,16 @@ __all__ = [
 DEFAULT_GEOMETRY_TOLERANCE = 1e-6
 # PyRadiomics' slack when testing that an ROI lies inside the image (voxels).
 _INSIDE_TOLERANCE = 1e-3
+#: More distinct non-zero values than this and a "mask" is taken for an image
+#: (a uint8 label map holds at most 255 labels).
+MAX_LABEL_VALUES = 255
+#: A "mask" with more distinct non-zero values than this whose non-zero voxels
+#: cover more than :data:`MAX_LABELLED_FRACTION` of the volume is an image too
+#: (an image of modest dynamic range: almost no voxel is exactly 0).
+MANY_LABEL_VALUES = 32
+MAX_LABELLED_FRACTION = 0.9
+# Value span up to which distinct values are counted with a histogram (else sorted).
+_HISTOGRAM_SPAN = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,101 @@ def roi_bounding_box(
     if box is None:
         raise InputError(source, _label_absent(mask, label))
     return box
+
+
+def check_label_values(
+    labels: np.ndarray | sitk.Image,
+    *,
+    source: str | PathLike = "mask",
+    whole_volume: bool = True,
+) -> None:
+    """Refuse a mask whose values cannot be those of a label map.
+
+    A label map holds whole numbers, a few distinct values, and background
+    (0) on much of the volume. An image given as the mask (image and mask
+    swapped) breaks one of these; extracting it would give features of the
+    scattered voxels that happen to equal the label. Refused:
+
+    - values that are not whole numbers (a float mask with fractional
+      values, NaN or infinity): PyRadiomics would truncate them silently;
+    - more than :data:`MAX_LABEL_VALUES` (255) distinct non-zero values;
+    - with `whole_volume`, more than :data:`MANY_LABEL_VALUES` (32) distinct
+      non-zero values on more than 90 % of the voxels
+      (:data:`MAX_LABELLED_FRACTION`).
+
+    Masks of 0/1 and label maps of a few ROIs pass after a minimum and a
+    maximum; the distinct values are counted (one pass, slice by slice) only
+    when the values span more than 0..32.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray or SimpleITK.Image
+        The mask's values (one component per voxel).
+    source : str or path-like
+        Named in the error (the mask file or store key).
+    whole_volume : bool
+        `labels` is the whole mask, not a box of it (the coverage test
+        applies only then).
+
+    Raises
+    ------
+    InputError
+        The message names `source`, what was found and the likely cause.
+    """
+    if isinstance(labels, sitk.Image):
+        labels = sitk.GetArrayViewFromImage(labels)
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.dtype == bool:
+        return
+    slices = labels.reshape((-1, *labels.shape[-2:])) if labels.ndim >= 2 else labels[None]
+    swapped = "are image and mask swapped?"
+    if np.issubdtype(labels.dtype, np.floating):
+        for part in slices:
+            if not np.isfinite(part).all():
+                raise InputError(source, f"not a label map: it holds NaN or infinity; {swapped}")
+            fractional = part != np.round(part)
+            if fractional.any():
+                example = float(part[fractional].flat[0])
+                raise InputError(
+                    source,
+                    f"not a label map: it holds values that are not whole numbers "
+                    f"(e.g. {example:g}); {swapped}",
+                )
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(source, f"not a label map: values of type {labels.dtype}")
+    low, high = labels.min(), labels.max()
+    if low >= 0 and high <= MANY_LABEL_VALUES:
+        return
+    distinct = _distinct_nonzero(slices, int(low), int(high))
+    if distinct > MAX_LABEL_VALUES:
+        raise InputError(
+            source,
+            f"not a label map: {distinct} distinct non-zero values (more than "
+            f"{MAX_LABEL_VALUES}); {swapped} (a label map with more labels: save the ROI "
+            "as a mask of its own)",
+        )
+    if whole_volume and distinct > MANY_LABEL_VALUES:
+        labelled = sum(int(np.count_nonzero(part)) for part in slices) / labels.size
+        if labelled > MAX_LABELLED_FRACTION:
+            raise InputError(
+                source,
+                f"not a label map: {distinct} distinct non-zero values on {labelled:.0%} of "
+                f"the voxels (a label map with more than {MANY_LABEL_VALUES} labels leaves "
+                f"background); {swapped}",
+            )
+
+
+def _distinct_nonzero(slices: np.ndarray, low: int, high: int) -> int:
+    """Number of distinct non-zero values (whole numbers) of (n, y, x) `slices`."""
+    if high - low >= _HISTOGRAM_SPAN:
+        values = np.unique(slices)
+        return int(np.count_nonzero(values))
+    counts = np.zeros(high - low + 1, dtype=np.int64)
+    for part in slices:
+        counts += np.bincount((part.astype(np.int64) - low).ravel(), minlength=counts.size)
+    if low <= 0 <= high:
+        counts[-low] = 0
+    return int(np.count_nonzero(counts))
 
 
 def check_mask(

@@ -252,8 +252,11 @@ def test_vector_mask_channel_and_float_mask():
         InputError, match="label_channel 2 requested, but the mask has 2 components"
     ):
         extract(image, vector, PARAMS, label_channel=2)
-    as_float = sitk.Cast(mask, sitk.sitkFloat32) * 1.5  # PyRadiomics casts to integers: 1.5 -> 1
+    as_float = sitk.Cast(mask, sitk.sitkFloat32)  # whole numbers in a float mask: PyRadiomics' cast
     _assert_same(_features(extract(image, as_float, PARAMS)), expected)
+    # Issue 12: fractional values are refused (PyRadiomics truncates 1.5 -> 1 silently).
+    with pytest.raises(InputError, match="not whole numbers"):
+        extract(image, as_float * 1.5, PARAMS)
 
 
 def test_classes_and_features_restricted_to_those_enabled():
