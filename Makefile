@@ -27,8 +27,10 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 
 venv: $(VENV)/.installed
 
+# The demo pseudonymises with its own public key (DEMO/demo-pseudonym.key), as `radflow demo`
+# does wherever it is started; an archive of another PATIENTS is written anew.
 demo: $(VENV)/.installed
-	RADFLOW_PSEUDONYM_KEY=$${RADFLOW_PSEUDONYM_KEY:-radflow-demo-key} $(VENV)/bin/radflow demo --out $(DEMO) --patients $(PATIENTS)
+	$(VENV)/bin/radflow demo --out $(DEMO) --patients $(PATIENTS)
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q

@@ -27,6 +27,12 @@ from radflow.demo.scanners import CT_RESCALE_INTERCEPT, F18_HALF_LIFE_S, SITES
 from radflow.errors import InputError
 from radflow.io.dicom_write import write_image_series, write_rtstruct
 
+__all__ = ["PARAMETERS_FILE", "DemoArchive", "archive_parameters", "write_demo_archive"]
+
+#: The archive's parameters (``patients``, ``seed``, ``institutions``), at its root: what
+#: tells ``radflow demo`` whether an existing archive is the one asked for.
+PARAMETERS_FILE = "archive.json"
+
 
 @dataclass(frozen=True)
 class DemoArchive:
@@ -260,6 +266,26 @@ def _truth(cohort: list[DemoPatient], seed: int, grids: dict) -> dict:
     }
 
 
+def archive_parameters(folder: str | PathLike) -> dict | None:
+    """The parameters an archive was written with (:data:`PARAMETERS_FILE`).
+
+    Returns
+    -------
+    dict or None
+        ``{"patients": int, "seed": int, "institutions": int}``; None when
+        ``folder`` holds no readable parameters file (no archive, or one
+        written before radflow recorded them).
+    """
+    try:
+        parameters = json.loads((Path(folder) / PARAMETERS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = ("patients", "seed", "institutions")
+    if not isinstance(parameters, dict) or not all(type(parameters.get(k)) is int for k in keys):
+        return None
+    return {k: parameters[k] for k in keys}
+
+
 def write_demo_archive(
     out: str | PathLike, *, patients: int = 12, seed: int = 0, institutions: int = 3
 ) -> DemoArchive:
@@ -315,6 +341,8 @@ def write_demo_archive(
         _write_csv(tmp / "outcomes.csv", [p.outcome for p in cohort])
         truth = _truth(cohort, seed, grids)
         (tmp / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+        parameters = {"patients": patients, "seed": seed, "institutions": institutions}
+        (tmp / PARAMETERS_FILE).write_text(json.dumps(parameters) + "\n")
     return DemoArchive(
         root=out,
         clinical_csv=out / "clinical.csv",

@@ -39,6 +39,7 @@ def default_spec(
     icc_table=None,
     bootstrap: int = 500,
     seed: int = 0,
+    key_file=None,
 ) -> dict:
     """The demo's study spec (as a mapping for :func:`radflow.model.spec.parse_spec`).
 
@@ -57,6 +58,9 @@ def default_spec(
     icc_table : path-like, optional
         Parquet ICC table of a stability study
         (:func:`radflow.model.stability.stability_study`).
+    key_file : path-like, optional
+        The pseudonymisation key the store was ingested with (the demo's own
+        key, :data:`radflow.demo.scenario.DEMO_KEY`); default: as at ingest.
     """
     archive = Path(archive_dir).resolve()
     small = patients is not None and patients < 40
@@ -92,6 +96,7 @@ def default_spec(
         "validation": {"schemes": schemes, "outer_folds": outer, "inner_folds": 3},
         "bootstrap": bootstrap,
         "seed": seed,
+        **({"key_file": str(Path(key_file).resolve())} if key_file is not None else {}),
     }
 
 
@@ -114,7 +119,14 @@ def _tumour_rois(table) -> list[str]:
 
 
 def run_modelling(
-    table, archive_dir, out_dir, *, icc_table=None, bootstrap: int = 500, seed: int = 0
+    table,
+    archive_dir,
+    out_dir,
+    *,
+    icc_table=None,
+    bootstrap: int = 500,
+    seed: int = 0,
+    key_file=None,
 ) -> dict:
     """Fit and validate the default fused model; print the headline metrics.
 
@@ -132,6 +144,8 @@ def run_modelling(
         ICC table of a stability study: adds the ICC filter (:func:`default_spec`).
     bootstrap, seed : int
         Resamples of every interval, and the seed of folds and resamples.
+    key_file : path-like, optional
+        Pseudonymisation key of the store (:func:`default_spec`).
 
     Returns
     -------
@@ -143,7 +157,9 @@ def run_modelling(
     """
     out = Path(out_dir)
     rois = _tumour_rois(table)
-    mapping = default_spec(table, archive_dir, rois=rois, bootstrap=bootstrap, seed=seed)
+    mapping = default_spec(
+        table, archive_dir, rois=rois, bootstrap=bootstrap, seed=seed, key_file=key_file
+    )
     design = load_design(parse_spec(mapping))
     events = int(np.sum(design.y["event"]))
     mapping = default_spec(
@@ -155,6 +171,7 @@ def run_modelling(
         icc_table=icc_table,
         bootstrap=bootstrap,
         seed=seed,
+        key_file=key_file,
     )
     spec = parse_spec(mapping)
     result = run_study(spec, design)

@@ -7,6 +7,7 @@
       genomic.csv    patient,TP53,KRAS,EGFR,PIK3CA,CDKN2A      (0/1 mutation flags)
       outcomes.csv   patient,os_months,os_event
       truth.json     the hidden ground truth (see below)
+      archive.json   {"patients": n, "seed": s, "institutions": k}, the parameters
       INST_A/A0001/CT/IM*.dcm            CT, int16 stored, RescaleIntercept -1024
       INST_A/A0001/RTSTRUCT/RS.dcm       ROIs "GTV" and "Parotid_L" or "Lung_R"
       INST_A/A0001/PET/IM*.dcm           PET, BQML, decay-corrected to START, F-18

@@ -23,6 +23,7 @@ from skimage.draw import polygon
 from radflow.cli import main as radflow_main
 from radflow.demo import archive as demo_archive
 from radflow.demo import synthetic
+from radflow.demo.archive import archive_parameters
 from radflow.demo.synthetic import draw_cohort, draw_patient, write_demo_archive
 from radflow.errors import InputError, SettingsError
 
@@ -70,11 +71,18 @@ def test_layout_and_tables(archive):
         "genomic.csv",
         "outcomes.csv",
         "truth.json",
+        "archive.json",
         "INST_A",
         "INST_B",
         "INST_C",
     }
     assert not list(root.parent.glob(".*tmp*")), "temporary folder left behind"
+    assert archive_parameters(root) == {
+        "patients": len(archive.patients),
+        "seed": archive.truth["seed"],
+        "institutions": len(archive.institutions),
+    }
+    assert archive_parameters(root / "INST_A") is None
     clinical = _rows(archive.clinical_csv)
     assert list(clinical[0]) == [
         "patient",
