@@ -242,8 +242,8 @@ def bench_duckdb(out: Path, rows: int = 10_000) -> tuple[float, float]:
             case = f"D{c:05d}"
             batch = [
                 {
-                    "case": case,
-                    "series": f"CT-{case}",
+                    "case_id": case,
+                    "series_id": f"CT-{case}",
                     "roi": "gtv",
                     "label_key": "gtv",
                     "label": 1,

@@ -170,8 +170,8 @@ def study_files(tmp_path):
         for p in cohort:
             case = pseud.patient(p.patient)
             row = {
-                "case": case,
-                "series": "S1",
+                "case_id": case,
+                "series_id": "S1",
                 "roi": "gtv",
                 "label_key": "rs",
                 "label": 1,

@@ -151,8 +151,8 @@ def write_feature_table(table, cohort) -> str:
             case = pseud.patient(p.patient)
             for modality, values in derived_features(p).items():
                 row = {
-                    "case": case,
-                    "series": f"S{modality}",
+                    "case_id": case,
+                    "series_id": f"S{modality}",
                     "roi": "gtv",
                     "label_key": "rs",
                     "label": 1,

@@ -54,8 +54,8 @@ def _write_study(folder) -> None:
                 ]
                 values = np.asarray(values) * gain + rng.normal(0.0, 0.3, len(values))
                 row = {
-                    "case": case,
-                    "series": f"S{modality}",
+                    "case_id": case,
+                    "series_id": f"S{modality}",
                     "roi": "gtv",
                     "label_key": "rs",
                     "label": 1,
