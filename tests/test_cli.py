@@ -135,3 +135,129 @@ def test_extract_from_store_folders_equals_files(tmp_path, capsys):
     assert main(["extract", str(store), str(store), "-p", str(params)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(store) in err and "\n" not in err
+
+
+def _options(argv):
+    """The parsed options of a command line (nothing run)."""
+    return vars(build_parser().parse_args(argv))
+
+
+def test_consistent_option_names_and_hidden_old_spellings():
+    # -p/--params wherever a parameter file is given, -o/--out wherever an output is written.
+    for argv in (
+        ["extract", "I", "M", "-p", "P"],
+        ["extract", "I", "M", "--params", "P"],
+        ["extract", "I", "M", "--param", "P"],  # the old spelling, still accepted
+        ["run", "S", "--params", "P", "--table", "T"],
+        ["model", "stats", "T", "-o", "O", "--store", "S", "-p", "P"],
+    ):
+        assert _options(argv)["params"] == "P", argv
+    for argv in (
+        ["demo", "-o", "O"],
+        ["demo-data", "O"],
+        ["demo-data", "-o", "O"],
+        ["extract", "I", "M", "--out", "O"],
+        ["model", "fit", "SPEC", "--out", "O"],
+        ["model", "predict", "M", "--table", "T", "-o", "O"],
+        ["model", "stats", "T", "--out", "O"],
+        ["report", "SPEC", "-o", "O"],
+        ["report", "SPEC", "--out", "O"],
+        ["report", "SPEC", "--output", "O"],  # the old spelling, still accepted
+    ):
+        out = _options(argv)
+        assert str(out.get("out")) == "O" or str(out.get("folder")) == "O", argv
+    # The old spellings work but are not advertised.
+    for command, old in (("extract", "--param"), ("report", "--output")):
+        help_text = build_parser()._subparsers._group_actions[0].choices[command].format_help()
+        assert old + " " not in help_text and old + "," not in help_text
+        assert "-o OUT" in help_text or "-p PARAMS" in help_text
+
+
+def test_required_output_counts_the_old_spelling(capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["report", "SPEC"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "-o/--out" in err and "--output" not in err
+
+
+def _two_label_store(tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+
+    from radflow.io.records import LabelMap
+    from radflow.store.write import write_series
+
+    image = sitk.GetImageFromArray(np.zeros((4, 6, 6), np.int16))
+    labels = np.zeros((4, 6, 6), np.uint8)
+    labels[1:3, 1:3, 1:3] = 1
+    labels[1:3, 3:5, 3:5] = 2
+    mask = sitk.GetImageFromArray(labels)
+    mask.CopyInformation(image)
+    store = tmp_path / "store"
+    write_series(
+        store,
+        "CASE",
+        "CT-1",
+        image,
+        [LabelMap("rtstruct", "labelmap", mask, {1: "tumour", 2: "lung"})],
+        attrs={"modality": "CT"},
+        fingerprint="f",
+    )
+    return store
+
+
+def test_ls_shows_the_rois_inside_each_label_map(tmp_path, capsys):
+    store = _two_label_store(tmp_path)
+    assert main(["ls", str(store)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("CASE/CT-1\tCT\t4x6x6")
+    assert line.endswith("ROIs: rtstruct (1=tumour, 2=lung)")
+
+
+def test_ls_refuses_what_is_not_a_store(tmp_path, capsys):
+    store = _two_label_store(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    cases = {
+        tmp_path / "empty": "not a radflow store",
+        tmp_path / "file.txt": "is a file",
+        store / "CASE" / "CT-1": "is a series or label folder",
+        tmp_path / "missing": "no such store folder",
+    }
+    for path, reason in cases.items():
+        assert main(["ls", str(path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.count("\n") == 1 and str(path) in captured.err, captured.err
+        assert reason in captured.err, captured.err
+
+
+def test_run_refuses_a_table_that_is_a_file(tmp_path, capsys):
+    # Checked before anything is planned or a cluster started: one line, exit 2.
+    params = tmp_path / "p.yaml"
+    params.write_text("setting:\n  binWidth: 25\n")
+    (tmp_path / "table_file").write_text("not a folder")
+    (tmp_path / "t.errors").write_text("not a folder")
+    for table, culprit in (("table_file", "table_file"), ("t", "t.errors")):
+        argv = ["run", str(tmp_path / "no_store"), "-p", str(params)]
+        assert main([*argv, "--table", str(tmp_path / table)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{tmp_path / culprit}: is a file, not a folder" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_model_fit_given_a_folder(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.joblib").write_bytes(b"")
+    assert main(["model", "fit", str(tmp_path / "out"), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a folder, not a study spec" in err
+    assert "radflow model predict" in err  # a model folder: says what to do with it
+
+
+def test_outputs_are_checked_before_the_work(tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    image, mask = tmp_path / "missing.nii.gz", tmp_path / "missing_mask.nii.gz"
+    assert main(["extract", str(image), str(mask), "-o", str(tmp_path / "folder")]) == 2
+    assert "folder: is a folder" in capsys.readouterr().err

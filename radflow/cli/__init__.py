@@ -6,26 +6,42 @@ first use (:func:`radflow._lazy.attach`), so that ``radflow --help`` stays
 instant and ``radflow extract IMAGE MASK`` loads no store or cluster library.
 The store and pipeline commands are in :mod:`radflow.cli.pipeline`, the IBSI
 ones in :mod:`radflow.cli.ibsi`, ``model`` in :mod:`radflow.cli.model` and
-``report`` in :mod:`radflow.cli.report`.
+``report`` in :mod:`radflow.cli.report`; shared option spellings (``-p/--params``,
+``-o/--out``) and output checks in :mod:`radflow.cli._options`.
+
+Exit codes: 0 success; 1 the command ran but some inputs or tasks failed (it says
+which); 2 a usage, input or settings error, reported on one line of standard error
+naming the file and the fix (a missing or unreadable path included); 3 an internal
+error, a radflow defect (one line; ``-v`` prints the traceback); 130 interrupted.
+With ``-v`` every error also prints its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from radflow import demo, extraction, params, store
 from radflow._atomic import atomic_file
 from radflow._version import __version__
-from radflow.cli import ibsi, model, pipeline, report
+from radflow.cli import _options, ibsi, model, pipeline, report
 from radflow.errors import RadflowError, SettingsError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "build_parser", "main"]
+
+#: Exit status: the command ran, some inputs or tasks failed.
+EXIT_FAILED = 1
+#: Exit status: usage, input or settings error (one line naming the input and the fix).
+EXIT_INPUT = 2
+#: Exit status: an unexpected exception, a radflow defect.
+EXIT_INTERNAL = 3
 
 log = logging.getLogger("radflow")
 
@@ -34,6 +50,12 @@ log = logging.getLogger("radflow")
 
 
 def _cmd_demo_data(args) -> int:
+    if args.out is not None and args.folder is not None and args.out != args.folder:
+        raise SettingsError(f"two output folders given: {args.folder} and -o {args.out}")
+    args.out = args.out or args.folder
+    if args.out is None:
+        raise SettingsError("give the folder to write: radflow demo-data OUT (or -o OUT)")
+    _options.check_output_folder(args.out, "archive folder")
     return demo.synthetic.run(args)
 
 
@@ -51,9 +73,12 @@ def _cmd_extract(args) -> int:
             raise SettingsError("--ibsi takes IMAGE MASK, not a batch file")
         if not args.out:
             raise SettingsError("batch mode writes a CSV: give -o OUT.csv")
+        _options.check_output_file(args.out)
         summary = extraction.batch.extract_batch(args.image, args.params, args.out, jobs=args.jobs)
         print(summary.report())
         return 1 if summary.failed else 0
+    if args.out:
+        _options.check_output_file(args.out)
     if args.ibsi:
         text = ibsi.extract_ibsi_output(
             args.image, args.mask, args.ibsi, output_format=args.format or "json", label=args.label
@@ -90,6 +115,7 @@ def _cmd_warmup(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    _options.check_output_folder(args.out, "demo folder")
     demo.scenario.run_demo(
         Path(args.out), patients=args.patients, seed=args.seed, workers=args.workers
     )
@@ -109,15 +135,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     p = sub.add_parser("demo", help="run the whole pipeline on a synthetic archive (make demo)")
-    p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--patients", type=int, default=48, help="synthetic patients (default 48)")
+    _options.add_out(p, "output folder (default: demo)", default="demo")
+    p.add_argument(
+        "--patients",
+        type=_options.positive_int,
+        default=48,
+        help="synthetic patients (default 48)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, help="Dask worker processes (default: one per core)")
+    p.add_argument(
+        "--workers",
+        type=_options.positive_int,
+        help="Dask worker processes (default: one per core)",
+    )
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("demo-data", help="write a synthetic multi-institution archive")
-    p.add_argument("out", type=Path, help="folder to create (must not exist or be empty)")
-    p.add_argument("--patients", type=int, default=12, help="number of patients (default 12)")
+    p.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        metavar="OUT",
+        help="folder to create (must not exist or be empty)",
+    )
+    _options.add_out(p, "the same as OUT")
+    p.add_argument(
+        "--patients",
+        type=_options.positive_int,
+        default=12,
+        help="number of patients (default 12)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--institutions", type=int, default=3, help="number of institutions, 1 to 4")
     p.set_defaults(func=_cmd_demo_data)
@@ -142,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask file or store label folder (STORE/<case>/<series>/labels/<key>); "
         "omit for a batch CSV",
     )
-    p.add_argument("-p", "--param", dest="params", help="PyRadiomics parameter file (YAML or JSON)")
+    _options.add_params(p, aliases=("--param",))
     p.add_argument(
         "-l",
         "--label",
@@ -156,8 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("txt", "csv", "json"),
         help="output format (default txt; json with --ibsi)",
     )
-    p.add_argument("-o", "--out", help="output file (default: standard output)")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="batch rows extracted in parallel")
+    _options.add_out(p, "output file (default: standard output)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_options.positive_int,
+        default=1,
+        help="batch rows extracted in parallel",
+    )
     ibsi.add_extract_option(p)
     p.set_defaults(func=_cmd_extract)
 
@@ -182,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``radflow`` command; return its exit status (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
@@ -191,12 +245,64 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "info" if args.verbose >= 2 else "warning")
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_INPUT
+    name = _command_name(args)
     try:
         return args.func(args)
-    except RadflowError as exc:
-        print(f"radflow {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RadflowError as exc:
+        return _fail(args, f"radflow {name}: error: {exc}", EXIT_INPUT)
+    except OSError as exc:
+        return _fail(args, f"radflow {name}: error: {_describe_os_error(exc)}", EXIT_INPUT)
+    except Exception as exc:
+        # A defect: every expected failure is a RadflowError naming its input.
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        hint = "" if args.verbose else "; run again with -v for the traceback"
+        return _fail(
+            args,
+            f"radflow {name}: internal error ({what}), please report it{hint}",
+            EXIT_INTERNAL,
+        )
+
+
+def _command_name(args) -> str:
+    """``model fit``, ``table verify``...: the command and its action, for error lines."""
+    parts = [args.command]
+    for dest in ("model_command", "table_command", "params_command"):
+        if getattr(args, dest, None):
+            parts.append(getattr(args, dest))
+    return " ".join(parts)
+
+
+def _fail(args, line: str, code: int) -> int:
+    if args.verbose:
+        traceback.print_exc()
+    print(" ".join(line.split()), file=sys.stderr)  # one line, whatever the message holds
+    return code
+
+
+#: What to say about an OSError, by errno: the path comes first, then this.
+_OS_REASONS = {
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.EISDIR: "is a folder where a file is expected: give the file",
+    errno.ENOTDIR: "a part of this path is a file, not a folder: check the path",
+    errno.EACCES: "permission denied: check the path and its permissions",
+    errno.EPERM: "operation not permitted: check the path and its permissions",
+    errno.EEXIST: "already exists: choose another path or remove it",
+    errno.ENOSPC: "no space left on the device: free space or choose another place",
+    errno.EROFS: "read-only file system: choose a writable place",
+    errno.ENOTEMPTY: "folder is not empty: choose another path or remove it",
+}
+
+
+def _describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: the path(s) it names, then the reason and the fix."""
+    reason = _OS_REASONS.get(exc.errno) or (exc.strerror or str(exc) or type(exc).__name__)
+    if exc.filename is None:
+        return reason if exc.strerror else f"{type(exc).__name__}: {reason}"
+    where = str(exc.filename)
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    return f"{where}: {reason}"

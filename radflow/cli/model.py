@@ -1,4 +1,8 @@
-"""``radflow model fit | predict | stats``: thin commands over :mod:`radflow.model`."""
+"""``radflow model fit | predict | stats``: thin commands over :mod:`radflow.model`.
+
+Output paths are checked before the work starts, so that a wrong ``-o`` fails at once
+rather than after a model fit.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,29 @@ from pathlib import Path
 
 from radflow import model
 from radflow._atomic import atomic_file
+from radflow.cli._options import add_out, add_params, check_output_file, check_output_folder
+from radflow.errors import InputError
 from radflow.model._defaults import DEFAULT_PERTURBATIONS, METHODS
+
+#: The file ``radflow model fit -o OUT`` writes the fitted model to.
+_MODEL_FILE = "model.joblib"
+
+
+def _check_spec_file(spec: str) -> None:
+    path = Path(spec)
+    if path.is_dir():
+        hint = (
+            "it holds a fitted model: score patients with `radflow model predict "
+            f"{spec} --table TABLE -o OUT.csv` or report with `radflow report --model {spec}`"
+            if (path / _MODEL_FILE).is_file()
+            else "give the study spec file (YAML), e.g. radflow model fit study.yaml -o OUT"
+        )
+        raise InputError(path, f"is a folder, not a study spec; {hint}")
 
 
 def _cmd_fit(args) -> int:
+    _check_spec_file(args.spec)
+    check_output_folder(args.out, "model folder")
     spec = model.spec.load_spec(args.spec)
     design = model.design.load_design(spec)
     print(
@@ -33,6 +56,7 @@ def _cmd_fit(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    check_output_file(args.out)
     outputs = model.artefacts.StudyOutputs.open(args.model)
     predictions = outputs.predict(
         args.table, clinical=args.clinical, genomic=args.genomic, key_file=args.key_file
@@ -44,6 +68,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_stats(args) -> int:
+    check_output_folder(args.out)
     return model.stats.stats_command(args)
 
 
@@ -63,7 +88,7 @@ def add_commands(subparsers) -> None:
         "OUT/metrics.json.",
     )
     f.add_argument("spec", help="study spec (YAML)")
-    f.add_argument("-o", "--out", required=True, help="output folder (created if absent)")
+    add_out(f, "output folder (created if absent)", required=True)
     f.set_defaults(func=_cmd_fit)
 
     q = actions.add_parser(
@@ -76,9 +101,7 @@ def add_commands(subparsers) -> None:
     q.add_argument("--clinical", help="clinical.csv of the new patients (default: the spec's)")
     q.add_argument("--genomic", help="genomic.csv of the new patients (default: the spec's)")
     q.add_argument("--key-file", help="pseudonymisation key file (default: as at ingest)")
-    q.add_argument(
-        "-o", "--out", required=True, help="CSV to write: patient, institution, risk, risk_group"
-    )
+    add_out(q, "CSV to write: patient, institution, risk, risk_group", required=True)
     q.set_defaults(func=_cmd_predict)
 
     s = actions.add_parser(
@@ -94,7 +117,7 @@ def add_stats_arguments(parser) -> None:
     See :func:`stats_command` for their meaning.
     """
     parser.add_argument("table", help="feature table folder (radflow run --table)")
-    parser.add_argument("--out", required=True, help="output folder for the Parquet tables")
+    add_out(parser, "output folder for the Parquet tables", required=True)
     parser.add_argument(
         "--clinical", help="clinical.csv (raw patient ids, pseudonymised on reading)"
     )
@@ -130,7 +153,7 @@ def add_stats_arguments(parser) -> None:
     parser.add_argument(
         "--store", help="volume store: also run the perturbation stability study (ICC)"
     )
-    parser.add_argument("--params", help="PyRadiomics parameter file of the stability study")
+    add_params(parser, "PyRadiomics parameter file of the stability study")
     parser.add_argument(
         "--perturb",
         dest="perturbations",

@@ -6,16 +6,18 @@ import shlex
 import sys
 
 from radflow import report
+from radflow.cli._options import add_out, check_output_file
+from radflow.errors import SettingsError
 
 
 def _cmd_report(args) -> int:
     source = args.model if args.model is not None else args.spec
     if source is None or (args.model is not None and args.spec is not None):
-        print("radflow report: error: give either SPEC.yaml or --model OUTDIR", file=sys.stderr)
-        return 2
+        raise SettingsError("give either SPEC.yaml or --model OUTDIR")
+    check_output_file(args.out)
     out = report.build.build_report(
         source,
-        args.output,
+        args.out,
         store=args.store,
         table=args.table,
         progress=not args.quiet,
@@ -38,7 +40,7 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("spec", nargs="?", help="study spec (YAML), as for `radflow model fit`")
     p.add_argument("--model", metavar="OUTDIR", help="folder written by `radflow model fit -o`")
-    p.add_argument("-o", "--output", required=True, help="HTML file to write")
+    add_out(p, "HTML file to write", required=True, aliases=("--output",))
     p.add_argument("--store", help="volume store: cohort by modality, QC gallery, ingest failures")
     p.add_argument(
         "--table", help="feature table whose errors flag failed cases (default: the spec's)"

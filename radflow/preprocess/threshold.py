@@ -30,7 +30,7 @@ from scipy import ndimage as ndi
 
 from radflow._docstrings import filler
 from radflow._geometry import SpacingError, spacing_mm
-from radflow.errors import InputError
+from radflow.errors import InputError, SettingsError
 
 __all__ = ["segment_hu", "segment_suv", "segment_suv_relative"]
 
@@ -75,8 +75,11 @@ _COMMON_PARAMETERS = """\
     InputError
         The search region holds NaN or infinite values, or nothing is
         segmented (unless `allow_empty`).
-    ValueError, TypeError
-        A parameter is invalid; the message names it."""
+    radflow.errors.SettingsError
+        A parameter has an invalid value; the message names it (a ValueError,
+        so that ``except ValueError`` still catches it).
+    TypeError
+        A parameter has the wrong type."""
 
 
 _document = filler({"common": _COMMON_PARAMETERS.lstrip()})
@@ -120,7 +123,7 @@ def segment_hu(
     low_hu = _check_finite(low_hu, "low_hu")
     high_hu = _check_finite(high_hu, "high_hu")
     if not low_hu < high_hu:
-        raise ValueError(f"low_hu ({low_hu:g}) must be below high_hu ({high_hu:g})")
+        raise SettingsError(f"low_hu ({low_hu:g}) must be below high_hu ({high_hu:g})")
 
     def select(values, inside):
         return (values >= low_hu) & (values <= high_hu), f"in [{low_hu:g}, {high_hu:g}] HU"
@@ -177,7 +180,7 @@ def segment_suv(
     image = _check_image(image_suv, "image_suv")
     threshold_suv = _check_finite(threshold_suv, "threshold_suv")
     if threshold_suv <= 0:
-        raise ValueError(f"threshold_suv must be > 0 SUV, got {threshold_suv:g}")
+        raise SettingsError(f"threshold_suv must be > 0 SUV, got {threshold_suv:g}")
 
     def select(values, inside):
         return values >= threshold_suv, f"at or above {threshold_suv:g} SUV"
@@ -239,7 +242,9 @@ def segment_suv_relative(
     image = _check_image(image_suv, "image_suv")
     fraction = _check_finite(fraction, "fraction")
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction:g}")
+        raise SettingsError(
+            f"fraction must be in (0, 1] (0.4 for 40 % of SUVmax), got {fraction:g}"
+        )
 
     def select(values, inside):
         suv_max = float(values[inside].max() if inside is not None else values.max())
@@ -294,12 +299,12 @@ def _segment(
     keep = _check_keep(keep, seed_zyx)
     seed = _check_seed(seed_zyx, image.shape, crop, inside) if keep == "seed" else None
     if connectivity not in (6, 26):
-        raise ValueError(f"connectivity must be 26 or 6, got {connectivity!r}")
+        raise SettingsError(f"connectivity must be 26 or 6, got {connectivity!r}")
     if fill_holes not in ("3d", "slice", None):
-        raise ValueError(f"fill_holes must be '3d', 'slice' or None, got {fill_holes!r}")
+        raise SettingsError(f"fill_holes must be '3d', 'slice' or None, got {fill_holes!r}")
     min_size_mm3 = _check_finite(min_size_mm3, "min_size_mm3")
     if min_size_mm3 < 0:
-        raise ValueError(f"min_size_mm3 must be >= 0 mm³, got {min_size_mm3:g}")
+        raise SettingsError(f"min_size_mm3 must be >= 0 mm³, got {min_size_mm3:g}")
     voxel_mm3 = _check_spacing(spacing_zyx, needed=min_size_mm3 > 0)
 
     values = image[crop]
@@ -368,11 +373,11 @@ def _fill_holes(mask: np.ndarray, *, connectivity: int, per_slice: bool) -> np.n
 def _check_image(image, name: str) -> np.ndarray:
     image = np.asarray(image)
     if image.ndim != 3:
-        raise ValueError(f"{name} must be a 3D array (z, y, x), got shape {image.shape}")
+        raise SettingsError(f"{name} must be a 3D array (z, y, x), got shape {image.shape}")
     if image.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {image.dtype}")
     if image.size == 0:
-        raise ValueError(f"{name} is empty, shape {image.shape}")
+        raise SettingsError(f"{name} is empty, shape {image.shape}")
     return image
 
 
@@ -380,7 +385,7 @@ def _check_finite(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{name} must be a number, got {value!r}")
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise SettingsError(f"{name} must be finite, got {value!r}")
     return float(value)
 
 
@@ -399,10 +404,10 @@ def _check_box(box_zyx, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
     crop = []
     for axis, s, n in zip("zyx", box_zyx, shape, strict=True):
         if s.step not in (None, 1):
-            raise ValueError(f"box_zyx slice along {axis} must have step 1, got {s!r}")
+            raise SettingsError(f"box_zyx slice along {axis} must have step 1, got {s!r}")
         start, stop, _ = s.indices(n)
         if start >= stop:
-            raise ValueError(f"box_zyx is empty along {axis}: {s!r} of a {n}-voxel axis")
+            raise SettingsError(f"box_zyx is empty along {axis}: {s!r} of a {n}-voxel axis")
         crop.append(slice(start, stop))
     return tuple(crop)
 
@@ -412,7 +417,7 @@ def _check_region(region, shape, crop) -> np.ndarray | None:
         return None
     region = np.asarray(region)
     if region.shape != shape:
-        raise ValueError(f"region shape {region.shape} differs from the image shape {shape}")
+        raise SettingsError(f"region shape {region.shape} differs from the image shape {shape}")
     if region.dtype.kind not in "biu":
         raise TypeError(f"region must be a boolean (or integer) mask, got dtype {region.dtype}")
     return region[crop] != 0
@@ -422,11 +427,13 @@ def _check_keep(keep, seed_zyx) -> str:
     if keep is None:
         return "largest" if seed_zyx is None else "seed"
     if keep not in ("largest", "seed", "all"):
-        raise ValueError(f"keep must be 'largest', 'seed' or 'all', got {keep!r}")
+        raise SettingsError(f"keep must be 'largest', 'seed' or 'all', got {keep!r}")
     if keep == "seed" and seed_zyx is None:
-        raise ValueError("keep='seed' needs seed_zyx, the (z, y, x) voxel index of a lesion voxel")
+        raise SettingsError(
+            "keep='seed' needs seed_zyx, the (z, y, x) voxel index of a lesion voxel"
+        )
     if keep != "seed" and seed_zyx is not None:
-        raise ValueError(f"seed_zyx is only used with keep='seed', not keep={keep!r}")
+        raise SettingsError(f"seed_zyx is only used with keep='seed', not keep={keep!r}")
     return keep
 
 
@@ -438,12 +445,12 @@ def _check_seed(seed_zyx, shape, crop, inside) -> tuple[int, int, int]:
     ):
         raise TypeError(f"seed_zyx must be 3 integer voxel indices (z, y, x), got {seed_zyx!r}")
     if not all(0 <= i < n for i, n in zip(seed_zyx, shape, strict=True)):
-        raise ValueError(f"seed_zyx {tuple(seed_zyx)} is outside the image of shape {shape}")
+        raise SettingsError(f"seed_zyx {tuple(seed_zyx)} is outside the image of shape {shape}")
     if not all(s.start <= i < s.stop for i, s in zip(seed_zyx, crop, strict=True)):
-        raise ValueError(f"seed_zyx {tuple(seed_zyx)} is outside box_zyx")
+        raise SettingsError(f"seed_zyx {tuple(seed_zyx)} is outside box_zyx")
     local = tuple(int(i) - s.start for i, s in zip(seed_zyx, crop, strict=True))
     if inside is not None and not inside[local]:
-        raise ValueError(f"seed_zyx {tuple(seed_zyx)} is outside the region")
+        raise SettingsError(f"seed_zyx {tuple(seed_zyx)} is outside the region")
     return local
 
 
@@ -451,12 +458,12 @@ def _check_spacing(spacing_zyx, *, needed: bool) -> float:
     """Voxel volume in mm³ (1.0 when no spacing is given nor needed)."""
     if spacing_zyx is None:
         if needed:
-            raise ValueError("min_size_mm3 needs spacing_zyx, the voxel spacing (z, y, x) in mm")
+            raise SettingsError("min_size_mm3 needs spacing_zyx, the voxel spacing (z, y, x) in mm")
         return 1.0
     try:
         spacing = spacing_mm(spacing_zyx)
     except SpacingError:
-        raise ValueError(
+        raise SettingsError(
             f"spacing_zyx must be 3 positive finite spacings (z, y, x) in mm, got {spacing_zyx!r}"
         ) from None
     return float(np.prod(spacing))

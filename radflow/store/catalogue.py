@@ -12,7 +12,14 @@ from radflow.errors import InputError
 from radflow.store import layout, ome
 from radflow.store.layout import series_path
 
-__all__ = ["SeriesInfo", "is_store_path", "label_keys", "list_series", "series_fingerprint"]
+__all__ = [
+    "SeriesInfo",
+    "is_store_path",
+    "label_keys",
+    "label_rois",
+    "list_series",
+    "series_fingerprint",
+]
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,28 @@ def label_keys(store: str | Path, case: str, series: str) -> list[str]:
     """Names of the label images stored with a series, in write order."""
     path, _ = layout.open_series(store, case, series)
     return layout.stored_label_keys(path)
+
+
+def label_rois(store: str | Path, case: str, series: str) -> dict[str, dict[int, str]]:
+    """The ROIs inside each label image of a series: ``{key: {label value: ROI name}}``.
+
+    Names come from the label image's OME ``image-label`` properties; a value
+    whose recorded bounding box exists but that has no name is named by its
+    number. Label images in write order, values ascending; metadata only.
+    """
+    path, _ = layout.open_series(store, case, series)
+    found = {}
+    for key in layout.stored_label_keys(path):
+        folder = path / "labels" / key
+        attributes = layout.node_json(folder).get("attributes", {})
+        _, _, rois = ome.parse_label(attributes, folder)
+        rois = {int(v): name for v, name in rois.items()}
+        boxes = (attributes.get("radflow") or {}).get("boxes") or {}
+        for value in boxes:
+            if str(value).isdigit() and int(value) not in rois:
+                rois[int(value)] = str(value)
+        found[key] = dict(sorted(rois.items()))
+    return found
 
 
 def series_fingerprint(store: str | Path, case: str, series: str) -> str | None:
