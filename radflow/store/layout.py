@@ -40,7 +40,8 @@ from pathlib import Path
 
 from radflow._lazy import load
 from radflow.errors import InputError
-from radflow.store import ome
+from radflow.store import ome, summary
+from radflow.store.chunks import CHUNKS_WRITTEN, CheckedArray, parse_runs
 
 zarr = load("zarr")
 
@@ -104,22 +105,35 @@ def open_series(store: str | Path, case: str, series: str) -> tuple[Path, dict]:
     return path, node_json(path).get("attributes", {})
 
 
-def zarr_array(series: Path, name: str) -> zarr.Array:
+def _array_words(series: Path, name: str) -> str:
+    """``image of series <case>/<series>`` or ``label map '<key>' of series ...``, for messages."""
+    parts = name.split("/")
+    what = f"label map {parts[1]!r}" if parts[0] == "labels" and len(parts) > 1 else "image"
+    return f"{what} of series {series.parent.name}/{series.name}"
+
+
+def zarr_array(series: Path, name: str) -> CheckedArray:
     """The zarr array ``name`` (a path below the series folder), built from its metadata.
 
     One JSON read: opening it through zarr's API costs several round trips
-    through zarr's I/O thread, more than reading a small ROI's box.
+    through zarr's I/O thread, more than reading a small ROI's box. Read through
+    :class:`~radflow.store.chunks.CheckedArray`: a chunk recorded at write time
+    whose file is gone, or a chunk file that cannot be decoded, is an
+    :class:`~radflow.errors.InputError` naming the series and the chunk file.
     """
+    source = series / name / "zarr.json"
     meta = node_json(series / name)
     if meta.get("node_type") != "array":
-        raise InputError(series / name / "zarr.json", "not a zarr array")
+        raise InputError(source, "not a zarr array")
     try:
         where = zarr.storage.StorePath(zarr_store(series, read_only=True), name)
-        return zarr.Array(zarr.AsyncArray(meta, where))
+        array = zarr.Array(zarr.AsyncArray(meta, where))
     except (TypeError, ValueError, KeyError) as exc:
-        raise InputError(
-            series / name / "zarr.json", f"invalid zarr array metadata: {exc}"
-        ) from exc
+        raise InputError(source, f"invalid zarr array metadata: {exc}") from exc
+    recorded = (meta.get("attributes") or {}).get("radflow") or {}
+    runs = recorded.get(CHUNKS_WRITTEN) if isinstance(recorded, dict) else None
+    written = None if runs is None else parse_runs(runs, int(array.nchunks), source)
+    return CheckedArray(array, series / name, written, _array_words(series, name))
 
 
 def series_attrs(attributes: dict, path: Path, case: str, series: str) -> dict:
@@ -134,6 +148,8 @@ def series_attrs(attributes: dict, path: Path, case: str, series: str) -> dict:
     if not (isinstance(direction, list) and len(direction) == 9):
         raise InputError(path, "radflow.direction_xyz must be 9 numbers")
     del meta["layout"]
+    if isinstance(meta.get("summary"), dict):
+        meta["summary"] = summary.from_json(meta["summary"])
     return {
         "case": case,
         "series": series,
@@ -152,7 +168,7 @@ def stored_label_keys(path: Path) -> list[str]:
     return ome.parse_labels(node_json(labels).get("attributes", {}), labels)
 
 
-def label_node(path: Path, key: str) -> tuple[zarr.Array, dict]:
+def label_node(path: Path, key: str) -> tuple[CheckedArray, dict]:
     """A label image's array and its attrs (``key``, ``rois``, and its radflow attributes)."""
     keys = stored_label_keys(path)
     if key not in keys:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,12 +18,10 @@ from radflow._lazy import load
 from radflow.errors import InputError
 from radflow.store import layout, ome
 from radflow.store.catalogue import is_store_path
+from radflow.store.chunks import CheckedArray
 from radflow.store.convert import data_array
 from radflow.store.layout import DIMS
 from radflow.store.source import ENCODING_KEY, Box, StoredArray, nonzero_box, recorded_box
-
-if TYPE_CHECKING:
-    import zarr
 
 dask = load("dask")
 dask_array = load("dask.array")
@@ -33,7 +30,7 @@ xr = load("xarray")
 __all__ = ["open_label", "open_path", "open_volume", "read_box", "roi_bbox"]
 
 
-def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask_array.Array:
+def _lazy(array: CheckedArray, path: Path, name: str, fingerprint: str) -> dask_array.Array:
     # Deterministic dask keys: the same stored content gets the same key (the
     # fingerprint names the content; the layout of its array completes it).
     token = dask.base.tokenize(
@@ -48,7 +45,7 @@ def _lazy(array: zarr.Array, path: Path, name: str, fingerprint: str) -> dask_ar
 
 
 def _open(
-    array: zarr.Array,
+    array: CheckedArray,
     path: Path,
     name: str,
     attrs: dict,

@@ -22,7 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -32,10 +32,8 @@ from radflow._geometry import bounding_box, union_box
 from radflow._lazy import is_loaded, load
 from radflow.errors import InputError
 from radflow.store import convert, summary
+from radflow.store.chunks import CheckedArray
 from radflow.store.layout import DIMS
-
-if TYPE_CHECKING:
-    import zarr
 
 xr = load("xarray")
 
@@ -63,8 +61,9 @@ class StoredArray:
 
     Attributes
     ----------
-    array : zarr.Array
-        The stored voxels, (z, y, x).
+    array : radflow.store.chunks.CheckedArray
+        The stored voxels, (z, y, x), read through the check for missing and
+        damaged chunks.
     dask_name : str
         Name of the dask array the DataArray was opened with; a dask name is a
         token of the content, so a DataArray whose data still has this name holds
@@ -84,7 +83,7 @@ class StoredArray:
         ``{"<value>": [[z0, z1], [y0, y1], [x0, x1]]}``; None for older stores.
     """
 
-    array: zarr.Array
+    array: CheckedArray
     dask_name: str
     origin_zyx: tuple[float, float, float]
     content: tuple[str, str, str]

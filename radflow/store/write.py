@@ -22,10 +22,10 @@ from radflow._lazy import load
 from radflow.errors import InputError
 from radflow.io.records import LabelMap, roi_key
 from radflow.store import layout, ome
-from radflow.store.chunks import chunk_shape
+from radflow.store.chunks import CHUNKS_WRITTEN, chunk_shape, written_runs
 from radflow.store.convert import image_array
 from radflow.store.layout import DIMS, LAYOUT, series_path
-from radflow.store.summary import label_boxes, volume_summary
+from radflow.store.summary import label_boxes, to_json, volume_summary
 
 zarr = load("zarr")
 
@@ -38,7 +38,12 @@ _GRID_TOLERANCES = {"spacing": 1e-6, "origin": 1e-6, "direction": 1e-9}
 
 
 def _compressors() -> tuple:
-    return (zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),)
+    # The CRC-32C of each compressed chunk: blosc decodes a truncated chunk into garbage
+    # without an error; with the checksum, any damage to a chunk file fails its read.
+    return (
+        zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"),
+        zarr.codecs.Crc32cCodec(),
+    )
 
 
 def _label_array(label: LabelMap, image: sitk.Image, source: str) -> np.ndarray:
@@ -84,16 +89,22 @@ def _radflow_attrs(image: sitk.Image, attrs: dict | None, fingerprint: str) -> d
         "layout": LAYOUT,
         "direction_xyz": list(image.GetDirection()),
         "fingerprint": fingerprint,
-        **extra,
+        **to_json(extra),
     }
     try:
         json.dumps(out, allow_nan=False)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"attrs must be JSON-serialisable without NaN: {err}") from None
+        raise ValueError(f"attrs must be JSON-serialisable: {err}") from None
     return out
 
 
 def _write_level(group: zarr.Group, data: np.ndarray, chunks: tuple[int, int, int]) -> None:
+    """Write the one level of a group, and record which chunks have a file.
+
+    zarr writes no file for a chunk of zeros (the fill value) and reads a missing
+    file as zeros; the record lets reads tell such a chunk from a lost one
+    (:class:`radflow.store.chunks.CheckedArray`).
+    """
     array = group.create_array(
         ome.LEVEL,
         shape=data.shape,
@@ -104,6 +115,8 @@ def _write_level(group: zarr.Group, data: np.ndarray, chunks: tuple[int, int, in
         dimension_names=DIMS,
     )
     array[...] = data
+    folder = Path(array.store_path.store.root) / array.store_path.path  # a LocalStore
+    array.update_attributes({"radflow": {CHUNKS_WRITTEN: written_runs(array, folder)}})
 
 
 def write_series(
@@ -133,6 +146,8 @@ def write_series(
         JSON-serialisable attributes kept under ``attributes["radflow"]``,
         e.g. ``modality`` (reported by :func:`radflow.store.catalogue.list_series`)
         and the pseudonymised ``frame`` of reference. Must not hold patient identifiers.
+        A NaN or infinite float is stored as the text ``"NaN"``, ``"Infinity"`` or
+        ``"-Infinity"`` (JSON has no such numbers; ``float()`` reads them back).
     fingerprint : str
         Identifies the source data (see
         :func:`radflow.store.catalogue.series_fingerprint`).
@@ -168,9 +183,7 @@ def write_series(
         raise InputError(source, f"duplicate label keys {duplicates}")
     label_data = [_label_array(label, image, source) for label in labels]
     meta = _radflow_attrs(image, attrs, fingerprint)
-    summary = _summary_attrs(volume_summary(data, moments=True))
-    if summary:
-        meta["summary"] = summary
+    meta["summary"] = _summary_attrs(volume_summary(data, moments=True))
     spacing_zyx = image.GetSpacing()[::-1]
     origin_zyx = image.GetOrigin()[::-1]
     chunks = chunk_shape(data.shape, data.dtype.itemsize)
@@ -195,14 +208,9 @@ def write_series(
     return final
 
 
-def _summary_attrs(summary: dict) -> dict | None:
-    """A volume summary as JSON attributes; None when it holds NaN or infinity (not JSON)."""
-    plain = {k: (v.item() if hasattr(v, "item") else v) for k, v in summary.items()}
-    try:
-        json.dumps(plain, allow_nan=False)
-    except ValueError:
-        return None
-    return plain
+def _summary_attrs(summary: dict) -> dict:
+    """A volume summary as JSON attributes (NaN and infinity as text: :func:`summary.to_json`)."""
+    return to_json(summary)
 
 
 def _write_label(

@@ -463,12 +463,35 @@ def test_store_records_whole_volume_summaries_and_roi_boxes(tmp_path):
     assert source.label_box(mask, 1) == (slice(5, 7), slice(9, 15), slice(17, 21))
 
 
-def test_no_summary_is_recorded_for_non_finite_images(tmp_path):
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ([np.nan], "NaN"),
+        ([np.inf], "Infinity"),
+        ([-np.inf], "-Infinity"),
+        ([np.inf, -np.inf], "NaN"),
+    ],
+)
+def test_non_finite_images_record_their_summary_as_json(tmp_path, bad, expected):
+    # Issue 12: an infinite voxel made write_series fail; now the summary is kept, its
+    # non-finite statistics as JSON text, read back as the floats NumPy gives.
+    from radflow.store.summary import volume_summary
+
     array = _ct((4, 6, 6)).astype(np.float32)
-    array[1, 2, 3] = np.nan
-    write_series(tmp_path, "c", "s", _image(array), fingerprint="f")
+    array.flat[[7, 30][: len(bad)]] = bad
+    write_series(tmp_path, "c", "s", _image(array), fingerprint="f", attrs={"top": float(bad[0])})
+    stored = json.loads((tmp_path / "c" / "s" / "zarr.json").read_text())["attributes"]["radflow"]
+    assert stored["summary"]["mean"] == expected and stored["summary"]["nonfinite"] == len(bad)
+    assert float(stored["top"]) == bad[0] or np.isnan(bad[0])  # attrs: "NaN", "Infinity", ...
     da = open_volume(tmp_path, "c", "s")
-    assert "summary" not in da.attrs and source.stored_summary(da) is None
+    recorded, streamed = (
+        source.stored_summary(da, moments=True),
+        volume_summary(array, moments=True),
+    )
+    assert recorded.keys() == streamed.keys() and recorded["nonfinite"] == len(bad)
+    for key, value in streamed.items():
+        assert recorded[key] == value or (np.isnan(value) and np.isnan(recorded[key])), key
+    assert volume_summary(_ct((4, 6, 6)))["nonfinite"] == 0
 
 
 def test_roi_source_is_what_an_extraction_reads(chunked):
@@ -493,6 +516,111 @@ def test_roi_source_is_what_an_extraction_reads(chunked):
     assert source.stored(pickle.loads(pickle.dumps(da))) is not None
     with pytest.raises(InputError, match="not on the grid of the image"):
         source.roi_source(da, mask.isel(z=slice(1, None)))
+
+
+# -- damaged chunks (issue 12) ----------------------------------------------------------
+
+
+@pytest.fixture
+def damaged(tmp_path, monkeypatch):
+    """A (12, 24, 24) series in (4, 8, 8) chunks: a chunk of zeros, two ROIs far apart."""
+    monkeypatch.setattr(write, "chunk_shape", lambda shape, itemsize: (4, 8, 8))
+    array = _ct((12, 24, 24))
+    array[8:12, 16:24, 0:8] = 0  # chunk (2, 2, 0): zarr writes no file for it
+    image = _image(array)
+    values = np.zeros(array.shape, np.uint8)
+    values[1:3, 1:7, 1:7] = 1  # inside chunk (0, 0, 0)
+    values[9:11, 17:23, 17:23] = 2  # inside chunk (2, 2, 2)
+    label = sitk.GetImageFromArray(values)
+    label.CopyInformation(image)
+    write_series(
+        tmp_path,
+        "c",
+        "s",
+        image,
+        [LabelMap("gtv", "labelmap", label, {1: "A", 2: "B"})],
+        fingerprint="f",
+    )
+    return tmp_path, array
+
+
+def _flat(index) -> int:
+    return int(np.ravel_multi_index(index, (3, 3, 3)))
+
+
+def test_written_chunks_are_recorded_and_zero_chunks_read_as_zeros(damaged):
+    store, array = damaged
+    series = store / "c" / "s"
+    image_meta = json.loads((series / "0" / "zarr.json").read_text())["attributes"]["radflow"]
+    everything_but_zeros = [[0, _flat((2, 2, 0))], [_flat((2, 2, 0)) + 1, 27]]
+    assert image_meta["chunks_written"] == everything_but_zeros
+    label_meta = json.loads((series / "labels" / "gtv" / "0" / "zarr.json").read_text())
+    assert label_meta["attributes"]["radflow"]["chunks_written"] == [[0, 1], [26, 27]]
+    # Chunks never written (zeros) are no damage.
+    np.testing.assert_array_equal(open_volume(store, "c", "s").values, array)
+    np.testing.assert_array_equal(
+        read_box(store, "c", "s", [(0, 12), (0, 24), (0, 24)], key="gtv").values[1:3, 1:7, 1:7], 1
+    )
+
+
+def test_a_missing_chunk_file_is_an_error_naming_the_series_and_the_chunk(damaged):
+    from radflow.store.chunks import DamagedChunkError
+
+    store, array = damaged
+    series = store / "c" / "s"
+    (series / "0" / "c" / "0" / "0" / "0").unlink()
+    pair = source.roi_source(open_volume(store, "c", "s"), open_label(store, "c", "s", "gtv"))
+    message = r"0/c/0/0/0: chunk \(0, 0, 0\) of the image of series c/s is missing on disk"
+    with pytest.raises(DamagedChunkError, match=message):
+        pair.read(pair.label_box(1))
+    with pytest.raises(DamagedChunkError, match=message):
+        read_box(store, "c", "s", [(1, 3), (1, 7), (1, 7)])
+    with pytest.raises(DamagedChunkError, match=message):
+        open_volume(store, "c", "s").compute()  # through dask too
+    with pytest.raises(DamagedChunkError, match=message):
+        pickle.loads(pickle.dumps(open_volume(store, "c", "s")))[0:2].compute()
+    # The other ROI's chunks are whole: read as written.
+    image, _ = pair.read(pair.label_box(2))
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(image), array[9:11, 17:23, 17:23])
+
+    (series / "labels" / "gtv" / "0" / "c" / "2" / "2" / "2").unlink()
+    with pytest.raises(
+        DamagedChunkError,
+        match=r"labels/gtv/0/c/2/2/2: chunk \(2, 2, 2\) of the label map 'gtv' of series c/s",
+    ):
+        pair.read(pair.label_box(2))
+
+
+@pytest.mark.parametrize(
+    "damage", [lambda b: b"\x00garbage" * 8, lambda b: b[: len(b) // 2], lambda b: b""]
+)
+def test_a_corrupt_chunk_file_is_an_error_naming_the_series_and_the_file(damaged, damage):
+    from radflow.store.chunks import DamagedChunkError
+
+    store, _ = damaged
+    chunk = store / "c" / "s" / "0" / "c" / "1" / "1" / "1"
+    chunk.write_bytes(damage(chunk.read_bytes()))
+    # A box over eight chunks: the message names the one that cannot be decoded.
+    with pytest.raises(DamagedChunkError) as caught:
+        read_box(store, "c", "s", [(2, 6), (6, 10), (6, 10)])
+    assert caught.value.source == str(chunk)
+    assert "chunk (1, 1, 1) of the image of series c/s cannot be decoded" in str(caught.value)
+    # Blosc decodes a truncated chunk into garbage without an error: the checksum catches it.
+    assert "checksum does not match" in str(caught.value)
+
+
+def test_chunk_record_is_checked_and_optional(damaged):
+    store, array = damaged
+    meta_file = store / "c" / "s" / "0" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"]["radflow"]["chunks_written"] = [[0, 99]]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=r"chunks_written: bad run \[0, 99\] for 27 chunks"):
+        open_volume(store, "c", "s")
+    # Written before the record existed: read as before (a missing chunk cannot be told).
+    del meta["attributes"]["radflow"]
+    meta_file.write_text(json.dumps(meta))
+    np.testing.assert_array_equal(open_volume(store, "c", "s").values, array)
 
 
 # -- atomic writes ---------------------------------------------------------------------
