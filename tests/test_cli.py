@@ -261,3 +261,17 @@ def test_outputs_are_checked_before_the_work(tmp_path, capsys):
     image, mask = tmp_path / "missing.nii.gz", tmp_path / "missing_mask.nii.gz"
     assert main(["extract", str(image), str(mask), "-o", str(tmp_path / "folder")]) == 2
     assert "folder: is a folder" in capsys.readouterr().err
+
+
+def test_the_table_api_refuses_a_table_that_is_a_file(tmp_path):
+    # The same check where the table is opened, for callers of the API.
+    from radflow.errors import InputError
+    from radflow.pipeline.table import table_lock
+
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "t.errors").write_text("x")
+    for table, culprit in (("file", "file"), ("t", "t.errors")):
+        with pytest.raises(InputError, match=f"{culprit}: is a file, not a folder"):
+            with table_lock(tmp_path / table):
+                pass
+        assert not (tmp_path / "t").exists()

@@ -300,9 +300,13 @@ def table_lock(table: str | Path) -> Iterator[Path]:
     Raises
     ------
     radflow.errors.InputError
-        Another process (a run or a compaction) holds the lock.
+        Another process (a run or a compaction) holds the lock, or the table
+        or its errors table (``TABLE.errors``) is a file.
     """
     table = Path(table)
+    for folder in (table, errors_path(table)):
+        if folder.exists() and not folder.is_dir():
+            raise InputError(folder, "is a file, not a folder: give a feature table folder")
     table.mkdir(parents=True, exist_ok=True)
     path = table / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
