@@ -284,3 +284,71 @@ def test_multi_member_gzip_is_complete(tmp_path):
     raw = plain.read_bytes()
     (tmp_path / "ct.nii.gz").write_bytes(gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]))
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read_image(tmp_path / "ct.nii.gz")), data)
+
+
+# -- NaN and infinite voxels (issue 12) -----------------------------------------------------
+
+
+def _float_volume(dtype=np.float32) -> np.ndarray:
+    values = (_volume() / 4.0).astype(dtype)
+    values[1, 2, 3], values[4, 5, 6], values[5, 6, 7] = np.nan, np.inf, -np.inf
+    return values
+
+
+def _nibabel_save(path: Path, data_zyx: np.ndarray, slope=None, inter=None) -> None:
+    nifti = nibabel.Nifti1Image(data_zyx.transpose(2, 1, 0), np.eye(4))
+    if slope is not None:
+        nifti.header.set_slope_inter(slope, inter)
+    nibabel.save(nifti, path)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nifti_keeps_its_nan_and_infinite_voxels(tmp_path, suffix, dtype):
+    # ITK's NIfTI reader (niftilib) sets every non-finite float voxel to 0, silently.
+    values = _float_volume(dtype)
+    path = tmp_path / f"pet{suffix}"
+    _nibabel_save(path, values)
+    assert np.isfinite(sitk.GetArrayFromImage(sitk.ReadImage(str(path)))).all()  # the bug
+
+    image = read_image(path)
+    assert image.GetPixelID() == (sitk.sitkFloat32 if dtype == np.float32 else sitk.sitkFloat64)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), values)  # NaN where NaN
+    # As the other formats read the same voxels.
+    sitk.WriteImage(sitk.GetImageFromArray(values), str(tmp_path / "pet.nrrd"))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_image(tmp_path / "pet.nrrd")), values)
+
+
+def test_scaled_nifti_keeps_its_non_finite_voxels_scaled(tmp_path):
+    # ITK zeroes them and then applies scl_slope/scl_inter: a NaN came out as the intercept.
+    values = _float_volume()
+    path = tmp_path / "scaled.nii"
+    _nibabel_save(path, values, slope=-2.0, inter=1.0)
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(path)))[1, 2, 3] == 1.0  # the bug
+
+    read = sitk.GetArrayFromImage(read_image(path))
+    expected = np.asarray(nibabel.load(path).dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(read, expected.astype(np.float32))
+    assert np.isnan(read[1, 2, 3]) and read[4, 5, 6] == -np.inf and read[5, 6, 7] == np.inf
+
+
+def test_integer_nifti_is_read_once(tmp_path, monkeypatch):
+    # Integer data (scaled or not) cannot hold NaN: nibabel is not asked.
+    from radflow.io import image_file
+
+    path = tmp_path / "ct.nii.gz"
+    _nibabel_save(path, _volume(), slope=0.5, inter=-10.0)
+    monkeypatch.setattr(image_file, "nib", None)
+    read = sitk.GetArrayFromImage(read_image(path))
+    np.testing.assert_array_equal(read, _volume() * 0.5 - 10.0)
+
+
+def test_nan_label_map_is_refused_not_read_as_background(tmp_path):
+    labels = np.zeros((6, 7, 8), np.float32)
+    labels[2:4, 2:4, 2:4] = 1
+    labels[0, 0, 0] = np.nan
+    path, reference = tmp_path / "gtv.nii.gz", tmp_path / "t1.nii.gz"
+    _nibabel_save(path, labels)
+    _nibabel_save(reference, _volume())
+    with pytest.raises(InputError, match="label values must be integers, found nan"):
+        read_label_map(path, read_image(reference))
