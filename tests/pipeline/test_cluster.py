@@ -170,14 +170,14 @@ def _assert_exactly_once_and_equal_to_single_process(store: Path, table: Path) -
     plan = make_plan(store, PARAMS)
     glob = f"read_parquet('{table}/**/*.parquet', hive_partitioning=true)"
     repeated = duckdb.sql(
-        f"SELECT series, label_key, label, image_type, count(*) AS n FROM {glob} "
+        f"SELECT series_id, label_key, label, image_type, count(*) AS n FROM {glob} "
         "GROUP BY ALL HAVING n <> 1"
     ).fetchall()
     assert repeated == []
-    keys = duckdb.sql(f"SELECT series, label_key, label, image_type FROM {glob}").fetchall()
+    keys = duckdb.sql(f"SELECT series_id, label_key, label, image_type FROM {glob}").fetchall()
     assert sorted(keys) == sorted((t.series, t.label_key, t.label, "original") for t in plan.tasks)
     assert verify(table).ok
-    rows = _table_rows(table).set_index(["series", "label_key", "label"])
+    rows = _table_rows(table).set_index(["series_id", "label_key", "label"])
     for task in plan.tasks:
         expected = extract(
             open_volume(store, task.case, task.series),
@@ -186,7 +186,7 @@ def _assert_exactly_once_and_equal_to_single_process(store: Path, table: Path) -
             label=task.label,
         )
         row = rows.loc[(task.series, task.label_key, task.label)]
-        assert (row.case, row.study, row.roi, row.institution, row.modality) == (
+        assert (row.case_id, row.study_id, row.roi, row.institution, row.modality) == (
             task.case,
             task.study,
             task.roi,
@@ -300,7 +300,7 @@ def test_client_killed_mid_run_then_run_again(real_cluster, store, tmp_path):
             client.wait(timeout=30)
     partial = _table_rows(table)
     assert 0 < len(partial) < 12  # killed mid-run: some cases committed, not all
-    assert not partial.duplicated(["series", "label_key", "label", "image_type"]).any()
+    assert not partial.duplicated(["series_id", "label_key", "label", "image_type"]).any()
 
     again = run(
         store, PARAMS, table, scheduler=real_cluster.address, progress=False, incremental=True
