@@ -112,6 +112,8 @@ class DicomScan:
         objects whose referenced series is missing; each names its file.
     ignored : dict[Path, str]
         DICOM files of other modalities (RTPLAN, SR, ...) -> their modality.
+    skipped : list of Path
+        Hidden sub-folders (names starting with ``.``), not searched.
     """
 
     folder: Path
@@ -119,6 +121,7 @@ class DicomScan:
     labels: list[DicomLabelFile] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     ignored: dict[Path, str] = field(default_factory=dict)
+    skipped: list[Path] = field(default_factory=list)
 
     def labels_of(self, series_uid: str) -> list[DicomLabelFile]:
         """The RTSTRUCT/SEG files that reference ``series_uid``."""
@@ -215,7 +218,8 @@ def scan_dicom(folder: str | PathLike) -> DicomScan:
 
     Only headers are read. Files and folders whose names start with ``.``
     (temporary files of an atomic write, ``.DS_Store``) are skipped, as are
-    files that are not DICOM (no ``DICM`` preamble and no ``.dcm`` name).
+    files that are not DICOM (no ``DICM`` preamble and no ``.dcm`` name); the
+    skipped folders are listed in ``skipped``.
 
     Parameters
     ----------
@@ -243,6 +247,7 @@ def scan_dicom(folder: str | PathLike) -> DicomScan:
     label_headers: list[tuple[Path, Dataset]] = []
 
     for root, dirs, names in os.walk(folder):
+        scan.skipped += sorted(Path(root, d) for d in dirs if d.startswith("."))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(root) / name

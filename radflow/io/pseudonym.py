@@ -52,10 +52,21 @@ white space is ignored, so ``RADFLOW_PSEUDONYM_KEY="$(cat pseudonym.key)"``
 gives the same pseudonyms as the file. A key is at least 16 bytes long.
 To run a study on several machines (a Dask cluster), give every worker the
 same key, e.g. the same ``RADFLOW_PSEUDONYM_KEY_FILE``.
+
+The local lookup
+----------------
+Ingest writes, beside a key file ``K.key``, the file ``K.lookup.csv``
+(:func:`lookup_path`, :func:`update_lookup`): one row per patient folder (or
+CSV manifest entry) with its pseudonym, so that the people who hold the key can
+go from a ``case`` in a table back to the folder. It holds identifiers: it has
+the key's file permissions, lies beside the key (never in the store or a
+table) and must be kept like the key. A key given as text in
+``RADFLOW_PSEUDONYM_KEY`` has no folder, so no lookup is written.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import logging
@@ -63,12 +74,20 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
-from radflow._atomic import publish_new, temporary_path
+from radflow._atomic import atomic_file, publish_new, temporary_path
 from radflow.errors import InputError, SettingsError
 
-__all__ = ["Pseudonymiser", "load_key", "default_key_path"]
+__all__ = [
+    "Pseudonymiser",
+    "load_key",
+    "default_key_path",
+    "key_path",
+    "lookup_path",
+    "update_lookup",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +251,95 @@ def load_key(*, key_file: str | os.PathLike | None = None) -> bytes:
     if not path.exists():
         _create_key_file(path)
     return _read_key_file(path)
+
+
+def key_path(*, key_file: str | os.PathLike | None = None) -> Path | None:
+    """The key file :func:`load_key` reads with the same argument and environment.
+
+    Returns
+    -------
+    Path or None
+        None when the key is given as text (``RADFLOW_PSEUDONYM_KEY``).
+    """
+    if key_file is not None:
+        return Path(key_file)
+    if os.environ.get(KEY_ENV) is not None:
+        return None
+    path = os.environ.get(KEY_FILE_ENV)
+    if path is not None and path.strip():
+        return Path(path)
+    return default_key_path()
+
+
+#: Columns of the lookup file, in order.
+LOOKUP_COLUMNS = ("case_id", "institution", "patient", "location", "key_id")
+
+
+def lookup_path(key_file: str | os.PathLike) -> Path:
+    """The lookup beside a key file: ``pseudonym.key`` -> ``pseudonym.lookup.csv``."""
+    key_file = Path(key_file)
+    return key_file.with_name(f"{key_file.stem}.lookup.csv")
+
+
+def update_lookup(
+    key_file: str | os.PathLike, rows: Iterable[dict[str, str]], *, key_id: str
+) -> Path:
+    """Add patients to the lookup beside ``key_file`` (original location -> pseudonym).
+
+    Parameters
+    ----------
+    key_file : path-like
+        The key file the pseudonyms were made with.
+    rows : iterable of dict
+        ``case_id`` (the pseudonym), ``institution``, ``patient`` (the id as found)
+        and ``location`` (the folder, or ``PATIENT in cohort.csv``).
+    key_id : str
+        :attr:`Pseudonymiser.key_id` of the key, recorded on every row.
+
+    Returns
+    -------
+    Path
+        The lookup file (:func:`lookup_path`).
+
+    Notes
+    -----
+    Rows already there for another location or another key are kept; a row
+    for the same location and key is replaced. The file is replaced atomically
+    and has the permission bits of the key file (0600 for a key radflow made),
+    set before its content is written.
+
+    Raises
+    ------
+    InputError
+        The existing lookup is not one (other columns): it names the file.
+    """
+    key_file = Path(key_file)
+    path = lookup_path(key_file)
+    merged: dict[tuple[str, str], dict[str, str]] = {}
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if tuple(reader.fieldnames or ()) != LOOKUP_COLUMNS:
+                raise InputError(
+                    path,
+                    f"not a radflow pseudonym lookup (columns {', '.join(LOOKUP_COLUMNS)}); "
+                    "move it away",
+                )
+            for row in reader:
+                merged[(row["location"], row["key_id"])] = row
+    for row in rows:
+        row = {c: str(row.get(c, "")) for c in LOOKUP_COLUMNS} | {"key_id": key_id}
+        merged[(row["location"], key_id)] = row
+    mode = stat.S_IMODE(key_file.stat().st_mode) & 0o666 if key_file.exists() else 0o600
+    with atomic_file(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)  # the key's bits exactly, whatever the umask
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=LOOKUP_COLUMNS)
+            writer.writeheader()
+            writer.writerows(sorted(merged.values(), key=lambda r: (r["location"], r["key_id"])))
+    return path
 
 
 def _read_key_file(path: Path) -> bytes:

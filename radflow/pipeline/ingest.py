@@ -4,9 +4,18 @@ Per patient, every image series is read with its label maps, pseudonymised,
 fingerprinted and written atomically to ``STORE/<case>/<series>``. A series
 whose input files are unchanged since the last ingest (same content
 fingerprint) is skipped without reading pixel data. Every problem — a corrupt
-file, a geometry mismatch, an empty ROI, a missing referenced series — is
-recorded in the manifest with the file it concerns, and the rest of the
-archive is ingested.
+file, a geometry mismatch, an empty ROI, a missing referenced series, a
+modality that names no DICOM modality — is recorded in the manifest with the
+file it concerns, and the rest of the archive is ingested.
+
+Two audiences, two texts: what is stored (store, manifest) carries
+pseudonyms only, scrubbed of the patient's folder, id and UIDs; what is
+printed and logged on the machine that ran ingest names the paths the user
+gave, so that a failure can be found on disk. The pseudonym of each patient
+folder is written to a lookup beside the key file
+(:func:`radflow.io.pseudonym.update_lookup`), never into the store. Hidden
+folders are not read (:mod:`radflow.io.discovery` says why) and every one is
+listed in the summary and the log.
 """
 
 from __future__ import annotations
@@ -27,9 +36,15 @@ from radflow._version import __version__
 from radflow.errors import InputError
 from radflow.io.dicom import scan_dicom
 from radflow.io.dicom_series import load_dicom_series
-from radflow.io.discovery import CaseSource, discover_archive
+from radflow.io.discovery import CaseSource, dicom_modality, discover
 from radflow.io.image_file import label_sidecar, read_image, read_label_map
-from radflow.io.pseudonym import Pseudonymiser, load_key
+from radflow.io.pseudonym import (
+    Pseudonymiser,
+    key_path,
+    load_key,
+    lookup_path,
+    update_lookup,
+)
 from radflow.io.records import SeriesRecord
 from radflow.pipeline.fingerprint import content_fingerprint
 from radflow.pipeline.manifest import update_manifest
@@ -47,7 +62,18 @@ INGEST_FORMAT = "1"
 
 @dataclass
 class IngestSummary:
-    """What one ingest run did."""
+    """What one ingest run did, for the user who ran it (paths as given, not pseudonyms).
+
+    Attributes
+    ----------
+    messages : list of str
+        One line per failed input, naming the file or folder the user gave.
+    skipped : list of str
+        Hidden folders not read (names starting with ``.``).
+    lookup : Path or None
+        The lookup (patient folder -> pseudonym) beside the key file; None when
+        the key was given as text.
+    """
 
     store: Path
     ingested: int = 0
@@ -55,16 +81,36 @@ class IngestSummary:
     failed: int = 0
     cases: int = 0
     messages: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    lookup: Path | None = None
 
     def report(self) -> str:
         lines = [
             f"store: {self.store}",
             f"cases: {self.cases}   series ingested: {self.ingested}   "
-            f"unchanged: {self.unchanged}   failed: {self.failed}",
+            f"unchanged: {self.unchanged}   failed: {self.failed}   "
+            f"hidden folders skipped: {len(self.skipped)}",
         ]
         lines += [f"  failed: {m}" for m in self.messages]
+        lines += [f"  skipped (hidden folder, not read): {p}" for p in self.skipped]
+        if self.lookup is not None:
+            lines.append(f"lookup (folder -> pseudonym, keep it with the key): {self.lookup}")
         lines.append(f"manifest: {self.store / 'manifest.parquet'}")
         return "\n".join(lines)
+
+
+@dataclass
+class CaseResult:
+    """What :func:`ingest_case` did for one patient.
+
+    ``rows`` go to the manifest (pseudonyms only); ``messages`` (one per
+    failed row, naming the user's paths) and ``skipped`` (hidden folders) are
+    for the summary and the log, never stored.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
 
 
 def safe_name(text: str) -> str:
@@ -80,13 +126,25 @@ class _Scrubber:
     """Removes a patient's folder path, raw id and UIDs from messages bound for outputs."""
 
     def __init__(self, case: CaseSource, case_id: str):
-        self.replacements = [(str(case.root), f"{safe_name(case.institution)}/{case_id}")]
-        if case.patient:
-            self.replacements.append((case.patient, case_id))
+        target = f"{safe_name(case.institution)}/{case_id}"
+        roots = {str(case.root), str(case.root.absolute()), str(case.root.resolve())}
+        # Longest first (an absolute root contains the relative one); "." or "/"
+        # would replace every dot or slash.
+        self.replacements = [
+            (re.compile(re.escape(root)), target)
+            for root in sorted(roots, key=len, reverse=True)
+            if len(root) > 1
+        ]
+        if case.patient.strip():
+            # Whole words only: a short id ("12") must not rewrite every number.
+            word = re.escape(case.patient.strip())
+            self.replacements.append(
+                (re.compile(rf"(?<![0-9A-Za-z]){word}(?![0-9A-Za-z])"), case_id)
+            )
 
     def __call__(self, text: str) -> str:
         for old, new in self.replacements:
-            text = text.replace(old, new)
+            text = old.sub(lambda _m, new=new: new, text)
         return _UID.sub("<uid>", text)
 
     def path(self, path: Path, case: CaseSource) -> str:
@@ -178,11 +236,12 @@ def _ok_row(store, case_id, institution, series_id, action) -> dict:
     )
 
 
-def _series_jobs(case: CaseSource):
-    """Yield (source_uid, modality, files, loader) for every series of a case, and errors.
+def _series_jobs(case: CaseSource, skipped: list[Path]):
+    """Yield (source_uid, modality, source, files, loader) for every series of a case, and errors.
 
     Loading is deferred so that unchanged series are skipped after hashing
-    their files, without decoding pixels.
+    their files, without decoding pixels. Hidden folders the DICOM scan did not
+    enter are appended to ``skipped``.
     """
     for src in case.dicom:
         try:
@@ -190,6 +249,7 @@ def _series_jobs(case: CaseSource):
         except InputError as exc:
             yield exc
             continue
+        skipped.extend(scan.skipped)
         yield from scan.errors
         for uid, series in sorted(scan.series.items()):
             files = list(series.files) + [lab.path for lab in scan.labels_of(uid)]
@@ -197,7 +257,7 @@ def _series_jobs(case: CaseSource):
             def load(scan=scan, uid=uid, errors=None):
                 return load_dicom_series(scan, uid, errors=errors)
 
-            yield uid, series.modality, files, load
+            yield uid, series.modality, series.files[0], files, load
 
     for fs in case.files:
         rel = fs.image.relative_to(case.root) if fs.image.is_relative_to(case.root) else fs.image
@@ -221,13 +281,21 @@ def _series_jobs(case: CaseSource):
             metadata = {"modality": fs.modality, "source_format": fs.image.name.split(".", 1)[-1]}
             return SeriesRecord(fs.modality, image, metadata, uid, tuple(files), labels)
 
-        yield uid, fs.modality, files, load
+        yield uid, fs.modality, fs.image, files, load
+
+
+def _local(exc: Exception, case: CaseSource) -> str:
+    """The failure as the user should read it: naming the path they gave, not pseudonyms."""
+    text = str(exc)
+    if case.listed_in is not None:
+        return text if text.startswith(str(case.listed_in)) else f"{case.location}: {text}"
+    return text if str(case.root) in text else f"{case.location}: {text}"
 
 
 def ingest_case(
     case: CaseSource, store: str | Path, key: bytes, *, force: bool = False
-) -> list[dict]:
-    """Ingest one patient; return its manifest rows. Never raises for bad input.
+) -> CaseResult:
+    """Ingest one patient. Never raises for bad input.
 
     Parameters
     ----------
@@ -239,17 +307,26 @@ def ingest_case(
         Pseudonymisation key (:func:`radflow.io.pseudonym.load_key`).
     force : bool
         Re-ingest series whose fingerprint is unchanged.
+
+    Returns
+    -------
+    CaseResult
+        The manifest rows (pseudonyms only, messages scrubbed), and for the
+        user the failures naming their paths and the hidden folders not read.
     """
     pseud = Pseudonymiser(key)
     case_id = pseud.patient(case.patient)
     institution = safe_name(case.institution)
     scrub = _Scrubber(case, case_id)
-    rows: list[dict] = []
+    result = CaseResult(skipped=list(case.skipped))
+    rows = result.rows
 
     def failed(exc: Exception, series_id="", modality="", item="file", roi="") -> None:
         source = getattr(exc, "source", "")
         message = scrub(str(exc))
-        log.warning("%s/%s: %s", institution, case_id, message)
+        local = _local(exc, case)
+        log.warning("%s", local)
+        result.messages.append(local)
         rows.append(
             _row(
                 case_id,
@@ -266,11 +343,17 @@ def ingest_case(
 
     for err in case.errors:
         failed(err)
-    for job in _series_jobs(case):
+    for job in _series_jobs(case, result.skipped):
         if isinstance(job, Exception):
             failed(job)
             continue
-        uid, modality, files, load = job
+        uid, modality, source, files, load = job
+        try:
+            # The modality becomes part of the series id and a partition value.
+            modality = dicom_modality(modality, source)
+        except InputError as exc:
+            failed(exc, item="series")
+            continue
         series_id = f"{modality}-{pseud.series(uid)}"
         try:
             fingerprint = content_fingerprint(files, salt=f"ingest-{INGEST_FORMAT}")
@@ -294,7 +377,10 @@ def ingest_case(
             rows.append(_ok_row(store, case_id, institution, series_id, "ingested"))
         except (InputError, OSError) as exc:
             failed(exc, series_id, modality, item="series")
-    return rows
+    result.skipped = sorted(set(result.skipped))
+    for folder in result.skipped:
+        log.warning("%s: hidden folder not read (rename it to ingest it)", folder)
+    return result
 
 
 def _ingest_case_task(case, store, key, force):
@@ -320,6 +406,38 @@ def _check_store_key(store: Path, pseud: Pseudonymiser) -> None:
         return
     with atomic_file(info_path) as tmp:
         tmp.write_text(json.dumps({"key_id": pseud.key_id, "ingest_format": INGEST_FORMAT}) + "\n")
+
+
+def _write_lookup(key_file, store: Path, pseud: Pseudonymiser, cases) -> Path | None:
+    """Record each patient's folder -> pseudonym beside the key file (None: key given as text)."""
+    path = key_path(key_file=key_file)
+    if path is None:
+        return None
+    rows = [
+        {
+            "case_id": pseud.patient(case.patient),
+            "institution": safe_name(case.institution),
+            "patient": case.patient,
+            "location": str(case.root.absolute())
+            if case.listed_in is None
+            else f"{case.patient} in {case.listed_in.absolute()}",
+        }
+        for case in cases
+    ]
+    return update_lookup(path, rows, key_id=pseud.key_id)
+
+
+def _check_key_outside(store: Path, key_file) -> None:
+    """The key and its lookup hold what the store must not: refuse them inside it."""
+    path = key_path(key_file=key_file)
+    if path is not None and lookup_path(path).absolute().resolve().is_relative_to(
+        store.absolute().resolve()
+    ):
+        raise InputError(
+            path,
+            f"the pseudonymisation key lies inside the store {store}; its lookup of patient "
+            "folders would be written there too. Move the key out of the store",
+        )
 
 
 def ingest_archive(
@@ -352,19 +470,35 @@ def ingest_archive(
     Returns
     -------
     IngestSummary
+        Failures and hidden folders named by the paths given; the lookup
+        written beside the key file.
     """
     store = Path(store)
-    store.mkdir(parents=True, exist_ok=True)
     key = load_key(key_file=key_file)
-    _check_store_key(store, Pseudonymiser(key))
-    cases = discover_archive(archive)
+    _check_key_outside(store, key_file)
+    found = discover(archive)  # before the store is made: a wrong path leaves nothing
+    store.mkdir(parents=True, exist_ok=True)
+    pseud = Pseudonymiser(key)
+    _check_store_key(store, pseud)
+    cases = found.cases
+    summary = IngestSummary(store=store, cases=len(cases))
+    summary.lookup = _write_lookup(key_file, store, pseud, cases)
+    for exc in found.errors:  # inputs of no patient: not in the manifest
+        log.warning("%s", exc)
+        summary.failed += 1
+        summary.messages.append(str(exc))
+    skipped = list(found.skipped)
+    for folder in skipped:
+        log.warning("%s: hidden folder not read (rename it to ingest it)", folder)
     bar = Progress(len(cases), "patients") if progress else None
     rows: list[dict] = []
 
-    def collect(case_rows):
-        rows.extend(case_rows)
+    def collect(result: CaseResult):
+        rows.extend(result.rows)
+        summary.messages.extend(result.messages)
+        skipped.extend(result.skipped)
         if bar:
-            bar.update(failed=sum(r["status"] == "failed" for r in case_rows))
+            bar.update(failed=sum(r["status"] == "failed" for r in result.rows))
 
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -378,14 +512,10 @@ def ingest_archive(
         bar.close()
     update_manifest(store, rows)
 
-    summary = IngestSummary(store=store, cases=len(cases))
+    summary.skipped = sorted({str(p) for p in skipped})
     for r in rows:
         if r["status"] == "failed":
             summary.failed += 1
-            where = "/".join(
-                x for x in (r["institution"], r["case"], r["source"] or r["series"]) if x
-            )
-            summary.messages.append(f"{where}: {r['error']}")
         elif r["action"] == "unchanged":
             summary.unchanged += 1
         else:

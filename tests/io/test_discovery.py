@@ -3,7 +3,7 @@
 import pytest
 
 from radflow.errors import InputError
-from radflow.io.discovery import discover_archive, guess_modality
+from radflow.io.discovery import dicom_modality, discover, discover_archive, guess_modality
 
 
 def _touch(path, data=b"x"):
@@ -77,3 +77,98 @@ def test_missing_columns_and_empty_archive(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="institution"):
         discover_archive(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("CT", "CT"),
+        ("ct ", "CT"),
+        ("PT", "PT"),
+        ("PET", "PT"),
+        ("pet", "PT"),
+        ("PET/CT", "PT"),
+        ("PET-CT", "PT"),
+        ("PET CT", "PT"),
+        ("PET/MRI", "PT"),
+        ("MRI", "MR"),
+        ("mr", "MR"),
+        ("T1 post-contrast", "MR"),
+        ("CT thorax", "CT"),
+        ("SPECT", "NM"),
+        ("US", "US"),
+        ("OT", "OT"),
+    ],
+)
+def test_modalities_map_to_dicom_codes(text, code):
+    assert dicom_modality(text, "img.nii") == code
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "modality is empty"),
+        ("   ", "modality is empty"),
+        ("photograph", "'photograph' is not a DICOM modality"),
+        ("CT/MR", "'CT/MR' names several modalities (CT, MR)"),
+    ],
+)
+def test_unmappable_modalities_name_the_file_and_the_fix(text, reason):
+    with pytest.raises(InputError, match="modality column") as info:
+        dicom_modality(text, "img/a.nii")
+    assert info.value.source == "img/a.nii"
+    assert reason in info.value.reason
+
+
+def test_csv_modality_is_mapped_or_kept_for_ingest_to_report(tmp_path):
+    _touch(tmp_path / "a.nii")
+    _touch(tmp_path / "b.nii")
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "patient,institution,modality,image,mask,roi\n"
+        "P1,H1,PET/CT,a.nii,,\n"
+        "P2,H1,wound photo,b.nii,,\n"
+        ",H1,CT,a.nii,,\n"
+    )
+    archive = discover(csv)
+    p1, p2 = archive.cases
+    assert [f.modality for f in p1.files] == ["PT"]
+    assert [f.modality for f in p2.files] == ["wound photo"]
+    # A row without a patient belongs to no case: an archive error naming its line.
+    (error,) = archive.errors
+    assert error.source == f"{csv}:4" and "empty patient" in error.reason
+    assert p1.listed_in == csv and p1.location == f"P1 in {csv}"
+
+
+def test_hidden_folders_are_listed_not_read(tmp_path):
+    _touch(tmp_path / "SITE" / "P1" / "ct.nii")
+    _touch(tmp_path / "SITE" / "P1" / ".thumbs" / "ct.nii")
+    _touch(tmp_path / "SITE" / "P1" / "MR" / ".git" / "x.nii")
+    _touch(tmp_path / "SITE" / ".case2" / "ct.nii")
+    _touch(tmp_path / ".snapshot" / "SITE" / "P1" / "ct.nii")
+    archive = discover(tmp_path)
+    (case,) = archive.cases
+    assert case.patient == "P1" and [f.image.name for f in case.files] == ["ct.nii"]
+    assert archive.skipped == (tmp_path / ".snapshot", tmp_path / "SITE" / ".case2")
+    assert case.skipped == (
+        tmp_path / "SITE" / "P1" / ".thumbs",
+        tmp_path / "SITE" / "P1" / "MR" / ".git",
+    )
+    assert case.location == str(tmp_path / "SITE" / "P1")
+
+
+def test_only_hidden_folders_say_so(tmp_path):
+    _touch(tmp_path / ".SITE" / "P1" / "ct.nii")
+    with pytest.raises(InputError, match=r"hidden folders not read: \.SITE"):
+        discover_archive(tmp_path)
+
+
+def test_csv_manifest_with_a_bom_or_binary_bytes(tmp_path):
+    _touch(tmp_path / "a.nii")
+    csv = tmp_path / "excel.csv"
+    csv.write_bytes("\ufeffpatient,image\nP1,a.nii\n".encode())  # Excel's UTF-8 BOM
+    (case,) = discover_archive(csv)
+    assert case.patient == "P1"
+    csv.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="not a readable CSV manifest"):
+        discover_archive(csv)

@@ -10,11 +10,20 @@ import re
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from radflow.errors import InputError, SettingsError
-from radflow.io.pseudonym import Pseudonymiser, default_key_path, load_key
+from radflow.io.pseudonym import (
+    LOOKUP_COLUMNS,
+    Pseudonymiser,
+    default_key_path,
+    key_path,
+    load_key,
+    lookup_path,
+    update_lookup,
+)
 
 KEY = b"0123456789abcdef-study-key"
 PID = "MRN-00472913"
@@ -241,3 +250,46 @@ def test_concurrent_creation_keeps_the_first_key(no_env_key):
     _create_key_file(path)  # as if it had checked for the file before the first one wrote it
     assert path.read_bytes() == first
     assert [p.name for p in path.parent.iterdir()] == ["pseudonym.key"]
+
+
+def test_key_path_follows_the_order_of_load_key(no_env_key, monkeypatch):
+    assert key_path(key_file="k.key") == Path("k.key")
+    assert key_path() == default_key_path()
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY_FILE", "/keys/study.key")
+    assert key_path() == Path("/keys/study.key")
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY", "the key as text, no file")
+    assert key_path() is None
+    assert key_path(key_file="k.key") == Path("k.key")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_lookup_beside_the_key_with_its_permissions_merged_atomically(tmp_path):
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_text(KEY.decode() + "\n")
+    key_file.chmod(0o640)
+    p = Pseudonymiser(KEY)
+    row = {"case_id": p.patient(PID), "institution": "SITE", "patient": PID, "location": "/a/MRN"}
+    path = update_lookup(key_file, [row], key_id=p.key_id)
+    assert path == tmp_path / "pseudonym.lookup.csv" == lookup_path(key_file)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    other = dict(row, patient="MRN-2", location="/b/MRN-2", case_id=p.patient("MRN-2"))
+    update_lookup(key_file, [other, dict(row, institution="SITE_2")], key_id=p.key_id)
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(LOOKUP_COLUMNS)
+    assert lines[1:] == [
+        f"{p.patient(PID)},SITE_2,{PID},/a/MRN,{p.key_id}",
+        f"{p.patient('MRN-2')},SITE,MRN-2,/b/MRN-2,{p.key_id}",
+    ]
+    assert [e.name for e in tmp_path.iterdir() if e.name.startswith(".")] == []
+    key_file.chmod(0o600)
+    update_lookup(key_file, [], key_id=p.key_id)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_lookup_refuses_to_overwrite_a_file_that_is_not_one(tmp_path):
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_text(KEY.decode() + "\n")
+    lookup_path(key_file).write_text("notes of a colleague\n")
+    with pytest.raises(InputError, match="not a radflow pseudonym lookup"):
+        update_lookup(key_file, [], key_id="x")
+    assert lookup_path(key_file).read_text() == "notes of a colleague\n"

@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from radflow.demo.synthetic import write_demo_archive
+from radflow.errors import InputError
 from radflow.io.dicom_write import write_image_series, write_rtstruct
 from radflow.pipeline.ingest import ingest_archive
 from radflow.pipeline.manifest import read_manifest
@@ -28,12 +29,13 @@ def demo_archive(tmp_path_factory) -> tuple[Path, object]:
 
 @pytest.fixture(scope="module")
 def demo_store(demo_archive, tmp_path_factory):
-    # Module fixtures run outside the function-scoped key fixture.
-    mp = pytest.MonkeyPatch()
-    mp.setenv("RADFLOW_PSEUDONYM_KEY", "radflow-test-key")
+    # A key file (not the environment's key text), so that ingest writes its
+    # lookup of patient folders beside it.
+    key_file = tmp_path_factory.mktemp("keys") / "study.key"
+    key_file.write_text("radflow-test-key-file-0123456789\n")
+    key_file.chmod(0o600)
     store = tmp_path_factory.mktemp("store")
-    summary = ingest_archive(demo_archive[0], store, progress=False)
-    mp.undo()
+    summary = ingest_archive(demo_archive[0], store, key_file=key_file, progress=False)
     return store, summary
 
 
@@ -90,6 +92,17 @@ def test_no_identifier_in_any_output(demo_archive, demo_store, capsys):
     ]
     assert leaks == []
     assert not any(s in summary.report() for s in archive.identifiers if len(s) >= 5)
+    # The local lookup (patient folder -> pseudonym) holds the patient ids, beside
+    # the key file with its permissions, outside the store that was searched above.
+    lookup = summary.lookup
+    assert lookup is not None and lookup.name == "study.lookup.csv"
+    assert (lookup.parent / "study.key").is_file()
+    assert not lookup.resolve().is_relative_to(store.resolve())
+    assert lookup.stat().st_mode & 0o777 == 0o600
+    rows = pd.read_csv(lookup, dtype=str)
+    assert set(rows["patient"]) == set(archive.patients)
+    assert set(rows["patient"]) <= archive.identifiers
+    assert set(rows["case_id"]) == set(read_manifest(store)["case"])
 
 
 def test_dicom_round_trip_is_exact(demo_archive, demo_store):
@@ -332,3 +345,215 @@ def test_extract_cli_on_the_synthetic_archive_nifti_and_its_store_copy(
     assert from_store.keys() == from_nifti.keys()
     for key, value in from_nifti.items():
         assert from_store[key] == pytest.approx(value, rel=1e-9), key
+
+
+def _nrrd(path: Path, value: int = 100) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(np.full((3, 6, 6), value, np.int16))
+    image.SetSpacing((1.0, 1.0, 2.0))
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def _csv(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    lines = ["patient,institution,modality,image,mask,roi"]
+    lines += [f"{pid},SITE,{modality},{image},," for pid, modality, image in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_pet_ct_and_spaced_modalities_map_to_dicom_codes(tmp_path):
+    # "PET/CT" once raised ValueError from the series id and aborted the whole ingest
+    # before the manifest was written; "CT thorax" was kept, unusable as a partition.
+    for name in ("a", "b", "c", "d"):
+        _nrrd(tmp_path / "img" / f"{name}.nrrd", value=ord(name))
+    csv = _csv(
+        tmp_path / "cohort.csv",
+        [
+            ("P1", "PET/CT", "img/a.nrrd"),
+            ("P2", "pet-ct", "img/b.nrrd"),
+            ("P3", "CT thorax", "img/c.nrrd"),
+            ("P4", " MRI ", "img/d.nrrd"),
+        ],
+    )
+    store = tmp_path / "store"
+    summary = ingest_archive(csv, store, progress=False)
+    assert (summary.ingested, summary.failed) == (4, 0), summary.report()
+    assert sorted(i.modality for i in list_series(store)) == ["CT", "MR", "PT", "PT"]
+    for info in list_series(store):
+        assert info.series.startswith(f"{info.modality}-")
+    manifest = read_manifest(store)
+    assert sorted(manifest["modality"]) == ["CT", "MR", "PT", "PT"]
+    assert all(m.isalnum() and m.isupper() for m in manifest["modality"])
+
+
+def test_an_unmappable_modality_fails_that_series_only(tmp_path):
+    _nrrd(tmp_path / "img" / "photo.nrrd", value=1)
+    _nrrd(tmp_path / "img" / "ct.nrrd", value=2)
+    _nrrd(tmp_path / "img" / "pet.nrrd", value=3)
+    csv = _csv(
+        tmp_path / "cohort.csv",
+        [
+            ("P1", "wound photograph", "img/photo.nrrd"),
+            ("P1", "CT", "img/ct.nrrd"),
+            ("P2", "PET/CT", "img/pet.nrrd"),
+            ("P3", "CT/MR", "img/ct.nrrd"),
+        ],
+    )
+    store = tmp_path / "store"
+    summary = ingest_archive(csv, store, progress=False)
+    assert (summary.ingested, summary.failed) == (2, 2), summary.report()
+    manifest = read_manifest(store)
+    failed = manifest[manifest["status"] == "failed"].sort_values("error")
+    assert list(failed["item"]) == ["series", "series"]
+    unknown, ambiguous = sorted(failed["error"], key=lambda e: "several" in e)
+    assert "'wound photograph' is not a DICOM modality" in unknown
+    assert "modality column" in unknown  # says where to fix it
+    assert "'CT/MR' names several modalities (CT, MR)" in ambiguous
+    # The user's summary names the image file and the CSV, not the pseudonym.
+    message = next(m for m in summary.messages if "photograph" in m)
+    assert message.startswith(f"P1 in {csv}: {tmp_path / 'img' / 'photo.nrrd'}")
+    ok = manifest[manifest["status"] == "ok"]
+    assert sorted(ok["modality"]) == ["CT", "PT"]
+
+
+def test_hidden_folders_are_not_read_and_every_one_is_listed(tmp_path):
+    archive = tmp_path / "archive"
+    _nrrd(archive / "SITE" / "P1" / "CT" / "ct.nrrd")
+    _nrrd(archive / "SITE" / "P1" / ".thumbs" / "ct.nrrd")  # inside a patient
+    _nrrd(archive / "SITE" / ".case2" / "CT" / "ct.nrrd")  # a hidden patient folder
+    _nrrd(archive / ".snapshot" / "SITE" / "P1" / "CT" / "ct.nrrd")  # a NAS snapshot
+    _write_ct(archive / "SITE" / "P1" / "dicom" / ".old", "P1")  # hidden DICOM folder
+    store = tmp_path / "store"
+    summary = ingest_archive(archive, store, progress=False)
+    hidden = [
+        archive / ".snapshot",
+        archive / "SITE" / ".case2",
+        archive / "SITE" / "P1" / ".thumbs",
+        archive / "SITE" / "P1" / "dicom" / ".old",
+    ]
+    assert summary.skipped == sorted(str(p) for p in hidden)
+    assert (summary.cases, summary.ingested, summary.failed) == (1, 1, 0)
+    report = summary.report()
+    assert "hidden folders skipped: 4" in report
+    for path in hidden:
+        assert f"skipped (hidden folder, not read): {path}" in report
+    (info,) = list_series(store)
+    assert info.modality == "CT"
+
+
+def test_failure_messages_name_the_paths_the_user_gave(tmp_path):
+    root = tmp_path / "archive" / "SITE"
+    files = _write_ct(root / "SMITH_J" / "CT", "SMITH_J")
+    broken = root / "SMITH_J" / "CT" / "broken.dcm"
+    broken.write_bytes(files[0].read_bytes()[:-100])
+    nifti = root / "DOE_A"
+    _nrrd(nifti / "t2.nrrd")
+    empty = sitk.Image(6, 6, 3, sitk.sitkUInt8)
+    empty.CopyInformation(sitk.ReadImage(str(nifti / "t2.nrrd")))
+    sitk.WriteImage(empty, str(nifti / "t2_label.nrrd"))
+    store = tmp_path / "store"
+    summary = ingest_archive(tmp_path / "archive", store, progress=False)
+    assert summary.failed == 2, summary.report()
+    manifest = read_manifest(store)
+    for message in summary.messages:
+        # Every failure names a file or folder that exists on disk, as given.
+        path = Path(message.split(": ", 1)[0])
+        assert path.exists(), message
+        assert str(root) in message
+        assert not any(case in message for case in manifest["case"])
+    assert any(str(broken) in m for m in summary.messages)
+    assert any(str(nifti / "t2_label.nrrd") in m for m in summary.messages)
+    # What is stored names no folder of the archive.
+    text = manifest.to_csv()
+    assert "SMITH_J" not in text and "DOE_A" not in text and str(tmp_path) not in text
+
+
+def test_lookup_beside_the_key_file_keeps_its_permissions_and_merges(tmp_path, monkeypatch):
+    monkeypatch.delenv("RADFLOW_PSEUDONYM_KEY")
+    key_file = tmp_path / "keys" / "study.key"
+    key_file.parent.mkdir()
+    key_file.write_text("a-study-key-0123456789abcdef\n")
+    key_file.chmod(0o640)
+    monkeypatch.setenv("RADFLOW_PSEUDONYM_KEY_FILE", str(key_file))
+    first = tmp_path / "first"
+    _nrrd(first / "SITE" / "MRN001" / "CT" / "ct.nrrd")
+    store = tmp_path / "store"
+    summary = ingest_archive(first, store, progress=False)
+    lookup = key_file.with_name("study.lookup.csv")
+    assert summary.lookup == lookup and "lookup (folder -> pseudonym" in summary.report()
+    assert lookup.stat().st_mode & 0o777 == 0o640
+    (case,) = {i.case for i in list_series(store)}
+    rows = pd.read_csv(lookup, dtype=str)
+    assert rows.to_dict("records") == [
+        {
+            "case_id": case,
+            "institution": "SITE",
+            "patient": "MRN001",
+            "location": str((first / "SITE" / "MRN001").absolute()),
+            "key_id": rows["key_id"][0],
+        }
+    ]
+    # A second archive adds its patients; the first stays.
+    second = tmp_path / "second"
+    _nrrd(second / "SITE" / "MRN002" / "CT" / "ct.nrrd", value=7)
+    ingest_archive(second, store, progress=False)
+    assert sorted(pd.read_csv(lookup, dtype=str)["patient"]) == ["MRN001", "MRN002"]
+    # Nothing of the lookup reaches the store.
+    for path, data in _all_output_bytes(store):
+        assert b"MRN00" not in data, path
+
+
+def test_no_lookup_for_a_key_given_as_text_and_none_inside_the_store(tmp_path):
+    archive = tmp_path / "archive"
+    _nrrd(archive / "SITE" / "P1" / "ct.nrrd")
+    summary = ingest_archive(archive, tmp_path / "store", progress=False)
+    assert summary.lookup is None and list(tmp_path.rglob("*.lookup.csv")) == []
+    # A key kept in the store would put its lookup there: refused before anything is written.
+    store = tmp_path / "store2"
+    key_file = store / "keys" / "study.key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text("a-study-key-0123456789abcdef\n")
+    with pytest.raises(InputError, match="inside the store"):
+        ingest_archive(archive, store, key_file=key_file, progress=False)
+    assert sorted(p.name for p in store.rglob("*")) == ["keys", "study.key"]
+
+
+def test_hidden_folders_inside_a_listed_dicom_folder_are_listed(tmp_path):
+    _write_ct(tmp_path / "dicom" / "P7", "P7")
+    _write_ct(tmp_path / "dicom" / "P7" / ".Trashes", "P7", SeriesDescription="deleted")
+    csv = _csv(tmp_path / "cohort.csv", [("P7", "", "dicom/P7")])
+    summary = ingest_archive(csv, tmp_path / "store", progress=False)
+    assert (summary.ingested, summary.failed) == (1, 0), summary.report()
+    assert summary.skipped == [str((tmp_path / "dicom" / "P7" / ".Trashes").resolve())]
+
+
+def test_no_identifier_in_the_feature_table_and_the_lookup_outside_it(
+    demo_archive, demo_store, tmp_path
+):
+    from distributed import LocalCluster
+
+    from radflow.pipeline.run import run
+
+    _, archive = demo_archive
+    store, summary = demo_store
+    table = tmp_path / "features"
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+    ) as cluster:
+        run(
+            store,
+            {"featureClass": {"firstorder": ["Mean"]}},
+            table,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    outputs = [p for root in tmp_path.glob("features*") for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in outputs)
+    needles = [s.encode() for s in archive.identifiers if len(s) >= 5]
+    leaks = [(p.name, n) for p in outputs for n in needles if n in p.read_bytes()]
+    assert leaks == []
+    for root in tmp_path.glob("features*"):
+        assert not summary.lookup.resolve().is_relative_to(root.resolve())
