@@ -56,6 +56,7 @@ import numpy as np
 from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import InputError
+from radflow.io.records import roi_key
 from radflow.model import metrics
 from radflow.model.artefacts import StudyOutputs, predictions_table
 from radflow.model.design import load_design
@@ -84,10 +85,18 @@ from radflow.store.read import open_label, open_volume
 pd = load("pandas")
 sksurv_util = load("sksurv.util")
 
-__all__ = ["FitOutputs", "build_report", "load_fit_outputs", "write_demo_report"]
+__all__ = [
+    "FitOutputs",
+    "build_report",
+    "load_fit_outputs",
+    "model_rois",
+    "qc_gallery",
+    "write_demo_report",
+]
 
-#: Display windows of the QC slices (image units); None: the slice's percentiles.
-_WINDOWS = {"CT": (-1000.0, 400.0)}
+#: Display windows of the QC slices: modality -> (name, (low, high) in image units); other
+#: modalities: the shown slice's 0.5-99.5th percentiles (named so on the figure).
+_WINDOWS = {"CT": ("CT wide", (-1000.0, 400.0))}
 _UNITS = {"CT": "HU", "PT": "SUV"}
 _HEATMAP_MAX_FEATURES = 60
 _TD_AUC_BOOT = 200
@@ -219,9 +228,31 @@ def _say(progress: bool, text: str) -> None:
 # -- sections -----------------------------------------------------------------
 
 
+_TIME_UNITS = (("month", "months"), ("week", "weeks"), ("day", "days"), ("year", "years"))
+
+
+def time_unit(fit: FitOutputs | None) -> str:
+    """The unit of the survival times, read from the endpoint's time column name.
+
+    ``os_months`` -> ``"months"`` (likewise weeks, days, years); a name that
+    says none: ``"<column> units"``, so that no figure claims a unit it was not given.
+    """
+    column = str(getattr(getattr(getattr(fit, "spec", None), "endpoint", None), "time", "") or "")
+    lowered = column.lower()
+    for word, unit in _TIME_UNITS:
+        if word in lowered:
+            return unit
+    return f"{column} units" if column else "time units"
+
+
 def _cohort(fit: FitOutputs | None, manifest: pd.DataFrame) -> pd.DataFrame:
-    """One row per institution: patients and series per modality, failures, events, follow-up."""
+    """One row per institution: patients and series per modality, failures, events, follow-up.
+
+    Median follow-up: the median observed time (event or censoring) of the
+    model's patients, in :func:`time_unit`, named in the column.
+    """
     rows = {}
+    follow_up = f"median follow-up ({time_unit(fit)})"
     if not manifest.empty:
         series = manifest[manifest["item"] == "series"]
         for inst, part in manifest.groupby("institution"):
@@ -241,17 +272,17 @@ def _cohort(fit: FitOutputs | None, manifest: pd.DataFrame) -> pd.DataFrame:
             if y is not None and y.dtype.names:
                 event, t = y[y.dtype.names[0]][idx], y[y.dtype.names[1]][idx]
                 row["events"] = int(np.sum(event))
-                row["median follow-up"] = float(np.median(t))
+                row[follow_up] = float(np.median(t))
             elif y is not None:
                 row["positives"] = int(np.sum(np.asarray(y)[idx]))
     frame = pd.DataFrame.from_dict(rows, orient="index").sort_index()
     frame.index.name = "institution"
     if not frame.empty:
         total = frame.sum(numeric_only=True)
-        if "median follow-up" in frame and fit is not None and fit.design.y.dtype.names:
-            total["median follow-up"] = float(np.median(fit.design.y[fit.design.y.dtype.names[1]]))
+        if follow_up in frame and fit is not None and fit.design.y.dtype.names:
+            total[follow_up] = float(np.median(fit.design.y[fit.design.y.dtype.names[1]]))
         frame.loc["all"] = total
-        counts = [c for c in frame.columns if c != "median follow-up"]
+        counts = [c for c in frame.columns if c != follow_up]
         frame[counts] = frame[counts].fillna(0).astype(int)
     return frame
 
@@ -268,14 +299,92 @@ def _failures(store, table) -> dict[str, list[str]]:
     if table is not None and Path(table).is_dir():
         errors = read_errors(table).to_pandas()
         for row in errors.itertuples():
-            where = "/".join(str(v) for v in (row.series, row.roi) if v)
-            out.setdefault(row.case, []).append(
+            where = "/".join(str(v) for v in (row.series_id, row.roi) if v)
+            out.setdefault(row.case_id, []).append(
                 f"extraction {where}: {row.error_type}: {row.message}"
             )
     return out
 
 
-def _qc_cases(store, failures: dict, rois, progress: bool) -> list:
+def model_rois(fit: FitOutputs | None) -> set[tuple[str, str]] | None:
+    """(modality, ROI key) of every ROI whose features the model reads.
+
+    Read from the design's image columns (``<modality>.<roi>.<feature>``); None
+    when there is no fitted study or it has no image features.
+    """
+    if fit is None or not getattr(fit.design, "image_columns", None):
+        return None
+    return {
+        (parts[0], parts[1])
+        for parts in (str(c).split(".", 2) for c in fit.design.image_columns)
+        if len(parts) == 3
+    }
+
+
+def _series_rois(store, info, rois) -> dict[str, object]:
+    """ROI name -> lazy ROI mask of one series: each label value ``rois`` names (all if None)."""
+    out: dict[str, object] = {}
+    for key in info.label_keys:
+        label = open_label(store, info.case, info.series, key)
+        names = dict(label.attrs.get("rois") or {})
+        for value, name in sorted(names.items()):
+            if rois is not None and (info.modality, roi_key(name)) not in rois:
+                continue
+            shown = name if name not in out else f"{name} ({key} {value})"
+            out[shown] = (label, int(value))
+    return out
+
+
+def _qc_image(store, info, chosen: dict) -> QcImage:
+    caption = f"{info.modality}: {', '.join(chosen)}"
+    column = info.modality
+    masks = {name: np.asarray(label) == value for name, (label, value) in chosen.items()}
+    first = next(iter(masks.values()))
+    if not first.any():
+        return QcImage(caption, problem=f"empty ROI {next(iter(masks))}", column=column)
+    z = central_slice(first)
+    image = np.asarray(open_volume(store, info.case, info.series)[z : z + 1])
+    name, window = _WINDOWS.get(info.modality, ("", None))
+    fig = qc_slice(
+        image,
+        {name_: mask[z : z + 1] for name_, mask in masks.items()},
+        spacing_zyx=info.spacing_zyx,
+        z=0,
+        window=window,
+        window_name=name,
+        crop_margin_mm=40.0,
+        size_in=2.4,
+        unit=_UNITS.get(info.modality, ""),
+        slice_label=f"slice {z + 1} of {info.shape_zyx[0]}",
+    )
+    return QcImage(caption, fig, column=column)
+
+
+def qc_gallery(store, *, rois=None, failures=None, progress: bool = False) -> list[QcCase]:
+    """The QC gallery's cases: the central slice of each series' ROIs with their contours.
+
+    Parameters
+    ----------
+    store : path-like
+        The volume store.
+    rois : set of (str, str), optional
+        (modality, ROI key) of the ROIs to draw, e.g. :func:`model_rois` of the
+        study: only those label values are drawn (a label map's other labels are
+        not), and series without one are left out. Default: every ROI of every
+        label map.
+    failures : dict of str to list of str, optional
+        Case -> what failed for it (the case is flagged).
+    progress : bool
+
+    Returns
+    -------
+    list of radflow.report.html.QcCase
+        One per case, ordered by institution; each case's images in the same
+        modality order (a missing modality is a placeholder), so that the
+        gallery's columns line up. Each image draws its ROIs (the first one's
+        central slice) each in its own colour, named in a legend.
+    """
+    failures = failures or {}
     manifest = read_manifest(store)
     institution = {} if manifest.empty else dict(zip(manifest["case"], manifest["institution"]))
     by_case: dict[str, list] = {}
@@ -283,33 +392,25 @@ def _qc_cases(store, failures: dict, rois, progress: bool) -> list:
         by_case.setdefault(info.case, []).append(info)
     cases = sorted(set(by_case) | set(failures), key=lambda c: (institution.get(c, ""), c))
     bar = Progress(len(cases), "QC cases") if progress and cases else None
+    found: dict[str, list[tuple]] = {}
+    for case in cases:
+        found[case] = []
+        for info in sorted(by_case.get(case, []), key=lambda i: (i.modality, i.series)):
+            chosen = _series_rois(store, info, rois)
+            if chosen:
+                found[case].append((info, chosen))
+    modalities = sorted({info.modality for items in found.values() for info, _ in items})
     out = []
     for case in cases:
         item = QcCase(case, institution.get(case, ""), failures=list(failures.get(case, [])))
-        for info in by_case.get(case, []):
-            keys = [k for k in (rois or ()) if k in info.label_keys] or list(info.label_keys)
-            if not keys:
-                continue
-            key = keys[0]
-            caption = f"{info.modality} {key}"
-            label = np.asarray(open_label(store, case, info.series, key)) != 0
-            if not label.any():
-                item.images.append(QcImage(caption, problem="empty ROI"))
-                continue
-            z = central_slice(label)
-            image = np.asarray(open_volume(store, case, info.series)[z : z + 1])
-            fig = qc_slice(
-                image,
-                label[z : z + 1],
-                spacing_zyx=info.spacing_zyx,
-                z=0,
-                window=_WINDOWS.get(info.modality),
-                crop_margin_mm=40.0,
-                size_in=2.4,
-                unit=_UNITS.get(info.modality, ""),
-            )
-            fig.axes[0].set_xlabel(f"slice {z} of {info.shape_zyx[0]}", fontsize=7)
-            item.images.append(QcImage(caption, fig))
+        for modality in modalities if found[case] else ():
+            series = [(info, chosen) for info, chosen in found[case] if info.modality == modality]
+            if not series:
+                item.images.append(
+                    QcImage(modality, problem=f"no {modality} series", column=modality)
+                )
+            for info, chosen in series:
+                item.images.append(_qc_image(store, info, chosen))
         out.append(item)
         if bar:
             bar.update(failed=int(bool(item.failures)))
@@ -354,13 +455,39 @@ def _weights(fit: FitOutputs, names) -> tuple[pd.Series | None, str]:
     return None, ""
 
 
+def _stage_names(fit: FitOutputs, codes: pd.Series) -> pd.Series:
+    """Stage of each patient by name: an ordinal column's codes mapped back to its levels.
+
+    The spec's ``ordinal: {stage: [I, II, III, IV]}`` encodes I as 0 ... IV as 3;
+    the bar shows the names in that order, ``?`` where the stage is missing.
+    """
+    block = getattr(fit.spec, "clinical_block", None)
+    levels = list((getattr(block, "ordinal", None) or {}).get("stage") or [])
+    names = codes.map(
+        lambda v: (
+            "?"
+            if pd.isna(v)
+            else str(levels[int(v)])
+            if levels and float(v).is_integer() and 0 <= int(v) < len(levels)
+            else f"{v:g}"
+        )
+    )
+    order = [str(v) for v in levels] or sorted(set(names) - {"?"})
+    order += sorted(set(names) - set(order) - {"?"}) + ["?"]
+    return pd.Series(pd.Categorical(names, categories=order, ordered=True), index=codes.index)
+
+
 def _annotations(fit: FitOutputs, index) -> pd.DataFrame:
     design = fit.design
     ann = pd.DataFrame(
         {"institution": np.asarray(design.institution).astype(str)}, index=design.X.index
     )
-    if "stage" in design.X:
-        ann["stage"] = design.X["stage"].map(lambda v: "?" if pd.isna(v) else f"{v:g}")
+    stage = next(
+        (c for c in ("stage", "clinical.stage") if c in design.X),
+        next((c for c in design.X.columns if str(c).lower().endswith("stage")), None),
+    )
+    if stage is not None:
+        ann["stage"] = _stage_names(fit, design.X[stage])
     y = design.y
     if y is not None and y.dtype.names:
         ann["event"] = np.where(y[y.dtype.names[0]], "event", "censored")
@@ -442,6 +569,7 @@ def _survival_figures(fit: FitOutputs, content) -> None:
                     p_value=groups.logrank.p,
                     group_order=["low risk", "high risk"],
                     title=_SCHEME_TITLES[scheme],
+                    time_unit=time_unit(fit),
                 )
             )
             notes.append(
@@ -476,6 +604,7 @@ def _survival_figures(fit: FitOutputs, content) -> None:
                     low=[b.low for b in bands],
                     high=[b.high for b in bands],
                     mean_auc=mean_auc,
+                    time_unit=time_unit(fit),
                 )
             ]
             content.notes["td_auc"] = (
@@ -569,6 +698,11 @@ def _feature_figures(fit: FitOutputs, content) -> None:
         )
         if shown.shape[1] >= 2:
             content.figures["correlation"] = [correlation_heatmap(shown)]
+            content.notes["correlation"] = (
+                f"Spearman r between the {shown.shape[1]} features of the heat-map, ordered by "
+                "average-linkage clustering on 1 - |r|: blocks of strongly correlated "
+                "features carry redundant information."
+            )
         else:
             content.notes["correlation"] = "Only one feature selected."
     icc_step = next(
@@ -622,14 +756,23 @@ def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: b
     content = ReportContent()
     manifest = read_manifest(store) if store is not None else pd.DataFrame()
     content.tables["cohort"] = _cohort(fit, manifest)
-    content.notes["cohort"] = "Patients and series per institution and modality."
+    content.notes["cohort"] = (
+        "Patients and series per institution and modality in the store, failed inputs, and the "
+        "model's patients with their events; median follow-up is the median observed time "
+        f"(event or censoring) in {time_unit(fit)}."
+        if fit is not None and fit.design.y is not None and fit.design.y.dtype.names
+        else "Patients and series per institution and modality."
+    )
     failures = _failures(store, table)
     if store is not None:
-        rois = fit.spec.image.rois if fit is not None and fit.spec.image is not None else None
-        content.qc = _qc_cases(store, failures, rois, progress)
+        rois = model_rois(fit)
+        content.qc = qc_gallery(store, rois=rois, failures=failures, progress=progress)
         content.notes["qc"] = (
-            "Central slice of each series' ROI with its contour; cases with a "
-            "failed input or extraction are flagged."
+            "Central slice of each series' ROI, each ROI "
+            + ("the model reads" if rois is not None else "of the label maps")
+            + " outlined in its own colour and named (a label map's other labels are not drawn); "
+            "scale bar in mm, intensity window named under each image; cases with a failed "
+            "input or extraction are flagged."
         )
     else:
         content.notes["qc"] = "Not available: no store given."

@@ -16,12 +16,15 @@ Axes that tests (and users) may want to read back carry a label
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from scipy.cluster.hierarchy import dendrogram, leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
@@ -493,6 +496,7 @@ def feature_heatmap(
     annotations: pd.DataFrame | None = None,
     cluster: bool = True,
     vlim: float = 3.0,
+    max_patient_labels: int = 40,
     title: str | None = None,
 ) -> Figure:
     """Clustered heat-map of z-scored features (rows) across patients (columns).
@@ -512,12 +516,17 @@ def feature_heatmap(
         the z-scores, NaN taken as 0) and draw the dendrograms.
     vlim : float
         The colour scale spans z in [-vlim, vlim]; values beyond saturate.
+    max_patient_labels : int
+        Patient ids label the columns up to this many patients; beyond, they
+        would overlap, and the axis says that they are left out.
 
     Returns
     -------
     matplotlib.figure.Figure
         Axes ``"heatmap"`` shows an image of shape (features, patients)
-        holding the z-scores; its tick labels name the features and patients.
+        holding the z-scores; its tick labels name the features and patients
+        (no patient labels above ``max_patient_labels``). The legend has one
+        column per annotation bar.
     """
     values = _frame(values, "values")
     if annotations is not None:
@@ -538,7 +547,9 @@ def feature_heatmap(
     patients = z.index[cols]
 
     n_bars = 0 if annotations is None else annotations.shape[1]
-    width = min(4.0 + 0.09 * len(patients), 16.0)
+    # Room for a readable 7 pt label per patient column when they are shown.
+    per_patient = 0.13 if len(patients) <= max_patient_labels else 0.07
+    width = min(5.0 + per_patient * len(patients), 16.0)
     height = min(2.5 + 0.2 * len(features) + 0.25 * n_bars, 24.0)
     fig = _figure(width, height)
     heights = ([0.8] if cluster else []) + [0.22] * n_bars + [max(0.2 * len(features), 1.0)]
@@ -581,19 +592,27 @@ def feature_heatmap(
         range(len(features)), [str(f) for f in features], fontsize=7 if len(features) > 25 else 8
     )
     main.yaxis.tick_right()
-    if len(patients) <= 60:
-        main.set_xticks(range(len(patients)), [str(p) for p in patients], rotation=90, fontsize=6)
+    if len(patients) <= max_patient_labels:
+        main.set_xticks(range(len(patients)), [str(p) for p in patients], rotation=90, fontsize=7)
+        main.set_xlabel(f"patients (n = {len(patients)})")
     else:
         main.set_xticks([])
-    main.set_xlabel(f"patients (n = {len(patients)})")
+        main.set_xlabel(f"patients (n = {len(patients)}; ids not shown above {max_patient_labels})")
     fig.colorbar(
         image, cax=fig.add_subplot(grid[0, 2] if cluster else grid[-1, 2]), label="z-score"
     )
     if legend:
+        # One legend column per bar (matplotlib fills columns first): pad each bar's entries.
+        groups: dict[str, list] = {}
+        for handle in legend:
+            groups.setdefault(handle.get_label().split(": ", 1)[0], []).append(handle)
+        depth = max(len(g) for g in groups.values())
+        blank = Patch(facecolor="none", edgecolor="none", label=" ")
+        handles = [h for g in groups.values() for h in g + [blank] * (depth - len(g))]
         fig.legend(
-            handles=legend,
+            handles=handles,
             loc="outside lower center",
-            ncol=min(len(legend), 4),
+            ncol=len(groups),
             frameon=False,
             fontsize=8,
         )
@@ -774,13 +793,14 @@ def combat_before_after(
         absent = [f for f in features if f not in before.columns or f not in after.columns]
         if absent:
             raise SettingsError(f"features not in before/after: {absent}")
-    fig = _figure(7.2, 1.2 + 2.2 * len(features))
+    fig = _figure(7.2, 1.2 + 2.5 * len(features))
+    # Each feature's full name heads its row, across both panels (never cut); the panels
+    # come first in fig.axes, the headers after them.
+    grid = fig.add_gridspec(2 * len(features), 2, height_ratios=[0.16, 1.0] * len(features))
     for row, name in enumerate(features):
         shared = None
         for col, (stage, frame) in enumerate((("before", before), ("after", after))):
-            ax = fig.add_subplot(
-                len(features), 2, 2 * row + col + 1, label=f"{stage}:{name}", sharey=shared
-            )
+            ax = fig.add_subplot(grid[2 * row + 1, col], label=f"{stage}:{name}", sharey=shared)
             data = [frame[name].to_numpy()[batch == b] for b in levels]
             data = [d[np.isfinite(d)] for d in data]
             parts = ax.boxplot(data, patch_artist=True, widths=0.6, medianprops={"color": "black"})
@@ -791,10 +811,34 @@ def combat_before_after(
             p = p_of(frame, name)
             ax.set_title(f"{stage}: KW p = {p:.2g}", fontsize=9)
             if col == 0:
-                ax.set_ylabel(name if len(name) <= 28 else "..." + name[-25:], fontsize=8)
+                ax.set_ylabel("value", fontsize=8)
             shared = ax
+    for row, name in enumerate(features):
+        head = fig.add_subplot(grid[2 * row, :], label=f"name:{name}")
+        head.set_axis_off()
+        head.text(
+            0.5,
+            0.0,
+            _wrap_name(name, 90),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            fontweight="bold",
+            transform=head.transAxes,
+        )
     fig.suptitle(title or "Harmonisation: per-batch distributions")
     return fig
+
+
+def _wrap_name(name: str, width: int) -> str:
+    """A long feature name on several lines, broken after ``.`` or ``_``, never cut."""
+    lines, line = [], ""
+    for piece in re.split(r"(?<=[._])", str(name)):
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join([*lines, line])
 
 
 def embedding_plot(values, groups, *, title: str | None = None) -> Figure:
@@ -932,53 +976,110 @@ def central_slice(mask) -> int:
     return int(z[np.argmin(np.abs(z - centroid))])
 
 
+#: Contour colours of the QC overlay, one per drawn ROI: light Okabe-Ito hues that stand out
+#: on any grey level over a black halo, each with its own line style as well.
+_CONTOUR_COLOURS = ("#E69F00", "#56B4E9", "#CC79A7", "#009E73", "#F0E442", "#D55E00")
+_CONTOUR_STYLES = ("-", (0, (3, 1.5)), (0, (1, 1)), "-.", (0, (5, 1, 1, 1)), (0, (2, 2)))
+
+
+def _nice_length(span_mm: float) -> float:
+    """A round scale-bar length (1, 2 or 5 times a power of ten, mm) near a quarter of span."""
+    target = max(span_mm / 4.0, 1e-9)
+    power = 10.0 ** np.floor(np.log10(target))
+    return float(max((m * power for m in (1, 2, 5) if m * power <= target), default=power))
+
+
+def _scale_bar(ax, n_cols: int, n_rows: int, c0: int, r0: int, pixel_mm: float) -> None:
+    """A white bar with a black outline in the lower right corner, labelled in mm."""
+    length_mm = _nice_length(n_cols * pixel_mm)
+    length = length_mm / pixel_mm  # in columns
+    x1 = c0 + n_cols - 0.5 - 0.06 * n_cols
+    y = r0 + n_rows - 0.5 - 0.07 * n_rows
+    for color, width, label in (("black", 4.0, "_scale_bar_halo"), ("white", 2.0, "scale_bar")):
+        ax.plot(
+            [x1 - length, x1],
+            [y, y],
+            color=color,
+            linewidth=width,
+            solid_capstyle="butt",
+            label=label,
+        )
+    text = ax.text(
+        x1 - length / 2,
+        y - 0.05 * n_rows,
+        f"{length_mm:g} mm",
+        color="white",
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        gid="scale_bar_text",
+    )
+    text.set_path_effects([patheffects.withStroke(linewidth=1.5, foreground="black")])
+
+
 def qc_slice(
     image,
     mask,
     *,
     spacing_zyx: Sequence[float],
     z: int | None = None,
+    labels: Mapping[int, str] | None = None,
     window: tuple[float, float] | None = None,
+    window_name: str = "",
     crop_margin_mm: float | None = None,
     title: str | None = None,
     size_in: float = 3.0,
     unit: str = "",
+    slice_label: str | None = None,
 ) -> Figure:
-    """One axial slice with the ROI contour drawn on it, to check a segmentation by eye.
+    """One axial slice with the ROI contours drawn on it, to check a segmentation by eye.
 
     Parameters
     ----------
     image : array-like, shape (z, y, x)
         Intensities (HU for CT, SUV for PET ...).
-    mask : array-like, shape (z, y, x)
-        Same grid as ``image``; non-zero inside the ROI.
+    mask : array-like, shape (z, y, x), or mapping of str to array-like
+        Same grid as ``image``: a label map (integer label values, 0 background),
+        or ROI name -> ROI mask (non-zero inside) for ROIs of several label maps,
+        which may overlap; each is drawn and named as with ``labels``.
     spacing_zyx : sequence of 3 float
-        Voxel spacing in mm; sets the pixel aspect ratio.
+        Voxel spacing in mm; sets the pixel aspect ratio and the scale bar.
     z : int, optional
-        Slice index; default :func:`central_slice` of the ROI.
+        Slice index; default :func:`central_slice` of the first drawn ROI.
+    labels : mapping of int to str, optional
+        The ROIs to draw: label value -> name, in drawing order. Each value gets
+        its own colour and line style, named in a legend; other values of the
+        label map are not drawn. Default: one unnamed ROI, ``mask != 0``.
     window : (float, float), optional
         Display range in image units (e.g. ``(-1000, 400)`` HU); default
-        the 0.5-99.5 percentiles of the slice.
+        the 0.5-99.5 percentiles of the shown slice.
+    window_name : str
+        What the window is (``"CT wide"``), named on the figure with its range.
     crop_margin_mm : float, optional
-        Show only the ROI's bounding box on the slice plus this margin (mm).
+        Show only the drawn ROIs' bounding box on the slice plus this margin (mm).
     size_in : float
         Figure width and height in inches.
     unit : str
-        Intensity unit for the colour-bar-free caption (``"HU"``, ``"SUV"``).
+        Intensity unit of the window (``"HU"``, ``"SUV"``).
+    slice_label : str, optional
+        How the slice is named on the figure; default ``"z = <z>"``.
 
     Returns
     -------
     matplotlib.figure.Figure
         Axes ``"qc"`` in voxel coordinates of the shown slice (x = column,
-        y = row, offset by the crop); the contour lines (label ``"roi"``) run
-        along the boundary between ROI and background pixels (the 0.5 level
-        of the mask, :func:`skimage.measure.find_contours`).
+        y = row, offset by the crop); the contour lines run along the boundary
+        between the ROI's pixels and the others (the 0.5 level of the ROI's
+        indicator, :func:`skimage.measure.find_contours`), labelled ``"roi"``
+        (no ``labels``) or ``"roi:<name>"``. A scale bar (line ``"scale_bar"``,
+        a round number of mm) sits in the lower right corner; the x-label names
+        the slice and the intensity window.
     """
     image = np.asarray(image)
-    mask = np.asarray(mask)
+    mask = mask if isinstance(mask, Mapping) else np.asarray(mask)
     if image.ndim != 3:
         raise SettingsError(f"image must be 3-D (z, y, x), got shape {image.shape}")
-    if mask.shape != image.shape:
+    if not isinstance(mask, Mapping) and mask.shape != image.shape:
         raise SettingsError(f"mask shape {mask.shape} differs from image shape {image.shape}")
     try:
         spacing = np.asarray(spacing_mm(spacing_zyx))
@@ -986,20 +1087,51 @@ def qc_slice(
         raise SettingsError(
             f"spacing_zyx must be 3 positive values (mm), got {spacing_zyx!r}"
         ) from None
+    if isinstance(mask, Mapping):
+        if labels is not None:
+            raise SettingsError("labels: give either a label map and labels, or ROI masks by name")
+        if not mask:
+            raise SettingsError("mask: no ROI to draw")
+        rois = {f"roi:{name}": np.asarray(roi) != 0 for name, roi in mask.items()}
+        for name, roi in rois.items():
+            if roi.shape != image.shape:
+                raise SettingsError(
+                    f"mask {name[4:]!r}: shape {roi.shape} differs from image shape {image.shape}"
+                )
+        labels = {k + 1: name[4:] for k, name in enumerate(rois)}  # legend only
+    elif labels is None:
+        rois = {"roi": mask != 0}
+    else:
+        if not labels:
+            raise SettingsError("labels: no ROI to draw")
+        bad = [v for v in labels if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
+        if bad or any(int(v) == 0 for v in labels):
+            raise SettingsError(
+                f"labels must map non-zero integer label values to names, got {dict(labels)!r}"
+            )
+        rois = {f"roi:{name}": mask == int(value) for value, name in labels.items()}
     if z is None:
-        z = central_slice(mask)
+        name, first = next(iter(rois.items()))
+        if not first.any():
+            which = f" ({name[4:]!r}, label {next(iter(labels))})" if labels is not None else ""
+            raise SettingsError(f"mask: the ROI is empty{which}")
+        z = central_slice(first)
     elif not 0 <= z < image.shape[0]:
         raise SettingsError(f"z={z} outside the image's {image.shape[0]} slices")
     pixels = image[z].astype(float)
-    roi = mask[z] != 0
+    shown = {name: roi[z] for name, roi in rois.items()}
+    union = np.logical_or.reduce(list(shown.values()))
     r0, c0 = 0, 0
-    if crop_margin_mm is not None and roi.any():
+    if crop_margin_mm is not None and union.any():
         margin = [int(np.ceil(crop_margin_mm / s)) for s in spacing[1:]]
-        box = grow_box(bounding_box(roi), margin, roi.shape)
-        (r0, c0), pixels, roi = [s.start for s in box], pixels[box], roi[box]
+        box = grow_box(bounding_box(union), margin, union.shape)
+        r0, c0 = (s.start for s in box)
+        pixels = pixels[box]
+        shown = {name: roi[box] for name, roi in shown.items()}
     if window is None:
         finite = pixels[np.isfinite(pixels)]
         window = tuple(np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
+        window_name = window_name or "0.5-99.5th percentile"
     fig = _figure(size_in, size_in)
     ax = fig.add_subplot(label="qc")
     ax.imshow(
@@ -1011,19 +1143,43 @@ def qc_slice(
         aspect=spacing[1] / spacing[2],
         extent=(c0 - 0.5, c0 + pixels.shape[1] - 0.5, r0 + pixels.shape[0] - 0.5, r0 - 0.5),
     )
-    # Pad so that an ROI touching the crop edge still gets a closed contour.
-    padded = np.pad(roi.astype(float), 1)
-    for contour in skimage_measure.find_contours(padded, 0.5):
-        rr, cc = contour[:, 0] - 1 + r0, contour[:, 1] - 1 + c0
-        # A light line under a dark dashed one: visible on any grey level.
-        ax.plot(cc, rr, color="#F0E442", linewidth=2.2, label="_roi_halo")
-        ax.plot(cc, rr, color="#D55E00", linewidth=1.2, linestyle=(0, (3, 1.5)), label="roi")
+    handles = []
+    for k, (name, roi) in enumerate(shown.items()):
+        color = _CONTOUR_COLOURS[k % len(_CONTOUR_COLOURS)]
+        style = _CONTOUR_STYLES[k % len(_CONTOUR_STYLES)]
+        # Pad so that an ROI touching the crop edge still gets a closed contour.
+        padded = np.pad(roi.astype(float), 1)
+        for contour in skimage_measure.find_contours(padded, 0.5):
+            rr, cc = contour[:, 0] - 1 + r0, contour[:, 1] - 1 + c0
+            # A black halo under a light line: visible on any grey level.
+            ax.plot(cc, rr, color="black", linewidth=2.4, label="_roi_halo")
+            ax.plot(cc, rr, color=color, linewidth=1.2, linestyle=style, label=name)
+        if labels is not None:
+            handles.append(
+                Line2D([], [], color=color, linewidth=1.5, linestyle=style, label=name[4:])
+            )
+    if handles:
+        legend = ax.legend(
+            handles=handles,
+            loc="upper left",
+            fontsize=7,
+            frameon=True,
+            framealpha=0.75,
+            handlelength=2.2,
+            borderpad=0.3,
+            labelspacing=0.2,
+        )
+        legend.set_gid("roi_legend")
+    _scale_bar(ax, pixels.shape[1], pixels.shape[0], c0, r0, float(spacing[2]))
+    ax.set_xlim(c0 - 0.5, c0 + pixels.shape[1] - 0.5)
+    ax.set_ylim(r0 + pixels.shape[0] - 0.5, r0 - 0.5)
     ax.set_xticks([])
     ax.set_yticks([])
-    caption = f"z = {z}"
-    if unit:
-        caption += f", window {window[0]:.0f} to {window[1]:.0f} {unit}"
-    ax.set_xlabel(caption, fontsize=7)
+    lo, hi = window
+    caption = slice_label if slice_label is not None else f"z = {z}"
+    range_text = f"{lo:.4g} to {hi:.4g}{f' {unit}' if unit else ''}"
+    caption += f"\nwindow {window_name}: {range_text}" if window_name else f"\nwindow {range_text}"
+    ax.set_xlabel(caption, fontsize=7.5)
     if title:
         ax.set_title(title, fontsize=8)
     return fig

@@ -3,7 +3,8 @@
 The page needs no network: figures are embedded as base64 PNG, the style
 sheet and the one script are inline, and a Content-Security-Policy forbids
 the browser to load anything else. Every section is always present with a
-fixed ``id`` (see :data:`SECTIONS`); one without data says why. Each QC case
+fixed ``id`` (see :data:`SECTIONS`) and a one-line caption (:data:`CAPTIONS`); one
+without data says why. Each QC case
 has its own anchor, ``id="case-<case>"``.
 
 The page's script marks ``<body data-images="...">`` once the page has
@@ -28,6 +29,7 @@ from matplotlib.figure import Figure
 from radflow._atomic import atomic_file
 
 __all__ = [
+    "CAPTIONS",
     "SECTIONS",
     "QcCase",
     "QcImage",
@@ -51,6 +53,20 @@ SECTIONS = {
     "td_auc": "Time-dependent AUC",
 }
 
+#: Section id -> its one-line caption: what the section shows, whatever the study.
+CAPTIONS = {
+    "cohort": "Who is in the study: patients, series and outcomes per institution.",
+    "qc": "Each series' ROIs outlined on their central slice, to check the segmentations by eye.",
+    "heatmap": "The model's input features for every patient, z-scored and clustered.",
+    "correlation": "How the model's input features correlate with each other, clustered.",
+    "icc": "How reproducible each feature is when the image and ROI are perturbed.",
+    "combat": "Institution effects on the image features before and after ComBat harmonisation.",
+    "selected": "The features the final model uses and their weights.",
+    "km": "Survival of the patients the validation scored as low or high risk, out of fold.",
+    "validation": "Discrimination of the model in each fold and held-out institution, with CIs.",
+    "td_auc": "How well the out-of-fold risk separates patients by time since baseline.",
+}
+
 
 @dataclass
 class QcImage:
@@ -59,6 +75,8 @@ class QcImage:
     caption: str
     figure: Figure | None = None
     problem: str = ""
+    column: str = ""
+    """The gallery column it belongs to (the series' modality), named in the header row."""
 
 
 @dataclass
@@ -117,22 +135,27 @@ header h1{margin:18px 0 4px}
 nav{font-size:14px;margin-bottom:10px}nav a{margin-right:12px}
 section{border-top:1px solid #ccc;padding:6px 0 14px}
 h2{margin:10px 0 6px}
+.caption{font-weight:600;margin:2px 0 4px}
 .note{color:#333;margin:4px 0 10px;max-width:900px}
 .empty{color:#666;font-style:italic}
 img.fig{max-width:100%;height:auto;display:block;margin:6px 0}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}
 th{background:#eee}
-.gallery{display:flex;flex-wrap:wrap;gap:10px}
-.case{border:2px solid #999;border-radius:4px;padding:6px;width:max-content;max-width:100%}
+.gallery{display:grid;gap:6px;overflow-x:auto;justify-items:start}
+.case,.grid-head{display:grid;gap:6px;align-items:start;
+grid-template-columns:170px repeat(var(--columns),minmax(140px,240px))}
+.grid-head{font-weight:600;font-size:13px;text-align:center;padding:0 8px}
+.case{border:2px solid #999;border-radius:4px;padding:6px}
 .case.failed{border:3px dashed #D55E00;background:#fff4ec}
-.case h3{font-size:13px;margin:0 0 4px;font-family:monospace}
+.case h3{font-size:13px;margin:0 0 4px;font-family:monospace;overflow-wrap:anywhere}
 .badge{background:#D55E00;color:#fff;font-weight:bold;padding:1px 6px;border-radius:3px;
 font-size:12px}
-.case ul{margin:4px 0;padding-left:18px;font-size:12px;max-width:560px}
-.thumbs{display:flex;gap:6px}
-.thumbs figure{margin:0;font-size:11px;text-align:center}
-.thumbs img{width:190px;height:auto}
+.case ul{margin:4px 0;padding-left:18px;font-size:12px;overflow-wrap:anywhere}
+.case figure{margin:0;font-size:12px;text-align:center}
+.case img{width:100%;max-width:240px;height:auto}
+.case .empty{padding:40px 4px}
+.case .who:only-child{grid-column:1/-1}
 footer{border-top:2px solid #333;margin-top:20px;padding:8px 20px 30px;font-size:13px;color:#333}
 footer code{white-space:pre-wrap;word-break:break-all}
 """
@@ -174,40 +197,57 @@ def _table(frame: pd.DataFrame) -> str:
 
 
 def _qc_case(case: QcCase) -> str:
+    """One row of the gallery: the case (and what failed) in the first cell, then its images."""
     failed = bool(case.failures)
     head = f"{html.escape(case.case)}"
     if case.institution:
-        head += f" &middot; {html.escape(case.institution)}"
+        head += f"<br>{html.escape(case.institution)}"
     if failed:
         head += ' <span class="badge">FAILED</span>'
     parts = [
         f'<div class="case{" failed" if failed else ""}" id="{case_anchor(case.case)}">',
-        f"<h3>{head}</h3>",
+        f'<div class="who"><h3>{head}</h3>',
     ]
     if failed:
         items = "".join(f"<li>{html.escape(f)}</li>" for f in case.failures)
         parts.append(f"<ul>{items}</ul>")
-    thumbs = []
+    parts.append("</div>")
     for image in case.images:
         caption = html.escape(image.caption)
         if image.figure is not None:
-            thumbs.append(
-                f"<figure>{_img(image.figure, f'{case.case} {image.caption}', dpi=80, cls='qc')}"
+            parts.append(
+                f"<figure>{_img(image.figure, f'{case.case} {image.caption}', dpi=100, cls='qc')}"
                 f"<figcaption>{caption}</figcaption></figure>"
             )
         else:
-            thumbs.append(
+            parts.append(
                 f'<figure><div class="empty">{html.escape(image.problem)}</div>'
                 f"<figcaption>{caption}</figcaption></figure>"
             )
-    if thumbs:
-        parts.append(f'<div class="thumbs">{"".join(thumbs)}</div>')
     parts.append("</div>")
     return "".join(parts)
 
 
+def _gallery(cases: list[QcCase]) -> str:
+    """The QC gallery as a grid: one row per case, one column per modality, aligned."""
+    widest = max(cases, key=lambda c: len(c.images))
+    n = max(len(widest.images), 1)
+    columns = "".join(
+        f"<div>{html.escape(image.column or image.caption)}</div>" for image in widest.images
+    )
+    return (
+        f'<div class="gallery" style="--columns:{n}">'
+        f'<div class="grid-head"><div>case</div>{columns}</div>'
+        + "".join(_qc_case(c) for c in cases)
+        + "</div>"
+    )
+
+
 def _section(key: str, content: ReportContent) -> str:
-    parts = [f'<section id="{key}"><h2>{html.escape(SECTIONS[key])}</h2>']
+    parts = [
+        f'<section id="{key}"><h2>{html.escape(SECTIONS[key])}</h2>'
+        f'<p class="caption">{html.escape(CAPTIONS[key])}</p>'
+    ]
     figures = content.figures.get(key) or []
     table = content.tables.get(key)
     note = content.notes.get(key, "")
@@ -230,7 +270,8 @@ def _section(key: str, content: ReportContent) -> str:
                 f'<p class="note"><span class="badge">FAILED</span> {len(flagged)} '
                 f"case(s): {links}</p>"
             )
-        parts.append('<div class="gallery">' + "".join(_qc_case(c) for c in content.qc) + "</div>")
+        # Every case has the same modality columns (build fills gaps), so the cells align.
+        parts.append(_gallery(content.qc))
     parts.append("</section>")
     return "".join(parts)
 

@@ -289,6 +289,106 @@ def test_qc_input_errors():
         F.qc_slice(np.zeros((2, 4, 4)), np.ones((2, 4, 4)), spacing_zyx=(1, 1))
 
 
+def _two_labels():
+    zz, yy, xx = np.ogrid[:7, :40, :48]
+    gtv = ((zz - 3) / 2.0) ** 2 + ((yy - 14) / 5.0) ** 2 + ((xx - 14) / 6.0) ** 2 <= 1
+    organ = ((zz - 3) / 3.0) ** 2 + ((yy - 24) / 8.0) ** 2 + ((xx - 32) / 9.0) ** 2 <= 1
+    return np.where(gtv, 1, np.where(organ, 2, 0)).astype(np.uint8)
+
+
+def test_qc_draws_each_label_value_in_its_own_colour_named():
+    mask = _two_labels()
+    image = np.where(mask > 0, 60.0, -700.0)
+    fig = F.qc_slice(image, mask, spacing_zyx=(3.0, 0.8, 0.8), labels={1: "GTV", 2: "Organ"})
+    ax = _axes(fig, "qc")
+    lines = {}
+    for line in ax.get_lines():
+        if line.get_label().startswith("roi:"):
+            lines.setdefault(line.get_label(), []).append(line)
+    assert set(lines) == {"roi:GTV", "roi:Organ"}
+    style = {k: (v[0].get_color(), str(v[0].get_linestyle())) for k, v in lines.items()}
+    assert style["roi:GTV"][0] != style["roi:Organ"][0]  # own colour
+    assert style["roi:GTV"][1] != style["roi:Organ"][1]  # and own line style (greyscale)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GTV", "Organ"]
+    # Only the named values are drawn: label 2 alone is not outlined with label 1.
+    only = F.qc_slice(image, mask, spacing_zyx=(3.0, 0.8, 0.8), labels={1: "GTV"})
+    names = {line.get_label() for line in _axes(only, "qc").get_lines()}
+    assert "roi:GTV" in names and "roi:Organ" not in names and "roi" not in names
+    with pytest.raises(SettingsError, match="non-zero integer label values"):
+        F.qc_slice(image, mask, spacing_zyx=(3.0, 0.8, 0.8), labels={0: "background"})
+    with pytest.raises(SettingsError, match="ROI is empty"):
+        F.qc_slice(image, mask, spacing_zyx=(3.0, 0.8, 0.8), labels={3: "absent"})
+
+
+def test_qc_masks_by_name_may_overlap():
+    mask = _two_labels()
+    inner = mask == 1
+    outer = (mask == 1) | (mask == 2)
+    fig = F.qc_slice(
+        np.zeros(mask.shape), {"GTV": inner, "Body": outer}, spacing_zyx=(3.0, 0.8, 0.8)
+    )
+    ax = _axes(fig, "qc")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GTV", "Body"]
+    assert F.central_slice(inner) == 3 and ax.get_xlabel().startswith("z = 3")
+
+
+def test_qc_scale_bar_and_window_on_the_figure():
+    mask = _two_labels()
+    image = np.where(mask > 0, 60.0, -700.0)
+    fig = F.qc_slice(
+        image,
+        mask,
+        spacing_zyx=(3.0, 0.8, 0.5),
+        window=(-1000, 400),
+        window_name="CT wide",
+        unit="HU",
+        slice_label="slice 4 of 7",
+    )
+    ax = _axes(fig, "qc")
+    assert ax.get_xlabel() == "slice 4 of 7\nwindow CT wide: -1000 to 400 HU"
+    (bar,) = [line for line in ax.get_lines() if line.get_label() == "scale_bar"]
+    (text,) = [t for t in ax.texts if t.get_gid() == "scale_bar_text"]
+    length_mm = float(text.get_text().removesuffix(" mm"))
+    x = bar.get_xdata()
+    assert (x[1] - x[0]) * 0.5 == pytest.approx(length_mm)  # columns x column spacing (mm)
+    assert length_mm in (1, 2, 5, 10, 20, 50, 100)
+    # Without a window: the percentiles, named as such.
+    plain = _axes(F.qc_slice(image, mask, spacing_zyx=(3.0, 0.8, 0.5)), "qc")
+    assert "window 0.5-99.5th percentile: -700 to 60" in plain.get_xlabel()
+
+
+def test_heatmap_patient_labels_only_when_readable(features):
+    frame, ann = features
+    few = F.feature_heatmap(frame.iloc[:12], annotations=ann)
+    ax = _axes(few, "heatmap")
+    labels = ax.get_xticklabels()
+    assert len(labels) == 12 and min(t.get_fontsize() for t in labels) >= 7
+    big = pd.concat([frame, frame.set_axis([f"Q{i:02d}" for i in range(30)])])  # 60 patients
+    big_ann = pd.concat([ann, ann.set_axis(big.index[30:])])
+    ax = _axes(F.feature_heatmap(big, annotations=big_ann), "heatmap")
+    assert len(ax.get_xticklabels()) == 0 and "ids not shown above 40" in ax.get_xlabel()
+    # The legend: one column per annotation bar.
+    assert few.legends[0]._ncols == 3
+
+
+def test_combat_panel_names_are_whole():
+    rng = np.random.default_rng(0)
+    name = "CT.gtv_primary_tumour.wavelet-LLH_glszm_SmallAreaHighGrayLevelEmphasis"
+    batch = np.repeat(["A", "B"], 10)
+    before = pd.DataFrame(
+        {name: rng.normal(size=20) + (batch == "A") * 5, "f": rng.normal(size=20)}
+    )
+    fig = F.combat_before_after(before, before - (batch == "A")[:, None] * 5, batch)
+    fig.canvas.draw()
+    head = _axes(fig, f"name:{name}")
+    (text,) = head.texts
+    assert text.get_text().replace("\n", "") == name
+    box = text.get_window_extent()
+    figure = fig.bbox
+    assert figure.x0 <= box.x0 and box.x1 <= figure.x1  # not cut at the figure's edge
+    assert all(len(ax.get_ylabel()) < 10 for ax in fig.axes)  # no truncated name as y-label
+
+
 # -- export -------------------------------------------------------------------
 
 

@@ -21,7 +21,8 @@ import pytest
 
 N_PATIENTS = 60
 INSTITUTIONS = ("INST_A", "INST_B", "INST_C")
-STORE_CASES = {"Pa0001": "INST_A", "Pa0002": "INST_A", "Pb0001": "INST_B"}
+STORE_CASES = {"Pa0001": "INST_A", "Pa0002": "INST_A", "Pb0001": "INST_B", "Pc0002": "INST_C"}
+TWO_LABELS = "Pc0002"  # its CT's one label map holds GTV (1) and Parotid (2); the model reads gtv
 FAILED_INGEST = "Pc0001"  # only a failed input: no series in the store
 FAILED_EXTRACTION = "Pb0001"  # in the store, one failed extraction task
 
@@ -37,7 +38,15 @@ def _write_store(root: Path) -> None:
     zz, yy, xx = np.ogrid[:9, :40, :40]
     for k, (case, inst) in enumerate(STORE_CASES.items()):
         mask = ((zz - 4) / 3.0) ** 2 + ((yy - 18 - k) / 8.0) ** 2 + ((xx - 21) / 6.0) ** 2 <= 1
-        ct = np.where(mask, 40, -800).astype(np.int16) + np.int16(k)
+        names = {1: "GTV"}
+        if case == TWO_LABELS:
+            # A small tumour on slices 1-3 beside a larger organ on slices 1-8: the centre of
+            # `label != 0` lies on the organ's slices, the tumour's own centre on slice 2.
+            gtv = ((zz - 2) / 1.5) ** 2 + ((yy - 14) / 5.0) ** 2 + ((xx - 12) / 5.0) ** 2 <= 1
+            organ = ((zz - 5) / 4.0) ** 2 + ((yy - 22) / 7.0) ** 2 + ((xx - 28) / 7.0) ** 2 <= 1
+            mask = np.where(gtv, 1, np.where(organ, 2, 0))
+            names = {1: "GTV", 2: "Parotid"}
+        ct = np.where(mask > 0, 40, -800).astype(np.int16) + np.int16(k)
         image = sitk.GetImageFromArray(ct)
         image.SetSpacing((0.9, 0.9, 3.0))
         label = sitk.GetImageFromArray(mask.astype(np.uint8))
@@ -48,7 +57,7 @@ def _write_store(root: Path) -> None:
             case,
             series,
             image,
-            [LabelMap("gtv", "labelmap", label, {1: "GTV"})],
+            [LabelMap("gtv" if len(names) == 1 else "structures", "labelmap", label, names)],
             attrs={"modality": "CT"},
             fingerprint=f"fp{k}",
         )
@@ -90,8 +99,8 @@ def _write_errors(table: Path) -> None:
 
     writer = TableWriter(table, "fs-test", ["original_firstorder_Mean"], {}, "run-1")
     error = {
-        "case": FAILED_EXTRACTION,
-        "series": "CT-S0002",
+        "case_id": FAILED_EXTRACTION,
+        "series_id": "CT-S0002",
         "roi": "gtv",
         "label_key": "gtv",
         "label": 1,
@@ -192,6 +201,7 @@ def study_report(tmp_path_factory) -> Path:
         fit = synthetic_fit(tmp)
         content = build_content(fit, store=tmp / "store", table=tmp / "table", progress=False)
         _REPORTS["path"] = write_html(content, tmp / "report.html")
+        _REPORTS.update(content=content, store=tmp / "store", fit=fit)
     return _REPORTS["path"]
 
 
@@ -329,19 +339,136 @@ def test_build_report_input_errors(tmp_path):
 
 
 def test_cli_arguments(tmp_path, capsys):
-    import argparse
+    """Wrong arguments: exit 2 and one line on standard error naming the problem (through
+    ``radflow.cli.main``, which turns the command's radflow errors into that line)."""
+    from radflow.cli import main
 
-    from radflow.cli.report import add_commands
-    from radflow.errors import InputError
+    def run(*argv):
+        status = main(["report", *argv])
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        return err
 
-    parser = argparse.ArgumentParser(prog="radflow")
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", "-o", str(tmp_path / "r.html")])
-    assert args.func(args) == 2 and "either SPEC.yaml or --model" in capsys.readouterr().err
-    args = parser.parse_args(["report", "s.yaml", "--model", "m", "-o", "r.html"])
-    assert args.func(args) == 2
-    args = parser.parse_args(
-        ["report", "--model", str(tmp_path / "absent"), "-o", str(tmp_path / "r.html"), "-q"]
+    assert "either SPEC.yaml or --model" in run("-o", str(tmp_path / "r.html"))
+    assert "either SPEC.yaml or --model" in run("s.yaml", "--model", "m", "-o", "r.html")
+    err = run("--model", str(tmp_path / "absent"), "-o", str(tmp_path / "r.html"), "-q")
+    assert "no such study spec or model folder" in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def _vertices_on_boundary(lines, roi) -> bool:
+    """Every contour vertex sits half-way between a pixel inside ``roi`` and one outside."""
+    for line in lines:
+        for x, y in zip(line.get_xdata(), line.get_ydata()):
+            if float(x).is_integer():
+                a, b = roi[int(np.floor(y)), int(x)], roi[int(np.ceil(y)), int(x)]
+            else:
+                a, b = roi[int(y), int(np.floor(x))], roi[int(y), int(np.ceil(x))]
+            if a == b:
+                return False
+    return True
+
+
+def test_qc_contour_of_a_two_label_map_follows_the_label_the_model_uses(report):
+    """Tumour 1 and organ 2 in one label map, a model of the tumour (CT.gtv): the QC image
+    outlines label 1 on label 1's central slice, and draws nothing of label 2."""
+    from radflow.report.figures import central_slice
+    from radflow.store.read import open_label
+
+    case = next(c for c in _REPORTS["content"].qc if c.case == TWO_LABELS)
+    (image,) = case.images
+    assert image.figure is not None and image.caption == "CT: GTV"
+    label = np.asarray(open_label(_REPORTS["store"], TWO_LABELS, "CT-S0003", "structures"))
+    z = central_slice(label == 1)
+    assert z != central_slice(label != 0)  # where the old `label != 0` contour was drawn
+    ax = next(a for a in image.figure.axes if a.get_label() == "qc")
+    assert ax.get_xlabel().startswith(f"slice {z + 1} of 9")
+    lines = [line for line in ax.get_lines() if line.get_label().startswith("roi")]
+    assert {line.get_label() for line in lines} == {"roi:GTV"}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GTV"]
+    gtv, organ = label[z] == 1, label[z] == 2
+    assert organ.any()  # the organ is on the shown slice, and is not outlined
+    assert _vertices_on_boundary(lines, gtv)
+    assert not any(_vertices_on_boundary([line], organ) for line in lines)
+    vertices = {
+        (round(float(x), 1), round(float(y), 1))
+        for line in lines
+        for x, y in zip(line.get_xdata(), line.get_ydata())
+    }
+    for r, c in zip(*np.nonzero(gtv[:, :-1] != gtv[:, 1:])):
+        assert (c + 0.5, float(r)) in vertices  # label 1's whole outline is drawn
+
+
+def test_qc_without_a_model_draws_every_label_in_its_own_colour(report):
+    from radflow.report.build import qc_gallery
+
+    cases = {c.case: c for c in qc_gallery(_REPORTS["store"])}
+    (image,) = cases[TWO_LABELS].images
+    ax = next(a for a in image.figure.axes if a.get_label() == "qc")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["GTV", "Parotid"]
+    colours = {
+        line.get_label(): line.get_color()
+        for line in ax.get_lines()
+        if line.get_label().startswith("roi:")
+    }
+    assert set(colours) == {"roi:GTV", "roi:Parotid"}
+    assert colours["roi:GTV"] != colours["roi:Parotid"]
+
+
+def test_qc_gallery_is_a_grid_of_aligned_cells(report):
+    _, text, _ = report
+    qc = text.split('<section id="qc">', 1)[1].split("</section>", 1)[0]
+    # One grid: a header row naming the modality columns, then one row per case whose cells
+    # share the header's column template, so that each modality sits in one column.
+    assert '<div class="gallery" style="--columns:1"><div class="grid-head"><div>case</div>' in qc
+    assert "<div>CT</div>" in qc.split('<div class="case', 1)[0]
+    assert ".gallery{display:grid" in text
+    assert re.search(
+        r"\.case,\.grid-head\{display:grid;[^}]*grid-template-columns:170px "
+        r"repeat\(var\(--columns\)",
+        text,
     )
-    with pytest.raises(InputError, match="no such study spec or model folder"):
-        args.func(args)
+    counts = {len(c.images) for c in _REPORTS["content"].qc if c.images}
+    assert counts == {1}
+    assert {i.column for c in _REPORTS["content"].qc for i in c.images} == {"CT"}
+    # Each thumbnail names the window and carries a scale bar.
+    for case in _REPORTS["content"].qc:
+        for image in case.images:
+            ax = next(a for a in image.figure.axes if a.get_label() == "qc")
+            assert "window CT wide: -1000 to 400 HU" in ax.get_xlabel()
+            assert any(line.get_label() == "scale_bar" for line in ax.get_lines())
+
+
+def test_cohort_median_follow_up_in_months(report):
+    _, text, _ = report
+    cohort = _read_table(text.split('<section id="cohort">', 1)[1].split("</section>", 1)[0])
+    assert "median follow-up (months)" in cohort.columns
+    assert "median follow-up" not in cohort.columns
+    fit = _REPORTS["fit"]
+    assert cohort.loc["all", "median follow-up (months)"] == pytest.approx(
+        np.median(fit.design.y["time"]), abs=0.05
+    )
+
+
+def test_every_section_has_a_one_line_caption(report):
+    from radflow.report.html import SECTIONS
+
+    _, text, _ = report
+    for key in SECTIONS:
+        section = text.split(f'<section id="{key}">', 1)[1].split("</section>", 1)[0]
+        captions = re.findall(r'<p class="caption">(.*?)</p>', section, re.S)
+        assert len(captions) == 1, key
+        assert "\n" not in captions[0] and 20 < len(captions[0]) <= 100, (key, captions)
+
+
+def test_time_unit_from_the_endpoint_column():
+    from types import SimpleNamespace
+
+    from radflow.report.build import time_unit
+
+    def fit(column):
+        return SimpleNamespace(spec=SimpleNamespace(endpoint=SimpleNamespace(time=column)))
+
+    assert time_unit(fit("os_months")) == "months"
+    assert time_unit(fit("PFS_DAYS")) == "days"
+    assert time_unit(fit("follow_up")) == "follow_up units"
