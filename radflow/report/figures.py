@@ -950,7 +950,12 @@ def selected_features_plot(
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(kind)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title or f"Selected features ({len(weights)})")
+    shown = (
+        f"Selected features ({len(weights)})"
+        if len(w) == len(weights)
+        else f"Selected features: the {len(w)} largest of {len(weights)}"
+    )
+    ax.set_title(title or shown)
     return fig
 
 

@@ -215,6 +215,10 @@ def test_selected_features_bars():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a", "c"]
     assert [p.get_width() for p in ax.patches] == [-1.5, 0.5, 0.1]
     assert [bool(p.get_hatch()) for p in ax.patches] == [True, False, False]
+    assert ax.get_title() == "Selected features (3)"
+    # A title never counts bars that are not drawn.
+    top = _axes(F.selected_features_plot(weights, max_features=2), "weights")
+    assert top.get_title() == "Selected features: the 2 largest of 3"
 
 
 def test_cindex_forest_intervals():
