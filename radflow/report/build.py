@@ -338,7 +338,11 @@ def _series_rois(store, info, rois) -> dict[str, object]:
 def _qc_image(store, info, chosen: dict) -> QcImage:
     caption = f"{info.modality}: {', '.join(chosen)}"
     column = info.modality
-    masks = {name: np.asarray(label) == value for name, (label, value) in chosen.items()}
+    arrays: dict[int, np.ndarray] = {}  # each label map read once, however many ROIs it holds
+    masks = {
+        name: arrays.setdefault(id(label), np.asarray(label)) == value
+        for name, (label, value) in chosen.items()
+    }
     first = next(iter(masks.values()))
     if not first.any():
         return QcImage(caption, problem=f"empty ROI {next(iter(masks))}", column=column)
