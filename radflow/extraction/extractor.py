@@ -581,9 +581,25 @@ class _Extraction:
                 info.update(diagnostics.mask_entries("corrected", mask, s.label, image=image))
         return box, mask
 
+    def _finite_stats(self, what: str) -> dict[str, Any]:
+        """Whole-volume statistics that `what` depends on; an error if a voxel is not finite.
+
+        Voxels outside the region read may be NaN or infinite (the region itself
+        is checked): they would turn every value of the ROI into NaN or 0.
+        """
+        stats = self._stats()
+        if stats.get("nonfinite"):
+            raise InputError(
+                self.volume.image_source,
+                f"{what}: the whole image's statistics are not finite, {stats['nonfinite']} "
+                "voxel(s) of the image are NaN or infinite; fill them (e.g. with the background "
+                "value) first",
+            )
+        return stats
+
     # normalisation over the whole volume, applied to the part read
     def _sigma(self) -> tuple[float, float]:
-        stats = self._stats()
+        stats = self._finite_stats("normalize")
         n = stats["count"]
         # ITK's StatisticsImageFilter: unbiased variance, as SimpleITK's Normalize uses it.
         variance = (stats["sum_squares"] - stats["sum"] * stats["sum"] / n) / (n - 1)
@@ -609,7 +625,9 @@ class _Extraction:
         if not self.volume.cropped:  # the image in hand is the whole volume
             values = sitk.GetArrayViewFromImage(image)
             return max(abs(float(values.min())), abs(float(values.max())))
-        return self._normalised_max_abs() if self.settings.normalize else self._stats()["max_abs"]
+        if self.settings.normalize:
+            return self._normalised_max_abs()
+        return self._finite_stats("Square, SquareRoot, Logarithm, Exponential")["max_abs"]
 
     def _normalised_max_abs(self) -> float | None:
         """max |x| of the normalised whole volume: the normalised extremes, same arithmetic."""
