@@ -103,18 +103,32 @@ def _nifti_sizes(path: Path, reader: sitk.ImageFileReader) -> tuple[int, int]:
     return expected, held
 
 
+def _meta_float(reader: sitk.ImageFileReader, key: str) -> float:
+    """A numeric header field ITK reports; 0 when absent or not a finite number."""
+    try:
+        value = float(reader.GetMetaData(key)) if reader.HasMetaDataKey(key) else 0.0
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
 #: NIfTI ``datatype`` codes of float voxels (FLOAT32, FLOAT64, FLOAT128), as ITK reports them.
 _NIFTI_FLOAT_TYPES = frozenset({"16", "64", "1536"})
 
 
-def _nifti_non_finite(path: Path, image: sitk.Image) -> sitk.Image:
+def _nifti_non_finite(path: Path, image: sitk.Image, intercept: float) -> sitk.Image:
     """``image`` as ITK read the NIfTI ``path``, with the file's NaN and infinities restored.
 
-    ITK zeroes non-finite voxels of float NIfTI data; the raw voxels are read with
-    nibabel and, where they are not finite, scaled by the header's slope and
-    intercept (as ITK scales the others) and written back. Called for float data
-    only: integer data (scaled or not) cannot hold them.
+    ITK zeroes non-finite voxels of float NIfTI data, then scales them: they come
+    out as 0 or as the header's ``scl_inter`` (``intercept``). Unless no voxel has
+    either value, the raw voxels are read with nibabel and, where they are not
+    finite, scaled by the header's slope and intercept (as ITK scales the others)
+    and written back. Called for float data only: integer data (scaled or not)
+    cannot hold them.
     """
+    view = sitk.GetArrayViewFromImage(image)
+    if not ((view == 0).any() or (view == view.dtype.type(intercept)).any()):
+        return image
     try:
         nifti = nib.load(path)
         raw = np.asanyarray(nifti.dataobj.get_unscaled())
@@ -177,6 +191,7 @@ def read_image(path: str | PathLike) -> sitk.Image:
         reader.ReadImageInformation()
         datatype = reader.GetMetaData("datatype") if reader.HasMetaDataKey("datatype") else ""
         float_nifti = format_name == "NIfTI" and datatype in _NIFTI_FLOAT_TYPES
+        intercept = _meta_float(reader, "scl_inter")
         if format_name == "NIfTI":
             expected, held = _nifti_sizes(path, reader)
             if held < expected:
@@ -195,7 +210,7 @@ def read_image(path: str | PathLike) -> sitk.Image:
             "(vector or RGB image)",
         )
     if float_nifti:
-        image = _nifti_non_finite(path, image)
+        image = _nifti_non_finite(path, image, intercept)
     return image
 
 

@@ -343,6 +343,18 @@ def test_integer_nifti_is_read_once(tmp_path, monkeypatch):
     np.testing.assert_array_equal(read, _volume() * 0.5 - 10.0)
 
 
+def test_float_nifti_without_a_voxel_itk_could_have_zeroed_is_read_once(tmp_path, monkeypatch):
+    # A non-finite voxel comes out of ITK as 0 (or as scl_inter): without either value, nothing
+    # can have been zeroed and nibabel is not asked.
+    from radflow.io import image_file
+
+    values = (_volume() + 1000).astype(np.float32)
+    path = tmp_path / "mr.nii.gz"
+    _nibabel_save(path, values, slope=2.0, inter=3.0)
+    monkeypatch.setattr(image_file, "nib", None)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_image(path)), values * 2 + 3)
+
+
 def test_nan_label_map_is_refused_not_read_as_background(tmp_path):
     labels = np.zeros((6, 7, 8), np.float32)
     labels[2:4, 2:4, 2:4] = 1
