@@ -71,3 +71,18 @@ def test_pet_segmentation_keeps_only_gtvs_the_extraction_accepts():
     assert scenario.pet_min_size_mm3((4.0, 4.0, 4.0)) == (minimum + 1) * 64.0
     # Fine voxels: the 500 mm³ floor holds.
     assert scenario.pet_min_size_mm3((1.0, 1.0, 1.0)) == scenario.PET_MIN_SIZE_MM3
+
+
+def test_combat_only_where_every_training_fold_can_fit_it():
+    from radflow.demo.study import combat_fits, default_spec
+
+    # 12 patients, 4 per institution, 5 folds: a test fold of 3 may leave 1 of an institution.
+    assert not combat_fits(12, 5, 4, small=True)
+    assert combat_fits(24, 5, 8, small=True)
+    assert combat_fits(48, 5, 16, small=False)
+    small = default_spec("t", "a", patients=12, events=6, smallest_institution=4)
+    assert small["pipeline"]["harmonise"] is None
+    large = default_spec("t", "a", patients=48, events=29, smallest_institution=16)
+    assert large["pipeline"]["harmonise"] == {"method": "combat"}
+    assert "key_file" not in large
+    assert default_spec("t", "a", key_file="k")["key_file"].endswith("/k")

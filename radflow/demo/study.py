@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from radflow.model.validation import run_study
 
 ds = load("pyarrow.dataset")
 
-__all__ = ["default_spec", "run_modelling"]
+__all__ = ["combat_fits", "default_spec", "run_modelling"]
 
 
 #: ROI keys of the demo's tumour: the GTV contoured on CT (and MR), and the
@@ -40,6 +41,7 @@ def default_spec(
     bootstrap: int = 500,
     seed: int = 0,
     key_file=None,
+    smallest_institution: int | None = None,
 ) -> dict:
     """The demo's study spec (as a mapping for :func:`radflow.model.spec.parse_spec`).
 
@@ -61,6 +63,11 @@ def default_spec(
     key_file : path-like, optional
         The pseudonymisation key the store was ingested with (the demo's own
         key, :data:`radflow.demo.scenario.DEMO_KEY`); default: as at ingest.
+    smallest_institution : int, optional
+        Patients of the smallest institution. A small cohort whose outer
+        training folds could hold fewer than two patients of an institution
+        (ComBat needs two per batch to estimate its scale) is modelled without
+        ComBat (:func:`combat_fits`).
     """
     archive = Path(archive_dir).resolve()
     small = patients is not None and patients < 40
@@ -69,8 +76,9 @@ def default_spec(
     select = [{"method": "nzv"}]
     if icc_table is not None:
         select.insert(0, {"method": "icc", "table": str(Path(icc_table).resolve()), **ICC_RULE})
+    combat = patients is None or combat_fits(patients, outer, smallest_institution, small=small)
     pipeline = {
-        "harmonise": {"method": "combat"},
+        "harmonise": {"method": "combat"} if combat else None,
         "scale": "standard",
         "select": select,
         "model": {"kind": "coxnet", "l1_ratio": 0.5, **({"alpha": 0.3} if small else {})},
@@ -98,6 +106,19 @@ def default_spec(
         "seed": seed,
         **({"key_file": str(Path(key_file).resolve())} if key_file is not None else {}),
     }
+
+
+def combat_fits(patients: int, outer_folds: int, smallest: int | None, *, small: bool) -> bool:
+    """Whether every outer training fold is sure to hold two patients of each institution.
+
+    A test fold holds at most ``ceil(patients / outer_folds)`` patients, so a
+    training fold keeps at least ``smallest`` minus that of the smallest
+    institution. Checked for small cohorts only (fixed penalty, no inner
+    folds); larger ones have many patients per institution.
+    """
+    if not small or smallest is None:
+        return True
+    return smallest - math.ceil(patients / outer_folds) >= 2
 
 
 def _tumour_rois(table) -> list[str]:
@@ -162,6 +183,7 @@ def run_modelling(
     )
     design = load_design(parse_spec(mapping))
     events = int(np.sum(design.y["event"]))
+    smallest = int(np.unique(np.asarray(design.institution), return_counts=True)[1].min())
     mapping = default_spec(
         table,
         archive_dir,
@@ -172,8 +194,10 @@ def run_modelling(
         bootstrap=bootstrap,
         seed=seed,
         key_file=key_file,
+        smallest_institution=smallest,
     )
     spec = parse_spec(mapping)
+    combat = mapping["pipeline"]["harmonise"] is not None
     result = run_study(spec, design)
     paths = save_study(result, spec, out, design=design)
     with atomic_file(out / "spec.yaml") as tmp:
@@ -182,9 +206,15 @@ def run_modelling(
     print(
         f"model: {len(design.y)} patients ({events} deaths), "
         f"{len(design.image_columns)} image + {len(design.clinical_columns)} clinical + "
-        f"{len(design.genomic_columns)} genomic columns; ComBat"
-        f"{' + ICC filter' if icc_table is not None else ''} + elastic-net Cox"
+        f"{len(design.genomic_columns)} genomic columns; {'ComBat + ' if combat else ''}"
+        f"{'ICC filter + ' if icc_table is not None else ''}elastic-net Cox"
     )
+    if not combat:
+        print(
+            f"  no ComBat: the smallest institution has {smallest} patients, so a training "
+            "fold could hold fewer than the 2 per institution ComBat needs (a larger cohort "
+            "lifts this)"
+        )
     icc = result.model.named_steps.get("select_icc")
     if icc is not None:
         measured = np.isfinite(icc.icc_)
