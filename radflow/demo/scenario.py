@@ -239,8 +239,14 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     step(2, f"ingest -> {store}")
     print(ingest_archive(archive, store, key_file=key_file, jobs=2).report())
     step(3, "PET segmentation: 40 % of SUVmax, GTVs the extraction accepts")
-    for error in segment_pet(store):
-        print(f"  failed: {error}")
+    errors = segment_pet(store)
+    for error in errors:
+        print(f"  not segmented: {error}")
+    if errors:
+        print(
+            f"  {len(errors)} PET series without a GTV the extraction accepts (more voxels "
+            "than minimumROISize): no PET features for those patients"
+        )
     step(4, f"feature extraction on an embedded Dask cluster -> {table}")
     summary = run(store, demo_params(), table, workers=workers, incremental=True)
     print(summary.report() if hasattr(summary, "report") else summary)
