@@ -73,6 +73,25 @@ def _itk_reason(err: RuntimeError) -> str:
     return nrrd[-1] if nrrd else " ".join(lines)
 
 
+def _check_nifti_header(path: Path) -> None:
+    """Refuse a file whose first field is not a NIfTI-1 or NIfTI-2 header size.
+
+    Checked before ITK sees the file: ITK's NIfTI library prints its own complaint about such
+    a file straight to the process's standard error, beside radflow's one-line message.
+    """
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as stream:
+            head = stream.read(4)
+    except (OSError, EOFError, zlib.error) as err:
+        raise InputError(path, f"unreadable NIfTI file: corrupt gzip stream ({err})") from None
+    sizes = (
+        {int.from_bytes(head, "little"), int.from_bytes(head, "big")} if len(head) == 4 else set()
+    )
+    if not sizes & {348, 540}:
+        raise InputError(path, "unreadable NIfTI file: no NIfTI-1 or NIfTI-2 header")
+
+
 def _nifti_sizes(path: Path, reader: sitk.ImageFileReader) -> tuple[int, int]:
     """(bytes the NIfTI header announces, bytes the file holds), uncompressed.
 
@@ -184,6 +203,8 @@ def read_image(path: str | PathLike) -> sitk.Image:
     if not path.is_file():
         raise InputError(path, "no such file")
     image_io, format_name = FORMATS[suffix]
+    if format_name == "NIfTI":
+        _check_nifti_header(path)
     reader = sitk.ImageFileReader()
     reader.SetImageIO(image_io)
     reader.SetFileName(str(path))

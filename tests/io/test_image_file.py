@@ -136,6 +136,18 @@ def test_unsupported_missing_and_corrupt_files(tmp_path):
         assert "\n" not in message and len(message) > len(str(tmp_path / name)) + 30
 
 
+@pytest.mark.parametrize("name", ["garbage.nii", "garbage.nii.gz"])
+def test_a_file_without_nifti_header_is_refused_before_itk_prints(tmp_path, capfd, name):
+    path = tmp_path / name
+    data = b"not an image at all, " * 40
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    with pytest.raises(InputError, match="no NIfTI-1 or NIfTI-2 header"):
+        read_image(path)
+    # ITK's NIfTI library writes its own complaint to file descriptor 2 when it parses such a
+    # file: the command line's one-line error must stand alone.
+    assert capfd.readouterr().err == ""
+
+
 def test_not_a_3d_scalar_image(tmp_path):
     sitk.WriteImage(sitk.Image([5, 6], sitk.sitkInt16), str(tmp_path / "flat.nrrd"))
     with pytest.raises(InputError, match="expected a 3-D image, got 2-D"):
