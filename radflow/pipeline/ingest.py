@@ -194,9 +194,9 @@ def _row(
 ) -> dict:
     attrs = attrs or {}
     return {
-        "case": case_id,
+        "case_id": case_id,
         "institution": institution,
-        "series": series_id,
+        "series_id": series_id,
         "modality": modality,
         "item": item,
         "roi": roi,

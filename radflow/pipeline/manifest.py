@@ -8,9 +8,11 @@ with the reason. It holds pseudonymised ids only.
 
 Columns
 -------
-case, institution, series, modality
+case_id, institution, series_id, modality
     Pseudonymised patient id, institution (as in the archive), pseudonymised
-    series id, DICOM modality.
+    series id, DICOM modality. The ids are named as in the feature tables
+    (``case`` is an SQL keyword); manifests written before are read with the
+    new names, and rewritten with them by the next ingest.
 item
     ``"series"``, ``"roi"`` (an ROI of a series) or ``"file"`` (an input
     that could not be tied to a series).
@@ -39,6 +41,9 @@ pq = load("pyarrow.parquet")
 
 MANIFEST = "manifest.parquet"
 
+# Column names of manifests written before the ids were renamed -> today's.
+_LEGACY_COLUMNS = {"case": "case_id", "series": "series_id"}
+
 
 def manifest_path(store: str | Path) -> Path:
     """Where the manifest of a store lies: ``STORE/manifest.parquet``."""
@@ -50,7 +55,9 @@ def read_manifest(store: str | Path) -> pd.DataFrame:
     path = manifest_path(store)
     if not path.is_file():
         return pd.DataFrame()
-    return pq.read_table(path).to_pandas()
+    frame = pq.read_table(path).to_pandas()
+    legacy = {old: new for old, new in _LEGACY_COLUMNS.items() if old in frame.columns}
+    return frame.rename(columns=legacy) if legacy else frame
 
 
 def _flatten(rows: list[dict]) -> pd.DataFrame:
@@ -82,12 +89,12 @@ def update_manifest(store: str | Path, rows: list[dict]) -> pd.DataFrame:
     new = _flatten(rows)
     old = read_manifest(store)
     if not old.empty and not new.empty:
-        old = old[~old["case"].isin(set(new["case"]))]
+        old = old[~old["case_id"].isin(set(new["case_id"]))]
     frames = [f for f in (old, new) if not f.empty]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not merged.empty:
         merged = merged.sort_values(
-            ["institution", "case", "item", "series", "roi"], kind="stable"
+            ["institution", "case_id", "item", "series_id", "roi"], kind="stable"
         ).reset_index(drop=True)
     table = pa.Table.from_pandas(merged, preserve_index=False)
     with atomic_file(manifest_path(store)) as tmp:

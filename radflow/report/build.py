@@ -257,9 +257,9 @@ def _cohort(fit: FitOutputs | None, manifest: pd.DataFrame) -> pd.DataFrame:
         series = manifest[manifest["item"] == "series"]
         for inst, part in manifest.groupby("institution"):
             row = rows.setdefault(inst, {})
-            row["patients (store)"] = part["case"].nunique()
+            row["patients (store)"] = part["case_id"].nunique()
             ok = series[(series["institution"] == inst) & (series["status"] == "ok")]
-            for modality, n in ok.groupby("modality")["series"].nunique().items():
+            for modality, n in ok.groupby("modality")["series_id"].nunique().items():
                 row[f"{modality} series"] = n
             row["failed inputs"] = int((part["status"] == "failed").sum())
     if fit is not None:
@@ -294,8 +294,8 @@ def _failures(store, table) -> dict[str, list[str]]:
         manifest = read_manifest(store)
         if not manifest.empty:
             for row in manifest[manifest["status"] == "failed"].itertuples():
-                where = row.series or row.source or row.item
-                out.setdefault(row.case, []).append(f"ingest {where}: {row.error}")
+                where = row.series_id or row.source or row.item
+                out.setdefault(row.case_id, []).append(f"ingest {where}: {row.error}")
     if table is not None and Path(table).is_dir():
         errors = read_errors(table).to_pandas()
         for row in errors.itertuples():
@@ -390,7 +390,7 @@ def qc_gallery(store, *, rois=None, failures=None, progress: bool = False) -> li
     """
     failures = failures or {}
     manifest = read_manifest(store)
-    institution = {} if manifest.empty else dict(zip(manifest["case"], manifest["institution"]))
+    institution = {} if manifest.empty else dict(zip(manifest["case_id"], manifest["institution"]))
     by_case: dict[str, list] = {}
     for info in list_series(store):
         by_case.setdefault(info.case, []).append(info)

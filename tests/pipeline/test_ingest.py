@@ -102,7 +102,7 @@ def test_no_identifier_in_any_output(demo_archive, demo_store, capsys):
     rows = pd.read_csv(lookup, dtype=str)
     assert set(rows["patient"]) == set(archive.patients)
     assert set(rows["patient"]) <= archive.identifiers
-    assert set(rows["case_id"]) == set(read_manifest(store)["case"])
+    assert set(rows["case_id"]) == set(read_manifest(store)["case_id"])
 
 
 def test_dicom_round_trip_is_exact(demo_archive, demo_store):
@@ -461,7 +461,7 @@ def test_failure_messages_name_the_paths_the_user_gave(tmp_path):
         path = Path(message.split(": ", 1)[0])
         assert path.exists(), message
         assert str(root) in message
-        assert not any(case in message for case in manifest["case"])
+        assert not any(case in message for case in manifest["case_id"])
     assert any(str(broken) in m for m in summary.messages)
     assert any(str(nifti / "t2_label.nrrd") in m for m in summary.messages)
     # What is stored names no folder of the archive.
@@ -557,3 +557,35 @@ def test_no_identifier_in_the_feature_table_and_the_lookup_outside_it(
     assert leaks == []
     for root in tmp_path.glob("features*"):
         assert not summary.lookup.resolve().is_relative_to(root.resolve())
+
+
+def test_manifest_ids_need_no_sql_quoting_and_old_manifests_read_with_new_names(tmp_path):
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from radflow.pipeline.manifest import manifest_path, update_manifest
+
+    row = {"case_id": "P1", "institution": "A", "series_id": "CT-S1", "modality": "CT"}
+    update_manifest(tmp_path, [{**row, "item": "series", "roi": "", "status": "ok"}])
+    path = manifest_path(tmp_path)
+    query = f"select case_id, series_id from read_parquet('{path}')"
+    assert duckdb.sql(query).fetchall() == [("P1", "CT-S1")]
+    # A manifest written before the rename: read under today's names, rewritten with them.
+    legacy = pa.table(
+        {
+            "case": ["P0"],
+            "institution": ["A"],
+            "series": ["CT-S0"],
+            "modality": ["CT"],
+            "item": ["series"],
+            "roi": [""],
+            "status": ["ok"],
+        }
+    )
+    pq.write_table(legacy, path)
+    assert read_manifest(tmp_path)[["case_id", "series_id"]].values.tolist() == [["P0", "CT-S0"]]
+    update_manifest(tmp_path, [{**row, "item": "series", "roi": "", "status": "ok"}])
+    assert set(pq.read_schema(path).names) >= {"case_id", "series_id"}
+    assert "case" not in pq.read_schema(path).names
+    assert sorted(read_manifest(tmp_path)["case_id"]) == ["P0", "P1"]

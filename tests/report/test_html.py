@@ -63,9 +63,9 @@ def _write_store(root: Path) -> None:
         )
         rows.append(
             {
-                "case": case,
+                "case_id": case,
                 "institution": inst,
-                "series": series,
+                "series_id": series,
                 "modality": "CT",
                 "item": "series",
                 "roi": "",
@@ -78,9 +78,9 @@ def _write_store(root: Path) -> None:
         )
     rows.append(
         {
-            "case": FAILED_INGEST,
+            "case_id": FAILED_INGEST,
             "institution": "INST_C",
-            "series": "",
+            "series_id": "",
             "modality": "",
             "item": "file",
             "roi": "",
