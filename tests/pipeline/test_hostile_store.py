@@ -60,18 +60,6 @@ def store(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def scheduler():
-    from distributed import LocalCluster
-
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
-    ) as cluster:
-        yield cluster.scheduler_address
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # the worker plugin set it to 1
-
-
 def _rows(table: Path):
     return duckdb.sql(
         f"SELECT * FROM read_parquet('{table}/**/*.parquet', hive_partitioning=true) "
