@@ -55,7 +55,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
-from radflow.extraction import diagnostics
+from radflow.extraction import diagnostics, voxel
 from radflow.extraction.region import read_region
 from radflow.features.registry import family_module
 from radflow.filters.image_types import image_types, read_box
@@ -102,6 +102,7 @@ def extract(
     label: int | None = None,
     *,
     label_channel: int | None = None,
+    voxel_based: bool = False,
 ) -> dict[str, Any]:
     """Features of one ROI, keys and values as PyRadiomics' extractor gives them.
 
@@ -123,6 +124,10 @@ def extract(
         ``execute(label=...)``.
     label_channel : int, optional
         Component of a vector-valued mask image; overrides ``label_channel``.
+    voxel_based : bool
+        PyRadiomics' voxel mode (``execute(..., voxelBased=True)``): a feature map per
+        feature, computed in a kernel around each ROI voxel (``voxelSetting``); see
+        :mod:`radflow.extraction.voxel`.
 
     Returns
     -------
@@ -131,6 +136,8 @@ def extract(
         see :mod:`radflow.extraction.diagnostics`), then
         ``<image type>_<class>_<feature>`` -> float, in PyRadiomics' order
         (``original_shape_MeshVolume`` in mm^3, ``wavelet-LLH_glcm_Contrast`` ...).
+        With `voxel_based`: the values are float64 SimpleITK images on the ROI box
+        grown by ``kernelRadius`` (clipped to the image), no shape features.
 
     Raises
     ------
@@ -153,8 +160,10 @@ def extract(
     if overrides:
         params = params.with_settings(overrides)
     settings = params.settings
-    volume = _open(image, mask, params)
-    return _Extraction(params, settings, volume).run()
+    if voxel_based:
+        voxel.check(params)
+    volume = _open(image, mask, params, voxel_based)
+    return _Extraction(params, settings, volume, voxel_based).run()
 
 
 def warmup() -> dict[str, Any]:
@@ -226,14 +235,14 @@ class _Volume:
     mask_hash: Callable[[], str]
 
 
-def _open(image, mask, params: ExtractionParams) -> _Volume:
+def _open(image, mask, params: ExtractionParams, voxel_based: bool = False) -> _Volume:
     if is_dataarray(image) or is_dataarray(mask):
         if not (is_dataarray(image) and is_dataarray(mask)):
             raise InputError("mask", "give image and mask both as store DataArrays, or neither")
-        return _open_store(roi_source(image, mask), params)
+        return _open_store(roi_source(image, mask), params, voxel_based)
     image_source, image = _load(image, "image")
     mask_source, mask = _load(mask, "mask")
-    return _open_images(image, mask, image_source, mask_source, params)
+    return _open_images(image, mask, image_source, mask_source, params, voxel_based)
 
 
 def _load(item, what: str) -> tuple[str, sitk.Image]:
@@ -299,6 +308,7 @@ def _open_images(
     image_source: str,
     mask_source: str,
     params: ExtractionParams,
+    voxel_based: bool = False,
 ) -> _Volume:
     settings = params.settings
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -349,6 +359,8 @@ def _open_images(
     box = roi_bounding_box(mask, label=settings.label, source=mask_source)
     bbox_zyx = box.slices_zyx()
     shape_zyx = image.GetSize()[::-1]
+    if voxel_based:  # the maps' box: the ROI box grown by kernelRadius
+        bbox_zyx = voxel.padded_box(bbox_zyx, shape_zyx, params)
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
     lower_xyz = tuple(s.start for s in region[::-1])
     image_crop, mask_crop = _crop(image, region), _crop(mask, region)
@@ -363,7 +375,7 @@ def _open_images(
     )
 
 
-def _open_store(source: RoiSource, params: ExtractionParams) -> _Volume:
+def _open_store(source: RoiSource, params: ExtractionParams, voxel_based: bool = False) -> _Volume:
     """The part of a store volume the extraction reads: the ROI's box and the filters' margin."""
     settings = params.settings
     image_source, mask_source = source.image_name, source.mask_name
@@ -372,6 +384,8 @@ def _open_store(source: RoiSource, params: ExtractionParams) -> _Volume:
     if bbox_zyx is None:
         raise InputError(mask_source, f"Label ({label}) not present in mask (empty ROI)")
     shape_zyx, spacing_zyx = source.shape_zyx, source.spacing_zyx
+    if voxel_based:  # the maps' box: the ROI box grown by kernelRadius
+        bbox_zyx = voxel.padded_box(bbox_zyx, shape_zyx, params)
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
     image_crop, mask_box = source.read(region)
     mask_crop = _scalar_mask(mask_box, settings, mask_source, whole_volume=False)
@@ -426,10 +440,13 @@ def _whole_volume_pool() -> ThreadPoolExecutor:
 class _Extraction:
     """The steps of PyRadiomics' ``execute`` on one volume (not reused)."""
 
-    def __init__(self, params: ExtractionParams, settings: Settings, volume: _Volume):
+    def __init__(
+        self, params: ExtractionParams, settings: Settings, volume: _Volume, voxel_based=False
+    ):
         self.params = params
         self.settings = settings
         self.volume = volume
+        self.voxel_based = voxel_based
         self.info = settings.additional_info
         self.out: dict[str, Any] = {}
         self._summary: Future | None = None
@@ -524,9 +541,12 @@ class _Extraction:
         if not self.info:
             return self.out
         summary, mask_hash = self._summary.result(), self._mask_hash.result()
+        mapping = _mapping(s)
+        if self.voxel_based:
+            mapping = voxel.settings_entries(mapping, self.params)
         info = {
             **diagnostics.versions(),
-            **diagnostics.configuration(_mapping(s), self.params.image_types),
+            **diagnostics.configuration(mapping, self.params.image_types),
         }
         info.update(
             diagnostics.image_entries(
@@ -648,6 +668,10 @@ class _Extraction:
         ]  # shape before shape2D, whatever the file's order
         if not wanted:
             return
+        if self.voxel_based:  # no voxel mode for shape; the diagnostics say so
+            if self.info:
+                self.out.update(voxel.skipped_note(self.params))
+            return
         roi = sitk.GetArrayViewFromImage(mask)[box.slices_zyx()] == s.label
         spacing_zyx = image.GetSpacing()[::-1]
         for name in wanted:
@@ -690,6 +714,8 @@ class _Extraction:
         spacing_zyx = tuple(image.GetSpacing()[::-1])
         shape_zyx = tuple(image.GetSize()[::-1])
         roi_box = box.slices_zyx()
+        if self.voxel_based:  # PyRadiomics crops each filtered image to this box
+            roi_box = voxel.padded_box(roi_box, shape_zyx, self.params)
         volume = {}
         if on_volume_grid:
             volume["source_shape_zyx"] = self.volume.volume_size_xyz[::-1]
@@ -711,6 +737,21 @@ class _Extraction:
                 part, part_mask, self.params, types=(image_type,), **volume
             ):
                 values = sitk.GetArrayViewFromImage(filtered)[crop]
+                if self.voxel_based:
+                    self.out.update(
+                        voxel.maps(
+                            name,
+                            values,
+                            roi,
+                            filtered,
+                            crop,
+                            s,
+                            self.params,
+                            classes,
+                            _feature_names,
+                        )
+                    )
+                    continue
                 binned = None
                 for cls, names in classes.items():
                     names = _feature_names(cls, names)

@@ -1,0 +1,202 @@
+"""PyRadiomics 3.0.1's voxel mode: one feature map per feature, computed in a kernel per voxel.
+
+``radflow.extract(image, mask, params, voxel_based=True)`` (and ``radflow extract ... --mode
+voxel``) runs the steps of a segment extraction (:mod:`radflow.extraction.extractor`: loading,
+normalisation, resampling, mask checks, re-segmentation, every enabled image type filtered
+first) and then, as PyRadiomics' ``execute(..., voxelBased=True)`` does, per image type:
+
+1. crop the filtered image and the mask to the ROI's bounding box grown by ``kernelRadius``
+   voxels on every side and clipped to the image (``cropToTumorMask(padDistance=
+   kernelRadius)``); the maps have that box's geometry;
+2. discretise once over the ROI (``maskedKernel: true``, the default) or over the whole
+   padded box (``maskedKernel: false``), with PyRadiomics' bin edges; the number of grey
+   levels is the largest level in that region (PyRadiomics' ROI-level ``Ng``). PyRadiomics'
+   first-order class discretises its float64 copy of the intensities, the texture classes the
+   intensities in their own dtype; both are done here, so float32 values on a bin edge land
+   where PyRadiomics puts them;
+3. compute each enabled class's maps at the ROI voxels through its module in
+   :mod:`radflow.features.voxel` (kernel: the cube of side ``2 kernelRadius + 1`` clipped to
+   the box, in-plane with ``force2D``; with ``maskedKernel`` only its ROI voxels count);
+4. put the values in float64 maps filled with ``initValue`` elsewhere; a feature PyRadiomics
+   declines to compute in voxel mode (the deprecated GLCM/GLDM duplicates it raises
+   DeprecationWarning for) is a map of ``initValue``, as PyRadiomics returns it.
+
+Shape classes (``shape``, ``shape2D``) have no voxel mode: PyRadiomics skips them silently;
+here the diagnostics say so (``diagnostics_VoxelBased_SkippedClasses``) when they are
+enabled. ``voxelBatch`` is accepted and changes nothing: PyRadiomics uses it to bound the
+memory of its per-voxel matrices, and the kernels here slide a window with a working set of
+one kernel whatever the ROI size, so the results are the same for every batch size.
+
+Errors: ``kernelRadius`` < 1 (refused when the parameter file is read), voxel mode with only
+shape classes enabled, and a class whose voxel module is not written yet, each one
+:class:`~radflow.errors.SettingsError`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from radflow._geometry import grow_box
+from radflow.errors import SettingsError
+from radflow.features import voxel as voxel_features
+from radflow.params.extraction import ExtractionParams, Settings
+from radflow.preprocess.discretise import discretise
+
+__all__ = ["SKIPPED_KEY", "check", "maps", "padded_box", "skipped_note"]
+
+_SHAPE = ("shape", "shape2D")
+#: The diagnostics entry naming the enabled shape classes voxel mode skips.
+SKIPPED_KEY = "diagnostics_VoxelBased_SkippedClasses"
+#: Features PyRadiomics' voxel mode returns as maps of ``initValue`` (its methods raise
+#: DeprecationWarning; the segment extractor leaves their keys out instead).
+_DECLINED = {
+    "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
+    "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
+}
+
+
+def check(params: ExtractionParams) -> None:
+    """Refuse what voxel mode cannot do, before anything is read.
+
+    Raises
+    ------
+    SettingsError
+        ``kernelRadius`` < 1; only shape classes enabled; a class without a voxel module.
+    """
+    radius = params.voxel_settings.kernel_radius
+    if radius < 1:  # VoxelSettings refuses it too; kept for settings built by hand
+        raise SettingsError(f"voxelSetting: kernelRadius must be >= 1 for voxel mode, got {radius}")
+    classes = [c for c in params.feature_classes if c not in _SHAPE]
+    if not classes:
+        raise SettingsError(
+            "voxel mode computes no shape features (PyRadiomics skips shape and shape2D in "
+            "voxel mode) and no other feature class is enabled; enable firstorder or a texture "
+            "class under featureClass"
+        )
+    for cls in classes:
+        if importlib.util.find_spec(f"{voxel_features.__name__}.{cls}") is None:
+            raise SettingsError(
+                f"voxel mode for {cls} is not implemented yet; disable {cls} under featureClass "
+                "or extract it in segment mode"
+            )
+
+
+def skipped_note(params: ExtractionParams) -> dict[str, str]:
+    """``{SKIPPED_KEY: "shape, shape2D"}`` for the enabled shape classes; empty if none."""
+    skipped = [c for c in params.feature_classes if c in _SHAPE]
+    return {SKIPPED_KEY: ", ".join(skipped)} if skipped else {}
+
+
+def padded_box(box_zyx: Sequence[slice], shape_zyx: Sequence[int], params: ExtractionParams):
+    """The ROI box grown by ``kernelRadius`` and clipped to the image, as PyRadiomics crops."""
+    return grow_box(box_zyx, params.voxel_settings.kernel_radius, shape_zyx)
+
+
+def maps(
+    image_type: str,
+    values: np.ndarray,
+    roi: np.ndarray,
+    reference: sitk.Image,
+    crop: Sequence[slice],
+    settings: Settings,
+    params: ExtractionParams,
+    classes: Mapping[str, Sequence[str] | None],
+    default_names: Callable[[str, None], list[str]],
+) -> dict[str, sitk.Image]:
+    """The maps of one (filtered) image: ``{"<imageType>_<class>_<feature>": SimpleITK image}``.
+
+    Parameters
+    ----------
+    image_type : str
+        The image type's name in the keys (``original``, ``log-sigma-1-0-mm-3D`` ...).
+    values : (z, y, x) array
+        The filtered intensities of the padded box (:func:`padded_box`).
+    roi : (z, y, x) array of bool
+        The ROI in that box.
+    reference : SimpleITK.Image
+        The filtered image the box was cut from (its geometry places the maps).
+    crop : sequence of 3 slice
+        The box in ``reference``.
+    settings : Settings
+        The settings in force for this image type (binning, force2D, ...).
+    params : ExtractionParams
+        For ``voxelSetting``.
+    classes : mapping
+        Non-shape classes in file order -> feature names or None (defaults).
+    default_names : callable
+        ``default_names(cls, None)``: a class's default features in PyRadiomics' order.
+
+    Returns
+    -------
+    dict of str to SimpleITK.Image
+        float64 maps on the padded box, in PyRadiomics' key order.
+    """
+    vs = params.voxel_settings
+    masked = vs.masked_kernel
+    kernel_mask = roi if masked else np.ones(roi.shape, dtype=bool)
+    centres = np.argwhere(roi)
+    spacing_zyx = tuple(reference.GetSpacing()[::-1])
+    origin = reference.TransformIndexToPhysicalPoint([int(s.start) for s in crop[::-1]])
+    image64 = np.asarray(values, dtype=np.float64)
+    binned_by_dtype: dict[bool, tuple[np.ndarray, int]] = {}
+
+    def binned(as_float64: bool) -> tuple[np.ndarray, int]:
+        # PyRadiomics' firstorder bins its float64 copy, the texture classes the input dtype.
+        key = as_float64 or values.dtype == np.float64
+        if key not in binned_by_dtype:
+            source = image64 if key else values
+            levels, _ = discretise(
+                source, kernel_mask, bin_width=settings.bin_width, bin_count=settings.bin_count
+            )
+            binned_by_dtype[key] = (levels, int(levels.max()))
+        return binned_by_dtype[key]
+
+    out: dict[str, sitk.Image] = {}
+    for cls, names in classes.items():
+        requested = list(names) if names is not None else default_names(cls, None)
+        declined = _DECLINED.get(cls, frozenset())
+        computed = [n for n in requested if n not in declined]
+        levels, n_levels = binned(cls == "firstorder")
+        module = getattr(voxel_features, cls)
+        result = (
+            module.compute_maps(
+                image64,
+                levels,
+                kernel_mask,
+                centres,
+                n_levels=n_levels,
+                kernel_radius=vs.kernel_radius,
+                settings=settings,
+                spacing_zyx=spacing_zyx,
+                features=tuple(computed),
+            )
+            if computed
+            else {}
+        )
+        for name in requested:
+            full = np.full(roi.shape, vs.init_value, dtype=np.float64)
+            if name in result:
+                full[roi] = result[name]
+            out[f"{image_type}_{cls}_{name}"] = _as_image(full, reference, origin)
+    return out
+
+
+def _as_image(array: np.ndarray, reference: sitk.Image, origin) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(reference.GetSpacing())
+    image.SetDirection(reference.GetDirection())
+    image.SetOrigin(origin)
+    return image
+
+
+def settings_entries(settings: dict[str, Any], params: ExtractionParams) -> dict[str, Any]:
+    """The configuration settings PyRadiomics reports in voxel mode.
+
+    Its settings hold the ``voxelSetting`` entries and ``voxelBased: True``.
+    """
+    return {**settings, **params.voxel_settings.to_mapping(), "voxelBased": True}

@@ -1,0 +1,347 @@
+r"""First-order feature maps, as PyRadiomics 3.0.1's ``firstorder`` in voxel mode.
+
+For each centre the statistics of :mod:`radflow.features.firstorder` (same definitions,
+same conventions: NumPy's linear percentiles, 0 skewness and kurtosis for a flat kernel,
+``voxelArrayShift`` in the energies) are taken over the voxels of its kernel that
+``kernel_mask`` keeps: the ROI voxels of the box ``[c - r, c + r]`` clipped to the array
+(:mod:`radflow.features.voxel._kernel`) when ``maskedKernel``, every voxel of that box
+otherwise. The histogram features (``Entropy``, ``Uniformity``) use ``binned``, the levels
+PyRadiomics' class discretised from the float64 intensities over the discretisation region.
+
+The kernel slides along x: the sorted intensities of the kernel are kept from one centre to
+the next (the leaving column is removed and the sorted entering column merged in, O(k) per
+step for a kernel of k voxels, instead of a sort of the whole kernel), and so are the counts
+per grey level. Only lines (or gaps) that the window jumps over restart it. Memory is the
+output plus one kernel's working set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numba
+import numpy as np
+
+from radflow.features._checks import requested_features
+from radflow.features.firstorder import FEATURES
+from radflow.features.voxel._kernel import half_widths, kernel_box, line_starts
+
+__all__ = ["FEATURES", "compute_maps"]
+
+FAMILY = "firstorder"
+_NAMES = tuple(f.name for f in FEATURES)
+_HISTOGRAM = frozenset({"Entropy", "Uniformity"})
+_EPS = float(np.spacing(1))
+
+
+def compute_maps(
+    image,
+    binned,
+    kernel_mask,
+    centres,
+    *,
+    n_levels: int,
+    kernel_radius: int,
+    settings,
+    spacing_zyx: Sequence[float],
+    features: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """First-order values of each centre's kernel, equal to PyRadiomics' voxel mode.
+
+    Parameters
+    ----------
+    image : (z, y, x) array of float64
+        Intensities of the padded box (after the image type's filter).
+    binned : (z, y, x) array of int
+        Grey levels ``1..n_levels`` where ``kernel_mask`` holds (0 elsewhere); read only
+        for ``Entropy`` and ``Uniformity``.
+    kernel_mask : (z, y, x) array of bool
+        Voxels that count inside a kernel.
+    centres : (n, 3) array of int
+        Voxels (z, y, x) whose value is computed, in C order; each must lie in
+        ``kernel_mask``.
+    n_levels : int
+        Largest grey level of ``binned``.
+    kernel_radius : int
+        PyRadiomics' ``kernelRadius``, >= 1.
+    settings : radflow.params.extraction.Settings
+        Reads ``voxel_array_shift``, ``force_2d`` and ``force_2d_dimension``.
+    spacing_zyx : sequence of 3 float
+        Voxel size, mm (``TotalEnergy``).
+    features : sequence of str, optional
+        Feature names (default: PyRadiomics' default-enabled ones).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Feature name -> float64 array of shape ``(n,)``.
+
+    Raises
+    ------
+    SettingsError
+        An unknown feature name.
+    ValueError
+        Arrays of different shapes, a centre outside ``kernel_mask``, a kernel radius < 1.
+    """
+    wanted = requested_features(features, FEATURES, FAMILY)
+    image = np.ascontiguousarray(image, dtype=np.float64)
+    kernel_mask = np.ascontiguousarray(kernel_mask, dtype=bool)
+    binned = np.ascontiguousarray(binned, dtype=np.int64)
+    if not (image.ndim == 3 and image.shape == kernel_mask.shape == binned.shape):
+        raise ValueError(
+            f"image {image.shape}, binned {binned.shape} and kernel_mask {kernel_mask.shape} "
+            "must be 3D arrays of one shape"
+        )
+    if int(kernel_radius) < 1:
+        raise ValueError(f"kernel_radius must be >= 1, got {kernel_radius!r}")
+    centres = np.ascontiguousarray(np.asarray(centres, dtype=np.int64).reshape(-1, 3))
+    if centres.size and not kernel_mask[tuple(centres.T)].all():
+        raise ValueError("every centre must lie inside kernel_mask")
+    histogram = bool(_HISTOGRAM.intersection(wanted))
+    if histogram and centres.size and binned[kernel_mask].min(initial=1) < 1:
+        raise ValueError("binned must hold levels >= 1 wherever kernel_mask holds")
+    n_levels = int(max(n_levels, binned.max(initial=0))) if histogram else 0
+    half = half_widths(kernel_radius, settings.force_2d, settings.force_2d_dimension)
+    voxel_volume = float(np.multiply.reduce(np.asarray(spacing_zyx, dtype=np.float64)[::-1]))
+    out = np.empty((len(_NAMES), centres.shape[0]), dtype=np.float64)
+    if centres.shape[0]:
+        _maps(
+            image,
+            binned,
+            kernel_mask,
+            centres,
+            line_starts(centres),
+            half,
+            float(settings.voxel_array_shift),
+            voxel_volume,
+            n_levels,
+            histogram,
+            out,
+        )
+    return {name: out[_NAMES.index(name)] for name in wanted}
+
+
+# -- kernels --------------------------------------------------------------------
+
+
+@numba.njit(cache=True)
+def _column(image, kernel_mask, z0, z1, y0, y1, x, buf):
+    """The kernel-mask values of column ``x`` of the box, sorted, into ``buf``; their count."""
+    n = 0
+    for z in range(z0, z1):
+        for y in range(y0, y1):
+            if kernel_mask[z, y, x]:
+                buf[n] = image[z, y, x]
+                n += 1
+    buf[:n].sort()
+    return n
+
+
+@numba.njit(cache=True)
+def _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, step):
+    for z in range(z0, z1):
+        for y in range(y0, y1):
+            if kernel_mask[z, y, x]:
+                counts[binned[z, y, x]] += step
+
+
+@numba.njit(cache=True)
+def _remove_sorted(values, n, gone, m, tmp):
+    """``values[:n]`` minus the multiset ``gone[:m]`` (both sorted), in place; new length."""
+    i = 0
+    j = 0
+    k = 0
+    while i < n:
+        if j < m and values[i] == gone[j]:
+            i += 1
+            j += 1
+        else:
+            tmp[k] = values[i]
+            k += 1
+            i += 1
+    values[:k] = tmp[:k]
+    return k
+
+
+@numba.njit(cache=True)
+def _merge_sorted(values, n, extra, m, tmp):
+    """Merge the sorted ``extra[:m]`` into the sorted ``values[:n]``; new length."""
+    i = 0
+    j = 0
+    k = 0
+    while i < n or j < m:
+        if j >= m or (i < n and values[i] <= extra[j]):
+            tmp[k] = values[i]
+            i += 1
+        else:
+            tmp[k] = extra[j]
+            j += 1
+        k += 1
+    values[:k] = tmp[:k]
+    return k
+
+
+@numba.njit(cache=True)
+def _percentile(ordered, n, q):
+    """NumPy's linear percentile of the sorted ``ordered[:n]`` (its interpolation arithmetic)."""
+    virtual = (n - 1) * (q / 100.0)
+    below = int(np.floor(virtual))
+    if below >= n - 1:
+        return ordered[n - 1]
+    gamma = virtual - below
+    low = ordered[below]
+    high = ordered[below + 1]
+    if gamma >= 0.5:
+        return high - (high - low) * (1.0 - gamma)
+    return low + (high - low) * gamma
+
+
+@numba.njit(cache=True)
+def _statistics(ordered, n, shift, voxel_volume, out, k):
+    """Every intensity statistic of the sorted kernel values ``ordered[:n]`` into ``out[:, k]``."""
+    total = 0.0
+    energy = 0.0
+    for i in range(n):
+        total += ordered[i]
+        shifted = ordered[i] + shift
+        energy += shifted * shifted
+    mean = total / n
+    m2 = 0.0
+    m3 = 0.0
+    m4 = 0.0
+    mad = 0.0
+    for i in range(n):
+        d = ordered[i] - mean
+        d2 = d * d
+        m2 += d2
+        m3 += d2 * d
+        m4 += d2 * d2
+        mad += abs(d)
+    m2 /= n
+    m3 /= n
+    m4 /= n
+    p10 = _percentile(ordered, n, 10.0)
+    p25 = _percentile(ordered, n, 25.0)
+    p75 = _percentile(ordered, n, 75.0)
+    p90 = _percentile(ordered, n, 90.0)
+    half = n // 2
+    median = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2.0
+    # The closed range [p10, p90] is a contiguous run of the sorted values.
+    lo = 0
+    while ordered[lo] < p10:
+        lo += 1
+    hi = n
+    while ordered[hi - 1] > p90:
+        hi -= 1
+    robust_total = 0.0
+    for i in range(lo, hi):
+        robust_total += ordered[i]
+    robust_mean = robust_total / (hi - lo)
+    robust = 0.0
+    for i in range(lo, hi):
+        robust += abs(ordered[i] - robust_mean)
+    scale = m2 if m2 != 0.0 else 1.0
+    out[0, k] = energy
+    out[1, k] = energy * voxel_volume
+    out[3, k] = ordered[0]
+    out[4, k] = p10
+    out[5, k] = p90
+    out[6, k] = ordered[n - 1]
+    out[7, k] = mean
+    out[8, k] = median
+    out[9, k] = p75 - p25
+    out[10, k] = ordered[n - 1] - ordered[0]
+    out[11, k] = mad / n
+    out[12, k] = robust / (hi - lo)
+    out[13, k] = np.sqrt(energy / n)
+    out[14, k] = np.sqrt(m2)
+    out[15, k] = m3 / scale**1.5
+    out[16, k] = m4 / scale**2.0
+    out[17, k] = np.sqrt(m2) ** 2
+    # out[2] (Entropy) and out[18] (Uniformity) come from the counts
+
+
+@numba.njit(cache=True)
+def _histogram(binned, kernel_mask, counts, seen, z0, z1, y0, y1, x0, x1, n, out, k):
+    """Entropy and uniformity of the counts of the levels present in the kernel."""
+    entropy = 0.0
+    uniformity = 0.0
+    for z in range(z0, z1):
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                if kernel_mask[z, y, x]:
+                    level = binned[z, y, x]
+                    if not seen[level]:
+                        seen[level] = True
+                        p = counts[level] / n
+                        entropy += p * np.log2(p + _EPS)
+                        uniformity += p * p
+    for z in range(z0, z1):
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                if kernel_mask[z, y, x]:
+                    seen[binned[z, y, x]] = False
+    out[2, k] = -1.0 * entropy
+    out[18, k] = uniformity
+
+
+@numba.njit(cache=True)
+def _maps(
+    image,
+    binned,
+    kernel_mask,
+    centres,
+    starts,
+    half,
+    shift,
+    voxel_volume,
+    n_levels,
+    histogram,
+    out,
+):
+    sz, sy, sx = image.shape
+    hz, hy, hx = half[0], half[1], half[2]
+    size = (2 * hz + 1) * (2 * hy + 1) * (2 * hx + 1)
+    column = (2 * hz + 1) * (2 * hy + 1)
+    values = np.empty(size, dtype=np.float64)
+    tmp = np.empty(size, dtype=np.float64)
+    col = np.empty(column, dtype=np.float64)
+    counts = np.zeros(n_levels + 1, dtype=np.int64)
+    seen = np.zeros(n_levels + 1, dtype=np.bool_)
+    for line in range(starts.size - 1):
+        n = 0
+        px0 = 0
+        px1 = 0  # the window held: columns [px0, px1) of the line's (z, y) slab
+        z0 = 0
+        z1 = 0
+        y0 = 0
+        y1 = 0
+        for k in range(starts[line], starts[line + 1]):
+            z0, z1, y0, y1, x0, x1 = kernel_box(
+                centres[k, 0], centres[k, 1], centres[k, 2], sz, sy, sx, hz, hy, hx
+            )
+            if x0 >= px1:  # no overlap with the window held: empty it
+                if histogram:
+                    for x in range(px0, px1):
+                        _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, -1)
+                n = 0
+                px0 = x0
+                px1 = x0
+            for x in range(px0, x0):  # columns leaving
+                m = _column(image, kernel_mask, z0, z1, y0, y1, x, col)
+                n = _remove_sorted(values, n, col, m, tmp)
+                if histogram:
+                    _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, -1)
+            for x in range(px1, x1):  # columns entering
+                m = _column(image, kernel_mask, z0, z1, y0, y1, x, col)
+                n = _merge_sorted(values, n, col, m, tmp)
+                if histogram:
+                    _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, 1)
+            px0 = x0
+            px1 = x1
+            _statistics(values, n, shift, voxel_volume, out, k)
+            if histogram:
+                _histogram(binned, kernel_mask, counts, seen, z0, z1, y0, y1, x0, x1, n, out, k)
+        if histogram:  # leave the counts empty for the next line
+            for x in range(px0, px1):
+                _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, -1)
