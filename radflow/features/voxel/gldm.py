@@ -1,0 +1,192 @@
+"""GLDM feature maps: PyRadiomics 3.0.1 voxel mode of :mod:`radflow.features.gldm`.
+
+In the kernel of a centre (the box of :mod:`radflow.features.voxel._kernel`), every voxel that
+may count (``kernel_mask``) is one entry of the matrix: its grey level :math:`i` and its
+dependence size :math:`j` = 1 + the number of its neighbours (offsets at the Chebyshev
+``distances``, in-plane with ``force2D``) that lie *in the same box*, may count, and differ from
+it by at most ``gldm_a``. A neighbour outside the kernel box does not count, as in PyRadiomics'
+``calculate_gldm`` with its bounding box. Features as the segment module, evaluated on these
+entries (:func:`radflow.features.voxel._sizes.size_features`).
+
+Speed: each voxel's dependent neighbours are found once for the whole array as a bit set (one
+bit per offset), so a kernel only has to drop the bits of the offsets that leave its box (a
+mask that depends on the voxel's place at the box faces) and count the remaining bits. Without
+clipping a voxel's dependence is therefore read in a few operations instead of one test per
+offset; no matrix is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numba
+import numpy as np
+
+from radflow.features import gldm
+from radflow.features._checks import requested_features
+from radflow.features._directions import offsets
+from radflow.features.voxel._kernel import half_widths, kernel_box
+from radflow.features.voxel._sizes import SIZE_COLUMNS, prepare, size_features
+
+__all__ = ["compute_maps"]
+
+
+@numba.njit(cache=True)
+def _dependent_bits(levels, steps, alpha, bits):
+    """``bits[v, w]``: bit ``a % 64`` of word ``a // 64`` set when neighbour ``v + steps[a]`` is
+    in the array, may count, and differs from ``v`` by at most ``alpha``."""
+    nz, ny, nx = levels.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                level = levels[z, y, x]
+                if level == 0:
+                    continue
+                for a in range(steps.shape[0]):
+                    qz = z + steps[a, 0]
+                    qy = y + steps[a, 1]
+                    qx = x + steps[a, 2]
+                    if qz < 0 or qz >= nz or qy < 0 or qy >= ny or qx < 0 or qx >= nx:
+                        continue
+                    other = levels[qz, qy, qx]
+                    if other != 0 and abs(other - level) <= alpha:
+                        bits[z, y, x, a >> 6] |= np.uint64(1) << np.uint64(a & 63)
+
+
+@numba.njit(cache=True)
+def _popcount(word):
+    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    word = (word & np.uint64(0x3333333333333333)) + (
+        (word >> np.uint64(2)) & np.uint64(0x3333333333333333)
+    )
+    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@numba.njit(cache=True)
+def _room_masks(steps, reach, n_words):
+    """``masks[lz, hz, ly, hy, lx, hx]``: the offsets that stay in a box with ``l`` voxels of
+    room below and ``h`` above along each axis (room capped at ``reach``)."""
+    side = reach + 1
+    masks = np.zeros((side, side, side, side, side, side, n_words), np.uint64)
+    for lz in range(side):
+        for hz in range(side):
+            for ly in range(side):
+                for hy in range(side):
+                    for lx in range(side):
+                        for hx in range(side):
+                            for a in range(steps.shape[0]):
+                                dz = steps[a, 0]
+                                dy = steps[a, 1]
+                                dx = steps[a, 2]
+                                if (
+                                    -lz <= dz <= hz and -ly <= dy <= hy and -lx <= dx <= hx
+                                ):  # fmt: skip
+                                    masks[lz, hz, ly, hy, lx, hx, a >> 6] |= np.uint64(
+                                        1
+                                    ) << np.uint64(a & 63)
+    return masks
+
+
+@numba.njit(cache=True)
+def _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, out):
+    """Fill ``out[c]`` with the size features of the dependence entries of kernel ``c``."""
+    nz, ny, nx = levels.shape
+    n_words = bits.shape[3]
+    keys = np.empty(n_sizes, np.int64)  # at most one entry per kernel voxel
+    scratch = np.zeros(n_sizes, np.float64)
+    for c in range(centres.shape[0]):
+        z0, z1, y0, y1, x0, x1 = kernel_box(
+            centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
+            widths[0], widths[1], widths[2],
+        )  # fmt: skip
+        n = 0
+        for z in range(z0, z1):
+            lz = min(z - z0, reach)
+            hz = min(z1 - 1 - z, reach)
+            for y in range(y0, y1):
+                ly = min(y - y0, reach)
+                hy = min(y1 - 1 - y, reach)
+                for x in range(x0, x1):
+                    level = levels[z, y, x]
+                    if level == 0:
+                        continue
+                    lx = min(x - x0, reach)
+                    hx = min(x1 - 1 - x, reach)
+                    dependent = 0
+                    for w in range(n_words):
+                        dependent += _popcount(bits[z, y, x, w] & masks[lz, hz, ly, hy, lx, hx, w])
+                    keys[n] = level * n_sizes + dependent + 1
+                    n += 1
+        size_features(keys, n, n_sizes, scratch, out[c])
+
+
+def compute_maps(
+    image,
+    binned,
+    kernel_mask,
+    centres,
+    *,
+    n_levels: int,
+    kernel_radius: int,
+    settings,
+    spacing_zyx,
+    features: Iterable[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """GLDM features of the kernel of each centre, as PyRadiomics 3.0.1's voxel mode.
+
+    Parameters
+    ----------
+    image : ndarray of float64, shape (z, y, x)
+        Intensities of the box (unused: GLDM reads grey levels only).
+    binned : ndarray of int, shape (z, y, x)
+        Grey levels ``1..n_levels`` in the discretisation region, 0 elsewhere.
+    kernel_mask : ndarray of bool, shape (z, y, x)
+        Voxels that may count in a kernel (the ROI when ``maskedKernel``).
+    centres : ndarray of int, shape (n, 3)
+        Voxels (z, y, x) whose values are computed; each must have a grey level.
+    n_levels : int
+        PyRadiomics' ROI-level number of grey levels :math:`N_g`.
+    kernel_radius : int
+        ``kernelRadius`` (>= 1).
+    settings : radflow.params.extraction.Settings
+        ``distances``, ``gldm_a``, ``force_2d`` and ``force_2d_dimension`` are read.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm (unused by GLDM).
+    features : iterable of str, optional
+        PyRadiomics names (``radflow.features.gldm.FEATURES``); default those PyRadiomics
+        enables by default. The deprecated two are computed on request as in segment mode
+        (PyRadiomics' voxel mode leaves their maps at ``initValue``).
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n,)
+        One value per centre and feature, dimensionless.
+
+    Raises
+    ------
+    InputError, SettingsError
+        Inconsistent arrays, ``kernel_radius`` < 1, bad ``distances`` or ``gldm_a``, unknown
+        feature names.
+    """
+    names = requested_features(features, gldm.FEATURES, gldm.FAMILY)
+    alpha = gldm._check_gldm_a(settings.gldm_a)
+    levels, centres = prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius)
+    force2d = bool(settings.force_2d)
+    widths = half_widths(kernel_radius, force2d, settings.force_2d_dimension)
+    steps = np.ascontiguousarray(
+        offsets(settings.distances, force2d, settings.force_2d_dimension, bidirectional=True)
+    )
+    n_words = max(1, -(-steps.shape[0] // 64))
+    reach = int(np.abs(steps).max(initial=0))
+    bits = np.zeros(levels.shape + (n_words,), np.uint64)
+    _dependent_bits(levels, steps, alpha, bits)
+    masks = _room_masks(steps, reach, n_words)
+    kernel_volume = int(np.prod(2 * widths + 1))
+    n_sizes = max(kernel_volume, steps.shape[0] + 1) + 1
+    out = np.empty((centres.shape[0], len(SIZE_COLUMNS)), np.float64)
+    _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, out)
+    values = {name: out[:, SIZE_COLUMNS[gldm._DEFINITIONS[name][0].__name__]] for name in names}
+    if "DependencePercentage" in values:  # N_p = N_z in GLDM (one entry per voxel)
+        values["DependencePercentage"] = np.ones(centres.shape[0])
+    return values

@@ -1,0 +1,138 @@
+"""GLSZM feature maps: PyRadiomics 3.0.1 voxel mode of :mod:`radflow.features.glszm`.
+
+The kernel of each centre is the box of :mod:`radflow.features.voxel._kernel`; its zones are
+the 26-connected (8 with ``force2D``, in-plane) groups of equal grey level among the voxels of
+the box that may count (``kernel_mask``: the ROI when ``maskedKernel``), so zones are cut at the
+kernel and ROI boundary exactly as PyRadiomics' ``calculate_glszm`` cuts them with its bounding
+box. The features are those of the segment module evaluated on the kernel's zones
+(:func:`radflow.features.voxel._sizes.size_features`).
+
+Zones change non-locally when a kernel moves (one voxel can join or split zones), so each kernel
+is labelled anew by a flood fill over its box; the fill touches each kernel voxel once and each
+of its neighbours once, with a stamp array instead of clearing a visited mask, and no matrix is
+built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numba
+import numpy as np
+
+from radflow.features import glszm
+from radflow.features._checks import requested_features
+from radflow.features._directions import offsets
+from radflow.features.voxel._kernel import half_widths, kernel_box
+from radflow.features.voxel._sizes import SIZE_COLUMNS, prepare, size_features
+
+__all__ = ["compute_maps"]
+
+
+@numba.njit(cache=True)
+def _zone_maps(levels, centres, widths, steps, n_sizes, out):
+    """Fill ``out[c]`` with the size features of the zones in the kernel of ``centres[c]``."""
+    nz, ny, nx = levels.shape
+    stamp = np.zeros(levels.shape, np.int32)
+    stack = np.empty((n_sizes, 3), np.int64)
+    keys = np.empty(n_sizes, np.int64)
+    scratch = np.zeros(n_sizes, np.float64)
+    for c in range(centres.shape[0]):
+        z0, z1, y0, y1, x0, x1 = kernel_box(
+            centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
+            widths[0], widths[1], widths[2],
+        )  # fmt: skip
+        mark = c + 1
+        n_zones = 0
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    level = levels[z, y, x]
+                    if level == 0 or stamp[z, y, x] == mark:
+                        continue
+                    stamp[z, y, x] = mark
+                    stack[0, 0] = z
+                    stack[0, 1] = y
+                    stack[0, 2] = x
+                    top = 1
+                    size = 0
+                    while top > 0:
+                        top -= 1
+                        sz = stack[top, 0]
+                        sy = stack[top, 1]
+                        sx = stack[top, 2]
+                        size += 1
+                        for a in range(steps.shape[0]):
+                            qz = sz + steps[a, 0]
+                            qy = sy + steps[a, 1]
+                            qx = sx + steps[a, 2]
+                            if (
+                                qz >= z0 and qz < z1 and qy >= y0 and qy < y1
+                                and qx >= x0 and qx < x1
+                                and levels[qz, qy, qx] == level and stamp[qz, qy, qx] != mark
+                            ):  # fmt: skip
+                                stamp[qz, qy, qx] = mark
+                                stack[top, 0] = qz
+                                stack[top, 1] = qy
+                                stack[top, 2] = qx
+                                top += 1
+                    keys[n_zones] = level * n_sizes + size
+                    n_zones += 1
+        size_features(keys, n_zones, n_sizes, scratch, out[c])
+
+
+def compute_maps(
+    image,
+    binned,
+    kernel_mask,
+    centres,
+    *,
+    n_levels: int,
+    kernel_radius: int,
+    settings,
+    spacing_zyx,
+    features: Iterable[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """GLSZM features of the kernel of each centre, as PyRadiomics 3.0.1's voxel mode.
+
+    Parameters
+    ----------
+    image : ndarray of float64, shape (z, y, x)
+        Intensities of the box (unused: GLSZM reads grey levels only).
+    binned : ndarray of int, shape (z, y, x)
+        Grey levels ``1..n_levels`` in the discretisation region, 0 elsewhere.
+    kernel_mask : ndarray of bool, shape (z, y, x)
+        Voxels that may count in a kernel (the ROI when ``maskedKernel``).
+    centres : ndarray of int, shape (n, 3)
+        Voxels (z, y, x) whose values are computed; each must have a grey level.
+    n_levels : int
+        PyRadiomics' ROI-level number of grey levels :math:`N_g`.
+    kernel_radius : int
+        ``kernelRadius`` (>= 1).
+    settings : radflow.params.extraction.Settings
+        ``force_2d`` and ``force_2d_dimension`` are read.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm (unused by GLSZM).
+    features : iterable of str, optional
+        PyRadiomics names (``radflow.features.glszm.FEATURES``); default those PyRadiomics
+        enables by default.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n,)
+        One value per centre and feature, dimensionless.
+
+    Raises
+    ------
+    InputError, SettingsError
+        Inconsistent arrays, ``kernel_radius`` < 1, unknown feature names.
+    """
+    names = requested_features(features, glszm.FEATURES, glszm.FAMILY)
+    levels, centres = prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius)
+    force2d = bool(settings.force_2d)
+    widths = half_widths(kernel_radius, force2d, settings.force_2d_dimension)
+    steps = offsets((1,), force2d, settings.force_2d_dimension, bidirectional=True)
+    n_sizes = int(np.prod(2 * widths + 1)) + 1  # zone sizes 1..kernel volume
+    out = np.empty((centres.shape[0], len(SIZE_COLUMNS)), np.float64)
+    _zone_maps(levels, centres, widths, np.ascontiguousarray(steps), n_sizes, out)
+    return {name: out[:, SIZE_COLUMNS[glszm._DEFINITIONS[name][0].__name__]] for name in names}

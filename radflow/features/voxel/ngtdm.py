@@ -1,0 +1,208 @@
+"""NGTDM feature maps: PyRadiomics 3.0.1 voxel mode of :mod:`radflow.features.ngtdm`.
+
+In the kernel of a centre (the box of :mod:`radflow.features.voxel._kernel`), every voxel that
+may count (``kernel_mask``) adds 1 to :math:`n_i` of its grey level :math:`i` and
+:math:`|i - \\bar{A}|` to :math:`s_i`, where :math:`\\bar{A}` is the mean grey level of its
+neighbours (offsets at the Chebyshev ``distances``, in-plane with ``force2D``) that lie in the
+same box and may count; a voxel without such a neighbour adds 0 to :math:`s_i` but still counts
+in :math:`n_i`, as PyRadiomics' C code (``calculate_ngtdm`` with its bounding box) does. The
+five features are those of the segment module over the grey levels present in the kernel
+(PyRadiomics' voxel mode zeroes the terms of absent levels), evaluated from the kernel's
+:math:`(i, n_i, s_i)` entries without a matrix over all :math:`N_g` levels.
+
+Speed: the neighbour count and level sum of each voxel are computed once for the whole array;
+a kernel recomputes them only for its voxels within ``max(distances)`` of a box face that is
+not the array's face (elsewhere no neighbour leaves the box). Per-level sums go into a scratch
+array indexed by grey level and are reset through the list of levels seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numba
+import numpy as np
+
+from radflow.features import ngtdm
+from radflow.features._checks import requested_features
+from radflow.features._directions import offsets
+from radflow.features.voxel._kernel import half_widths, kernel_box
+from radflow.features.voxel._sizes import prepare
+
+__all__ = ["compute_maps"]
+
+#: Column of each feature in the rows the kernel fills.
+_COLUMNS = {"Coarseness": 0, "Contrast": 1, "Busyness": 2, "Complexity": 3, "Strength": 4}
+
+
+@numba.njit(cache=True)
+def _neighbourhood(levels, steps, z, y, x, z0, z1, y0, y1, x0, x1):
+    """Number and level sum of the neighbours of (z, y, x) in the box that may count."""
+    count = 0
+    total = 0
+    for a in range(steps.shape[0]):
+        qz = z + steps[a, 0]
+        qy = y + steps[a, 1]
+        qx = x + steps[a, 2]
+        if qz >= z0 and qz < z1 and qy >= y0 and qy < y1 and qx >= x0 and qx < x1:
+            other = levels[qz, qy, qx]
+            if other != 0:
+                count += 1
+                total += other
+    return count, total
+
+
+@numba.njit(cache=True)
+def _whole_array(levels, steps, counts, totals):
+    nz, ny, nx = levels.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if levels[z, y, x] != 0:
+                    counts[z, y, x], totals[z, y, x] = _neighbourhood(
+                        levels, steps, z, y, x, 0, nz, 0, ny, 0, nx
+                    )
+
+
+@numba.njit(cache=True)
+def _features(present, n_present, n, s, out):
+    """The five NGTDM features from the levels ``present[:n_present]`` (PyRadiomics' forms)."""
+    nvp = 0.0
+    for k in range(n_present):
+        nvp += n[present[k]]
+    sum_ps = 0.0
+    sum_s = 0.0
+    for k in range(n_present):
+        level = present[k]
+        sum_ps += n[level] / nvp * s[level]
+        sum_s += s[level]
+    spread = 0.0  # sum_ij p_i p_j (i - j)^2
+    absdiff = 0.0  # sum_ij |i p_i - j p_j|
+    complexity = 0.0  # sum_ij |i - j| (p_i s_i + p_j s_j) / (p_i + p_j)
+    strength = 0.0  # sum_ij (p_i + p_j) (i - j)^2
+    for a in range(n_present):
+        i = present[a]
+        p_i = n[i] / nvp
+        for b in range(a + 1, n_present):
+            j = present[b]
+            p_j = n[j] / nvp
+            d = float(i - j)
+            d2 = d * d
+            spread += 2.0 * p_i * p_j * d2
+            absdiff += 2.0 * abs(i * p_i - j * p_j)
+            complexity += 2.0 * abs(d) * (p_i * s[i] + p_j * s[j]) / (p_i + p_j)
+            strength += 2.0 * (p_i + p_j) * d2
+    out[0] = 1.0 / sum_ps if sum_ps != 0.0 else 1e6
+    pairs = n_present * (n_present - 1)
+    out[1] = spread * sum_s / nvp / pairs if pairs != 0 else 0.0
+    out[2] = sum_ps / absdiff if absdiff != 0.0 else 0.0
+    out[3] = complexity / nvp
+    out[4] = strength / sum_s if sum_s != 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def _tone_maps(levels, counts, totals, steps, reach, centres, widths, n_levels, out):
+    nz, ny, nx = levels.shape
+    n = np.zeros(n_levels + 1, np.float64)
+    s = np.zeros(n_levels + 1, np.float64)
+    present = np.empty(n_levels + 1, np.int64)
+    for c in range(centres.shape[0]):
+        z0, z1, y0, y1, x0, x1 = kernel_box(
+            centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
+            widths[0], widths[1], widths[2],
+        )  # fmt: skip
+        # Voxels closer than `reach` (per axis) to a box face inside the array see neighbours
+        # the kernel does not hold; elsewhere the whole-array neighbourhood is the kernel's.
+        zi0 = z0 + reach[0] if z0 > 0 else 0
+        zi1 = z1 - reach[0] if z1 < nz else nz
+        yi0 = y0 + reach[1] if y0 > 0 else 0
+        yi1 = y1 - reach[1] if y1 < ny else ny
+        xi0 = x0 + reach[2] if x0 > 0 else 0
+        xi1 = x1 - reach[2] if x1 < nx else nx
+        n_present = 0
+        for z in range(z0, z1):
+            inner_z = z >= zi0 and z < zi1
+            for y in range(y0, y1):
+                inner_zy = inner_z and y >= yi0 and y < yi1
+                for x in range(x0, x1):
+                    level = levels[z, y, x]
+                    if level == 0:
+                        continue
+                    if inner_zy and x >= xi0 and x < xi1:
+                        count = counts[z, y, x]
+                        total = totals[z, y, x]
+                    else:
+                        count, total = _neighbourhood(
+                            levels, steps, z, y, x, z0, z1, y0, y1, x0, x1
+                        )
+                    if n[level] == 0.0:
+                        present[n_present] = level
+                        n_present += 1
+                    n[level] += 1.0
+                    if count > 0:
+                        s[level] += abs(level - total / count)
+        _features(present, n_present, n, s, out[c])
+        for k in range(n_present):
+            n[present[k]] = 0.0
+            s[present[k]] = 0.0
+
+
+def compute_maps(
+    image,
+    binned,
+    kernel_mask,
+    centres,
+    *,
+    n_levels: int,
+    kernel_radius: int,
+    settings,
+    spacing_zyx,
+    features: Iterable[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """NGTDM features of the kernel of each centre, as PyRadiomics 3.0.1's voxel mode.
+
+    Parameters
+    ----------
+    image : ndarray of float64, shape (z, y, x)
+        Intensities of the box (unused: NGTDM reads grey levels only).
+    binned : ndarray of int, shape (z, y, x)
+        Grey levels ``1..n_levels`` in the discretisation region, 0 elsewhere.
+    kernel_mask : ndarray of bool, shape (z, y, x)
+        Voxels that may count in a kernel (the ROI when ``maskedKernel``).
+    centres : ndarray of int, shape (n, 3)
+        Voxels (z, y, x) whose values are computed; each must have a grey level.
+    n_levels : int
+        PyRadiomics' ROI-level number of grey levels :math:`N_g`.
+    kernel_radius : int
+        ``kernelRadius`` (>= 1).
+    settings : radflow.params.extraction.Settings
+        ``distances``, ``force_2d`` and ``force_2d_dimension`` are read.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing in mm (unused by NGTDM).
+    features : iterable of str, optional
+        PyRadiomics names (``radflow.features.ngtdm.FEATURES``); default all five.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n,)
+        One value per centre and feature (grey levels in bins).
+
+    Raises
+    ------
+    InputError, SettingsError
+        Inconsistent arrays, ``kernel_radius`` < 1, bad ``distances``, unknown feature names.
+    """
+    names = requested_features(features, ngtdm.FEATURES, ngtdm.FAMILY)
+    levels, centres = prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius)
+    force2d = bool(settings.force_2d)
+    widths = half_widths(kernel_radius, force2d, settings.force_2d_dimension)
+    steps = np.ascontiguousarray(
+        offsets(settings.distances, force2d, settings.force_2d_dimension, bidirectional=True)
+    )
+    reach = np.abs(steps).max(axis=0, initial=0)  # per axis: 0 across the force2D planes
+    counts = np.zeros(levels.shape, np.int32)
+    totals = np.zeros(levels.shape, np.int64)
+    _whole_array(levels, steps, counts, totals)
+    out = np.empty((centres.shape[0], len(_COLUMNS)), np.float64)
+    _tone_maps(levels, counts, totals, steps, reach, centres, widths, int(n_levels), out)
+    return {name: out[:, _COLUMNS[name]] for name in names}
