@@ -68,13 +68,25 @@ def _cmd_params_check(args) -> int:
 
 def _cmd_extract(args) -> int:
     is_batch = args.mask is None
+    voxel_based = args.mode == "voxel"
+    if args.out_dir is not None and not voxel_based:
+        raise SettingsError("--out-dir is where --mode voxel writes its maps: add --mode voxel")
+    if voxel_based and args.ibsi:
+        raise SettingsError("--mode voxel is PyRadiomics' voxel mode; --ibsi has no voxel mode")
     if is_batch:
         if args.ibsi:
             raise SettingsError("--ibsi takes IMAGE MASK, not a batch file")
         if not args.out:
             raise SettingsError("batch mode writes a CSV: give -o OUT.csv")
         _options.check_output_file(args.out)
-        summary = extraction.batch.extract_batch(args.image, args.params, args.out, jobs=args.jobs)
+        summary = extraction.batch.extract_batch(
+            args.image,
+            args.params,
+            args.out,
+            jobs=args.jobs,
+            voxel_based=voxel_based,
+            out_dir=args.out_dir,
+        )
         print(summary.report())
         return 1 if summary.failed else 0
     if args.out:
@@ -90,7 +102,11 @@ def _cmd_extract(args) -> int:
         store.read.open_path(p) if store.catalogue.is_store_path(p) else p
         for p in (args.image, args.mask)
     )
-    result = extraction.extractor.extract(image, mask, args.params, label=args.label)
+    result = extraction.extractor.extract(
+        image, mask, args.params, label=args.label, voxel_based=voxel_based
+    )
+    if voxel_based:  # maps to Case-1_<key>.nrrd files, listed by their paths
+        result = extraction.output.write_maps(result, args.out_dir, 1)
     case = {"Image": str(args.image), "Mask": str(args.mask)}
     return _emit(extraction.output.format_result(result, args.format or "txt", case=case), args.out)
 
@@ -176,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="features of one image/mask (PyRadiomics drop-in) or of a batch CSV",
         description="radflow extract IMAGE MASK -p PARAMS [--label N] [--format txt|csv|json] "
         "[-o FILE]; radflow extract BATCH.csv -p PARAMS -o OUT.csv [--jobs N]; "
+        "radflow extract IMAGE MASK -p PARAMS --mode voxel [--out-dir DIR] (feature maps); "
         "radflow extract IMAGE MASK --ibsi {phantom,A,B,C,D,E,FILE}",
     )
     p.add_argument(
@@ -210,6 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_options.positive_int,
         default=1,
         help="batch rows extracted in parallel",
+    )
+    p.add_argument(
+        "-m",
+        "--mode",
+        choices=("segment", "voxel"),
+        default="segment",
+        help="segment: one value per feature (default); voxel: a feature map per feature "
+        "(PyRadiomics' voxel mode, voxelSetting), written as Case-<n>_<key>.nrrd",
+    )
+    p.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="with --mode voxel: folder of the maps (default: the current folder)",
     )
     ibsi.add_extract_option(p)
     p.set_defaults(func=_cmd_extract)

@@ -8,6 +8,10 @@ given, an ``error`` column (empty when the row succeeded), then the feature
 columns (the first successful row's keys in order, then any others sorted,
 as PyRadiomics orders them).
 
+With ``voxel_based`` (PyRadiomics' ``--mode voxel``) each row's feature maps
+are written as ``<out_dir>/Case-<row>_<key>.nrrd`` (``<row>`` counts the data
+rows from 1, as PyRadiomics numbers its cases) and the CSV holds their paths.
+
 A row whose extraction fails gets its one-line error recorded and the batch
 goes on. The output file is written under a temporary name and renamed when
 complete, so it is never seen half-written.
@@ -27,7 +31,7 @@ from typing import Any
 from radflow._atomic import atomic_file
 from radflow.errors import InputError, SettingsError
 from radflow.extraction.extractor import extract
-from radflow.extraction.output import write_rows
+from radflow.extraction.output import write_maps, write_rows
 from radflow.params.extraction import ExtractionParams
 from radflow.params.pyradiomics_params import load_params
 
@@ -74,6 +78,8 @@ def extract_batch(
     out_csv: str | PathLike,
     *,
     jobs: int = 1,
+    voxel_based: bool = False,
+    out_dir: str | PathLike | None = None,
 ) -> BatchSummary:
     """Extract features for every row of a PyRadiomics batch CSV.
 
@@ -87,6 +93,10 @@ def extract_batch(
         Output CSV; replaced atomically when the batch is done.
     jobs : int
         Rows extracted in parallel, each in its own process (>= 1).
+    voxel_based : bool
+        PyRadiomics' voxel mode: feature maps, written under `out_dir`.
+    out_dir : str, path-like or None
+        Folder of the maps in voxel mode (None: the current folder, as PyRadiomics).
 
     Returns
     -------
@@ -104,7 +114,10 @@ def extract_batch(
     params = params if isinstance(params, ExtractionParams) else load_params(params)
     csv_path = Path(csv_path)
     columns, rows = _read_batch(csv_path)
-    tasks = [(line, _resolve(row, csv_path.parent), params) for line, row in rows]
+    tasks = [
+        (line, _resolve(row, csv_path.parent), params, (out_dir, index) if voxel_based else None)
+        for index, (line, row) in enumerate(rows, start=1)
+    ]
 
     if jobs == 1 or len(tasks) <= 1:
         outcomes = [_extract_row(task) for task in tasks]
@@ -195,7 +208,7 @@ def _extract_row(task) -> tuple[int, dict[str, Any] | None, str | None]:
 
     Module level, so that it pickles into worker processes.
     """
-    line, args, params = task
+    line, args, params, maps = task
     try:
         if args["image"] is None or args["mask"] is None:
             raise InputError(f"line {line}", "Image or Mask is empty")
@@ -205,7 +218,10 @@ def _extract_row(task) -> tuple[int, dict[str, Any] | None, str | None]:
             params,
             label=_integer(args["label"], "Label"),
             label_channel=_integer(args["label_channel"], "Label_channel"),
+            voxel_based=maps is not None,
         )
+        if maps is not None:  # written here: worker processes return paths, not images
+            result = write_maps(result, *maps)
         return line, result, None
     except Exception as exc:  # the row's failure goes to the error column; the batch goes on
         log.debug("line %d failed", line, exc_info=True)

@@ -9,6 +9,10 @@
 Values are written as PyRadiomics writes them: ``str()`` of the value, so
 floats with all their digits (``repr``), tuples as ``(1.0, 2.0)``.
 :func:`write_result` replaces its file atomically.
+
+Voxel mode (``--mode voxel``): :func:`write_maps` writes each feature map as
+``<out_dir>/Case-<n>_<key>.nrrd`` (compressed NRRD) and puts that path in the
+result in place of the image, as PyRadiomics' command line lists it.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any, TextIO
 
 import numpy as np
+import SimpleITK as sitk
 
-from radflow._atomic import atomic_file
+from radflow._atomic import atomic_file, atomic_files
 from radflow.errors import SettingsError
 
-__all__ = ["FORMATS", "cell", "format_result", "write_result", "write_rows"]
+__all__ = ["FORMATS", "cell", "format_result", "write_maps", "write_result", "write_rows"]
 
 FORMATS = ("csv", "json", "txt")
 
@@ -107,3 +113,46 @@ def write_result(
     text = format_result(result, fmt, case=case)
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_maps(
+    result: Mapping[str, Any], out_dir: str | PathLike | None, case_index: int = 1
+) -> dict[str, Any]:
+    """Write the feature maps of a voxel-mode result; the result with their paths instead.
+
+    Parameters
+    ----------
+    result : mapping
+        ``{key: value}`` from ``radflow.extract(..., voxel_based=True)``; SimpleITK images are
+        the maps.
+    out_dir : str, path-like or None
+        Folder of the maps (created if needed); None: the current folder, written ``.`` in
+        the paths, as PyRadiomics does.
+    case_index : int
+        ``n`` of ``Case-<n>_<key>.nrrd``: 1 for one image and mask, the case's position in
+        a batch file.
+
+    Returns
+    -------
+    dict
+        The entries of `result` in order, each map replaced by the path written
+        (``os.path.join(out_dir, "Case-1_original_firstorder_Mean.nrrd")``).
+    """
+    folder = "." if out_dir is None else os.fspath(out_dir)
+    listing: dict[str, Any] = {}
+    maps: dict[str, sitk.Image] = {}
+    for key, value in result.items():
+        if isinstance(value, sitk.Image):
+            path = os.path.join(folder, f"Case-{case_index}_{key}.nrrd")
+            maps[path] = value
+            listing[key] = path
+        else:
+            listing[key] = value
+    with atomic_files(list(maps)) as temps:  # all maps of a case appear together
+        for tmp, image in zip(temps, maps.values()):
+            writer = sitk.ImageFileWriter()
+            writer.SetImageIO("NrrdImageIO")  # the temporary name has no .nrrd suffix
+            writer.SetFileName(str(tmp))
+            writer.UseCompressionOn()
+            writer.Execute(image)
+    return listing

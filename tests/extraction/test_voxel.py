@@ -1,0 +1,181 @@
+"""Voxel mode orchestration: the command line against PyRadiomics', batch CSV, bad input.
+
+The maps' values are compared voxel by voxel with PyRadiomics in
+tests/features/voxel/; here: the files ``radflow extract ... --mode voxel`` writes and the
+listing it prints, as ``pyradiomics ... --mode voxel`` writes and prints them.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import yaml
+
+import radflow
+from radflow.cli import main
+from radflow.errors import SettingsError
+from radflow.extraction import voxel
+from radflow.extraction.batch import extract_batch
+
+PYRADIOMICS = Path(sys.executable).with_name("pyradiomics")
+PARAMS = {
+    "setting": {"binWidth": 25},
+    "featureClass": {"firstorder": ["Mean", "Entropy", "Maximum"], "shape": None},
+    "voxelSetting": {"kernelRadius": 1},
+}
+
+
+def _case(folder: Path, params=PARAMS) -> tuple[Path, Path, Path]:
+    rng = np.random.default_rng(3)
+    values = rng.integers(-100, 100, (8, 11, 12)).astype(np.int16)
+    roi = np.zeros(values.shape, np.uint8)
+    roi[2:6, 3:8, 0:7] = 1  # touches x = 0
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing((0.7, 0.8, 2.5))
+    mask = sitk.GetImageFromArray(roi)
+    mask.CopyInformation(image)
+    sitk.WriteImage(image, str(folder / "image.nrrd"))
+    sitk.WriteImage(mask, str(folder / "mask.nrrd"))
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return folder / "image.nrrd", folder / "mask.nrrd", folder / "params.yaml"
+
+
+def _listing(text: str) -> dict[str, str]:
+    return dict(re.match(r"(Case-\d+_[^:]+): (.*)", line).groups() for line in text.splitlines())
+
+
+@pytest.mark.oracle
+@pytest.mark.skipif(not PYRADIOMICS.exists(), reason="the pyradiomics command is not installed")
+def test_command_line_files_and_listing_match_pyradiomics(tmp_path, capsys, monkeypatch):
+    image, mask, params = _case(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    theirs = subprocess.run(
+        [str(PYRADIOMICS), "image.nrrd", "mask.nrrd", "-p", "params.yaml"]
+        + ["--mode", "voxel", "--out-dir", "theirs"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (
+        main(
+            ["extract", "image.nrrd", "mask.nrrd", "-p", "params.yaml"]
+            + ["--mode", "voxel", "--out-dir", "ours"]
+        )
+        == 0
+    )
+    ours = _listing(capsys.readouterr().out)
+    expected = _listing(theirs.stdout)
+    # Same entries in the same order; the diagnostics add that shape was skipped.
+    assert ours.pop("Case-1_" + voxel.SKIPPED_KEY) == "shape"
+    assert list(ours) == list(expected)
+    maps = [k for k in expected if "_firstorder_" in k]
+    assert len(maps) == 3
+    for key in maps:
+        assert ours[key] == expected[key].replace("theirs", "ours")
+        assert Path(ours[key]).name == f"{key}.nrrd"
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == sorted(
+        p.name for p in (tmp_path / "theirs").iterdir()
+    )
+    for key in maps:
+        a = sitk.ReadImage(ours[key])
+        b = sitk.ReadImage(expected[key])
+        assert a.GetPixelID() == b.GetPixelID() == sitk.sitkFloat64
+        assert a.GetSize() == b.GetSize() and a.GetOrigin() == b.GetOrigin()
+        np.testing.assert_allclose(
+            sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b), rtol=1e-6
+        )
+
+
+def test_command_line_default_out_dir_is_the_current_folder(tmp_path, capsys, monkeypatch):
+    _case(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["extract", "image.nrrd", "mask.nrrd", "-p", "params.yaml", "-m", "voxel"]) == 0
+    listing = _listing(capsys.readouterr().out)
+    assert listing["Case-1_original_firstorder_Mean"] == "./Case-1_original_firstorder_Mean.nrrd"
+    assert (tmp_path / "Case-1_original_firstorder_Mean.nrrd").is_file()
+
+
+def test_batch_csv_in_voxel_mode(tmp_path, capsys):
+    image, mask, params = _case(tmp_path)
+    batch = tmp_path / "batch.csv"
+    batch.write_text("Image,Mask,Patient\nimage.nrrd,mask.nrrd,a\nimage.nrrd,mask.nrrd,b\n")
+    out = tmp_path / "out.csv"
+    args = ["extract", str(batch), "-p", str(params), "--mode", "voxel"]
+    assert main(args + ["--out-dir", str(tmp_path / "maps"), "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [r["Patient"] for r in rows] == ["a", "b"]
+    for n, row in enumerate(rows, start=1):
+        path = Path(row["original_firstorder_Mean"])
+        assert path == tmp_path / "maps" / f"Case-{n}_original_firstorder_Mean.nrrd"
+        assert path.is_file()
+    first, second = (sitk.ReadImage(r["original_firstorder_Entropy"]) for r in rows)
+    assert np.array_equal(sitk.GetArrayFromImage(first), sitk.GetArrayFromImage(second))
+
+
+def test_batch_in_voxel_mode_with_workers(tmp_path):
+    image, mask, params = _case(tmp_path)
+    batch = tmp_path / "batch.csv"
+    batch.write_text(f"Image,Mask\n{image},{mask}\n{image},missing.nrrd\n")
+    summary = extract_batch(
+        batch, params, tmp_path / "o.csv", jobs=2, voxel_based=True, out_dir=tmp_path / "m"
+    )
+    assert summary.succeeded == 1 and summary.failed[0][0] == 3
+    assert (tmp_path / "m" / "Case-1_original_firstorder_Maximum.nrrd").is_file()
+    assert not list((tmp_path / "m").glob("Case-2_*"))
+
+
+def test_voxel_batch_changes_nothing(tmp_path):
+    image, mask, _ = _case(tmp_path)
+    one = radflow.extract(str(image), str(mask), PARAMS, voxel_based=True)
+    params = {**PARAMS, "voxelSetting": {"kernelRadius": 1, "voxelBatch": 7}}
+    batched = radflow.extract(str(image), str(mask), params, voxel_based=True)
+    for key, value in one.items():
+        if isinstance(value, sitk.Image):
+            assert np.array_equal(
+                sitk.GetArrayViewFromImage(value), sitk.GetArrayViewFromImage(batched[key])
+            )
+
+
+def test_bad_input_one_clear_error_each(tmp_path, monkeypatch, capsys):
+    image, mask, params = _case(tmp_path)
+    with pytest.raises(SettingsError, match="kernelRadius"):
+        radflow.extract(
+            str(image), str(mask), {**PARAMS, "voxelSetting": {"kernelRadius": 0}}, voxel_based=True
+        )
+    with pytest.raises(SettingsError, match="shape"):
+        radflow.extract(str(image), str(mask), {"featureClass": {"shape": None}}, voxel_based=True)
+    # A class enabled in the file whose voxel module is not there is refused, not skipped.
+    real = voxel.importlib.util.find_spec
+    monkeypatch.setattr(
+        voxel.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.endswith(".glcm") else real(name, *a),
+    )
+    with pytest.raises(SettingsError, match="voxel mode for glcm is not implemented yet"):
+        radflow.extract(str(image), str(mask), {"featureClass": {"glcm": None}}, voxel_based=True)
+    monkeypatch.undo()
+    # --out-dir belongs to voxel mode.
+    assert main(["extract", str(image), str(mask), "--out-dir", str(tmp_path / "x")]) == 2
+    assert "--mode voxel" in capsys.readouterr().err
+
+
+def test_maps_geometry_is_the_padded_box(tmp_path):
+    image, mask, _ = _case(tmp_path)
+    params = {**PARAMS, "voxelSetting": {"kernelRadius": 2, "initValue": -7.0}}
+    out = radflow.extract(str(image), str(mask), params, voxel_based=True)
+    mean = out["original_firstorder_Mean"]
+    # ROI box z 2:6, y 3:8, x 0:7 grown by 2 and clipped: z 0:8, y 1:10, x 0:9.
+    assert mean.GetSize() == (9, 9, 8)
+    reference = sitk.ReadImage(str(image))
+    assert mean.GetOrigin() == reference.TransformIndexToPhysicalPoint((0, 1, 0))
+    values = sitk.GetArrayFromImage(mean)
+    roi = sitk.GetArrayFromImage(sitk.ReadImage(str(mask)))[0:8, 1:10, 0:9] == 1
+    assert np.all(values[~roi] == -7.0)
+    assert "original_shape_VoxelVolume" not in out
