@@ -179,3 +179,26 @@ def test_maps_geometry_is_the_padded_box(tmp_path):
     roi = sitk.GetArrayFromImage(sitk.ReadImage(str(mask)))[0:8, 1:10, 0:9] == 1
     assert np.all(values[~roi] == -7.0)
     assert "original_shape_VoxelVolume" not in out
+
+
+@pytest.mark.oracle
+def test_declined_deprecated_features_are_init_value_maps(tmp_path):
+    """PyRadiomics' voxel mode returns the deprecated GLDM duplicates as maps of initValue."""
+    featureextractor = pytest.importorskip("radiomics.featureextractor")
+    image, mask, _ = _case(tmp_path)
+    params = {
+        "setting": {"binWidth": 25},
+        "featureClass": {"gldm": ["DependencePercentage", "DependenceEntropy"]},
+        "voxelSetting": {"kernelRadius": 1, "initValue": -3.0},
+    }
+    ours = radflow.extract(str(image), str(mask), params, voxel_based=True)
+    theirs = featureextractor.RadiomicsFeatureExtractor(params).execute(
+        str(image), str(mask), voxelBased=True
+    )
+    keys = [k for k in theirs if not k.startswith("diagnostics_")]
+    assert [k for k in ours if not k.startswith("diagnostics_")] == keys
+    declined = sitk.GetArrayFromImage(ours["original_gldm_DependencePercentage"])
+    assert np.all(declined == -3.0)
+    np.testing.assert_array_equal(
+        declined, sitk.GetArrayFromImage(theirs["original_gldm_DependencePercentage"])
+    )
