@@ -117,6 +117,20 @@ CASES = [
         ),
     ),
     (
+        "mr-r2-resampled-normalised-resegmented",
+        _mr(13),
+        _params(
+            2,
+            setting={
+                "resampledPixelSpacing": [1.0, 1.0, 1.5],
+                "interpolator": "sitkLinear",
+                "normalize": True,
+                "resegmentRange": [-2.0, 2.5],
+            },
+            binning={"binWidth": 0.2},
+        ),
+    ),
+    (
         "ct-r1-shift-initvalue",
         _ct(8),
         _params(1, setting={"voxelArrayShift": 1000}, initValue=float("nan"), voxelBatch=17),
