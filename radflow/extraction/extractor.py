@@ -359,8 +359,8 @@ def _open_images(
     box = roi_bounding_box(mask, label=settings.label, source=mask_source)
     bbox_zyx = box.slices_zyx()
     shape_zyx = image.GetSize()[::-1]
-    if voxel_based:  # the maps' box: the ROI box grown by kernelRadius
-        bbox_zyx = voxel.padded_box(bbox_zyx, shape_zyx, params)
+    if voxel_based:  # on the volume grid: the maps' box, the ROI box grown by kernelRadius
+        bbox_zyx = voxel.read_bbox(bbox_zyx, shape_zyx, params)
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
     lower_xyz = tuple(s.start for s in region[::-1])
     image_crop, mask_crop = _crop(image, region), _crop(mask, region)
@@ -384,8 +384,8 @@ def _open_store(source: RoiSource, params: ExtractionParams, voxel_based: bool =
     if bbox_zyx is None:
         raise InputError(mask_source, f"Label ({label}) not present in mask (empty ROI)")
     shape_zyx, spacing_zyx = source.shape_zyx, source.spacing_zyx
-    if voxel_based:  # the maps' box: the ROI box grown by kernelRadius
-        bbox_zyx = voxel.padded_box(bbox_zyx, shape_zyx, params)
+    if voxel_based:  # on the volume grid: the maps' box, the ROI box grown by kernelRadius
+        bbox_zyx = voxel.read_bbox(bbox_zyx, shape_zyx, params)
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
     image_crop, mask_box = source.read(region)
     mask_crop = _scalar_mask(mask_box, settings, mask_source, whole_volume=False)

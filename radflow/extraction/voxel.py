@@ -47,7 +47,7 @@ from radflow.features import voxel as voxel_features
 from radflow.params.extraction import ExtractionParams, Settings
 from radflow.preprocess.discretise import discretise
 
-__all__ = ["SKIPPED_KEY", "check", "maps", "padded_box", "skipped_note"]
+__all__ = ["SKIPPED_KEY", "check", "maps", "padded_box", "read_bbox", "skipped_note"]
 
 _SHAPE = ("shape", "shape2D")
 #: The diagnostics entry naming the enabled shape classes voxel mode skips.
@@ -95,6 +95,19 @@ def skipped_note(params: ExtractionParams) -> dict[str, str]:
 def padded_box(box_zyx: Sequence[slice], shape_zyx: Sequence[int], params: ExtractionParams):
     """The ROI box grown by ``kernelRadius`` and clipped to the image, as PyRadiomics crops."""
     return grow_box(box_zyx, params.voxel_settings.kernel_radius, shape_zyx)
+
+
+def read_bbox(box_zyx: Sequence[slice], shape_zyx: Sequence[int], params: ExtractionParams):
+    """The box around which the extraction reads the volume in voxel mode.
+
+    On the volume's grid the maps' box (:func:`padded_box`). With resampling or ``preCrop``
+    PyRadiomics crops its padded box from the resampled or pre-cropped image (the ROI box plus
+    ``padDistance``), so the volume is read as in segment mode and the maps are clipped there.
+    """
+    s = params.settings
+    if s.resampling or s.pre_crop:
+        return tuple(box_zyx)
+    return padded_box(box_zyx, shape_zyx, params)
 
 
 def maps(

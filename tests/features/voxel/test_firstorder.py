@@ -131,6 +131,16 @@ CASES = [
         ),
     ),
     (
+        "ct-r3-precrop-pad1",
+        _ct(14),
+        _params(3, masked=False, setting={"preCrop": True, "padDistance": 1}),
+    ),
+    (
+        "ct-r2-resampled-pad1",
+        _ct(15),
+        _params(2, setting={"resampledPixelSpacing": [1.0, 1.0, 2.0], "padDistance": 1}),
+    ),
+    (
         "ct-r1-shift-initvalue",
         _ct(8),
         _params(1, setting={"voxelArrayShift": 1000}, initValue=float("nan"), voxelBatch=17),
