@@ -1,17 +1,24 @@
-r"""What the voxel-mode GLSZM, GLDM and NGTDM maps share: input checks and size-matrix features.
+r"""What the voxel-mode GLSZM, GLDM and NGTDM maps share: input checks, neighbour bit sets and
+the size-matrix features.
 
 :func:`prepare` checks the arrays of ``compute_maps`` (the interface of
 :mod:`radflow.features.voxel`) and gives the *level array* the compiled kernels walk: the grey
 level of each voxel that may count in a kernel, 0 for the others.
 
+:func:`neighbour_bits` records once, for every voxel, which of its neighbour offsets lead to a
+counting voxel within ``alpha`` grey levels (GLSZM: the same level; GLDM: ``gldm_a``), one bit
+per offset; :func:`room_masks` gives, for a voxel's place at the faces of a kernel box, the
+offsets that stay in the box. A kernel then reads a voxel's links inside its box as
+``bits & mask`` (:func:`popcount` to count them, :func:`lowest_bit` to walk them) instead of
+testing every offset against the box and the grey levels.
+
 :func:`size_features` evaluates, from the (grey level, size) entries of one kernel, the sixteen
 formulas that PyRadiomics' GLSZM and GLDM share (:mod:`radflow.features._texture`, same
 notation: :math:`\mathbf{P}(i, j)`, :math:`N_z`, :math:`N_p`, :math:`p_g`, :math:`p_s`) without
-building the matrix: the entries are sorted by (level, size), so rows and cells of
-:math:`\mathbf{P}` are runs of the sorted keys, and the column sums go into a small scratch
-array indexed by size. PyRadiomics' voxel mode evaluates its dense per-voxel matrices, whose
-absent grey levels and sizes contribute exact zeros to every sum, so the values agree with it
-to rounding.
+going over all :math:`N_g` levels: cells, rows and columns of :math:`\mathbf{P}` are counted
+in scratch arrays whose touched entries are listed, visited and reset. PyRadiomics' voxel mode
+evaluates dense per-voxel matrices, whose absent grey levels and sizes add exact zeros to
+every sum, so the values agree with it to rounding.
 """
 
 from __future__ import annotations
@@ -21,7 +28,16 @@ import numpy as np
 
 from radflow.errors import InputError, SettingsError
 
-__all__ = ["SIZE_COLUMNS", "prepare", "size_features"]
+__all__ = [
+    "SIZE_COLUMNS",
+    "lowest_bit",
+    "neighbour_bits",
+    "popcount",
+    "prepare",
+    "room_masks",
+    "size_features",
+    "size_workspace",
+]
 
 #: Column of each shared formula in the rows :func:`size_features` fills (names of
 #: :mod:`radflow.features._texture`).
@@ -97,14 +113,108 @@ def prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius):
 
 
 @numba.njit(cache=True)
-def size_features(keys, n, n_sizes, scratch, out):
+def neighbour_bits(levels, steps, alpha, bits):
+    """Set bit ``a % 64`` of ``bits[z, y, x, a // 64]`` when the neighbour of a counting voxel at
+    ``steps[a]`` is in the array, counts, and differs from it by at most ``alpha`` levels (0:
+    the same level, GLSZM's connectivity)."""
+    nz, ny, nx = levels.shape
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                level = levels[z, y, x]
+                if level == 0:
+                    continue
+                for a in range(steps.shape[0]):
+                    qz = z + steps[a, 0]
+                    qy = y + steps[a, 1]
+                    qx = x + steps[a, 2]
+                    if qz < 0 or qz >= nz or qy < 0 or qy >= ny or qx < 0 or qx >= nx:
+                        continue
+                    other = levels[qz, qy, qx]
+                    if other != 0 and abs(other - level) <= alpha:
+                        bits[z, y, x, a >> 6] |= np.uint64(1) << np.uint64(a & 63)
+
+
+@numba.njit(cache=True)
+def popcount(word):
+    """Number of set bits of a uint64."""
+    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    word = (word & np.uint64(0x3333333333333333)) + (
+        (word >> np.uint64(2)) & np.uint64(0x3333333333333333)
+    )
+    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return int((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@numba.njit(cache=True)
+def room_masks(steps, reach, n_words):
+    """``masks[lz, hz, ly, hy, lx, hx]``: the offsets that stay in a box with ``l`` voxels of
+    room below and ``h`` above along each axis (room capped at ``reach``)."""
+    side = reach + 1
+    masks = np.zeros((side, side, side, side, side, side, n_words), np.uint64)
+    for lz in range(side):
+        for hz in range(side):
+            for ly in range(side):
+                for hy in range(side):
+                    for lx in range(side):
+                        for hx in range(side):
+                            for a in range(steps.shape[0]):
+                                dz = steps[a, 0]
+                                dy = steps[a, 1]
+                                dx = steps[a, 2]
+                                if (
+                                    -lz <= dz <= hz and -ly <= dy <= hy and -lx <= dx <= hx
+                                ):  # fmt: skip
+                                    masks[lz, hz, ly, hy, lx, hx, a >> 6] |= np.uint64(
+                                        1
+                                    ) << np.uint64(a & 63)
+    return masks
+
+
+#: Position of the lowest set bit from its de Bruijn product (see :func:`lowest_bit`).
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_BIT_INDEX = np.zeros(64, np.int64)
+for _bit in range(64):
+    _BIT_INDEX[(((1 << _bit) * 0x03F79D71B4CB0A89) & 0xFFFFFFFFFFFFFFFF) >> 58] = _bit
+
+
+@numba.njit(cache=True)
+def lowest_bit(word):
+    """Index of the lowest set bit of a non-zero uint64."""
+    low = word & (~word + np.uint64(1))
+    return _BIT_INDEX[(low * _DE_BRUIJN) >> np.uint64(58)]
+
+
+def size_workspace(n_levels: int, n_sizes: int):
+    """Scratch arrays of :func:`size_features` for levels ``1..n_levels``, sizes
+    ``1..n_sizes - 1``: zeroed counts per cell, row and column, the lists of cells and rows
+    seen, and the tables :math:`1/i^2` and :math:`1/j^2` (multiplications instead of
+    divisions per entry)."""
+    inverse_squares_i = np.zeros(n_levels + 1, np.float64)
+    inverse_squares_i[1:] = 1.0 / np.arange(1, n_levels + 1, dtype=np.float64) ** 2
+    inverse_squares_j = np.zeros(n_sizes, np.float64)
+    inverse_squares_j[1:] = 1.0 / np.arange(1, n_sizes, dtype=np.float64) ** 2
+    return (
+        np.zeros((n_levels + 1) * n_sizes, np.float64),
+        np.empty(n_sizes, np.int64),
+        np.zeros(n_levels + 1, np.float64),
+        np.empty(n_sizes, np.int64),
+        np.zeros(n_sizes, np.float64),
+        inverse_squares_i,
+        inverse_squares_j,
+    )
+
+
+@numba.njit(cache=True)
+def size_features(keys, n, n_sizes, workspace, out):
     """Fill ``out`` (16 values, :data:`SIZE_COLUMNS`) from ``n`` (level, size) entries.
 
     ``keys[:n]`` hold ``level * n_sizes + size`` (level >= 1, 1 <= size < n_sizes), one per
-    zone (GLSZM) or voxel (GLDM); they are sorted in place. ``scratch`` (float64, length
-    ``n_sizes``, all zero) is left all zero.
+    zone (GLSZM) or voxel (GLDM). ``workspace`` (:func:`size_workspace`) is left zeroed: only
+    the cells, rows (grey levels) and columns (sizes) met are visited, never all of
+    :math:`N_g`.
     """
-    keys[:n].sort()
+    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table = workspace
     nz = float(n)
     s_inv_j2 = 0.0
     s_j2 = 0.0
@@ -115,63 +225,64 @@ def size_features(keys, n, n_sizes, scratch, out):
     s_j2_i2 = 0.0
     s_i2j2 = 0.0
     n_voxels = 0.0
+    n_cells = 0
+    n_rows = 0
     for k in range(n):
-        i = float(keys[k] // n_sizes)
-        j = float(keys[k] % n_sizes)
+        key = keys[k]
+        level = key // n_sizes
+        size = key - level * n_sizes
+        i = float(level)
+        j = float(size)
         i2 = i * i
         j2 = j * j
-        s_inv_j2 += 1.0 / j2
+        inv_i2 = inv_i2_table[level]
+        inv_j2 = inv_j2_table[size]
+        s_inv_j2 += inv_j2
         s_j2 += j2
-        s_inv_i2 += 1.0 / i2
+        s_inv_i2 += inv_i2
         s_i2 += i2
-        s_inv_i2j2 += 1.0 / (i2 * j2)
-        s_i2_j2 += i2 / j2
-        s_j2_i2 += j2 / i2
+        s_inv_i2j2 += inv_i2 * inv_j2
+        s_i2_j2 += i2 * inv_j2
+        s_j2_i2 += j2 * inv_i2
         s_i2j2 += i2 * j2
         n_voxels += j
-        scratch[keys[k] % n_sizes] += 1.0
-    # Rows (grey levels) and cells of P are runs of the sorted keys.
+        if cells[key] == 0.0:
+            cell_list[n_cells] = key
+            n_cells += 1
+        cells[key] += 1.0
+        if rows[level] == 0.0:
+            row_list[n_rows] = level
+            n_rows += 1
+        rows[level] += 1.0
+        columns[size] += 1.0
+    entropy = 0.0
+    for k in range(n_cells):
+        p = cells[cell_list[k]] / nz
+        entropy -= p * np.log2(p + _EPS)
+        cells[cell_list[k]] = 0.0
     gln = 0.0
     mean_i = 0.0
-    entropy = 0.0
-    k = 0
-    while k < n:
-        level = keys[k] // n_sizes
-        row = 0.0
-        while k < n and keys[k] // n_sizes == level:
-            key = keys[k]
-            cell = 0.0
-            while k < n and keys[k] == key:
-                cell += 1.0
-                k += 1
-            p = cell / nz
-            entropy -= p * np.log2(p + _EPS)
-            row += cell
+    for k in range(n_rows):
+        row = rows[row_list[k]]
         gln += row * row
-        mean_i += row / nz * level
+        mean_i += row / nz * row_list[k]
     var_i = 0.0
-    k = 0
-    while k < n:
-        level = keys[k] // n_sizes
-        row = 0.0
-        while k < n and keys[k] // n_sizes == level:
-            row += 1.0
-            k += 1
-        var_i += row / nz * (level - mean_i) ** 2
-    # Columns (sizes) from the scratch counts.
+    for k in range(n_rows):
+        var_i += rows[row_list[k]] / nz * (row_list[k] - mean_i) ** 2
+        rows[row_list[k]] = 0.0
     szn = 0.0
     mean_j = 0.0
     for j in range(1, n_sizes):
-        column = scratch[j]
+        column = columns[j]
         if column != 0.0:
             szn += column * column
             mean_j += column / nz * j
     var_j = 0.0
     for j in range(1, n_sizes):
-        column = scratch[j]
+        column = columns[j]
         if column != 0.0:
             var_j += column / nz * (j - mean_j) ** 2
-            scratch[j] = 0.0
+            columns[j] = 0.0
     out[0] = s_inv_j2 / nz
     out[1] = s_j2 / nz
     out[2] = gln / nz

@@ -26,75 +26,25 @@ from radflow.features import gldm
 from radflow.features._checks import requested_features
 from radflow.features._directions import offsets
 from radflow.features.voxel._kernel import half_widths, kernel_box
-from radflow.features.voxel._sizes import SIZE_COLUMNS, prepare, size_features
+from radflow.features.voxel._sizes import (
+    SIZE_COLUMNS,
+    neighbour_bits,
+    popcount,
+    prepare,
+    room_masks,
+    size_features,
+    size_workspace,
+)
 
 __all__ = ["compute_maps"]
 
 
 @numba.njit(cache=True)
-def _dependent_bits(levels, steps, alpha, bits):
-    """``bits[v, w]``: bit ``a % 64`` of word ``a // 64`` set when neighbour ``v + steps[a]`` is
-    in the array, may count, and differs from ``v`` by at most ``alpha``."""
-    nz, ny, nx = levels.shape
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                level = levels[z, y, x]
-                if level == 0:
-                    continue
-                for a in range(steps.shape[0]):
-                    qz = z + steps[a, 0]
-                    qy = y + steps[a, 1]
-                    qx = x + steps[a, 2]
-                    if qz < 0 or qz >= nz or qy < 0 or qy >= ny or qx < 0 or qx >= nx:
-                        continue
-                    other = levels[qz, qy, qx]
-                    if other != 0 and abs(other - level) <= alpha:
-                        bits[z, y, x, a >> 6] |= np.uint64(1) << np.uint64(a & 63)
-
-
-@numba.njit(cache=True)
-def _popcount(word):
-    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    word = (word & np.uint64(0x3333333333333333)) + (
-        (word >> np.uint64(2)) & np.uint64(0x3333333333333333)
-    )
-    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return int((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
-
-
-@numba.njit(cache=True)
-def _room_masks(steps, reach, n_words):
-    """``masks[lz, hz, ly, hy, lx, hx]``: the offsets that stay in a box with ``l`` voxels of
-    room below and ``h`` above along each axis (room capped at ``reach``)."""
-    side = reach + 1
-    masks = np.zeros((side, side, side, side, side, side, n_words), np.uint64)
-    for lz in range(side):
-        for hz in range(side):
-            for ly in range(side):
-                for hy in range(side):
-                    for lx in range(side):
-                        for hx in range(side):
-                            for a in range(steps.shape[0]):
-                                dz = steps[a, 0]
-                                dy = steps[a, 1]
-                                dx = steps[a, 2]
-                                if (
-                                    -lz <= dz <= hz and -ly <= dy <= hy and -lx <= dx <= hx
-                                ):  # fmt: skip
-                                    masks[lz, hz, ly, hy, lx, hx, a >> 6] |= np.uint64(
-                                        1
-                                    ) << np.uint64(a & 63)
-    return masks
-
-
-@numba.njit(cache=True)
-def _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, out):
+def _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, workspace, out):
     """Fill ``out[c]`` with the size features of the dependence entries of kernel ``c``."""
     nz, ny, nx = levels.shape
     n_words = bits.shape[3]
     keys = np.empty(n_sizes, np.int64)  # at most one entry per kernel voxel
-    scratch = np.zeros(n_sizes, np.float64)
     for c in range(centres.shape[0]):
         z0, z1, y0, y1, x0, x1 = kernel_box(
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
@@ -115,10 +65,10 @@ def _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, out):
                     hx = min(x1 - 1 - x, reach)
                     dependent = 0
                     for w in range(n_words):
-                        dependent += _popcount(bits[z, y, x, w] & masks[lz, hz, ly, hy, lx, hx, w])
+                        dependent += popcount(bits[z, y, x, w] & masks[lz, hz, ly, hy, lx, hx, w])
                     keys[n] = level * n_sizes + dependent + 1
                     n += 1
-        size_features(keys, n, n_sizes, scratch, out[c])
+        size_features(keys, n, n_sizes, workspace, out[c])
 
 
 def compute_maps(
@@ -180,12 +130,13 @@ def compute_maps(
     n_words = max(1, -(-steps.shape[0] // 64))
     reach = int(np.abs(steps).max(initial=0))
     bits = np.zeros(levels.shape + (n_words,), np.uint64)
-    _dependent_bits(levels, steps, alpha, bits)
-    masks = _room_masks(steps, reach, n_words)
+    neighbour_bits(levels, steps, alpha, bits)
+    masks = room_masks(steps, reach, n_words)
     kernel_volume = int(np.prod(2 * widths + 1))
     n_sizes = max(kernel_volume, steps.shape[0] + 1) + 1
+    workspace = size_workspace(int(n_levels), n_sizes)
     out = np.empty((centres.shape[0], len(SIZE_COLUMNS)), np.float64)
-    _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, out)
+    _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, workspace, out)
     values = {name: out[:, SIZE_COLUMNS[gldm._DEFINITIONS[name][0].__name__]] for name in names}
     if "DependencePercentage" in values:  # N_p = N_z in GLDM (one entry per voxel)
         values["DependencePercentage"] = np.ones(centres.shape[0])

@@ -8,9 +8,10 @@ box. The features are those of the segment module evaluated on the kernel's zone
 (:func:`radflow.features.voxel._sizes.size_features`).
 
 Zones change non-locally when a kernel moves (one voxel can join or split zones), so each kernel
-is labelled anew by a flood fill over its box; the fill touches each kernel voxel once and each
-of its neighbours once, with a stamp array instead of clearing a visited mask, and no matrix is
-built.
+is labelled anew by a flood fill over its box. The fill follows precomputed links: each voxel's
+same-level neighbours as a bit set, cut to the box by a mask chosen by the voxel's place at the
+box faces, so it visits each kernel voxel once and only its zone's links; a stamp array stands
+in for clearing a visited mask, and no matrix is built.
 """
 
 from __future__ import annotations
@@ -24,19 +25,31 @@ from radflow.features import glszm
 from radflow.features._checks import requested_features
 from radflow.features._directions import offsets
 from radflow.features.voxel._kernel import half_widths, kernel_box
-from radflow.features.voxel._sizes import SIZE_COLUMNS, prepare, size_features
+from radflow.features.voxel._sizes import (
+    SIZE_COLUMNS,
+    lowest_bit,
+    neighbour_bits,
+    prepare,
+    room_masks,
+    size_features,
+    size_workspace,
+)
 
 __all__ = ["compute_maps"]
 
 
 @numba.njit(cache=True)
-def _zone_maps(levels, centres, widths, steps, n_sizes, out):
-    """Fill ``out[c]`` with the size features of the zones in the kernel of ``centres[c]``."""
+def _zone_maps(levels, bits, masks, steps, centres, widths, n_sizes, workspace, out):
+    """Fill ``out[c]`` with the size features of the zones in the kernel of ``centres[c]``.
+
+    ``bits`` (:func:`~radflow.features.voxel._sizes.neighbour_bits`, alpha 0) lists each
+    voxel's same-level neighbours; ``masks`` (:func:`~radflow.features.voxel._sizes.room_masks`)
+    drops those outside the kernel box, so the fill visits only the zone's own links.
+    """
     nz, ny, nx = levels.shape
     stamp = np.zeros(levels.shape, np.int32)
     stack = np.empty((n_sizes, 3), np.int64)
     keys = np.empty(n_sizes, np.int64)
-    scratch = np.zeros(n_sizes, np.float64)
     for c in range(centres.shape[0]):
         z0, z1, y0, y1, x0, x1 = kernel_box(
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
@@ -62,15 +75,18 @@ def _zone_maps(levels, centres, widths, steps, n_sizes, out):
                         sy = stack[top, 1]
                         sx = stack[top, 2]
                         size += 1
-                        for a in range(steps.shape[0]):
+                        links = bits[sz, sy, sx, 0] & masks[
+                            min(sz - z0, 1), min(z1 - 1 - sz, 1),
+                            min(sy - y0, 1), min(y1 - 1 - sy, 1),
+                            min(sx - x0, 1), min(x1 - 1 - sx, 1), 0,
+                        ]  # fmt: skip
+                        while links:
+                            a = lowest_bit(links)
+                            links &= links - np.uint64(1)
                             qz = sz + steps[a, 0]
                             qy = sy + steps[a, 1]
                             qx = sx + steps[a, 2]
-                            if (
-                                qz >= z0 and qz < z1 and qy >= y0 and qy < y1
-                                and qx >= x0 and qx < x1
-                                and levels[qz, qy, qx] == level and stamp[qz, qy, qx] != mark
-                            ):  # fmt: skip
+                            if stamp[qz, qy, qx] != mark:
                                 stamp[qz, qy, qx] = mark
                                 stack[top, 0] = qz
                                 stack[top, 1] = qy
@@ -78,7 +94,7 @@ def _zone_maps(levels, centres, widths, steps, n_sizes, out):
                                 top += 1
                     keys[n_zones] = level * n_sizes + size
                     n_zones += 1
-        size_features(keys, n_zones, n_sizes, scratch, out[c])
+        size_features(keys, n_zones, n_sizes, workspace, out[c])
 
 
 def compute_maps(
@@ -132,7 +148,12 @@ def compute_maps(
     force2d = bool(settings.force_2d)
     widths = half_widths(kernel_radius, force2d, settings.force_2d_dimension)
     steps = offsets((1,), force2d, settings.force_2d_dimension, bidirectional=True)
+    steps = np.ascontiguousarray(steps)
+    bits = np.zeros(levels.shape + (1,), np.uint64)  # 26 offsets: one word
+    neighbour_bits(levels, steps, 0, bits)
+    masks = room_masks(steps, 1, 1)
     n_sizes = int(np.prod(2 * widths + 1)) + 1  # zone sizes 1..kernel volume
+    workspace = size_workspace(int(n_levels), n_sizes)
     out = np.empty((centres.shape[0], len(SIZE_COLUMNS)), np.float64)
-    _zone_maps(levels, centres, widths, np.ascontiguousarray(steps), n_sizes, out)
+    _zone_maps(levels, bits, masks, steps, centres, widths, n_sizes, workspace, out)
     return {name: out[:, SIZE_COLUMNS[glszm._DEFINITIONS[name][0].__name__]] for name in names}

@@ -65,33 +65,50 @@ def _whole_array(levels, steps, counts, totals):
 
 
 @numba.njit(cache=True)
-def _features(present, n_present, n, s, out):
-    """The five NGTDM features from the levels ``present[:n_present]`` (PyRadiomics' forms)."""
+def _features(present, n_present, n, s, gathered, out):
+    """The five NGTDM features from the levels ``present[:n_present]`` (PyRadiomics' forms).
+
+    ``gathered`` (float64, shape (4, >= n_present)) is scratch: level, p, s and p s of each
+    present level side by side, so the pair loop reads contiguous memory.
+    """
     nvp = 0.0
     for k in range(n_present):
         nvp += n[present[k]]
+    level = gathered[0]
+    p = gathered[1]
+    si = gathered[2]
+    ps = gathered[3]
     sum_ps = 0.0
     sum_s = 0.0
     for k in range(n_present):
-        level = present[k]
-        sum_ps += n[level] / nvp * s[level]
-        sum_s += s[level]
+        level[k] = present[k]
+        p[k] = n[present[k]] / nvp
+        si[k] = s[present[k]]
+        ps[k] = p[k] * si[k]
+        sum_ps += ps[k]
+        sum_s += si[k]
     spread = 0.0  # sum_ij p_i p_j (i - j)^2
     absdiff = 0.0  # sum_ij |i p_i - j p_j|
     complexity = 0.0  # sum_ij |i - j| (p_i s_i + p_j s_j) / (p_i + p_j)
     strength = 0.0  # sum_ij (p_i + p_j) (i - j)^2
     for a in range(n_present):
-        i = present[a]
-        p_i = n[i] / nvp
+        i = level[a]
+        p_i = p[a]
+        ip_i = i * p_i
+        ps_i = ps[a]
         for b in range(a + 1, n_present):
-            j = present[b]
-            p_j = n[j] / nvp
-            d = float(i - j)
+            d = i - level[b]
             d2 = d * d
-            spread += 2.0 * p_i * p_j * d2
-            absdiff += 2.0 * abs(i * p_i - j * p_j)
-            complexity += 2.0 * abs(d) * (p_i * s[i] + p_j * s[j]) / (p_i + p_j)
-            strength += 2.0 * (p_i + p_j) * d2
+            p_j = p[b]
+            spread += p_i * p_j * d2
+            absdiff += abs(ip_i - level[b] * p_j)
+            complexity += abs(d) * (ps_i + ps[b]) / (p_i + p_j)
+            strength += (p_i + p_j) * d2
+    # Each unordered pair stands for (i, j) and (j, i); doubling is exact.
+    spread *= 2.0
+    absdiff *= 2.0
+    complexity *= 2.0
+    strength *= 2.0
     out[0] = 1.0 / sum_ps if sum_ps != 0.0 else 1e6
     pairs = n_present * (n_present - 1)
     out[1] = spread * sum_s / nvp / pairs if pairs != 0 else 0.0
@@ -106,6 +123,7 @@ def _tone_maps(levels, counts, totals, steps, reach, centres, widths, n_levels, 
     n = np.zeros(n_levels + 1, np.float64)
     s = np.zeros(n_levels + 1, np.float64)
     present = np.empty(n_levels + 1, np.int64)
+    gathered = np.empty((4, n_levels + 1), np.float64)
     for c in range(centres.shape[0]):
         z0, z1, y0, y1, x0, x1 = kernel_box(
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
@@ -141,7 +159,7 @@ def _tone_maps(levels, counts, totals, steps, reach, centres, widths, n_levels, 
                     n[level] += 1.0
                     if count > 0:
                         s[level] += abs(level - total / count)
-        _features(present, n_present, n, s, out[c])
+        _features(present, n_present, n, s, gathered, out[c])
         for k in range(n_present):
             n[present[k]] = 0.0
             s[present[k]] = 0.0
