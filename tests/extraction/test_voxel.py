@@ -202,3 +202,33 @@ def test_declined_deprecated_features_are_init_value_maps(tmp_path):
     np.testing.assert_array_equal(
         declined, sitk.GetArrayFromImage(theirs["original_gldm_DependencePercentage"])
     )
+
+
+def test_store_volume_gives_the_maps_of_the_files(tmp_path):
+    """A store series is read box-only (ROI box + kernelRadius + filter margin): same maps."""
+    from radflow.io.records import LabelMap
+    from radflow.store.read import open_label, open_volume
+    from radflow.store.write import write_series
+
+    image_path, mask_path, _ = _case(tmp_path)
+    image, mask = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(mask_path))
+    labels = [LabelMap(key="gtv", source="labelmap", image=mask, rois={1: "GTV"})]
+    write_series(tmp_path / "store", "case1", "ct", image, labels, fingerprint="test")
+    volume = open_volume(tmp_path / "store", "case1", "ct")
+    label = open_label(tmp_path / "store", "case1", "ct", "gtv")
+    params = {
+        **PARAMS,
+        "imageType": {"Original": {}, "LoG": {"sigma": [1.0]}},
+        "voxelSetting": {"kernelRadius": 2, "maskedKernel": False},
+    }
+    from_files = radflow.extract(image, mask, params, voxel_based=True)
+    from_store = radflow.extract(volume, label, params, voxel_based=True)
+    maps = [k for k, v in from_files.items() if isinstance(v, sitk.Image)]
+    assert maps == [k for k, v in from_store.items() if isinstance(v, sitk.Image)]
+    for key in maps:
+        a, b = from_files[key], from_store[key]
+        assert a.GetSize() == b.GetSize()
+        np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-9)
+        np.testing.assert_allclose(
+            sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b), rtol=1e-6, atol=1e-9
+        )
