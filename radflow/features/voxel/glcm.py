@@ -1,0 +1,521 @@
+r"""GLCM feature maps: PyRadiomics 3.0.1 voxel mode (``voxelBased=True``), one value per centre.
+
+For each centre the kernel is its box (:mod:`radflow.features.voxel._kernel`); a pair counts
+when both voxels lie in the box and in ``kernel_mask`` (PyRadiomics' ``calculate_glcm`` with a
+bounding box per voxel). The features and their formulas are those of
+:mod:`radflow.features.glcm`, evaluated per kernel as PyRadiomics' voxel mode does:
+
+- grey levels keep their bin values :math:`i` (the ROI-level grey levels of PyRadiomics'
+  ``grayLevels``; levels absent from a kernel only add zero rows), and :math:`N_g` in Idmn and
+  Idn is the ROI-level ``n_levels``;
+- an offset with no pair in a kernel gives NaN for that kernel and is skipped by the average
+  over offsets (``nanmean``), except for JointAverage, which PyRadiomics averages with a plain
+  mean: it is NaN at every centre where an offset is empty that some other centre's kernel
+  fills (offsets empty in every kernel are deleted before averaging, as PyRadiomics does);
+- MCC is the square root of the second largest eigenvalue of :math:`Q`; PyRadiomics pads
+  :math:`Q` with the zero rows of the ROI levels absent from the kernel, so a kernel with one
+  grey level gives 0, and a ROI with a single grey level gives 1 everywhere.
+
+Computation: one pass per centre in a compiled kernel. The kernel's grey levels get local slots
+(a lookup reset after each centre), pairs are counted into a small matrix over those slots only,
+and the features are evaluated from its non-zero entries (the entry list kept while counting),
+so the cost per centre is the kernel's pairs plus its entries, independent of ``n_levels``.
+MCC takes :math:`Q`'s eigenvalues from the symmetric matrix
+:math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` (similar to :math:`Q`), over the levels
+present only.
+
+Differences from PyRadiomics (documented, deliberate):
+
+- MCC: PyRadiomics' ``numpy.linalg.eigvals`` refuses the NaN of an empty offset, so when any
+  centre's kernel has an empty offset (common with ``maskedKernel`` near the ROI border) the
+  whole MCC map keeps ``initValue``; here each centre gets its value, the empty offsets skipped
+  as for every other feature. Where PyRadiomics' eigenvalue is rounding noise around 0 its
+  result is 0, a NaN or a value below 1e-7; here it is the square root of the clamped value.
+- The deprecated features (Dissimilarity, Homogeneity1, Homogeneity2, SumVariance), which
+  PyRadiomics leaves at ``initValue``, get the value of their equivalent feature, as in
+  :mod:`radflow.features.glcm`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from radflow.features import glcm as _segment
+from radflow.features._checks import requested_features
+from radflow.features._directions import offset_lengths_mm, offsets
+from radflow.features.voxel._kernel import half_widths
+
+__all__ = ["compute_maps"]
+
+_EPS = np.spacing(1)
+
+#: Features the compiled kernel computes, in its output column order.
+_COLUMNS = (
+    "Autocorrelation",
+    "JointAverage",
+    "ClusterProminence",
+    "ClusterShade",
+    "ClusterTendency",
+    "Contrast",
+    "Correlation",
+    "DifferenceAverage",
+    "DifferenceEntropy",
+    "DifferenceVariance",
+    "JointEnergy",
+    "JointEntropy",
+    "Imc1",
+    "Imc2",
+    "Idm",
+    "MCC",
+    "Idmn",
+    "Id",
+    "Idn",
+    "InverseVariance",
+    "MaximumProbability",
+    "SumAverage",
+    "SumEntropy",
+    "SumSquares",
+)
+#: Deprecated features and the column whose value they equal.
+_DEPRECATED = {
+    "Dissimilarity": "DifferenceAverage",
+    "Homogeneity1": "Id",
+    "Homogeneity2": "Idm",
+    "SumVariance": "ClusterTendency",
+}
+_JA = _COLUMNS.index("JointAverage")
+_MCC = _COLUMNS.index("MCC")
+
+
+def compute_maps(
+    image,
+    binned,
+    kernel_mask,
+    centres,
+    *,
+    n_levels,
+    kernel_radius,
+    settings,
+    spacing_zyx,
+    features,
+) -> dict[str, np.ndarray]:
+    """GLCM features of the kernel of each centre, as PyRadiomics 3.0.1 voxel mode.
+
+    Parameters
+    ----------
+    image : ndarray of float64, shape (z, y, x)
+        Intensities of the box (unused: GLCM works on ``binned``).
+    binned : ndarray of int, shape (z, y, x)
+        Grey levels ``1..n_levels`` wherever ``kernel_mask`` is set.
+    kernel_mask : ndarray of bool, shape (z, y, x)
+        Voxels that may count in a kernel (the ROI with ``maskedKernel``, else the whole box).
+    centres : ndarray of int, shape (n, 3)
+        The (z, y, x) voxels whose values are computed.
+    n_levels : int
+        PyRadiomics' ``Ng``: the highest grey level of the discretisation region.
+    kernel_radius : int
+        ``kernelRadius`` (>= 1).
+    settings : radflow.params.extraction.Settings
+        Reads ``distances``, ``symmetrical_glcm``, ``weighting_norm``, ``force_2d``,
+        ``force_2d_dimension``.
+    spacing_zyx : sequence of 3 float
+        Voxel spacing, mm (``weightingNorm`` weights).
+    features : iterable of str or None
+        PyRadiomics GLCM feature names; None: the non-deprecated ones.
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (n,)
+        Feature name -> value per centre (NaN where PyRadiomics gives NaN; see the module
+        docstring for MCC and the deprecated features).
+    """
+    names = requested_features(features, _segment.FEATURES, "GLCM")
+    binned = np.ascontiguousarray(binned, dtype=np.int32)
+    kmask = np.ascontiguousarray(kernel_mask, dtype=np.bool_)
+    centres = np.ascontiguousarray(centres, dtype=np.int64).reshape(-1, 3)
+    force2d = bool(settings.force_2d)
+    steps = offsets(
+        settings.distances, force2d, settings.force_2d_dimension, False, size_zyx=binned.shape
+    )
+    if settings.weighting_norm is None:
+        weights = np.empty(0)
+    elif settings.weighting_norm == "no_weighting":
+        weights = np.ones(len(steps))
+    else:
+        lengths = offset_lengths_mm(steps, spacing_zyx, settings.weighting_norm)
+        weights = np.exp(-(lengths**2))
+    present = np.unique(binned[kmask])
+    n_present = len(present)
+    wanted = set(names) | {_DEPRECATED[n] for n in names if n in _DEPRECATED}
+    out = np.full((len(centres), len(_COLUMNS)), np.nan)
+    empty = np.zeros((len(centres), len(steps)), dtype=np.bool_)
+    if len(centres) and len(steps):
+        _glcm_maps(
+            binned,
+            kmask,
+            centres,
+            np.ascontiguousarray(steps),
+            half_widths(kernel_radius, force2d, settings.force_2d_dimension),
+            weights,
+            bool(settings.symmetrical_glcm),
+            int(n_levels),
+            n_present,
+            "Imc2" in wanted,
+            "MCC" in wanted,
+            out,
+            empty,
+        )
+    if len(weights) == 0 and len(steps) > 1:
+        # PyRadiomics deletes the offsets empty in every kernel; JointAverage (a plain mean)
+        # is NaN where another offset is empty in this kernel.
+        kept = ~empty.all(axis=0)
+        out[empty[:, kept].any(axis=1), _JA] = np.nan
+    if n_present < 2:
+        out[:, _MCC] = 1.0  # PyRadiomics: a flat region gives 1
+    return {name: out[:, _COLUMNS.index(_DEPRECATED.get(name, name))].copy() for name in names}
+
+
+@numba.njit(cache=True)
+def _glcm_maps(
+    binned,
+    kmask,
+    centres,
+    steps,
+    half,
+    weights,
+    symmetric,
+    n_levels,
+    n_present,
+    do_imc2,
+    do_mcc,
+    out,
+    empty,
+):
+    """Fill ``out[c, :]`` (columns of ``_COLUMNS``) and ``empty[c, a]`` for each centre c."""
+    sz, sy, sx = binned.shape
+    na = steps.shape[0]
+    weighted = weights.shape[0] > 0
+    nm = 1 if weighted else na
+    kvol = (2 * half[0] + 1) * (2 * half[1] + 1) * (2 * half[2] + 1)
+    lmax = min(kvol, n_levels)
+    slot = np.full(n_levels + 1, -1, np.int64)
+    glev = np.empty(lmax, np.int64)
+    counts = np.zeros((nm, lmax, lmax))
+    cap = min(lmax * lmax, 2 * kvol * (na if weighted else 1))
+    entries = np.empty((nm, cap), np.int64)
+    n_entries = np.zeros(nm, np.int64)
+    px = np.zeros(lmax)
+    py = np.zeros(lmax)
+    sum_k = np.zeros(2 * n_levels + 1)
+    diff_k = np.zeros(n_levels + 1)
+    touched_sum = np.empty(cap, np.int64)
+    touched_diff = np.empty(cap, np.int64)
+    rowpos = np.empty(lmax, np.int64)
+    colpos = np.empty(lmax, np.int64)
+    values = np.empty((nm, out.shape[1]))
+    ng = float(n_levels)
+    for c in range(centres.shape[0]):
+        cz, cy, cx = centres[c, 0], centres[c, 1], centres[c, 2]
+        z0, z1 = max(cz - half[0], 0), min(cz + half[0] + 1, sz)
+        y0, y1 = max(cy - half[1], 0), min(cy + half[1] + 1, sy)
+        x0, x1 = max(cx - half[2], 0), min(cx + half[2] + 1, sx)
+        # local slots of the grey levels in the kernel
+        n_slots = 0
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    if kmask[z, y, x]:
+                        g = binned[z, y, x]
+                        if slot[g] < 0:
+                            slot[g] = n_slots
+                            glev[n_slots] = g
+                            n_slots += 1
+        # slots in grey-level order, so that sorted entries run over (i, j) as PyRadiomics'
+        # sums do (same rounding)
+        glev[:n_slots] = np.sort(glev[:n_slots])
+        for s in range(n_slots):
+            slot[glev[s]] = s
+        # pair counts over the slots, with the list of non-zero entries
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    if not kmask[z, y, x]:
+                        continue
+                    i = slot[binned[z, y, x]]
+                    for a in range(na):
+                        nz = z + steps[a, 0]
+                        ny = y + steps[a, 1]
+                        nx = x + steps[a, 2]
+                        if nz < z0 or nz >= z1 or ny < y0 or ny >= y1 or nx < x0 or nx >= x1:
+                            continue
+                        if not kmask[nz, ny, nx]:
+                            continue
+                        j = slot[binned[nz, ny, nx]]
+                        m = 0
+                        w = 1.0
+                        if weighted:
+                            w = weights[a]
+                            if w == 0.0:
+                                continue  # an underflowed weight adds nothing
+                        else:
+                            m = a
+                        if counts[m, i, j] == 0.0:
+                            entries[m, n_entries[m]] = i * lmax + j
+                            n_entries[m] += 1
+                        counts[m, i, j] += w
+                        if symmetric:
+                            if counts[m, j, i] == 0.0:
+                                entries[m, n_entries[m]] = j * lmax + i
+                                n_entries[m] += 1
+                            counts[m, j, i] += w
+        for m in range(nm):
+            entries[m, : n_entries[m]] = np.sort(entries[m, : n_entries[m]])
+            _matrix_features(
+                counts[m],
+                entries[m, : n_entries[m]],
+                glev,
+                n_slots,
+                lmax,
+                ng,
+                n_present,
+                do_imc2,
+                do_mcc,
+                px,
+                py,
+                sum_k,
+                diff_k,
+                touched_sum,
+                touched_diff,
+                rowpos,
+                colpos,
+                values[m],
+            )
+            if not weighted:
+                empty[c, m] = np.isnan(values[m, 0])
+        # average over the matrices, NaN skipped (numpy.nanmean)
+        for f in range(out.shape[1]):
+            total = 0.0
+            k = 0
+            for m in range(nm):
+                v = values[m, f]
+                if not np.isnan(v):
+                    total += v
+                    k += 1
+            out[c, f] = total / k if k > 0 else np.nan
+        # reset the working set
+        for m in range(nm):
+            for e in range(n_entries[m]):
+                q = entries[m, e]
+                counts[m, q // lmax, q % lmax] = 0.0
+            n_entries[m] = 0
+        for s in range(n_slots):
+            slot[glev[s]] = -1
+
+
+@numba.njit(cache=True)
+def _matrix_features(
+    counts,
+    entries,
+    glev,
+    n_slots,
+    lmax,
+    ng,
+    n_present,
+    do_imc2,
+    do_mcc,
+    px,
+    py,
+    sum_k,
+    diff_k,
+    touched_sum,
+    touched_diff,
+    rowpos,
+    colpos,
+    values,
+):
+    """Features of one co-occurrence matrix given by its non-zero ``entries`` (i * lmax + j)."""
+    eps = np.spacing(1.0)
+    total = 0.0
+    for e in range(entries.shape[0]):
+        q = entries[e]
+        total += counts[q // lmax, q % lmax]
+    if total == 0.0:
+        values[:] = np.nan
+        return
+    for s in range(n_slots):
+        px[s] = 0.0
+        py[s] = 0.0
+    ux = 0.0
+    uy = 0.0
+    autocorrelation = 0.0
+    contrast = 0.0
+    energy = 0.0
+    hxy = 0.0
+    max_p = 0.0
+    n_sum = 0
+    n_diff = 0
+    for e in range(entries.shape[0]):
+        q = entries[e]
+        i = q // lmax
+        j = q % lmax
+        p = counts[i, j] / total
+        gi = glev[i]
+        gj = glev[j]
+        px[i] += p
+        py[j] += p
+        ux += p * gi
+        uy += p * gj
+        autocorrelation += p * (gi * gj)
+        d = abs(gi - gj)
+        contrast += p * (d * d)
+        energy += p * p
+        hxy -= p * np.log2(p + eps)
+        max_p = max(max_p, p)
+        k = gi + gj
+        if sum_k[k] == 0.0:
+            touched_sum[n_sum] = k
+            n_sum += 1
+        sum_k[k] += p
+        if diff_k[d] == 0.0:
+            touched_diff[n_diff] = d
+            n_diff += 1
+        diff_k[d] += p
+    shade = 0.0
+    prominence = 0.0
+    tendency = 0.0
+    sum_squares = 0.0
+    var_y = 0.0
+    corm = 0.0
+    hxy1 = 0.0
+    for e in range(entries.shape[0]):
+        q = entries[e]
+        i = q // lmax
+        j = q % lmax
+        p = counts[i, j] / total
+        dx = glev[i] - ux
+        dy = glev[j] - uy
+        t = glev[i] + glev[j] - ux - uy
+        tendency += p * t**2
+        shade += p * t**3
+        prominence += p * t**4
+        sum_squares += p * dx**2
+        var_y += p * dy**2
+        corm += p * dx * dy
+        hxy1 -= p * np.log2(px[i] * py[j] + eps)
+    hx = 0.0
+    hy = 0.0
+    for s in range(n_slots):
+        hx -= px[s] * np.log2(px[s] + eps)
+        hy -= py[s] * np.log2(py[s] + eps)
+    diff_average = 0.0
+    diff_entropy = 0.0
+    idm = 0.0
+    idmn = 0.0
+    id_ = 0.0
+    idn = 0.0
+    inverse_variance = 0.0
+    for t in range(n_diff):
+        d = touched_diff[t]
+        pd = diff_k[d]
+        diff_average += d * pd
+        diff_entropy -= pd * np.log2(pd + eps)
+        idm += pd / (1 + d * d)
+        idmn += pd / (1 + (d * d) / (ng * ng))
+        id_ += pd / (1 + d)
+        idn += pd / (1 + d / ng)
+        if d > 0:
+            inverse_variance += pd / (d * d)
+    diff_variance = 0.0
+    for t in range(n_diff):
+        d = touched_diff[t]
+        diff_variance += diff_k[d] * (d - diff_average) ** 2
+        diff_k[d] = 0.0
+    sum_average = 0.0
+    sum_entropy = 0.0
+    for t in range(n_sum):
+        k = touched_sum[t]
+        ps = sum_k[k]
+        sum_average += k * ps
+        sum_entropy -= ps * np.log2(ps + eps)
+        sum_k[k] = 0.0
+    sig = np.sqrt(sum_squares) * np.sqrt(var_y)
+    correlation = 1.0 if sig == 0.0 else corm / (sig + eps)
+    div = max(hx, hy)
+    imc1 = (hxy - hxy1) / div if div != 0.0 else 0.0
+    imc2 = np.nan
+    if do_imc2:
+        hxy2 = 0.0
+        for i in range(n_slots):
+            if px[i] == 0.0:
+                continue
+            for j in range(n_slots):
+                if py[j] == 0.0:
+                    continue
+                pp = px[i] * py[j]
+                hxy2 -= pp * np.log2(pp + eps)
+        if hxy2 == hxy:
+            imc2 = 0.0
+        else:
+            base = 1.0 - np.exp(-2.0 * (hxy2 - hxy))
+            imc2 = np.sqrt(base) if base >= 0.0 else np.nan
+    mcc = np.nan
+    if do_mcc:
+        mcc = _mcc(counts, entries, total, px, py, n_slots, lmax, n_present, rowpos, colpos)
+    values[0] = autocorrelation
+    values[1] = ux
+    values[2] = prominence
+    values[3] = shade
+    values[4] = tendency
+    values[5] = contrast
+    values[6] = correlation
+    values[7] = diff_average
+    values[8] = diff_entropy
+    values[9] = diff_variance
+    values[10] = energy
+    values[11] = hxy
+    values[12] = imc1
+    values[13] = imc2
+    values[14] = idm
+    values[15] = mcc
+    values[16] = idmn
+    values[17] = id_
+    values[18] = idn
+    values[19] = inverse_variance
+    values[20] = max_p
+    values[21] = sum_average
+    values[22] = sum_entropy
+    values[23] = sum_squares
+
+
+@numba.njit(cache=True)
+def _mcc(counts, entries, total, px, py, n_slots, lmax, n_present, rowpos, colpos):
+    """Square root of the second largest eigenvalue of PyRadiomics' Q (see module docstring)."""
+    n_rows = 0
+    n_cols = 0
+    for s in range(n_slots):
+        if px[s] > 0.0:
+            rowpos[s] = n_rows
+            n_rows += 1
+        if py[s] > 0.0:
+            colpos[s] = n_cols
+            n_cols += 1
+    if n_rows < 2:
+        return 0.0  # one level: eigenvalues 1 and the zeros of the absent ROI levels
+    c = np.zeros((n_rows, n_cols))
+    for e in range(entries.shape[0]):
+        q = entries[e]
+        i = q // lmax
+        j = q % lmax
+        c[rowpos[i], colpos[j]] = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
+    m = np.zeros((n_rows, n_rows))
+    for a in range(n_rows):
+        for b in range(a, n_rows):
+            s = 0.0
+            for k in range(n_cols):
+                s += c[a, k] * c[b, k]
+            m[a, b] = s
+            m[b, a] = s
+    eig = np.linalg.eigvalsh(m)
+    second = eig[n_rows - 2]
+    return np.sqrt(second) if second > 0.0 else 0.0
