@@ -3,7 +3,8 @@
 :func:`compare` runs ``RadiomicsFeatureExtractor.execute(image, mask, voxelBased=True)`` for one
 class, rebuilds the inputs of ``compute_maps`` the way PyRadiomics builds them (its crop: the
 ROI box padded by ``kernelRadius`` and clipped to the image, read back from the maps' origin;
-discretisation over the ROI when masked, over the whole crop when not, with
+discretisation over the ROI when masked, over the whole crop when not, in the image's own
+dtype as PyRadiomics' texture classes do, with
 :func:`radflow.preprocess.discretise.discretise`) and checks every ROI voxel of every map
 (rtol 1e-6, NaN where PyRadiomics has NaN).
 """
@@ -73,19 +74,19 @@ def compare(family: str, image, mask, settings: dict, features=None):
     reference = result[f"original_{family}_{next(iter(maps))}"]
     start = image.TransformPhysicalPointToIndex(reference.GetOrigin())[::-1]
     box = tuple(slice(s, s + n) for s, n in zip(start, reference.GetSize()[::-1]))
-    array = sitk.GetArrayFromImage(image)[box].astype(np.float64)
+    native = sitk.GetArrayFromImage(image)[box]  # PyRadiomics' texture classes bin this dtype
     roi = sitk.GetArrayFromImage(mask)[box] == 1
     masked = settings.get("maskedKernel", True)
     region = roi if masked else np.ones_like(roi)
     binned, _ = discretise(
-        array,
+        native,
         region,
         bin_width=None if "binCount" in settings else settings.get("binWidth", 25),
         bin_count=settings.get("binCount"),
     )
     centres = np.argwhere(roi)
     ours = importlib.import_module(f"radflow.features.voxel.{family}").compute_maps(
-        array,
+        native.astype(np.float64),
         binned,
         region,
         centres,
