@@ -10,10 +10,11 @@ five features are those of the segment module over the grey levels present in th
 (PyRadiomics' voxel mode zeroes the terms of absent levels), evaluated from the kernel's
 :math:`(i, n_i, s_i)` entries without a matrix over all :math:`N_g` levels.
 
-Speed: the neighbour count and level sum of each voxel are computed once for the whole array;
-a kernel recomputes them only for its voxels within ``max(distances)`` of a box face that is
-not the array's face (elsewhere no neighbour leaves the box). Per-level sums go into a scratch
-array indexed by grey level and are reset through the list of levels seen.
+Speed: the neighbours of a voxel at Chebyshev distance ``d`` form the shell between two cubes,
+and a cube clipped to the kernel box is a box, so the count and level sum of a voxel's
+neighbours in its kernel come from summed-volume tables of the whole array (exact int64) in 8
+reads per cube, whatever the kernel's place or size; no neighbour is visited. Per-level sums go
+into a scratch array indexed by grey level and are reset through the list of levels seen.
 """
 
 from __future__ import annotations
@@ -52,16 +53,42 @@ def _neighbourhood(levels, steps, z, y, x, z0, z1, y0, y1, x0, x1):
     return count, total
 
 
+def _summed_volumes(levels):
+    """Summed-volume tables of the counting voxels and of their grey levels (int64, exact).
+
+    ``table[z, y, x]`` sums ``[0, z) x [0, y) x [0, x)``; shape ``levels.shape + 1``.
+    """
+    shape = tuple(n + 1 for n in levels.shape)
+    counts = np.zeros(shape, np.int64)
+    totals = np.zeros(shape, np.int64)
+    counts[1:, 1:, 1:] = (levels > 0).cumsum(axis=0).cumsum(axis=1).cumsum(axis=2)
+    totals[1:, 1:, 1:] = levels.astype(np.int64).cumsum(axis=0).cumsum(axis=1).cumsum(axis=2)
+    return counts, totals
+
+
 @numba.njit(cache=True)
-def _whole_array(levels, steps, counts, totals):
-    nz, ny, nx = levels.shape
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                if levels[z, y, x] != 0:
-                    counts[z, y, x], totals[z, y, x] = _neighbourhood(
-                        levels, steps, z, y, x, 0, nz, 0, ny, 0, nx
-                    )
+def _box_sum(table, z0, z1, y0, y1, x0, x1):
+    """Sum over ``[z0, z1) x [y0, y1) x [x0, x1)`` from a summed-volume table."""
+    return (
+        table[z1, y1, x1] - table[z0, y1, x1] - table[z1, y0, x1] - table[z1, y1, x0]
+        + table[z0, y0, x1] + table[z0, y1, x0] + table[z1, y0, x0] - table[z0, y0, x0]
+    )  # fmt: skip
+
+
+@numba.njit(cache=True)
+def _cube_sums(counts, totals, z, y, x, d, on, z0, z1, y0, y1, x0, x1):
+    """Count and level sum of the counting voxels within Chebyshev distance ``d`` of (z, y, x)
+    (in-plane where ``on`` is 0), inside the box."""
+    a0 = max(z - d * on[0], z0)
+    a1 = min(z + d * on[0] + 1, z1)
+    b0 = max(y - d * on[1], y0)
+    b1 = min(y + d * on[1] + 1, y1)
+    c0 = max(x - d * on[2], x0)
+    c1 = min(x + d * on[2] + 1, x1)
+    return (
+        _box_sum(counts, a0, a1, b0, b1, c0, c1),
+        _box_sum(totals, a0, a1, b0, b1, c0, c1),
+    )
 
 
 @numba.njit(cache=True)
@@ -118,7 +145,13 @@ def _features(present, n_present, n, s, gathered, out):
 
 
 @numba.njit(cache=True)
-def _tone_maps(levels, counts, totals, steps, reach, centres, widths, n_levels, out):
+def _tone_maps(levels, counts, totals, distances, on, centres, widths, n_levels, out):
+    """Fill ``out[c]`` with the NGTDM features of the kernel of ``centres[c]``.
+
+    The neighbours of a voxel at the Chebyshev ``distances`` (ascending) are the shells
+    ``cube(d) - cube(d - 1)``; clipped to the kernel box each cube is a box, whose count and
+    level sum come from the summed-volume tables ``counts`` and ``totals`` in 8 reads.
+    """
     nz, ny, nx = levels.shape
     n = np.zeros(n_levels + 1, np.float64)
     s = np.zeros(n_levels + 1, np.float64)
@@ -129,30 +162,32 @@ def _tone_maps(levels, counts, totals, steps, reach, centres, widths, n_levels, 
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
             widths[0], widths[1], widths[2],
         )  # fmt: skip
-        # Voxels closer than `reach` (per axis) to a box face inside the array see neighbours
-        # the kernel does not hold; elsewhere the whole-array neighbourhood is the kernel's.
-        zi0 = z0 + reach[0] if z0 > 0 else 0
-        zi1 = z1 - reach[0] if z1 < nz else nz
-        yi0 = y0 + reach[1] if y0 > 0 else 0
-        yi1 = y1 - reach[1] if y1 < ny else ny
-        xi0 = x0 + reach[2] if x0 > 0 else 0
-        xi1 = x1 - reach[2] if x1 < nx else nx
         n_present = 0
         for z in range(z0, z1):
-            inner_z = z >= zi0 and z < zi1
             for y in range(y0, y1):
-                inner_zy = inner_z and y >= yi0 and y < yi1
                 for x in range(x0, x1):
                     level = levels[z, y, x]
                     if level == 0:
                         continue
-                    if inner_zy and x >= xi0 and x < xi1:
-                        count = counts[z, y, x]
-                        total = totals[z, y, x]
-                    else:
-                        count, total = _neighbourhood(
-                            levels, steps, z, y, x, z0, z1, y0, y1, x0, x1
+                    count = 0
+                    total = 0
+                    inner_count = 1  # cube(0): the voxel itself
+                    inner_total = level
+                    inner_d = 0
+                    for k in range(distances.shape[0]):
+                        d = distances[k]
+                        if d - 1 != inner_d:
+                            inner_count, inner_total = _cube_sums(
+                                counts, totals, z, y, x, d - 1, on, z0, z1, y0, y1, x0, x1
+                            )
+                        cube_count, cube_total = _cube_sums(
+                            counts, totals, z, y, x, d, on, z0, z1, y0, y1, x0, x1
                         )
+                        count += cube_count - inner_count
+                        total += cube_total - inner_total
+                        inner_count = cube_count
+                        inner_total = cube_total
+                        inner_d = d
                     if n[level] == 0.0:
                         present[n_present] = level
                         n_present += 1
@@ -214,13 +249,10 @@ def compute_maps(
     levels, centres = prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius)
     force2d = bool(settings.force_2d)
     widths = half_widths(kernel_radius, force2d, settings.force_2d_dimension)
-    steps = np.ascontiguousarray(
-        offsets(settings.distances, force2d, settings.force_2d_dimension, bidirectional=True)
-    )
-    reach = np.abs(steps).max(axis=0, initial=0)  # per axis: 0 across the force2D planes
-    counts = np.zeros(levels.shape, np.int32)
-    totals = np.zeros(levels.shape, np.int64)
-    _whole_array(levels, steps, counts, totals)
+    steps = offsets(settings.distances, force2d, settings.force_2d_dimension)  # checks them
+    distances = np.unique(np.abs(steps).max(axis=1)).astype(np.int64)  # ascending
+    on = (half_widths(1, force2d, settings.force_2d_dimension) > 0).astype(np.int64)
+    counts, totals = _summed_volumes(levels)
     out = np.empty((centres.shape[0], len(_COLUMNS)), np.float64)
-    _tone_maps(levels, counts, totals, steps, reach, centres, widths, int(n_levels), out)
+    _tone_maps(levels, counts, totals, distances, on, centres, widths, int(n_levels), out)
     return {name: out[:, _COLUMNS[name]] for name in names}
