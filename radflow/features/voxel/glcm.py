@@ -20,6 +20,11 @@ Computation: one pass per centre in a compiled kernel. The kernel's grey levels 
 (a lookup reset after each centre), pairs are counted into a small matrix over those slots only,
 and the features are evaluated from its non-zero entries (the entry list kept while counting),
 so the cost per centre is the kernel's pairs plus its entries, independent of ``n_levels``.
+Slots follow grey-level order and the entries are sorted, so sums run over :math:`(i, j)` in
+PyRadiomics' order and round the same way: exact ties such as :math:`\sigma_x \sigma_y = 0`
+(Correlation 1) fall the same side. With ``weightingNorm``, weights more than :math:`1/\epsilon`
+apart (e.g. 5 mm slices beside 1 mm pixels: :math:`e^{-25}`) leave a near-flat kernel whose
+Imc1/Imc2/Correlation are rounding noise in PyRadiomics and here alike.
 MCC takes :math:`Q`'s eigenvalues from the symmetric matrix
 :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` (similar to :math:`Q`), over the levels
 present only.

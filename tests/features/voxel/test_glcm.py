@@ -244,3 +244,44 @@ def test_default_features_and_unknown_name():
         glcm.compute_maps(
             binned.astype(float), binned, mask, centres, features=["Contrastt"], **kwargs
         )
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(
+    "voxel_setting, glcm_features",
+    [
+        ({"kernelRadius": 2, "maskedKernel": False}, []),  # every default feature, MCC too
+        ({"kernelRadius": 1}, ["JointAverage", "Imc1", "Imc2", "Idmn", "Correlation"]),
+    ],
+)
+def test_through_extract_with_a_filtered_image_type(voxel_setting, glcm_features):
+    """radflow.extract(voxel_based=True) against PyRadiomics' extractor: GLCM and GLRLM maps of
+    the original and a LoG image, every voxel of the maps (ROI and initValue alike)."""
+    import radflow
+
+    featureextractor = pytest.importorskip("radiomics.featureextractor")
+    logging.getLogger("radiomics").setLevel(logging.CRITICAL)
+    image, mask, _ = small_volume("pet")
+    params = {
+        "setting": {"binCount": 16, "weightingNorm": "euclidean", "distances": [1, 2]},
+        "voxelSetting": voxel_setting,
+        "featureClass": {"glcm": glcm_features, "glrlm": []},
+        "imageType": {"Original": {}, "LoG": {"sigma": [2.0]}},
+    }
+    ours = radflow.extract(image, mask, params, voxel_based=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        theirs = featureextractor.RadiomicsFeatureExtractor(params).execute(
+            image, mask, voxelBased=True
+        )
+    maps = {k: v for k, v in theirs.items() if isinstance(v, sitk.Image)}
+    assert len(maps) == 2 * ((len(glcm_features) or 24) + 16)
+    for key, expected in maps.items():
+        np.testing.assert_allclose(
+            sitk.GetArrayFromImage(ours[key]),
+            sitk.GetArrayFromImage(expected),
+            rtol=RTOL,
+            atol=ATOL,
+            equal_nan=True,
+            err_msg=key,
+        )
