@@ -185,20 +185,20 @@ def lowest_bit(word):
     return _BIT_INDEX[(low * _DE_BRUIJN) >> np.uint64(58)]
 
 
-def size_workspace(n_levels: int, n_sizes: int):
+def size_workspace(n_levels: int, n_sizes: int, max_entries: int):
     """Scratch arrays of :func:`size_features` for levels ``1..n_levels``, sizes
-    ``1..n_sizes - 1``: zeroed counts per cell, row and column, the lists of cells and rows
-    seen, and the tables :math:`1/i^2` and :math:`1/j^2` (multiplications instead of
-    divisions per entry)."""
+    ``1..n_sizes - 1`` and at most ``max_entries`` entries: zeroed counts per cell, row and
+    column, the lists of cells and rows seen, and the tables :math:`1/i^2` and :math:`1/j^2`
+    (multiplications instead of divisions per cell)."""
     inverse_squares_i = np.zeros(n_levels + 1, np.float64)
     inverse_squares_i[1:] = 1.0 / np.arange(1, n_levels + 1, dtype=np.float64) ** 2
     inverse_squares_j = np.zeros(n_sizes, np.float64)
     inverse_squares_j[1:] = 1.0 / np.arange(1, n_sizes, dtype=np.float64) ** 2
     return (
         np.zeros((n_levels + 1) * n_sizes, np.float64),
-        np.empty(n_sizes, np.int64),
+        np.empty(max_entries, np.int64),
         np.zeros(n_levels + 1, np.float64),
-        np.empty(n_sizes, np.int64),
+        np.empty(max_entries, np.int64),
         np.zeros(n_sizes, np.float64),
         inverse_squares_i,
         inverse_squares_j,
@@ -206,15 +206,31 @@ def size_workspace(n_levels: int, n_sizes: int):
 
 
 @numba.njit(cache=True)
-def size_features(keys, n, n_sizes, workspace, out):
-    """Fill ``out`` (16 values, :data:`SIZE_COLUMNS`) from ``n`` (level, size) entries.
+def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
+    r"""Fill ``out`` (16 values, :data:`SIZE_COLUMNS`) from ``n`` (level, size) entries.
 
-    ``keys[:n]`` hold ``level * n_sizes + size`` (level >= 1, 1 <= size < n_sizes), one per
-    zone (GLSZM) or voxel (GLDM). ``workspace`` (:func:`size_workspace`) is left zeroed: only
-    the cells, rows (grey levels) and columns (sizes) met are visited, never all of
-    :math:`N_g`.
+    ``entry_levels[:n]`` (>= 1) and ``entry_sizes[:n]`` (1 <= size < n_sizes) hold one zone
+    (GLSZM) or voxel (GLDM) each. The entries are counted into the cells, rows (grey levels)
+    and columns (sizes) of :math:`\mathbf{P}`, and the sums are taken over the cells met, as
+    PyRadiomics sums its matrix. ``workspace`` (:func:`size_workspace`) is left zeroed: only
+    the cells, rows and columns met are visited, never all of :math:`N_g`.
     """
     cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table = workspace
+    n_cells = 0
+    n_rows = 0
+    for k in range(n):
+        level = entry_levels[k]
+        size = entry_sizes[k]
+        key = level * n_sizes + size
+        if cells[key] == 0.0:
+            cell_list[n_cells] = key
+            n_cells += 1
+        cells[key] += 1.0
+        if rows[level] == 0.0:
+            row_list[n_rows] = level
+            n_rows += 1
+        rows[level] += 1.0
+        columns[size] += 1.0
     nz = float(n)
     s_inv_j2 = 0.0
     s_j2 = 0.0
@@ -225,41 +241,28 @@ def size_features(keys, n, n_sizes, workspace, out):
     s_j2_i2 = 0.0
     s_i2j2 = 0.0
     n_voxels = 0.0
-    n_cells = 0
-    n_rows = 0
-    for k in range(n):
-        key = keys[k]
-        level = key // n_sizes
-        size = key - level * n_sizes
-        i = float(level)
-        j = float(size)
-        i2 = i * i
-        j2 = j * j
-        inv_i2 = inv_i2_table[level]
-        inv_j2 = inv_j2_table[size]
-        s_inv_j2 += inv_j2
-        s_j2 += j2
-        s_inv_i2 += inv_i2
-        s_i2 += i2
-        s_inv_i2j2 += inv_i2 * inv_j2
-        s_i2_j2 += i2 * inv_j2
-        s_j2_i2 += j2 * inv_i2
-        s_i2j2 += i2 * j2
-        n_voxels += j
-        if cells[key] == 0.0:
-            cell_list[n_cells] = key
-            n_cells += 1
-        cells[key] += 1.0
-        if rows[level] == 0.0:
-            row_list[n_rows] = level
-            n_rows += 1
-        rows[level] += 1.0
-        columns[size] += 1.0
     entropy = 0.0
     for k in range(n_cells):
-        p = cells[cell_list[k]] / nz
+        key = cell_list[k]
+        count = cells[key]
+        cells[key] = 0.0
+        level = key // n_sizes
+        size = key - level * n_sizes
+        i2 = float(level) * level
+        j2 = float(size) * size
+        inv_i2 = inv_i2_table[level]
+        inv_j2 = inv_j2_table[size]
+        s_inv_j2 += count * inv_j2
+        s_j2 += count * j2
+        s_inv_i2 += count * inv_i2
+        s_i2 += count * i2
+        s_inv_i2j2 += count * (inv_i2 * inv_j2)
+        s_i2_j2 += count * (i2 * inv_j2)
+        s_j2_i2 += count * (j2 * inv_i2)
+        s_i2j2 += count * (i2 * j2)
+        n_voxels += count * size
+        p = count / nz
         entropy -= p * np.log2(p + _EPS)
-        cells[cell_list[k]] = 0.0
     gln = 0.0
     mean_i = 0.0
     for k in range(n_rows):

@@ -40,11 +40,14 @@ __all__ = ["compute_maps"]
 
 
 @numba.njit(cache=True)
-def _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, workspace, out):
+def _dependence_maps(
+    levels, bits, masks, reach, centres, widths, n_sizes, max_entries, workspace, out
+):
     """Fill ``out[c]`` with the size features of the dependence entries of kernel ``c``."""
     nz, ny, nx = levels.shape
     n_words = bits.shape[3]
-    keys = np.empty(n_sizes, np.int64)  # at most one entry per kernel voxel
+    entry_levels = np.empty(max_entries, np.int64)  # one entry per kernel voxel
+    entry_sizes = np.empty(max_entries, np.int64)
     for c in range(centres.shape[0]):
         z0, z1, y0, y1, x0, x1 = kernel_box(
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
@@ -66,9 +69,10 @@ def _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, works
                     dependent = 0
                     for w in range(n_words):
                         dependent += popcount(bits[z, y, x, w] & masks[lz, hz, ly, hy, lx, hx, w])
-                    keys[n] = level * n_sizes + dependent + 1
+                    entry_levels[n] = level
+                    entry_sizes[n] = dependent + 1
                     n += 1
-        size_features(keys, n, n_sizes, workspace, out[c])
+        size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out[c])
 
 
 def compute_maps(
@@ -133,10 +137,12 @@ def compute_maps(
     neighbour_bits(levels, steps, alpha, bits)
     masks = room_masks(steps, reach, n_words)
     kernel_volume = int(np.prod(2 * widths + 1))
-    n_sizes = max(kernel_volume, steps.shape[0] + 1) + 1
-    workspace = size_workspace(int(n_levels), n_sizes)
+    n_sizes = steps.shape[0] + 2  # dependence sizes 1..n_offsets + 1
+    workspace = size_workspace(int(n_levels), n_sizes, kernel_volume)
     out = np.empty((centres.shape[0], len(SIZE_COLUMNS)), np.float64)
-    _dependence_maps(levels, bits, masks, reach, centres, widths, n_sizes, workspace, out)
+    _dependence_maps(
+        levels, bits, masks, reach, centres, widths, n_sizes, kernel_volume, workspace, out
+    )
     values = {name: out[:, SIZE_COLUMNS[gldm._DEFINITIONS[name][0].__name__]] for name in names}
     if "DependencePercentage" in values:  # N_p = N_z in GLDM (one entry per voxel)
         values["DependencePercentage"] = np.ones(centres.shape[0])

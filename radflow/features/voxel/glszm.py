@@ -49,7 +49,8 @@ def _zone_maps(levels, bits, masks, steps, centres, widths, n_sizes, workspace, 
     nz, ny, nx = levels.shape
     stamp = np.zeros(levels.shape, np.int32)
     stack = np.empty((n_sizes, 3), np.int64)
-    keys = np.empty(n_sizes, np.int64)
+    zone_levels = np.empty(n_sizes, np.int64)
+    zone_sizes = np.empty(n_sizes, np.int64)
     for c in range(centres.shape[0]):
         z0, z1, y0, y1, x0, x1 = kernel_box(
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
@@ -92,9 +93,10 @@ def _zone_maps(levels, bits, masks, steps, centres, widths, n_sizes, workspace, 
                                 stack[top, 1] = qy
                                 stack[top, 2] = qx
                                 top += 1
-                    keys[n_zones] = level * n_sizes + size
+                    zone_levels[n_zones] = level
+                    zone_sizes[n_zones] = size
                     n_zones += 1
-        size_features(keys, n_zones, n_sizes, workspace, out[c])
+        size_features(zone_levels, zone_sizes, n_zones, n_sizes, workspace, out[c])
 
 
 def compute_maps(
@@ -153,7 +155,7 @@ def compute_maps(
     neighbour_bits(levels, steps, 0, bits)
     masks = room_masks(steps, 1, 1)
     n_sizes = int(np.prod(2 * widths + 1)) + 1  # zone sizes 1..kernel volume
-    workspace = size_workspace(int(n_levels), n_sizes)
+    workspace = size_workspace(int(n_levels), n_sizes, n_sizes - 1)
     out = np.empty((centres.shape[0], len(SIZE_COLUMNS)), np.float64)
     _zone_maps(levels, bits, masks, steps, centres, widths, n_sizes, workspace, out)
     return {name: out[:, SIZE_COLUMNS[glszm._DEFINITIONS[name][0].__name__]] for name in names}
