@@ -50,6 +50,7 @@ from radflow.features import glcm as _segment
 from radflow.features._checks import requested_features
 from radflow.features._directions import offset_lengths_mm, offsets
 from radflow.features.voxel._kernel import half_widths
+from radflow.features.voxel._sizes import prepare
 
 __all__ = ["compute_maps"]
 
@@ -134,11 +135,16 @@ def compute_maps(
     dict of str to ndarray of float64, shape (n,)
         Feature name -> value per centre (NaN where PyRadiomics gives NaN; see the module
         docstring for MCC and the deprecated features).
+
+    Raises
+    ------
+    InputError, SettingsError
+        Inconsistent arrays, ``kernel_radius`` < 1, unknown feature names
+        (:func:`radflow.features.voxel._sizes.prepare`).
     """
     names = requested_features(features, _segment.FEATURES, "GLCM")
-    binned = np.ascontiguousarray(binned, dtype=np.int32)
-    kmask = np.ascontiguousarray(kernel_mask, dtype=np.bool_)
-    centres = np.ascontiguousarray(centres, dtype=np.int64).reshape(-1, 3)
+    binned, centres = prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius)
+    kmask = binned > 0  # prepare zeroes the levels outside kernel_mask
     force2d = bool(settings.force_2d)
     steps = offsets(
         settings.distances, force2d, settings.force_2d_dimension, False, size_zyx=binned.shape
@@ -150,7 +156,7 @@ def compute_maps(
     else:
         lengths = offset_lengths_mm(steps, spacing_zyx, settings.weighting_norm)
         weights = np.exp(-(lengths**2))
-    present = np.unique(binned[kmask])
+    present = np.unique(binned[kmask])  # PyRadiomics' grayLevels
     n_present = len(present)
     wanted = set(names) | {_DEPRECATED[n] for n in names if n in _DEPRECATED}
     out = np.full((len(centres), len(_COLUMNS)), np.nan)

@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 import volumes  # tests/features/volumes.py
 
-from radflow.errors import SettingsError
+from radflow.errors import InputError, SettingsError
 from radflow.features.voxel import glcm
 from radflow.params.extraction import Settings
 from radflow.preprocess.discretise import discretise
@@ -43,7 +43,8 @@ def compare_maps(family, module, image, mask, label, settings, voxel, features=N
     voxels; returns ``{name: (ours, PyRadiomics')}``.
 
     The inputs are rebuilt as PyRadiomics builds them: its crop (read back from the maps'
-    origin), discretisation over the ROI (masked) or the whole crop (unmasked).
+    origin), discretisation in the image's own dtype over the ROI (masked) or the whole crop
+    (unmasked).
     """
     featureextractor = pytest.importorskip("radiomics.featureextractor")
     logging.getLogger("radiomics").setLevel(logging.CRITICAL)
@@ -58,18 +59,18 @@ def compare_maps(family, module, image, mask, label, settings, voxel, features=N
     reference = next(iter(maps.values()))
     start = image.TransformPhysicalPointToIndex(reference.GetOrigin())[::-1]
     box = tuple(slice(s, s + n) for s, n in zip(start, reference.GetSize()[::-1]))
-    array = sitk.GetArrayFromImage(image)[box].astype(np.float64)
+    native = sitk.GetArrayFromImage(image)[box]  # PyRadiomics' texture classes bin this dtype
     roi = sitk.GetArrayFromImage(mask)[box] == label
     region = roi if voxel.get("maskedKernel", True) else np.ones_like(roi)
     binned, _ = discretise(
-        array,
+        native,
         region,
         bin_width=None if "binCount" in settings else settings.get("binWidth", 25),
         bin_count=settings.get("binCount"),
     )
     centres = np.argwhere(roi)
     ours = module.compute_maps(
-        array,
+        native.astype(np.float64),
         binned,
         region,
         centres,
@@ -285,3 +286,23 @@ def test_through_extract_with_a_filtered_image_type(voxel_setting, glcm_features
             equal_nan=True,
             err_msg=key,
         )
+
+
+def test_input_checks():
+    binned, mask, centres = _flat_case()
+    kwargs = dict(settings=Settings(), spacing_zyx=(1.0, 1.0, 1.0), features=None)
+    image = binned.astype(float)
+    with pytest.raises(SettingsError, match="kernelRadius"):
+        glcm.compute_maps(image, binned, mask, centres, n_levels=3, kernel_radius=0, **kwargs)
+    with pytest.raises(InputError, match="kernel_mask"):
+        glcm.compute_maps(
+            image, binned, mask[:, :4], centres, n_levels=3, kernel_radius=1, **kwargs
+        )
+    with pytest.raises(InputError, match="0..2"):
+        glcm.compute_maps(image, binned, mask, centres, n_levels=2, kernel_radius=1, **kwargs)
+    with pytest.raises(InputError, match="centres"):
+        glcm.compute_maps(image, binned, mask, centres + 5, n_levels=3, kernel_radius=1, **kwargs)
+    empty = glcm.compute_maps(
+        image, binned, mask, centres[:0], n_levels=3, kernel_radius=1, **kwargs
+    )
+    assert all(v.shape == (0,) for v in empty.values())
