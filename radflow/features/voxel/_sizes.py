@@ -30,6 +30,7 @@ from radflow.errors import InputError, SettingsError
 
 __all__ = [
     "SIZE_COLUMNS",
+    "cell_features",
     "lowest_bit",
     "neighbour_bits",
     "popcount",
@@ -231,7 +232,25 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
             n_rows += 1
         rows[level] += 1.0
         columns[size] += 1.0
-    nz = float(n)
+    cell_features(
+        cells, cell_list, n_cells, rows, row_list, n_rows, columns, n_sizes, float(n),
+        inv_i2_table, inv_j2_table, out,
+    )  # fmt: skip
+    for k in range(n_cells):
+        cells[cell_list[k]] = 0.0
+    for k in range(n_rows):
+        rows[row_list[k]] = 0.0
+    columns[:] = 0.0
+
+
+@numba.njit(cache=True)
+def cell_features(
+    cells, cell_list, n_cells, rows, row_list, n_rows, columns, n_sizes, nz, inv_i2_table,
+    inv_j2_table, out,
+):  # fmt: skip
+    """The 16 values of :func:`size_features` from a counted matrix: ``cells`` (indexed by
+    ``level * n_sizes + size``) listed in ``cell_list[:n_cells]``, row sums ``rows`` listed in
+    ``row_list[:n_rows]``, column sums ``columns``, ``nz`` entries in all. Changes nothing."""
     s_inv_j2 = 0.0
     s_j2 = 0.0
     s_inv_i2 = 0.0
@@ -245,7 +264,6 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
     for k in range(n_cells):
         key = cell_list[k]
         count = cells[key]
-        cells[key] = 0.0
         level = key // n_sizes
         size = key - level * n_sizes
         i2 = float(level) * level
@@ -272,7 +290,6 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
     var_i = 0.0
     for k in range(n_rows):
         var_i += rows[row_list[k]] / nz * (row_list[k] - mean_i) ** 2
-        rows[row_list[k]] = 0.0
     szn = 0.0
     mean_j = 0.0
     for j in range(1, n_sizes):
@@ -285,7 +302,6 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
         column = columns[j]
         if column != 0.0:
             var_j += column / nz * (j - mean_j) ** 2
-            columns[j] = 0.0
     out[0] = s_inv_j2 / nz
     out[1] = s_j2 / nz
     out[2] = gln / nz
