@@ -17,9 +17,11 @@ bounding box per voxel). The features and their formulas are those of
   grey level gives 0, and a ROI with a single grey level gives 1 everywhere.
 
 Computation: one pass per centre in a compiled kernel. The kernel's grey levels get local slots
-(a lookup reset after each centre), pairs are counted into a small matrix over those slots only,
-and the features are evaluated from its non-zero entries (the entry list kept while counting),
-so the cost per centre is the kernel's pairs plus its entries, independent of ``n_levels``.
+(a lookup reset after each centre); the pairs of one offset (or, with ``weightingNorm``, of all
+offsets into their weighted sum) are counted into one small matrix over those slots only, and
+the features are evaluated from its non-zero entries (the entry list kept while counting)
+before the next offset reuses it. The cost per centre is the kernel's pairs plus its entries,
+independent of ``n_levels``; the working set is one (kernel levels)^2 matrix.
 Slots follow grey-level order and the entries are sorted, so sums run over :math:`(i, j)` in
 PyRadiomics' order and round the same way: exact ties such as :math:`\sigma_x \sigma_y = 0`
 (Correlation 1) fall the same side. With ``weightingNorm``, weights more than :math:`1/\epsilon`
@@ -212,10 +214,9 @@ def _glcm_maps(
     lmax = min(kvol, n_levels)
     slot = np.full(n_levels + 1, -1, np.int64)
     glev = np.empty(lmax, np.int64)
-    counts = np.zeros((nm, lmax, lmax))
+    counts = np.zeros((lmax, lmax))
     cap = min(lmax * lmax, 2 * kvol * (na if weighted else 1))
-    entries = np.empty((nm, cap), np.int64)
-    n_entries = np.zeros(nm, np.int64)
+    entries = np.empty(cap, np.int64)
     px = np.zeros(lmax)
     py = np.zeros(lmax)
     sum_k = np.zeros(2 * n_levels + 1)
@@ -247,44 +248,33 @@ def _glcm_maps(
         glev[:n_slots] = np.sort(glev[:n_slots])
         for s in range(n_slots):
             slot[glev[s]] = s
-        # pair counts over the slots, with the list of non-zero entries
-        for z in range(z0, z1):
-            for y in range(y0, y1):
-                for x in range(x0, x1):
-                    if not kmask[z, y, x]:
-                        continue
-                    i = slot[binned[z, y, x]]
-                    for a in range(na):
-                        nz = z + steps[a, 0]
-                        ny = y + steps[a, 1]
-                        nx = x + steps[a, 2]
-                        if nz < z0 or nz >= z1 or ny < y0 or ny >= y1 or nx < x0 or nx >= x1:
-                            continue
-                        if not kmask[nz, ny, nx]:
-                            continue
-                        j = slot[binned[nz, ny, nx]]
-                        m = 0
-                        w = 1.0
-                        if weighted:
-                            w = weights[a]
-                            if w == 0.0:
-                                continue  # an underflowed weight adds nothing
-                        else:
-                            m = a
-                        if counts[m, i, j] == 0.0:
-                            entries[m, n_entries[m]] = i * lmax + j
-                            n_entries[m] += 1
-                        counts[m, i, j] += w
-                        if symmetric:
-                            if counts[m, j, i] == 0.0:
-                                entries[m, n_entries[m]] = j * lmax + i
-                                n_entries[m] += 1
-                            counts[m, j, i] += w
-        for m in range(nm):
-            entries[m, : n_entries[m]] = np.sort(entries[m, : n_entries[m]])
+        # one matrix at a time (each offset, or their weighted sum): the working set is one
+        # matrix over the kernel's levels whatever the number of offsets
+        box = (z0, z1, y0, y1, x0, x1)
+        n_entries = 0
+        for a in range(na):
+            w = weights[a] if weighted else 1.0
+            if w != 0.0:  # an underflowed weight adds nothing
+                n_entries = _count_pairs(
+                    binned,
+                    kmask,
+                    slot,
+                    box,
+                    steps[a],
+                    w,
+                    symmetric,
+                    lmax,
+                    counts,
+                    entries,
+                    n_entries,
+                )
+            if weighted and a < na - 1:
+                continue
+            m = 0 if weighted else a
+            found = np.sort(entries[:n_entries])
             _matrix_features(
-                counts[m],
-                entries[m, : n_entries[m]],
+                counts,
+                found,
                 glev,
                 n_slots,
                 lmax,
@@ -304,6 +294,10 @@ def _glcm_maps(
             )
             if not weighted:
                 empty[c, m] = np.isnan(values[m, 0])
+            for e in range(n_entries):
+                q = entries[e]
+                counts[q // lmax, q % lmax] = 0.0
+            n_entries = 0
         # average over the matrices, NaN skipped (numpy.nanmean)
         for f in range(out.shape[1]):
             total = 0.0
@@ -314,14 +308,35 @@ def _glcm_maps(
                     total += v
                     k += 1
             out[c, f] = total / k if k > 0 else np.nan
-        # reset the working set
-        for m in range(nm):
-            for e in range(n_entries[m]):
-                q = entries[m, e]
-                counts[m, q // lmax, q % lmax] = 0.0
-            n_entries[m] = 0
         for s in range(n_slots):
             slot[glev[s]] = -1
+
+
+@numba.njit(cache=True)
+def _count_pairs(binned, kmask, slot, box, step, w, symmetric, lmax, counts, entries, n_entries):
+    """Add ``w`` to ``counts[i, j]`` (and ``[j, i]`` when ``symmetric``) for each pair of kernel
+    voxels at offset ``step`` inside ``box``; list new non-zero cells in ``entries``. Returns the
+    new number of entries."""
+    z0, z1, y0, y1, x0, x1 = box
+    dz, dy, dx = step[0], step[1], step[2]
+    # the voxels whose neighbour at ``step`` stays in the box
+    for z in range(max(z0, z0 - dz), min(z1, z1 - dz)):
+        for y in range(max(y0, y0 - dy), min(y1, y1 - dy)):
+            for x in range(max(x0, x0 - dx), min(x1, x1 - dx)):
+                if not kmask[z, y, x] or not kmask[z + dz, y + dy, x + dx]:
+                    continue
+                i = slot[binned[z, y, x]]
+                j = slot[binned[z + dz, y + dy, x + dx]]
+                if counts[i, j] == 0.0:
+                    entries[n_entries] = i * lmax + j
+                    n_entries += 1
+                counts[i, j] += w
+                if symmetric:
+                    if counts[j, i] == 0.0:
+                        entries[n_entries] = j * lmax + i
+                        n_entries += 1
+                    counts[j, i] += w
+    return n_entries
 
 
 @numba.njit(cache=True)
