@@ -6,6 +6,7 @@
 - :mod:`~radflow.extraction.output`: the command line's output formats.
 - :mod:`~radflow.extraction.diagnostics`: PyRadiomics' ``diagnostics_*`` entries.
 - :mod:`~radflow.extraction.region`: the region of a volume one extraction reads.
+- :mod:`~radflow.extraction.voxel`: PyRadiomics' voxel mode (feature maps).
 
 Feature families (:mod:`radflow.features`) and image types (:mod:`radflow.filters`) are pure
 functions of arrays; everything that decides what to compute on which voxels lives here.
@@ -15,5 +16,5 @@ Submodules load on first use (:func:`radflow._lazy.attach`).
 from radflow._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
-    __name__, ["batch", "diagnostics", "extractor", "ibsi", "output", "region"]
+    __name__, ["batch", "diagnostics", "extractor", "ibsi", "output", "region", "voxel"]
 )

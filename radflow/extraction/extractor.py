@@ -170,7 +170,8 @@ def warmup() -> dict[str, Any]:
     """Compile every numba kernel (run once after installing, or in a new cache dir).
 
     Runs a tiny extraction with every feature class, deprecated features
-    included, in 3D and with ``force2D``, and returns its result.
+    included, in 3D and with ``force2D``, and returns its result; then the same
+    classes in voxel mode (masked, unmasked, in-plane), whose maps it drops.
     """
     rng = np.random.default_rng(0)
     values = rng.integers(-50, 50, size=(6, 7, 8)).astype(np.int16)
@@ -202,6 +203,20 @@ def warmup() -> dict[str, Any]:
             },
         )
     )
+    # Voxel mode's kernels are their own (sliding windows over the padded box): compiled here
+    # too, masked and unmasked, in 3D and in-plane; the maps are not part of the result.
+    texture = {name: None for name in FEATURE_CLASSES if name not in ("shape", "shape2D")}
+    for voxel_setting, setting in (
+        ({"kernelRadius": 1}, {"binWidth": 10}),
+        ({"kernelRadius": 1, "maskedKernel": False}, {"binWidth": 10}),
+        ({"kernelRadius": 1}, {"binWidth": 10, "force2D": True, "weightingNorm": "euclidean"}),
+    ):
+        extract(
+            image,
+            mask,
+            {"featureClass": texture, "setting": setting, "voxelSetting": voxel_setting},
+            voxel_based=True,
+        )
     return result
 
 
