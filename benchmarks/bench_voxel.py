@@ -1,0 +1,358 @@
+"""Voxel mode (feature maps): radflow against PyRadiomics 3.0.1 and flash-radiomics 1.0 (CPU).
+
+The case: :func:`common.tumour_case`'s textured CT tumour, its ROI narrowed to the ellipsoid of
+semi-axes 12 x 25 x 25 voxels inside it (about 31,000 voxels; the texture around it is still
+tumour, so unmasked kernels see texture too), the image and mask cropped to the ROI's box grown
+by 8 voxels (every tool crops to the box grown by ``kernelRadius`` itself; the crop only keeps
+the whole-volume diagnostics of a 100 x 512 x 512 volume out of the timings). All three tools
+get the same SimpleITK images in memory, the same settings (Original image, binWidth 25, one
+feature class, ``voxelSetting: {kernelRadius: r, maskedKernel: m}``, every non-deprecated
+feature of the class) and are timed per class and configuration:
+
+- radflow: ``radflow.extract(image, mask, params, voxel_based=True)``, numba kernels warm
+  (compiled/loaded on a small case first), best of ``--repeat``;
+- PyRadiomics 3.0.1: ``RadiomicsFeatureExtractor(params).execute(image, mask,
+  voxelBased=True)``, one run;
+- flash-radiomics 1.0.0: ``RadiomicsFeatureExtractor(params, backend="cpu",
+  num_threads=--flash-threads)``, ``preprocess_case(..., spatialMode=True)`` then
+  ``extract_from_preprocessed`` (its ``execute`` minus the HDF5 file it always writes), one run
+  after a warm-up on a small case. ``--flash-threads`` defaults to 1: radflow and PyRadiomics
+  use one core per task.
+
+Each run is a child process (``--child``) that reports its wall time and its peak RSS above the
+RSS before the call (Linux VmHWM reset just before; the case and the warm-up are already
+resident), and saves the values of its maps at the ROI voxels; the parent compares them: the
+largest relative difference of radflow from PyRadiomics (the oracle), and of flash-radiomics
+from PyRadiomics (reported, not asserted; NaN where PyRadiomics has NaN counts as agreement).
+"Six together" is the sum of the six per-class runs.
+
+``--ops`` prints the arithmetic a first-order kernel needs per voxel (the floor) beside
+radflow's measured time per voxel.
+
+Run::
+
+    python benchmarks/bench_voxel.py [--classes firstorder glcm ...] [--radius 1 2 3]
+        [--masked] [--unmasked] [--tools radflow pyradiomics flash] [--repeat 3]
+        [--flash-threads 1] [--ops]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+# After the sys.path line: benchmarks/ is not a package (see bench_extract.py).
+import common  # noqa: E402
+
+CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+TOOLS = ("radflow", "pyradiomics", "flash")
+ROI_RADII_ZYX = (12, 25, 25)
+MARGIN = 8
+TARGET = 50.0
+
+
+def voxel_case() -> tuple[sitk.Image, sitk.Image]:
+    """The benchmark case of voxel mode (about 31,000 ROI voxels), cropped as described above."""
+    case = common.tumour_case()
+    mask = sitk.GetArrayFromImage(case.mask)
+    zz, yy, xx = np.ogrid[tuple(slice(0, n) for n in mask.shape)]
+    inside = (
+        sum(
+            ((v - c) / r) ** 2
+            for v, c, r in zip((zz, yy, xx), common.CENTRE_ZYX, ROI_RADII_ZYX, strict=True)
+        )
+        <= 1.0
+    )
+    mask = (mask.astype(bool) & inside).astype(np.uint8)
+    box = tuple(
+        slice(max(int(a.min()) - MARGIN, 0), int(a.max()) + 1 + MARGIN) for a in np.nonzero(mask)
+    )
+    image = sitk.GetArrayFromImage(case.image)[box]
+    origin = case.image.TransformIndexToPhysicalPoint(tuple(int(s.start) for s in box[::-1]))
+    out = []
+    for array in (image, mask[box]):
+        img = sitk.GetImageFromArray(np.ascontiguousarray(array))
+        img.SetSpacing(case.image.GetSpacing())
+        img.SetDirection(case.image.GetDirection())
+        img.SetOrigin(origin)
+        out.append(img)
+    return out[0], out[1]
+
+
+def params(feature_class: str, radius: int, masked: bool) -> dict:
+    return {
+        "setting": {"binWidth": 25, "label": 1},
+        "voxelSetting": {"kernelRadius": radius, "maskedKernel": masked, "initValue": 0},
+        "imageType": {"Original": {}},
+        "featureClass": {feature_class: None},
+    }
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _small_case() -> tuple[sitk.Image, sitk.Image]:
+    rng = np.random.default_rng(1)
+    image = sitk.GetImageFromArray(rng.integers(-100, 200, size=(8, 12, 12)).astype(np.int16))
+    mask = np.zeros((8, 12, 12), dtype=np.uint8)
+    mask[2:6, 3:9, 3:9] = 1
+    mask_image = sitk.GetImageFromArray(mask)
+    mask_image.CopyInformation(image)
+    return image, mask_image
+
+
+def _runner(tool: str, flash_threads: int):
+    """A function (image, mask, params) -> {key: sitk map} for the tool."""
+    if tool == "radflow":
+        import radflow
+
+        return lambda image, mask, p: radflow.extract(image, mask, p, voxel_based=True)
+    if tool == "pyradiomics":
+        import radiomics
+        from radiomics import featureextractor
+
+        radiomics.setVerbosity(logging.ERROR)
+        return lambda image, mask, p: featureextractor.RadiomicsFeatureExtractor(p).execute(
+            image, mask, voxelBased=True
+        )
+    from flash_radiomics import featureextractor as flash_extractor
+
+    logging.getLogger("flash_radiomics").setLevel(logging.ERROR)
+
+    def run(image, mask, p):
+        extractor = flash_extractor.RadiomicsFeatureExtractor(
+            p, backend="cpu", num_threads=flash_threads
+        )
+        case = extractor.preprocess_case(image, mask, label=1, spatialMode=True)
+        return extractor.extract_from_preprocessed(case)
+
+    return run
+
+
+def _roi_values(result: dict, mask: sitk.Image) -> dict[str, np.ndarray]:
+    """Each map's values at the ROI voxels (in the mask's index order)."""
+    roi = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    spacing = np.array(mask.GetSpacing()[::-1])
+    out = {}
+    for key, value in result.items():
+        if not isinstance(value, sitk.Image) or key.startswith("diagnostics_"):
+            continue
+        offset = np.rint(
+            (np.array(value.GetOrigin()[::-1]) - np.array(mask.GetOrigin()[::-1])) / spacing
+        ).astype(int)
+        array = sitk.GetArrayViewFromImage(value)
+        index = roi - offset
+        out[key] = np.asarray(array[tuple(index.T)], dtype=np.float64)
+    return out
+
+
+def _child(tool, feature_class, radius, masked, repeat, flash_threads, out_path) -> None:
+    image, mask = voxel_case()
+    run = _runner(tool, flash_threads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = _small_case()
+        run(*small, params(feature_class, radius, masked))  # numba / libraries loaded
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # reset the peak (VmHWM) to the current RSS
+        base = _status_kib("VmRSS")
+        times = []
+        result = None
+        for _ in range(repeat):
+            result = None
+            start = time.perf_counter()
+            result = run(image, mask, params(feature_class, radius, masked))
+            times.append(time.perf_counter() - start)
+        peak = (_status_kib("VmHWM") - base) / 1024.0
+    values = _roi_values(result, mask)
+    np.savez(out_path, **values)
+    print(json.dumps({"seconds": min(times), "peak_mib": peak, "maps": len(values)}))
+
+
+def _measure(tool, feature_class, radius, masked, repeat, flash_threads, directory):
+    out_path = os.path.join(directory, f"{tool}_{feature_class}_{radius}_{int(masked)}.npz")
+    command = [sys.executable, "-W", "ignore", __file__, "--child", tool, feature_class]
+    command += [str(radius), str(int(masked)), str(repeat), str(flash_threads), out_path]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    with np.load(out_path) as data:
+        report["values"] = {k: data[k] for k in data.files}
+    return report
+
+
+def _short(key: str) -> str:
+    return key.split("_", 1)[1] if key.startswith("original_") else key
+
+
+def _compare(values: dict, reference: dict) -> tuple[float, str, int, list[str], int]:
+    """Largest relative difference over the maps both have and its map, maps compared, the
+    maps differing by more than 1e-6 somewhere, maps missing."""
+    worst, where, compared, differing = 0.0, "", 0, []
+    for key, ref in reference.items():
+        if key not in values:
+            continue
+        got = values[key]
+        compared += 1
+        both_nan = np.isnan(ref) & np.isnan(got)
+        diff = np.abs(got - ref) / np.maximum(np.abs(ref), 1e-12)
+        diff = np.where(both_nan, 0.0, diff)
+        diff = np.where(np.isnan(diff), np.inf, diff)
+        top = float(diff.max()) if diff.size else 0.0
+        if top > 1e-6:
+            differing.append(_short(key).split("_", 1)[-1])
+        if top > worst:
+            worst, where = top, _short(key)
+    return worst, where, compared, differing, len(set(reference) - set(values))
+
+
+def firstorder_ops(radius: int) -> dict[str, int]:
+    """Floating-point operations one first-order kernel needs per voxel (the floor).
+
+    N = (2r + 1)^3 values. Counted per feature group as the cheapest exact evaluation does
+    it (the mean first, then centred moments, as PyRadiomics defines them): adds, multiplies,
+    compares and logs each count as one operation except a log (~20).
+    """
+    n = (2 * radius + 1) ** 3
+    return {
+        "sum, mean": n + 1,
+        "centred moments 2-4 (sub, 3 mul, 3 add)": 7 * n + 6,
+        "energy (shift, square, add)": 3 * n,
+        "mean absolute deviation": 3 * n,
+        "order statistics (sort: n log2 n compares)": int(n * np.log2(n)),
+        "robust MAD (range test, mean, |x - m|)": 7 * n,
+        "histogram, entropy, uniformity (<= n levels, a log each)": n * (1 + 20 + 4),
+        "min, max, range, RMS, kurtosis/skewness ratios": 20,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", nargs="+", choices=CLASSES, default=list(CLASSES))
+    parser.add_argument("--radius", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--masked", action="store_true", help="masked kernels (default: both)")
+    parser.add_argument("--unmasked", action="store_true", help="unmasked kernels")
+    parser.add_argument("--tools", nargs="+", choices=TOOLS, default=list(TOOLS))
+    parser.add_argument("--repeat", type=int, default=3, help="radflow runs (best taken)")
+    parser.add_argument("--flash-threads", type=int, default=1)
+    parser.add_argument("--ops", action="store_true", help="print the first-order floor")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        tool, feature_class, radius, masked, repeat, threads, out_path = args.child
+        _child(tool, feature_class, int(radius), masked == "1", int(repeat), int(threads), out_path)
+        return
+    modes = [m for m, on in ((True, args.masked), (False, args.unmasked)) if on] or [True, False]
+
+    image, mask = voxel_case()
+    n_roi = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
+    print(
+        f"case: {image.GetSize()[::-1]} (z, y, x) int16 CT crop, ROI {n_roi} voxels; "
+        f"load average {os.getloadavg()[0]:.2f}; flash threads {args.flash_threads}"
+    )
+    radflow_per_voxel = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for masked in modes:
+            for radius in args.radius:
+                label = f"kernelRadius {radius}, {'masked' if masked else 'unmasked'}"
+                print(f"\n[{label}]  (seconds; peak MiB; ratio = other / radflow)")
+                totals = dict.fromkeys(args.tools, 0.0)
+                complete = dict.fromkeys(args.tools, True)
+                for feature_class in args.classes:
+                    runs = {
+                        tool: _measure(
+                            tool,
+                            feature_class,
+                            radius,
+                            masked,
+                            args.repeat if tool == "radflow" else 1,
+                            args.flash_threads,
+                            directory,
+                        )
+                        for tool in args.tools
+                    }
+                    cells = []
+                    for tool in args.tools:
+                        run = runs[tool]
+                        if "error" in run:
+                            complete[tool] = False
+                            cells.append(f"{tool} FAILED ({run['error'][0][:80]})")
+                            continue
+                        totals[tool] += run["seconds"]
+                        cell = f"{tool} {run['seconds']:8.3f} s {run['peak_mib']:6.0f} MiB"
+                        if tool != "radflow" and "seconds" in runs.get("radflow", {}):
+                            cell += f" {run['seconds'] / runs['radflow']['seconds']:6.1f}x"
+                        cells.append(cell)
+                    print(f"  {feature_class:10s} " + " | ".join(cells))
+                    if "seconds" in runs.get("radflow", {}):
+                        radflow_per_voxel[(feature_class, radius, masked)] = (
+                            runs["radflow"]["seconds"] / n_roi
+                        )
+                    reference = runs.get("pyradiomics", {}).get("values")
+                    if reference:
+                        for tool in ("radflow", "flash"):
+                            if "values" not in runs.get(tool, {}):
+                                continue
+                            worst, where, compared, differing, missing = _compare(
+                                runs[tool]["values"], reference
+                            )
+                            print(
+                                f"  {'':10s} {tool} vs PyRadiomics: {compared} maps, "
+                                f"largest relative difference {worst:.1e} ({where})"
+                                + (f", {missing} maps missing" if missing else "")
+                                + (
+                                    f"; > 1e-6 in {len(differing)}: {' '.join(differing)}"
+                                    if differing
+                                    else ""
+                                )
+                            )
+                if "radflow" in totals and all(complete.values()):
+                    line = " | ".join(f"{t} {s:8.3f} s" for t, s in totals.items())
+                    ratios = " | ".join(
+                        f"{t}/radflow {s / totals['radflow']:.1f}x"
+                        for t, s in totals.items()
+                        if t != "radflow"
+                    )
+                    print(f"  {'six' if len(args.classes) == 6 else 'together':10s} {line}")
+                    print(f"  {'':10s} {ratios} (target >= {TARGET:g}x)")
+
+    if args.ops:
+        for radius in args.radius:
+            ops = firstorder_ops(radius)
+            total = sum(ops.values())
+            print(f"\nfirstorder floor, kernelRadius {radius}: {total} operations per voxel")
+            for what, count in ops.items():
+                print(f"  {what:58s} {count:6d}")
+            for masked in modes:
+                seconds = radflow_per_voxel.get(("firstorder", radius, masked))
+                if seconds:
+                    print(
+                        f"  radflow {'masked' if masked else 'unmasked'}: "
+                        f"{seconds * 1e9:.0f} ns per voxel = "
+                        f"{seconds * 1e9 / total:.2f} ns per operation "
+                        "(one core does ~0.1-0.3 ns per scalar operation)"
+                    )
+
+
+if __name__ == "__main__":
+    main()
