@@ -77,6 +77,11 @@ def _cases(d) -> dict[str, dict[str, list[str]]]:
             "malformed": [out, "-p", d["yaml"], "--table", f"{out}/table2"],
             "table is a file": [out, "-p", d["params"], "--table", d["yaml"]],
         },
+        "maps": {
+            "wrong path": [missing, "-p", d["params"]],
+            "malformed": [out, "-p", d["yaml"]],
+            "a file": [d["yaml"], "-p", d["params"]],
+        },
         "table compact": {"wrong path": [missing], "malformed": [d["yaml"]]},
         "table verify": {"wrong path": [missing], "malformed": [d["yaml"]]},
         "model fit": {

@@ -1,5 +1,5 @@
-"""Sub-commands of the store and the pipeline: ``radflow ingest``, ``ls``, ``segment``, ``run``
-and ``table compact|verify``.
+"""Sub-commands of the store and the pipeline: ``radflow ingest``, ``ls``, ``segment``, ``run``,
+``maps`` and ``table compact|verify``.
 
 :func:`add_store_commands` and :func:`add_commands` add them to the sub-parsers of
 :mod:`radflow.cli`. Each command calls one public function and prints what it returned;
@@ -109,6 +109,9 @@ def _cmd_ls(args) -> int:
         rois = store.catalogue.label_rois(root, info.case, info.series)
         labels = "; ".join(f"{key} ({_format_rois(r)})" for key, r in rois.items()) or "-"
         print(f"{info.case}/{info.series}\t{info.modality}\t{shape} @ {spacing} mm\tROIs: {labels}")
+        for feature_set, rois in store.catalogue.series_maps(root, info.case, info.series).items():
+            for roi, names in rois.items():
+                print(f"  maps {feature_set}/{roi}: {len(names)} ({', '.join(names[:3])}, ...)")
     return 0
 
 
@@ -157,6 +160,26 @@ def _cmd_run(args) -> int:
     return 1 if summary.new_failures else 0  # known failures are listed, not alarmed on
 
 
+def _cmd_maps(args) -> int:
+    root = Path(args.store)
+    if not root.is_dir():
+        reason = "is a file, not" if root.exists() else "no such"
+        raise InputError(root, f"{reason} store folder (written by `radflow ingest`)")
+    summary = pipeline.maps.maps(
+        args.store,
+        args.params,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        cluster=args.cluster,
+        cluster_config=args.cluster_config,
+        incremental=args.incremental,
+        progress=not args.quiet,
+        retries=args.retries,
+    )
+    print(summary.report())
+    return 1 if summary.failed else 0
+
+
 def _existing_table(table: str) -> Path:
     path = Path(table)
     if not path.is_dir():
@@ -177,6 +200,32 @@ def _cmd_verify(args) -> int:
     report = pipeline.table.verify(args.table)
     print(report.report())
     return 0 if report.ok else 1
+
+
+def _add_cluster_options(p) -> None:
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (tcp://host:8786); "
+        "default: $DASK_SCHEDULER_ADDRESS, else a local cluster",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="local cluster: worker processes (default: one per core); "
+        "--scheduler: wait for this many; --cluster: scale to this many",
+    )
+    p.add_argument(
+        "--cluster",
+        choices=("slurm", "kubernetes"),
+        help="start workers with dask-jobqueue (SLURM) or dask-kubernetes",
+    )
+    p.add_argument(
+        "--cluster-config",
+        metavar="FILE",
+        help="YAML of the cluster's keyword arguments plus scale/adapt (e.g. deploy/slurm.yaml)",
+    )
 
 
 def add_store_commands(subparsers) -> None:
@@ -243,7 +292,7 @@ def add_store_commands(subparsers) -> None:
 
 
 def add_commands(subparsers) -> None:
-    """Add ``run`` and ``table`` to an ``argparse`` sub-parsers object."""
+    """Add ``run``, ``maps`` and ``table`` to an ``argparse`` sub-parsers object."""
     p = subparsers.add_parser(
         "run",
         help="extract features of every ROI in a store into a Parquet feature table",
@@ -296,6 +345,33 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
+
+    p = subparsers.add_parser(
+        "maps",
+        help="voxel-based feature maps of every ROI in a store, written into the store",
+        description="Compute PyRadiomics voxel-mode feature maps of every (series, ROI, image "
+        "type) of STORE with the parameter file PARAMS (its voxelSetting) on a Dask cluster, and "
+        "write each map as an OME-Zarr image on the series' grid under "
+        "STORE/<case>/<series>/maps/<feature set>/<roi>/. Failures go to "
+        "STORE/.maps-errors/<feature set>.json; exit code 1 if a unit failed.",
+    )
+    p.add_argument("store", metavar="STORE", help="volume store folder (radflow ingest)")
+    add_params(p, required=True)
+    _add_cluster_options(p)
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="compute only maps the store does not hold for the same series and parameters",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="extra attempts of a task after an unexpected error (default 2)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_maps)
 
     p = subparsers.add_parser("table", help="maintain a feature table (compact, verify)")
     table = p.add_subparsers(dest="table_command", metavar="ACTION", required=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from radflow.errors import InputError
 from radflow.store import layout, ome
 from radflow.store.layout import series_path
+from radflow.store.maps import list_maps
 
 __all__ = [
     "SeriesInfo",
@@ -19,6 +20,7 @@ __all__ = [
     "label_rois",
     "list_series",
     "series_fingerprint",
+    "series_maps",
 ]
 
 
@@ -137,3 +139,8 @@ def series_fingerprint(store: str | Path, case: str, series: str) -> str | None:
 def is_store_path(path: str | Path) -> bool:
     """True when ``path`` is a folder :func:`radflow.store.read.open_path` can open."""
     return Path(path).is_dir() and (Path(path) / "zarr.json").is_file()
+
+
+def series_maps(store: str | Path, case: str, series: str) -> dict[str, dict[str, list[str]]]:
+    """The feature maps of a series (``radflow maps``): ``{feature set: {roi: [map names]}}``."""
+    return list_maps(store, case, series)

@@ -107,6 +107,7 @@ def compute_maps(
     settings,
     spacing_zyx,
     features,
+    empty_offsets=None,
 ) -> dict[str, np.ndarray]:
     """GLCM features of the kernel of each centre, as PyRadiomics 3.0.1 voxel mode.
 
@@ -131,6 +132,13 @@ def compute_maps(
         Voxel spacing, mm (``weightingNorm`` weights).
     features : iterable of str or None
         PyRadiomics GLCM feature names; None: the non-deprecated ones.
+    empty_offsets : array of bool, optional
+        One flag per offset (in :func:`radflow.features._directions.offsets` order for
+        ``binned.shape``): True where the offset has no pair in the kernel of *any* centre of the
+        whole region (PyRadiomics deletes those before averaging JointAverage). Default: found
+        from ``centres`` themselves, as one PyRadiomics call does; a caller that computes a
+        region's centres in several calls passes the whole region's flags so that the pieces
+        equal one call.
 
     Returns
     -------
@@ -182,7 +190,7 @@ def compute_maps(
     if len(weights) == 0 and len(steps) > 1:
         # PyRadiomics deletes the offsets empty in every kernel; JointAverage (a plain mean)
         # is NaN where another offset is empty in this kernel.
-        kept = ~empty.all(axis=0)
+        kept = ~empty.all(axis=0) if empty_offsets is None else ~np.asarray(empty_offsets, bool)
         out[empty[:, kept].any(axis=1), _JA] = np.nan
     if n_present < 2:
         out[:, _MCC] = 1.0  # PyRadiomics: a flat region gives 1

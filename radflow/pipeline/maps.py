@@ -1,0 +1,594 @@
+"""``radflow maps``: the voxel-based feature maps of every ROI of the store, on a Dask cluster.
+
+The planning units are ``radflow run``'s (:func:`radflow.pipeline.plan.make_plan`: one per
+series, ROI and image-type group); each unit's key is derived from the run task's key (the
+series' content fingerprint, the label's hash, the ROI, the group's parameters and the feature
+set), so a changed series, label or parameter file recomputes, and an unchanged one is skipped
+by ``--incremental``. Each unit runs PyRadiomics' voxel mode (:mod:`radflow.extraction.voxel`)
+on a worker; the client writes every map into the store on the series' grid
+(:mod:`radflow.store.maps`): ``STORE/<case>/<series>/maps/<feature set>/<roi>/<map>``, float32,
+NaN outside the ROI and where PyRadiomics gives NaN.
+
+Large regions. A unit whose ROI box spans more than one chunk of the series (or of
+``piece_zyx``) is split into chunk-aligned pieces, one task each: a piece computes the maps at
+the ROI voxels inside its chunk only. The discretisation (PyRadiomics' bin edges and ``Ng``)
+and the GLCM offsets that are empty in every kernel are properties of the whole region, so
+each piece derives them from the whole padded ROI box (a read of the intensities and the mask,
+cheap beside the kernels) and computes its kernels only at its own centres, whose reach is its
+chunk plus a halo of ``kernelRadius`` voxels; the stitched maps equal those of one piece
+exactly. Splitting needs the maps on the stored grid with the stored intensities, so it
+applies to the ``Original`` image type without resampling, ``preCrop``, normalisation or
+re-segmentation; other units run in one piece (filters read their own margin there).
+
+Maps with ``resampledPixelSpacing`` would not lie on the series' grid: such units fail (a
+settings error in the errors record). Each unit's pieces are kept by the client until the last
+one arrives, then stitched and written (the client is the only writer).
+
+Errors. A unit that fails (bad input: a :class:`~radflow.pipeline.tasks.TaskError`; or an
+exception on the worker) is recorded in the errors record
+``STORE/.maps-errors/<feature set>.json`` (one row per failed unit, the fields of ``radflow
+run``'s errors table) and never stops the others; its maps are left as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from radflow._atomic import atomic_file
+from radflow._lazy import load
+from radflow._version import __version__
+from radflow.errors import RadflowError, SettingsError
+from radflow.extraction.extractor import extract
+from radflow.extraction.voxel import padded_box
+from radflow.features import voxel as voxel_features
+from radflow.features._directions import offsets
+from radflow.features.registry import features
+from radflow.features.voxel._kernel import half_widths
+from radflow.params.extraction import ExtractionParams
+from radflow.pipeline.clusters import connect
+from radflow.pipeline.plan import Task, make_plan
+from radflow.pipeline.progress import Progress
+from radflow.pipeline.run import traceback_digest
+from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError
+from radflow.preprocess.discretise import discretise
+from radflow.store import layout, ome
+from radflow.store.chunks import DamagedChunkError
+from radflow.store.maps import map_tasks, maps_path, roi_folder, write_maps
+from radflow.store.read import open_label, open_volume
+from radflow.store.source import box_image
+
+dask = load("dask")
+distributed = load("distributed")
+
+__all__ = ["MapTask", "MapsSummary", "compute_maps", "errors_file", "maps", "plan_maps"]
+
+#: Features PyRadiomics' voxel mode leaves at ``initValue`` (see :mod:`radflow.extraction.voxel`).
+_DECLINED = {
+    "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
+    "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
+}
+_SHAPE = ("shape", "shape2D")
+_ERRORS = ".maps-errors"
+
+
+@dataclass(frozen=True)
+class MapTask:
+    """One unit (``piece`` None) or one chunk-aligned piece of a unit's ROI box.
+
+    ``unit`` is the run's :class:`~radflow.pipeline.plan.Task`; ``key`` the unit's maps key
+    (pieces share it: ``piece_key`` tells them apart); ``roi_box`` the ROI's recorded box.
+    """
+
+    key: str
+    unit: Task
+    roi_box: tuple[tuple[int, int], ...] | None = None
+    piece: tuple[tuple[int, int], ...] | None = None
+    pieces: int = 1
+
+    @property
+    def piece_key(self) -> str:
+        if self.piece is None:
+            return self.key
+        text = "-".join(f"{a}_{b}" for a, b in self.piece)
+        return f"{self.key}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+@dataclass
+class MapsSummary:
+    """What one ``radflow maps`` run did (``units``: series x ROI x image-type group)."""
+
+    store: Path
+    feature_set: str
+    series: int = 0
+    units: int = 0
+    tasks: int = 0
+    computed: int = 0
+    maps_written: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    messages: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"feature maps in {self.store}  (feature_set={self.feature_set})"]
+        if self.computed == 0 and self.failed == 0:
+            lines.append(f"nothing to compute: all {self.skipped} unit(s) are up to date")
+        for name, value in (
+            ("series in store", self.series),
+            ("units planned", self.units),
+            ("tasks (pieces)", self.tasks),
+            ("computed", self.computed),
+            ("maps written", self.maps_written),
+            ("skipped (unchanged)", self.skipped),
+            ("failed", self.failed),
+            ("time", f"{self.seconds:.1f} s"),
+        ):
+            lines.append(f"  {name:<22}{value}")
+        if self.failed:
+            lines.append(f"failures (errors record: {errors_file(self.store, self.feature_set)}):")
+            lines += [f"  {m}" for m in self.messages[:20]]
+        return "\n".join(lines)
+
+
+def errors_file(store: str | Path, feature_set: str) -> Path:
+    """The errors record of a feature set's maps: ``STORE/.maps-errors/<feature set>.json``."""
+    return Path(store) / _ERRORS / f"{feature_set}.json"
+
+
+def _splittable(params: ExtractionParams) -> bool:
+    s = params.settings
+    return (
+        list(params.image_types) == ["Original"]
+        and not (s.resampling or s.pre_crop or s.normalize)
+        and s.resegment_range is None
+    )
+
+
+def _label_box(unit: Task):
+    folder = Path(unit.store) / unit.case / unit.series / "labels" / unit.label_key
+    boxes = (layout.node_json(folder).get("attributes", {}).get("radflow") or {}).get("boxes")
+    box = (boxes or {}).get(str(unit.label))
+    return tuple((int(a), int(b)) for a, b in box) if box else None
+
+
+def _pieces(roi_box, chunks) -> list[tuple[tuple[int, int], ...]]:
+    """The chunk-aligned parts of ``roi_box``: its intersections with the chunk grid."""
+    axes = []
+    for (start, stop), edge in zip(roi_box, chunks):
+        first = start // edge * edge
+        axes.append([(max(a, start), min(a + edge, stop)) for a in range(first, stop, edge)])
+    return [tuple(p) for p in product(*axes)]
+
+
+def plan_maps(
+    store: str | Path,
+    params,
+    *,
+    incremental: bool = False,
+    piece_zyx: tuple[int, int, int] | None = None,
+):
+    """The plan of a maps run: ``(plan, todo MapTasks, skipped units, units)``.
+
+    ``piece_zyx``: the piece shape (default: the series' chunks).
+    """
+    plan = make_plan(store, params)
+    todo, skipped, units = [], 0, 0
+    for unit in plan.tasks:
+        units += 1
+        key = "radflow-maps-" + hashlib.sha256(unit.key.encode()).hexdigest()[:32]
+        folder = maps_path(
+            unit.store,
+            unit.case,
+            unit.series,
+            plan.feature_set,
+            roi_folder(unit.label_key, unit.label),
+        )
+        if incremental and map_tasks(folder).get(unit.group, {}).get("key") == key:
+            skipped += 1
+            continue
+        roi_box = _label_box(unit) if _splittable(unit.params) else None
+        pieces = []
+        if roi_box is not None:
+            level = layout.node_json(Path(unit.store) / unit.case / unit.series / ome.LEVEL)
+            chunks = piece_zyx or level["chunk_grid"]["configuration"]["chunk_shape"]
+            pieces = _pieces(roi_box, chunks)
+        if len(pieces) > 1:
+            todo += [MapTask(key, unit, roi_box, p, len(pieces)) for p in pieces]
+        else:
+            todo.append(MapTask(key, unit, roi_box))
+    return plan, todo, skipped, units
+
+
+def _classes(params: ExtractionParams) -> dict:
+    return {c: n for c, n in params.feature_classes.items() if c not in _SHAPE}
+
+
+def _grid_index(store, case, series, image: sitk.Image) -> tuple[int, int, int]:
+    """The series' voxel index (z, y, x) of a map's first voxel."""
+    path, attributes = layout.open_series(store, case, series)
+    attrs = layout.series_attrs(attributes, path, case, series)
+    ref = sitk.Image([1, 1, 1], sitk.sitkUInt8)
+    ref.SetSpacing(attrs["spacing_zyx"][::-1])
+    ref.SetOrigin(attrs["origin_zyx"][::-1])
+    ref.SetDirection(attrs["direction_xyz"])
+    index = ref.TransformPhysicalPointToContinuousIndex(image.GetOrigin())
+    return tuple(round(v) for v in index[::-1])
+
+
+def _whole(task: MapTask):
+    """A unit in one piece: ``radflow.extract(..., voxel_based=True)`` on the store."""
+    unit = task.unit
+    if unit.params.settings.resampling:
+        raise SettingsError(
+            "radflow maps writes the maps on the series' grid: remove resampledPixelSpacing "
+            "(or use radflow extract --mode voxel for resampled maps)"
+        )
+    image = open_volume(unit.store, unit.case, unit.series)
+    mask = open_label(unit.store, unit.case, unit.series, unit.label_key)
+    result = extract(image, mask, unit.params, label=unit.label, voxel_based=True)
+    maps = {k: v for k, v in result.items() if isinstance(v, sitk.Image)}
+    if not maps:
+        return None, {}
+    first = next(iter(maps.values()))
+    start = _grid_index(unit.store, unit.case, unit.series, first)
+    box = tuple(slice(a, a + n) for a, n in zip(start, first.GetSize()[::-1]))
+    roi = sitk.GetArrayFromImage(box_image(mask, box)) == unit.label
+    out = {}
+    for name, img in maps.items():
+        values = sitk.GetArrayFromImage(img).astype(np.float32)
+        values[~roi] = np.nan
+        out[name] = values
+    return box, out
+
+
+def _empty_offsets(kernel_mask, centres, steps, half) -> np.ndarray:
+    """Per offset: True where no kernel of any centre holds a pair (both ends in the mask).
+
+    A pair ``(p, p + o)`` lies in the kernel of centre ``c`` when along every axis
+    ``max(p, p + o) - half <= c <= min(p, p + o) + half``: the centres in that box are counted
+    from a summed-volume table.
+    """
+    shape = np.array(kernel_mask.shape)
+    cmask = np.zeros(kernel_mask.shape, dtype=np.int64)
+    cmask[tuple(centres.T)] = 1
+    table = np.zeros(tuple(shape + 1), dtype=np.int64)
+    table[1:, 1:, 1:] = cmask.cumsum(0).cumsum(1).cumsum(2)
+    half = np.asarray(half)
+    empty = np.ones(len(steps), dtype=bool)
+    for a, step in enumerate(np.asarray(steps)):
+        lo_src = np.maximum(0, -step)
+        hi_src = np.minimum(shape, shape - step)
+        if np.any(hi_src <= lo_src):
+            continue
+        src = tuple(slice(int(a0), int(b0)) for a0, b0 in zip(lo_src, hi_src))
+        dst = tuple(slice(int(a0 + s), int(b0 + s)) for a0, b0, s in zip(lo_src, hi_src, step))
+        p = np.argwhere(kernel_mask[src] & kernel_mask[dst]) + lo_src
+        if not len(p):
+            continue
+        lo = np.clip(np.maximum(p, p + step) - half, 0, shape)
+        hi = np.clip(np.minimum(p, p + step) + half + 1, 0, shape)
+        hi = np.maximum(hi, lo)
+        total = np.zeros(len(p), dtype=np.int64)
+        for corner in product((0, 1), repeat=3):
+            idx = tuple(np.where(c, hi[:, i], lo[:, i]) for i, c in enumerate(corner))
+            sign = (-1) ** (3 - sum(corner))
+            total += sign * table[idx]
+        empty[a] = not np.any(total > 0)
+    return empty
+
+
+def _piece(task: MapTask):
+    """One chunk-aligned piece of a unit (see the module docstring)."""
+    unit = task.unit
+    params = unit.params
+    vs = params.voxel_settings
+    s = params.settings_for("Original")
+    image = open_volume(unit.store, unit.case, unit.series)
+    mask = open_label(unit.store, unit.case, unit.series, unit.label_key)
+    shape = tuple(int(n) for n in image.shape)
+    roi_box = tuple(slice(a, b) for a, b in task.roi_box)
+    box = padded_box(roi_box, shape, params)
+    values = sitk.GetArrayFromImage(box_image(image, box))
+    roi = sitk.GetArrayFromImage(box_image(mask, box)) == unit.label
+    kernel_mask = roi if vs.masked_kernel else np.ones(roi.shape, dtype=bool)
+    spacing_zyx = _spacing(unit)
+    piece_local = tuple(slice(a - b.start, c - b.start) for (a, c), b in zip(task.piece, box))
+    in_piece = np.zeros(roi.shape, dtype=bool)
+    in_piece[piece_local] = True
+    all_centres = np.argwhere(roi)
+    centres = np.argwhere(roi & in_piece)
+    image64 = values.astype(np.float64)
+    binned_cache: dict[bool, tuple[np.ndarray, int]] = {}
+    out: dict[str, np.ndarray] = {}
+    piece_roi = roi[piece_local]
+    for cls, names in _classes(params).items():
+        requested = list(names) if names is not None else _default_names(cls)
+        computed = [n for n in requested if n not in _DECLINED.get(cls, frozenset())]
+        as64 = cls == "firstorder" or values.dtype == np.float64
+        if as64 not in binned_cache:
+            levels, _ = discretise(
+                image64 if as64 else values,
+                kernel_mask,
+                bin_width=s.bin_width,
+                bin_count=s.bin_count,
+            )
+            binned_cache[as64] = (levels, int(levels.max()))
+        levels, n_levels = binned_cache[as64]
+        extra = {}
+        if cls == "glcm" and s.weighting_norm is None:
+            steps = offsets(
+                s.distances, bool(s.force_2d), s.force_2d_dimension, False, size_zyx=levels.shape
+            )
+            half = half_widths(vs.kernel_radius, bool(s.force_2d), s.force_2d_dimension)
+            extra["empty_offsets"] = _empty_offsets(kernel_mask, all_centres, steps, half)
+        result = (
+            getattr(voxel_features, cls).compute_maps(
+                image64,
+                levels,
+                kernel_mask,
+                centres,
+                n_levels=n_levels,
+                kernel_radius=vs.kernel_radius,
+                settings=s,
+                spacing_zyx=spacing_zyx,
+                features=tuple(computed),
+                **extra,
+            )
+            if computed and len(centres)
+            else {}
+        )
+        for name in requested:
+            full = np.full(roi.shape, np.nan, dtype=np.float32)
+            full[roi] = vs.init_value
+            if name in result:
+                full[tuple(centres.T)] = result[name]
+            out[f"original_{cls}_{name}"] = np.where(piece_roi, full[piece_local], np.nan).astype(
+                np.float32
+            )
+    return tuple(slice(a, b) for a, b in task.piece), out
+
+
+def _spacing(unit: Task) -> tuple[float, float, float]:
+    path, attributes = layout.open_series(unit.store, unit.case, unit.series)
+    attrs = layout.series_attrs(attributes, path, unit.case, unit.series)
+    return tuple(float(v) for v in attrs["spacing_zyx"])
+
+
+def _default_names(cls: str) -> list[str]:
+    return [f.name for f in features(cls) if f.default]
+
+
+def compute_maps(task: MapTask):
+    """Run one map task on a worker: ``(box on the series grid, {name: float32 array})``.
+
+    Bad input is returned as a :class:`~radflow.pipeline.tasks.TaskError` (not retried);
+    anything else is raised, for Dask to retry and then report.
+    """
+    try:
+        with dask.config.set(scheduler="synchronous"):
+            return _whole(task) if task.piece is None else _piece(task)
+    except RadflowError as exc:
+        permanent = not isinstance(exc, DamagedChunkError)
+        return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
+
+
+def _error_row(task: MapTask, error_type: str, message: str, tb: str, permanent: bool) -> dict:
+    unit = task.unit
+    return {
+        "case_id": unit.case,
+        "series_id": unit.series,
+        "roi": unit.roi,
+        "label_key": unit.label_key,
+        "label": unit.label,
+        "image_type_group": unit.group,
+        "task_key": task.key,
+        "error_type": error_type,
+        "message": message[:2000],
+        "traceback_digest": traceback_digest(tb),
+        "permanent": permanent,
+        "input_fingerprint": unit.fingerprint,
+        "params_hash": unit.params_hash,
+        "radflow_version": __version__,
+        "failed_at": _dt.datetime.now(_dt.UTC).isoformat(),
+    }
+
+
+def maps(
+    store: str | Path,
+    params: str | Path | Mapping[str, Any] | ExtractionParams,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    cluster: str | None = None,
+    cluster_config: str | Path | None = None,
+    incremental: bool = False,
+    progress: bool = True,
+    retries: int = 2,
+    piece_zyx: tuple[int, int, int] | None = None,
+) -> MapsSummary:
+    """Compute the feature maps of every ROI of a store and write them into it.
+
+    Parameters
+    ----------
+    store : str or path-like
+        Volume store (``radflow ingest``); the maps are written into it (:mod:`radflow.store.maps`).
+    params : str, path-like, mapping or ExtractionParams
+        PyRadiomics parameter file with ``voxelSetting``; its hash names the feature set.
+    scheduler, workers, cluster, cluster_config
+        Where to run: see :func:`radflow.pipeline.clusters.connect`.
+    incremental : bool
+        Compute only the units whose maps the store does not hold for the same key.
+    progress : bool
+        Progress output on stderr.
+    retries : int
+        Extra attempts of a task after an unexpected exception.
+    piece_zyx : tuple of 3 int, optional
+        Shape of the pieces large regions are split into (default: the series' chunks).
+
+    Returns
+    -------
+    MapsSummary
+    """
+    started = time.monotonic()
+    plan, todo, skipped, units = plan_maps(
+        store, params, incremental=incremental, piece_zyx=piece_zyx
+    )
+    summary = MapsSummary(
+        store=plan.store,
+        feature_set=plan.feature_set,
+        series=plan.series,
+        units=units,
+        tasks=len(todo),
+        skipped=skipped,
+    )
+    errors: list[dict] = []
+    for failure in plan.failures:
+        summary.failed += 1
+        summary.messages.append(f"{failure.case}/{failure.series}: {failure.message}")
+        errors.append(
+            {
+                "case_id": failure.case,
+                "series_id": failure.series,
+                "task_key": failure.key,
+                "error_type": failure.error_type,
+                "message": failure.message,
+                "permanent": failure.permanent,
+                "radflow_version": __version__,
+            }
+        )
+    if todo:
+        _execute(
+            todo,
+            plan.feature_set,
+            summary,
+            errors,
+            scheduler,
+            workers,
+            cluster,
+            cluster_config,
+            progress,
+            retries,
+        )
+    _write_errors(errors_file(plan.store, plan.feature_set), errors)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _write_errors(path: Path, rows: list[dict]) -> None:
+    if not rows and not path.exists():
+        return
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1, default=str))
+
+
+def _execute(
+    todo,
+    feature_set,
+    summary,
+    errors,
+    scheduler,
+    workers,
+    cluster,
+    cluster_config,
+    progress,
+    retries,
+) -> None:
+    by_key = {t.piece_key: t for t in todo}
+    parts: dict[str, list] = defaultdict(list)
+    failed_units: set[str] = set()
+    bar = Progress(len(todo), "tasks") if progress else None
+    with connect(
+        scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
+    ) as client:
+        client.register_plugin(SingleThreadedLibraries())
+        futures = client.map(
+            compute_maps, todo, key=[t.piece_key for t in todo], retries=retries, pure=False
+        )
+        for future in distributed.as_completed(futures, loop=client.loop):
+            task = by_key[future.key]
+            try:
+                result = future.result()
+                if isinstance(result, TaskError):
+                    error = _error_row(
+                        task, result.error_type, result.message, result.traceback, result.permanent
+                    )
+                    result = None
+                else:
+                    error = None
+            except Exception as exc:
+                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                error = _error_row(task, type(exc).__name__, str(exc) or repr(exc), text, False)
+                result = None
+            future.release()
+            if bar:
+                bar.update(failed=int(error is not None), note=task.unit.case)
+            if error is not None:
+                if task.key not in failed_units:
+                    failed_units.add(task.key)
+                    errors.append(error)
+                    summary.failed += 1
+                    unit = task.unit
+                    summary.messages.append(
+                        f"{unit.case}/{unit.series}/{unit.label_key}:{unit.label} "
+                        f"[{unit.group}]: {error['error_type']}: {error['message']}"
+                    )
+                parts.pop(task.key, None)
+                continue
+            if task.key in failed_units:
+                continue
+            parts[task.key].append(result)
+            if len(parts[task.key]) == task.pieces:
+                _write_unit(task, feature_set, parts.pop(task.key), summary)
+    if bar:
+        bar.close()
+
+
+def _write_unit(task: MapTask, feature_set: str, results: list, summary: MapsSummary) -> None:
+    """Stitch a unit's pieces and write its maps (the client is the only writer)."""
+    unit = task.unit
+    results = [(b, m) for b, m in results if b is not None]
+    if results:
+        lo = [min(b[i].start for b, _ in results) for i in range(3)]
+        hi = [max(b[i].stop for b, _ in results) for i in range(3)]
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        names = list(results[0][1])
+        stitched = {}
+        for name in names:
+            full = np.full(tuple(b - a for a, b in zip(lo, hi)), np.nan, dtype=np.float32)
+            for b, m in results:
+                full[tuple(slice(s.start - a, s.stop - a) for s, a in zip(b, lo))] = m[name]
+            stitched[name] = full
+    else:
+        box, stitched = (slice(0, 0),) * 3, {}
+    write_maps(
+        unit.store,
+        unit.case,
+        unit.series,
+        feature_set,
+        roi_folder(unit.label_key, unit.label),
+        unit.group,
+        task.key,
+        box,
+        stitched,
+        attrs={
+            "roi": unit.roi,
+            "input_fingerprint": unit.fingerprint,
+            "params_hash": unit.params_hash,
+            "radflow_version": __version__,
+        },
+    )
+    summary.computed += 1
+    summary.maps_written += len(stitched)
