@@ -13,13 +13,14 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from radflow.cli import main
 from radflow.io.records import LabelMap
-from radflow.pipeline.maps import MapTask, _whole, errors_file, maps, plan_maps
+from radflow.pipeline.maps import MapTask, _whole, compute_maps, errors_file, maps, plan_maps
 from radflow.store.maps import list_maps, read_map, roi_folder
 from radflow.store.write import write_series
 
@@ -210,3 +211,47 @@ def test_radflow_ls_lists_the_maps(store, first_run, capsys):
     fs = first_run.feature_set
     assert f"maps {fs}/gtv-1: " in out and f"maps {fs}/gtv-2: " in out
     assert set(list_maps(store, "c1", "s1")[fs]) == {"gtv-1", "gtv-2"}
+
+
+@pytest.mark.parametrize(
+    "voxel, setting",
+    [
+        ({"kernelRadius": 2, "maskedKernel": False}, {"binCount": 16}),
+        ({"kernelRadius": 1}, {"binWidth": 25, "force2D": True, "distances": [1, 2]}),
+        ({"kernelRadius": 1}, {"binWidth": 25, "weightingNorm": "euclidean"}),
+    ],
+    ids=["unmasked-r2-bincount", "force2d-distances", "weighted"],
+)
+def test_pieces_equal_one_piece_for_other_settings(tmp_path, voxel, setting):
+    _series(tmp_path / "store", "c1", "s1", seed=3)
+    params = {
+        "featureClass": {"firstorder": None, "glcm": None, "ngtdm": None},
+        "setting": setting,
+        "voxelSetting": voxel,
+    }
+    _, todo, _, _ = plan_maps(tmp_path / "store", params, piece_zyx=PIECE)
+    tumour = [t for t in todo if t.unit.label == 1]
+    assert len(tumour) > 4
+    stitched = {}
+    for task in tumour:
+        box, values = compute_maps(task)
+        for name, array in values.items():
+            stitched.setdefault(name, np.full((14, 30, 30), np.nan, np.float32))[box] = array
+    with dask.config.set(scheduler="synchronous"):
+        box, expected = _whole(MapTask("k", tumour[0].unit))
+    assert set(stitched) == set(expected)
+    for name, values in expected.items():
+        one_piece = np.full((14, 30, 30), np.nan, dtype=np.float32)
+        one_piece[box] = values
+        np.testing.assert_array_equal(stitched[name], one_piece, err_msg=name)
+
+
+def test_radflow_maps_command(tmp_path, cluster, capsys):
+    _series(tmp_path / "store", "c1", "s1", seed=4)
+    params = tmp_path / "params.yaml"
+    params.write_text("featureClass:\n  firstorder: [Mean]\nvoxelSetting:\n  kernelRadius: 1\n")
+    argv = ["maps", str(tmp_path / "store"), "-p", str(params), "--scheduler", cluster, "-q"]
+    assert main(argv) == 0
+    assert "maps written          2" in capsys.readouterr().out
+    assert main([*argv, "--incremental"]) == 0
+    assert "nothing to compute: all 2 unit(s) are up to date" in capsys.readouterr().out
