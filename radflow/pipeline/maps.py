@@ -4,7 +4,8 @@ The planning units are ``radflow run``'s (:func:`radflow.pipeline.plan.make_plan
 series, ROI and image-type group); each unit's key is derived from the run task's key (the
 series' content fingerprint, the label's hash, the ROI, the group's parameters and the feature
 set), so a changed series, label or parameter file recomputes, and an unchanged one is skipped
-by ``--incremental``. Each unit runs PyRadiomics' voxel mode (:mod:`radflow.extraction.voxel`)
+by ``--incremental``; the maps of an ROI no longer planned (removed from its label) are deleted
+(a series ingested again is replaced, maps included). Each unit runs PyRadiomics' voxel mode (:mod:`radflow.extraction.voxel`)
 on a worker; the client writes every map into the store on the series' grid
 (:mod:`radflow.store.maps`): ``STORE/<case>/<series>/maps/<feature set>/<roi>/<map>``, float32,
 NaN outside the ROI and where PyRadiomics gives NaN.
@@ -35,6 +36,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
+import shutil
 import time
 import traceback
 from collections import defaultdict
@@ -47,7 +50,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from radflow._atomic import atomic_file
+from radflow._atomic import atomic_file, temporary_path
 from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import RadflowError, SettingsError
@@ -66,7 +69,7 @@ from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError
 from radflow.preprocess.discretise import discretise
 from radflow.store import layout, ome
 from radflow.store.chunks import DamagedChunkError
-from radflow.store.maps import map_tasks, maps_path, roi_folder, write_maps
+from radflow.store.maps import MAPS, map_tasks, maps_path, roi_folder, write_maps
 from radflow.store.read import open_label, open_volume
 from radflow.store.source import box_image
 
@@ -119,6 +122,7 @@ class MapsSummary:
     maps_written: int = 0
     skipped: int = 0
     failed: int = 0
+    removed: int = 0
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
 
@@ -134,6 +138,7 @@ class MapsSummary:
             ("maps written", self.maps_written),
             ("skipped (unchanged)", self.skipped),
             ("failed", self.failed),
+            ("ROI maps removed", self.removed),
             ("time", f"{self.seconds:.1f} s"),
         ):
             lines.append(f"  {name:<22}{value}")
@@ -482,9 +487,36 @@ def maps(
             progress,
             retries,
         )
+    summary.removed = _remove_stale(plan)
     _write_errors(errors_file(plan.store, plan.feature_set), errors)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _remove_stale(plan) -> int:
+    """Delete the maps of this feature set whose ROI is no longer planned; their number.
+
+    As ``radflow run`` removes the rows of ROIs gone from the store: within each series that
+    has planned units, an ROI folder of the feature set that no unit names (its label or label
+    value removed) is renamed to a hidden name, then deleted.
+    """
+    planned: dict[Path, set[str]] = defaultdict(set)
+    for unit in plan.tasks:
+        series_dir = Path(unit.store) / unit.case / unit.series
+        planned[series_dir].add(roi_folder(unit.label_key, unit.label))
+    removed = 0
+    for series_dir, rois in planned.items():
+        folder = series_dir / MAPS / plan.feature_set
+        if not folder.is_dir():
+            continue
+        for roi_dir in sorted(folder.iterdir()):
+            if roi_dir.name.startswith(".") or not roi_dir.is_dir() or roi_dir.name in rois:
+                continue
+            hidden = temporary_path(roi_dir)
+            os.rename(roi_dir, hidden)
+            shutil.rmtree(hidden, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _write_errors(path: Path, rows: list[dict]) -> None:

@@ -22,7 +22,7 @@ from radflow.cli import main
 from radflow.io.records import LabelMap
 from radflow.pipeline.maps import MapTask, _whole, compute_maps, errors_file, maps, plan_maps
 from radflow.store.maps import list_maps, read_map, roi_folder
-from radflow.store.write import write_series
+from radflow.store.write import add_label, write_series
 
 DASK = Path(sys.executable).with_name("dask")
 CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
@@ -255,3 +255,23 @@ def test_radflow_maps_command(tmp_path, cluster, capsys):
     assert "maps written          2" in capsys.readouterr().out
     assert main([*argv, "--incremental"]) == 0
     assert "nothing to compute: all 2 unit(s) are up to date" in capsys.readouterr().out
+
+
+def test_maps_of_a_removed_roi_are_removed(tmp_path, cluster):
+    root = tmp_path / "store"
+    _series(root, "c1", "s1", seed=6)
+    params = {"featureClass": {"firstorder": ["Mean"]}, "voxelSetting": {"kernelRadius": 1}}
+    first = maps(root, params, scheduler=cluster, progress=False)
+    assert set(list_maps(root, "c1", "s1")[first.feature_set]) == {"gtv-1", "gtv-2"}
+    # the label rewritten without ROI 2 (the series itself unchanged)
+    reference = sitk.Image([30, 30, 14], sitk.sitkUInt8)
+    reference.SetSpacing((0.8, 0.8, 2.0))
+    reference.SetOrigin((-10.0, 5.0, 3.0))
+    mask = np.zeros((14, 30, 30), np.uint8)
+    mask[4:9, 10:15, 10:15] = 1
+    label = sitk.GetImageFromArray(mask)
+    label.CopyInformation(reference)
+    add_label(root, "c1", "s1", LabelMap("gtv", "labelmap", label, {1: "tumour"}), replace=True)
+    again = maps(root, params, scheduler=cluster, progress=False, incremental=True)
+    assert (again.computed, again.removed) == (1, 1), again.report()
+    assert set(list_maps(root, "c1", "s1")[first.feature_set]) == {"gtv-1"}
