@@ -5,10 +5,11 @@ series, ROI and image-type group); each unit's key is derived from the run task'
 series' content fingerprint, the label's hash, the ROI, the group's parameters and the feature
 set), so a changed series, label or parameter file recomputes, and an unchanged one is skipped
 by ``--incremental``; the maps of an ROI no longer planned (removed from its label) are deleted
-(a series ingested again is replaced, maps included). Each unit runs PyRadiomics' voxel mode (:mod:`radflow.extraction.voxel`)
-on a worker; the client writes every map into the store on the series' grid
-(:mod:`radflow.store.maps`): ``STORE/<case>/<series>/maps/<feature set>/<roi>/<map>``, float32,
-NaN outside the ROI and where PyRadiomics gives NaN.
+(a series ingested again is replaced, maps included). Each unit runs PyRadiomics' voxel mode
+(:mod:`radflow.extraction.voxel`) on a worker; the client writes every map into the store on
+the series' grid (:mod:`radflow.store.maps`):
+``STORE/<case>/<series>/maps/<feature set>/<roi>/<map>``, float32, NaN outside the ROI and
+where PyRadiomics gives NaN.
 
 Large regions. A unit whose ROI box spans more than one chunk of the series (or of
 ``piece_zyx``) is split into chunk-aligned pieces, one task each: a piece computes the maps at
