@@ -233,13 +233,18 @@ def _statistics(ordered, n, shift, voxel_volume, out, k):
     hi = n
     while ordered[hi - 1] > p90:
         hi -= 1
-    robust_total = 0.0
-    for i in range(lo, hi):
-        robust_total += ordered[i]
-    robust_mean = robust_total / (hi - lo)
-    robust = 0.0
-    for i in range(lo, hi):
-        robust += abs(ordered[i] - robust_mean)
+    # No value in [p10, p90] (two distinct values: both percentiles fall strictly between them):
+    # PyRadiomics' mean of an empty slice, NaN.
+    robust = np.nan
+    if hi > lo:
+        robust_total = 0.0
+        for i in range(lo, hi):
+            robust_total += ordered[i]
+        robust_mean = robust_total / (hi - lo)
+        robust = 0.0
+        for i in range(lo, hi):
+            robust += abs(ordered[i] - robust_mean)
+        robust /= hi - lo
     scale = m2 if m2 != 0.0 else 1.0
     out[0, k] = energy
     out[1, k] = energy * voxel_volume
@@ -252,7 +257,7 @@ def _statistics(ordered, n, shift, voxel_volume, out, k):
     out[9, k] = p75 - p25
     out[10, k] = ordered[n - 1] - ordered[0]
     out[11, k] = mad / n
-    out[12, k] = robust / (hi - lo)
+    out[12, k] = robust
     out[13, k] = np.sqrt(energy / n)
     out[14, k] = np.sqrt(m2)
     out[15, k] = m3 / scale**1.5

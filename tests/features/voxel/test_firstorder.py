@@ -155,6 +155,21 @@ def test_maps_equal_pyradiomics(values, params):
 
 
 @pytest.mark.oracle
+def test_kernel_of_two_distinct_values():
+    # The end of a one-voxel line: a masked kernel holds 2 values, and no value lies in
+    # [p10, p90]; PyRadiomics' RobustMeanAbsoluteDeviation is the mean of an empty slice (NaN).
+    values = np.zeros((3, 3, 5), np.int16)
+    roi = np.zeros(values.shape, np.uint8)
+    values[1, 1, 1:4] = [10, 80, 33]
+    roi[1, 1, 1:4] = 1
+    image, mask = _images(values, roi)
+    params = _params(1, setting={"minimumROIDimensions": 1})
+    ours, _ = assert_same_maps(image, mask, params)
+    robust = sitk.GetArrayFromImage(ours["original_firstorder_RobustMeanAbsoluteDeviation"])
+    assert np.isnan(robust[1, 1, 1]) and np.isnan(robust[1, 1, 3])
+
+
+@pytest.mark.oracle
 @pytest.mark.parametrize("masked", [True, False])
 def test_roi_touching_the_border(masked):
     """The padded box is clipped at x = 0; kernels there are clipped too."""
