@@ -672,7 +672,8 @@ class _Extraction:
         extremes = sitk.GetImageFromArray(
             np.array([[[stats["minimum"], stats["maximum"]]]], dtype=np.float64)
         )
-        return float(np.max(np.abs(sitk.GetArrayViewFromImage(self._normalise_part(extremes)))))
+        # A copy: a view of a temporary image would read memory freed with it.
+        return float(np.max(np.abs(sitk.GetArrayFromImage(self._normalise_part(extremes)))))
 
     # shape features on the original image
     def _shape(self, image: sitk.Image, mask: sitk.Image, box) -> None:
