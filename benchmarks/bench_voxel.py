@@ -226,22 +226,43 @@ def _compare(values: dict, reference: dict) -> tuple[float, str, int, list[str],
     return worst, where, compared, differing, len(set(reference) - set(values))
 
 
-def firstorder_ops(radius: int) -> dict[str, int]:
+def kernel_counts(radius: int, masked: bool) -> tuple[float, float]:
+    """Mean number of voxels and of distinct grey levels (binWidth 25) in a kernel of the
+    case's ROI voxels."""
+    from scipy import ndimage
+
+    image, mask = voxel_case()
+    values = sitk.GetArrayFromImage(image).astype(np.float64)
+    roi = sitk.GetArrayFromImage(mask) > 0
+    region = roi if masked else np.ones_like(roi)
+    low = values[region].min()
+    binned = np.floor(values / 25.0) - np.floor(low / 25.0) + 1
+    size = 2 * radius + 1
+    box = np.ones((size, size, size))
+    voxels = ndimage.correlate(region.astype(np.float64), box, mode="constant")
+    levels = np.zeros(values.shape)
+    for level in np.unique(binned[region]):
+        present = region & (binned == level)
+        levels += ndimage.maximum_filter(present, size=size, mode="constant")
+    return float(voxels[roi].mean()), float(levels[roi].mean())
+
+
+def firstorder_ops(n: float, levels: float) -> dict[str, int]:
     """Floating-point operations one first-order kernel needs per voxel (the floor).
 
-    N = (2r + 1)^3 values. Counted per feature group as the cheapest exact evaluation does
-    it (the mean first, then centred moments, as PyRadiomics defines them): adds, multiplies,
-    compares and logs each count as one operation except a log (~20).
+    ``n`` values in the kernel, ``levels`` distinct grey levels among them. Counted per
+    feature group as the cheapest exact evaluation does it, each kernel on its own (the mean
+    first, then centred moments, as PyRadiomics defines them): an add, multiply, compare or
+    divide is one operation, a log about 20.
     """
-    n = (2 * radius + 1) ** 3
     return {
-        "sum, mean": n + 1,
-        "centred moments 2-4 (sub, 3 mul, 3 add)": 7 * n + 6,
-        "energy (shift, square, add)": 3 * n,
-        "mean absolute deviation": 3 * n,
-        "order statistics (sort: n log2 n compares)": int(n * np.log2(n)),
-        "robust MAD (range test, mean, |x - m|)": 7 * n,
-        "histogram, entropy, uniformity (<= n levels, a log each)": n * (1 + 20 + 4),
+        "sum, mean": round(n + 1),
+        "centred moments 2-4 (sub, 3 mul, 3 add)": round(7 * n + 6),
+        "energy (shift, square, add)": round(3 * n),
+        "mean absolute deviation": round(3 * n),
+        "order statistics (sort: n log2 n compares)": round(n * np.log2(n)),
+        "robust MAD (range test, mean, |x - m|)": round(7 * n),
+        "histogram (n), entropy, uniformity (a log per level)": round(n + levels * (1 + 20 + 4)),
         "min, max, range, RMS, kurtosis/skewness ratios": 20,
     }
 
@@ -263,6 +284,7 @@ def main(argv=None) -> None:
         _child(tool, feature_class, int(radius), masked == "1", int(repeat), int(threads), out_path)
         return
     modes = [m for m, on in ((True, args.masked), (False, args.unmasked)) if on] or [True, False]
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file as it comes
 
     image, mask = voxel_case()
     n_roi = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
@@ -338,12 +360,17 @@ def main(argv=None) -> None:
 
     if args.ops:
         for radius in args.radius:
-            ops = firstorder_ops(radius)
-            total = sum(ops.values())
-            print(f"\nfirstorder floor, kernelRadius {radius}: {total} operations per voxel")
-            for what, count in ops.items():
-                print(f"  {what:58s} {count:6d}")
             for masked in modes:
+                n, levels = kernel_counts(radius, masked)
+                ops = firstorder_ops(n, levels)
+                total = sum(ops.values())
+                print(
+                    f"\nfirstorder floor, kernelRadius {radius}, "
+                    f"{'masked' if masked else 'unmasked'} (mean {n:.1f} voxels, "
+                    f"{levels:.1f} grey levels per kernel): {total} operations per voxel"
+                )
+                for what, count in ops.items():
+                    print(f"  {what:58s} {count:6d}")
                 seconds = radflow_per_voxel.get(("firstorder", radius, masked))
                 if seconds:
                     print(
