@@ -307,29 +307,7 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--table", required=True, metavar="TABLE", help="feature table folder (created if absent)"
     )
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="address of a running Dask scheduler (tcp://host:8786); "
-        "default: $DASK_SCHEDULER_ADDRESS, else a local cluster",
-    )
-    p.add_argument(
-        "--workers",
-        type=positive_int,
-        metavar="N",
-        help="local cluster: worker processes (default: one per core); "
-        "--scheduler: wait for this many; --cluster: scale to this many",
-    )
-    p.add_argument(
-        "--cluster",
-        choices=("slurm", "kubernetes"),
-        help="start workers with dask-jobqueue (SLURM) or dask-kubernetes",
-    )
-    p.add_argument(
-        "--cluster-config",
-        metavar="FILE",
-        help="YAML of the cluster's keyword arguments plus scale/adapt (e.g. deploy/slurm.yaml)",
-    )
+    _add_cluster_options(p)
     p.add_argument(
         "--incremental",
         action="store_true",
