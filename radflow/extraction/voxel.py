@@ -47,14 +47,24 @@ from radflow.features import voxel as voxel_features
 from radflow.params.extraction import ExtractionParams, Settings
 from radflow.preprocess.discretise import discretise
 
-__all__ = ["SKIPPED_KEY", "check", "maps", "padded_box", "read_bbox", "skipped_note"]
+__all__ = [
+    "DECLINED",
+    "SHAPE_CLASSES",
+    "SKIPPED_KEY",
+    "check",
+    "maps",
+    "padded_box",
+    "read_bbox",
+    "skipped_note",
+]
 
-_SHAPE = ("shape", "shape2D")
+#: The classes voxel mode skips, as PyRadiomics does.
+SHAPE_CLASSES = ("shape", "shape2D")
 #: The diagnostics entry naming the enabled shape classes voxel mode skips.
 SKIPPED_KEY = "diagnostics_VoxelBased_SkippedClasses"
 #: Features PyRadiomics' voxel mode returns as maps of ``initValue`` (its methods raise
 #: DeprecationWarning; the segment extractor leaves their keys out instead).
-_DECLINED = {
+DECLINED = {
     "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
     "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
 }
@@ -71,7 +81,7 @@ def check(params: ExtractionParams) -> None:
     radius = params.voxel_settings.kernel_radius
     if radius < 1:  # VoxelSettings refuses it too; kept for settings built by hand
         raise SettingsError(f"voxelSetting: kernelRadius must be >= 1 for voxel mode, got {radius}")
-    classes = [c for c in params.feature_classes if c not in _SHAPE]
+    classes = [c for c in params.feature_classes if c not in SHAPE_CLASSES]
     if not classes:
         raise SettingsError(
             "voxel mode computes no shape features (PyRadiomics skips shape and shape2D in "
@@ -88,7 +98,7 @@ def check(params: ExtractionParams) -> None:
 
 def skipped_note(params: ExtractionParams) -> dict[str, str]:
     """``{SKIPPED_KEY: "shape, shape2D"}`` for the enabled shape classes; empty if none."""
-    skipped = [c for c in params.feature_classes if c in _SHAPE]
+    skipped = [c for c in params.feature_classes if c in SHAPE_CLASSES]
     return {SKIPPED_KEY: ", ".join(skipped)} if skipped else {}
 
 
@@ -172,7 +182,7 @@ def maps(
     out: dict[str, sitk.Image] = {}
     for cls, names in classes.items():
         requested = list(names) if names is not None else default_names(cls, None)
-        declined = _DECLINED.get(cls, frozenset())
+        declined = DECLINED.get(cls, frozenset())
         computed = [n for n in requested if n not in declined]
         levels, n_levels = binned(cls == "firstorder")
         module = getattr(voxel_features, cls)

@@ -56,7 +56,7 @@ from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import RadflowError, SettingsError
 from radflow.extraction.extractor import extract
-from radflow.extraction.voxel import padded_box
+from radflow.extraction.voxel import DECLINED, SHAPE_CLASSES, padded_box
 from radflow.features import voxel as voxel_features
 from radflow.features._directions import offsets
 from radflow.features.registry import features
@@ -79,12 +79,6 @@ distributed = load("distributed")
 
 __all__ = ["MapTask", "MapsSummary", "compute_maps", "errors_file", "maps", "plan_maps"]
 
-#: Features PyRadiomics' voxel mode leaves at ``initValue`` (see :mod:`radflow.extraction.voxel`).
-_DECLINED = {
-    "glcm": frozenset({"Dissimilarity", "Homogeneity1", "Homogeneity2", "SumVariance"}),
-    "gldm": frozenset({"DependencePercentage", "GrayLevelNonUniformityNormalized"}),
-}
-_SHAPE = ("shape", "shape2D")
 _ERRORS = ".maps-errors"
 
 
@@ -219,7 +213,7 @@ def plan_maps(
 
 
 def _classes(params: ExtractionParams) -> dict:
-    return {c: n for c, n in params.feature_classes.items() if c not in _SHAPE}
+    return {c: n for c, n in params.feature_classes.items() if c not in SHAPE_CLASSES}
 
 
 def _grid_index(store, case, series, image: sitk.Image) -> tuple[int, int, int]:
@@ -322,7 +316,7 @@ def _piece(task: MapTask):
     piece_roi = roi[piece_local]
     for cls, names in _classes(params).items():
         requested = list(names) if names is not None else _default_names(cls)
-        computed = [n for n in requested if n not in _DECLINED.get(cls, frozenset())]
+        computed = [n for n in requested if n not in DECLINED.get(cls, frozenset())]
         as64 = cls == "firstorder" or values.dtype == np.float64
         if as64 not in binned_cache:
             levels, _ = discretise(
