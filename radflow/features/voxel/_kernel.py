@@ -19,7 +19,27 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["half_widths", "kernel_bounds", "kernel_box", "line_starts"]
+from radflow._docstrings import filler
+
+__all__ = ["document_maps", "half_widths", "kernel_bounds", "kernel_box", "line_starts"]
+
+#: Fills the parameters every class's ``compute_maps`` shares into its docstring.
+document_maps = filler(
+    {
+        "binned": """binned : ndarray of int, shape (z, y, x)
+        Grey levels ``1..n_levels`` in the discretisation region (every voxel of
+        ``kernel_mask``), 0 elsewhere.""",
+        "kernel_mask": """kernel_mask : ndarray of bool, shape (z, y, x)
+        Voxels that may count in a kernel (the ROI with ``maskedKernel``, else the whole box).""",
+        "centres": """centres : ndarray of int, shape (n, 3)
+        Voxels (z, y, x) whose values are computed; each must have a grey level.""",
+        "n_levels": """n_levels : int
+        PyRadiomics' ROI-level number of grey levels :math:`N_g` (the highest grey level of
+        the discretisation region).""",
+        "kernel_radius": """kernel_radius : int
+        PyRadiomics' ``kernelRadius`` (>= 1).""",
+    }
+)
 
 
 def half_widths(kernel_radius: int, force2d: bool, force2d_dimension: int) -> np.ndarray:

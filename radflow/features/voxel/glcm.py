@@ -51,7 +51,7 @@ import numpy as np
 from radflow.features import glcm as _segment
 from radflow.features._checks import requested_features
 from radflow.features._directions import offset_lengths_mm, offsets
-from radflow.features.voxel._kernel import half_widths
+from radflow.features.voxel._kernel import document_maps, half_widths
 from radflow.features.voxel._sizes import prepare
 
 __all__ = ["compute_maps"]
@@ -96,6 +96,7 @@ _JA = _COLUMNS.index("JointAverage")
 _MCC = _COLUMNS.index("MCC")
 
 
+@document_maps
 def compute_maps(
     image,
     binned,
@@ -115,16 +116,11 @@ def compute_maps(
     ----------
     image : ndarray of float64, shape (z, y, x)
         Intensities of the box (unused: GLCM works on ``binned``).
-    binned : ndarray of int, shape (z, y, x)
-        Grey levels ``1..n_levels`` wherever ``kernel_mask`` is set.
-    kernel_mask : ndarray of bool, shape (z, y, x)
-        Voxels that may count in a kernel (the ROI with ``maskedKernel``, else the whole box).
-    centres : ndarray of int, shape (n, 3)
-        The (z, y, x) voxels whose values are computed.
-    n_levels : int
-        PyRadiomics' ``Ng``: the highest grey level of the discretisation region.
-    kernel_radius : int
-        ``kernelRadius`` (>= 1).
+    %(binned)s
+    %(kernel_mask)s
+    %(centres)s
+    %(n_levels)s
+    %(kernel_radius)s
     settings : radflow.params.extraction.Settings
         Reads ``distances``, ``symmetrical_glcm``, ``weighting_norm``, ``force_2d``,
         ``force_2d_dimension``.

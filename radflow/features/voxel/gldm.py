@@ -25,7 +25,7 @@ import numpy as np
 from radflow.features import gldm
 from radflow.features._checks import requested_features
 from radflow.features._directions import offsets
-from radflow.features.voxel._kernel import half_widths, kernel_box
+from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box
 from radflow.features.voxel._sizes import (
     SIZE_COLUMNS,
     neighbour_bits,
@@ -75,6 +75,7 @@ def _dependence_maps(
         size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out[c])
 
 
+@document_maps
 def compute_maps(
     image,
     binned,
@@ -93,16 +94,11 @@ def compute_maps(
     ----------
     image : ndarray of float64, shape (z, y, x)
         Intensities of the box (unused: GLDM reads grey levels only).
-    binned : ndarray of int, shape (z, y, x)
-        Grey levels ``1..n_levels`` in the discretisation region, 0 elsewhere.
-    kernel_mask : ndarray of bool, shape (z, y, x)
-        Voxels that may count in a kernel (the ROI when ``maskedKernel``).
-    centres : ndarray of int, shape (n, 3)
-        Voxels (z, y, x) whose values are computed; each must have a grey level.
-    n_levels : int
-        PyRadiomics' ROI-level number of grey levels :math:`N_g`.
-    kernel_radius : int
-        ``kernelRadius`` (>= 1).
+    %(binned)s
+    %(kernel_mask)s
+    %(centres)s
+    %(n_levels)s
+    %(kernel_radius)s
     settings : radflow.params.extraction.Settings
         ``distances``, ``gldm_a``, ``force_2d`` and ``force_2d_dimension`` are read.
     spacing_zyx : sequence of 3 float
