@@ -21,7 +21,14 @@ import numpy as np
 
 from radflow._docstrings import filler
 
-__all__ = ["document_maps", "half_widths", "kernel_bounds", "kernel_box", "line_starts"]
+__all__ = [
+    "document_maps",
+    "half_widths",
+    "kernel_bounds",
+    "kernel_box",
+    "kernel_levels",
+    "line_starts",
+]
 
 #: Fills the parameters every class's ``compute_maps`` shares into its docstring.
 document_maps = filler(
@@ -111,6 +118,28 @@ def kernel_box(cz, cy, cx, shape_z, shape_y, shape_x, hz, hy, hx):
     x0 = max(cx - hx, 0)
     x1 = min(cx + hx + 1, shape_x)
     return z0, z1, y0, y1, x0, x1
+
+
+@numba.njit(cache=True)
+def kernel_levels(binned, kmask, z0, z1, y0, y1, x0, x1, slot, levels):
+    """Number the grey levels present in one kernel box, in order of first appearance.
+
+    For each voxel of the box ``[z0, z1) x [y0, y1) x [x0, x1)`` that ``kmask`` lets count,
+    a grey level not yet numbered gets the next slot: ``slot[level] = k`` and
+    ``levels[k] = level``. ``slot`` must hold -1 for every level on entry (the caller resets the
+    entries it used). Returns the number of levels present.
+    """
+    n = 0
+    for z in range(z0, z1):
+        for y in range(y0, y1):
+            for x in range(x0, x1):
+                if kmask[z, y, x]:
+                    g = binned[z, y, x]
+                    if slot[g] < 0:
+                        slot[g] = n
+                        levels[n] = g
+                        n += 1
+    return n
 
 
 def line_starts(centres: np.ndarray) -> np.ndarray:

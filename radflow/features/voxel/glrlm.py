@@ -24,7 +24,7 @@ import numpy as np
 from radflow.features import glrlm as _segment
 from radflow.features._checks import requested_features
 from radflow.features._directions import offset_lengths_mm, offsets
-from radflow.features.voxel._kernel import document_maps, half_widths
+from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box, kernel_levels
 from radflow.features.voxel._sizes import prepare
 
 __all__ = ["compute_maps"]
@@ -121,19 +121,8 @@ def _glrlm_maps(binned, kmask, centres, steps, half, weights, n_levels, out):
     values = np.empty((nm, out.shape[1]))
     for c in range(centres.shape[0]):
         cz, cy, cx = centres[c, 0], centres[c, 1], centres[c, 2]
-        z0, z1 = max(cz - half[0], 0), min(cz + half[0] + 1, sz)
-        y0, y1 = max(cy - half[1], 0), min(cy + half[1] + 1, sy)
-        x0, x1 = max(cx - half[2], 0), min(cx + half[2] + 1, sx)
-        n_slots = 0
-        for z in range(z0, z1):
-            for y in range(y0, y1):
-                for x in range(x0, x1):
-                    if kmask[z, y, x]:
-                        g = binned[z, y, x]
-                        if slot[g] < 0:
-                            slot[g] = n_slots
-                            glev[n_slots] = g
-                            n_slots += 1
+        z0, z1, y0, y1, x0, x1 = kernel_box(cz, cy, cx, sz, sy, sx, half[0], half[1], half[2])
+        n_slots = kernel_levels(binned, kmask, z0, z1, y0, y1, x0, x1, slot, glev)
         for a in range(na):
             dz, dy, dx = steps[a, 0], steps[a, 1], steps[a, 2]
             n_runs = 0
