@@ -27,6 +27,7 @@ __all__ = [
     "kernel_bounds",
     "kernel_box",
     "kernel_levels",
+    "mean_over_matrices",
     "line_starts",
 ]
 
@@ -140,6 +141,24 @@ def kernel_levels(binned, kmask, z0, z1, y0, y1, x0, x1, slot, levels):
                         levels[n] = g
                         n += 1
     return n
+
+
+@numba.njit(cache=True)
+def mean_over_matrices(values, out):
+    """``out[f]`` = mean of ``values[:, f]`` over the matrices, NaN skipped (numpy.nanmean).
+
+    ``values`` holds one row of feature values per matrix (direction or offset); a feature that
+    is NaN in every matrix is NaN.
+    """
+    for f in range(values.shape[1]):
+        total = 0.0
+        k = 0
+        for m in range(values.shape[0]):
+            v = values[m, f]
+            if not np.isnan(v):
+                total += v
+                k += 1
+        out[f] = total / k if k > 0 else np.nan
 
 
 def line_starts(centres: np.ndarray) -> np.ndarray:

@@ -51,7 +51,13 @@ import numpy as np
 from radflow.features import glcm as _segment
 from radflow.features._checks import requested_features
 from radflow.features._directions import offset_lengths_mm, offsets
-from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box, kernel_levels
+from radflow.features.voxel._kernel import (
+    document_maps,
+    half_widths,
+    kernel_box,
+    kernel_levels,
+    mean_over_matrices,
+)
 from radflow.features.voxel._sizes import prepare
 
 __all__ = ["compute_maps"]
@@ -292,15 +298,7 @@ def _glcm_maps(
                 counts[q // lmax, q % lmax] = 0.0
             n_entries = 0
         # average over the matrices, NaN skipped (numpy.nanmean)
-        for f in range(out.shape[1]):
-            total = 0.0
-            k = 0
-            for m in range(nm):
-                v = values[m, f]
-                if not np.isnan(v):
-                    total += v
-                    k += 1
-            out[c, f] = total / k if k > 0 else np.nan
+        mean_over_matrices(values, out[c])
         for s in range(n_slots):
             slot[glev[s]] = -1
 

@@ -24,7 +24,13 @@ import numpy as np
 from radflow.features import glrlm as _segment
 from radflow.features._checks import requested_features
 from radflow.features._directions import offset_lengths_mm, offsets
-from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box, kernel_levels
+from radflow.features.voxel._kernel import (
+    document_maps,
+    half_widths,
+    kernel_box,
+    kernel_levels,
+    mean_over_matrices,
+)
 from radflow.features.voxel._sizes import prepare
 
 __all__ = ["compute_maps"]
@@ -178,15 +184,7 @@ def _glrlm_maps(binned, kmask, centres, steps, half, weights, n_levels, out):
         for m in range(nm):
             _matrix_features(counts[m], glev, n_slots, nr, pg, pr, values[m])
             counts[m, :n_slots, :] = 0.0
-        for f in range(out.shape[1]):
-            total = 0.0
-            k = 0
-            for m in range(nm):
-                v = values[m, f]
-                if not np.isnan(v):
-                    total += v
-                    k += 1
-            out[c, f] = total / k if k > 0 else np.nan
+        mean_over_matrices(values, out[c])
         for s in range(n_slots):
             slot[glev[s]] = -1
 
