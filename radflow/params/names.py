@@ -8,15 +8,19 @@ lists (``tests/params/test_names.py``): a feature added to a family must be name
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "BOUNDARIES",
     "FEATURE_CLASSES",
     "FEATURE_NAMES",
+    "FEATURE_NAME_PATTERNS",
     "IBSI_FILTER_TYPES",
     "IMAGE_TYPES",
     "INTERPOLATION_ORDERS",
     "INTERPOLATORS",
     "LAWS_KERNEL_NAMES",
+    "feature_name_pattern",
 ]
 
 #: PyRadiomics image types (``imageoperations.get<Type>Image``).
@@ -177,6 +181,70 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
 
 #: PyRadiomics feature classes, in PyRadiomics' order.
 FEATURE_CLASSES = tuple(FEATURE_NAMES)
+
+#: radflow's feature classes whose names carry numbers that depend on the data, as patterns in
+#: the order of the class's keys: ``<k>`` is a habitat 1..K, ``<i>`` <= ``<j>`` a pair of labels
+#: 0..K (0: outside the ROI; not both 0), K the number of habitats of the ROI's habitat map
+#: (:mod:`radflow.features.habitat`). A parameter file names a feature with its numbers
+#: (``Volume_2``) or by the stem of its pattern (``Volume``: every k). Not in
+#: :data:`FEATURE_CLASSES`: no PyRadiomics default enables them. Check a name with
+#: :func:`feature_name_pattern`.
+FEATURE_NAME_PATTERNS: dict[str, tuple[str, ...]] = {
+    "habitat": (
+        "Volume_<k>",
+        "Fraction_<k>",
+        "Components_<k>",
+        "LargestComponentVolume_<k>",
+        "ITHScore",
+        "MSIPairs_<i>_<j>",
+        "MSI_<i>_<j>",
+        "MSIContrast",
+        "MSIHomogeneity",
+        "MSIEnergy",
+        "MSICorrelation",
+    ),
+}
+
+_NUMBER = {"k": "[1-9][0-9]*", "i": "0|[1-9][0-9]*", "j": "0|[1-9][0-9]*"}
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"<([kij])>", pattern)  # literal, placeholder, literal, ...
+    regex = "".join(
+        re.escape(part) if n % 2 == 0 else f"(?P<{part}>{_NUMBER[part]})"
+        for n, part in enumerate(parts)
+    )
+    return re.compile(regex)
+
+
+def feature_name_pattern(family: str, name: str) -> str | None:
+    """The pattern of ``family`` in :data:`FEATURE_NAME_PATTERNS` that ``name`` names, else None.
+
+    ``name`` is the pattern with its numbers filled in (``Volume_3``, ``MSIPairs_0_2``: k >= 1;
+    0 <= i <= j, not both 0; no leading zeros), or the pattern's stem, the text before its first
+    number (``Volume``, ``MSIPairs``), which stands for every number; a pattern without numbers
+    (``ITHScore``) is its own stem. Whether a habitat number exists depends on the ROI's habitat
+    map and is checked when the features are computed.
+
+    Examples
+    --------
+    >>> feature_name_pattern("habitat", "Volume_2"), feature_name_pattern("habitat", "MSI")
+    ('Volume_<k>', 'MSI_<i>_<j>')
+    >>> feature_name_pattern("habitat", "MSIPairs_2_1") is None  # i > j
+    True
+    """
+    for pattern in FEATURE_NAME_PATTERNS.get(family, ()):
+        if name == pattern.split("_<", 1)[0]:
+            return pattern
+        match = _pattern_regex(pattern).fullmatch(name)
+        if match is None:
+            continue
+        numbers = {key: int(value) for key, value in match.groupdict().items()}
+        if "i" in numbers and (numbers["j"] == 0 or numbers["i"] > numbers["j"]):
+            continue  # the (0, 0) pair, or i > j
+        return pattern
+    return None
+
 
 #: SimpleITK interpolator names PyRadiomics accepts, with the integer code
 #: PyRadiomics documents for each.
