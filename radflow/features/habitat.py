@@ -10,8 +10,8 @@ volume (product of the spacing, mm^3; mm^2 for a 2D map), :math:`N` the number o
   (6-connectivity in 3D, 4 in 2D); ``LargestComponentVolume_k`` :math:`= S_{k,max} v` (mm^3),
   :math:`S_{k,max}` the voxels of its largest component.
 - ``ITHScore`` :math:`= 1 - \frac{1}{N} \sum_{k: N_k > 0} S_{k,max} / n_k`, the intratumour
-  heterogeneity score of Li et al. (2023): 0 for a ROI of one habitat in one piece, towards 1
-  as the habitats fragment.
+  heterogeneity score of Li et al. (2023): 0 when each habitat is in one piece, towards 1 as
+  the habitats fragment.
 
 Absent habitats (:math:`N_k = 0`) have 0 volume, fraction, components and largest component,
 and are left out of the ITH score's sum.

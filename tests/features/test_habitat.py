@@ -320,3 +320,32 @@ def test_docstring_examples():
     for module in (habitat, names):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def _pairs_by_loops(labels: np.ndarray) -> dict[tuple[int, int], int]:
+    """Pair counts the slow, obvious way: each voxel of the padded map with its next neighbour."""
+    padded = np.pad(labels, 1)
+    counts: dict[tuple[int, int], int] = {}
+    for index in np.ndindex(padded.shape):
+        for axis in range(padded.ndim):
+            other = list(index)
+            other[axis] += 1
+            if other[axis] == padded.shape[axis]:
+                continue
+            a, b = sorted((int(padded[index]), int(padded[tuple(other)])))
+            counts[a, b] = counts.get((a, b), 0) + 1
+    counts.pop((0, 0), None)
+    return counts
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (4, 6, 5)])
+def test_pair_counts_equal_a_loop_over_neighbours(shape):
+    rng = np.random.default_rng(len(shape))
+    labels = rng.integers(0, 4, size=shape)
+    out = habitat_features(labels, (1.0,) * len(shape), 3)
+    expected = _pairs_by_loops(labels)
+    for i in range(4):
+        for j in range(max(i, 1), 4):
+            assert out[f"MSIPairs_{i}_{j}"] == expected.get((i, j), 0), (i, j)
+    total = sum(expected.values())
+    assert out["MSI_0_1"] == pytest.approx(expected.get((0, 1), 0) / total)
