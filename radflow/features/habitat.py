@@ -84,10 +84,15 @@ def _check_n_habitats(n_habitats) -> int:
     return int(n_habitats)
 
 
+def _label_pairs(n_habitats: int) -> list[tuple[int, int]]:
+    """The label pairs (i, j) of the MSI features: 0 <= i <= j <= K but (0, 0), in key order."""
+    return [(i, j) for i in range(n_habitats + 1) for j in range(max(i, 1), n_habitats + 1)]
+
+
 def _names_by_pattern(n_habitats: int) -> dict[str, list[str]]:
     """``{pattern: its names for K = n_habitats}``, in the order of the class's keys."""
     habitats = range(1, n_habitats + 1)
-    pairs = [(i, j) for i in range(n_habitats + 1) for j in range(max(i, 1), n_habitats + 1)]
+    pairs = _label_pairs(n_habitats)
     out: dict[str, list[str]] = {}
     for pattern in _PATTERNS:
         if "<i>" in pattern:
@@ -246,18 +251,15 @@ def habitat_features(habitats, spacing_zyx, n_habitats: int) -> dict[str, float]
     pair_total = pairs.sum() - pairs[0, 0]
 
     out: dict[str, float] = {}
-    habitats_ = range(1, k_max + 1)
-    out.update({f"Volume_{k}": float(counts[k] * voxel_volume) for k in habitats_})
-    out.update({f"Fraction_{k}": float(counts[k] / n_roi) for k in habitats_})
-    out.update({f"Components_{k}": float(n_components[k]) for k in habitats_})
-    out.update({f"LargestComponentVolume_{k}": float(largest[k] * voxel_volume) for k in habitats_})
+    ks = range(1, k_max + 1)
+    out.update({f"Volume_{k}": float(counts[k] * voxel_volume) for k in ks})
+    out.update({f"Fraction_{k}": float(counts[k] / n_roi) for k in ks})
+    out.update({f"Components_{k}": float(n_components[k]) for k in ks})
+    out.update({f"LargestComponentVolume_{k}": float(largest[k] * voxel_volume) for k in ks})
     out["ITHScore"] = ith_score
-    names = _names_by_pattern(k_max)
-    ij = [(i, j) for i in range(k_max + 1) for j in range(max(i, 1), k_max + 1)]
-    out.update({name: float(pairs[i, j]) for name, (i, j) in zip(names["MSIPairs_<i>_<j>"], ij)})
-    out.update(
-        {name: float(pairs[i, j] / pair_total) for name, (i, j) in zip(names["MSI_<i>_<j>"], ij)}
-    )
+    ij = _label_pairs(k_max)
+    out.update({f"MSIPairs_{i}_{j}": float(pairs[i, j]) for i, j in ij})
+    out.update({f"MSI_{i}_{j}": float(pairs[i, j] / pair_total) for i, j in ij})
     out.update(_msi_statistics(pairs[1:, 1:]))
     return out
 
