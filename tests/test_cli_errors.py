@@ -82,6 +82,16 @@ def _cases(d) -> dict[str, dict[str, list[str]]]:
             "malformed": [out, "-p", d["yaml"]],
             "a file": [d["yaml"], "-p", d["params"]],
         },
+        "habitats fit": {
+            "wrong path": [missing, "--roi", "GTV", "--channels", "CT", "-o", f"{out}/h1.joblib"],
+            "malformed": [d["yaml"], "--roi", "GTV", "--channels", "CT", "-o", f"{out}/h2.joblib"],
+            "model is a folder": [out, "--roi", "GTV", "--channels", "CT", "-o", out],
+        },
+        "habitats apply": {
+            "wrong path": [missing, d["joblib"]],
+            "malformed": [out, d["joblib"]],
+            "no model": [out, missing],
+        },
         "table compact": {"wrong path": [missing], "malformed": [d["yaml"]]},
         "table verify": {"wrong path": [missing], "malformed": [d["yaml"]]},
         "model fit": {

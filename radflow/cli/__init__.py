@@ -5,9 +5,9 @@ it returned. The packages are imported at the top but load their modules on
 first use (:func:`radflow._lazy.attach`), so that ``radflow --help`` stays
 instant and ``radflow extract IMAGE MASK`` loads no store or cluster library.
 The store and pipeline commands are in :mod:`radflow.cli.pipeline`, the IBSI
-ones in :mod:`radflow.cli.ibsi`, ``model`` in :mod:`radflow.cli.model` and
-``report`` in :mod:`radflow.cli.report`; shared option spellings (``-p/--params``,
-``-o/--out``) and output checks in :mod:`radflow.cli._options`.
+ones in :mod:`radflow.cli.ibsi`, ``habitats`` in :mod:`radflow.cli.habitats`, ``model`` in
+:mod:`radflow.cli.model` and ``report`` in :mod:`radflow.cli.report`; shared option
+spellings (``-p/--params``, ``-o/--out``) and output checks in :mod:`radflow.cli._options`.
 
 Exit codes: 0 success; 1 the command ran but some inputs or tasks failed (it says
 which); 2 a usage, input or settings error, reported on one line of standard error
@@ -31,7 +31,7 @@ from pathlib import Path
 from radflow import demo, extraction, params, store
 from radflow._atomic import atomic_file
 from radflow._version import __version__
-from radflow.cli import _options, ibsi, model, pipeline, report
+from radflow.cli import _options, habitats, ibsi, model, pipeline, report
 from radflow.errors import RadflowError, SettingsError
 
 __all__ = ["EXIT_FAILED", "EXIT_INPUT", "EXIT_INTERNAL", "build_parser", "main"]
@@ -251,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ibsi.add_commands(sub)
     pipeline.add_commands(sub)
+    habitats.add_commands(sub)
     model.add_commands(sub)
     report.add_commands(sub)
 
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 def _command_name(args) -> str:
     """``model fit``, ``table verify``...: the command and its action, for error lines."""
     parts = [args.command]
-    for dest in ("model_command", "table_command", "params_command"):
+    for dest in ("model_command", "table_command", "params_command", "habitats_command"):
         if getattr(args, dest, None):
             parts.append(getattr(args, dest))
     return " ".join(parts)

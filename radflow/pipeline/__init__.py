@@ -5,6 +5,7 @@
 - :mod:`~radflow.pipeline.plan`, :mod:`~radflow.pipeline.tasks`: what to extract, per task.
 - :mod:`~radflow.pipeline.run`: the run on a Dask cluster (:mod:`~radflow.pipeline.clusters`).
 - :mod:`~radflow.pipeline.maps`: voxel-based feature maps of every ROI, into the store.
+- :mod:`~radflow.pipeline.habitats`: habitat models of a ROI, and habitat maps into the store.
 - :mod:`~radflow.pipeline.table`: the Hive-partitioned Parquet feature table.
 - :mod:`~radflow.pipeline.manifest`, :mod:`~radflow.pipeline.progress`,
   :mod:`~radflow.pipeline.fingerprint`: the store's manifest, progress output, fingerprints.
@@ -21,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
     [
         "clusters",
         "fingerprint",
+        "habitats",
         "ibsi_compliance",
         "ingest",
         "manifest",

@@ -5,6 +5,7 @@
 - :mod:`~radflow.store.source`: :class:`~radflow.store.source.RoiSource`, what one
   extraction reads (box, label box, whole-volume summary, the zarr arrays behind them);
 - :mod:`~radflow.store.catalogue`: list a store's series, labels and fingerprints;
+- :mod:`~radflow.store.habitats`: habitat maps (labels written by ``radflow habitats apply``);
 - :mod:`~radflow.store.convert`: DataArrays <-> SimpleITK images, geometry exact;
 - :mod:`~radflow.store.summary`, :mod:`~radflow.store.chunks`, :mod:`~radflow.store.ome`:
   whole-volume summaries, chunk shapes, OME-Zarr metadata.
@@ -17,5 +18,16 @@ from radflow._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
     __name__,
-    ["catalogue", "chunks", "convert", "layout", "ome", "read", "source", "summary", "write"],
+    [
+        "catalogue",
+        "chunks",
+        "convert",
+        "habitats",
+        "layout",
+        "ome",
+        "read",
+        "source",
+        "summary",
+        "write",
+    ],
 )

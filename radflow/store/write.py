@@ -214,13 +214,20 @@ def _summary_attrs(summary: dict) -> dict:
 
 
 def _write_label(
-    parent: Path, label: LabelMap, values: np.ndarray, spacing_zyx, origin_zyx, chunks
+    parent: Path,
+    label: LabelMap,
+    values: np.ndarray,
+    spacing_zyx,
+    origin_zyx,
+    chunks,
+    extra: dict | None = None,
 ) -> None:
     # The mask's hash and each ROI's box, so that extraction reads only the box.
     boxes = {str(v): [[b.start, b.stop] for b in box] for v, box in label_boxes(values).items()}
     attributes = {
         "ome": ome.label_metadata(label.key, spacing_zyx, origin_zyx, label.rois),
         "radflow": {
+            **(extra or {}),
             "source": label.source,
             "summary": volume_summary(values, as_uint32=True),
             "boxes": boxes,
@@ -232,8 +239,30 @@ def _write_label(
     _write_level(group, values, chunks)
 
 
+#: Keys of a label's ``attributes["radflow"]`` that the store writes itself.
+_LABEL_RESERVED = frozenset({"source", "summary", "boxes"})
+
+
+def _label_attrs(attrs: dict | None) -> dict:
+    extra = dict(attrs or {})
+    clash = _LABEL_RESERVED & extra.keys()
+    if clash:
+        raise ValueError(f"attrs may not set {sorted(clash)}: the store records them")
+    try:
+        json.dumps(extra, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"attrs must be JSON-serialisable: {err}") from None
+    return extra
+
+
 def add_label(
-    store: str | Path, case: str, series: str, label: LabelMap, *, replace: bool = False
+    store: str | Path,
+    case: str,
+    series: str,
+    label: LabelMap,
+    *,
+    replace: bool = False,
+    attrs: dict | None = None,
 ) -> Path:
     """Add one label map to a stored series (e.g. a threshold segmentation).
 
@@ -250,6 +279,10 @@ def add_label(
         On exactly the series' grid (checked as in :func:`write_series`).
     replace : bool
         Overwrite a label of the same key; otherwise that is an error.
+    attrs : dict, optional
+        JSON-serialisable attributes kept with the label under ``attributes["radflow"]``
+        (e.g. the habitat model that wrote it, :mod:`radflow.store.habitats`); they may not
+        set ``source``, ``summary`` or ``boxes``, which the store records itself.
 
     Returns
     -------
@@ -257,19 +290,28 @@ def add_label(
         The label's folder.
     """
     path, attributes = layout.open_series(store, case, series)
-    attrs = layout.series_attrs(attributes, path, case, series)
+    series_attrs = layout.series_attrs(attributes, path, case, series)
     stored = layout.zarr_array(path, ome.LEVEL)
     reference = sitk.Image([int(n) for n in stored.shape[::-1]], sitk.sitkUInt8)
-    reference.SetSpacing(attrs["spacing_zyx"][::-1])
-    reference.SetOrigin(attrs["origin_zyx"][::-1])
-    reference.SetDirection(attrs["direction_xyz"])
+    reference.SetSpacing(series_attrs["spacing_zyx"][::-1])
+    reference.SetOrigin(series_attrs["origin_zyx"][::-1])
+    reference.SetDirection(series_attrs["direction_xyz"])
     keys = layout.stored_label_keys(path)
     if label.key in keys and not replace:
         raise InputError(path, f"label {label.key!r} exists; choose another name or replace it")
     values = _label_array(label, reference, str(path))
+    extra = _label_attrs(attrs)
     final = path / "labels" / label.key
     with atomic_dir(final) as tmp:
-        _write_label(tmp, label, values, attrs["spacing_zyx"], attrs["origin_zyx"], stored.chunks)
+        _write_label(
+            tmp,
+            label,
+            values,
+            series_attrs["spacing_zyx"],
+            series_attrs["origin_zyx"],
+            stored.chunks,
+            extra,
+        )
     if label.key not in keys:
         meta = {
             "zarr_format": 3,

@@ -1,0 +1,363 @@
+"""radflow habitats fit/apply: habitat models over a store and habitat maps into it.
+
+The synthetic cases are CT + PET of a tumour with a necrotic core (low HU, low SUV) and a rim
+(high SUV), the PET on its own coarser, shifted grid. Expected values come from the generator
+(core/rim truth, analytic PET fields), never from the code under test. Apply runs on a real
+two-worker LocalCluster (worker processes).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from radflow.cli import main
+from radflow.errors import InputError
+from radflow.io.records import LabelMap
+from radflow.model.habitat import HabitatModel
+from radflow.pipeline.habitats import (
+    apply,
+    errors_file,
+    fit,
+    load_model,
+    plan_units,
+    read_channels,
+)
+from radflow.store.habitats import habitat_key, habitat_record
+from radflow.store.read import open_label, read_box
+from radflow.store.write import add_label, write_series
+
+CT_SHAPE = (12, 28, 28)
+CT_SPACING_XYZ = (1.0, 1.0, 2.0)
+CT_ORIGIN_XYZ = (-14.0, -14.0, -12.0)
+PT_SPACING_XYZ = (2.0, 2.0, 3.0)
+PT_ORIGIN_XYZ = (-17.3, -16.6, -16.1)
+PT_SHAPE = (12, 18, 18)
+CENTRE_XYZ = np.array([0.5, -0.5, 0.0])
+RIM_MM, CORE_MM = 8.0, 4.5
+
+
+def _points(shape_zyx, spacing_xyz, origin_xyz):
+    """Physical (x, y, z) of every voxel centre, arrays of shape_zyx (identity direction)."""
+    zz, yy, xx = np.indices(shape_zyx, dtype=np.float64)
+    return (
+        origin_xyz[0] + xx * spacing_xyz[0],
+        origin_xyz[1] + yy * spacing_xyz[1],
+        origin_xyz[2] + zz * spacing_xyz[2],
+    )
+
+
+def _radius(x, y, z):
+    return np.sqrt((x - CENTRE_XYZ[0]) ** 2 + (y - CENTRE_XYZ[1]) ** 2 + (z - CENTRE_XYZ[2]) ** 2)
+
+
+def linear_suv(x, y, z):
+    """A PET field linear in the physical position: linear interpolation reproduces it exactly."""
+    return 3.0 + 0.25 * x - 0.125 * y + 0.1 * z
+
+
+def _image(values, spacing_xyz, origin_xyz):
+    image = sitk.GetImageFromArray(values)
+    image.SetSpacing(spacing_xyz)
+    image.SetOrigin(origin_xyz)
+    return image
+
+
+def _case(store, case, seed, *, pet=True, pet_field="compartments", organ=True):
+    rng = np.random.default_rng(seed)
+    r = _radius(*_points(CT_SHAPE, CT_SPACING_XYZ, CT_ORIGIN_XYZ))
+    hu = 40 + 5 * rng.standard_normal(CT_SHAPE)
+    hu[r <= RIM_MM] = 80 + 6 * rng.standard_normal(np.count_nonzero(r <= RIM_MM))
+    hu[r <= CORE_MM] = 5 + 6 * rng.standard_normal(np.count_nonzero(r <= CORE_MM))
+    labels = np.zeros(CT_SHAPE, np.uint8)
+    labels[r <= RIM_MM] = 1
+    if organ:
+        labels[1:3, 2:6, 2:7] = 2
+    ct = _image(np.round(hu).astype(np.int16), CT_SPACING_XYZ, CT_ORIGIN_XYZ)
+    mask = sitk.GetImageFromArray(labels)
+    mask.CopyInformation(ct)
+    attrs = {"institution": "inst", "study": f"st-{case}"}
+    rois = {1: "GTV", 2: "Liver"} if organ else {1: "GTV"}
+    write_series(
+        store,
+        case,
+        "ct",
+        ct,
+        [LabelMap("rtstruct", "rtstruct", mask, rois)],
+        attrs={"modality": "CT", **attrs},
+        fingerprint=f"ct-{case}-{seed}",
+    )
+    if not pet:
+        return
+    x, y, z = _points(PT_SHAPE, PT_SPACING_XYZ, PT_ORIGIN_XYZ)
+    if pet_field == "linear":
+        suv = linear_suv(x, y, z)
+    else:
+        rp = _radius(x, y, z)
+        suv = np.where(rp <= RIM_MM, 9.0, 1.0)
+        suv[rp <= CORE_MM] = 1.5
+    write_series(
+        store,
+        case,
+        "pt",
+        _image(suv.astype(np.float32), PT_SPACING_XYZ, PT_ORIGIN_XYZ),
+        attrs={"modality": "PT", **attrs},
+        fingerprint=f"pt-{case}-{seed}",
+    )
+
+
+def _core_truth():
+    """On the CT grid: 1 in the core, 2 in the rim, 0 outside the GTV (the generator's truth)."""
+    r = _radius(*_points(CT_SHAPE, CT_SPACING_XYZ, CT_ORIGIN_XYZ))
+    return np.where(r <= CORE_MM, 1, np.where(r <= RIM_MM, 2, 0))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real two-worker LocalCluster (worker processes): its scheduler address."""
+    from distributed import LocalCluster
+
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        yield cluster.scheduler_address
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("habitats") / "store"
+    for n in range(4):
+        _case(root, f"c{n}", seed=n)
+    _case(root, "c9", seed=9, pet=False)  # no PET: listed, not fitted on
+    return root
+
+
+@pytest.fixture(scope="module")
+def fitted(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "gtv.joblib"
+    estimator = HabitatModel(2, method="kmeans", random_state=0)
+    return fit(store, "GTV", ["CT", "PT"], estimator, out)
+
+
+@pytest.fixture(scope="module")
+def applied(store, fitted, cluster):
+    return apply(store, fitted.model, scheduler=cluster, progress=False)
+
+
+# -- store ------------------------------------------------------------------------------------
+
+
+def test_add_label_keeps_attributes_and_refuses_reserved_ones(tmp_path):
+    _case(tmp_path, "c1", seed=1, pet=False)
+    mask = np.zeros(CT_SHAPE, np.uint8)
+    mask[5, 5:8, 5:8] = 1
+    label = LabelMap.from_mask(mask, _image(mask, CT_SPACING_XYZ, CT_ORIGIN_XYZ), "extra", "x")
+    with pytest.raises(ValueError, match="boxes"):
+        add_label(tmp_path, "c1", "ct", label, attrs={"boxes": {}})
+    with pytest.raises(ValueError, match="JSON"):
+        add_label(tmp_path, "c1", "ct", label, attrs={"what": object()})
+    add_label(tmp_path, "c1", "ct", label, attrs={"habitats": {"n_habitats": 3}})
+    assert habitat_record(tmp_path, "c1", "ct", "extra") == {"n_habitats": 3}
+    assert open_label(tmp_path, "c1", "ct", "extra").attrs["habitats"] == {"n_habitats": 3}
+    assert habitat_record(tmp_path, "c1", "ct", "rtstruct") is None  # not a habitat map
+    assert habitat_record(tmp_path, "c1", "ct", "nothing") is None
+
+
+def test_habitat_names():
+    assert habitat_key("GTV") == "gtv_habitats"
+    assert habitat_key("GTV-1 (primary)") == "gtv_1_primary_habitats"
+
+
+# -- planning and channels --------------------------------------------------------------------
+
+
+def test_plan_lists_cases_without_a_channel_or_the_roi(store):
+    units, missing = plan_units(store, "gtv", ["CT", "PT"])
+    assert [u.case for u in units] == ["c0", "c1", "c2", "c3"]
+    assert all(u.channel_series == ("ct", "pt") and u.label_key == "rtstruct" for u in units)
+    assert [(m.case, m.series) for m in missing] == [("c9", "ct")]
+    assert "no PT series" in missing[0].reason
+    units, missing = plan_units(store, "spleen", ["CT", "PT"])
+    assert units == [] and len(missing) == 5
+    assert all("no ROI 'spleen'" in m.reason for m in missing)
+    units, missing = plan_units(store, "GTV", ["MR", "CT"])
+    assert units == [] and all("no MR series" in m.reason for m in missing)
+
+
+def test_pet_channel_is_linearly_resampled_onto_the_ct_grid(tmp_path):
+    _case(tmp_path, "c1", seed=1, pet_field="linear")
+    (unit,), _ = plan_units(tmp_path, "GTV", ["CT", "PT"])
+    values, roi, spacing, box = read_channels(unit, ("CT", "PT"))
+    ct = read_box(tmp_path, "c1", "ct", box)
+    np.testing.assert_array_equal(values[0], ct.values)
+    x, y, z = _points(CT_SHAPE, CT_SPACING_XYZ, CT_ORIGIN_XYZ)
+    expected = linear_suv(x, y, z)[box]
+    # float32 storage of the PET: exact up to its rounding
+    np.testing.assert_allclose(values[1][roi], expected[roi], rtol=1e-6, atol=1e-5)
+    assert roi.sum() == np.count_nonzero(_core_truth())
+    assert spacing == (2.0, 1.0, 1.0)
+
+
+def test_a_channel_that_does_not_cover_the_roi_is_an_input_error(tmp_path):
+    _case(tmp_path, "c1", seed=1, pet=False)
+    small = np.ones((4, 4, 4), np.float32)
+    write_series(
+        tmp_path,
+        "c1",
+        "pt",
+        _image(small, PT_SPACING_XYZ, (0.0, 0.0, 0.0)),  # covers a corner of the tumour only
+        attrs={"modality": "PT"},
+        fingerprint="pt-small",
+    )
+    (unit,), _ = plan_units(tmp_path, "GTV", ["CT", "PT"])
+    with pytest.raises(InputError, match="does not cover the ROI 'gtv'"):
+        read_channels(unit, ("CT", "PT"))
+
+
+# -- fit and apply ----------------------------------------------------------------------------
+
+
+def test_fit_saves_the_model_with_its_channels_roi_and_fingerprint(fitted):
+    assert fitted.cases == ["c0/ct", "c1/ct", "c2/ct", "c3/ct"]
+    assert [m.case for m in fitted.missing] == ["c9"]
+    assert fitted.n_habitats == 2
+    assert fitted.voxels == 4 * np.count_nonzero(_core_truth())
+    artefact = load_model(fitted.model)
+    assert artefact["channels"] == ["CT", "PT"] and artefact["roi"] == "gtv"
+    assert artefact["fingerprint"] == fitted.fingerprint and len(fitted.fingerprint) == 32
+    assert artefact["radflow_version"]
+    assert isinstance(artefact["model"], HabitatModel) and artefact["model"].n_habitats_ == 2
+    assert "c9" in fitted.report()
+
+
+def test_apply_writes_habitat_labels_that_open_as_labels(store, fitted, applied):
+    assert applied.failed == 0, applied.report()
+    assert (applied.units, applied.written, applied.skipped) == (4, 4, 0)
+    truth = _core_truth()
+    for case in ("c0", "c1", "c2", "c3"):
+        label = open_label(store, case, "ct", "gtv_habitats")
+        assert label.attrs["rois"] == {1: "gtv_habitat_1", 2: "gtv_habitat_2"}
+        assert label.attrs["source"] == "habitats"
+        record = label.attrs["habitats"]
+        assert record["model_fingerprint"] == fitted.fingerprint and record["n_habitats"] == 2
+        assert record["channels"] == ["CT", "PT"] and record["channel_series"] == ["ct", "pt"]
+        values = np.asarray(label.values)
+        assert values.dtype == np.uint8
+        np.testing.assert_array_equal(values == 0, truth == 0)  # 0 outside the ROI exactly
+        # habitat 1 is the lower-HU compartment: the necrotic core
+        agreement = np.mean(values[truth > 0] == truth[truth > 0])
+        assert agreement > 0.85, (case, agreement)
+    assert not errors_file(store, "gtv").exists()
+
+
+def test_incremental_apply_computes_nothing_and_a_new_model_recomputes(
+    store, fitted, applied, cluster, tmp_path
+):
+    again = apply(store, fitted.model, scheduler=cluster, progress=False, incremental=True)
+    assert (again.written, again.skipped, again.failed) == (0, 4, 0), again.report()
+    assert "nothing to compute: all 4 map(s) are up to date" in again.report()
+    other = fit(
+        store,
+        "GTV",
+        ["CT", "PT"],
+        HabitatModel(3, method="kmeans", random_state=0),
+        tmp_path / "k3.joblib",
+    )
+    assert other.fingerprint != fitted.fingerprint
+    changed = apply(store, other.model, scheduler=cluster, progress=False, incremental=True)
+    assert (changed.written, changed.skipped) == (4, 0), changed.report()
+    assert habitat_record(store, "c0", "ct", "gtv_habitats")["n_habitats"] == 3
+    back = apply(store, fitted.model, scheduler=cluster, progress=False, incremental=True)
+    assert back.written == 4
+    assert habitat_record(store, "c0", "ct", "gtv_habitats")["n_habitats"] == 2
+
+
+def test_a_failing_roi_is_recorded_and_does_not_stop_the_others(tmp_path, fitted, cluster):
+    root = tmp_path / "store"
+    _case(root, "c1", seed=1)
+    _case(root, "c2", seed=2, pet=False)
+    small = np.ones((4, 4, 4), np.float32)
+    write_series(
+        root,
+        "c2",
+        "pt",
+        _image(small, PT_SPACING_XYZ, (0.0, 0.0, 0.0)),
+        attrs={"modality": "PT", "study": "st-c2"},
+        fingerprint="pt-small",
+    )
+    summary = apply(root, fitted.model, scheduler=cluster, progress=False)
+    assert (summary.written, summary.failed) == (1, 1), summary.report()
+    rows = json.loads(errors_file(root, "gtv").read_text())
+    assert [(r["case_id"], r["error_type"], r["permanent"]) for r in rows] == [
+        ("c2", "InputError", True)
+    ]
+    assert "does not cover the ROI" in rows[0]["message"]
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_radflow_habitats_commands(tmp_path, cluster, capsys):
+    root = tmp_path / "store"
+    for n in range(3):
+        _case(root, f"c{n}", seed=n + 10)
+    model = tmp_path / "gtv.joblib"
+    fit_argv = ["habitats", "fit", str(root), "--roi", "GTV", "--channels", "CT", "PT"]
+    assert main([*fit_argv, "--n-habitats", "2", "--method", "kmeans", "-o", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "habitats (K)          2" in out and "ROIs fitted           3" in out
+    argv = ["habitats", "apply", str(root), str(model), "--scheduler", cluster, "-q"]
+    assert main(argv) == 0
+    assert "maps written          3" in capsys.readouterr().out
+    assert main([*argv, "--incremental"]) == 0
+    assert "nothing to compute: all 3 map(s) are up to date" in capsys.readouterr().out
+    assert main(["ls", str(root)]) == 0
+    assert "gtv_habitats (1=gtv_habitat_1, 2=gtv_habitat_2)" in capsys.readouterr().out
+
+
+def test_habitats_command_errors_are_one_line(tmp_path, capsys):
+    root = tmp_path / "store"
+    _case(root, "c1", seed=1, pet=False)
+    model = tmp_path / "m.joblib"
+    argv = [
+        "habitats",
+        "fit",
+        str(root),
+        "--roi",
+        "GTV",
+        "--channels",
+        "CT",
+        "PT",
+        "-o",
+        str(model),
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no ROI 'gtv' with channels CT PT to fit on" in err
+    assert "c1/ct: no PT series" in err
+    assert (
+        main(
+            [
+                "habitats",
+                "fit",
+                str(root),
+                "--roi",
+                "GTV",
+                "--channels",
+                "CT",
+                "CT",
+                "-o",
+                str(model),
+            ]
+        )
+        == 2
+    )
+    assert "distinct" in capsys.readouterr().err
+    model.write_text("not a model")
+    assert main(["habitats", "apply", str(root), str(model)]) == 2
+    assert "not a habitat model" in capsys.readouterr().err
