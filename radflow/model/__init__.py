@@ -14,6 +14,8 @@ Modules
                 one module each
 ``steps``       the selection steps a study spec names (``SELECTORS``)
 ``combat``      ComBat harmonisation
+``habitat``     :class:`~radflow.model.habitat.HabitatModel`: intratumour habitats (sub-regions)
+                learnt from co-registered channels
 ``fusion``      early and late fusion of modality, clinical and genomic blocks
 ``survival``    survival and binary models
 ``metrics``     C-index, time-dependent AUC, Brier score, Kaplan-Meier, log-rank
@@ -55,6 +57,7 @@ _SUBMODULES = [
     "combat",
     "design",
     "fusion",
+    "habitat",
     "icc",
     "metrics",
     "selection",
