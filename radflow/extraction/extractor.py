@@ -55,7 +55,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow.errors import InputError, SettingsError
-from radflow.extraction import diagnostics, voxel
+from radflow.extraction import diagnostics, map_summary, voxel
 from radflow.extraction.region import read_region
 from radflow.features.registry import family_module
 from radflow.filters.image_types import image_types, read_box
@@ -162,6 +162,8 @@ def extract(
     settings = params.settings
     if voxel_based:
         voxel.check(params)
+    else:
+        map_summary.check(params)
     volume = _open(image, mask, params, voxel_based)
     return _Extraction(params, settings, volume, voxel_based).run()
 
@@ -374,7 +376,7 @@ def _open_images(
     box = roi_bounding_box(mask, label=settings.label, source=mask_source)
     bbox_zyx = box.slices_zyx()
     shape_zyx = image.GetSize()[::-1]
-    if voxel_based:  # on the volume grid: the maps' box, the ROI box grown by kernelRadius
+    if voxel_based or params.map_summary is not None:  # the maps' box: ROI box + kernelRadius
         bbox_zyx = voxel.read_bbox(bbox_zyx, shape_zyx, params)
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, image.GetSpacing()[::-1])
     lower_xyz = tuple(s.start for s in region[::-1])
@@ -399,7 +401,7 @@ def _open_store(source: RoiSource, params: ExtractionParams, voxel_based: bool =
     if bbox_zyx is None:
         raise InputError(mask_source, f"Label ({label}) not present in mask (empty ROI)")
     shape_zyx, spacing_zyx = source.shape_zyx, source.spacing_zyx
-    if voxel_based:  # on the volume grid: the maps' box, the ROI box grown by kernelRadius
+    if voxel_based or params.map_summary is not None:  # the maps' box: ROI box + kernelRadius
         bbox_zyx = voxel.read_bbox(bbox_zyx, shape_zyx, params)
     region, needs_grid = read_region(params, bbox_zyx, shape_zyx, spacing_zyx)
     image_crop, mask_box = source.read(region)
@@ -464,6 +466,7 @@ class _Extraction:
         self.voxel_based = voxel_based
         self.info = settings.additional_info
         self.out: dict[str, Any] = {}
+        self._summary_diagnostics: dict[str, Any] = {}  # of mapSummary (segment mode)
         self._summary: Future | None = None
         self._mask_hash: Future | None = None
 
@@ -555,6 +558,7 @@ class _Extraction:
         self._filtered(image, roi_mask, box, on_volume_grid)
         if not self.info:
             return self.out
+        stages.update(self._summary_diagnostics)
         summary, mask_hash = self._summary.result(), self._mask_hash.result()
         mapping = _mapping(s)
         if self.voxel_based:
@@ -716,7 +720,8 @@ class _Extraction:
     # filtered images and the intensity and texture classes
     def _filtered(self, image, mask, box, on_volume_grid: bool) -> None:
         classes = {c: names for c, names in self.params.feature_classes.items() if c not in _SHAPE}
-        if not classes:
+        summary = None if self.voxel_based else self.params.map_summary
+        if not classes and summary is None:
             return
         if (
             mask.GetOrigin() != image.GetOrigin()
@@ -732,6 +737,12 @@ class _Extraction:
         roi_box = box.slices_zyx()
         if self.voxel_based:  # PyRadiomics crops each filtered image to this box
             roi_box = voxel.padded_box(roi_box, shape_zyx, self.params)
+            voxel.check_memory(_box_shape(roi_box), self.params, classes, _feature_names)
+        # mapSummary: the maps' box (PyRadiomics' voxel-mode crop) holds the ROI box
+        map_box = voxel.padded_box(roi_box, shape_zyx, self.params) if summary else roi_box
+        if summary is not None:
+            map_summary.check_memory(_box_shape(map_box), self.params)
+            nan_voxels: dict[str, int] = {}
         volume = {}
         if on_volume_grid:
             volume["source_shape_zyx"] = self.volume.volume_size_xyz[::-1]
@@ -739,14 +750,15 @@ class _Extraction:
                 volume["source_max_abs"] = self._volume_max_abs(image)
         for image_type in self.params.image_types:
             s = self.params.settings_for(image_type)
-            part, part_mask, crop = image, mask, roi_box
+            part, part_mask, crop, map_crop = image, mask, roi_box, map_box
             if on_volume_grid:  # filter only the box this type needs (its own margin)
                 region = read_box(
-                    self.params, None, roi_box, shape_zyx, spacing_zyx, types=(image_type,)
+                    self.params, None, map_box, shape_zyx, spacing_zyx, types=(image_type,)
                 )
                 part, part_mask = _crop(image, region), _crop(mask, region)
-                crop = tuple(
-                    slice(b.start - r.start, b.stop - r.start) for b, r in zip(roi_box, region)
+                crop, map_crop = (
+                    tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(a, region))
+                    for a in (roi_box, map_box)
                 )
             roi = sitk.GetArrayViewFromImage(part_mask)[crop] == self.settings.label
             for name, filtered, _ in image_types(
@@ -777,6 +789,25 @@ class _Extraction:
                         )
                     result = _compute_class(cls, values, roi, binned, spacing_zyx, s, names)
                     self.out.update({f"{name}_{cls}_{k}": result[k] for k in names})
+                if summary is not None:
+                    map_roi = sitk.GetArrayViewFromImage(part_mask)[map_crop] == self.settings.label
+                    self.out.update(
+                        map_summary.summarise(
+                            name,
+                            sitk.GetArrayViewFromImage(filtered)[map_crop],
+                            map_roi,
+                            s,
+                            self.params,
+                            spacing_zyx,
+                            nan_voxels,
+                        )
+                    )
+        if summary is not None:
+            self._summary_diagnostics = map_summary.diagnostics(int(roi.sum()), nan_voxels)
+
+
+def _box_shape(box_zyx) -> tuple[int, ...]:
+    return tuple(b.stop - b.start for b in box_zyx)
 
 
 def _feature_names(family: str, names) -> list[str]:

@@ -27,14 +27,23 @@ enabled. ``voxelBatch`` is accepted and changes nothing: PyRadiomics uses it to 
 memory of its per-voxel matrices, and the kernels here slide a window with a working set of
 one kernel whatever the ROI size, so the results are the same for every batch size.
 
+Memory: before any map is computed, :func:`check_memory` estimates what the extraction will
+hold (every output map on the padded box, float64, plus one filtered box per filtered image) and
+refuses, with one line naming the box, the number of maps and the budget, an extraction above
+``voxelSetting: memoryBudget`` (MiB; default half the machine's available memory, or the Dask
+worker's memory limit inside ``radflow maps``), rather than running out of memory part way.
+
 Errors: ``kernelRadius`` < 1 (refused when the parameter file is read), voxel mode with only
 shape classes enabled, and a class whose voxel module is not written yet, each one
-:class:`~radflow.errors.SettingsError`.
+:class:`~radflow.errors.SettingsError`; maps over the memory budget, a
+:class:`MemoryBudgetError` (a SettingsError).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,8 +60,13 @@ __all__ = [
     "DECLINED",
     "SHAPE_CLASSES",
     "SKIPPED_KEY",
+    "MemoryBudgetError",
+    "available_memory_bytes",
     "check",
+    "check_memory",
+    "map_values",
     "maps",
+    "memory_budget_bytes",
     "padded_box",
     "read_bbox",
     "skipped_note",
@@ -94,6 +108,102 @@ def check(params: ExtractionParams) -> None:
                 f"voxel mode for {cls} is not implemented yet; disable {cls} under featureClass "
                 "or extract it in segment mode"
             )
+
+
+class MemoryBudgetError(SettingsError):
+    """A voxel-based extraction would hold more memory than its budget.
+
+    Not a permanent failure of ``radflow maps``: a worker with more memory may run it.
+    """
+
+
+def available_memory_bytes() -> int:
+    """The memory the operating system says is available now (``MemAvailable``), bytes."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_budget_bytes(params: ExtractionParams) -> int:
+    """``voxelSetting: memoryBudget`` in bytes, or half the available memory when not set."""
+    mib = params.voxel_settings.memory_budget_mib
+    return int(mib * 2**20) if mib is not None else available_memory_bytes() // 2
+
+
+def _images_per_type(image_type: str, settings: Settings) -> int:
+    """How many filtered images an image type yields (at least 1; an estimate for sweeps)."""
+    if image_type == "LoG":
+        return max(1, len(settings.sigma))
+    if image_type == "Wavelet":
+        return 7 * settings.level + 1  # seven detail images per level and the last approximation
+    if image_type == "LBP3D":
+        return settings.lbp_3d_levels + 1
+    return 1
+
+
+def check_memory(
+    box_zyx: Sequence[int],
+    params: ExtractionParams,
+    classes: Mapping[str, Sequence[str] | None],
+    default_names: Callable[[str, None], list[str]],
+    *,
+    images_at_once: int | None = None,
+    what: str = "voxel mode",
+) -> None:
+    """Refuse an extraction whose maps would not fit the memory budget, before computing them.
+
+    Parameters
+    ----------
+    box_zyx : sequence of 3 int
+        Shape of the box the maps cover (the ROI box padded by ``kernelRadius``).
+    params : ExtractionParams
+        For the image types, ``kernelRadius`` and ``memoryBudget``.
+    classes : mapping
+        Non-shape classes -> feature names or None (defaults), as for :func:`maps`.
+    default_names : callable
+        ``default_names(cls, None)``: a class's default features.
+    images_at_once : int, optional
+        Filtered images whose maps are held together (default: all of them, as voxel mode
+        returns every map at once).
+    what : str
+        Who asks, first in the message.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Estimated bytes (maps x box voxels x 8, plus one float64 box per filtered image) above
+        :func:`memory_budget_bytes`.
+    """
+    n_features = sum(
+        len(list(names) if names is not None else default_names(cls, None))
+        for cls, names in classes.items()
+    )
+    n_images = sum(_images_per_type(t, params.settings_for(t)) for t in params.image_types)
+    held_images = n_images if images_at_once is None else min(images_at_once, n_images)
+    n_maps = n_features * held_images
+    voxels = math.prod(int(n) for n in box_zyx)
+    need = 8 * voxels * (n_maps + n_images)
+    budget = memory_budget_bytes(params)
+    if need <= budget:
+        return
+    given = params.voxel_settings.memory_budget_mib is not None
+    source = "voxelSetting memoryBudget" if given else "half the available memory"
+    raise MemoryBudgetError(
+        f"{what}: {n_maps} map(s) of {' x '.join(str(int(n)) for n in box_zyx)} voxels (the ROI "
+        f"box padded by kernelRadius {params.voxel_settings.kernel_radius}) need about "
+        f"{_mib(need)} MiB, over the memory budget of {_mib(budget)} MiB ({source}); enable "
+        "fewer feature classes, features or image types, raise voxelSetting memoryBudget, or "
+        "compute the maps with `radflow maps`, which splits large regions into chunk-sized tasks"
+    )
+
+
+def _mib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:,.1f}"
 
 
 def skipped_note(params: ExtractionParams) -> dict[str, str]:
@@ -160,11 +270,38 @@ def maps(
         float64 maps on the padded box, in PyRadiomics' key order.
     """
     vs = params.voxel_settings
+    spacing_zyx = tuple(reference.GetSpacing()[::-1])
+    origin = reference.TransformIndexToPhysicalPoint([int(s.start) for s in crop[::-1]])
+    out: dict[str, sitk.Image] = {}
+    for (cls, name), result in map_values(
+        values, roi, settings, params, classes, default_names, spacing_zyx
+    ).items():
+        full = np.full(roi.shape, vs.init_value, dtype=np.float64)
+        if result is not None:
+            full[roi] = result
+        out[f"{image_type}_{cls}_{name}"] = _as_image(full, reference, origin)
+    return out
+
+
+def map_values(
+    values: np.ndarray,
+    roi: np.ndarray,
+    settings: Settings,
+    params: ExtractionParams,
+    classes: Mapping[str, Sequence[str] | None],
+    default_names: Callable[[str, None], list[str]],
+    spacing_zyx: Sequence[float],
+) -> dict[tuple[str, str], np.ndarray | None]:
+    """The values of each map at the ROI voxels: ``{(class, feature): (n,) float64 or None}``.
+
+    The work of :func:`maps` without the images: the values in the order of ``roi``'s voxels
+    (``roi[roi]``, C order), None for a feature PyRadiomics declines (:data:`DECLINED`). Arguments
+    as for :func:`maps`; `spacing_zyx` in mm.
+    """
+    vs = params.voxel_settings
     masked = vs.masked_kernel
     kernel_mask = roi if masked else np.ones(roi.shape, dtype=bool)
     centres = np.argwhere(roi)
-    spacing_zyx = tuple(reference.GetSpacing()[::-1])
-    origin = reference.TransformIndexToPhysicalPoint([int(s.start) for s in crop[::-1]])
     image64 = np.asarray(values, dtype=np.float64)
     binned_by_dtype: dict[bool, tuple[np.ndarray, int]] = {}
 
@@ -179,7 +316,7 @@ def maps(
             binned_by_dtype[key] = (levels, int(levels.max()))
         return binned_by_dtype[key]
 
-    out: dict[str, sitk.Image] = {}
+    out: dict[tuple[str, str], np.ndarray | None] = {}
     for cls, names in classes.items():
         requested = list(names) if names is not None else default_names(cls, None)
         declined = DECLINED.get(cls, frozenset())
@@ -195,17 +332,14 @@ def maps(
                 n_levels=n_levels,
                 kernel_radius=vs.kernel_radius,
                 settings=settings,
-                spacing_zyx=spacing_zyx,
+                spacing_zyx=tuple(spacing_zyx),
                 features=tuple(computed),
             )
             if computed
             else {}
         )
         for name in requested:
-            full = np.full(roi.shape, vs.init_value, dtype=np.float64)
-            if name in result:
-                full[roi] = result[name]
-            out[f"{image_type}_{cls}_{name}"] = _as_image(full, reference, origin)
+            out[(cls, name)] = result.get(name)
     return out
 
 

@@ -49,14 +49,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from radflow._config import Rule, check_mapping, suggest
+from radflow._config import Rule, check_mapping, check_value, suggest
 from radflow.errors import SettingsError
 from radflow.params.ibsi_filters import FILTER_SETTINGS, FilterSettings, filter_settings
-from radflow.params.names import FEATURE_CLASSES, FEATURE_NAMES, IBSI_FILTER_TYPES, IMAGE_TYPES
+from radflow.params.names import (
+    FEATURE_CLASSES,
+    FEATURE_NAMES,
+    IBSI_FILTER_TYPES,
+    IMAGE_TYPES,
+    MAP_SUMMARY_STATISTICS,
+)
 from radflow.params.schema import (
     GLOBAL_ONLY,
+    MAP_SUMMARY_RULES,
     SETTING_KEYS,
     SETTING_RULES,
+    VOXEL_EXTENSION_KEYS,
+    VOXEL_EXTENSION_RULES,
     VOXEL_SETTING_KEYS,
     VOXEL_SETTING_RULES,
     check_fields,
@@ -64,7 +73,9 @@ from radflow.params.schema import (
 )
 
 __all__ = [
+    "DEFAULT_MAP_STATISTICS",
     "ExtractionParams",
+    "MapSummarySettings",
     "Settings",
     "VoxelSettings",
     "all_feature_classes",
@@ -238,24 +249,118 @@ class VoxelSettings:
         Value of voxels outside the ROI in the feature maps (may be NaN). Default 0.
     voxel_batch : int or None (``voxelBatch``)
         Voxels computed per batch; None: all at once (PyRadiomics' -1).
+    memory_budget_mib : float or None (``memoryBudget``, radflow's)
+        Most memory one voxel-based extraction may hold, MiB (its maps and filtered boxes,
+        estimated before computing: :func:`radflow.extraction.voxel.check_memory`). None: half
+        the machine's available memory, or the Dask worker's memory limit in ``radflow maps``.
     """
 
     kernel_radius: int = 1
     masked_kernel: bool = True
     init_value: float = 0.0
     voxel_batch: int | None = None
+    memory_budget_mib: float | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, VOXEL_SETTING_RULES, VOXEL_SETTING_KEYS, "voxelSetting")
+        check_fields(self, VOXEL_EXTENSION_RULES, VOXEL_EXTENSION_KEYS, "voxelSetting")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> VoxelSettings:
-        """VoxelSettings from a PyRadiomics ``voxelSetting`` mapping."""
-        return cls(**_attributes(mapping, VOXEL_SETTING_RULES, VOXEL_SETTING_KEYS, "voxelSetting"))
+        """VoxelSettings from a PyRadiomics ``voxelSetting`` mapping (plus ``memoryBudget``)."""
+        rules = {**VOXEL_SETTING_RULES, **VOXEL_EXTENSION_RULES}
+        keys = {**VOXEL_SETTING_KEYS, **VOXEL_EXTENSION_KEYS}
+        return cls(**_attributes(mapping, rules, keys, "voxelSetting"))
 
     def to_mapping(self) -> dict[str, Any]:
-        """``{PyRadiomics key: value}``, JSON-serialisable (NaN as the string "nan")."""
-        return fields_to_mapping(self, VOXEL_SETTING_KEYS)
+        """``{PyRadiomics key: value}``, JSON-serialisable (NaN as the string "nan").
+
+        ``memoryBudget`` only when set, so that files without it keep their mapping and hash.
+        """
+        mapping = fields_to_mapping(self, VOXEL_SETTING_KEYS)
+        if self.memory_budget_mib is not None:
+            mapping.update(fields_to_mapping(self, VOXEL_EXTENSION_KEYS))
+        return mapping
+
+
+#: The statistics ``mapSummary`` computes when its file names none.
+DEFAULT_MAP_STATISTICS = (
+    "Mean", "StandardDeviation", "10Percentile", "25Percentile", "Median", "75Percentile",
+    "90Percentile",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MapSummarySettings:
+    """radflow's ``mapSummary`` section: per-ROI statistics of voxel-based maps as features.
+
+    In segment mode the maps of the named features are computed in the ROI (with the file's
+    ``voxelSetting``) and summarised over its voxels
+    (:mod:`radflow.extraction.map_summary`).
+
+    Attributes
+    ----------
+    classes : dict of str to tuple of str or None (``classes``)
+        Feature class (not shape) -> the features whose maps are summarised, or None for the
+        class's default features.
+    statistics : tuple of str (``statistics``)
+        Names from :data:`~radflow.params.names.MAP_SUMMARY_STATISTICS`; default
+        :data:`DEFAULT_MAP_STATISTICS`.
+    """
+
+    classes: dict[str, tuple[str, ...] | None]
+    statistics: tuple[str, ...] = DEFAULT_MAP_STATISTICS
+
+    def __post_init__(self) -> None:
+        where = "mapSummary"
+        if not isinstance(self.classes, Mapping) or not self.classes:
+            raise SettingsError(
+                f"{where} 'classes': expected a non-empty mapping of feature class to feature "
+                f"list (null: the default features), got {self.classes!r}"
+            )
+        classes: dict[str, tuple[str, ...] | None] = {}
+        for name, names in self.classes.items():
+            if name not in FEATURE_CLASSES or name in ("shape", "shape2D"):
+                known = [c for c in FEATURE_CLASSES if c not in ("shape", "shape2D")]
+                what = "has no voxel-based map" if name in FEATURE_CLASSES else "is not known"
+                raise SettingsError(
+                    f"{where} class {name!r} {what}{suggest(str(name), known)}; "
+                    f"known: {', '.join(known)}"
+                )
+            if names is None or (isinstance(names, (list, tuple)) and len(names) == 0):
+                classes[name] = None
+                continue
+            if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+                raise SettingsError(
+                    f"{where} class {name!r}: expected a list of feature names, got {names!r}"
+                )
+            classes[name] = tuple(dict.fromkeys(names))
+            _check_feature_names(name, classes[name], where=f"{where} class")
+        statistics = check_value(
+            MAP_SUMMARY_RULES["statistics"], self.statistics, f"{where} 'statistics'"
+        )
+        for stat in statistics:
+            if stat not in MAP_SUMMARY_STATISTICS:
+                raise SettingsError(
+                    f"{where} 'statistics': unknown statistic {stat!r}"
+                    f"{suggest(stat, MAP_SUMMARY_STATISTICS)}; valid: "
+                    f"{', '.join(MAP_SUMMARY_STATISTICS)}"
+                )
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "statistics", tuple(dict.fromkeys(statistics)))
+
+    @classmethod
+    def from_mapping(cls, mapping: Any) -> MapSummarySettings:
+        """MapSummarySettings from a ``mapSummary`` mapping; unknown keys refused."""
+        checked = check_mapping(mapping, MAP_SUMMARY_RULES, "mapSummary")
+        return cls(**checked)
+
+    def to_mapping(self) -> dict[str, Any]:
+        """``{"classes": {class: list or None}, "statistics": [...]}``, JSON-serialisable."""
+        return {
+            "classes": {c: None if n is None else list(n) for c, n in self.classes.items()},
+            "statistics": list(self.statistics),
+        }
 
 
 def all_feature_classes(*, shape2d: bool = True) -> dict[str, None]:
@@ -291,6 +396,8 @@ class ExtractionParams:
         or None for the class's default-enabled features.
     settings : Settings
     voxel_settings : VoxelSettings
+    map_summary : MapSummarySettings or None
+        radflow's ``mapSummary`` section (None: no map summaries).
     """
 
     image_types: dict[str, dict[str, Any]] = field(default_factory=lambda: {"Original": {}})
@@ -299,6 +406,7 @@ class ExtractionParams:
     )
     settings: Settings = field(default_factory=Settings)
     voxel_settings: VoxelSettings = field(default_factory=VoxelSettings)
+    map_summary: MapSummarySettings | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_types", _check_image_types(self.image_types))
@@ -308,6 +416,11 @@ class ExtractionParams:
         if not isinstance(self.voxel_settings, VoxelSettings):
             raise SettingsError(
                 f"voxel_settings must be a VoxelSettings, got {type(self.voxel_settings).__name__}"
+            )
+        if self.map_summary is not None and not isinstance(self.map_summary, MapSummarySettings):
+            raise SettingsError(
+                "map_summary must be a MapSummarySettings or None, got "
+                f"{type(self.map_summary).__name__}"
             )
 
     def filter_settings(self, image_type: str) -> FilterSettings:
@@ -403,12 +516,12 @@ def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]
     return out
 
 
-def _check_feature_names(family: str, names: tuple[str, ...]) -> None:
+def _check_feature_names(family: str, names: tuple[str, ...], where: str = "featureClass") -> None:
     known = FEATURE_NAMES[family]
     for name in names:
         if name not in known:
             raise SettingsError(
-                f"featureClass {family!r}: unknown feature {name!r}"
+                f"{where} {family!r}: unknown feature {name!r}"
                 f"{suggest(name, known)}; valid: {', '.join(known)}"
             )
 
@@ -439,9 +552,11 @@ def _hint(keys: dict[str, str], where: str):
     """The message for a key of another section, of an IBSI filter, or an attribute name."""
 
     def hint(key) -> str | None:
-        other = VOXEL_SETTING_KEYS if keys is SETTING_KEYS else SETTING_KEYS
+        other = (
+            {**VOXEL_SETTING_KEYS, **VOXEL_EXTENSION_KEYS} if keys is SETTING_KEYS else SETTING_KEYS
+        )
         if key in other:
-            section = "voxelSetting" if other is VOXEL_SETTING_KEYS else "setting"
+            section = "voxelSetting" if keys is SETTING_KEYS else "setting"
             return f"{where}: {key!r} belongs in the {section} section"
         owners = [name for name, cls in FILTER_SETTINGS.items() if key in cls._PARAMS]
         if owners:

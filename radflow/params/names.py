@@ -20,6 +20,7 @@ __all__ = [
     "INTERPOLATION_ORDERS",
     "INTERPOLATORS",
     "LAWS_KERNEL_NAMES",
+    "MAP_SUMMARY_STATISTICS",
     "feature_name_pattern",
 ]
 
@@ -181,6 +182,12 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
 
 #: PyRadiomics feature classes, in PyRadiomics' order.
 FEATURE_CLASSES = tuple(FEATURE_NAMES)
+
+#: Statistics of a voxel-based map over the ROI (radflow's ``mapSummary`` section), in key order.
+MAP_SUMMARY_STATISTICS = (
+    "Mean", "StandardDeviation", "Minimum", "10Percentile", "25Percentile", "Median",
+    "75Percentile", "90Percentile", "Maximum",
+)  # fmt: skip
 
 #: radflow's feature classes whose names carry numbers that depend on the data, as patterns in
 #: the order of the class's keys: ``<k>`` is a habitat 1..K, ``<i>`` <= ``<j>`` a pair of labels

@@ -7,7 +7,9 @@ them (``RadiomicsFeatureExtractor._applyParams``):
 - ``featureClass``: class -> list of features (``null`` or ``[]``: the
   class's default features); absent or ``{}``: every class, shape2D included;
 - ``setting``: global settings (:class:`~radflow.params.extraction.Settings`);
-- ``voxelSetting``: voxel-based extraction settings.
+- ``voxelSetting``: voxel-based extraction settings;
+- ``mapSummary`` (radflow's own): per-ROI statistics of voxel-based maps as a feature class
+  (:class:`~radflow.params.extraction.MapSummarySettings`).
 
 YAML is read with the YAML 1.2 core schema that PyRadiomics' reader
 (ruamel.yaml through pykwalify) uses, so ``1e-5`` is a number and ``yes`` is
@@ -35,11 +37,17 @@ from typing import Any
 
 from radflow._config import load_config
 from radflow.errors import SettingsError
-from radflow.params.extraction import ExtractionParams, Settings, VoxelSettings, all_feature_classes
+from radflow.params.extraction import (
+    ExtractionParams,
+    MapSummarySettings,
+    Settings,
+    VoxelSettings,
+    all_feature_classes,
+)
 
 __all__ = ["load_params", "params_hash", "params_to_dict"]
 
-_SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting")
+_SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting", "mapSummary")
 _OLD_SECTION_NAMES = {
     "inputImage": "imageType",
     "enabledImageTypes": "imageType",
@@ -97,7 +105,7 @@ def params_to_dict(params: ExtractionParams) -> dict[str, Any]:
     included), floats as floats, interpolators by name, so two files that
     mean the same give the same dict. ``load_params`` reads it back.
     """
-    return {
+    out = {
         "imageType": {
             name: {key: list(v) if isinstance(v, tuple) else v for key, v in custom.items()}
             for name, custom in params.image_types.items()
@@ -109,6 +117,9 @@ def params_to_dict(params: ExtractionParams) -> dict[str, Any]:
         "setting": params.settings.to_mapping(),
         "voxelSetting": params.voxel_settings.to_mapping(),
     }
+    if params.map_summary is not None:  # only when given: files without it keep their hash
+        out["mapSummary"] = params.map_summary.to_mapping()
+    return out
 
 
 def params_hash(params: ExtractionParams) -> str:
@@ -120,6 +131,8 @@ def params_hash(params: ExtractionParams) -> str:
     image type (``log-sigma-1-mm-3D`` vs ``log-sigma-1-0-mm-3D``).
     """
     normalised = _floats(params_to_dict(params))
+    # How much memory a voxel extraction may use changes no value.
+    normalised["voxelSetting"].pop("memoryBudget", None)
     normalised["featureClass"] = {
         name: None if names is None else sorted(names)
         for name, names in normalised["featureClass"].items()
@@ -166,4 +179,7 @@ def _from_mapping(data: Any) -> ExtractionParams:
         feature_classes=dict(feature_classes),
         settings=Settings.from_mapping(data.get("setting")),
         voxel_settings=VoxelSettings.from_mapping(data.get("voxelSetting")),
+        map_summary=(
+            MapSummarySettings.from_mapping(data["mapSummary"]) if "mapSummary" in data else None
+        ),
     )

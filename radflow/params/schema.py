@@ -35,9 +35,12 @@ __all__ = [
     "GLOBAL_ONLY",
     "INTERPOLATOR",
     "LAWS_KERNEL",
+    "MAP_SUMMARY_RULES",
     "PYRADIOMICS_FILTER_KEYS",
     "SETTING_KEYS",
     "SETTING_RULES",
+    "VOXEL_EXTENSION_KEYS",
+    "VOXEL_EXTENSION_RULES",
     "VOXEL_SETTING_KEYS",
     "VOXEL_SETTING_RULES",
     "WAVELET",
@@ -215,6 +218,18 @@ VOXEL_SETTING_KEYS: dict[str, str] = {
     "maskedKernel": "masked_kernel",
     "initValue": "init_value",
     "voxelBatch": "voxel_batch",
+}
+
+#: radflow's own ``voxelSetting`` keys (not PyRadiomics'): rule, and attribute.
+VOXEL_EXTENSION_RULES: dict[str, Rule] = {
+    "memoryBudget": Rule("float", nullable=True, **_POSITIVE),  # MiB
+}
+VOXEL_EXTENSION_KEYS: dict[str, str] = {"memoryBudget": "memory_budget_mib"}
+
+#: radflow's ``mapSummary`` section (statistics of voxel maps as a feature class) -> its rule.
+MAP_SUMMARY_RULES: dict[str, Rule] = {
+    "classes": Rule("mapping", required=True),
+    "statistics": Rule("str", sequence=True, min_length=1),
 }
 
 #: Settings PyRadiomics uses before any filter runs: an ``imageType`` entry cannot change them.

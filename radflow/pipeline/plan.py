@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from radflow.errors import InputError
+from radflow.extraction import map_summary
 from radflow.features.registry import FAMILY_MODULES, features
 from radflow.io.records import roi_key
 from radflow.params.extraction import ExtractionParams
@@ -189,6 +190,7 @@ def feature_columns(params: ExtractionParams) -> tuple[str, ...]:
         if names is None:
             names = [f.name for f in features(family) if f.default]
         columns.extend(f"{family}_{name}" for name in sorted(names))
+    columns.extend(map_summary.feature_columns(params))  # mapSummary: <class>map_<F>_<Stat>
     return tuple(columns)
 
 
