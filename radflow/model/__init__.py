@@ -16,6 +16,8 @@ Modules
 ``combat``      ComBat harmonisation
 ``habitat``     :class:`~radflow.model.habitat.HabitatModel`: intratumour habitats (sub-regions)
                 learnt from co-registered channels
+``habitat_step`` :class:`~radflow.model.habitat_step.HabitatFeatures`: habitat features in a
+                pipeline, the habitat model fitted on the training rows only
 ``fusion``      early and late fusion of modality, clinical and genomic blocks
 ``survival``    survival and binary models
 ``metrics``     C-index, time-dependent AUC, Brier score, Kaplan-Meier, log-rank
@@ -58,6 +60,7 @@ _SUBMODULES = [
     "design",
     "fusion",
     "habitat",
+    "habitat_step",
     "icc",
     "metrics",
     "selection",

@@ -9,23 +9,30 @@ generator, so Dice is computed against it, not against another run of the model.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from sksurv.util import Surv
 
 from radflow.errors import SettingsError
 from radflow.model.habitat import HabitatModel, reassign_small_components
+from radflow.model.habitat_step import HabitatFeatures
+from radflow.model.survival import make_model, model_grid
+from radflow.model.validation import nested_cv
 
 METHODS = ("two-stage", "kmeans", "gmm")
 CORE, RIM = 1, 2  # the core has the lower CT (first channel): habitat 1
 
 
-def _tumour(radius, rng, pad=2):
+def _tumour(radius, rng, pad=2, core_ratio=0.55):
     """Channels (CT HU, PET SUV), ROI mask and core mask of one spherical tumour."""
     n = 2 * (radius + pad) + 1
     z, y, x = np.mgrid[:n, :n, :n] - n // 2
     r = np.sqrt(z**2 + y**2 + x**2)
     mask = r <= radius
-    core = mask & (r <= 0.55 * radius)
+    core = mask & (r <= core_ratio * radius)
     ct = np.where(core, rng.normal(15.0, 5.0, r.shape), rng.normal(45.0, 12.0, r.shape))
     pet = np.where(core, rng.normal(1.5, 0.6, r.shape), rng.normal(8.0, 1.5, r.shape))
     return np.stack([ct, pet]), mask, core
@@ -304,3 +311,107 @@ _LABELS_FROM_1 = (
 )
 def test_sklearn_contract(estimator, check):
     check(estimator)
+
+
+# ------------------------------------------------------------ inside nested validation
+
+
+class SpyHabitatModel(HabitatModel):
+    """A HabitatModel that records, in a class-level log, the ROIs (groups) of each fit."""
+
+    log: list = []
+
+    def fit(self, X, y=None, groups=None):
+        SpyHabitatModel.log.append((frozenset(np.unique(groups)), len(X)))
+        return super().fit(X, y, groups)
+
+
+def _patients(n=30, seed=0):
+    """Patients with one tumour each: necrotic share drawn per patient, hazard rising with it."""
+    rng = np.random.default_rng(seed)
+    ids = [f"P{k:03d}" for k in range(n)]
+    ratio = rng.uniform(0.35, 0.75, n)  # core radius / tumour radius
+    rois, truth = {}, {}
+    for pid, radius, r in zip(ids, rng.integers(3, 6, n), ratio):
+        channels, mask, core = _tumour(int(radius), rng, pad=1, core_ratio=r)
+        rois[pid] = (channels, mask, (2.0, 1.0, 1.0))
+        truth[pid] = core.sum() / mask.sum()
+    frame = pd.DataFrame({"clinical.age": rng.uniform(40, 80, n)}, index=pd.Index(ids))
+    lp = 6.0 * (np.array([truth[p] for p in ids]) - 0.2)
+    time = rng.exponential(np.exp(-lp)) * 10.0
+    censor = rng.uniform(5.0, 30.0, n)
+    y = Surv.from_arrays(time <= censor, np.minimum(time, censor))
+    return frame, y, rois, pd.Series(truth)
+
+
+def test_habitat_features_appended_per_row():
+    X, _, rois, truth = _patients(n=12)
+    rows = list(X.index)
+    del rois[rows[-1]]  # a patient without the ROI
+    step = HabitatFeatures(
+        rois, model=HabitatModel(2, method="kmeans", random_state=0), features=["Fraction"]
+    )
+    out = step.fit(X.iloc[:8]).transform(X)
+    assert list(step.rows_) == rows[:8]
+    assert list(out.columns) == list(step.get_feature_names_out())
+    assert list(out.columns) == [
+        "clinical.age",
+        "habitat.original_habitat_Fraction_1",
+        "habitat.original_habitat_Fraction_2",
+    ]
+    pd.testing.assert_series_equal(out["clinical.age"], X["clinical.age"])
+    # Habitat 1 (low CT) is the necrotic core: its fraction is the generator's core share,
+    # for the training rows and the others alike; no ROI gives NaN.
+    necrotic = out["habitat.original_habitat_Fraction_1"]
+    assert necrotic.iloc[-1:].isna().all()
+    np.testing.assert_allclose(necrotic.iloc[:-1], truth.loc[rows[:-1]], atol=0.05)
+    np.testing.assert_allclose(out.iloc[:-1, 1] + out.iloc[:-1, 2], 1.0)
+    # A function works as the ROI source too.
+    by_function = HabitatFeatures(rois.get, model=step.model, features=["Fraction"])
+    pd.testing.assert_frame_equal(by_function.fit(X.iloc[:8]).transform(X), out)
+    with pytest.raises(TypeError, match="DataFrame"):
+        step.transform(X.to_numpy())
+
+
+def test_habitat_model_fitted_in_training_folds_only():
+    X, y, rois, _ = _patients()
+    pipe = Pipeline(
+        [
+            (
+                "habitats",
+                HabitatFeatures(
+                    rois,
+                    model=SpyHabitatModel(2, method="kmeans", random_state=0),
+                    features=["Fraction", "ITHScore"],
+                ),
+            ),
+            ("scale", StandardScaler()),
+            ("model", make_model("coxnet", l1_ratio=0.5)),
+        ]
+    ).set_output(transform="pandas")
+    SpyHabitatModel.log.clear()
+    result = nested_cv(
+        pipe,
+        X,
+        y,
+        param_grid=model_grid("coxnet", {"alpha": [0.05, 0.2]}),
+        outer_folds=3,
+        inner_folds=2,
+        n_boot=50,
+        seed=1,
+        extra_metrics=(),
+    )
+    folds = result.predictions["fold"]
+    tests = [frozenset(folds.index[folds == f.name]) for f in result.folds]
+    trains = [frozenset(X.index) - t for t in tests]
+    voxels = {pid: int(mask.sum()) for pid, (_, mask, _) in rois.items()}
+    fits_per_fold = 2 * 2 + 1  # inner folds x grid points, then the refit
+    log = SpyHabitatModel.log
+    assert len(log) == len(tests) * fits_per_fold
+    for k, (test, train) in enumerate(zip(tests, trains)):
+        chunk = log[k * fits_per_fold : (k + 1) * fits_per_fold]
+        for seen, n_voxels in chunk:
+            assert not seen & test, f"the habitat model saw test patients of fold {k}"
+            assert seen <= train and n_voxels == sum(voxels[p] for p in seen)
+        assert chunk[-1][0] == train  # the refit: the whole training set
+    assert result.predictions["risk"].notna().all()
