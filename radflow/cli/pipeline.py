@@ -177,7 +177,7 @@ def _cmd_maps(args) -> int:
         retries=args.retries,
     )
     print(summary.report())
-    return 1 if summary.failed else 0
+    return 1 if summary.new_failures else 0  # known failures are listed, not alarmed on
 
 
 def _existing_table(table: str) -> Path:
@@ -331,7 +331,9 @@ def add_commands(subparsers) -> None:
         "type) of STORE with the parameter file PARAMS (its voxelSetting) on a Dask cluster, and "
         "write each map as an OME-Zarr image on the series' grid under "
         "STORE/<case>/<series>/maps/<feature set>/<roi>/. Failures go to "
-        "STORE/.maps-errors/<feature set>.json; exit code 1 if a unit failed.",
+        "STORE/.maps-errors/<feature set>.json; exit code 1 if a unit failed for a new reason "
+        "(known permanent failures are listed; --incremental does not retry them until their "
+        "input or parameters change).",
     )
     p.add_argument("store", metavar="STORE", help="volume store folder (radflow ingest)")
     add_params(p, required=True)

@@ -72,8 +72,8 @@ __all__ = [
     "skipped_note",
 ]
 
-#: The classes voxel mode skips, as PyRadiomics does.
-SHAPE_CLASSES = ("shape", "shape2D")
+#: The classes voxel mode skips, as PyRadiomics does (and radflow's skeleton, a shape class too).
+SHAPE_CLASSES = ("shape", "shape2D", "skeleton")
 #: The diagnostics entry naming the enabled shape classes voxel mode skips.
 SKIPPED_KEY = "diagnostics_VoxelBased_SkippedClasses"
 #: Features PyRadiomics' voxel mode returns as maps of ``initValue`` (its methods raise
@@ -203,7 +203,8 @@ def check_memory(
 
 
 def _mib(n_bytes: int) -> str:
-    return f"{n_bytes / 2**20:,.1f}"
+    mib = n_bytes / 2**20
+    return f"{mib:,.1f}" if mib >= 1 else f"{mib:.3f}"
 
 
 def skipped_note(params: ExtractionParams) -> dict[str, str]:

@@ -34,6 +34,7 @@ run``'s errors table) and never stops the others; its maps are left as they were
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -56,7 +57,13 @@ from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import RadflowError, SettingsError
 from radflow.extraction.extractor import extract
-from radflow.extraction.voxel import DECLINED, SHAPE_CLASSES, padded_box
+from radflow.extraction.voxel import (
+    DECLINED,
+    SHAPE_CLASSES,
+    MemoryBudgetError,
+    check_memory,
+    padded_box,
+)
 from radflow.features import voxel as voxel_features
 from radflow.features._directions import offsets
 from radflow.features.registry import features
@@ -77,7 +84,17 @@ from radflow.store.source import box_image
 dask = load("dask")
 distributed = load("distributed")
 
-__all__ = ["MapTask", "MapsSummary", "compute_maps", "errors_file", "maps", "plan_maps"]
+__all__ = [
+    "MapTask",
+    "MapsSummary",
+    "RegionStats",
+    "compute_maps",
+    "errors_file",
+    "maps",
+    "plan_maps",
+    "region_stats",
+    "unit_stats",
+]
 
 _ERRORS = ".maps-errors"
 
@@ -117,14 +134,25 @@ class MapsSummary:
     maps_written: int = 0
     skipped: int = 0
     failed: int = 0
+    known_failed: int = 0
     removed: int = 0
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
+    known_messages: list[str] = field(default_factory=list)
+
+    @property
+    def new_failures(self) -> int:
+        """Failures not known before this run: ``radflow maps`` exits 1 when > 0."""
+        return self.failed - self.known_failed
 
     def report(self) -> str:
         lines = [f"feature maps in {self.store}  (feature_set={self.feature_set})"]
-        if self.computed == 0 and self.failed == 0:
-            lines.append(f"nothing to compute: all {self.skipped} unit(s) are up to date")
+        if self.computed == 0 and self.new_failures == 0:
+            known = f" ({self.known_failed} known failure(s))" if self.known_failed else ""
+            lines.append(f"nothing to compute: all {self.skipped} unit(s) are up to date{known}")
+        failed = self.failed
+        if self.known_failed:
+            failed = f"{self.failed}  (new {self.new_failures}, known {self.known_failed})"
         for name, value in (
             ("series in store", self.series),
             ("units planned", self.units),
@@ -132,14 +160,25 @@ class MapsSummary:
             ("computed", self.computed),
             ("maps written", self.maps_written),
             ("skipped (unchanged)", self.skipped),
-            ("failed", self.failed),
+            ("failed", failed),
             ("ROI maps removed", self.removed),
             ("time", f"{self.seconds:.1f} s"),
         ):
             lines.append(f"  {name:<22}{value}")
-        if self.failed:
-            lines.append(f"failures (errors record: {errors_file(self.store, self.feature_set)}):")
-            lines += [f"  {m}" for m in self.messages[:20]]
+        record = errors_file(self.store, self.feature_set)
+        for count, messages, title in (
+            (self.new_failures, self.messages, "failures"),
+            (
+                self.known_failed,
+                self.known_messages,
+                "known failures, not retried until their input or parameters change",
+            ),
+        ):
+            if count:
+                lines.append(f"{title} (errors record: {record}):")
+                lines += [f"  {m}" for m in messages[:20]]
+                if count > len(messages[:20]):
+                    lines.append(f"  ... and {count - len(messages[:20])} more")
         return "\n".join(lines)
 
 
@@ -228,17 +267,18 @@ def _grid_index(store, case, series, image: sitk.Image) -> tuple[int, int, int]:
     return tuple(round(v) for v in index[::-1])
 
 
-def _whole(task: MapTask):
+def _whole(task: MapTask, params: ExtractionParams | None = None):
     """A unit in one piece: ``radflow.extract(..., voxel_based=True)`` on the store."""
     unit = task.unit
-    if unit.params.settings.resampling:
+    params = unit.params if params is None else params
+    if params.settings.resampling:
         raise SettingsError(
             "radflow maps writes the maps on the series' grid: remove resampledPixelSpacing "
             "(or use radflow extract --mode voxel for resampled maps)"
         )
     image = open_volume(unit.store, unit.case, unit.series)
     mask = open_label(unit.store, unit.case, unit.series, unit.label_key)
-    result = extract(image, mask, unit.params, label=unit.label, voxel_based=True)
+    result = extract(image, mask, params, label=unit.label, voxel_based=True)
     maps = {k: v for k, v in result.items() if isinstance(v, sitk.Image)}
     if not maps:
         return None, {}
@@ -290,50 +330,134 @@ def _empty_offsets(kernel_mask, centres, steps, half) -> np.ndarray:
     return empty
 
 
-def _piece(task: MapTask):
-    """One chunk-aligned piece of a unit (see the module docstring)."""
+@dataclass(frozen=True)
+class RegionStats:
+    """What every piece of a split unit takes from the whole ROI (small; one task per unit).
+
+    ``box``: the ROI box padded by ``kernelRadius`` (the maps' box). Per discretisation (key:
+    whether the float64 copy is binned, as PyRadiomics' firstorder does, or the stored dtype):
+    the bin ``edges``, ``n_levels`` (PyRadiomics' ROI-level Ng) and ``n_present`` (grey levels
+    present in the kernel region). ``empty_steps``: GLCM offset ``(dz, dy, dx)`` -> True when no
+    kernel of the ROI holds a pair along it (None without GLCM or with ``weightingNorm``).
+    """
+
+    box: tuple[tuple[int, int], ...]
+    edges: dict[bool, np.ndarray]
+    n_levels: dict[bool, int]
+    n_present: dict[bool, int]
+    empty_steps: dict[tuple[int, int, int], bool] | None = None
+
+
+def _as64(cls: str, dtype) -> bool:
+    """Whether a class bins the float64 copy (PyRadiomics' firstorder) or the stored values."""
+    return cls == "firstorder" or dtype == np.float64
+
+
+def region_stats(task: MapTask, params: ExtractionParams) -> RegionStats:
+    """The whole-ROI properties the pieces of ``task``'s unit share (reads the padded ROI box)."""
     unit = task.unit
-    params = unit.params
     vs = params.voxel_settings
     s = params.settings_for("Original")
     image = open_volume(unit.store, unit.case, unit.series)
     mask = open_label(unit.store, unit.case, unit.series, unit.label_key)
     shape = tuple(int(n) for n in image.shape)
-    roi_box = tuple(slice(a, b) for a, b in task.roi_box)
-    box = padded_box(roi_box, shape, params)
+    box = padded_box(tuple(slice(a, b) for a, b in task.roi_box), shape, params)
     values = sitk.GetArrayFromImage(box_image(image, box))
     roi = sitk.GetArrayFromImage(box_image(mask, box)) == unit.label
     kernel_mask = roi if vs.masked_kernel else np.ones(roi.shape, dtype=bool)
+    edges, n_levels, n_present = {}, {}, {}
+    classes = _classes(params)
+    for cls in classes:
+        as64 = _as64(cls, values.dtype)
+        if as64 in edges:
+            continue
+        levels, edges[as64] = discretise(
+            values.astype(np.float64) if as64 else values,
+            kernel_mask,
+            bin_width=s.bin_width,
+            bin_count=s.bin_count,
+        )
+        n_levels[as64] = int(levels.max())
+        n_present[as64] = len(np.unique(levels[kernel_mask]))
+    empty = None
+    if "glcm" in classes and s.weighting_norm is None:
+        steps = offsets(
+            s.distances, bool(s.force_2d), s.force_2d_dimension, False, size_zyx=roi.shape
+        )
+        half = half_widths(vs.kernel_radius, bool(s.force_2d), s.force_2d_dimension)
+        flags = _empty_offsets(kernel_mask, np.argwhere(roi), steps, half)
+        empty = {tuple(int(v) for v in step): bool(f) for step, f in zip(steps, flags)}
+    return RegionStats(tuple((b.start, b.stop) for b in box), edges, n_levels, n_present, empty)
+
+
+def _piece(task: MapTask, stats: RegionStats, params: ExtractionParams, *, whole: bool = False):
+    """One chunk-aligned piece of a unit (see the module docstring).
+
+    Reads the piece grown by a halo of ``max(kernelRadius, largest distance)`` voxels, clipped to
+    the maps' box (``whole``: the maps' box itself); the discretisation and the GLCM offsets
+    come from ``stats``.
+    """
+    unit = task.unit
+    vs = params.voxel_settings
+    s = params.settings_for("Original")
+    classes = _classes(params)
+    box = tuple(slice(a, b) for a, b in stats.box)
+    # The halo holds every kernel of the piece's voxels, and is wider than the longest offset
+    # unless the maps' box itself is not: the offsets PyRadiomics keeps for the box are kept.
+    halo = max(vs.kernel_radius, *s.distances)
+    read = (
+        box
+        if whole
+        else tuple(
+            slice(max(a - halo, b.start), min(c + halo, b.stop))
+            for (a, c), b in zip(task.piece, box)
+        )
+    )
+    check_memory(
+        tuple(r.stop - r.start for r in read),
+        params,
+        classes,
+        lambda cls, _: _default_names(cls),
+        images_at_once=1,
+        what="radflow maps (one piece)",
+    )
+    image = open_volume(unit.store, unit.case, unit.series)
+    mask = open_label(unit.store, unit.case, unit.series, unit.label_key)
+    values = sitk.GetArrayFromImage(box_image(image, read))
+    roi = sitk.GetArrayFromImage(box_image(mask, read)) == unit.label
+    kernel_mask = roi if vs.masked_kernel else np.ones(roi.shape, dtype=bool)
     spacing_zyx = _spacing(unit)
-    piece_local = tuple(slice(a - b.start, c - b.start) for (a, c), b in zip(task.piece, box))
+    piece_local = tuple(slice(a - r.start, c - r.start) for (a, c), r in zip(task.piece, read))
     in_piece = np.zeros(roi.shape, dtype=bool)
     in_piece[piece_local] = True
-    all_centres = np.argwhere(roi)
     centres = np.argwhere(roi & in_piece)
     image64 = values.astype(np.float64)
-    binned_cache: dict[bool, tuple[np.ndarray, int]] = {}
+    binned: dict[bool, np.ndarray] = {}
     out: dict[str, np.ndarray] = {}
     piece_roi = roi[piece_local]
-    for cls, names in _classes(params).items():
+    for cls, names in classes.items():
         requested = list(names) if names is not None else _default_names(cls)
         computed = [n for n in requested if n not in DECLINED.get(cls, frozenset())]
-        as64 = cls == "firstorder" or values.dtype == np.float64
-        if as64 not in binned_cache:
-            levels, _ = discretise(
-                image64 if as64 else values,
-                kernel_mask,
-                bin_width=s.bin_width,
-                bin_count=s.bin_count,
-            )
-            binned_cache[as64] = (levels, int(levels.max()))
-        levels, n_levels = binned_cache[as64]
+        as64 = _as64(cls, values.dtype)
+        if as64 not in binned:
+            levels = np.zeros(roi.shape, dtype=np.int32)
+            source = image64 if as64 else values
+            levels[kernel_mask] = np.digitize(source[kernel_mask], stats.edges[as64])
+            binned[as64] = levels
+        levels, n_levels = binned[as64], stats.n_levels[as64]
         extra = {}
-        if cls == "glcm" and s.weighting_norm is None:
+        if cls == "glcm" and computed and len(centres) and not whole:
+            # GLCM's MCC is 1 everywhere for a ROI of one grey level: a piece whose own box
+            # holds one level while the ROI holds more is computed on the whole box.
+            if len(np.unique(levels[kernel_mask])) < 2 <= stats.n_present[as64]:
+                return _piece(task, stats, params, whole=True)
+        if cls == "glcm" and stats.empty_steps is not None:
             steps = offsets(
                 s.distances, bool(s.force_2d), s.force_2d_dimension, False, size_zyx=levels.shape
             )
-            half = half_widths(vs.kernel_radius, bool(s.force_2d), s.force_2d_dimension)
-            extra["empty_offsets"] = _empty_offsets(kernel_mask, all_centres, steps, half)
+            extra["empty_offsets"] = np.array(
+                [stats.empty_steps[tuple(int(v) for v in step)] for step in steps], dtype=bool
+            )
         result = (
             getattr(voxel_features, cls).compute_maps(
                 image64,
@@ -371,18 +495,55 @@ def _default_names(cls: str) -> list[str]:
     return [f.name for f in features(cls) if f.default]
 
 
-def compute_maps(task: MapTask):
-    """Run one map task on a worker: ``(box on the series grid, {name: float32 array})``.
+def _worker_params(params: ExtractionParams) -> ExtractionParams:
+    """``params`` with the Dask worker's memory limit as the budget, when the file sets none."""
+    if params.voxel_settings.memory_budget_mib is not None:
+        return params
+    try:
+        worker = distributed.get_worker()
+    except ValueError:  # not on a worker (a direct call)
+        return params
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    if not limit:
+        return params
+    vs = dataclasses.replace(params.voxel_settings, memory_budget_mib=limit / 2**20)
+    return dataclasses.replace(params, voxel_settings=vs)
 
-    Bad input is returned as a :class:`~radflow.pipeline.tasks.TaskError` (not retried);
-    anything else is raised, for Dask to retry and then report.
-    """
+
+def _task_error(exc: RadflowError) -> TaskError:
+    # A damaged chunk may be restored, a worker with more memory may run it: not permanent.
+    permanent = not isinstance(exc, (DamagedChunkError, MemoryBudgetError))
+    return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
+
+
+def unit_stats(task: MapTask) -> RegionStats | TaskError:
+    """Run :func:`region_stats` on a worker (bad input returned as a TaskError)."""
     try:
         with dask.config.set(scheduler="synchronous"):
-            return _whole(task) if task.piece is None else _piece(task)
+            return region_stats(task, _worker_params(task.unit.params))
     except RadflowError as exc:
-        permanent = not isinstance(exc, DamagedChunkError)
-        return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
+        return _task_error(exc)
+
+
+def compute_maps(task: MapTask, stats: RegionStats | TaskError | None = None):
+    """Run one map task on a worker: ``(box on the series grid, {name: float32 array})``.
+
+    A piece takes its unit's :func:`unit_stats` (computed here when not given). Bad input is
+    returned as a :class:`~radflow.pipeline.tasks.TaskError` (not retried); anything else is
+    raised, for Dask to retry and then report.
+    """
+    if isinstance(stats, TaskError):  # the unit's stats failed: so do its pieces
+        return stats
+    try:
+        params = _worker_params(task.unit.params)
+        with dask.config.set(scheduler="synchronous"):
+            if task.piece is None:
+                return _whole(task, params)
+            if stats is None:
+                stats = region_stats(task, params)
+            return _piece(task, stats, params)
+    except RadflowError as exc:
+        return _task_error(exc)
 
 
 def _error_row(task: MapTask, error_type: str, message: str, tb: str, permanent: bool) -> dict:
@@ -455,26 +616,41 @@ def maps(
         skipped=skipped,
     )
     errors: list[dict] = []
+    record = errors_file(plan.store, plan.feature_set)
+    # Permanent failures recorded by this radflow version, by task key: a unit whose key is
+    # unchanged (same series, label, ROI and parameters) fails again the same way.
+    previous = {
+        row["task_key"]: row
+        for row in _read_errors(record)
+        if row.get("permanent") and row.get("radflow_version") == __version__
+    }
+    if incremental:
+        known = {t.key: previous[t.key] for t in todo if t.key in previous}
+        for row in known.values():
+            errors.append(row)
+            _count_failure(summary, row, _message(row), known=True)
+        todo = [t for t in todo if t.key not in known]
+        summary.tasks = len(todo)
     for failure in plan.failures:
-        summary.failed += 1
-        summary.messages.append(f"{failure.case}/{failure.series}: {failure.message}")
-        errors.append(
-            {
-                "case_id": failure.case,
-                "series_id": failure.series,
-                "task_key": failure.key,
-                "error_type": failure.error_type,
-                "message": failure.message,
-                "permanent": failure.permanent,
-                "radflow_version": __version__,
-            }
-        )
+        row = {
+            "case_id": failure.case,
+            "series_id": failure.series,
+            "task_key": failure.key,
+            "error_type": failure.error_type,
+            "message": failure.message,
+            "permanent": failure.permanent,
+            "radflow_version": __version__,
+        }
+        errors.append(row)
+        message = f"{failure.case}/{failure.series}: {failure.message}"
+        _count_failure(summary, row, message, known=_is_known(row, previous))
     if todo:
         _execute(
             todo,
             plan.feature_set,
             summary,
             errors,
+            previous,
             scheduler,
             workers,
             cluster,
@@ -514,6 +690,45 @@ def _remove_stale(plan) -> int:
     return removed
 
 
+def _read_errors(path: Path) -> list[dict]:
+    """The rows of an errors record (none when it is missing or unreadable)."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return (
+        [r for r in rows if isinstance(r, dict) and "task_key" in r]
+        if isinstance(rows, list)
+        else []
+    )
+
+
+def _is_known(row: dict, previous: Mapping[str, dict]) -> bool:
+    """Whether the record held this permanent failure already (same key, type and message)."""
+    before = previous.get(row["task_key"])
+    return bool(
+        row.get("permanent")
+        and before is not None
+        and (before["error_type"], before["message"]) == (row["error_type"], row["message"])
+    )
+
+
+def _message(row: dict) -> str:
+    where = f"{row['case_id']}/{row['series_id']}"
+    if row.get("label_key") is not None:
+        where += f"/{row['label_key']}:{row['label']} [{row.get('image_type_group')}]"
+    return f"{where}: {row['error_type']}: {row['message']}"
+
+
+def _count_failure(summary: MapsSummary, row: dict, message: str, *, known: bool) -> None:
+    summary.failed += 1
+    if known:
+        summary.known_failed += 1
+        summary.known_messages.append(message)
+    else:
+        summary.messages.append(message)
+
+
 def _write_errors(path: Path, rows: list[dict]) -> None:
     if not rows and not path.exists():
         return
@@ -526,6 +741,7 @@ def _execute(
     feature_set,
     summary,
     errors,
+    previous,
     scheduler,
     workers,
     cluster,
@@ -541,8 +757,20 @@ def _execute(
         scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
     ) as client:
         client.register_plugin(SingleThreadedLibraries())
+        # One task per split unit reads its whole ROI for what the pieces share; each piece
+        # then reads its own chunk and halo only.
+        first = {t.key: t for t in reversed(todo) if t.piece is not None}
+        stats = {
+            key: client.submit(unit_stats, t, key=f"{key}-stats", retries=retries, pure=False)
+            for key, t in first.items()
+        }
         futures = client.map(
-            compute_maps, todo, key=[t.piece_key for t in todo], retries=retries, pure=False
+            compute_maps,
+            todo,
+            [stats.get(t.key) for t in todo],
+            key=[t.piece_key for t in todo],
+            retries=retries,
+            pure=False,
         )
         for future in distributed.as_completed(futures, loop=client.loop):
             task = by_key[future.key]
@@ -566,11 +794,8 @@ def _execute(
                 if task.key not in failed_units:
                     failed_units.add(task.key)
                     errors.append(error)
-                    summary.failed += 1
-                    unit = task.unit
-                    summary.messages.append(
-                        f"{unit.case}/{unit.series}/{unit.label_key}:{unit.label} "
-                        f"[{unit.group}]: {error['error_type']}: {error['message']}"
+                    _count_failure(
+                        summary, error, _message(error), known=_is_known(error, previous)
                     )
                 parts.pop(task.key, None)
                 continue

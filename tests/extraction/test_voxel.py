@@ -23,6 +23,7 @@ from radflow.cli import main
 from radflow.errors import SettingsError
 from radflow.extraction import voxel
 from radflow.extraction.batch import extract_batch
+from radflow.params.pyradiomics_params import load_params
 
 PYRADIOMICS = Path(sys.executable).with_name("pyradiomics")
 PARAMS = {
@@ -232,3 +233,50 @@ def test_store_volume_gives_the_maps_of_the_files(tmp_path):
         np.testing.assert_allclose(
             sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b), rtol=1e-6, atol=1e-9
         )
+
+
+def test_command_line_bad_input_one_line_each(tmp_path, capsys):
+    """kernelRadius < 1, only shape classes, maps over the memory budget: exit 2, one line."""
+    image, mask, _ = _case(tmp_path)
+    cases = {
+        "radius.yaml": (
+            {**PARAMS, "voxelSetting": {"kernelRadius": 0}},
+            ["'kernelRadius'", "> 0"],
+        ),
+        "shape.yaml": ({"featureClass": {"shape": None}}, ["no shape features", "firstorder"]),
+        # ROI box 4 x 5 x 7 grown by 1 and clipped at x = 0: 6 x 7 x 8 = 336 voxels; 3 maps
+        # and 1 filtered box of float64: 336 * 8 * 4 = 10,752 bytes > 0.01 MiB (10,485 bytes)
+        "budget.yaml": (
+            {**PARAMS, "voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.01}},
+            ["3 map(s) of 6 x 7 x 8 voxels", "memory budget of 0.010 MiB", "radflow maps"],
+        ),
+    }
+    for name, (params, words) in cases.items():
+        (tmp_path / name).write_text(yaml.safe_dump(params))
+        argv = ["extract", str(image), str(mask), "-p", str(tmp_path / name), "--mode", "voxel"]
+        assert main([*argv, "--out-dir", str(tmp_path / "out")]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+        for word in words:
+            assert word in err, (name, err)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    # just enough budget: the same call runs
+    params = {**PARAMS, "voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.011}}
+    out = radflow.extract(str(image), str(mask), params, voxel_based=True)
+    assert "original_firstorder_Mean" in out
+
+
+def test_memory_budget_default_is_half_the_available_memory(monkeypatch):
+    monkeypatch.setattr(voxel, "available_memory_bytes", lambda: 2 * 2**30)
+    params = load_params({"featureClass": {"glcm": None}})
+    assert voxel.memory_budget_bytes(params) == 2**30
+    # 24 GLCM maps + 1 filtered box on 200^3 voxels: 25 * 8 * 8e6 = 1.6 GB > 1 GiB
+    with pytest.raises(voxel.MemoryBudgetError, match="half the available memory"):
+        voxel.check_memory((200, 200, 200), params, params.feature_classes, _defaults)
+    voxel.check_memory((100, 200, 200), params, params.feature_classes, _defaults)  # 0.8 GB
+
+
+def _defaults(cls, _):
+    from radflow.extraction.extractor import _feature_names
+
+    return _feature_names(cls, None)

@@ -21,6 +21,7 @@ import SimpleITK as sitk
 from radflow.cli import main
 from radflow.io.records import LabelMap
 from radflow.pipeline.maps import MapTask, _whole, compute_maps, errors_file, maps, plan_maps
+from radflow.pipeline.tasks import TaskError
 from radflow.store.maps import list_maps, read_map, roi_folder
 from radflow.store.write import add_label, write_series
 
@@ -275,3 +276,133 @@ def test_maps_of_a_removed_roi_are_removed(tmp_path, cluster):
     again = maps(root, params, scheduler=cluster, progress=False, incremental=True)
     assert (again.computed, again.removed) == (1, 1), again.report()
     assert set(list_maps(root, "c1", "s1")[first.feature_set]) == {"gtv-1"}
+
+
+def test_known_permanent_failures_are_not_retried_until_their_input_changes(
+    tmp_path, cluster, capsys
+):
+    root = tmp_path / "store"
+    _series(root, "c1", "s1", seed=7)
+    params = {
+        "featureClass": {"firstorder": ["Mean"]},
+        "setting": {"binWidth": 25, "minimumROISize": 100},  # the node (ROI 2) fails
+        "voxelSetting": {"kernelRadius": 1},
+    }
+    first = maps(root, params, scheduler=cluster, progress=False)
+    assert (first.failed, first.known_failed, first.new_failures) == (1, 0, 1), first.report()
+    record = errors_file(root, first.feature_set)
+    row = json.loads(record.read_text())[0]
+    assert row["label"] == 2 and row["permanent"]
+    again = maps(root, params, scheduler=cluster, progress=False, incremental=True)
+    assert (again.tasks, again.computed, again.skipped) == (0, 0, 1), again.report()
+    assert (again.failed, again.known_failed, again.new_failures) == (1, 1, 0)
+    assert "known failures, not retried" in again.report()
+    assert json.loads(record.read_text()) == [row]  # kept as it was
+    # the command: a known failure is listed, exit 0
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(json.dumps(params))
+    argv = ["maps", str(root), "-p", str(params_file), "--scheduler", cluster, "-q"]
+    assert main([*argv, "--incremental"]) == 0
+    assert "known 1" in capsys.readouterr().out
+    # a run without --incremental retries it: same failure, still known
+    full = maps(root, params, scheduler=cluster, progress=False)
+    assert (full.computed, full.failed, full.known_failed) == (1, 1, 1), full.report()
+    # the series ingested again (new content fingerprint): a new key, so it runs again, and the
+    # record keeps nothing of the old key
+    _series(root, "c1", "s1", seed=7, version="v2")
+    changed = maps(root, params, scheduler=cluster, progress=False, incremental=True)
+    assert (changed.computed, changed.failed, changed.new_failures) == (1, 1, 1)
+    rows = json.loads(record.read_text())
+    _, todo, _, _ = plan_maps(root, params)
+    assert [r["task_key"] for r in rows] != [row["task_key"]]
+    assert {r["task_key"] for r in rows} <= {t.key for t in todo}
+    assert main(argv) == 0  # retried without --incremental: the same, known, failure
+    assert "known 1" in capsys.readouterr().out
+
+
+def test_pieces_read_only_their_chunk_and_halo(tmp_path, monkeypatch):
+    import radflow.pipeline.maps as pipeline_maps
+
+    _series(tmp_path / "store", "c1", "s1", seed=8)
+    params = {
+        "featureClass": {"glcm": ["JointAverage", "MCC"], "firstorder": ["Entropy"]},
+        "setting": {"binWidth": 25, "distances": [1, 2]},
+        "voxelSetting": {"kernelRadius": 1},
+    }
+    _, todo, _, _ = plan_maps(tmp_path / "store", params, piece_zyx=PIECE)
+    tumour = [t for t in todo if t.unit.label == 1]
+    stats = pipeline_maps.region_stats(tumour[0], tumour[0].unit.params)
+    reads = []
+    real = pipeline_maps.box_image
+
+    def recording(array, box):
+        reads.append(tuple((b.start, b.stop) for b in box))
+        return real(array, box)
+
+    monkeypatch.setattr(pipeline_maps, "box_image", recording)
+    for task in tumour:
+        reads.clear()
+        compute_maps(task, stats)
+        assert len(reads) == 2  # image and mask
+        for box in reads:
+            for (a, b), (p, q), (lo, hi) in zip(box, task.piece, stats.box):
+                # halo: max(kernelRadius 1, longest distance 2), clipped to the maps' box
+                assert (a, b) == (max(p - 2, lo), min(q + 2, hi))
+
+
+def test_a_piece_of_one_grey_level_in_a_roi_of_several_equals_one_piece(tmp_path):
+    """GLCM MCC is 1 only for a whole ROI of one level: such a piece uses the whole box."""
+    rng = np.random.default_rng(9)
+    shape = (14, 30, 30)
+    values = np.full(shape, 40, np.int16)
+    values[:, :, :12] = rng.normal(40, 80, (14, 30, 12)).astype(np.int16)
+    image = sitk.GetImageFromArray(values)
+    mask = np.zeros(shape, np.uint8)
+    mask[2:12, 4:26, 3:27] = 1
+    label = sitk.GetImageFromArray(mask)
+    label.CopyInformation(image)
+    write_series(
+        tmp_path / "store",
+        "c1",
+        "s1",
+        image,
+        [LabelMap("gtv", "labelmap", label, {1: "tumour"})],
+        attrs={"modality": "CT", "institution": "inst", "case": "c1"},
+        fingerprint="fp",
+    )
+    params = {
+        "featureClass": {"glcm": ["MCC", "Contrast"]},
+        "setting": {"binWidth": 25},
+        "voxelSetting": {"kernelRadius": 1},
+    }
+    _, todo, _, _ = plan_maps(tmp_path / "store", params, piece_zyx=PIECE)
+    assert len(todo) > 4
+    stitched = {}
+    for task in todo:
+        box, values_ = compute_maps(task)
+        for name, array in values_.items():
+            stitched.setdefault(name, np.full(shape, np.nan, np.float32))[box] = array
+    box, expected = _whole(MapTask("k", todo[0].unit))
+    mcc = np.full(shape, np.nan, np.float32)
+    mcc[box] = expected["original_glcm_MCC"]
+    assert np.nanmax(mcc[:, :, 20:]) == 0.0  # one level there: 0, not the flat-ROI 1
+    for name, values_ in expected.items():
+        one_piece = np.full(shape, np.nan, dtype=np.float32)
+        one_piece[box] = values_
+        np.testing.assert_array_equal(stitched[name], one_piece, err_msg=name)
+
+
+def test_maps_over_the_memory_budget_fail_clearly_and_not_permanently(tmp_path):
+    _series(tmp_path / "store", "c1", "s1", seed=10)
+    params = {
+        "featureClass": {"glcm": None},
+        "voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.01},
+    }
+    _, todo, _, _ = plan_maps(tmp_path / "store", params, piece_zyx=PIECE)
+    whole = next(t for t in todo if t.piece is None)
+    piece = next(t for t in todo if t.piece is not None)
+    for task in (whole, piece):
+        error = compute_maps(task)
+        assert isinstance(error, TaskError), task
+        assert error.error_type == "MemoryBudgetError" and not error.permanent
+        assert "24 map(s) of" in error.message and "memory budget of 0.010 MiB" in error.message
