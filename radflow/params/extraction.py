@@ -283,6 +283,9 @@ class VoxelSettings:
         return mapping
 
 
+#: The classes that have voxel-based maps (PyRadiomics' voxel mode): what ``mapSummary`` takes.
+_MAP_CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
 #: The statistics ``mapSummary`` computes when its file names none.
 DEFAULT_MAP_STATISTICS = (
     "Mean", "StandardDeviation", "10Percentile", "25Percentile", "Median", "75Percentile",
@@ -320,8 +323,8 @@ class MapSummarySettings:
             )
         classes: dict[str, tuple[str, ...] | None] = {}
         for name, names in self.classes.items():
-            if name not in FEATURE_CLASSES or name in ("shape", "shape2D"):
-                known = [c for c in FEATURE_CLASSES if c not in ("shape", "shape2D")]
+            if name not in _MAP_CLASSES:
+                known = _MAP_CLASSES
                 what = "has no voxel-based map" if name in FEATURE_CLASSES else "is not known"
                 raise SettingsError(
                     f"{where} class {name!r} {what}{suggest(str(name), known)}; "
