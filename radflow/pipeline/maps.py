@@ -13,23 +13,35 @@ where PyRadiomics gives NaN.
 
 Large regions. A unit whose ROI box spans more than one chunk of the series (or of
 ``piece_zyx``) is split into chunk-aligned pieces, one task each: a piece computes the maps at
-the ROI voxels inside its chunk only. The discretisation (PyRadiomics' bin edges and ``Ng``)
-and the GLCM offsets that are empty in every kernel are properties of the whole region, so
-each piece derives them from the whole padded ROI box (a read of the intensities and the mask,
-cheap beside the kernels) and computes its kernels only at its own centres, whose reach is its
-chunk plus a halo of ``kernelRadius`` voxels; the stitched maps equal those of one piece
-exactly. Splitting needs the maps on the stored grid with the stored intensities, so it
-applies to the ``Original`` image type without resampling, ``preCrop``, normalisation or
-re-segmentation; other units run in one piece (filters read their own margin there).
+the ROI voxels inside its chunk only, and reads only its chunk plus a halo of
+``max(kernelRadius, largest distance)`` voxels (clipped to the ROI box padded by
+``kernelRadius``): every kernel of its voxels, and every GLCM offset the padded box keeps. What
+belongs to the whole region (PyRadiomics' bin edges and ``Ng``, the grey levels present, the
+GLCM offsets empty in every kernel) comes from one small task per unit, :func:`unit_stats`,
+that reads the padded ROI box once; the stitched maps equal those of one piece exactly. (A
+piece whose own box holds one grey level of a ROI that has more is computed on the padded box:
+GLCM's MCC is 1 for a ROI of one level, which the piece alone cannot tell.) Splitting needs the
+maps on the stored grid with the stored intensities, so it applies to the ``Original`` image
+type without resampling, ``preCrop``, normalisation or re-segmentation; other units run in one
+piece (filters read their own margin there).
 
 Maps with ``resampledPixelSpacing`` would not lie on the series' grid: such units fail (a
 settings error in the errors record). Each unit's pieces are kept by the client until the last
 one arrives, then stitched and written (the client is the only writer).
 
+Memory. A task refuses maps above ``voxelSetting: memoryBudget`` (default here: the Dask
+worker's memory limit) before computing them (:func:`radflow.extraction.voxel.check_memory`),
+a failure that is not permanent (a larger worker may run it).
+
 Errors. A unit that fails (bad input: a :class:`~radflow.pipeline.tasks.TaskError`; or an
 exception on the worker) is recorded in the errors record
 ``STORE/.maps-errors/<feature set>.json`` (one row per failed unit, the fields of ``radflow
-run``'s errors table) and never stops the others; its maps are left as they were.
+run``'s errors table) and never stops the others; its maps are left as they were. As in
+``radflow run``, a ``permanent`` failure (bad input) is *known* to the next run while the
+unit's key (series fingerprint, label, ROI, parameters) and radflow's version are the same: an
+incremental run does not retry it and keeps its row; :attr:`MapsSummary.new_failures` counts the
+others (``radflow maps`` exits 1 on those). The record is rewritten by every run with the rows
+of its planned units only, so rows of series ingested again or ROIs removed do not linger.
 """
 
 from __future__ import annotations
