@@ -15,7 +15,7 @@ their order are PyRadiomics':
    ``geometryTolerance`` (``correctMask`` resamples the mask), at least
    ``minimumROIDimensions`` axes, more than ``minimumROISize`` voxels;
 5. ``resegmentRange``: re-segment, then check the mask again;
-6. shape (and shape2D) on the original image, cropped to the ROI box
+6. shape (and shape2D, and radflow's skeleton) on the original image, cropped to the ROI box
    (``resegmentShape`` picks the mask);
 7. each enabled image type in file order, each filtered image cropped to the
    ROI box, discretised once and shared by first order and the texture
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NOT_RETURNED", "extract", "warmup"]
 
-_SHAPE = ("shape", "shape2D")
+_SHAPE = ("shape", "shape2D", "skeleton")  # on the mask, once per ROI
 _INTENSITY_TYPES = frozenset(
     {"Square", "SquareRoot", "Logarithm", "Exponential"}
 )  # scaled by the volume's max |x|
@@ -700,6 +700,18 @@ class _Extraction:
                 values = family_module("shape").compute(
                     roi, spacing_zyx=spacing_zyx, features=names
                 )
+            elif name == "skeleton":
+                try:
+                    values = family_module("skeleton").compute(
+                        roi,
+                        spacing_zyx=spacing_zyx,
+                        skeleton_spacing=s.skeleton_spacing,
+                        features=names,
+                    )
+                except ValueError as exc:  # an ROI lost on the skeleton grid: this mask's fault
+                    if isinstance(exc, (InputError, SettingsError)):
+                        raise
+                    raise InputError(self.volume.mask_source, f"skeleton: {exc}") from None
             else:
                 if not (s.force_2d and box.size_xyz[s.force_2d_dimension] > 1):
                     # PyRadiomics logs a warning and skips shape2D (see the module docstring).

@@ -22,5 +22,6 @@ __getattr__, __dir__, __all__ = attach(
         "registry",
         "shape",
         "shape2d",
+        "skeleton",
     ],
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from radflow import features as _families  # family modules load on first use
 
 #: Family modules in PyRadiomics' order of feature classes
-#: (:data:`radflow.params.names.FEATURE_CLASSES`).
+#: (:data:`radflow.params.names.FEATURE_CLASSES`), then radflow's own.
 FAMILY_MODULES = {
     "firstorder": "radflow.features.firstorder",
     "shape": "radflow.features.shape",
@@ -24,6 +24,8 @@ FAMILY_MODULES = {
     "glszm": "radflow.features.glszm",
     "gldm": "radflow.features.gldm",
     "ngtdm": "radflow.features.ngtdm",
+    # radflow's own classes (:data:`radflow.params.names.RADFLOW_FEATURE_NAMES`), after them
+    "skeleton": "radflow.features.skeleton",
 }
 
 

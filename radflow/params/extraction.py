@@ -58,10 +58,13 @@ from radflow.params.names import (
     IBSI_FILTER_TYPES,
     IMAGE_TYPES,
     MAP_SUMMARY_STATISTICS,
+    RADFLOW_FEATURE_NAMES,
 )
 from radflow.params.schema import (
     GLOBAL_ONLY,
     MAP_SUMMARY_RULES,
+    SETTING_EXTENSION_KEYS,
+    SETTING_EXTENSION_RULES,
     SETTING_KEYS,
     SETTING_RULES,
     VOXEL_EXTENSION_KEYS,
@@ -169,6 +172,9 @@ class Settings:
         LBP 3D sampling radius, voxels. Default 1.
     lbp_3d_icosphere_subdivision : int (``lbp3DIcosphereSubdivision``)
         LBP 3D icosphere subdivisions. Default 1.
+    skeleton_spacing : float or None (``skeletonSpacing``, radflow's)
+        Isotropic voxel size in mm of the grid the ``skeleton`` class thins the ROI on
+        (:mod:`radflow.features.skeleton`). None: the smallest voxel size of the mask.
     """
 
     label: int = 1
@@ -208,9 +214,11 @@ class Settings:
     lbp_3d_levels: int = 2
     lbp_3d_icosphere_radius: float = 1.0
     lbp_3d_icosphere_subdivision: int = 1
+    skeleton_spacing: float | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, SETTING_RULES, SETTING_KEYS, "setting")
+        check_fields(self, SETTING_EXTENSION_RULES, SETTING_EXTENSION_KEYS, "setting")
         if self.bin_width is None and self.bin_count is None:
             raise SettingsError(
                 "setting 'binWidth': null is allowed only with binCount set; "
@@ -221,9 +229,17 @@ class Settings:
     def from_mapping(cls, mapping: Mapping[str, Any] | None, *, where: str = "setting") -> Settings:
         """Settings from a PyRadiomics ``setting`` mapping; absent keys keep their default.
 
-        `where` names the section in error messages.
+        `where` names the section in error messages. radflow's own keys
+        (``skeletonSpacing``) are accepted too.
         """
-        return cls(**_attributes(mapping, SETTING_RULES, SETTING_KEYS, where))
+        checked = check_mapping(
+            mapping,
+            {**SETTING_RULES, **SETTING_EXTENSION_RULES},
+            where,
+            hint=_hint(SETTING_KEYS, where),
+        )
+        keys = {**SETTING_KEYS, **SETTING_EXTENSION_KEYS}
+        return cls(**{keys[key]: value for key, value in checked.items()})
 
     @property
     def resampling(self) -> bool:
@@ -231,8 +247,14 @@ class Settings:
         return self.resampled_spacing_xyz is not None and self.interpolator is not None
 
     def to_mapping(self) -> dict[str, Any]:
-        """``{PyRadiomics key: value}`` for every setting, JSON-serialisable."""
-        return fields_to_mapping(self, SETTING_KEYS)
+        """``{PyRadiomics key: value}`` for every setting, JSON-serialisable.
+
+        radflow's own keys only when set, so that files without them keep their mapping and hash.
+        """
+        mapping = fields_to_mapping(self, SETTING_KEYS)
+        if self.skeleton_spacing is not None:
+            mapping.update(fields_to_mapping(self, SETTING_EXTENSION_KEYS))
+        return mapping
 
 
 @dataclass(frozen=True)
@@ -501,11 +523,12 @@ def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]
             f"featureClass must be a mapping of class to feature list, got {feature_classes!r}"
         )
     out: dict[str, tuple[str, ...] | None] = {}
+    known = FEATURE_CLASSES + tuple(RADFLOW_FEATURE_NAMES)  # radflow's only when named
     for name, names in feature_classes.items():
-        if name not in FEATURE_CLASSES:
+        if name not in known:
             raise SettingsError(
-                f"featureClass {name!r} is not known{suggest(name, FEATURE_CLASSES)}; "
-                f"known: {', '.join(FEATURE_CLASSES)}"
+                f"featureClass {name!r} is not known{suggest(name, known)}; "
+                f"known: {', '.join(known)}"
             )
         if names is None or (isinstance(names, (list, tuple)) and len(names) == 0):
             out[name] = None  # PyRadiomics: null and [] both mean the default features
@@ -520,7 +543,7 @@ def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]
 
 
 def _check_feature_names(family: str, names: tuple[str, ...], where: str = "featureClass") -> None:
-    known = FEATURE_NAMES[family]
+    known = FEATURE_NAMES[family] if family in FEATURE_NAMES else RADFLOW_FEATURE_NAMES[family]
     for name in names:
         if name not in known:
             raise SettingsError(

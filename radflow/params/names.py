@@ -21,6 +21,7 @@ __all__ = [
     "INTERPOLATORS",
     "LAWS_KERNEL_NAMES",
     "MAP_SUMMARY_STATISTICS",
+    "RADFLOW_FEATURE_NAMES",
     "feature_name_pattern",
 ]
 
@@ -182,6 +183,30 @@ FEATURE_NAMES: dict[str, tuple[str, ...]] = {
 
 #: PyRadiomics feature classes, in PyRadiomics' order.
 FEATURE_CLASSES = tuple(FEATURE_NAMES)
+
+#: radflow's own feature classes with fixed names (no PyRadiomics counterpart), computed on the
+#: mask once per ROI like shape. Enabled only when a parameter file names them: not in
+#: :data:`FEATURE_CLASSES`, so no PyRadiomics default enables them and files without them keep
+#: their keys and hash.
+RADFLOW_FEATURE_NAMES: dict[str, tuple[str, ...]] = {
+    "skeleton": (
+        "TotalLength",
+        "MainPathLength",
+        "MeanBranchLength",
+        "MaxBranchLength",
+        "BranchCount",
+        "EndpointCount",
+        "JunctionCount",
+        "CycleCount",
+        "ComponentCount",
+        "MeanTortuosity",
+        "MaxTortuosity",
+        "MeanThickness",
+        "MaxThickness",
+        "ThicknessSD",
+        "NormalisedLength",
+    ),
+}
 
 #: Statistics of a voxel-based map over the ROI (radflow's ``mapSummary`` section), in key order.
 MAP_SUMMARY_STATISTICS = (

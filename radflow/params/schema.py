@@ -37,6 +37,8 @@ __all__ = [
     "LAWS_KERNEL",
     "MAP_SUMMARY_RULES",
     "PYRADIOMICS_FILTER_KEYS",
+    "SETTING_EXTENSION_KEYS",
+    "SETTING_EXTENSION_RULES",
     "SETTING_KEYS",
     "SETTING_RULES",
     "VOXEL_EXTENSION_KEYS",
@@ -204,6 +206,13 @@ SETTING_KEYS: dict[str, str] = {
     "lbp3DIcosphereSubdivision": "lbp_3d_icosphere_subdivision",
 }
 
+#: radflow's own ``setting`` keys (not PyRadiomics'): rule, and attribute of
+#: :class:`~radflow.params.extraction.Settings`. Written out only when set (hash unchanged).
+SETTING_EXTENSION_RULES: dict[str, Rule] = {
+    "skeletonSpacing": Rule("float", nullable=True, **_POSITIVE),  # mm, skeleton class
+}
+SETTING_EXTENSION_KEYS: dict[str, str] = {"skeletonSpacing": "skeleton_spacing"}
+
 #: PyRadiomics ``voxelSetting`` key -> its rule.
 VOXEL_SETTING_RULES: dict[str, Rule] = {
     "kernelRadius": Rule("int", **_POSITIVE),
@@ -237,7 +246,7 @@ GLOBAL_ONLY = frozenset({
     "label", "label_channel", "minimumROIDimensions", "minimumROISize", "geometryTolerance",
     "correctMask", "additionalInfo", "normalize", "normalizeScale", "removeOutliers",
     "resampledPixelSpacing", "interpolator", "padDistance", "preCrop",
-    "resegmentRange", "resegmentMode", "resegmentShape",
+    "resegmentRange", "resegmentMode", "resegmentShape", "skeletonSpacing",
 })  # fmt: skip
 
 #: Keys of PyRadiomics' own filters: meaningless in an IBSI filter's entry.

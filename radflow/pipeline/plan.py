@@ -56,7 +56,8 @@ __all__ = [
 #: Partition values are prefixed so that readers never infer a number from a
 #: hex digest (``12345678`` or ``1234e567`` would become INTEGER / DOUBLE).
 FEATURE_SET_PREFIX = "fs-"
-_SHAPE_CLASSES = ("shape", "shape2D")
+#: Classes computed once per ROI, whatever the image type: they travel with one group.
+_SHAPE_CLASSES = ("shape", "shape2D", "skeleton")
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 #: Partition value for a series whose store attributes lack one.
 UNKNOWN = "unknown"

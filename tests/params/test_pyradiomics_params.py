@@ -22,7 +22,7 @@ import yaml
 from radflow.errors import SettingsError
 from radflow.params.extraction import ExtractionParams, Settings, VoxelSettings
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
-from radflow.params.schema import SETTING_KEYS, VOXEL_SETTING_KEYS
+from radflow.params.schema import SETTING_EXTENSION_KEYS, SETTING_KEYS, VOXEL_SETTING_KEYS
 
 # Modelled on pyradiomics/examples/exampleSettings (v3.0.1); comments trimmed.
 GLCM_NO_SUMAVERAGE = """\
@@ -543,7 +543,9 @@ def test_keys_are_pyradiomics_schema_keys():
     assert set(SETTING_KEYS) == set(schema["mapping"]["setting"]["mapping"])
     assert set(VOXEL_SETTING_KEYS) == set(schema["mapping"]["voxelSetting"]["mapping"])
     assert set(schema["mapping"]) == {"setting", "voxelSetting", "featureClass", "imageType"}
-    assert set(SETTING_KEYS.values()) == {f.name for f in Settings.__dataclass_fields__.values()}
+    # Every attribute has a key: PyRadiomics' own, or radflow's (skeletonSpacing).
+    keys = set(SETTING_KEYS.values()) | set(SETTING_EXTENSION_KEYS.values())
+    assert keys == {f.name for f in Settings.__dataclass_fields__.values()}
 
 
 # -- YAML reading ------------------------------------------------------------------------------
