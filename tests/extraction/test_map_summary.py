@@ -248,3 +248,14 @@ def test_voxel_mode_ignores_the_section():
     out = radflow.extract(image, mask, params, voxel_based=True)
     assert [k for k, v in out.items() if isinstance(v, sitk.Image)] == ["original_firstorder_Mean"]
     assert not any("map_" in k for k in out)
+
+
+def test_summaries_over_the_memory_budget_are_refused_before_computing():
+    image, mask = _case()
+    params = {"mapSummary": {"classes": {"glcm": None}}, "voxelSetting": {"memoryBudget": 0.1}}
+    # ROI box z 2:9, y 3:11, x 0:12 grown by 1 and clipped to (9, 12, 13): 8 x 10 x 13 voxels;
+    # 24 default GLCM maps + 1 filtered box, float64: 25 * 8 * 1040 = 208,000 bytes > 0.1 MiB
+    with pytest.raises(voxel.MemoryBudgetError, match=r"mapSummary: 24 map\(s\) of 8 x 10 x 13"):
+        radflow.extract(image, mask, params)
+    params["voxelSetting"]["memoryBudget"] = 0.2  # 209,715 bytes: enough
+    assert "original_glcmmap_Idm_Mean" in radflow.extract(image, mask, params)
