@@ -12,7 +12,11 @@ model sees training-fold ROIs only.
 
 The ROI data stay outside the design matrix: ``rois`` maps each row id (the index of ``X``,
 the pseudonymised patient) to the ROI's channels, mask and spacing, or is a function returning
-them (read from a store on demand; None for a patient without that ROI).
+them (None for a patient without that ROI). :class:`StoreROIs` is that function for a volume
+store: it reads a case's channels as ``radflow habitats fit`` does
+(:func:`radflow.pipeline.habitats.read_channels`: the ROI's box on the reference series, the
+other channels resampled onto it), so ``HabitatFeatures(StoreROIs(store, "GTV", ["CT", "PT"]))``
+validates habitat features of a store without fitting on the test patients.
 """
 
 from __future__ import annotations
@@ -26,10 +30,59 @@ from sklearn.utils.validation import check_is_fitted
 from radflow._lazy import load
 from radflow.features.habitat import feature_names, habitat_features
 from radflow.model.habitat import HabitatModel
+from radflow.pipeline.habitats import plan_units, read_channels
 
 pd = load("pandas")
 
-__all__ = ["HabitatFeatures"]
+__all__ = ["HabitatFeatures", "StoreROIs"]
+
+
+class StoreROIs:
+    """The ROIs of a volume store, one per case, as :class:`HabitatFeatures`' ``rois``.
+
+    Parameters
+    ----------
+    store : str or path-like
+        Volume store (``radflow ingest``); its case ids are the pseudonymised patient ids of
+        the feature table, hence of the design matrix.
+    roi : str
+        ROI name (``GTV`` finds ``gtv``).
+    channels : sequence of str
+        Modalities; the first is the series carrying the ROI (the grid), as for
+        ``radflow habitats fit --channels``.
+
+    Calling it with a case id gives ``(channels, mask, spacing_zyx)`` inside the ROI's box, or
+    None for a case the store does not have with the ROI and every channel
+    (:func:`radflow.pipeline.habitats.plan_units` lists them). The store's cases are listed on
+    the first call and remembered.
+    """
+
+    def __init__(self, store, roi, channels):
+        self.store = store
+        self.roi = roi
+        self.channels = tuple(channels)
+        self._units = None
+
+    def __repr__(self) -> str:
+        return f"StoreROIs({str(self.store)!r}, {self.roi!r}, {list(self.channels)!r})"
+
+    def __call__(self, case):
+        if self._units is None:
+            units = {}
+            for unit in plan_units(self.store, self.roi, self.channels)[0]:
+                units.setdefault(unit.case, []).append(unit)
+            self._units = units
+        units = self._units.get(case, [])
+        if len(units) > 1:
+            series = ", ".join(u.series for u in units)
+            raise ValueError(
+                f"StoreROIs: case {case!r} has the ROI {self.roi!r} on several series "
+                f"({series}); a design row takes one"
+            )
+        if not units:
+            return None
+        values, mask, spacing_zyx, _ = read_channels(units[0], self.channels)
+        return values, mask, spacing_zyx
 
 
 class HabitatFeatures(TransformerMixin, BaseEstimator):

@@ -11,16 +11,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sksurv.util import Surv
 
 from radflow.errors import SettingsError
+from radflow.io.records import LabelMap
 from radflow.model.habitat import HabitatModel, reassign_small_components
-from radflow.model.habitat_step import HabitatFeatures
+from radflow.model.habitat_step import HabitatFeatures, StoreROIs
 from radflow.model.survival import make_model, model_grid
 from radflow.model.validation import nested_cv
+from radflow.store.write import write_series
 
 METHODS = ("two-stage", "kmeans", "gmm")
 CORE, RIM = 1, 2  # the core has the lower CT (first channel): habitat 1
@@ -415,3 +418,64 @@ def test_habitat_model_fitted_in_training_folds_only():
             assert seen <= train and n_voxels == sum(voxels[p] for p in seen)
         assert chunk[-1][0] == train  # the refit: the whole training set
     assert result.predictions["risk"].notna().all()
+
+
+def _store_case(store, case, core_mm, rng, *, pet=True):
+    """CT (HU) and PET (SUV) of one tumour on one grid (rim 7 mm, core `core_mm`), GTV label.
+
+    Returns the generator's core share of the GTV's voxels.
+    """
+    spacing_xyz, shape = (1.0, 1.0, 2.0), (9, 20, 20)
+    z, y, x = np.indices(shape, dtype=np.float64)
+    r = np.sqrt((x - 9.5) ** 2 + (y - 9.5) ** 2 + (2.0 * (z - 4)) ** 2)
+    gtv, core = r <= 7.0, r <= core_mm
+    hu = np.where(core, rng.normal(5.0, 6.0, shape), rng.normal(80.0, 6.0, shape))
+    suv = np.where(core, 1.5, np.where(gtv, 9.0, 1.0))
+
+    def image(values):
+        out = sitk.GetImageFromArray(values)
+        out.SetSpacing(spacing_xyz)
+        return out
+
+    ct = image(np.round(hu).astype(np.int16))
+    mask = image(gtv.astype(np.uint8))
+    attrs = {"institution": "inst", "study": f"st-{case}"}
+    write_series(
+        store,
+        case,
+        "ct",
+        ct,
+        [LabelMap("rtstruct", "rtstruct", mask, {1: "GTV"})],
+        attrs={"modality": "CT", **attrs},
+        fingerprint=f"ct-{case}",
+    )
+    if pet:
+        write_series(
+            store,
+            case,
+            "pt",
+            image(suv.astype(np.float32)),
+            attrs={"modality": "PT", **attrs},
+            fingerprint=f"pt-{case}",
+        )
+    return core[gtv].mean()
+
+
+def test_store_rois_feed_habitat_features(tmp_path):
+    store = tmp_path / "store"
+    rng = np.random.default_rng(0)
+    truth = {f"c{n}": _store_case(store, f"c{n}", mm, rng) for n, mm in enumerate((3, 4, 5, 6))}
+    _store_case(store, "c9", 4.0, rng, pet=False)  # no PET: no ROI with every channel
+    source = StoreROIs(store, "GTV", ["CT", "PT"])
+    channels, mask, spacing = source("c0")
+    assert channels.shape == (2, *mask.shape) and spacing == (2.0, 1.0, 1.0)
+    assert source("c9") is None and source("unknown") is None
+    X = pd.DataFrame({"clinical.age": [50.0, 60.0, 70.0, 80.0, 65.0]}, index=[*truth, "c9"])
+    step = HabitatFeatures(
+        source, model=HabitatModel(2, method="kmeans", random_state=0), features=["Fraction"]
+    )
+    out = step.fit(X.iloc[:3]).transform(X)
+    assert list(step.rows_) == ["c0", "c1", "c2"]
+    necrotic = out["habitat.original_habitat_Fraction_1"]
+    np.testing.assert_allclose(necrotic.iloc[:4], list(truth.values()), atol=0.02)
+    assert np.isnan(necrotic.iloc[4])
