@@ -154,6 +154,7 @@ def check_memory(
     *,
     images_at_once: int | None = None,
     what: str = "voxel mode",
+    box_name: str | None = None,
 ) -> None:
     """Refuse an extraction whose maps would not fit the memory budget, before computing them.
 
@@ -172,6 +173,8 @@ def check_memory(
         returns every map at once).
     what : str
         Who asks, first in the message.
+    box_name : str, optional
+        What the box is, in the message (default: the ROI box padded by ``kernelRadius``).
 
     Raises
     ------
@@ -193,9 +196,11 @@ def check_memory(
         return
     given = params.voxel_settings.memory_budget_mib is not None
     source = "voxelSetting memoryBudget" if given else "half the available memory"
+    if box_name is None:
+        box_name = f"the ROI box padded by kernelRadius {params.voxel_settings.kernel_radius}"
     raise MemoryBudgetError(
-        f"{what}: {n_maps} map(s) of {' x '.join(str(int(n)) for n in box_zyx)} voxels (the ROI "
-        f"box padded by kernelRadius {params.voxel_settings.kernel_radius}) need about "
+        f"{what}: {n_maps} map(s) of {' x '.join(str(int(n)) for n in box_zyx)} voxels "
+        f"({box_name}) need about "
         f"{_mib(need)} MiB, over the memory budget of {_mib(budget)} MiB ({source}); enable "
         "fewer feature classes, features or image types, raise voxelSetting memoryBudget, or "
         "compute the maps with `radflow maps`, which splits large regions into chunk-sized tasks"

@@ -431,7 +431,8 @@ def _piece(task: MapTask, stats: RegionStats, params: ExtractionParams, *, whole
         classes,
         lambda cls, _: _default_names(cls),
         images_at_once=1,
-        what="radflow maps (one piece)",
+        what="radflow maps",
+        box_name="one chunk-aligned piece of the ROI with its halo",
     )
     image = open_volume(unit.store, unit.case, unit.series)
     mask = open_label(unit.store, unit.case, unit.series, unit.label_key)
