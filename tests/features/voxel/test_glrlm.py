@@ -97,3 +97,63 @@ def test_lone_voxel_kernel_is_nan_and_runs():
             spacing_zyx=(1.0, 1.0, 1.0),
             features=["Foo"],
         )
+
+
+def _random_levels(seed, shape=(6, 9, 11), n_levels=4, holes=0.25):
+    rng = np.random.default_rng(seed)
+    binned = rng.integers(1, n_levels + 1, size=shape).astype(np.int32)
+    binned[rng.random(shape) < holes] = 0  # voxels outside the kernel mask
+    return binned
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [Settings(), Settings(weighting_norm="manhattan"), Settings(force_2d=True)],
+    ids=["13-directions", "weighted", "force2d"],
+)
+def test_a_centre_alone_equals_the_sliding_window_exactly(settings):
+    # The window's value at a centre depends on its kernel only, not on the centres computed
+    # before it on the line (pieces of a map are stitched and must equal one piece bit for bit).
+    binned = _random_levels(3)
+    mask = binned > 0
+    centres = np.argwhere(mask)
+    kwargs = dict(n_levels=4, kernel_radius=2, settings=settings, spacing_zyx=(2.0, 0.7, 0.7))
+    whole = glrlm.compute_maps(binned.astype(float), binned, mask, centres, features=None, **kwargs)
+    for k in range(0, len(centres), 7):
+        alone = glrlm.compute_maps(
+            binned.astype(float), binned, mask, centres[k : k + 1], features=None, **kwargs
+        )
+        for name, values in whole.items():
+            np.testing.assert_array_equal(alone[name], values[k : k + 1], err_msg=name)
+    # centres in any order: the same values at the same rows
+    order = np.random.default_rng(0).permutation(len(centres))
+    shuffled = glrlm.compute_maps(
+        binned.astype(float), binned, mask, centres[order], features=None, **kwargs
+    )
+    for name, values in whole.items():
+        np.testing.assert_array_equal(shuffled[name], values[order], err_msg=name)
+
+
+def test_a_line_with_a_gap_keeps_its_direction():
+    # Two voxels of level 1 with a voxel outside the mask between them: along x the line holds
+    # two voxels, so that direction counts (two runs of length 1); every other direction has one
+    # voxel per line and is empty (PyRadiomics' multiElement rule).
+    binned = np.array([[[1, 0, 1]]], np.int32)
+    mask = binned > 0
+    centres = np.argwhere(mask)
+    maps = glrlm.compute_maps(
+        binned.astype(float),
+        binned,
+        mask,
+        centres,
+        n_levels=1,
+        kernel_radius=2,
+        settings=Settings(),
+        spacing_zyx=(1.0, 1.0, 1.0),
+        features=None,
+    )
+    for k in range(2):
+        assert maps["ShortRunEmphasis"][k] == 1.0  # both runs of length 1
+        assert maps["GrayLevelNonUniformity"][k] == 2.0  # 2^2 / 2 runs
+        assert maps["RunPercentage"][k] == 1.0  # 2 runs / 2 voxels
+        assert maps["RunEntropy"][k] == pytest.approx(0.0, abs=1e-12)  # one cell, p = 1
