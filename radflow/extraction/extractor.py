@@ -54,9 +54,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import SimpleITK as sitk
 
+from radflow._geometry import bounding_box
 from radflow.errors import InputError, SettingsError
 from radflow.extraction import diagnostics, map_summary, voxel
 from radflow.extraction.region import read_region
+from radflow.features.habitat import FAMILY as _HABITAT
+from radflow.features.habitat import feature_names as habitat_names
+from radflow.features.habitat import habitat_features
 from radflow.features.registry import family_module
 from radflow.filters.image_types import image_types, read_box
 from radflow.io.image_file import read_image
@@ -74,7 +78,7 @@ from radflow.preprocess.roi_checks import (
     check_mask,
     roi_bounding_box,
 )
-from radflow.store.source import RoiSource, is_dataarray, roi_source
+from radflow.store.source import RoiSource, box_image, is_dataarray, label_box, roi_source
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -103,6 +107,7 @@ def extract(
     *,
     label_channel: int | None = None,
     voxel_based: bool = False,
+    habitats: str | PathLike | sitk.Image | xr.DataArray | None = None,
 ) -> dict[str, Any]:
     """Features of one ROI, keys and values as PyRadiomics' extractor gives them.
 
@@ -128,6 +133,12 @@ def extract(
         PyRadiomics' voxel mode (``execute(..., voxelBased=True)``): a feature map per
         feature, computed in a kernel around each ROI voxel (``voxelSetting``); see
         :mod:`radflow.extraction.voxel`.
+    habitats : str, path-like, SimpleITK.Image or xarray.DataArray, optional
+        The ROI's habitat map (0 outside the ROI, 1..K inside), which the ``habitat`` feature
+        class reads (:mod:`radflow.features.habitat`, keys ``original_habitat_<Name>``, once per
+        ROI like shape): a store label of ``radflow habitats apply`` (``open_label(...,
+        "<roi>_habitats")``, whose record gives K), or an image or file (K: its largest value).
+        Required when the class is enabled; ``radflow run`` passes the store's.
 
     Returns
     -------
@@ -165,7 +176,7 @@ def extract(
     else:
         map_summary.check(params)
     volume = _open(image, mask, params, voxel_based)
-    return _Extraction(params, settings, volume, voxel_based).run()
+    return _Extraction(params, settings, volume, voxel_based, habitats).run()
 
 
 def warmup() -> dict[str, Any]:
@@ -458,8 +469,14 @@ class _Extraction:
     """The steps of PyRadiomics' ``execute`` on one volume (not reused)."""
 
     def __init__(
-        self, params: ExtractionParams, settings: Settings, volume: _Volume, voxel_based=False
+        self,
+        params: ExtractionParams,
+        settings: Settings,
+        volume: _Volume,
+        voxel_based=False,
+        habitats=None,
     ):
+        self.habitats = habitats  # the ROI's habitat map, for the habitat class
         self.params = params
         self.settings = settings
         self.volume = volume
@@ -555,6 +572,7 @@ class _Extraction:
 
         shape_mask = roi_mask if s.resegment_shape else mask
         self._shape(image, shape_mask, box)
+        self._habitat()
         self._filtered(image, roi_mask, box, on_volume_grid)
         if not self.info:
             return self.out
@@ -729,9 +747,32 @@ class _Extraction:
                     raise InputError(self.volume.mask_source, f"shape2D: {exc}") from None
             self.out.update({f"original_{name}_{k}": values[k] for k in names})
 
+    # habitat features of the ROI's habitat map, once per ROI
+    def _habitat(self) -> None:
+        classes = self.params.feature_classes
+        if _HABITAT not in classes or self.voxel_based:  # no voxel mode for habitats
+            return
+        habitats, spacing_zyx, n_habitats = _habitat_map(self.habitats, self.volume.mask_source)
+        count = self.settings.habitat_count
+        if count is not None:  # the parameter file's K: a table's columns
+            if n_habitats > count:
+                raise InputError(
+                    self.volume.mask_source,
+                    f"the ROI's habitat map has {n_habitats} habitats, setting habitatCount is "
+                    f"{count}: set habitatCount to the habitat model's number of habitats",
+                )
+            n_habitats = count
+        names = habitat_names(n_habitats, classes[_HABITAT])
+        values = habitat_features(habitats, spacing_zyx, n_habitats)
+        self.out.update({f"original_{_HABITAT}_{k}": values[k] for k in names})
+
     # filtered images and the intensity and texture classes
     def _filtered(self, image, mask, box, on_volume_grid: bool) -> None:
-        classes = {c: names for c, names in self.params.feature_classes.items() if c not in _SHAPE}
+        classes = {
+            c: names
+            for c, names in self.params.feature_classes.items()
+            if c not in _SHAPE and c != _HABITAT  # habitat: once per ROI (_habitat)
+        }
         summary = None if self.voxel_based else self.params.map_summary
         if not classes and summary is None:
             return
@@ -820,6 +861,38 @@ class _Extraction:
 
 def _box_shape(box_zyx) -> tuple[int, ...]:
     return tuple(b.stop - b.start for b in box_zyx)
+
+
+def _habitat_map(habitats, mask_source: str) -> tuple[np.ndarray, tuple[float, ...], int]:
+    """The habitat map in its box (the ROI's), its spacing (z, y, x, mm) and K."""
+    if habitats is None:
+        raise InputError(
+            mask_source,
+            "the habitat feature class needs the ROI's habitat map: run `radflow habitats fit` "
+            "and `radflow habitats apply` on the store, then `radflow run` (or remove habitat "
+            "from featureClass)",
+        )
+    record = None
+    if is_dataarray(habitats):
+        box = label_box(habitats)
+        if box is None:
+            raise InputError(str(habitats.name), "habitat map is empty (no nonzero voxel)")
+        image = box_image(habitats, box)
+        record = habitats.attrs.get("habitats")
+        source = str(habitats.name)
+    else:
+        source, image = _load(habitats, "habitats")
+    values = sitk.GetArrayFromImage(image)
+    if values.dtype.kind not in "iu":
+        raise InputError(source, f"habitat map must hold integers, got {values.dtype}")
+    box = bounding_box(values != 0)
+    if box is None:
+        raise InputError(source, "habitat map is empty (no nonzero voxel)")
+    if isinstance(record, dict) and "n_habitats" in record:
+        n_habitats = int(record["n_habitats"])
+    else:
+        n_habitats = int(values.max())
+    return values[box], tuple(image.GetSpacing()[::-1]), n_habitats
 
 
 def _feature_names(family: str, names) -> list[str]:

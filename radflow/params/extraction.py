@@ -54,11 +54,13 @@ from radflow.errors import SettingsError
 from radflow.params.ibsi_filters import FILTER_SETTINGS, FilterSettings, filter_settings
 from radflow.params.names import (
     FEATURE_CLASSES,
+    FEATURE_NAME_PATTERNS,
     FEATURE_NAMES,
     IBSI_FILTER_TYPES,
     IMAGE_TYPES,
     MAP_SUMMARY_STATISTICS,
     RADFLOW_FEATURE_NAMES,
+    feature_name_pattern,
 )
 from radflow.params.schema import (
     GLOBAL_ONLY,
@@ -175,6 +177,10 @@ class Settings:
     skeleton_spacing : float or None (``skeletonSpacing``, radflow's)
         Isotropic voxel size in mm of the grid the ``skeleton`` class thins the ROI on
         (:mod:`radflow.features.skeleton`). None: the smallest voxel size of the mask.
+    habitat_count : int or None (``habitatCount``, radflow's)
+        K, the number of habitats of the ``habitat`` class (:mod:`radflow.features.habitat`):
+        its features for k = 1..K (a habitat absent from a ROI gives 0), and the columns of
+        ``radflow run``'s table. None: K of each ROI's habitat map.
     """
 
     label: int = 1
@@ -215,6 +221,7 @@ class Settings:
     lbp_3d_icosphere_radius: float = 1.0
     lbp_3d_icosphere_subdivision: int = 1
     skeleton_spacing: float | None = None
+    habitat_count: int | None = None
 
     def __post_init__(self) -> None:
         check_fields(self, SETTING_RULES, SETTING_KEYS, "setting")
@@ -252,8 +259,8 @@ class Settings:
         radflow's own keys only when set, so that files without them keep their mapping and hash.
         """
         mapping = fields_to_mapping(self, SETTING_KEYS)
-        if self.skeleton_spacing is not None:
-            mapping.update(fields_to_mapping(self, SETTING_EXTENSION_KEYS))
+        extension = fields_to_mapping(self, SETTING_EXTENSION_KEYS)
+        mapping.update({key: value for key, value in extension.items() if value is not None})
         return mapping
 
 
@@ -523,7 +530,8 @@ def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]
             f"featureClass must be a mapping of class to feature list, got {feature_classes!r}"
         )
     out: dict[str, tuple[str, ...] | None] = {}
-    known = FEATURE_CLASSES + tuple(RADFLOW_FEATURE_NAMES)  # radflow's only when named
+    # radflow's only when named; the habitat class's names carry habitat numbers (patterns)
+    known = FEATURE_CLASSES + tuple(RADFLOW_FEATURE_NAMES) + tuple(FEATURE_NAME_PATTERNS)
     for name, names in feature_classes.items():
         if name not in known:
             raise SettingsError(
@@ -543,6 +551,15 @@ def _check_feature_classes(feature_classes) -> dict[str, tuple[str, ...] | None]
 
 
 def _check_feature_names(family: str, names: tuple[str, ...], where: str = "featureClass") -> None:
+    if family in FEATURE_NAME_PATTERNS:  # Volume_2 or Volume: whether K >= 2 shows in the data
+        patterns = FEATURE_NAME_PATTERNS[family]
+        for name in names:
+            if feature_name_pattern(family, name) is None:
+                raise SettingsError(
+                    f"{where} {family!r}: unknown feature {name!r}; valid: {', '.join(patterns)} "
+                    "(numbers filled in, or the stem for every number)"
+                )
+        return
     known = FEATURE_NAMES[family] if family in FEATURE_NAMES else RADFLOW_FEATURE_NAMES[family]
     for name in names:
         if name not in known:

@@ -210,8 +210,12 @@ SETTING_KEYS: dict[str, str] = {
 #: :class:`~radflow.params.extraction.Settings`. Written out only when set (hash unchanged).
 SETTING_EXTENSION_RULES: dict[str, Rule] = {
     "skeletonSpacing": Rule("float", nullable=True, **_POSITIVE),  # mm, skeleton class
+    "habitatCount": Rule("int", nullable=True, **_POSITIVE),  # K, habitat class
 }
-SETTING_EXTENSION_KEYS: dict[str, str] = {"skeletonSpacing": "skeleton_spacing"}
+SETTING_EXTENSION_KEYS: dict[str, str] = {
+    "skeletonSpacing": "skeleton_spacing",
+    "habitatCount": "habitat_count",
+}
 
 #: PyRadiomics ``voxelSetting`` key -> its rule.
 VOXEL_SETTING_RULES: dict[str, Rule] = {

@@ -32,14 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from radflow.errors import InputError
+from radflow.errors import InputError, SettingsError
 from radflow.extraction import map_summary
+from radflow.features.habitat import FAMILY as HABITAT
+from radflow.features.habitat import feature_names as habitat_names
 from radflow.features.registry import FAMILY_MODULES, features
 from radflow.io.records import roi_key
 from radflow.params.extraction import ExtractionParams
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 from radflow.store import ome
 from radflow.store.catalogue import label_keys, list_series
+from radflow.store.habitats import HABITATS, habitat_key
 from radflow.store.read import open_volume
 
 __all__ = [
@@ -57,7 +60,7 @@ __all__ = [
 #: hex digest (``12345678`` or ``1234e567`` would become INTEGER / DOUBLE).
 FEATURE_SET_PREFIX = "fs-"
 #: Classes computed once per ROI, whatever the image type: they travel with one group.
-_SHAPE_CLASSES = ("shape", "shape2D", "skeleton")
+_SHAPE_CLASSES = ("shape", "shape2D", "skeleton", HABITAT)
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
 #: Partition value for a series whose store attributes lack one.
 UNKNOWN = "unknown"
@@ -181,7 +184,9 @@ def feature_columns(params: ExtractionParams) -> tuple[str, ...]:
     feature list yields its default features, as in PyRadiomics. Classes
     follow the registry's order and features their names, so that two
     parameter files of one feature set (same hash, other order) give the same
-    schema.
+    schema. The ``habitat`` class's names carry habitat numbers: its columns are those
+    of ``habitatCount`` habitats (:func:`habitat_columns`), so that the parameter file
+    alone fixes the table's schema.
     """
     columns = []
     for family in FAMILY_MODULES:
@@ -191,8 +196,36 @@ def feature_columns(params: ExtractionParams) -> tuple[str, ...]:
         if names is None:
             names = [f.name for f in features(family) if f.default]
         columns.extend(f"{family}_{name}" for name in sorted(names))
+    if HABITAT in params.feature_classes:
+        columns.extend(f"{HABITAT}_{name}" for name in habitat_columns(params))
     columns.extend(map_summary.feature_columns(params))  # mapSummary: <class>map_<F>_<Stat>
     return tuple(columns)
+
+
+def habitat_columns(params: ExtractionParams) -> tuple[str, ...]:
+    """The ``habitat`` class's feature names in a feature table, fixed by the parameter file.
+
+    Those of ``habitatCount`` habitats (radflow's setting: the habitat model's K), or, without
+    it, the numbered names the file lists (``Volume_1``, ``MSIPairs_1_2``).
+
+    Raises
+    ------
+    radflow.errors.SettingsError
+        The class is enabled by stems (``Volume``) or without a list, and ``habitatCount`` is
+        not set: the number of columns would depend on the data.
+    """
+    names = params.feature_classes[HABITAT]
+    count = params.settings.habitat_count
+    if count is not None:
+        return habitat_names(count, names)
+    numbers = [re.findall(r"\d+", name) for name in names or ()]
+    if names is None or not all(numbers):
+        raise SettingsError(
+            "featureClass habitat: set `setting: {habitatCount: K}` (the habitat model's number "
+            "of habitats), or list numbered features (Volume_1, Fraction_2): a feature table's "
+            "columns must follow from the parameter file"
+        )
+    return habitat_names(max(int(n) for found in numbers for n in found), names)
 
 
 def image_type_groups(params: ExtractionParams) -> list[tuple[str, dict]]:
@@ -298,6 +331,24 @@ def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]
     return ome.parse_label(meta["attributes"], path)[2], summary.get("hash")
 
 
+def _habitat_maps(series_dir: Path, keys) -> dict[str, str | None]:
+    """Label key -> hash of the habitat maps of a series (``radflow habitats apply``).
+
+    Metadata only: the labels named ``<roi>_habitats`` whose attributes record a habitat model.
+    """
+    found = {}
+    for key in keys:
+        if not key.endswith("_habitats"):
+            continue
+        path = series_dir / "labels" / key
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+        radflow = (meta.get("attributes") or {}).get("radflow") or {}
+        record = radflow.get(HABITATS)
+        if isinstance(record, dict):
+            found[key] = (radflow.get("summary") or {}).get("hash")
+    return found
+
+
 def _series_tasks(
     store: Path,
     case: str,
@@ -312,6 +363,8 @@ def _series_tasks(
     institution = _partition_value(attrs.get("institution"), "institution", path)
     modality = _partition_value(attrs.get("modality"), "modality", path)
     fingerprint = attrs["fingerprint"]
+    habitats = any(HABITAT in p.feature_classes for _, _, p in groups)
+    habitat_maps = _habitat_maps(path, keys) if habitats else {}
     tasks = []
     for key in keys:
         rois, label_hash = _label_rois(path, key)
@@ -320,7 +373,14 @@ def _series_tasks(
         # that keys of tables made from older stores stay as they were.
         label_part = [label_hash] if label_hash else []
         for value, name in sorted(rois.items()):
+            # The habitat class reads the ROI's habitat map: a new map changes the key.
+            habitat_hash = None if key in habitat_maps else habitat_maps.get(habitat_key(name))
             for group, mapping, group_params in groups:
+                habitat_part = (
+                    ["habitats", habitat_hash]
+                    if habitat_hash and HABITAT in group_params.feature_classes
+                    else []
+                )
                 token = _digest(
                     "extract",
                     case,
@@ -334,6 +394,7 @@ def _series_tasks(
                     mapping,
                     fs,
                     *label_part,
+                    *habitat_part,
                 )
                 tasks.append(
                     Task(

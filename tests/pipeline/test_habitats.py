@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from radflow.cli import main
-from radflow.errors import InputError
+from radflow.errors import InputError, SettingsError
 from radflow.io.records import LabelMap
 from radflow.model.habitat import HabitatModel
 from radflow.pipeline.habitats import (
@@ -361,3 +361,155 @@ def test_habitats_command_errors_are_one_line(tmp_path, capsys):
     model.write_text("not a model")
     assert main(["habitats", "apply", str(root), str(model)]) == 2
     assert "not a habitat model" in capsys.readouterr().err
+
+
+# -- the habitat class and per-habitat rows in radflow run ------------------------------------
+
+RUN_PARAMS = {
+    "setting": {"binWidth": 25, "habitatCount": 3},
+    "featureClass": {
+        "firstorder": ["Mean"],
+        "habitat": ["Volume", "Fraction", "Components_1", "ITHScore", "MSIPairs_1_2"],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def habitat_store(tmp_path_factory, cluster):
+    """Two cases with GTV habitat maps (K = 2), one organ ROI without."""
+    root = tmp_path_factory.mktemp("run") / "store"
+    for n in range(2):
+        _case(root, f"c{n}", seed=20 + n)
+    model = fit(
+        root,
+        "GTV",
+        ["CT", "PT"],
+        HabitatModel(2, method="kmeans", random_state=0),
+        root.parent / "m.joblib",
+    )
+    assert apply(root, model.model, scheduler=cluster, progress=False).written == 2
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_table(habitat_store, cluster):
+    from radflow.pipeline.run import run
+
+    table = habitat_store.parent / "table"
+    summary = run(habitat_store, RUN_PARAMS, table, scheduler=cluster, progress=False)
+    return summary, table
+
+
+def test_radflow_run_gives_per_habitat_rows_and_habitat_columns(habitat_store, run_table):
+    from radflow.pipeline.table import read_errors, read_table
+
+    summary, table = run_table
+    rows = read_table(table).to_pandas()
+    assert sorted(set(rows["roi"])) == ["gtv", "gtv_habitat_1", "gtv_habitat_2"]
+    assert summary.failed == 2 and summary.extracted == 6
+    for case in ("c0", "c1"):
+        ct = np.asarray(read_box(habitat_store, case, "ct", (slice(None),) * 3).values)
+        habitats = np.asarray(open_label(habitat_store, case, "ct", "gtv_habitats").values)
+        mine = rows[rows["case_id"] == case].set_index("roi")
+        for k in (1, 2):
+            # per-habitat rows: PyRadiomics' features of each habitat as its own ROI
+            row = mine.loc[f"gtv_habitat_{k}"]
+            assert row["label_key"] == "gtv_habitats" and row["label"] == k
+            np.testing.assert_allclose(row["firstorder_Mean"], ct[habitats == k].mean())
+            assert np.isnan(row["habitat_ITHScore"])  # a habitat has no habitats of its own
+        gtv = mine.loc["gtv"]
+        n_roi = np.count_nonzero(habitats)
+        for k in (1, 2):
+            n_k = np.count_nonzero(habitats == k)
+            np.testing.assert_allclose(gtv[f"habitat_Fraction_{k}"], n_k / n_roi)
+            np.testing.assert_allclose(gtv[f"habitat_Volume_{k}"], n_k * 2.0)  # 1 x 1 x 2 mm
+        # habitatCount 3 > the model's K = 2: habitat 3 is absent from every ROI
+        assert gtv["habitat_Volume_3"] == gtv["habitat_Fraction_3"] == 0.0
+        assert 0.0 <= gtv["habitat_ITHScore"] < 1.0 and gtv["habitat_Components_1"] >= 1
+        assert gtv["habitat_MSIPairs_1_2"] > 0  # core and rim touch
+    assert "habitat_Components_2" not in rows.columns  # only the features named
+    # the organ ROI has no habitat map: its tasks fail naming the commands to run
+    errors = read_errors(table).to_pandas()
+    assert sorted(errors["roi"]) == ["liver", "liver"]
+    assert all("radflow habitats apply" in m for m in errors["message"])
+
+
+def test_incremental_run_follows_the_habitat_maps(habitat_store, run_table, cluster, tmp_path):
+    from radflow.pipeline.run import run
+
+    _, table = run_table
+    again = run(
+        habitat_store, RUN_PARAMS, table, scheduler=cluster, progress=False, incremental=True
+    )
+    assert again.extracted == 0, again.report()
+    # new habitat maps (another model): the GTV and habitat rows are extracted again
+    model = fit(
+        habitat_store,
+        "GTV",
+        ["CT", "PT"],
+        HabitatModel(3, method="kmeans", random_state=0),
+        tmp_path / "k3.joblib",
+    )
+    assert apply(habitat_store, model.model, scheduler=cluster, progress=False).written == 2
+    changed = run(
+        habitat_store, RUN_PARAMS, table, scheduler=cluster, progress=False, incremental=True
+    )
+    assert changed.extracted == 2 * (1 + 3), changed.report()  # GTV + 3 habitats per case
+    from radflow.pipeline.table import read_table
+
+    rows = read_table(table).to_pandas()
+    assert (rows[rows["roi"] == "gtv"]["habitat_Fraction_3"] > 0).all()
+    assert sorted(set(rows["roi"])) == ["gtv", "gtv_habitat_1", "gtv_habitat_2", "gtv_habitat_3"]
+
+
+def test_run_needs_the_habitat_count_for_stems(habitat_store, tmp_path):
+    from radflow.params.pyradiomics_params import load_params
+    from radflow.pipeline.plan import habitat_columns, make_plan
+
+    params = {"featureClass": {"habitat": ["Fraction", "ITHScore"]}}
+    with pytest.raises(SettingsError, match="habitatCount"):
+        make_plan(habitat_store, params)
+    numbered = load_params({"featureClass": {"habitat": ["MSIPairs_0_2", "Fraction_1"]}})
+    assert habitat_columns(numbered) == ("Fraction_1", "MSIPairs_0_2")
+    counted = load_params({**params, "setting": {"habitatCount": 2}})
+    assert habitat_columns(counted) == ("Fraction_1", "Fraction_2", "ITHScore")
+
+
+def test_a_habitat_map_above_the_habitat_count_is_an_input_error(habitat_store):
+    from radflow.extraction.extractor import extract
+    from radflow.store.read import open_volume
+
+    params = {"featureClass": {"habitat": ["ITHScore"]}, "setting": {"habitatCount": 1}}
+    image, mask = (
+        open_volume(habitat_store, "c0", "ct"),
+        open_label(habitat_store, "c0", "ct", "rtstruct"),
+    )
+    habitats = open_label(habitat_store, "c0", "ct", "gtv_habitats")
+    k = habitat_record(habitat_store, "c0", "ct", "gtv_habitats")["n_habitats"]
+    with pytest.raises(InputError, match=f"map has {k} habitats, setting habitatCount is 1"):
+        extract(image, mask, params, habitats=habitats)
+
+
+def test_extract_computes_the_habitat_class_from_a_habitat_map(tmp_path):
+    from radflow.extraction.extractor import extract
+
+    image = _image(np.zeros((4, 5, 6), np.int16), (0.5, 0.5, 2.0), (0.0, 0.0, 0.0))
+    roi = np.zeros((4, 5, 6), np.uint8)
+    roi[1:3, 1:4, 1:5] = 1  # 24 voxels
+    habitats = roi.copy()
+    habitats[1:3, 1:4, 1:3] = 2  # 12 voxels of habitat 2, 12 of habitat 1
+    mask = _image(roi, (0.5, 0.5, 2.0), (0.0, 0.0, 0.0))
+    params = {"featureClass": {"habitat": ["Volume", "Fraction", "Components", "MSIPairs_1_2"]}}
+    result = extract(image, mask, params, habitats=_image(habitats, (0.5, 0.5, 2.0), (0, 0, 0)))
+    values = {k: v for k, v in result.items() if not k.startswith("diagnostics_")}
+    assert values == {
+        "original_habitat_Volume_1": 12 * 0.5,  # voxels of 0.5 x 0.5 x 2 mm
+        "original_habitat_Volume_2": 12 * 0.5,
+        "original_habitat_Fraction_1": 0.5,
+        "original_habitat_Fraction_2": 0.5,
+        "original_habitat_Components_1": 1.0,
+        "original_habitat_Components_2": 1.0,
+        "original_habitat_MSIPairs_1_2": 2 * 3,  # the 2 x 3 faces between x = 2 and x = 3
+    }
+    with pytest.raises(InputError, match="radflow habitats apply"):
+        extract(image, mask, params)
