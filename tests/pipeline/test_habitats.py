@@ -255,6 +255,36 @@ def test_apply_writes_habitat_labels_that_open_as_labels(store, fitted, applied)
     assert not errors_file(store, "gtv").exists()
 
 
+def test_habitat_labels_open_with_the_ome_zarr_reader(store, applied):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Reader
+
+    nodes = list(Reader(parse_url(str(store / "c1" / "ct")))())
+    (node,) = [n for n in nodes if n.metadata.get("name") == "gtv_habitats"]
+    assert any(isinstance(spec, Label) for spec in node.specs)
+    assert node.metadata["properties"] == {
+        1: {"name": "gtv_habitat_1"},
+        2: {"name": "gtv_habitat_2"},
+    }
+    values = np.asarray(node.data[0])
+    np.testing.assert_array_equal(values, open_label(store, "c1", "ct", "gtv_habitats").values)
+
+
+def test_params_take_the_habitat_class_by_name_pattern_and_its_count():
+    from radflow.params.pyradiomics_params import load_params, params_hash
+
+    params = load_params({"featureClass": {"habitat": ["Volume_2", "MSI", "ITHScore"]}})
+    assert params.feature_classes["habitat"] == ("Volume_2", "MSI", "ITHScore")
+    with pytest.raises(SettingsError, match="unknown feature 'Vol'.*Volume_<k>"):
+        load_params({"featureClass": {"habitat": ["Vol"]}})
+    with pytest.raises(SettingsError, match="habitatCount"):
+        load_params({"setting": {"habitatCount": 0}})
+    plain = {"featureClass": {"firstorder": None}}
+    counted = {**plain, "setting": {"habitatCount": 3}}
+    assert load_params(counted).settings.habitat_count == 3
+    assert params_hash(load_params(counted)) != params_hash(load_params(plain))
+
+
 def test_incremental_apply_computes_nothing_and_a_new_model_recomputes(
     store, fitted, applied, cluster, tmp_path
 ):
