@@ -29,7 +29,9 @@ apart (e.g. 5 mm slices beside 1 mm pixels: :math:`e^{-25}`) leave a near-flat k
 Imc1/Imc2/Correlation are rounding noise in PyRadiomics and here alike.
 MCC takes :math:`Q`'s eigenvalues from the symmetric matrix
 :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` (similar to :math:`Q`), over the levels
-present only.
+present only, with its known top eigenpair :math:`(1, \sqrt{p_x})` removed, through a compiled
+Householder tridiagonalisation and Laguerre's iteration for the largest remaining eigenvalue
+(checked by Sturm counts, bisection as fallback), in preallocated work arrays.
 
 Differences from PyRadiomics (documented, deliberate):
 
@@ -235,6 +237,12 @@ def _glcm_maps(
     touched_diff = np.empty(cap, np.int64)
     rowpos = np.empty(lmax, np.int64)
     colpos = np.empty(lmax, np.int64)
+    c_work = np.empty((lmax, lmax))
+    m_work = np.empty((lmax, lmax))
+    tri_d = np.empty(lmax)
+    tri_e2 = np.empty(lmax)
+    hh_v = np.empty(lmax)
+    hh_p = np.empty(lmax)
     values = np.empty((nm, out.shape[1]))
     ng = float(n_levels)
     for c in range(centres.shape[0]):
@@ -289,6 +297,12 @@ def _glcm_maps(
                 touched_diff,
                 rowpos,
                 colpos,
+                c_work,
+                m_work,
+                tri_d,
+                tri_e2,
+                hh_v,
+                hh_p,
                 values[m],
             )
             if not weighted:
@@ -349,6 +363,12 @@ def _matrix_features(
     touched_diff,
     rowpos,
     colpos,
+    c_work,
+    m_work,
+    tri_d,
+    tri_e2,
+    hh_v,
+    hh_p,
     values,
 ):
     """Features of one co-occurrence matrix given by its non-zero ``entries`` (i * lmax + j)."""
@@ -478,7 +498,21 @@ def _matrix_features(
             imc2 = np.sqrt(base) if base >= 0.0 else np.nan
     mcc = np.nan
     if do_mcc:
-        mcc = _mcc(counts, entries, total, px, py, n_slots, lmax, n_present, rowpos, colpos)
+        mcc = _mcc(
+            counts,
+            total,
+            px,
+            py,
+            n_slots,
+            rowpos,
+            colpos,
+            c_work,
+            m_work,
+            tri_d,
+            tri_e2,
+            hh_v,
+            hh_p,
+        )
     values[0] = autocorrelation
     values[1] = ux
     values[2] = prominence
@@ -506,33 +540,204 @@ def _matrix_features(
 
 
 @numba.njit(cache=True)
-def _mcc(counts, entries, total, px, py, n_slots, lmax, n_present, rowpos, colpos):
-    """Square root of the second largest eigenvalue of PyRadiomics' Q (see module docstring)."""
+def _mcc(counts, total, px, py, n_slots, rows, cols, c, m, d, e2, v, w):
+    """Square root of the second largest eigenvalue of PyRadiomics' Q (see module docstring).
+
+    :math:`Q` is similar to :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` over the levels
+    present; :math:`C C^T` and :math:`C^T C` share their non-zero eigenvalues, so the smaller
+    is used. Its largest eigenvalue is 1 with the unit eigenvector :math:`\\sqrt{p_x}` (resp.
+    :math:`\\sqrt{p_y}`); removing it (:math:`M = C C^T - \\sqrt{p_x}\\sqrt{p_x}^T`) leaves the
+    second largest as the largest eigenvalue of :math:`M`, found by :func:`_tridiagonalise` and
+    :func:`_largest_eigenvalue`. ``c, m`` (lmax x lmax) and ``d, e2, v, w`` (lmax) are work
+    arrays, ``rows, cols`` (lmax) integer work arrays.
+    """
     n_rows = 0
     n_cols = 0
     for s in range(n_slots):
         if px[s] > 0.0:
-            rowpos[s] = n_rows
+            rows[n_rows] = s
             n_rows += 1
         if py[s] > 0.0:
-            colpos[s] = n_cols
+            cols[n_cols] = s
             n_cols += 1
-    if n_rows < 2:
-        return 0.0  # one level: eigenvalues 1 and the zeros of the absent ROI levels
-    c = np.zeros((n_rows, n_cols))
-    for e in range(entries.shape[0]):
-        q = entries[e]
-        i = q // lmax
-        j = q % lmax
-        c[rowpos[i], colpos[j]] = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
-    m = np.zeros((n_rows, n_rows))
-    for a in range(n_rows):
-        for b in range(a, n_rows):
-            s = 0.0
-            for k in range(n_cols):
-                s += c[a, k] * c[b, k]
-            m[a, b] = s
-            m[b, a] = s
-    eig = np.linalg.eigvalsh(m)
-    second = eig[n_rows - 2]
+    if n_rows < 2 or n_cols < 2:
+        return 0.0  # rank one: eigenvalues 1 and zeros
+    # M = B^T B - v v^T with B = C^T (n_cols x n_rows) or C, whichever has fewer columns;
+    # B is stored row by row so that the inner loops run along rows
+    if n_rows <= n_cols:
+        n = n_rows
+        n_k = n_cols
+        for b in range(n_cols):
+            j = cols[b]
+            for a in range(n_rows):
+                i = rows[a]
+                c[b, a] = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
+        for a in range(n):
+            v[a] = np.sqrt(px[rows[a]])
+    else:
+        n = n_cols
+        n_k = n_rows
+        for a in range(n_rows):
+            i = rows[a]
+            for b in range(n_cols):
+                j = cols[b]
+                c[a, b] = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
+        for a in range(n):
+            v[a] = np.sqrt(py[cols[a]])
+    for a in range(n):
+        va = v[a]
+        for b in range(a, n):
+            m[a, b] = -va * v[b]
+        for k in range(n_k):
+            cka = c[k, a]
+            if cka != 0.0:
+                for b in range(a, n):
+                    m[a, b] += cka * c[k, b]
+        for b in range(a + 1, n):
+            m[b, a] = m[a, b]
+    _tridiagonalise(m, n, d, e2, v, w)
+    second = _largest_eigenvalue(d, e2, n)
     return np.sqrt(second) if second > 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def _tridiagonalise(m, n, d, e2, v, p):
+    """Householder reduction of the symmetric m[:n, :n] (overwritten) to tridiagonal form:
+    diagonal d[:n], squared off-diagonal e2[:n-1]."""
+    for k in range(n - 2):
+        # x = m[k+1:n, k]
+        norm2 = 0.0
+        for i in range(k + 1, n):
+            norm2 += m[i, k] * m[i, k]
+        d[k] = m[k, k]
+        x0 = m[k + 1, k]
+        tail = norm2 - x0 * x0
+        if tail == 0.0:
+            e2[k] = x0 * x0
+            continue
+        alpha = -np.sqrt(norm2) if x0 >= 0.0 else np.sqrt(norm2)
+        e2[k] = norm2
+        v[k + 1] = x0 - alpha
+        for i in range(k + 2, n):
+            v[i] = m[i, k]
+        vnorm2 = tail + v[k + 1] * v[k + 1]
+        beta = 2.0 / vnorm2
+        # p = beta * A v over the trailing block, row by row (A symmetric): the inner loops run
+        # along rows, without a reduction
+        for j in range(k + 1, n):
+            p[j] = 0.0
+        for i in range(k + 1, n):
+            bv = beta * v[i]
+            for j in range(k + 1, n):
+                p[j] += m[i, j] * bv
+        vp = 0.0
+        for i in range(k + 1, n):
+            vp += v[i] * p[i]
+        kk = 0.5 * beta * vp
+        for i in range(k + 1, n):
+            p[i] -= kk * v[i]
+        for i in range(k + 1, n):
+            vi = v[i]
+            pi = p[i]
+            for j in range(k + 1, n):
+                m[i, j] -= vi * p[j] + pi * v[j]
+    if n >= 2:
+        d[n - 2] = m[n - 2, n - 2]
+        e2[n - 2] = m[n - 1, n - 2] * m[n - 1, n - 2]
+    d[n - 1] = m[n - 1, n - 1]
+
+
+@numba.njit(cache=True)
+def _count_below(d, e2, n, x):
+    """Number of eigenvalues of the tridiagonal (d, e2) below x (Sturm count)."""
+    tiny = 1e-300
+    count = 0
+    q = d[0] - x
+    if q < 0.0:
+        count += 1
+    for i in range(1, n):
+        if q == 0.0:
+            q = tiny
+        q = d[i] - x - e2[i - 1] / q
+        if q < 0.0:
+            count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _largest_eigenvalue(d, e2, n):
+    """Largest eigenvalue of the symmetric tridiagonal (d, e2): Laguerre's iteration from above
+    (monotone, cubic), checked by Sturm counts; bisection if the check fails."""
+    if n == 1:
+        return d[0]
+    lo = np.inf
+    hi = -np.inf
+    for i in range(n):
+        r = 0.0
+        if i > 0:
+            r += np.sqrt(e2[i - 1])
+        if i < n - 1:
+            r += np.sqrt(e2[i])
+        lo = min(lo, d[i] - r)
+        hi = max(hi, d[i] + r)
+    scale = max(abs(lo), abs(hi), 1e-300)
+    x = hi
+    fn = float(n)
+    for _ in range(100):
+        p0 = 0.0
+        p1 = 1.0
+        q0 = 0.0
+        q1 = 0.0
+        r0 = 0.0
+        r1 = 0.0
+        for i in range(n):
+            a = d[i] - x
+            b = e2[i - 1] if i > 0 else 0.0
+            r2 = a * r1 - b * r0 - 2.0 * q1
+            q2 = a * q1 - b * q0 - p1
+            p2 = a * p1 - b * p0
+            p0, p1 = p1, p2
+            q0, q1 = q1, q2
+            r0, r1 = r1, r2
+            big = abs(p1)
+            if big > 1e100 or (big < 1e-100 and big > 0.0):
+                s = 1.0 / big
+                p0 *= s
+                p1 *= s
+                q0 *= s
+                q1 *= s
+                r0 *= s
+                r1 *= s
+        if p1 == 0.0:
+            break
+        g = q1 / p1
+        h = g * g - r1 / p1
+        disc = (fn - 1.0) * (fn * h - g * g)
+        denom = g + np.sqrt(disc) if disc > 0.0 else g
+        if not denom > 0.0:
+            break
+        step = fn / denom
+        if not step > 4e-16 * scale:
+            if step > 0.0:
+                x -= step
+            break
+        x -= step
+    # check: every eigenvalue below x + tol, one at least above x - tol
+    tol = 8e-16 * scale * n
+    if _count_below(d, e2, n, x + tol) == n and _count_below(d, e2, n, x - tol) <= n - 1:
+        return x
+    return _bisect(d, e2, n, lo, hi)
+
+
+@numba.njit(cache=True)
+def _bisect(d, e2, n, lo, hi):
+    """Largest eigenvalue by bisection on Sturm counts in [lo, hi]."""
+    lo -= 1e-300
+    while True:
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            return hi
+        if _count_below(d, e2, n, mid) == n:
+            hi = mid
+        else:
+            lo = mid
