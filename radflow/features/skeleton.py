@@ -37,9 +37,11 @@ between its two end voxels, in mm.
   junctions included).
 - ``BranchCount`` :math:`N_b`: the edges of the branch graph; ``MeanBranchLength`` and
   ``MaxBranchLength`` the mean and largest :math:`\ell_b`, in mm.
-- ``MainPathLength``: the longest of the shortest paths between two nodes of the branch graph
-  (the "longest shortest path" of Fiji's AnalyzeSkeleton), in mm; a loop without endpoint or
-  junction counts half its length (the longest shortest path between two of its voxels).
+- ``MainPathLength``: the longest of the shortest paths between two points of the skeleton,
+  in mm, along the branches (:func:`_main_path`, exact on the branch graph). On a tree, the
+  longest path between two endpoints (the "longest shortest path" of Fiji's AnalyzeSkeleton);
+  with loops, points inside branches count too: half a ring's length, a lasso's tail plus half
+  its loop.
 - ``EndpointCount``, ``JunctionCount``: the endpoints and the junctions.
 - ``CycleCount``: the independent loops, :math:`E - V + C` of the branch graph (edges, nodes,
   connected parts): 1 for a ring, 0 for any tree.
@@ -405,22 +407,50 @@ def _smoothed_length(points: np.ndarray, *, closed: bool) -> float:
 
 
 def _main_path(a: np.ndarray, b: np.ndarray, lengths: np.ndarray, n_nodes: int) -> float:
-    """Longest shortest path between two branch-graph nodes; an isolated loop, half its length."""
+    r"""Longest shortest path between two points of the skeleton, as a graph of branches (mm).
+
+    The branches are segments of lengths :math:`L_e` between nodes :math:`u_e, v_e`, and
+    :math:`D` the shortest distances between nodes. The farthest pair of points lies at nodes
+    or inside branches, so the longest of:
+
+    - two nodes: :math:`D_{wx}`;
+    - a point inside branch :math:`e` and a node :math:`w`: the point where both ways round are
+      equal, :math:`(L_e + D_{u_e w} + D_{v_e w}) / 2` (:math:`|D_{u_e w} - D_{v_e w}| \le L_e`);
+    - two points of one branch that lies on a loop (:math:`D_{u_e v_e} < L_e`, a loop branch
+      included): :math:`(L_e + D_{u_e v_e}) / 2`, half the loop;
+    - a point in each of two branches, at :math:`s, t` from their ends :math:`u`: the shortest of
+      the four ways round, :math:`\min(s + t + D_{u_1 u_2}, s + L_2 - t + D_{u_1 v_2}, ...)`,
+      is largest where its opposite pairs are equal, giving :math:`\min(L_1 + L_2 +
+      D_{u_1 u_2} + D_{v_1 v_2}, L_1 + L_2 + D_{u_1 v_2} + D_{v_1 u_2}) / 2` when those
+      :math:`s, t` lie inside the branches (else the largest is at an end, a node: the case
+      above).
+
+    On a tree this is the longest path between two endpoints; a ring gives half its length.
+    """
     if n_nodes == 0:
         return 0.0
-    loops = a == b
-    longest = 0.0
-    if (~loops).any():
-        # Shortest of parallel branches between two nodes: the minimum, summed as a CSR matrix
-        # would add duplicates, so through a dense (nodes x nodes) matrix; nodes are few.
-        weights = np.full((n_nodes, n_nodes), np.inf)
-        np.minimum.at(weights, (a[~loops], b[~loops]), lengths[~loops])
-        weights = np.minimum(weights, weights.T)
-        weights[~np.isfinite(weights)] = 0  # 0 = no edge for csgraph
-        distances = csgraph.shortest_path(sparse.csr_matrix(weights), directed=False)
-        longest = float(distances[np.isfinite(distances)].max())
-    degree = np.bincount(np.concatenate([a[~loops], b[~loops]]), minlength=n_nodes)
-    isolated_loop = loops & (degree[a] == 0)
-    if isolated_loop.any():
-        longest = max(longest, float(lengths[isolated_loop].max()) / 2.0)
-    return longest
+    # Shortest of parallel branches between two nodes (a CSR matrix would add duplicates):
+    # a dense (nodes x nodes) matrix, nodes are few; loops never shorten a path.
+    weights = np.full((n_nodes, n_nodes), np.inf)
+    ends = a != b
+    np.minimum.at(weights, (a[ends], b[ends]), lengths[ends])
+    weights = np.minimum(weights, weights.T)
+    weights[~np.isfinite(weights)] = 0  # 0 = no edge for csgraph
+    d = csgraph.shortest_path(sparse.csr_matrix(weights), directed=False)  # inf across parts
+    np.fill_diagonal(d, 0.0)
+    candidates = [d, (lengths[:, None] + d[a] + d[b]) / 2.0]
+    on_loop = d[a, b] < lengths
+    candidates.append(((lengths + d[a, b]) / 2.0)[on_loop])
+    l1, l2 = lengths[:, None], lengths[None, :]
+    uu, uv, vu, vv = d[np.ix_(a, a)], d[np.ix_(a, b)], d[np.ix_(b, a)], d[np.ix_(b, b)]
+    with np.errstate(invalid="ignore"):  # inf - inf across parts: NaN, not a candidate
+        s_plus_t = (l1 + l2 + vv - uu) / 2.0
+        s_minus_t = (l1 - l2 + vu - uv) / 2.0
+        s, t = (s_plus_t + s_minus_t) / 2.0, (s_plus_t - s_minus_t) / 2.0
+        tol = 1e-9 * (1.0 + l1 + l2)
+        inside = (s >= -tol) & (s <= l1 + tol) & (t >= -tol) & (t <= l2 + tol)
+    np.fill_diagonal(inside, False)  # one branch: the case above
+    both = np.minimum(l1 + l2 + uu + vv, l1 + l2 + uv + vu) / 2.0
+    candidates.append(both[inside])
+    finite = [c[np.isfinite(c)] for c in candidates]
+    return float(max((c.max() for c in finite if c.size), default=0.0))

@@ -16,7 +16,7 @@ import pytest
 import SimpleITK as sitk
 
 import radflow
-from radflow.errors import SettingsError
+from radflow.errors import InputError, SettingsError
 from radflow.features import skeleton
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 
@@ -145,6 +145,63 @@ def test_ball_is_a_point_or_a_very_short_skeleton(spacing, radius):
     assert out["MaxThickness"] == pytest.approx(2 * radius, abs=2 * max(spacing))
 
 
+def _tube(shape, start, stop, radius):
+    """Voxels (1 mm) within `radius` of the segment from `start` to `stop` (z, y, x voxels)."""
+    points = np.stack(np.indices(shape), axis=-1).astype(float)
+    start, stop = np.asarray(start, float), np.asarray(stop, float)
+    axis = (stop - start) / np.linalg.norm(stop - start)
+    along = np.clip((points - start) @ axis, 0, np.linalg.norm(stop - start))
+    return np.linalg.norm(points - start - along[..., None] * axis, axis=-1) <= radius
+
+
+def _ring(shape, centre_yx, major, minor, z=7):
+    z_, y, x = np.indices(shape).astype(float)
+    rho = np.hypot(y - centre_yx[0], x - centre_yx[1])
+    return (rho - major) ** 2 + (z_ - z) ** 2 <= minor**2
+
+
+BOX = (15, 60, 60)
+
+
+def test_h_shape_has_two_junctions_and_five_branches():
+    mask = (
+        _tube(BOX, (7, 5, 15), (7, 55, 15), 2.5)
+        | _tube(BOX, (7, 5, 45), (7, 55, 45), 2.5)
+        | _tube(BOX, (7, 30, 15), (7, 30, 45), 2.5)
+    )
+    out = skeleton.compute(mask, spacing_zyx=(1, 1, 1))
+    assert out["BranchCount"] == 5
+    assert out["JunctionCount"] == 2
+    assert out["EndpointCount"] == 4
+    assert out["CycleCount"] == 0
+    # Main path: from the top of one upright down to the bar, across it, down the other upright
+    # (25 + 30 + 25 mm between the tube ends' centres), less what the thinning takes at the ends.
+    assert 80 - 2 * 2.5 - 2 <= out["MainPathLength"] <= 80
+
+
+def test_loops_in_a_figure_eight_a_lasso_and_a_theta():
+    eight = _ring(BOX, (30, 18), 12, 2.5) | _ring(BOX, (30, 42), 12, 2.5)
+    out = skeleton.compute(eight, spacing_zyx=(1, 1, 1))
+    assert out["CycleCount"] == 2 and out["EndpointCount"] == 0 and out["ComponentCount"] == 1
+
+    # A ring of radius 12 with a 22 mm tail: the farthest points are the tail's tip and the
+    # point of the ring opposite the tail, tail + half the ring apart.
+    lasso = _ring(BOX, (30, 22), 12, 2.5) | _tube(BOX, (7, 30, 34), (7, 30, 56), 2.5)
+    out = skeleton.compute(lasso, spacing_zyx=(1, 1, 1))
+    assert out["CycleCount"] == 1
+    assert out["EndpointCount"] == 1 and out["JunctionCount"] == 1 and out["BranchCount"] == 2
+    tail = 56 - 34 - 2.5  # the thinning keeps the tail up to about its end cap
+    assert out["MainPathLength"] == pytest.approx(tail + np.pi * 12, rel=0.05)
+
+    # A ring of radius 18 with a diameter: two junctions, three branches, two loops; the
+    # farthest points are the middles of the two half-rings, half a ring apart.
+    theta = _ring(BOX, (30, 30), 18, 2.5) | _tube(BOX, (7, 30, 12), (7, 30, 48), 2.5)
+    out = skeleton.compute(theta, spacing_zyx=(1, 1, 1))
+    assert out["CycleCount"] == 2
+    assert out["JunctionCount"] == 2 and out["BranchCount"] == 3 and out["EndpointCount"] == 0
+    assert out["MainPathLength"] == pytest.approx(np.pi * 18, rel=0.05)
+
+
 # -- small masks, values by hand -----------------------------------------------------------------
 
 
@@ -258,6 +315,19 @@ def test_bad_skeleton_spacing_is_refused(value):
 def test_skeleton_spacing_setting_validation(bad):
     with pytest.raises(SettingsError, match="skeletonSpacing"):
         load_params({"setting": {"skeletonSpacing": bad}})
+
+
+def test_roi_lost_on_a_coarse_grid_is_an_input_error():
+    # Two 3-voxel columns 8 mm apart; the 5 mm grid, centred on the 11 mm padded box, samples
+    # x = 0, 5, 10 mm of it: background, the gap, background.
+    roi = np.zeros((1, 3, 9), np.uint8)
+    roi[0, :, 0] = roi[0, :, 8] = 1
+    with pytest.raises(ValueError, match="set a smaller skeletonSpacing"):
+        skeleton.compute(roi, spacing_zyx=(1, 1, 1), skeleton_spacing=5.0)
+    image = sitk.GetImageFromArray(np.zeros(roi.shape, np.float32))
+    params = {"featureClass": {"skeleton": None}, "setting": {"skeletonSpacing": 5.0}}
+    with pytest.raises(InputError, match="mask: skeleton: the ROI keeps no voxel"):
+        radflow.extract(image, sitk.GetImageFromArray(roi), params)
 
 
 def test_skeleton_spacing_setting():
