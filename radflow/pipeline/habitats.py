@@ -24,7 +24,10 @@ the label ``<roi>_habitats`` of the reference series (:mod:`radflow.store.habita
 and what the unit reads (the series' content fingerprints, the label's hash, the ROI), and the
 map records it: ``incremental`` skips units whose map holds the same key. A unit that fails is
 recorded in ``STORE/.habitats-errors/<roi>_habitats.json`` (the fields of ``radflow run``'s
-errors table) and never stops the others.
+errors table) and never stops the others. As in ``radflow run``, a permanent failure (bad
+input) is *known* to the next run: ``incremental`` does not run its unit again while its key is
+the same (same model and inputs, same radflow), and only new failures count in
+:attr:`ApplySummary.new_failures` (the command's exit code 1).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from radflow.errors import InputError, RadflowError, SettingsError
 from radflow.io.records import LabelMap, roi_key
 from radflow.pipeline.clusters import connect
 from radflow.pipeline.progress import Progress
-from radflow.pipeline.run import traceback_digest
+from radflow.pipeline.run import _is_known, traceback_digest
 from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError
 from radflow.store import layout
 from radflow.store.catalogue import SeriesInfo, label_rois, list_series
@@ -559,19 +562,30 @@ class ApplySummary:
     written: int = 0
     skipped: int = 0
     failed: int = 0
+    known_failed: int = 0
     missing: list[Missing] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    known_messages: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def new_failures(self) -> int:
+        """Failures not known before this run: ``radflow habitats apply`` exits 1 when > 0."""
+        return self.failed - self.known_failed
 
     def report(self) -> str:
         lines = [f"habitat maps {habitat_key(self.roi)} in {self.store}  (model {self.model})"]
-        if self.written == 0 and self.failed == 0:
-            lines.append(f"nothing to compute: all {self.skipped} map(s) are up to date")
+        if self.written == 0 and self.new_failures == 0:
+            known = f" ({self.known_failed} known failure(s))" if self.known_failed else ""
+            lines.append(f"nothing to compute: all {self.skipped} map(s) are up to date{known}")
+        failed = self.failed
+        if self.known_failed:
+            failed = f"{self.failed}  (new {self.new_failures}, known {self.known_failed})"
         for name, value in (
             ("ROIs planned", self.units),
             ("maps written", self.written),
             ("skipped (unchanged)", self.skipped),
-            ("failed", self.failed),
+            ("failed", failed),
             ("cases left out", len(self.missing)),
             ("time", f"{self.seconds:.1f} s"),
         ):
@@ -579,10 +593,27 @@ class ApplySummary:
         if self.missing:
             lines.append("left out (no habitat map):")
             lines += [f"  {m}" for m in self.missing[:20]]
-        if self.failed:
-            lines.append(f"failures (errors record: {errors_file(self.store, self.roi)}):")
-            lines += [f"  {m}" for m in self.messages[:20]]
+        for count, messages, title in (
+            (self.new_failures, self.messages, "new failures"),
+            (
+                self.known_failed,
+                self.known_messages,
+                "known failures, not retried until their input or the model change",
+            ),
+        ):
+            if count:
+                lines.append(f"{title} (errors record: {errors_file(self.store, self.roi)}):")
+                lines += [f"  {m}" for m in messages[:20]]
         return "\n".join(lines)
+
+    def _count(self, row: dict, *, known: bool) -> None:
+        self.failed += 1
+        self.known_failed += int(known)
+        message = (
+            f"{row['case_id']}/{row['series_id']}/{row['label_key']}:{row['label']}: "
+            f"{row['error_type']}: {row['message']}"
+        )
+        (self.known_messages if known else self.messages).append(message)
 
 
 def errors_file(store: str | Path, roi: str) -> Path:
@@ -658,15 +689,25 @@ def apply(
         units=len(units),
         missing=missing,
     )
-    todo = []
+    path = errors_file(root, roi)
+    # Permanent failures recorded by this radflow version, by task key: a unit whose key is
+    # unchanged (same model, series, label and ROI) fails again the same way.
+    previous = {
+        row["task_key"]: row
+        for row in _recorded_errors(path)
+        if row.get("permanent") and row.get("radflow_version") == __version__
+    }
+    todo, errors = [], []
     for unit in units:
         key = unit.task_key(fingerprint)
         record = habitat_record(root, unit.case, unit.series, habitat_key(roi))
         if incremental and record is not None and record.get("task_key") == key:
             summary.skipped += 1
+        elif incremental and key in previous:  # a known failure: kept, not run again
+            errors.append(previous[key])
+            summary._count(previous[key], known=True)
         else:
             todo.append((key, unit))
-    errors: list[dict] = []
     if todo:
         _execute(
             todo,
@@ -674,6 +715,7 @@ def apply(
             artefact,
             summary,
             errors,
+            previous,
             scheduler=scheduler,
             workers=workers,
             cluster=cluster,
@@ -681,12 +723,22 @@ def apply(
             progress=progress,
             retries=retries,
         )
-    path = errors_file(root, roi)
     if errors or path.exists():
         with atomic_file(path) as tmp:
             tmp.write_text(json.dumps(errors, indent=1, default=str))
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _recorded_errors(path: Path) -> list[dict]:
+    """The rows of an errors record (none when it is missing or unreadable)."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(rows, list):
+        return []
+    return [r for r in rows if isinstance(r, dict) and "task_key" in r]
 
 
 def _execute(
@@ -695,6 +747,7 @@ def _execute(
     artefact,
     summary,
     errors,
+    previous,
     *,
     scheduler,
     workers,
@@ -750,11 +803,7 @@ def _execute(
                     )
             if error is not None:
                 errors.append(error)
-                summary.failed += 1
-                summary.messages.append(
-                    f"{unit.case}/{unit.series}/{unit.label_key}:{unit.label}: "
-                    f"{error['error_type']}: {error['message']}"
-                )
+                summary._count(error, known=_is_known(error, previous))
             else:
                 summary.written += 1
             if bar:

@@ -327,6 +327,20 @@ def test_a_failing_roi_is_recorded_and_does_not_stop_the_others(tmp_path, fitted
         ("c2", "InputError", True)
     ]
     assert "does not cover the ROI" in rows[0]["message"]
+    assert summary.new_failures == 1
+    # incremental: the known permanent failure is kept, not run again, not a new failure
+    again = apply(root, fitted.model, scheduler=cluster, progress=False, incremental=True)
+    assert (again.written, again.skipped, again.failed, again.new_failures) == (0, 1, 1, 0)
+    assert "known failures, not retried" in again.report()
+    assert json.loads(errors_file(root, "gtv").read_text()) == rows
+    # a run without --incremental tries it again: the same failure, known
+    full = apply(root, fitted.model, scheduler=cluster, progress=False)
+    assert (full.written, full.failed, full.known_failed) == (1, 1, 1), full.report()
+    # the PET fixed: a new key (series fingerprint), the map is written, the record emptied
+    _case(root, "c2", seed=2)
+    fixed = apply(root, fitted.model, scheduler=cluster, progress=False, incremental=True)
+    assert (fixed.written, fixed.skipped, fixed.failed) == (1, 1, 0), fixed.report()
+    assert json.loads(errors_file(root, "gtv").read_text()) == []
 
 
 # -- command line -----------------------------------------------------------------------------
