@@ -11,7 +11,9 @@ Zones change non-locally when a kernel moves (one voxel can join or split zones)
 is labelled anew by a flood fill over its box. The fill follows precomputed links: each voxel's
 same-level neighbours as a bit set, cut to the box by a mask chosen by the voxel's place at the
 box faces, so it visits each kernel voxel once and only its zone's links; a stamp array stands
-in for clearing a visited mask, and no matrix is built.
+in for clearing a visited mask, and no matrix is built. Each kernel first copies its box into
+small local arrays (grey levels, links already cut to the box), so the fill runs on flat
+indices into a few hundred contiguous entries instead of 3D indices into the whole array.
 """
 
 from __future__ import annotations
@@ -44,58 +46,71 @@ def _zone_maps(levels, bits, masks, steps, centres, widths, n_sizes, workspace, 
 
     ``bits`` (:func:`~radflow.features.voxel._sizes.neighbour_bits`, alpha 0) lists each
     voxel's same-level neighbours; ``masks`` (:func:`~radflow.features.voxel._sizes.room_masks`)
-    drops those outside the kernel box, so the fill visits only the zone's own links.
+    drops those outside the kernel box. Each kernel first copies its box into small local
+    arrays (levels, links, one flat index per voxel), so the fill runs on flat indices in a
+    few hundred contiguous entries.
     """
     nz, ny, nx = levels.shape
-    stamp = np.zeros(levels.shape, np.int32)
-    stack = np.empty((n_sizes, 3), np.int64)
-    zone_levels = np.empty(n_sizes, np.int64)
-    zone_sizes = np.empty(n_sizes, np.int64)
+    n_steps = steps.shape[0]
+    kvol = n_sizes - 1
+    local_levels = np.empty(kvol, np.int32)
+    local_links = np.empty(kvol, np.uint64)
+    stamp = np.zeros(kvol, np.int64)
+    local_steps = np.empty(n_steps, np.int64)
+    stack = np.empty(kvol, np.int64)
+    zone_levels = np.empty(kvol, np.int64)
+    zone_sizes = np.empty(kvol, np.int64)
     for c in range(centres.shape[0]):
         z0, z1, y0, y1, x0, x1 = kernel_box(
             centres[c, 0], centres[c, 1], centres[c, 2], nz, ny, nx,
             widths[0], widths[1], widths[2],
         )  # fmt: skip
-        mark = c + 1
-        n_zones = 0
+        bx = x1 - x0
+        bxy = (y1 - y0) * bx
+        for a in range(n_steps):
+            local_steps[a] = steps[a, 0] * bxy + steps[a, 1] * bx + steps[a, 2]
+        i = 0
         for z in range(z0, z1):
+            lz = min(z - z0, 1)
+            hz = min(z1 - 1 - z, 1)
             for y in range(y0, y1):
+                ly = min(y - y0, 1)
+                hy = min(y1 - 1 - y, 1)
                 for x in range(x0, x1):
                     level = levels[z, y, x]
-                    if level == 0 or stamp[z, y, x] == mark:
-                        continue
-                    stamp[z, y, x] = mark
-                    stack[0, 0] = z
-                    stack[0, 1] = y
-                    stack[0, 2] = x
-                    top = 1
-                    size = 0
-                    while top > 0:
-                        top -= 1
-                        sz = stack[top, 0]
-                        sy = stack[top, 1]
-                        sx = stack[top, 2]
-                        size += 1
-                        links = bits[sz, sy, sx, 0] & masks[
-                            min(sz - z0, 1), min(z1 - 1 - sz, 1),
-                            min(sy - y0, 1), min(y1 - 1 - sy, 1),
-                            min(sx - x0, 1), min(x1 - 1 - sx, 1), 0,
-                        ]  # fmt: skip
-                        while links:
-                            a = lowest_bit(links)
-                            links &= links - np.uint64(1)
-                            qz = sz + steps[a, 0]
-                            qy = sy + steps[a, 1]
-                            qx = sx + steps[a, 2]
-                            if stamp[qz, qy, qx] != mark:
-                                stamp[qz, qy, qx] = mark
-                                stack[top, 0] = qz
-                                stack[top, 1] = qy
-                                stack[top, 2] = qx
-                                top += 1
-                    zone_levels[n_zones] = level
-                    zone_sizes[n_zones] = size
-                    n_zones += 1
+                    local_levels[i] = level
+                    if level != 0:
+                        local_links[i] = (
+                            bits[z, y, x, 0]
+                            & masks[lz, hz, ly, hy, min(x - x0, 1), min(x1 - 1 - x, 1), 0]
+                        )
+                    i += 1
+        n_box = i
+        mark = c + 1
+        n_zones = 0
+        for i in range(n_box):
+            level = local_levels[i]
+            if level == 0 or stamp[i] == mark:
+                continue
+            stamp[i] = mark
+            stack[0] = i
+            top = 1
+            size = 0
+            while top > 0:
+                top -= 1
+                p = stack[top]
+                size += 1
+                links = local_links[p]
+                while links:
+                    q = p + local_steps[lowest_bit(links)]
+                    links &= links - np.uint64(1)
+                    if stamp[q] != mark:
+                        stamp[q] = mark
+                        stack[top] = q
+                        top += 1
+            zone_levels[n_zones] = level
+            zone_sizes[n_zones] = size
+            n_zones += 1
         size_features(zone_levels, zone_sizes, n_zones, n_sizes, workspace, out[c])
 
 
