@@ -47,6 +47,8 @@ Differences from PyRadiomics (documented, deliberate):
 
 from __future__ import annotations
 
+import collections
+
 import numba
 import numpy as np
 
@@ -102,6 +104,21 @@ _DEPRECATED = {
 }
 _JA = _COLUMNS.index("JointAverage")
 _MCC = _COLUMNS.index("MCC")
+#: Work arrays of :func:`_glcm_maps`, allocated once per call (see there for each).
+_Work = collections.namedtuple(
+    "_Work",
+    "ei ej oi oj rowmask px py lx ly rx ry sum_k diff_k plog plog_stamp rowpos colpos "
+    "c_work m_work tri_d tri_e2 hh_v hh_p",
+)
+#: de Bruijn sequence and table: the index of the lowest set bit of a uint64 ``b`` is
+#: ``_DEBRUIJN_INDEX[((b & -b) * _DEBRUIJN) >> 58]``.
+_DEBRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN_INDEX = np.zeros(64, dtype=np.int64)
+for _bit in range(64):
+    _DEBRUIJN_INDEX[(((1 << _bit) * int(_DEBRUIJN)) % 2**64) >> 58] = _bit
+del _bit
+#: First-order term of log2(1 + u) = u / ln 2 for u = eps / (p_x p_y) (see _matrix_features).
+_EPS_LN2 = float(np.spacing(1.0) / np.log(2.0))
 
 
 @document_maps
@@ -185,7 +202,6 @@ def compute_maps(
             weights,
             bool(settings.symmetrical_glcm),
             int(n_levels),
-            n_present,
             "Imc2" in wanted,
             "MCC" in wanted,
             out,
@@ -211,7 +227,6 @@ def _glcm_maps(
     weights,
     symmetric,
     n_levels,
-    n_present,
     do_imc2,
     do_mcc,
     out,
@@ -224,35 +239,45 @@ def _glcm_maps(
     nm = 1 if weighted else na
     kvol = (2 * half[0] + 1) * (2 * half[1] + 1) * (2 * half[2] + 1)
     lmax = min(kvol, n_levels)
-    slot = np.full(n_levels + 1, -1, np.int64)
+    slot = np.full(n_levels + 1, -1, np.int64)  # slot[0] stays -1: level 0 is outside
     glev = np.empty(lmax, np.int64)
     counts = np.zeros((lmax, lmax))
     cap = min(lmax * lmax, 2 * kvol * (na if weighted else 1))
-    entries = np.empty(cap, np.int64)
-    px = np.zeros(lmax)
-    py = np.zeros(lmax)
-    sum_k = np.zeros(2 * n_levels + 1)
-    diff_k = np.zeros(n_levels + 1)
-    touched_sum = np.empty(cap, np.int64)
-    touched_diff = np.empty(cap, np.int64)
-    rowpos = np.empty(lmax, np.int64)
-    colpos = np.empty(lmax, np.int64)
-    c_work = np.empty((lmax, lmax))
-    m_work = np.empty((lmax, lmax))
-    tri_d = np.empty(lmax)
-    tri_e2 = np.empty(lmax)
-    hh_v = np.empty(lmax)
-    hh_p = np.empty(lmax)
+    work = _Work(
+        np.empty(cap, np.int64),  # ei: rows of the non-zero cells, as counted
+        np.empty(cap, np.int64),  # ej
+        np.empty(cap, np.int64),  # oi: the same cells in (i, j) order
+        np.empty(cap, np.int64),  # oj
+        np.zeros(lmax, np.uint64),  # rowmask
+        np.zeros(lmax),  # px
+        np.zeros(lmax),  # py
+        np.zeros(lmax),  # lx: log2 px
+        np.zeros(lmax),  # ly
+        np.zeros(lmax),  # rx: 1 / px
+        np.zeros(lmax),  # ry
+        np.zeros(2 * n_levels + 1),  # sum_k
+        np.zeros(n_levels + 1),  # diff_k
+        np.zeros(2 * kvol + 1),  # plog: p log2(p + eps) of an integer count
+        np.full(2 * kvol + 1, -1, np.int64),  # plog_stamp: the matrix plog holds it for
+        np.empty(lmax, np.int64),  # rowpos
+        np.empty(lmax, np.int64),  # colpos
+        np.empty((lmax, lmax)),  # c_work
+        np.empty((lmax, lmax)),  # m_work
+        np.empty(lmax),  # tri_d
+        np.empty(lmax),  # tri_e2
+        np.empty(lmax),  # hh_v
+        np.empty(lmax),  # hh_p
+    )
     values = np.empty((nm, out.shape[1]))
     ng = float(n_levels)
+    stamp = 0
     for c in range(centres.shape[0]):
         cz, cy, cx = centres[c, 0], centres[c, 1], centres[c, 2]
         z0, z1, y0, y1, x0, x1 = kernel_box(cz, cy, cx, sz, sy, sx, half[0], half[1], half[2])
-        # local slots of the grey levels in the kernel
+        # local slots of the grey levels in the kernel, in grey-level order so that the
+        # entries run over (i, j) as PyRadiomics' sums do (same rounding)
         n_slots = kernel_levels(binned, kmask, z0, z1, y0, y1, x0, x1, slot, glev)
-        # slots in grey-level order, so that sorted entries run over (i, j) as PyRadiomics'
-        # sums do (same rounding)
-        glev[:n_slots] = np.sort(glev[:n_slots])
+        _insertion_sort(glev, n_slots)
         for s in range(n_slots):
             slot[glev[s]] = s
         # one matrix at a time (each offset, or their weighted sum): the working set is one
@@ -263,53 +288,29 @@ def _glcm_maps(
             w = weights[a] if weighted else 1.0
             if w != 0.0:  # an underflowed weight adds nothing
                 n_entries = _count_pairs(
-                    binned,
-                    kmask,
-                    slot,
-                    box,
-                    steps[a],
-                    w,
-                    symmetric,
-                    lmax,
-                    counts,
-                    entries,
-                    n_entries,
+                    binned, slot, box, steps[a], w, symmetric, counts, work.ei, work.ej, n_entries
                 )
             if weighted and a < na - 1:
                 continue
             m = 0 if weighted else a
-            found = np.sort(entries[:n_entries])
+            stamp += 1
             _matrix_features(
                 counts,
-                found,
+                n_entries,
                 glev,
                 n_slots,
-                lmax,
                 ng,
-                n_present,
+                not weighted,
+                stamp,
                 do_imc2,
                 do_mcc,
-                px,
-                py,
-                sum_k,
-                diff_k,
-                touched_sum,
-                touched_diff,
-                rowpos,
-                colpos,
-                c_work,
-                m_work,
-                tri_d,
-                tri_e2,
-                hh_v,
-                hh_p,
+                work,
                 values[m],
             )
             if not weighted:
                 empty[c, m] = np.isnan(values[m, 0])
             for e in range(n_entries):
-                q = entries[e]
-                counts[q // lmax, q % lmax] = 0.0
+                counts[work.ei[e], work.ej[e]] = 0.0
             n_entries = 0
         # average over the matrices, NaN skipped (numpy.nanmean)
         mean_over_matrices(values, out[c])
@@ -318,71 +319,104 @@ def _glcm_maps(
 
 
 @numba.njit(cache=True)
-def _count_pairs(binned, kmask, slot, box, step, w, symmetric, lmax, counts, entries, n_entries):
+def _insertion_sort(a, n):
+    """Sort ``a[:n]`` in place (a kernel's few grey levels; no allocation)."""
+    for k in range(1, n):
+        v = a[k]
+        i = k - 1
+        while i >= 0 and a[i] > v:
+            a[i + 1] = a[i]
+            i -= 1
+        a[i + 1] = v
+
+
+@numba.njit(cache=True)
+def _count_pairs(binned, slot, box, step, w, symmetric, counts, ei, ej, n_entries):
     """Add ``w`` to ``counts[i, j]`` (and ``[j, i]`` when ``symmetric``) for each pair of kernel
-    voxels at offset ``step`` inside ``box``; list new non-zero cells in ``entries``. Returns the
-    new number of entries."""
+    voxels at offset ``step`` inside ``box`` (``slot`` is -1 outside the kernel region); list
+    new non-zero cells in ``ei, ej``. Returns the new number of entries."""
     z0, z1, y0, y1, x0, x1 = box
     dz, dy, dx = step[0], step[1], step[2]
     # the voxels whose neighbour at ``step`` stays in the box
     for z in range(max(z0, z0 - dz), min(z1, z1 - dz)):
         for y in range(max(y0, y0 - dy), min(y1, y1 - dy)):
             for x in range(max(x0, x0 - dx), min(x1, x1 - dx)):
-                if not kmask[z, y, x] or not kmask[z + dz, y + dy, x + dx]:
-                    continue
                 i = slot[binned[z, y, x]]
                 j = slot[binned[z + dz, y + dy, x + dx]]
+                if i < 0 or j < 0:
+                    continue
                 if counts[i, j] == 0.0:
-                    entries[n_entries] = i * lmax + j
+                    ei[n_entries] = i
+                    ej[n_entries] = j
                     n_entries += 1
                 counts[i, j] += w
                 if symmetric:
                     if counts[j, i] == 0.0:
-                        entries[n_entries] = j * lmax + i
+                        ei[n_entries] = j
+                        ej[n_entries] = i
                         n_entries += 1
                     counts[j, i] += w
     return n_entries
 
 
 @numba.njit(cache=True)
+def _ordered_entries(ei, ej, n_entries, n_slots, lmax, rowmask, oi, oj):
+    """The cells ``(ei, ej)[:n_entries]`` in (i, j) order into ``oi, oj``: through one bit mask
+    per row (no sort, no allocation) when the kernel has at most 64 levels, else a sort."""
+    if n_slots <= 64:
+        one = np.uint64(1)
+        for s in range(n_slots):
+            rowmask[s] = 0
+        for e in range(n_entries):
+            rowmask[ei[e]] |= one << np.uint64(ej[e])
+        k = 0
+        for i in range(n_slots):
+            bits = rowmask[i]
+            while bits != 0:
+                low = bits & (~bits + one)
+                oi[k] = i
+                oj[k] = _DEBRUIJN_INDEX[(low * _DEBRUIJN) >> np.uint64(58)]
+                k += 1
+                bits ^= low
+    else:
+        keys = np.empty(n_entries, np.int64)
+        for e in range(n_entries):
+            keys[e] = ei[e] * lmax + ej[e]
+        keys = np.sort(keys)
+        for e in range(n_entries):
+            oi[e] = keys[e] // lmax
+            oj[e] = keys[e] % lmax
+
+
+@numba.njit(cache=True)
 def _matrix_features(
-    counts,
-    entries,
-    glev,
-    n_slots,
-    lmax,
-    ng,
-    n_present,
-    do_imc2,
-    do_mcc,
-    px,
-    py,
-    sum_k,
-    diff_k,
-    touched_sum,
-    touched_diff,
-    rowpos,
-    colpos,
-    c_work,
-    m_work,
-    tri_d,
-    tri_e2,
-    hh_v,
-    hh_p,
-    values,
+    counts, n_entries, glev, n_slots, ng, integral, stamp, do_imc2, do_mcc, work, values
 ):
-    """Features of one co-occurrence matrix given by its non-zero ``entries`` (i * lmax + j)."""
+    """Features of one co-occurrence matrix given by its non-zero cells ``work.ei, work.ej``.
+
+    ``integral``: the counts are integers (no weighting), so ``p log2(p + eps)`` is looked up
+    per count value (``work.plog``, valid where ``work.plog_stamp`` equals ``stamp``).
+    """
     eps = np.spacing(1.0)
+    lmax = counts.shape[0]
+    oi = work.oi
+    oj = work.oj
+    px = work.px
+    py = work.py
+    sum_k = work.sum_k
+    diff_k = work.diff_k
+    _ordered_entries(work.ei, work.ej, n_entries, n_slots, lmax, work.rowmask, oi, oj)
     total = 0.0
-    for e in range(entries.shape[0]):
-        q = entries[e]
-        total += counts[q // lmax, q % lmax]
+    for e in range(n_entries):
+        total += counts[oi[e], oj[e]]
     if total == 0.0:
         values[:] = np.nan
         return
     for s in range(n_slots):
         px[s] = 0.0
         py[s] = 0.0
+    plog = work.plog
+    plog_stamp = work.plog_stamp
     ux = 0.0
     uy = 0.0
     autocorrelation = 0.0
@@ -390,13 +424,11 @@ def _matrix_features(
     energy = 0.0
     hxy = 0.0
     max_p = 0.0
-    n_sum = 0
-    n_diff = 0
-    for e in range(entries.shape[0]):
-        q = entries[e]
-        i = q // lmax
-        j = q % lmax
-        p = counts[i, j] / total
+    for e in range(n_entries):
+        i = oi[e]
+        j = oj[e]
+        n = counts[i, j]
+        p = n / total
         gi = glev[i]
         gj = glev[j]
         px[i] += p
@@ -407,17 +439,54 @@ def _matrix_features(
         d = abs(gi - gj)
         contrast += p * (d * d)
         energy += p * p
-        hxy -= p * np.log2(p + eps)
+        if integral:
+            k = int(n)
+            if plog_stamp[k] != stamp:
+                plog_stamp[k] = stamp
+                plog[k] = p * np.log2(p + eps)
+            hxy -= plog[k]
+        else:
+            hxy -= p * np.log2(p + eps)
         max_p = max(max_p, p)
-        k = gi + gj
-        if sum_k[k] == 0.0:
-            touched_sum[n_sum] = k
-            n_sum += 1
-        sum_k[k] += p
-        if diff_k[d] == 0.0:
-            touched_diff[n_diff] = d
-            n_diff += 1
+        sum_k[gi + gj] += p
         diff_k[d] += p
+    # marginal entropies; log2 p_x (without eps) and 1 / p_x for HXY1 and HXY2 below
+    lx = work.lx
+    ly = work.ly
+    rx = work.rx
+    ry = work.ry
+    hx = 0.0
+    hy = 0.0
+    n_rows = 0
+    n_cols = 0
+    min_x = 1.0
+    min_y = 1.0
+    for s in range(n_slots):
+        hx -= px[s] * np.log2(px[s] + eps)
+        hy -= py[s] * np.log2(py[s] + eps)
+        if px[s] > 0.0:
+            n_rows += 1
+            min_x = min(min_x, px[s])
+        if py[s] > 0.0:
+            n_cols += 1
+            min_y = min(min_y, py[s])
+    # HXY1 = -sum p log2(px py + eps) and HXY2 = -sum px py log2(px py + eps) through
+    # log2(px py + eps) = log2 px + log2 py + u / ln 2 + O(u^2), u = eps / (px py): equal to
+    # rounding (~1e-15) when u is tiny (integer counts give px py >= 1 / total^2); the direct
+    # sums where u is not tiny, and where max(HX, HY) is small, as Imc1 divides by it (one grey
+    # level: PyRadiomics' exact tie HXY == HXY1 gives 0 there)
+    fast = eps / (min_x * min_y) < 1e-6 and max(hx, hy) > 0.01
+    marg = 0.0  # sum px log2 px + sum py log2 py
+    if fast:
+        for s in range(n_slots):
+            if px[s] > 0.0:
+                rx[s] = 1.0 / px[s]
+                lx[s] = np.log2(px[s])
+                marg += px[s] * lx[s]
+            if py[s] > 0.0:
+                ry[s] = 1.0 / py[s]
+                ly[s] = np.log2(py[s])
+                marg += py[s] * ly[s]
     shade = 0.0
     prominence = 0.0
     tendency = 0.0
@@ -425,26 +494,29 @@ def _matrix_features(
     var_y = 0.0
     corm = 0.0
     hxy1 = 0.0
-    for e in range(entries.shape[0]):
-        q = entries[e]
-        i = q // lmax
-        j = q % lmax
+    first_order = 0.0
+    for e in range(n_entries):
+        i = oi[e]
+        j = oj[e]
         p = counts[i, j] / total
         dx = glev[i] - ux
         dy = glev[j] - uy
         t = glev[i] + glev[j] - ux - uy
-        tendency += p * t**2
-        shade += p * t**3
-        prominence += p * t**4
+        t2 = t * t
+        tendency += p * t2
+        shade += p * (t2 * t)
+        prominence += p * (t2 * t2)
         sum_squares += p * dx**2
         var_y += p * dy**2
         corm += p * dx * dy
-        hxy1 -= p * np.log2(px[i] * py[j] + eps)
-    hx = 0.0
-    hy = 0.0
-    for s in range(n_slots):
-        hx -= px[s] * np.log2(px[s] + eps)
-        hy -= py[s] * np.log2(py[s] + eps)
+        if fast:
+            first_order += p * rx[i] * ry[j]
+        else:
+            hxy1 -= p * np.log2(px[i] * py[j] + eps)
+    if fast:
+        hxy1 = -marg - _EPS_LN2 * first_order
+    # difference and sum distributions over their ranges in the kernel, in index order
+    span = glev[n_slots - 1] - glev[0]
     diff_average = 0.0
     diff_entropy = 0.0
     idm = 0.0
@@ -452,9 +524,10 @@ def _matrix_features(
     id_ = 0.0
     idn = 0.0
     inverse_variance = 0.0
-    for t in range(n_diff):
-        d = touched_diff[t]
+    for d in range(span + 1):
         pd = diff_k[d]
+        if pd == 0.0:
+            continue
         diff_average += d * pd
         diff_entropy -= pd * np.log2(pd + eps)
         idm += pd / (1 + d * d)
@@ -464,18 +537,19 @@ def _matrix_features(
         if d > 0:
             inverse_variance += pd / (d * d)
     diff_variance = 0.0
-    for t in range(n_diff):
-        d = touched_diff[t]
-        diff_variance += diff_k[d] * (d - diff_average) ** 2
-        diff_k[d] = 0.0
+    for d in range(span + 1):
+        pd = diff_k[d]
+        if pd != 0.0:
+            diff_variance += pd * (d - diff_average) ** 2
+            diff_k[d] = 0.0
     sum_average = 0.0
     sum_entropy = 0.0
-    for t in range(n_sum):
-        k = touched_sum[t]
+    for k in range(2 * glev[0], 2 * glev[n_slots - 1] + 1):
         ps = sum_k[k]
-        sum_average += k * ps
-        sum_entropy -= ps * np.log2(ps + eps)
-        sum_k[k] = 0.0
+        if ps != 0.0:
+            sum_average += k * ps
+            sum_entropy -= ps * np.log2(ps + eps)
+            sum_k[k] = 0.0
     sig = np.sqrt(sum_squares) * np.sqrt(var_y)
     correlation = 1.0 if sig == 0.0 else corm / (sig + eps)
     div = max(hx, hy)
@@ -483,14 +557,19 @@ def _matrix_features(
     imc2 = np.nan
     if do_imc2:
         hxy2 = 0.0
-        for i in range(n_slots):
-            if px[i] == 0.0:
-                continue
-            for j in range(n_slots):
-                if py[j] == 0.0:
+        if fast:
+            hxy2 = -marg - _EPS_LN2 * (n_rows * n_cols)
+        if not fast or hxy2 - hxy < 1e-5:
+            # PyRadiomics' sum: exact ties (HXY2 == HXY, e.g. one grey level) give 0 as there
+            hxy2 = 0.0
+            for i in range(n_slots):
+                if px[i] == 0.0:
                     continue
-                pp = px[i] * py[j]
-                hxy2 -= pp * np.log2(pp + eps)
+                for j in range(n_slots):
+                    if py[j] == 0.0:
+                        continue
+                    pp = px[i] * py[j]
+                    hxy2 -= pp * np.log2(pp + eps)
         if hxy2 == hxy:
             imc2 = 0.0
         else:
@@ -498,21 +577,7 @@ def _matrix_features(
             imc2 = np.sqrt(base) if base >= 0.0 else np.nan
     mcc = np.nan
     if do_mcc:
-        mcc = _mcc(
-            counts,
-            total,
-            px,
-            py,
-            n_slots,
-            rowpos,
-            colpos,
-            c_work,
-            m_work,
-            tri_d,
-            tri_e2,
-            hh_v,
-            hh_p,
-        )
+        mcc = _mcc(counts, n_entries, total, n_slots, work)
     values[0] = autocorrelation
     values[1] = ux
     values[2] = prominence
@@ -540,7 +605,7 @@ def _matrix_features(
 
 
 @numba.njit(cache=True)
-def _mcc(counts, total, px, py, n_slots, rows, cols, c, m, d, e2, v, w):
+def _mcc(counts, n_entries, total, n_slots, work):
     """Square root of the second largest eigenvalue of PyRadiomics' Q (see module docstring).
 
     :math:`Q` is similar to :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` over the levels
@@ -548,42 +613,48 @@ def _mcc(counts, total, px, py, n_slots, rows, cols, c, m, d, e2, v, w):
     is used. Its largest eigenvalue is 1 with the unit eigenvector :math:`\\sqrt{p_x}` (resp.
     :math:`\\sqrt{p_y}`); removing it (:math:`M = C C^T - \\sqrt{p_x}\\sqrt{p_x}^T`) leaves the
     second largest as the largest eigenvalue of :math:`M`, found by :func:`_tridiagonalise` and
-    :func:`_largest_eigenvalue`. ``c, m`` (lmax x lmax) and ``d, e2, v, w`` (lmax) are work
-    arrays, ``rows, cols`` (lmax) integer work arrays.
+    :func:`_largest_eigenvalue`. Reads the cells ``work.oi, work.oj`` and the marginals
+    ``work.px, work.py``; uses the other work arrays.
     """
+    px = work.px
+    py = work.py
+    rowpos = work.rowpos
+    colpos = work.colpos
+    c = work.c_work
+    m = work.m_work
+    v = work.hh_v
     n_rows = 0
     n_cols = 0
     for s in range(n_slots):
         if px[s] > 0.0:
-            rows[n_rows] = s
+            rowpos[s] = n_rows
             n_rows += 1
         if py[s] > 0.0:
-            cols[n_cols] = s
+            colpos[s] = n_cols
             n_cols += 1
     if n_rows < 2 or n_cols < 2:
         return 0.0  # rank one: eigenvalues 1 and zeros
     # M = B^T B - v v^T with B = C^T (n_cols x n_rows) or C, whichever has fewer columns;
     # B is stored row by row so that the inner loops run along rows
-    if n_rows <= n_cols:
-        n = n_rows
-        n_k = n_cols
-        for b in range(n_cols):
-            j = cols[b]
-            for a in range(n_rows):
-                i = rows[a]
-                c[b, a] = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
+    rows_first = n_rows <= n_cols
+    n = n_rows if rows_first else n_cols
+    n_k = n_cols if rows_first else n_rows
+    for k in range(n_k):
         for a in range(n):
-            v[a] = np.sqrt(px[rows[a]])
-    else:
-        n = n_cols
-        n_k = n_rows
-        for a in range(n_rows):
-            i = rows[a]
-            for b in range(n_cols):
-                j = cols[b]
-                c[a, b] = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
-        for a in range(n):
-            v[a] = np.sqrt(py[cols[a]])
+            c[k, a] = 0.0
+    for e in range(n_entries):
+        i = work.oi[e]
+        j = work.oj[e]
+        value = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
+        if rows_first:
+            c[colpos[j], rowpos[i]] = value
+        else:
+            c[rowpos[i], colpos[j]] = value
+    for s in range(n_slots):
+        if rows_first and px[s] > 0.0:
+            v[rowpos[s]] = np.sqrt(px[s])
+        elif not rows_first and py[s] > 0.0:
+            v[colpos[s]] = np.sqrt(py[s])
     for a in range(n):
         va = v[a]
         for b in range(a, n):
@@ -595,8 +666,8 @@ def _mcc(counts, total, px, py, n_slots, rows, cols, c, m, d, e2, v, w):
                     m[a, b] += cka * c[k, b]
         for b in range(a + 1, n):
             m[b, a] = m[a, b]
-    _tridiagonalise(m, n, d, e2, v, w)
-    second = _largest_eigenvalue(d, e2, n)
+    _tridiagonalise(m, n, work.tri_d, work.tri_e2, v, work.hh_p)
+    second = _largest_eigenvalue(work.tri_d, work.tri_e2, n)
     return np.sqrt(second) if second > 0.0 else 0.0
 
 
