@@ -822,12 +822,10 @@ def _write_map(unit: HabitatUnit, key: str, artefact: dict, box, habitats: np.nd
     image.SetOrigin(grid.GetOrigin())
     image.SetDirection(grid.GetDirection())
     n_habitats = int(artefact["n_habitats"])
-    label = LabelMap(
-        key=habitat_key(unit.roi),
-        source=SOURCE,
-        image=image,
-        rois=habitat_rois(unit.roi, n_habitats),
-    )
+    # Only the habitats present in this ROI are its label's ROIs (radflow run extracts each).
+    present = {int(k) for k in np.unique(habitats) if k}
+    rois = {k: name for k, name in habitat_rois(unit.roi, n_habitats).items() if k in present}
+    label = LabelMap(key=habitat_key(unit.roi), source=SOURCE, image=image, rois=rois)
     attrs = habitat_attrs(
         unit.roi,
         n_habitats,

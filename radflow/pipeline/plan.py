@@ -23,6 +23,7 @@ large the archive.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -331,8 +332,8 @@ def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]
     return ome.parse_label(meta["attributes"], path)[2], summary.get("hash")
 
 
-def _habitat_maps(series_dir: Path, keys) -> dict[str, str | None]:
-    """Label key -> hash of the habitat maps of a series (``radflow habitats apply``).
+def _habitat_maps(series_dir: Path, keys) -> dict[str, tuple[str | None, str]]:
+    """Label key -> (hash, ROI) of the habitat maps of a series (``radflow habitats apply``).
 
     Metadata only: the labels named ``<roi>_habitats`` whose attributes record a habitat model.
     """
@@ -345,8 +346,32 @@ def _habitat_maps(series_dir: Path, keys) -> dict[str, str | None]:
         radflow = (meta.get("attributes") or {}).get("radflow") or {}
         record = radflow.get(HABITATS)
         if isinstance(record, dict):
-            found[key] = (radflow.get("summary") or {}).get("hash")
+            found[key] = ((radflow.get("summary") or {}).get("hash"), str(record.get("roi")))
     return found
+
+
+def _habitat_scope(store: Path, metadata) -> frozenset[tuple[str, str | None]]:
+    """(ROI, modality) of every habitat map of the store: where the habitat class applies.
+
+    A ROI of that name in a series of that modality without a map fails (``radflow habitats
+    apply`` has not run for it); other ROIs (organs, other modalities) leave the class out.
+    """
+    scope = set()
+    for case, series, attrs, keys in metadata:
+        if isinstance(attrs, Exception):
+            continue
+        try:
+            maps = _habitat_maps(store / case / series, keys)
+        except _METADATA_ERRORS:
+            continue  # the series fails when planned
+        scope.update((roi, attrs.get("modality")) for _, roi in maps.values())
+    return frozenset(scope)
+
+
+def _without_habitat(params: ExtractionParams) -> ExtractionParams | None:
+    """``params`` without the habitat class; None when no other class is left."""
+    classes = {c: n for c, n in params.feature_classes.items() if c != HABITAT}
+    return dataclasses.replace(params, feature_classes=classes) if classes else None
 
 
 def _series_tasks(
@@ -358,13 +383,16 @@ def _series_tasks(
     groups: list[tuple[str, dict, ExtractionParams]],
     fs: str,
     ph: str,
+    habitat_scope: frozenset = frozenset(),
 ) -> list[Task]:
     path = store / case / series
     institution = _partition_value(attrs.get("institution"), "institution", path)
     modality = _partition_value(attrs.get("modality"), "modality", path)
     fingerprint = attrs["fingerprint"]
-    habitats = any(HABITAT in p.feature_classes for _, _, p in groups)
-    habitat_maps = _habitat_maps(path, keys) if habitats else {}
+    habitat_maps = _habitat_maps(path, keys) if habitat_scope else {}
+    without_habitat = {
+        group: _without_habitat(p) for group, _, p in groups if HABITAT in p.feature_classes
+    }
     tasks = []
     for key in keys:
         rois, label_hash = _label_rois(path, key)
@@ -373,14 +401,22 @@ def _series_tasks(
         # that keys of tables made from older stores stay as they were.
         label_part = [label_hash] if label_hash else []
         for value, name in sorted(rois.items()):
-            # The habitat class reads the ROI's habitat map: a new map changes the key.
-            habitat_hash = None if key in habitat_maps else habitat_maps.get(habitat_key(name))
+            # The habitat class reads the ROI's habitat map (a new map changes the key); it
+            # applies where the store holds habitat maps of the ROI (name and modality), not
+            # to the habitats themselves.
+            applies = (
+                key not in habitat_maps and (roi_key(name), attrs.get("modality")) in habitat_scope
+            )
+            habitat_map = habitat_maps.get(habitat_key(name)) if applies else None
             for group, mapping, group_params in groups:
-                habitat_part = (
-                    ["habitats", habitat_hash]
-                    if habitat_hash and HABITAT in group_params.feature_classes
-                    else []
-                )
+                habitat_part = []
+                if group in without_habitat:
+                    if habitat_map is not None:
+                        habitat_part = ["habitats", habitat_map[0]]
+                    elif not applies:
+                        group_params = without_habitat[group]
+                        if group_params is None:
+                            continue  # only the habitat class was enabled
                 token = _digest(
                     "extract",
                     case,
@@ -454,12 +490,22 @@ def make_plan(
     tasks: list[Task] = []
     failures: list[PlanFailure] = []
     count = 0
-    for case, series, attrs, keys in _series_metadata(store):
+    metadata = list(_series_metadata(store))
+    scope = frozenset()
+    if any(HABITAT in p.feature_classes for _, _, p in groups):
+        scope = _habitat_scope(store, metadata)
+        if not scope:
+            raise InputError(
+                store,
+                "featureClass habitat: the store holds no habitat map; run `radflow habitats "
+                "fit` and `radflow habitats apply` first (or remove habitat from featureClass)",
+            )
+    for case, series, attrs, keys in metadata:
         count += 1
         error = attrs if isinstance(attrs, Exception) else None
         if error is None:
             try:
-                tasks.extend(_series_tasks(store, case, series, attrs, keys, groups, fs, ph))
+                tasks.extend(_series_tasks(store, case, series, attrs, keys, groups, fs, ph, scope))
             except _METADATA_ERRORS as exc:  # one unreadable series must not stop the others
                 error = exc
         if error is not None:

@@ -8,7 +8,6 @@ worker opens the store itself and reads only the ROI's box.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import math
@@ -26,7 +25,7 @@ from radflow.features.habitat import FAMILY as HABITAT
 from radflow.pipeline.plan import Task
 from radflow.store.catalogue import label_keys
 from radflow.store.chunks import DamagedChunkError
-from radflow.store.habitats import habitat_key, habitat_record
+from radflow.store.habitats import habitat_key
 from radflow.store.read import open_label, open_volume
 
 dask = load("dask")
@@ -132,32 +131,28 @@ def extract_task(task: Task) -> list[dict] | TaskError:
     try:
         image = open_volume(task.store, task.case, task.series)
         mask = open_label(task.store, task.case, task.series, task.label_key)
-        params, habitats = _habitat_inputs(task)
+        habitats = _habitat_map(task)
         with dask.config.set(scheduler="synchronous"):
-            result = extract(image, mask, params, label=task.label, habitats=habitats)
+            result = extract(image, mask, task.params, label=task.label, habitats=habitats)
         return rows_from_result(task, result)
     except RadflowError as exc:
         permanent = not isinstance(exc, DamagedChunkError)
         return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
 
 
-def _habitat_inputs(task: Task):
-    """The task's parameters and the ROI's habitat map, for the ``habitat`` feature class.
+def _habitat_map(task: Task):
+    """The ROI's habitat map for the ``habitat`` feature class, when the task computes it.
 
-    The map is the label ``<roi>_habitats`` of the series (``radflow habitats apply``); None
-    when it has none (the extraction then fails naming the commands to run). The habitats of a
-    habitat map (its own ROIs) have no habitat map: the class is left out of their extraction.
+    The label ``<roi>_habitats`` of the series (``radflow habitats apply``); None when the
+    series has none (the extraction then fails naming the commands to run). The plan leaves
+    the class out of the tasks it does not apply to (:func:`radflow.pipeline.plan.make_plan`).
     """
-    params = task.params
-    if HABITAT not in params.feature_classes:
-        return params, None
-    if habitat_record(task.store, task.case, task.series, task.label_key) is not None:
-        classes = {c: n for c, n in params.feature_classes.items() if c != HABITAT}
-        return dataclasses.replace(params, feature_classes=classes), None
+    if HABITAT not in task.params.feature_classes:
+        return None
     key = habitat_key(task.roi)
     if key not in label_keys(task.store, task.case, task.series):
-        return params, None
-    return params, open_label(task.store, task.case, task.series, key)
+        return None
+    return open_label(task.store, task.case, task.series, key)
 
 
 class SingleThreadedLibraries(WorkerPlugin):

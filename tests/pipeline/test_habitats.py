@@ -307,6 +307,22 @@ def test_incremental_apply_computes_nothing_and_a_new_model_recomputes(
     assert habitat_record(store, "c0", "ct", "gtv_habitats")["n_habitats"] == 2
 
 
+def test_a_habitat_absent_from_a_roi_is_not_one_of_its_label_rois(tmp_path):
+    from radflow.pipeline.habitats import _write_map
+    from radflow.store.read import roi_bbox
+
+    _case(tmp_path, "c1", seed=1)
+    (unit,), _ = plan_units(tmp_path, "GTV", ["CT", "PT"])
+    box = roi_bbox(tmp_path, "c1", "ct", "rtstruct", 1)
+    truth = _core_truth()[box]
+    habitats = np.where(truth == 1, 1, 3) * (truth > 0)  # K = 3, habitat 2 absent
+    artefact = {"n_habitats": 3, "channels": ["CT", "PT"], "fingerprint": "f" * 32}
+    _write_map(unit, "key", artefact, [(b.start, b.stop) for b in box], habitats.astype(np.uint8))
+    label = open_label(tmp_path, "c1", "ct", "gtv_habitats")
+    assert label.attrs["rois"] == {1: "gtv_habitat_1", 3: "gtv_habitat_3"}  # run plans these
+    assert label.attrs["habitats"]["n_habitats"] == 3
+
+
 def test_a_failing_roi_is_recorded_and_does_not_stop_the_others(tmp_path, fitted, cluster):
     root = tmp_path / "store"
     _case(root, "c1", seed=1)
@@ -420,10 +436,11 @@ RUN_PARAMS = {
 
 @pytest.fixture(scope="module")
 def habitat_store(tmp_path_factory, cluster):
-    """Two cases with GTV habitat maps (K = 2), one organ ROI without."""
+    """Two cases with GTV habitat maps (K = 2), a third without PET (no map); organ ROIs."""
     root = tmp_path_factory.mktemp("run") / "store"
     for n in range(2):
         _case(root, f"c{n}", seed=20 + n)
+    _case(root, "c2", seed=22, pet=False)
     model = fit(
         root,
         "GTV",
@@ -449,8 +466,8 @@ def test_radflow_run_gives_per_habitat_rows_and_habitat_columns(habitat_store, r
 
     summary, table = run_table
     rows = read_table(table).to_pandas()
-    assert sorted(set(rows["roi"])) == ["gtv", "gtv_habitat_1", "gtv_habitat_2"]
-    assert summary.failed == 2 and summary.extracted == 6
+    assert sorted(set(rows["roi"])) == ["gtv", "gtv_habitat_1", "gtv_habitat_2", "liver"]
+    assert summary.failed == 1 and summary.extracted == 2 * 4 + 1
     for case in ("c0", "c1"):
         ct = np.asarray(read_box(habitat_store, case, "ct", (slice(None),) * 3).values)
         habitats = np.asarray(open_label(habitat_store, case, "ct", "gtv_habitats").values)
@@ -472,10 +489,14 @@ def test_radflow_run_gives_per_habitat_rows_and_habitat_columns(habitat_store, r
         assert 0.0 <= gtv["habitat_ITHScore"] < 1.0 and gtv["habitat_Components_1"] >= 1
         assert gtv["habitat_MSIPairs_1_2"] > 0  # core and rim touch
     assert "habitat_Components_2" not in rows.columns  # only the features named
-    # the organ ROI has no habitat map: its tasks fail naming the commands to run
+    # organs have no habitat model: the class is left out of their rows
+    liver = rows[rows["roi"] == "liver"]
+    assert len(liver) == 3 and liver["habitat_ITHScore"].isna().all()
+    assert liver["firstorder_Mean"].notna().all()
+    # a GTV of CT (where the store has habitat maps) without one: fails naming the command
     errors = read_errors(table).to_pandas()
-    assert sorted(errors["roi"]) == ["liver", "liver"]
-    assert all("radflow habitats apply" in m for m in errors["message"])
+    assert list(zip(errors["case_id"], errors["roi"])) == [("c2", "gtv")]
+    assert "radflow habitats apply" in errors["message"][0]
 
 
 def test_incremental_run_follows_the_habitat_maps(habitat_store, run_table, cluster, tmp_path):
@@ -503,7 +524,13 @@ def test_incremental_run_follows_the_habitat_maps(habitat_store, run_table, clus
 
     rows = read_table(table).to_pandas()
     assert (rows[rows["roi"] == "gtv"]["habitat_Fraction_3"] > 0).all()
-    assert sorted(set(rows["roi"])) == ["gtv", "gtv_habitat_1", "gtv_habitat_2", "gtv_habitat_3"]
+    assert sorted(set(rows["roi"])) == [
+        "gtv",
+        "gtv_habitat_1",
+        "gtv_habitat_2",
+        "gtv_habitat_3",
+        "liver",
+    ]
 
 
 def test_run_needs_the_habitat_count_for_stems(habitat_store, tmp_path):
@@ -532,6 +559,14 @@ def test_a_habitat_map_above_the_habitat_count_is_an_input_error(habitat_store):
     k = habitat_record(habitat_store, "c0", "ct", "gtv_habitats")["n_habitats"]
     with pytest.raises(InputError, match=f"map has {k} habitats, setting habitatCount is 1"):
         extract(image, mask, params, habitats=habitats)
+
+
+def test_run_with_the_habitat_class_on_a_store_without_maps_is_an_input_error(tmp_path):
+    from radflow.pipeline.plan import make_plan
+
+    _case(tmp_path, "c1", seed=1)
+    with pytest.raises(InputError, match="no habitat map; run `radflow habitats fit`"):
+        make_plan(tmp_path, RUN_PARAMS)
 
 
 def test_extract_computes_the_habitat_class_from_a_habitat_map(tmp_path):
