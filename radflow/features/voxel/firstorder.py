@@ -9,10 +9,12 @@ otherwise. The histogram features (``Entropy``, ``Uniformity``) use ``binned``, 
 PyRadiomics' class discretised from the float64 intensities over the discretisation region.
 
 The kernel slides along x: the sorted intensities of the kernel are kept from one centre to
-the next (the leaving column is removed and the sorted entering column merged in, O(k) per
-step for a kernel of k voxels, instead of a sort of the whole kernel), and so are the counts
-per grey level. Only lines (or gaps) that the window jumps over restart it. Memory is the
-output plus one kernel's working set.
+the next (the leaving column taken out and the sorted entering column merged in, in one O(k)
+pass per step for a kernel of k voxels, instead of a sort of the whole kernel; a column is
+sorted once, when it enters, and kept until it leaves), and so are the counts per grey level
+with the list of levels present, ascending, from which ``Entropy`` and ``Uniformity`` are
+summed (a value depends on its kernel only, not on the window's path). Only lines (or gaps)
+that the window jumps over restart it. Memory is the output plus one kernel's working set.
 """
 
 from __future__ import annotations
@@ -125,59 +127,71 @@ def compute_maps(
 
 
 @numba.njit(cache=True)
-def _column(image, kernel_mask, z0, z1, y0, y1, x, buf):
-    """The kernel-mask values of column ``x`` of the box, sorted, into ``buf``; their count."""
+def _columns(image, kernel_mask, z0, z1, y0, y1, xa, xb, buf):
+    """The kernel-mask values of columns ``[xa, xb)`` of the box, sorted, into ``buf``; their
+    count."""
     n = 0
-    for z in range(z0, z1):
-        for y in range(y0, y1):
-            if kernel_mask[z, y, x]:
-                buf[n] = image[z, y, x]
-                n += 1
+    for x in range(xa, xb):
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                if kernel_mask[z, y, x]:
+                    buf[n] = image[z, y, x]
+                    n += 1
     buf[:n].sort()
     return n
 
 
 @numba.njit(cache=True)
-def _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, step):
-    for z in range(z0, z1):
-        for y in range(y0, y1):
-            if kernel_mask[z, y, x]:
-                counts[binned[z, y, x]] += step
+def _count_columns(binned, kernel_mask, z0, z1, y0, y1, xa, xb, counts, present, n_present, step):
+    """Add ``step`` to the counts of the grey levels of columns ``[xa, xb)``; keep
+    ``present[:n_present]``, the levels with a count, ascending. Returns the new length."""
+    for x in range(xa, xb):
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                if kernel_mask[z, y, x]:
+                    level = binned[z, y, x]
+                    counts[level] += step
+                    if step > 0 and counts[level] == 1:  # insert
+                        k = n_present
+                        while k > 0 and present[k - 1] > level:
+                            present[k] = present[k - 1]
+                            k -= 1
+                        present[k] = level
+                        n_present += 1
+                    elif step < 0 and counts[level] == 0:  # remove
+                        k = 0
+                        while present[k] != level:
+                            k += 1
+                        for m in range(k, n_present - 1):
+                            present[m] = present[m + 1]
+                        n_present -= 1
+    return n_present
 
 
 @numba.njit(cache=True)
-def _remove_sorted(values, n, gone, m, tmp):
-    """``values[:n]`` minus the multiset ``gone[:m]`` (both sorted), in place; new length."""
+def _slide(values, n, gone, n_gone, extra, n_extra, out):
+    """``out``: the sorted ``values[:n]`` minus the sorted multiset ``gone[:n_gone]`` (a part
+    of it) merged with the sorted ``extra[:n_extra]``, in one pass. Returns its length."""
     i = 0
     j = 0
+    e = 0
     k = 0
     while i < n:
-        if j < m and values[i] == gone[j]:
-            i += 1
+        v = values[i]
+        i += 1
+        if j < n_gone and v == gone[j]:
             j += 1
-        else:
-            tmp[k] = values[i]
+            continue
+        while e < n_extra and extra[e] < v:
+            out[k] = extra[e]
             k += 1
-            i += 1
-    values[:k] = tmp[:k]
-    return k
-
-
-@numba.njit(cache=True)
-def _merge_sorted(values, n, extra, m, tmp):
-    """Merge the sorted ``extra[:m]`` into the sorted ``values[:n]``; new length."""
-    i = 0
-    j = 0
-    k = 0
-    while i < n or j < m:
-        if j >= m or (i < n and values[i] <= extra[j]):
-            tmp[k] = values[i]
-            i += 1
-        else:
-            tmp[k] = extra[j]
-            j += 1
+            e += 1
+        out[k] = v
         k += 1
-    values[:k] = tmp[:k]
+    while e < n_extra:
+        out[k] = extra[e]
+        k += 1
+        e += 1
     return k
 
 
@@ -267,25 +281,15 @@ def _statistics(ordered, n, shift, voxel_volume, out, k):
 
 
 @numba.njit(cache=True)
-def _histogram(binned, kernel_mask, counts, seen, z0, z1, y0, y1, x0, x1, n, out, k):
-    """Entropy and uniformity of the counts of the levels present in the kernel."""
+def _histogram(counts, present, n_present, n, out, k):
+    """Entropy and uniformity from the counts of the levels present in the kernel (ascending,
+    so a kernel's values do not depend on the window's path)."""
     entropy = 0.0
     uniformity = 0.0
-    for z in range(z0, z1):
-        for y in range(y0, y1):
-            for x in range(x0, x1):
-                if kernel_mask[z, y, x]:
-                    level = binned[z, y, x]
-                    if not seen[level]:
-                        seen[level] = True
-                        p = counts[level] / n
-                        entropy += p * np.log2(p + _EPS)
-                        uniformity += p * p
-    for z in range(z0, z1):
-        for y in range(y0, y1):
-            for x in range(x0, x1):
-                if kernel_mask[z, y, x]:
-                    seen[binned[z, y, x]] = False
+    for t in range(n_present):
+        p = counts[present[t]] / n
+        entropy += p * np.log2(p + _EPS)
+        uniformity += p * p
     out[2, k] = -1.0 * entropy
     out[18, k] = uniformity
 
@@ -307,12 +311,16 @@ def _maps(
     sz, sy, sx = image.shape
     hz, hy, hx = half[0], half[1], half[2]
     size = (2 * hz + 1) * (2 * hy + 1) * (2 * hx + 1)
-    column = (2 * hz + 1) * (2 * hy + 1)
     values = np.empty(size, dtype=np.float64)
-    tmp = np.empty(size, dtype=np.float64)
-    col = np.empty(column, dtype=np.float64)
+    spare = np.empty(size, dtype=np.float64)
+    gone = np.empty(size, dtype=np.float64)
+    extra = np.empty(size, dtype=np.float64)
+    width = 2 * hx + 1
+    kept = np.empty((width, (2 * hz + 1) * (2 * hy + 1)), dtype=np.float64)
+    kept_n = np.zeros(width, dtype=np.int64)
     counts = np.zeros(n_levels + 1, dtype=np.int64)
-    seen = np.zeros(n_levels + 1, dtype=np.bool_)
+    present = np.empty(n_levels + 1, dtype=np.int64)
+    n_present = 0
     for line in range(starts.size - 1):
         n = 0
         px0 = 0
@@ -327,26 +335,45 @@ def _maps(
             )
             if x0 >= px1:  # no overlap with the window held: empty it
                 if histogram:
-                    for x in range(px0, px1):
-                        _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, -1)
+                    n_present = _count_columns(
+                        binned, kernel_mask, z0, z1, y0, y1, px0, px1, counts, present,
+                        n_present, -1,
+                    )  # fmt: skip
                 n = 0
                 px0 = x0
                 px1 = x0
-            for x in range(px0, x0):  # columns leaving
-                m = _column(image, kernel_mask, z0, z1, y0, y1, x, col)
-                n = _remove_sorted(values, n, col, m, tmp)
-                if histogram:
-                    _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, -1)
-            for x in range(px1, x1):  # columns entering
-                m = _column(image, kernel_mask, z0, z1, y0, y1, x, col)
-                n = _merge_sorted(values, n, col, m, tmp)
-                if histogram:
-                    _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, 1)
+            # Columns leaving [px0, x0), entering [px1, x1): one merge pass. A column is sorted
+            # once, when it enters, and kept (slot x % width) until it leaves.
+            n_gone = 0
+            for x in range(px0, x0):
+                m = kept_n[x % width]
+                gone[n_gone : n_gone + m] = kept[x % width, :m]
+                n_gone += m
+            if x0 - px0 > 1:
+                gone[:n_gone].sort()
+            n_extra = 0
+            for x in range(px1, x1):
+                m = _columns(image, kernel_mask, z0, z1, y0, y1, x, x + 1, kept[x % width])
+                kept_n[x % width] = m
+                extra[n_extra : n_extra + m] = kept[x % width, :m]
+                n_extra += m
+            if x1 - px1 > 1:
+                extra[:n_extra].sort()
+            n = _slide(values, n, gone, n_gone, extra, n_extra, spare)
+            values, spare = spare, values
+            if histogram:
+                n_present = _count_columns(
+                    binned, kernel_mask, z0, z1, y0, y1, px0, x0, counts, present, n_present, -1
+                )
+                n_present = _count_columns(
+                    binned, kernel_mask, z0, z1, y0, y1, px1, x1, counts, present, n_present, 1
+                )
             px0 = x0
             px1 = x1
             _statistics(values, n, shift, voxel_volume, out, k)
             if histogram:
-                _histogram(binned, kernel_mask, counts, seen, z0, z1, y0, y1, x0, x1, n, out, k)
+                _histogram(counts, present, n_present, n, out, k)
         if histogram:  # leave the counts empty for the next line
-            for x in range(px0, px1):
-                _count_column(binned, kernel_mask, z0, z1, y0, y1, x, counts, -1)
+            n_present = _count_columns(
+                binned, kernel_mask, z0, z1, y0, y1, px0, px1, counts, present, n_present, -1
+            )

@@ -261,6 +261,28 @@ def test_sliding_window_equals_one_kernel_at_a_time(radius, force2d):
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-9, atol=1e-9, err_msg=name)
 
 
+def test_a_centre_alone_equals_the_sliding_window_exactly():
+    """A value depends on its kernel only, not on the centres before it on the line: pieces of
+    a map are stitched and must equal one piece bit for bit."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(0, 50, (5, 8, 17)).round(1)
+    kernel_mask = rng.random(image.shape) < 0.8
+    binned = np.where(kernel_mask, np.digitize(image, np.arange(-200, 200, 20)), 0)
+    centres = np.argwhere(kernel_mask)
+    kwargs = dict(
+        n_levels=int(binned.max()),
+        kernel_radius=2,
+        settings=Settings.from_mapping({}),
+        spacing_zyx=(2.0, 0.5, 0.7),
+        features=ALL,
+    )
+    whole = firstorder.compute_maps(image, binned, kernel_mask, centres, **kwargs)
+    for k in range(0, len(centres), 5):
+        alone = firstorder.compute_maps(image, binned, kernel_mask, centres[k : k + 1], **kwargs)
+        for name in ALL:
+            np.testing.assert_array_equal(alone[name], whole[name][k : k + 1], err_msg=name)
+
+
 def test_bad_input():
     settings = Settings.from_mapping({})
     image = np.zeros((3, 3, 3))
