@@ -17,6 +17,12 @@ QC gallery
 heat-map, correlation
     The features the fitted pipeline passes to its model (after
     harmonisation, scaling and selection), z-scored.
+habitats
+    Each patient's habitat fractions (the design's ``..._habitat_Fraction_<k>`` columns, as
+    extracted), and, with a :class:`~radflow.report.habitats.HabitatReference` (the demo: the
+    generator's hidden necrosis), one habitat's fraction against it with both correlations;
+    whether habitat features are among the model's selected features. The QC gallery fills
+    each drawn ROI with its habitats where the store holds its habitat map.
 ICC
     The pipeline's ICC filter (``icc_``, ``threshold``), when it has one:
     the value it compares (ICC or its lower confidence bound) of every
@@ -72,14 +78,23 @@ from radflow.report.figures import (
     correlation_heatmap,
     embedding_plot,
     feature_heatmap,
+    habitat_fractions_plot,
     icc_distribution,
     km_plot,
     qc_slice,
+    reference_scatter,
     selected_features_plot,
     td_auc_plot,
 )
+from radflow.report.habitats import (
+    HabitatReference,
+    habitat_feature_columns,
+    habitat_fractions,
+    reference_agreement,
+)
 from radflow.report.html import QcCase, QcImage, ReportContent, write_html
 from radflow.store.catalogue import list_series
+from radflow.store.habitats import habitat_key, habitat_record
 from radflow.store.read import open_label, open_volume
 
 pd = load("pandas")
@@ -325,6 +340,8 @@ def _series_rois(store, info, rois) -> dict[str, object]:
     """ROI name -> lazy ROI mask of one series: each label value ``rois`` names (all if None)."""
     out: dict[str, object] = {}
     for key in info.label_keys:
+        if habitat_record(store, info.case, info.series, key) is not None:
+            continue  # a habitat map: drawn as fills inside its ROI (_habitat_map)
         label = open_label(store, info.case, info.series, key)
         names = dict(label.attrs.get("rois") or {})
         for value, name in sorted(names.items()):
@@ -333,6 +350,19 @@ def _series_rois(store, info, rois) -> dict[str, object]:
             shown = name if name not in out else f"{name} ({key} {value})"
             out[shown] = (label, int(value))
     return out
+
+
+def _habitat_map(store, info, chosen: dict):
+    """(name, lazy habitat map, K) of the first drawn ROI that has a habitat map, or None."""
+    for name in chosen:
+        key = habitat_key(name.split(" (")[0])
+        record = (
+            habitat_record(store, info.case, info.series, key) if key in info.label_keys else None
+        )
+        if record is not None:
+            label = open_label(store, info.case, info.series, key)  # lazy: a slice is read
+            return name, label, int(record.get("n_habitats") or 0) or None
+    return None
 
 
 def _qc_image(store, info, chosen: dict) -> QcImage:
@@ -349,6 +379,12 @@ def _qc_image(store, info, chosen: dict) -> QcImage:
     z = central_slice(first)
     image = np.asarray(open_volume(store, info.case, info.series)[z : z + 1])
     name, window = _WINDOWS.get(info.modality, ("", None))
+    habitats = _habitat_map(store, info, chosen)
+    fill = {}
+    if habitats is not None:
+        roi, values, k = habitats
+        fill = {"habitats": np.asarray(values[z : z + 1]), "n_habitats": k}
+        caption += f"; habitats of {roi}"
     fig = qc_slice(
         image,
         {name_: mask[z : z + 1] for name_, mask in masks.items()},
@@ -360,6 +396,7 @@ def _qc_image(store, info, chosen: dict) -> QcImage:
         size_in=2.4,
         unit=_UNITS.get(info.modality, ""),
         slice_label=f"slice {z + 1} of {info.shape_zyx[0]}",
+        **fill,
     )
     return QcImage(caption, fig, column=column)
 
@@ -683,6 +720,14 @@ def _feature_figures(fit: FitOutputs, content) -> None:
                 f"{int((weights != 0).sum())} of {len(weights)} model "
                 f"inputs with a non-zero {kind.split(' ')[0]}."
             )
+            habitat = habitat_feature_columns(weights.index)
+            if habitat:
+                chosen = habitat_feature_columns(weights.index[weights != 0])
+                content.notes["selected"] += (
+                    f" Habitat features among them: {len(chosen)} of the {len(habitat)} "
+                    "habitat inputs"
+                    + (f" ({', '.join(chosen)})." if chosen else "; none selected.")
+                )
         else:
             content.notes["selected"] = "The model has neither coefficients nor importances."
         final = fit.pipeline[-1]
@@ -755,8 +800,70 @@ def _feature_figures(fit: FitOutputs, content) -> None:
         )
 
 
-def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: bool = True):
-    """Every figure and table of the report, as a :class:`radflow.report.html.ReportContent`."""
+def _habitat_figures(fit: FitOutputs, content, reference: HabitatReference | None) -> None:
+    """Habitat fractions per patient; one habitat's fraction against a reference."""
+    found = habitat_fractions(fit.design.X)
+    if not found:
+        content.notes["habitats"] = (
+            "Not available: the model's image features hold no habitat features "
+            "(radflow habitats fit/apply, then featureClass habitat in radflow run)."
+        )
+        return
+    figures, notes, rows = [], [], []
+    for where, frame in found.items():
+        figures.append(habitat_fractions_plot(frame, title=f"Habitat fractions of {where}"))
+        for k in frame.columns:
+            rows.append(
+                {
+                    "ROI": where,
+                    "habitat": int(k),
+                    "patients": int(frame[k].notna().sum()),
+                    "mean fraction": float(frame[k].mean()),
+                    "SD": float(frame[k].std()),
+                }
+            )
+    notes.append(
+        f"Share of each ROI's voxels in each habitat, one bar per patient "
+        f"({', '.join(found)}), ordered by the fraction of habitat 1; habitats are numbered by "
+        "increasing mean of the habitat model's first channel and coloured as in the QC gallery."
+    )
+    if reference is not None:
+        agreement = reference_agreement(fit.design.X, reference)
+        if agreement is None:
+            notes.append(
+                f"No comparison with the {reference.name}: the design has no fraction of "
+                f"habitat {reference.habitat} with 3 patients holding both values."
+            )
+        else:
+            what = reference.habitat_name or f"habitat {reference.habitat}"
+            figures.append(
+                reference_scatter(
+                    agreement.reference,
+                    agreement.fraction,
+                    xlabel=reference.name,
+                    ylabel=f"{what} fraction",
+                    identity=True,
+                )
+            )
+            notes.append(agreement.text(reference) + ".")
+    content.figures["habitats"] = figures
+    content.tables["habitats"] = pd.DataFrame(rows).set_index(["ROI", "habitat"])
+    content.notes["habitats"] = " ".join(notes)
+
+
+def build_content(
+    fit: FitOutputs | None,
+    *,
+    store=None,
+    table=None,
+    progress: bool = True,
+    habitat_reference: HabitatReference | None = None,
+):
+    """Every figure and table of the report, as a :class:`radflow.report.html.ReportContent`.
+
+    ``habitat_reference``: a per-patient quantity one habitat's fraction is shown against
+    (:class:`radflow.report.habitats.HabitatReference`).
+    """
     content = ReportContent()
     manifest = read_manifest(store) if store is not None else pd.DataFrame()
     content.tables["cohort"] = _cohort(fit, manifest)
@@ -775,6 +882,7 @@ def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: b
             "Central slice of each series' ROI, each ROI "
             + ("the model reads" if rois is not None else "of the label maps")
             + " outlined in its own colour and named (a label map's other labels are not drawn); "
+            "a ROI with a habitat map (radflow habitats apply) is filled with its habitats; "
             "scale bar in mm, intensity window named under each image; cases with a failed "
             "input or extraction are flagged."
         )
@@ -783,6 +891,7 @@ def build_content(fit: FitOutputs | None, *, store=None, table=None, progress: b
     if fit is not None:
         steps = [
             ("features", _feature_figures),
+            ("habitats", lambda f, c: _habitat_figures(f, c, habitat_reference)),
             ("harmonisation", _harmonise_figures),
             ("survival", _survival_figures),
         ]
@@ -808,6 +917,7 @@ def build_report(
     table=None,
     progress: bool = True,
     command: str | None = None,
+    habitat_reference: HabitatReference | None = None,
 ) -> Path:
     """Write the study report as one self-contained HTML file.
 
@@ -828,12 +938,29 @@ def build_report(
         Progress lines on stderr.
     command : str, optional
         The command line shown in the footer (default: this process's).
+    habitat_reference : radflow.report.habitats.HabitatReference, optional
+        A per-patient quantity the fraction of one habitat is shown against (the demo: the
+        generator's hidden necrosis fraction).
 
     Returns
     -------
     pathlib.Path
         ``out_html``.
     """
+    return _build(
+        spec_or_model_dir,
+        out_html,
+        store=store,
+        table=table,
+        progress=progress,
+        command=command,
+        habitat_reference=habitat_reference,
+    )[0]
+
+
+def _build(
+    spec_or_model_dir, out_html, *, store, table, progress, command, habitat_reference
+) -> tuple[Path, ReportContent, FitOutputs]:
     started = time.monotonic()
     source = Path(spec_or_model_dir)
     if source.is_dir():
@@ -845,7 +972,11 @@ def build_report(
     if store is not None and not Path(store).is_dir():
         raise InputError(store, "no such store folder")
     content = build_content(
-        fit, store=store, table=table if table is not None else fit.spec.table, progress=progress
+        fit,
+        store=store,
+        table=table if table is not None else fit.spec.table,
+        progress=progress,
+        habitat_reference=habitat_reference,
     )
     if command is not None:
         content.provenance["report command"] = command
@@ -854,22 +985,58 @@ def build_report(
         progress,
         f"report: {out} ({os.path.getsize(out) / 1e6:.1f} MB, {time.monotonic() - started:.0f} s)",
     )
-    return out
+    return out, content, fit
 
 
-def write_demo_report(out_dir, *, model_dir, store, table=None, progress: bool = True) -> Path:
+def write_demo_report(
+    out_dir,
+    *,
+    model_dir,
+    store,
+    table=None,
+    progress: bool = True,
+    habitat_reference: HabitatReference | None = None,
+) -> Path:
     """The demo's last step: ``OUT/report.html`` from the demo's model outputs and store.
 
-    Prints the report's path and returns it.
+    Prints the report's path and returns it; with ``habitat_reference``, also prints that
+    habitat's fraction against the reference (the correlations the report shows) and whether
+    habitat features are among the model's selected features.
     """
     out = Path(out_dir) / "report.html"
-    build_report(
+    _, content, fit = _build(
         model_dir,
         out,
         store=store,
         table=table,
         progress=progress,
         command=f"radflow demo --out {out_dir}",
+        habitat_reference=habitat_reference,
     )
+    if habitat_reference is not None:
+        agreement = reference_agreement(fit.design.X, habitat_reference)
+        if agreement is not None:
+            print(f"  habitats: {agreement.text(habitat_reference)}")
+        else:
+            print(
+                f"  habitats: no {habitat_reference.habitat_name or 'habitat'} fraction to compare"
+            )
+        print(f"  selected model: {_habitat_selection(fit)}")
     print(f"  report:   {out}", flush=True)
     return out
+
+
+def _habitat_selection(fit: FitOutputs) -> str:
+    """Whether habitat features are among the model's non-zero weights, in words."""
+    Xt = _model_input(fit)
+    weights, _ = _weights(fit, Xt.columns) if Xt is not None else (None, "")
+    habitat = habitat_feature_columns(fit.design.X.columns)
+    if weights is None:
+        return "the model has neither coefficients nor importances"
+    chosen = habitat_feature_columns(weights.index[weights != 0])
+    passed = habitat_feature_columns(weights.index)
+    return (
+        f"{len(chosen)} habitat feature(s) among its {int((weights != 0).sum())} non-zero "
+        f"weights ({len(habitat)} habitat columns in the design, {len(passed)} past selection)"
+        + (f": {', '.join(chosen)}" if chosen else "")
+    )

@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from scipy.cluster.hierarchy import dendrogram, leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
-from scipy.stats import kruskal
+from scipy.stats import kruskal, spearmanr
 
 from radflow._atomic import atomic_file
 from radflow._geometry import SpacingError, bounding_box, grow_box, spacing_mm
@@ -48,9 +48,12 @@ __all__ = [
     "correlation_heatmap",
     "embedding_plot",
     "feature_heatmap",
+    "habitat_colours",
+    "habitat_fractions_plot",
     "icc_distribution",
     "km_plot",
     "qc_slice",
+    "reference_scatter",
     "save_figure",
     "selected_features_plot",
     "td_auc_plot",
@@ -1036,6 +1039,8 @@ def qc_slice(
     size_in: float = 3.0,
     unit: str = "",
     slice_label: str | None = None,
+    habitats=None,
+    n_habitats: int | None = None,
 ) -> Figure:
     """One axial slice with the ROI contours drawn on it, to check a segmentation by eye.
 
@@ -1068,6 +1073,12 @@ def qc_slice(
         Intensity unit of the window (``"HU"``, ``"SUV"``).
     slice_label : str, optional
         How the slice is named on the figure; default ``"z = <z>"``.
+    habitats : array-like of int, shape (z, y, x), optional
+        A habitat map on the image's grid (``radflow habitats apply``: 0 outside the ROI,
+        1..K inside), drawn as half-transparent fills under the contours, habitat k in
+        :func:`habitat_colours` ``[k - 1]``, each named in the legend (``habitat k``).
+    n_habitats : int, optional
+        K, for the colours and the legend; default the largest value of ``habitats``.
 
     Returns
     -------
@@ -1078,7 +1089,8 @@ def qc_slice(
         indicator, :func:`skimage.measure.find_contours`), labelled ``"roi"``
         (no ``labels``) or ``"roi:<name>"``. A scale bar (line ``"scale_bar"``,
         a round number of mm) sits in the lower right corner; the x-label names
-        the slice and the intensity window.
+        the slice and the intensity window. With ``habitats``, an image labelled
+        ``"habitats"`` (RGBA, transparent outside the ROI) lies under the contours.
     """
     image = np.asarray(image)
     mask = mask if isinstance(mask, Mapping) else np.asarray(mask)
@@ -1124,6 +1136,7 @@ def qc_slice(
     elif not 0 <= z < image.shape[0]:
         raise SettingsError(f"z={z} outside the image's {image.shape[0]} slices")
     pixels = image[z].astype(float)
+    fills = _habitat_slice(habitats, n_habitats, image.shape, z)
     shown = {name: roi[z] for name, roi in rois.items()}
     union = np.logical_or.reduce(list(shown.values()))
     r0, c0 = 0, 0
@@ -1133,6 +1146,8 @@ def qc_slice(
         r0, c0 = (s.start for s in box)
         pixels = pixels[box]
         shown = {name: roi[box] for name, roi in shown.items()}
+        if fills is not None:
+            fills = (fills[0][box], fills[1])
     if window is None:
         finite = pixels[np.isfinite(pixels)]
         window = tuple(np.percentile(finite, (0.5, 99.5))) if finite.size else (0.0, 1.0)
@@ -1149,6 +1164,7 @@ def qc_slice(
         extent=(c0 - 0.5, c0 + pixels.shape[1] - 0.5, r0 + pixels.shape[0] - 0.5, r0 - 0.5),
     )
     handles = []
+    habitat_handles = [] if fills is None else _draw_habitats(ax, *fills, r0, c0, spacing)
     for k, (name, roi) in enumerate(shown.items()):
         color = _CONTOUR_COLOURS[k % len(_CONTOUR_COLOURS)]
         style = _CONTOUR_STYLES[k % len(_CONTOUR_STYLES)]
@@ -1163,6 +1179,7 @@ def qc_slice(
             handles.append(
                 Line2D([], [], color=color, linewidth=1.5, linestyle=style, label=name[4:])
             )
+    handles += habitat_handles
     if handles:
         legend = ax.legend(
             handles=handles,
@@ -1187,4 +1204,173 @@ def qc_slice(
     ax.set_xlabel(caption, fontsize=7.5)
     if title:
         ax.set_title(title, fontsize=8)
+    return fig
+
+
+# -- habitats ----------------------------------------------------------------
+
+
+def habitat_colours(n_habitats: int) -> list[str]:
+    """The colour of each habitat 1..K (hex): cividis from dark to light.
+
+    Habitats are numbered by increasing mean of their first channel (radflow's habitat model),
+    so the colours' lightness follows the habitat number, in colour and in greyscale.
+    """
+    if isinstance(n_habitats, bool) or not isinstance(n_habitats, (int, np.integer)):
+        raise SettingsError(f"n_habitats must be a whole number >= 1, got {n_habitats!r}")
+    if n_habitats < 1:
+        raise SettingsError(f"n_habitats must be >= 1, got {n_habitats}")
+    cmap = matplotlib.colormaps[_CMAP]
+    stops = np.linspace(0.05, 0.95, n_habitats) if n_habitats > 1 else [0.5]
+    return [matplotlib.colors.to_hex(cmap(float(t))) for t in stops]
+
+
+def _habitat_slice(habitats, n_habitats, shape, z: int):
+    """(habitat slice z, K) of a habitat map checked against the image, or None."""
+    if habitats is None:
+        return None
+    habitats = np.asarray(habitats)
+    if habitats.shape != tuple(shape):
+        raise SettingsError(f"habitats shape {habitats.shape} differs from image shape {shape}")
+    if habitats.dtype.kind not in "iu" or (habitats.size and habitats.min() < 0):
+        raise SettingsError("habitats must hold integers, 0 outside the ROI and 1..K inside")
+    found = int(habitats.max()) if habitats.size else 0
+    k = found if n_habitats is None else int(n_habitats)
+    if k < 1 or found > k:
+        raise SettingsError(f"habitats: values up to {found}, n_habitats is {n_habitats}")
+    return habitats[z], k
+
+
+def _draw_habitats(ax, values: np.ndarray, n_habitats: int, r0: int, c0: int, spacing) -> list:
+    """Half-transparent fills of the habitats of a slice; their legend handles."""
+    colours = habitat_colours(n_habitats)
+    rgba = np.zeros(values.shape + (4,))
+    for k, colour in enumerate(colours, start=1):
+        rgba[values == k] = (*matplotlib.colors.to_rgb(colour), 0.55)
+    ax.imshow(
+        rgba,
+        interpolation="nearest",
+        aspect=spacing[1] / spacing[2],
+        extent=(c0 - 0.5, c0 + values.shape[1] - 0.5, r0 + values.shape[0] - 0.5, r0 - 0.5),
+        label="habitats",
+    )
+    present = set(np.unique(values).tolist())
+    return [
+        Patch(facecolor=colours[k - 1], alpha=0.8, label=f"habitat {k}")
+        for k in range(1, n_habitats + 1)
+        if k in present
+    ]
+
+
+def habitat_fractions_plot(fractions, *, title: str | None = None, sort_by=None) -> Figure:
+    """Stacked bars of each patient's habitat fractions (shares of the ROI's voxels).
+
+    Parameters
+    ----------
+    fractions : pandas.DataFrame
+        One row per patient (index: patient id), one column per habitat (named by its number
+        k, or ``"habitat k"``), values in [0, 1]; a row without values (no habitat map) is
+        drawn empty.
+    title : str, optional
+    sort_by : column of ``fractions``, optional
+        Patients ordered by this habitat's fraction, largest first; default the first column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes ``"habitat_fractions"``: one bar segment per (patient, habitat), habitat k in
+        :func:`habitat_colours` ``[k - 1]`` with its own hatch, named in the legend.
+    """
+    frame = _frame(fractions, "fractions").apply(pd.to_numeric, errors="coerce")
+    values = frame.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < -1e-9 or finite.max() > 1 + 1e-9):
+        raise SettingsError("fractions must lie in [0, 1]")
+    key = frame.columns[0] if sort_by is None else sort_by
+    if key not in frame.columns:
+        raise SettingsError(f"sort_by: no column {key!r} in fractions")
+    frame = frame.sort_values(key, ascending=False, na_position="last")
+    colours = habitat_colours(frame.shape[1])
+    n = len(frame)
+    fig = _figure(min(11.0, max(5.0, 1.6 + 0.13 * n)), 3.2)
+    ax = fig.add_subplot(label="habitat_fractions")
+    bottom = np.zeros(n)
+    x = np.arange(n)
+    for k, column in enumerate(frame.columns):
+        height = np.nan_to_num(frame[column].to_numpy(dtype=float))
+        name = str(column) if str(column).startswith("habitat") else f"habitat {column}"
+        ax.bar(
+            x,
+            height,
+            bottom=bottom,
+            width=0.85,
+            color=colours[k],
+            edgecolor="black",
+            linewidth=0.3,
+            hatch=_HATCHES[k % len(_HATCHES)],
+            label=name,
+        )
+        bottom += height
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(0, 1.0)
+    ax.set_ylabel("share of the ROI's voxels")
+    ax.set_xlabel(
+        f"patients ({n}), by {key if str(key).startswith('habitat') else f'habitat {key}'} fraction"
+    )
+    ax.set_xticks([])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    ax.set_title(title or "Habitat fractions per patient")
+    return fig
+
+
+def reference_scatter(
+    x, y, *, xlabel: str, ylabel: str, title: str | None = None, identity: bool = False
+) -> Figure:
+    """One point per patient: a measured value against a reference, with both correlations.
+
+    Parameters
+    ----------
+    x, y : array-like, same length (>= 3)
+        Reference (x) and measured value (y); pairs with a missing value are left out.
+    xlabel, ylabel : str
+    title : str, optional
+        Default: Pearson r and Spearman rho with the number of patients.
+    identity : bool
+        Draw the line y = x (both are the same quantity, e.g. two volume fractions).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes ``"agreement"``: the points (``"patients"``), the least-squares line (``"fit"``)
+        and, with ``identity``, the line ``"identity"``.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise SettingsError(f"x and y must be 1-D of one length, got {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3:
+        raise SettingsError(f"reference_scatter needs 3 patients with both values, got {len(x)}")
+    fig = _figure(4.6, 4.0)
+    ax = fig.add_subplot(label="agreement")
+    ax.scatter(x, y, s=18, color=OKABE_ITO[2], edgecolor="black", linewidth=0.4, label="patients")
+    if np.ptp(x) > 0:
+        slope, intercept = np.polyfit(x, y, 1)
+        xs = np.array([x.min(), x.max()])
+        ax.plot(xs, intercept + slope * xs, color=OKABE_ITO[6], linewidth=1.2, label="fit")
+    if identity:
+        low, high = min(x.min(), y.min()), max(x.max(), y.max())
+        ax.plot(
+            [low, high], [low, high], color="black", linestyle="--", linewidth=0.8, label="identity"
+        )
+    if title is None:
+        r = np.corrcoef(x, y)[0, 1] if np.ptp(x) > 0 and np.ptp(y) > 0 else np.nan
+        rho = spearmanr(x, y)[0]
+        title = f"Pearson r {r:.2f}, Spearman rho {rho:.2f} (n = {len(x)})"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title, fontsize=9)
     return fig
