@@ -1,12 +1,15 @@
 """``radflow demo``: the whole pipeline on a synthetic archive, on this machine.
 
 archive (DICOM CT + RTSTRUCT, DICOM PET, NIfTI MR) -> store -> PET threshold
-segmentation -> feature table (embedded Dask cluster) -> feature stability
-(ICC of the CT GTV features under perturbations) -> survival model -> HTML
-report. Each step reuses what an earlier run left (unchanged series are
-not re-ingested, the feature table is updated incrementally), as long as the
-archive is the one asked for: an archive of other parameters (patients, seed)
-is written anew, and what was made from the old one removed.
+segmentation -> CT+PET habitats of each GTV (a habitat model fitted on the cohort's GTVs,
+each GTV's habitat map stored as the label ``gtv_habitats``) -> feature table (embedded Dask
+cluster; the habitat class among the features) -> feature stability (ICC of the CT GTV
+features under perturbations) -> survival model -> HTML report, where the necrotic habitat's
+fraction is set against the generator's hidden necrosis fraction (``truth.json``, read for
+that comparison only, never by the model). Each step reuses what an earlier run left
+(unchanged series are not re-ingested, unchanged habitat maps are kept, the feature table is
+updated incrementally), as long as the archive is the one asked for: an archive of other
+parameters (patients, seed) is written anew, and what was made from the old one removed.
 
 The demo pseudonymises with its own key, :data:`DEMO_KEY`, written to
 ``OUT/demo-pseudonym.key`` wherever it is started (``make demo`` or
@@ -15,6 +18,7 @@ The demo pseudonymises with its own key, :data:`DEMO_KEY`, written to
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from importlib import resources
@@ -28,18 +32,31 @@ from radflow.demo.archive import archive_parameters
 from radflow.demo.study import ICC_RULE, run_modelling
 from radflow.demo.synthetic import write_demo_archive
 from radflow.errors import InputError
+from radflow.io.pseudonym import Pseudonymiser, load_key
+from radflow.model.habitat import HabitatModel
 from radflow.model.stability import stability_study
-from radflow.params.pyradiomics_params import load_params
+from radflow.params.pyradiomics_params import load_params, params_to_dict
+from radflow.pipeline import habitats
+from radflow.pipeline.clusters import available_cores, local_cluster
 from radflow.pipeline.ingest import ingest_archive
 from radflow.pipeline.run import run
 from radflow.pipeline.segment import segment_series
 from radflow.report.build import write_demo_report
+from radflow.report.habitats import HabitatReference
 from radflow.store.catalogue import list_series
 
 pd = load("pandas")
 
-#: The demo's feature set: PyRadiomics' default classes on the original image.
+#: The demo's feature set: PyRadiomics' default classes on the original image, and the
+#: habitat class of the GTV's habitat map (``habitatCount`` = :data:`HABITAT_COUNT`).
 DEMO_PARAMS = "demo.yaml"
+#: The demo's habitats: of the CT GTV, from CT (HU) and PET (SUV resampled onto the CT grid).
+HABITAT_ROI = "GTV"
+HABITAT_CHANNELS = ("CT", "PT")
+#: K: the synthetic tumours have two compartments, a necrotic core and a viable rim.
+HABITAT_COUNT = 2
+#: The habitat model file, in the demo's output folder.
+HABITAT_MODEL = "habitats.joblib"
 #: Perturbations of the demo's stability study: the contour one voxel smaller
 #: and larger, and CT noise of 10 HU (standard deviation).
 STABILITY_PERTURBATIONS = ("original", "erode:1", "dilate:1", "noise:10")
@@ -53,7 +70,15 @@ PET_MIN_SIZE_MM3 = 500.0
 #: Institutions of the demo archive.
 INSTITUTIONS = 3
 #: What the demo makes from its archive, in its output folder (removed with an old archive).
-DERIVED = ("store", "features", "features.errors", "stability_icc.parquet", "model", "report.html")
+DERIVED = (
+    "store",
+    "features",
+    "features.errors",
+    HABITAT_MODEL,
+    "stability_icc.parquet",
+    "model",
+    "report.html",
+)
 
 
 def demo_params() -> Path:
@@ -111,6 +136,97 @@ def segment_pet(store: str | Path) -> list[str]:
     return errors
 
 
+def habitat_step(
+    store: str | Path,
+    model_file: Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> dict:
+    """Fit the demo's habitat model on every CT GTV and write each GTV's habitat map.
+
+    The two-stage habitat model (:class:`radflow.model.habitat.HabitatModel`, K =
+    :data:`HABITAT_COUNT`, seed 0) is fitted on the GTV voxels of every case with CT and PET
+    (:func:`radflow.pipeline.habitats.fit`), then applied on an embedded Dask cluster
+    (:func:`radflow.pipeline.habitats.apply`, incremental: unchanged maps are kept), each map
+    stored as the label ``gtv_habitats`` of the CT series. The extraction's habitat class
+    then reads them. ``scheduler``: a running cluster's address (the demo's embedded cluster,
+    shared with the extraction); else one of ``workers`` processes is started.
+
+    Returns
+    -------
+    dict
+        ``model`` (path), ``n_habitats``, ``necrotic`` (:func:`necrotic_habitat`),
+        ``means`` (habitat -> mean of each channel) and ``seconds``.
+    """
+    started = time.monotonic()
+    estimator = HabitatModel(HABITAT_COUNT, method="two-stage", random_state=0)
+    fitted = habitats.fit(store, HABITAT_ROI, HABITAT_CHANNELS, estimator, model_file)
+    print(fitted.report())
+    applied = habitats.apply(
+        store, model_file, scheduler=scheduler, workers=workers, incremental=True, progress=False
+    )
+    print(applied.report())
+    model = habitats.load_model(model_file)["model"]
+    necrotic = necrotic_habitat(model)
+    means = {
+        k + 1: dict(zip(HABITAT_CHANNELS, map(float, row)))
+        for k, row in enumerate(model.habitat_means_)
+    }
+    for k, row in means.items():
+        values = ", ".join(f"{c} {v:.1f}" for c, v in row.items())
+        print(f"  habitat {k}: mean {values}{'  (necrotic: lowest CT and PET)' * (k == necrotic)}")
+    return {
+        "model": model_file,
+        "n_habitats": int(model.n_habitats_),
+        "necrotic": necrotic,
+        "means": means,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def necrotic_habitat(model) -> int:
+    """The habitat of lowest CT and PET: the lowest sum of its standardised channel means.
+
+    Each channel's mean is standardised as the model standardises voxels (the training
+    voxels' mean and scale, ``channel_mean_`` and ``channel_scale_``), so that HU and SUV
+    weigh alike. A necrotic core attenuates less and takes up less tracer than viable tumour.
+    """
+    z = (model.habitat_means_ - model.channel_mean_) / model.channel_scale_
+    return int(np.argmin(z.sum(axis=1))) + 1
+
+
+def hidden_necrosis(archive: str | Path, key_file: str | Path, habitat: int) -> HabitatReference:
+    """The generator's hidden necrosis fraction of each patient, as the report's reference.
+
+    Read from the archive's ``truth.json`` (the synthetic cohort's ground truth, never an
+    input of the model) and keyed by the pseudonymised patient id (the demo key), so that the
+    report can set it against the fraction of ``habitat`` in the feature table.
+    """
+    truth = json.loads((Path(archive) / "truth.json").read_text(encoding="utf-8"))
+    pseudonym = Pseudonymiser(load_key(key_file=key_file))
+    values = {
+        pseudonym.patient(patient): float(record["necrosis_fraction"])
+        for patient, record in truth["patients"].items()
+    }
+    return HabitatReference(
+        values=pd.Series(values, name="necrosis_fraction", dtype=float),
+        habitat=habitat,
+        name="hidden necrosis fraction (truth.json)",
+        habitat_name=f"necrotic habitat (habitat {habitat})",
+        where=f"CT.{HABITAT_ROI.lower()}",
+    )
+
+
+def stability_params() -> dict:
+    """The demo's parameters without the habitat class: the stability study perturbs the
+    ROI and the image, and a perturbed ROI has no habitat map."""
+    params = params_to_dict(load_params(demo_params()))
+    params["featureClass"] = {k: v for k, v in params["featureClass"].items() if k != "habitat"}
+    params["setting"] = {k: v for k, v in params["setting"].items() if k != "habitatCount"}
+    return params
+
+
 def stability_step(store: str | Path, out_file: Path) -> Path | None:
     """ICC of every CT GTV feature across :data:`STABILITY_PERTURBATIONS`, as Parquet.
 
@@ -129,7 +245,7 @@ def stability_step(store: str | Path, out_file: Path) -> Path | None:
     try:
         result = stability_study(
             store,
-            demo_params(),
+            stability_params(),
             perturbations=STABILITY_PERTURBATIONS,
             modalities=["CT"],
             rois=["gtv"],
@@ -209,7 +325,7 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     Parameters
     ----------
     out : Path
-        Folder for ``archive/``, ``store/``, ``features/``,
+        Folder for ``archive/``, ``store/``, ``habitats.joblib``, ``features/``,
         ``stability_icc.parquet``, ``model/`` and ``report.html``.
     patients, seed : int
         Size and seed of the synthetic archive (an archive of other parameters
@@ -227,7 +343,7 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     started = time.monotonic()
 
     def step(n: int, text: str) -> None:
-        print(f"\n[{n}/7] {text}  ({time.monotonic() - started:.0f} s)", flush=True)
+        print(f"\n[{n}/8] {text}  ({time.monotonic() - started:.0f} s)", flush=True)
 
     key_file = demo_key_file(out)
     print(
@@ -247,19 +363,33 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
             f"  {len(errors)} PET series without a GTV the extraction accepts (more voxels "
             "than minimumROISize): no PET features for those patients"
         )
-    step(4, f"feature extraction on an embedded Dask cluster -> {table}")
-    summary = run(store, demo_params(), table, workers=workers, incremental=True)
-    print(summary.report() if hasattr(summary, "report") else summary)
-    step(5, "feature stability: ICC of the CT GTV features under perturbations")
+    # One embedded cluster serves the habitat maps and the extraction (one start, not two).
+    with local_cluster(workers or available_cores()) as cluster:
+        step(4, f"habitats: CT+PET habitats of each GTV (K={HABITAT_COUNT}) -> gtv_habitats")
+        habitat = habitat_step(store, out / HABITAT_MODEL, scheduler=cluster.scheduler_address)
+        print(f"  habitats fitted and applied in {habitat['seconds']:.1f} s")
+        step(5, f"feature extraction on an embedded Dask cluster -> {table}")
+        summary = run(
+            store, demo_params(), table, scheduler=cluster.scheduler_address, incremental=True
+        )
+        print(summary.report() if hasattr(summary, "report") else summary)
+    step(6, "feature stability: ICC of the CT GTV features under perturbations")
     icc = stability_step(store, out / "stability_icc.parquet")
-    step(6, "survival model: ComBat + elastic-net Cox, nested CV and leave-one-institution-out")
+    step(7, "survival model: ComBat + elastic-net Cox, nested CV and leave-one-institution-out")
     model = run_modelling(table, archive, out / "model", icc_table=icc, key_file=key_file)
-    step(7, "report")
-    report = write_demo_report(out, model_dir=out / "model", store=store, table=table)
+    step(8, "report")
+    report = write_demo_report(
+        out,
+        model_dir=out / "model",
+        store=store,
+        table=table,
+        habitat_reference=hidden_necrosis(archive, key_file, habitat["necrotic"]),
+    )
 
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s")
     print(f"  archive:  {archive}")
     print(f"  store:    {store}   (radflow ls {store})")
+    print(f"  habitats: {habitat['model']}   (maps: label gtv_habitats of each CT series)")
     print(f"  features: {table}")
     if icc is not None:
         print(f"  ICC:      {icc}")
@@ -279,6 +409,7 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     return {
         "archive": archive,
         "store": store,
+        "habitats": habitat["model"],
         "table": table,
         "icc": icc,
         "model": model,
