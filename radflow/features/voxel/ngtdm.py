@@ -38,7 +38,7 @@ from radflow.features import ngtdm
 from radflow.features._checks import requested_features
 from radflow.features._directions import offsets
 from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box, line_starts
-from radflow.features.voxel._sizes import prepare
+from radflow.features.voxel._sizes import count_plane, prepare
 
 __all__ = ["compute_maps"]
 
@@ -288,33 +288,6 @@ def _plane_terms(levels, z0, z1, y0, y1, x, plane_sums, slots, scale, ring, slot
 
 
 @numba.njit(cache=True)
-def _count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, step):
-    """Add ``step`` to the voxel counts of the levels of plane ``x`` of the slab; keep
-    ``present[:n_present]`` (levels with a count, ascending). Returns its new length."""
-    for z in range(z0, z1):
-        for y in range(y0, y1):
-            level = levels[z, y, x]
-            if level == 0:
-                continue
-            hist[level] += step
-            if step > 0 and hist[level] == 1:
-                k = n_present
-                while k > 0 and present[k - 1] > level:
-                    present[k] = present[k - 1]
-                    k -= 1
-                present[k] = level
-                n_present += 1
-            elif step < 0 and hist[level] == 0:
-                k = 0
-                while present[k] != level:
-                    k += 1
-                for m in range(k, n_present - 1):
-                    present[m] = present[m + 1]
-                n_present -= 1
-    return n_present
-
-
-@numba.njit(cache=True)
 def _add_terms(levels, z0, z1, y0, y1, x, ring, slot, variant, sums, step):
     """``sums[level] += step * ring[slot, variant]`` over the voxels of plane ``x`` of the
     slab."""
@@ -381,7 +354,7 @@ def _slid_tone_maps(levels, on, centres, starts, widths, n_levels, scale, common
             for x in range(qa, min(ta, qb)):  # planes no longer inside
                 _add_terms(levels, z0, z1, y0, y1, x, ring, x % width, 0, inner, -1)
             for x in range(px0, x0):
-                n_present = _count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, -1)
+                n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, -1)
             for x in range(px1, x1):
                 # neighbourhood sums of planes x - 1, x, x + 1, each computed once per line
                 for j in range(3):
@@ -395,7 +368,7 @@ def _slid_tone_maps(levels, on, centres, starts, widths, n_levels, scale, common
                         held[slot] = xx
                     slots[j] = slot
                 _plane_terms(levels, z0, z1, y0, y1, x, plane_sums, slots, scale, ring, x % width)
-                n_present = _count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, 1)
+                n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, 1)
             for x in range(max(qb, ta), tb):  # planes now inside
                 _add_terms(levels, z0, z1, y0, y1, x, ring, x % width, 0, inner, 1)
             px0 = x0
