@@ -18,6 +18,7 @@ The demo pseudonymises with its own key, :data:`DEMO_KEY`, written to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -28,6 +29,7 @@ import numpy as np
 
 from radflow._atomic import atomic_file
 from radflow._lazy import load
+from radflow._version import __version__
 from radflow.demo.archive import archive_parameters
 from radflow.demo.study import ICC_RULE, run_modelling
 from radflow.demo.synthetic import write_demo_archive
@@ -55,8 +57,9 @@ HABITAT_ROI = "GTV"
 HABITAT_CHANNELS = ("CT", "PT")
 #: K: the synthetic tumours have two compartments, a necrotic core and a viable rim.
 HABITAT_COUNT = 2
-#: The habitat model file, in the demo's output folder.
+#: The habitat model file, in the demo's output folder, and the digest of what it was fitted on.
 HABITAT_MODEL = "habitats.joblib"
+HABITAT_INPUTS = "habitats.inputs"
 #: Perturbations of the demo's stability study: the contour one voxel smaller
 #: and larger, and CT noise of 10 HU (standard deviation).
 STABILITY_PERTURBATIONS = ("original", "erode:1", "dilate:1", "noise:10")
@@ -75,6 +78,7 @@ DERIVED = (
     "features",
     "features.errors",
     HABITAT_MODEL,
+    HABITAT_INPUTS,
     "stability_icc.parquet",
     "model",
     "report.html",
@@ -161,8 +165,19 @@ def habitat_step(
     """
     started = time.monotonic()
     estimator = HabitatModel(HABITAT_COUNT, method="two-stage", random_state=0)
-    fitted = habitats.fit(store, HABITAT_ROI, HABITAT_CHANNELS, estimator, model_file)
-    print(fitted.report())
+    inputs = _habitat_inputs(store, estimator)
+    recorded = Path(model_file).with_suffix(".inputs")
+    if (
+        Path(model_file).is_file()
+        and recorded.is_file()
+        and recorded.read_text(encoding="ascii").strip() == inputs
+    ):
+        print(f"habitat model: {model_file} fitted on the same GTVs and channels; reused")
+    else:
+        fitted = habitats.fit(store, HABITAT_ROI, HABITAT_CHANNELS, estimator, model_file)
+        with atomic_file(recorded) as tmp:
+            tmp.write_text(inputs + "\n", encoding="ascii")
+        print(fitted.report())
     applied = habitats.apply(
         store, model_file, scheduler=scheduler, workers=workers, incremental=True, progress=False
     )
@@ -183,6 +198,28 @@ def habitat_step(
         "means": means,
         "seconds": time.monotonic() - started,
     }
+
+
+def _habitat_inputs(store: str | Path, estimator) -> str:
+    """Digest of what the demo's habitat model is fitted on: the units
+    (:func:`radflow.pipeline.habitats.plan_units`: series, content fingerprints, the GTV's
+    label hash), the cases left out, the estimator's parameters and radflow's version. The
+    same digest, the same model (the fit is seeded): a rerun of the demo skips the fit."""
+    units, missing = habitats.plan_units(store, HABITAT_ROI, HABITAT_CHANNELS)
+    text = json.dumps(
+        [
+            __version__,
+            list(HABITAT_CHANNELS),
+            HABITAT_ROI,
+            repr(sorted(estimator.get_params().items())),
+            [
+                [u.case, u.series, u.label_key, u.label, *u.fingerprints, u.label_hash]
+                for u in units
+            ],
+            [str(m) for m in missing],
+        ]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def necrotic_habitat(model) -> int:

@@ -137,9 +137,18 @@ def test_habitat_step_stores_a_map_per_gtv_whose_necrotic_habitat_is_the_core(tm
         found = habitats == necrotic
         dice = 2 * np.count_nonzero(found & core) / (found.sum() + core.sum())
         assert dice >= 0.9
-    # Run again: the same model (same fingerprint), every map kept.
-    scenario.habitat_step(store, tmp_path / scenario.HABITAT_MODEL, workers=1)
-    assert "skipped (unchanged)   3" in capsys.readouterr().out
+    # Run again: the same GTVs and channels, so the model is reused and every map kept.
+    model = tmp_path / scenario.HABITAT_MODEL
+    stamp = model.stat().st_mtime_ns
+    scenario.habitat_step(store, model, workers=1)
+    said = capsys.readouterr().out
+    assert "reused" in said and "skipped (unchanged)   3" in said
+    assert model.stat().st_mtime_ns == stamp
+    # A new case: fitted again, on four GTVs.
+    _case(store, "c3", seed=3)
+    scenario.habitat_step(store, model, workers=1)
+    said = capsys.readouterr().out
+    assert "ROIs fitted           4" in said and "reused" not in said
 
 
 def test_the_habitat_model_file_is_among_what_a_new_archive_removes():
