@@ -62,8 +62,6 @@ SIZE_COLUMNS = {
     "large_high_grey_emphasis": 15,
 }
 
-_EPS = np.spacing(1)
-
 
 def prepare(image, binned, kernel_mask, centres, n_levels, kernel_radius):
     """Checked inputs of a ``compute_maps``: ``(levels, centres)`` for the compiled kernels.
@@ -191,11 +189,14 @@ def size_workspace(n_levels: int, n_sizes: int, max_entries: int):
     """Scratch arrays of :func:`size_features` for levels ``1..n_levels``, sizes
     ``1..n_sizes - 1`` and at most ``max_entries`` entries: zeroed counts per cell, row and
     column, the lists of cells and rows seen, and the tables :math:`1/i^2` and :math:`1/j^2`
-    (multiplications instead of divisions per cell)."""
+    (multiplications instead of divisions per cell), and :math:`c \\log_2 c` for the counts
+    ``0..max_entries`` (the entropy without a log per cell)."""
     inverse_squares_i = np.zeros(n_levels + 1, np.float64)
     inverse_squares_i[1:] = 1.0 / np.arange(1, n_levels + 1, dtype=np.float64) ** 2
     inverse_squares_j = np.zeros(n_sizes, np.float64)
     inverse_squares_j[1:] = 1.0 / np.arange(1, n_sizes, dtype=np.float64) ** 2
+    counts = np.arange(max_entries + 1, dtype=np.float64)
+    xlogx = counts * np.log2(np.maximum(counts, 1.0))
     return (
         np.zeros((n_levels + 1) * n_sizes, np.float64),
         np.empty(max_entries, np.int64),
@@ -204,6 +205,7 @@ def size_workspace(n_levels: int, n_sizes: int, max_entries: int):
         np.zeros(n_sizes, np.float64),
         inverse_squares_i,
         inverse_squares_j,
+        xlogx,
     )
 
 
@@ -217,7 +219,7 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
     PyRadiomics sums its matrix. ``workspace`` (:func:`size_workspace`) is left zeroed: only
     the cells, rows and columns met are visited, never all of :math:`N_g`.
     """
-    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table = workspace
+    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table, xlogx = workspace
     n_cells = 0
     n_rows = 0
     for k in range(n):
@@ -235,7 +237,7 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
         columns[size] += 1.0
     cell_features(
         cells, cell_list, n_cells, rows, row_list, n_rows, columns, n_sizes, float(n),
-        inv_i2_table, inv_j2_table, out,
+        inv_i2_table, inv_j2_table, xlogx, out,
     )  # fmt: skip
     for k in range(n_cells):
         cells[cell_list[k]] = 0.0
@@ -247,11 +249,13 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
 @numba.njit(cache=True)
 def cell_features(
     cells, cell_list, n_cells, rows, row_list, n_rows, columns, n_sizes, nz, inv_i2_table,
-    inv_j2_table, out,
+    inv_j2_table, xlogx, out,
 ):  # fmt: skip
     """The 16 values of :func:`size_features` from a counted matrix: ``cells`` (indexed by
     ``level * n_sizes + size``) listed in ``cell_list[:n_cells]``, row sums ``rows`` listed in
-    ``row_list[:n_rows]``, column sums ``columns``, ``nz`` entries in all. Changes nothing."""
+    ``row_list[:n_rows]``, column sums ``columns``, ``nz`` entries in all (integer counts: the
+    entropy is :math:`\\log_2 N_z - \\sum c \\log_2 c / N_z` from the table ``xlogx``).
+    Changes nothing."""
     s_inv_j2 = 0.0
     s_j2 = 0.0
     s_inv_i2 = 0.0
@@ -280,8 +284,7 @@ def cell_features(
         s_j2_i2 += count * (j2 * inv_i2)
         s_i2j2 += count * (i2 * j2)
         n_voxels += count * size
-        p = count / nz
-        entropy -= p * np.log2(p + _EPS)
+        entropy -= xlogx[int(count)]
     gln = 0.0
     mean_i = 0.0
     for k in range(n_rows):
@@ -312,7 +315,7 @@ def cell_features(
     out[6] = nz / n_voxels
     out[7] = var_i
     out[8] = var_j
-    out[9] = entropy
+    out[9] = np.log2(nz) + entropy / nz
     out[10] = s_inv_i2 / nz
     out[11] = s_i2 / nz
     out[12] = s_inv_i2j2 / nz

@@ -132,7 +132,7 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
     size order, so each value is independent of the window's path.
     """
     nz, ny, nx = levels.shape
-    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table = workspace
+    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table, xlogx = workspace
     n_levels = rows.shape[0] - 1
     width = 2 * widths[2] + 1
     slab = (2 * widths[0] + 1) * (2 * widths[1] + 1)
@@ -194,7 +194,7 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
                                 n_cells += 1
                     cell_features(
                         cells, cell_list, n_cells, rows, present, n_present, columns, n_sizes,
-                        total, inv_i2_table, inv_j2_table, out[k],
+                        total, inv_i2_table, inv_j2_table, xlogx, out[k],
                     )  # fmt: skip
                 if x1 - x0 == 1:
                     _add_entries(
