@@ -404,7 +404,7 @@ def run_demo(out: Path, *, patients: int = 48, seed: int = 0, workers: int | Non
     with local_cluster(workers or available_cores()) as cluster:
         step(4, f"habitats: CT+PET habitats of each GTV (K={HABITAT_COUNT}) -> gtv_habitats")
         habitat = habitat_step(store, out / HABITAT_MODEL, scheduler=cluster.scheduler_address)
-        print(f"  habitats fitted and applied in {habitat['seconds']:.1f} s")
+        print(f"  habitat step: {habitat['seconds']:.1f} s")
         step(5, f"feature extraction on an embedded Dask cluster -> {table}")
         summary = run(
             store, demo_params(), table, scheduler=cluster.scheduler_address, incremental=True
