@@ -31,7 +31,10 @@ MCC takes :math:`Q`'s eigenvalues from the symmetric matrix
 :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` (similar to :math:`Q`), over the levels
 present only, with its known top eigenpair :math:`(1, \sqrt{p_x})` removed, through a compiled
 Householder tridiagonalisation and Laguerre's iteration for the largest remaining eigenvalue
-(checked by Sturm counts, bisection as fallback), in preallocated work arrays.
+(checked by Sturm counts, bisection as fallback), in preallocated work arrays. With
+``symmetricalGLCM`` :math:`C` itself is symmetric, :math:`C C^T = C^2`, and the second largest
+eigenvalue of :math:`Q` is the square of the largest :math:`|\lambda|` of :math:`C` less its top
+eigenpair: no matrix product.
 
 Differences from PyRadiomics (documented, deliberate):
 
@@ -268,6 +271,8 @@ def _glcm_maps(
         np.empty(lmax),  # hh_v
         np.empty(lmax),  # hh_p
     )
+    ei = work.ei
+    ej = work.ej
     values = np.empty((nm, out.shape[1]))
     ng = float(n_levels)
     stamp = 0
@@ -288,7 +293,7 @@ def _glcm_maps(
             w = weights[a] if weighted else 1.0
             if w != 0.0:  # an underflowed weight adds nothing
                 n_entries = _count_pairs(
-                    binned, slot, box, steps[a], w, symmetric, counts, work.ei, work.ej, n_entries
+                    binned, slot, box, steps[a], w, symmetric, counts, ei, ej, n_entries
                 )
             if weighted and a < na - 1:
                 continue
@@ -301,6 +306,7 @@ def _glcm_maps(
                 n_slots,
                 ng,
                 not weighted,
+                symmetric,
                 stamp,
                 do_imc2,
                 do_mcc,
@@ -310,7 +316,7 @@ def _glcm_maps(
             if not weighted:
                 empty[c, m] = np.isnan(values[m, 0])
             for e in range(n_entries):
-                counts[work.ei[e], work.ej[e]] = 0.0
+                counts[ei[e], ej[e]] = 0.0
             n_entries = 0
         # average over the matrices, NaN skipped (numpy.nanmean)
         mean_over_matrices(values, out[c])
@@ -390,10 +396,11 @@ def _ordered_entries(ei, ej, n_entries, n_slots, lmax, rowmask, oi, oj):
 
 @numba.njit(cache=True)
 def _matrix_features(
-    counts, n_entries, glev, n_slots, ng, integral, stamp, do_imc2, do_mcc, work, values
+    counts, n_entries, glev, n_slots, ng, integral, symmetric, stamp, do_imc2, do_mcc, work, values
 ):
     """Features of one co-occurrence matrix given by its non-zero cells ``work.ei, work.ej``.
 
+    ``symmetric``: the matrix equals its transpose (``symmetricalGLCM``).
     ``integral``: the counts are integers (no weighting), so ``p log2(p + eps)`` is looked up
     per count value (``work.plog``, valid where ``work.plog_stamp`` equals ``stamp``).
     """
@@ -577,7 +584,7 @@ def _matrix_features(
             imc2 = np.sqrt(base) if base >= 0.0 else np.nan
     mcc = np.nan
     if do_mcc:
-        mcc = _mcc(counts, n_entries, total, n_slots, work)
+        mcc = _mcc(counts, n_entries, total, n_slots, symmetric, work)
     values[0] = autocorrelation
     values[1] = ux
     values[2] = prominence
@@ -605,7 +612,7 @@ def _matrix_features(
 
 
 @numba.njit(cache=True)
-def _mcc(counts, n_entries, total, n_slots, work):
+def _mcc(counts, n_entries, total, n_slots, symmetric, work):
     """Square root of the second largest eigenvalue of PyRadiomics' Q (see module docstring).
 
     :math:`Q` is similar to :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` over the levels
@@ -623,6 +630,8 @@ def _mcc(counts, n_entries, total, n_slots, work):
     c = work.c_work
     m = work.m_work
     v = work.hh_v
+    oi = work.oi
+    oj = work.oj
     n_rows = 0
     n_cols = 0
     for s in range(n_slots):
@@ -634,6 +643,36 @@ def _mcc(counts, n_entries, total, n_slots, work):
             n_cols += 1
     if n_rows < 2 or n_cols < 2:
         return 0.0  # rank one: eigenvalues 1 and zeros
+    if symmetric:
+        # P = P^T: C is symmetric, Q's eigenvalues are the squares of C's, and C's top
+        # eigenpair is (1, sqrt(px)); with it removed (C' = C - v v^T), the second largest
+        # eigenvalue of Q is the largest |eigenvalue| of C'; no product C C^T
+        n = n_rows
+        scale = work.hh_p  # 1 / sqrt(total px) per slot
+        for s in range(n_slots):
+            if px[s] > 0.0:
+                v[rowpos[s]] = np.sqrt(px[s])
+                scale[s] = 1.0 / np.sqrt(total * px[s])
+        for a in range(n):
+            va = v[a]
+            for b in range(a + 1):
+                m[a, b] = -va * v[b]
+        for e in range(n_entries):
+            i = oi[e]
+            j = oj[e]
+            if i >= j:
+                m[rowpos[i], rowpos[j]] += counts[i, j] * scale[i] * scale[j]
+        d = work.tri_d
+        e2 = work.tri_e2
+        if n == 2:  # eigenvalues 0 (removed) and the trace
+            return abs(m[0, 0] + m[1, 1])
+        _tridiagonalise(m, n, d, e2, v, work.hh_p)
+        top = _largest_eigenvalue(d, e2, n)
+        if _count_below(d, e2, n, -top) == 0:
+            return max(top, 0.0)
+        for s in range(n):
+            d[s] = -d[s]
+        return max(top, _largest_eigenvalue(d, e2, n), 0.0)
     # M = B^T B - v v^T with B = C^T (n_cols x n_rows) or C, whichever has fewer columns;
     # B is stored row by row so that the inner loops run along rows
     rows_first = n_rows <= n_cols
@@ -643,8 +682,8 @@ def _mcc(counts, n_entries, total, n_slots, work):
         for a in range(n):
             c[k, a] = 0.0
     for e in range(n_entries):
-        i = work.oi[e]
-        j = work.oj[e]
+        i = oi[e]
+        j = oj[e]
         value = (counts[i, j] / total) / np.sqrt(px[i] * py[j])
         if rows_first:
             c[colpos[j], rowpos[i]] = value
@@ -657,15 +696,13 @@ def _mcc(counts, n_entries, total, n_slots, work):
             v[colpos[s]] = np.sqrt(py[s])
     for a in range(n):
         va = v[a]
-        for b in range(a, n):
+        for b in range(a + 1):
             m[a, b] = -va * v[b]
         for k in range(n_k):
             cka = c[k, a]
             if cka != 0.0:
-                for b in range(a, n):
+                for b in range(a + 1):
                     m[a, b] += cka * c[k, b]
-        for b in range(a + 1, n):
-            m[b, a] = m[a, b]
     _tridiagonalise(m, n, work.tri_d, work.tri_e2, v, work.hh_p)
     second = _largest_eigenvalue(work.tri_d, work.tri_e2, n)
     return np.sqrt(second) if second > 0.0 else 0.0
@@ -673,10 +710,11 @@ def _mcc(counts, n_entries, total, n_slots, work):
 
 @numba.njit(cache=True)
 def _tridiagonalise(m, n, d, e2, v, p):
-    """Householder reduction of the symmetric m[:n, :n] (overwritten) to tridiagonal form:
-    diagonal d[:n], squared off-diagonal e2[:n-1]."""
+    """Householder reduction of the symmetric ``m[:n, :n]`` to tridiagonal form: diagonal
+    ``d[:n]``, squared off-diagonal ``e2[:n-1]``. Reads and overwrites the lower triangle only;
+    ``v, p`` are work vectors."""
     for k in range(n - 2):
-        # x = m[k+1:n, k]
+        # the column below the diagonal, x = m[k+1:n, k], sent to (alpha, 0, ..., 0)
         norm2 = 0.0
         for i in range(k + 1, n):
             norm2 += m[i, k] * m[i, k]
@@ -691,26 +729,30 @@ def _tridiagonalise(m, n, d, e2, v, p):
         v[k + 1] = x0 - alpha
         for i in range(k + 2, n):
             v[i] = m[i, k]
-        vnorm2 = tail + v[k + 1] * v[k + 1]
-        beta = 2.0 / vnorm2
-        # p = beta * A v over the trailing block, row by row (A symmetric): the inner loops run
-        # along rows, without a reduction
-        for j in range(k + 1, n):
-            p[j] = 0.0
+        beta = 2.0 / (tail + v[k + 1] * v[k + 1])
+        # p = beta A v over the trailing block A, from its lower triangle
         for i in range(k + 1, n):
-            bv = beta * v[i]
-            for j in range(k + 1, n):
-                p[j] += m[i, j] * bv
+            p[i] = 0.0
+        for i in range(k + 1, n):
+            vi = v[i]
+            s = m[i, i] * vi
+            for j in range(k + 1, i):
+                mij = m[i, j]
+                s += mij * v[j]
+                p[j] += mij * vi
+            p[i] += s
         vp = 0.0
         for i in range(k + 1, n):
+            p[i] *= beta
             vp += v[i] * p[i]
         kk = 0.5 * beta * vp
         for i in range(k + 1, n):
             p[i] -= kk * v[i]
+        # A -= v p^T + p v^T (lower triangle)
         for i in range(k + 1, n):
             vi = v[i]
             pi = p[i]
-            for j in range(k + 1, n):
+            for j in range(k + 1, i + 1):
                 m[i, j] -= vi * p[j] + pi * v[j]
     if n >= 2:
         d[n - 2] = m[n - 2, n - 2]
