@@ -63,11 +63,13 @@ from collections.abc import Iterable
 from numbers import Integral
 
 import numpy as np
-from scipy import ndimage
 
 from radflow._geometry import SpacingError, bounding_box, spacing_mm
+from radflow._lazy import load
 from radflow.errors import InputError, SettingsError
 from radflow.params.names import FEATURE_NAME_PATTERNS, feature_name_pattern
+
+ndimage = load("scipy.ndimage")  # when the class runs: the extractor imports this module
 
 __all__ = ["FAMILY", "feature_names", "habitat_features"]
 

@@ -46,16 +46,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import special
-from scipy.ndimage import map_coordinates, spline_filter
 
 from radflow._lazy import load
 from radflow.errors import InputError
 from radflow.filters._checks import check_image, check_same_grid, choice, integer, positive
 
-# Deferred: scipy.stats takes 0.25 s and scikit-image's LBP 30 ms to import, and neither is
-# needed unless an LBP image type is asked for.
+# Deferred: scipy.stats takes 0.25 s, scipy.special and scipy.ndimage 0.1 s and scikit-image's
+# LBP 30 ms to import, and none is needed unless an LBP image type is asked for.
 stats = load("scipy.stats")
+special = load("scipy.special")
+ndimage = load("scipy.ndimage")
 skimage_feature = load("skimage.feature")
 
 __all__ = [
@@ -237,11 +237,11 @@ def _lbp3d_images(image, roi, levels, radius, vertices):
     harmonics, degrees = _harmonics(vertices, radius, levels)
     array = sitk.GetArrayFromImage(image)
     # What map_coordinates(array, ..., order=3) does, with the prefilter run once.
-    coefficients = spline_filter(array, 3, output=np.float64, mode="constant")
+    coefficients = ndimage.spline_filter(array, 3, output=np.float64, mode="constant")
     points = np.stack(roi).astype(np.float64)  # (3, n_roi)
     samples = np.empty((roi[0].size, len(vertices)), dtype=array.dtype)
     for k, vertex in enumerate(vertices):
-        samples[:, k] = map_coordinates(
+        samples[:, k] = ndimage.map_coordinates(
             coefficients,
             points + vertex[:, None],
             output=array.dtype,

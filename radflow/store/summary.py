@@ -24,7 +24,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage
+
+from radflow._lazy import load
+
+ndimage = load("scipy.ndimage")  # label_boxes only (the store); not on the file path
 
 __all__ = ["from_json", "label_boxes", "to_json", "volume_summary"]
 

@@ -17,7 +17,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy import ndimage
+
+from radflow._lazy import load
+
+ndimage = load("scipy.ndimage")  # IBSI filters only; not on PyRadiomics-mode extraction
 
 #: Array axis of each IBSI filter axis x, y, z for (z, y, x) arrays.
 _AXES_XYZ = (-1, -2, -3)

@@ -31,8 +31,8 @@ import math
 from numbers import Real
 
 import numpy as np
-from scipy import fft
 
+from radflow._lazy import load
 from radflow.errors import SettingsError
 from radflow.filters._checks import boolean, choice, positive
 from radflow.filters.ibsi.boundary import (
@@ -42,6 +42,8 @@ from radflow.filters.ibsi.boundary import (
     document,
     pad,
 )
+
+fft = load("scipy.fft")  # on first use: PyRadiomics-mode extraction never needs it
 
 __all__ = ["gabor_filter", "gabor_kernel"]
 

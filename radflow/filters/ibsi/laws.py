@@ -24,12 +24,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from scipy import ndimage
 
+from radflow._lazy import load
 from radflow.errors import SettingsError
 from radflow.filters._checks import choice, integer
 from radflow.filters.ibsi._separable import pooled_response
 from radflow.filters.ibsi.boundary import check_boundary, check_volume, document, ndimage_mode
+
+ndimage = load("scipy.ndimage")  # on first use: PyRadiomics-mode extraction never needs it
 
 __all__ = ["LAWS_KERNELS", "laws_filter"]
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
+from radflow._lazy import load
 from radflow.filters._checks import positive
 from radflow.filters.ibsi.boundary import (
     check_boundary,
@@ -32,6 +32,8 @@ from radflow.filters.ibsi.boundary import (
     document,
     ndimage_mode,
 )
+
+ndimage = load("scipy.ndimage")  # on first use: PyRadiomics-mode extraction never needs it
 
 __all__ = ["laplacian_of_gaussian"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
+from radflow._lazy import load
 from radflow.errors import SettingsError
 from radflow.filters._checks import integer
 from radflow.filters.ibsi.boundary import (
@@ -14,6 +14,8 @@ from radflow.filters.ibsi.boundary import (
     document,
     ndimage_mode,
 )
+
+ndimage = load("scipy.ndimage")  # on first use: PyRadiomics-mode extraction never needs it
 
 __all__ = ["mean_filter"]
 

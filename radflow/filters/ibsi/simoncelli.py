@@ -37,8 +37,8 @@ doi:10.1023/A:1026553619983
 from __future__ import annotations
 
 import numpy as np
-from scipy import fft
 
+from radflow._lazy import load
 from radflow.filters._checks import choice, integer
 from radflow.filters.ibsi.boundary import (
     check_boundary,
@@ -47,6 +47,8 @@ from radflow.filters.ibsi.boundary import (
     document,
     pad,
 )
+
+fft = load("scipy.fft")  # on first use: PyRadiomics-mode extraction never needs it
 
 __all__ = ["simoncelli_filter", "simoncelli_transfer"]
 
