@@ -32,6 +32,20 @@ no mesh:
   ``Flatness`` :math:`\sqrt{\lambda_{least} / \lambda_{major}}` (N17B); NaN for
   a single voxel (0/0), as in PyRadiomics.
 
+A known difference of rounding size: where an eigenvalue is 0 analytically but the ROI is not
+axis-aligned (a line of voxels, one voxel thick along two axes, as a small ROI resampled to
+3 mm can become), both tools return the square root of the eigen-solver's rounding noise, of
+size :math:`\epsilon \lambda_{major}` (:math:`\epsilon = 2.2 \cdot 10^{-16}`), not 0:
+``MinorAxisLength``/``LeastAxisLength`` up to about :math:`4 \sqrt{\epsilon}` times
+``MajorAxisLength`` (seen: below 1e-6 mm on lines up to 75 mm long),
+``Elongation``/``Flatness`` up to :math:`4 \sqrt{\epsilon} \approx 6 \cdot 10^{-8}`. The two
+noises differ (PyRadiomics: ``numpy.linalg.eigvals`` of a float covariance of voxel coordinates
+in its padded crop, summed by BLAS; radflow: ``eigvalsh`` of a covariance from exact integer
+moments), so one may give 4.8e-7 mm where the other gives 0 or 1e-7. Reproducing PyRadiomics'
+digits would mean reproducing its crop frame, its BLAS summation order and its general
+eigen-solver, for noise that differs between machines anyway; it is not done.
+``tests/features/test_shape.py`` bounds both tools' noise on such lines.
+
 References
 ----------
 Lorensen WE, Cline HE. Marching cubes: a high resolution 3D surface

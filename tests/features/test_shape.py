@@ -228,6 +228,44 @@ def test_parity_with_pyradiomics(case):
         np.testing.assert_allclose(got[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
 
 
+#: Straight lines of voxels (one voxel thick along two axes, as a small ROI resampled to 3 mm
+#: can become): (step in voxels (z, y, x), number of voxels, spacing (z, y, x) mm).
+LINES = [
+    ((3, 2, 1), 6, (6.5, 0.9375, 0.9375)),
+    ((3, 2, 1), 9, (2.5, 0.7, 0.7)),
+    ((2, 1, 1), 4, (2.5, 0.7, 0.7)),
+    ((2, 1, 1), 6, (3.0, 3.0, 3.0)),
+    ((1, 1, 1), 9, (6.5, 0.9375, 0.9375)),
+]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(("step", "n", "spacing"), LINES)
+def test_line_roi_minor_axes_are_rounding_noise_in_both_tools(step, n, spacing):
+    """A line has one nonzero principal moment; the other two are eigen-solver noise.
+
+    Hand-computed: n points spaced by the vector d = step * spacing (mm) have
+    lambda_major = |d|^2 (n^2 - 1) / 12 and lambda_minor = lambda_least = 0. Both tools return
+    sqrt of rounding noise of size eps * lambda_major for the zero ones (different noise: see
+    radflow.features.shape), so they agree to that size, not digit for digit.
+    """
+    mask = np.zeros([k * (n - 1) + 3 for k in step], bool)
+    for i in range(n):
+        mask[tuple(1 + k * i for k in step)] = True
+    expected = _pyradiomics_shape(mask, spacing)
+    got = shape.compute(mask, spacing_zyx=spacing, features=ALL)
+    d2 = sum((k * s) ** 2 for k, s in zip(step, spacing))
+    major = 4 * np.sqrt(d2 * (n * n - 1) / 12)
+    assert got["MajorAxisLength"] == pytest.approx(major, rel=1e-12)
+    assert expected["MajorAxisLength"] == pytest.approx(major, rel=1e-12)
+    noise = np.sqrt(16 * np.finfo(float).eps)  # sqrt(lambda / lambda_major) of the noise
+    for values in (got, expected):
+        for name in ("MinorAxisLength", "LeastAxisLength"):
+            assert 0 <= values[name] <= noise * major, (name, values[name])
+        for name in ("Elongation", "Flatness"):
+            assert 0 <= values[name] <= noise, (name, values[name])
+
+
 # --- IBSI 1 digital phantom ----------------------------------------------------------------
 
 
