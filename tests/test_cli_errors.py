@@ -21,7 +21,6 @@ from radflow.cli import EXIT_INPUT, EXIT_INTERNAL, build_parser, main
 #: Commands that take no path at all, and why they are exempt.
 NO_PATH_ARGUMENT = {
     "features": "prints the feature list; takes no path",
-    "warmup": "compiles the kernels; takes no path",
 }
 
 #: Garbage files: bytes that are no text, no YAML, no CSV, no gzip, no pickle.
@@ -112,6 +111,7 @@ def _cases(d) -> dict[str, dict[str, list[str]]]:
             "malformed": [d["yaml"], "-o", f"{out}/r2.html"],
         },
         "params check": {"wrong path": [missing], "malformed": [d["yaml"]]},
+        "warmup": {"wrong path": ["-p", missing], "malformed": ["-p", d["yaml"]]},
     }
 
 

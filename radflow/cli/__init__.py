@@ -86,6 +86,7 @@ def _cmd_extract(args) -> int:
             jobs=args.jobs,
             voxel_based=voxel_based,
             out_dir=args.out_dir,
+            progress=extraction.batch.progress_printer(sys.stderr),
         )
         print(summary.report())
         return 1 if summary.failed else 0
@@ -122,9 +123,12 @@ def _emit(text: str, out: str | None) -> int:
 
 def _cmd_warmup(args) -> int:
     started = time.perf_counter()
-    result = extraction.extractor.warmup()
+    extraction.extractor.warmup(args.params, voxel_based=args.mode == "voxel")
+    what = f"the kernels {args.params} enables" if args.params else "every kernel"
+    if args.params and args.mode == "voxel":
+        what += " in voxel mode"
     print(
-        f"compiled: {len(result)} features in {time.perf_counter() - started:.1f} s "
+        f"compiled {what} in {time.perf_counter() - started:.1f} s "
         "(numba cache written; later processes load it)"
     )
     return 0
@@ -226,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_options.positive_int,
         default=1,
-        help="batch rows extracted in parallel",
+        help="batch rows extracted in parallel: a pool of N worker processes started once",
     )
     p.add_argument(
         "-m",
@@ -245,7 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_extract)
 
     p = sub.add_parser(
-        "warmup", help="compile every numba kernel ahead (cold-start cost paid once)"
+        "warmup",
+        help="compile the numba kernels ahead (cold-start cost paid once per machine)",
+        description="radflow warmup [-p PARAMS [--mode voxel]]: compile every kernel, or only "
+        "those PARAMS enables, into numba's cache (NUMBA_CACHE_DIR, else beside the installed "
+        "package); later processes load them instead of compiling",
+    )
+    _options.add_params(p)
+    p.add_argument(
+        "-m",
+        "--mode",
+        choices=("segment", "voxel"),
+        default="segment",
+        help="with -p: the kernels of segment mode (default) or of voxel mode",
     )
     p.set_defaults(func=_cmd_warmup)
 

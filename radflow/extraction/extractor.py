@@ -179,12 +179,40 @@ def extract(
     return _Extraction(params, settings, volume, voxel_based, habitats).run()
 
 
-def warmup() -> dict[str, Any]:
-    """Compile every numba kernel (run once after installing, or in a new cache dir).
+#: Feature classes whose PyRadiomics-mode computation runs numba kernels (first order, habitat
+#: and skeleton are NumPy/SciPy); voxel mode has kernels for every texture class and first order.
+_COMPILED = frozenset({"shape", "shape2D", "glcm", "glrlm", "glszm", "gldm", "ngtdm"})
+_VOXEL_COMPILED = frozenset(_COMPILED - {"shape", "shape2D"} | {"firstorder"})
 
-    Runs a tiny extraction with every feature class, deprecated features
-    included, in 3D and with ``force2D``, and returns its result; then the same
-    classes in voxel mode (masked, unmasked, in-plane), whose maps it drops.
+
+def warmup(
+    params: str | PathLike | Mapping[str, Any] | ExtractionParams | None = None,
+    *,
+    voxel_based: bool = False,
+) -> dict[str, Any]:
+    """Compile the numba kernels ahead, so that later processes load them from the cache.
+
+    numba compiles a kernel on its first call in a process whose cache has none (a new
+    installation, a new cache folder): seconds per kernel. Call this once in the parent before
+    starting worker processes (a batch CSV, a cluster run) so that a cold cache is compiled
+    once per machine instead of once per worker, or run ``radflow warmup`` after installing.
+
+    Parameters
+    ----------
+    params : str, path-like, mapping, ExtractionParams or None
+        None: every kernel (every feature class, deprecated features included, in 3D and with
+        ``force2D``, and voxel mode's masked, unmasked and in-plane). A parameter file (or its
+        content): only the kernels of the classes it enables, with its ``force2D``,
+        ``weightingNorm`` and ``distances``; voxel mode's only with `voxel_based`. Parameter
+        files without a compiled class (first order only) import no numba at all.
+    voxel_based : bool
+        With `params`: compile voxel mode's kernels of the enabled classes (with its
+        ``maskedKernel``) instead of segment mode's.
+
+    Returns
+    -------
+    dict
+        The features of the tiny extraction(s) run to compile them (voxel maps dropped).
     """
     rng = np.random.default_rng(0)
     values = rng.integers(-50, 50, size=(6, 7, 8)).astype(np.int16)
@@ -192,28 +220,25 @@ def warmup() -> dict[str, Any]:
     roi[1:5, 1:6, 1:7] = 1
     roi[2, 3, 4] = 0
     image, mask = sitk.GetImageFromArray(values), sitk.GetImageFromArray(roi)
+    if params is not None:
+        return _warmup_for(
+            params if isinstance(params, ExtractionParams) else load_params(params),
+            voxel_based,
+            image,
+            mask,
+            values,
+        )
     every = {
         name: [f.name for f in family_module(name).FEATURES]
         for name in FEATURE_CLASSES
         if name != "shape2D"
     }
     result = extract(image, mask, {"featureClass": every, "setting": {"binWidth": 10}})
-    flat = np.zeros((1, 7, 8), np.uint8)
-    flat[0, 1:6, 1:7] = 1
-    flat_image = sitk.GetImageFromArray(values[:1])
     result.update(
-        extract(
-            flat_image,
-            sitk.GetImageFromArray(flat),
-            {
-                "featureClass": {"shape2D": None, "glcm": None, "glrlm": None},
-                "setting": {
-                    "binWidth": 10,
-                    "force2D": True,
-                    "weightingNorm": "euclidean",
-                    "distances": [1, 2],
-                },
-            },
+        _warmup_flat(
+            values,
+            {"shape2D": None, "glcm": None, "glrlm": None},
+            {"weightingNorm": "euclidean", "distances": [1, 2]},
         )
     )
     # Voxel mode's kernels are their own (sliding windows over the padded box): compiled here
@@ -231,6 +256,53 @@ def warmup() -> dict[str, Any]:
             voxel_based=True,
         )
     return result
+
+
+def _warmup_for(params: ExtractionParams, voxel_based: bool, image, mask, values) -> dict[str, Any]:
+    """:func:`warmup` of the classes `params` enable, with the settings that pick kernels."""
+    s = params.settings
+    setting: dict[str, Any] = {"binWidth": 10, "distances": list(s.distances)}
+    if s.weighting_norm is not None:
+        setting["weightingNorm"] = s.weighting_norm
+    planar = {"force2D": True, "force2Ddimension": s.force_2d_dimension} if s.force_2d else {}
+    if voxel_based:
+        classes = {c: None for c in params.feature_classes if c in _VOXEL_COMPILED}
+        if not classes:
+            return {}
+        voxel_setting = {"kernelRadius": 1, "maskedKernel": params.voxel_settings.masked_kernel}
+        extract(
+            image,
+            mask,
+            {"featureClass": classes, "setting": setting | planar, "voxelSetting": voxel_setting},
+            voxel_based=True,
+        )
+        return {}
+    # Every feature of each enabled class: which kernels run depends on the features asked for.
+    classes = {
+        c: [f.name for f in family_module(c).FEATURES]
+        for c in params.feature_classes
+        if c in _COMPILED and c != "shape2D"
+    }
+    result: dict[str, Any] = {}
+    if classes:
+        result = extract(image, mask, {"featureClass": classes, "setting": setting | planar})
+    if "shape2D" in params.feature_classes:
+        result.update(_warmup_flat(values, {"shape2D": None}, setting))
+    return result
+
+
+def _warmup_flat(values, classes: dict[str, Any], setting: dict[str, Any]) -> dict[str, Any]:
+    """A one-slice extraction with ``force2D`` (shape2D runs only on a one-voxel-thick ROI)."""
+    flat = np.zeros((1, 7, 8), np.uint8)
+    flat[0, 1:6, 1:7] = 1
+    return extract(
+        sitk.GetImageFromArray(values[:1]),
+        sitk.GetImageFromArray(flat),
+        {
+            "featureClass": classes,
+            "setting": {**setting, "binWidth": 10, "force2D": True, "force2Ddimension": 0},
+        },
+    )
 
 
 # -- inputs -------------------------------------------------------------------
