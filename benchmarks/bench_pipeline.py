@@ -40,6 +40,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ FULL = {
 }
 #: The usual published configuration: Original, LoG and wavelets (3 tasks per ROI).
 FILTERS = {**FULL, "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}}}
+BIN25 = {"setting": {"binWidth": 25}}
 SMALLEST = {"featureClass": {"firstorder": ["Mean"]}, "setting": {"additionalInfo": False}}
 PARAMS = {"default": FULL, "filters": FILTERS}
 
@@ -105,6 +107,130 @@ def write_store(store: Path, cases: int, *, seed: int = 0, size: str = "small") 
         )
 
 
+def write_roi_store(store: Path, rois: int, *, per_series: int = 10) -> None:
+    """``rois`` small ROIs, ``per_series`` to a series (one label image), one series per case.
+
+    Written quickly: one 12 x 40 x 40 series is written with radflow's writer and its
+    folder copied under every other case id (the ids, not the content, make the keys).
+    """
+    from radflow.store.write import write_series
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 40, (12, 40, 40)).astype(np.int16)
+    label = np.zeros(values.shape, np.uint8)
+    for k in range(per_series):
+        y, x = divmod(k, 5)
+        label[3:9, 3 + 18 * (y % 2) : 11 + 18 * (y % 2), 1 + 8 * x : 7 + 8 * x] = k + 1
+    image = sitk.GetImageFromArray(values)
+    mask = sitk.GetImageFromArray(label)
+    mask.CopyInformation(image)
+    names = {k + 1: f"R{k}" for k in range(per_series)}
+    template = write_series(
+        store,
+        "S00000",
+        "CT-1",
+        image,
+        [LabelMap("rois", "labelmap", mask, names)],
+        fingerprint="scale-0",
+        attrs={"modality": "CT", "institution": "SITE_0"},
+    )
+    for i in range(1, -(-rois // per_series)):
+        shutil.copytree(template, store / f"S{i:05d}" / "CT-1")
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process now (MiB)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _scale_child(store: str, table: str, rois: int, cases_per_commit: int) -> dict:
+    """Planning, commits and an incremental no-op over ``rois`` ROIs, in a fresh process."""
+    from radflow.params.pyradiomics_params import load_params
+    from radflow.pipeline.plan import make_plan
+    from radflow.pipeline.run import run
+    from radflow.pipeline.table import TableWriter, table_lock
+
+    params = load_params(FULL)
+    store, table = Path(store), Path(table)
+    make_plan(store, params)  # imports, and the file system's cache warm for what follows
+    started = time.perf_counter()
+    plan = make_plan(store, params)
+    plan_s = time.perf_counter() - started
+    del plan
+    tracemalloc.start()
+    plan = make_plan(store, params)
+    plan_mib = tracemalloc.get_traced_memory()[0] / 2**20  # what the plan holds
+    tracemalloc.stop()
+    # Table commits as radflow run makes them (rows of up to 256 cases per commit).
+    rng = np.random.default_rng(0)
+    features = rng.random(len(plan.columns)).tolist()
+    stamp = dt.datetime.now(dt.UTC)
+    shutil.rmtree(table, ignore_errors=True)
+    by_case: dict = {}
+    for t in plan.tasks:
+        by_case.setdefault(t.partition, []).append(
+            {
+                "case_id": t.case,
+                "study_id": t.study,
+                "series_id": t.series,
+                "roi": t.roi,
+                "label_key": t.label_key,
+                "label": t.label,
+                "image_type": "original",
+                "diagnostics": "{}",
+                "input_fingerprint": t.fingerprint,
+                "params_hash": t.params_hash,
+                "task_key": t.key,
+                "radflow_version": "bench",
+                "extracted_at": stamp,
+                **dict(zip(plan.columns, features)),
+            }
+        )
+    keep = {t.key for t in plan.tasks}
+    items = [(where, rows, []) for where, rows in by_case.items()]
+    started = time.perf_counter()
+    with table_lock(table):
+        writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, "bench")
+        for i in range(0, len(items), cases_per_commit):
+            writer.commit_many(items[i : i + cases_per_commit], keep)
+    commit_s = time.perf_counter() - started
+    del by_case, items, writer
+    started = time.perf_counter()
+    summary = run(store, FULL, table, incremental=True, progress=False)
+    noop_s = time.perf_counter() - started
+    assert (summary.skipped, summary.extracted) == (rois, 0), summary.report()
+    files = sum(1 for _ in table.rglob("*.parquet"))
+    return {
+        "rois": rois,
+        "series": plan.series,
+        "plan_s": plan_s,
+        "commit_s": commit_s,
+        "noop_s": noop_s,
+        "files": files,
+        "plan_mib": plan_mib,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def bench_scale(
+    out: Path, sizes: list[int], per_series: int = 10, cases_per_commit: int = 256
+) -> list[dict]:
+    """:func:`_scale_child` for each size, each in a fresh process (its peak memory its own)."""
+    import multiprocessing
+
+    results = []
+    context = multiprocessing.get_context("spawn")
+    for rois in sizes:
+        store = out / f"scale-store-{rois}-{per_series}"
+        if not store.is_dir():
+            write_roi_store(store, rois, per_series=per_series)
+        table = str(out / f"scale-table-{rois}")
+        with context.Pool(1) as pool:
+            results.append(pool.apply(_scale_child, (str(store), table, rois, cases_per_commit)))
+    return results
+
+
 def serial_seconds(store: Path, params) -> float:
     """Extraction time of every planned task, one after the other in this process.
 
@@ -126,6 +252,79 @@ def serial_seconds(store: Path, params) -> float:
             mask = open_label(store, t.case, t.series, t.label_key)
             extract(open_volume(store, t.case, t.series), mask, t.params, label=t.label)
     return time.perf_counter() - started
+
+
+def calibrate(out: Path, cases: int = 6) -> None:
+    """Fit the cost model of :mod:`radflow.pipeline.plan` (``COST_FIXED_S`` and the rest).
+
+    Times every unit of ``cases`` cases of each size through the workers' own
+    function (:func:`radflow.pipeline.tasks.extract_task`, warm, SimpleITK on
+    one thread; CPU time, the less of two runs) for four parameter sets (first order; first
+    order + GLCM; six classes; six classes on Original + LoG + wavelets), and fits
+    seconds = FIXED + box voxels x (CLASS x images x classes + LOG x sigmas + WAVELET x
+    decompositions) by least squares, each unit weighted by 1 / its time (relative
+    errors count). Prints the fit and, per size and group, the measured mean, the
+    fit's and plan.py's estimate.
+    """
+    import dask
+
+    from radflow.pipeline import plan as planning
+    from radflow.pipeline.tasks import extract_task
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    sets = {
+        "firstorder": {"featureClass": {"firstorder": None}, **BIN25},
+        "fo+glcm": {"featureClass": {"firstorder": None, "glcm": None}, **BIN25},
+        "six": FULL,
+        "filters": FILTERS,
+    }
+    samples = []  # (size, set, group, [1, class, LoG, wavelet terms], s, plan.py's s, voxels)
+    for size in ("small", "ct"):
+        store = out / f"calibrate-{size}-{cases}"
+        if not store.is_dir():
+            write_store(store, cases, seed=7, size=size)
+        for name, params in sets.items():
+            tasks = planning.make_plan(store, params).tasks
+            with dask.config.set(scheduler="synchronous"):
+                extract_task(tasks[0])  # kernels
+                for task in tasks:
+                    times = []
+                    for _ in range(2):  # CPU time: other jobs on the machine do not count
+                        started = time.process_time()
+                        extract_task(task)
+                        times.append(time.process_time() - started)
+                    p = task.params
+                    images = {t: planning._images(p, t) for t in p.image_types}
+                    terms = [
+                        1.0,
+                        task.voxels * sum(images.values()) * len(p.feature_classes),
+                        task.voxels * images.get("LoG", 0),
+                        task.voxels * images.get("Wavelet", 0),
+                    ]
+                    samples.append(
+                        (size, name, task.group, terms, min(times), task.cost_s, task.voxels)
+                    )
+    terms = np.array([s[3] for s in samples], float)
+    seconds = np.array([s[4] for s in samples], float)
+    weights = 1 / seconds
+    fit, *_ = np.linalg.lstsq(terms * weights[:, None], seconds * weights, rcond=None)
+    print(
+        f"cost model fit over {len(samples)} units: FIXED {fit[0] * 1000:.2f} ms, CLASS "
+        f"{fit[1]:.3g} s, LoG {fit[2]:.3g} s, Wavelet {fit[3]:.3g} s per voxel (plan.py: "
+        f"{planning.COST_FIXED_S * 1000:.2f} ms, {planning.COST_CLASS_S:.3g}, "
+        f"{planning.COST_FILTER_S['LoG']:.3g}, {planning.COST_FILTER_S['Wavelet']:.3g})"
+    )
+    print("  size   params      group      units  box voxels  measured    fit  plan.py")
+    for key in sorted({s[:3] for s in samples}):
+        mine = [s for s in samples if s[:3] == key]
+        measured = np.mean([s[4] for s in mine])
+        fitted = np.mean([np.dot(s[3], fit) for s in mine])
+        planned = np.mean([s[5] for s in mine])
+        voxels = np.mean([s[6] for s in mine])
+        print(
+            f"  {key[0]:<6} {key[1]:<11} {key[2]:<10} {len(mine):5d}  {voxels:10,.0f}  "
+            f"{1000 * measured:6.1f} ms {1000 * fitted:6.1f} {1000 * planned:6.1f}"
+        )
 
 
 def pipeline_seconds(store: Path, params, table: Path, scheduler: str) -> float:
@@ -311,11 +510,47 @@ def main(argv=None) -> None:
         "--parts",
         nargs="+",
         default=["overhead", "scaling", "floor", "duckdb"],
-        choices=["overhead", "scaling", "floor", "duckdb"],
+        choices=["overhead", "scaling", "floor", "duckdb", "calibrate", "scale"],
+    )
+    parser.add_argument(
+        "--rois",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        help="--parts scale: store sizes in ROIs (10 per series; default 1000 10000)",
+    )
+    parser.add_argument("--rois-per-series", type=int, default=10, help="--parts scale")
+    parser.add_argument(
+        "--cases-per-commit",
+        type=int,
+        default=256,
+        help="--parts scale: cases per table commit (radflow run: up to 256; 1: a file per case)",
+    )
+    parser.add_argument(
+        "--task-seconds",
+        type=float,
+        default=None,
+        help="radflow run's target Dask task duration (default: run's own; 0: one unit each)",
     )
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="radflow-bench-"))
     out.mkdir(parents=True, exist_ok=True)
+    if args.parts == ["calibrate"]:
+        calibrate(out)
+        return
+    if args.parts == ["scale"]:
+        print(f"cores: {os.cpu_count()}, {_load()} at start")
+        for r in bench_scale(out, args.rois, args.rois_per_series, args.cases_per_commit):
+            n = r["rois"]
+            print(
+                f"{n} ROIs ({r['series']} series): planning {r['plan_s']:.2f} s "
+                f"({1e6 * r['plan_s'] / n:.0f} us/ROI), table commits {r['commit_s']:.2f} s "
+                f"({1e6 * r['commit_s'] / n:.0f} us/ROI, {r['files']} files), incremental no-op "
+                f"end to end {r['noop_s']:.2f} s ({1e6 * r['noop_s'] / n:.0f} us/ROI); memory: "
+                f"plan {r['plan_mib']:.1f} MiB ({1024 * r['plan_mib'] / n:.2f} KiB/ROI), "
+                f"peak {r['peak_mib']:.0f} MiB   ({_load()})"
+            )
+        return
     store, warm = out / f"store-{args.size}-{args.cases}", out / f"warm-store-{args.size}"
     print(f"cores: {os.cpu_count()}, {_load()} at start (figures are void when load >> cores)")
     for folder, n, seed in ((store, args.cases, 0), (warm, 4, 1)):

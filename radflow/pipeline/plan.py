@@ -7,6 +7,12 @@ the unit PyRadiomics filters in one go. The shape classes are computed on the
 original image whatever the image type, so they travel with the ``Original``
 group (or the first group when Original is not enabled).
 
+Units are packed into Dask tasks by estimated cost (:func:`pack`): box voxels
+(recorded by the store at write time) x image types x feature classes, calibrated
+by measurement, to a target duration, so that Dask's fixed cost per task (a few
+ms) is paid per pack, not per small ROI. Keys, rows and the errors table stay per
+unit.
+
 A task holds only small, picklable values: the store path, the ids, the label
 image key and value, and the PyRadiomics parameter mapping of its group. Its
 key is a digest of everything its result depends on: the series' content
@@ -15,9 +21,9 @@ the feature set (hash of the whole parameter file). The same key therefore
 means the same result, which is what makes keys usable as Dask keys (pure
 work is shared) and as the record of what the feature table already holds.
 
-Planning reads only metadata (``zarr.json``), never voxels: in particular the
-ROI's bounding box is found by the worker (the extractor reads the label image
-chunk by chunk there), not by the client, whose work must stay small however
+Planning reads only metadata (``zarr.json``), never voxels: the ROI's box size
+for the cost estimate is what the store recorded when it wrote the label, and
+the worker reads the box itself, so that the client's work stays small however
 large the archive.
 """
 
@@ -26,9 +32,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,13 +55,17 @@ from radflow.store.read import open_volume
 
 __all__ = [
     "FEATURE_SET_PREFIX",
+    "Pack",
     "Plan",
     "PlanFailure",
     "Task",
+    "cost_per_voxel",
+    "estimate_seconds",
     "feature_columns",
     "feature_set_name",
     "image_type_groups",
     "make_plan",
+    "pack",
 ]
 
 #: Partition values are prefixed so that readers never infer a number from a
@@ -99,6 +110,11 @@ class Task:
         Content fingerprint of the series' input files.
     params_hash : str
         Hash of the whole parameter file (:func:`params_hash`).
+    voxels : int
+        Voxels in the ROI's box, as the store recorded it (0: not recorded).
+    cost_s : float
+        Estimated extraction time in seconds (:func:`estimate_seconds`): what
+        :func:`pack` sizes Dask tasks by. Neither is part of the key.
     """
 
     key: str
@@ -115,6 +131,8 @@ class Task:
     params: ExtractionParams = field(hash=False, compare=False)
     fingerprint: str = ""
     params_hash: str = ""
+    voxels: int = field(default=0, compare=False)
+    cost_s: float = field(default=0.0, compare=False)
 
     @property
     def partition(self) -> tuple[str, str, str]:
@@ -262,6 +280,128 @@ def image_type_groups(params: ExtractionParams) -> list[tuple[str, dict]]:
     return groups
 
 
+# -- cost and packing ------------------------------------------------------------
+
+#: Cost model of one unit (seconds), fitted on this project's 2-core VM (warm kernels,
+#: SimpleITK on one thread, CPU time) by ``.venv/bin/python benchmarks/bench_pipeline.py
+#: --parts calibrate`` (least squares, relative errors, over the units of 40 x 80 x 80 and
+#: 120 x 256 x 256 CT cases with boxes of 14,000-29,000 voxels; figures in RESULTS.md):
+#: ``FIXED + box voxels x sum over the group's images of (FILTER[type] + CLASS x classes)``.
+#: Only the ratio of units' costs and their order of magnitude matter: tasks are packed
+#: to a target duration, not scheduled to the millisecond.
+COST_FIXED_S = 0.007
+COST_CLASS_S = 4.7e-8
+#: Seconds per box voxel of computing one image of a filter type (LoG: per sigma).
+#: The wavelet transform itself fitted to ~0 (its cost lies in the classes over its
+#: eight images); types not measured get ``_COST_OTHER_FILTER_S``.
+COST_FILTER_S = {"Original": 0.0, "LoG": 1.9e-6, "Wavelet": 0.0}
+_COST_OTHER_FILTER_S = 2.0e-7
+#: Box voxels assumed for a ROI whose box the store did not record.
+_DEFAULT_VOXELS = 30_000
+#: Packs shrink towards the end of a run so that workers finish together: a pack
+#: holds at most the remaining work divided by this many times the worker threads.
+_GUIDED = 2
+
+
+def _images(params: ExtractionParams, name: str) -> int:
+    """Images an enabled image type yields: LoG one per sigma, Wavelet eight per level,
+    LBP3D its levels plus the kurtosis image, any other one."""
+    if name == "LoG":
+        return max(1, len(params.settings_for(name).sigma))
+    if name == "Wavelet":
+        return 8 * max(1, params.settings_for(name).level)
+    if name == "LBP3D":
+        return params.settings_for(name).lbp_3d_levels + 1
+    return 1
+
+
+def cost_per_voxel(params: ExtractionParams) -> float:
+    """Estimated seconds per box voxel of one image-type group (see :data:`COST_FIXED_S`)."""
+    classes = len(params.feature_classes)
+    total = 0.0
+    for name in params.image_types:
+        per_image = COST_FILTER_S.get(name, _COST_OTHER_FILTER_S) + COST_CLASS_S * classes
+        total += _images(params, name) * per_image
+    return total
+
+
+def estimate_seconds(voxels: int | None, per_voxel: float) -> float:
+    """Estimated seconds of one unit: ``FIXED + voxels x per_voxel`` (:func:`cost_per_voxel`).
+
+    ``voxels`` None or 0 (not recorded by the store): a typical box is assumed.
+    """
+    return COST_FIXED_S + (voxels or _DEFAULT_VOXELS) * per_voxel
+
+
+@dataclass(frozen=True)
+class Pack:
+    """Several units run by one Dask task, one after the other.
+
+    Attributes
+    ----------
+    key : str
+        Dask key: the unit's own key for a pack of one, else
+        ``"radflow-pack-<32 hex>"``, a digest of its units' keys.
+    tasks : tuple of Task
+        The units; each keeps its key, rows and error row (a failure fails its unit only).
+    cost_s : float
+        Their estimated seconds together.
+    """
+
+    key: str
+    tasks: tuple[Task, ...]
+    cost_s: float
+
+
+def _make_pack(tasks: list[Task], cost: float) -> Pack:
+    if len(tasks) == 1:
+        return Pack(tasks[0].key, (tasks[0],), cost)
+    return Pack(f"radflow-pack-{_digest('pack', [t.key for t in tasks])}", tuple(tasks), cost)
+
+
+def pack(
+    tasks: Sequence[Task], target_s: float, threads: int = 1, *, guided: bool = True
+) -> Iterator[Pack]:
+    """Pack consecutive units into Dask tasks of about ``target_s`` estimated seconds.
+
+    Lazily, in the units' order (the plan's: a case's units together). Towards
+    the end packs shrink to the remaining work over ``2 x threads``, down to
+    single units, so that no worker is left with a large pack while the others
+    idle (guided self-scheduling).
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+    target_s : float
+        Target duration of one Dask task, in estimated seconds (``Task.cost_s``);
+        0: one unit per Dask task.
+    threads : int
+        Worker threads of the cluster.
+    guided : bool
+        Shrink packs towards the end (False: every pack up to ``target_s``).
+
+    Yields
+    ------
+    Pack
+    """
+    remaining = sum(t.cost_s for t in tasks) if guided else float("inf")
+    current: list[Task] = []
+    cost = 0.0
+    limit = 0.0
+    for task in tasks:
+        if not current:
+            limit = min(target_s, remaining / (_GUIDED * max(1, threads)))
+        elif cost + task.cost_s > limit:
+            yield _make_pack(current, cost)
+            current, cost = [], 0.0
+            limit = min(target_s, remaining / (_GUIDED * max(1, threads)))
+        current.append(task)
+        cost += task.cost_s
+        remaining -= task.cost_s
+    if current:
+        yield _make_pack(current, cost)
+
+
 def _digest(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
@@ -315,21 +455,37 @@ def _series_metadata(store: Path):
         yield info.case, info.series, info.attrs, info.label_keys
 
 
-def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None]:
-    """Label value -> ROI name of one label image, and its voxels' hash, from its metadata only.
+def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None, dict[int, int]]:
+    """Label value -> ROI name of one label image, its voxels' hash, and its ROIs' box voxels.
 
     Read with the store's own OME parser from the label's ``zarr.json``:
     :func:`~radflow.store.read.open_label` would build a lazy array per
     label, and planning reads every label of the archive on the client. The
-    hash is the one the store recorded when it wrote the label (None for
-    labels written before radflow recorded it).
+    hash and the boxes are those the store recorded when it wrote the label
+    (None and no boxes for labels written before radflow recorded them).
     """
     path = series_dir / "labels" / key
     meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
     if not isinstance(meta, dict) or not isinstance(meta.get("attributes"), dict):
         raise InputError(path / "zarr.json", "not zarr group metadata (no attributes)")
-    summary = (meta["attributes"].get("radflow") or {}).get("summary") or {}
-    return ome.parse_label(meta["attributes"], path)[2], summary.get("hash")
+    radflow = meta["attributes"].get("radflow") or {}
+    summary = radflow.get("summary") or {}
+    return ome.parse_label(meta["attributes"], path)[2], summary.get("hash"), _box_voxels(radflow)
+
+
+def _box_voxels(radflow: dict) -> dict[int, int]:
+    """Label value -> voxels of its recorded box (``[[start, stop]] * 3``).
+
+    Unreadable boxes are left out (the estimate assumes a typical box for them).
+    """
+    voxels = {}
+    boxes = radflow.get("boxes")
+    for value, box in boxes.items() if isinstance(boxes, dict) else ():
+        try:
+            voxels[int(value)] = math.prod(max(0, int(b) - int(a)) for a, b in box)
+        except (TypeError, ValueError):
+            continue  # cost only: the extraction finds the box itself
+    return voxels
 
 
 def _habitat_maps(series_dir: Path, keys) -> dict[str, tuple[str | None, str]]:
@@ -393,9 +549,11 @@ def _series_tasks(
     without_habitat = {
         group: _without_habitat(p) for group, _, p in groups if HABITAT in p.feature_classes
     }
+    weights = {group: cost_per_voxel(p) for group, _, p in groups}
+    store_text = str(store)  # one string shared by the series' tasks
     tasks = []
     for key in keys:
-        rois, label_hash = _label_rois(path, key)
+        rois, label_hash, box_voxels = _label_rois(path, key)
         # The label's own hash: a label replaced in an unchanged series (a new threshold
         # segmentation) changes its tasks' keys. Left out when the store has none, so
         # that keys of tables made from older stores stay as they were.
@@ -435,7 +593,7 @@ def _series_tasks(
                 tasks.append(
                     Task(
                         key=f"radflow-extract-{token}",
-                        store=str(store),
+                        store=store_text,
                         case=case,
                         series=series,
                         study=attrs.get("study"),
@@ -448,6 +606,8 @@ def _series_tasks(
                         params=group_params,
                         fingerprint=fingerprint,
                         params_hash=ph,
+                        voxels=box_voxels.get(int(value), 0),
+                        cost_s=estimate_seconds(box_voxels.get(int(value)), weights[group]),
                     )
                 )
     return tasks

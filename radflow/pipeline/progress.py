@@ -46,6 +46,11 @@ class Progress:
             self._last = now
             self._draw(now, note, end="\n")
 
+    def note(self, text: str) -> None:
+        """Write one line of information (before the bar is drawn, or between log lines)."""
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
     def close(self) -> None:
         if self._tty:
             self.stream.write("\n")

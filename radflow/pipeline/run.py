@@ -46,7 +46,7 @@ import re
 import secrets
 import time
 import traceback
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Container, Mapping
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -59,18 +59,31 @@ from radflow._version import __version__
 from radflow.errors import SettingsError
 from radflow.params.extraction import ExtractionParams
 from radflow.pipeline.clusters import connect
-from radflow.pipeline.plan import PlanFailure, Task, make_plan
+from radflow.pipeline.plan import Pack, PlanFailure, Task, make_plan, pack
 from radflow.pipeline.progress import Progress
 from radflow.pipeline.table import TableWriter, errors_path, table_lock
-from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError, extract_task
+from radflow.pipeline.tasks import (
+    Raised,
+    SingleThreadedLibraries,
+    TaskError,
+    extract_pack,
+    extract_task,
+)
 
 distributed = load("distributed")
 
-__all__ = ["RunSummary", "run"]
+__all__ = ["DEFAULT_TASK_SECONDS", "RunSummary", "run"]
 
-#: Tasks in flight per worker thread; more only adds scheduler bookkeeping.
+#: Target duration of one Dask task (estimated seconds): units are packed up to it.
+#: Dask costs ~4 ms per task here (benchmarks/RESULTS.md), under 1 % of 0.5 s; shorter
+#: packs balance the workers better, longer ones lose more when a worker dies.
+DEFAULT_TASK_SECONDS = 0.5
+#: Tasks in flight per worker thread, one unit each; more only adds scheduler bookkeeping.
 _WINDOW_PER_THREAD = 8
 _MIN_WINDOW = 64
+#: Packs in flight per worker thread: one running, the next ones queued on it.
+_PACKS_PER_THREAD = 3
+_MIN_PACK_WINDOW = 4
 _MESSAGE_CHARS = 2000
 _MAX_MESSAGES = 100
 #: Completed cases committed together at most.
@@ -100,6 +113,11 @@ class RunSummary:
         the same task key (not run again by incremental runs, or failing again the same way).
     removed : int
         Rows removed because their series changed or left the store.
+    task_seconds : float
+        Target duration of one Dask task (0: one unit per Dask task).
+    dask_tasks, units_per_dask_task : int, float
+        Dask tasks the units to extract were packed into (those run again alone
+        after a failure not counted), and their mean number of units.
     messages, known_messages : list of str
         One line per new failure, and per known failure (the first 100 of each).
     """
@@ -116,6 +134,9 @@ class RunSummary:
     known_failed: int = 0
     removed: int = 0
     seconds: float = 0.0
+    task_seconds: float = 0.0
+    dask_tasks: int = 0
+    units_per_dask_task: float = 0.0
     messages: list[str] = field(default_factory=list)
     known_messages: list[str] = field(default_factory=list)
 
@@ -123,6 +144,13 @@ class RunSummary:
     def new_failures(self) -> int:
         """Failures that were not known before this run: ``radflow run`` exits 1 when > 0."""
         return self.failed - self.known_failed
+
+    def task_size(self) -> str | None:
+        """The Dask task size this run chose, in words (None when nothing was extracted)."""
+        if not self.dask_tasks:
+            return None
+        target = f"target {self.task_seconds:g} s" if self.task_seconds else "one unit each"
+        return f"{self.dask_tasks}  ({self.units_per_dask_task:.1f} units each; {target})"
 
     def report(self) -> str:
         lines = [
@@ -146,8 +174,11 @@ class RunSummary:
             ("skipped (unchanged)", self.skipped),
             ("failed", failed),
             ("rows removed", self.removed),
+            ("dask tasks", self.task_size()),
             ("time", f"{self.seconds:.1f} s"),
         ):
+            if value is None:
+                continue
             lines.append(f"  {name:<{width}}{value}")
         for count, messages, title in (
             (self.new_failures, self.messages, "new failures"),
@@ -217,6 +248,9 @@ def _outcome(result, task: Task, columns):
             )
         return result, None
     exc, tb = result  # raised on the worker, or cancelled (the scheduler lost the task)
+    if isinstance(exc, _RaisedInPack):  # raised in a pack: as the worker formatted it
+        raised = exc.raised
+        return [], _error_row(task, raised.error_type, raised.message, raised.traceback, False)
     text = "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)
     return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text, False)
 
@@ -262,6 +296,7 @@ def run(
     progress: bool = True,
     retries: int = 2,
     commit_interval_s: float = 5.0,
+    task_seconds: float = DEFAULT_TASK_SECONDS,
 ) -> RunSummary:
     """Extract the features of every ROI in a store into a Parquet feature table.
 
@@ -290,6 +325,11 @@ def run(
         Longest time a completed case waits to be committed with others (0:
         each case as soon as it is done). A client killed meanwhile loses
         only that much work, which the next run redoes.
+    task_seconds : float
+        Target duration of one Dask task, in seconds of estimated extraction time
+        (:func:`radflow.pipeline.plan.pack`): units (series, ROI, image-type
+        group) are packed up to it, so that Dask's cost per task is paid per
+        pack. 0: one Dask task per unit. Keys, rows and failures stay per unit.
 
     Returns
     -------
@@ -308,6 +348,12 @@ def run(
         raise SettingsError(f"retries must be a whole number >= 0, got {retries!r}")
     if not (isinstance(commit_interval_s, (int, float)) and commit_interval_s >= 0):
         raise SettingsError(f"commit_interval_s must be >= 0 seconds, got {commit_interval_s!r}")
+    if not (
+        isinstance(task_seconds, (int, float))
+        and not isinstance(task_seconds, bool)
+        and 0 <= task_seconds < float("inf")
+    ):
+        raise SettingsError(f"task_seconds must be >= 0 seconds, got {task_seconds!r}")
     started = time.monotonic()
     run_id = f"{_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     plan = make_plan(store, params)
@@ -318,6 +364,7 @@ def run(
         run_id=run_id,
         series=plan.series,
         tasks=len(plan.tasks),
+        task_seconds=float(task_seconds),
     )
     with table_lock(table):
         writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, run_id)
@@ -370,6 +417,7 @@ def run(
                 progress=progress,
                 retries=retries,
                 commit_interval_s=commit_interval_s,
+                task_seconds=task_seconds,
             )
         writer.prune_errors(touched)
     summary.seconds = time.monotonic() - started
@@ -407,29 +455,75 @@ def _execute(
     progress,
     retries,
     commit_interval_s,
+    task_seconds,
 ) -> None:
-    by_key = {t.key: t for t in todo}
+    """Run ``todo`` on the cluster, packed into Dask tasks, and commit cases as they finish.
+
+    Units that raised inside a pack, and the units of a pack that failed as a
+    whole (its workers died, it was cancelled), run again one by one with
+    Dask's ``retries``: a failure is recorded for its unit only.
+    """
+    submitted: dict[str, tuple[Pack, bool]] = {}  # Dask key -> (pack, first attempt)
     rows = defaultdict(list)
     bar = Progress(len(todo), "tasks") if progress else None
     with connect(
         scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
     ) as client:
         client.register_plugin(SingleThreadedLibraries())
-        window = max(_MIN_WINDOW, _WINDOW_PER_THREAD * sum(client.nthreads().values()))
-        queue = iter(todo)
+        threads = max(1, sum(client.nthreads().values()))
+        if task_seconds:
+            window = max(_MIN_PACK_WINDOW, _PACKS_PER_THREAD * threads)
+        else:
+            window = max(_MIN_WINDOW, _WINDOW_PER_THREAD * threads)
+        first = _first_wave(todo, client)
+        taken = {t.key for p, _ in first for t in p.tasks}
+        packs = pack([t for t in todo if t.key not in taken], task_seconds, threads)
+        if bar:
+            bar.note(_task_size_note(todo, task_seconds, threads))
+        again: deque[tuple[Pack, int]] = deque()  # units to run alone, with their retries
         stream = distributed.as_completed(loop=client.loop)
 
-        def submit(n: int) -> None:
-            # One message to the scheduler for all of them.
-            tasks = list(islice(queue, n))
-            if tasks:
+        def add(items: list[Pack], tries: int, **where) -> None:
+            singles = [p for p in items if len(p.tasks) == 1]
+            packed = [p for p in items if len(p.tasks) > 1]
+            # One message to the scheduler for each kind.
+            if singles:
                 stream.update(
                     client.map(
-                        extract_task, tasks, key=[t.key for t in tasks], retries=retries, pure=False
+                        extract_task,
+                        [p.tasks[0] for p in singles],
+                        key=[p.key for p in singles],
+                        retries=tries,
+                        pure=False,
+                        **where,
+                    )
+                )
+            if packed:  # a pack never retries as a whole: its units handle their own errors
+                stream.update(
+                    client.map(
+                        extract_pack, packed, key=[p.key for p in packed], pure=False, **where
                     )
                 )
 
-        submit(window)
+        def submit(n: int) -> None:
+            while again and n > 0:  # rare: one by one
+                unit, tries = again.popleft()
+                submitted[unit.key] = (unit, False)
+                add([unit], tries)
+                n -= 1
+            items = list(islice(packs, max(0, n)))
+            for item in items:
+                submitted[item.key] = (item, True)
+            summary.dask_tasks += len(items)
+            add(items, retries)
+
+        for item, worker in first:  # kernels compiled once per machine, then the rest
+            submitted[item.key] = (item, True)
+            summary.dask_tasks += 1
+            add([item], retries, workers=[worker], allow_other_workers=True)
+        waiting = {item.key for item, _ in first}
+        if not waiting:
+            submit(window)
         ready, since = [], 0.0
         # Whatever finished since the last pass, fetched in one gather: when the
         # client falls behind, batches grow and its cost per task shrinks.
@@ -437,25 +531,44 @@ def _execute(
             batch = _next_batch(stream, max(1, window // 4))
             results = _results(client, batch)
             for future in batch:
-                task = by_key[future.key]
-                new_rows, error = _outcome(results[future], task, columns)
+                item, first_attempt = submitted.pop(future.key)
+                result = results[future]
                 future.release()
-                where = task.partition
-                rows[where].extend(new_rows)
-                if error is None:
-                    summary.extracted += 1
-                else:
-                    failures[where].append(error)
-                    _count_failure(
-                        summary, _task_message(task, error), known=_is_known(error, previous)
-                    )
-                pending[where] -= 1
-                if pending[where] == 0:
-                    since = since if ready else time.monotonic()
-                    ready.append((where, rows.pop(where), failures.pop(where, [])))
-                if bar:
-                    bar.update(failed=int(error is not None), note=task.case)
-            submit(len(batch))
+                if len(item.tasks) > 1 and not isinstance(result, list):
+                    # The pack failed as a whole (its workers died too often, or it was
+                    # cancelled): its units run again one by one, so that only a unit
+                    # that fails on its own is recorded.
+                    again.extend((_alone(t), retries) for t in item.tasks)
+                    continue
+                outcomes = result if len(item.tasks) > 1 else [result]
+                for task, outcome in zip(item.tasks, outcomes):
+                    if isinstance(outcome, Raised):
+                        if retries > 0:  # maybe transient: alone, with the retries left
+                            again.append((_alone(task), retries - 1))
+                            continue
+                        outcome = (_RaisedInPack(outcome), None)
+                    new_rows, error = _outcome(outcome, task, columns)
+                    where = task.partition
+                    rows[where].extend(new_rows)
+                    if error is None:
+                        summary.extracted += 1
+                    else:
+                        failures[where].append(error)
+                        _count_failure(
+                            summary, _task_message(task, error), known=_is_known(error, previous)
+                        )
+                    pending[where] -= 1
+                    if pending[where] == 0:
+                        since = since if ready else time.monotonic()
+                        ready.append((where, rows.pop(where), failures.pop(where, [])))
+                    if bar:
+                        bar.update(failed=int(error is not None), note=task.case)
+            if waiting:
+                waiting -= {f.key for f in batch}
+                if not waiting:
+                    submit(window)
+            else:
+                submit(len(batch))
             if ready and (
                 len(ready) >= _BATCH_CASES or time.monotonic() - since >= commit_interval_s
             ):
@@ -463,8 +576,68 @@ def _execute(
                 ready = []
         if ready:
             commit(ready)
+    if summary.dask_tasks:
+        summary.units_per_dask_task = len(todo) / summary.dask_tasks
     if bar:
         bar.close()
+
+
+class _RaisedInPack(Exception):
+    """A :class:`~radflow.pipeline.tasks.Raised` outcome as the exception it stands for."""
+
+    def __init__(self, raised: Raised):
+        super().__init__(raised.message)
+        self.raised = raised
+
+
+def _alone(task: Task) -> Pack:
+    return Pack(task.key, (task,), task.cost_s)
+
+
+def _first_wave(todo: list[Task], client) -> list[tuple[Pack, str]]:
+    """One pack per machine running several worker processes, pinned to one of them.
+
+    It holds the cheapest unit of each image-type group, so that a machine whose
+    numba cache is empty compiles the kernels the parameters enable once, in
+    that worker, while the machine's other workers wait (they then load the
+    kernels from the cache, which the processes of a machine share, instead of
+    each compiling them: ~10-20 s of CPU per process). Machines with one worker
+    process, and runs of one unit per group, need no such wave.
+    """
+    hosts = defaultdict(list)
+    for address, info in client.scheduler_info(n_workers=-1)["workers"].items():
+        hosts[info.get("host", address)].append(address)
+    machines = [
+        sorted(addresses)[0] for _, addresses in sorted(hosts.items()) if len(addresses) > 1
+    ]
+    if not machines:
+        return []
+    cheapest: dict[str, list[Task]] = defaultdict(list)
+    for task in sorted(todo, key=lambda t: t.cost_s):
+        cheapest[task.group].append(task)
+    wave = []
+    for worker in machines:
+        units = [units.pop(0) for units in cheapest.values() if units]
+        if not units:
+            break
+        wave.append((_first_pack(units), worker))
+    return wave
+
+
+def _first_pack(units: list[Task]) -> Pack:
+    return next(pack(units, float("inf"), guided=False))
+
+
+def _task_size_note(todo: list[Task], task_seconds: float, threads: int) -> str:
+    """One line saying how ``todo`` is packed into Dask tasks (printed when a run starts)."""
+    mean = sum(t.cost_s for t in todo) / len(todo)
+    if not task_seconds:
+        return f"{len(todo)} units of ~{1000 * mean:.0f} ms (estimated), one Dask task each"
+    per = max(1.0, task_seconds / mean) if mean > 0 else 1.0
+    return (
+        f"{len(todo)} units of ~{1000 * mean:.0f} ms (estimated) -> Dask tasks of "
+        f"~{task_seconds:g} s, ~{per:.0f} units each (smaller at the end; {threads} threads)"
+    )
 
 
 def _next_batch(stream, size: int) -> list:

@@ -1,4 +1,4 @@
-"""The functions Dask runs on workers: one extraction task, and the worker set-up.
+"""The functions Dask runs on workers: one extraction unit, a pack of them, the worker set-up.
 
 They are module-level so that they pickle by reference, and take a
 :class:`~radflow.pipeline.plan.Task` (ids, paths, the group's frozen
@@ -22,7 +22,7 @@ from radflow._version import __version__
 from radflow.errors import RadflowError
 from radflow.extraction.extractor import extract
 from radflow.features.habitat import FAMILY as HABITAT
-from radflow.pipeline.plan import Task
+from radflow.pipeline.plan import Pack, Task
 from radflow.store.catalogue import label_keys
 from radflow.store.chunks import DamagedChunkError
 from radflow.store.habitats import habitat_key
@@ -30,7 +30,7 @@ from radflow.store.read import open_label, open_volume
 
 dask = load("dask")
 
-__all__ = ["SingleThreadedLibraries", "TaskError", "extract_task"]
+__all__ = ["Raised", "SingleThreadedLibraries", "TaskError", "extract_pack", "extract_task"]
 
 _DIAGNOSTICS = "diagnostics_"
 #: Diagnostics left out of the rows: the same for every row of a feature set
@@ -138,6 +138,42 @@ def extract_task(task: Task) -> list[dict] | TaskError:
     except RadflowError as exc:
         permanent = not isinstance(exc, DamagedChunkError)
         return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
+
+
+@dataclass(frozen=True)
+class Raised:
+    """A unit of a pack that raised an unexpected exception (I/O, memory ...): maybe transient.
+
+    :func:`extract_pack` returns it in the unit's place instead of failing the
+    whole pack; the client runs that unit again on its own, with Dask's
+    ``retries``, and records it only if it fails then too.
+    """
+
+    error_type: str
+    message: str
+    traceback: str
+
+
+def extract_pack(pack: Pack) -> list[list[dict] | TaskError | Raised]:
+    """Extract a pack's units one after the other on a worker, each on its own.
+
+    Returns
+    -------
+    list
+        One outcome per unit, in the pack's order: its rows, its
+        :class:`TaskError` (bad input, as :func:`extract_task`), or
+        :class:`Raised` (any other exception), so that one unit's failure
+        fails that unit only. A worker lost mid-pack loses the pack's results:
+        Dask runs the whole pack again elsewhere (nothing of it was committed).
+    """
+    outcomes = []
+    for task in pack.tasks:
+        try:
+            outcomes.append(extract_task(task))
+        except Exception as exc:
+            message = str(exc) or repr(exc)
+            outcomes.append(Raised(type(exc).__name__, message, traceback.format_exc()))
+    return outcomes
 
 
 def _habitat_map(task: Task):
