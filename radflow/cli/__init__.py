@@ -86,7 +86,6 @@ def _cmd_extract(args) -> int:
             jobs=args.jobs,
             voxel_based=voxel_based,
             out_dir=args.out_dir,
-            progress=extraction.batch.progress_printer(sys.stderr),
         )
         print(summary.report())
         return 1 if summary.failed else 0
@@ -230,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_options.positive_int,
         default=1,
-        help="batch rows extracted in parallel: a pool of N worker processes started once",
+        help="batch rows extracted in parallel",
     )
     p.add_argument(
         "-m",
