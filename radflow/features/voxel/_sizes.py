@@ -187,25 +187,29 @@ def lowest_bit(word):
 
 def size_workspace(n_levels: int, n_sizes: int, max_entries: int):
     """Scratch arrays of :func:`size_features` for levels ``1..n_levels``, sizes
-    ``1..n_sizes - 1`` and at most ``max_entries`` entries: zeroed counts per cell, row and
-    column, the lists of cells and rows seen, and the tables :math:`1/i^2` and :math:`1/j^2`
-    (multiplications instead of divisions per cell), and :math:`c \\log_2 c` for the counts
-    ``0..max_entries`` (the entropy without a log per cell)."""
+    ``1..n_sizes - 1`` and at most ``max_entries`` entries: zeroed counts per cell (cell
+    ``(level << shift) + size``), row and column, the lists of cells, rows and columns seen,
+    the tables :math:`1/i^2` and :math:`1/j^2` (multiplications instead of divisions per cell),
+    :math:`c \\log_2 c` for the counts ``0..max_entries`` (the entropy without a log per cell)
+    and ``shift`` (``2**shift >= n_sizes``: a cell's level and size without a division)."""
     inverse_squares_i = np.zeros(n_levels + 1, np.float64)
     inverse_squares_i[1:] = 1.0 / np.arange(1, n_levels + 1, dtype=np.float64) ** 2
     inverse_squares_j = np.zeros(n_sizes, np.float64)
     inverse_squares_j[1:] = 1.0 / np.arange(1, n_sizes, dtype=np.float64) ** 2
     counts = np.arange(max_entries + 1, dtype=np.float64)
     xlogx = counts * np.log2(np.maximum(counts, 1.0))
+    shift = max(int(n_sizes - 1).bit_length(), 1)
     return (
-        np.zeros((n_levels + 1) * n_sizes, np.float64),
+        np.zeros((n_levels + 1) << shift, np.float64),
         np.empty(max_entries, np.int64),
         np.zeros(n_levels + 1, np.float64),
         np.empty(max_entries, np.int64),
         np.zeros(n_sizes, np.float64),
+        np.empty(n_sizes, np.int64),
         inverse_squares_i,
         inverse_squares_j,
         xlogx,
+        shift,
     )
 
 
@@ -217,15 +221,19 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
     (GLSZM) or voxel (GLDM) each. The entries are counted into the cells, rows (grey levels)
     and columns (sizes) of :math:`\mathbf{P}`, and the sums are taken over the cells met, as
     PyRadiomics sums its matrix. ``workspace`` (:func:`size_workspace`) is left zeroed: only
-    the cells, rows and columns met are visited, never all of :math:`N_g`.
+    the cells, rows and columns met are visited, never all of :math:`N_g` nor all sizes.
     """
-    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table, xlogx = workspace
+    (
+        cells, cell_list, rows, row_list, columns, column_list, inv_i2_table, inv_j2_table, xlogx,
+        shift,
+    ) = workspace  # fmt: skip
     n_cells = 0
     n_rows = 0
+    n_columns = 0
     for k in range(n):
         level = entry_levels[k]
         size = entry_sizes[k]
-        key = level * n_sizes + size
+        key = (level << shift) + size
         if cells[key] == 0.0:
             cell_list[n_cells] = key
             n_cells += 1
@@ -234,28 +242,38 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
             row_list[n_rows] = level
             n_rows += 1
         rows[level] += 1.0
+        if columns[size] == 0.0:  # keep the sizes seen ascending
+            m = n_columns
+            while m > 0 and column_list[m - 1] > size:
+                column_list[m] = column_list[m - 1]
+                m -= 1
+            column_list[m] = size
+            n_columns += 1
         columns[size] += 1.0
     cell_features(
-        cells, cell_list, n_cells, rows, row_list, n_rows, columns, n_sizes, float(n),
-        inv_i2_table, inv_j2_table, xlogx, out,
+        cells, cell_list, n_cells, rows, row_list, n_rows, columns, column_list, n_columns,
+        shift, float(n), inv_i2_table, inv_j2_table, xlogx, out,
     )  # fmt: skip
     for k in range(n_cells):
         cells[cell_list[k]] = 0.0
     for k in range(n_rows):
         rows[row_list[k]] = 0.0
-    columns[:] = 0.0
+    for k in range(n_columns):
+        columns[column_list[k]] = 0.0
 
 
 @numba.njit(cache=True)
 def cell_features(
-    cells, cell_list, n_cells, rows, row_list, n_rows, columns, n_sizes, nz, inv_i2_table,
-    inv_j2_table, xlogx, out,
+    cells, cell_list, n_cells, rows, row_list, n_rows, columns, column_list, n_columns, shift,
+    nz, inv_i2_table, inv_j2_table, xlogx, out,
 ):  # fmt: skip
     """The 16 values of :func:`size_features` from a counted matrix: ``cells`` (indexed by
-    ``level * n_sizes + size``) listed in ``cell_list[:n_cells]``, row sums ``rows`` listed in
-    ``row_list[:n_rows]``, column sums ``columns``, ``nz`` entries in all (integer counts: the
-    entropy is :math:`\\log_2 N_z - \\sum c \\log_2 c / N_z` from the table ``xlogx``).
-    Changes nothing."""
+    ``(level << shift) + size``) listed in ``cell_list[:n_cells]``, row sums ``rows`` listed
+    in ``row_list[:n_rows]``, column sums ``columns`` listed (ascending) in
+    ``column_list[:n_columns]``, ``nz`` entries in all (integer counts: the entropy is
+    :math:`\\log_2 N_z - \\sum c \\log_2 c / N_z` from the table ``xlogx``). Changes
+    nothing."""
+    size_mask = (1 << shift) - 1
     s_inv_j2 = 0.0
     s_j2 = 0.0
     s_inv_i2 = 0.0
@@ -269,8 +287,8 @@ def cell_features(
     for k in range(n_cells):
         key = cell_list[k]
         count = cells[key]
-        level = key // n_sizes
-        size = key - level * n_sizes
+        level = key >> shift
+        size = key & size_mask
         i2 = float(level) * level
         j2 = float(size) * size
         inv_i2 = inv_i2_table[level]
@@ -296,16 +314,15 @@ def cell_features(
         var_i += rows[row_list[k]] / nz * (row_list[k] - mean_i) ** 2
     szn = 0.0
     mean_j = 0.0
-    for j in range(1, n_sizes):
+    for k in range(n_columns):
+        j = column_list[k]
         column = columns[j]
-        if column != 0.0:
-            szn += column * column
-            mean_j += column / nz * j
+        szn += column * column
+        mean_j += column / nz * j
     var_j = 0.0
-    for j in range(1, n_sizes):
-        column = columns[j]
-        if column != 0.0:
-            var_j += column / nz * (j - mean_j) ** 2
+    for k in range(n_columns):
+        j = column_list[k]
+        var_j += columns[j] / nz * (j - mean_j) ** 2
     out[0] = s_inv_j2 / nz
     out[1] = s_j2 / nz
     out[2] = gln / nz

@@ -106,7 +106,7 @@ def _plane_sizes(levels, bits, masks, z0, z1, y0, y1, x, ring, slot):
 
 
 @numba.njit(cache=True)
-def _add_entries(levels, z0, z1, y0, y1, x, ring, slot, variant, n_sizes, cells, columns, step):
+def _add_entries(levels, z0, z1, y0, y1, x, ring, slot, variant, shift, cells, columns, step):
     """Add ``step`` to the cells and columns of the entries of plane ``x`` (sizes of
     ``ring[slot, variant]``)."""
     i = 0
@@ -115,7 +115,7 @@ def _add_entries(levels, z0, z1, y0, y1, x, ring, slot, variant, n_sizes, cells,
             level = levels[z, y, x]
             if level != 0:
                 size = ring[slot, variant, i]
-                cells[level * n_sizes + size] += step
+                cells[(level << shift) + size] += step
                 columns[size] += step
             i += 1
 
@@ -132,7 +132,10 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
     size order, so each value is independent of the window's path.
     """
     nz, ny, nx = levels.shape
-    cells, cell_list, rows, row_list, columns, inv_i2_table, inv_j2_table, xlogx = workspace
+    (
+        cells, cell_list, rows, row_list, columns, column_list, inv_i2_table, inv_j2_table, xlogx,
+        shift,
+    ) = workspace  # fmt: skip
     n_levels = rows.shape[0] - 1
     width = 2 * widths[2] + 1
     slab = (2 * widths[0] + 1) * (2 * widths[1] + 1)
@@ -154,7 +157,7 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
                 for t in range(n_present):
                     g = present[t]
                     hist[g] = 0
-                    cells[g * n_sizes : (g + 1) * n_sizes] = 0.0
+                    cells[g << shift : (g << shift) + n_sizes] = 0.0
                 columns[:] = 0.0
                 n_present = 0
                 px0 = x0
@@ -165,7 +168,7 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
             tb = max(x1 - 1, ta)
             for x in range(qa, min(ta, qb)):  # planes no longer inside
                 _add_entries(
-                    levels, z0, z1, y0, y1, x, ring, x % width, 0, n_sizes, cells, columns, -1.0
+                    levels, z0, z1, y0, y1, x, ring, x % width, 0, shift, cells, columns, -1.0
                 )
             for x in range(px0, x0):
                 n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, -1)
@@ -174,7 +177,7 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
                 n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, 1)
             for x in range(max(qb, ta), tb):  # planes now inside
                 _add_entries(
-                    levels, z0, z1, y0, y1, x, ring, x % width, 0, n_sizes, cells, columns, 1.0
+                    levels, z0, z1, y0, y1, x, ring, x % width, 0, shift, cells, columns, 1.0
                 )
             px0 = x0
             px1 = x1
@@ -189,31 +192,37 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
                         rows[g] = hist[g]
                         total += hist[g]
                         for size in range(1, n_sizes):
-                            if cells[g * n_sizes + size] != 0.0:
-                                cell_list[n_cells] = g * n_sizes + size
+                            if cells[(g << shift) + size] != 0.0:
+                                cell_list[n_cells] = (g << shift) + size
                                 n_cells += 1
+                    n_columns = 0
+                    for size in range(1, n_sizes):
+                        if columns[size] != 0.0:
+                            column_list[n_columns] = size
+                            n_columns += 1
                     cell_features(
-                        cells, cell_list, n_cells, rows, present, n_present, columns, n_sizes,
-                        total, inv_i2_table, inv_j2_table, xlogx, out[k],
+                        cells, cell_list, n_cells, rows, present, n_present, columns,
+                        column_list, n_columns, shift, total, inv_i2_table, inv_j2_table, xlogx,
+                        out[k],
                     )  # fmt: skip
                 if x1 - x0 == 1:
                     _add_entries(
-                        levels, z0, z1, y0, y1, x0, ring, x0 % width, 3, n_sizes, cells, columns,
+                        levels, z0, z1, y0, y1, x0, ring, x0 % width, 3, shift, cells, columns,
                         step,
                     )  # fmt: skip
                 else:
                     _add_entries(
-                        levels, z0, z1, y0, y1, x0, ring, x0 % width, 1, n_sizes, cells, columns,
+                        levels, z0, z1, y0, y1, x0, ring, x0 % width, 1, shift, cells, columns,
                         step,
                     )  # fmt: skip
                     _add_entries(
-                        levels, z0, z1, y0, y1, x1 - 1, ring, (x1 - 1) % width, 2, n_sizes,
+                        levels, z0, z1, y0, y1, x1 - 1, ring, (x1 - 1) % width, 2, shift,
                         cells, columns, step,
                     )  # fmt: skip
     for t in range(n_present):  # leave the workspace zeroed
         g = present[t]
         rows[g] = 0.0
-        cells[g * n_sizes : (g + 1) * n_sizes] = 0.0
+        cells[g << shift : (g << shift) + n_sizes] = 0.0
     columns[:] = 0.0
 
 
