@@ -75,13 +75,22 @@ SIZES = {
 }
 
 
-def write_store(store: Path, cases: int, *, seed: int = 0, size: str = "small") -> None:
-    """``cases`` CT-like series of one of :data:`SIZES`, each with one ellipsoid ROI."""
+def write_store(
+    store: Path, cases: int, *, seed: int = 0, size: str = "small", distinct: int | None = None
+) -> None:
+    """``cases`` CT-like series of one of :data:`SIZES`, each with one ellipsoid ROI.
+
+    With ``distinct``, only that many are written and the others are copies of them
+    under other case ids (quick for large stores; the same extraction cost).
+    """
     from radflow.store.write import write_series
 
     shape, spacing, radii = SIZES[size]
     z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
     for i in range(cases):
+        if distinct and i >= distinct:
+            shutil.copytree(store / f"B{i % distinct:04d}", store / f"B{i:04d}")
+            continue
         rng = np.random.default_rng([seed, i])
         values = rng.normal(-50, 40, size=shape)
         centre = [int(rng.integers(r + 2, n - r - 2)) for n, r in zip(shape, radii)]
@@ -246,11 +255,12 @@ def serial_seconds(store: Path, params) -> float:
     from radflow.store.read import open_label, open_volume
 
     tasks = make_plan(store, params).tasks
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with dask.config.set(scheduler="synchronous"):
         for t in tasks:
             mask = open_label(store, t.case, t.series, t.label_key)
             extract(open_volume(store, t.case, t.series), mask, t.params, label=t.label)
+    serial_seconds.cpu = time.process_time() - cpu
     return time.perf_counter() - started
 
 
@@ -327,15 +337,19 @@ def calibrate(out: Path, cases: int = 6) -> None:
         )
 
 
-def pipeline_seconds(store: Path, params, table: Path, scheduler: str) -> float:
+def pipeline_seconds(
+    store: Path, params, table: Path, scheduler: str, task_seconds: float | None = None
+) -> float:
     from radflow.pipeline.run import run
 
     shutil.rmtree(table, ignore_errors=True)
     shutil.rmtree(table.with_name(table.name + ".errors"), ignore_errors=True)
+    kwargs = {} if task_seconds is None else {"task_seconds": task_seconds}
     started = time.perf_counter()
-    summary = run(store, params, table, scheduler=scheduler, progress=False)
+    summary = run(store, params, table, scheduler=scheduler, progress=False, **kwargs)
     seconds = time.perf_counter() - started
     assert summary.failed == 0, summary.report()
+    pipeline_seconds.size = summary.task_size()
     return seconds
 
 
@@ -346,7 +360,7 @@ def _cpu_seconds() -> float:
 
 
 def bench_workers(
-    store: Path, warm: Path, out: Path, n: int, params, repeat: int = 1
+    store: Path, warm: Path, out: Path, n: int, params, repeat: int = 1, task_seconds=None
 ) -> tuple[float, float, float]:
     """Wall seconds of a run on ``n`` warm workers, their CPU seconds, and the client's.
 
@@ -369,7 +383,9 @@ def bench_workers(
         best = None
         for _ in range(repeat):
             before, client_before = client.run(_cpu_seconds), _cpu_seconds()
-            seconds = pipeline_seconds(store, params, out / f"table-{n}", cluster.scheduler_address)
+            seconds = pipeline_seconds(
+                store, params, out / f"table-{n}", cluster.scheduler_address, task_seconds
+            )
             after, client_after = client.run(_cpu_seconds), _cpu_seconds()
             figures = (
                 seconds,
@@ -519,6 +535,12 @@ def main(argv=None) -> None:
         default=[1000, 10000],
         help="--parts scale: store sizes in ROIs (10 per series; default 1000 10000)",
     )
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        default=None,
+        help="write only this many cases and copy them under the other ids (quick; default all)",
+    )
     parser.add_argument("--rois-per-series", type=int, default=10, help="--parts scale")
     parser.add_argument(
         "--cases-per-commit",
@@ -529,8 +551,10 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--task-seconds",
         type=float,
-        default=None,
-        help="radflow run's target Dask task duration (default: run's own; 0: one unit each)",
+        nargs="+",
+        default=[None],
+        help="radflow run's target Dask task duration(s) to measure (default: run's own; "
+        "0: one unit per Dask task, as before packing)",
     )
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="radflow-bench-"))
@@ -555,7 +579,7 @@ def main(argv=None) -> None:
     print(f"cores: {os.cpu_count()}, {_load()} at start (figures are void when load >> cores)")
     for folder, n, seed in ((store, args.cases, 0), (warm, 4, 1)):
         if not folder.is_dir():
-            write_store(folder, n, seed=seed, size=args.size)
+            write_store(folder, n, seed=seed, size=args.size, distinct=args.distinct)
 
     from radflow.pipeline.plan import make_plan
 
@@ -579,45 +603,56 @@ def main(argv=None) -> None:
     )
     if "overhead" in args.parts:
         serial_full = min(serial_seconds(store, params) for _ in range(args.repeat))
+        serial_cpu = serial_seconds.cpu
         print(
             f"  plain loop in one process           {serial_full:7.2f} s   "
-            f"{rois / serial_full:6.2f} ROIs/s   ({_load()})"
+            f"{rois / serial_full:6.2f} ROIs/s   CPU {serial_cpu:.2f} s   ({_load()})"
         )
-    if {"overhead", "scaling"} & set(args.parts):
-        one, cpu_one, client_one = bench_workers(store, warm, out, 1, params, args.repeat)
-        print(
-            f"  radflow run, 1 worker               {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
-            f"({_load()})"
-        )
-    if "overhead" in args.parts:
-        print(
-            "  pipeline overhead, 1 worker         "
-            f"{100 * (one - serial_full) / serial_full:7.1f} % "
-            "of extraction time (target < 5 %): "
-            f"{1000 * (one - serial_full) / tasks:.1f} ms per task"
-        )
-    if "scaling" in args.parts:
-        two, cpu_two, client_two = bench_workers(store, warm, out, 2, params, args.repeat)
-        print(
-            f"  radflow run, 2 workers              {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
-            f"({_load()})   speed-up {one / two:.2f}x (target >= 1.8x)"
-        )
-        print(
-            f"  CPU per ROI in workers: {1000 * cpu_one / rois:.0f} ms (1 worker), "
-            f"{1000 * cpu_two / rois:.0f} ms (2 workers): parallel efficiency "
-            f"{100 * cpu_one / cpu_two:.0f} %"
-        )
-        print(
-            f"  client + scheduler CPU: {100 * client_one / cpu_one:.1f} % (1 worker), "
-            f"{100 * client_two / cpu_two:.1f} % (2 workers) of the workers' CPU"
-        )
+    for task_seconds in args.task_seconds:
+        label = "default" if task_seconds is None else f"{task_seconds:g} s"
+        print(f"radflow run, task_seconds {label}:")
+        if {"overhead", "scaling"} & set(args.parts):
+            one, cpu_one, client_one = bench_workers(
+                store, warm, out, 1, params, args.repeat, task_seconds
+            )
+            print(
+                f"  1 worker                            {one:7.2f} s   {rois / one:6.2f} ROIs/s   "
+                f"Dask tasks {pipeline_seconds.size}   ({_load()})"
+            )
+        if "overhead" in args.parts:
+            print(
+                "  pipeline overhead, 1 worker         "
+                f"{100 * (one - serial_full) / serial_full:7.1f} % "
+                "of extraction time (target < 5 %): "
+                f"{1000 * (one - serial_full) / tasks:.1f} ms per unit; in CPU time "
+                f"(workers + client + scheduler vs the loop): "
+                f"{100 * (cpu_one + client_one - serial_cpu) / serial_cpu:.1f} %"
+            )
+        if "scaling" in args.parts:
+            two, cpu_two, client_two = bench_workers(
+                store, warm, out, 2, params, args.repeat, task_seconds
+            )
+            print(
+                f"  2 workers                           {two:7.2f} s   {rois / two:6.2f} ROIs/s   "
+                f"({_load()})   speed-up {one / two:.2f}x (target >= 1.85x)"
+            )
+            print(
+                f"  CPU per ROI in workers: {1000 * cpu_one / rois:.1f} ms (1 worker), "
+                f"{1000 * cpu_two / rois:.1f} ms (2 workers): parallel efficiency "
+                f"{100 * cpu_one / cpu_two:.0f} %"
+            )
+            print(
+                f"  client + scheduler CPU: {1000 * client_one / rois:.2f} ms/ROI = "
+                f"{100 * client_one / cpu_one:.1f} % (1 worker), {1000 * client_two / rois:.2f} "
+                f"ms/ROI = {100 * client_two / cpu_two:.1f} % (2 workers) of the workers' CPU"
+            )
     if "overhead" in args.parts:
         serial_small = min(serial_seconds(store, SMALLEST) for _ in range(args.repeat))
         one_small = bench_workers(store, warm, out, 1, SMALLEST, args.repeat)[0]
-        print("smallest feature set (firstorder Mean on Original, no diagnostics; 1 task per ROI):")
+        print("smallest feature set (firstorder Mean on Original, no diagnostics; 1 unit per ROI):")
         print(
             f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
-            f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per task   ({_load()})"
+            f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per unit   ({_load()})"
         )
     if "floor" in args.parts:
         wall, worker, client = bench_dask_floor()

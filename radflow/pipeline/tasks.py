@@ -113,12 +113,16 @@ def rows_from_result(task: Task, result: dict) -> list[dict]:
     return list(rows.values())
 
 
-def extract_task(task: Task) -> list[dict] | TaskError:
+def extract_task(task: Task, opened: dict | None = None) -> list[dict] | TaskError:
     """Extract one task's features on a worker.
 
     Opens the series and the label image lazily from the store and calls
     :func:`radflow.extract` with the group's parameters, computing on the
     calling thread only (a worker runs one task per thread).
+
+    ``opened``: the lazy image and label of the series opened last, kept by
+    :func:`extract_pack` for the pack's next units of the same series (opening
+    them costs about 2 ms of a unit's 6-25 ms).
 
     Returns
     -------
@@ -129,8 +133,7 @@ def extract_task(task: Task) -> list[dict] | TaskError:
         other exception (I/O, memory) is raised, for Dask to retry and then report.
     """
     try:
-        image = open_volume(task.store, task.case, task.series)
-        mask = open_label(task.store, task.case, task.series, task.label_key)
+        image, mask = _inputs(task, {} if opened is None else opened)
         habitats = _habitat_map(task)
         with dask.config.set(scheduler="synchronous"):
             result = extract(image, mask, task.params, label=task.label, habitats=habitats)
@@ -138,6 +141,19 @@ def extract_task(task: Task) -> list[dict] | TaskError:
     except RadflowError as exc:
         permanent = not isinstance(exc, DamagedChunkError)
         return TaskError(type(exc).__name__, str(exc), traceback.format_exc(), permanent)
+
+
+def _inputs(task: Task, opened: dict):
+    """The unit's lazy image and label, from ``opened`` when it holds its series."""
+    series = (task.store, task.case, task.series)
+    if opened.get("series") != series:
+        opened.clear()
+        image = open_volume(task.store, task.case, task.series)
+        opened.update(series=series, image=image)  # only once opened
+    label = ("label", task.label_key)
+    if label not in opened:
+        opened[label] = open_label(task.store, task.case, task.series, task.label_key)
+    return opened["image"], opened[label]
 
 
 @dataclass(frozen=True)
@@ -167,9 +183,10 @@ def extract_pack(pack: Pack) -> list[list[dict] | TaskError | Raised]:
         Dask runs the whole pack again elsewhere (nothing of it was committed).
     """
     outcomes = []
+    opened: dict = {}
     for task in pack.tasks:
         try:
-            outcomes.append(extract_task(task))
+            outcomes.append(extract_task(task, opened))
         except Exception as exc:
             message = str(exc) or repr(exc)
             outcomes.append(Raised(type(exc).__name__, message, traceback.format_exc()))
