@@ -122,6 +122,10 @@ for _bit in range(64):
 del _bit
 #: First-order term of log2(1 + u) = u / ln 2 for u = eps / (p_x p_y) (see _matrix_features).
 _EPS_LN2 = float(np.spacing(1.0) / np.log(2.0))
+#: Bound above the eigenvalues MCC solves for (C less its top eigenpair: [-1, 1]; C C^T less
+#: it: [0, 1]), with room for rounding; where it is not above them the Sturm check falls back
+#: to bisection over the whole Gershgorin interval.
+_UPPER = 1.0 + 1e-9
 
 
 @document_maps
@@ -273,6 +277,7 @@ def _glcm_maps(
     )
     ei = work.ei
     ej = work.ej
+    local = np.empty((2 * half[0] + 1, 2 * half[1] + 1, 2 * half[2] + 1), np.int64)
     values = np.empty((nm, out.shape[1]))
     ng = float(n_levels)
     stamp = 0
@@ -285,15 +290,20 @@ def _glcm_maps(
         _insertion_sort(glev, n_slots)
         for s in range(n_slots):
             slot[glev[s]] = s
+        # the kernel's slots (-1 outside the kernel region), read by every offset
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    local[z - z0, y - y0, x - x0] = slot[binned[z, y, x]]
         # one matrix at a time (each offset, or their weighted sum): the working set is one
         # matrix over the kernel's levels whatever the number of offsets
-        box = (z0, z1, y0, y1, x0, x1)
+        box = (0, z1 - z0, 0, y1 - y0, 0, x1 - x0)
         n_entries = 0
         for a in range(na):
             w = weights[a] if weighted else 1.0
             if w != 0.0:  # an underflowed weight adds nothing
                 n_entries = _count_pairs(
-                    binned, slot, box, steps[a], w, symmetric, counts, ei, ej, n_entries
+                    local, box, steps[a], w, symmetric, counts, ei, ej, n_entries
                 )
             if weighted and a < na - 1:
                 continue
@@ -337,18 +347,18 @@ def _insertion_sort(a, n):
 
 
 @numba.njit(cache=True)
-def _count_pairs(binned, slot, box, step, w, symmetric, counts, ei, ej, n_entries):
+def _count_pairs(local, box, step, w, symmetric, counts, ei, ej, n_entries):
     """Add ``w`` to ``counts[i, j]`` (and ``[j, i]`` when ``symmetric``) for each pair of kernel
-    voxels at offset ``step`` inside ``box`` (``slot`` is -1 outside the kernel region); list
-    new non-zero cells in ``ei, ej``. Returns the new number of entries."""
+    voxels at offset ``step`` inside ``box`` of ``local`` (the kernel's slots, -1 outside the
+    kernel region); list new non-zero cells in ``ei, ej``. Returns the new number of entries."""
     z0, z1, y0, y1, x0, x1 = box
     dz, dy, dx = step[0], step[1], step[2]
     # the voxels whose neighbour at ``step`` stays in the box
     for z in range(max(z0, z0 - dz), min(z1, z1 - dz)):
         for y in range(max(y0, y0 - dy), min(y1, y1 - dy)):
             for x in range(max(x0, x0 - dx), min(x1, x1 - dx)):
-                i = slot[binned[z, y, x]]
-                j = slot[binned[z + dz, y + dy, x + dx]]
+                i = local[z, y, x]
+                j = local[z + dz, y + dy, x + dx]
                 if i < 0 or j < 0:
                     continue
                 if counts[i, j] == 0.0:
@@ -667,12 +677,12 @@ def _mcc(counts, n_entries, total, n_slots, symmetric, work):
         if n == 2:  # eigenvalues 0 (removed) and the trace
             return abs(m[0, 0] + m[1, 1])
         _tridiagonalise(m, n, d, e2, v, work.hh_p)
-        top = _largest_eigenvalue(d, e2, n)
+        top = _largest_eigenvalue(d, e2, n, _UPPER)
         if _count_below(d, e2, n, -top) == 0:
             return max(top, 0.0)
         for s in range(n):
             d[s] = -d[s]
-        return max(top, _largest_eigenvalue(d, e2, n), 0.0)
+        return max(top, _largest_eigenvalue(d, e2, n, _UPPER), 0.0)
     # M = B^T B - v v^T with B = C^T (n_cols x n_rows) or C, whichever has fewer columns;
     # B is stored row by row so that the inner loops run along rows
     rows_first = n_rows <= n_cols
@@ -704,7 +714,7 @@ def _mcc(counts, n_entries, total, n_slots, symmetric, work):
                 for b in range(a + 1):
                     m[a, b] += cka * c[k, b]
     _tridiagonalise(m, n, work.tri_d, work.tri_e2, v, work.hh_p)
-    second = _largest_eigenvalue(work.tri_d, work.tri_e2, n)
+    second = _largest_eigenvalue(work.tri_d, work.tri_e2, n, _UPPER)
     return np.sqrt(second) if second > 0.0 else 0.0
 
 
@@ -778,9 +788,10 @@ def _count_below(d, e2, n, x):
 
 
 @numba.njit(cache=True)
-def _largest_eigenvalue(d, e2, n):
+def _largest_eigenvalue(d, e2, n, upper):
     """Largest eigenvalue of the symmetric tridiagonal (d, e2): Laguerre's iteration from above
-    (monotone, cubic), checked by Sturm counts; bisection if the check fails."""
+    (from ``upper`` or the Gershgorin bound, whichever is lower; monotone, cubic), checked by
+    Sturm counts; bisection over the Gershgorin interval if the check fails."""
     if n == 1:
         return d[0]
     lo = np.inf
@@ -794,7 +805,7 @@ def _largest_eigenvalue(d, e2, n):
         lo = min(lo, d[i] - r)
         hi = max(hi, d[i] + r)
     scale = max(abs(lo), abs(hi), 1e-300)
-    x = hi
+    x = min(hi, upper)
     fn = float(n)
     for _ in range(100):
         p0 = 0.0
