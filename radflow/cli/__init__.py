@@ -86,6 +86,7 @@ def _cmd_extract(args) -> int:
             jobs=args.jobs,
             voxel_based=voxel_based,
             out_dir=args.out_dir,
+            progress=extraction.batch.progress_printer(sys.stderr),
         )
         print(summary.report())
         return 1 if summary.failed else 0
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_options.positive_int,
         default=1,
-        help="batch rows extracted in parallel",
+        help="batch rows extracted in parallel: a pool of N worker processes started once",
     )
     p.add_argument(
         "-m",
