@@ -207,7 +207,7 @@ def _slid_zone_maps(
         np.empty((slots, slab), np.int64),  # zone of each slab voxel in its plane (-1: none)
         np.empty((slots, slab), np.int64),  # size of each plane zone
         np.empty((slots, slab), np.int64),  # level of each plane zone
-        np.empty((slots, 8 * slab, 2), np.int64),  # touching (zone in x - 1, zone in x) pairs
+        np.empty((slots, 9 * slab, 2), np.int64),  # touching pairs: <= 9 links a voxel
         np.zeros((slots, 2), np.int64),  # number of zones, of pairs
     )
     sizes = planes[1]
