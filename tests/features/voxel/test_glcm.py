@@ -95,6 +95,13 @@ CASES = {
         {"binCount": 12},
         {"kernelRadius": 3, "maskedKernel": False},
     ),
+    # kernels of more than 64 grey levels (up to 69): the kernel's cells ordered by a sort
+    # rather than by one bit mask per row
+    "ct_r3_unmasked_over_64_levels": (
+        "ct",
+        {"binWidth": 10},
+        {"kernelRadius": 3, "maskedKernel": False},
+    ),
     "pet_r1_distances_asymmetric": (
         "pet",
         {"binCount": 16, "distances": [1, 2], "symmetricalGLCM": False},
@@ -181,6 +188,44 @@ def test_mcc_where_pyradiomics_keeps_it_and_empty_offsets():
     )
     for feature, (ours, theirs) in pairs.items():
         np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=ATOL, err_msg=feature)
+
+
+def test_mcc_eigen_solver_against_numpy():
+    """The compiled solver behind MCC (Householder tridiagonalisation, then the largest
+    eigenvalue) against numpy.linalg.eigvalsh: random, clustered, repeated (block-diagonal)
+    and GLCM-shaped matrices (C less its top eigenpair, as MCC builds it)."""
+    rng = np.random.default_rng(7)
+    size = 40
+    for trial in range(400):
+        n = int(rng.integers(1, 30))
+        kind = trial % 4
+        if kind == 0:
+            a = rng.random((n, n))
+            matrix = a @ a.T / n
+        elif kind == 1:  # eigenvalues in clusters of equal values
+            q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+            matrix = (q * np.round(rng.random(n), 1)) @ q.T
+        elif kind == 2:  # C - sqrt(px) sqrt(px)^T of a symmetric co-occurrence matrix
+            counts = rng.integers(0, 3, (n, n)).astype(float)
+            counts = counts + counts.T + np.eye(n)
+            p = counts / counts.sum()
+            px = p.sum(axis=1)
+            matrix = p / np.sqrt(np.outer(px, px)) - np.outer(np.sqrt(px), np.sqrt(px))
+        else:  # every eigenvalue repeated
+            b = rng.random((2, 2))
+            matrix = np.kron(np.eye(max(n // 2, 1)), b @ b.T)
+        n = matrix.shape[0]
+        work = np.zeros((size, size))
+        work[:n, :n] = matrix
+        d, e2, v, p_work = (np.zeros(size) for _ in range(4))
+        glcm._tridiagonalise(work, n, d, e2, v, p_work)
+        expected = np.linalg.eigvalsh(matrix)
+        top = glcm._largest_eigenvalue(d, e2, n, np.inf)
+        np.testing.assert_allclose(top, expected[-1], rtol=0, atol=1e-13 * max(1, expected[-1]))
+        # the tridiagonal form keeps every eigenvalue (Sturm counts between them)
+        for k, value in enumerate(expected):
+            assert glcm._count_below(d, e2, n, value - 1e-9) <= k
+            assert glcm._count_below(d, e2, n, value + 1e-9) >= k + 1
 
 
 def _flat_case():
