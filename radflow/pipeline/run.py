@@ -420,6 +420,7 @@ def run(
                 task_seconds=task_seconds,
             )
         writer.prune_errors(touched)
+        writer.save_index()
     summary.seconds = time.monotonic() - started
     return summary
 

@@ -30,6 +30,7 @@ import ctypes.util
 import errno
 import functools
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -83,6 +84,13 @@ RENAMED_COLUMNS = {"case": "case_id", "study": "study_id", "series": "series_id"
 PARTITIONS = ("feature_set", "institution", "modality")
 PARAMS_FILE = "_params.yaml"
 LOCK_FILE = ".radflow.lock"
+#: The writer's record of the table's files (``TABLE/.radflow-files.json``): for each data
+#: file its inode, size and modification time, and the task keys of its cases. A cache,
+#: never the truth: a file that does not match it is read, so a stale or missing index
+#: costs time only. It spares a run (an incremental no-op above all) opening every file of
+#: the table: on a shared file system, one stat per file instead of an open and a read.
+INDEX_FILE = ".radflow-files.json"
+_INDEX_VERSION = 1
 _CASE_FILE = "case-{}.parquet"
 _PART_FILE = "part-{}.parquet"
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
@@ -211,6 +219,28 @@ def _leaf_dirs(root: Path, feature_set: str | None = None) -> Iterator[tuple[str
             yield fs, inst, mod, folder
 
 
+def _relative(table: Path, path: Path) -> str:
+    return path.relative_to(table).as_posix()
+
+
+def _file_id(path: Path) -> list[int]:
+    """Inode, size and modification time (ns): what tells that a file was replaced."""
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def _load_index(table: Path) -> dict[str, list]:
+    """The files :data:`INDEX_FILE` records; empty when it is missing, unreadable or older."""
+    try:
+        data = json.loads((table / INDEX_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
+        return {}
+    files = data.get("files")
+    return files if isinstance(files, dict) else {}
+
+
 def _read(path: Path) -> pa.Table:
     # ParquetFile: the file's own columns, without partition columns inferred from the path.
     return pq.ParquetFile(path).read()
@@ -261,28 +291,32 @@ def migrate(table: str | Path) -> int:
         Files rewritten.
     """
     table = Path(table)
+    return _migrate_root(table, is_errors=False) + _migrate_root(errors_path(table), is_errors=True)
+
+
+def _migrate_root(root: Path, *, is_errors: bool) -> int:
+    """:func:`migrate` for the files of one folder: a feature table or an errors table."""
     rewritten = 0
-    for root, is_errors in ((table, False), (errors_path(table), True)):
-        for _, _, _, folder in _leaf_dirs(root):
-            for path in _data_files(folder):
-                names = pq.read_schema(path).names
-                if not old_columns(names) and not (is_errors and "permanent" not in names):
-                    continue
-                data = _read(path)
-                data = data.rename_columns([RENAMED_COLUMNS.get(n, n) for n in data.column_names])
-                if is_errors:
-                    schema = error_schema()
-                    data = pa.table(
-                        {
-                            f.name: data.column(f.name).cast(f.type)
-                            if f.name in data.column_names
-                            else pa.nulls(data.num_rows, f.type)
-                            for f in schema
-                        },
-                        schema=schema,
-                    )
-                _write(path, data)
-                rewritten += 1
+    for _, _, _, folder in _leaf_dirs(root):
+        for path in _data_files(folder):
+            names = pq.read_schema(path).names
+            if not old_columns(names) and not (is_errors and "permanent" not in names):
+                continue
+            data = _read(path)
+            data = data.rename_columns([RENAMED_COLUMNS.get(n, n) for n in data.column_names])
+            if is_errors:
+                schema = error_schema()
+                data = pa.table(
+                    {
+                        f.name: data.column(f.name).cast(f.type)
+                        if f.name in data.column_names
+                        else pa.nulls(data.num_rows, f.type)
+                        for f in schema
+                    },
+                    schema=schema,
+                )
+            _write(path, data)
+            rewritten += 1
     return rewritten
 
 
@@ -373,15 +407,19 @@ class TableWriter:
         ):
             with atomic_file(fs_dir / PARAMS_FILE) as tmp:
                 tmp.write_text(params_text)
-        migrate(self.table)
+        _migrate_root(self.errors, is_errors=True)  # few files: those of failed cases
+        #: Every data file of the table: relative path -> [[inode, size, mtime_ns], {case:
+        #: task keys} for this feature set's files, None for others'] (see :data:`INDEX_FILE`).
+        self._files = self._scan()
+        if self._files is None:  # a file with the old id columns: the whole table migrated
+            migrate(self.table)
+            self._files = self._scan()
         #: (institution, modality, case) -> (file, task keys of the case's rows)
         self.index: dict[tuple[str, str, str], tuple[Path, set[str]]] = {}
         for _, inst, mod, folder in _leaf_dirs(self.table, feature_set):
             for path in _data_files(folder):
-                data = pq.ParquetFile(path).read(columns=["case_id", "task_key"])
-                cases = data.column("case_id").to_pylist()
-                keys = data.column("task_key").to_pylist()
-                for case in sorted(set(cases)):
+                cases = self._files[_relative(self.table, path)][1]
+                for case, keys in sorted(cases.items()):
                     where = (inst, mod, case)
                     if where in self.index and self.index[where][0] != path:
                         raise InputError(
@@ -390,8 +428,53 @@ class TableWriter:
                             f"{self.index[where][0].name}; run `radflow table "
                             "verify` and remove one of the files",
                         )
-                    mine = {k for c, k in zip(cases, keys) if c == case}
-                    self.index[where] = (path, mine)
+                    self.index[where] = (path, set(keys))
+        if self._read_files:
+            self.save_index()
+
+    def _scan(self) -> dict[str, list] | None:
+        """Every data file of the table, validated against :data:`INDEX_FILE`; None if old.
+
+        A file whose inode, size and modification time are those the index recorded
+        is not opened (a write replaces a file by a rename, which gives it a new
+        inode); any other is read: its schema (None is returned when it has the old
+        id columns: :func:`migrate`) and, in this feature set, its cases' task keys.
+        """
+        recorded = _load_index(self.table)
+        files: dict[str, list] = {}
+        self._read_files = 0
+        for fs, _, _, folder in _leaf_dirs(self.table):
+            for path in _data_files(folder):
+                rel = _relative(self.table, path)
+                ident = _file_id(path)
+                known = recorded.get(rel)
+                mine = fs == self.feature_set
+                if known is not None and known[0] == ident and (known[1] is not None or not mine):
+                    files[rel] = [ident, known[1] if mine else None]
+                    continue
+                self._read_files += 1
+                parquet = pq.ParquetFile(path)
+                if old_columns(parquet.schema_arrow.names):
+                    return None
+                cases = None
+                if mine:
+                    data = parquet.read(columns=["case_id", "task_key"])
+                    cases = defaultdict(list)
+                    for case, key in zip(
+                        data.column("case_id").to_pylist(), data.column("task_key").to_pylist()
+                    ):
+                        cases[case].append(key)
+                    cases = {c: sorted(set(k)) for c, k in cases.items()}
+                files[rel] = [ident, cases]
+        return files
+
+    def save_index(self) -> None:
+        """Write :data:`INDEX_FILE` from what this writer knows of the table's files."""
+        with atomic_file(self.table / INDEX_FILE, fsync=False) as tmp:  # a cache: no fsync
+            tmp.write_text(
+                json.dumps({"version": _INDEX_VERSION, "files": self._files}, separators=(",", ":"))
+            )
+        self._read_files = 0
 
     def task_keys(self) -> set[str]:
         """Task keys of every row the feature set holds."""
@@ -509,6 +592,7 @@ class TableWriter:
                 data = self._replace(target, {c for (_, _, c), _ in cases}, new, keep, result)
                 if not new.num_rows and len(result.removed_keys) == removed:
                     continue  # nothing changes in this file (a case with known failures only)
+            rel = _relative(self.table, target)
             if data.num_rows:
                 _write(target, _sorted(data))
             elif target.exists():
@@ -518,6 +602,10 @@ class TableWriter:
                 data.column("case_id").to_pylist(), data.column("task_key").to_pylist()
             ):
                 present[case].add(key)
+            if data.num_rows:
+                self._files[rel] = [_file_id(target), {c: sorted(k) for c, k in present.items()}]
+            else:
+                self._files.pop(rel, None)
             for where, _ in cases:
                 keys = present.get(where[2])
                 if keys:
