@@ -22,11 +22,17 @@ offsets into their weighted sum) are counted into one small matrix over those sl
 the features are evaluated from its non-zero entries (the entry list kept while counting)
 before the next offset reuses it. The cost per centre is the kernel's pairs plus its entries,
 independent of ``n_levels``; the working set is one (kernel levels)^2 matrix.
-Slots follow grey-level order and the entries are sorted, so sums run over :math:`(i, j)` in
-PyRadiomics' order and round the same way: exact ties such as :math:`\sigma_x \sigma_y = 0`
-(Correlation 1) fall the same side. With ``weightingNorm``, weights more than :math:`1/\epsilon`
-apart (e.g. 5 mm slices beside 1 mm pixels: :math:`e^{-25}`) leave a near-flat kernel whose
-Imc1/Imc2/Correlation are rounding noise in PyRadiomics and here alike.
+Slots follow grey-level order and the entries are visited in :math:`(i, j)` order (one bit mask
+per row, or a sort for kernels of more than 64 levels), so sums run in PyRadiomics' order and
+round the same way: exact ties such as :math:`\sigma_x \sigma_y = 0` (Correlation 1) fall the
+same side. Nothing else is allocated per centre or offset. Without weighting the counts are integers
+and :math:`p \log_2(p + \epsilon)` is looked up per count value; :math:`HXY1` and :math:`HXY2`
+come from the marginals' logs plus the first-order term of :math:`\epsilon` (the direct sums
+where that term is not tiny, where :math:`\max(HX, HY) < 0.01`, and near the Imc2 tie
+:math:`HXY2 = HXY`), equal to the direct sums to ~1e-15.
+With ``weightingNorm``, weights more than :math:`1/\epsilon` apart (e.g. 5 mm slices beside
+1 mm pixels: :math:`e^{-25}`) leave a near-flat kernel whose Imc1/Imc2/Correlation are rounding
+noise in PyRadiomics and here alike.
 MCC takes :math:`Q`'s eigenvalues from the symmetric matrix
 :math:`C C^T`, :math:`C = D_x^{-1/2} P D_y^{-1/2}` (similar to :math:`Q`), over the levels
 present only, with its known top eigenpair :math:`(1, \sqrt{p_x})` removed, through a compiled
