@@ -429,7 +429,7 @@ class TableWriter:
                             "verify` and remove one of the files",
                         )
                     self.index[where] = (path, set(keys))
-        if self._read_files:
+        if self._changed:
             self.save_index()
 
     def _scan(self) -> dict[str, list] | None:
@@ -442,7 +442,8 @@ class TableWriter:
         """
         recorded = _load_index(self.table)
         files: dict[str, list] = {}
-        self._read_files = 0
+        #: Whether the index on disk differs from what this writer knows.
+        self._changed = False
         for fs, _, _, folder in _leaf_dirs(self.table):
             for path in _data_files(folder):
                 rel = _relative(self.table, path)
@@ -452,7 +453,7 @@ class TableWriter:
                 if known is not None and known[0] == ident and (known[1] is not None or not mine):
                     files[rel] = [ident, known[1] if mine else None]
                     continue
-                self._read_files += 1
+                self._changed = True
                 parquet = pq.ParquetFile(path)
                 if old_columns(parquet.schema_arrow.names):
                     return None
@@ -466,15 +467,21 @@ class TableWriter:
                         cases[case].append(key)
                     cases = {c: sorted(set(k)) for c, k in cases.items()}
                 files[rel] = [ident, cases]
+        self._changed |= files.keys() != recorded.keys()  # files gone since
         return files
 
     def save_index(self) -> None:
-        """Write :data:`INDEX_FILE` from what this writer knows of the table's files."""
+        """Write :data:`INDEX_FILE` from what this writer knows of the table's files.
+
+        Only when it changed: an incremental no-op writes nothing.
+        """
+        if not self._changed:
+            return
         with atomic_file(self.table / INDEX_FILE, fsync=False) as tmp:  # a cache: no fsync
             tmp.write_text(
                 json.dumps({"version": _INDEX_VERSION, "files": self._files}, separators=(",", ":"))
             )
-        self._read_files = 0
+        self._changed = False
 
     def task_keys(self) -> set[str]:
         """Task keys of every row the feature set holds."""
@@ -606,6 +613,7 @@ class TableWriter:
                 self._files[rel] = [_file_id(target), {c: sorted(k) for c, k in present.items()}]
             else:
                 self._files.pop(rel, None)
+            self._changed = True
             for where, _ in cases:
                 keys = present.get(where[2])
                 if keys:

@@ -76,9 +76,12 @@ def test_a_no_op_opens_no_data_file_and_starts_no_cluster(store, tmp_path, sched
     index = json.loads((table / INDEX_FILE).read_text())
     assert sorted(index["files"]) == sorted(p.relative_to(table).as_posix() for p in files)
     opened.clear()
+    before = (table / INDEX_FILE).stat()
     noop = _run(store, table, incremental=True)
     assert (noop.extracted, noop.skipped, noop.dask_tasks) == (0, CASES * ROIS, 0)
     assert [p for p in opened if p.endswith(".parquet") and "errors" not in p] == []
+    after = (table / INDEX_FILE).stat()  # not even the index is written again
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert verify(table).ok  # readers' globs do not see the index
     assert len(read_table(table)) == CASES * ROIS
 
