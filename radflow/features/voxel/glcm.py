@@ -257,8 +257,8 @@ def _glcm_maps(
     counts = np.zeros((lmax, lmax))
     cap = min(lmax * lmax, 2 * kvol * (na if weighted else 1))
     work = _Work(
-        np.empty(cap, np.int64),  # ei: rows of the non-zero cells, as counted
-        np.empty(cap, np.int64),  # ej
+        np.empty(cap + 1, np.int64),  # ei: rows of the non-zero cells, as counted (+1: the
+        np.empty(cap + 1, np.int64),  # ej   branch-free append writes one past the last)
         np.empty(cap, np.int64),  # oi: the same cells in (i, j) order
         np.empty(cap, np.int64),  # oj
         np.zeros(lmax, np.uint64),  # rowmask
@@ -367,17 +367,19 @@ def _count_pairs(local, box, step, w, symmetric, counts, ei, ej, n_entries):
                 j = local[z + dz, y + dy, x + dx]
                 if i < 0 or j < 0:
                     continue
-                if counts[i, j] == 0.0:
-                    ei[n_entries] = i
-                    ej[n_entries] = j
-                    n_entries += 1
-                counts[i, j] += w
+                # branch-free append of a new cell: written always, kept when it was empty
+                # (half the cells are new: a branch would be mispredicted)
+                value = counts[i, j]
+                ei[n_entries] = i
+                ej[n_entries] = j
+                n_entries += value == 0.0
+                counts[i, j] = value + w
                 if symmetric:
-                    if counts[j, i] == 0.0:
-                        ei[n_entries] = j
-                        ej[n_entries] = i
-                        n_entries += 1
-                    counts[j, i] += w
+                    value = counts[j, i]
+                    ei[n_entries] = j
+                    ej[n_entries] = i
+                    n_entries += value == 0.0
+                    counts[j, i] = value + w
     return n_entries
 
 
