@@ -346,8 +346,7 @@ def _pooled(
     strikes: collections.Counter[int] = collections.Counter()
     in_flight: dict[Future, int] = {}
     limit = workers * (1 + _QUEUED_PER_WORKER)
-    pool = _new_pool(context, workers, warmup)
-    finished = False
+    pool, started = _new_pool(context, workers, warmup)
 
     def fill() -> None:
         while True:
@@ -378,7 +377,13 @@ def _pooled(
                 else:
                     yield index, future.result()
             if lost:
-                _stop(pool, now=True)
+                _stop(pool)
+                if not started.value:
+                    raise RuntimeError(
+                        "the batch's worker processes died before taking a row (see their "
+                        "error above); a script that calls extract_batch with jobs > 1 must "
+                        "do so under `if __name__ == '__main__':`"
+                    )
                 for index in sorted(lost):
                     strikes[index] += 1
                     if len(lost) == 1 and strikes[index] > 1:
@@ -388,25 +393,29 @@ def _pooled(
                 log.warning(
                     "a worker process died; %d row(s) left to run one at a time", len(alone)
                 )
-                pool = _new_pool(context, workers, None)  # the kernels are in the cache
+                pool, started = _new_pool(context, workers, None)  # kernels in the cache
             fill()
-        finished = True
     finally:
-        _stop(pool, now=not finished)
+        _stop(pool)
 
 
-def _new_pool(context, workers: int, warmup: tuple | None) -> ProcessPoolExecutor:
-    """`workers` spawned processes; with `warmup`, each compiles a share of the kernels first."""
+def _new_pool(context, workers: int, warmup: tuple | None) -> tuple[ProcessPoolExecutor, Any]:
+    """`workers` spawned processes; with `warmup`, each compiles a share of the kernels first.
+
+    Also returns the count of workers that finished starting (a shared integer).
+    """
+    started = context.Value("i", 0)
     shared = (context.Value("i", 0), context.Barrier(workers)) if warmup else (None, None)
-    return ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(warmup, *shared),
+        initargs=(warmup, started, *shared),
     )
+    return pool, started
 
 
-def _start_worker(warmup: tuple | None, counter, barrier) -> None:
+def _start_worker(warmup: tuple | None, started, counter, barrier) -> None:
     """Initializer of a worker: compile its share of the kernels, then wait for the others.
 
     Ctrl-C is left to the parent, which terminates the workers. A worker that waits
@@ -414,8 +423,14 @@ def _start_worker(warmup: tuple | None, counter, barrier) -> None:
     what it lacks on first use, as it would without the warm-up).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if warmup is None:
-        return
+    if warmup is not None:
+        _warm_up(warmup, counter, barrier)
+    with started.get_lock():
+        started.value += 1
+
+
+def _warm_up(warmup: tuple, counter, barrier) -> None:
+    """Compile the next share of `warmup`'s classes (one extraction each), then wait."""
     dtype, params, voxel_based, shares = warmup
     with counter.get_lock():
         share = counter.value
@@ -443,12 +458,13 @@ def _shares(classes: list[str], workers: int) -> list[list[str]]:
     return [sorted(share, key=classes.index) for share in shares]
 
 
-def _stop(pool: ProcessPoolExecutor, *, now: bool) -> None:
-    """Shut `pool` down; `now`: without waiting for the rows running (terminated)."""
-    if not now:
-        pool.shutdown(wait=True)
-        return
-    # No public way to stop running workers before Python 3.14's terminate_workers().
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut `pool` down and terminate its workers, running or idle.
+
+    Idle workers at the end of a batch are terminated too rather than waited for: their
+    interpreter's shutdown (0.5-1 s) is of no use, and they hold no output.
+    """
+    # No public way to stop the workers before Python 3.14's terminate_workers().
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:

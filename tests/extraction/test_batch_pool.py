@@ -7,6 +7,8 @@ import csv
 import io
 import multiprocessing
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -259,3 +261,19 @@ def test_kernel_warm_up_shares():
     assert sorted(c for share in three for c in share) == sorted(classes)
     assert three[0] == ["shape"] and len(three) == 3
     assert batch._shares(["glcm"], 4) == [["glcm"]]
+
+
+def test_workers_that_cannot_start_stop_the_batch(cases, tmp_path):
+    # A script without the `__main__` guard: each spawned worker re-runs it and dies on start.
+    script = tmp_path / "unguarded.py"
+    out = tmp_path / "never.csv"
+    script.write_text(
+        "from radflow.extraction.batch import extract_batch\n"
+        f"extract_batch({str(cases)!r}, None, {str(out)!r}, jobs=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode != 0
+    assert "must do so under `if __name__ == '__main__':`" in done.stderr
+    assert not out.exists()
