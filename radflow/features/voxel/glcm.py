@@ -797,6 +797,32 @@ def _count_below(d, e2, n, x):
 
 @numba.njit(cache=True)
 def _largest_eigenvalue(d, e2, n, upper):
+    """Largest eigenvalue of the symmetric tridiagonal (d, e2).
+
+    The matrix is split where an off-diagonal is below 4 eps times its largest entry (``e2``
+    set to 0 there: a shift of the eigenvalues within the rounding of the tridiagonalisation,
+    e.g. a repeated zero eigenvalue left as noise around 0); each unreduced block has
+    simple eigenvalues, so :func:`_block_largest` converges fast on it (a multiple eigenvalue
+    slows Laguerre's iteration to a linear rate).
+    """
+    norm = 0.0
+    for k in range(n):
+        norm = max(norm, abs(d[k]))
+    for k in range(n - 1):
+        norm = max(norm, np.sqrt(e2[k]))
+    negligible = (4.0 * np.spacing(1.0) * norm) ** 2
+    top = -np.inf
+    start = 0
+    for k in range(n - 1):
+        if e2[k] <= negligible:
+            e2[k] = 0.0
+            top = max(top, _block_largest(d[start : k + 1], e2[start:k], k + 1 - start, upper))
+            start = k + 1
+    return max(top, _block_largest(d[start:n], e2[start : n - 1], n - start, upper))
+
+
+@numba.njit(cache=True)
+def _block_largest(d, e2, n, upper):
     """Largest eigenvalue of the symmetric tridiagonal (d, e2): Laguerre's iteration from above
     (from ``upper`` or the Gershgorin bound, whichever is lower; monotone, cubic), checked by
     Sturm counts; bisection over the Gershgorin interval if the check fails."""
