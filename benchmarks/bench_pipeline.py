@@ -153,12 +153,14 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _scale_child(store: str, table: str, rois: int, cases_per_commit: int) -> dict:
+def _scale_child(
+    store: str, table: str, rois: int, cases_per_commit: int, reuse: bool = False
+) -> dict:
     """Planning, commits and an incremental no-op over ``rois`` ROIs, in a fresh process."""
     from radflow.params.pyradiomics_params import load_params
     from radflow.pipeline.plan import make_plan
     from radflow.pipeline.run import run
-    from radflow.pipeline.table import TableWriter, table_lock
+    from radflow.pipeline.table import INDEX_FILE, TableWriter, table_lock
 
     params = load_params(FULL)
     store, table = Path(store), Path(table)
@@ -175,7 +177,6 @@ def _scale_child(store: str, table: str, rois: int, cases_per_commit: int) -> di
     rng = np.random.default_rng(0)
     features = rng.random(len(plan.columns)).tolist()
     stamp = dt.datetime.now(dt.UTC)
-    shutil.rmtree(table, ignore_errors=True)
     by_case: dict = {}
     for t in plan.tasks:
         by_case.setdefault(t.partition, []).append(
@@ -198,32 +199,49 @@ def _scale_child(store: str, table: str, rois: int, cases_per_commit: int) -> di
         )
     keep = {t.key for t in plan.tasks}
     items = [(where, rows, []) for where, rows in by_case.items()]
+    commit_s = None
+    if not (reuse and table.is_dir()):
+        shutil.rmtree(table, ignore_errors=True)
+        started = time.perf_counter()
+        with table_lock(table):
+            writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, "bench")
+            for i in range(0, len(items), cases_per_commit):
+                writer.commit_many(items[i : i + cases_per_commit], keep)
+        commit_s = time.perf_counter() - started
+        del writer
+    del by_case, items
+    # Without the table's file index (an older radflow's table, or the index lost): every
+    # file is read once, and the index written; then the no-op as every later run has it.
+    (table / INDEX_FILE).unlink(missing_ok=True)
     started = time.perf_counter()
-    with table_lock(table):
-        writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, "bench")
-        for i in range(0, len(items), cases_per_commit):
-            writer.commit_many(items[i : i + cases_per_commit], keep)
-    commit_s = time.perf_counter() - started
-    del by_case, items, writer
+    summary = run(store, FULL, table, incremental=True, progress=False)
+    cold_s = time.perf_counter() - started
     started = time.perf_counter()
     summary = run(store, FULL, table, incremental=True, progress=False)
     noop_s = time.perf_counter() - started
     assert (summary.skipped, summary.extracted) == (rois, 0), summary.report()
+    series = plan.series
+    del plan
+    tracemalloc.start()  # the no-op again: the client's Python memory at its peak
+    run(store, FULL, table, incremental=True, progress=False)
+    noop_mib = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
     files = sum(1 for _ in table.rglob("*.parquet"))
     return {
         "rois": rois,
-        "series": plan.series,
+        "series": series,
         "plan_s": plan_s,
         "commit_s": commit_s,
         "noop_s": noop_s,
+        "cold_s": cold_s,
         "files": files,
         "plan_mib": plan_mib,
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "noop_mib": noop_mib,
     }
 
 
 def bench_scale(
-    out: Path, sizes: list[int], per_series: int = 10, cases_per_commit: int = 256
+    out: Path, sizes: list[int], per_series: int = 10, cases_per_commit: int = 256, reuse=False
 ) -> list[dict]:
     """:func:`_scale_child` for each size, each in a fresh process (its peak memory its own)."""
     import multiprocessing
@@ -234,9 +252,11 @@ def bench_scale(
         store = out / f"scale-store-{rois}-{per_series}"
         if not store.is_dir():
             write_roi_store(store, rois, per_series=per_series)
-        table = str(out / f"scale-table-{rois}")
+        table = str(out / f"scale-table-{rois}-{per_series}-{cases_per_commit}")
         with context.Pool(1) as pool:
-            results.append(pool.apply(_scale_child, (str(store), table, rois, cases_per_commit)))
+            results.append(
+                pool.apply(_scale_child, (str(store), table, rois, cases_per_commit, reuse))
+            )
     return results
 
 
@@ -396,6 +416,42 @@ def bench_workers(
     return best
 
 
+def bench_cold(store: Path, out: Path, params, workers: int = 2) -> list[tuple[str, float, float]]:
+    """A run on ``workers`` fresh worker processes whose numba cache is empty, twice.
+
+    Once as ``radflow run`` does it (a first wave compiles the enabled kernels in one
+    worker per machine, the others load them from the shared cache), once without
+    that wave (every process compiles them itself). Each with its own empty
+    ``NUMBA_CACHE_DIR``, inherited by the workers. Returns (how, wall s, workers' CPU s).
+    """
+    from unittest import mock
+
+    from distributed import Client
+
+    from radflow.pipeline import run as run_module
+    from radflow.pipeline.clusters import local_cluster
+
+    results = []
+    for how in ("first wave", "every worker compiles"):
+        cache = Path(tempfile.mkdtemp(prefix="numba-cold-", dir=out))
+        patch = (
+            mock.patch.object(run_module, "_first_wave", lambda todo, client: [])
+            if how != "first wave"
+            else mock.patch.dict(os.environ, {})
+        )
+        with mock.patch.dict(os.environ, {"NUMBA_CACHE_DIR": str(cache)}), patch:
+            with local_cluster(workers) as cluster, Client(cluster, set_as_default=False) as client:
+                client.run(_cpu_seconds)  # workers up (imports are not kernels)
+                before = client.run(_cpu_seconds)
+                seconds = pipeline_seconds(
+                    store, params, out / "cold-table", cluster.scheduler_address
+                )
+                after = client.run(_cpu_seconds)
+        results.append((how, seconds, sum(after[w] - before[w] for w in after)))
+        shutil.rmtree(cache, ignore_errors=True)
+    return results
+
+
 def _trivial_task(i: int) -> list[dict]:
     """About 1 ms of Python, returning a row as large as a feature row."""
     total = 0
@@ -526,7 +582,7 @@ def main(argv=None) -> None:
         "--parts",
         nargs="+",
         default=["overhead", "scaling", "floor", "duckdb"],
-        choices=["overhead", "scaling", "floor", "duckdb", "calibrate", "scale"],
+        choices=["overhead", "scaling", "floor", "duckdb", "calibrate", "scale", "cold"],
     )
     parser.add_argument(
         "--rois",
@@ -542,6 +598,9 @@ def main(argv=None) -> None:
         help="write only this many cases and copy them under the other ids (quick; default all)",
     )
     parser.add_argument("--rois-per-series", type=int, default=10, help="--parts scale")
+    parser.add_argument(
+        "--reuse-table", action="store_true", help="--parts scale: keep a table made before"
+    )
     parser.add_argument(
         "--cases-per-commit",
         type=int,
@@ -564,15 +623,23 @@ def main(argv=None) -> None:
         return
     if args.parts == ["scale"]:
         print(f"cores: {os.cpu_count()}, {_load()} at start")
-        for r in bench_scale(out, args.rois, args.rois_per_series, args.cases_per_commit):
+        for r in bench_scale(
+            out, args.rois, args.rois_per_series, args.cases_per_commit, args.reuse_table
+        ):
             n = r["rois"]
+            commit = r["commit_s"]
+            commit = (
+                "reused" if commit is None else f"{commit:.2f} s ({1e6 * commit / n:.0f} us/ROI)"
+            )
             print(
                 f"{n} ROIs ({r['series']} series): planning {r['plan_s']:.2f} s "
-                f"({1e6 * r['plan_s'] / n:.0f} us/ROI), table commits {r['commit_s']:.2f} s "
-                f"({1e6 * r['commit_s'] / n:.0f} us/ROI, {r['files']} files), incremental no-op "
-                f"end to end {r['noop_s']:.2f} s ({1e6 * r['noop_s'] / n:.0f} us/ROI); memory: "
+                f"({1e6 * r['plan_s'] / n:.0f} us/ROI), table commits {commit} into "
+                f"{r['files']} files; incremental no-op end to end {r['noop_s']:.2f} s "
+                f"({1e6 * r['noop_s'] / n:.0f} us/ROI; {r['cold_s']:.2f} s without the file "
+                "index); memory: "
                 f"plan {r['plan_mib']:.1f} MiB ({1024 * r['plan_mib'] / n:.2f} KiB/ROI), "
-                f"peak {r['peak_mib']:.0f} MiB   ({_load()})"
+                f"no-op peak {r['noop_mib']:.1f} MiB ({1024 * r['noop_mib'] / n:.2f} KiB/ROI) "
+                f"of Python objects   ({_load()})"
             )
         return
     store, warm = out / f"store-{args.size}-{args.cases}", out / f"warm-store-{args.size}"
@@ -654,6 +721,10 @@ def main(argv=None) -> None:
             f"  plain loop {serial_small:.2f} s, radflow run 1 worker {one_small:.2f} s: "
             f"{1000 * (one_small - serial_small) / rois:.1f} ms overhead per unit   ({_load()})"
         )
+    if "cold" in args.parts:
+        print("empty numba cache, 2 fresh worker processes:")
+        for how, seconds, cpu in bench_cold(store, out, params):
+            print(f"  {how:<24} {seconds:6.1f} s, workers' CPU {cpu:6.1f} s   ({_load()})")
     if "floor" in args.parts:
         wall, worker, client = bench_dask_floor()
         print(

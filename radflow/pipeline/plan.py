@@ -79,7 +79,7 @@ UNKNOWN = "unknown"
 _METADATA_ERRORS = (InputError, OSError, KeyError, TypeError, ValueError)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """One extraction: a (series, ROI, image-type group), in small picklable values.
 

@@ -1,7 +1,18 @@
 """``radflow run``: extract every ROI of the store on a Dask cluster into the feature table.
 
-The client plans the tasks (:mod:`radflow.pipeline.plan`), submits them with
-deterministic keys and ``retries``, and streams results back with
+The client plans the units, one per (series, ROI, image-type group)
+(:mod:`radflow.pipeline.plan`), and packs consecutive units into Dask tasks of
+about ``task_seconds`` of estimated work (0.5 s by default; smaller at the end
+of the run), so that Dask's fixed cost per task (~4 ms here) is paid per pack:
+keys, rows, the errors table and incremental bookkeeping stay per unit. A unit
+that fails inside a pack fails alone (bad input: its error row; an unexpected
+exception: it runs again on its own with ``retries``); a pack whose workers died
+runs again, and is split into its units if that keeps failing. On a machine
+with several worker processes, a first pack (the cheapest unit of each
+image-type group) runs on one of them before the others start, so that a cold
+numba cache is filled once per machine rather than once per process.
+
+The client submits the tasks with deterministic keys and streams results back with
 ``as_completed(...).batches()``: whatever finished since the last pass is
 fetched with one ``gather`` and replaced by as many new tasks in one
 submission, so the client's and scheduler's messages per task fall as the
