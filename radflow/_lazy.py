@@ -9,9 +9,11 @@ import-linter) sees it. Two functions reconcile the two:
     A stand-in for a heavy third-party module, bound at module top
     (``zarr = load("zarr")``, ``da = load("dask.array")``); the real import happens on the
     first attribute access, so ``zarr.open_group(...)`` inside a function costs nothing
-    until it runs. Use it for the libraries listed above and for optional extras
-    (``dask_jobqueue``); ``from x import y`` of such a library is not possible at module top
-    and is written ``x.y`` at the point of use instead.
+    until it runs. Use it for the libraries listed above, for optional extras
+    (``dask_jobqueue``), and for SciPy's submodules (``ndimage``, ``fft``, ``special``,
+    ``stats``: a tenth of a second together) in modules that ``radflow extract`` imports but
+    only some image types or classes use; ``from x import y`` of such a library is not
+    possible at module top and is written ``x.y`` at the point of use instead.
 
 ``attach(package, submodules)``
     PEP 562 ``__getattr__``/``__dir__`` for a package ``__init__``, so that
