@@ -645,10 +645,10 @@ def _task_size_note(todo: list[Task], task_seconds: float, threads: int) -> str:
     mean = sum(t.cost_s for t in todo) / len(todo)
     if not task_seconds:
         return f"{len(todo)} units of ~{1000 * mean:.0f} ms (estimated), one Dask task each"
-    per = max(1.0, task_seconds / mean) if mean > 0 else 1.0
+    per = min(max(1.0, task_seconds / mean) if mean > 0 else 1.0, len(todo))
     return (
-        f"{len(todo)} units of ~{1000 * mean:.0f} ms (estimated) -> Dask tasks of "
-        f"~{task_seconds:g} s, ~{per:.0f} units each (smaller at the end; {threads} threads)"
+        f"{len(todo)} units of ~{1000 * mean:.0f} ms (estimated) -> Dask tasks of up to "
+        f"~{task_seconds:g} s, ~{per:.0f} units each, smaller towards the end ({threads} threads)"
     )
 
 

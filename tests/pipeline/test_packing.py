@@ -259,7 +259,7 @@ def test_task_seconds_is_checked(store, tmp_path, scheduler):
 def test_the_chosen_task_size_is_printed(store, tmp_path, scheduler, capsys):
     run(store, PARAMS, tmp_path / "t", scheduler=scheduler, progress=True, task_seconds=60)
     err = capsys.readouterr().err
-    assert f"{UNITS} units of ~" in err and "Dask tasks of ~60 s" in err
+    assert f"{UNITS} units of ~" in err and "Dask tasks of up to ~60 s" in err
 
 
 # -- a worker killed in the middle of a pack --------------------------------------
