@@ -42,14 +42,15 @@ A spawned worker imports radflow and loads the kernels it uses from numba's
 cache once, about a second, paid once per worker, not per row.
 
 Cold kernel cache: each worker starts by compiling its share of the kernels the
-parameters enable (the feature classes dealt out by compile time: the shape
-class's mesh kernel alone is about 7 s of PyRadiomics' default 11 s), on a small
-synthetic case of the first image's voxel type with the batch's parameters and
-mode, and waits for the other workers before taking a row; it then loads the
-others' kernels from the cache. So the classes' kernels are compiled once per
-machine, in parallel, instead of once in every worker (kernels that several
-classes share, such as the discretisation, are compiled by each worker whose
-share uses them). With a warm cache the same step only loads each share.
+parameters enable (:func:`radflow.extraction.extractor.warmup` of the feature
+classes dealt out by compile time: the shape class's mesh kernels take longer
+than all the texture classes together) and waits for the other workers before
+taking a row; it then loads the others' kernels from the cache. So each kernel
+is compiled once per machine, in parallel, instead of once in every worker
+(checked with ``NUMBA_DEBUG_CACHE``: PyRadiomics' defaults save 12 kernels, each
+once). The kernels' argument types do not depend on the image's voxel type (a
+warm-up on int16 serves int16 CT, float32 MR and filtered images). With a warm
+cache the same step only loads each share.
 """
 
 from __future__ import annotations
@@ -72,12 +73,9 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-import SimpleITK as sitk
-
 from radflow._atomic import atomic_file
 from radflow.errors import InputError, SettingsError
-from radflow.extraction.extractor import extract
+from radflow.extraction.extractor import extract, warmup
 from radflow.extraction.output import cell, write_maps
 from radflow.params.extraction import ExtractionParams
 from radflow.params.pyradiomics_params import load_params
@@ -90,17 +88,17 @@ ERROR_COLUMN = "error"
 _REQUIRED = ("Image", "Mask")
 #: Rows queued per worker beyond the one it runs, so that a worker never waits for the next.
 _QUEUED_PER_WORKER = 1
-#: Seconds to compile each feature class's kernels once numba is going, for sharing the
-#: warm-up among workers (PyRadiomics' default classes one after the other in one process,
-#: 2-core machine; shape's includes numba's first compilation; others: about 1 s).
+#: Seconds to compile each feature class's kernels (warmup() of the class alone after the
+#: others, 2-core machine under load ~4; shape alone in a fresh process 2.6 s, the six
+#: others together 1.7 s), for sharing the warm-up among workers; classes not listed: 0.5.
 _COMPILE_S = {
-    "shape": 7.0,
-    "ngtdm": 1.2,
-    "gldm": 1.0,
-    "glszm": 0.8,
-    "glcm": 0.4,
-    "glrlm": 0.4,
-    "firstorder": 0.1,
+    "shape": 2.8,
+    "ngtdm": 0.45,
+    "gldm": 0.4,
+    "glszm": 0.3,
+    "glcm": 0.2,
+    "glrlm": 0.2,
+    "firstorder": 0.0,
 }
 #: Longest wait of a warmed-up worker for the others before it goes on alone.
 _WARMUP_WAIT_S = 600.0
@@ -335,18 +333,17 @@ def _pooled(
     terminates the workers.
     """
     context = multiprocessing.get_context("spawn")
-    warmup = None
-    _, args, params, maps = tasks[0]
+    plan = None  # the warm-up's (params, voxel_based, classes of each worker)
+    _, _, params, maps = tasks[0]
     if isinstance(params, ExtractionParams):  # (tests run other functions on other tasks)
-        shares = _shares(list(params.feature_classes), workers)
-        warmup = (_pixel_type(args["image"]), params, maps is not None, shares)
+        plan = (params, maps is not None, _shares(list(params.feature_classes), workers))
     run = _extract_row if run is None else run
     queue = collections.deque(range(len(tasks)))
     alone: collections.deque[int] = collections.deque()  # rows to run one at a time
     strikes: collections.Counter[int] = collections.Counter()
     in_flight: dict[Future, int] = {}
     limit = workers * (1 + _QUEUED_PER_WORKER)
-    pool, started = _new_pool(context, workers, warmup)
+    pool, started = _new_pool(context, workers, plan)
 
     def fill() -> None:
         while True:
@@ -399,23 +396,23 @@ def _pooled(
         _stop(pool)
 
 
-def _new_pool(context, workers: int, warmup: tuple | None) -> tuple[ProcessPoolExecutor, Any]:
-    """`workers` spawned processes; with `warmup`, each compiles a share of the kernels first.
+def _new_pool(context, workers: int, plan: tuple | None) -> tuple[ProcessPoolExecutor, Any]:
+    """`workers` spawned processes; with a warm-up `plan`, each compiles a share of the kernels.
 
     Also returns the count of workers that finished starting (a shared integer).
     """
     started = context.Value("i", 0)
-    shared = (context.Value("i", 0), context.Barrier(workers)) if warmup else (None, None)
+    shared = (context.Value("i", 0), context.Barrier(workers)) if plan else (None, None)
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(warmup, started, *shared),
+        initargs=(plan, started, *shared),
     )
     return pool, started
 
 
-def _start_worker(warmup: tuple | None, started, counter, barrier) -> None:
+def _start_worker(plan: tuple | None, started, counter, barrier) -> None:
     """Initializer of a worker: compile its share of the kernels, then wait for the others.
 
     Ctrl-C is left to the parent, which terminates the workers. A worker that waits
@@ -423,21 +420,24 @@ def _start_worker(warmup: tuple | None, started, counter, barrier) -> None:
     what it lacks on first use, as it would without the warm-up).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if warmup is not None:
-        _warm_up(warmup, counter, barrier)
+    if plan is not None:
+        _warm_up(plan, counter, barrier)
     with started.get_lock():
         started.value += 1
 
 
-def _warm_up(warmup: tuple, counter, barrier) -> None:
-    """Compile the next share of `warmup`'s classes (one extraction each), then wait."""
-    dtype, params, voxel_based, shares = warmup
+def _warm_up(plan: tuple, counter, barrier) -> None:
+    """Compile the next share of the classes of `plan`, one class at a time, then wait."""
+    params, voxel_based, shares = plan
     with counter.get_lock():
         share = counter.value
         counter.value += 1
     for name in shares[share] if share < len(shares) else ():
         classes = {name: params.feature_classes[name]}
-        _compile_kernels(dtype, dataclasses.replace(params, feature_classes=classes), voxel_based)
+        try:
+            warmup(dataclasses.replace(params, feature_classes=classes), voxel_based=voxel_based)
+        except Exception:  # a shortcut only: the worker compiles what it lacks on first use
+            log.warning("kernel warm-up of %s failed", name, exc_info=True)
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout=_WARMUP_WAIT_S)
 
@@ -451,10 +451,10 @@ def _shares(classes: list[str], workers: int) -> list[list[str]]:
     count = max(1, min(workers, len(classes)))
     shares: list[list[str]] = [[] for _ in range(count)]
     loads = [0.0] * count
-    for name in sorted(classes, key=lambda c: -_COMPILE_S.get(c, 1.0)):
+    for name in sorted(classes, key=lambda c: -_COMPILE_S.get(c, 0.5)):
         least = loads.index(min(loads))
         shares[least].append(name)
-        loads[least] += _COMPILE_S.get(name, 1.0)
+        loads[least] += _COMPILE_S.get(name, 0.5)
     return [sorted(share, key=classes.index) for share in shares]
 
 
@@ -472,51 +472,6 @@ def _stop(pool: ProcessPoolExecutor) -> None:
             process.terminate()
     for process in processes:
         process.join(timeout=10)
-
-
-def _compile_kernels(dtype: np.dtype, params: ExtractionParams, voxel_based: bool) -> None:
-    """Compile (or load from numba's cache) the kernels `params` enable, in this process.
-
-    Extracts a 10 x 12 x 14 synthetic case of voxel type `dtype` (the first row's, so
-    that the kernels get the same argument types) with `params` in the batch's mode.
-    Only a shortcut: a failure here (a setting a tiny case cannot meet) is logged, and
-    the worker compiles what it needs on first use.
-    """
-    rng = np.random.default_rng(0)
-    shape = (10, 12, 14)
-    if np.issubdtype(dtype, np.integer):
-        values = rng.integers(0, 100, size=shape).astype(dtype)
-    else:
-        values = (rng.normal(size=shape) * 50).astype(dtype)
-    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    inside = ((z - 4.5) / 4) ** 2 + ((y - 5.5) / 5) ** 2 + ((x - 6.5) / 6) ** 2 <= 1
-    label = params.settings.label
-    mask = np.where(inside, label, 0).astype(np.uint8 if 0 < label < 256 else np.int32)
-    try:
-        extract(
-            sitk.GetImageFromArray(values),
-            sitk.GetImageFromArray(mask),
-            params,
-            voxel_based=voxel_based,
-        )
-    except Exception:  # a shortcut only: the rows report their own errors
-        log.debug("kernel warm-up on a synthetic case failed", exc_info=True)
-
-
-def _pixel_type(path: Path | None) -> np.dtype:
-    """Numpy type of the image file's voxels (int16 when the header cannot be read)."""
-    default = np.dtype(np.int16)
-    if path is None:
-        return default
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        return default
-    if reader.GetNumberOfComponents() != 1:
-        return default
-    return sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], reader.GetPixelID())).dtype
 
 
 def _read_batch(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
