@@ -250,6 +250,21 @@ def test_an_unexpected_error_in_a_pack_is_retried_alone(store, tmp_path, schedul
     assert list(read_errors(tmp_path / "once").to_pandas().task_key) == [bad.key]
 
 
+def test_a_pack_that_fails_as_a_whole_runs_its_units_alone(store, tmp_path, scheduler, monkeypatch):
+    """What a pack whose workers kept dying (KilledWorker) or that was cancelled gives the
+    client: an exception for the whole pack. Its units then run one by one."""
+
+    def lost(pack):  # every pack of several units fails; units alone run extract_task
+        raise RuntimeError("the pack's workers died")
+
+    monkeypatch.setattr(run_module, "extract_pack", lost)
+    summary = _run(store, tmp_path / "t", scheduler, task_seconds=60, retries=0)
+    assert summary.dask_tasks < UNITS  # there were packs, and each failed
+    assert (summary.extracted, summary.failed) == (UNITS, 0)
+    assert read_table(tmp_path / "t").num_rows == UNITS
+    assert read_errors(tmp_path / "t").num_rows == 0
+
+
 def test_task_seconds_is_checked(store, tmp_path, scheduler):
     for bad in (-1, float("nan"), "1", True):
         with pytest.raises(SettingsError, match="task_seconds"):
