@@ -19,7 +19,9 @@ feature of the class) and are timed per class and configuration:
   after a warm-up on a small case. ``--flash-threads`` defaults to 1: radflow and PyRadiomics
   use one core per task.
 
-Each run is a child process (``--child``) that reports its wall time and its peak RSS above the
+Each run is a child process (``--child``) that reports its time (wall clock, or with ``--clock
+cpu`` the process's CPU time over all its threads, steadier when other jobs share the machine;
+the wall time is printed beside it) and its peak RSS above the
 RSS before the call (Linux VmHWM reset just before; the case and the warm-up are already
 resident), and saves the values of its maps at the ROI voxels; the parent compares them: the
 largest relative difference of radflow from PyRadiomics (the oracle), and of flash-radiomics
@@ -34,7 +36,7 @@ Run::
 
     python benchmarks/bench_voxel.py [--classes firstorder glcm ...] [--radius 1 2 3]
         [--masked] [--unmasked] [--tools radflow pyradiomics flash] [--repeat 3]
-        [--flash-threads 1] [--ops]
+        [--flash-threads 1] [--ops] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ def _roi_values(result: dict, mask: sitk.Image) -> dict[str, np.ndarray]:
     return out
 
 
-def _child(tool, feature_class, radius, masked, repeat, flash_threads, out_path) -> None:
+def _child(tool, feature_class, radius, masked, repeat, flash_threads, out_path, clock) -> None:
     image, mask = voxel_case()
     run = _runner(tool, flash_threads)
     with warnings.catch_warnings():
@@ -180,19 +182,22 @@ def _child(tool, feature_class, radius, masked, repeat, flash_threads, out_path)
         result = None
         for _ in range(repeat):
             result = None
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             result = run(image, mask, params(feature_class, radius, masked))
-            times.append(time.perf_counter() - start)
+            times.append((time.perf_counter() - start, time.process_time() - start_cpu))
         peak = (_status_kib("VmHWM") - base) / 1024.0
     values = _roi_values(result, mask)
     np.savez(out_path, **values)
-    print(json.dumps({"seconds": min(times), "peak_mib": peak, "maps": len(values)}))
+    wall, cpu = min(times, key=lambda t: t[0] if clock == "wall" else t[1])
+    seconds = wall if clock == "wall" else cpu
+    report = {"seconds": seconds, "wall": wall, "cpu": cpu, "peak_mib": peak, "maps": len(values)}
+    print(json.dumps(report))
 
 
-def _measure(tool, feature_class, radius, masked, repeat, flash_threads, directory):
+def _measure(tool, feature_class, radius, masked, repeat, flash_threads, directory, clock):
     out_path = os.path.join(directory, f"{tool}_{feature_class}_{radius}_{int(masked)}.npz")
     command = [sys.executable, "-W", "ignore", __file__, "--child", tool, feature_class]
-    command += [str(radius), str(int(masked)), str(repeat), str(flash_threads), out_path]
+    command += [str(radius), str(int(masked)), str(repeat), str(flash_threads), out_path, clock]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
@@ -348,11 +353,27 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="radflow runs (best taken)")
     parser.add_argument("--flash-threads", type=int, default=1)
     parser.add_argument("--ops", action="store_true", help="print the first-order and GLCM floors")
-    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time reported: wall clock, or the process's CPU time (all its threads; steadier "
+        "when other jobs share the machine)",
+    )
+    parser.add_argument("--child", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        tool, feature_class, radius, masked, repeat, threads, out_path = args.child
-        _child(tool, feature_class, int(radius), masked == "1", int(repeat), int(threads), out_path)
+        tool, feature_class, radius, masked, repeat, threads, out_path, clock = args.child
+        _child(
+            tool,
+            feature_class,
+            int(radius),
+            masked == "1",
+            int(repeat),
+            int(threads),
+            out_path,
+            clock,
+        )
         return
     modes = [m for m, on in ((True, args.masked), (False, args.unmasked)) if on] or [True, False]
     sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log file as it comes
@@ -361,7 +382,8 @@ def main(argv=None) -> None:
     n_roi = int(np.count_nonzero(sitk.GetArrayViewFromImage(mask)))
     print(
         f"case: {image.GetSize()[::-1]} (z, y, x) int16 CT crop, ROI {n_roi} voxels; "
-        f"load average {os.getloadavg()[0]:.2f}; flash threads {args.flash_threads}"
+        f"load average {os.getloadavg()[0]:.2f}; flash threads {args.flash_threads}; "
+        f"clock {args.clock}"
     )
     radflow_per_voxel = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -381,6 +403,7 @@ def main(argv=None) -> None:
                             args.repeat if tool == "radflow" else 1,
                             args.flash_threads,
                             directory,
+                            args.clock,
                         )
                         for tool in args.tools
                     }
@@ -393,6 +416,8 @@ def main(argv=None) -> None:
                             continue
                         totals[tool] += run["seconds"]
                         cell = f"{tool} {run['seconds']:8.3f} s {run['peak_mib']:6.0f} MiB"
+                        if args.clock == "cpu":
+                            cell += f" (wall {run['wall']:.3f} s)"
                         if tool != "radflow" and "seconds" in runs.get("radflow", {}):
                             cell += f" {run['seconds'] / runs['radflow']['seconds']:6.1f}x"
                         cells.append(cell)
