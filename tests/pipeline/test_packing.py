@@ -287,6 +287,10 @@ def _executing(dask_worker) -> list[str]:
     return [str(ts.key) for ts in dask_worker.state.executing]
 
 
+def _executing_on(client, worker: str) -> list[str]:
+    return client.run(_executing, workers=[worker])[worker]
+
+
 def test_a_worker_killed_mid_pack_loses_nothing(store, tmp_path, scheduler):
     """Two worker processes (nannies restart them), every unit slowed by 0.25 s; the worker
     running a pack is SIGKILLed once it has been inside the pack longer than a unit takes:
@@ -320,29 +324,37 @@ def test_a_worker_killed_mid_pack_loses_nothing(store, tmp_path, scheduler):
                     scheduler=cluster.scheduler_address,
                     progress=False,
                     task_seconds=60,
+                    commit_interval_s=0,
                 )
             except BaseException as exc:
                 outcome["error"] = exc
 
         thread = threading.Thread(target=client_run, daemon=True)
         thread.start()
+        # Once a case is committed the first wave is over: the packs running are the run's
+        # first, largest ones (~12 units, ~3 s each here).
+        table = tmp_path / "t"
         seen: dict[tuple[str, str], float] = {}  # (worker, pack) -> first seen executing
-        victim = None
+        pids = {w: pid for w, pid in monitor.run(os.getpid).items()}
+        killed = None
         deadline = time.monotonic() + 240
-        while victim is None:
+        while killed is None:
             assert thread.is_alive() and time.monotonic() < deadline, outcome
             now = time.monotonic()
+            committed = any(table.rglob("*.parquet"))
             for worker, keys in monitor.run(_executing).items():
                 for key in keys:
-                    if key.startswith("radflow-pack-"):
-                        started = seen.setdefault((worker, key), now)
-                        if now - started > 1.5 * SLOW_S:  # one unit done, more to come
-                            victim = worker, key
+                    if not (key.startswith("radflow-pack-") and committed):
+                        continue
+                    started = seen.setdefault((worker, key), now)
+                    # Inside it longer than a unit takes, and still inside it right now.
+                    if now - started > 1.5 * SLOW_S and key in _executing_on(monitor, worker):
+                        os.kill(pids[worker], signal.SIGKILL)
+                        killed = worker, key
+                        break
+                if killed:
+                    break
             time.sleep(0.05)
-        worker, key = victim
-        assert key in monitor.run(_executing, workers=[worker])[worker]  # still inside it
-        pid = monitor.run(os.getpid, workers=[worker])[worker]
-        os.kill(pid, signal.SIGKILL)
         thread.join(timeout=300)
     assert not thread.is_alive()
     assert "error" not in outcome, outcome.get("error")
