@@ -384,20 +384,21 @@ def pack(
     ------
     Pack
     """
-    remaining = sum(t.cost_s for t in tasks) if guided else float("inf")
+    costs = [t.cost_s if t.cost_s > 0 else COST_FIXED_S for t in tasks]  # none is free
+    remaining = sum(costs) if guided else float("inf")
     current: list[Task] = []
     cost = 0.0
     limit = 0.0
-    for task in tasks:
+    for task, task_cost in zip(tasks, costs):
         if not current:
             limit = min(target_s, remaining / (_GUIDED * max(1, threads)))
-        elif cost + task.cost_s > limit:
+        elif cost + task_cost > limit:
             yield _make_pack(current, cost)
             current, cost = [], 0.0
             limit = min(target_s, remaining / (_GUIDED * max(1, threads)))
         current.append(task)
-        cost += task.cost_s
-        remaining -= task.cost_s
+        cost += task_cost
+        remaining -= task_cost
     if current:
         yield _make_pack(current, cost)
 

@@ -124,6 +124,9 @@ def test_pack_fills_to_the_target_then_shrinks_with_the_remaining_work():
     assert [len(p.tasks) for p in pack(units, 4.0, threads=2)] == [2, 2, 1, 1, 1, 1, 1, 1]
     # Target 0: one Dask task per unit, under the unit's own key (the unpacked run).
     assert [p.key for p in pack(units, 0, threads=1)] == [u.key for u in units]
+    # Units without an estimate (cost 0) still count: no single pack of everything.
+    free = [_unit(i, 0.0) for i in range(100)]
+    assert len(list(pack(free, 0.1, threads=1))) > 1
     # A unit costlier than the target goes alone.
     big = [_unit(0, 1.0), _unit(1, 9.0), _unit(2, 1.0), _unit(3, 1.0)]
     assert [len(p.tasks) for p in pack(big, 2.0, threads=1)] == [1, 1, 1, 1]
