@@ -113,6 +113,29 @@ def pet_min_size_mm3(spacing_zyx) -> float:
     return max(PET_MIN_SIZE_MM3, (minimum + 1) * voxel_mm3)
 
 
+def habitat_min_size_mm3(store: str | Path) -> float:
+    """Smallest connected piece of a habitat the demo's habitat maps keep (mm³).
+
+    ``radflow run`` extracts each habitat of a GTV as its own ROI (rows ``gtv_habitat_<k>``),
+    so a habitat must hold more voxels than the demo's ``minimumROISize``: its pieces
+    (connected components) must, on the coarsest grid among the series that carry the
+    habitats' GTVs (:data:`HABITAT_ROI` on the first of :data:`HABITAT_CHANNELS`). The habitat
+    model reassigns smaller pieces to the neighbouring habitat
+    (:func:`radflow.model.habitat.reassign_small_components`), so a habitat made only of small
+    pieces is absent from that GTV's map (its volume and fraction 0, no row of it) rather than a
+    ROI the extraction refuses. 0 when the store has no such series.
+    """
+    minimum = load_params(demo_params()).settings.minimum_roi_size or 0
+    units, _ = habitats.plan_units(store, HABITAT_ROI, HABITAT_CHANNELS)
+    used = {(u.case, u.series) for u in units}
+    voxels_mm3 = [
+        float(np.prod(np.asarray(info.spacing_zyx, dtype=float)))
+        for info in list_series(store)
+        if (info.case, info.series) in used
+    ]
+    return (minimum + 1) * max(voxels_mm3, default=0.0)
+
+
 def segment_pet(store: str | Path) -> list[str]:
     """Add a PET GTV (40 % of SUVmax, largest component) to every PT series without one.
 
@@ -150,7 +173,8 @@ def habitat_step(
     """Fit the demo's habitat model on every CT GTV and write each GTV's habitat map.
 
     The two-stage habitat model (:class:`radflow.model.habitat.HabitatModel`, K =
-    :data:`HABITAT_COUNT`, seed 0) is fitted on the GTV voxels of every case with CT and PET
+    :data:`HABITAT_COUNT`, seed 0, pieces of habitats smaller than :func:`habitat_min_size_mm3`
+    reassigned to their neighbour) is fitted on the GTV voxels of every case with CT and PET
     (:func:`radflow.pipeline.habitats.fit`), then applied on an embedded Dask cluster
     (:func:`radflow.pipeline.habitats.apply`, incremental: unchanged maps are kept), each map
     stored as the label ``gtv_habitats`` of the CT series. The extraction's habitat class
@@ -164,7 +188,12 @@ def habitat_step(
         ``means`` (habitat -> mean of each channel) and ``seconds``.
     """
     started = time.monotonic()
-    estimator = HabitatModel(HABITAT_COUNT, method="two-stage", random_state=0)
+    estimator = HabitatModel(
+        HABITAT_COUNT,
+        method="two-stage",
+        min_size_mm3=habitat_min_size_mm3(store),
+        random_state=0,
+    )
     inputs = _habitat_inputs(store, estimator)
     recorded = Path(model_file).with_suffix(".inputs")
     if (
@@ -178,6 +207,10 @@ def habitat_step(
         with atomic_file(recorded) as tmp:
             tmp.write_text(inputs + "\n", encoding="ascii")
         print(fitted.report())
+    print(
+        f"  habitat pieces under {estimator.min_size_mm3:.0f} mm³ (minimumROISize + 1 voxels on "
+        "the coarsest CT grid) merged into their neighbouring habitat"
+    )
     applied = habitats.apply(
         store, model_file, scheduler=scheduler, workers=workers, incremental=True, progress=False
     )
