@@ -81,14 +81,17 @@ from radflow.pipeline.tasks import (
     extract_task,
 )
 
+dask = load("dask")
 distributed = load("distributed")
 
-__all__ = ["DEFAULT_TASK_SECONDS", "RunSummary", "run"]
+__all__ = ["DEFAULT_TASK_SECONDS", "TASK_SECONDS_SETTING", "RunSummary", "run"]
 
 #: Target duration of one Dask task (estimated seconds): units are packed up to it.
 #: Dask costs ~4 ms per task here (benchmarks/RESULTS.md), under 1 % of 0.5 s; shorter
 #: packs balance the workers better, longer ones lose more when a worker dies.
 DEFAULT_TASK_SECONDS = 0.5
+#: Dask configuration key of the default (``DASK_RADFLOW__TASK_SECONDS=1`` in the environment).
+TASK_SECONDS_SETTING = "radflow.task-seconds"
 #: Tasks in flight per worker thread, one unit each; more only adds scheduler bookkeeping.
 _WINDOW_PER_THREAD = 8
 _MIN_WINDOW = 64
@@ -307,7 +310,7 @@ def run(
     progress: bool = True,
     retries: int = 2,
     commit_interval_s: float = 5.0,
-    task_seconds: float = DEFAULT_TASK_SECONDS,
+    task_seconds: float | None = None,
 ) -> RunSummary:
     """Extract the features of every ROI in a store into a Parquet feature table.
 
@@ -336,11 +339,14 @@ def run(
         Longest time a completed case waits to be committed with others (0:
         each case as soon as it is done). A client killed meanwhile loses
         only that much work, which the next run redoes.
-    task_seconds : float
+    task_seconds : float, optional
         Target duration of one Dask task, in seconds of estimated extraction time
         (:func:`radflow.pipeline.plan.pack`): units (series, ROI, image-type
         group) are packed up to it, so that Dask's cost per task is paid per
         pack. 0: one Dask task per unit. Keys, rows and failures stay per unit.
+        Default: dask's setting ``radflow.task-seconds`` (so ``radflow run`` takes
+        it from ``DASK_RADFLOW__TASK_SECONDS`` or a dask configuration file), else
+        :data:`DEFAULT_TASK_SECONDS`.
 
     Returns
     -------
@@ -359,12 +365,16 @@ def run(
         raise SettingsError(f"retries must be a whole number >= 0, got {retries!r}")
     if not (isinstance(commit_interval_s, (int, float)) and commit_interval_s >= 0):
         raise SettingsError(f"commit_interval_s must be >= 0 seconds, got {commit_interval_s!r}")
+    what = "task_seconds"
+    if task_seconds is None:
+        what = f"dask setting {TASK_SECONDS_SETTING!r}"
+        task_seconds = dask.config.get(TASK_SECONDS_SETTING, DEFAULT_TASK_SECONDS)
     if not (
         isinstance(task_seconds, (int, float))
         and not isinstance(task_seconds, bool)
         and 0 <= task_seconds < float("inf")
     ):
-        raise SettingsError(f"task_seconds must be >= 0 seconds, got {task_seconds!r}")
+        raise SettingsError(f"{what} must be >= 0 seconds, got {task_seconds!r}")
     started = time.monotonic()
     run_id = f"{_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     plan = make_plan(store, params)

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -23,7 +24,7 @@ from radflow.params.pyradiomics_params import load_params
 from radflow.pipeline import run as run_module
 from radflow.pipeline import tasks as tasks_module
 from radflow.pipeline.plan import Task, cost_per_voxel, make_plan, pack
-from radflow.pipeline.run import run
+from radflow.pipeline.run import DEFAULT_TASK_SECONDS, TASK_SECONDS_SETTING, run
 from radflow.pipeline.table import read_errors, read_table, verify
 from radflow.store.write import write_series
 
@@ -272,6 +273,22 @@ def test_task_seconds_is_checked(store, tmp_path, scheduler):
     for bad in (-1, float("nan"), "1", True):
         with pytest.raises(SettingsError, match="task_seconds"):
             _run(store, tmp_path / "t", scheduler, task_seconds=bad)
+        with (
+            dask.config.set({TASK_SECONDS_SETTING: bad}),
+            pytest.raises(SettingsError, match="radflow.task-seconds"),
+        ):
+            _run(store, tmp_path / "t", scheduler)
+
+
+def test_task_seconds_from_dask_configuration(store, tmp_path, scheduler):
+    # What `radflow run` uses: DASK_RADFLOW__TASK_SECONDS=0 gives one Dask task per unit.
+    config = dask.config.collect_env({"DASK_RADFLOW__TASK_SECONDS": "0"})
+    with dask.config.set(config):
+        assert dask.config.get(TASK_SECONDS_SETTING) == 0
+        unpacked = _run(store, tmp_path / "a", scheduler)
+    assert unpacked.task_seconds == 0 and unpacked.dask_tasks == UNITS
+    packed = _run(store, tmp_path / "b", scheduler)
+    assert packed.task_seconds == DEFAULT_TASK_SECONDS
 
 
 def test_the_chosen_task_size_is_printed(store, tmp_path, scheduler, capsys):
