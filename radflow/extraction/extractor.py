@@ -243,10 +243,14 @@ def warmup(
     )
     # Voxel mode's kernels are their own (sliding windows over the padded box): compiled here
     # too, masked and unmasked, in 3D and in-plane; the maps are not part of the result.
+    # kernelRadius 2 as well: GLRLM, GLSZM, GLDM and NGTDM slide their kernel along x only
+    # from radius 2 on (other compiled paths).
     texture = {name: None for name in FEATURE_CLASSES if name not in ("shape", "shape2D")}
     for voxel_setting, setting in (
         ({"kernelRadius": 1}, {"binWidth": 10}),
         ({"kernelRadius": 1, "maskedKernel": False}, {"binWidth": 10}),
+        ({"kernelRadius": 2}, {"binWidth": 10}),
+        ({"kernelRadius": 2, "maskedKernel": False}, {"binWidth": 10}),
         ({"kernelRadius": 1}, {"binWidth": 10, "force2D": True, "weightingNorm": "euclidean"}),
     ):
         extract(
