@@ -32,7 +32,6 @@ the same (same model and inputs, same radflow), and only new failures count in
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import hashlib
 import json
@@ -53,10 +52,17 @@ from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import InputError, RadflowError, SettingsError
 from radflow.io.records import LabelMap, roi_key
-from radflow.pipeline.clusters import connect
-from radflow.pipeline.progress import Progress
-from radflow.pipeline.run import _is_known, traceback_digest
-from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError
+from radflow.pipeline.outcomes import (
+    ClusterSummary,
+    ErrorsRecord,
+    check_retries,
+    dask_session,
+    document,
+    error_row,
+    finished,
+    listed,
+)
+from radflow.pipeline.tasks import TaskError
 from radflow.store import layout
 from radflow.store.catalogue import SeriesInfo, label_rois, list_series
 from radflow.store.chunks import DamagedChunkError
@@ -92,6 +98,7 @@ __all__ = [
 #: ``format`` of the model files :func:`fit` writes.
 MODEL_FORMAT = "radflow-habitat-model-1"
 _ERRORS = ".habitats-errors"
+_KNOWN = "known failures, not retried until their input or the model change"
 
 
 @dataclass(frozen=True)
@@ -401,10 +408,7 @@ class FitSummary:
             f"  {'time':<22}{self.seconds:.1f} s",
         ]
         if self.missing:
-            lines.append("left out (not fitted on):")
-            lines += [f"  {m}" for m in self.missing[:20]]
-            if len(self.missing) > 20:
-                lines.append(f"  ... and {len(self.missing) - 20} more")
+            lines += ["left out (not fitted on):", *listed(self.missing)]
         return "\n".join(lines)
 
 
@@ -551,8 +555,12 @@ def habitat_task(unit: HabitatUnit, model: str, fingerprint: str, channels: tupl
 
 
 @dataclass
-class ApplySummary:
-    """What :func:`apply` did."""
+class ApplySummary(ClusterSummary):
+    """What :func:`apply` did.
+
+    Failures and time: :class:`~radflow.pipeline.outcomes.ClusterSummary` (``radflow habitats
+    apply`` exits 1 when ``new_failures`` > 0).
+    """
 
     store: Path
     model: Path
@@ -561,59 +569,24 @@ class ApplySummary:
     units: int = 0
     written: int = 0
     skipped: int = 0
-    failed: int = 0
-    known_failed: int = 0
     missing: list[Missing] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    known_messages: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def new_failures(self) -> int:
-        """Failures not known before this run: ``radflow habitats apply`` exits 1 when > 0."""
-        return self.failed - self.known_failed
 
     def report(self) -> str:
-        lines = [f"habitat maps {habitat_key(self.roi)} in {self.store}  (model {self.model})"]
-        if self.written == 0 and self.new_failures == 0:
-            known = f" ({self.known_failed} known failure(s))" if self.known_failed else ""
-            lines.append(f"nothing to compute: all {self.skipped} map(s) are up to date{known}")
-        failed = self.failed
-        if self.known_failed:
-            failed = f"{self.failed}  (new {self.new_failures}, known {self.known_failed})"
-        for name, value in (
-            ("ROIs planned", self.units),
-            ("maps written", self.written),
-            ("skipped (unchanged)", self.skipped),
-            ("failed", failed),
-            ("cases left out", len(self.missing)),
-            ("time", f"{self.seconds:.1f} s"),
-        ):
-            lines.append(f"  {name:<22}{value}")
-        if self.missing:
-            lines.append("left out (no habitat map):")
-            lines += [f"  {m}" for m in self.missing[:20]]
-        for count, messages, title in (
-            (self.new_failures, self.messages, "new failures"),
-            (
-                self.known_failed,
-                self.known_messages,
-                "known failures, not retried until their input or the model change",
-            ),
-        ):
-            if count:
-                lines.append(f"{title} (errors record: {errors_file(self.store, self.roi)}):")
-                lines += [f"  {m}" for m in messages[:20]]
-        return "\n".join(lines)
-
-    def _count(self, row: dict, *, known: bool) -> None:
-        self.failed += 1
-        self.known_failed += int(known)
-        message = (
-            f"{row['case_id']}/{row['series_id']}/{row['label_key']}:{row['label']}: "
-            f"{row['error_type']}: {row['message']}"
+        idle = f"nothing to compute: all {self.skipped} map(s) are up to date"
+        return self.compose_report(
+            f"habitat maps {habitat_key(self.roi)} in {self.store}  (model {self.model})",
+            [
+                ("ROIs planned", self.units),
+                ("maps written", self.written),
+                ("skipped (unchanged)", self.skipped),
+                ("failed", self.failed_text),
+                ("cases left out", len(self.missing)),
+            ],
+            idle=None if self.written else idle,
+            record=errors_file(self.store, self.roi),
+            titles=("new failures", _KNOWN),
+            notes=["left out (no habitat map):", *listed(self.missing)] if self.missing else (),
         )
-        (self.known_messages if known else self.messages).append(message)
 
 
 def errors_file(store: str | Path, roi: str) -> Path:
@@ -621,24 +594,11 @@ def errors_file(store: str | Path, roi: str) -> Path:
     return Path(store) / _ERRORS / f"{habitat_key(roi)}.json"
 
 
-def _error_row(unit: HabitatUnit, key: str, error_type: str, message: str, tb: str, permanent):
-    return {
-        "case_id": unit.case,
-        "series_id": unit.series,
-        "roi": unit.roi,
-        "label_key": unit.label_key,
-        "label": unit.label,
-        "task_key": key,
-        "error_type": error_type,
-        "message": message[:2000],
-        "traceback_digest": traceback_digest(tb),
-        "permanent": bool(permanent),
-        "input_fingerprint": ",".join(unit.fingerprints),
-        "radflow_version": __version__,
-        "failed_at": _dt.datetime.now(_dt.UTC).isoformat(),
-    }
+def _error_row(unit: HabitatUnit, key: str, error: TaskError) -> dict:
+    return error_row(unit, key, error, {"input_fingerprint": ",".join(unit.fingerprints)})
 
 
+@document
 def apply(
     store: str | Path,
     model: str | Path,
@@ -659,22 +619,17 @@ def apply(
         Volume store; each map becomes the label ``<roi>_habitats`` of the ROI's series.
     model : str or path-like
         A model file of :func:`fit`. Workers read it, as they read the store.
-    scheduler, workers, cluster, cluster_config
-        Where to run: see :func:`radflow.pipeline.clusters.connect`.
+    %(where)s
     incremental : bool
         Compute only the maps the store does not hold for the same model and inputs.
-    progress : bool
-        Progress output on stderr.
-    retries : int
-        Extra attempts of a task after an unexpected exception.
+    %(progress)s
 
     Returns
     -------
     ApplySummary
     """
     started = time.monotonic()
-    if type(retries) is not int or retries < 0:
-        raise SettingsError(f"retries must be a whole number >= 0, got {retries!r}")
+    check_retries(retries)
     root = _store_path(store)
     model_path = Path(model).resolve()
     artefact = load_model(model_path)
@@ -689,24 +644,16 @@ def apply(
         units=len(units),
         missing=missing,
     )
-    path = errors_file(root, roi)
     # Permanent failures recorded by this radflow version, by task key: a unit whose key is
     # unchanged (same model, series, label and ROI) fails again the same way.
-    previous = {
-        row["task_key"]: row
-        for row in _recorded_errors(path)
-        if row.get("permanent") and row.get("radflow_version") == __version__
-    }
-    todo, errors = [], []
+    record = ErrorsRecord(errors_file(root, roi))
+    todo = []
     for unit in units:
         key = unit.task_key(fingerprint)
-        record = habitat_record(root, unit.case, unit.series, habitat_key(roi))
-        if incremental and record is not None and record.get("task_key") == key:
+        stored = habitat_record(root, unit.case, unit.series, habitat_key(roi))
+        if incremental and stored is not None and stored.get("task_key") == key:
             summary.skipped += 1
-        elif incremental and key in previous:  # a known failure: kept, not run again
-            errors.append(previous[key])
-            summary._count(previous[key], known=True)
-        else:
+        elif not (incremental and record.keep_known(key, summary)):
             todo.append((key, unit))
     if todo:
         _execute(
@@ -714,8 +661,7 @@ def apply(
             str(model_path),
             artefact,
             summary,
-            errors,
-            previous,
+            record,
             scheduler=scheduler,
             workers=workers,
             cluster=cluster,
@@ -723,93 +669,37 @@ def apply(
             progress=progress,
             retries=retries,
         )
-    if errors or path.exists():
-        with atomic_file(path) as tmp:
-            tmp.write_text(json.dumps(errors, indent=1, default=str))
+    record.write()
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _recorded_errors(path: Path) -> list[dict]:
-    """The rows of an errors record (none when it is missing or unreadable)."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(rows, list):
-        return []
-    return [r for r in rows if isinstance(r, dict) and "task_key" in r]
-
-
-def _execute(
-    todo,
-    model,
-    artefact,
-    summary,
-    errors,
-    previous,
-    *,
-    scheduler,
-    workers,
-    cluster,
-    cluster_config,
-    progress,
-    retries,
-) -> None:
+def _execute(todo, model, artefact, summary, record, *, progress, retries, **where) -> None:
     by_key = dict(todo)
-    channels = tuple(artefact["channels"])
-    bar = Progress(len(todo), "ROIs") if progress else None
-    with connect(
-        scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
-    ) as client:
-        client.register_plugin(SingleThreadedLibraries())
+    with dask_session(len(todo), "ROIs", progress=progress, **where) as (client, bar):
         futures = client.map(
             habitat_task,
             [unit for _, unit in todo],
             model=model,
             fingerprint=artefact["fingerprint"],
-            channels=channels,
+            channels=tuple(artefact["channels"]),
             key=[key for key, _ in todo],
             retries=retries,
             pure=False,
         )
-        for future in distributed.as_completed(futures, loop=client.loop):
-            unit = by_key[future.key]
-            try:
-                result = future.result()
-                if isinstance(result, TaskError):
-                    error = _error_row(
-                        unit,
-                        future.key,
-                        result.error_type,
-                        result.message,
-                        result.traceback,
-                        result.permanent,
-                    )
-                else:
-                    error = None
-            except Exception as exc:
-                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                error = _error_row(
-                    unit, future.key, type(exc).__name__, str(exc) or repr(exc), text, False
-                )
-            future.release()
-            if error is None:
+        for key, result in finished(futures, client):
+            unit = by_key[key]
+            if not isinstance(result, TaskError):
                 try:
-                    _write_map(unit, future.key, artefact, *result)
+                    _write_map(unit, key, artefact, *result)
                 except RadflowError as exc:
-                    error = _error_row(
-                        unit, future.key, type(exc).__name__, str(exc), traceback.format_exc(), True
-                    )
-            if error is not None:
-                errors.append(error)
-                summary._count(error, known=_is_known(error, previous))
+                    result = TaskError(type(exc).__name__, str(exc), traceback.format_exc())
+            if isinstance(result, TaskError):
+                record.add(_error_row(unit, key, result), summary)
             else:
                 summary.written += 1
             if bar:
-                bar.update(failed=int(error is not None), note=unit.case)
-    if bar:
-        bar.close()
+                bar.update(failed=int(isinstance(result, TaskError)), note=unit.case)
 
 
 def _write_map(unit: HabitatUnit, key: str, artefact: dict, box, habitats: np.ndarray) -> None:

@@ -36,27 +36,26 @@ a failure that is not permanent (a larger worker may run it).
 Errors. A unit that fails (bad input: a :class:`~radflow.pipeline.tasks.TaskError`; or an
 exception on the worker) is recorded in the errors record
 ``STORE/.maps-errors/<feature set>.json`` (one row per failed unit, the fields of ``radflow
-run``'s errors table) and never stops the others; its maps are left as they were. As in
-``radflow run``, a ``permanent`` failure (bad input) is *known* to the next run while the
-unit's key (series fingerprint, label, ROI, parameters) and radflow's version are the same: an
-incremental run does not retry it and keeps its row; :attr:`MapsSummary.new_failures` counts the
-others (``radflow maps`` exits 1 on those). The record is rewritten by every run with the rows
-of its planned units only, so rows of series ingested again or ROIs removed do not linger.
+run``'s errors table: :mod:`radflow.pipeline.outcomes`) and never stops the others; its maps
+are left as they were. As in ``radflow run``, a ``permanent`` failure (bad input) is *known* to
+the next run while the unit's key (series fingerprint, label, ROI, parameters) and radflow's
+version are the same: an incremental run does not retry it and keeps its row;
+:attr:`MapsSummary.new_failures` counts the others (``radflow maps`` exits 1 on those). The
+record is rewritten by every run with the rows of its planned units only, so rows of series
+ingested again or ROIs removed do not linger.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
-import json
 import os
 import shutil
 import time
 import traceback
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from radflow._atomic import atomic_file, temporary_path
+from radflow._atomic import temporary_path
 from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import RadflowError, SettingsError
@@ -81,11 +80,17 @@ from radflow.features._directions import offsets
 from radflow.features.registry import features
 from radflow.features.voxel._kernel import half_widths
 from radflow.params.extraction import ExtractionParams
-from radflow.pipeline.clusters import connect
+from radflow.pipeline.outcomes import (
+    ClusterSummary,
+    ErrorsRecord,
+    check_retries,
+    dask_session,
+    document,
+    error_row,
+    finished,
+)
 from radflow.pipeline.plan import Task, make_plan
-from radflow.pipeline.progress import Progress
-from radflow.pipeline.run import traceback_digest
-from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError
+from radflow.pipeline.tasks import TaskError
 from radflow.preprocess.discretise import discretise
 from radflow.store import layout, ome
 from radflow.store.chunks import DamagedChunkError
@@ -109,6 +114,7 @@ __all__ = [
 ]
 
 _ERRORS = ".maps-errors"
+_KNOWN = "known failures, not retried until their input or parameters change"
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,12 @@ class MapTask:
 
 
 @dataclass
-class MapsSummary:
-    """What one ``radflow maps`` run did (``units``: series x ROI x image-type group)."""
+class MapsSummary(ClusterSummary):
+    """What one ``radflow maps`` run did (``units``: series x ROI x image-type group).
+
+    Failures and time: :class:`~radflow.pipeline.outcomes.ClusterSummary` (``radflow maps``
+    exits 1 when ``new_failures`` > 0).
+    """
 
     store: Path
     feature_set: str
@@ -145,53 +155,26 @@ class MapsSummary:
     computed: int = 0
     maps_written: int = 0
     skipped: int = 0
-    failed: int = 0
-    known_failed: int = 0
     removed: int = 0
-    seconds: float = 0.0
-    messages: list[str] = field(default_factory=list)
-    known_messages: list[str] = field(default_factory=list)
-
-    @property
-    def new_failures(self) -> int:
-        """Failures not known before this run: ``radflow maps`` exits 1 when > 0."""
-        return self.failed - self.known_failed
 
     def report(self) -> str:
-        lines = [f"feature maps in {self.store}  (feature_set={self.feature_set})"]
-        if self.computed == 0 and self.new_failures == 0:
-            known = f" ({self.known_failed} known failure(s))" if self.known_failed else ""
-            lines.append(f"nothing to compute: all {self.skipped} unit(s) are up to date{known}")
-        failed = self.failed
-        if self.known_failed:
-            failed = f"{self.failed}  (new {self.new_failures}, known {self.known_failed})"
-        for name, value in (
-            ("series in store", self.series),
-            ("units planned", self.units),
-            ("tasks (pieces)", self.tasks),
-            ("computed", self.computed),
-            ("maps written", self.maps_written),
-            ("skipped (unchanged)", self.skipped),
-            ("failed", failed),
-            ("ROI maps removed", self.removed),
-            ("time", f"{self.seconds:.1f} s"),
-        ):
-            lines.append(f"  {name:<22}{value}")
-        record = errors_file(self.store, self.feature_set)
-        for count, messages, title in (
-            (self.new_failures, self.messages, "failures"),
-            (
-                self.known_failed,
-                self.known_messages,
-                "known failures, not retried until their input or parameters change",
-            ),
-        ):
-            if count:
-                lines.append(f"{title} (errors record: {record}):")
-                lines += [f"  {m}" for m in messages[:20]]
-                if count > len(messages[:20]):
-                    lines.append(f"  ... and {count - len(messages[:20])} more")
-        return "\n".join(lines)
+        idle = f"nothing to compute: all {self.skipped} unit(s) are up to date"
+        return self.compose_report(
+            f"feature maps in {self.store}  (feature_set={self.feature_set})",
+            [
+                ("series in store", self.series),
+                ("units planned", self.units),
+                ("tasks (pieces)", self.tasks),
+                ("computed", self.computed),
+                ("maps written", self.maps_written),
+                ("skipped (unchanged)", self.skipped),
+                ("failed", self.failed_text),
+                ("ROI maps removed", self.removed),
+            ],
+            idle=None if self.computed else idle,
+            record=errors_file(self.store, self.feature_set),
+            titles=("failures", _KNOWN),
+        )
 
 
 def errors_file(store: str | Path, feature_set: str) -> Path:
@@ -559,27 +542,13 @@ def compute_maps(task: MapTask, stats: RegionStats | TaskError | None = None):
         return _task_error(exc)
 
 
-def _error_row(task: MapTask, error_type: str, message: str, tb: str, permanent: bool) -> dict:
+def _error_row(task: MapTask, error: TaskError) -> dict:
     unit = task.unit
-    return {
-        "case_id": unit.case,
-        "series_id": unit.series,
-        "roi": unit.roi,
-        "label_key": unit.label_key,
-        "label": unit.label,
-        "image_type_group": unit.group,
-        "task_key": task.key,
-        "error_type": error_type,
-        "message": message[:2000],
-        "traceback_digest": traceback_digest(tb),
-        "permanent": permanent,
-        "input_fingerprint": unit.fingerprint,
-        "params_hash": unit.params_hash,
-        "radflow_version": __version__,
-        "failed_at": _dt.datetime.now(_dt.UTC).isoformat(),
-    }
+    inputs = {"input_fingerprint": unit.fingerprint, "params_hash": unit.params_hash}
+    return error_row(unit, task.key, error, inputs, image_type_group=unit.group)
 
 
+@document
 def maps(
     store: str | Path,
     params: str | Path | Mapping[str, Any] | ExtractionParams,
@@ -601,14 +570,10 @@ def maps(
         Volume store (``radflow ingest``); the maps are written into it (:mod:`radflow.store.maps`).
     params : str, path-like, mapping or ExtractionParams
         PyRadiomics parameter file with ``voxelSetting``; its hash names the feature set.
-    scheduler, workers, cluster, cluster_config
-        Where to run: see :func:`radflow.pipeline.clusters.connect`.
+    %(where)s
     incremental : bool
         Compute only the units whose maps the store does not hold for the same key.
-    progress : bool
-        Progress output on stderr.
-    retries : int
-        Extra attempts of a task after an unexpected exception.
+    %(progress)s
     piece_zyx : tuple of 3 int, optional
         Shape of the pieces large regions are split into (default: the series' chunks).
 
@@ -617,6 +582,7 @@ def maps(
     MapsSummary
     """
     started = time.monotonic()
+    check_retries(retries)
     plan, todo, skipped, units = plan_maps(
         store, params, incremental=incremental, piece_zyx=piece_zyx
     )
@@ -628,20 +594,12 @@ def maps(
         tasks=len(todo),
         skipped=skipped,
     )
-    errors: list[dict] = []
-    record = errors_file(plan.store, plan.feature_set)
     # Permanent failures recorded by this radflow version, by task key: a unit whose key is
     # unchanged (same series, label, ROI and parameters) fails again the same way.
-    previous = {
-        row["task_key"]: row
-        for row in _read_errors(record)
-        if row.get("permanent") and row.get("radflow_version") == __version__
-    }
+    record = ErrorsRecord(errors_file(plan.store, plan.feature_set))
     if incremental:
-        known = {t.key: previous[t.key] for t in todo if t.key in previous}
-        for row in known.values():
-            errors.append(row)
-            _count_failure(summary, row, _message(row), known=True)
+        keys = dict.fromkeys(t.key for t in todo)  # pieces share their unit's key
+        known = {key for key in keys if record.keep_known(key, summary)}
         todo = [t for t in todo if t.key not in known]
         summary.tasks = len(todo)
     for failure in plan.failures:
@@ -654,25 +612,22 @@ def maps(
             "permanent": failure.permanent,
             "radflow_version": __version__,
         }
-        errors.append(row)
-        message = f"{failure.case}/{failure.series}: {failure.message}"
-        _count_failure(summary, row, message, known=_is_known(row, previous))
+        record.add(row, summary, f"{failure.case}/{failure.series}: {failure.message}")
     if todo:
         _execute(
             todo,
             plan.feature_set,
             summary,
-            errors,
-            previous,
-            scheduler,
-            workers,
-            cluster,
-            cluster_config,
-            progress,
-            retries,
+            record,
+            progress=progress,
+            retries=retries,
+            scheduler=scheduler,
+            workers=workers,
+            cluster=cluster,
+            cluster_config=cluster_config,
         )
     summary.removed = _remove_stale(plan)
-    _write_errors(errors_file(plan.store, plan.feature_set), errors)
+    record.write()
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -703,73 +658,11 @@ def _remove_stale(plan) -> int:
     return removed
 
 
-def _read_errors(path: Path) -> list[dict]:
-    """The rows of an errors record (none when it is missing or unreadable)."""
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    return (
-        [r for r in rows if isinstance(r, dict) and "task_key" in r]
-        if isinstance(rows, list)
-        else []
-    )
-
-
-def _is_known(row: dict, previous: Mapping[str, dict]) -> bool:
-    """Whether the record held this permanent failure already (same key, type and message)."""
-    before = previous.get(row["task_key"])
-    return bool(
-        row.get("permanent")
-        and before is not None
-        and (before["error_type"], before["message"]) == (row["error_type"], row["message"])
-    )
-
-
-def _message(row: dict) -> str:
-    where = f"{row['case_id']}/{row['series_id']}"
-    if row.get("label_key") is not None:
-        where += f"/{row['label_key']}:{row['label']} [{row.get('image_type_group')}]"
-    return f"{where}: {row['error_type']}: {row['message']}"
-
-
-def _count_failure(summary: MapsSummary, row: dict, message: str, *, known: bool) -> None:
-    summary.failed += 1
-    if known:
-        summary.known_failed += 1
-        summary.known_messages.append(message)
-    else:
-        summary.messages.append(message)
-
-
-def _write_errors(path: Path, rows: list[dict]) -> None:
-    if not rows and not path.exists():
-        return
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(rows, indent=1, default=str))
-
-
-def _execute(
-    todo,
-    feature_set,
-    summary,
-    errors,
-    previous,
-    scheduler,
-    workers,
-    cluster,
-    cluster_config,
-    progress,
-    retries,
-) -> None:
+def _execute(todo, feature_set, summary, record, *, progress, retries, **where) -> None:
     by_key = {t.piece_key: t for t in todo}
     parts: dict[str, list] = defaultdict(list)
     failed_units: set[str] = set()
-    bar = Progress(len(todo), "tasks") if progress else None
-    with connect(
-        scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
-    ) as client:
-        client.register_plugin(SingleThreadedLibraries())
+    with dask_session(len(todo), "tasks", progress=progress, **where) as (client, bar):
         # One task per split unit reads its whole ROI for what the pieces share; each piece
         # then reads its own chunk and halo only.
         first = {t.key: t for t in reversed(todo) if t.piece is not None}
@@ -785,31 +678,15 @@ def _execute(
             retries=retries,
             pure=False,
         )
-        for future in distributed.as_completed(futures, loop=client.loop):
-            task = by_key[future.key]
-            try:
-                result = future.result()
-                if isinstance(result, TaskError):
-                    error = _error_row(
-                        task, result.error_type, result.message, result.traceback, result.permanent
-                    )
-                    result = None
-                else:
-                    error = None
-            except Exception as exc:
-                text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                error = _error_row(task, type(exc).__name__, str(exc) or repr(exc), text, False)
-                result = None
-            future.release()
+        for key, result in finished(futures, client):
+            task = by_key[key]
+            failed = isinstance(result, TaskError)
             if bar:
-                bar.update(failed=int(error is not None), note=task.unit.case)
-            if error is not None:
+                bar.update(failed=int(failed), note=task.unit.case)
+            if failed:
                 if task.key not in failed_units:
                     failed_units.add(task.key)
-                    errors.append(error)
-                    _count_failure(
-                        summary, error, _message(error), known=_is_known(error, previous)
-                    )
+                    record.add(_error_row(task, result), summary)
                 parts.pop(task.key, None)
                 continue
             if task.key in failed_units:
@@ -817,8 +694,6 @@ def _execute(
             parts[task.key].append(result)
             if len(parts[task.key]) == task.pieces:
                 _write_unit(task, feature_set, parts.pop(task.key), summary)
-    if bar:
-        bar.close()
 
 
 def _write_unit(task: MapTask, feature_set: str, results: list, summary: MapsSummary) -> None:
