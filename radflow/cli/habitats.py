@@ -10,22 +10,16 @@ before any cluster starts (through :func:`radflow.cli.main`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from radflow import model, pipeline
 from radflow.cli._options import add_out, check_output_file, positive_int
-from radflow.cli.pipeline import _add_cluster_options
-from radflow.errors import InputError
+from radflow.cli.pipeline import (
+    _add_cluster_options,
+    _cluster_arguments,
+    _existing_store,
+    _report_failures,
+)
 
 __all__ = ["add_commands"]
-
-
-def _existing_store(path: str) -> Path:
-    root = Path(path)
-    if not root.is_dir():
-        reason = "is a file, not" if root.exists() else "no such"
-        raise InputError(root, f"{reason} store folder (written by `radflow ingest`)")
-    return root
 
 
 def _cmd_fit(args) -> int:
@@ -46,19 +40,8 @@ def _cmd_fit(args) -> int:
 def _cmd_apply(args) -> int:
     _existing_store(args.store)
     pipeline.habitats.load_model(args.model)  # a wrong model file fails before a cluster starts
-    summary = pipeline.habitats.apply(
-        args.store,
-        args.model,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        cluster=args.cluster,
-        cluster_config=args.cluster_config,
-        incremental=args.incremental,
-        progress=not args.quiet,
-        retries=args.retries,
-    )
-    print(summary.report())
-    return 1 if summary.new_failures else 0  # known failures are listed, not alarmed on
+    summary = pipeline.habitats.apply(args.store, args.model, **_cluster_arguments(args))
+    return _report_failures(summary)
 
 
 def add_commands(subparsers) -> None:
@@ -129,18 +112,7 @@ def add_commands(subparsers) -> None:
     )
     a.add_argument("store", metavar="STORE", help="volume store folder (radflow ingest)")
     a.add_argument("model", metavar="MODEL", help="model file of `radflow habitats fit`")
-    _add_cluster_options(a)
-    a.add_argument(
-        "--incremental",
-        action="store_true",
-        help="compute only maps the store does not hold for the same model and inputs",
+    _add_cluster_options(
+        a, incremental="compute only maps the store does not hold for the same model and inputs"
     )
-    a.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        metavar="N",
-        help="extra attempts of a task after an unexpected error (default 2)",
-    )
-    a.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     a.set_defaults(func=_cmd_apply)

@@ -144,40 +144,23 @@ def _check_table_paths(table: str) -> None:
 
 def _cmd_run(args) -> int:
     _check_table_paths(args.table)
-    summary = pipeline.run.run(
-        args.store,
-        args.params,
-        args.table,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        cluster=args.cluster,
-        cluster_config=args.cluster_config,
-        incremental=args.incremental,
-        progress=not args.quiet,
-        retries=args.retries,
-    )
-    print(summary.report())
-    return 1 if summary.new_failures else 0  # known failures are listed, not alarmed on
+    summary = pipeline.run.run(args.store, args.params, args.table, **_cluster_arguments(args))
+    return _report_failures(summary)
 
 
-def _cmd_maps(args) -> int:
-    root = Path(args.store)
+def _existing_store(path: str) -> Path:
+    """A store folder that exists (checked before a cluster starts)."""
+    root = Path(path)
     if not root.is_dir():
         reason = "is a file, not" if root.exists() else "no such"
         raise InputError(root, f"{reason} store folder (written by `radflow ingest`)")
-    summary = pipeline.maps.maps(
-        args.store,
-        args.params,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        cluster=args.cluster,
-        cluster_config=args.cluster_config,
-        incremental=args.incremental,
-        progress=not args.quiet,
-        retries=args.retries,
-    )
-    print(summary.report())
-    return 1 if summary.new_failures else 0  # known failures are listed, not alarmed on
+    return root
+
+
+def _cmd_maps(args) -> int:
+    _existing_store(args.store)
+    summary = pipeline.maps.maps(args.store, args.params, **_cluster_arguments(args))
+    return _report_failures(summary)
 
 
 def _existing_table(table: str) -> Path:
@@ -202,7 +185,13 @@ def _cmd_verify(args) -> int:
     return 0 if report.ok else 1
 
 
-def _add_cluster_options(p) -> None:
+def _add_cluster_options(p, incremental: str) -> None:
+    """The options of the commands that run on a Dask cluster (run, maps, habitats apply).
+
+    Where to run (``--scheduler``, ``--workers``, ``--cluster``, ``--cluster-config``),
+    ``--incremental`` (``incremental``: its help), ``--retries`` and ``-q/--quiet``; their
+    values are the keyword arguments :func:`_cluster_arguments` gives the command's function.
+    """
     p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
@@ -226,6 +215,34 @@ def _add_cluster_options(p) -> None:
         metavar="FILE",
         help="YAML of the cluster's keyword arguments plus scale/adapt (e.g. deploy/slurm.yaml)",
     )
+    p.add_argument("--incremental", action="store_true", help=incremental)
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="extra attempts of a task after an unexpected error (default 2)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _cluster_arguments(args) -> dict:
+    """The keyword arguments of :func:`_add_cluster_options`' options."""
+    return {
+        "scheduler": args.scheduler,
+        "workers": args.workers,
+        "cluster": args.cluster,
+        "cluster_config": args.cluster_config,
+        "incremental": args.incremental,
+        "progress": not args.quiet,
+        "retries": args.retries,
+    }
+
+
+def _report_failures(summary) -> int:
+    """Print a cluster command's summary; its exit code: 1 on new failures."""
+    print(summary.report())
+    return 1 if summary.new_failures else 0  # known failures are listed, not alarmed on
 
 
 def add_store_commands(subparsers) -> None:
@@ -307,21 +324,11 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--table", required=True, metavar="TABLE", help="feature table folder (created if absent)"
     )
-    _add_cluster_options(p)
-    p.add_argument(
-        "--incremental",
-        action="store_true",
-        help="extract only new or changed series (and earlier failures, except known "
+    _add_cluster_options(
+        p,
+        incremental="extract only new or changed series (and earlier failures, except known "
         "permanent ones whose input and parameters are unchanged)",
     )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        metavar="N",
-        help="extra attempts of a task after an unexpected error (default 2)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_run)
 
     p = subparsers.add_parser(
@@ -337,20 +344,10 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("store", metavar="STORE", help="volume store folder (radflow ingest)")
     add_params(p, required=True)
-    _add_cluster_options(p)
-    p.add_argument(
-        "--incremental",
-        action="store_true",
-        help="compute only maps the store does not hold for the same series and parameters",
+    _add_cluster_options(
+        p,
+        incremental="compute only maps the store does not hold for the same series and parameters",
     )
-    p.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        metavar="N",
-        help="extra attempts of a task after an unexpected error (default 2)",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_maps)
 
     p = subparsers.add_parser("table", help="maintain a feature table (compact, verify)")
