@@ -146,6 +146,13 @@ def _images_per_type(image_type: str, settings: Settings) -> int:
     return 1
 
 
+#: Bytes per box voxel every class's kernels hold besides the maps: the grey levels (int64)
+#: and the kernel mask (bool).
+_WORKING_BYTES = 9
+#: Bytes per box voxel of GLRLM's sliding window: two tables of 13 directions, uint8.
+_GLRLM_BYTES = 26
+
+
 def check_memory(
     box_zyx: Sequence[int],
     params: ExtractionParams,
@@ -179,8 +186,9 @@ def check_memory(
     Raises
     ------
     MemoryBudgetError
-        Estimated bytes (maps x box voxels x 8, plus one float64 box per filtered image) above
-        :func:`memory_budget_bytes`.
+        Estimated bytes (maps x box voxels x 8, plus one float64 box per filtered image, plus
+        the kernels' working set per box voxel: grey levels and kernel mask, 9 bytes, and
+        GLRLM's run tables, 26 bytes) above :func:`memory_budget_bytes`.
     """
     n_features = sum(
         len(list(names) if names is not None else default_names(cls, None))
@@ -190,7 +198,10 @@ def check_memory(
     held_images = n_images if images_at_once is None else min(images_at_once, n_images)
     n_maps = n_features * held_images
     voxels = math.prod(int(n) for n in box_zyx)
-    need = 8 * voxels * (n_maps + n_images)
+    # the maps and filtered images (float64), plus the per-box working set of the kernels:
+    # grey levels and kernel mask, and GLRLM's two 13-direction run tables of uint8
+    working = _WORKING_BYTES + (_GLRLM_BYTES if "glrlm" in classes else 0)
+    need = 8 * voxels * (n_maps + n_images) + working * voxels
     budget = memory_budget_bytes(params)
     if need <= budget:
         return

@@ -254,8 +254,12 @@ def test_summaries_over_the_memory_budget_are_refused_before_computing():
     image, mask = _case()
     params = {"mapSummary": {"classes": {"glcm": None}}, "voxelSetting": {"memoryBudget": 0.1}}
     # ROI box z 2:9, y 3:11, x 0:12 grown by 1 and clipped to (9, 12, 13): 8 x 10 x 13 voxels;
-    # 24 default GLCM maps + 1 filtered box, float64: 25 * 8 * 1040 = 208,000 bytes > 0.1 MiB
+    # 24 default GLCM maps + 1 filtered box, float64, plus the kernels' 9 bytes per voxel
+    # (grey levels, kernel mask): 25 * 8 * 1040 + 9 * 1040 = 217,360 bytes > 0.1 MiB
     with pytest.raises(voxel.MemoryBudgetError, match=r"mapSummary: 24 map\(s\) of 8 x 10 x 13"):
         radflow.extract(image, mask, params)
-    params["voxelSetting"]["memoryBudget"] = 0.2  # 209,715 bytes: enough
+    params["voxelSetting"]["memoryBudget"] = 0.2  # 209,715 bytes: not enough
+    with pytest.raises(voxel.MemoryBudgetError, match=r"need about 0\.207 MiB"):
+        radflow.extract(image, mask, params)
+    params["voxelSetting"]["memoryBudget"] = 0.21  # 220,201 bytes: enough
     assert "original_glcmmap_Idm_Mean" in radflow.extract(image, mask, params)

@@ -245,7 +245,8 @@ def test_command_line_bad_input_one_line_each(tmp_path, capsys):
         ),
         "shape.yaml": ({"featureClass": {"shape": None}}, ["no shape features", "firstorder"]),
         # ROI box 4 x 5 x 7 grown by 1 and clipped at x = 0: 6 x 7 x 8 = 336 voxels; 3 maps
-        # and 1 filtered box of float64: 336 * 8 * 4 = 10,752 bytes > 0.01 MiB (10,485 bytes)
+        # and 1 filtered box of float64, 9 bytes of working set per voxel:
+        # 336 * 8 * 4 + 336 * 9 = 13,776 bytes > 0.01 MiB (10,485 bytes)
         "budget.yaml": (
             {**PARAMS, "voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.01}},
             ["3 map(s) of 6 x 7 x 8 voxels", "memory budget of 0.010 MiB", "radflow maps"],
@@ -260,8 +261,8 @@ def test_command_line_bad_input_one_line_each(tmp_path, capsys):
         for word in words:
             assert word in err, (name, err)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
-    # just enough budget: the same call runs
-    params = {**PARAMS, "voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.011}}
+    # just enough budget (0.014 MiB: 14,680 bytes): the same call runs
+    params = {**PARAMS, "voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.014}}
     out = radflow.extract(str(image), str(mask), params, voxel_based=True)
     assert "original_firstorder_Mean" in out
 
@@ -270,13 +271,28 @@ def test_memory_budget_default_is_half_the_available_memory(monkeypatch):
     monkeypatch.setattr(voxel, "available_memory_bytes", lambda: 2 * 2**30)
     params = load_params({"featureClass": {"glcm": None}})
     assert voxel.memory_budget_bytes(params) == 2**30
-    # 24 GLCM maps + 1 filtered box on 200^3 voxels: 25 * 8 * 8e6 = 1.6 GB > 1 GiB
+    # 24 GLCM maps + 1 filtered box on 200^3 voxels: 25 * 8 * 8e6 (+ 9 * 8e6) = 1.67 GB > 1 GiB
     with pytest.raises(voxel.MemoryBudgetError, match="half the available memory"):
         voxel.check_memory((200, 200, 200), params, params.feature_classes, _defaults)
-    voxel.check_memory((100, 200, 200), params, params.feature_classes, _defaults)  # 0.8 GB
+    voxel.check_memory((100, 200, 200), params, params.feature_classes, _defaults)  # 0.84 GB
 
 
 def _defaults(cls, _):
     from radflow.extraction.extractor import _feature_names
 
     return _feature_names(cls, None)
+
+
+def test_memory_estimate_counts_the_kernels_working_set():
+    """Maps and filtered box (float64) plus 9 bytes per box voxel for the grey levels and kernel
+    mask, and 26 more for GLRLM's run tables, counted by hand on a 10 x 10 x 10 box."""
+    params = load_params({"voxelSetting": {"kernelRadius": 1, "memoryBudget": 0.03}})
+
+    def names(cls, _):
+        raise AssertionError("the features are given")
+
+    # one map + the Original box: 8 * 1000 * 2 + 9 * 1000 = 25,000 bytes <= 31,457 (0.03 MiB)
+    voxel.check_memory((10, 10, 10), params, {"firstorder": ["Mean"]}, names)
+    # with GLRLM: 8 * 1000 * 2 + (9 + 26) * 1000 = 51,000 bytes > 31,457
+    with pytest.raises(voxel.MemoryBudgetError, match=r"1 map\(s\) of 10 x 10 x 10"):
+        voxel.check_memory((10, 10, 10), params, {"glrlm": ["RunEntropy"]}, names)
