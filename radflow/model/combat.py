@@ -239,7 +239,9 @@ class ComBat(TransformerMixin, BaseEstimator):
         self.grand_mean_ = (self.batch_counts_ / n) @ coef[:n_batch]
         self.beta_ = coef[n_batch:]
         self.var_pooled_ = np.mean((data - design @ coef) ** 2, axis=0)
-        self.constant_ = self.var_pooled_ == 0.0
+        # Constant on the training rows: with covariates the least-squares residual of a
+        # constant column is rounding noise (~1e-30), not 0, so test the values themselves.
+        self.constant_ = (np.ptp(data, axis=0) == 0.0) | (self.var_pooled_ == 0.0)
         scale = np.sqrt(np.where(self.constant_, 1.0, self.var_pooled_))
         s_data = (data - self.grand_mean_ - covariates @ self.beta_) / scale
         s_data = s_data[:, ~self.constant_]

@@ -154,6 +154,21 @@ def test_constant_feature_passes_through(sites):
     np.testing.assert_allclose(out[FEATURES], plain[FEATURES], atol=1e-12)
 
 
+def test_constant_feature_passes_through_with_covariates(sites):
+    """With covariates the residual variance of a constant column is rounding noise, not 0;
+    it must still be recognised as constant (no division by ~1e-15, no warning)."""
+    frame = sites.assign(flat=5.0)
+    kw = dict(categorical=["sex"], continuous=["age"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = ComBat(batch="site", features=FEATURES + ["flat"], **kw).fit(frame)
+        out = model.transform(frame)
+    assert model.constant_[-1] and not model.constant_[:-1].any()
+    assert (out["flat"] == 5.0).all()
+    plain = ComBat(batch="site", features=FEATURES, **kw).fit_transform(sites)
+    np.testing.assert_allclose(out[FEATURES], plain[FEATURES], atol=1e-12)
+
+
 def test_nonparametric_prior_finite_for_large_batches():
     """With batches of hundreds, neuroCombat's likelihoods underflow (0/0 -> NaN);
     the log-space weights give finite values that remove the site shift."""
