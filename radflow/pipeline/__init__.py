@@ -6,6 +6,8 @@
 - :mod:`~radflow.pipeline.run`: the run on a Dask cluster (:mod:`~radflow.pipeline.clusters`).
 - :mod:`~radflow.pipeline.maps`: voxel-based feature maps of every ROI, into the store.
 - :mod:`~radflow.pipeline.habitats`: habitat models of a ROI, and habitat maps into the store.
+- :mod:`~radflow.pipeline.outcomes`: failure bookkeeping and summaries shared by the Dask
+  commands (errors records, known failures, reports).
 - :mod:`~radflow.pipeline.table`: the Hive-partitioned Parquet feature table.
 - :mod:`~radflow.pipeline.manifest`, :mod:`~radflow.pipeline.progress`,
   :mod:`~radflow.pipeline.fingerprint`: the store's manifest, progress output, fingerprints.
@@ -27,6 +29,7 @@ __getattr__, __dir__, __all__ = attach(
         "ingest",
         "manifest",
         "maps",
+        "outcomes",
         "plan",
         "progress",
         "run",
