@@ -23,6 +23,7 @@ from radflow.io.records import LabelMap
 from radflow.params.pyradiomics_params import load_params
 from radflow.pipeline import run as run_module
 from radflow.pipeline import tasks as tasks_module
+from radflow.pipeline.clusters import worker_config
 from radflow.pipeline.plan import Task, cost_per_voxel, make_plan, pack
 from radflow.pipeline.run import DEFAULT_TASK_SECONDS, TASK_SECONDS_SETTING, run
 from radflow.pipeline.table import read_errors, read_table, verify
@@ -311,7 +312,7 @@ def _executing_on(client, worker: str) -> list[str]:
     return client.run(_executing, workers=[worker])[worker]
 
 
-def test_a_worker_killed_mid_pack_loses_nothing(store, tmp_path, scheduler):
+def test_a_worker_killed_mid_pack_loses_nothing(store, tmp_path, scheduler, monkeypatch):
     """Two worker processes (nannies restart them), every unit slowed by 0.25 s; the worker
     running a pack is SIGKILLed once it has been inside the pack longer than a unit takes:
     the run ends with every row once, equal to an undisturbed run."""
@@ -324,7 +325,11 @@ def test_a_worker_killed_mid_pack_loses_nothing(store, tmp_path, scheduler):
     assert undisturbed.extracted == units
     preload = str(Path(__file__).with_name("slow_worker.py"))
     outcome = {}
+    # Dask's nannies set their pre-spawn environment in this process (os.environ.update):
+    # radflow's worker settings as `radflow run` starts them, and whatever leaks undone after.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     with (
+        dask.config.set(worker_config()),
         LocalCluster(
             n_workers=2,
             threads_per_worker=1,
