@@ -288,9 +288,13 @@ class ComBat(TransformerMixin, BaseEstimator):
                 g_new = (tau2[i] * n * gamma_hat[i] + d_old * gamma_bar[i]) / (tau2[i] * n + d_old)
                 sum2 = ((x - g_new) ** 2).sum(axis=0)
                 d_new = (0.5 * sum2 + b) / (n / 2.0 + a - 1.0)
-                change = max(
-                    np.max(np.abs(g_new - g_old) / g_old), np.max(np.abs(d_new - d_old) / d_old)
-                )
+                # neuroCombat's relative change; a previous estimate of exactly 0 (a feature
+                # whose batch mean is 0) gives inf (iterate on) or NaN (stop), as there
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    change = max(
+                        np.max(np.abs(g_new - g_old) / g_old),
+                        np.max(np.abs(d_new - d_old) / d_old),
+                    )
                 g_old, d_old = g_new, d_new
                 if not change > self.tol:  # NaN stops too, as in neuroCombat
                     break

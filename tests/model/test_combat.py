@@ -169,6 +169,24 @@ def test_constant_feature_passes_through_with_covariates(sites):
     np.testing.assert_allclose(out[FEATURES], plain[FEATURES], atol=1e-12)
 
 
+def test_batch_mean_exactly_at_the_grand_mean_equals_neurocombat_without_warnings():
+    """A feature whose batch means equal its grand mean exactly has gamma_hat 0: the relative
+    change of the parametric iteration divides by it (inf: iterate on), as neuroCombat does."""
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(rng.normal(size=(12, 3)) * [1.0, 2.0, 3.0], columns=list("abc"))
+    frame["a"] = [1.0, 3.0, 2.0, 2.0, 0.0, 4.0, 2.0, 2.0, 5.0, -1.0, 2.0, 2.0]  # batch means 2
+    frame.insert(0, "site", np.repeat(["A", "B", "C"], 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = ComBat(batch="site").fit(frame)
+        out = model.transform(frame)
+    assert (model.gamma_hat_[:, 0] == 0.0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference, _ = _reference(frame[list("abc")].to_numpy(), frame[["site"]])
+    np.testing.assert_allclose(out[list("abc")].to_numpy(), reference, rtol=1e-6, atol=1e-9)
+
+
 def test_nonparametric_prior_finite_for_large_batches():
     """With batches of hundreds, neuroCombat's likelihoods underflow (0/0 -> NaN);
     the log-space weights give finite values that remove the site shift."""
