@@ -474,12 +474,24 @@ class ExtractionParams:
 
     def settings_for(self, image_type: str) -> Settings:
         """The settings in force for one enabled image type (global + its custom ones)."""
-        self._check_enabled(image_type)
-        custom = self.image_types[image_type]
-        own = FILTER_SETTINGS[image_type]._PARAMS if image_type in FILTER_SETTINGS else {}
-        return dataclasses.replace(
-            self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items() if k not in own}
-        )
+        # Built and validated once per image type: an extraction asks for them per class and
+        # filter (144 times for a CT with LoG and wavelets); both objects are frozen.
+        cache = self.__dict__.get("_settings_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_settings_cache", cache)
+        if image_type not in cache:
+            self._check_enabled(image_type)
+            custom = self.image_types[image_type]
+            own = FILTER_SETTINGS[image_type]._PARAMS if image_type in FILTER_SETTINGS else {}
+            cache[image_type] = dataclasses.replace(
+                self.settings, **{SETTING_KEYS[k]: v for k, v in custom.items() if k not in own}
+            )
+        return cache[image_type]
+
+    def __getstate__(self) -> dict:
+        # what a Dask task ships: the fields, not the per-process cache of settings_for
+        return {k: v for k, v in self.__dict__.items() if k != "_settings_cache"}
 
     def with_settings(self, overrides: Mapping[str, Any]) -> ExtractionParams:
         """A copy with some global settings replaced, given by PyRadiomics key.

@@ -86,3 +86,21 @@ def test_params_hash_unchanged_by_the_typed_settings():
         == "8785bb8d441c423b"
     )
     assert params_hash(load_params(SOURCES[1])) == "1375c70048fe6815"
+
+
+def test_settings_for_is_built_once_per_image_type_and_not_shipped():
+    """settings_for caches per image type (an extraction asks per class and filter); the cache
+    is not part of the pickled object, its equality, its parameter hash or its Dask token."""
+    from dask.base import tokenize
+
+    params = load_params({"imageType": {"Original": {}, "Wavelet": {"binWidth": 10}}})
+    shipped = pickle.dumps(params)
+    first = params.settings_for("Wavelet")
+    assert params.settings_for("Wavelet") is first and first.bin_width == 10
+    assert params.settings_for("Original").bin_width == 25
+    with pytest.raises(SettingsError, match="not enabled"):
+        params.settings_for("LoG")
+    again = pickle.loads(pickle.dumps(params))
+    assert pickle.dumps(params) == shipped and "_settings_cache" not in again.__dict__
+    assert again == params and params_hash(again) == params_hash(params)
+    assert tokenize(again) == tokenize(params)
