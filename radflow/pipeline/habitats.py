@@ -61,6 +61,7 @@ from radflow.pipeline.outcomes import (
     error_row,
     finished,
     listed,
+    roi_place,
 )
 from radflow.pipeline.tasks import TaskError
 from radflow.store import layout
@@ -595,7 +596,8 @@ def errors_file(store: str | Path, roi: str) -> Path:
 
 
 def _error_row(unit: HabitatUnit, key: str, error: TaskError) -> dict:
-    return error_row(unit, key, error, {"input_fingerprint": ",".join(unit.fingerprints)})
+    inputs = {"input_fingerprint": ",".join(unit.fingerprints)}
+    return error_row(roi_place(unit), key, error, inputs)
 
 
 @document

@@ -88,6 +88,7 @@ from radflow.pipeline.outcomes import (
     document,
     error_row,
     finished,
+    roi_place,
 )
 from radflow.pipeline.plan import Task, make_plan
 from radflow.pipeline.tasks import TaskError
@@ -545,7 +546,7 @@ def compute_maps(task: MapTask, stats: RegionStats | TaskError | None = None):
 def _error_row(task: MapTask, error: TaskError) -> dict:
     unit = task.unit
     inputs = {"input_fingerprint": unit.fingerprint, "params_hash": unit.params_hash}
-    return error_row(unit, task.key, error, inputs, image_type_group=unit.group)
+    return error_row(roi_place(unit, image_type_group=unit.group), task.key, error, inputs)
 
 
 @document

@@ -1,31 +1,33 @@
-"""Failure bookkeeping of the Dask commands that write into the store (``radflow maps``,
-``radflow habitats apply``): their errors record, known failures, the gathering of task
-results, and the failure part of their summaries.
+"""Failure bookkeeping of the Dask commands: ``radflow run`` (:mod:`radflow.pipeline.run`), and
+those that write into the store (``radflow maps``, ``radflow habitats apply``): error rows,
+known failures, the failure part of their summaries; for the latter two also their errors
+record and the gathering of task results.
 
-Errors record. Each output of such a command (a feature set's maps, a ROI's habitat maps) has a
-JSON file of error rows (:class:`ErrorsRecord`), one per failed unit, with the fields of
-``radflow run``'s errors table: where the unit lies (case, series, ROI, label, ...), its
-``task_key``, ``error_type``, ``message`` (first 2000 characters), ``traceback_digest``,
-``permanent``, the input's fingerprint (and the parameters' hash), ``radflow_version`` and
-``failed_at`` (:func:`error_row`). Every run rewrites the file with the rows of the units it
-planned, so rows of inputs gone from the store do not linger.
+Error rows. ``radflow run`` keeps its rows in the errors table beside the feature table
+(Parquet, :func:`radflow.pipeline.table.error_schema`). Each output of the other commands (a
+feature set's maps, a ROI's habitat maps) has a JSON file of error rows
+(:class:`ErrorsRecord`), one per failed unit. A row has the same fields in the three commands
+(:func:`error_row`): where the unit lies (case, series, ROI, label, ...), its ``task_key``,
+``error_type``, ``message`` (first 2000 characters), ``traceback_digest``, ``permanent``, the
+input's fingerprint (and the parameters' hash), ``radflow_version`` and ``failed_at`` (ISO 8601
+text in a JSON file). Every run rewrites the JSON file with the rows of the units it planned,
+so rows of inputs gone from the store do not linger.
 
-Known failures. As in ``radflow run`` (:mod:`radflow.pipeline.run`), a *permanent* failure (bad
-input: a :class:`~radflow.pipeline.tasks.TaskError` returned by the task) fails again as long
-as the unit's key (its input, its parameters or model) and radflow's version are the same: an
-incremental run does not run the unit again and keeps its row (:meth:`ErrorsRecord.keep_known`);
+Known failures. A *permanent* failure (bad input: a :class:`~radflow.pipeline.tasks.TaskError`
+returned by the task) fails again as long as the unit's key (its input, its parameters or
+model) and radflow's version are the same: an incremental run does not run the unit again and
+keeps its row (:meth:`ErrorsRecord.keep_known`; ``radflow run`` keeps it in its errors table);
 a failure is *new* unless the record held the same permanent error for the same key
-(:meth:`ErrorsRecord.add`). :attr:`ClusterSummary.new_failures` is what the command turns into
-exit code 1, so that a nightly job alarms on new failures only.
-
-Same logic in ``radflow run``: :func:`traceback_digest` and the known-failure test are
-:mod:`radflow.pipeline.run`'s, used here as they are, so that the three commands' rows agree.
+(:func:`is_known`, :meth:`ErrorsRecord.add`). :attr:`ClusterSummary.new_failures` is what each
+command turns into exit code 1, so that a nightly job alarms on new failures only.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
+import re
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,7 +42,6 @@ from radflow._version import __version__
 from radflow.errors import SettingsError
 from radflow.pipeline.clusters import connect
 from radflow.pipeline.progress import Progress
-from radflow.pipeline.run import _is_known, traceback_digest
 from radflow.pipeline.tasks import SingleThreadedLibraries, TaskError
 
 distributed = load("distributed")
@@ -54,7 +55,10 @@ __all__ = [
     "error_row",
     "failure_message",
     "finished",
+    "is_known",
     "listed",
+    "roi_place",
+    "traceback_digest",
 ]
 
 _MESSAGE_CHARS = 2000
@@ -63,6 +67,7 @@ _MAX_MESSAGES = 100
 #: Items a report lists of each kind.
 _SHOWN = 20
 _WIDTH = 22
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 #: Fills ``%(where)s`` (scheduler, workers, cluster, cluster_config) and ``%(progress)s``
 #: (progress, retries) in the docstring of a command's function.
@@ -139,11 +144,12 @@ class ClusterSummary:
         record: Path,
         titles: tuple[str, str],
         notes: Sequence[str] = (),
+        record_name: str = "errors record",
     ) -> str:
         """A summary's report: ``header``; ``idle`` (the "nothing to do" line, given when
         nothing was computed) unless a new failure happened; a line per ``(name, value)`` of
         ``rows`` whose value is not None, and the time; ``notes``; the new and the known
-        failures under ``titles``, with the errors ``record``.
+        failures under ``titles``, with where they are recorded (``record_name``: ``record``).
         """
         lines = [header]
         if idle is not None and self.new_failures == 0:
@@ -155,7 +161,7 @@ class ClusterSummary:
         sections = (self.new_failures, self.messages), (self.known_failed, self.known_messages)
         for title, (count, messages) in zip(titles, sections):
             if count:
-                lines.append(f"{title} (errors record: {record}):")
+                lines.append(f"{title} ({record_name}: {record}):")
                 lines += listed(messages, count)
         return "\n".join(lines)
 
@@ -170,22 +176,51 @@ def failure_message(row: Mapping[str, Any]) -> str:
     return f"{where}: {row['error_type']}: {row['message']}"
 
 
-def error_row(
-    unit: Any, task_key: str, error: TaskError, inputs: Mapping[str, Any], **where: Any
-) -> dict:
-    """An errors record's row of a unit's failure.
+def traceback_digest(text: str) -> str:
+    """16 hex digits of SHA-256 over a traceback's frames (file name, line, function).
 
-    ``unit`` has the ROI's ``case``, ``series``, ``roi``, ``label_key`` and ``label``; ``where``
-    adds to them (``image_type_group``); ``inputs`` says what the unit read (its
-    ``input_fingerprint``, the parameters' ``params_hash``).
+    The message is left out, so the same failure in different cases has the
+    same digest (``GROUP BY traceback_digest`` in the errors table).
     """
+    frames = [f"{Path(f).name}:{line}:{func}" for f, line, func in _FRAME.findall(text)]
+    return hashlib.sha256("\n".join(frames).encode()).hexdigest()[:16]
+
+
+def is_known(error: Mapping[str, Any], previous: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether ``previous`` (task key -> recorded row) held this permanent error already (same
+    key, type, message)."""
+    before = previous.get(error["task_key"])
+    return bool(
+        error["permanent"]
+        and before is not None
+        and (before["error_type"], before["message"]) == (error["error_type"], error["message"])
+    )
+
+
+def roi_place(unit: Any, **more: Any) -> dict:
+    """Where a unit of one ROI lies, as error row fields: ``case_id``, ``series_id``, ``roi``,
+    ``label_key``, ``label`` of the unit's ``case``, ``series``, ... attributes, then ``more``
+    (``image_type_group``)."""
     return {
         "case_id": unit.case,
         "series_id": unit.series,
         "roi": unit.roi,
         "label_key": unit.label_key,
         "label": unit.label,
-        **where,
+        **more,
+    }
+
+
+def error_row(
+    place: Mapping[str, Any], task_key: str, error: TaskError, inputs: Mapping[str, Any]
+) -> dict:
+    """The error row of a unit's failure.
+
+    ``place`` says where the unit lies (:func:`roi_place`); ``inputs`` what it read (its
+    ``input_fingerprint``, the parameters' ``params_hash``). ``failed_at`` is a UTC datetime.
+    """
+    return {
+        **place,
         "task_key": task_key,
         "error_type": error.error_type,
         "message": error.message[:_MESSAGE_CHARS],
@@ -193,7 +228,7 @@ def error_row(
         "permanent": bool(error.permanent),
         **inputs,
         "radflow_version": __version__,
-        "failed_at": _dt.datetime.now(_dt.UTC).isoformat(),
+        "failed_at": _dt.datetime.now(_dt.UTC),
     }
 
 
@@ -240,7 +275,7 @@ class ErrorsRecord:
     def add(self, row: dict, failures: ClusterSummary, message: str | None = None) -> None:
         """Record a failure of this run: known if the record held the same permanent error."""
         self.rows.append(row)
-        known = _is_known(row, self.previous)
+        known = is_known(row, self.previous)
         failures.count_failure(message or failure_message(row), known=known)
 
     def write(self) -> None:
@@ -248,7 +283,11 @@ class ErrorsRecord:
         if not self.rows and not self.path.exists():
             return
         with atomic_file(self.path) as tmp:
-            tmp.write_text(json.dumps(self.rows, indent=1, default=str))
+            tmp.write_text(json.dumps(self.rows, indent=1, default=_json_value))
+
+
+def _json_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, _dt.datetime) else str(value)
 
 
 def check_retries(retries: int) -> None:

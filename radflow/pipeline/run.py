@@ -46,21 +46,21 @@ may be transient (I/O, a lost worker, memory) are retried by every run. A failur
 is *new* unless the errors table held the same permanent error for the same key:
 :attr:`RunSummary.new_failures` is what ``radflow run`` turns into exit code 1, so
 that a nightly job alarms on new failures only. A run without ``--incremental``
-runs every task again, known failures included.
+runs every task again, known failures included. The error rows, the known-failure
+test and the failure part of the summary are :mod:`radflow.pipeline.outcomes`'s, as
+for ``radflow maps`` and ``radflow habitats apply``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import re
 import secrets
 import time
 import traceback
 from collections import Counter, defaultdict, deque
 from collections.abc import Container, Mapping
 from concurrent.futures import CancelledError
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -69,17 +69,20 @@ from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import SettingsError
 from radflow.params.extraction import ExtractionParams
-from radflow.pipeline.clusters import connect
-from radflow.pipeline.plan import Pack, PlanFailure, Task, make_plan, pack
-from radflow.pipeline.progress import Progress
-from radflow.pipeline.table import TableWriter, errors_path, table_lock
-from radflow.pipeline.tasks import (
-    Raised,
-    SingleThreadedLibraries,
-    TaskError,
-    extract_pack,
-    extract_task,
+from radflow.pipeline.outcomes import (
+    ClusterSummary,
+    check_retries,
+    dask_session,
+    document,
+    error_row,
+    failure_message,
+    is_known,
+    roi_place,
+    traceback_digest,  # noqa: F401  (radflow.pipeline.run.traceback_digest, as before)
 )
+from radflow.pipeline.plan import Pack, PlanFailure, Task, make_plan, pack
+from radflow.pipeline.table import TableWriter, errors_path, table_lock
+from radflow.pipeline.tasks import Raised, TaskError, extract_pack, extract_task
 
 dask = load("dask")
 distributed = load("distributed")
@@ -98,18 +101,21 @@ _MIN_WINDOW = 64
 #: Packs in flight per worker thread: one running, the next ones queued on it.
 _PACKS_PER_THREAD = 3
 _MIN_PACK_WINDOW = 4
-_MESSAGE_CHARS = 2000
-_MAX_MESSAGES = 100
 #: Completed cases committed together at most.
 _BATCH_CASES = 256
 #: Longest wait for more finished tasks to gather together (s).
 _GATHER_WAIT_S = 0.2
-_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+_KNOWN = "known failures, not retried until their input or parameters change"
 
 
 @dataclass
-class RunSummary:
+class RunSummary(ClusterSummary):
     """What one run did.
+
+    Failures and time: :class:`~radflow.pipeline.outcomes.ClusterSummary` (``radflow run``
+    exits 1 when ``new_failures`` > 0); ``failed`` counts the series that could not be planned
+    too, ``known_failed`` the permanent errors the errors table already held for the same
+    task key (not run again by incremental runs, or failing again the same way).
 
     Attributes
     ----------
@@ -119,12 +125,6 @@ class RunSummary:
         Tasks run successfully in this run; ``rows`` rows written.
     skipped : int
         Tasks whose rows the table already held (incremental runs).
-    failed : int
-        Tasks that failed (see the errors table), series that could not be planned included,
-        known failures included.
-    known_failed : int
-        Of ``failed``, the known failures: permanent errors the errors table already held for
-        the same task key (not run again by incremental runs, or failing again the same way).
     removed : int
         Rows removed because their series changed or left the store.
     task_seconds : float
@@ -132,8 +132,6 @@ class RunSummary:
     dask_tasks, units_per_dask_task : int, float
         Dask tasks the units to extract were packed into (those run again alone
         after a failure not counted), and their mean number of units.
-    messages, known_messages : list of str
-        One line per new failure, and per known failure (the first 100 of each).
     """
 
     table: Path
@@ -144,20 +142,10 @@ class RunSummary:
     extracted: int = 0
     rows: int = 0
     skipped: int = 0
-    failed: int = 0
-    known_failed: int = 0
     removed: int = 0
-    seconds: float = 0.0
     task_seconds: float = 0.0
     dask_tasks: int = 0
     units_per_dask_task: float = 0.0
-    messages: list[str] = field(default_factory=list)
-    known_messages: list[str] = field(default_factory=list)
-
-    @property
-    def new_failures(self) -> int:
-        """Failures that were not known before this run: ``radflow run`` exits 1 when > 0."""
-        return self.failed - self.known_failed
 
     def task_size(self) -> str | None:
         """The Dask task size this run chose, in words (None when nothing was extracted)."""
@@ -167,116 +155,61 @@ class RunSummary:
         return f"{self.dask_tasks}  ({self.units_per_dask_task:.1f} units each; {target})"
 
     def report(self) -> str:
-        lines = [
-            f"feature table: {self.table}  (feature_set={self.feature_set}, run {self.run_id})"
-        ]
-        if self.extracted == 0 and self.new_failures == 0:
-            known = f" ({self.known_failed} known failure(s))" if self.known_failed else ""
-            lines.append(
-                f"nothing to extract: all {self.skipped} task(s) of {self.series} series "
-                f"are up to date{known}"
-            )
-        failed = self.failed
-        if self.known_failed:
-            failed = f"{self.failed}  (new {self.new_failures}, known {self.known_failed})"
-        width = 22
-        for name, value in (
-            ("series in store", self.series),
-            ("tasks planned", self.tasks),
-            ("extracted", self.extracted),
-            ("rows written", self.rows),
-            ("skipped (unchanged)", self.skipped),
-            ("failed", failed),
-            ("rows removed", self.removed),
-            ("dask tasks", self.task_size()),
-            ("time", f"{self.seconds:.1f} s"),
-        ):
-            if value is None:
-                continue
-            lines.append(f"  {name:<{width}}{value}")
-        for count, messages, title in (
-            (self.new_failures, self.messages, "new failures"),
-            (
-                self.known_failed,
-                self.known_messages,
-                "known failures, not retried until their input or parameters change",
-            ),
-        ):
-            if count:
-                lines.append(f"{title} (errors table: {errors_path(self.table)}):")
-                shown = messages[:20]
-                lines += [f"  {m}" for m in shown]
-                if count > len(shown):
-                    lines.append(f"  ... and {count - len(shown)} more")
-        return "\n".join(lines)
+        idle = (
+            f"nothing to extract: all {self.skipped} task(s) of {self.series} series are up to date"
+        )
+        return self.compose_report(
+            f"feature table: {self.table}  (feature_set={self.feature_set}, run {self.run_id})",
+            [
+                ("series in store", self.series),
+                ("tasks planned", self.tasks),
+                ("extracted", self.extracted),
+                ("rows written", self.rows),
+                ("skipped (unchanged)", self.skipped),
+                ("failed", self.failed_text),
+                ("rows removed", self.removed),
+                ("dask tasks", self.task_size()),
+            ],
+            idle=None if self.extracted else idle,
+            record=errors_path(self.table),
+            titles=("new failures", _KNOWN),
+            record_name="errors table",
+        )
 
 
 def _now() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
-def traceback_digest(text: str) -> str:
-    """16 hex digits of SHA-256 over a traceback's frames (file name, line, function).
-
-    The message is left out, so the same failure in different cases has the
-    same digest (``GROUP BY traceback_digest`` in the errors table).
-    """
-    frames = [f"{Path(f).name}:{line}:{func}" for f, line, func in _FRAME.findall(text)]
-    return hashlib.sha256("\n".join(frames).encode()).hexdigest()[:16]
-
-
-def _error_row(
-    task: Task | PlanFailure, error_type: str, message: str, tb: str, permanent: bool
-) -> dict:
-    is_task = isinstance(task, Task)
-    return {
-        "case_id": task.case,
-        "series_id": task.series,
-        "roi": task.roi if is_task else None,
-        "label_key": task.label_key if is_task else None,
-        "label": task.label if is_task else None,
-        "image_type_group": task.group if is_task else None,
-        "task_key": task.key,
-        "error_type": error_type,
-        "message": message[:_MESSAGE_CHARS],
-        "traceback_digest": traceback_digest(tb),
-        "permanent": permanent,
-        "input_fingerprint": task.fingerprint if is_task else None,
-        "params_hash": task.params_hash if is_task else None,
-        "radflow_version": __version__,
-        "failed_at": _now(),
-    }
+def _error_row(task: Task | PlanFailure, error: TaskError) -> dict:
+    """The errors table's row of a task's failure, or of a series that could not be planned."""
+    if isinstance(task, PlanFailure):
+        place = {"case_id": task.case, "series_id": task.series, "roi": None, "label_key": None}
+        place |= {"label": None, "image_type_group": None}
+        inputs = {"input_fingerprint": None, "params_hash": None}
+    else:
+        place = roi_place(task, image_type_group=task.group)
+        inputs = {"input_fingerprint": task.fingerprint, "params_hash": task.params_hash}
+    return error_row(place, task.key, error, inputs)
 
 
 def _outcome(result, task: Task, columns):
     """(rows, error row or None) of what a task's future gave (see :func:`_results`)."""
     if isinstance(result, TaskError):
-        return [], _error_row(
-            task, result.error_type, result.message, result.traceback, result.permanent
-        )
+        return [], _error_row(task, result)
     if isinstance(result, list):
         unknown = sorted(set().union(*result) - columns)
         if unknown:  # the extractor and feature_columns disagree: a radflow bug, kept per task
-            return [], _error_row(
-                task, "SchemaError", f"unexpected feature columns {unknown[:5]}", "", False
-            )
+            message = f"unexpected feature columns {unknown[:5]}"
+            return [], _error_row(task, TaskError("SchemaError", message, "", False))
         return result, None
     exc, tb = result  # raised on the worker, or cancelled (the scheduler lost the task)
     if isinstance(exc, _RaisedInPack):  # raised in a pack: as the worker formatted it
         raised = exc.raised
-        return [], _error_row(task, raised.error_type, raised.message, raised.traceback, False)
+        error = TaskError(raised.error_type, raised.message, raised.traceback, False)
+        return [], _error_row(task, error)
     text = "".join(traceback.format_exception(type(exc), exc, tb)) if tb is not None else repr(exc)
-    return [], _error_row(task, type(exc).__name__, str(exc) or repr(exc), text, False)
-
-
-def _is_known(error: dict, previous: Mapping[str, dict]) -> bool:
-    """Whether the errors table held this permanent error already (same key, type, message)."""
-    before = previous.get(error["task_key"])
-    return bool(
-        error["permanent"]
-        and before is not None
-        and (before["error_type"], before["message"]) == (error["error_type"], error["message"])
-    )
+    return [], _error_row(task, TaskError(type(exc).__name__, str(exc) or repr(exc), text, False))
 
 
 def _known_failures(
@@ -297,6 +230,7 @@ def _known_failures(
     }
 
 
+@document
 def run(
     store: str | Path,
     params: str | Path | Mapping[str, Any] | ExtractionParams,
@@ -323,8 +257,7 @@ def run(
     table : str or path-like
         Feature table folder (created if missing); failures go to
         ``<table>.errors``.
-    scheduler, workers, cluster, cluster_config
-        Where to run: see :func:`radflow.pipeline.clusters.connect`.
+    %(where)s
     incremental : bool
         Extract only tasks whose rows the table does not hold yet (new or
         changed series, new ROIs, earlier failures that may be transient);
@@ -361,8 +294,7 @@ def run(
     radflow.errors.SettingsError
         Invalid parameters or cluster options.
     """
-    if type(retries) is not int or retries < 0:
-        raise SettingsError(f"retries must be a whole number >= 0, got {retries!r}")
+    check_retries(retries)
     if not (isinstance(commit_interval_s, (int, float)) and commit_interval_s >= 0):
         raise SettingsError(f"commit_interval_s must be >= 0 seconds, got {commit_interval_s!r}")
     what = "task_seconds"
@@ -409,16 +341,15 @@ def run(
         pending = Counter(t.partition for t in todo)
         failures = defaultdict(list)
         for key, row in known.items():  # kept in the errors table as they are
-            task = planned[key]
-            failures[task.partition].append(row)
-            _count_failure(summary, _task_message(task, row), known=True)
+            failures[planned[key].partition].append(row)
+            summary.count_failure(failure_message(row), known=True)
         for failure in plan.failures:
-            error = _error_row(failure, failure.error_type, failure.message, "", failure.permanent)
-            failures[(failure.institution, failure.modality, failure.case)].append(error)
-            _count_failure(
-                summary,
+            error = TaskError(failure.error_type, failure.message, "", failure.permanent)
+            row = _error_row(failure, error)
+            failures[(failure.institution, failure.modality, failure.case)].append(row)
+            summary.count_failure(
                 f"{failure.case}/{failure.series}: {failure.message}",
-                known=_is_known(error, previous),
+                known=is_known(row, previous),
             )
         idle = sorted((writer.stale(keep) | set(failures)) - set(pending))
         commit([(where, [], failures.pop(where, [])) for where in idle])
@@ -446,21 +377,6 @@ def run(
     return summary
 
 
-def _task_message(task: Task, error: Mapping[str, Any]) -> str:
-    return (
-        f"{task.case}/{task.series}/{task.label_key}:{task.label} "
-        f"[{task.group}]: {error['error_type']}: {error['message']}"
-    )
-
-
-def _count_failure(summary: RunSummary, message: str, *, known: bool) -> None:
-    summary.failed += 1
-    summary.known_failed += int(known)
-    messages = summary.known_messages if known else summary.messages
-    if len(messages) < _MAX_MESSAGES:  # the errors table has them all
-        messages.append(message)
-
-
 def _execute(
     todo: list[Task],
     columns,
@@ -470,14 +386,11 @@ def _execute(
     commit,
     summary,
     *,
-    scheduler,
-    workers,
-    cluster,
-    cluster_config,
     progress,
     retries,
     commit_interval_s,
     task_seconds,
+    **cluster_options,
 ) -> None:
     """Run ``todo`` on the cluster, packed into Dask tasks, and commit cases as they finish.
 
@@ -487,11 +400,8 @@ def _execute(
     """
     submitted: dict[str, tuple[Pack, bool]] = {}  # Dask key -> (pack, first attempt)
     rows = defaultdict(list)
-    bar = Progress(len(todo), "tasks") if progress else None
-    with connect(
-        scheduler=scheduler, workers=workers, cluster=cluster, cluster_config=cluster_config
-    ) as client:
-        client.register_plugin(SingleThreadedLibraries())
+    session = dask_session(len(todo), "tasks", progress=progress, **cluster_options)
+    with session as (client, bar):
         threads = max(1, sum(client.nthreads().values()))
         if task_seconds:
             window = max(_MIN_PACK_WINDOW, _PACKS_PER_THREAD * threads)
@@ -576,8 +486,8 @@ def _execute(
                         summary.extracted += 1
                     else:
                         failures[where].append(error)
-                        _count_failure(
-                            summary, _task_message(task, error), known=_is_known(error, previous)
+                        summary.count_failure(
+                            failure_message(error), known=is_known(error, previous)
                         )
                     pending[where] -= 1
                     if pending[where] == 0:
@@ -600,8 +510,6 @@ def _execute(
             commit(ready)
     if summary.dask_tasks:
         summary.units_per_dask_task = len(todo) / summary.dask_tasks
-    if bar:
-        bar.close()
 
 
 class _RaisedInPack(Exception):
