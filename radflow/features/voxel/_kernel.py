@@ -11,7 +11,8 @@ PyRadiomics 3.0.1 (``set_bb`` in ``src/_cmatrices.c``; the kernel offsets of
 Two forms of the same bounds: :func:`kernel_bounds` (NumPy, all centres at once, for tests and
 set-up) and :func:`kernel_box` (a compiled helper for use inside the classes' ``@njit``
 kernels). Both give inclusive lower and **exclusive** upper bounds, as Python slices do.
-:func:`line_starts` groups centres by (z, y) line for kernels that slide along x.
+:func:`line_starts` groups centres by (z, y) line for kernels that slide along x, and
+:func:`slide_planes` says which planes leave and enter such a kernel from one centre to the next.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "kernel_levels",
     "mean_over_matrices",
     "line_starts",
+    "slide_planes",
 ]
 
 #: Fills the parameters every class's ``compute_maps`` shares into its docstring.
@@ -159,6 +161,37 @@ def mean_over_matrices(values, out):
                 total += v
                 k += 1
         out[f] = total / k if k > 0 else np.nan
+
+
+@numba.njit(cache=True)
+def slide_planes(window, x0, x1, new_line):
+    """Move the planes held by a kernel sliding along x to those of its box ``[x0, x1)``.
+
+    ``window`` (int64, shape (4,)) holds the planes of the line's previous box: planes
+    ``[window[0], window[1])`` counted and ``[window[2], window[3])``, its inner planes (all but
+    the first and last), summed; it is updated to those of ``[x0, x1)``. A new line, or a box
+    that starts past the planes held (a gap), starts again from an empty window at ``x0``.
+
+    Returns ``(restart, leaving, entering, inner_out, inner_in)``: ``restart`` when the window
+    was emptied (the caller empties what it holds), then the planes ``(lo, hi)`` that leave
+    the counts, enter them, stop being inner and become inner. A caller takes the ``inner_out``
+    planes out before it prepares the ``entering`` ones (a plane's ring slot ``x % width`` may
+    pass from one to the other) and adds the ``inner_in`` planes last.
+    """
+    restart = new_line or x0 >= window[1]
+    if restart:
+        window[0] = x0
+        window[1] = x0
+        window[2] = x0 + 1
+        window[3] = x0 + 1
+    px0, px1, qa, qb = window[0], window[1], window[2], window[3]
+    ta = x0 + 1
+    tb = max(x1 - 1, ta)
+    window[0] = x0
+    window[1] = x1
+    window[2] = ta
+    window[3] = tb
+    return restart, (px0, x0), (px1, x1), (qa, min(ta, qb)), (max(qb, ta), tb)
 
 
 def line_starts(centres: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from radflow.errors import InputError, SettingsError
 __all__ = [
     "SIZE_COLUMNS",
     "cell_features",
-    "count_plane",
+    "count_planes",
     "lowest_bit",
     "neighbour_bits",
     "popcount",
@@ -342,27 +342,30 @@ def cell_features(
 
 
 @numba.njit(cache=True)
-def count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, step):
-    """Add ``step`` to the voxel counts of the levels of plane ``x`` of the slab; keep
-    ``present[:n_present]`` (levels with a count, ascending). Returns its new length."""
-    for z in range(z0, z1):
-        for y in range(y0, y1):
-            level = levels[z, y, x]
-            if level == 0:
-                continue
-            hist[level] += step
-            if step > 0 and hist[level] == 1:
-                k = n_present
-                while k > 0 and present[k - 1] > level:
-                    present[k] = present[k - 1]
-                    k -= 1
-                present[k] = level
-                n_present += 1
-            elif step < 0 and hist[level] == 0:
-                k = 0
-                while present[k] != level:
-                    k += 1
-                for m in range(k, n_present - 1):
-                    present[m] = present[m + 1]
-                n_present -= 1
+def count_planes(levels, z0, z1, y0, y1, xa, xb, hist, present, n_present, step):
+    """Add ``step`` (1 or -1) to the voxel counts ``hist`` of the levels of planes ``[xa, xb)``
+    of the slab ``[z0, z1) x [y0, y1)`` (level 0: not counted); keep ``present[:n_present]``,
+    the levels with a count, ascending (a level enters as its count goes 0 -> 1 and leaves as
+    it goes back to 0). Returns its new length."""
+    for x in range(xa, xb):
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                level = levels[z, y, x]
+                if level == 0:
+                    continue
+                hist[level] += step
+                if step > 0 and hist[level] == 1:
+                    k = n_present
+                    while k > 0 and present[k - 1] > level:
+                        present[k] = present[k - 1]
+                        k -= 1
+                    present[k] = level
+                    n_present += 1
+                elif step < 0 and hist[level] == 0:
+                    k = 0
+                    while present[k] != level:
+                        k += 1
+                    for m in range(k, n_present - 1):
+                        present[m] = present[m + 1]
+                    n_present -= 1
     return n_present

@@ -27,6 +27,7 @@ import numpy as np
 from radflow.features._checks import requested_features
 from radflow.features.firstorder import FEATURES
 from radflow.features.voxel._kernel import half_widths, kernel_box, line_starts
+from radflow.features.voxel._sizes import count_planes
 
 __all__ = ["FEATURES", "compute_maps"]
 
@@ -109,8 +110,8 @@ def compute_maps(
     if centres.shape[0]:
         _maps(
             image,
-            binned,
             kernel_mask,
+            np.where(kernel_mask, binned, 0),
             centres,
             line_starts(centres),
             half,
@@ -139,33 +140,6 @@ def _columns(image, kernel_mask, z0, z1, y0, y1, xa, xb, buf):
                     n += 1
     buf[:n].sort()
     return n
-
-
-@numba.njit(cache=True)
-def _count_columns(binned, kernel_mask, z0, z1, y0, y1, xa, xb, counts, present, n_present, step):
-    """Add ``step`` to the counts of the grey levels of columns ``[xa, xb)``; keep
-    ``present[:n_present]``, the levels with a count, ascending. Returns the new length."""
-    for x in range(xa, xb):
-        for z in range(z0, z1):
-            for y in range(y0, y1):
-                if kernel_mask[z, y, x]:
-                    level = binned[z, y, x]
-                    counts[level] += step
-                    if step > 0 and counts[level] == 1:  # insert
-                        k = n_present
-                        while k > 0 and present[k - 1] > level:
-                            present[k] = present[k - 1]
-                            k -= 1
-                        present[k] = level
-                        n_present += 1
-                    elif step < 0 and counts[level] == 0:  # remove
-                        k = 0
-                        while present[k] != level:
-                            k += 1
-                        for m in range(k, n_present - 1):
-                            present[m] = present[m + 1]
-                        n_present -= 1
-    return n_present
 
 
 @numba.njit(cache=True)
@@ -297,8 +271,8 @@ def _histogram(counts, present, n_present, n, out, k):
 @numba.njit(cache=True)
 def _maps(
     image,
-    binned,
     kernel_mask,
+    levels,
     centres,
     starts,
     half,
@@ -335,10 +309,9 @@ def _maps(
             )
             if x0 >= px1:  # no overlap with the window held: empty it
                 if histogram:
-                    n_present = _count_columns(
-                        binned, kernel_mask, z0, z1, y0, y1, px0, px1, counts, present,
-                        n_present, -1,
-                    )  # fmt: skip
+                    n_present = count_planes(
+                        levels, z0, z1, y0, y1, px0, px1, counts, present, n_present, -1
+                    )
                 n = 0
                 px0 = x0
                 px1 = x0
@@ -362,11 +335,11 @@ def _maps(
             n = _slide(values, n, gone, n_gone, extra, n_extra, spare)
             values, spare = spare, values
             if histogram:
-                n_present = _count_columns(
-                    binned, kernel_mask, z0, z1, y0, y1, px0, x0, counts, present, n_present, -1
+                n_present = count_planes(
+                    levels, z0, z1, y0, y1, px0, x0, counts, present, n_present, -1
                 )
-                n_present = _count_columns(
-                    binned, kernel_mask, z0, z1, y0, y1, px1, x1, counts, present, n_present, 1
+                n_present = count_planes(
+                    levels, z0, z1, y0, y1, px1, x1, counts, present, n_present, 1
                 )
             px0 = x0
             px1 = x1
@@ -374,6 +347,6 @@ def _maps(
             if histogram:
                 _histogram(counts, present, n_present, n, out, k)
         if histogram:  # leave the counts empty for the next line
-            n_present = _count_columns(
-                binned, kernel_mask, z0, z1, y0, y1, px0, px1, counts, present, n_present, -1
+            n_present = count_planes(
+                levels, z0, z1, y0, y1, px0, px1, counts, present, n_present, -1
             )

@@ -29,11 +29,17 @@ import numpy as np
 from radflow.features import gldm
 from radflow.features._checks import requested_features
 from radflow.features._directions import offsets
-from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box, line_starts
+from radflow.features.voxel._kernel import (
+    document_maps,
+    half_widths,
+    kernel_box,
+    line_starts,
+    slide_planes,
+)
 from radflow.features.voxel._sizes import (
     SIZE_COLUMNS,
     cell_features,
-    count_plane,
+    count_planes,
     neighbour_bits,
     popcount,
     prepare,
@@ -143,46 +149,39 @@ def _slid_dependence_maps(levels, bits, masks, centres, starts, widths, n_sizes,
     hist = np.zeros(n_levels + 1, np.int64)
     present = np.empty(n_levels + 1, np.int64)
     n_present = 0
+    window = np.zeros(4, np.int64)  # planes counted, planes in the matrix (slide_planes)
     for line in range(starts.size - 1):
-        px0 = 0
-        px1 = 0  # planes counted: [px0, px1); planes in the matrix: [qa, qb)
-        qa = 0
-        qb = 0
         for k in range(starts[line], starts[line + 1]):
             z0, z1, y0, y1, x0, x1 = kernel_box(
                 centres[k, 0], centres[k, 1], centres[k, 2], nz, ny, nx,
                 widths[0], widths[1], widths[2],
             )  # fmt: skip
-            if k == starts[line] or x0 >= px1:  # a new line or a gap: start again
+            restart, leaving, entering, inner_out, inner_in = slide_planes(
+                window, x0, x1, k == starts[line]
+            )
+            if restart:  # a new line or a gap: start again
                 for t in range(n_present):
                     g = present[t]
                     hist[g] = 0
                     cells[g << shift : (g << shift) + n_sizes] = 0.0
                 columns[:] = 0.0
                 n_present = 0
-                px0 = x0
-                px1 = x0
-                qa = x0 + 1
-                qb = x0 + 1
-            ta = x0 + 1
-            tb = max(x1 - 1, ta)
-            for x in range(qa, min(ta, qb)):  # planes no longer inside
+            for x in range(inner_out[0], inner_out[1]):
                 _add_entries(
                     levels, z0, z1, y0, y1, x, ring, x % width, 0, shift, cells, columns, -1.0
                 )
-            for x in range(px0, x0):
-                n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, -1)
-            for x in range(px1, x1):
+            n_present = count_planes(
+                levels, z0, z1, y0, y1, leaving[0], leaving[1], hist, present, n_present, -1
+            )
+            for x in range(entering[0], entering[1]):
                 _plane_sizes(levels, bits, masks, z0, z1, y0, y1, x, ring, x % width)
-                n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, 1)
-            for x in range(max(qb, ta), tb):  # planes now inside
+            n_present = count_planes(
+                levels, z0, z1, y0, y1, entering[0], entering[1], hist, present, n_present, 1
+            )
+            for x in range(inner_in[0], inner_in[1]):
                 _add_entries(
                     levels, z0, z1, y0, y1, x, ring, x % width, 0, shift, cells, columns, 1.0
                 )
-            px0 = x0
-            px1 = x1
-            qa = ta
-            qb = tb
             for step in (1.0, -1.0):  # the first and last planes, in and out again
                 if step < 0:
                     n_cells = 0

@@ -37,8 +37,14 @@ import numpy as np
 from radflow.features import ngtdm
 from radflow.features._checks import requested_features
 from radflow.features._directions import offsets
-from radflow.features.voxel._kernel import document_maps, half_widths, kernel_box, line_starts
-from radflow.features.voxel._sizes import count_plane, prepare
+from radflow.features.voxel._kernel import (
+    document_maps,
+    half_widths,
+    kernel_box,
+    line_starts,
+    slide_planes,
+)
+from radflow.features.voxel._sizes import count_planes, prepare
 
 __all__ = ["compute_maps"]
 
@@ -328,11 +334,8 @@ def _slid_tone_maps(levels, on, centres, starts, widths, n_levels, scale, common
     s = np.zeros(n_levels + 1, np.float64)
     gathered = np.empty((4, n_levels + 1), np.float64)
     n_present = 0
+    window = np.zeros(4, np.int64)  # planes counted, planes summed in ``inner`` (slide_planes)
     for line in range(starts.size - 1):
-        px0 = 0
-        px1 = 0  # planes counted: [px0, px1); planes summed in ``inner``: [qa, qb)
-        qa = 0
-        qb = 0
         for k in range(starts[line], starts[line + 1]):
             z0, z1, y0, y1, x0, x1 = kernel_box(
                 centres[k, 0], centres[k, 1], centres[k, 2], nz, ny, nx,
@@ -340,22 +343,20 @@ def _slid_tone_maps(levels, on, centres, starts, widths, n_levels, scale, common
             )  # fmt: skip
             if k == starts[line]:  # a new slab: no plane sums held
                 held[:] = -2
-            if k == starts[line] or x0 >= px1:  # a new line or a gap: start again
+            restart, leaving, entering, inner_out, inner_in = slide_planes(
+                window, x0, x1, k == starts[line]
+            )
+            if restart:  # a new line or a gap: start again
                 for t in range(n_present):
                     hist[present[t]] = 0
                     inner[present[t]] = 0
                 n_present = 0
-                px0 = x0
-                px1 = x0
-                qa = x0 + 1
-                qb = x0 + 1
-            ta = x0 + 1
-            tb = max(x1 - 1, ta)
-            for x in range(qa, min(ta, qb)):  # planes no longer inside
+            for x in range(inner_out[0], inner_out[1]):
                 _add_terms(levels, z0, z1, y0, y1, x, ring, x % width, 0, inner, -1)
-            for x in range(px0, x0):
-                n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, -1)
-            for x in range(px1, x1):
+            n_present = count_planes(
+                levels, z0, z1, y0, y1, leaving[0], leaving[1], hist, present, n_present, -1
+            )
+            for x in range(entering[0], entering[1]):
                 # neighbourhood sums of planes x - 1, x, x + 1, each computed once per line
                 for j in range(3):
                     xx = x - 1 + j
@@ -368,13 +369,11 @@ def _slid_tone_maps(levels, on, centres, starts, widths, n_levels, scale, common
                         held[slot] = xx
                     slots[j] = slot
                 _plane_terms(levels, z0, z1, y0, y1, x, plane_sums, slots, scale, ring, x % width)
-                n_present = count_plane(levels, z0, z1, y0, y1, x, hist, present, n_present, 1)
-            for x in range(max(qb, ta), tb):  # planes now inside
+            n_present = count_planes(
+                levels, z0, z1, y0, y1, entering[0], entering[1], hist, present, n_present, 1
+            )
+            for x in range(inner_in[0], inner_in[1]):
                 _add_terms(levels, z0, z1, y0, y1, x, ring, x % width, 0, inner, 1)
-            px0 = x0
-            px1 = x1
-            qa = ta
-            qb = tb
             for t in range(n_present):
                 kernel[present[t]] = inner[present[t]]
             if x1 - x0 == 1:
