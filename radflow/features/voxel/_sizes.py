@@ -32,10 +32,12 @@ __all__ = [
     "SIZE_COLUMNS",
     "cell_features",
     "count_planes",
+    "insert_sorted",
     "lowest_bit",
     "neighbour_bits",
     "popcount",
     "prepare",
+    "remove_sorted",
     "room_masks",
     "size_features",
     "size_workspace",
@@ -243,12 +245,7 @@ def size_features(entry_levels, entry_sizes, n, n_sizes, workspace, out):
             n_rows += 1
         rows[level] += 1.0
         if columns[size] == 0.0:  # keep the sizes seen ascending
-            m = n_columns
-            while m > 0 and column_list[m - 1] > size:
-                column_list[m] = column_list[m - 1]
-                m -= 1
-            column_list[m] = size
-            n_columns += 1
+            n_columns = insert_sorted(column_list, n_columns, size)
         columns[size] += 1.0
     cell_features(
         cells, cell_list, n_cells, rows, row_list, n_rows, columns, column_list, n_columns,
@@ -355,17 +352,29 @@ def count_planes(levels, z0, z1, y0, y1, xa, xb, hist, present, n_present, step)
                     continue
                 hist[level] += step
                 if step > 0 and hist[level] == 1:
-                    k = n_present
-                    while k > 0 and present[k - 1] > level:
-                        present[k] = present[k - 1]
-                        k -= 1
-                    present[k] = level
-                    n_present += 1
+                    n_present = insert_sorted(present, n_present, level)
                 elif step < 0 and hist[level] == 0:
-                    k = 0
-                    while present[k] != level:
-                        k += 1
-                    for m in range(k, n_present - 1):
-                        present[m] = present[m + 1]
-                    n_present -= 1
+                    n_present = remove_sorted(present, n_present, level)
     return n_present
+
+
+@numba.njit(cache=True)
+def insert_sorted(values, n, value):
+    """Insert ``value`` (not there yet) into the ascending ``values[:n]``; returns ``n + 1``."""
+    k = n
+    while k > 0 and values[k - 1] > value:
+        values[k] = values[k - 1]
+        k -= 1
+    values[k] = value
+    return n + 1
+
+
+@numba.njit(cache=True)
+def remove_sorted(values, n, value):
+    """Remove ``value`` (there once) from the ascending ``values[:n]``; returns ``n - 1``."""
+    k = 0
+    while values[k] != value:
+        k += 1
+    for m in range(k, n - 1):
+        values[m] = values[m + 1]
+    return n - 1
