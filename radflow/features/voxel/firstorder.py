@@ -26,7 +26,7 @@ import numpy as np
 
 from radflow.features._checks import requested_features
 from radflow.features.firstorder import FEATURES
-from radflow.features.voxel._kernel import half_widths, kernel_box, line_starts
+from radflow.features.voxel._kernel import half_widths, kernel_box, line_starts, slide_planes
 from radflow.features.voxel._sizes import count_planes
 
 __all__ = ["FEATURES", "compute_maps"]
@@ -295,58 +295,46 @@ def _maps(
     counts = np.zeros(n_levels + 1, dtype=np.int64)
     present = np.empty(n_levels + 1, dtype=np.int64)
     n_present = 0
+    n = 0
+    window = np.zeros(4, np.int64)  # the columns held (slide_planes)
     for line in range(starts.size - 1):
-        n = 0
-        px0 = 0
-        px1 = 0  # the window held: columns [px0, px1) of the line's (z, y) slab
-        z0 = 0
-        z1 = 0
-        y0 = 0
-        y1 = 0
         for k in range(starts[line], starts[line + 1]):
             z0, z1, y0, y1, x0, x1 = kernel_box(
                 centres[k, 0], centres[k, 1], centres[k, 2], sz, sy, sx, hz, hy, hx
             )
-            if x0 >= px1:  # no overlap with the window held: empty it
-                if histogram:
-                    n_present = count_planes(
-                        levels, z0, z1, y0, y1, px0, px1, counts, present, n_present, -1
-                    )
+            restart, leaving, entering, _, _ = slide_planes(window, x0, x1, k == starts[line])
+            if restart:  # a new line, or no overlap with the columns held: empty them
+                for t in range(n_present):
+                    counts[present[t]] = 0
+                n_present = 0
                 n = 0
-                px0 = x0
-                px1 = x0
-            # Columns leaving [px0, x0), entering [px1, x1): one merge pass. A column is sorted
-            # once, when it enters, and kept (slot x % width) until it leaves.
+            # Columns leaving, entering: one merge pass. A column is sorted once, when it
+            # enters, and kept (slot x % width) until it leaves.
             n_gone = 0
-            for x in range(px0, x0):
+            for x in range(leaving[0], leaving[1]):
                 m = kept_n[x % width]
                 gone[n_gone : n_gone + m] = kept[x % width, :m]
                 n_gone += m
-            if x0 - px0 > 1:
+            if leaving[1] - leaving[0] > 1:
                 gone[:n_gone].sort()
             n_extra = 0
-            for x in range(px1, x1):
+            for x in range(entering[0], entering[1]):
                 m = _columns(image, kernel_mask, z0, z1, y0, y1, x, x + 1, kept[x % width])
                 kept_n[x % width] = m
                 extra[n_extra : n_extra + m] = kept[x % width, :m]
                 n_extra += m
-            if x1 - px1 > 1:
+            if entering[1] - entering[0] > 1:
                 extra[:n_extra].sort()
             n = _slide(values, n, gone, n_gone, extra, n_extra, spare)
             values, spare = spare, values
             if histogram:
                 n_present = count_planes(
-                    levels, z0, z1, y0, y1, px0, x0, counts, present, n_present, -1
+                    levels, z0, z1, y0, y1, leaving[0], leaving[1], counts, present, n_present, -1
                 )
                 n_present = count_planes(
-                    levels, z0, z1, y0, y1, px1, x1, counts, present, n_present, 1
-                )
-            px0 = x0
-            px1 = x1
+                    levels, z0, z1, y0, y1, entering[0], entering[1], counts, present, n_present,
+                    1,
+                )  # fmt: skip
             _statistics(values, n, shift, voxel_volume, out, k)
             if histogram:
                 _histogram(counts, present, n_present, n, out, k)
-        if histogram:  # leave the counts empty for the next line
-            n_present = count_planes(
-                levels, z0, z1, y0, y1, px0, px1, counts, present, n_present, -1
-            )
