@@ -26,6 +26,18 @@ def ibsi_dir(shared_dir) -> Path:
     return shared_dir / "ibsi"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _environment_restored():
+    """Each test module leaves os.environ as it found it. Dask's nannies write their pre-spawn
+    environment (MALLOC_TRIM_THRESHOLD_ ...) into the process that starts a LocalCluster, so a
+    module that starts one would change the workers of the next module's clusters."""
+    saved = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
+
+
 @pytest.fixture(autouse=True)
 def _pseudonym_key(monkeypatch):
     """A fixed pseudonymisation key, so no test touches the user's key file."""
