@@ -344,6 +344,9 @@ def _pooled(
     in_flight: dict[Future, int] = {}
     limit = workers * (1 + _QUEUED_PER_WORKER)
     pool, started = _new_pool(context, workers, plan)
+    # every worker process a pool started: a broken pool's executor forgets its processes
+    # (its own thread terminates and joins them), so _stop could miss one still exiting
+    seen: dict[int, Any] = {}
 
     def fill() -> None:
         while True:
@@ -360,6 +363,7 @@ def _pooled(
     try:
         fill()  # starts the workers
         while in_flight:
+            seen.update(getattr(pool, "_processes", None) or {})
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                 done, _ = wait(in_flight)  # every row of a broken pool ends at once
@@ -374,7 +378,7 @@ def _pooled(
                 else:
                     yield index, future.result()
             if lost:
-                _stop(pool)
+                _stop(pool, seen.values())
                 if not started.value:
                     raise RuntimeError(
                         "the batch's worker processes died before taking a row (see their "
@@ -393,7 +397,7 @@ def _pooled(
                 pool, started = _new_pool(context, workers, None)  # kernels in the cache
             fill()
     finally:
-        _stop(pool)
+        _stop(pool, seen.values())
 
 
 def _new_pool(context, workers: int, plan: tuple | None) -> tuple[ProcessPoolExecutor, Any]:
@@ -458,14 +462,15 @@ def _shares(classes: list[str], workers: int) -> list[list[str]]:
     return [sorted(share, key=classes.index) for share in shares]
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Shut `pool` down and terminate its workers, running or idle.
+def _stop(pool: ProcessPoolExecutor, seen=()) -> None:
+    """Shut `pool` down and terminate its workers, running or idle, and the processes `seen`.
 
     Idle workers at the end of a batch are terminated too rather than waited for: their
     interpreter's shutdown (0.5-1 s) is of no use, and they hold no output.
     """
     # No public way to stop the workers before Python 3.14's terminate_workers().
-    processes = list((getattr(pool, "_processes", None) or {}).values())
+    current = list((getattr(pool, "_processes", None) or {}).values())
+    processes = list({id(p): p for p in [*current, *seen]}.values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
