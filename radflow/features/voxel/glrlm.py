@@ -42,7 +42,7 @@ from radflow.features.voxel._kernel import (
     line_starts,
     mean_over_matrices,
 )
-from radflow.features.voxel._sizes import prepare
+from radflow.features.voxel._sizes import insert_sorted, prepare, remove_sorted
 
 __all__ = ["compute_maps"]
 
@@ -185,12 +185,7 @@ def _plane(levels, forward, backward, steps, z0, z1, y0, y1, xlo, xhi, x, sign, 
                 if g != 0 and slot_of[g] < 0:
                     sizes[2] -= 1
                     slot_of[g] = free[sizes[2]]
-                    k = sizes[0]  # insert g into the sorted levels present
-                    while k > 0 and present[k - 1] > g:
-                        present[k] = present[k - 1]
-                        k -= 1
-                    present[k] = g
-                    sizes[0] += 1
+                    sizes[0] = insert_sorted(present, sizes[0], g)  # the levels present
     na = steps.shape[0]
     for z in range(z0, z1):
         for y in range(y0, y1):
@@ -225,12 +220,7 @@ def _plane(levels, forward, backward, steps, z0, z1, y0, y1, xlo, xhi, x, sign, 
                 free[sizes[2]] = s
                 sizes[2] += 1
                 slot_of[g] = -1
-                k = 0
-                while present[k] != g:
-                    k += 1
-                for m in range(k, sizes[0] - 1):
-                    present[m] = present[m + 1]
-                sizes[0] -= 1
+                sizes[0] = remove_sorted(present, sizes[0], g)
 
 
 @numba.njit(cache=True)
