@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -30,8 +31,6 @@ def _assert_no_worker_left(seconds=5.0):
     """No worker process of a pool is left: the batch terminated and joined them. A worker
     that a broken pool's own thread is still reaping may need a moment to be gone (seen once
     in ~10 runs in CI), hence the bounded wait; a leaked worker stays and fails."""
-    import time
-
     deadline = time.monotonic() + seconds
     while multiprocessing.active_children() and time.monotonic() < deadline:
         time.sleep(0.05)
