@@ -47,7 +47,7 @@ import numpy as np
 
 from radflow.errors import InputError, SettingsError
 from radflow.features._directions import flat_steps, offset_lengths_mm, offsets, roi_levels
-from radflow.features._shared_kernels import count_pairs
+from radflow.features._native import count_pairs
 from radflow.features._texture import (
     check_directional,
     combine_directions,

@@ -57,7 +57,7 @@ from radflow.errors import SettingsError
 from radflow.features import _texture
 from radflow.features._checks import requested_features
 from radflow.features._directions import flat_steps, offsets, roi_levels
-from radflow.features._shared_kernels import dependence_counts
+from radflow.features._native import dependence_counts
 from radflow.features._texture import SizeMatrices, document, evaluate
 from radflow.features.registry import declare
 

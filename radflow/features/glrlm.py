@@ -53,7 +53,7 @@ import numpy as np
 
 from radflow.features import _texture
 from radflow.features._directions import flat_steps, offset_lengths_mm, offsets, roi_levels
-from radflow.features._shared_kernels import count_runs
+from radflow.features._native import count_runs
 from radflow.features._texture import (
     SizeMatrices,
     check_directional,

@@ -53,7 +53,7 @@ import numpy as np
 from radflow.features import _texture
 from radflow.features._checks import requested_features
 from radflow.features._directions import flat_steps, offsets, roi_levels
-from radflow.features._shared_kernels import label_zones
+from radflow.features._native import label_zones
 from radflow.features._texture import SizeMatrices, document, evaluate
 from radflow.features.registry import declare
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from radflow.features._checks import requested_features
 from radflow.features._directions import flat_steps, offsets, roi_levels
-from radflow.features._shared_kernels import tone_differences
+from radflow.features._native import tone_differences
 from radflow.features._texture import document, evaluate
 from radflow.features.registry import declare
 

@@ -61,7 +61,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from radflow.features import _mesh
+from radflow.features import _native
 from radflow.features._checks import check_spacing, requested_features, roi_box
 from radflow.features.registry import Feature
 
@@ -135,7 +135,7 @@ def compute(mask, *, spacing_zyx, features: Iterable[str] | None = None) -> dict
 
     values: dict[str, float] = {}
     if wanted & _MESH:
-        area, volume = _mesh.mesh_area_volume(padded, spacing)
+        area, volume = _native.mesh_area_volume(padded, spacing)
         values["MeshVolume"] = volume
         values["SurfaceArea"] = area
         values["SurfaceVolumeRatio"] = area / volume
@@ -147,7 +147,9 @@ def compute(mask, *, spacing_zyx, features: Iterable[str] | None = None) -> dict
         z, y, x = spacing
         values["VoxelVolume"] = np.count_nonzero(roi) * (z * x * y)
     if wanted & _DIAMETERS:
-        slice_, column, row, overall = _mesh.mesh_diameters(_mesh.edge_vertices(padded), spacing)
+        slice_, column, row, overall = _native.mesh_diameters(
+            _native.edge_vertices(padded), spacing
+        )
         values["Maximum3DDiameter"] = overall
         values["Maximum2DDiameterSlice"] = slice_
         values["Maximum2DDiameterColumn"] = column

@@ -30,7 +30,7 @@ from numbers import Integral
 import numpy as np
 
 from radflow.errors import SettingsError
-from radflow.features import _mesh
+from radflow.features import _native
 from radflow.features._checks import check_spacing, requested_features, roi_box
 from radflow.features.registry import Feature
 from radflow.features.shape import axis_length, axis_ratio, principal_moments
@@ -116,7 +116,7 @@ def compute(
 
     values: dict[str, float] = {}
     if wanted & _CONTOUR:
-        perimeter, surface = _mesh.contour_perimeter_area(padded, spacing)
+        perimeter, surface = _native.contour_perimeter_area(padded, spacing)
         values["MeshSurface"] = surface
         values["Perimeter"] = perimeter
         values["PerimeterSurfaceRatio"] = perimeter / surface
@@ -127,8 +127,8 @@ def compute(
         values["PixelSurface"] = np.count_nonzero(roi) * (x * y)
     if "MaximumDiameter" in wanted:
         # The 3D kernel on one slice: its in-plane diameter is the 2D one.
-        vertices = _mesh.edge_vertices(padded[None])
-        values["MaximumDiameter"] = _mesh.mesh_diameters(vertices, np.r_[1.0, spacing])[0]
+        vertices = _native.edge_vertices(padded[None])
+        values["MaximumDiameter"] = _native.mesh_diameters(vertices, np.r_[1.0, spacing])[0]
     if wanted & _AXES:
         minor, major = principal_moments(roi, spacing)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -54,7 +54,7 @@ import numpy as np
 
 from radflow.errors import InputError
 from radflow.features._directions import flat_steps, offsets
-from radflow.features._shared_kernels import count_pairs
+from radflow.features._native import count_pairs
 from radflow.features.ibsi.aggregation import document, slice_blocks, tagged_features, texture_input
 from radflow.features.ibsi.registry import features
 

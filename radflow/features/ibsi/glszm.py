@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from radflow.features._directions import flat_steps, offsets
-from radflow.features._shared_kernels import label_zones
+from radflow.features._native import label_zones
 from radflow.features.ibsi._texture import size_features
 from radflow.features.ibsi.aggregation import document, slice_blocks, tagged_features, texture_input
 from radflow.features.ibsi.registry import features

@@ -71,7 +71,7 @@ from scipy import fft
 from scipy.spatial import ConvexHull
 
 from radflow._geometry import bounding_box
-from radflow.features import _mesh
+from radflow.features import _native
 from radflow.features._checks import check_spacing
 from radflow.features.ibsi.registry import features
 from radflow.features.ibsi.statistics import checked_mask
@@ -144,12 +144,12 @@ def compute(image, *, morph_mask, intensity_mask, spacing_zyx) -> dict[str, floa
 
     out: dict[str, float] = {}
     padded = np.pad(morph, 1).view(np.uint8)
-    area, signed_volume = _mesh.mesh_area_volume(padded, spacing)
+    area, signed_volume = _native.mesh_area_volume(padded, spacing)
     volume = abs(signed_volume)
-    grid_vertices = _mesh.edge_vertices(padded)
+    grid_vertices = _native.edge_vertices(padded)
     vertices = grid_vertices * (0.5 * spacing)  # mm, origin at the padded corner
     out.update(_volume_and_area(volume, area, np.count_nonzero(morph) * float(np.prod(spacing))))
-    out["diam"] = float(_mesh.mesh_diameters(grid_vertices, spacing)[3])
+    out["diam"] = float(_native.mesh_diameters(grid_vertices, spacing)[3])
 
     semi_axes = _pca(morph, spacing, out)
     hull = ConvexHull(vertices)

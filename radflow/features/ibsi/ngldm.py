@@ -40,7 +40,7 @@ import numpy as np
 
 from radflow.errors import SettingsError
 from radflow.features._directions import flat_steps, offsets
-from radflow.features._shared_kernels import dependence_counts
+from radflow.features._native import dependence_counts
 from radflow.features.ibsi._texture import size_features
 from radflow.features.ibsi.aggregation import document, slice_blocks, tagged_features, texture_input
 from radflow.features.ibsi.registry import features

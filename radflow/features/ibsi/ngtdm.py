@@ -43,7 +43,7 @@ import numpy as np
 from scipy import ndimage
 
 from radflow.features._directions import flat_steps, offsets
-from radflow.features._shared_kernels import tone_differences
+from radflow.features._native import tone_differences
 from radflow.features.ibsi.aggregation import (
     document,
     planes,
