@@ -11,7 +11,10 @@ ORACLE  = pyradiomics==3.0.1
 
 .PHONY: demo test lint venv clean
 
-$(VENV)/.installed: pyproject.toml
+# setup.py compiles the segment-mode kernels ahead of time: rebuilt when their source changes.
+AOT_SOURCES = setup.py $(addprefix radflow/features/,_aot_spec.py _shared_kernels.py _mesh.py)
+
+$(VENV)/.installed: pyproject.toml $(AOT_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q -e .
