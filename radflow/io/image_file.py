@@ -9,6 +9,10 @@ MetaImage keep them. :func:`read_image` therefore reads the raw voxels of a floa
 NIfTI file again with nibabel and puts the file's NaN and infinities back, so that
 every format gives the values the file holds (an ROI containing them is then an
 error of the extraction, not a silent 0).
+
+:func:`prefetch` starts reading files in background threads (SimpleITK releases the
+GIL while it reads), so that a command can import and validate while its inputs are
+read; :func:`read_image` then takes the result instead of reading again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 import re
+import threading
 import warnings
 import zlib
 from itertools import product
@@ -175,6 +181,76 @@ def _nifti_non_finite(path: Path, image: sitk.Image, intercept: float) -> sitk.I
     return out
 
 
+class _Prefetch(threading.Thread):
+    """One file read by :func:`read_image` in the background, with the file's identity then."""
+
+    def __init__(self, path: Path):
+        super().__init__(name=f"radflow-prefetch-{path.name}", daemon=True)
+        self.path = path
+        self.identity = _identity(path)
+        self.image: sitk.Image | None = None
+
+    def run(self) -> None:
+        try:
+            self.image = _read_image(self.path)
+        except Exception:  # the caller's own read meets the error again and reports it
+            self.image = None
+
+
+#: Absolute path -> its read in progress (see :func:`prefetch`).
+_prefetched: dict[Path, _Prefetch] = {}
+_prefetched_lock = threading.Lock()
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime) of `path`, None if it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def prefetch(*paths: str | PathLike) -> None:
+    """Start reading image files in background threads, for a later :func:`read_image`.
+
+    A command calls this as soon as it knows its inputs, then imports and checks what it
+    needs while SimpleITK reads (it releases the GIL) on another core. The next
+    :func:`read_image` of the same path waits for that read and takes its image, once,
+    when the file is still the one read (same inode, size and modification time);
+    otherwise, or when the background read failed, it reads the file itself, so results
+    and error messages are those of a plain read. Paths that are not image files are
+    ignored.
+
+    Parameters
+    ----------
+    *paths : str or path-like
+        Image files (:data:`FORMATS`).
+    """
+    for path in paths:
+        path = Path(path).absolute()
+        if image_suffix(path) is None or not path.is_file():
+            continue
+        with _prefetched_lock:
+            if path in _prefetched:
+                continue
+            _prefetched[path] = read = _Prefetch(path)
+        read.start()
+
+
+def _take_prefetched(path: Path) -> sitk.Image | None:
+    if not _prefetched:
+        return None
+    with _prefetched_lock:
+        read = _prefetched.pop(path.absolute(), None)
+    if read is None:
+        return None
+    read.join()
+    if read.image is None or read.identity is None or _identity(path) != read.identity:
+        return None
+    return read.image
+
+
 def read_image(path: str | PathLike) -> sitk.Image:
     """Read a 3-D scalar NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd).
 
@@ -197,6 +273,11 @@ def read_image(path: str | PathLike) -> sitk.Image:
         one value per voxel.
     """
     path = Path(path)
+    image = _take_prefetched(path)
+    return _read_image(path) if image is None else image
+
+
+def _read_image(path: Path) -> sitk.Image:
     suffix = image_suffix(path)
     if suffix is None:
         raise InputError(path, f"unsupported file type; expected one of {', '.join(FORMATS)}")
