@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import os
 import resource
 import shutil
@@ -169,9 +170,11 @@ def _scale_child(
     plan = make_plan(store, params)
     plan_s = time.perf_counter() - started
     del plan
+    gc.collect()
     tracemalloc.start()
     plan = make_plan(store, params)
-    plan_mib = tracemalloc.get_traced_memory()[0] / 2**20  # what the plan holds
+    gc.collect()  # free lists and cycles out: what the plan holds
+    plan_mib = tracemalloc.get_traced_memory()[0] / 2**20
     tracemalloc.stop()
     # Table commits as radflow run makes them (rows of up to 256 cases per commit).
     rng = np.random.default_rng(0)
@@ -209,7 +212,7 @@ def _scale_child(
                 writer.commit_many(items[i : i + cases_per_commit], keep)
         commit_s = time.perf_counter() - started
         del writer
-    del by_case, items
+    del by_case, items, keep  # the benchmark's own: not the client's memory
     # Without the table's file index (an older radflow's table, or the index lost): every
     # file is read once, and the index written; then the no-op as every later run has it.
     (table / INDEX_FILE).unlink(missing_ok=True)
@@ -222,6 +225,7 @@ def _scale_child(
     assert (summary.skipped, summary.extracted) == (rois, 0), summary.report()
     series = plan.series
     del plan
+    gc.collect()
     tracemalloc.start()  # the no-op again: the client's Python memory at its peak
     run(store, FULL, table, incremental=True, progress=False)
     noop_mib = tracemalloc.get_traced_memory()[1] / 2**20

@@ -91,6 +91,7 @@ from radflow.pipeline.outcomes import (
     roi_place,
 )
 from radflow.pipeline.plan import Task, make_plan
+from radflow.pipeline.progress import KNOWN_FAILURES
 from radflow.pipeline.tasks import TaskError
 from radflow.preprocess.discretise import discretise
 from radflow.store import layout, ome
@@ -115,7 +116,6 @@ __all__ = [
 ]
 
 _ERRORS = ".maps-errors"
-_KNOWN = "known failures, not retried until their input or parameters change"
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class MapsSummary(ClusterSummary):
             ],
             idle=None if self.computed else idle,
             record=errors_file(self.store, self.feature_set),
-            titles=("failures", _KNOWN),
+            titles=("failures", KNOWN_FAILURES),
         )
 
 

@@ -35,10 +35,14 @@ import json
 import math
 import os
 import re
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from radflow.errors import InputError, SettingsError
 from radflow.extraction import map_summary
@@ -48,8 +52,9 @@ from radflow.features.registry import FAMILY_MODULES, features
 from radflow.io.records import roi_key
 from radflow.params.extraction import ExtractionParams
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
-from radflow.store import ome
-from radflow.store.catalogue import label_keys, list_series
+from radflow.pipeline.keys import DIGEST, PREFIX, KeySet, keys_of
+from radflow.store import layout, ome
+from radflow.store.catalogue import label_keys
 from radflow.store.habitats import HABITATS, habitat_key
 from radflow.store.read import open_volume
 
@@ -59,6 +64,7 @@ __all__ = [
     "Plan",
     "PlanFailure",
     "Task",
+    "Units",
     "cost_per_voxel",
     "estimate_seconds",
     "feature_columns",
@@ -158,9 +164,184 @@ class PlanFailure:
     permanent: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesUnits:
+    """What the units of one series share, held once for them (see :class:`Units`)."""
+
+    case: str
+    series: str
+    study: str | None
+    institution: str
+    modality: str
+    fingerprint: str
+
+    @property
+    def partition(self) -> tuple[str, str, str]:
+        """(institution, modality, case), as :attr:`Task.partition`."""
+        return self.institution, self.modality, self.case
+
+
+class Units(Sequence):
+    """The units of a plan, one compact row each; a :class:`Task` is built when asked.
+
+    A sequence of :class:`Task` (``len``, indexing, iteration, in plan order). It holds
+    per unit only numbers: the key's 16-byte digest, the unit's series, label image,
+    label value, ROI name, group, box voxels and estimated seconds (about 50 bytes,
+    against ~0.5 KiB for a :class:`Task`); what a series' units share
+    (:class:`SeriesUnits`), the names and the groups' parameters are held once. So the
+    client's memory grows by tens of bytes per ROI, and Tasks exist only for the units in
+    flight (:func:`radflow.pipeline.run.run` builds them as it submits).
+
+    Attributes
+    ----------
+    digests : numpy.ndarray of ``S16``
+        Key digests (the key is ``"radflow-extract-" + digest.hex()``).
+    series_index : numpy.ndarray of int32
+        Each unit's series, an index into ``series``.
+    cost : numpy.ndarray of float64
+        Estimated seconds (:attr:`Task.cost_s`).
+    """
+
+    def __init__(
+        self,
+        store: str,
+        params_hash: str,
+        series: Sequence[SeriesUnits],
+        names: Sequence[str],
+        groups: Sequence[str],
+        params: Sequence[ExtractionParams],
+        columns: Mapping[str, np.ndarray],
+    ):
+        self.store = store
+        self.params_hash = params_hash
+        self.series = series
+        self.names = names
+        self.groups = groups
+        self.params = params
+        self.digests = columns["digests"]
+        self.series_index = columns["series_index"]
+        self.label_key_index = columns["label_key_index"]
+        self.label = columns["label"]
+        self.roi_index = columns["roi_index"]
+        self.group_index = columns["group_index"]
+        self.params_index = columns["params_index"]
+        self.voxels = columns["voxels"]
+        self.cost = columns["cost"]
+        self._order: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.task(i) for i in range(*index.indices(len(self)))]
+        return self.task(index)
+
+    def __iter__(self) -> Iterator[Task]:
+        for i in range(len(self)):
+            yield self.task(i)
+
+    def task(self, i: int) -> Task:
+        """The :class:`Task` of unit ``i``."""
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"unit {i} of {len(self)}")
+        s = self.series[self.series_index[i]]
+        return Task(
+            key=PREFIX + self.digests[i : i + 1].tobytes().hex(),
+            store=self.store,
+            case=s.case,
+            series=s.series,
+            study=s.study,
+            institution=s.institution,
+            modality=s.modality,
+            label_key=self.names[self.label_key_index[i]],
+            label=int(self.label[i]),
+            roi=self.names[self.roi_index[i]],
+            group=self.groups[self.group_index[i]],
+            params=self.params[self.params_index[i]],
+            fingerprint=s.fingerprint,
+            params_hash=self.params_hash,
+            voxels=int(self.voxels[i]),
+            cost_s=float(self.cost[i]),
+        )
+
+    def keys(self) -> Iterator[str]:
+        """The units' keys, in plan order."""
+        return keys_of(self.digests)
+
+    def key_set(self) -> KeySet:
+        return KeySet(self.digests)
+
+    def partition(self, i: int) -> tuple[str, str, str]:
+        """(institution, modality, case) of unit ``i``."""
+        return self.series[self.series_index[i]].partition
+
+    def find(self, key: str) -> int | None:
+        """The row of the unit whose key is ``key`` (None when no unit has it)."""
+        if self._order is None:
+            self._order = np.argsort(self.digests, kind="stable")
+        where = KeySet.from_keys([key]).digests
+        if not len(where) or not len(self):
+            return None
+        ordered = self.digests[self._order]
+        at = int(np.searchsorted(ordered, where[0]))
+        return int(self._order[at]) if at < len(self) and ordered[at] == where[0] else None
+
+    def select(self, mask: np.ndarray) -> Units:
+        """The units where ``mask`` (bool, or row numbers in order) holds, in plan order."""
+        columns = {
+            name: getattr(self, name)[mask]
+            for name in (
+                "digests",
+                "series_index",
+                "label_key_index",
+                "label",
+                "roi_index",
+                "group_index",
+                "params_index",
+                "voxels",
+                "cost",
+            )
+        }
+        return Units(
+            self.store, self.params_hash, self.series, self.names, self.groups, self.params, columns
+        )
+
+    def count(self, partition: tuple[str, str, str]) -> int:
+        """Units in ``partition`` (institution, modality, case).
+
+        The units of a case are consecutive (plan order: by case), so this reads only
+        that case's rows.
+        """
+        cases = _CaseView(self)
+        start, stop = bisect_left(cases, partition[2]), bisect_right(cases, partition[2])
+        found, counts = np.unique(self.series_index[start:stop], return_counts=True)
+        return sum(
+            n
+            for index, n in zip(found.tolist(), counts.tolist(), strict=True)
+            if self.series[index].partition == partition
+        )
+
+
+class _CaseView(Sequence):
+    """The case id of each unit, for :mod:`bisect` (units are sorted by case)."""
+
+    def __init__(self, units: Units):
+        self.units = units
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def __getitem__(self, i):
+        return self.units.series[self.units.series_index[i]].case
+
+
 @dataclass
 class Plan:
-    """Every task of a run over a store with one parameter file.
+    """Every unit of a run over a store with one parameter file.
 
     Attributes
     ----------
@@ -173,8 +354,9 @@ class Plan:
         The normalised parameter mapping (written beside the table).
     columns : tuple of str
         Feature columns of the rows, ``"<class>_<feature>"`` in canonical order.
-    tasks : list of Task
-        Sorted by case, so that a case's tasks finish close together.
+    units : Units
+        Sorted by case, so that a case's units finish close together; a sequence of
+        :class:`Task`, each built when asked (:attr:`tasks` is the same).
     failures : list of PlanFailure
     series : int
         Number of series planned (including those without ROIs).
@@ -185,9 +367,14 @@ class Plan:
     feature_set: str
     params: dict
     columns: tuple[str, ...]
-    tasks: list[Task]
+    units: Units
     failures: list[PlanFailure]
     series: int
+
+    @property
+    def tasks(self) -> Units:
+        """The units as a sequence of :class:`Task` (:attr:`units`)."""
+        return self.units
 
 
 def feature_set_name(params: ExtractionParams) -> str:
@@ -364,14 +551,15 @@ def pack(
 ) -> Iterator[Pack]:
     """Pack consecutive units into Dask tasks of about ``target_s`` estimated seconds.
 
-    Lazily, in the units' order (the plan's: a case's units together). Towards
+    Lazily, in the units' order (the plan's: a case's units together), building each
+    unit's :class:`Task` of a :class:`Units` only when its pack is made. Towards
     the end packs shrink to the remaining work over ``2 x threads``, down to
     single units, so that no worker is left with a large pack while the others
     idle (guided self-scheduling).
 
     Parameters
     ----------
-    tasks : sequence of Task
+    tasks : sequence of Task (a list, or :class:`Units`)
     target_s : float
         Target duration of one Dask task, in estimated seconds (``Task.cost_s``);
         0: one unit per Dask task.
@@ -384,12 +572,17 @@ def pack(
     ------
     Pack
     """
-    costs = [t.cost_s if t.cost_s > 0 else COST_FIXED_S for t in tasks]  # none is free
-    remaining = sum(costs) if guided else float("inf")
+    if isinstance(tasks, Units):  # the plan's costs, without building its Tasks
+        costs = tasks.cost
+    else:
+        costs = np.fromiter((t.cost_s for t in tasks), float, len(tasks))
+    costs = np.where(costs > 0, costs, COST_FIXED_S)  # none is free
+    remaining = sum(map(float, costs)) if guided else float("inf")
     current: list[Task] = []
     cost = 0.0
     limit = 0.0
-    for task, task_cost in zip(tasks, costs):
+    for i in range(len(costs)):
+        task, task_cost = tasks[i], float(costs[i])
         if not current:
             limit = min(target_s, remaining / (_GUIDED * max(1, threads)))
         elif cost + task_cost > limit:
@@ -403,8 +596,13 @@ def pack(
         yield _make_pack(current, cost)
 
 
+#: ``json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)``, with one
+#: encoder (``json.dumps`` makes one per call, which leaves a reference cycle behind).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _digest(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    text = _ENCODER.encode(parts)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
@@ -438,22 +636,29 @@ def _store_series(store: Path):
 def _series_metadata(store: Path):
     """(case, series, attrs, label keys) of every series, or (case, series, exception, ()).
 
-    :func:`~radflow.store.catalogue.list_series` reads the whole store at once
-    but stops at the first series with broken metadata; then each series is
-    read on its own, so that one bad series does not hide the others.
+    One series at a time, so that the client never holds the whole store's metadata:
+    what :func:`~radflow.store.catalogue.list_series` reads of a series (its group
+    attributes, checked; its label keys; its image's shape), or, when that fails, the
+    series opened as a worker opens it, whose error names what is wrong.
     """
-    try:
-        infos = list_series(store)
-    except _METADATA_ERRORS:
-        for case, series in _store_series(store):
-            try:
-                attrs = open_volume(store, case, series).attrs
-                yield case, series, attrs, tuple(label_keys(store, case, series))
-            except _METADATA_ERRORS as exc:
-                yield case, series, exc, ()
-        return
-    for info in infos:
-        yield info.case, info.series, info.attrs, info.label_keys
+    for case, series in _store_series(store):
+        path = store / case / series
+        try:
+            attributes = layout.node_json(path).get("attributes", {})
+            layout.series_attrs(attributes, path, case, series)  # checks, as list_series
+            keys = tuple(layout.stored_label_keys(path))
+            shape = layout.node_json(path / ome.LEVEL).get("shape")
+            if not (isinstance(shape, list) and len(shape) == 3):
+                raise InputError(path / ome.LEVEL, f"image shape must have 3 entries: {shape!r}")
+            yield case, series, dict(attributes["radflow"]), keys
+            continue
+        except _METADATA_ERRORS:
+            pass
+        try:
+            attrs = open_volume(store, case, series).attrs
+            yield case, series, attrs, tuple(label_keys(store, case, series))
+        except _METADATA_ERRORS as exc:
+            yield case, series, exc, ()
 
 
 def _label_rois(series_dir: Path, key: str) -> tuple[dict[int, str], str | None, dict[int, int]]:
@@ -531,7 +736,12 @@ def _without_habitat(params: ExtractionParams) -> ExtractionParams | None:
     return dataclasses.replace(params, feature_classes=classes) if classes else None
 
 
-def _series_tasks(
+def _habitat_free(groups) -> dict[str, ExtractionParams | None]:
+    """Group -> its parameters without the habitat class, for the groups that enable it."""
+    return {group: _without_habitat(p) for group, _, p in groups if HABITAT in p.feature_classes}
+
+
+def _series_units(
     store: Path,
     case: str,
     series: str,
@@ -539,35 +749,37 @@ def _series_tasks(
     keys,
     groups: list[tuple[str, dict, ExtractionParams]],
     fs: str,
-    ph: str,
     habitat_scope: frozenset = frozenset(),
-) -> list[Task]:
+    without_habitat: Mapping[str, ExtractionParams | None] | None = None,
+) -> tuple[tuple, list[tuple]]:
+    """The series' shared values and one row per unit (see :class:`Units`).
+
+    Rows: (digest, label key, label value, ROI, group number, params (the group's, or
+    ``without_habitat[group]``: without the habitat class), box voxels, estimated seconds).
+    """
     path = store / case / series
     institution = _partition_value(attrs.get("institution"), "institution", path)
     modality = _partition_value(attrs.get("modality"), "modality", path)
     fingerprint = attrs["fingerprint"]
     habitat_maps = _habitat_maps(path, keys) if habitat_scope else {}
-    without_habitat = {
-        group: _without_habitat(p) for group, _, p in groups if HABITAT in p.feature_classes
-    }
-    weights = {group: cost_per_voxel(p) for group, _, p in groups}
-    store_text = str(store)  # one string shared by the series' tasks
-    tasks = []
+    if without_habitat is None:
+        without_habitat = _habitat_free(groups)
+    weights = [cost_per_voxel(p) for _, _, p in groups]
+    rows = []
     for key in keys:
         rois, label_hash, box_voxels = _label_rois(path, key)
         # The label's own hash: a label replaced in an unchanged series (a new threshold
-        # segmentation) changes its tasks' keys. Left out when the store has none, so
+        # segmentation) changes its units' keys. Left out when the store has none, so
         # that keys of tables made from older stores stay as they were.
         label_part = [label_hash] if label_hash else []
         for value, name in sorted(rois.items()):
             # The habitat class reads the ROI's habitat map (a new map changes the key); it
             # applies where the store holds habitat maps of the ROI (name and modality), not
             # to the habitats themselves.
-            applies = (
-                key not in habitat_maps and (roi_key(name), attrs.get("modality")) in habitat_scope
-            )
+            roi = roi_key(name)
+            applies = key not in habitat_maps and (roi, attrs.get("modality")) in habitat_scope
             habitat_map = habitat_maps.get(habitat_key(name)) if applies else None
-            for group, mapping, group_params in groups:
+            for number, (group, mapping, group_params) in enumerate(groups):
                 habitat_part = []
                 if group in without_habitat:
                     if habitat_map is not None:
@@ -591,27 +803,80 @@ def _series_tasks(
                     *label_part,
                     *habitat_part,
                 )
-                tasks.append(
-                    Task(
-                        key=f"radflow-extract-{token}",
-                        store=store_text,
-                        case=case,
-                        series=series,
-                        study=attrs.get("study"),
-                        institution=institution,
-                        modality=modality,
-                        label_key=key,
-                        label=int(value),
-                        roi=roi_key(name),
-                        group=group,
-                        params=group_params,
-                        fingerprint=fingerprint,
-                        params_hash=ph,
-                        voxels=box_voxels.get(int(value), 0),
-                        cost_s=estimate_seconds(box_voxels.get(int(value)), weights[group]),
+                voxels = box_voxels.get(int(value))
+                rows.append(
+                    (
+                        bytes.fromhex(token),
+                        key,
+                        int(value),
+                        roi,
+                        number,
+                        group_params,
+                        voxels or 0,
+                        estimate_seconds(voxels, weights[number]),
                     )
                 )
-    return tasks
+    return (case, series, attrs.get("study"), institution, modality, fingerprint), rows
+
+
+class _Columns:
+    """The plan's units as they are planned: typed arrays, shared names and parameters."""
+
+    def __init__(self):
+        self.digests = bytearray()
+        self.columns = {
+            "series_index": array("i"),
+            "label_key_index": array("i"),
+            "label": array("q"),
+            "roi_index": array("i"),
+            "group_index": array("h"),
+            "params_index": array("h"),
+            "voxels": array("q"),
+            "cost": array("d"),
+        }
+        self.series: list[SeriesUnits] = []
+        self.names: dict[str, int] = {}
+        self.params: dict[int, int] = {}
+        self.params_list: list[ExtractionParams] = []
+        self.strings: dict[str, str] = {}  # one object per distinct id or partition value
+
+    def _name(self, name: str) -> int:
+        return self.names.setdefault(name, len(self.names))
+
+    def _params(self, params: ExtractionParams) -> int:
+        number = self.params.get(id(params))
+        if number is None:
+            number = self.params[id(params)] = len(self.params_list)
+            self.params_list.append(params)
+        return number
+
+    def add(self, shared: tuple, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        share = self.strings.setdefault
+        case, series, study, institution, modality, fingerprint = (
+            share(v, v) if isinstance(v, str) else v for v in shared
+        )
+        number = len(self.series)
+        self.series.append(SeriesUnits(case, series, study, institution, modality, fingerprint))
+        c = self.columns
+        for digest, key, value, roi, group, params, voxels, cost in rows:
+            self.digests += digest
+            c["series_index"].append(number)
+            c["label_key_index"].append(self._name(key))
+            c["label"].append(value)
+            c["roi_index"].append(self._name(roi))
+            c["group_index"].append(group)
+            c["params_index"].append(self._params(params))
+            c["voxels"].append(voxels)
+            c["cost"].append(cost)
+
+    def units(self, store: str, ph: str, groups: list[str]) -> Units:
+        columns = {name: np.frombuffer(a, a.typecode).copy() for name, a in self.columns.items()}
+        columns["digests"] = np.frombuffer(bytes(self.digests), DIGEST)
+        return Units(
+            store, ph, tuple(self.series), tuple(self.names), groups, self.params_list, columns
+        )
 
 
 def make_plan(
@@ -648,25 +913,25 @@ def make_plan(
     # The keys digest each group's normalised mapping (as they always have: tables made by
     # earlier versions stay incremental); the tasks carry the same group typed.
     groups = [(name, mapping, load_params(mapping)) for name, mapping in image_type_groups(params)]
-    tasks: list[Task] = []
+    units = _Columns()
+    free = _habitat_free(groups)
     failures: list[PlanFailure] = []
     count = 0
-    metadata = list(_series_metadata(store))
     scope = frozenset()
     if any(HABITAT in p.feature_classes for _, _, p in groups):
-        scope = _habitat_scope(store, metadata)
+        scope = _habitat_scope(store, _series_metadata(store))
         if not scope:
             raise InputError(
                 store,
                 "featureClass habitat: the store holds no habitat map; run `radflow habitats "
                 "fit` and `radflow habitats apply` first (or remove habitat from featureClass)",
             )
-    for case, series, attrs, keys in metadata:
+    for case, series, attrs, keys in _series_metadata(store):
         count += 1
         error = attrs if isinstance(attrs, Exception) else None
         if error is None:
             try:
-                tasks.extend(_series_tasks(store, case, series, attrs, keys, groups, fs, ph, scope))
+                units.add(*_series_units(store, case, series, attrs, keys, groups, fs, scope, free))
             except _METADATA_ERRORS as exc:  # one unreadable series must not stop the others
                 error = exc
         if error is not None:
@@ -689,7 +954,7 @@ def make_plan(
         feature_set=fs,
         params=params_to_dict(params),
         columns=feature_columns(params),
-        tasks=tasks,
+        units=units.units(str(store), ph, [name for name, _, _ in groups]),
         failures=failures,
         series=count,
     )

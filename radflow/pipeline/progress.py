@@ -5,6 +5,11 @@ from __future__ import annotations
 import sys
 import time
 
+#: Heading of the known failures in the summaries of ``radflow run`` and ``radflow maps``:
+#: permanent failures the record already held for the same key (see
+#: :mod:`radflow.pipeline.outcomes`).
+KNOWN_FAILURES = "known failures, not retried until their input or parameters change"
+
 
 class Progress:
     """Counts finished items and shows count, rate and ETA.

@@ -57,7 +57,7 @@ import datetime as _dt
 import secrets
 import time
 import traceback
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Container, Mapping
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
@@ -65,10 +65,13 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from radflow._lazy import load
 from radflow._version import __version__
 from radflow.errors import SettingsError
 from radflow.params.extraction import ExtractionParams
+from radflow.pipeline.keys import KeySet
 from radflow.pipeline.outcomes import (
     ClusterSummary,
     check_retries,
@@ -80,7 +83,8 @@ from radflow.pipeline.outcomes import (
     roi_place,
     traceback_digest,  # noqa: F401  (radflow.pipeline.run.traceback_digest, as before)
 )
-from radflow.pipeline.plan import Pack, PlanFailure, Task, make_plan, pack
+from radflow.pipeline.plan import Pack, PlanFailure, Task, Units, make_plan, pack
+from radflow.pipeline.progress import KNOWN_FAILURES
 from radflow.pipeline.table import TableWriter, errors_path, table_lock
 from radflow.pipeline.tasks import Raised, TaskError, extract_pack, extract_task
 
@@ -105,7 +109,6 @@ _MIN_PACK_WINDOW = 4
 _BATCH_CASES = 256
 #: Longest wait for more finished tasks to gather together (s).
 _GATHER_WAIT_S = 0.2
-_KNOWN = "known failures, not retried until their input or parameters change"
 
 
 @dataclass
@@ -172,7 +175,7 @@ class RunSummary(ClusterSummary):
             ],
             idle=None if self.extracted else idle,
             record=errors_path(self.table),
-            titles=("new failures", _KNOWN),
+            titles=("new failures", KNOWN_FAILURES),
             record_name="errors table",
         )
 
@@ -310,26 +313,32 @@ def run(
     started = time.monotonic()
     run_id = f"{_now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     plan = make_plan(store, params)
+    units = plan.units
     table = Path(table)
     summary = RunSummary(
         table=table,
         feature_set=plan.feature_set,
         run_id=run_id,
         series=plan.series,
-        tasks=len(plan.tasks),
+        tasks=len(units),
         task_seconds=float(task_seconds),
     )
     with table_lock(table):
         writer = TableWriter(table, plan.feature_set, plan.columns, plan.params, run_id)
         recorded = writer.recorded_errors()
         previous = {r["task_key"]: r for rows in recorded.values() for r in rows if r["permanent"]}
-        planned = {t.key: t for t in plan.tasks}
-        done = writer.task_keys() if incremental else set()
-        known = _known_failures(recorded, planned.keys() - done) if incremental else {}
-        todo = [t for key, t in planned.items() if key not in done and key not in known]
-        keep = {t.key for t in plan.tasks if t.key in done}
-        todo_keys = {t.key for t in todo}
-        summary.skipped = len(planned) - len(todo) - len(known)
+        # Keys as arrays of 16-byte digests (radflow.pipeline.keys): no set of all keys.
+        is_done = np.zeros(len(units), bool)
+        known = {}
+        if incremental:
+            is_done = writer.task_keys().contains(units.digests)
+            known = _known_failures(recorded, KeySet(units.digests[~is_done]))
+        is_todo = ~is_done & ~KeySet.from_keys(known).contains(units.digests)
+        todo = units.select(is_todo) if not is_todo.all() else units
+        keep = KeySet(units.digests[is_done])
+        todo_keys = KeySet(todo.digests)
+        del is_done, is_todo
+        summary.skipped = len(units) - len(todo) - len(known)
         touched: set[tuple[str, str, str]] = set()
 
         def commit(items):
@@ -338,10 +347,9 @@ def run(
             summary.rows += result.written
             summary.removed += sum(1 for k in result.removed_keys if k not in todo_keys)
 
-        pending = Counter(t.partition for t in todo)
         failures = defaultdict(list)
         for key, row in known.items():  # kept in the errors table as they are
-            failures[planned[key].partition].append(row)
+            failures[units.partition(units.find(key))].append(row)
             summary.count_failure(failure_message(row), known=True)
         for failure in plan.failures:
             error = TaskError(failure.error_type, failure.message, "", failure.permanent)
@@ -351,13 +359,13 @@ def run(
                 f"{failure.case}/{failure.series}: {failure.message}",
                 known=is_known(row, previous),
             )
-        idle = sorted((writer.stale(keep) | set(failures)) - set(pending))
+        idle = sorted(w for w in writer.stale(keep) | set(failures) if not todo.count(w))
         commit([(where, [], failures.pop(where, [])) for where in idle])
-        if todo:
+        del plan, units
+        if len(todo):
             _execute(
                 todo,
                 writer.row_columns,
-                pending,
                 failures,
                 previous,
                 commit,
@@ -378,9 +386,8 @@ def run(
 
 
 def _execute(
-    todo: list[Task],
+    todo: Units,
     columns,
-    pending: Counter,
     failures,
     previous: Mapping[str, dict],
     commit,
@@ -397,9 +404,14 @@ def _execute(
     Units that raised inside a pack, and the units of a pack that failed as a
     whole (its workers died, it was cancelled), run again one by one with
     Dask's ``retries``: a failure is recorded for its unit only.
+
+    The client's state per unit is ``todo``'s compact row: :class:`Task` objects exist
+    for the packs in flight, and a case's bookkeeping (its units still pending, its rows)
+    from its first finished unit until it is committed.
     """
     submitted: dict[str, tuple[Pack, bool]] = {}  # Dask key -> (pack, first attempt)
     rows = defaultdict(list)
+    pending: dict[tuple[str, str, str], int] = {}  # units left, of the partitions in flight
     session = dask_session(len(todo), "tasks", progress=progress, **cluster_options)
     with session as (client, bar):
         threads = max(1, sum(client.nthreads().values()))
@@ -408,8 +420,12 @@ def _execute(
         else:
             window = max(_MIN_WINDOW, _WINDOW_PER_THREAD * threads)
         first = _first_wave(todo, client)
-        taken = {t.key for p, _ in first for t in p.tasks}
-        packs = pack([t for t in todo if t.key not in taken], task_seconds, threads)
+        rest = todo
+        if first:
+            rest = todo.select(
+                ~KeySet.from_keys(t.key for p, _ in first for t in p.tasks).contains(todo.digests)
+            )
+        packs = pack(rest, task_seconds, threads)
         if bar:
             bar.note(_task_size_note(todo, task_seconds, threads))
         again: deque[tuple[Pack, int]] = deque()  # units to run alone, with their retries
@@ -481,6 +497,8 @@ def _execute(
                         outcome = (_RaisedInPack(outcome), None)
                     new_rows, error = _outcome(outcome, task, columns)
                     where = task.partition
+                    if where not in pending:  # its first unit: never seen again once done
+                        pending[where] = todo.count(where)
                     rows[where].extend(new_rows)
                     if error is None:
                         summary.extracted += 1
@@ -491,6 +509,7 @@ def _execute(
                         )
                     pending[where] -= 1
                     if pending[where] == 0:
+                        del pending[where]
                         since = since if ready else time.monotonic()
                         ready.append((where, rows.pop(where), failures.pop(where, [])))
                     if bar:
@@ -524,7 +543,7 @@ def _alone(task: Task) -> Pack:
     return Pack(task.key, (task,), task.cost_s)
 
 
-def _first_wave(todo: list[Task], client) -> list[tuple[Pack, str]]:
+def _first_wave(todo: Units, client) -> list[tuple[Pack, str]]:
     """One pack per machine running several worker processes, pinned to one of them.
 
     It holds the cheapest unit of each image-type group, so that a machine whose
@@ -542,12 +561,15 @@ def _first_wave(todo: list[Task], client) -> list[tuple[Pack, str]]:
     ]
     if not machines:
         return []
-    cheapest: dict[str, list[Task]] = defaultdict(list)
-    for task in sorted(todo, key=lambda t: t.cost_s):
-        cheapest[task.group].append(task)
+    # Units by estimated cost (stable: plan order among equals), per group, the groups in
+    # the order their cheapest unit comes.
+    order = np.argsort(todo.cost, kind="stable")
+    groups = todo.group_index[order]
+    _, first = np.unique(groups, return_index=True)
+    cheapest = [order[groups == g] for g in groups[np.sort(first)]]
     wave = []
-    for worker in machines:
-        units = [units.pop(0) for units in cheapest.values() if units]
+    for n, worker in enumerate(machines):
+        units = [todo.task(rows[n]) for rows in cheapest if len(rows) > n]
         if not units:
             break
         wave.append((_first_pack(units), worker))
@@ -558,9 +580,9 @@ def _first_pack(units: list[Task]) -> Pack:
     return next(pack(units, float("inf"), guided=False))
 
 
-def _task_size_note(todo: list[Task], task_seconds: float, threads: int) -> str:
+def _task_size_note(todo: Units, task_seconds: float, threads: int) -> str:
     """One line saying how ``todo`` is packed into Dask tasks (printed when a run starts)."""
-    mean = sum(t.cost_s for t in todo) / len(todo)
+    mean = sum(map(float, todo.cost)) / len(todo)
     if not task_seconds:
         return f"{len(todo)} units of ~{1000 * mean:.0f} ms (estimated), one Dask task each"
     per = min(max(1.0, task_seconds / mean) if mean > 0 else 1.0, len(todo))

@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Container, Iterable, Iterator
@@ -49,6 +50,7 @@ from radflow._atomic import atomic_file, is_temporary
 from radflow._lazy import load
 from radflow.errors import InputError
 from radflow.params.pyradiomics_params import load_params, params_hash
+from radflow.pipeline.keys import DIGEST, KeySet, pack, unpack
 
 try:
     import fcntl
@@ -91,6 +93,7 @@ LOCK_FILE = ".radflow.lock"
 #: the table: on a shared file system, one stat per file instead of an open and a read.
 INDEX_FILE = ".radflow-files.json"
 _INDEX_VERSION = 1
+_FILE_ID = struct.Struct("<Qqq")
 _CASE_FILE = "case-{}.parquet"
 _PART_FILE = "part-{}.parquet"
 _SAFE = re.compile(r"^[0-9A-Za-z_-]+$")
@@ -223,16 +226,52 @@ def _relative(table: Path, path: Path) -> str:
     return path.relative_to(table).as_posix()
 
 
-def _file_id(path: Path) -> list[int]:
-    """Inode, size and modification time (ns): what tells that a file was replaced."""
+def _file_id(path: Path) -> bytes:
+    """Inode, size and modification time (ns): what tells that a file was replaced.
+
+    Packed in 24 bytes (:data:`INDEX_FILE` writes them as a list of three numbers).
+    """
     st = os.stat(path)
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
+    return _FILE_ID.pack(st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _recorded_id(value) -> bytes | None:
+    """A file's identity as :data:`INDEX_FILE` records it, packed; None if malformed."""
+    try:
+        return _FILE_ID.pack(*value)
+    except (struct.error, TypeError):
+        return None
+
+
+def _packed_cases(mapping: dict) -> dict:
+    """A JSON object as it is read: a case's task keys ``{case: [keys]}`` packed at once.
+
+    So that the keys of the whole index are never Python strings all at the same
+    time (:func:`radflow.pipeline.keys.pack`: 16 bytes each).
+    """
+    if all(
+        isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+        for keys in mapping.values()
+    ):
+        return {case: pack(keys) for case, keys in mapping.items()}
+    return mapping
+
+
+def _packed_keys(cases) -> bool:
+    """Whether ``cases`` is a file's ``{case: task keys}`` as :func:`_packed_cases` made it."""
+    return isinstance(cases, dict) and all(
+        isinstance(keys, (bytes, frozenset)) for keys in cases.values()
+    )
 
 
 def _load_index(table: Path) -> dict[str, list]:
-    """The files :data:`INDEX_FILE` records; empty when it is missing, unreadable or older."""
+    """The files :data:`INDEX_FILE` records; empty when it is missing, unreadable or older.
+
+    Each case's task keys in :func:`radflow.pipeline.keys.pack`'s form.
+    """
     try:
-        data = json.loads((table / INDEX_FILE).read_text(encoding="utf-8"))
+        with open(table / INDEX_FILE, encoding="utf-8") as fh:
+            data = json.load(fh, object_hook=_packed_cases)
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
@@ -409,26 +448,32 @@ class TableWriter:
                 tmp.write_text(params_text)
         _migrate_root(self.errors, is_errors=True)  # few files: those of failed cases
         #: Every data file of the table: relative path -> [[inode, size, mtime_ns], {case:
-        #: task keys} for this feature set's files, None for others'] (see :data:`INDEX_FILE`).
+        #: task keys} for this feature set's files, None for others'] (see :data:`INDEX_FILE`;
+        #: keys in :func:`radflow.pipeline.keys.pack`'s form, 16 bytes each).
         self._files = self._scan()
         if self._files is None:  # a file with the old id columns: the whole table migrated
             migrate(self.table)
             self._files = self._scan()
-        #: (institution, modality, case) -> (file, task keys of the case's rows)
-        self.index: dict[tuple[str, str, str], tuple[Path, set[str]]] = {}
-        for _, inst, mod, folder in _leaf_dirs(self.table, feature_set):
-            for path in _data_files(folder):
-                cases = self._files[_relative(self.table, path)][1]
-                for case, keys in sorted(cases.items()):
-                    where = (inst, mod, case)
-                    if where in self.index and self.index[where][0] != path:
-                        raise InputError(
-                            path,
-                            f"rows of case {case!r} are also in "
-                            f"{self.index[where][0].name}; run `radflow table "
-                            "verify` and remove one of the files",
-                        )
-                    self.index[where] = (path, set(keys))
+        #: (institution, modality, case) -> (file relative to the table, task keys of the
+        #: case's rows, packed)
+        self.index: dict[tuple[str, str, str], tuple[str, bytes | frozenset[str]]] = {}
+        mine = f"feature_set={feature_set}"
+        share = {}.setdefault  # one string per institution and modality
+        for rel, (_, cases) in self._files.items():  # as scanned: folders and files sorted
+            fs, inst, mod, _ = rel.split("/")
+            if fs != mine:
+                continue
+            inst, mod = (share(v, v) for v in (inst.split("=", 1)[1], mod.split("=", 1)[1]))
+            for case, keys in sorted(cases.items()):
+                where = (inst, mod, case)
+                if where in self.index and self.index[where][0] != rel:
+                    raise InputError(
+                        self.table / rel,
+                        f"rows of case {case!r} are also in "
+                        f"{Path(self.index[where][0]).name}; run `radflow table "
+                        "verify` and remove one of the files",
+                    )
+                self.index[where] = (rel, keys)
         if self._changed:
             self.save_index()
 
@@ -448,9 +493,14 @@ class TableWriter:
             for path in _data_files(folder):
                 rel = _relative(self.table, path)
                 ident = _file_id(path)
-                known = recorded.get(rel)
+                known = recorded.pop(rel, None)  # its JSON freed as it is replaced
                 mine = fs == self.feature_set
-                if known is not None and known[0] == ident and (known[1] is not None or not mine):
+                if (
+                    isinstance(known, list)
+                    and len(known) == 2
+                    and _recorded_id(known[0]) == ident
+                    and (not mine or _packed_keys(known[1]))
+                ):
                     files[rel] = [ident, known[1] if mine else None]
                     continue
                 self._changed = True
@@ -465,9 +515,9 @@ class TableWriter:
                         data.column("case_id").to_pylist(), data.column("task_key").to_pylist()
                     ):
                         cases[case].append(key)
-                    cases = {c: sorted(set(k)) for c, k in cases.items()}
+                    cases = {c: pack(k) for c, k in cases.items()}
                 files[rel] = [ident, cases]
-        self._changed |= files.keys() != recorded.keys()  # files gone since
+        self._changed |= bool(recorded)  # files gone since
         return files
 
     def save_index(self) -> None:
@@ -477,15 +527,21 @@ class TableWriter:
         """
         if not self._changed:
             return
+        dump = functools.partial(json.dumps, separators=(",", ":"))
         with atomic_file(self.table / INDEX_FILE, fsync=False) as tmp:  # a cache: no fsync
-            tmp.write_text(
-                json.dumps({"version": _INDEX_VERSION, "files": self._files}, separators=(",", ":"))
-            )
+            with open(tmp, "w", encoding="utf-8") as fh:  # file by file: keys unpacked briefly
+                fh.write(f'{{"version":{_INDEX_VERSION},"files":{{')
+                for n, (rel, (ident, cases)) in enumerate(self._files.items()):
+                    if cases is not None:
+                        cases = {case: unpack(keys) for case, keys in cases.items()}
+                    entry = [list(_FILE_ID.unpack(ident)), cases]
+                    fh.write(f"{',' if n else ''}{dump(rel)}:{dump(entry)}")
+                fh.write("}}")
         self._changed = False
 
-    def task_keys(self) -> set[str]:
-        """Task keys of every row the feature set holds."""
-        return set().union(*(keys for _, keys in self.index.values()))
+    def task_keys(self) -> KeySet:
+        """Task keys of every row the feature set holds (16 bytes each)."""
+        return KeySet.union(keys for _, keys in self.index.values())
 
     def recorded_errors(self) -> dict[tuple[str, str, str], list[dict]]:
         """The feature set's errors table: (institution, modality, case) -> its error rows.
@@ -501,10 +557,31 @@ class TableWriter:
         return out
 
     def stale(self, valid: Container[str]) -> set[tuple[str, str, str]]:
-        """Partitions ``(institution, modality, case)`` holding rows whose key is not ``valid``."""
-        return {
-            where for where, (_, keys) in self.index.items() if any(k not in valid for k in keys)
+        """Partitions ``(institution, modality, case)`` holding rows whose key is not ``valid``.
+
+        ``valid`` a :class:`~radflow.pipeline.keys.KeySet`: all the cases' keys at once.
+        """
+        if not isinstance(valid, KeySet):
+            return {
+                where
+                for where, (_, keys) in self.index.items()
+                if any(k not in valid for k in unpack(keys))
+            }
+        found = {
+            where
+            for where, (_, keys) in self.index.items()
+            if not isinstance(keys, bytes) and any(k not in valid for k in keys)
         }
+        packed = [
+            (where, keys) for where, (_, keys) in self.index.items() if isinstance(keys, bytes)
+        ]
+        sizes = np.fromiter((len(keys) // 16 for _, keys in packed), np.int64, len(packed))
+        digests = np.frombuffer(b"".join(keys for _, keys in packed), DIGEST)
+        missing = np.concatenate([[0], np.cumsum(~valid.contains(digests))])
+        ends = np.cumsum(sizes)
+        bad = (missing[ends] - missing[ends - sizes]) > 0
+        found.update(packed[i][0] for i in np.flatnonzero(bad).tolist())
+        return found
 
     def _table(self, rows: list[dict]) -> pa.Table:
         for row in rows:
@@ -577,7 +654,7 @@ class TableWriter:
         by_file: dict[Path, list] = defaultdict(list)
         for where, rows, _ in items:
             if where in self.index:
-                by_file[self.index[where][0]].append((where, rows))
+                by_file[self.table / self.index[where][0]].append((where, rows))
             else:
                 folder = _partition_dir(self.table, self.feature_set, *where[:2])
                 by_file[folder].append((where, rows))  # new cases: one new file per partition
@@ -609,15 +686,16 @@ class TableWriter:
                 data.column("case_id").to_pylist(), data.column("task_key").to_pylist()
             ):
                 present[case].add(key)
+            packed = {c: pack(k) for c, k in present.items()}
             if data.num_rows:
-                self._files[rel] = [_file_id(target), {c: sorted(k) for c, k in present.items()}]
+                self._files[rel] = [_file_id(target), packed]
             else:
                 self._files.pop(rel, None)
             self._changed = True
             for where, _ in cases:
-                keys = present.get(where[2])
+                keys = packed.get(where[2])
                 if keys:
-                    self.index[where] = (target, keys)
+                    self.index[where] = (rel, keys)
                 else:
                     self.index.pop(where, None)
         for where, _, errors in items:
@@ -673,7 +751,10 @@ class TableWriter:
 
 def _in(keep: Container[str], old: pa.Table) -> list[str]:
     """The old task keys that ``keep`` contains (``keep`` may be any container)."""
-    return [k for k in set(old.column("task_key").to_pylist()) if k in keep]
+    keys = set(old.column("task_key").to_pylist())
+    if isinstance(keep, KeySet):
+        return keep.members(keys)
+    return [k for k in keys if k in keep]
 
 
 # -- reading -----------------------------------------------------------------

@@ -122,6 +122,34 @@ def test_plan_has_one_small_deterministic_task_per_series_roi_and_group(store):
     assert not {t.key for t in other.tasks} & {t.key for t in plan.tasks}
 
 
+def test_units_are_compact_rows_whose_tasks_are_built_on_demand(store):
+    units = make_plan(store, PARAMS).units
+    tasks = list(units)
+    assert len(units) == len(tasks) == TASKS
+    assert units[3] == tasks[3] and units[-1] == tasks[-1] and units[2:5] == tasks[2:5]
+    with pytest.raises(IndexError):
+        units[TASKS]
+    # The plan is sorted by case; each unit's partition is its series' (the SERIES table).
+    partitions = {series: (inst, mod, case) for case, series, inst, mod, _ in SERIES}
+    assert [t.partition for t in tasks] == [partitions[t.series] for t in tasks]
+    assert [t.case for t in tasks] == sorted(t.case for t in tasks)
+    # Units per partition: the ROIs of its series x 2 image-type groups.
+    assert units.count(("INST_A", "CT", "P001")) == 4
+    assert units.count(("INST_A", "MR", "P001")) == 2
+    assert units.count(("INST_B", "CT", "P002")) == 4
+    assert units.count(("INST_A", "CT", "P002")) == 0  # another institution's
+    assert units.count(("INST_A", "CT", "P000")) == 0  # no such case
+    assert units.find(tasks[5].key) == 5
+    assert units.find("radflow-extract-" + "0" * 32) is None and units.find("k1") is None
+    # A selection keeps plan order and every field, counts included.
+    mask = np.array([t.group == "Square" or t.case == "P002" for t in tasks])
+    chosen = units.select(mask)
+    assert list(chosen) == [t for t, m in zip(tasks, mask) if m]
+    assert [t.cost_s for t in chosen] == [t.cost_s for t, m in zip(tasks, mask) if m]
+    assert chosen.count(("INST_A", "CT", "P001")) == 2
+    assert chosen.count(("INST_B", "CT", "P002")) == 4
+
+
 def test_groups_put_shape_with_original_only():
     groups = dict(image_type_groups(load_params(PARAMS)))
     assert list(groups) == ["Original", "Square"]
@@ -222,6 +250,39 @@ def test_rows_match_single_process_extraction(store, tmp_path, scheduler):
     assert '"Mask-original_VoxelNum"' in first.diagnostics
     assert (table / f"feature_set={summary.feature_set}" / "_params.yaml").is_file()
     assert verify(table).ok
+
+
+def test_each_partition_is_committed_once_with_all_its_rows(
+    store, tmp_path, scheduler, monkeypatch
+):
+    """A partition's bookkeeping starts with its first finished unit and ends at its commit.
+
+    Units finish in any order (one Dask task each, committed as soon as complete): each
+    partition is committed exactly once, with the rows of all its units.
+    """
+    committed = []
+    real = TableWriter.commit_many
+
+    def spy(self, items, keep):
+        items = list(items)
+        committed.extend((where, len(rows)) for where, rows, _ in items if rows)
+        return real(self, items, keep)
+
+    monkeypatch.setattr(TableWriter, "commit_many", spy)
+    table = tmp_path / "features"
+    summary = _run(store, table, scheduler, commit_interval_s=0, task_seconds=0)
+    assert summary.extracted == TASKS
+    # Rows per partition: its ROIs x 2 image types (the SERIES table).
+    assert sorted(committed) == [
+        (("INST_A", "CT", "P001"), 4),
+        (("INST_A", "CT", "P003"), 4),
+        (("INST_A", "MR", "P001"), 2),
+        (("INST_B", "CT", "P002"), 4),
+    ]
+    committed.clear()
+    again = _run(store, table, scheduler, incremental=True)
+    assert (again.extracted, again.skipped, committed) == (0, TASKS, [])
+    assert len(_rows(table)) == TASKS and verify(table).ok
 
 
 def test_incremental_runs_redo_only_what_changed(store, tmp_path, scheduler):

@@ -4,6 +4,7 @@ compaction that changes no query, verification of the one-row-per-key invariant.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from pathlib import Path
@@ -430,3 +431,42 @@ def test_rows_with_unknown_columns_are_refused(tmp_path):
         row = {**_rows("P001", "CT")[0], "glcm_Bogus": 1.0}
         with pytest.raises(ValueError, match="glcm_Bogus"):
             writer.commit("INST_A", "CT", "P001", [row], keep=set())
+
+
+def test_the_writers_index_keeps_task_keys_of_every_form(tmp_path, monkeypatch):
+    """Keys held as 16-byte digests (radflow's form) or as strings (any other) round-trip
+    through the table's file index: a new writer knows them without opening a data file."""
+    table = tmp_path / "t"
+    radflow_keys = [f"radflow-extract-{n:032x}" for n in (7, 255, 2**120)]
+    with table_lock(table):
+        writer = _writer(table)
+        rows = _rows("P001", "CT")  # 4 rows of keys k-P001-CT-<label>-v0
+        for row, key in zip(rows, radflow_keys + ["k-odd"]):
+            row["task_key"] = key
+        writer.commit("INST_A", "CT", "P001", rows, keep=set())
+        writer.commit("INST_B", "CT", "P002", _rows("P002", "CT"), keep=set())
+        writer.save_index()
+    written = set(radflow_keys) | {"k-odd", "k-P002-CT-1-v0", "k-P002-CT-2-v0"}
+    opened = []
+    real = pq.ParquetFile
+    monkeypatch.setattr(pq, "ParquetFile", lambda path, *a, **k: opened.append(path) or real(path))
+    with table_lock(table):
+        writer = _writer(table)
+        assert opened == []
+        held = writer.task_keys()
+        assert sorted(held) == sorted(written) and len(held) == len(written)
+        # The same answers for a KeySet of valid keys and for a Python set of them.
+        valid = {radflow_keys[0], "k-odd", "k-P002-CT-1-v0", "k-P002-CT-2-v0"}
+        expected = {("INST_A", "CT", "P001")}
+        assert writer.stale(table_mod.KeySet.from_keys(valid)) == expected
+        assert writer.stale(valid) == expected
+        assert writer.stale(held) == set()
+        # A commit keeps exactly the rows whose key the KeySet holds.
+        result = writer.commit("INST_A", "CT", "P001", [], keep=table_mod.KeySet.from_keys(valid))
+        writer.save_index()
+    assert sorted(result.removed_keys) == sorted(radflow_keys[1:])
+    assert set(read_table(table)["task_key"].to_pylist()) == valid
+    index = json.loads((table / table_mod.INDEX_FILE).read_text())
+    (case,) = [c for entry in index["files"].values() for c in entry[1].items() if c[0] == "P001"]
+    assert case[1] == sorted([radflow_keys[0], "k-odd"])  # written out as strings, sorted
+    assert verify(table).ok
