@@ -7,12 +7,15 @@ second) load only for the filters and classes that use them. numba loads only wh
 compiled kernels is enabled, and then only the kernels of the enabled classes: each from the
 cache, none compiled once :func:`radflow.extraction.extractor.warmup` has run with the same
 parameter file. Checked from ``sys.modules`` and numba's dispatchers after the command line's
-own entry point has run the extraction.
+own entry point has run the extraction. For classes with kernels the command starts numba in a
+background thread while it reads the files (:func:`radflow.extraction.extractor.start_numba`):
+never for first order alone, and the features are the same with and without it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -162,3 +165,109 @@ def test_warmup_with_params_compiles_what_the_extraction_loads(tmp_path):
     used = {name: k for name, k in report["kernels"].items() if k["signatures"]}
     assert [name.rpartition(".")[2] for name in used] == ["count_pairs"]
     assert all(k["compiled"] == 0 for k in used.values()), used  # loaded from the cache
+
+
+#: Run in a fresh interpreter: the command line with ``start_numba`` watched (argv[1] ``on``)
+#: or replaced by a no-op (``off``); whether it started its thread, and whether numba loaded.
+_PROBE_START = """
+import json, sys
+from radflow.cli import main
+from radflow.extraction import extractor
+started = []
+original = extractor.start_numba
+def watched(*args, **kwargs):
+    thread = original(*args, **kwargs) if sys.argv[1] == "on" else None
+    started.append(thread is not None)
+    if thread is not None:  # left running: the extraction races it, as in real use
+        started.append(thread.name)
+    return thread
+extractor.start_numba = watched
+code = main(sys.argv[2:])
+print(json.dumps({"code": code, "started": started, "numba": "numba" in sys.modules}))
+"""
+
+
+def _run_start_probe(mode, argv):
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE_START, mode, *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr  # nothing from the thread either
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0
+    return report
+
+
+@pytest.mark.parametrize(
+    ("sections", "mode", "has_kernels"),
+    [
+        ("featureClass:\n  firstorder:\n", "segment", False),  # NumPy only
+        ("featureClass:\n  firstorder:\n  glcm:\n  shape:\n", "segment", True),
+        ("featureClass:\n  ngtdm:\n", "segment", True),
+        ("featureClass:\n  firstorder:\n", "voxel", True),  # the sliding-window kernels
+        (  # maps of first order summarised per ROI: voxel mode's kernel
+            "featureClass:\n  firstorder:\nmapSummary:\n  classes:\n    firstorder: [Mean]\n",
+            "segment",
+            True,
+        ),
+    ],
+)
+def test_numba_start_runs_only_for_classes_with_kernels(tmp_path, sections, mode, has_kernels):
+    """A thread for classes with kernels, none for first order alone; the same output either way.
+
+    The thread loads numba only where the extraction itself does (first order alone: never).
+    """
+    image, mask, _ = _write_case(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text("setting:\n  binWidth: 10\n" + sections)
+    out = tmp_path / "features.json"
+    argv = _extract_argv(image, mask, params, out)
+    if mode == "voxel":
+        argv += ["--mode", "voxel", "--out-dir", str(tmp_path / "maps")]
+    without = _run_start_probe("off", argv)
+    assert without["started"] == [False]
+    expected = _outputs(out)
+    with_thread = _run_start_probe("on", argv)
+    assert with_thread["started"] == ([True, "radflow-numba-start"] if has_kernels else [False])
+    assert with_thread["numba"] is without["numba"]
+    if not has_kernels:
+        assert not with_thread["numba"]
+    got = _outputs(out)
+    assert got.keys() == expected.keys() and len(got) > 1
+    for key, value in expected.items():  # the same numbers, bit for bit (maps included)
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def _outputs(out):
+    """The command's JSON output, each voxel map's path replaced by the map's voxels; removed."""
+    features = json.loads(out.read_text())
+    out.unlink()
+    return {
+        key: sitk.GetArrayFromImage(sitk.ReadImage(value))
+        if str(value).endswith(".nrrd")
+        else value
+        for key, value in features.items()
+    }
+
+
+def test_a_failing_numba_start_is_silent(monkeypatch, caplog):
+    """An error in the thread is logged at debug level only; nothing reaches the caller."""
+    from radflow.extraction import extractor
+    from radflow.params.pyradiomics_params import load_params
+
+    class Broken:
+        def __getattr__(self, name):
+            raise RuntimeError("no CPU target here")
+
+    seen = []
+    caplog.set_level(logging.DEBUG, logger=extractor.__name__)
+    monkeypatch.setattr(extractor, "_numba_registry", Broken())
+    monkeypatch.setattr("threading.excepthook", seen.append)
+    thread = extractor.start_numba(load_params({"featureClass": {"glcm": None}}))
+    assert thread is not None
+    thread.join()
+    assert seen == []  # no uncaught exception in the thread
+    assert "no CPU target here" in caplog.text

@@ -97,14 +97,19 @@ def _cmd_extract(args) -> int:
             args.image, args.mask, args.ibsi, output_format=args.format or "json", label=args.label
         )
         return _emit(text, args.out)
+    checked = params.pyradiomics_params.load_params(args.params)
     # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only; files
     # never load the store's libraries.
+    in_store = [store.catalogue.is_store_path(p) for p in (args.image, args.mask)]
+    if not any(in_store):
+        # numba's start (GIL-bound) on a second core while the files are read.
+        extraction.extractor.start_numba(checked, voxel_based=voxel_based)
     image, mask = (
-        store.read.open_path(p) if store.catalogue.is_store_path(p) else p
-        for p in (args.image, args.mask)
+        store.read.open_path(p) if is_store else p
+        for p, is_store in zip((args.image, args.mask), in_store)
     )
     result = extraction.extractor.extract(
-        image, mask, args.params, label=args.label, voxel_based=voxel_based
+        image, mask, checked, label=args.label, voxel_based=voxel_based
     )
     if voxel_based:  # maps to Case-1_<key>.nrrd files, listed by their paths
         result = extraction.output.write_maps(result, args.out_dir, 1)
