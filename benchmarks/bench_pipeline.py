@@ -230,6 +230,28 @@ def _scale_child(
     run(store, FULL, table, incremental=True, progress=False)
     noop_mib = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
+    # A full (not incremental) run's client as extraction starts: run() up to the cluster,
+    # whose loop (_execute: in-flight work bounded by a window) is stubbed out here. Every
+    # unit is to do; the table is left as it is (no case is stale without work to do).
+    from radflow.pipeline import run as run_module
+
+    start: dict = {}
+
+    def starting(todo, *args, **kwargs):
+        start["peak"] = tracemalloc.get_traced_memory()[1] / 2**20
+        gc.collect()
+        start["held"] = tracemalloc.get_traced_memory()[0] / 2**20
+        start["units"] = len(todo)
+
+    real, run_module._execute = run_module._execute, starting
+    gc.collect()
+    tracemalloc.start()
+    try:
+        run(store, FULL, table, incremental=False, progress=False)
+    finally:
+        tracemalloc.stop()
+        run_module._execute = real
+    assert start["units"] == rois, start
     files = sum(1 for _ in table.rglob("*.parquet"))
     return {
         "rois": rois,
@@ -241,6 +263,8 @@ def _scale_child(
         "files": files,
         "plan_mib": plan_mib,
         "noop_mib": noop_mib,
+        "start_peak_mib": start["peak"],
+        "start_held_mib": start["held"],
     }
 
 
@@ -645,7 +669,10 @@ def main(argv=None) -> None:
                 f"({1e6 * r['noop_s'] / n:.0f} us/ROI; {r['cold_s']:.2f} s without the file "
                 "index); memory: "
                 f"plan {r['plan_mib']:.1f} MiB ({1024 * r['plan_mib'] / n:.2f} KiB/ROI), "
-                f"no-op peak {r['noop_mib']:.1f} MiB ({1024 * r['noop_mib'] / n:.2f} KiB/ROI) "
+                f"no-op peak {r['noop_mib']:.1f} MiB ({1024 * r['noop_mib'] / n:.2f} KiB/ROI), "
+                f"full run as extraction starts: peak {r['start_peak_mib']:.1f} MiB "
+                f"({1024 * r['start_peak_mib'] / n:.2f} KiB/ROI), held "
+                f"{r['start_held_mib']:.1f} MiB ({1024 * r['start_held_mib'] / n:.2f} KiB/ROI) "
                 f"of Python objects   ({_load()})"
             )
         return

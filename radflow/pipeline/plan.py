@@ -623,14 +623,15 @@ def _store_series(store: Path):
     """(case, series) of every complete series: folders holding a ``zarr.json``.
 
     Skips what :func:`radflow.store.catalogue.list_series` skips (hidden entries,
-    unfinished writes).
+    unfinished writes). Names, not paths, are listed: the store's case list is the one
+    thing planning holds for every case at once.
     """
-    for case_dir in sorted(store.iterdir()):
-        if case_dir.name.startswith(".") or not case_dir.is_dir():
+    for case in sorted(os.listdir(store)):
+        if case.startswith(".") or not os.path.isdir(store / case):
             continue
-        for series_dir in sorted(case_dir.iterdir()):
-            if not series_dir.name.startswith(".") and (series_dir / "zarr.json").is_file():
-                yield case_dir.name, series_dir.name
+        for series in sorted(os.listdir(store / case)):
+            if not series.startswith(".") and os.path.isfile(store / case / series / "zarr.json"):
+                yield case, series
 
 
 def _series_metadata(store: Path):

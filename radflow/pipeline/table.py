@@ -477,7 +477,7 @@ class TableWriter:
         if self._changed:
             self.save_index()
 
-    def _scan(self) -> dict[str, list] | None:
+    def _scan(self) -> dict[str, tuple] | None:
         """Every data file of the table, validated against :data:`INDEX_FILE`; None if old.
 
         A file whose inode, size and modification time are those the index recorded
@@ -486,7 +486,7 @@ class TableWriter:
         id columns: :func:`migrate`) and, in this feature set, its cases' task keys.
         """
         recorded = _load_index(self.table)
-        files: dict[str, list] = {}
+        files: dict[str, tuple] = {}
         #: Whether the index on disk differs from what this writer knows.
         self._changed = False
         for fs, _, _, folder in _leaf_dirs(self.table):
@@ -501,7 +501,7 @@ class TableWriter:
                     and _recorded_id(known[0]) == ident
                     and (not mine or _packed_keys(known[1]))
                 ):
-                    files[rel] = [ident, known[1] if mine else None]
+                    files[rel] = (ident, known[1] if mine else None)
                     continue
                 self._changed = True
                 parquet = pq.ParquetFile(path)
@@ -516,7 +516,7 @@ class TableWriter:
                     ):
                         cases[case].append(key)
                     cases = {c: pack(k) for c, k in cases.items()}
-                files[rel] = [ident, cases]
+                files[rel] = (ident, cases)
         self._changed |= bool(recorded)  # files gone since
         return files
 
@@ -688,7 +688,7 @@ class TableWriter:
                 present[case].add(key)
             packed = {c: pack(k) for c, k in present.items()}
             if data.num_rows:
-                self._files[rel] = [_file_id(target), packed]
+                self._files[rel] = (_file_id(target), packed)
             else:
                 self._files.pop(rel, None)
             self._changed = True
