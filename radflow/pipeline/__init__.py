@@ -8,7 +8,8 @@
 - :mod:`~radflow.pipeline.habitats`: habitat models of a ROI, and habitat maps into the store.
 - :mod:`~radflow.pipeline.outcomes`: failure bookkeeping and summaries shared by the Dask
   commands (errors records, known failures, reports).
-- :mod:`~radflow.pipeline.table`: the Hive-partitioned Parquet feature table.
+- :mod:`~radflow.pipeline.table`: the Hive-partitioned Parquet feature table;
+  :mod:`~radflow.pipeline.keys`: compact sets of task keys.
 - :mod:`~radflow.pipeline.manifest`, :mod:`~radflow.pipeline.progress`,
   :mod:`~radflow.pipeline.fingerprint`: the store's manifest, progress output, fingerprints.
 - :mod:`~radflow.pipeline.ibsi_compliance`: the IBSI 1 compliance check.
@@ -27,6 +28,7 @@ __getattr__, __dir__, __all__ = attach(
         "habitats",
         "ibsi_compliance",
         "ingest",
+        "keys",
         "manifest",
         "maps",
         "outcomes",
