@@ -53,8 +53,8 @@ from radflow.io.records import roi_key
 from radflow.params.extraction import ExtractionParams
 from radflow.params.pyradiomics_params import load_params, params_hash, params_to_dict
 from radflow.pipeline.keys import DIGEST, PREFIX, KeySet, keys_of
-from radflow.store import layout, ome
-from radflow.store.catalogue import label_keys
+from radflow.store import ome
+from radflow.store.catalogue import label_keys, series_info
 from radflow.store.habitats import HABITATS, habitat_key
 from radflow.store.read import open_volume
 
@@ -645,13 +645,8 @@ def _series_metadata(store: Path):
     for case, series in _store_series(store):
         path = store / case / series
         try:
-            attributes = layout.node_json(path).get("attributes", {})
-            layout.series_attrs(attributes, path, case, series)  # checks, as list_series
-            keys = tuple(layout.stored_label_keys(path))
-            shape = layout.node_json(path / ome.LEVEL).get("shape")
-            if not (isinstance(shape, list) and len(shape) == 3):
-                raise InputError(path / ome.LEVEL, f"image shape must have 3 entries: {shape!r}")
-            yield case, series, dict(attributes["radflow"]), keys
+            info = series_info(path, case, series)
+            yield case, series, info.attrs, info.label_keys
             continue
         except _METADATA_ERRORS:
             pass

@@ -77,27 +77,34 @@ def list_series(store: str | Path) -> list[SeriesInfo]:
         for series_dir in sorted(case_dir.iterdir()):
             if series_dir.name.startswith(".") or not (series_dir / "zarr.json").is_file():
                 continue
-            attributes = layout.node_json(series_dir).get("attributes", {})
-            attrs = layout.series_attrs(attributes, series_dir, case_dir.name, series_dir.name)
-            keys = layout.stored_label_keys(series_dir)
-            shape = layout.node_json(series_dir / ome.LEVEL).get("shape")
-            if not (isinstance(shape, list) and len(shape) == 3):
-                raise InputError(
-                    series_dir / ome.LEVEL, f"image shape must have 3 entries, got {shape!r}"
-                )
-            found.append(
-                SeriesInfo(
-                    case=case_dir.name,
-                    series=series_dir.name,
-                    modality=attrs.get("modality"),
-                    shape_zyx=tuple(int(n) for n in shape),
-                    spacing_zyx=attrs["spacing_zyx"],
-                    label_keys=tuple(keys),
-                    attrs=dict(attributes["radflow"]),
-                    path=series_dir,
-                )
-            )
+            found.append(series_info(series_dir, case_dir.name, series_dir.name))
     return found
+
+
+def series_info(series_dir: Path, case: str, series: str) -> SeriesInfo:
+    """What :func:`list_series` reads of one series folder: metadata only, checked.
+
+    Raises
+    ------
+    radflow.errors.InputError
+        Metadata radflow did not write (attributes, image shape).
+    """
+    attributes = layout.node_json(series_dir).get("attributes", {})
+    attrs = layout.series_attrs(attributes, series_dir, case, series)
+    keys = layout.stored_label_keys(series_dir)
+    shape = layout.node_json(series_dir / ome.LEVEL).get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3):
+        raise InputError(series_dir / ome.LEVEL, f"image shape must have 3 entries, got {shape!r}")
+    return SeriesInfo(
+        case=case,
+        series=series,
+        modality=attrs.get("modality"),
+        shape_zyx=tuple(int(n) for n in shape),
+        spacing_zyx=attrs["spacing_zyx"],
+        label_keys=tuple(keys),
+        attrs=dict(attributes["radflow"]),
+        path=series_dir,
+    )
 
 
 def label_keys(store: str | Path, case: str, series: str) -> list[str]:
