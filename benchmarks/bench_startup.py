@@ -448,6 +448,7 @@ def main() -> None:
             if args.baseline_src:
                 commands["radflow baseline"] = commands["radflow extract"]
                 envs["radflow baseline"] = dict(env, PYTHONPATH=args.baseline_src)
+            load_before = os.getloadavg()
             walls: dict[str, list[float]] = {name: [] for name in commands}
             cpus: dict[str, list[float]] = {name: [] for name in commands}
             for run in range(args.runs + 1):
@@ -467,6 +468,12 @@ def main() -> None:
             stderr = _time(probe, env, tmp)[2]
             loaded = next((ln[7:] for ln in stderr.splitlines() if ln.startswith("LOADED ")), "")
             print(f"\n{case} ({params or 'PyRadiomics defaults'}), {args.runs} runs each:")
+            # Other work on the machine inflates wall times (the commands use up to 2 cores).
+            print(
+                "  load average (1, 5, 15 min) before {} / after {}".format(
+                    *(" ".join(f"{x:.2f}" for x in load) for load in (load_before, os.getloadavg()))
+                )
+            )
             for name in commands:
                 wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
                 print(

@@ -7,8 +7,8 @@ second) load only for the filters and classes that use them. numba loads only wh
 compiled kernels is enabled, and then only the kernels of the enabled classes: each from the
 cache, none compiled once :func:`radflow.extraction.extractor.warmup` has run with the same
 parameter file. Checked from ``sys.modules`` and numba's dispatchers after the command line's
-own entry point has run the extraction. For classes with kernels the command starts numba in a
-background thread while it reads the files (:func:`radflow.extraction.extractor.start_numba`):
+own entry point has run the extraction. The command reads the files ahead in background threads
+and, for classes with kernels, starts numba in another (:mod:`radflow.extraction.startup`):
 never for first order alone, and the features are the same with and without it.
 """
 
@@ -172,18 +172,23 @@ def test_warmup_with_params_compiles_what_the_extraction_loads(tmp_path):
 _PROBE_START = """
 import json, sys
 from radflow.cli import main
-from radflow.extraction import extractor
-started = []
-original = extractor.start_numba
+from radflow.extraction import startup
+started, prefetched = [], []
+original, original_prefetch = startup.start_numba, startup.prefetch
 def watched(*args, **kwargs):
     thread = original(*args, **kwargs) if sys.argv[1] == "on" else None
     started.append(thread is not None)
     if thread is not None:  # left running: the extraction races it, as in real use
         started.append(thread.name)
     return thread
-extractor.start_numba = watched
+def reads(*paths):
+    prefetched.extend(str(p) for p in paths)
+    return original_prefetch(*paths)
+startup.start_numba, startup.prefetch = watched, reads
 code = main(sys.argv[2:])
-print(json.dumps({"code": code, "started": started, "numba": "numba" in sys.modules}))
+print(json.dumps({
+    "code": code, "started": started, "prefetched": prefetched, "numba": "numba" in sys.modules
+}))
 """
 
 
@@ -231,6 +236,7 @@ def test_numba_start_runs_only_for_classes_with_kernels(tmp_path, sections, mode
     assert without["started"] == [False]
     expected = _outputs(out)
     with_thread = _run_start_probe("on", argv)
+    assert with_thread["prefetched"] == [str(image), str(mask)]  # the files, read ahead
     assert with_thread["started"] == ([True, "radflow-numba-start"] if has_kernels else [False])
     assert with_thread["numba"] is without["numba"]
     if not has_kernels:
@@ -255,19 +261,18 @@ def _outputs(out):
 
 def test_a_failing_numba_start_is_silent(monkeypatch, caplog):
     """An error in the thread is logged at debug level only; nothing reaches the caller."""
-    from radflow.extraction import extractor
+    from radflow.extraction import startup
     from radflow.params.pyradiomics_params import load_params
 
-    class Broken:
-        def __getattr__(self, name):
-            raise RuntimeError("no CPU target here")
+    def broken(name):
+        raise RuntimeError(f"no {name} here")
 
     seen = []
-    caplog.set_level(logging.DEBUG, logger=extractor.__name__)
-    monkeypatch.setattr(extractor, "_numba_registry", Broken())
+    caplog.set_level(logging.DEBUG, logger=startup.__name__)
+    monkeypatch.setattr(startup, "family_module", broken)
     monkeypatch.setattr("threading.excepthook", seen.append)
-    thread = extractor.start_numba(load_params({"featureClass": {"glcm": None}}))
+    thread = startup.start_numba(load_params({"featureClass": {"glcm": None}}))
     assert thread is not None
     thread.join()
     assert seen == []  # no uncaught exception in the thread
-    assert "no CPU target here" in caplog.text
+    assert "no glcm here" in caplog.text

@@ -97,13 +97,15 @@ def _cmd_extract(args) -> int:
             args.image, args.mask, args.ibsi, output_format=args.format or "json", label=args.label
         )
         return _emit(text, args.out)
-    checked = params.pyradiomics_params.load_params(args.params)
     # Store folders (STORE/<case>/<series>, .../labels/<key>) are read box-only; files
     # never load the store's libraries.
     in_store = [store.catalogue.is_store_path(p) for p in (args.image, args.mask)]
-    if not any(in_store):
-        # numba's start (GIL-bound) on a second core while the files are read.
-        extraction.extractor.start_numba(checked, voxel_based=voxel_based)
+    files = not any(in_store)
+    if files:  # read on a second core while this process imports and checks (GIL-bound)
+        extraction.startup.prefetch(args.image, args.mask)
+    checked = params.pyradiomics_params.load_params(args.params)
+    if files:  # numba's import and start (GIL-bound) on a second core while the files are read
+        extraction.startup.start_numba(checked, voxel_based=voxel_based)
     image, mask = (
         store.read.open_path(p) if is_store else p
         for p, is_store in zip((args.image, args.mask), in_store)

@@ -7,6 +7,7 @@
 - :mod:`~radflow.extraction.diagnostics`: PyRadiomics' ``diagnostics_*`` entries.
 - :mod:`~radflow.extraction.region`: the region of a volume one extraction reads.
 - :mod:`~radflow.extraction.voxel`: PyRadiomics' voxel mode (feature maps).
+- :mod:`~radflow.extraction.startup`: what the command starts in background threads first.
 
 Feature families (:mod:`radflow.features`) and image types (:mod:`radflow.filters`) are pure
 functions of arrays; everything that decides what to compute on which voxels lives here.
@@ -16,5 +17,6 @@ Submodules load on first use (:func:`radflow._lazy.attach`).
 from radflow._lazy import attach
 
 __getattr__, __dir__, __all__ = attach(
-    __name__, ["batch", "diagnostics", "extractor", "ibsi", "output", "region", "voxel"]
+    __name__,
+    ["batch", "diagnostics", "extractor", "ibsi", "output", "region", "startup", "voxel"],
 )

@@ -44,9 +44,7 @@ shape2D class then fails unless the ROI is one voxel thick along that numpy
 from __future__ import annotations
 
 import functools
-import logging
 import math
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,11 +55,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from radflow._geometry import bounding_box
-from radflow._lazy import is_loaded, load
 from radflow.errors import InputError, SettingsError
 from radflow.extraction import diagnostics, map_summary, voxel
 from radflow.extraction.region import read_region
-from radflow.features import voxel as voxel_families
+from radflow.extraction.startup import KERNEL_CLASSES as _COMPILED
+from radflow.extraction.startup import VOXEL_KERNEL_CLASSES as _VOXEL_COMPILED
 from radflow.features.habitat import FAMILY as _HABITAT
 from radflow.features.habitat import feature_names as habitat_names
 from radflow.features.habitat import habitat_features
@@ -87,13 +85,7 @@ from radflow.store.source import RoiSource, box_image, is_dataarray, label_box, 
 if TYPE_CHECKING:
     import xarray as xr
 
-# numba's CPU target and its compiler lock, for start_numba (imported in its thread).
-_numba_registry = load("numba.core.registry")
-_numba_lock = load("numba.core.compiler_lock")
-
-__all__ = ["NOT_RETURNED", "extract", "start_numba", "warmup"]
-
-log = logging.getLogger(__name__)
+__all__ = ["NOT_RETURNED", "extract", "warmup"]
 
 _SHAPE = ("shape", "shape2D", "skeleton")  # on the mask, once per ROI
 _INTENSITY_TYPES = frozenset(
@@ -189,12 +181,6 @@ def extract(
     return _Extraction(params, settings, volume, voxel_based, habitats).run()
 
 
-#: Feature classes whose PyRadiomics-mode computation runs numba kernels (first order, habitat
-#: and skeleton are NumPy/SciPy); voxel mode has kernels for every texture class and first order.
-_COMPILED = frozenset({"shape", "shape2D", "glcm", "glrlm", "glszm", "gldm", "ngtdm"})
-_VOXEL_COMPILED = frozenset(_COMPILED - {"shape", "shape2D"} | {"firstorder"})
-
-
 def warmup(
     params: str | PathLike | Mapping[str, Any] | ExtractionParams | None = None,
     *,
@@ -270,74 +256,6 @@ def warmup(
             voxel_based=True,
         )
     return result
-
-
-def start_numba(params: ExtractionParams, *, voxel_based: bool = False) -> threading.Thread | None:
-    """Load the kernels' modules and start numba in a background thread, if `params` need them.
-
-    A process's first kernel pays for importing numba and starting its CPU target (the
-    registries of its implementations, which import ``scipy.linalg`` for its BLAS check):
-    about half a second, all of it holding the GIL. Started before an extraction reads its
-    files, this thread imports the modules of the enabled classes that have kernels and, if
-    that imported numba, starts numba's CPU target, while the extraction reads, crops and
-    resamples the files (SimpleITK and NumPy release the GIL): on a machine with two cores or
-    more the half second is mostly hidden. Nothing else changes. The extraction does not wait
-    for the thread: it imports the same modules (waiting on Python's import lock of a module
-    the thread is importing) and its first kernel load starts numba's target itself if the
-    thread has not (numba does that under its global compiler lock, which the thread holds
-    while it starts the target: the two never run at once, and the later finds the work done).
-    A failure in the thread is only logged at debug level; the extraction then meets it again
-    where it would have without the thread.
-
-    Parameters
-    ----------
-    params : ExtractionParams
-        The extraction's parameters: nothing is started unless they enable a class that has
-        kernels (shape, shape2D, the texture classes; voxel mode's first order; any
-        ``mapSummary``), so a first-order-only extraction imports no numba.
-    voxel_based : bool
-        Whether the extraction is in voxel mode.
-
-    Returns
-    -------
-    threading.Thread or None
-        The daemon thread started, or None when `params` need no kernel.
-    """
-    modules = _kernel_modules(params, voxel_based)
-    if not modules:
-        return None
-    thread = threading.Thread(
-        target=_start_kernels, args=(modules,), name="radflow-numba-start", daemon=True
-    )
-    thread.start()
-    return thread
-
-
-def _kernel_modules(params: ExtractionParams, voxel_based: bool) -> list[Callable[[], Any]]:
-    """Loaders of the family modules with kernels an extraction with `params` uses, in order."""
-    classes = params.feature_classes
-    if voxel_based:  # shape has no voxel mode
-        return [
-            functools.partial(getattr, voxel_families, c) for c in classes if c in _VOXEL_COMPILED
-        ]
-    shape_first = sorted((c for c in classes if c in _COMPILED), key=lambda c: c not in _SHAPE)
-    loaders = [functools.partial(family_module, c) for c in shape_first]
-    if params.map_summary is not None:  # every class has voxel kernels
-        loaders += [
-            functools.partial(getattr, voxel_families, c) for c in params.map_summary.classes
-        ]
-    return loaders
-
-
-def _start_kernels(modules: list[Callable[[], Any]]) -> None:
-    try:
-        for module in modules:
-            module()
-        if is_loaded("numba"):  # the kernels are numba's (JIT), not compiled ahead
-            with _numba_lock.global_compiler_lock:
-                _numba_registry.cpu_target.target_context.refresh()
-    except Exception as exc:  # the extraction meets it again, where it would without the thread
-        log.debug("loading the kernels' modules in the background failed: %r", exc)
 
 
 def _warmup_for(params: ExtractionParams, voxel_based: bool, image, mask, values) -> dict[str, Any]:
