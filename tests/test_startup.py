@@ -129,9 +129,29 @@ def test_extract_loads_only_the_kernels_of_enabled_classes(tmp_path):
     assert not [m for m in report["modules"] if m.startswith("radflow.features.voxel.")]
     for family in ("glrlm", "glszm", "gldm", "ngtdm"):
         assert f"radflow.features.{family}" not in report["modules"]
-    used = {name.rpartition(".")[2] for name, k in report["kernels"].items() if k["signatures"]}
-    # Shape: the mesh (volume, area) and its diameters; glcm: the pair counts. Nothing else.
-    assert used == {"mesh_area_volume", "edge_vertices", "mesh_diameters", "count_pairs"}
+    # Segment mode's kernels come compiled with the installation: no numba in the process,
+    # not even their JIT source modules.
+    assert "radflow.features._aot" in report["modules"]
+    assert "numba" not in report["modules"] and report["kernels"] == {}
+    assert "radflow.features._shared_kernels" not in report["modules"]
+    assert "radflow.features._mesh" not in report["modules"]
+
+
+def test_voxel_mode_loads_only_the_jit_kernels_of_enabled_classes(tmp_path):
+    """Voxel mode's kernels are numba's: those of the enabled classes only, one signature each."""
+    image, mask, params = _write_case(tmp_path)
+    params.write_text(
+        "setting:\n  binWidth: 10\nvoxelSetting:\n  kernelRadius: 1\n"
+        "featureClass:\n  firstorder:\n  glcm:\n"
+    )
+    argv = ["extract", str(image), str(mask), "-p", str(params), "--mode", "voxel"]
+    report = _run_fresh([*argv, "--out-dir", str(tmp_path / "maps")])
+    assert (tmp_path / "maps" / "Case-1_original_glcm_Contrast.nrrd").is_file()
+    used = {name for name, k in report["kernels"].items() if k["signatures"]}
+    families = {name.split(".")[3] for name in used}
+    assert {"firstorder", "glcm"} <= families <= {"firstorder", "glcm", "_kernel", "_sizes"}, used
+    for family in ("glrlm", "glszm", "gldm", "ngtdm"):
+        assert f"radflow.features.voxel.{family}" not in report["modules"]
     # One specialisation each: consistent argument types, one cached signature per kernel.
     assert all(k["signatures"] <= 1 for k in report["kernels"].values())
 
@@ -149,21 +169,32 @@ def test_first_order_only_does_not_import_numba(tmp_path):
 
 
 def test_warmup_with_params_compiles_what_the_extraction_loads(tmp_path):
-    """After ``radflow warmup -p PARAMS`` in an empty cache, extracting compiles nothing."""
+    """After ``radflow warmup -p PARAMS --mode voxel`` (empty cache), extracting compiles nothing.
+
+    (Segment mode's kernels are compiled at installation: nothing of theirs to warm up.)
+    """
     image, mask, _ = _write_case(tmp_path)
     params = tmp_path / "glcm.yaml"
-    params.write_text("setting:\n  binWidth: 10\nfeatureClass:\n  firstorder:\n  glcm:\n")
+    params.write_text(
+        "setting:\n  binWidth: 10\nvoxelSetting:\n  kernelRadius: 1\n"
+        "featureClass:\n  firstorder:\n  glcm:\n"
+    )
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
-    warm = _run_fresh(["warmup", "-p", str(params)], env=env)
-    compiled = {name.rpartition(".")[2] for name, k in warm["kernels"].items() if k["compiled"]}
-    assert compiled == {"count_pairs"}  # glcm's kernel only; first order has none
+    segment = _run_fresh(["warmup", "-p", str(params)], env=env)
+    assert "numba" not in segment["modules"]
+    warm = _run_fresh(["warmup", "-p", str(params), "--mode", "voxel"], env=env)
+    compiled = {name for name, k in warm["kernels"].items() if k["compiled"]}
+    assert compiled and all(".voxel." in name for name in compiled), compiled
+    assert not [n for n in compiled if n.split(".")[3] in ("glrlm", "glszm", "gldm", "ngtdm")]
     cached = sorted(p.name for p in (tmp_path / "numba-cache").rglob("*.nbi"))
-    assert cached and all("count_pairs" in name for name in cached), cached
-    out = tmp_path / "features.json"
-    report = _run_fresh(_extract_argv(image, mask, params, out), env=env)
-    assert "original_glcm_Contrast" in json.loads(out.read_text())
+    assert cached, "nothing written to the cache"
+    out = tmp_path / "maps"
+    argv = ["extract", str(image), str(mask), "-p", str(params), "--mode", "voxel"]
+    report = _run_fresh([*argv, "--out-dir", str(out)], env=env)
+    assert (out / "Case-1_original_glcm_Contrast.nrrd").is_file()
     used = {name: k for name, k in report["kernels"].items() if k["signatures"]}
-    assert [name.rpartition(".")[2] for name in used] == ["count_pairs"]
+    warmed = {name for name, k in warm["kernels"].items() if k["signatures"]}
+    assert used and set(used) <= warmed, set(used) - warmed
     assert all(k["compiled"] == 0 for k in used.values()), used  # loaded from the cache
 
 
