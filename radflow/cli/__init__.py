@@ -26,6 +26,7 @@ import os
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 from radflow import demo, extraction, params, store
@@ -101,18 +102,20 @@ def _cmd_extract(args) -> int:
     # never load the store's libraries.
     in_store = [store.catalogue.is_store_path(p) for p in (args.image, args.mask)]
     files = not any(in_store)
-    if files:  # read on a second core while this process imports and checks (GIL-bound)
-        extraction.startup.prefetch(args.image, args.mask)
-    checked = params.pyradiomics_params.load_params(args.params)
-    if files:  # numba's import and start (GIL-bound) on a second core while the files are read
-        extraction.startup.start_numba(checked, voxel_based=voxel_based)
-    image, mask = (
-        store.read.open_path(p) if is_store else p
-        for p, is_store in zip((args.image, args.mask), in_store)
-    )
-    result = extraction.extractor.extract(
-        image, mask, checked, label=args.label, voxel_based=voxel_based
-    )
+    # Files are read on a second core while this process imports and checks (GIL-bound);
+    # reads the extraction did not take (it failed first) are dropped on the way out.
+    reads = extraction.startup.prefetch(args.image, args.mask) if files else nullcontext()
+    with reads:
+        checked = params.pyradiomics_params.load_params(args.params)
+        if files:  # numba's import and start (GIL-bound) on a second core while files are read
+            extraction.startup.start_numba(checked, voxel_based=voxel_based)
+        image, mask = (
+            store.read.open_path(p) if is_store else p
+            for p, is_store in zip((args.image, args.mask), in_store)
+        )
+        result = extraction.extractor.extract(
+            image, mask, checked, label=args.label, voxel_based=voxel_based
+        )
     if voxel_based:  # maps to Case-1_<key>.nrrd files, listed by their paths
         result = extraction.output.write_maps(result, args.out_dir, 1)
     case = {"Image": str(args.image), "Mask": str(args.mask)}

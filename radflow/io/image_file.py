@@ -211,7 +211,30 @@ def _identity(path: Path) -> tuple[int, int, int, int] | None:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def prefetch(*paths: str | PathLike) -> None:
+class Prefetched:
+    """The reads :func:`prefetch` started; closing it forgets those not taken yet.
+
+    A context manager: ``with prefetch(image, mask): ...`` drops, on leaving, the images of
+    reads that no :func:`read_image` took (a command that failed before reading its input),
+    so a process that goes on (tests, a notebook calling the command line) does not keep them.
+    """
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def close(self) -> None:
+        with _prefetched_lock:
+            for path in self.paths:
+                _prefetched.pop(path, None)
+
+    def __enter__(self) -> Prefetched:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def prefetch(*paths: str | PathLike) -> Prefetched:
     """Start reading image files in background threads, for a later :func:`read_image`.
 
     A command calls this as soon as it knows its inputs, then imports and checks what it
@@ -226,7 +249,13 @@ def prefetch(*paths: str | PathLike) -> None:
     ----------
     *paths : str or path-like
         Image files (:data:`FORMATS`).
+
+    Returns
+    -------
+    Prefetched
+        Close it (or use it as a context manager) when the reads are no longer wanted.
     """
+    started = []
     for path in paths:
         path = Path(path).absolute()
         if image_suffix(path) is None or not path.is_file():
@@ -236,6 +265,8 @@ def prefetch(*paths: str | PathLike) -> None:
                 continue
             _prefetched[path] = read = _Prefetch(path)
         read.start()
+        started.append(path)
+    return Prefetched(started)
 
 
 def _take_prefetched(path: Path) -> sitk.Image | None:

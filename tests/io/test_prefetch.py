@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from radflow.cli import main
 from radflow.errors import InputError
 from radflow.io import image_file
 from radflow.io.image_file import prefetch, read_image
@@ -93,3 +94,17 @@ def test_relative_and_absolute_paths_are_the_same_file(files, monkeypatch):
     prefetch(ct.name)
     assert list(image_file._prefetched) == [ct]
     _same(read_image(os.fspath(ct)), read_image(ct))
+
+
+def test_closing_forgets_the_reads_not_taken(files):
+    with prefetch(*files[:2]) as reads:
+        read_image(files[0])
+    assert reads.paths == [files[0], files[1]]
+    assert not image_file._prefetched
+
+
+def test_a_command_that_fails_before_reading_keeps_nothing(files, tmp_path):
+    params = tmp_path / "bad.yaml"
+    params.write_text("setting:\n  binWidth: -1\n")
+    assert main(["extract", str(files[0]), str(files[2]), "-p", str(params)]) == 2
+    assert not image_file._prefetched
