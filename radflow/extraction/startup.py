@@ -4,7 +4,7 @@ A fresh command spends its first few tenths of a second holding the GIL: importi
 SimpleITK and radflow's modules, and, where numba serves the kernels, importing numba and
 starting its CPU target (about half a second). Reading the input files does not hold it
 (SimpleITK releases the GIL while it reads and decompresses). So, as soon as the command
-knows its inputs, two kinds of work start in daemon threads and run on a second core:
+knows its inputs, two kinds of work start in background threads and run on a second core:
 
 - :func:`prefetch` (:func:`radflow.io.image_file.prefetch`): reading the image and mask
   files, which the extraction's :func:`~radflow.io.image_file.read_image` then takes;
@@ -13,7 +13,9 @@ knows its inputs, two kinds of work start in daemon threads and run on a second 
   the compiled extension ``radflow.features._aot``), starting numba's CPU target.
 
 Neither changes a result: the extraction never waits for them but takes over what they have
-not finished (see each function). This module imports no feature family and not the
+not finished (see each function). They are not daemon threads: a command that ends first (an
+error) waits for them at exit, rather than tearing down the interpreter, SimpleITK's and numba's
+globals under a thread still inside them. This module imports no feature family and not the
 extraction itself, so that the command can call it first.
 """
 
@@ -75,14 +77,12 @@ def start_numba(params: ExtractionParams, *, voxel_based: bool = False) -> threa
     Returns
     -------
     threading.Thread or None
-        The daemon thread started, or None when `params` need no kernel.
+        The thread started, or None when `params` need no kernel.
     """
     modules = _kernel_modules(params, voxel_based)
     if not modules:
         return None
-    thread = threading.Thread(
-        target=_start_kernels, args=(modules,), name="radflow-numba-start", daemon=True
-    )
+    thread = threading.Thread(target=_start_kernels, args=(modules,), name="radflow-numba-start")
     thread.start()
     return thread
 

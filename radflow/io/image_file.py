@@ -185,7 +185,9 @@ class _Prefetch(threading.Thread):
     """One file read by :func:`read_image` in the background, with the file's identity then."""
 
     def __init__(self, path: Path):
-        super().__init__(name=f"radflow-prefetch-{path.name}", daemon=True)
+        # Not a daemon: the interpreter waits for it at exit instead of finalising
+        # SimpleITK's globals under a read still in progress.
+        super().__init__(name=f"radflow-prefetch-{path.name}")
         self.path = path
         self.identity = _identity(path)
         self.image: sitk.Image | None = None
