@@ -69,6 +69,7 @@ radflow.errors.SettingsError: setting 'binWidth': '25' is not allowed; expected 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import re
@@ -79,14 +80,17 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from radflow._lazy import load
 from radflow.errors import SettingsError
+
+# PyYAML (~9 ms) loads only when a file or text is read: `radflow extract` without a
+# parameter file never needs it.
+yaml = load("yaml")
 
 __all__ = [
     "Rule",
     "Wording",
-    "YAML12Loader",
+    "YAML12Loader",  # noqa: F822 (module __getattr__: built on first use)
     "check_mapping",
     "check_value",
     "closest",
@@ -154,7 +158,7 @@ def load_config(
 def parse_yaml(text: str, origin: str = "<string>") -> Any:
     """`text` read with :class:`YAML12Loader`; errors start with `origin` and give the line."""
     try:
-        return yaml.load(text, Loader=YAML12Loader)  # a SafeLoader subclass
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
     except _DuplicateKey as exc:
         raise SettingsError(f"{origin}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -177,50 +181,6 @@ def _no_duplicates(pairs):
     return seen
 
 
-class YAML12Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2 core scalars and no duplicate keys.
-
-    PyYAML implements YAML 1.1, where ``yes``/``on`` are booleans and ``1e-5`` is a string;
-    PyRadiomics' reader follows YAML 1.2.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-_TAG = "tag:yaml.org,2002:"
-YAML12Loader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in {_TAG + t for t in ("bool", "int", "float")}
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-YAML12Loader.add_implicit_resolver(
-    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-YAML12Loader.add_implicit_resolver(
-    _TAG + "int",
-    re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$"),
-    list("-+0123456789"),
-)
-YAML12Loader.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(
-        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
-        r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"
-    ),
-    list("-+.0123456789"),
-)
-
-
 def _construct_int(loader, node):
     text = loader.construct_scalar(node).replace("_", "")
     sign = -1 if text.startswith("-") else 1
@@ -236,8 +196,65 @@ def _construct_float(loader, node):
     return float("nan") if text == ".nan" else float(text)
 
 
-YAML12Loader.add_constructor(_TAG + "int", _construct_int)
-YAML12Loader.add_constructor(_TAG + "float", _construct_float)
+_TAG = "tag:yaml.org,2002:"
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """:class:`YAML12Loader`, built on first use (PyYAML's import is ~9 ms of a command)."""
+
+    class YAML12Loader(yaml.SafeLoader):
+        """PyYAML's safe loader with YAML 1.2 core scalars and no duplicate keys.
+
+        PyYAML implements YAML 1.1, where ``yes``/``on`` are booleans and ``1e-5`` is a
+        string; PyRadiomics' reader follows YAML 1.2.
+        """
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise _DuplicateKey(f"line {line}: duplicate key {key!r}")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    YAML12Loader.__module__ = __name__
+    YAML12Loader.__qualname__ = "YAML12Loader"
+    YAML12Loader.yaml_implicit_resolvers = {
+        first: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if tag not in {_TAG + t for t in ("bool", "int", "float")}
+        ]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    YAML12Loader.add_implicit_resolver(
+        _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    YAML12Loader.add_implicit_resolver(
+        _TAG + "int",
+        re.compile(r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$"),
+        list("-+0123456789"),
+    )
+    YAML12Loader.add_implicit_resolver(
+        _TAG + "float",
+        re.compile(
+            r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+            r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$"
+        ),
+        list("-+.0123456789"),
+    )
+    YAML12Loader.add_constructor(_TAG + "int", _construct_int)
+    YAML12Loader.add_constructor(_TAG + "float", _construct_float)
+    return YAML12Loader
+
+
+def __getattr__(name: str):
+    if name == "YAML12Loader":  # built on first use, like the yaml module itself
+        return _yaml_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --- checking -----------------------------------------------------------------------------------

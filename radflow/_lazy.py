@@ -12,7 +12,8 @@ import-linter) sees it. Two functions reconcile the two:
     until it runs. Use it for the libraries listed above, for optional extras
     (``dask_jobqueue``), and for SciPy's submodules (``ndimage``, ``fft``, ``special``,
     ``stats``: a tenth of a second together) in modules that ``radflow extract`` imports but
-    only some image types or classes use; ``from x import y`` of such a library is not
+    only some image types or classes use, and for PyYAML in :mod:`radflow._config` (read only
+    when a file or text is); ``from x import y`` of such a library is not
     possible at module top and is written ``x.y`` at the point of use instead.
 
 ``attach(package, submodules)``
