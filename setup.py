@@ -10,7 +10,9 @@ those kernels (same numbers, about half a second more per process).
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,6 +32,10 @@ def _load(name: str, path: Path):
 
 
 def _kernel_extension():
+    # numba compiles the kernels' helper functions (``@njit(cache=True)``) while it compiles the
+    # extension; their cache entries, written beside the sources, would name this build's
+    # module names (``_radflow_aot__mesh``) and break the installed package's JIT loading them.
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="radflow-aot-build-")
     try:
         with warnings.catch_warnings():  # pycc is "pending deprecation" since numba 0.57
             warnings.simplefilter("ignore")
