@@ -9,8 +9,10 @@ those kernels (same numbers, about half a second more per process).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -35,7 +37,9 @@ def _kernel_extension():
     # numba compiles the kernels' helper functions (``@njit(cache=True)``) while it compiles the
     # extension; their cache entries, written beside the sources, would name this build's
     # module names (``_radflow_aot__mesh``) and break the installed package's JIT loading them.
-    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="radflow-aot-build-")
+    cache = tempfile.mkdtemp(prefix="radflow-aot-build-")
+    atexit.register(shutil.rmtree, cache, ignore_errors=True)
+    os.environ["NUMBA_CACHE_DIR"] = cache
     try:
         with warnings.catch_warnings():  # pycc is "pending deprecation" since numba 0.57
             warnings.simplefilter("ignore")
