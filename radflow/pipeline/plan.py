@@ -227,7 +227,8 @@ class Units(Sequence):
         self.params_index = columns["params_index"]
         self.voxels = columns["voxels"]
         self.cost = columns["cost"]
-        self._order: np.ndarray | None = None
+        self._order: np.ndarray | None = None  # digests' sort order and the sorted digests,
+        self._sorted: np.ndarray | None = None  # built by the first find()
 
     def __len__(self) -> int:
         return len(self.digests)
@@ -281,14 +282,14 @@ class Units(Sequence):
 
     def find(self, key: str) -> int | None:
         """The row of the unit whose key is ``key`` (None when no unit has it)."""
-        if self._order is None:
+        if self._order is None:  # once: a run looks up every known failure's key
             self._order = np.argsort(self.digests, kind="stable")
+            self._sorted = self.digests[self._order]
         where = KeySet.from_keys([key]).digests
         if not len(where) or not len(self):
             return None
-        ordered = self.digests[self._order]
-        at = int(np.searchsorted(ordered, where[0]))
-        return int(self._order[at]) if at < len(self) and ordered[at] == where[0] else None
+        at = int(np.searchsorted(self._sorted, where[0]))
+        return int(self._order[at]) if at < len(self) and self._sorted[at] == where[0] else None
 
     def select(self, mask: np.ndarray) -> Units:
         """The units where ``mask`` (bool, or row numbers in order) holds, in plan order."""
