@@ -24,19 +24,6 @@ from radflow.extraction.extractor import extract
 from radflow.extraction.ibsi import extract_ibsi
 from radflow.features import _aot_spec, _native
 
-#: Modules that bind kernels of ``_native`` by name at import.
-_BINDERS = (
-    "radflow.features.glcm",
-    "radflow.features.glrlm",
-    "radflow.features.glszm",
-    "radflow.features.gldm",
-    "radflow.features.ngtdm",
-    "radflow.features.ibsi.glcm",
-    "radflow.features.ibsi.glrlm",
-    "radflow.features.ibsi.glszm",
-    "radflow.features.ibsi.ngldm",
-    "radflow.features.ibsi.ngtdm",
-)
 _NAMES = [name for kernels in _aot_spec.KERNELS.values() for name in kernels]
 
 
@@ -50,14 +37,21 @@ def test_the_extension_is_built_and_current():
 
 
 def _swap_to_jit(monkeypatch):
+    """Every compiled kernel, wherever a loaded radflow module holds it, swapped for its twin.
+
+    Found by identity in the modules the compiled runs imported, so a module that binds a
+    kernel by name cannot keep its compiled one unnoticed.
+    """
     twins = _native._jit_kernels()
-    for name in _NAMES:
-        monkeypatch.setattr(_native, name, twins[name])
-    for module_name in _BINDERS:
-        module = importlib.import_module(module_name)
-        for name in _NAMES:
-            if name in vars(module):
-                monkeypatch.setattr(module, name, twins[name])
+    compiled = {id(getattr(_native, name)): name for name in _NAMES}
+    swapped = set()
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("radflow.features"):
+            for attr, value in list(vars(module).items()):
+                if id(value) in compiled:
+                    monkeypatch.setattr(module, attr, twins[compiled[id(value)]])
+                    swapped.add(module_name)
+    assert "radflow.features._native" in swapped and len(swapped) > 1, swapped
 
 
 def _cases():
