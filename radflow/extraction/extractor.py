@@ -317,7 +317,9 @@ class _Volume:
     ``grid_mask`` is a mask on the whole volume's grid, for resampling
     (whose new grid PyRadiomics aligns on the mask's first voxel).
     ``summarise(moments)`` and ``mask_hash()`` stream the whole image and
-    mask (:func:`diagnostics.volume_summary`).
+    mask (:func:`diagnostics.volume_summary`). ``mask_hash_started`` and
+    ``summary_started``, when set, are these already running, started as soon as
+    the file was read (the summary with moments when the settings normalise).
     """
 
     image: sitk.Image
@@ -333,6 +335,8 @@ class _Volume:
     grid_mask: Callable[[], sitk.Image] | None
     summarise: Callable[[bool], dict[str, Any]]
     mask_hash: Callable[[], str]
+    mask_hash_started: Future | None = None
+    summary_started: Future | None = None
 
 
 def _open(image, mask, params: ExtractionParams, voxel_based: bool = False) -> _Volume:
@@ -340,9 +344,41 @@ def _open(image, mask, params: ExtractionParams, voxel_based: bool = False) -> _
         if not (is_dataarray(image) and is_dataarray(mask)):
             raise InputError("mask", "give image and mask both as store DataArrays, or neither")
         return _open_store(roi_source(image, mask), params, voxel_based)
-    image_source, image = _load(image, "image")
-    mask_source, mask = _load(mask, "mask")
-    return _open_images(image, mask, image_source, mask_source, params, voxel_based)
+    # The mask first: it is read (or prefetched) sooner than a large image, and its
+    # whole-volume hash then streams while the image is still being read. An unreadable
+    # image is still the error reported when both are.
+    mask_error, hashing = None, None
+    try:
+        mask_source, mask = _load(mask, "mask")
+    except InputError as err:
+        mask_error = err
+    else:
+        if params.settings.additional_info:
+            hashing = _start_mask_hash(mask)
+    try:
+        image_source, image = _load(image, "image")
+    except InputError:
+        if hashing is not None:
+            hashing.cancel()
+        raise
+    if mask_error is not None:
+        raise mask_error
+    return _open_images(image, mask, image_source, mask_source, params, voxel_based, hashing)
+
+
+def _start_mask_hash(mask: sitk.Image) -> Future | None:
+    """The mask's hash (:func:`diagnostics.volume_summary`), started in the background.
+
+    Only for a one-component integer mask: :func:`_scalar_mask` takes it as it is, so
+    this is the hash of the mask the extraction uses (otherwise it is taken later).
+    """
+    if mask.GetNumberOfComponentsPerPixel() != 1 or mask.GetPixelID() in _FLOAT_PIXELS:
+        return None
+    return _whole_volume_pool().submit(_hash_mask, mask)
+
+
+def _hash_mask(mask: sitk.Image) -> str:
+    return diagnostics.volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
 
 
 def _load(item, what: str) -> tuple[str, sitk.Image]:
@@ -354,6 +390,9 @@ def _load(item, what: str) -> tuple[str, sitk.Image]:
         what,
         f"expected a file path, a SimpleITK.Image or a store DataArray, got {type(item).__name__}",
     )
+
+
+_FLOAT_PIXELS = (sitk.sitkFloat32, sitk.sitkFloat64)
 
 
 def _scalar_mask(
@@ -374,7 +413,7 @@ def _scalar_mask(
             )
         mask = sitk.VectorIndexSelectionCast(mask, settings.label_channel)
     check_label_values(mask, source=source, whole_volume=whole_volume)
-    if mask.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+    if mask.GetPixelID() in _FLOAT_PIXELS:
         mask = sitk.Cast(mask, sitk.sitkUInt32)  # whole numbers (checked), as PyRadiomics
     return mask
 
@@ -409,6 +448,7 @@ def _open_images(
     mask_source: str,
     params: ExtractionParams,
     voxel_based: bool = False,
+    mask_hash_started: Future | None = None,
 ) -> _Volume:
     settings = params.settings
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -418,16 +458,25 @@ def _open_images(
         )
     if image.GetDimension() != 3:
         raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
-    mask = _scalar_mask(mask, settings, mask_source)
+    summary_started = None
+    if settings.additional_info:  # the diagnostics' pass over the image, while this checks
+        summary_started = _whole_volume_pool().submit(
+            diagnostics.volume_summary,
+            sitk.GetArrayViewFromImage(image),
+            moments=settings.normalize,
+        )
+    scalar = _scalar_mask(mask, settings, mask_source)
+    if scalar is not mask and mask_hash_started is not None:  # the hash of another mask
+        mask_hash_started.cancel()
+        mask_hash_started = None
+    mask = scalar
     whole_image, whole_mask = image, mask
 
     def summarise(moments: bool) -> dict[str, Any]:
         return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_image), moments=moments)
 
     def mask_hash() -> str:
-        return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_mask), as_uint32=True)[
-            "hash"
-        ]
+        return _hash_mask(whole_mask)
 
     common = {
         "image_source": image_source,
@@ -438,6 +487,8 @@ def _open_images(
         "mask_spacing_xyz": mask.GetSpacing(),
         "summarise": summarise,
         "mask_hash": mask_hash,
+        "mask_hash_started": mask_hash_started,
+        "summary_started": summary_started,
     }
 
     tolerance = settings.geometry_tolerance or DEFAULT_GEOMETRY_TOLERANCE
@@ -565,11 +616,14 @@ class _Extraction:
         try:
             if self._needs_whole_volume():
                 v = self.volume
-                self._summary = _whole_volume_pool().submit(
+                # started with moments when the settings normalise: all that is needed
+                self._summary = v.summary_started or _whole_volume_pool().submit(
                     v.summarise, self.settings.normalize and v.cropped
                 )
                 if self.info:
-                    self._mask_hash = _whole_volume_pool().submit(v.mask_hash)
+                    self._mask_hash = v.mask_hash_started or _whole_volume_pool().submit(
+                        v.mask_hash
+                    )
             return self._run()
         finally:
             for future in (self._summary, self._mask_hash):

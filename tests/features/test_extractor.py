@@ -9,6 +9,7 @@ the input.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -254,6 +255,19 @@ def test_vector_mask_channel_and_float_mask():
         extract(image, vector, PARAMS, label_channel=2)
     as_float = sitk.Cast(mask, sitk.sitkFloat32)  # whole numbers in a float mask: PyRadiomics' cast
     _assert_same(_features(extract(image, as_float, PARAMS)), expected)
+    # The mask hashed is the one extracted (uint32 labels, as PyRadiomics casts them), not
+    # the float or vector mask as given: the hash the integer mask has, and another mask's not.
+    hashes = {
+        name: extract(image, given, PARAMS, label_channel=channel)["diagnostics_Mask-original_Hash"]
+        for name, given, channel in (
+            ("int", mask, None),
+            ("float", as_float, None),
+            ("vector", vector, 1),
+            ("uint32", sitk.Cast(mask, sitk.sitkUInt32), None),
+        )
+    }
+    assert len(set(hashes.values())) == 1, hashes
+    assert hashes["int"] == hashlib.sha1(roi.astype(np.uint32)).hexdigest()
     # Issue 12: fractional values are refused (PyRadiomics truncates 1.5 -> 1 silently).
     with pytest.raises(InputError, match="not whole numbers"):
         extract(image, as_float * 1.5, PARAMS)
@@ -372,6 +386,12 @@ def test_bad_files_and_settings():
     image, mask = volumes.ct()
     with pytest.raises(InputError, match="missing.nii.gz: no such file"):
         extract("missing.nii.gz", mask, PARAMS)
+    with pytest.raises(InputError, match="absent_mask.nii.gz: no such file"):
+        extract(image, "absent_mask.nii.gz", PARAMS)
+    # The mask is read first (its hash streams while the image is read), but when both
+    # are unreadable the image is the one named, as before.
+    with pytest.raises(InputError, match="missing.nii.gz: no such file"):
+        extract("missing.nii.gz", "absent_mask.nii.gz", PARAMS)
     with pytest.raises(InputError, match="expected a file path"):
         extract(np.zeros((3, 3, 3)), mask, PARAMS)
     with pytest.raises(SettingsError, match="binWidht"):
