@@ -1,5 +1,6 @@
 """The command line: every command listed with one line, version, errors as exit codes."""
 
+import json
 import subprocess
 import sys
 
@@ -275,3 +276,57 @@ def test_the_table_api_refuses_a_table_that_is_a_file(tmp_path):
             with table_lock(tmp_path / table):
                 pass
         assert not (tmp_path / "t").exists()
+
+
+# -- the script's exit -------------------------------------------------------------------
+
+#: ``console()`` as the ``radflow`` script runs it, with an ``atexit`` callback registered
+#: before it (as coverage's is) and one registered while the command runs (as a library's).
+_CONSOLE = r"""
+import atexit, sys
+from pathlib import Path
+from radflow import cli
+marks = Path(sys.argv.pop(1))
+if sys.argv.pop(1) == "coverage":
+    sys.modules.setdefault("coverage", type(sys)("coverage"))
+atexit.register(lambda: marks.joinpath("before").write_text("ran"))
+command = cli._cmd_extract
+def extract(args):
+    atexit.register(lambda: marks.joinpath("during").write_text("ran"))
+    return command(args)
+cli._cmd_extract = extract
+cli.console()
+"""
+
+
+@pytest.mark.parametrize("coverage", [False, True])
+def test_extract_script_ends_after_its_output(ibsi_dir, tmp_path, coverage):
+    image, mask = _phantom(ibsi_dir)
+    argv = ["extract", image, mask, "--format", "json"]
+    run = [sys.executable, "-c", _CONSOLE, str(tmp_path), "coverage" if coverage else "no"]
+    done = subprocess.run([*run, *argv], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    # Printed in full (flushed before the quick exit), the same as main() prints.
+    assert json.loads(done.stdout) == json.loads(_main_output(argv))
+    # The command's own atexit callbacks ran; one registered before console() runs only when
+    # the teardown is not skipped (under coverage, whose callback that is).
+    assert (tmp_path / "during").read_text() == "ran"
+    assert (tmp_path / "before").exists() == coverage
+    # The exit status is the command's, and a failure still prints its one line.
+    bad = subprocess.run(
+        [*run, "extract", str(tmp_path / "missing.nii.gz"), mask],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"radflow extract: error: {tmp_path / 'missing.nii.gz'}: no such file"
+    ]
+
+
+def _main_output(argv):
+    code = "import sys; from radflow.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

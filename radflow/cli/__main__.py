@@ -1,7 +1,5 @@
 """``python -m radflow.cli``: the same as the ``radflow`` command."""
 
-import sys
+from radflow.cli import console
 
-from radflow.cli import main
-
-sys.exit(main())
+console()
