@@ -377,8 +377,14 @@ def _start_mask_hash(mask: sitk.Image) -> Future | None:
     return _whole_volume_pool().submit(_hash_mask, mask)
 
 
+# These take the image, not a view of it: the task then holds the image the view reads
+# (SimpleITK frees the buffer with the image), whatever the caller drops meanwhile.
 def _hash_mask(mask: sitk.Image) -> str:
     return diagnostics.volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
+
+
+def _summarise(image: sitk.Image, moments: bool) -> dict[str, Any]:
+    return diagnostics.volume_summary(sitk.GetArrayViewFromImage(image), moments=moments)
 
 
 def _load(item, what: str) -> tuple[str, sitk.Image]:
@@ -460,11 +466,7 @@ def _open_images(
         raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
     summary_started = None
     if settings.additional_info:  # the diagnostics' pass over the image, while this checks
-        summary_started = _whole_volume_pool().submit(
-            diagnostics.volume_summary,
-            sitk.GetArrayViewFromImage(image),
-            moments=settings.normalize,
-        )
+        summary_started = _whole_volume_pool().submit(_summarise, image, settings.normalize)
     scalar = _scalar_mask(mask, settings, mask_source)
     if scalar is not mask and mask_hash_started is not None:  # the hash of another mask
         mask_hash_started.cancel()
@@ -473,7 +475,7 @@ def _open_images(
     whole_image, whole_mask = image, mask
 
     def summarise(moments: bool) -> dict[str, Any]:
-        return diagnostics.volume_summary(sitk.GetArrayViewFromImage(whole_image), moments=moments)
+        return _summarise(whole_image, moments)
 
     def mask_hash() -> str:
         return _hash_mask(whole_mask)
