@@ -374,11 +374,14 @@ def _start_mask_hash(mask: sitk.Image) -> Future | None:
     """
     if mask.GetNumberOfComponentsPerPixel() != 1 or mask.GetPixelID() in _FLOAT_PIXELS:
         return None
+    mask.MakeUnique()  # see _hash_mask
     return _whole_volume_pool().submit(_hash_mask, mask)
 
 
 # These take the image, not a view of it: the task then holds the image the view reads
-# (SimpleITK frees the buffer with the image), whatever the caller drops meanwhile.
+# (SimpleITK frees the buffer with the image), whatever the caller drops meanwhile. The
+# caller makes the image's buffer its own first (``MakeUnique``, which every view does, a
+# copy when the buffer is shared): two threads must not replace the buffer at once.
 def _hash_mask(mask: sitk.Image) -> str:
     return diagnostics.volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
 
@@ -466,6 +469,7 @@ def _open_images(
         raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
     summary_started = None
     if settings.additional_info:  # the diagnostics' pass over the image, while this checks
+        image.MakeUnique()  # see _hash_mask
         summary_started = _whole_volume_pool().submit(_summarise, image, settings.normalize)
     scalar = _scalar_mask(mask, settings, mask_source)
     if scalar is not mask and mask_hash_started is not None:  # the hash of another mask
