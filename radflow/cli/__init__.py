@@ -307,8 +307,7 @@ def console() -> None:
     """
     status: list[int] = []
     atexit.register(_exit_now, status)  # registered first, so it runs after the command's own
-    argv = sys.argv[1:]
-    command, code = _run(argv)
+    command, code = _run(None)  # the arguments of sys.argv
     if command in _QUICK_EXIT and "coverage" not in sys.modules:
         status.append(code)
     sys.exit(code)
@@ -347,23 +346,30 @@ def _run(argv: list[str] | None) -> tuple[str | None, int]:
     if not getattr(args, "func", None):
         parser.print_help()
         return None, EXIT_INPUT
+    return args.command, _call(args)
+
+
+def _call(args) -> int:
+    """Run the parsed command; errors become their one line and exit status."""
     name = _command_name(args)
     try:
-        return args.command, args.func(args)
+        return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return args.command, 130
+        return 130
     except RadflowError as exc:
-        return args.command, _fail(args, f"radflow {name}: error: {exc}", EXIT_INPUT)
+        return _fail(args, f"radflow {name}: error: {exc}", EXIT_INPUT)
     except OSError as exc:
-        line = f"radflow {name}: error: {_describe_os_error(exc)}"
-        return args.command, _fail(args, line, EXIT_INPUT)
+        return _fail(args, f"radflow {name}: error: {_describe_os_error(exc)}", EXIT_INPUT)
     except Exception as exc:
         # A defect: every expected failure is a RadflowError naming its input.
         what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         hint = "" if args.verbose else "; run again with -v for the traceback"
-        line = f"radflow {name}: internal error ({what}), please report it{hint}"
-        return args.command, _fail(args, line, EXIT_INTERNAL)
+        return _fail(
+            args,
+            f"radflow {name}: internal error ({what}), please report it{hint}",
+            EXIT_INTERNAL,
+        )
 
 
 def _command_name(args) -> str:
