@@ -746,8 +746,8 @@ def _series_units(
     keys,
     groups: list[tuple[str, dict, ExtractionParams]],
     fs: str,
-    habitat_scope: frozenset = frozenset(),
-    without_habitat: Mapping[str, ExtractionParams | None] | None = None,
+    habitat_scope: frozenset,
+    without_habitat: Mapping[str, ExtractionParams | None],
 ) -> tuple[tuple, list[tuple]]:
     """The series' shared values and one row per unit (see :class:`Units`).
 
@@ -759,8 +759,6 @@ def _series_units(
     modality = _partition_value(attrs.get("modality"), "modality", path)
     fingerprint = attrs["fingerprint"]
     habitat_maps = _habitat_maps(path, keys) if habitat_scope else {}
-    if without_habitat is None:
-        without_habitat = _habitat_free(groups)
     weights = [cost_per_voxel(p) for _, _, p in groups]
     rows = []
     for key in keys:

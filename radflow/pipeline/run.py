@@ -81,7 +81,6 @@ from radflow.pipeline.outcomes import (
     failure_message,
     is_known,
     roi_place,
-    traceback_digest,  # noqa: F401  (radflow.pipeline.run.traceback_digest, as before)
 )
 from radflow.pipeline.plan import Pack, PlanFailure, Task, Units, make_plan, pack
 from radflow.pipeline.progress import KNOWN_FAILURES

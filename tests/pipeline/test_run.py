@@ -17,8 +17,9 @@ from radflow.cli.pipeline import add_commands
 from radflow.extraction.extractor import extract
 from radflow.io.records import LabelMap
 from radflow.params.pyradiomics_params import load_params, params_to_dict
+from radflow.pipeline.outcomes import traceback_digest
 from radflow.pipeline.plan import feature_columns, feature_set_name, image_type_groups, make_plan
-from radflow.pipeline.run import run, traceback_digest
+from radflow.pipeline.run import run
 from radflow.pipeline.table import TableWriter, read_errors, read_table, table_lock, verify
 from radflow.store.read import open_label, open_volume
 from radflow.store.write import add_label, write_series
