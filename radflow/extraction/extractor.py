@@ -374,14 +374,21 @@ def _start_mask_hash(mask: sitk.Image) -> Future | None:
     """
     if mask.GetNumberOfComponentsPerPixel() != 1 or mask.GetPixelID() in _FLOAT_PIXELS:
         return None
-    mask.MakeUnique()  # see _hash_mask
-    return _whole_volume_pool().submit(_hash_mask, mask)
+    return _start_pass(_hash_mask, mask)
 
 
-# These take the image, not a view of it: the task then holds the image the view reads
-# (SimpleITK frees the buffer with the image), whatever the caller drops meanwhile. The
-# caller makes the image's buffer its own first (``MakeUnique``, which every view does, a
-# copy when the buffer is shared): two threads must not replace the buffer at once.
+def _start_pass(whole_volume_pass: Callable, image: sitk.Image, *args: Any) -> Future:
+    """``whole_volume_pass(image, *args)`` started in the whole-volume pool.
+
+    The task takes the image, not a view of it, so that it holds the image its view reads
+    (SimpleITK frees the buffer with the image) whatever the caller drops meanwhile. The
+    image's buffer is made its own here first (``MakeUnique``, which every view does: a copy
+    when the buffer is shared), so that two threads never replace it at once.
+    """
+    image.MakeUnique()
+    return _whole_volume_pool().submit(whole_volume_pass, image, *args)
+
+
 def _hash_mask(mask: sitk.Image) -> str:
     return diagnostics.volume_summary(sitk.GetArrayViewFromImage(mask), as_uint32=True)["hash"]
 
@@ -469,8 +476,7 @@ def _open_images(
         raise InputError(image_source, f"expected a 3D image, got {image.GetDimension()}D")
     summary_started = None
     if settings.additional_info:  # the diagnostics' pass over the image, while this checks
-        image.MakeUnique()  # see _hash_mask
-        summary_started = _whole_volume_pool().submit(_summarise, image, settings.normalize)
+        summary_started = _start_pass(_summarise, image, settings.normalize)
     scalar = _scalar_mask(mask, settings, mask_source)
     if scalar is not mask and mask_hash_started is not None:  # the hash of another mask
         mask_hash_started.cancel()
